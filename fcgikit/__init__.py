@@ -1,0 +1,3 @@
+"""fcgikit: put any WSGI app behind a real web server over FastCGI."""
+
+__version__ = "0.1.0"
