@@ -1,3 +1,8 @@
 """fcgikit: put any WSGI app behind a real web server over FastCGI."""
 
+from fcgikit.compat import WSGIServer
+from fcgikit.protocol.constants import FCGI_AUTHORIZER, FCGI_FILTER, FCGI_RESPONDER
+
 __version__ = "0.1.0"
+
+__all__ = ["FCGI_AUTHORIZER", "FCGI_FILTER", "FCGI_RESPONDER", "WSGIServer", "__version__"]

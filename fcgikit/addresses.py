@@ -100,6 +100,4 @@ def from_bind_address(value: object) -> Address:
         host, port = value[0], value[1]
         if isinstance(host, str) and isinstance(port, int):
             return TcpAddress(host or "0.0.0.0", port)
-    raise ConfigError(
-        f"bindAddress must be a socket path or a (host, port) tuple, not {value!r}"
-    )
+    raise ConfigError(f"bindAddress must be a socket path or a (host, port) tuple, not {value!r}")

@@ -1,0 +1,223 @@
+"""``wsgi.input``: the request body, streamed to the app as it arrives.
+
+The connection's I/O thread ``feed``s STDIN chunks in; the app's worker thread reads. Bytes
+wait in memory until more than ``spool_threshold`` are unread, then everything unread moves
+to an anonymous temporary file (``TemporaryFile``: unlinked at creation, so it is removed
+even if the process is killed) and stays there, waitress's growing buffer in one step. Reads
+past CONTENT_LENGTH return EOF, so a body longer than announced never reaches the app, and
+a shorter one ends where the web server ended it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+
+
+class RequestBodyError(OSError):
+    """The body can no longer be read: the web server aborted, or spooling failed."""
+
+
+class RequestBody:
+    def __init__(self, *, content_length: int | None, spool_threshold: int) -> None:
+        self._limit = content_length
+        self._threshold = spool_threshold
+        self._cond = threading.Condition(threading.Lock())
+        self._memory = bytearray()
+        self._memory_start = 0  # read position inside _memory
+        self._spool_fd: int | None = None
+        self._spool_read = 0
+        self._spool_write = 0
+        self._finished = False
+        self._failure: str | None = None
+        self._consumed = 0  # bytes handed to the app, compared with the limit
+        self.received = 0  # bytes fed by the web server
+
+    # --- the I/O side ----------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        with self._cond:
+            if self._finished or self._failure is not None:
+                return
+            self.received += len(data)
+            try:
+                if self._spool_fd is None:
+                    self._memory += data
+                    if len(self._memory) - self._memory_start > self._threshold:
+                        self._move_to_spool()
+                else:
+                    self._spool_append(data)
+            except OSError as exc:
+                self._fail_locked(f"cannot spool the request body: {exc.strerror or exc}")
+                raise
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+
+    def fail(self, reason: str) -> None:
+        with self._cond:
+            self._fail_locked(reason)
+
+    def _fail_locked(self, reason: str) -> None:
+        if self._failure is None:
+            self._failure = reason
+        self._release_storage()
+        self._cond.notify_all()
+
+    def _move_to_spool(self) -> None:
+        with tempfile.TemporaryFile(prefix="fcgikit-body-") as spooled:
+            self._spool_fd = os.dup(spooled.fileno())
+        pending = memoryview(self._memory)[self._memory_start :]
+        try:
+            self._spool_append(pending)
+        finally:
+            pending.release()
+        self._memory = bytearray()
+        self._memory_start = 0
+
+    def _spool_append(self, data: bytes | memoryview) -> None:
+        assert self._spool_fd is not None
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._spool_fd, view, self._spool_write)
+            self._spool_write += written
+            view = view[written:]
+
+    def _release_storage(self) -> None:
+        self._memory = bytearray()
+        self._memory_start = 0
+        if self._spool_fd is not None:
+            os.close(self._spool_fd)
+            self._spool_fd = None
+
+    def close(self) -> None:
+        """Free memory and the temp file; the request is over."""
+        with self._cond:
+            self._finished = True
+            self._release_storage()
+            if self._failure is None:
+                self._failure = "the request is over"
+            self._cond.notify_all()
+
+    @property
+    def content_length(self) -> int | None:
+        return self._limit
+
+    @property
+    def spooled(self) -> bool:
+        return self._spool_fd is not None
+
+    # --- the app side (PEP 3333 input stream) ------------------------------------------------
+
+    def _available(self) -> int:
+        if self._spool_fd is not None:
+            return self._spool_write - self._spool_read
+        return len(self._memory) - self._memory_start
+
+    def _remaining_allowed(self) -> int | None:
+        return None if self._limit is None else self._limit - self._consumed
+
+    def _take(self, n: int) -> bytes:
+        """Remove up to ``n`` available bytes (lock held)."""
+        if self._spool_fd is not None:
+            data = os.pread(self._spool_fd, n, self._spool_read)
+            self._spool_read += len(data)
+        else:
+            start = self._memory_start
+            data = bytes(self._memory[start : start + n])
+            self._memory_start = start + len(data)
+            if self._memory_start > 65536 and self._memory_start * 2 > len(self._memory):
+                del self._memory[: self._memory_start]
+                self._memory_start = 0
+        self._consumed += len(data)
+        return data
+
+    def _wait_for_data(self) -> bool:
+        """Block until bytes are available; False at the end of the body (lock held)."""
+        while True:
+            allowed = self._remaining_allowed()
+            if allowed is not None and allowed <= 0:
+                return False
+            if self._available() > 0:
+                return True
+            if self._failure is not None:
+                raise RequestBodyError(self._failure)
+            if self._finished:
+                return False
+            self._cond.wait()
+
+    def _cap(self, n: int) -> int:
+        allowed = self._remaining_allowed()
+        return n if allowed is None else min(n, allowed)
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._cond:
+            if size is None or size < 0:
+                parts = []
+                while self._wait_for_data():
+                    parts.append(self._take(self._cap(self._available())))
+                return b"".join(parts)
+            parts = []
+            wanted = size
+            while wanted > 0 and self._wait_for_data():
+                chunk = self._take(self._cap(min(wanted, self._available())))
+                parts.append(chunk)
+                wanted -= len(chunk)
+            return b"".join(parts)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = None if size is None or size < 0 else size
+        with self._cond:
+            parts: list[bytes] = []
+            got = 0
+            while (limit is None or got < limit) and self._wait_for_data():
+                n = self._cap(self._available())
+                if limit is not None:
+                    n = min(n, limit - got)
+                chunk = self._peek(n)
+                newline = chunk.find(b"\n")
+                if newline >= 0:
+                    chunk = chunk[: newline + 1]
+                self._skip(len(chunk))
+                parts.append(chunk)
+                got += len(chunk)
+                if newline >= 0:
+                    break
+            return b"".join(parts)
+
+    def _peek(self, n: int) -> bytes:
+        if self._spool_fd is not None:
+            return os.pread(self._spool_fd, min(n, 65536), self._spool_read)
+        start = self._memory_start
+        return bytes(self._memory[start : start + n])
+
+    def _skip(self, n: int) -> None:
+        if self._spool_fd is not None:
+            self._spool_read += n
+        else:
+            self._memory_start += n
+        self._consumed += n
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line

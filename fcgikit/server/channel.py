@@ -1,0 +1,281 @@
+"""One FastCGI connection: its protocol state, its socket, and the requests running on it.
+
+Threads: the server's I/O thread reads (``receive``) and the workers write. ``_state_lock`` is
+held only for quick protocol bookkeeping, never during a send, so a slow web server on one
+connection cannot stall the I/O thread for everyone. Workers send with a blocking ``sendall``
+under ``_send_lock`` (that is the backpressure); the I/O thread's own small replies
+(GET_VALUES_RESULT, END_REQUEST for an abort or an overload) go into ``_pending`` and are sent
+without waiting, by whichever thread next holds the send lock.
+
+The socket is non-blocking. It is closed only when no worker can still touch it, so a closed
+file descriptor number can never be reused under a worker that is still writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from fcgikit.errors import RemoteProtocolError
+from fcgikit.protocol import (
+    FilterData,
+    FilterDataEnded,
+    ProtocolStatus,
+    RequestAborted,
+    RequestReceived,
+    ServerConnection,
+    StdinData,
+    StdinEnded,
+)
+from fcgikit.server.wsgi import WebServerGone, WSGIRequest
+
+if TYPE_CHECKING:
+    from fcgikit.server.server import Server
+
+log = logging.getLogger("fcgikit.server")
+
+RECV_SIZE = 256 * 1024
+#: replies the peer does not read are dropped with the connection past this size
+MAX_PENDING = 1 << 20
+
+
+class Channel:
+    def __init__(self, server: Server, sock: socket.socket, peer: str) -> None:
+        settings = server.settings
+        self.server = server
+        self.sock = sock
+        self.peer = peer
+        self.fileno = sock.fileno()
+        self.conn = ServerConnection(
+            roles=settings.roles,
+            multiplexed=settings.multiplexed,
+            max_conns=settings.threads + settings.max_queued,
+            max_reqs=settings.threads + settings.max_queued,
+            max_params_size=settings.max_params_size,
+        )
+        self.requests: dict[int, WSGIRequest] = {}
+        self._state_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._pending = bytearray()
+        self.registered = True  # in the I/O thread's selector
+        self.closed = False
+        self.draining = False
+        self.last_active = time.monotonic()
+
+    # --- I/O thread --------------------------------------------------------------------------
+
+    def on_readable(self) -> None:
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.on_peer_closed(f"read failed: {exc.strerror or exc}")
+            return
+        if not data:
+            self.on_peer_closed(None)
+            return
+        self.last_active = time.monotonic()
+        try:
+            with self._state_lock:
+                events = self.conn.receive_data(data)
+                replies = self.conn.data_to_send()
+        except RemoteProtocolError as exc:
+            log.warning("connection from %s: protocol error, closing: %s", self.peer, exc)
+            self.on_peer_closed("protocol error")
+            return
+        for event in events:
+            self._dispatch(event)
+        if replies:
+            self.queue_reply(replies)
+
+    def _dispatch(self, event: object) -> None:
+        if isinstance(event, StdinData):
+            request = self.requests.get(event.request_id)
+            if request is not None:
+                try:
+                    request.body.feed(event.data)
+                except OSError as exc:
+                    log.error("request %s: %s", request.label, exc)
+        elif isinstance(event, RequestReceived):
+            request = WSGIRequest(self, event, self.server.app, self.server.settings)
+            with self._state_lock:
+                self.requests[event.request_id] = request
+            if not self.server.pool.submit(request.run):
+                log.warning("request %s refused: all threads busy (OVERLOADED)", request.label)
+                with self._state_lock:
+                    del self.requests[event.request_id]
+                    reply = self.conn.end_request(event.request_id, 0, ProtocolStatus.OVERLOADED)
+                request.body.close()
+                self.queue_reply(reply)
+                self._maybe_close_idle()
+        elif isinstance(event, StdinEnded):
+            request = self.requests.get(event.request_id)
+            if request is not None:
+                request.body.finish()
+        elif isinstance(event, FilterData | FilterDataEnded):
+            request = self.requests.get(event.request_id)
+            if request is not None and request.filter_data is not None:
+                if isinstance(event, FilterData):
+                    request.filter_data.feed(event.data)
+                else:
+                    request.filter_data.finish()
+        elif isinstance(event, RequestAborted):
+            request = self.requests.get(event.request_id)
+            if request is not None:
+                log.info("request %s aborted by the web server", request.label)
+                request.aborted = True
+                request.body.fail("the web server aborted the request")
+
+    def on_peer_closed(self, reason: str | None) -> None:
+        """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""
+        self.server.unregister(self)
+        with self._state_lock:
+            self.draining = True
+            running = list(self.requests.values())
+            for request in running:
+                request.aborted = True
+            close_now = not running
+        for request in running:
+            request.body.fail(reason or "the web server closed the connection")
+            if reason is None:
+                log.info("request %s: the web server closed the connection", request.label)
+        if close_now:
+            self.close()
+
+    def on_writable(self) -> None:
+        self._flush_pending()
+
+    def queue_reply(self, data: bytes) -> None:
+        with self._state_lock:
+            self._pending += data
+            too_much = len(self._pending) > MAX_PENDING
+        if too_much:
+            log.warning("connection from %s does not read its replies; closing", self.peer)
+            self.on_peer_closed("the web server stopped reading")
+            return
+        self._flush_pending()
+
+    def wants_write(self) -> bool:
+        return bool(self._pending)
+
+    def _flush_pending(self) -> None:
+        while self._pending and self._send_lock.acquire(blocking=False):
+            try:
+                with self._state_lock:
+                    data = bytes(self._pending)
+                    self._pending.clear()
+                try:
+                    sent = self.sock.send(data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    return
+                if sent < len(data):
+                    with self._state_lock:
+                        self._pending[:0] = data[sent:]
+                    self.server.want_write(self)
+                    return
+            finally:
+                self._send_lock.release()
+
+    def _maybe_close_idle(self) -> None:
+        with self._state_lock:
+            idle = not self.requests and (self.conn.should_close or self.draining)
+        if idle and not self._pending:
+            self.server.unregister(self)
+            self.close()
+
+    def drain(self) -> None:
+        """Server is stopping: close now if idle, else once the running requests end."""
+        with self._state_lock:
+            self.draining = True
+        self._maybe_close_idle()
+
+    def close(self) -> None:
+        with self._state_lock:
+            if self.closed:
+                return
+            self.closed = True
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.server.channel_closed(self)
+
+    # --- worker threads --------------------------------------------------------------------
+
+    def _sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        sock = self.sock
+        poller: select.poll | None = None
+        timeout_ms = int(self.server.settings.send_timeout * 1000)
+        while view:
+            try:
+                sent = sock.send(view)
+            except BlockingIOError:
+                if poller is None:
+                    poller = select.poll()
+                    poller.register(self.fileno, select.POLLOUT)
+                if not poller.poll(timeout_ms):
+                    raise WebServerGone(
+                        f"the web server did not read for {self.server.settings.send_timeout:g}s"
+                    ) from None
+                continue
+            except OSError as exc:
+                raise WebServerGone(exc.strerror or str(exc)) from None
+            view = view[sent:]
+
+    def _send(self, data: bytes) -> None:
+        if not data:
+            return
+        with self._send_lock:
+            if self.closed:
+                raise WebServerGone("connection closed")
+            self._sendall(data)
+        if self._pending:
+            self._flush_pending()
+
+    def send_output(self, request: WSGIRequest, data: bytes) -> None:
+        with self._state_lock:
+            records = self.conn.send_stdout(request.request_id, data)
+        if not records:
+            raise WebServerGone("request aborted")
+        self._send(records)
+
+    def send_stderr(self, request: WSGIRequest, data: bytes) -> None:
+        with self._state_lock:
+            records = self.conn.send_stderr(request.request_id, data)
+        self._send(records)
+
+    def finish(self, request: WSGIRequest, stdout: bytes, app_status: int) -> None:
+        """The response's last bytes, the stream ends and END_REQUEST, in one send."""
+        with self._state_lock:
+            records = self.conn.end_request(request.request_id, app_status, stdout=stdout)
+        request.bytes_sent += len(stdout)
+        self._send(records)
+
+    def request_done(self, request: WSGIRequest) -> None:
+        """Called by the worker when the request is over, whatever happened."""
+        with self._state_lock:
+            if request.request_id in self.conn.active_request_ids:
+                # Left without END_REQUEST (the web server went away mid-response): end it
+                # in the protocol state so the id can be reused; nothing is sent.
+                self.conn.end_request(request.request_id, 1)
+            self.requests.pop(request.request_id, None)
+            last = not self.requests
+            should_close = last and (self.conn.should_close or self.draining)
+            registered = self.registered
+        self.server.request_finished()
+        if not should_close:
+            return
+        if registered:
+            # Wake the I/O thread through the socket itself: after shutdown its next recv
+            # returns EOF and it closes the channel in its own thread.
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+        else:
+            self.close()

@@ -1,0 +1,161 @@
+"""Listening sockets: the one a spawner left on fd 0, unix sockets, TCP over IPv4 and IPv6.
+
+fd 0 is a FastCGI listener when it is a socket whose ``getpeername`` fails with ENOTCONN (the
+spec's test). We look at ``fstat`` first instead of relying on ``socket.fromfd`` raising for a
+non-socket, which is what broke flup's check on Python >= 3.8.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+import socket
+import stat
+
+from fcgikit.addresses import Address, FdAddress, TcpAddress, UnixAddress
+from fcgikit.errors import ConfigError
+
+#: socket mode before the umask is applied: owner and group (the web server's) may connect
+UNIX_SOCKET_MODE = 0o660
+
+
+def inherited_listener(fd: int = 0) -> socket.socket | None:
+    """The listening socket on ``fd``; None for a file, pipe, tty or connected socket."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return None
+    if not stat.S_ISSOCK(mode):
+        return None
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        sock.getpeername()
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN and sock.type == socket.SOCK_STREAM:
+            return sock
+    sock.close()
+    return None
+
+
+def _remove_stale_unix_socket(path: str) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(
+            f"{path} exists and is not a socket; refusing to delete it. "
+            "Remove it yourself or choose another socket path."
+        )
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nobody answers: a leftover from a process that died
+    else:
+        raise ConfigError(f"another process is already serving on {path}")
+    finally:
+        probe.close()
+
+
+def _bind_unix(path: str, umask: int | None, backlog: int) -> socket.socket:
+    _remove_stale_unix_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    current = os.umask(0o077)
+    os.umask(current)
+    effective = current if umask is None else umask
+    # bind() creates the file with 0777 & ~umask; widening the umask for that one call means
+    # the socket is never, even for a moment, more open than 0660 minus the user's umask.
+    previous = os.umask(0o777 & ~(UNIX_SOCKET_MODE & ~effective))
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot create unix socket {path}: {exc.strerror}") from exc
+    finally:
+        os.umask(previous)
+    sock.listen(backlog)
+    return sock
+
+
+def _bind_tcp(address: TcpAddress, backlog: int) -> socket.socket:
+    sock = socket.socket(address.family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if address.family == socket.AF_INET6:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind((address.host, address.port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {address}: {exc.strerror}") from exc
+    sock.listen(backlog)
+    return sock
+
+
+def open_listener(
+    address: Address, *, umask: int | None = None, backlog: int = 1024
+) -> socket.socket:
+    """A listening socket for ``address``; ConfigError with what to do when that fails."""
+    if isinstance(address, UnixAddress):
+        return _bind_unix(address.path, umask, backlog)
+    if isinstance(address, TcpAddress):
+        return _bind_tcp(address, backlog)
+    sock = inherited_listener(address.fd)
+    if sock is None:
+        raise ConfigError(
+            f"fd {address.fd} is not a listening socket; start fcgikit from a FastCGI spawner "
+            "(mod_fcgid, lighttpd bin-path, spawn-fcgi) or pass --bind unix:PATH or HOST:PORT"
+        )
+    return sock
+
+
+def describe(sock: socket.socket) -> str:
+    """How to write the address ``sock`` listens on, for the log."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{name if isinstance(name, str) else name.decode()}"
+    return str(TcpAddress(name[0], name[1]))
+
+
+def peer_allowed(peer: object, allowed: frozenset[str] | None) -> bool:
+    """FCGI_WEB_SERVER_ADDRS applies to TCP peers, IPv4 and IPv6; unix peers are local."""
+    if allowed is None or not isinstance(peer, tuple):
+        return True
+    try:
+        ip = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip) in allowed
+
+
+def parse_web_server_addrs(value: str | None) -> frozenset[str] | None:
+    """Read FCGI_WEB_SERVER_ADDRS (comma separated) into normalised address strings."""
+    if value is None or not value.strip():
+        return None
+    result = set()
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            result.add(str(ipaddress.ip_address(item)))
+        except ValueError as exc:
+            raise ConfigError(
+                f"FCGI_WEB_SERVER_ADDRS holds {item!r}, which is not an IP address"
+            ) from exc
+    return frozenset(result)
+
+
+__all__ = [
+    "FdAddress",
+    "describe",
+    "inherited_listener",
+    "open_listener",
+    "parse_web_server_addrs",
+    "peer_allowed",
+]

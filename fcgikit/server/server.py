@@ -1,0 +1,248 @@
+"""The FastCGI server: listening sockets, one I/O thread, a pool of worker threads.
+
+The I/O thread (the one that calls :meth:`Server.serve`) accepts connections and reads every
+connection through one ``selectors`` loop; idle keep-conn connections therefore cost a file
+descriptor and a few objects, not a thread. Each request whose params are complete runs on a
+worker thread from :class:`~fcgikit.server.pool.WorkerPool`.
+
+Stopping: SIGTERM / SIGINT (and SIGHUP, which makes ``serve`` return True so a flup-style
+``.fcgi`` loop can re-exec) only set a flag; the loop then stops accepting, closes idle
+connections, lets running requests finish for ``graceful_timeout`` seconds and returns.
+Signal handlers are installed only when serving from the main thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from fcgikit.addresses import UnixAddress
+from fcgikit.server.channel import Channel
+from fcgikit.server.listeners import describe, open_listener, peer_allowed
+from fcgikit.server.pool import WorkerPool
+from fcgikit.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+log = logging.getLogger("fcgikit.server")
+
+
+class Server:
+    def __init__(
+        self,
+        app: WSGIApplication,
+        settings: ServerSettings,
+        listeners: Iterable[socket.socket] | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.pool = WorkerPool(settings.threads, settings.max_queued)
+        #: unix socket files this server created, removed again when it stops
+        self.created_paths: list[str] = []
+        if listeners is None:
+            listeners = []
+            for address in settings.binds:
+                listeners.append(open_listener(address, umask=settings.umask))
+                if isinstance(address, UnixAddress):
+                    self.created_paths.append(address.path)
+        self.listeners = list(listeners)
+        self.channels: set[Channel] = set()
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._lock = threading.Lock()
+        self._write_wanted: set[Channel] = set()
+        self._stop_reason: str | None = None
+        self._reload = False
+        self._stopping = False
+        self.ready = threading.Event()
+
+    # --- called from any thread ------------------------------------------------------------
+
+    def stop(self, reason: str = "stop requested", *, reload: bool = False) -> None:
+        """Ask the loop to stop gracefully; safe from signal handlers and other threads."""
+        self._stop_reason = reason
+        self._reload = self._reload or reload
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def want_write(self, channel: Channel) -> None:
+        with self._lock:
+            self._write_wanted.add(channel)
+        self._wake()
+
+    def request_finished(self) -> None:
+        if self._stopping:
+            self._wake()
+
+    def unregister(self, channel: Channel) -> None:
+        """Forget ``channel`` in the selector. Called by the I/O thread only."""
+        if channel.registered:
+            channel.registered = False
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(channel.sock)
+
+    def channel_closed(self, channel: Channel) -> None:
+        with self._lock:
+            self.channels.discard(channel)
+            self._write_wanted.discard(channel)
+        if self._stopping:
+            self._wake()
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> dict[int, object]:
+        if (
+            not self.settings.handle_signals
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            return {}
+
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            self.stop(f"received {signal.Signals(signum).name}", reload=signum == signal.SIGHUP)
+
+        previous: dict[int, object] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, on_stop)
+        return previous
+
+    def serve(self) -> bool:
+        """Serve until stopped; True when stopped by SIGHUP (flup's "restart me")."""
+        previous = self._install_signal_handlers()
+        selector = self._selector
+        try:
+            for listener in self.listeners:
+                listener.setblocking(False)
+                selector.register(listener, selectors.EVENT_READ, "listener")
+                log.info("fcgikit: listening on %s", describe(listener))
+            selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+            self.ready.set()
+            self._loop()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)  # type: ignore[arg-type]
+            self._close_everything()
+        return self._reload
+
+    def _loop(self) -> None:
+        selector = self._selector
+        deadline: float | None = None
+        while True:
+            if self._stop_reason is not None and not self._stopping:
+                self._begin_stopping()
+                deadline = time.monotonic() + self.settings.graceful_timeout
+            if self._stopping:
+                with self._lock:
+                    remaining = len(self.channels)
+                if remaining == 0:
+                    return
+                assert deadline is not None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning(
+                        "fcgikit: %d connection(s) still busy after %gs; closing them",
+                        remaining,
+                        self.settings.graceful_timeout,
+                    )
+                    return
+                timeout: float | None = left
+            else:
+                timeout = None
+            for key, mask in selector.select(timeout):
+                data = key.data
+                if data == "listener":
+                    self._accept(key.fileobj)  # type: ignore[arg-type]
+                elif data == "wake":
+                    with contextlib.suppress(OSError):
+                        while self._wake_r.recv(4096):
+                            pass
+                    self._update_write_interest()
+                else:
+                    channel: Channel = data
+                    if mask & selectors.EVENT_WRITE:
+                        channel.on_writable()
+                        self._update_write_interest(channel)
+                    if mask & selectors.EVENT_READ and channel.registered:
+                        channel.on_readable()
+
+    def _update_write_interest(self, only: Channel | None = None) -> None:
+        with self._lock:
+            wanted = [only] if only is not None else list(self._write_wanted)
+            if only is None:
+                self._write_wanted.clear()
+        for channel in wanted:
+            if not channel.registered:
+                continue
+            events = selectors.EVENT_READ
+            if channel.wants_write():
+                events |= selectors.EVENT_WRITE
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.modify(channel.sock, events, channel)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                sock, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.error("fcgikit: accept failed: %s", exc.strerror or exc)
+                return
+            if not peer_allowed(peer, self.settings.web_server_addrs):
+                log.warning(
+                    "fcgikit: refused connection from %s (not in FCGI_WEB_SERVER_ADDRS)", peer[0]
+                )
+                sock.close()
+                continue
+            sock.setblocking(False)
+            label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix socket"
+            channel = Channel(self, sock, label)
+            with self._lock:
+                self.channels.add(channel)
+            self._selector.register(sock, selectors.EVENT_READ, channel)
+
+    def _begin_stopping(self) -> None:
+        self._stopping = True
+        log.info("fcgikit: %s; finishing running requests", self._stop_reason)
+        for listener in self.listeners:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(listener)
+            listener.close()
+        with self._lock:
+            channels = list(self.channels)
+        for channel in channels:
+            channel.drain()
+
+    def _close_everything(self) -> None:
+        for listener in self.listeners:
+            listener.close()
+        with self._lock:
+            channels = list(self.channels)
+        for channel in channels:
+            channel.on_peer_closed("the server is stopping")
+            if channel.requests:
+                # A worker may still write; close the socket under it only because the
+                # process is about to exit, after the grace period ran out.
+                with contextlib.suppress(OSError):
+                    channel.sock.shutdown(socket.SHUT_RDWR)
+        self.pool.shutdown(timeout=0.1)
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        for path in self.created_paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)

@@ -1,0 +1,344 @@
+"""The WSGI side of one FastCGI request (PEP 3333): the environ in, the response out.
+
+A :class:`WSGIRequest` runs on a worker thread. It builds the environ from the params in one
+pass (names and values decoded latin-1, the PEP 3333 rule), calls the app, validates the
+status and headers, and writes CGI-style output (``Status:`` line, headers, body) through its
+:class:`Channel`. A response whose body is a list goes out with its headers and END_REQUEST in a
+single send; an iterator streams chunk by chunk, each send blocking while the web server is
+slow (backpressure, never a whole body in memory).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from fcgikit.protocol.constants import Role
+from fcgikit.protocol.events import RequestReceived
+from fcgikit.server.body import RequestBody, RequestBodyError
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+    from fcgikit.server.settings import ServerSettings
+
+log = logging.getLogger("fcgikit.server")
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_STATUS = re.compile(r"[1-9][0-9][0-9](?: [^\r\n\x00]*)?\Z")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+
+_TRUE = frozenset({"on", "1", "yes", "true"})
+# These never describe the request body (CGI has CONTENT_*) and HTTP_PROXY is httpoxy.
+_DROPPED_PARAMS = frozenset({"HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_PROXY"})
+
+ERROR_PAGE = (
+    b"<!doctype html>\n<title>500 Internal Server Error</title>\n"
+    b"<h1>Internal Server Error</h1>\n<p>The application failed to answer this request.</p>\n"
+)
+
+
+class ResponseSink(Protocol):
+    """Where a request's output goes: a FastCGI :class:`~fcgikit.server.channel.Channel`, or
+    stdout in CGI mode. Each method raises :class:`WebServerGone` when nobody listens."""
+
+    def send_output(self, request: WSGIRequest, data: bytes) -> None: ...
+    def send_stderr(self, request: WSGIRequest, data: bytes) -> None: ...
+    def finish(self, request: WSGIRequest, stdout: bytes, app_status: int) -> None: ...
+    def request_done(self, request: WSGIRequest) -> None: ...
+
+
+class WebServerGone(Exception):
+    """The web server closed the connection or aborted the request; stop producing output."""
+
+
+class InvalidResponse(Exception):
+    """The app's status or headers cannot be sent (CR/LF, non-latin-1, not a token)."""
+
+
+class ErrorStream:
+    """``wsgi.errors``: each write goes to the log and to the request's FCGI_STDERR stream."""
+
+    def __init__(self, request: WSGIRequest) -> None:
+        self._request = request
+
+    def write(self, text: str) -> int:
+        if text:
+            log.warning("request %s: %s", self._request.label, text.rstrip("\n"))
+            self._request.send_stderr(text.encode("utf-8", "replace"))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterate a file in blocks and close it when done."""
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 65536) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            block = self.filelike.read(self.blksize)
+            if not block:
+                return
+            yield block
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+def url_scheme(environ: dict[str, Any]) -> str:
+    if str(environ.get("HTTPS", "")).lower() in _TRUE:
+        return "https"
+    scheme = str(environ.get("REQUEST_SCHEME", "")).lower()
+    return scheme if scheme in ("http", "https") else "http"
+
+
+def _content_length(params: dict[bytes, bytes]) -> int | None:
+    raw = params.get(b"CONTENT_LENGTH", b"").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+class WSGIRequest:
+    def __init__(
+        self,
+        channel: ResponseSink,
+        event: RequestReceived,
+        app: WSGIApplication,
+        settings: ServerSettings,
+    ) -> None:
+        self.channel = channel
+        self.request_id = event.request_id
+        self.event = event
+        self.app = app
+        self.settings = settings
+        length = _content_length(event.params)
+        self.body = RequestBody(content_length=length, spool_threshold=settings.spool_threshold)
+        self.filter_data: RequestBody | None = None
+        if event.role == Role.FILTER:
+            data_length = event.params.get(b"FCGI_DATA_LENGTH", b"")
+            self.filter_data = RequestBody(
+                content_length=int(data_length) if data_length.isdigit() else None,
+                spool_threshold=settings.spool_threshold,
+            )
+        self.aborted = False
+        self._status: str | None = None
+        self._headers: list[tuple[str, str]] = []
+        self._headers_sent = False
+        self.status_code = 0
+        self.bytes_sent = 0
+
+    @property
+    def label(self) -> str:
+        params = self.event.params
+        method = params.get(b"REQUEST_METHOD", b"-").decode("latin-1")
+        uri = params.get(b"REQUEST_URI") or params.get(b"SCRIPT_NAME", b"") + params.get(
+            b"PATH_INFO", b""
+        )
+        return f"#{self.request_id} {method} {uri.decode('latin-1')}"
+
+    # --- environ ---------------------------------------------------------------------------
+
+    def build_environ(self) -> dict[str, Any]:
+        settings = self.settings
+        environ: dict[str, Any] = dict(settings.base_environ)
+        environ.update(
+            {k.decode("latin-1"): v.decode("latin-1") for k, v in self.event.params.items()}
+        )
+        for key in _DROPPED_PARAMS.intersection(environ):
+            del environ[key]
+        if not environ.get("CONTENT_LENGTH", "").strip():
+            environ.pop("CONTENT_LENGTH", None)
+        if not environ.get("CONTENT_TYPE"):
+            environ.pop("CONTENT_TYPE", None)
+        environ.setdefault("REQUEST_METHOD", "GET")
+        environ.setdefault("SCRIPT_NAME", "")
+        environ.setdefault("PATH_INFO", "")
+        environ.setdefault("QUERY_STRING", "")
+        environ.setdefault("SERVER_NAME", "localhost")
+        environ.setdefault("SERVER_PORT", "80")
+        environ.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
+        environ["wsgi.version"] = (1, 0)
+        environ["wsgi.url_scheme"] = url_scheme(environ)
+        environ["wsgi.input"] = self.body
+        environ["wsgi.input_terminated"] = True
+        environ["wsgi.errors"] = ErrorStream(self)
+        environ["wsgi.multithread"] = settings.threads > 1
+        environ["wsgi.multiprocess"] = settings.multiprocess
+        environ["wsgi.run_once"] = False
+        environ["wsgi.file_wrapper"] = FileWrapper
+        environ["FCGI_ROLE"] = self.event.role.name
+        environ["fcgikit.request_id"] = self.request_id
+        if self.filter_data is not None:
+            environ["fcgikit.filter_data"] = self.filter_data
+        if self.event.duplicate_names:
+            environ["fcgikit.duplicate_params"] = frozenset(
+                name.decode("latin-1") for name in self.event.duplicate_names
+            )
+        return environ
+
+    # --- the WSGI callables ----------------------------------------------------------------
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        if exc_info is not None and exc_info[1] is not None:
+            try:
+                if self._headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # no reference cycle through the traceback
+        elif self._status is not None:
+            raise AssertionError("start_response called a second time without exc_info")
+        self._status = status
+        self._headers = list(headers)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        if self._status is None:
+            raise AssertionError("write() before start_response()")
+        if not isinstance(data, bytes | bytearray):
+            raise TypeError(f"response body must be bytes, not {type(data).__name__}")
+        if not self._headers_sent:
+            self._send_stdout(self._encode_head(None) + data)
+        elif data:
+            self._send_stdout(bytes(data))
+
+    # --- output ----------------------------------------------------------------------------
+
+    def _encode_head(self, content_length: int | None) -> bytes:
+        status = self._status
+        if status is None:
+            raise AssertionError("the application returned without calling start_response()")
+        if not isinstance(status, str) or not _STATUS.match(status):
+            raise InvalidResponse(f"bad status line {status!r}")
+        lines = [f"Status: {status}\r\n"]
+        has_length = False
+        for item in self._headers:
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise InvalidResponse(f"a header must be a (name, value) tuple, not {item!r}")
+            name, value = item
+            if not isinstance(name, str) or not _TOKEN.match(name):
+                raise InvalidResponse(f"bad header name {name!r}")
+            if not isinstance(value, str) or _BAD_VALUE.search(value):
+                raise InvalidResponse(f"bad value for header {name}: {value!r}")
+            if name.lower() == "content-length":
+                has_length = True
+            lines.append(f"{name}: {value}\r\n")
+        if content_length is not None and not has_length:
+            lines.append(f"Content-Length: {content_length}\r\n")
+        lines.append("\r\n")
+        try:
+            head = "".join(lines).encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise InvalidResponse(
+                f"a header is not latin-1: {exc.object[exc.start : exc.end]!r}"
+            ) from exc
+        self._headers_sent = True
+        self.status_code = int(status[:3])
+        return head
+
+    def _send_stdout(self, data: bytes) -> None:
+        if self.aborted:
+            raise WebServerGone("aborted")
+        self.bytes_sent += len(data)
+        self.channel.send_output(self, data)
+
+    def send_stderr(self, data: bytes) -> None:
+        if not self.aborted:
+            try:
+                self.channel.send_stderr(self, data)
+            except WebServerGone:
+                self.aborted = True
+
+    # --- the whole request -----------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._run_app()
+        except WebServerGone as exc:
+            self.aborted = True
+            log.info("request %s: the web server went away (%s); output dropped", self.label, exc)
+        finally:
+            self.body.close()
+            if self.filter_data is not None:
+                self.filter_data.close()
+            self.channel.request_done(self)
+
+    def _run_app(self) -> None:
+        environ = self.build_environ()
+        try:
+            result = self.app(environ, self.start_response)
+        except WebServerGone:
+            raise
+        except Exception:
+            self._fail(sys.exc_info())
+            return
+        try:
+            if not self._headers_sent and isinstance(result, list | tuple):
+                body = b"".join(result)
+                head = self._encode_head(len(body))
+                self.channel.finish(self, head + body, 0)
+                return
+            for chunk in result:
+                if chunk:
+                    self.write(chunk)
+            tail = b"" if self._headers_sent else self._encode_head(0)
+            self.channel.finish(self, tail, 0)
+        except WebServerGone:
+            raise
+        except RequestBodyError as exc:
+            if self.aborted:
+                raise WebServerGone(str(exc)) from exc
+            self._fail(sys.exc_info())
+        except Exception:
+            self._fail(sys.exc_info())
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("request %s: the app's close() raised", self.label)
+
+    def _fail(self, exc_info: Any) -> None:
+        exc = exc_info[1]
+        if isinstance(exc, InvalidResponse):
+            log.error("request %s: invalid response from the app: %s", self.label, exc)
+        else:
+            log.error(
+                "request %s: the app raised %s: %s",
+                self.label,
+                type(exc).__name__,
+                exc,
+                exc_info=exc_info,
+            )
+        if self._headers_sent:
+            # Too late for a 500: end the request with a non-zero app status so the partial
+            # response is not mistaken for a whole one where the web server checks it.
+            self.channel.finish(self, b"", 1)
+            return
+        page = ERROR_PAGE
+        if self.settings.debug:
+            text = "".join(traceback.format_exception(*exc_info))
+            page += b"<pre>" + html.escape(text).encode("utf-8", "replace") + b"</pre>\n"
+        self._status = "500 Internal Server Error"
+        self._headers = [("Content-Type", "text/html; charset=utf-8")]
+        self.channel.finish(self, self._encode_head(len(page)) + page, 1)

@@ -1,0 +1,122 @@
+"""Start fcgikit as a real process and wait for it by what it says, never by sleeping."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Backend:
+    """A child process whose stderr is collected by a thread and searchable while it runs."""
+
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        stdin: Any = subprocess.DEVNULL,
+    ) -> None:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=full_env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.stdout = b""
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None and self.proc.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self.proc.stderr, selectors.EVENT_READ, "err")
+        selector.register(self.proc.stdout, selectors.EVENT_READ, "out")
+        pending = b""
+        open_streams = 2
+        while open_streams:
+            for key, _ in selector.select():
+                data = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
+                if not data:
+                    selector.unregister(key.fileobj)
+                    open_streams -= 1
+                    continue
+                if key.data == "out":
+                    self.stdout += data
+                    continue
+                pending += data
+                *complete, pending = pending.split(b"\n")
+                with self._cond:
+                    self._lines.extend(line.decode("utf-8", "replace") for line in complete)
+                    self._cond.notify_all()
+        with self._cond:
+            if pending:
+                self._lines.append(pending.decode("utf-8", "replace"))
+            self._lines.append("")  # EOF marker
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def stderr(self) -> str:
+        with self._cond:
+            return "\n".join(self._lines)
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self._lines:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                if getattr(self, "_closed", False):
+                    raise AssertionError(
+                        f"process exited without printing {pattern!r}:\n{self.stderr_unlocked()}"
+                    )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"no {pattern!r} within {timeout}s:\n{self.stderr_unlocked()}"
+                    )
+                self._cond.wait(left)
+
+    def stderr_unlocked(self) -> str:
+        return "\n".join(self._lines)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+        self._reader.join(30)
+
+
+def fcgikit_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fcgikit", *args]

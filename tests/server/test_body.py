@@ -1,0 +1,92 @@
+"""wsgi.input on its own: reading, limits, spooling and cleanup, fed from another thread."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from fcgikit.server.body import RequestBody, RequestBodyError
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_reads_block_until_data_arrives_from_another_thread() -> None:
+    body = RequestBody(content_length=None, spool_threshold=1 << 20)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(body.read()))
+    reader.start()
+    for part in (b"ab", b"cd", b"ef"):
+        body.feed(part)
+    body.finish()
+    reader.join(10)
+    assert got == [b"abcdef"]
+
+
+def test_content_length_caps_what_the_app_sees() -> None:
+    body = RequestBody(content_length=4, spool_threshold=1 << 20)
+    body.feed(b"abcdefgh")  # a web server sending more than it announced
+    body.finish()
+    assert body.read(2) == b"ab"
+    assert body.read() == b"cd"
+    assert body.read() == b""
+    assert body.readline() == b""
+
+
+def test_shorter_body_than_announced_ends_at_stdin_end() -> None:
+    body = RequestBody(content_length=100, spool_threshold=1 << 20)
+    body.feed(b"short")
+    body.finish()
+    assert body.read() == b"short"
+
+
+def test_readline_with_size_and_lines() -> None:
+    body = RequestBody(content_length=None, spool_threshold=1 << 20)
+    body.feed(b"first line\nsecond\nthird")
+    body.finish()
+    assert body.readline(5) == b"first"
+    assert body.readline() == b" line\n"
+    assert body.readlines() == [b"second\n", b"third"]
+
+
+@pytest.mark.parametrize("threshold", [0, 10, 100_000])
+def test_spooling_keeps_every_byte_in_order(threshold: int) -> None:
+    body = RequestBody(content_length=None, spool_threshold=threshold)
+    parts = [os.urandom(n) for n in (1, 7, 300, 4096, 5)]
+    for part in parts:
+        body.feed(part)
+    body.finish()
+    assert body.spooled == (threshold < 4409)
+    assert body.readline() + body.read(100) + body.read() == b"".join(parts)
+
+
+def test_close_releases_the_spool_file() -> None:
+    before = open_fds()
+    body = RequestBody(content_length=None, spool_threshold=0)
+    body.feed(b"x" * 1000)
+    assert body.spooled
+    assert len(open_fds() - before) == 1
+    body.close()
+    assert open_fds() - before == set()
+    with pytest.raises(RequestBodyError):
+        body.read()
+
+
+def test_failure_wakes_a_blocked_reader_with_a_clear_error() -> None:
+    body = RequestBody(content_length=None, spool_threshold=1 << 20)
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            body.read()
+        except RequestBodyError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    body.fail("the web server aborted the request")
+    thread.join(10)
+    assert str(errors[0]) == "the web server aborted the request"

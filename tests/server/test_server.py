@@ -1,0 +1,441 @@
+"""The server end to end over a real unix socket, driven by our own FastCGI client."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pytest
+
+from fcgikit.protocol import ClientConnection, ProtocolStatus, RequestEnded, Role, StdoutData
+
+Environ = dict[str, Any]
+
+
+def hello(environ: Environ, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"Hello World!"]
+
+
+def echo_environ(environ: Environ, start_response: Any) -> list[bytes]:
+    keys = [
+        "SCRIPT_NAME",
+        "PATH_INFO",
+        "QUERY_STRING",
+        "wsgi.url_scheme",
+        "FCGI_ROLE",
+        "CONTENT_LENGTH",
+        "REQUEST_METHOD",
+    ]
+    lines = [f"{k}={environ.get(k, '<absent>')}" for k in keys]
+    lines.append(f"dups={sorted(environ.get('fcgikit.duplicate_params', ()))}")
+    lines.append(f"types={sorted({type(v).__name__ for k, v in environ.items() if k.isupper()})}")
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+    return ["\n".join(lines).encode("utf-8")]
+
+
+def body_digest(environ: Environ, start_response: Any) -> list[bytes]:
+    stream = environ["wsgi.input"]
+    digest = hashlib.sha256()
+    total = 0
+    while chunk := stream.read(65536):
+        digest.update(chunk)
+        total += len(chunk)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{total} {digest.hexdigest()}".encode()]
+
+
+def test_hello_world_with_content_length(serve: Any) -> None:
+    running = serve(hello)
+    response = running.client().request("GET", "/")
+    assert response.status == 200
+    assert response.body == b"Hello World!"
+    assert response.header("Content-Length") == "12"
+    assert response.protocol_status == ProtocolStatus.REQUEST_COMPLETE
+
+
+def test_environ_is_pep3333_text_and_decodes_latin1(serve: Any) -> None:
+    running = serve(echo_environ)
+    raw = [
+        (b"REQUEST_METHOD", b"GET"),
+        (b"SCRIPT_NAME", b"/foo/bar"),
+        (b"SCRIPT_NAME", b""),  # nginx's guide recipe: the second one wins
+        (b"PATH_INFO", "/caf\u00e9".encode()),
+        (b"QUERY_STRING", b"x=1&y=a%20b"),
+        (b"CONTENT_LENGTH", b""),
+        (b"HTTPS", b"on"),
+    ]
+    response = running.client().request(raw_params=raw)
+    text = response.body.decode("utf-8")
+    assert "SCRIPT_NAME=\n" in text
+    # UTF-8 bytes arrive as their latin-1 reading, the PEP 3333 rule
+    assert "PATH_INFO=/caf\u00c3\u00a9" in text
+    assert "QUERY_STRING=x=1&y=a%20b" in text
+    assert "wsgi.url_scheme=https" in text
+    assert "CONTENT_LENGTH=<absent>" in text
+    assert "FCGI_ROLE=RESPONDER" in text
+    assert "dups=['SCRIPT_NAME']" in text
+    assert "types=['str']" in text
+
+
+def test_request_scheme_sets_url_scheme(serve: Any) -> None:
+    running = serve(echo_environ)
+    response = running.client().request(params={"REQUEST_SCHEME": "https"})
+    assert b"wsgi.url_scheme=https" in response.body
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 3 * 1024 * 1024 + 7])
+def test_post_body_arrives_byte_exact(serve: Any, size: int) -> None:
+    running = serve(body_digest, spool_threshold=1024 * 1024)
+    body = os.urandom(size)
+    response = running.client().request("POST", "/upload", body=body)
+    assert response.body.decode() == f"{size} {hashlib.sha256(body).hexdigest()}"
+
+
+def test_large_body_is_spooled_to_an_unnamed_temp_file(serve: Any) -> None:
+    seen: dict[str, Any] = {}
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        data = stream.read()
+        seen["spooled"] = stream.spooled
+        links = [
+            os.readlink(f"/proc/self/fd/{fd}")
+            for fd in os.listdir("/proc/self/fd")
+            if os.path.islink(f"/proc/self/fd/{fd}")
+        ]
+        seen["spool_links"] = [link for link in links if "fcgikit-body" in link or "#" in link]
+        start_response("200 OK", [])
+        return [str(len(data)).encode()]
+
+    running = serve(app, spool_threshold=64 * 1024)
+    response = running.client().request("POST", "/", body=b"x" * (2 * 1024 * 1024))
+    assert response.body == b"2097152"
+    assert seen["spooled"] is True
+    # the spool has no name on disk: nothing to clean up even after kill -9
+    assert seen["spool_links"] and all(link.endswith("(deleted)") for link in seen["spool_links"])
+
+
+def test_readline_and_iteration(serve: Any) -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        first = stream.readline()
+        rest = list(stream)
+        start_response("200 OK", [])
+        return [b"|".join([first, *rest])]
+
+    running = serve(app)
+    response = running.client().request("POST", "/", body=b"a\nbb\nccc")
+    assert response.body == b"a\n|bb\n|ccc"
+
+
+def test_streaming_response_goes_out_in_order(serve: Any) -> None:
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        for i in range(200):
+            yield bytes([i]) * 10_000
+
+    running = serve(app)
+    response = running.client().request()
+    assert response.body == b"".join(bytes([i]) * 10_000 for i in range(200))
+    assert response.header("Content-Length") is None
+
+
+def test_write_callable_and_close_is_called(serve: Any) -> None:
+    closed = threading.Event()
+
+    class Result:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b" world"
+
+        def close(self) -> None:
+            closed.set()
+
+    def app(environ: Environ, start_response: Any) -> Result:
+        write = start_response("200 OK", [])
+        write(b"hello")
+        return Result()
+
+    running = serve(app)
+    assert running.client().request().body == b"hello world"
+    assert closed.is_set()
+
+
+def test_app_that_raises_gets_500_without_traceback(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        raise RuntimeError("secret database password")
+
+    running = serve(app)
+    with caplog.at_level(logging.ERROR, logger="fcgikit.server"):
+        response = running.client().request("GET", "/boom")
+        follow_up = running.client().request("GET", "/")
+    assert response.status == 500
+    assert b"secret" not in response.body and b"Traceback" not in response.body
+    assert follow_up.status == 500  # still serving
+    errors = [r for r in caplog.records if "RuntimeError" in r.getMessage()]
+    assert len(errors) == 2 and "GET" in errors[0].getMessage()
+
+
+def test_debug_puts_the_traceback_in_the_page(serve: Any) -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        raise RuntimeError("visible <b>only</b> in debug")
+
+    response = serve(app, debug=True).client().request()
+    assert response.status == 500
+    assert b"Traceback" in response.body
+    assert b"visible &lt;b&gt;only&lt;/b&gt; in debug" in response.body
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-Bad", "a\r\nSet-Cookie: evil=1")],
+        [("X-Bad", "caf\u00e9\u20ac")],
+        [("Bad Name", "x")],
+    ],
+    ids=["crlf-injection", "not-latin1", "space-in-name"],
+)
+def test_invalid_headers_become_500(
+    serve: Any, headers: list[tuple[str, str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        start_response("200 OK", headers)
+        return [b"never sent"]
+
+    with caplog.at_level(logging.ERROR, logger="fcgikit.server"):
+        response = serve(app).client().request()
+    assert response.status == 500
+    assert response.header("Set-Cookie") is None
+    assert b"never sent" not in response.body
+    assert any("invalid response" in r.getMessage() for r in caplog.records)
+
+
+def test_exc_info_replaces_headers_before_they_are_sent(serve: Any) -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("X-First", "1")])
+        try:
+            raise ValueError("late problem")
+        except ValueError:
+            import sys
+
+            start_response("503 Service Unavailable", [("X-Second", "2")], sys.exc_info())
+        return [b"sorry"]
+
+    response = serve(app).client().request()
+    assert response.status == 503
+    assert response.header("X-First") is None and response.header("X-Second") == "2"
+
+
+def test_error_after_headers_ends_the_request_with_app_status(serve: Any) -> None:
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b"partial"
+        raise RuntimeError("mid-stream")
+
+    running = serve(app)
+    response = running.client().request()
+    assert response.body == b"partial"
+    assert response.app_status == 1
+    assert running.client().request().body == b"partial"  # the server kept going
+
+
+def test_wsgi_errors_reach_fcgi_stderr(serve: Any) -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        environ["wsgi.errors"].write("something odd\n")
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    response = serve(app).client().request()
+    assert response.stderr == b"something odd\n"
+    assert response.body == b"ok"
+
+
+def test_keep_conn_serves_many_requests_on_one_connection(serve: Any) -> None:
+    running = serve(hello)
+    client = running.client(keep_conn=True)
+    for _ in range(5):
+        assert client.request().body == b"Hello World!"
+
+
+def test_get_values(serve: Any) -> None:
+    running = serve(hello, threads=4, max_queued=6)
+    values = running.client().get_values([b"FCGI_MAX_CONNS", b"FCGI_MPXS_CONNS", b"NOPE"])
+    assert values == {b"FCGI_MAX_CONNS": b"10", b"FCGI_MPXS_CONNS": b"0"}
+
+
+def _raw_exchange(
+    client: ClientConnection, path: str, data: bytes, until_ended: Iterable[int]
+) -> dict[Any, Any]:
+    """Send raw records, collect events until every id in until_ended got END_REQUEST."""
+    waiting = set(until_ended)
+    out: dict[int, Any] = {}
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        sock.sendall(data)
+        while waiting:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed while waiting for {waiting}"
+            for event in client.receive_data(chunk):
+                if isinstance(event, RequestEnded):
+                    out[event.request_id] = event
+                    waiting.discard(event.request_id)
+                elif isinstance(event, StdoutData):
+                    out.setdefault(("stdout", event.request_id), b"")
+                    out[("stdout", event.request_id)] += event.data
+    return out
+
+
+def test_overloaded_when_no_thread_is_free(serve: Any) -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        entered.set()
+        release.wait(10)
+        start_response("200 OK", [])
+        return [b"slow"]
+
+    running = serve(app, threads=1, max_queued=0)
+    result: list[Any] = []
+    first = threading.Thread(target=lambda: result.append(running.client().request()))
+    first.start()
+    assert entered.wait(10)
+    client = ClientConnection()
+    request = client.start_request(1, {b"REQUEST_METHOD": b"GET"}) + client.end_stdin(1)
+    events = _raw_exchange(client, running.path, request, [1])
+    assert events[1].protocol_status == ProtocolStatus.OVERLOADED
+    release.set()
+    first.join(10)
+    assert result[0].body == b"slow"
+
+
+def test_multiplexed_requests_on_one_connection(serve: Any) -> None:
+    running = serve(echo_environ, multiplexed=True)
+    client = ClientConnection()
+    data = b""
+    for rid in (1, 2, 3):
+        data += client.start_request(rid, {b"PATH_INFO": f"/r{rid}".encode()}, keep_conn=True)
+    for rid in (3, 1, 2):
+        data += client.end_stdin(rid)
+    events = _raw_exchange(client, running.path, data, [1, 2, 3])
+    for rid in (1, 2, 3):
+        assert events[rid].protocol_status == ProtocolStatus.REQUEST_COMPLETE
+        assert f"PATH_INFO=/r{rid}\n".encode() in events[("stdout", rid)]
+
+
+def test_second_request_without_multiplexing_is_refused(serve: Any) -> None:
+    release = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        release.wait(10)
+        start_response("200 OK", [])
+        return [b"first"]
+
+    running = serve(app)
+    client = ClientConnection()
+    data = client.start_request(1, {}, keep_conn=True) + client.start_request(2, {}, keep_conn=True)
+    events = _raw_exchange(client, running.path, data, [2])
+    assert events[2].protocol_status == ProtocolStatus.CANT_MPX_CONN
+    release.set()
+
+
+def test_abort_before_params_end_is_answered_at_once(serve: Any) -> None:
+    running = serve(hello)
+    client = ClientConnection()
+    begin = client.start_request(1, {b"A": b"B"})
+    # drop the empty PARAMS record that ends the stream (the last 8 bytes)
+    data = begin[:-8] + client.abort_request(1)
+    events = _raw_exchange(client, running.path, data, [1])
+    assert events[1].protocol_status == ProtocolStatus.REQUEST_COMPLETE
+
+
+def test_unknown_role_is_refused(serve: Any) -> None:
+    running = serve(hello)
+    client = ClientConnection()
+    data = client.start_request(1, {}, role=Role.AUTHORIZER)
+    events = _raw_exchange(client, running.path, data, [1])
+    assert events[1].protocol_status == ProtocolStatus.UNKNOWN_ROLE
+
+
+def test_filter_role_exposes_fcgi_data(serve: Any) -> None:
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        data = environ["fcgikit.filter_data"].read()
+        start_response("200 OK", [])
+        return [environ["FCGI_ROLE"].encode() + b":" + data.upper()]
+
+    running = serve(app, roles=frozenset({Role.FILTER}))
+    response = running.client().request(
+        role=Role.FILTER, data=b"file contents", params={"FCGI_DATA_LENGTH": "13"}
+    )
+    assert response.body == b"FILTER:FILE CONTENTS"
+
+
+def test_garbage_closes_only_that_connection(serve: Any, caplog: pytest.LogCaptureFixture) -> None:
+    running = serve(hello)
+    with (
+        caplog.at_level(logging.WARNING, logger="fcgikit.server"),
+        socket.socket(socket.AF_UNIX) as sock,
+    ):
+        sock.settimeout(10)
+        sock.connect(running.path)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(100) == b""  # closed on us
+    assert any("protocol error" in r.getMessage() for r in caplog.records)
+    assert running.client().request().body == b"Hello World!"
+
+
+def test_client_vanishing_mid_response_leaves_server_serving(serve: Any) -> None:
+    sent = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        for _ in range(1000):
+            yield b"x" * 65536
+        sent.set()
+
+    running = serve(app)
+    client = ClientConnection()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(running.path)
+        sock.sendall(client.start_request(1, {}) + client.end_stdin(1))
+        sock.recv(1000)
+    # the abandoned response does not block others
+    assert running.client().request().body.startswith(b"x")
+
+
+def test_graceful_stop_lets_running_request_finish_and_closes_idle_keepconn(serve: Any) -> None:
+    entered = threading.Event()
+    release = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/slow":
+            entered.set()
+            release.wait(10)
+        start_response("200 OK", [])
+        return [b"done " + environ["PATH_INFO"].encode()]
+
+    running = serve(app)
+    idle = running.client(keep_conn=True)
+    assert idle.request("GET", "/warm").body == b"done /warm"  # now an idle keep-conn connection
+    result: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: result.append(running.client().request("GET", "/slow"))
+    )
+    worker.start()
+    assert entered.wait(10)
+    running.server.stop("test")
+    release.set()
+    worker.join(10)
+    running.thread.join(10)
+    assert not running.thread.is_alive()
+    assert result[0].body == b"done /slow"
+    assert running.returned == [False]
+    assert not os.path.exists(running.path)  # our socket file is cleaned up

@@ -1,0 +1,203 @@
+"""The `fcgikit` command and the flup-style `.fcgi` file, run as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fcgikit.client import FastCGIClient
+from tests.processes import ROOT, Backend, fcgikit_command
+
+TESTS = ROOT / "tests"
+ENV = {"PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
+
+
+def run_fcgikit(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        fcgikit_command(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **ENV},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_serve_on_a_unix_socket_then_sigterm_exits_0(tmp_path: Path) -> None:
+    sock = tmp_path / "app.sock"
+    backend = Backend(fcgikit_command("serve", "apps.hello:app", "--bind", f"unix:{sock}"), env=ENV)
+    try:
+        backend.wait_for(rf"listening on unix:{sock}")
+        response = FastCGIClient(f"unix:{sock}").request("GET", "/x")
+        assert response.body == b"hello from /x"
+    finally:
+        code = backend.stop(signal.SIGTERM)
+    assert code == 0
+    assert not sock.exists()
+
+
+def test_serve_tcp_and_factory(tmp_path: Path) -> None:
+    backend = Backend(
+        fcgikit_command("serve", "apps.hello:create_app('hi there')", "--bind", "127.0.0.1:0"),
+        env=ENV,
+    )
+    try:
+        port = int(backend.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+        assert FastCGIClient(f"127.0.0.1:{port}").request().body == b"hi there"
+    finally:
+        assert backend.stop() == 0
+
+
+def test_serve_inherited_fd0_like_spawn_fcgi(tmp_path: Path) -> None:
+    path = str(tmp_path / "spawned.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen()
+    backend = Backend(fcgikit_command("serve", "apps.hello:app"), env=ENV, stdin=listener)
+    listener.close()  # the child has its own copy on fd 0, as with spawn-fcgi
+    try:
+        backend.wait_for(r"listening on unix:")
+        assert FastCGIClient(f"unix:{path}").request("GET", "/fd0").body == b"hello from /fd0"
+    finally:
+        assert backend.stop() == 0
+
+
+def test_serve_without_bind_or_socket_says_what_to_pass() -> None:
+    result = run_fcgikit("serve", "apps.hello:app")
+    assert result.returncode == 2
+    assert "--bind unix:" in result.stderr
+
+
+def test_import_error_shows_interpreter_and_path() -> None:
+    result = run_fcgikit("serve", "apps.broken_import:app", "--bind", "127.0.0.1:0")
+    assert result.returncode == 2
+    assert "module_that_does_not_exist_anywhere" in result.stderr
+    assert sys.executable in result.stderr
+    assert "sys.path" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("apps.hello:missing", "has no attribute 'missing'"),
+        ("apps.hello:not_an_app", "is a int, not a WSGI application"),
+        ("apps.hello:create_app(open)", "must be literals"),
+    ],
+)
+def test_bad_app_names_say_exactly_what_is_wrong(spec: str, message: str) -> None:
+    result = run_fcgikit("serve", spec, "--bind", "127.0.0.1:0")
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_bad_address_is_explained() -> None:
+    result = run_fcgikit("serve", "apps.hello:app", "--bind", "localhost")
+    assert result.returncode == 2
+    assert "unix:PATH, HOST:PORT" in result.stderr
+
+
+def test_python_dash_m_and_version() -> None:
+    result = run_fcgikit("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("fcgikit ")
+
+
+def test_development_front_serves_http(tmp_path: Path) -> None:
+    backend = Backend(fcgikit_command("serve", "apps.hello:app", "--http", "127.0.0.1:0"), env=ENV)
+    try:
+        port = backend.wait_for(r"development front on http://127\.0\.0\.1:(\d+)").group(1)
+        assert "for development only" in backend.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/via/http", timeout=30) as reply:
+            assert reply.read() == b"hello from /via/http"
+    finally:
+        assert backend.stop() == 0
+
+
+FCGI_FILE = """#!{python}
+import sys
+sys.path.insert(0, {tests!r})
+from fcgikit import WSGIServer
+from apps.hello import {app} as app
+
+if __name__ == '__main__':
+    if WSGIServer(app{args}).run():
+        print("run() returned True", file=sys.stderr)
+"""
+
+
+def write_fcgi(tmp_path: Path, args: str = "", app: str = "app") -> Path:
+    path = tmp_path / "yourapplication.fcgi"
+    path.write_text(FCGI_FILE.format(python=sys.executable, tests=str(TESTS), args=args, app=app))
+    path.chmod(0o755)
+    return path
+
+
+def test_guide_fcgi_file_with_bind_address_unix(tmp_path: Path) -> None:
+    sock = tmp_path / "fcgi.sock"
+    script = write_fcgi(tmp_path, f", bindAddress={str(sock)!r}")
+    backend = Backend([str(script)])
+    try:
+        backend.wait_for("listening on")
+        assert FastCGIClient(f"unix:{sock}").request("GET", "/guide").body == b"hello from /guide"
+    finally:
+        assert backend.stop(signal.SIGHUP) == 0
+    assert "run() returned True" in backend.stderr  # flup's "re-exec me" after SIGHUP
+
+
+def test_guide_fcgi_file_with_bind_address_tcp(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = write_fcgi(tmp_path, f", bindAddress=('127.0.0.1', {port})")
+    backend = Backend([str(script)])
+    try:
+        backend.wait_for("listening on")
+        assert FastCGIClient(f"127.0.0.1:{port}").request().body == b"hello from /"
+    finally:
+        assert backend.stop(signal.SIGINT) == 0
+    assert "run() returned True" not in backend.stderr
+
+
+def test_guide_fcgi_file_spawned_with_socket_on_fd0(tmp_path: Path) -> None:
+    path = str(tmp_path / "spawn.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen()
+    backend = Backend([str(write_fcgi(tmp_path))], stdin=listener)
+    listener.close()
+    try:
+        backend.wait_for("listening on")
+        assert (
+            FastCGIClient(f"unix:{path}").request("GET", "/spawned").body == b"hello from /spawned"
+        )
+    finally:
+        assert backend.stop() == 0
+
+
+def test_guide_fcgi_file_runs_as_cgi_when_stdin_is_not_a_socket(tmp_path: Path) -> None:
+    script = write_fcgi(tmp_path, app="noisy")
+    env = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/cgi",
+        "CONTENT_LENGTH": "4",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "HTTP_PROXY": "http://evil:1",
+    }
+    result = subprocess.run(
+        [str(script)], input=b"body", capture_output=True, timeout=60, env={**os.environ, **env}
+    )
+    assert result.returncode == 0, result.stderr
+    head, _, body = result.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"Status: 200 OK")
+    assert body == b"clean body body"
+    # the app's print() went to stderr (the web server's log), not into the response
+    assert b"debug output" not in result.stdout
+    assert b"debug output" in result.stderr

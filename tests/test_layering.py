@@ -1,0 +1,41 @@
+"""The import directions of STYLE.md: protocol imports nothing of ours, middleware nothing of
+the server or the protocol, the server never the middleware."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "fcgikit"
+
+# (subpackage, the fcgikit modules it may import)
+RULES = [
+    ("protocol", ("fcgikit.protocol", "fcgikit.errors")),
+    ("middleware", ("fcgikit.middleware",)),
+    ("server", ("fcgikit.server", "fcgikit.protocol", "fcgikit.errors", "fcgikit.addresses")),
+]
+
+
+def fcgikit_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name == "fcgikit" or name.startswith("fcgikit.")}
+
+
+@pytest.mark.parametrize(("subpackage", "allowed"), RULES, ids=[r[0] for r in RULES])
+def test_import_directions(subpackage: str, allowed: tuple[str, ...]) -> None:
+    files = sorted((PACKAGE / subpackage).rglob("*.py"))
+    assert files, f"fcgikit/{subpackage} has no modules"
+    wrong = {
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in files
+        for name in fcgikit_imports(path)
+        if not any(name == ok or name.startswith(ok + ".") for ok in allowed)
+    }
+    assert not wrong, sorted(wrong)
