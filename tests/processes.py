@@ -65,6 +65,9 @@ class Backend:
                 with self._cond:
                     self._lines.extend(line.decode("utf-8", "replace") for line in complete)
                     self._cond.notify_all()
+        selector.close()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
         with self._cond:
             if pending:
                 self._lines.append(pending.decode("utf-8", "replace"))

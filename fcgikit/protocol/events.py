@@ -98,5 +98,7 @@ class UnknownTypeReply:
     record_type: int
 
 
-ServerEvent = RequestReceived | StdinData | StdinEnded | FilterData | FilterDataEnded | RequestAborted
+ServerEvent = (
+    RequestReceived | StdinData | StdinEnded | FilterData | FilterDataEnded | RequestAborted
+)
 ClientEvent = StdoutData | StderrData | RequestEnded | ValuesResult | UnknownTypeReply

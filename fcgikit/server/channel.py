@@ -21,7 +21,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from fcgikit.errors import RemoteProtocolError
+from fcgikit.errors import LocalProtocolError, RemoteProtocolError
 from fcgikit.protocol import (
     FilterData,
     FilterDataEnded,
@@ -255,17 +255,23 @@ class Channel:
         """The response's last bytes, the stream ends and END_REQUEST, in one send."""
         with self._state_lock:
             records = self.conn.end_request(request.request_id, app_status, stdout=stdout)
+            request.ended = True
         request.bytes_sent += len(stdout)
         self._send(records)
 
     def request_done(self, request: WSGIRequest) -> None:
         """Called by the worker when the request is over, whatever happened."""
         with self._state_lock:
-            if request.request_id in self.conn.active_request_ids:
-                # Left without END_REQUEST (the web server went away mid-response): end it
-                # in the protocol state so the id can be reused; nothing is sent.
-                self.conn.end_request(request.request_id, 1)
-            self.requests.pop(request.request_id, None)
+            if not request.ended:
+                # Left without END_REQUEST (aborted, or the web server went away): end it in
+                # the protocol state so the id is free again; there is nobody to send to.
+                request.ended = True
+                with contextlib.suppress(LocalProtocolError):
+                    self.conn.end_request(request.request_id, 1)
+            # With keep-conn the web server may already have begun a new request under the
+            # same id (it got our END_REQUEST before this thread got here): leave that one be.
+            if self.requests.get(request.request_id) is request:
+                del self.requests[request.request_id]
             last = not self.requests
             should_close = last and (self.conn.should_close or self.draining)
             registered = self.registered

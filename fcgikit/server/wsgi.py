@@ -139,6 +139,8 @@ class WSGIRequest:
                 spool_threshold=settings.spool_threshold,
             )
         self.aborted = False
+        #: END_REQUEST went out (or the id was released without one)
+        self.ended = False
         self._status: str | None = None
         self._headers: list[tuple[str, str]] = []
         self._headers_sent = False
@@ -292,31 +294,42 @@ class WSGIRequest:
             self._fail(sys.exc_info())
             return
         try:
-            if not self._headers_sent and isinstance(result, list | tuple):
-                body = b"".join(result)
-                head = self._encode_head(len(body))
-                self.channel.finish(self, head + body, 0)
-                return
-            for chunk in result:
-                if chunk:
-                    self.write(chunk)
-            tail = b"" if self._headers_sent else self._encode_head(0)
-            self.channel.finish(self, tail, 0)
+            tail = self._produce(result)
         except WebServerGone:
+            self._close_result(result)
             raise
         except RequestBodyError as exc:
+            self._close_result(result)
             if self.aborted:
                 raise WebServerGone(str(exc)) from exc
             self._fail(sys.exc_info())
+            return
         except Exception:
+            self._close_result(result)
             self._fail(sys.exc_info())
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    log.exception("request %s: the app's close() raised", self.label)
+            return
+        # close() runs before END_REQUEST, so the app's teardown (Flask's teardown_request,
+        # a database commit) is over by the time the web server sees the response complete.
+        self._close_result(result)
+        self.channel.finish(self, tail, 0)
+
+    def _produce(self, result: Iterable[bytes]) -> bytes:
+        """Send the body; return what is left to go out with END_REQUEST."""
+        if not self._headers_sent and isinstance(result, list | tuple):
+            body = b"".join(result)
+            return self._encode_head(len(body)) + body
+        for chunk in result:
+            if chunk:
+                self.write(chunk)
+        return b"" if self._headers_sent else self._encode_head(0)
+
+    def _close_result(self, result: Iterable[bytes]) -> None:
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("request %s: the app's close() raised", self.label)
 
     def _fail(self, exc_info: Any) -> None:
         exc = exc_info[1]

@@ -21,11 +21,14 @@ class RunningServer:
         self.path = path
         self.thread = thread
         self.returned: list[bool] = []
+        self.clients: list[Any] = []
 
     def client(self, **kwargs: Any) -> Any:
         from fcgikit.client import FastCGIClient
 
-        return FastCGIClient(self.address, **kwargs)
+        client = FastCGIClient(self.address, **kwargs)
+        self.clients.append(client)
+        return client
 
     def stop(self) -> None:
         self.server.stop("test over")
@@ -57,3 +60,5 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     for running in started:
         if running.thread.is_alive():
             running.stop()
+        for client in running.clients:
+            client.close()

@@ -438,4 +438,6 @@ def test_graceful_stop_lets_running_request_finish_and_closes_idle_keepconn(serv
     assert not running.thread.is_alive()
     assert result[0].body == b"done /slow"
     assert running.returned == [False]
+    # the idle keep-conn connection was closed by the server, not left to hang shutdown
+    assert idle._socket().recv(10) == b""
     assert not os.path.exists(running.path)  # our socket file is cleaned up

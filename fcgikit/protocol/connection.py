@@ -1,0 +1,739 @@
+"""The two ends of a FastCGI connection, sans I/O: bytes in -> events out, calls in -> bytes out.
+
+:class:`ServerConnection` is the application side (what fcgikit's server runs on);
+:class:`ClientConnection` is the web-server side (what :mod:`fcgikit.client` and the tests
+run on). Neither touches a socket, a thread or a WSGI environ, so the whole protocol can be
+tested by wiring one to the other in memory, and fuzzed.
+
+Why the server side is shaped like this:
+
+* One ``receive_data`` call parses every complete record it is given and returns all their
+  events; the caller never loops on ``next_event``. Input is the hot path.
+* Some replies are the protocol's own business, not the application's: FCGI_GET_VALUES,
+  unknown management types, refused FCGI_BEGIN_REQUESTs (wrong role, can't multiplex,
+  overloaded) and the FCGI_END_REQUEST that answers FCGI_ABORT_REQUEST. They are queued and
+  handed out by ``data_to_send``, so the application only ever sees requests it must run.
+* Output methods return the bytes to write instead of buffering them, so a server can write
+  a response from the thread that produced it. The connection itself is not thread-safe:
+  the caller serialises calls *and* the writes of what they return.
+* Request ids follow the spec's "Managing Request IDs" (section 3.3): an id is active from
+  FCGI_BEGIN_REQUEST until the application's FCGI_END_REQUEST, and records for an inactive id
+  are ignored. One guard goes beyond the spec: after FCGI_ABORT_REQUEST the id is inactive
+  for the web server, but the application may still be running and will still call
+  ``end_request`` with that id, so a new FCGI_BEGIN_REQUEST reusing it is refused (OVERLOADED,
+  or CANT_MPX_CONN on a connection that does not multiplex) until the application lets go.
+* Peer input can only raise :class:`~fcgikit.errors.RemoteProtocolError`, and once it has,
+  the connection stays failed: the caller should close it. Misuse of the API by our own code
+  raises :class:`~fcgikit.errors.LocalProtocolError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+from fcgikit.errors import LocalProtocolError, RemoteProtocolError
+from fcgikit.protocol.constants import (
+    FCGI_KEEP_CONN,
+    FCGI_MAX_CONNS,
+    FCGI_MAX_REQS,
+    FCGI_MPXS_CONNS,
+    ProtocolStatus,
+    RecordType,
+    Role,
+)
+from fcgikit.protocol.events import (
+    ClientEvent,
+    FilterData,
+    FilterDataEnded,
+    RequestAborted,
+    RequestEnded,
+    RequestReceived,
+    ServerEvent,
+    StderrData,
+    StdinData,
+    StdinEnded,
+    StdoutData,
+    UnknownTypeReply,
+    ValuesResult,
+)
+from fcgikit.protocol.records import (
+    BEGIN_REQUEST_BODY,
+    END_REQUEST_BODY,
+    UNKNOWN_TYPE_BODY,
+    RecordReader,
+    decode_pairs,
+    encode_pairs,
+    pack_header,
+    pack_records,
+    record_type_name,
+)
+from fcgikit.protocol.state import IGNORED_STREAMS, INPUT_STREAMS, InputStream, RequestState
+
+__all__ = ["ClientConnection", "ServerConnection"]
+
+# Plain ints for the per-record comparisons: cheaper than IntEnum members on the hot path.
+_BEGIN_REQUEST = int(RecordType.BEGIN_REQUEST)
+_ABORT_REQUEST = int(RecordType.ABORT_REQUEST)
+_END_REQUEST = int(RecordType.END_REQUEST)
+_PARAMS = int(RecordType.PARAMS)
+_STDIN = int(RecordType.STDIN)
+_STDOUT = int(RecordType.STDOUT)
+_STDERR = int(RecordType.STDERR)
+_DATA = int(RecordType.DATA)
+_GET_VALUES = int(RecordType.GET_VALUES)
+_GET_VALUES_RESULT = int(RecordType.GET_VALUES_RESULT)
+_UNKNOWN_TYPE = int(RecordType.UNKNOWN_TYPE)
+
+_INPUT_STREAM_TYPES = frozenset({_PARAMS, _STDIN, _DATA})
+_OUTPUT_TYPES = frozenset({_STDOUT, _STDERR, _END_REQUEST})
+_MANAGEMENT_TYPES = frozenset({_GET_VALUES, _GET_VALUES_RESULT, _UNKNOWN_TYPE})
+
+_MAX_REQUEST_ID = 0xFFFF
+_MAX_APP_STATUS = 0xFFFFFFFF
+_BEGIN_REQUEST_LEN = BEGIN_REQUEST_BODY.size
+_END_REQUEST_LEN = END_REQUEST_BODY.size
+_UNKNOWN_TYPE_LEN = UNKNOWN_TYPE_BODY.size
+
+
+def _end_request_record(request_id: int, app_status: int, status: ProtocolStatus) -> bytes:
+    return pack_header(_END_REQUEST, request_id, _END_REQUEST_LEN) + END_REQUEST_BODY.pack(
+        app_status, status
+    )
+
+
+def _empty_record(record_type: int, request_id: int) -> bytes:
+    return pack_header(record_type, request_id, 0)
+
+
+def _failed(error: RemoteProtocolError) -> RemoteProtocolError:
+    return RemoteProtocolError(f"the connection already failed ({error}); close it")
+
+
+# --- the application side ------------------------------------------------------------------
+
+
+class _ServerRequest:
+    """What the server side remembers about one active request."""
+
+    __slots__ = ("keep_conn", "params", "reading", "role", "state", "stderr_sent", "stdout_sent")
+
+    def __init__(self, role: Role, keep_conn: bool) -> None:
+        self.role = role
+        self.keep_conn = keep_conn
+        self.state = RequestState.READING_PARAMS
+        #: The input stream this state reads (a cache of INPUT_STREAMS[role, state]).
+        self.reading: InputStream | None = INPUT_STREAMS[role, RequestState.READING_PARAMS]
+        self.params = bytearray()
+        self.stdout_sent = False
+        self.stderr_sent = False
+
+
+class ServerConnection:
+    """The application's end of one FastCGI transport connection.
+
+    Args:
+        roles: the roles this application plays; a request for another gets UNKNOWN_ROLE.
+        multiplexed: accept several concurrent requests on this connection. If false, a
+            second FCGI_BEGIN_REQUEST while one is active gets CANT_MPX_CONN.
+        max_conns: answered for FCGI_MAX_CONNS in FCGI_GET_VALUES.
+        max_reqs: answered for FCGI_MAX_REQS in FCGI_GET_VALUES.
+        max_params_size: the most FCGI_PARAMS bytes one request may send; more is a
+            RemoteProtocolError (a web server's whole environment is a few kilobytes).
+        max_active_requests: when multiplexed, a FCGI_BEGIN_REQUEST beyond this many active
+            requests gets OVERLOADED.
+    """
+
+    def __init__(
+        self,
+        *,
+        roles: Collection[Role] = (Role.RESPONDER,),
+        multiplexed: bool = False,
+        max_conns: int = 100,
+        max_reqs: int = 100,
+        max_params_size: int = 1 << 20,
+        max_active_requests: int = 100,
+    ) -> None:
+        if not roles:
+            raise ValueError("roles is empty: pass at least one Role")
+        if max_params_size < 0:
+            raise ValueError(f"max_params_size must be 0 or more, not {max_params_size}")
+        if max_active_requests < 1:
+            raise ValueError(f"max_active_requests must be 1 or more, not {max_active_requests}")
+        self._roles = frozenset(Role(role) for role in roles)
+        self._multiplexed = multiplexed
+        self._max_params_size = max_params_size
+        self._max_active_requests = max_active_requests
+        self._values = {
+            FCGI_MAX_CONNS: str(max_conns).encode("ascii"),
+            FCGI_MAX_REQS: str(max_reqs).encode("ascii"),
+            FCGI_MPXS_CONNS: b"1" if multiplexed else b"0",
+        }
+        self._reader = RecordReader()
+        self._requests: dict[int, _ServerRequest] = {}
+        self._outgoing = bytearray()
+        self._events: list[ServerEvent] = []
+        self._should_close = False
+        self._received_eof = False
+        self._error: RemoteProtocolError | None = None
+
+    # -- input ------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[ServerEvent]:
+        """Parse every complete record in ``data`` (plus what was buffered before).
+
+        Automatic replies go to :meth:`data_to_send`; call it after each ``receive_data``.
+
+        Raises:
+            RemoteProtocolError: the web server broke the protocol; close the connection.
+                Every later call raises it again.
+        """
+        if self._error is not None:
+            raise _failed(self._error)
+        if self._received_eof and data:
+            raise LocalProtocolError("receive_data() after receive_eof()")
+        events: list[ServerEvent] = []
+        self._events = events
+        try:
+            self._reader.feed(data, self._on_record)
+        except RemoteProtocolError as error:
+            self._error = error
+            raise
+        return events
+
+    def receive_eof(self) -> None:
+        """The web server closed its end.
+
+        Raises:
+            RemoteProtocolError: it closed in the middle of a record.
+        """
+        self._received_eof = True
+        self._should_close = True
+        if self._error is None and self._reader.buffered:
+            self._error = RemoteProtocolError(
+                f"the web server closed the connection in the middle of a record "
+                f"({self._reader.buffered} bytes of it arrived)"
+            )
+            raise self._error
+
+    def data_to_send(self) -> bytes:
+        """Return, and forget, the replies the connection queued by itself."""
+        outgoing = bytes(self._outgoing)
+        self._outgoing.clear()
+        return outgoing
+
+    @property
+    def should_close(self) -> bool:
+        """True once the application should close the connection.
+
+        That is after a request without FCGI_KEEP_CONN has ended (including one refused or
+        aborted), or after the web server's EOF. Write what was returned and queued first,
+        and with a multiplexed connection wait for :attr:`active_request_ids` to empty.
+        """
+        return self._should_close
+
+    @property
+    def active_request_ids(self) -> frozenset[int]:
+        """Requests begun and not yet ended (aborted ones excluded: they are over)."""
+        return frozenset(
+            request_id
+            for request_id, request in self._requests.items()
+            if request.state is not RequestState.ABORTED
+        )
+
+    def _on_record(self, record_type: int, request_id: int, content: memoryview) -> None:
+        if record_type in _INPUT_STREAM_TYPES and request_id:
+            request = self._requests.get(request_id)
+            if request is None:
+                return  # an inactive id: spec 3.3 says ignore it
+            stream = request.reading
+            if stream is not None and stream.record_type == record_type:
+                self._on_stream_record(request_id, request, stream, content)
+            elif record_type not in IGNORED_STREAMS.get((request.role, request.state), ()):
+                raise RemoteProtocolError(
+                    f"{record_type_name(record_type)} record for request {request_id}, "
+                    f"a {request.role.name} {request.state.value}"
+                )
+        elif request_id == 0:
+            self._on_management_record(record_type, content)
+        elif record_type == _BEGIN_REQUEST:
+            self._on_begin_request(request_id, content)
+        elif record_type == _ABORT_REQUEST:
+            self._on_abort_request(request_id)
+        elif record_type in _OUTPUT_TYPES:
+            raise RemoteProtocolError(
+                f"{record_type_name(record_type)} record for request {request_id}: that is "
+                "an application's output, a web server never sends it"
+            )
+        elif record_type in _MANAGEMENT_TYPES:
+            raise RemoteProtocolError(
+                f"{record_type_name(record_type)} record with request id {request_id}: "
+                "management records must have request id 0"
+            )
+        else:
+            raise RemoteProtocolError(
+                f"{record_type_name(record_type)} for request {request_id}: "
+                "FastCGI 1.0 defines no such record type"
+            )
+
+    def _on_stream_record(
+        self, request_id: int, request: _ServerRequest, stream: InputStream, content: memoryview
+    ) -> None:
+        record_type = stream.record_type
+        if len(content):
+            if record_type == _STDIN:
+                self._events.append(StdinData(request_id, bytes(content)))
+            elif record_type == _PARAMS:
+                size = len(request.params) + len(content)
+                if size > self._max_params_size:
+                    raise RemoteProtocolError(
+                        f"FCGI_PARAMS for request {request_id} reached {size} bytes, over the "
+                        f"max_params_size cap of {self._max_params_size} bytes"
+                    )
+                request.params += content
+            else:
+                self._events.append(FilterData(request_id, bytes(content)))
+            return
+        # The empty record: this stream has ended, move on to the next one.
+        next_state = stream.state_after_end
+        request.state = next_state
+        request.reading = INPUT_STREAMS.get((request.role, next_state))
+        if record_type == _STDIN:
+            self._events.append(StdinEnded(request_id))
+        elif record_type == _PARAMS:
+            self._events.append(self._request_received(request_id, request))
+            if next_state is not RequestState.READING_STDIN:
+                # A role that reads no FCGI_STDIN (the Authorizer) still gets an explicit end
+                # of its empty body, so nothing waits for a stream that will never come.
+                self._events.append(StdinEnded(request_id))
+        else:
+            self._events.append(FilterDataEnded(request_id))
+
+    def _request_received(self, request_id: int, request: _ServerRequest) -> RequestReceived:
+        pairs = decode_pairs(request.params)
+        request.params = bytearray()
+        params = dict(pairs)
+        duplicate_names: frozenset[bytes] = frozenset()
+        if len(params) != len(pairs):
+            seen: set[bytes] = set()
+            duplicates: set[bytes] = set()
+            for name, _ in pairs:
+                (duplicates if name in seen else seen).add(name)
+            duplicate_names = frozenset(duplicates)
+        return RequestReceived(request_id, request.role, request.keep_conn, params, duplicate_names)
+
+    def _on_begin_request(self, request_id: int, content: memoryview) -> None:
+        if len(content) != _BEGIN_REQUEST_LEN:
+            raise RemoteProtocolError(
+                f"FCGI_BEGIN_REQUEST for request {request_id} has {len(content)} bytes of "
+                f"content, the spec says {_BEGIN_REQUEST_LEN}"
+            )
+        role_number, flags = BEGIN_REQUEST_BODY.unpack(content)
+        keep_conn = bool(flags & FCGI_KEEP_CONN)
+        existing = self._requests.get(request_id)
+        if existing is not None and existing.state is not RequestState.ABORTED:
+            raise RemoteProtocolError(
+                f"FCGI_BEGIN_REQUEST for request {request_id}, which is already active"
+            )
+        refusal = self._refusal(role_number, request_id)
+        if refusal is not None:
+            self._outgoing += _end_request_record(request_id, 0, refusal)
+            if not keep_conn:
+                self._should_close = True
+            return
+        self._requests[request_id] = _ServerRequest(Role(role_number), keep_conn)
+
+    def _refusal(self, role_number: int, request_id: int) -> ProtocolStatus | None:
+        if role_number not in self._roles:
+            return ProtocolStatus.UNKNOWN_ROLE
+        if not self._multiplexed and self._requests:
+            return ProtocolStatus.CANT_MPX_CONN
+        if len(self._requests) >= self._max_active_requests or request_id in self._requests:
+            # The second case: the id's aborted request is still running in the app.
+            return ProtocolStatus.OVERLOADED
+        return None
+
+    def _on_abort_request(self, request_id: int) -> None:
+        request = self._requests.get(request_id)
+        if request is None or request.state is RequestState.ABORTED:
+            return
+        if request.state is RequestState.READING_PARAMS:
+            del self._requests[request_id]  # the app never heard of it
+        else:
+            self._events.append(RequestAborted(request_id))
+            request.state = RequestState.ABORTED
+            request.reading = None
+        self._outgoing += self._closing_records(request_id, request, request.stdout_sent)
+        self._outgoing += _end_request_record(request_id, 0, ProtocolStatus.REQUEST_COMPLETE)
+        if not request.keep_conn:
+            self._should_close = True
+
+    def _on_management_record(self, record_type: int, content: memoryview) -> None:
+        if record_type == _GET_VALUES:
+            known = [
+                (name, self._values[name])
+                for name, _ in decode_pairs(content)
+                if name in self._values
+            ]
+            self._outgoing += pack_records(_GET_VALUES_RESULT, 0, encode_pairs(known))
+        elif record_type == _BEGIN_REQUEST:
+            raise RemoteProtocolError(
+                "FCGI_BEGIN_REQUEST with request id 0, which is reserved for management records"
+            )
+        elif record_type in _OUTPUT_TYPES:
+            raise RemoteProtocolError(
+                f"{record_type_name(record_type)} record with request id 0: that is an "
+                "application's output, a web server never sends it"
+            )
+        else:
+            # Spec 4.2: a management record we do not understand is answered, not refused.
+            self._outgoing += pack_header(_UNKNOWN_TYPE, 0, _UNKNOWN_TYPE_LEN)
+            self._outgoing += UNKNOWN_TYPE_BODY.pack(record_type)
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _request_for_output(self, request_id: int, what: str) -> _ServerRequest | None:
+        """The request to send ``what`` for, or None if it was aborted (drop the output)."""
+        request = self._requests.get(request_id)
+        if request is None:
+            raise LocalProtocolError(
+                f"cannot send {what} for request {request_id}: it is not active "
+                "(never begun, refused, or already ended)"
+            )
+        if request.state is RequestState.ABORTED:
+            return None
+        if request.state is RequestState.READING_PARAMS:
+            raise LocalProtocolError(
+                f"cannot send {what} for request {request_id}: its FCGI_PARAMS have not all "
+                "arrived (wait for RequestReceived)"
+            )
+        return request
+
+    @staticmethod
+    def _closing_records(request_id: int, request: _ServerRequest, close_stdout: bool) -> bytes:
+        """The empty records that end a request's output streams, before its END_REQUEST."""
+        closing = _empty_record(_STDOUT, request_id) if close_stdout else b""
+        if request.stderr_sent:
+            # FCGI_STDERR is optional (spec 6.1): end it only if it was started.
+            closing += _empty_record(_STDERR, request_id)
+        return closing
+
+    def send_stdout(self, request_id: int, data: bytes) -> bytes:
+        """Bytes carrying ``data`` on FCGI_STDOUT; ``b""`` for empty data or an aborted request.
+
+        Raises:
+            LocalProtocolError: the request is not active, or its params are still arriving.
+        """
+        request = self._request_for_output(request_id, "FCGI_STDOUT")
+        if request is None or not data:
+            return b""
+        request.stdout_sent = True
+        return pack_records(_STDOUT, request_id, data)
+
+    def send_stderr(self, request_id: int, data: bytes) -> bytes:
+        """Bytes carrying ``data`` on FCGI_STDERR; ``b""`` for empty data or an aborted request.
+
+        Raises:
+            LocalProtocolError: the request is not active, or its params are still arriving.
+        """
+        request = self._request_for_output(request_id, "FCGI_STDERR")
+        if request is None or not data:
+            return b""
+        request.stderr_sent = True
+        return pack_records(_STDERR, request_id, data)
+
+    def end_request(
+        self,
+        request_id: int,
+        app_status: int = 0,
+        protocol_status: ProtocolStatus = ProtocolStatus.REQUEST_COMPLETE,
+        *,
+        stdout: bytes = b"",
+    ) -> bytes:
+        """End a request: final ``stdout``, the ends of its output streams, FCGI_END_REQUEST.
+
+        Refusing a request the app has not answered (``protocol_status`` other than
+        REQUEST_COMPLETE, nothing on stdout) sends FCGI_END_REQUEST alone. The id becomes
+        inactive; without FCGI_KEEP_CONN, :attr:`should_close` becomes true. For an aborted
+        request this returns ``b""`` (its FCGI_END_REQUEST has gone already).
+
+        Raises:
+            LocalProtocolError: the request is not active, its params are still arriving, or
+                ``app_status`` does not fit in 32 bits.
+        """
+        request = self._request_for_output(request_id, "FCGI_END_REQUEST")
+        if request is None:
+            del self._requests[request_id]
+            return b""
+        if not 0 <= app_status <= _MAX_APP_STATUS:
+            raise LocalProtocolError(
+                f"app_status must fit in 32 bits (0 to {_MAX_APP_STATUS}), not {app_status}"
+            )
+        try:
+            status = ProtocolStatus(protocol_status)
+        except ValueError:
+            raise LocalProtocolError(f"{protocol_status!r} is not a ProtocolStatus") from None
+        parts: list[bytes] = []
+        if stdout:
+            parts.append(pack_records(_STDOUT, request_id, stdout))
+            request.stdout_sent = True
+        # Every request's stdout stream is ended, even an empty one (spec 6.1); only a
+        # refusal that never wrote anything sends FCGI_END_REQUEST alone.
+        close_stdout = request.stdout_sent or status is ProtocolStatus.REQUEST_COMPLETE
+        parts.append(self._closing_records(request_id, request, close_stdout))
+        parts.append(_end_request_record(request_id, app_status, status))
+        del self._requests[request_id]
+        if not request.keep_conn:
+            self._should_close = True
+        return b"".join(parts)
+
+    def send(self, event: StdoutData | StderrData | RequestEnded) -> bytes:
+        """h11-style form of :meth:`send_stdout`, :meth:`send_stderr` and :meth:`end_request`."""
+        if isinstance(event, StdoutData):
+            return self.send_stdout(event.request_id, event.data)
+        if isinstance(event, StderrData):
+            return self.send_stderr(event.request_id, event.data)
+        if isinstance(event, RequestEnded):
+            return self.end_request(event.request_id, event.app_status, event.protocol_status)
+        raise LocalProtocolError(f"an application cannot send {event!r}")
+
+
+# --- the web-server side -------------------------------------------------------------------
+
+
+class _ClientRequest:
+    """What the client side remembers about one request it started."""
+
+    __slots__ = ("data_ended", "role", "stderr_ended", "stdin_ended", "stdout_ended")
+
+    def __init__(self, role: int) -> None:
+        self.role = role
+        self.stdin_ended = False
+        self.data_ended = False
+        self.stdout_ended = False
+        self.stderr_ended = False
+
+
+def _check_request_id(request_id: int) -> None:
+    if not 1 <= request_id <= _MAX_REQUEST_ID:
+        raise LocalProtocolError(
+            f"a request id is 1 to {_MAX_REQUEST_ID} (0 is for management records), "
+            f"not {request_id}"
+        )
+
+
+class ClientConnection:
+    """The web server's end of one FastCGI transport connection.
+
+    It starts requests and feeds their input; :meth:`receive_data` turns the application's
+    records into events. Empty FCGI_STDOUT/FCGI_STDERR records (ends of stream) produce no
+    event: FCGI_END_REQUEST (:class:`RequestEnded`) is the end that matters.
+    """
+
+    def __init__(self) -> None:
+        self._reader = RecordReader()
+        self._requests: dict[int, _ClientRequest] = {}
+        self._events: list[ClientEvent] = []
+        self._received_eof = False
+        self._error: RemoteProtocolError | None = None
+
+    @property
+    def active_request_ids(self) -> frozenset[int]:
+        """Requests started and not yet ended by the application's FCGI_END_REQUEST."""
+        return frozenset(self._requests)
+
+    # -- output -----------------------------------------------------------------------------
+
+    def start_request(
+        self,
+        request_id: int,
+        params: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]],
+        *,
+        role: Role | int = Role.RESPONDER,
+        keep_conn: bool = False,
+    ) -> bytes:
+        """FCGI_BEGIN_REQUEST, then the whole FCGI_PARAMS stream.
+
+        ``params`` may be a mapping or pairs; pairs are sent as given, duplicates included.
+        ``role`` may be a number no :class:`Role` names, to test how an application refuses it.
+
+        Raises:
+            LocalProtocolError: the id is out of range or already in use.
+        """
+        _check_request_id(request_id)
+        if request_id in self._requests:
+            raise LocalProtocolError(f"request {request_id} is already active")
+        if not 0 <= role <= 0xFFFF:
+            raise LocalProtocolError(f"a role is a 16-bit number, not {role}")
+        pairs = params.items() if isinstance(params, Mapping) else params
+        encoded = encode_pairs(pairs)
+        begin = pack_header(_BEGIN_REQUEST, request_id, _BEGIN_REQUEST_LEN)
+        begin += BEGIN_REQUEST_BODY.pack(role, FCGI_KEEP_CONN if keep_conn else 0)
+        params_records = pack_records(_PARAMS, request_id, encoded) if encoded else b""
+        self._requests[request_id] = _ClientRequest(role)
+        return begin + params_records + _empty_record(_PARAMS, request_id)
+
+    def _input_request(self, request_id: int, what: str) -> _ClientRequest:
+        request = self._requests.get(request_id)
+        if request is None:
+            raise LocalProtocolError(f"cannot send {what} for request {request_id}: not active")
+        return request
+
+    def send_stdin(self, request_id: int, data: bytes) -> bytes:
+        """Bytes carrying ``data`` on FCGI_STDIN (``b""`` for empty data)."""
+        request = self._input_request(request_id, "FCGI_STDIN")
+        if request.stdin_ended:
+            raise LocalProtocolError(f"FCGI_STDIN of request {request_id} has already ended")
+        return pack_records(_STDIN, request_id, data) if data else b""
+
+    def end_stdin(self, request_id: int) -> bytes:
+        """The empty FCGI_STDIN record that ends the request body."""
+        request = self._input_request(request_id, "FCGI_STDIN")
+        if request.stdin_ended:
+            raise LocalProtocolError(f"FCGI_STDIN of request {request_id} has already ended")
+        request.stdin_ended = True
+        return _empty_record(_STDIN, request_id)
+
+    def _data_request(self, request_id: int) -> _ClientRequest:
+        request = self._input_request(request_id, "FCGI_DATA")
+        if request.role != Role.FILTER:
+            raise LocalProtocolError(
+                f"request {request_id} is not a FILTER: only a Filter reads FCGI_DATA"
+            )
+        if not request.stdin_ended:
+            raise LocalProtocolError(
+                f"FCGI_DATA of request {request_id} must follow the end of its FCGI_STDIN"
+            )
+        if request.data_ended:
+            raise LocalProtocolError(f"FCGI_DATA of request {request_id} has already ended")
+        return request
+
+    def send_data(self, request_id: int, data: bytes) -> bytes:
+        """Bytes carrying ``data`` on FCGI_DATA, the Filter's file (``b""`` for empty data)."""
+        self._data_request(request_id)
+        return pack_records(_DATA, request_id, data) if data else b""
+
+    def end_data(self, request_id: int) -> bytes:
+        """The empty FCGI_DATA record that ends the Filter's file."""
+        self._data_request(request_id).data_ended = True
+        return _empty_record(_DATA, request_id)
+
+    def abort_request(self, request_id: int) -> bytes:
+        """FCGI_ABORT_REQUEST. The request stays active until the app's FCGI_END_REQUEST."""
+        self._input_request(request_id, "FCGI_ABORT_REQUEST")
+        return _empty_record(_ABORT_REQUEST, request_id)
+
+    def get_values(self, names: Iterable[bytes]) -> bytes:
+        """FCGI_GET_VALUES asking for ``names`` (e.g. ``FCGI_MPXS_CONNS``)."""
+        return pack_records(_GET_VALUES, 0, encode_pairs((name, b"") for name in names))
+
+    # -- input ------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[ClientEvent]:
+        """Parse every complete record in ``data`` (plus what was buffered before).
+
+        Raises:
+            RemoteProtocolError: the application broke the protocol; close the connection.
+                Every later call raises it again.
+        """
+        if self._error is not None:
+            raise _failed(self._error)
+        if self._received_eof and data:
+            raise LocalProtocolError("receive_data() after receive_eof()")
+        events: list[ClientEvent] = []
+        self._events = events
+        try:
+            self._reader.feed(data, self._on_record)
+        except RemoteProtocolError as error:
+            self._error = error
+            raise
+        return events
+
+    def receive_eof(self) -> None:
+        """The application closed its end.
+
+        Raises:
+            RemoteProtocolError: it closed in the middle of a record, or before ending a
+                request it had been given.
+        """
+        self._received_eof = True
+        if self._error is not None:
+            return
+        if self._reader.buffered:
+            self._error = RemoteProtocolError(
+                f"the application closed the connection in the middle of a record "
+                f"({self._reader.buffered} bytes of it arrived)"
+            )
+        elif self._requests:
+            ids = ", ".join(str(request_id) for request_id in sorted(self._requests))
+            self._error = RemoteProtocolError(
+                f"the application closed the connection without ending request(s) {ids}"
+            )
+        if self._error is not None:
+            raise self._error
+
+    def _output_request(self, record_type: int, request_id: int) -> _ClientRequest:
+        request = self._requests.get(request_id)
+        if request is None:
+            raise RemoteProtocolError(
+                f"{record_type_name(record_type)} record for request {request_id}, "
+                "which is not active"
+            )
+        return request
+
+    def _on_record(self, record_type: int, request_id: int, content: memoryview) -> None:
+        if record_type == _STDOUT:
+            request = self._output_request(record_type, request_id)
+            if request.stdout_ended:
+                raise RemoteProtocolError(
+                    f"FCGI_STDOUT record for request {request_id} after its stream ended"
+                )
+            if len(content):
+                self._events.append(StdoutData(request_id, bytes(content)))
+            else:
+                request.stdout_ended = True
+        elif record_type == _STDERR:
+            request = self._output_request(record_type, request_id)
+            if request.stderr_ended:
+                raise RemoteProtocolError(
+                    f"FCGI_STDERR record for request {request_id} after its stream ended"
+                )
+            if len(content):
+                self._events.append(StderrData(request_id, bytes(content)))
+            else:
+                request.stderr_ended = True
+        elif record_type == _END_REQUEST:
+            self._output_request(record_type, request_id)
+            if len(content) != _END_REQUEST_LEN:
+                raise RemoteProtocolError(
+                    f"FCGI_END_REQUEST for request {request_id} has {len(content)} bytes of "
+                    f"content, the spec says {_END_REQUEST_LEN}"
+                )
+            app_status, status_number = END_REQUEST_BODY.unpack(content)
+            try:
+                status = ProtocolStatus(status_number)
+            except ValueError:
+                raise RemoteProtocolError(
+                    f"FCGI_END_REQUEST for request {request_id} has protocolStatus "
+                    f"{status_number}, which FastCGI 1.0 does not define"
+                ) from None
+            del self._requests[request_id]
+            self._events.append(RequestEnded(request_id, app_status, status))
+        elif record_type in _MANAGEMENT_TYPES and request_id != 0:
+            raise RemoteProtocolError(
+                f"{record_type_name(record_type)} record with request id {request_id}: "
+                "management records must have request id 0"
+            )
+        elif record_type == _GET_VALUES_RESULT:
+            self._events.append(ValuesResult(dict(decode_pairs(content))))
+        elif record_type == _UNKNOWN_TYPE:
+            if len(content) != _UNKNOWN_TYPE_LEN:
+                raise RemoteProtocolError(
+                    f"FCGI_UNKNOWN_TYPE has {len(content)} bytes of content, "
+                    f"the spec says {_UNKNOWN_TYPE_LEN}"
+                )
+            self._events.append(UnknownTypeReply(content[0]))
+        else:
+            raise RemoteProtocolError(
+                f"{record_type_name(record_type)} record for request {request_id}: "
+                "a FastCGI application never sends it"
+            )

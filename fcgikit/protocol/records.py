@@ -1,0 +1,250 @@
+"""The FastCGI wire format: record headers, padding, name-value pairs, and record framing.
+
+Everything here is stateless except :class:`RecordReader`, which only knows where one record
+ends and the next begins. What a record *means* (which ones are allowed when) is the business
+of :mod:`fcgikit.protocol.connection` and its state table.
+
+Why it looks the way it does:
+
+* Reading is the hot path (every byte of every upload goes through it), so
+  :meth:`RecordReader.feed` parses all complete records of a chunk in one loop with
+  ``struct.unpack_from`` over a ``memoryview`` and hands each record's content on as a
+  zero-copy slice. A chunk that holds only whole records is never copied into the buffer;
+  only a partial tail (at most one record, 65,798 bytes) is kept.
+* Writing splits content at 65,535 bytes (``contentLength`` is 16 bits; fcgiproto forgot this)
+  and pads every record to a multiple of 8, as the spec recommends.
+* Peer input can only ever raise :class:`~fcgikit.errors.RemoteProtocolError`; name-value
+  pairs stay ``bytes`` (the WSGI layer decodes them as latin-1, per PEP 3333).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from fcgikit.errors import LocalProtocolError, RemoteProtocolError
+from fcgikit.protocol.constants import (
+    FCGI_HEADER_LEN,
+    FCGI_MAX_CONTENT_LEN,
+    FCGI_VERSION_1,
+    RecordType,
+)
+
+__all__ = [
+    "BEGIN_REQUEST_BODY",
+    "END_REQUEST_BODY",
+    "HEADER",
+    "UNKNOWN_TYPE_BODY",
+    "RecordHeader",
+    "RecordReader",
+    "decode_pairs",
+    "encode_pairs",
+    "pack_header",
+    "pack_records",
+    "record_type_name",
+    "unpack_header",
+]
+
+#: version, type, requestId, contentLength, paddingLength, reserved (spec 3.3, FCGI_Header).
+HEADER = struct.Struct(">BBHHBx")
+#: role, flags, 5 reserved (FCGI_BeginRequestBody).
+BEGIN_REQUEST_BODY = struct.Struct(">HB5x")
+#: appStatus, protocolStatus, 3 reserved (FCGI_EndRequestBody).
+END_REQUEST_BODY = struct.Struct(">IB3x")
+#: type, 7 reserved (FCGI_UnknownTypeBody).
+UNKNOWN_TYPE_BODY = struct.Struct(">B7x")
+
+_LONG_LENGTH = struct.Struct(">I")
+_LONG_LENGTH_FLAG = 0x80000000
+#: The longest name or value the four-byte length form can describe.
+MAX_PAIR_LENGTH = 0x7FFFFFFF
+#: Padding for each possible content length modulo 8, prebuilt so packing never allocates it.
+_PADDING = tuple(bytes(n) for n in range(8))
+
+
+class RecordHeader(NamedTuple):
+    version: int
+    record_type: int
+    request_id: int
+    content_length: int
+    padding_length: int
+
+
+def record_type_name(record_type: int) -> str:
+    """``FCGI_STDIN`` for 5, ``record type 42`` for a type the spec does not define."""
+    try:
+        return f"FCGI_{RecordType(record_type).name}"
+    except ValueError:
+        return f"record type {record_type}"
+
+
+def pack_header(
+    record_type: int, request_id: int, content_length: int, padding_length: int = 0
+) -> bytes:
+    """The 8-byte header of one version-1 record."""
+    return HEADER.pack(FCGI_VERSION_1, record_type, request_id, content_length, padding_length)
+
+
+def unpack_header(data: bytes | bytearray | memoryview, offset: int = 0) -> RecordHeader:
+    """Read the 8-byte header at ``offset``; the caller makes sure 8 bytes are there."""
+    return RecordHeader(*HEADER.unpack_from(data, offset))
+
+
+def pack_records(
+    record_type: int, request_id: int, content: bytes | bytearray | memoryview = b""
+) -> bytes:
+    """Frame ``content`` as records of one type, padded to multiples of 8 bytes.
+
+    Content longer than 65,535 bytes is split into several records. Empty content gives a
+    single empty record, which for a stream type (PARAMS, STDIN, STDOUT, ...) is the
+    end-of-stream mark; callers that mean "nothing to send" must not call this.
+    """
+    length = len(content)
+    if length <= FCGI_MAX_CONTENT_LEN:
+        padding = -length & 7
+        return b"".join(
+            (
+                HEADER.pack(FCGI_VERSION_1, record_type, request_id, length, padding),
+                content,
+                _PADDING[padding],
+            )
+        )
+    view = memoryview(content)
+    parts: list[bytes | memoryview] = []
+    for start in range(0, length, FCGI_MAX_CONTENT_LEN):
+        chunk = view[start : start + FCGI_MAX_CONTENT_LEN]
+        padding = -len(chunk) & 7
+        parts.append(HEADER.pack(FCGI_VERSION_1, record_type, request_id, len(chunk), padding))
+        parts.append(chunk)
+        parts.append(_PADDING[padding])
+    return b"".join(parts)
+
+
+def _encode_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes((length,))
+    if length > MAX_PAIR_LENGTH:
+        raise LocalProtocolError(
+            f"a FastCGI name or value can be at most {MAX_PAIR_LENGTH} bytes, not {length}"
+        )
+    return _LONG_LENGTH.pack(length | _LONG_LENGTH_FLAG)
+
+
+def encode_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Encode name-value pairs (spec 3.4): lengths under 128 take one byte, others four.
+
+    Duplicated names are kept, in order: the caller decides what to send.
+    """
+    parts: list[bytes] = []
+    for name, value in pairs:
+        parts.append(_encode_length(len(name)))
+        parts.append(_encode_length(len(value)))
+        parts.append(name)
+        parts.append(value)
+    return b"".join(parts)
+
+
+def decode_pairs(data: bytes | bytearray | memoryview) -> list[tuple[bytes, bytes]]:
+    """Decode a name-value pair stream into ``(name, value)`` pairs, in order, duplicates kept.
+
+    Raises:
+        RemoteProtocolError: a length or a name or value is cut short.
+    """
+    view = memoryview(data)
+    end = len(view)
+    offset = 0
+    pairs: list[tuple[bytes, bytes]] = []
+    while offset < end:
+        lengths: list[int] = []
+        for _ in range(2):
+            if offset >= end:
+                raise RemoteProtocolError(
+                    f"name-value pair cut short at byte {offset} of {end}: a length is missing"
+                )
+            first = view[offset]
+            if first < 0x80:
+                lengths.append(first)
+                offset += 1
+            else:
+                if offset + 4 > end:
+                    raise RemoteProtocolError(
+                        f"name-value pair cut short at byte {offset} of {end}: "
+                        "a four-byte length has fewer than four bytes"
+                    )
+                lengths.append(_LONG_LENGTH.unpack_from(view, offset)[0] & MAX_PAIR_LENGTH)
+                offset += 4
+        name_length, value_length = lengths
+        value_start = offset + name_length
+        value_end = value_start + value_length
+        if value_end > end:
+            raise RemoteProtocolError(
+                f"name-value pair at byte {offset} of {end} says its name and value take "
+                f"{name_length} + {value_length} bytes, but only {end - offset} are left"
+            )
+        pairs.append((bytes(view[offset:value_start]), bytes(view[value_start:value_end])))
+        offset = value_end
+    return pairs
+
+
+#: What :meth:`RecordReader.feed` calls for each complete record: type, request id, content.
+#: The content is a slice of the reader's buffer, valid only during the call.
+RecordHandler = Callable[[int, int, memoryview], None]
+
+
+class RecordReader:
+    """Cuts a byte stream into records and keeps the incomplete tail for the next chunk."""
+
+    __slots__ = ("_tail",)
+
+    def __init__(self) -> None:
+        self._tail = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes of an incomplete record are waiting for the rest of it."""
+        return len(self._tail)
+
+    def feed(self, data: bytes | bytearray | memoryview, on_record: RecordHandler) -> None:
+        """Call ``on_record`` for every record that ``data`` completes, in order.
+
+        Raises:
+            RemoteProtocolError: a header's version is not 1 (checked as soon as the 8 header
+                bytes are here, so garbage fails fast); or whatever ``on_record`` raises.
+        """
+        tail = self._tail
+        if tail:
+            tail += data
+            source: bytes | bytearray | memoryview = tail
+        else:
+            source = data
+        raw = memoryview(source)
+        view = raw if raw.itemsize == 1 and raw.ndim == 1 else raw.cast("B")
+        offset = 0
+        try:
+            end = len(view)
+            unpack_header_at = HEADER.unpack_from
+            while end - offset >= FCGI_HEADER_LEN:
+                version, record_type, request_id, content_length, padding_length = unpack_header_at(
+                    view, offset
+                )
+                if version != FCGI_VERSION_1:
+                    raise RemoteProtocolError(
+                        f"record header says FastCGI version {version}, expected 1: "
+                        "the peer is not speaking FastCGI, or the stream is out of step"
+                    )
+                content_start = offset + FCGI_HEADER_LEN
+                content_end = content_start + content_length
+                record_end = content_end + padding_length
+                if record_end > end:
+                    break
+                with view[content_start:content_end] as content:
+                    on_record(record_type, request_id, content)
+                offset = record_end
+            if source is not tail and offset < end:
+                tail += view[offset:]
+        finally:
+            view.release()
+            raw.release()
+        if source is tail and offset:
+            del tail[:offset]

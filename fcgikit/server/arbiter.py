@@ -1,0 +1,856 @@
+"""The prefork master (gunicorn calls it the arbiter): binds, forks, watches, replaces.
+
+The master binds every listening socket before the first fork, then forks workers
+(:mod:`fcgikit.server.worker`) that accept on those shared sockets; it never serves a request
+and never imports the app unless ``preload`` is set, so a reload (SIGHUP) imports it afresh
+in new workers. It starts no threads, so ``fork`` is safe.
+
+One loop does everything. Signal handlers only append the signal to a queue (and
+``signal.set_wakeup_fd`` wakes the ``select``); the loop then calls ``handle_<name>``.
+Workers report through a shared :class:`~fcgikit.server.status.Scoreboard` and poke the
+master through a pipe when something needs acting on at once (ready, saturated, retiring).
+
+Replacing a worker never leaves the pool short: the old one (reload, ``--max-requests``)
+keeps accepting until its replacement is READY, and only then gets SIGTERM and finishes what
+it runs. A worker that dies unasked is replaced at once; workers that keep dying soon after
+starting are restarted with an exponential back-off (up to 10 s), logged, not a fork bomb.
+
+    $ python -m fcgikit.server.arbiter yourapp:app --bind unix:/run/app.sock --workers 2:8
+
+Signals: TERM graceful stop, INT / QUIT fast stop, HUP graceful reload, USR1 reopen log
+files, TTIN / TTOU one worker more / fewer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import logging
+import os
+import random
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from fcgikit.addresses import Address, UnixAddress, parse_address
+from fcgikit.errors import ConfigError
+from fcgikit.server.apploader import load_app
+from fcgikit.server.listeners import describe, inherited_listener, open_listener
+from fcgikit.server.settings import ServerSettings
+from fcgikit.server.status import Scoreboard, SlotView, StatusPage, WorkerState, parse_allow
+from fcgikit.server.worker import EXIT_BOOT_ERROR, reopen_log_files, run_worker
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+log = logging.getLogger("fcgikit.arbiter")
+
+#: a worker dying this soon after its start counts towards a crash loop
+CRASH_WINDOW = 5.0
+#: the longest wait between two starts while workers keep dying
+MAX_BACKOFF = 10.0
+#: extra seconds a stopping worker gets beyond graceful_timeout before SIGKILL
+KILL_MARGIN = 2.0
+#: how long workers get to exit after SIGQUIT (fast stop) before SIGKILL
+FAST_STOP = 2.0
+
+SYSTEMD_FIRST_FD = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """How many worker processes, and when to replace them. Validated on creation.
+
+    ``workers_min == workers_max`` is a static pool; otherwise the pool is dynamic: it grows
+    by one worker while every worker's threads are all busy, and shrinks back to
+    ``workers_min`` by stopping workers idle for ``idle_timeout`` seconds.
+    """
+
+    #: worker processes started, and kept (static pool)
+    workers_min: int = 1
+    #: the most worker processes a dynamic pool grows to
+    workers_max: int = 1
+    #: seconds a dynamic pool's extra worker may stay idle before it is stopped
+    idle_timeout: float = 10.0
+    #: replace a worker after this many requests (0: never)
+    max_requests: int = 0
+    #: add a random 0..J to each worker's max_requests so they do not all restart at once
+    max_requests_jitter: int = 0
+    #: kill (and replace) a worker whose request runs longer than this (None: never)
+    timeout: float | None = None
+    #: log the stack of a request running longer than this, once (None: never)
+    slow_log: float | None = None
+    #: import the app in the master, before forking (faster forks, but SIGHUP cannot reload it)
+    preload: bool = False
+    #: write the master's pid here
+    pidfile: str | None = None
+    #: answer this path with the pool's status (php-fpm's pm.status_path); None: no page
+    status_path: str | None = None
+    #: REMOTE_ADDR values allowed to see the status page
+    status_allow: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+
+    def __post_init__(self) -> None:
+        if self.workers_min < 1:
+            raise ConfigError(f"at least one worker is needed, not {self.workers_min}")
+        if self.workers_max < self.workers_min:
+            raise ConfigError(
+                f"--workers {self.workers_min}:{self.workers_max}: the maximum is below "
+                "the minimum; write MIN:MAX"
+            )
+        if self.idle_timeout <= 0:
+            raise ConfigError("--idle-timeout must be positive")
+        if self.max_requests < 0 or self.max_requests_jitter < 0:
+            raise ConfigError("--max-requests and --max-requests-jitter cannot be negative")
+        for name in ("timeout", "slow_log"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, not {value}")
+        if self.status_path is not None and not self.status_path.startswith("/"):
+            raise ConfigError(f"--status-path must start with '/', not {self.status_path!r}")
+
+    @property
+    def dynamic(self) -> bool:
+        return self.workers_max > self.workers_min
+
+
+def flup_prefork_pool(
+    minSpare: int = 1,
+    maxSpare: int = 5,
+    maxChildren: int = 50,
+    maxRequests: int = 0,
+) -> PoolSettings:
+    """flup's ``fcgi_fork.WSGIServer`` (PreforkServer) keywords as a pool.
+
+    flup keeps ``minSpare``..``maxSpare`` idle single-threaded children, at most
+    ``maxChildren``. Here: at least ``max(1, minSpare)`` workers, growing to ``maxChildren``
+    while all are busy, shrinking back after ``idle_timeout``; ``maxSpare`` has no
+    counterpart (idle workers above the minimum are stopped after the idle timeout) and
+    ``maxRequests`` is ``max_requests``. Use it with ``threads=1``, as flup's children are.
+    """
+    del maxSpare
+    minimum = max(1, minSpare)
+    return PoolSettings(
+        workers_min=minimum,
+        workers_max=max(minimum, maxChildren),
+        max_requests=maxRequests,
+    )
+
+
+def parse_workers(text: str) -> tuple[int, int]:
+    """``N`` (static) or ``MIN:MAX`` (dynamic) -> (min, max)."""
+    low, sep, high = text.partition(":")
+    try:
+        minimum = int(low)
+        maximum = int(high) if sep else minimum
+    except ValueError:
+        raise ConfigError(f"--workers takes N or MIN:MAX, not {text!r}") from None
+    return minimum, maximum
+
+
+def systemd_listeners() -> list[socket.socket] | None:
+    """The sockets systemd passed (LISTEN_FDS / LISTEN_PID), or None when it passed none.
+
+    The variables are removed so no child mistakes them for its own.
+    """
+    pid, count = os.environ.get("LISTEN_PID"), os.environ.get("LISTEN_FDS")
+    if pid is None or count is None:
+        return None
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
+    if not pid.isdigit() or int(pid) != os.getpid() or not count.isdigit():
+        return None
+    listeners = []
+    for fd in range(SYSTEMD_FIRST_FD, SYSTEMD_FIRST_FD + int(count)):
+        sock = inherited_listener(fd)
+        if sock is None:
+            raise ConfigError(f"systemd passed fd {fd}, which is not a listening stream socket")
+        os.close(fd)  # inherited_listener holds a duplicate
+        listeners.append(sock)
+    return listeners
+
+
+@dataclass(slots=True, eq=False)
+class WorkerProcess:
+    """The master's record of one worker."""
+
+    pid: int
+    slot: int
+    generation: int
+    spawned: float
+    ready: bool = False
+    ready_at: float = 0.0
+    #: why a replacement is wanted ("reload", "max-requests"); it serves until one is ready
+    retiring: str | None = None
+    #: when SIGTERM was sent (it is finishing its requests)
+    stop_sent: float | None = None
+    stop_reason: str = ""
+    #: why SIGKILL was sent
+    killed: str | None = None
+    timed_out: set[tuple[str, float]] = field(default_factory=set)
+
+
+class Arbiter:
+    """The prefork master.
+
+    Args:
+        app_spec: ``module:attr`` the workers import (each worker, after the fork).
+        app: an app object instead (flup's ``WSGIServer(app, multiprocess=True)``); it is
+            then necessarily loaded before the fork, like ``preload``.
+        settings: what every worker's server uses; ``threads`` is per worker.
+        pool: the number of workers and when to replace them.
+        listeners: already listening sockets; by default those systemd passed, else
+            ``settings.binds``, else the socket a spawner left on fd 0.
+    """
+
+    SIGNALS = (
+        signal.SIGHUP,
+        signal.SIGINT,
+        signal.SIGQUIT,
+        signal.SIGTERM,
+        signal.SIGTTIN,
+        signal.SIGTTOU,
+        signal.SIGUSR1,
+        signal.SIGCHLD,
+    )
+
+    def __init__(
+        self,
+        app_spec: str | None,
+        app: WSGIApplication | None,
+        settings: ServerSettings,
+        pool: PoolSettings,
+        listeners: Sequence[socket.socket] | None = None,
+    ) -> None:
+        if (app_spec is None) == (app is None):
+            raise ConfigError("give the app as a 'module:attr' string or as an object, not both")
+        self.app_spec = app_spec
+        self.app = app
+        self.settings = settings
+        self.pool = pool
+        self.listeners = list(listeners) if listeners is not None else []
+        self._given_listeners = listeners is not None
+        self.created_paths: list[str] = []
+        self.dynamic = pool.dynamic
+        self.target = pool.workers_min
+        self.minimum = pool.workers_min
+        self.maximum = pool.workers_max
+        self.workers: dict[int, WorkerProcess] = {}
+        self.generation = 1
+        self.reloading = False
+        self.ever_ready = False
+        self.crash_streak = 0
+        self.spawn_after = 0.0
+        self.saturated_logged = False
+        self.exit_code: int | None = None
+        self.stop_deadline = 0.0
+        self.killed_all = False
+        self.master_pid = 0
+        self.signal_queue: list[int] = []
+        self.board: Scoreboard | None = None
+        self.free_slots: list[int] = []
+        self._wake_r = self._wake_w = self._notify_r = self._notify_w = -1
+        self._previous_handlers: dict[int, object] = {}
+
+    # --- setup and teardown ----------------------------------------------------------------
+
+    def _open_listeners(self) -> None:
+        if self._given_listeners:
+            return
+        inherited = systemd_listeners()
+        if inherited:
+            self.listeners = inherited
+            return
+        for address in self.settings.binds:
+            self.listeners.append(open_listener(address, umask=self.settings.umask))
+            if isinstance(address, UnixAddress):
+                self.created_paths.append(address.path)
+        if not self.listeners:
+            listener = inherited_listener(0)
+            if listener is None:
+                raise ConfigError(
+                    "nothing to listen on: pass --bind unix:/run/app.sock (or 127.0.0.1:9000), "
+                    "start under systemd socket activation, or from a FastCGI spawner (fd 0)"
+                )
+            self.listeners.append(listener)
+
+    def _write_pidfile(self) -> None:
+        path = self.pool.pidfile
+        if path is None:
+            return
+        temp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(temp, "w") as file:
+                file.write(f"{os.getpid()}\n")
+            os.replace(temp, path)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the pid file {path}: {exc.strerror}") from exc
+
+    def _remove_pidfile(self) -> None:
+        path = self.pool.pidfile
+        if path is None:
+            return
+        with contextlib.suppress(OSError, ValueError), open(path) as file:
+            if int(file.read().strip()) == os.getpid():
+                os.unlink(path)
+
+    def _setup(self) -> None:
+        self.master_pid = os.getpid()
+        if self.app is None and self.pool.preload:
+            assert self.app_spec is not None
+            self.app = load_app(self.app_spec)
+        self._open_listeners()
+        self._write_pidfile()
+        # Room for a whole pool being replaced (reload) while the old one finishes.
+        self.board = Scoreboard(2 * self.maximum + 2, self.settings.threads)
+        self.free_slots = list(range(self.board.slots - 1, -1, -1))
+        self._publish_pool()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._notify_r, self._notify_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        for signum in self.SIGNALS:
+            self._previous_handlers[signum] = signal.signal(signum, self._enqueue_signal)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+
+    def _teardown(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+        for worker in list(self.workers.values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(worker.pid, 0)
+        self.workers.clear()
+        for fd in (self._wake_r, self._wake_w, self._notify_r, self._notify_w):
+            if fd >= 0:
+                os.close(fd)
+        for listener in self.listeners:
+            listener.close()
+        for path in self.created_paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._remove_pidfile()
+        if self.board is not None:
+            self.board.close()
+
+    def _publish_pool(self) -> None:
+        assert self.board is not None
+        self.board.set_pool(dynamic=self.dynamic, target=self.target, maximum=self.maximum)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _enqueue_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signal_queue.append(signum)
+
+    def run(self) -> int:
+        """Serve until stopped. Returns the exit status: 0 after a stop by signal, 3 when
+        the workers cannot load the app at all."""
+        self._setup()
+        try:
+            where = ", ".join(describe(listener) for listener in self.listeners)
+            mode = (
+                f"dynamic pool of {self.minimum}..{self.maximum} workers"
+                if self.dynamic
+                else f"static pool of {self.target} workers"
+            )
+            log.info(
+                "fcgikit master %d: %s x %d threads on %s",
+                self.master_pid,
+                mode,
+                self.settings.threads,
+                where,
+            )
+            return self._loop()
+        finally:
+            self._teardown()
+
+    def _loop(self) -> int:
+        while True:
+            self._dispatch_signals()
+            self._reap()
+            if self.exit_code is not None:
+                if not self.workers:
+                    log.info("fcgikit master %d: stopped", self.master_pid)
+                    return self.exit_code
+                if time.monotonic() >= self.stop_deadline and not self.killed_all:
+                    self.killed_all = True
+                    log.warning(
+                        "%d worker(s) still running after the stop deadline; killing them",
+                        len(self.workers),
+                    )
+                    for worker in self.workers.values():
+                        self._kill(worker, "stop deadline")
+                self._wait(0.1 if self.killed_all else self.stop_deadline - time.monotonic())
+                continue
+            self._manage()
+            self._wait(self._tick())
+
+    def _tick(self) -> float:
+        tick = 1.0
+        if self.pool.timeout is not None:
+            tick = min(tick, self.pool.timeout / 4)
+        if self.dynamic:
+            tick = min(tick, self.pool.idle_timeout / 4)
+        if self.spawn_after > time.monotonic():
+            tick = min(tick, self.spawn_after - time.monotonic())
+        return max(0.02, tick)
+
+    def _wait(self, timeout: float) -> None:
+        try:
+            readable, _, _ = select.select(
+                [self._wake_r, self._notify_r], [], [], max(0.0, timeout)
+            )
+        except InterruptedError:
+            return
+        for fd in readable:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(fd, 4096):
+                    pass
+
+    def _dispatch_signals(self) -> None:
+        while self.signal_queue:
+            signum = self.signal_queue.pop(0)
+            name = signal.Signals(signum).name[3:].lower()
+            handler: Callable[[], None] | None = getattr(self, f"handle_{name}", None)
+            if handler is not None:
+                handler()
+
+    # --- signal handlers (run by the loop, never inside the signal handler) -----------------
+
+    def handle_chld(self) -> None:
+        self._reap()
+
+    def handle_term(self) -> None:
+        self._begin_stop("SIGTERM: stopping gracefully", graceful=True)
+
+    def handle_int(self) -> None:
+        self._begin_stop("SIGINT: stopping now", graceful=False)
+
+    def handle_quit(self) -> None:
+        self._begin_stop("SIGQUIT: stopping now", graceful=False)
+
+    def handle_hup(self) -> None:
+        if self.exit_code is not None:
+            return
+        self.generation += 1
+        self.reloading = True
+        if self.app is not None:
+            log.warning(
+                "SIGHUP: restarting the workers; the app was loaded in the master (--preload "
+                "or an app object), so its code is not re-imported: restart the master for "
+                "new code"
+            )
+        log.info(
+            "SIGHUP: reloading: starting %d new workers (generation %d); the old ones stop "
+            "as the new ones become ready",
+            self.target,
+            self.generation,
+        )
+        for worker in self.workers.values():
+            if worker.retiring is None and worker.stop_sent is None:
+                worker.retiring = "reload"
+        self.crash_streak = 0
+        self.spawn_after = 0.0
+
+    def handle_usr1(self) -> None:
+        reopen_log_files()
+        log.info("SIGUSR1: reopened log files")
+        for worker in self.workers.values():
+            self._signal(worker, signal.SIGUSR1)
+
+    def handle_ttin(self) -> None:
+        if self.exit_code is not None:
+            return
+        self.target += 1
+        self.maximum = max(self.maximum, self.target)
+        if not self.dynamic:
+            self.minimum = self.target
+        self._publish_pool()
+        log.info("SIGTTIN: %d workers wanted", self.target)
+
+    def handle_ttou(self) -> None:
+        if self.exit_code is not None:
+            return
+        if self.target <= 1:
+            log.info("SIGTTOU: already down to one worker")
+            return
+        self.target -= 1
+        self.minimum = min(self.minimum, self.target)
+        if not self.dynamic:
+            self.maximum = self.target
+        self._publish_pool()
+        log.info("SIGTTOU: %d workers wanted", self.target)
+
+    def _begin_stop(self, message: str, *, graceful: bool, code: int = 0) -> None:
+        if self.exit_code is not None and graceful:
+            return  # already stopping; a fast stop may still cut a graceful one short
+        log.info("fcgikit master %d: %s", self.master_pid, message)
+        self.exit_code = code if self.exit_code is None else self.exit_code
+        if graceful:
+            self.stop_deadline = time.monotonic() + self.settings.graceful_timeout + KILL_MARGIN
+            for worker in self.workers.values():
+                self._stop(worker, "stopping")
+        else:
+            self.stop_deadline = time.monotonic() + FAST_STOP
+            for worker in self.workers.values():
+                self._signal(worker, signal.SIGQUIT)
+
+    # --- workers ---------------------------------------------------------------------------
+
+    def _signal(self, worker: WorkerProcess, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signum)
+
+    def _stop(self, worker: WorkerProcess, reason: str) -> None:
+        if worker.stop_sent is None:
+            worker.stop_sent = time.monotonic()
+            worker.stop_reason = reason
+            self._signal(worker, signal.SIGTERM)
+
+    def _kill(self, worker: WorkerProcess, reason: str) -> None:
+        if worker.killed is None:
+            worker.killed = reason
+            self._signal(worker, signal.SIGKILL)
+
+    def _spawn(self) -> bool:
+        assert self.board is not None
+        if not self.free_slots:
+            return False
+        slot_index = self.free_slots.pop()
+        self.board.reset(slot_index, self.generation)
+        max_requests = self.pool.max_requests
+        if max_requests and self.pool.max_requests_jitter:
+            max_requests += random.randint(0, self.pool.max_requests_jitter)
+        pid = os.fork()
+        if pid == 0:  # the worker; it never returns into the master's code
+            code = 1
+            try:
+                code = self._worker_main(slot_index, max_requests)
+            except BaseException:
+                log.exception("worker %d: unexpected error", os.getpid())
+            finally:
+                with contextlib.suppress(Exception):
+                    logging.shutdown()
+                os._exit(code)
+        self.board.slot(slot_index).set_pid(pid)
+        self.workers[pid] = WorkerProcess(pid, slot_index, self.generation, time.monotonic())
+        return True
+
+    def _worker_main(self, slot_index: int, max_requests: int) -> int:
+        assert self.board is not None
+        signal.set_wakeup_fd(-1)
+        for signum in self.SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        for fd in (self._wake_r, self._wake_w, self._notify_r):
+            os.close(fd)
+        app, spec = self.app, self.app_spec
+
+        def load() -> WSGIApplication:
+            if app is not None:
+                return app
+            assert spec is not None
+            return load_app(spec)
+
+        status_page = None
+        if self.pool.status_path is not None:
+            status_page = StatusPage(self.board, self.pool.status_path, self.pool.status_allow)
+        return run_worker(
+            load=load,
+            settings=self.settings,
+            listeners=self.listeners,
+            slot=self.board.slot(slot_index),
+            max_requests=max_requests,
+            slow_log=self.pool.slow_log,
+            status_page=status_page,
+            notify_fd=self._notify_w,
+            master_pid=self.master_pid,
+            report_saturation=self.dynamic,
+        )
+
+    def _reap(self) -> None:
+        assert self.board is not None
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                raise
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue
+            view = self.board.read(worker.slot)
+            self.board.add_dead(view.requests, view.slow)
+            self.board.free(worker.slot)
+            self.free_slots.append(worker.slot)
+            running = ", ".join(r.label for r in view.running)
+            self._exited(worker, os.waitstatus_to_exitcode(status), running)
+
+    def _exited(self, worker: WorkerProcess, code: int, running: str) -> None:
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        if self.exit_code is not None:
+            log.info("worker %d exited (%s)", worker.pid, how)
+            return
+        if worker.killed is not None:
+            log.info("worker %d killed (%s); starting a replacement", worker.pid, worker.killed)
+            return
+        if worker.stop_sent is not None and code in (0, -signal.SIGTERM):
+            log.info("worker %d exited (%s)", worker.pid, worker.stop_reason)
+            return
+        now = time.monotonic()
+        if code == EXIT_BOOT_ERROR and not self.ever_ready:
+            log.error(
+                "worker %d could not load the app and no worker ever could; stopping "
+                "(fix the error above and start again)",
+                worker.pid,
+            )
+            self._begin_stop("stopping: the app cannot be loaded", graceful=False, code=3)
+            return
+        if code == EXIT_BOOT_ERROR:
+            log.error(
+                "worker %d could not load the app; the workers already running keep serving",
+                worker.pid,
+            )
+        else:
+            during = f" while running {running}" if running else ""
+            log.error("worker %d died (%s)%s; starting a replacement", worker.pid, how, during)
+        if not worker.ready or now - worker.spawned < CRASH_WINDOW:
+            self.crash_streak += 1
+        else:
+            self.crash_streak = 0
+        if self.crash_streak >= 2:
+            delay = min(MAX_BACKOFF, 0.5 * 2 ** (self.crash_streak - 2))
+            self.spawn_after = now + delay
+            log.warning(
+                "workers keep dying (%d in a row within %gs of starting); backing off: next "
+                "start in %.1fs",
+                self.crash_streak,
+                CRASH_WINDOW,
+                delay,
+            )
+
+    def _manage(self) -> None:
+        assert self.board is not None
+        now = time.monotonic()
+        views = {pid: self.board.read(w.slot) for pid, w in self.workers.items()}
+        for worker in self.workers.values():
+            view = views[worker.pid]
+            if not worker.ready and view.state in (WorkerState.READY, WorkerState.RETIRING):
+                worker.ready = True
+                worker.ready_at = now
+                self.ever_ready = True
+                log.info("worker %d ready (generation %d)", worker.pid, worker.generation)
+            if view.state == WorkerState.RETIRING and worker.retiring is None:
+                worker.retiring = "max-requests"
+        if self.pool.timeout is not None:
+            self._check_timeouts(views, now)
+        active = [w for w in self.workers.values() if w.retiring is None and w.stop_sent is None]
+        if self.dynamic and not self.reloading:
+            self._scale(active, views, now)
+            active = [w for w in active if w.stop_sent is None]
+        for worker in sorted(active, key=lambda w: (w.ready, w.spawned))[self.target :]:
+            self._stop(worker, "fewer workers wanted")
+        active = active[: self.target]
+        missing = self.target - len(active)
+        if missing > 0 and now >= self.spawn_after:
+            for _ in range(missing):
+                if not self._spawn():
+                    break
+                if self.crash_streak >= 2:
+                    break  # one at a time while backing off
+        # Old workers stop one for each new one that is ready, never before.
+        ready = sum(1 for w in active if w.ready)
+        waiting = sorted(
+            (w for w in self.workers.values() if w.retiring and w.stop_sent is None),
+            key=lambda w: w.spawned,
+        )
+        for worker in waiting[: max(0, ready + len(waiting) - self.target)]:
+            self._stop(worker, "replaced" if worker.retiring == "reload" else "max-requests")
+        if self.reloading and not any(
+            w.generation < self.generation for w in self.workers.values()
+        ):
+            self.reloading = False
+            log.info("reload complete: %d workers of generation %d", ready, self.generation)
+        limit = self.settings.graceful_timeout + KILL_MARGIN
+        for worker in self.workers.values():
+            if worker.stop_sent is not None and now - worker.stop_sent > limit:
+                log.warning("worker %d did not stop within %gs; killing it", worker.pid, limit)
+                self._kill(worker, "did not stop in time")
+
+    def _check_timeouts(self, views: dict[int, SlotView], now: float) -> None:
+        assert self.pool.timeout is not None
+        timeout = self.pool.timeout
+        for worker in self.workers.values():
+            if worker.killed is not None:
+                continue
+            view = views[worker.pid]
+            late = [r for r in view.running if now - r.started > timeout]
+            if not late:
+                continue
+            for request in late:
+                key = (request.label, request.started)
+                if key not in worker.timed_out:
+                    worker.timed_out.add(key)
+                    log.error(
+                        "request %s on worker %d exceeded --timeout %gs; killing the worker",
+                        request.label,
+                        worker.pid,
+                        timeout,
+                    )
+            if len(view.running) <= len(late):
+                self._kill(worker, "--timeout")
+            elif worker.stop_sent is None:
+                log.info(
+                    "worker %d finishes its %d other request(s) first",
+                    worker.pid,
+                    len(view.running) - len(late),
+                )
+                self._stop(worker, "--timeout")
+
+    def _scale(self, active: list[WorkerProcess], views: dict[int, SlotView], now: float) -> None:
+        assert self.board is not None
+        threads = self.settings.threads
+        details = views
+        booting = any(not w.ready for w in active)
+        saturated = (
+            bool(active)
+            and not booting
+            and len(active) >= self.target
+            and all(details[w.pid].busy >= threads for w in active)
+        )
+        if saturated:
+            if self.target < self.maximum:
+                self.target += 1
+                self._publish_pool()
+                log.info(
+                    "all %d workers busy; starting another (dynamic pool, at most %d)",
+                    len(active),
+                    self.maximum,
+                )
+            elif not self.saturated_logged:
+                self.saturated_logged = True
+                self.board.count_max_reached()
+                log.warning(
+                    "all %d workers busy and the pool is at its maximum (--workers %d:%d); "
+                    "requests wait for a free thread",
+                    len(active),
+                    self.minimum,
+                    self.maximum,
+                )
+            return
+        self.saturated_logged = False
+        if self.target <= self.minimum:
+            return
+        idle = [
+            w
+            for w in active
+            if w.ready
+            and details[w.pid].busy == 0
+            and now - max(details[w.pid].last_active, w.ready_at) >= self.pool.idle_timeout
+        ]
+        if idle:
+            worker = max(idle, key=lambda w: w.spawned)
+            self.target -= 1
+            self._publish_pool()
+            self._stop(worker, f"idle for {self.pool.idle_timeout:g}s")
+
+
+# --- python -m fcgikit.server.arbiter ---------------------------------------------------------
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fcgikit.server.arbiter",
+        description="Serve APP over FastCGI from a pool of worker processes.",
+    )
+    parser.add_argument("app", metavar="APP", help="module:attr or module:factory()")
+    parser.add_argument("--bind", "-b", action="append", default=[], metavar="ADDR")
+    parser.add_argument("--workers", "-w", default="1", metavar="N|MIN:MAX")
+    parser.add_argument("--threads", type=int, default=ServerSettings().threads)
+    parser.add_argument("--idle-timeout", type=float, default=PoolSettings().idle_timeout)
+    parser.add_argument("--max-requests", type=int, default=0)
+    parser.add_argument("--max-requests-jitter", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=None)
+    parser.add_argument("--slow-log", type=float, default=None, metavar="SECONDS")
+    parser.add_argument("--graceful-timeout", type=float, default=ServerSettings().graceful_timeout)
+    parser.add_argument("--preload", action="store_true")
+    parser.add_argument("--pidfile", default=None)
+    parser.add_argument("--status-path", default=None)
+    parser.add_argument("--status-allow", action="append", default=[], metavar="IP[,IP...]")
+    parser.add_argument("--chdir", metavar="DIR")
+    parser.add_argument("--log-file", default=None, help="log here instead of stderr")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return parser
+
+
+def configure_logging(level: int, log_file: str | None) -> None:
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    )
+    # %(process)d, not the pid at configuration time: the workers log through this too.
+    handler.setFormatter(logging.Formatter("fcgikit[%(process)d] %(levelname)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[ServerSettings, PoolSettings]:
+    binds: tuple[Address, ...] = tuple(parse_address(text) for text in args.bind)
+    minimum, maximum = parse_workers(args.workers)
+    default_allow = PoolSettings().status_allow
+    settings = ServerSettings(
+        binds=binds,
+        threads=args.threads,
+        graceful_timeout=args.graceful_timeout,
+        multiprocess=True,
+    )
+    pool = PoolSettings(
+        workers_min=minimum,
+        workers_max=maximum,
+        idle_timeout=args.idle_timeout,
+        max_requests=args.max_requests,
+        max_requests_jitter=args.max_requests_jitter,
+        timeout=args.timeout,
+        slow_log=args.slow_log,
+        preload=args.preload,
+        pidfile=args.pidfile,
+        status_path=args.status_path,
+        status_allow=parse_allow(args.status_allow) if args.status_allow else default_allow,
+    )
+    return settings, pool
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    configure_logging(getattr(logging, args.log_level.upper()), args.log_file)
+    try:
+        if args.chdir:
+            try:
+                os.chdir(args.chdir)
+            except OSError as exc:
+                raise ConfigError(f"cannot change to {args.chdir}: {exc.strerror}") from exc
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        settings, pool = settings_from_args(args)
+        return Arbiter(args.app, None, settings, pool).run()
+    except ConfigError as exc:
+        print(f"fcgikit: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

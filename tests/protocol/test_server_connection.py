@@ -1,0 +1,413 @@
+"""ServerConnection beyond the state matrix: refusals, management records, abort, caps, output."""
+
+from __future__ import annotations
+
+import pytest
+
+from fcgikit.errors import LocalProtocolError, RemoteProtocolError
+from fcgikit.protocol import (
+    ProtocolStatus,
+    RequestAborted,
+    RequestEnded,
+    RequestReceived,
+    Role,
+    ServerConnection,
+    StderrData,
+    StdinData,
+    StdoutData,
+)
+
+from . import wire
+
+COMPLETE, CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE = 0, 1, 2, 3
+
+
+def receive_request(
+    server: ServerConnection, request_id: int = 1, *, keep_conn: bool = False
+) -> None:
+    events = server.receive_data(
+        wire.begin(request_id, keep_conn=keep_conn) + wire.params(request_id)
+    )
+    assert [type(event) for event in events] == [RequestReceived]
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+def test_unknown_role_is_refused_and_the_id_stays_inactive() -> None:
+    server = ServerConnection()  # RESPONDER only
+    assert server.receive_data(wire.begin(1, wire.FILTER, keep_conn=True)) == []
+    assert server.data_to_send() == wire.end_request(1, 0, UNKNOWN_ROLE)
+    assert server.active_request_ids == frozenset()
+    assert server.receive_data(wire.params(1, {b"A": b"1"}) + wire.record(wire.STDIN, 1)) == []
+    assert not server.should_close
+
+
+def test_role_number_no_role_names_is_refused() -> None:
+    server = ServerConnection(roles=list(Role))
+    server.receive_data(wire.begin(1, role=0x1234, keep_conn=True))
+    assert server.data_to_send() == wire.end_request(1, 0, UNKNOWN_ROLE)
+
+
+def test_refused_request_without_keep_conn_asks_to_close() -> None:
+    server = ServerConnection()
+    server.receive_data(wire.begin(1, wire.AUTHORIZER, keep_conn=False))
+    assert server.should_close
+
+
+def test_second_request_on_unmultiplexed_connection_gets_cant_mpx_conn() -> None:
+    server = ServerConnection()
+    receive_request(server, 1, keep_conn=True)
+    assert server.receive_data(wire.begin(2, keep_conn=True) + wire.params(2)) == []
+    assert server.data_to_send() == wire.end_request(2, 0, CANT_MPX_CONN)
+    assert server.active_request_ids == {1}
+    assert server.receive_data(wire.record(wire.STDIN, 1, b"ok")) == [StdinData(1, b"ok")]
+
+
+def test_multiplexed_connection_overloads_past_max_active_requests() -> None:
+    server = ServerConnection(multiplexed=True, max_active_requests=2)
+    receive_request(server, 1, keep_conn=True)
+    receive_request(server, 2, keep_conn=True)
+    assert server.receive_data(wire.begin(3, keep_conn=True)) == []
+    assert server.data_to_send() == wire.end_request(3, 0, OVERLOADED)
+    assert server.active_request_ids == {1, 2}
+    server.end_request(1)
+    server.receive_data(wire.begin(3, keep_conn=True))
+    assert server.data_to_send() == b""
+    assert server.active_request_ids == {2, 3}
+
+
+def test_begin_for_an_active_id_is_an_error() -> None:
+    server = ServerConnection(multiplexed=True)
+    receive_request(server, 5)
+    with pytest.raises(RemoteProtocolError, match="request 5, which is already active"):
+        server.receive_data(wire.begin(5))
+
+
+def test_begin_with_request_id_0_is_an_error() -> None:
+    with pytest.raises(RemoteProtocolError, match="request id 0"):
+        ServerConnection().receive_data(wire.begin(0))
+
+
+@pytest.mark.parametrize("length", [0, 7, 9, 16])
+def test_begin_body_must_be_8_bytes(length: int) -> None:
+    with pytest.raises(RemoteProtocolError, match=f"{length} bytes of content"):
+        ServerConnection().receive_data(wire.record(wire.BEGIN, 1, bytes(length)))
+
+
+# --- management records --------------------------------------------------------------------
+
+
+def test_get_values_answers_known_names_only() -> None:
+    server = ServerConnection(multiplexed=True, max_conns=7, max_reqs=50)
+    query = b"".join(
+        wire.pair(name, b"")
+        for name in (b"FCGI_MAX_CONNS", b"NO_SUCH_VALUE", b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS")
+    )
+    assert server.receive_data(wire.record(wire.GET_VALUES, 0, query)) == []
+    [(record_type, request_id, content, _)] = wire.split_records(server.data_to_send())
+    assert (record_type, request_id) == (wire.GET_VALUES_RESULT, 0)
+    assert content == (
+        wire.pair(b"FCGI_MAX_CONNS", b"7")
+        + wire.pair(b"FCGI_MAX_REQS", b"50")
+        + wire.pair(b"FCGI_MPXS_CONNS", b"1")
+    )
+
+
+def test_get_values_with_no_known_names_gets_an_empty_result() -> None:
+    server = ServerConnection()
+    server.receive_data(wire.record(wire.GET_VALUES, 0, wire.pair(b"X", b"")))
+    assert server.data_to_send() == wire.record(wire.GET_VALUES_RESULT, 0)
+
+
+def test_get_values_does_not_disturb_a_running_request() -> None:
+    server = ServerConnection()
+    receive_request(server)
+    server.receive_data(wire.record(wire.GET_VALUES, 0, wire.pair(b"FCGI_MPXS_CONNS", b"")))
+    assert server.data_to_send() == wire.padded(
+        wire.GET_VALUES_RESULT, 0, wire.pair(b"FCGI_MPXS_CONNS", b"0")
+    )
+    assert server.active_request_ids == {1}
+
+
+@pytest.mark.parametrize(
+    "record_type",
+    [0, wire.ABORT, wire.PARAMS, wire.STDIN, wire.DATA, wire.GET_VALUES_RESULT, 11, 12, 255],
+)
+def test_other_management_types_get_unknown_type(record_type: int) -> None:
+    server = ServerConnection()
+    assert server.receive_data(wire.record(record_type, 0, b"whatever")) == []
+    assert server.data_to_send() == wire.record(
+        wire.UNKNOWN_TYPE, 0, bytes([record_type]) + bytes(7)
+    )
+
+
+@pytest.mark.parametrize("record_type", [wire.END, wire.STDOUT, wire.STDERR])
+def test_output_types_from_the_web_server_are_errors(record_type: int) -> None:
+    for request_id in (0, 1):
+        with pytest.raises(RemoteProtocolError, match="never sends it"):
+            ServerConnection().receive_data(wire.record(record_type, request_id))
+
+
+@pytest.mark.parametrize("record_type", [wire.GET_VALUES, 10, 11])
+def test_management_type_with_a_request_id_is_an_error(record_type: int) -> None:
+    with pytest.raises(RemoteProtocolError, match="must have request id 0"):
+        ServerConnection().receive_data(wire.record(record_type, 1))
+
+
+@pytest.mark.parametrize("record_type", [0, 12, 200])
+def test_undefined_type_with_a_request_id_is_an_error(record_type: int) -> None:
+    with pytest.raises(RemoteProtocolError, match="no such record type"):
+        ServerConnection().receive_data(wire.record(record_type, 1))
+
+
+# --- abort ---------------------------------------------------------------------------------
+
+
+def test_abort_before_params_end_answers_at_once_without_an_event() -> None:
+    server = ServerConnection()
+    stream = wire.begin(1, keep_conn=True) + wire.record(wire.PARAMS, 1, wire.pair(b"A", b"1"))
+    assert server.receive_data(stream + wire.record(wire.ABORT, 1)) == []
+    assert server.data_to_send() == wire.end_request(1)
+    assert server.active_request_ids == frozenset()
+    assert server.receive_data(wire.params(1) + wire.record(wire.STDIN, 1)) == []
+    with pytest.raises(LocalProtocolError):
+        server.end_request(1)
+    assert not server.should_close
+
+
+def test_abort_after_params_tells_the_app_and_drops_its_output() -> None:
+    server = ServerConnection()
+    receive_request(server, 1, keep_conn=False)
+    assert server.receive_data(wire.record(wire.ABORT, 1)) == [RequestAborted(1)]
+    assert server.data_to_send() == wire.end_request(1)
+    assert server.should_close
+    assert server.active_request_ids == frozenset()
+    assert server.receive_data(wire.record(wire.STDIN, 1, b"late")) == []
+    assert server.send_stdout(1, b"too late") == b""
+    assert server.send_stderr(1, b"too late") == b""
+    assert server.end_request(1, stdout=b"too late") == b""
+    with pytest.raises(LocalProtocolError):
+        server.end_request(1)  # now forgotten
+
+
+def test_abort_closes_the_output_streams_the_app_opened() -> None:
+    server = ServerConnection()
+    receive_request(server)
+    server.send_stdout(1, b"partial")
+    server.send_stderr(1, b"warning")
+    server.receive_data(wire.record(wire.ABORT, 1))
+    assert server.data_to_send() == (
+        wire.record(wire.STDOUT, 1) + wire.record(wire.STDERR, 1) + wire.end_request(1)
+    )
+
+
+def test_second_abort_is_ignored() -> None:
+    server = ServerConnection()
+    receive_request(server)
+    server.receive_data(wire.record(wire.ABORT, 1))
+    server.data_to_send()
+    assert server.receive_data(wire.record(wire.ABORT, 1)) == []
+    assert server.data_to_send() == b""
+
+
+def test_id_of_an_aborted_request_still_running_is_not_reused() -> None:
+    server = ServerConnection(multiplexed=True)
+    receive_request(server, 1, keep_conn=True)
+    server.receive_data(wire.record(wire.ABORT, 1))
+    server.data_to_send()
+    # The web server may reuse id 1 now, but the app has not let go of it yet.
+    server.receive_data(wire.begin(1, keep_conn=True))
+    assert server.data_to_send() == wire.end_request(1, 0, OVERLOADED)
+    assert server.end_request(1) == b""
+    receive_request(server, 1, keep_conn=True)
+    assert server.active_request_ids == {1}
+
+
+def test_after_abort_and_end_a_plain_connection_takes_the_next_request() -> None:
+    server = ServerConnection()
+    receive_request(server, 1, keep_conn=True)
+    server.receive_data(wire.record(wire.ABORT, 1))
+    server.receive_data(wire.begin(2, keep_conn=True))
+    assert server.data_to_send() == wire.end_request(1) + wire.end_request(2, 0, CANT_MPX_CONN)
+    server.end_request(1)
+    receive_request(server, 2)
+
+
+# --- params --------------------------------------------------------------------------------
+
+
+def test_duplicate_params_last_value_wins_and_are_listed() -> None:
+    body = (
+        wire.pair(b"SCRIPT_NAME", b"/first")
+        + wire.pair(b"PATH_INFO", b"/x")
+        + wire.pair(b"SCRIPT_NAME", b"/second")
+        + wire.pair(b"Q", b"1")
+        + wire.pair(b"Q", b"2")
+        + wire.pair(b"Q", b"3")
+    )
+    server = ServerConnection()
+    [received] = server.receive_data(
+        wire.begin() + wire.record(wire.PARAMS, 1, body) + wire.record(wire.PARAMS, 1)
+    )
+    assert isinstance(received, RequestReceived)
+    assert received.params == {b"SCRIPT_NAME": b"/second", b"PATH_INFO": b"/x", b"Q": b"3"}
+    assert received.duplicate_names == {b"SCRIPT_NAME", b"Q"}
+
+
+def test_pairs_may_be_split_across_params_records() -> None:
+    body = wire.pair(b"NAME", b"v" * 300) + wire.pair(b"OTHER", b"1")
+    stream = wire.begin() + b"".join(
+        wire.record(wire.PARAMS, 1, body[start : start + 7]) for start in range(0, len(body), 7)
+    )
+    [received] = ServerConnection().receive_data(stream + wire.record(wire.PARAMS, 1))
+    assert received.params == {b"NAME": b"v" * 300, b"OTHER": b"1"}  # type: ignore[union-attr]
+
+
+def test_params_over_the_cap_are_an_error_naming_size_and_cap() -> None:
+    body = wire.pair(b"N", b"v" * 97)
+    assert len(body) == 100
+    at_cap = ServerConnection(max_params_size=100)
+    assert (
+        len(at_cap.receive_data(wire.begin() + wire.record(wire.PARAMS, 1, body) + wire.params(1)))
+        == 1
+    )
+    over = ServerConnection(max_params_size=100)
+    stream = wire.begin() + wire.record(wire.PARAMS, 1, body) + wire.record(wire.PARAMS, 1, b"x")
+    with pytest.raises(RemoteProtocolError, match=r"101 bytes.*cap of 100 bytes"):
+        over.receive_data(stream)
+
+
+def test_empty_params_stream_gives_empty_params() -> None:
+    [received] = ServerConnection().receive_data(wire.begin() + wire.params(1))
+    assert received == RequestReceived(1, Role.RESPONDER, False, {}, frozenset())
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+def test_send_stdout_of_nothing_sends_nothing() -> None:
+    server = ServerConnection()
+    receive_request(server)
+    assert server.send_stdout(1, b"") == b""
+    assert server.send_stderr(1, b"") == b""
+    # ...and did not count as having used stderr.
+    assert server.end_request(1) == wire.record(wire.STDOUT, 1) + wire.end_request(1)
+
+
+def test_sending_for_inactive_or_unreceived_requests_is_a_local_error() -> None:
+    server = ServerConnection()
+    with pytest.raises(LocalProtocolError, match="not active"):
+        server.send_stdout(1, b"x")
+    server.receive_data(wire.begin())
+    with pytest.raises(LocalProtocolError, match="FCGI_PARAMS have not all arrived"):
+        server.send_stderr(1, b"x")
+    with pytest.raises(LocalProtocolError):
+        server.end_request(1)
+    server.receive_data(wire.params(1))
+    server.end_request(1)
+    with pytest.raises(LocalProtocolError, match="not active"):
+        server.end_request(1)
+
+
+@pytest.mark.parametrize("app_status", [-1, 1 << 32])
+def test_app_status_must_fit_32_bits(app_status: int) -> None:
+    server = ServerConnection()
+    receive_request(server)
+    with pytest.raises(LocalProtocolError, match="32 bits"):
+        server.end_request(1, app_status)
+    assert server.active_request_ids == {1}
+
+
+def test_refusal_after_some_stdout_still_ends_the_stream() -> None:
+    server = ServerConnection()
+    receive_request(server)
+    server.send_stdout(1, b"x")
+    assert server.end_request(1, 0, ProtocolStatus.OVERLOADED) == (
+        wire.record(wire.STDOUT, 1) + wire.end_request(1, 0, OVERLOADED)
+    )
+
+
+def test_refusal_with_final_stdout_ends_the_stream() -> None:
+    server = ServerConnection()
+    receive_request(server)
+    sent = server.end_request(1, 0, ProtocolStatus.OVERLOADED, stdout=b"busy")
+    assert wire.split_records(sent) == [
+        (wire.STDOUT, 1, b"busy", 4),
+        (wire.STDOUT, 1, b"", 0),
+        (wire.END, 1, bytes([0, 0, 0, 0, OVERLOADED, 0, 0, 0]), 0),
+    ]
+
+
+def test_send_is_the_generic_form() -> None:
+    server = ServerConnection()
+    receive_request(server, keep_conn=True)
+    assert server.send(StdoutData(1, b"o")) == wire.padded(wire.STDOUT, 1, b"o")
+    assert server.send(StderrData(1, b"e")) == wire.padded(wire.STDERR, 1, b"e")
+    assert server.send(RequestEnded(1, 3, ProtocolStatus.REQUEST_COMPLETE)) == (
+        wire.record(wire.STDOUT, 1) + wire.record(wire.STDERR, 1) + wire.end_request(1, 3)
+    )
+    with pytest.raises(LocalProtocolError):
+        server.send(RequestAborted(1))  # type: ignore[arg-type]
+
+
+def test_should_close_follows_keep_conn() -> None:
+    server = ServerConnection()
+    receive_request(server, keep_conn=True)
+    server.end_request(1)
+    assert not server.should_close
+    receive_request(server, keep_conn=False)
+    assert not server.should_close
+    server.end_request(1)
+    assert server.should_close
+
+
+# --- end of input and failure --------------------------------------------------------------
+
+
+def test_eof_between_records_is_clean() -> None:
+    server = ServerConnection()
+    receive_request(server)
+    server.receive_eof()
+    assert server.should_close
+
+
+@pytest.mark.parametrize("cut", [1, 7, 8, 12])
+def test_eof_inside_a_record_is_an_error(cut: int) -> None:
+    server = ServerConnection()
+    server.receive_data(wire.begin()[:cut])
+    with pytest.raises(RemoteProtocolError, match="middle of a record"):
+        server.receive_eof()
+    assert server.should_close
+
+
+def test_data_after_eof_is_a_local_error() -> None:
+    server = ServerConnection()
+    server.receive_eof()
+    assert server.receive_data(b"") == []
+    with pytest.raises(LocalProtocolError):
+        server.receive_data(wire.begin())
+
+
+def test_a_failed_connection_stays_failed() -> None:
+    server = ServerConnection()
+    with pytest.raises(RemoteProtocolError):
+        server.receive_data(b"\x09" + bytes(7))
+    with pytest.raises(RemoteProtocolError, match="already failed"):
+        server.receive_data(wire.begin())
+
+
+def test_replies_queued_before_an_error_are_kept() -> None:
+    server = ServerConnection()
+    with pytest.raises(RemoteProtocolError):
+        server.receive_data(wire.record(12, 0) + wire.record(12, 1))
+    assert server.data_to_send() == wire.record(wire.UNKNOWN_TYPE, 0, b"\x0c" + bytes(7))
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"roles": ()}, {"max_params_size": -1}, {"max_active_requests": 0}],
+)
+def test_bad_settings_are_value_errors(settings: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        ServerConnection(**settings)  # type: ignore[arg-type]

@@ -1,0 +1,687 @@
+"""The prefork master: its pieces in-process, and the whole thing as real processes and signals.
+
+Process tests start ``python -m fcgikit.server.arbiter`` on a unix socket in a temp dir and
+wait for what it logs (never a sleep). Requests go over a plain socket with the sans-I/O
+:class:`~fcgikit.protocol.ClientConnection`, one connection per request, like nginx without
+``fastcgi_keep_conn``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fcgikit.errors import ConfigError
+from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
+from fcgikit.server.arbiter import (
+    PoolSettings,
+    flup_prefork_pool,
+    parse_workers,
+    systemd_listeners,
+)
+from fcgikit.server.status import Scoreboard, StatusPage, WorkerState, parse_allow, render_text
+from fcgikit.server.worker import RequestTracker, request_label
+from tests.processes import Backend
+
+APP_SOURCE = """
+import logging, os, sys, time
+
+def say(text):
+    sys.stderr.write(text + "\n")  # one write: the workers share the pipe
+
+
+say(f"app imported in {os.getpid()}")
+
+def app(environ, start_response):
+    path, query = environ["PATH_INFO"], environ["QUERY_STRING"]
+    if path == "/sleep":
+        say(f"sleeping in {os.getpid()}: {query}")
+        time.sleep(float(query))
+    elif path == "/hold":
+        say(f"holding in {os.getpid()}")
+        while not os.path.exists(query):
+            time.sleep(0.01)
+    elif path == "/log":
+        logging.getLogger("app").warning("app log line from %d", os.getpid())
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"""
+
+POOL_TIMEOUT = 20.0
+
+
+# --- a FastCGI request over a fresh connection ---------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int | None  # None: the connection ended without FCGI_END_REQUEST
+    body: bytes
+    headers: dict[str, str]
+
+
+def fcgi_get(address: str, path: str, query: str = "", remote: str = "127.0.0.1") -> Reply:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(POOL_TIMEOUT)
+    try:
+        sock.connect(address)
+        client = ClientConnection()
+        params = {
+            b"REQUEST_METHOD": b"GET",
+            b"SCRIPT_NAME": b"",
+            b"PATH_INFO": path.encode(),
+            b"QUERY_STRING": query.encode(),
+            b"REQUEST_URI": (path + ("?" + query if query else "")).encode(),
+            b"REMOTE_ADDR": remote.encode(),
+        }
+        sock.sendall(client.start_request(1, params) + client.end_stdin(1))
+        output = b""
+        while data := sock.recv(65536):
+            for event in client.receive_data(data):
+                if isinstance(event, StdoutData):
+                    output += event.data
+                elif isinstance(event, RequestEnded):
+                    head, _, body = output.partition(b"\r\n\r\n")
+                    lines = head.decode("latin-1").split("\r\n")
+                    headers = dict(line.split(": ", 1) for line in lines)
+                    return Reply(int(headers["Status"][:3]), body, headers)
+        return Reply(None, output, {})
+    except (ConnectionError, TimeoutError) as exc:
+        return Reply(None, str(exc).encode(), {})
+    finally:
+        sock.close()
+
+
+class Load:
+    """Clients sending requests back to back until stopped, keeping every reply."""
+
+    def __init__(self, address: str, clients: int = 4, path: str = "/") -> None:
+        self.address = address
+        self.path = path
+        self.replies: list[Reply] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            reply = fcgi_get(self.address, self.path)
+            with self._lock:
+                self.replies.append(reply)
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        for thread in self._threads:
+            thread.join(POOL_TIMEOUT)
+
+    def wait_for_count(self, count: int) -> None:
+        deadline = time.monotonic() + POOL_TIMEOUT
+        while len(self.replies) < count:
+            assert time.monotonic() < deadline, f"only {len(self.replies)} replies"
+            time.sleep(0.01)  # polling a counter with a deadline, not synchronising on time
+
+    def failures(self) -> list[Reply]:
+        with self._lock:
+            return [r for r in self.replies if r.status != 200]
+
+
+# --- the pool as a process -----------------------------------------------------------------
+
+
+def close(backend: Backend) -> None:
+    """Kill what is left of the process group and close the pipes (no ResourceWarning)."""
+    backend.kill()
+    for stream in (backend.proc.stdout, backend.proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def count_lines(backend: Backend, pattern: str) -> int:
+    regex = re.compile(pattern)
+    return sum(1 for line in backend.stderr.splitlines() if regex.search(line))
+
+
+def wait_count(backend: Backend, pattern: str, count: int, timeout: float = POOL_TIMEOUT) -> None:
+    """Wait until ``count`` stderr lines match, woken by each new line (Backend's condition)."""
+    regex = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    with backend._cond:
+        while (found := sum(1 for line in backend._lines if regex.search(line))) < count:
+            left = deadline - time.monotonic()
+            if getattr(backend, "_closed", False) or left <= 0:
+                raise AssertionError(
+                    f"{found}/{count} lines match {pattern!r}:\n{backend.stderr_unlocked()}"
+                )
+            backend._cond.wait(left)
+
+
+class Pool(Backend):
+    def __init__(self, directory: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.directory = directory
+        self.address = str(directory / "pool.sock")
+        command = [sys.executable, "-m", "fcgikit.server.arbiter", "prefork_app:app", *args]
+        if not any(arg.startswith("--bind") for arg in args):
+            command += ["--bind", f"unix:{self.address}"]
+        super().__init__(command, cwd=directory, env=env)
+
+    def count(self, pattern: str) -> int:
+        return count_lines(self, pattern)
+
+    def wait_count(self, pattern: str, count: int, timeout: float = POOL_TIMEOUT) -> None:
+        wait_count(self, pattern, count, timeout)
+
+    def get(self, path: str, query: str = "", remote: str = "127.0.0.1") -> Reply:
+        return fcgi_get(self.address, path, query, remote)
+
+    def status(self) -> dict[str, Any]:
+        reply = self.get("/fcgikit-status", "json")
+        assert reply.status == 200, reply
+        result: dict[str, Any] = json.loads(reply.body)
+        return result
+
+    def wait_status(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        deadline = time.monotonic() + POOL_TIMEOUT
+        while not predicate(status := self.status()):
+            assert time.monotonic() < deadline, f"status never matched: {status}"
+            time.sleep(0.02)  # polling shared state with a deadline
+        return status
+
+
+@pytest.fixture
+def start_pool(tmp_path: Path) -> Iterator[Callable[..., Pool]]:
+    (tmp_path / "prefork_app.py").write_text(APP_SOURCE)
+    pools: list[Pool] = []
+
+    def start(*args: str, ready: int | None = None, env: dict[str, str] | None = None) -> Pool:
+        pool = Pool(tmp_path, "--status-path", "/fcgikit-status", *args, env=env)
+        pools.append(pool)
+        if ready:
+            pool.wait_count(r"worker \d+ ready", ready)
+        return pool
+
+    yield start
+    for pool in pools:
+        close(pool)
+
+
+# --- settings and pieces, in-process -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("4", (4, 4)), ("2:8", (2, 8)), ("1:1", (1, 1))],
+)
+def test_parse_workers(text: str, expected: tuple[int, int]) -> None:
+    assert parse_workers(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"workers_min": 0}, "at least one worker", id="no-workers"),
+        pytest.param({"workers_min": 4, "workers_max": 2}, "MIN:MAX", id="max-below-min"),
+        pytest.param({"timeout": 0}, "--timeout must be positive", id="zero-timeout"),
+        pytest.param({"slow_log": -1}, "--slow-log must be positive", id="negative-slow-log"),
+        pytest.param({"max_requests": -1}, "cannot be negative", id="negative-max-requests"),
+        pytest.param({"status_path": "status"}, "start with '/'", id="relative-status-path"),
+    ],
+)
+def test_pool_settings_are_validated(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        PoolSettings(**kwargs)
+
+
+def test_flup_prefork_keywords_map_onto_a_dynamic_pool() -> None:
+    pool = flup_prefork_pool(minSpare=2, maxSpare=5, maxChildren=10, maxRequests=500)
+    assert (pool.workers_min, pool.workers_max, pool.max_requests) == (2, 10, 500)
+    assert pool.dynamic
+    assert flup_prefork_pool(minSpare=0, maxChildren=0).workers_max == 1
+
+
+def test_parse_workers_rejects_garbage() -> None:
+    with pytest.raises(ConfigError, match="N or MIN:MAX"):
+        parse_workers("lots")
+
+
+def test_status_allow_normalises_addresses() -> None:
+    assert parse_allow(["127.0.0.1,::ffff:10.0.0.1", "::1"]) == {"127.0.0.1", "10.0.0.1", "::1"}
+    with pytest.raises(ConfigError, match="IP addresses"):
+        parse_allow(["localhost"])
+
+
+def test_systemd_listeners_ignores_variables_meant_for_another_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LISTEN_PID", str(os.getpid() + 1))
+    monkeypatch.setenv("LISTEN_FDS", "1")
+    assert systemd_listeners() is None
+    assert "LISTEN_FDS" not in os.environ  # not passed on to the workers either
+
+
+def no_start_response(
+    status: str, headers: list[tuple[str, str]], exc_info: Any = None
+) -> Callable[[bytes], object]:
+    return lambda data: None
+
+
+def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [])
+    return [b"hi"]
+
+
+def test_tracker_records_requests_and_retires_at_max_requests() -> None:
+    board = Scoreboard(slots=2, threads=2)
+    board.reset(1, generation=3)
+    slot = board.slot(1)
+    slot.set_pid(1234)
+    slot.set_state(WorkerState.READY)
+    pokes: list[str] = []
+    tracker = RequestTracker(hello, slot, 2, max_requests=2, notify=lambda: pokes.append("!"))
+    environ = {"REQUEST_METHOD": "GET", "REQUEST_URI": "/a?b", "fcgikit.request_id": 7}
+    assert request_label(environ) == "#7 GET /a?b"
+
+    seen: list[Any] = []
+
+    def inner(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        seen.append(board.read(1))
+        yield b"x"
+
+    tracker.app = inner
+    result = tracker(environ, no_start_response)
+    assert list(result) == [b"x"]
+    assert board.read(1).busy == 1  # an iterable response ends when it is closed
+    result.close()  # type: ignore[attr-defined]
+    view = board.read(1)
+    assert (view.busy, view.requests, view.running, view.state) == (0, 1, (), WorkerState.READY)
+    assert seen[0].running[0].label == "#7 GET /a?b"
+
+    tracker.app = hello
+    result = tracker(environ, no_start_response)
+    assert isinstance(result, list) and result == [b"hi"]  # the server's one-send path
+    assert board.read(1).busy == 1  # still being sent
+    result.close()  # type: ignore[attr-defined]
+    assert board.read(1).state == WorkerState.RETIRING
+    assert pokes == ["!"]  # the master is told once
+    snapshot = board.snapshot()
+    assert snapshot.accepted == 2 and [w.pid for w in snapshot.workers] == [1234]
+
+
+def test_tracker_ends_a_request_whose_app_raises() -> None:
+    board = Scoreboard(slots=1, threads=1)
+    board.reset(0, generation=1)
+
+    def broken(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise RuntimeError("boom")
+
+    tracker = RequestTracker(broken, board.slot(0), 1)
+    for _ in range(3):  # the thread's cell is given back each time
+        with pytest.raises(RuntimeError):
+            tracker({"REQUEST_METHOD": "GET"}, no_start_response)
+    assert board.read(0).busy == 0 and board.read(0).requests == 3
+
+
+def test_slow_requests_are_reported_once() -> None:
+    board = Scoreboard(slots=1, threads=1)
+    board.reset(0, generation=1)
+    tracker = RequestTracker(hello, board.slot(0), 1)
+    cell = tracker._begin("#1 GET /slow")
+    tracker.running[cell].started -= 10
+    assert [r.label for r in tracker.slow_requests(5)] == ["#1 GET /slow"]
+    assert tracker.slow_requests(5) == []
+    assert board.read(0).slow == 1
+
+
+@pytest.mark.parametrize(
+    ("remote", "path", "answered"),
+    [
+        pytest.param("127.0.0.1", "/fcgikit-status", True, id="allowed"),
+        pytest.param("::ffff:127.0.0.1", "/fcgikit-status", True, id="mapped-ipv4"),
+        pytest.param("203.0.113.9", "/fcgikit-status", False, id="not-allowed"),
+        pytest.param("127.0.0.1", "/other", False, id="other-path"),
+    ],
+)
+def test_status_page_only_for_allowed_addresses(remote: str, path: str, answered: bool) -> None:
+    page = StatusPage(Scoreboard(1, 1), "/fcgikit-status", frozenset({"127.0.0.1"}))
+    environ = {"REMOTE_ADDR": remote, "SCRIPT_NAME": "", "PATH_INFO": path}
+    assert page.wants(environ) is answered
+
+
+def test_status_text_lists_each_worker() -> None:
+    board = Scoreboard(slots=2, threads=1)
+    board.set_pool(dynamic=True, target=1, maximum=3)
+    board.reset(0, generation=1)
+    board.slot(0).set_pid(99)
+    board.slot(0).set_state(WorkerState.READY)
+    board.slot(0).begin(0, "#5 GET /x", 1, 1)
+    text = render_text(board.snapshot().as_dict())
+    assert "pool mode:            dynamic" in text
+    assert "busy workers:         1" in text
+    assert re.search(r"current requests:     #5 GET /x \(\d", text)
+
+
+# --- the pool as real processes ------------------------------------------------------------
+
+
+def test_static_pool_serves_and_reports_status(start_pool: Callable[..., Pool]) -> None:
+    pool = start_pool("--workers", "2", "--threads", "2", ready=2)
+    pids = {int(pool.get("/").body) for _ in range(20)}
+    status = pool.status()
+    assert status["pool_mode"] == "static"
+    assert status["total_workers"] == 2 and status["idle_workers"] == 2
+    assert status["accepted_requests"] == 20
+    assert pids <= {w["pid"] for w in status["workers"]}
+    master = pool.proc.pid
+    assert pool.count(r"app imported in \d+") == 2  # once per worker, never in the master
+    assert pool.count(rf"app imported in {master}$") == 0
+    # From an address not in --status-allow the path goes to the app like any other.
+    assert pool.get("/fcgikit-status", "json", remote="203.0.113.9").body.isdigit()
+    assert pool.stop() == 0
+    assert not os.path.exists(pool.address)
+
+
+def test_sighup_three_times_under_load_every_response_200(start_pool: Callable[..., Pool]) -> None:
+    pool = start_pool("--workers", "2", "--threads", "4", ready=2)
+    first = {w["pid"] for w in pool.status()["workers"]}
+    with Load(pool.address, clients=6) as load:
+        for reloads in range(1, 4):
+            load.wait_for_count(40 * reloads)
+            pool.proc.send_signal(signal.SIGHUP)
+            pool.wait_count(r"reload complete: 2 workers", reloads)
+        load.wait_for_count(160)
+    assert load.failures() == [], load.failures()[:3]
+    last = {w["pid"] for w in pool.status()["workers"]}
+    assert len(last) == 2 and not last & first
+    assert pool.stop() == 0
+
+
+def test_max_requests_under_load_every_response_200(start_pool: Callable[..., Pool]) -> None:
+    pool = start_pool(
+        *("--workers", "2", "--threads", "2"),
+        *("--max-requests", "25", "--max-requests-jitter", "5"),
+        ready=2,
+    )
+    with Load(pool.address, clients=4) as load:
+        pool.wait_count(r"exited \(max-requests\)", 4)
+    assert load.failures() == [], load.failures()[:3]
+    assert len(load.replies) > 100
+    assert pool.count(r"served \d+ requests \(--max-requests\)") >= 4
+    assert pool.stop() == 0
+
+
+def test_kill_9_fails_only_that_request_and_refills_the_pool(
+    start_pool: Callable[..., Pool],
+) -> None:
+    # One thread per worker, as in php-fpm: the victim runs nothing but the stuck request.
+    pool = start_pool("--workers", "2", "--threads", "1", ready=2)
+    replies: list[Reply] = []
+    stuck = threading.Thread(target=lambda: replies.append(pool.get("/sleep", "30")))
+    stuck.start()
+    victim = int(pool.wait_for(r"sleeping in (\d+): 30").group(1))
+    with Load(pool.address, clients=2) as load:
+        load.wait_for_count(10)
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        pool.wait_for(rf"worker {victim} died \(killed by SIGKILL\) while running #1 GET /sleep")
+        pool.wait_count(r"worker \d+ ready", 3)
+        refilled = time.monotonic() - killed_at
+        load.wait_for_count(len(load.replies) + 10)
+    stuck.join(POOL_TIMEOUT)
+    assert replies[0].status is None  # the web server sees the connection end: a 502
+    assert refilled < 1.0
+    assert load.failures() == [], load.failures()[:3]
+    assert pool.status()["total_workers"] == 2
+    assert pool.stop() == 0
+
+
+def test_timeout_kills_the_worker_of_a_stuck_request_after_its_neighbours(
+    start_pool: Callable[..., Pool], tmp_path: Path
+) -> None:
+    pool = start_pool(
+        *("--workers", "1", "--threads", "2", "--timeout", "2", "--slow-log", "1"), ready=1
+    )
+    stuck: list[Reply] = []
+    thread = threading.Thread(target=lambda: stuck.append(pool.get("/sleep", "30")))
+    thread.start()
+    victim = int(pool.wait_for(r"sleeping in (\d+): 30").group(1))
+    pool.wait_for("slow request #1 GET /sleep")  # it has run for a second
+    release = tmp_path / "release"
+    neighbour: list[Reply] = []
+    other = threading.Thread(target=lambda: neighbour.append(pool.get("/hold", str(release))))
+    other.start()
+    pool.wait_for("holding in")
+    line = pool.wait_for(
+        r"request #1 GET /sleep\?30 on worker (\d+) exceeded --timeout 2s; killing"
+    )
+    assert int(line.group(1)) == victim
+    pool.wait_for(rf"worker {victim} finishes its 1 other request\(s\) first")
+    release.touch()
+    other.join(POOL_TIMEOUT)
+    thread.join(POOL_TIMEOUT)
+    assert neighbour[0].status == 200  # only the stuck request fails
+    assert stuck[0].status is None  # the web server sees the connection end: a 502
+    pool.wait_for(rf"worker {victim} killed \(--timeout\); starting a replacement")
+    pool.wait_count(r"worker \d+ ready", 2)
+    assert pool.get("/").status == 200
+    assert pool.count("exceeded --timeout") == 1
+    assert pool.stop() == 0
+
+
+def test_slow_log_writes_the_stack_once(start_pool: Callable[..., Pool]) -> None:
+    pool = start_pool("--workers", "1", "--threads", "1", "--slow-log", "0.2", ready=1)
+    reply = pool.get("/sleep", "0.8")
+    assert reply.status == 200
+    pid = int(reply.body)
+    pool.wait_for(rf"slow request #1 GET /sleep\?0.8 on worker {pid}: running for")
+    stack = pool.stderr.partition("its stack:")[2]
+    assert "prefork_app.py" in stack and "time.sleep(float(query))" in stack
+    assert "pool.py" not in stack  # only the app's frames
+    assert pool.count("slow request") == 1
+    assert pool.status()["slow_requests"] == 1
+    assert pool.stop() == 0
+
+
+def test_sigterm_lets_running_requests_finish(start_pool: Callable[..., Pool]) -> None:
+    pool = start_pool("--workers", "2", "--threads", "1", ready=2)
+    replies: list[Reply] = []
+    thread = threading.Thread(target=lambda: replies.append(pool.get("/sleep", "0.5")))
+    thread.start()
+    pool.wait_for("sleeping in")
+    assert pool.stop(signal.SIGTERM) == 0
+    thread.join(POOL_TIMEOUT)
+    assert replies[0].status == 200
+    pool.wait_for("stopped")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGQUIT])
+def test_fast_stop(start_pool: Callable[..., Pool], signum: int) -> None:
+    pool = start_pool("--workers", "2", ready=2)
+    threading.Thread(target=pool.get, args=("/sleep", "30"), daemon=True).start()
+    pool.wait_for("sleeping in")
+    started = time.monotonic()
+    assert pool.stop(signum) == 0
+    assert time.monotonic() - started < 5
+
+
+def test_ttin_and_ttou_change_the_pool(start_pool: Callable[..., Pool]) -> None:
+    pool = start_pool("--workers", "1", ready=1)
+    pool.proc.send_signal(signal.SIGTTIN)
+    pool.wait_count(r"worker \d+ ready", 2)
+    assert pool.status()["total_workers"] == 2
+    pool.proc.send_signal(signal.SIGTTOU)
+    pool.wait_for(r"exited \(fewer workers wanted\)")
+    assert pool.wait_status(lambda s: s["total_workers"] == 1)["target_workers"] == 1
+    assert pool.stop() == 0
+
+
+def test_dynamic_pool_grows_when_busy_and_shrinks_when_idle(
+    start_pool: Callable[..., Pool],
+) -> None:
+    pool = start_pool("--workers", "1:3", "--threads", "1", "--idle-timeout", "0.5", ready=1)
+    assert pool.status()["pool_mode"] == "dynamic"
+    threads = [threading.Thread(target=pool.get, args=("/sleep", "1")) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    pool.wait_for("all 1 workers busy; starting another")
+    pool.wait_count(r"worker \d+ ready", 2)
+    for thread in threads:
+        thread.join(POOL_TIMEOUT)
+    pool.wait_for(r"exited \(idle for 0.5s\)")
+    assert pool.wait_status(lambda s: s["total_workers"] == 1)["target_workers"] == 1
+    assert pool.stop() == 0
+
+
+def test_dead_worker_is_replaced_and_a_crash_loop_backs_off(
+    start_pool: Callable[..., Pool],
+) -> None:
+    pool = start_pool("--workers", "1", ready=1)
+    victim = int(pool.get("/").body)
+    os.kill(victim, signal.SIGKILL)
+    pool.wait_count(r"worker \d+ ready", 2)
+    # From now on every new worker dies while importing the app.
+    (pool.directory / "prefork_app.py").write_text("import os\nos._exit(9)\n")
+    pool.proc.send_signal(signal.SIGHUP)
+    pool.wait_for(r"backing off: next start in 0.5s")
+    pool.wait_for(r"backing off: next start in 1.0s")
+    assert pool.get("/").status == 200  # the old worker still serves
+    assert pool.count(r"died \(exit status 9\)") <= 4
+    assert pool.stop() == 0
+
+
+def test_preload_imports_the_app_once_in_the_master(start_pool: Callable[..., Pool]) -> None:
+    pool = start_pool("--workers", "2", "--preload", ready=2)
+    assert pool.count(rf"app imported in {pool.proc.pid}$") == 1
+    assert pool.count(r"app imported in") == 1
+    pool.proc.send_signal(signal.SIGHUP)
+    pool.wait_for("its code is not re-imported")
+    pool.wait_count(r"reload complete: 2 workers", 1)
+    assert pool.get("/").status == 200
+    assert pool.stop() == 0
+
+
+def test_an_app_object_is_served_by_forked_workers(tmp_path: Path) -> None:
+    """The path WSGIServer(app, multiprocess=True) takes: an object, not a module name."""
+    (tmp_path / "prefork_app.py").write_text(APP_SOURCE)
+    address = str(tmp_path / "object.sock")
+    script = (
+        "import logging, sys\n"
+        "from fcgikit.addresses import UnixAddress\n"
+        "from fcgikit.server.arbiter import Arbiter, PoolSettings, configure_logging\n"
+        "from fcgikit.server.settings import ServerSettings\n"
+        "from prefork_app import app\n"
+        "configure_logging(logging.INFO, None)\n"
+        "settings = ServerSettings(binds=(UnixAddress(sys.argv[1]),), threads=2)\n"
+        "sys.exit(Arbiter(None, app, settings, PoolSettings(workers_min=2, workers_max=2)).run())\n"
+    )
+    backend = Backend([sys.executable, "-c", script, address], cwd=tmp_path)
+    try:
+        wait_count(backend, r"worker \d+ ready", 2)
+        assert {int(fcgi_get(address, "/").body) for _ in range(10)} != {backend.proc.pid}
+        assert backend.stop(signal.SIGTERM) == 0
+    finally:
+        close(backend)
+
+
+def test_workers_stop_when_the_master_is_killed(start_pool: Callable[..., Pool]) -> None:
+    pool = start_pool("--workers", "2", ready=2)
+    os.kill(pool.proc.pid, signal.SIGKILL)  # the master only; the workers are orphaned
+    pool.wait_count("the master is gone; stopping", 2)
+
+
+def test_app_that_cannot_be_imported_stops_the_master(tmp_path: Path) -> None:
+    pool = Pool(tmp_path, "--workers", "2")  # no prefork_app.py in tmp_path
+    assert pool.proc.wait(POOL_TIMEOUT) == 3
+    close(pool)
+    assert "cannot import 'prefork_app'" in pool.stderr
+    assert "the app cannot be loaded" in pool.stderr
+
+
+def test_pidfile_several_binds_and_sigusr1(start_pool: Callable[..., Pool], tmp_path: Path) -> None:
+    second = tmp_path / "second.sock"
+    log_file = tmp_path / "fcgikit.log"
+    pidfile = tmp_path / "fcgikit.pid"
+    pool = start_pool(
+        *("--workers", "2", "--pidfile", str(pidfile), "--log-file", str(log_file)),
+        *("--bind", f"unix:{tmp_path / 'pool.sock'}", "--bind", f"unix:{second}"),
+    )
+    deadline = time.monotonic() + POOL_TIMEOUT
+    while log_file.read_text().count(" ready ") < 2 if log_file.exists() else True:
+        assert time.monotonic() < deadline, "workers never became ready"
+        time.sleep(0.02)  # the log goes to a file here, not to a pipe we can wait on
+    assert int(pidfile.read_text()) == pool.proc.pid
+    assert fcgi_get(str(second), "/").status == 200
+    assert pool.get("/").status == 200
+    log_file.rename(tmp_path / "fcgikit.log.1")  # what logrotate does
+    pool.proc.send_signal(signal.SIGUSR1)
+    while not log_file.exists() or "app log line" not in log_file.read_text():
+        assert time.monotonic() < deadline, "no new log file"
+        pool.get("/log")
+    assert "SIGUSR1: reopened log files" in log_file.read_text()
+    assert pool.stop() == 0
+    assert not pidfile.exists() and not second.exists()
+
+
+@pytest.mark.skipif(
+    shutil.which("systemd-socket-activate") is None, reason="needs systemd-socket-activate"
+)
+def test_systemd_socket_activation(tmp_path: Path) -> None:
+    (tmp_path / "prefork_app.py").write_text(APP_SOURCE)
+    address = str(tmp_path / "activated.sock")
+    command = [
+        *("systemd-socket-activate", "-l", address, sys.executable, "-m"),
+        *("fcgikit.server.arbiter", "prefork_app:app", "--workers", "2"),
+    ]
+    backend = Backend(command, cwd=tmp_path)
+    try:
+        backend.wait_for("Listening on")
+        # systemd-socket-activate starts the service on the first connection.
+        assert fcgi_get(address, "/").status == 200
+        backend.wait_for(r"static pool of 2 workers x \d+ threads on unix:" + re.escape(address))
+        assert all(fcgi_get(address, "/").status == 200 for _ in range(10))
+        assert backend.stop(signal.SIGTERM) == 0
+    finally:
+        close(backend)
+
+
+def test_systemd_socket_activation_emulated(tmp_path: Path) -> None:
+    """The same protocol without systemd: a launcher binds, leaves the socket on fd 3, sets
+    LISTEN_FDS / LISTEN_PID to its own pid and execs the master (which keeps that pid)."""
+    (tmp_path / "prefork_app.py").write_text(APP_SOURCE)
+    address = str(tmp_path / "emulated.sock")
+    launcher = (
+        "import os, socket, sys\n"
+        "sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "sock.bind(sys.argv[1]); sock.listen(16)\n"
+        "if sock.fileno() == 3:\n"
+        "    os.set_inheritable(3, True)\n"
+        "else:\n"
+        "    os.dup2(sock.fileno(), 3)\n"
+        "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'fcgikit.server.arbiter',"
+        " 'prefork_app:app', '--workers', '2'])\n"
+    )
+    backend = Backend([sys.executable, "-c", launcher, address], cwd=tmp_path)
+    try:
+        backend.wait_for(r"static pool of 2 workers x \d+ threads on unix:" + re.escape(address))
+        assert all(fcgi_get(address, "/").status == 200 for _ in range(5))
+        assert backend.stop(signal.SIGTERM) == 0
+        assert "LISTEN_FDS" not in backend.stderr
+    finally:
+        close(backend)

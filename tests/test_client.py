@@ -1,0 +1,608 @@
+"""fcgikit.client against a tiny FastCGI application written here on ServerConnection.
+
+The real server (fcgikit.server) is tested elsewhere; this responder is a dozen lines of
+protocol so that a client bug cannot hide behind a server bug, and the other way round.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from werkzeug.test import Client
+
+from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
+from fcgikit.client import (
+    BODY_CHUNK_SIZE,
+    FastCGIClient,
+    FastCGIGateway,
+    FastCGIResponse,
+    connect,
+)
+from fcgikit.errors import ConfigError, RemoteProtocolError
+from fcgikit.protocol import (
+    FilterData,
+    FilterDataEnded,
+    ProtocolStatus,
+    RequestReceived,
+    Role,
+    ServerConnection,
+    StdinData,
+    StdinEnded,
+)
+
+# --- the tiny responder --------------------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    """One request as the responder saw it."""
+
+    received: RequestReceived
+    stdin: bytearray = field(default_factory=bytearray)
+    stdin_records: list[int] = field(default_factory=list)
+    data: bytearray = field(default_factory=bytearray)
+
+    @property
+    def params(self) -> dict[bytes, bytes]:
+        return self.received.params
+
+
+@dataclass
+class Reply:
+    stdout: bytes = b"Content-Type: text/plain\r\n\r\nok"
+    stderr: bytes = b""
+    app_status: int = 0
+    protocol_status: ProtocolStatus = ProtocolStatus.REQUEST_COMPLETE
+
+
+def echo(seen: Seen) -> Reply:
+    """Answer with what arrived, as JSON (params decoded latin-1, like a WSGI server)."""
+    document = {
+        "params": {k.decode("latin-1"): v.decode("latin-1") for k, v in seen.params.items()},
+        "duplicates": sorted(name.decode() for name in seen.received.duplicate_names),
+        "role": seen.received.role.name,
+        "keep_conn": seen.received.keep_conn,
+        "stdin": seen.stdin.decode("latin-1"),
+        "data": seen.data.decode("latin-1"),
+    }
+    return Reply(b"Content-Type: application/json\r\n\r\n" + json.dumps(document).encode())
+
+
+Handler = Callable[[Seen], Reply]
+
+
+class TinyResponder:
+    """A one-thread FastCGI application: one connection at a time, one request at a time.
+
+    ``answer_at`` is when it answers: "input" once all input has arrived, "params" as soon as
+    the params are in (before reading any body), "never" to test timeouts.
+    """
+
+    def __init__(
+        self, listener: socket.socket, handler: Handler = echo, answer_at: str = "input"
+    ) -> None:
+        self.listener = listener
+        self.handler = handler
+        self.answer_at = answer_at
+        self.connections = 0
+        self.seen: list[Seen] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self.listener.settimeout(0.05)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            with sock:
+                sock.settimeout(5)
+                try:
+                    self._handle(sock)
+                except Exception as error:  # reported by the fixture, not lost in a thread
+                    self.errors.append(error)
+
+    def _handle(self, sock: socket.socket) -> None:
+        server = ServerConnection(roles=list(Role))
+        requests: dict[int, Seen] = {}
+        while not self._stop.is_set():
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                return
+            if not data:
+                server.receive_eof()
+                return
+            events = server.receive_data(data)
+            out = server.data_to_send()
+            for event in events:
+                if isinstance(event, RequestReceived):
+                    seen = requests[event.request_id] = Seen(event)
+                    self.seen.append(seen)
+                    if self.answer_at == "params":
+                        out += self._answer(server, seen)
+                elif event.request_id not in server.active_request_ids:
+                    continue  # answered early; the rest of its input is of no interest
+                elif isinstance(event, StdinData):
+                    requests[event.request_id].stdin += event.data
+                    requests[event.request_id].stdin_records.append(len(event.data))
+                elif isinstance(event, FilterData):
+                    requests[event.request_id].data += event.data
+                elif self.answer_at == "input" and (
+                    isinstance(event, FilterDataEnded)
+                    or (
+                        isinstance(event, StdinEnded)
+                        and requests[event.request_id].received.role != Role.FILTER
+                    )
+                ):
+                    out += self._answer(server, requests[event.request_id])
+            if out:
+                try:
+                    sock.sendall(out)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client went away, as a client that got its answer may
+            if server.should_close and not server.active_request_ids:
+                return
+
+    def _answer(self, server: ServerConnection, seen: Seen) -> bytes:
+        reply = self.handler(seen)
+        request_id = seen.received.request_id
+        return server.send_stderr(request_id, reply.stderr) + server.end_request(
+            request_id, reply.app_status, reply.protocol_status, stdout=reply.stdout
+        )
+
+
+def unix_listener(path: Path) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(8)
+    return listener
+
+
+@pytest.fixture
+def socket_path(tmp_path: Path) -> Path:
+    return tmp_path / "app.sock"
+
+
+StartResponder = Callable[..., TinyResponder]
+
+
+@pytest.fixture
+def start_responder(socket_path: Path) -> Iterator[StartResponder]:
+    """Start a TinyResponder on ``socket_path``; stopped, and its errors raised, at the end."""
+    started: list[TinyResponder] = []
+
+    def start(handler: Handler = echo, answer_at: str = "input") -> TinyResponder:
+        responder = TinyResponder(unix_listener(socket_path), handler, answer_at)
+        started.append(responder)
+        return responder
+
+    yield start
+    for responder in started:
+        responder.close()
+        assert responder.errors == []
+
+
+@pytest.fixture
+def address(socket_path: Path) -> str:
+    return f"unix:{socket_path}"
+
+
+def echoed(response: FastCGIResponse) -> dict[str, object]:
+    assert response.status == 200, response
+    document: dict[str, object] = json.loads(response.body)
+    return document
+
+
+def echoed_params(response: FastCGIResponse) -> dict[str, str]:
+    params = echoed(response)["params"]
+    assert isinstance(params, dict)
+    return params
+
+
+# --- connect -------------------------------------------------------------------------------
+
+
+def test_connect_takes_strings_and_addresses(
+    start_responder: StartResponder, socket_path: Path
+) -> None:
+    start_responder()
+    for address in (f"unix:{socket_path}", str(socket_path), UnixAddress(str(socket_path))):
+        with connect(address, timeout=5) as sock:
+            assert sock.family == socket.AF_UNIX
+
+
+def test_connect_over_tcp() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    responder = TinyResponder(listener)
+    try:
+        port = listener.getsockname()[1]
+        with connect(f"127.0.0.1:{port}", timeout=5) as sock:
+            assert sock.family == socket.AF_INET
+        response = FastCGIClient(TcpAddress("127.0.0.1", port)).request(path="/tcp")
+        assert echoed_params(response)["PATH_INFO"] == "/tcp"
+    finally:
+        responder.close()
+    assert responder.errors == []
+
+
+def test_connect_refuses_fd_addresses() -> None:
+    with pytest.raises(ConfigError, match="fd://"):
+        connect(FdAddress(0))
+
+
+def test_connect_to_nothing_is_an_os_error(address: str) -> None:
+    with pytest.raises(OSError):
+        connect(address)
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+def test_get_sends_nginx_like_default_params(start_responder: StartResponder, address: str) -> None:
+    start_responder()
+    response = FastCGIClient(address).request(
+        "get", "/caf%C3%A9/x", query="a=1&b=%20", headers={"X-Forwarded-For": "10.0.0.1"}
+    )
+    assert response.header("content-type") == "application/json"
+    params = echoed_params(response)
+    assert params == {
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "SERVER_SOFTWARE": "fcgikit-client",
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/caf\u00c3\u00a9/x",  # the UTF-8 bytes, read as latin-1 (PEP 3333)
+        "REQUEST_URI": "/caf%C3%A9/x?a=1&b=%20",
+        "QUERY_STRING": "a=1&b=%20",
+        "CONTENT_TYPE": "",
+        "CONTENT_LENGTH": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "0",
+        "HTTP_X_FORWARDED_FOR": "10.0.0.1",
+    }
+
+
+def test_unencoded_paths_are_encoded_in_request_uri(
+    start_responder: StartResponder, address: str
+) -> None:
+    start_responder()
+    params = echoed_params(FastCGIClient(address).request(path="/a b/caf\u00e9"))
+    assert params["REQUEST_URI"] == "/a%20b/caf%C3%A9"
+    assert params["PATH_INFO"] == "/a b/caf\u00c3\u00a9"
+
+
+def test_headers_become_cgi_params(start_responder: StartResponder, address: str) -> None:
+    start_responder()
+    headers = [
+        ("Content-Type", "text/plain"),
+        ("Accept", "a"),
+        ("Accept", "b"),
+        ("Cookie", "x=1"),
+        ("Cookie", "y=2"),
+    ]
+    params = echoed_params(FastCGIClient(address).request("POST", headers=headers, body=b"hi"))
+    assert params["CONTENT_TYPE"] == "text/plain"
+    assert params["CONTENT_LENGTH"] == "2"
+    assert params["HTTP_ACCEPT"] == "a, b"
+    assert params["HTTP_COOKIE"] == "x=1; y=2"
+    assert "HTTP_CONTENT_TYPE" not in params
+
+
+def test_params_override_defaults(start_responder: StartResponder, address: str) -> None:
+    start_responder()
+    response = FastCGIClient(address).request(
+        params={"SCRIPT_NAME": "/app", b"HTTPS": b"on", "SERVER_NAME": "\u00e9.example"}
+    )
+    params = echoed_params(response)
+    assert (params["SCRIPT_NAME"], params["HTTPS"], params["SERVER_NAME"]) == (
+        "/app",
+        "on",
+        "\u00e9.example",
+    )
+
+
+def test_non_latin1_text_params_must_be_bytes(address: str) -> None:
+    with pytest.raises(ValueError, match="not latin-1"):
+        FastCGIClient(address).request(params={"X": "\u20ac"})
+
+
+def test_raw_params_are_sent_exactly(start_responder: StartResponder, address: str) -> None:
+    start_responder()
+    raw = [(b"SCRIPT_NAME", b"/a"), (b"SCRIPT_NAME", b"/b"), (b"\xff", b"\xfe")]
+    document = echoed(FastCGIClient(address).request(raw_params=raw))
+    assert document["params"] == {"SCRIPT_NAME": "/b", "\u00ff": "\u00fe"}
+    assert document["duplicates"] == ["SCRIPT_NAME"]
+
+
+def test_bytes_body_is_sent_in_chunks(start_responder: StartResponder, address: str) -> None:
+    responder = start_responder()
+    body = bytes(range(256)) * 1024  # 256 KiB
+    document = echoed(FastCGIClient(address).request("PUT", body=body))
+    assert document["stdin"] == body.decode("latin-1")
+    assert max(responder.seen[0].stdin_records) <= BODY_CHUNK_SIZE
+
+
+class CountingReader(io.BytesIO):
+    """A file that remembers how much each read asked for."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.sizes: list[int] = []
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.sizes.append(-1 if size is None else size)
+        return super().read(size)
+
+
+def test_file_body_is_read_as_it_is_sent(start_responder: StartResponder, address: str) -> None:
+    start_responder()
+    upload = CountingReader(b"x" * 300_000)
+    document = echoed(FastCGIClient(address).request("POST", body=upload))
+    assert document["stdin"] == "x" * 300_000
+    assert document["params"]["CONTENT_LENGTH"] == "300000"  # type: ignore[index]
+    assert upload.sizes and all(0 < size <= BODY_CHUNK_SIZE for size in upload.sizes)
+
+
+def test_unseekable_body_without_length_is_sent_without_content_length(
+    start_responder: StartResponder, address: str
+) -> None:
+    start_responder()
+
+    class Pipe:
+        def __init__(self) -> None:
+            self._chunks = [b"abc", b"def"]
+
+        def read(self, size: int = -1, /) -> bytes:
+            return self._chunks.pop(0) if self._chunks else b""
+
+    document = echoed(FastCGIClient(address).request("POST", body=Pipe()))
+    assert document["stdin"] == "abcdef"
+    assert document["params"]["CONTENT_LENGTH"] == ""  # type: ignore[index]
+
+
+def test_status_headers_stderr_and_app_status(
+    start_responder: StartResponder, address: str
+) -> None:
+    stdout = b"Status: 404 Not Here\r\nX-A: 1\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nnope"
+    start_responder(lambda seen: Reply(stdout, stderr=b"warning\n", app_status=3))
+    response = FastCGIClient(address).request()
+    assert (response.status, response.reason) == (404, "Not Here")
+    assert response.headers == [("X-A", "1"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
+    assert response.header("set-cookie") == "a=1"
+    assert response.header("Status") is None
+    assert response.header("missing") is None
+    assert (response.body, response.stderr, response.app_status) == (b"nope", b"warning\n", 3)
+    assert response.protocol_status is ProtocolStatus.REQUEST_COMPLETE
+
+
+@pytest.mark.parametrize(
+    ("stdout", "status", "reason", "body"),
+    [
+        pytest.param(b"Content-Type: text/plain\r\n\r\nhi", 200, "OK", b"hi", id="default-200"),
+        pytest.param(b"Location: /next\r\n\r\n", 302, "Found", b"", id="cgi-redirect"),
+        pytest.param(b"Status: 201\n\nmade", 201, "Created", b"made", id="bare-lf"),
+        pytest.param(b"Status: 599 Odd\r\n\r\n\r\nx", 599, "Odd", b"\r\nx", id="body-keeps-crlf"),
+        pytest.param(b"", 200, "OK", b"", id="empty"),
+        pytest.param(b"X-Only: headers\r\n", 200, "OK", b"", id="no-blank-line"),
+    ],
+)
+def test_cgi_header_block_parsing(stdout: bytes, status: int, reason: str, body: bytes) -> None:
+    response = FastCGIResponse.from_output(stdout)
+    assert (response.status, response.reason, response.body) == (status, reason, body)
+
+
+@pytest.mark.parametrize("stdout", [b"no colon here\r\n\r\n", b"Status: OK\r\n\r\n"])
+def test_bad_cgi_headers_are_remote_errors(stdout: bytes) -> None:
+    with pytest.raises(RemoteProtocolError, match="CGI"):
+        FastCGIResponse.from_output(stdout)
+
+
+def test_refusal_is_reported(start_responder: StartResponder, address: str) -> None:
+    start_responder(lambda seen: Reply(b"", protocol_status=ProtocolStatus.OVERLOADED))
+    response = FastCGIClient(address).request()
+    assert response.protocol_status is ProtocolStatus.OVERLOADED
+    assert response.body == b""
+
+
+def test_filter_role_sends_data(start_responder: StartResponder, address: str) -> None:
+    start_responder()
+    document = echoed(
+        FastCGIClient(address).request("POST", body=b"form", role=Role.FILTER, data=b"file")
+    )
+    assert (document["role"], document["stdin"], document["data"]) == ("FILTER", "form", "file")
+
+
+def test_authorizer_role_sends_no_stdin(start_responder: StartResponder, address: str) -> None:
+    responder = start_responder()
+    document = echoed(FastCGIClient(address).request(role=Role.AUTHORIZER, body=b"ignored"))
+    assert document["role"] == "AUTHORIZER"
+    assert responder.seen[0].stdin_records == []
+
+
+def test_keep_conn_reuses_the_connection(start_responder: StartResponder, address: str) -> None:
+    responder = start_responder()
+    with FastCGIClient(address, keep_conn=True) as client:
+        for n in range(3):
+            document = echoed(client.request(path=f"/{n}", body=b"x" * n))
+            assert document["keep_conn"] is True
+        assert client.get_values([b"FCGI_MPXS_CONNS"]) == {b"FCGI_MPXS_CONNS": b"0"}
+    assert responder.connections == 1
+
+
+def test_without_keep_conn_each_request_connects(
+    start_responder: StartResponder, address: str
+) -> None:
+    responder = start_responder()
+    client = FastCGIClient(address)
+    for _ in range(2):
+        assert echoed(client.request())["keep_conn"] is False
+    assert responder.connections == 2
+
+
+def test_get_values(start_responder: StartResponder, address: str) -> None:
+    start_responder()
+    values = FastCGIClient(address).get_values([b"FCGI_MAX_CONNS", b"NOT_A_VALUE"])
+    assert values == {b"FCGI_MAX_CONNS": b"100"}
+
+
+def test_an_answer_before_the_body_is_read_does_not_deadlock(
+    start_responder: StartResponder, address: str
+) -> None:
+    start_responder(lambda seen: Reply(b"Status: 413 Too Big\r\n\r\n"), answer_at="params")
+    response = FastCGIClient(address, timeout=10).request("POST", body=b"x" * 8_000_000)
+    assert response.status == 413
+
+
+def test_an_early_answer_on_a_kept_connection_drops_the_connection(
+    start_responder: StartResponder, address: str
+) -> None:
+    start_responder(lambda seen: Reply(b"Status: 413 Too Big\r\n\r\n"), answer_at="params")
+    with FastCGIClient(address, keep_conn=True, timeout=10) as client:
+        assert client.request("POST", body=b"x" * 4_000_000).status == 413
+        assert client._sock is None  # half a record may have gone out: not reusable
+
+
+def test_timeout(start_responder: StartResponder, address: str) -> None:
+    start_responder(answer_at="never")
+    with pytest.raises(TimeoutError, match="did not answer"):
+        FastCGIClient(address, timeout=0.2).request()
+
+
+def test_application_closing_mid_request_is_a_remote_error(socket_path: Path, address: str) -> None:
+    listener = unix_listener(socket_path)
+
+    def accept_and_hang_up() -> None:
+        # Read the whole request first: closing with unread input would reset the
+        # connection, and the client would see ECONNRESET instead of an early close.
+        sock, _ = listener.accept()
+        with sock:
+            server = ServerConnection()
+            while not any(isinstance(e, StdinEnded) for e in server.receive_data(sock.recv(65536))):
+                pass
+
+    thread = threading.Thread(target=accept_and_hang_up)
+    thread.start()
+    try:
+        with pytest.raises(RemoteProtocolError, match="without ending request"):
+            FastCGIClient(address, timeout=5).request()
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+# --- the gateway ---------------------------------------------------------------------------
+
+
+def test_gateway_forwards_a_get(start_responder: StartResponder, address: str) -> None:
+    start_responder()
+    response = Client(FastCGIGateway(address)).get(
+        "/hello/w%C3%B6rld", query_string="x=1&y=%2F", headers={"X-Test": "yes"}
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    params = json.loads(response.get_data())["params"]
+    assert params["REQUEST_METHOD"] == "GET"
+    assert params["SCRIPT_NAME"] == ""
+    assert params["PATH_INFO"] == "/hello/w\u00c3\u00b6rld"
+    assert params["REQUEST_URI"] == "/hello/w%C3%B6rld?x=1&y=%2F"
+    assert params["QUERY_STRING"] == "x=1&y=%2F"
+    assert params["HTTP_X_TEST"] == "yes"
+    assert params["HTTP_HOST"] == "localhost"
+    assert params["SERVER_NAME"] == "localhost"
+    assert "HTTPS" not in params
+
+
+def test_gateway_forwards_a_post_body(start_responder: StartResponder, address: str) -> None:
+    start_responder()
+    response = Client(FastCGIGateway(address)).post(
+        "/form",
+        base_url="https://localhost/",
+        data=b"a=1&b=2",
+        content_type="application/x-www-form-urlencoded",
+    )
+    document = json.loads(response.get_data())
+    assert document["stdin"] == "a=1&b=2"
+    assert document["params"]["CONTENT_LENGTH"] == "7"
+    assert document["params"]["CONTENT_TYPE"] == "application/x-www-form-urlencoded"
+    assert document["params"]["HTTPS"] == "on"
+
+
+@pytest.mark.parametrize(
+    ("script_name_param", "expected"),
+    [
+        pytest.param(True, {"SCRIPT_NAME": "/app", "PATH_INFO": "/page"}, id="as-given"),
+        pytest.param(False, {"PATH_INFO": "/app/page"}, id="folded"),
+    ],
+)
+def test_gateway_script_name(
+    start_responder: StartResponder,
+    address: str,
+    script_name_param: bool,
+    expected: dict[str, str],
+) -> None:
+    start_responder()
+    gateway = FastCGIGateway(address, script_name_param=script_name_param)
+    response = Client(gateway).get("/page", base_url="http://localhost/app/")
+    params = json.loads(response.get_data())["params"]
+    assert {key: params[key] for key in params if key in ("SCRIPT_NAME", "PATH_INFO")} == expected
+    assert params["REQUEST_URI"] == "/app/page"
+
+
+def test_gateway_passes_status_and_headers_and_stderr(
+    start_responder: StartResponder, address: str
+) -> None:
+    stdout = b"Status: 418 I'm a teapot\r\nX-Tea: yes\r\nConnection: close\r\n\r\nshort and stout"
+    start_responder(lambda seen: Reply(stdout, stderr=b"steam\n"))
+    errors = io.StringIO()
+    response = Client(FastCGIGateway(address)).get("/", errors_stream=errors)
+    assert response.status == "418 I'm a teapot"
+    assert response.headers["X-Tea"] == "yes"
+    assert "Connection" not in response.headers  # hop-by-hop: not the app's to set
+    assert response.get_data() == b"short and stout"
+    assert errors.getvalue() == "steam\n"
+
+
+def test_gateway_answers_502_when_the_backend_is_unreachable(address: str) -> None:
+    response = Client(FastCGIGateway(address)).get("/")
+    assert response.status_code == 502
+    text = response.get_data(as_text=True)
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert "cannot reach the FastCGI application" in text
+
+
+def test_gateway_answers_503_when_the_backend_refuses(
+    start_responder: StartResponder, address: str
+) -> None:
+    start_responder(lambda seen: Reply(b"", protocol_status=ProtocolStatus.OVERLOADED))
+    response = Client(FastCGIGateway(address)).get("/")
+    assert response.status_code == 503
+    assert "OVERLOADED" in response.get_data(as_text=True)
+
+
+def test_gateway_answers_504_on_timeout(start_responder: StartResponder, address: str) -> None:
+    start_responder(answer_at="never")
+    response = Client(FastCGIGateway(address, timeout=0.2)).get("/")
+    assert response.status_code == 504
