@@ -17,6 +17,30 @@ from fcgikit.protocol import ClientConnection, ProtocolStatus, RequestEnded, Rol
 Environ = dict[str, Any]
 
 
+class LogWaiter(logging.Handler):
+    """Wake a test when a log line containing ``text`` is emitted, from whatever thread."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.seen = threading.Event()
+        self.logger = logging.getLogger("fcgikit.server")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+    def __enter__(self) -> LogWaiter:
+        self.logger.addHandler(self)
+        self.previous_level = self.logger.level
+        self.logger.setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.previous_level)
+
+
 def hello(environ: Environ, start_response: Any) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"Hello World!"]
@@ -441,3 +465,32 @@ def test_graceful_stop_lets_running_request_finish_and_closes_idle_keepconn(serv
     # the idle keep-conn connection was closed by the server, not left to hang shutdown
     assert idle._socket().recv(10) == b""
     assert not os.path.exists(running.path)  # our socket file is cleaned up
+
+
+def test_backpressure_stalls_the_app_and_send_timeout_gives_up(serve: Any) -> None:
+    produced: list[int] = []
+    stopped = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        if environ["PATH_INFO"] == "/small":
+            yield b"small"
+            return
+        try:
+            for i in range(16 * 1024):  # 1 GiB if nothing held it back
+                produced.append(i)
+                yield b"x" * 65536
+        finally:
+            stopped.set()
+
+    running = serve(app, send_timeout=1.0)
+    client = ClientConnection()
+    with LogWaiter("did not read for 1s") as gave_up, socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(running.path)
+        sock.sendall(client.start_request(1, {}) + client.end_stdin(1))
+        # a web server that never reads: the generator must stall, then be closed
+        assert gave_up.seen.wait(30)
+        assert stopped.is_set()
+    # only what fits in the socket buffers was produced, not the whole gigabyte
+    assert len(produced) < 200
+    assert running.client().request("GET", "/small").body == b"small"  # others still served
