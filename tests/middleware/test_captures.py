@@ -1,0 +1,130 @@
+"""Every captured configuration x request, from the raw FastCGI params to what the app sees.
+
+The captures (tests/data/captured-environs.json) are real nginx, lighttpd, Apache, Caddy and
+h2o servers in front of a param dumper; ``expected`` is what a correct app must see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fcgikit.middleware import LighttpdRootFix, MountFix, Normalize, ScriptNameStripper
+from fcgikit.middleware.catalogue import RECOMMENDED, WHY
+
+from .helpers import CAPTURES, Recorder, call, environ_from_params
+
+CASES = [
+    pytest.param(config, capture, id=f"{config}:{request}")
+    for config, requests in CAPTURES.items()
+    for request, capture in requests.items()
+    if capture.get("params")  # the server answered itself (404, or Caddy's empty 200)
+]
+
+#: Configurations where Normalize cannot work out the mount and needs ``mount=``.
+NEEDS_MOUNT = {
+    "caddy_root_split": "split at '/' looks like an app mounted at the first segment",
+    "caddy_route_prefix": "the prefix in PATH_INFO looks like a route",
+    "h2o_prefix": "the prefix in PATH_INFO looks like a route",
+    "lighttpd_root": "/foo + /bar looks like an app mounted at /foo",
+    "nginx_naive_prefix": "SCRIPT_NAME holds the whole path, prefix included",
+}
+
+
+def recommended(config: str, mount: str) -> Callable[[Any], Any]:
+    fixer = RECOMMENDED[config]
+    if fixer is None:
+        return lambda app: app
+    if fixer == "ScriptNameStripper":
+        return ScriptNameStripper
+    classes = {"MountFix": MountFix, "LighttpdRootFix": LighttpdRootFix}
+    return lambda app: classes[fixer](app, mount)
+
+
+def run(wrap: Callable[[Any], Any], capture: dict[str, Any]) -> Recorder:
+    app = Recorder()
+    env = environ_from_params(capture["params"], capture.get("body_received", "").encode())
+    status, _ = call(wrap(app), env)
+    assert status == "200 OK"
+    return app
+
+
+def expected_split(capture: dict[str, Any]) -> tuple[str, str]:
+    return capture["expected"]["SCRIPT_NAME"], capture["expected"]["PATH_INFO"]
+
+
+def test_every_configuration_is_in_the_catalogue() -> None:
+    assert set(RECOMMENDED) == set(CAPTURES) == set(WHY)
+    assert len(CASES) >= 80
+
+
+@pytest.mark.parametrize(("config", "capture"), CASES)
+def test_duplicate_params_are_what_the_server_reports(config: str, capture: dict[str, Any]) -> None:
+    env = environ_from_params(capture["params"])
+    assert sorted(env.get("fcgikit.duplicate_params", ())) == sorted(capture["duplicate_params"])
+
+
+@pytest.mark.parametrize(("config", "capture"), CASES)
+def test_recommended_fixer(config: str, capture: dict[str, Any]) -> None:
+    app = run(recommended(config, capture["mount"]), capture)
+    assert app.split == expected_split(capture)
+    assert app.environ is not None
+    assert app.environ["QUERY_STRING"] == capture["expected"]["QUERY_STRING"]
+    assert app.environ["REQUEST_URI"] == capture["expected"]["REQUEST_URI"]
+
+
+@pytest.mark.parametrize(("config", "capture"), CASES)
+def test_mount_fix_is_right_everywhere(config: str, capture: dict[str, Any]) -> None:
+    app = run(lambda a: MountFix(a, capture["mount"]), capture)
+    assert app.split == expected_split(capture)
+
+
+@pytest.mark.parametrize(("config", "capture"), CASES)
+def test_normalize_with_mount_is_exact(config: str, capture: dict[str, Any]) -> None:
+    app = run(lambda a: Normalize(a, mount=capture["mount"]), capture)
+    assert app.split == expected_split(capture)
+
+
+@pytest.mark.parametrize(("config", "capture"), CASES)
+def test_normalize_detects_or_keeps_the_whole_path(config: str, capture: dict[str, Any]) -> None:
+    app = run(Normalize, capture)
+    script_name, path_info = expected_split(capture)
+    if config in NEEDS_MOUNT:
+        # The split may be wrong, but no segment is lost or invented.
+        assert "".join(app.split) == script_name + path_info or app.split == (
+            script_name,
+            path_info,
+        )
+    else:
+        assert app.split == (script_name, path_info)
+
+
+@pytest.mark.parametrize(("config", "capture"), CASES)
+def test_orig_keeps_what_the_server_sent(config: str, capture: dict[str, Any]) -> None:
+    sent = dict(capture["params"])
+    app = run(lambda a: MountFix(a, capture["mount"]), capture)
+    assert app.environ is not None
+    orig = app.environ.get("fcgikit.orig", {})
+    for key in ("SCRIPT_NAME", "PATH_INFO"):
+        if key in orig:
+            assert orig[key] == sent.get(key)
+            assert app.environ[key] != sent.get(key)
+        else:
+            assert app.environ[key] == sent.get(key)
+
+
+REWRITE_TO_SCRIPT = {
+    "apache_fcgid_htaccess",
+    "lighttpd_guide_rewrite",
+    "lighttpd_guide_rewrite_fixroot",
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "capture"), [case for case in CASES if case.values[0] in REWRITE_TO_SCRIPT]
+)
+def test_script_name_stripper_on_the_guides_rewrites(config: str, capture: dict[str, Any]) -> None:
+    app = run(ScriptNameStripper, capture)
+    assert app.split == expected_split(capture)
