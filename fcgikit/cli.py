@@ -21,6 +21,7 @@ from fcgikit import __version__
 from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress, parse_address
 from fcgikit.compat import configure_logging
 from fcgikit.errors import ConfigError
+from fcgikit.middleware import wrap
 from fcgikit.server.apploader import load_app
 from fcgikit.server.listeners import inherited_listener, parse_web_server_addrs
 from fcgikit.server.server import Server
@@ -88,6 +89,20 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--chdir", metavar="DIR", help="change to DIR before importing APP")
     serve.add_argument(
+        "--mount",
+        metavar="PREFIX",
+        help="the URL prefix the web server serves APP at ('' for the root): SCRIPT_NAME and "
+        "PATH_INFO are rebuilt from REQUEST_URI (fcgikit.wrap / MountFix), whatever the "
+        "web server sent",
+    )
+    serve.add_argument(
+        "--proxy-hops",
+        type=int,
+        default=0,
+        metavar="N",
+        help="trust X-Forwarded-For/-Proto from N proxies in front of the web server (ProxyFix)",
+    )
+    serve.add_argument(
         "--http",
         metavar="HOST:PORT",
         help="also serve HTTP on HOST:PORT through a development front "
@@ -137,6 +152,14 @@ def _serve(args: argparse.Namespace) -> int:
                 "a development front"
             )
     app = load_app(args.app)
+    if args.mount is not None or args.proxy_hops:
+        app = wrap(
+            app,
+            mount=args.mount,
+            proxy={"x_for": args.proxy_hops, "x_proto": args.proxy_hops}
+            if args.proxy_hops
+            else None,
+        )
     settings = ServerSettings(
         binds=binds,
         threads=args.threads,

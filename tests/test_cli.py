@@ -43,6 +43,27 @@ def test_serve_on_a_unix_socket_then_sigterm_exits_0(tmp_path: Path) -> None:
     assert not sock.exists()
 
 
+def test_mount_option_rebuilds_script_name_from_request_uri(tmp_path: Path) -> None:
+    sock = tmp_path / "app.sock"
+    backend = Backend(
+        fcgikit_command("serve", "apps.hello:app", "--bind", f"unix:{sock}", "--mount", "/blog"),
+        env=ENV,
+    )
+    try:
+        backend.wait_for("listening on")
+        # what nginx's stock fastcgi_params send: no PATH_INFO, the whole path in SCRIPT_NAME
+        raw = [
+            (b"REQUEST_METHOD", b"GET"),
+            (b"SCRIPT_NAME", b"/blog/posts/caf\xc3\xa9"),
+            (b"REQUEST_URI", b"/blog/posts/caf%C3%A9?x=1"),
+            (b"QUERY_STRING", b"x=1"),
+        ]
+        response = FastCGIClient(f"unix:{sock}").request(raw_params=raw)
+        assert response.body == "hello from /posts/caf\u00c3\u00a9".encode()
+    finally:
+        assert backend.stop() == 0
+
+
 def test_serve_tcp_and_factory(tmp_path: Path) -> None:
     backend = Backend(
         fcgikit_command("serve", "apps.hello:create_app('hi there')", "--bind", "127.0.0.1:0"),
