@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from fcgikit import __version__
 from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress, parse_address
+from fcgikit.check import add_check_parser, add_request_parser, run_check, run_request
 from fcgikit.compat import configure_logging
 from fcgikit.errors import ConfigError
 from fcgikit.middleware import wrap
@@ -109,6 +110,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "(werkzeug; for development only)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    add_check_parser(commands)
+    add_request_parser(commands)
 
     config = commands.add_parser("config", help="print a web server config for fcgikit")
     config.add_argument("server", metavar="SERVER")
@@ -225,6 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "check":
+            return run_check(args)
+        if args.command == "request":
+            return run_request(args)
         return _config(args)
     except ConfigError as exc:
         print(f"fcgikit: {exc}", file=sys.stderr)
