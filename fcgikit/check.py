@@ -103,8 +103,10 @@ def _audit_hook(reporter: _Reporter) -> Any:
         if getattr(sock, "type", None) != socket.SOCK_STREAM:
             return
         stack = traceback.extract_stack()[:-1]
-        files = [frame.filename.replace("\\", "/") for frame in stack]
-        if any("/fcgikit/server/" in f or "/flup/" in f for f in files):
+        # Judge by who called bind(), not by what is on the stack: importing `module:app`
+        # goes through fcgikit/server/apploader.py, and app.run() then binds from werkzeug.
+        caller = stack[-1].filename.replace("\\", "/") if stack else ""
+        if caller.endswith("/fcgikit/server/listeners.py") or "/flup/" in caller:
             # a FastCGI server binding its own bindAddress: not a development server
             reporter.emit("bind", address=repr(args[1]))
             return

@@ -227,6 +227,16 @@ def _config(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
+        return _run(args)
+    except BrokenPipeError:
+        # `fcgikit config nginx | head`: the reader left; that is not an error worth a traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         if args.command == "serve":
             return _serve(args)
         if args.command == "check":

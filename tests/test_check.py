@@ -165,6 +165,19 @@ def test_app_run_at_import(tmp_path: Path) -> None:
     assert "if __name__ == '__main__':" in report
 
 
+def test_app_run_at_import_in_module_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # imported through our app loader, which must not be mistaken for our own server binding
+    (tmp_path / "runsatimport.py").write_text(
+        "from flask import Flask\napp = Flask(__name__)\napp.run(port=59998)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result, text = run("runsatimport:app")
+    report = titles(result)
+    assert "starts a development server at import time" in report, text
+    assert "line 3: app.run(port=59998)" in report
+    assert "bindAddress" not in report
+
+
 def test_crlf_and_not_executable(tmp_path: Path) -> None:
     target = tmp_path / "app.fcgi"
     target.write_bytes(f"#!{PYTHON}\n{hello()}".replace("\n", "\r\n").encode())
