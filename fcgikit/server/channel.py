@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("fcgikit.server")
 
 RECV_SIZE = 256 * 1024
+#: after our last byte, how long the web server gets to close its side before we close ours
+LINGER_SECONDS = 5.0
 #: replies the peer does not read are dropped with the connection past this size
 MAX_PENDING = 1 << 20
 
@@ -65,6 +67,8 @@ class Channel:
         self.registered = True  # in the I/O thread's selector
         self.closed = False
         self.draining = False
+        #: set once we half-closed the connection and wait for the web server's EOF
+        self.linger_deadline: float | None = None
         self.last_active = time.monotonic()
 
     # --- I/O thread --------------------------------------------------------------------------
@@ -80,6 +84,8 @@ class Channel:
         if not data:
             self.on_peer_closed(None)
             return
+        if self.linger_deadline is not None:
+            return  # the tail of a finished request (its empty STDIN): read and dropped
         self.last_active = time.monotonic()
         try:
             with self._state_lock:
@@ -143,13 +149,15 @@ class Channel:
             close_now = not running
         for request in running:
             request.body.fail(reason or "the web server closed the connection")
-            if reason is None:
+            if reason is None and not request.ended:
                 log.info("request %s: the web server closed the connection", request.label)
         if close_now:
             self.close()
 
     def on_writable(self) -> None:
         self._flush_pending()
+        if not self._pending:
+            self._maybe_close_idle()
 
     def queue_reply(self, data: bytes) -> None:
         with self._state_lock:
@@ -188,8 +196,19 @@ class Channel:
         with self._state_lock:
             idle = not self.requests and (self.conn.should_close or self.draining)
         if idle and not self._pending:
-            self.server.unregister(self)
-            self.close()
+            self.begin_linger()
+
+    def begin_linger(self) -> None:
+        """Close gracefully: send FIN after our last byte, then read and drop whatever the web
+        server still sends (the empty STDIN that ends a request we already answered) until it
+        closes its side, or LINGER_SECONDS pass. Closing at once would make its last write
+        fail (Caddy answers 502, Apache 503) and could reset our response away (RST)."""
+        with self._state_lock:
+            if self.linger_deadline is not None or self.closed:
+                return
+            self.linger_deadline = time.monotonic() + LINGER_SECONDS
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
 
     def drain(self) -> None:
         """Server is stopping: close now if idle, else once the running requests end."""
@@ -279,9 +298,7 @@ class Channel:
         if not should_close:
             return
         if registered:
-            # Wake the I/O thread through the socket itself: after shutdown its next recv
-            # returns EOF and it closes the channel in its own thread.
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
+            # The I/O thread closes the channel when the web server's EOF arrives.
+            self.begin_linger()
         else:
             self.close()

@@ -141,7 +141,12 @@ class Server:
     def _loop(self) -> None:
         selector = self._selector
         deadline: float | None = None
+        next_sweep = time.monotonic() + 1.0
         while True:
+            now = time.monotonic()
+            if now >= next_sweep:
+                next_sweep = now + 1.0
+                self._close_expired_lingerers(now)
             if self._stop_reason is not None and not self._stopping:
                 self._begin_stopping()
                 deadline = time.monotonic() + self.settings.graceful_timeout
@@ -159,9 +164,9 @@ class Server:
                         self.settings.graceful_timeout,
                     )
                     return
-                timeout: float | None = left
+                timeout = min(left, 1.0)
             else:
-                timeout = None
+                timeout = 1.0  # wakes once a second to close connections that linger too long
             for key, mask in selector.select(timeout):
                 data = key.data
                 if data == "listener":
@@ -178,6 +183,17 @@ class Server:
                         self._update_write_interest(channel)
                     if mask & selectors.EVENT_READ and channel.registered:
                         channel.on_readable()
+
+    def _close_expired_lingerers(self, now: float) -> None:
+        with self._lock:
+            expired = [
+                channel
+                for channel in self.channels
+                if channel.linger_deadline is not None and now >= channel.linger_deadline
+            ]
+        for channel in expired:
+            self.unregister(channel)
+            channel.close()
 
     def _update_write_interest(self, only: Channel | None = None) -> None:
         with self._lock:

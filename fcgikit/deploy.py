@@ -1,0 +1,466 @@
+"""Web server and process manager configs for an app served by fcgikit.
+
+``fcgikit config SERVER`` prints one of these. Each config is the one the integration suite
+(``tests/integration``) runs against the real server, so what is printed here is what was
+tested. Where a server can be told to send the right ``SCRIPT_NAME`` and ``PATH_INFO`` on its
+own, the config does that and needs no fixer; where it cannot, the first comment line names the
+:mod:`fcgikit.middleware` fixer to wrap the app in::
+
+    >>> print(render("nginx", mount="/yourapplication", socket="/run/app.sock"))  # doctest: +SKIP
+    # nginx: put this inside your server { } block.
+    # no fixer needed: this config sends SCRIPT_NAME and PATH_INFO right
+    ...
+
+What the servers send without these configs, and why each setting is there, is written down
+in ``docs/`` and in the research notes the tests cite.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fcgikit.errors import ConfigError
+
+__all__ = ["SERVERS", "Fixer", "Target", "recommended_fixer", "render"]
+
+SERVERS = (
+    "nginx",
+    "apache-fcgid",
+    "htaccess",
+    "apache-proxy-fcgi",
+    "lighttpd",
+    "caddy",
+    "h2o",
+    "supervisor",
+    "systemd",
+)
+
+# Servers that start the app themselves from a .fcgi file (the socket arrives on fd 0).
+SPAWNING = frozenset({"apache-fcgid", "htaccess"})
+DEFAULT_SPAWN = "/var/www/yourapplication/yourapplication.fcgi"
+DEFAULT_SOCKET = "/run/yourapplication/fcgi.sock"
+
+
+@dataclass(frozen=True)
+class Fixer:
+    """A fixer from :mod:`fcgikit.middleware` and its mount argument (``None``: no argument)."""
+
+    name: str
+    mount: str | None = None
+
+    def __str__(self) -> str:
+        args = "app" if self.mount is None else f"app, {self.mount!r}"
+        return f"{self.name}({args})"
+
+    @property
+    def spec(self) -> str:
+        """``Name`` or ``Name:/mount``, as the test app's ``FCGIKIT_TEST_FIXER`` takes it."""
+        return self.name if self.mount is None else f"{self.name}:{self.mount}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the web server finds the app: a unix socket or a TCP port, maybe spawned."""
+
+    socket: str | None
+    host: str
+    port: int | None
+    spawn: str | None
+
+    @property
+    def is_unix(self) -> bool:
+        return self.port is None
+
+    @property
+    def bind(self) -> str:
+        """The address as ``fcgikit serve --bind`` takes it."""
+        return f"unix:{self.socket}" if self.is_unix else f"{self.host}:{self.port}"
+
+
+def _normalize_mount(mount: str) -> str:
+    mount = mount.strip()
+    if mount in ("", "/"):
+        return ""
+    if not mount.startswith("/"):
+        raise ConfigError(f"mount {mount!r} must start with '/' (like '/yourapplication')")
+    if any(c in mount for c in "?#\"' \t\n\\{};$"):
+        raise ConfigError(f"mount {mount!r}: use a plain URL path like '/yourapplication'")
+    return mount.rstrip("/")
+
+
+def _target(
+    server: str, socket: str | None, port: int | None, host: str, spawn: str | None
+) -> Target:
+    if socket is not None and port is not None:
+        raise ConfigError("give either a socket or a port, not both")
+    if socket is not None and socket.startswith("unix:"):
+        socket = socket[len("unix:") :]
+    if socket is not None and not socket.startswith("/"):
+        raise ConfigError(f"socket path {socket!r} must be absolute")
+    if server in SPAWNING:
+        if socket is not None or port is not None:
+            raise ConfigError(f"{server} starts the app itself: pass --spawn, not a socket")
+        spawn = spawn or DEFAULT_SPAWN
+    if port is None and socket is None:
+        socket = DEFAULT_SOCKET
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"port {port} is not between 1 and 65535")
+    return Target(socket=socket, host=host, port=port, spawn=spawn)
+
+
+def recommended_fixer(server: str, *, mount: str = "") -> Fixer | None:
+    """The fixer the config printed by :func:`render` needs, or ``None`` if it needs none."""
+    mount = _normalize_mount(mount)
+    _check_server(server)
+    if server == "htaccess":
+        # SCRIPT_NAME arrives as <mount>/yourapplication.fcgi and PATH_INFO went through
+        # mod_rewrite (which cuts it at a decoded '?'): rebuild both from REQUEST_URI.
+        return Fixer("MountFix", mount)
+    if server in ("caddy", "h2o"):
+        # Neither merges '//' in PATH_INFO (Caddy does not resolve '..' either), so the app
+        # could route a path other than the one the server's own rules matched; h2o under a
+        # prefix also sends SCRIPT_NAME '' and the whole path as PATH_INFO. MountFix
+        # rebuilds both from REQUEST_URI, normalised the way nginx and Apache do it.
+        return Fixer("MountFix", mount)
+    return None
+
+
+def _check_server(server: str) -> None:
+    if server not in SERVERS:
+        raise ConfigError(f"unknown server {server!r}; choose one of: {', '.join(SERVERS)}")
+
+
+def _comments(server: str, mount: str, target: Target) -> str:
+    """The fixer to use (or that none is needed) and how to run the backend."""
+    fixer = recommended_fixer(server, mount=mount)
+    if fixer is None:
+        text = "# no fixer needed: this config sends SCRIPT_NAME and PATH_INFO right\n"
+    else:
+        text = (
+            "# fixer needed: in yourapplication.fcgi (or your app module) write\n"
+            f"#     from fcgikit.middleware import {fixer.name}\n"
+            f"#     app = {fixer}\n"
+        )
+    if target.spawn:
+        return text
+    serve = f"fcgikit serve yourapplication:app --bind {target.bind}"
+    if fixer is not None and fixer.name == "MountFix" and fixer.mount is not None:
+        text += "# or let fcgikit serve apply it with --mount, as below\n"
+        serve += f" --mount {shlex.quote(fixer.mount)}"
+    return f"{text}# run the app with: {serve}\n"
+
+
+# --------------------------------------------------------------------------- nginx
+
+_NGINX_PARAMS = (
+    ("REQUEST_METHOD", "$request_method"),
+    ("REQUEST_URI", "$request_uri"),
+    ("QUERY_STRING", "$query_string"),
+    ("CONTENT_TYPE", "$content_type"),
+    ("CONTENT_LENGTH", "$content_length"),
+    ("SERVER_PROTOCOL", "$server_protocol"),
+    ("REQUEST_SCHEME", "$scheme"),
+    ("HTTPS", "$https if_not_empty"),
+    ("GATEWAY_INTERFACE", "CGI/1.1"),
+    ("SERVER_SOFTWARE", "nginx/$nginx_version"),
+    ("REMOTE_ADDR", "$remote_addr"),
+    ("REMOTE_PORT", "$remote_port"),
+    ("SERVER_ADDR", "$server_addr"),
+    ("SERVER_PORT", "$server_port"),
+    ("SERVER_NAME", "$server_name"),
+)
+
+
+def _nginx(mount: str, target: Target) -> str:
+    address = f"unix:{target.socket}" if target.is_unix else f"{target.host}:{target.port}"
+    params = "".join(f"    fastcgi_param {name} {value};\n" for name, value in _NGINX_PARAMS)
+    if mount:
+        # One regex location covers the bare mount and everything below it, and not
+        # /yourapplicationXYZ (which a prefix location would also match).
+        head = (
+            f"location ~ ^{mount}(?<fcgikit_path_info>/.*)?$ {{\n"
+            f"    fastcgi_param SCRIPT_NAME {mount};\n"
+            "    fastcgi_param PATH_INFO $fcgikit_path_info;\n"
+        )
+    else:
+        head = (
+            'location / {\n    fastcgi_param SCRIPT_NAME "";\n    fastcgi_param PATH_INFO $uri;\n'
+        )
+    return (
+        "# nginx: put this inside your server { } block.\n"
+        "# The params are listed here instead of 'include fastcgi_params;' because that file\n"
+        "# sends a second SCRIPT_NAME, and Debian's copy sets HTTP_HOST to $host, which drops\n"
+        "# the port; without it nginx passes the client's Host header as HTTP_HOST.\n"
+        f"{head}"
+        f"{params}"
+        f"    fastcgi_pass {address};\n"
+        "}\n"
+    )
+
+
+# --------------------------------------------------------------------------- lighttpd
+
+
+def _lighttpd(mount: str, target: Target) -> str:
+    key = mount or "/"
+    lines = []
+    if target.is_unix:
+        lines.append(f'"socket" => "{target.socket}",')
+    else:
+        lines.append(f'"host" => "{target.host}",')
+        lines.append(f'"port" => {target.port},')
+    if target.spawn:
+        lines.append(f'"bin-path" => "{target.spawn}",')
+        lines.append('"max-procs" => 1,')
+    lines.append('"check-local" => "disable",')
+    if not mount:
+        # Without it lighttpd puts the first path segment into SCRIPT_NAME at "/".
+        lines.append('"fix-root-scriptname" => "enable",')
+    body = "".join(f"        {line}\n" for line in lines)
+    spawn_note = (
+        "# lighttpd starts the .fcgi itself (bin-path); the socket reaches it on fd 0.\n"
+        if target.spawn
+        else ""
+    )
+    return (
+        "# lighttpd: add to lighttpd.conf (or conf-enabled/).\n"
+        f"{spawn_note}"
+        'server.modules += ( "mod_fastcgi" )\n'
+        "fastcgi.server = (\n"
+        f'    "{key}" => ((\n'
+        f"{body}"
+        "    )),\n"
+        ")\n"
+    )
+
+
+# --------------------------------------------------------------------------- Apache
+
+
+def _apache_fcgid(mount: str, target: Target) -> str:
+    spawn = target.spawn or DEFAULT_SPAWN
+    directory, _, filename = spawn.rpartition("/")
+    alias = f"ScriptAlias {mount} {spawn}\n" if mount else f"ScriptAlias / {spawn}/\n"
+    return (
+        "# Apache + mod_fcgid (a2enmod fcgid): put this inside your <VirtualHost>.\n"
+        "# Apache starts the .fcgi itself; the socket reaches it on fd 0.\n"
+        "# mod_fcgid refuses request bodies over 128 KiB unless told otherwise:\n"
+        "FcgidMaxRequestLen 1073741824\n"
+        f"{alias}"
+        f'<Directory "{directory or "/"}">\n'
+        f'    <Files "{filename}">\n'
+        "        SetHandler fcgid-script\n"
+        "        Options +ExecCGI\n"
+        "    </Files>\n"
+        "    Require all granted\n"
+        "</Directory>\n"
+    )
+
+
+def _htaccess(mount: str, target: Target) -> str:
+    spawn = target.spawn or DEFAULT_SPAWN
+    filename = spawn.rpartition("/")[2]
+    where = f"the directory that serves {mount}/" if mount else "the document root"
+    return (
+        f"# .htaccess in {where}, next to {filename}.\n"
+        "# Needs mod_fcgid and mod_rewrite, and AllowOverride FileInfo Options (or All).\n"
+        "# mod_fcgid's FcgidMaxRequestLen (default 128 KiB) can only be raised in the server\n"
+        "# config, not here: bigger uploads fail with 500 on hosts that keep the default.\n"
+        "<IfModule mod_fcgid.c>\n"
+        "    <Files ~ (\\.fcgi$)>\n"
+        "        SetHandler fcgid-script\n"
+        "        Options +FollowSymLinks +ExecCGI\n"
+        "    </Files>\n"
+        "</IfModule>\n"
+        "# Everything that is not a file goes to the .fcgi. The path is not copied into the\n"
+        "# rewrite (the guide's 'RewriteRule ^(.*)$ app.fcgi/$1'): a decoded %3F in $1 is\n"
+        "# refused with 403 by Apache 2.4.60+; MountFix reads the path from REQUEST_URI.\n"
+        "<IfModule mod_rewrite.c>\n"
+        "    Options +FollowSymlinks\n"
+        "    RewriteEngine On\n"
+        f"    RewriteBase {mount}/\n"
+        "    RewriteCond %{REQUEST_FILENAME} !-f\n"
+        f"    RewriteRule ^ {filename} [L]\n"
+        "</IfModule>\n"
+    )
+
+
+def _apache_proxy_fcgi(mount: str, target: Target) -> str:
+    if target.is_unix:
+        backend = f"unix:{target.socket}|fcgi://localhost"
+    else:
+        backend = f"fcgi://{target.host}:{target.port}"
+    match = f"^{mount}(/|$)" if mount else "^/"
+    proxy = f'ProxyPass "{mount}" "{backend}"\n' if mount else f'ProxyPass "/" "{backend}/"\n'
+    return (
+        "# Apache + mod_proxy_fcgi (a2enmod proxy_fcgi setenvif): inside your <VirtualHost>.\n"
+        "# proxy-fcgi-pathinfo=unescape makes Apache send SCRIPT_NAME = the mount and a\n"
+        "# decoded PATH_INFO; without it SCRIPT_NAME is the whole path and PATH_INFO is unset.\n"
+        f'SetEnvIf Request_URI "{match}" proxy-fcgi-pathinfo=unescape\n'
+        f"{proxy}"
+    )
+
+
+# --------------------------------------------------------------------------- Caddy, h2o
+
+
+def _caddy(mount: str, target: Target) -> str:
+    upstream = f"unix/{target.socket}" if target.is_unix else f"{target.host}:{target.port}"
+    if not mount:
+        return (
+            "# Caddy: put this inside your site block (example.com { ... }).\n"
+            f"reverse_proxy {upstream} {{\n"
+            "    transport fastcgi\n"
+            "}\n"
+        )
+    return (
+        "# Caddy: put this inside your site block (example.com { ... }).\n"
+        "# 'split' makes Caddy send SCRIPT_NAME = the mount and PATH_INFO = the rest\n"
+        "# (handle_path would strip the mount and lose it; then use MountFix).\n"
+        f"@yourapplication path {mount} {mount}/*\n"
+        f"reverse_proxy @yourapplication {upstream} {{\n"
+        "    transport fastcgi {\n"
+        f"        split {mount}\n"
+        "    }\n"
+        "}\n"
+    )
+
+
+def _h2o(mount: str, target: Target) -> str:
+    key = mount or "/"
+    if target.spawn:
+        handler = f'    fastcgi.spawn: "exec {target.spawn}"\n'
+    elif target.is_unix:
+        handler = f"    fastcgi.connect:\n      port: {target.socket}\n      type: unix\n"
+    else:
+        handler = (
+            "    fastcgi.connect:\n"
+            f"      host: {target.host}\n      port: {target.port}\n      type: tcp\n"
+        )
+    return f'# h2o: put this under hosts: "example.com:80":\npaths:\n  "{key}":\n{handler}'
+
+
+# --------------------------------------------------------------------------- process managers
+
+
+def _supervisor(target: Target, app: str, chdir: str, user: str, command: str) -> str:
+    socket = f"unix://{target.socket}" if target.is_unix else f"tcp://{target.host}:{target.port}"
+    owner = f"socket_owner = {user}:{user}\nsocket_mode = 0660\n" if target.is_unix else ""
+    return (
+        "# supervisord: /etc/supervisor/conf.d/yourapplication.conf\n"
+        "# supervisord opens the socket and hands it to fcgikit on fd 0.\n"
+        "[fcgi-program:yourapplication]\n"
+        f"socket = {socket}\n"
+        f"{owner}"
+        f"command = {command} serve {app} --chdir {chdir}\n"
+        f"directory = {chdir}\n"
+        f"user = {user}\n"
+        "numprocs = 1\n"
+        "process_name = %(program_name)s_%(process_num)02d\n"
+        "stopsignal = TERM\n"
+        "autorestart = true\n"
+        "redirect_stderr = true\n"
+    )
+
+
+def _systemd(target: Target, app: str, chdir: str, user: str, command: str) -> str:
+    if target.is_unix:
+        listen = (
+            f"ListenStream={target.socket}\nSocketUser={user}\nSocketGroup={user}\n"
+            "SocketMode=0660\n"
+        )
+    else:
+        listen = f"ListenStream={target.host}:{target.port}\n"
+    return (
+        "# systemd: two units. Enable with: systemctl enable --now yourapplication.socket\n"
+        "# /etc/systemd/system/yourapplication.socket\n"
+        "[Unit]\n"
+        "Description=yourapplication FastCGI socket\n"
+        "\n"
+        "[Socket]\n"
+        f"{listen}"
+        "\n"
+        "[Install]\n"
+        "WantedBy=sockets.target\n"
+        "\n"
+        "# /etc/systemd/system/yourapplication.service\n"
+        "[Unit]\n"
+        "Description=yourapplication (fcgikit)\n"
+        "Requires=yourapplication.socket\n"
+        "After=network.target\n"
+        "\n"
+        "[Service]\n"
+        f"ExecStart={command} serve {app} --chdir {chdir}\n"
+        "# The listening socket on fd 0, as a web server's spawner would pass it.\n"
+        "StandardInput=socket\n"
+        "StandardOutput=journal\n"
+        "StandardError=journal\n"
+        f"User={user}\n"
+        f"WorkingDirectory={chdir}\n"
+        "KillSignal=SIGTERM\n"
+        "Restart=on-failure\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+_WEB_SERVERS: dict[str, Callable[[str, Target], str]] = {
+    "nginx": _nginx,
+    "apache-fcgid": _apache_fcgid,
+    "htaccess": _htaccess,
+    "apache-proxy-fcgi": _apache_proxy_fcgi,
+    "lighttpd": _lighttpd,
+    "caddy": _caddy,
+    "h2o": _h2o,
+}
+
+
+def render(
+    server: str,
+    *,
+    mount: str = "",
+    socket: str | None = None,
+    port: int | None = None,
+    spawn: str | None = None,
+    host: str = "127.0.0.1",
+    app: str = "yourapplication:app",
+    chdir: str = "/var/www/yourapplication",
+    user: str = "www-data",
+    command: str = "fcgikit",
+) -> str:
+    """Return a config for ``server`` that serves the app at ``mount`` ('' = the root).
+
+    Args:
+        server: one of :data:`SERVERS`.
+        mount: the URL prefix, like ``/yourapplication``; ``''`` or ``'/'`` for the root.
+        socket: the app's unix socket (``unix:PATH`` or ``PATH``); the default when neither
+            this nor ``port`` is given is ``/run/yourapplication/fcgi.sock``.
+        port: the app's TCP port on ``host`` instead of a socket.
+        spawn: a ``.fcgi`` file the web server starts itself (lighttpd ``bin-path``, h2o
+            ``fastcgi.spawn``, mod_fcgid); required in effect for ``apache-fcgid`` and
+            ``htaccess``, which always spawn.
+        host: the app's TCP host when ``port`` is given.
+        app, chdir, user, command: what supervisor and systemd run (``command serve app``).
+
+    Raises:
+        ConfigError: an unknown server, a mount that is not a plain path, or conflicting
+            socket/port/spawn options.
+    """
+    _check_server(server)
+    mount = _normalize_mount(mount)
+    target = _target(server, socket, port, host, spawn)
+    if server in ("supervisor", "systemd"):
+        if target.spawn:
+            raise ConfigError(f"{server} starts 'fcgikit serve' itself: drop --spawn")
+        maker = _supervisor if server == "supervisor" else _systemd
+        return maker(target, app, chdir, user, command)
+    if server == "apache-proxy-fcgi" and target.spawn:
+        raise ConfigError("mod_proxy_fcgi cannot start the app: use apache-fcgid for --spawn")
+    if server in ("nginx", "caddy") and target.spawn:
+        raise ConfigError(f"{server} cannot start the app: run it with supervisor or systemd")
+    text = _WEB_SERVERS[server](mount, target)
+    first, _, rest = text.partition("\n")
+    return f"{first}\n{_comments(server, mount, target)}{rest}"

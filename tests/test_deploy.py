@@ -1,0 +1,240 @@
+"""``fcgikit.deploy.render``: what it prints, and that the real servers accept it.
+
+The syntax checks wrap each rendered fragment into the same whole config the integration
+suite runs (``tests/integration/harness.py``) and ask the server itself: ``nginx -t``,
+``lighttpd -tt``, ``apache2 -t``, ``caddy validate``, ``h2o -t``. The behaviour of these
+configs (the URLs the app sees) is checked in ``tests/integration``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fcgikit.deploy import SERVERS, Fixer, recommended_fixer, render
+from fcgikit.errors import ConfigError
+from tests.integration.harness import (
+    Layout,
+    caddy_environment,
+    nginx_command,
+    require_apache_module,
+    require_binary,
+    write_apache_config,
+    write_caddy_config,
+    write_h2o_config,
+    write_lighttpd_config,
+    write_nginx_config,
+)
+
+MOUNTS = [pytest.param("", id="root"), pytest.param("/yourapplication", id="prefix")]
+SOCKET = "/run/yourapplication/fcgi.sock"
+APACHE_MODULE_PACKAGES = {"fcgid": "libapache2-mod-fcgid"}
+
+
+# --------------------------------------------------------------------------- what is printed
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("mount", ["", "/yourapplication"])
+def test_every_render_names_its_fixer(server: str, mount: str) -> None:
+    text = render(server, mount=mount)
+    assert text.endswith("\n")
+    if server in ("supervisor", "systemd"):
+        return  # the web server's config decides the URLs, not the process manager's
+    fixer = recommended_fixer(server, mount=mount)
+    if fixer is None:
+        assert "# no fixer needed" in text
+    else:
+        assert f"#     app = {fixer}\n" in text
+        assert f"from fcgikit.middleware import {fixer.name}" in text
+
+
+@pytest.mark.parametrize(
+    ("server", "mount", "expected"),
+    [
+        pytest.param("nginx", "/yourapplication", None, id="nginx"),
+        pytest.param("lighttpd", "", None, id="lighttpd-root"),
+        pytest.param("apache-fcgid", "/yourapplication", None, id="scriptalias"),
+        pytest.param("apache-proxy-fcgi", "/yourapplication", None, id="proxy-fcgi"),
+        # Caddy and h2o pass '//' (and Caddy '..') through: MountFix normalises like nginx
+        pytest.param(
+            "caddy", "/yourapplication", Fixer("MountFix", "/yourapplication"), id="caddy-split"
+        ),
+        pytest.param("caddy", "", Fixer("MountFix", ""), id="caddy-root"),
+        pytest.param("h2o", "", Fixer("MountFix", ""), id="h2o-root"),
+        pytest.param(
+            "h2o", "/yourapplication", Fixer("MountFix", "/yourapplication"), id="h2o-prefix"
+        ),
+        pytest.param("htaccess", "", Fixer("MountFix", ""), id="htaccess-root"),
+        pytest.param("htaccess", "/app", Fixer("MountFix", "/app"), id="htaccess-subdir"),
+    ],
+)
+def test_recommended_fixer(server: str, mount: str, expected: Fixer | None) -> None:
+    assert recommended_fixer(server, mount=mount) == expected
+
+
+def test_fixer_text() -> None:
+    assert str(Fixer("MountFix", "/yourapplication")) == "MountFix(app, '/yourapplication')"
+    assert str(Fixer("LighttpdRootFix")) == "LighttpdRootFix(app)"
+    assert Fixer("MountFix", "/x").spec == "MountFix:/x"
+
+
+@pytest.mark.parametrize("mount", ["/", "", " /yourapplication/ "])
+def test_mount_is_normalized(mount: str) -> None:
+    expected = "" if mount.strip() in ("", "/") else "/yourapplication"
+    assert render("lighttpd", mount=mount) == render("lighttpd", mount=expected)
+
+
+def test_socket_forms() -> None:
+    plain = render("nginx", socket="/run/app.sock")
+    assert render("nginx", socket="unix:/run/app.sock") == plain
+    assert "fastcgi_pass unix:/run/app.sock;" in plain
+    assert "--bind unix:/run/app.sock" in plain
+    tcp = render("nginx", port=9000)
+    assert "fastcgi_pass 127.0.0.1:9000;" in tcp
+    assert "--bind 127.0.0.1:9000" in tcp
+
+
+@pytest.mark.parametrize(
+    ("server", "options", "message"),
+    [
+        pytest.param("iis", {}, "unknown server", id="unknown-server"),
+        pytest.param("nginx", {"mount": "app"}, "must start with '/'", id="relative-mount"),
+        pytest.param("nginx", {"mount": "/a b"}, "plain URL path", id="mount-with-space"),
+        pytest.param("nginx", {"mount": "/a;b"}, "plain URL path", id="mount-with-semicolon"),
+        pytest.param("nginx", {"socket": "/s", "port": 1}, "either a socket or a port", id="both"),
+        pytest.param("nginx", {"socket": "run/s"}, "must be absolute", id="relative-socket"),
+        pytest.param("nginx", {"port": 0}, "between 1 and 65535", id="port-zero"),
+        pytest.param("nginx", {"spawn": "/x.fcgi"}, "cannot start the app", id="nginx-spawn"),
+        pytest.param(
+            "apache-proxy-fcgi", {"spawn": "/x.fcgi"}, "use apache-fcgid", id="proxy-spawn"
+        ),
+        pytest.param("apache-fcgid", {"socket": "/s"}, "starts the app itself", id="fcgid-sock"),
+        pytest.param("systemd", {"spawn": "/x.fcgi"}, "drop --spawn", id="systemd-spawn"),
+    ],
+)
+def test_bad_options(server: str, options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        render(server, **options)  # type: ignore[arg-type]
+
+
+def test_supervisor_is_an_ini_file_with_the_socket_on_fd_0() -> None:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(render("supervisor", socket=SOCKET))
+    program = parser["fcgi-program:yourapplication"]
+    assert program["socket"] == f"unix://{SOCKET}"
+    assert program["command"].split()[:3] == ["fcgikit", "serve", "yourapplication:app"]
+    assert "--bind" not in program["command"]  # supervisord passes the socket on fd 0
+
+
+def test_systemd_units() -> None:
+    text = render("systemd", socket=SOCKET, command="/usr/local/bin/fcgikit")
+    socket_unit, _, service_unit = text.partition("# /etc/systemd/system/yourapplication.service")
+    units = []
+    for unit in (socket_unit, service_unit):
+        parser = configparser.ConfigParser(interpolation=None, strict=True)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read_string(unit)
+        units.append(parser)
+    assert units[0]["Socket"]["ListenStream"] == SOCKET
+    service = units[1]["Service"]
+    assert service["ExecStart"].startswith("/usr/local/bin/fcgikit serve yourapplication:app")
+    assert service["StandardInput"] == "socket"
+    tcp = render("systemd", port=9000)
+    assert "ListenStream=127.0.0.1:9000\n" in tcp
+
+
+# --------------------------------------------------------------------------- the servers accept it
+
+
+def _check(argv: list[str], *, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    return output
+
+
+def _layout(tmp_path: Path) -> Layout:
+    return Layout.create(tmp_path)
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+@pytest.mark.parametrize("backend", ["unix", "tcp"])
+def test_nginx_accepts(tmp_path: Path, mount: str, backend: str) -> None:
+    require_binary("nginx")
+    layout = _layout(tmp_path)
+    options = {"socket": SOCKET} if backend == "unix" else {"port": 9000}
+    conf = write_nginx_config(layout, render("nginx", mount=mount, **options))
+    assert "test is successful" in _check(nginx_command(layout, conf, "-t"))
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+@pytest.mark.parametrize("backend", ["unix", "tcp", "spawn"])
+def test_lighttpd_accepts(tmp_path: Path, mount: str, backend: str) -> None:
+    binary = require_binary("lighttpd")
+    layout = _layout(tmp_path)
+    options: dict[str, object] = {"socket": SOCKET} if backend != "tcp" else {"port": 9000}
+    if backend == "spawn":
+        options["spawn"] = "/var/www/yourapplication/yourapplication.fcgi"
+    conf = write_lighttpd_config(layout, render("lighttpd", mount=mount, **options))  # type: ignore[arg-type]
+    _check([binary, "-tt", "-f", str(conf)])
+
+
+def _apache_accepts(layout: Layout, fragment: str, modules: list[str]) -> None:
+    binary = require_binary("apache2")
+    for module in modules:
+        require_apache_module(module, APACHE_MODULE_PACKAGES.get(module, "apache2"))
+    conf = write_apache_config(layout, fragment, modules)
+    assert "Syntax OK" in _check([binary, "-d", str(layout.dir), "-f", str(conf), "-t"])
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_apache_fcgid_accepts(tmp_path: Path, mount: str) -> None:
+    layout = _layout(tmp_path)
+    _apache_accepts(layout, render("apache-fcgid", mount=mount, spawn=str(layout.fcgi)), ["fcgid"])
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_htaccess_accepts(tmp_path: Path, mount: str) -> None:
+    layout = _layout(tmp_path)
+    # .htaccess directives are valid where AllowOverride All would let them be.
+    fragment = f'<Directory "{layout.docroot}">\n{render("htaccess", mount=mount)}</Directory>\n'
+    _apache_accepts(layout, fragment, ["fcgid", "rewrite"])
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+@pytest.mark.parametrize("backend", ["unix", "tcp"])
+def test_apache_proxy_fcgi_accepts(tmp_path: Path, mount: str, backend: str) -> None:
+    layout = _layout(tmp_path)
+    options = {"socket": SOCKET} if backend == "unix" else {"port": 9000}
+    fragment = render("apache-proxy-fcgi", mount=mount, **options)
+    _apache_accepts(layout, fragment, ["proxy", "proxy_fcgi"])
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+@pytest.mark.parametrize("backend", ["unix", "tcp"])
+def test_caddy_accepts(tmp_path: Path, mount: str, backend: str) -> None:
+    binary = require_binary("caddy")
+    layout = _layout(tmp_path)
+    options = {"socket": SOCKET} if backend == "unix" else {"port": 9000}
+    conf = write_caddy_config(layout, render("caddy", mount=mount, **options))
+    argv = [binary, "validate", "--config", str(conf), "--adapter", "caddyfile"]
+    _check(argv, env=caddy_environment(layout))
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+@pytest.mark.parametrize("backend", ["unix", "tcp", "spawn"])
+def test_h2o_accepts(tmp_path: Path, mount: str, backend: str) -> None:
+    binary = require_binary("h2o")
+    layout = _layout(tmp_path)
+    options: dict[str, object] = {"socket": SOCKET} if backend != "tcp" else {"port": 9000}
+    if backend == "spawn":
+        options = {"spawn": "/var/www/yourapplication/yourapplication.fcgi"}
+    conf = write_h2o_config(layout, render("h2o", mount=mount, **options))  # type: ignore[arg-type]
+    _check([binary, "-t", "-c", str(conf)], env={**os.environ, "HOME": str(tmp_path)})

@@ -1,0 +1,594 @@
+"""The documentation builds without warnings, and every example in it runs and says what it shows.
+
+``docs/middleware`` has its own tests (tests/middleware/test_docs.py); this file covers the rest:
+the Python examples in ``docs/examples`` (imported, or run as the web server would run them),
+the ``fcgikit`` command lines in console blocks (parsed by the real parser; ``fcgikit config``
+lines rendered), the outputs the pages print next to commands, the doctests, and the three
+Sphinx extensions in ``docs/_ext``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import doctest
+import importlib
+import io
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from werkzeug.test import Client
+
+from fcgikit.cli import _build_parser, main
+from fcgikit.client import FastCGIClient
+from fcgikit.deploy import SERVERS, recommended_fixer, render
+from fcgikit.errors import ConfigError
+from tests.processes import ROOT, Backend
+
+DOCS = ROOT / "docs"
+EXAMPLES = DOCS / "examples"
+#: The pages this file is about (docs/middleware is tested in tests/middleware/test_docs.py).
+PAGES = sorted(
+    page for page in DOCS.rglob("*.rst") if "middleware" not in page.relative_to(DOCS).parts
+)
+EXAMPLE_FILES = sorted(
+    path for path in EXAMPLES.rglob("*") if path.suffix in (".py", ".fcgi") and path.is_file()
+)
+
+sys.path.insert(0, str(DOCS / "_ext"))
+fcgikit_cli = importlib.import_module("fcgikit_cli")
+fcgikit_compat = importlib.import_module("fcgikit_compat")
+fcgikit_config = importlib.import_module("fcgikit_config")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def page_text(name: str) -> str:
+    return (DOCS / name).read_text()
+
+
+def literal_blocks(text: str, language: str) -> list[str]:
+    """The bodies of ``.. code-block:: LANGUAGE`` directives, dedented."""
+    blocks = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() != f".. code-block:: {language}":
+            continue
+        indent = len(line) - len(line.lstrip())
+        body: list[str] = []
+        for following in lines[i + 1 :]:
+            if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                break
+            body.append(following)
+        while body and not body[0].strip():
+            body.pop(0)
+        while body and not body[-1].strip():
+            body.pop()
+        width = min(len(b) - len(b.lstrip()) for b in body if b.strip())
+        blocks.append("\n".join(b[width:] for b in body))
+    return blocks
+
+
+def console_commands(text: str) -> list[tuple[str, str]]:
+    """(command, the output shown under it) for every ``$`` line in the page's console blocks."""
+    found = []
+    for block in literal_blocks(text, "console"):
+        command = None
+        output: list[str] = []
+        for line in [*block.splitlines(), "$ "]:
+            if line.startswith("$ "):
+                if command:
+                    found.append((command, "\n".join(output)))
+                command, output = line[2:], []
+            else:
+                output.append(line)
+    return found
+
+
+def fcgikit_argv(command: str) -> list[str] | None:
+    """The arguments after ``fcgikit`` in a documented shell line, or None if it is not one."""
+    words = shlex.split(command.split("&&")[-1])
+    if words[:1] == ["sudo"]:
+        words = words[1:]
+    if words and (words[0] == "fcgikit" or words[0].endswith("/fcgikit")):
+        return words[1:]
+    return None
+
+
+@contextlib.contextmanager
+def examples_on_path(directory: Path = EXAMPLES) -> Iterator[None]:
+    """Import the docs' example modules by their own names, then forget them again."""
+    names = ("yourapplication", "factory")
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    sys.path.insert(0, str(directory))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(directory))
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+def import_example(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+@contextlib.contextmanager
+def fd0_listener(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    """A listening unix socket to hand a child on fd 0, as mod_fcgid and lighttpd do."""
+    path = str(tmp_path / "spawned.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen()
+    try:
+        yield listener, path
+    finally:
+        listener.close()
+
+
+def fcgikit_in_examples(*argv: str) -> Backend:
+    """``fcgikit ARGV --chdir docs/examples``, as a process."""
+    return Backend(
+        [sys.executable, "-m", "fcgikit", *argv, "--chdir", str(EXAMPLES)],
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+def run_fcgi_on_fd0(fcgi: Path, tmp_path: Path) -> tuple[Backend, str]:
+    with fd0_listener(tmp_path) as (listener, path):
+        backend = Backend([sys.executable, str(fcgi)], stdin=listener, cwd=tmp_path)
+    backend.wait_for(r"listening on unix:")
+    return backend, f"unix:{path}"
+
+
+# --------------------------------------------------------------------------- the build
+
+
+def sphinx_dirs(tmp_path: Path) -> list[str]:
+    return [str(DOCS), str(tmp_path / "html")]
+
+
+def test_sphinx_build_has_no_warnings(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            *sphinx_dirs(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    html = (tmp_path / "html" / "deploy" / "nginx.html").read_text()
+    assert "fastcgi_pass" in html and "/run/yourapplication/fcgi.sock" in html
+    assert (tmp_path / "html" / "compatibility.html").exists()
+
+
+def test_every_example_file_is_shown_on_a_page() -> None:
+    included = set()
+    for page in PAGES:
+        for target in re.findall(r"literalinclude:: (\S+)", page.read_text()):
+            included.add((page.parent / target).resolve())
+    assert included, "no literalinclude found"
+    missing = [str(p.relative_to(DOCS)) for p in EXAMPLE_FILES if p.resolve() not in included]
+    assert not missing, f"examples no page shows: {missing}"
+
+
+@pytest.mark.parametrize(
+    "page", [p for p in PAGES if ">>> " in p.read_text()], ids=lambda p: p.stem
+)
+def test_doctests_in_pages(page: Path) -> None:
+    result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+# --------------------------------------------------------------------------- the examples
+
+
+def test_the_app_builds_links_under_its_mount() -> None:
+    with examples_on_path():
+        app = import_example("yourapplication").app
+    client = Client(app)
+    # What the nginx config of the quickstart sends for GET /yourapplication/:
+    nginx = {"SCRIPT_NAME": "/yourapplication", "PATH_INFO": "/", "HTTP_HOST": "localhost"}
+    text = client.get("/", environ_overrides=nginx).text
+    [(command, shown)] = [
+        (c, o) for c, o in console_commands(page_text("quickstart.rst")) if c.startswith("curl")
+    ]
+    assert command == "curl http://localhost/yourapplication/"
+    assert text.rstrip("\n") == shown
+    assert client.get("/hello/World").text == "Hello, World!\n"
+    response = client.get("/home", environ_overrides={**nginx, "PATH_INFO": "/home"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/yourapplication/"
+
+
+def test_importing_the_app_starts_no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flask
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("app.run() called at import")
+
+    monkeypatch.setattr(flask.Flask, "run", refuse)
+    with examples_on_path():
+        module = import_example("yourapplication")
+    assert Path(module.app.config["DATA_DIR"]).is_absolute()
+
+
+@pytest.mark.parametrize(
+    "name", ["yourapplication.fcgi", "yourapplication_socket.fcgi", "shared_host.fcgi"]
+)
+def test_fcgi_files_are_ready_to_be_executed(name: str) -> None:
+    path = EXAMPLES / name
+    data = path.read_bytes()
+    assert data.startswith(b"#!/"), "a .fcgi file needs a shebang with an absolute path"
+    assert b"\r\n" not in data, "CRLF line endings break the shebang"
+    assert path.stat().st_mode & stat.S_IXUSR, f"chmod +x docs/examples/{name}"
+
+
+def test_fcgi_file_serves_the_socket_on_fd0(tmp_path: Path) -> None:
+    backend, address = run_fcgi_on_fd0(EXAMPLES / "yourapplication.fcgi", tmp_path)
+    try:
+        response = FastCGIClient(address).request("GET", "/hello/World")
+        assert response.status == 200
+        assert response.body == b"Hello, World!\n"
+    finally:
+        assert backend.stop(signal.SIGTERM) == 0
+
+
+def test_fcgi_file_run_by_hand_answers_as_cgi() -> None:
+    """The quickstart's and the troubleshooting page's "run it by hand" lines, and their output."""
+    [(command, shown)] = [
+        (c, o)
+        for c, o in console_commands(page_text("quickstart.rst"))
+        if "yourapplication.fcgi </dev/null" in c
+    ]
+    env_words = [w for w in shlex.split(command) if "=" in w]
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "yourapplication.fcgi")],
+        env={"PATH": "/usr/bin:/bin", **dict(w.split("=", 1) for w in env_words)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().replace("\r\n", "\n").rstrip("\n") == shown
+    # The troubleshooting page runs the same file the same way, with an emptied environment.
+    [(by_hand, _)] = [
+        (c, o)
+        for c, o in console_commands(page_text("troubleshooting.rst"))
+        if c.startswith("sudo -u www-data env -i")
+    ]
+    assert set(env_words) <= set(shlex.split(by_hand))
+
+
+def test_socket_fcgi_creates_a_group_writable_socket(tmp_path: Path) -> None:
+    source = (EXAMPLES / "yourapplication_socket.fcgi").read_text()
+    documented = "/run/yourapplication/fcgi.sock"
+    assert documented in source
+    sock = tmp_path / "fcgi.sock"
+    fcgi = tmp_path / "yourapplication_socket.fcgi"
+    fcgi.write_text(source.replace(documented, str(sock)))
+    shutil.copy(EXAMPLES / "yourapplication.py", tmp_path)
+    backend = Backend([sys.executable, str(fcgi)], env={"PYTHONDONTWRITEBYTECODE": "1"})
+    try:
+        backend.wait_for(rf"listening on unix:{re.escape(str(sock))}")
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o660
+        assert FastCGIClient(f"unix:{sock}").request("GET", "/hello/x").body == b"Hello, x!\n"
+    finally:
+        assert backend.stop() == 0
+
+
+def test_shared_host_fcgi_undoes_the_htaccess_rewrite(tmp_path: Path) -> None:
+    source = (EXAMPLES / "shared_host.fcgi").read_text()
+    fixer = recommended_fixer("htaccess")
+    assert fixer is not None
+    assert f"app = {fixer.name}(app, {fixer.mount!r})".replace("'", '"') in source
+    # The page's second example: the same file in a subdirectory takes the directory.
+    blog = recommended_fixer("htaccess", mount="/blog")
+    assert blog is not None
+    assert f'{blog.name}(app, "{blog.mount}")' in page_text("deploy/apache-fcgid.rst")
+
+    backend, address = run_fcgi_on_fd0(EXAMPLES / "shared_host.fcgi", tmp_path)
+    try:
+        # What Apache sends after RewriteRule ^(.*)$ yourapplication.fcgi/$1 at the docroot:
+        apache: dict[str | bytes, str | bytes] = {
+            "SCRIPT_NAME": "/yourapplication.fcgi",
+            "PATH_INFO": "/",
+            "REQUEST_URI": "/",
+            "SCRIPT_FILENAME": "/home/you/public_html/yourapplication.fcgi",
+            "SERVER_SOFTWARE": "Apache/2.4.71 (Debian)",
+        }
+        response = FastCGIClient(address).request(
+            "GET", "/", params=apache, headers={"Host": "example.com"}
+        )
+        assert response.body == (
+            b"mounted at /, asked for /\na link: http://example.com/hello/World\n"
+        )
+    finally:
+        assert backend.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("sent", "script_root"),
+    [
+        pytest.param(
+            # h2o under paths: "/yourapplication": nothing split off
+            {
+                "SCRIPT_NAME": "",
+                "PATH_INFO": "/yourapplication/",
+                "REQUEST_URI": "/yourapplication/",
+            },
+            "/yourapplication",
+            id="h2o-prefix",
+        ),
+        pytest.param(
+            # Caddy handle_path /yourapplication/*: the mount stripped
+            {"SCRIPT_NAME": "", "PATH_INFO": "/", "REQUEST_URI": "/yourapplication/"},
+            "/yourapplication",
+            id="caddy-handle-path",
+        ),
+    ],
+)
+def test_factory_puts_the_app_back_at_its_mount(sent: dict[str, str], script_root: str) -> None:
+    with examples_on_path():
+        factory = import_example("factory")
+    text = Client(factory.create_app("/yourapplication")).get("/", environ_overrides=sent).text
+    assert text == f"mounted at {script_root}, this page is {script_root}/\n"
+    plain = Client(factory.create_app()).get("/").text
+    assert plain == "mounted at /, this page is /\n"
+
+
+@pytest.mark.parametrize(
+    ("marker", "expected"),
+    [
+        pytest.param(
+            "factory:create_app",
+            b"mounted at /yourapplication, this page is /yourapplication/\n",
+            id="factory",
+        ),
+        pytest.param(
+            "--mount /yourapplication",
+            b"mounted at /yourapplication, asked for /\n"
+            b"a link: http://localhost/yourapplication/hello/World\n",
+            id="mount-option",
+        ),
+    ],
+)
+def test_fcgikit_serve_line_from_the_docs_runs(
+    marker: str, expected: bytes, tmp_path: Path
+) -> None:
+    """The h2o page's ``fcgikit serve`` lines, on a socket of our own, behind what h2o sends."""
+    [command] = [c for c, _ in console_commands(page_text("deploy/h2o.rst")) if marker in c]
+    argv = fcgikit_argv(command)
+    assert argv is not None
+    sock = tmp_path / "app.sock"
+    argv[argv.index("--bind") + 1] = f"unix:{sock}"
+    backend = fcgikit_in_examples(*argv)
+    try:
+        backend.wait_for(r"listening on unix:")
+        # h2o under paths: "/yourapplication" splits nothing off: SCRIPT_NAME "", the whole
+        # path as PATH_INFO (the client's defaults), REQUEST_URI as asked.
+        response = FastCGIClient(f"unix:{sock}").request(
+            "GET", "/yourapplication/", headers={"Host": "localhost"}
+        )
+        assert response.body == expected
+    finally:
+        assert backend.stop() == 0
+
+
+def test_check_output_shown_in_troubleshooting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fcgikit.check import check
+
+    for source in (EXAMPLES / "broken").iterdir():
+        shutil.copy(source, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    result = check("yourapplication:app", out=out)
+    assert not result.ok
+    actual = out.getvalue().replace(str(tmp_path), "/var/www/yourapplication")
+    [sample] = [
+        b
+        for b in literal_blocks(page_text("troubleshooting.rst"), "text")
+        if b.startswith("fcgikit check:")
+    ]
+    tail = sample[sample.index("Problems:") :]
+    assert tail in actual.replace("\r\n", "\n"), actual
+
+
+# --------------------------------------------------------------------------- command lines
+
+
+DOCUMENTED_COMMANDS = sorted(
+    {
+        (page.relative_to(DOCS).as_posix(), command)
+        for page in PAGES
+        for command, _ in console_commands(page.read_text())
+        if fcgikit_argv(command) is not None
+    }
+)
+
+
+@pytest.mark.parametrize(("page", "command"), DOCUMENTED_COMMANDS)
+def test_documented_fcgikit_command_is_valid(page: str, command: str) -> None:
+    argv = fcgikit_argv(command)
+    assert argv is not None
+    parser = _build_parser()
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{page}: `fcgikit {shlex.join(argv)}` is refused:\n{stderr.getvalue()}")
+    if args.command == "config":
+        assert render(
+            args.server, mount=args.mount, socket=args.socket, port=args.port, spawn=args.spawn
+        )
+
+
+def test_every_subcommand_has_a_reference_section() -> None:
+    operations = page_text("operations.rst")
+    for name in fcgikit_cli.subcommands(_build_parser()):
+        assert f".. fcgikit-cli:: {name}" in operations, f"operations.rst lacks fcgikit {name}"
+
+
+def test_every_server_has_a_deployment_page_with_its_config() -> None:
+    shown = {
+        line.split("::", 1)[1].split()[0]
+        for page in (DOCS / "deploy").glob("*.rst")
+        for line in page.read_text().splitlines()
+        if line.startswith(".. fcgikit-config::")
+    }
+    assert shown == set(SERVERS)
+    for page in (DOCS / "deploy").glob("*.rst"):
+        if page.stem != "index":
+            assert ".. fcgikit-config::" in page.read_text(), f"{page.name} shows no config"
+
+
+# --------------------------------------------------------------------------- the extensions
+
+
+def test_config_directive_renders_what_the_command_prints() -> None:
+    argv, text = fcgikit_config.config_command("nginx --mount /yourapplication --port 9000")
+    assert argv == ["config", "nginx", "--mount", "/yourapplication", "--port", "9000"]
+    assert text == render("nginx", mount="/yourapplication", port=9000)
+    result = subprocess.run(
+        [sys.executable, "-m", "fcgikit", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout == text + "\n"
+
+
+@pytest.mark.parametrize(
+    "argument",
+    [
+        "nginx --bogus",
+        "nginx --socket relative.sock",
+        "apache-fcgid --socket unix:/x.sock",
+        "gopher",
+    ],
+)
+def test_config_directive_refuses_what_the_command_refuses(argument: str) -> None:
+    with pytest.raises(ConfigError):
+        fcgikit_config.config_command(argument)
+
+
+def test_cli_reference_lists_every_option() -> None:
+    for name, parser in fcgikit_cli.subcommands(_build_parser()).items():
+        text = "\n".join(fcgikit_cli.option_lines(parser))
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option not in ("-h", "--help"):
+                    assert option in text, f"fcgikit {name} {option}"
+    assert fcgikit_cli.escape("a_ *b* `c`") == r"a\_ \*b\* \`c\`"
+
+
+def test_compatibility_snapshot_renders() -> None:
+    data = fcgikit_compat.load(fcgikit_compat.SNAPSHOT)
+    rows = fcgikit_compat.rows(data["scenarios"].values())
+    assert len(rows) == len(data["scenarios"]) > 0
+    assert all(len(row) == len(fcgikit_compat.HEADERS) for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("spec", "text"),
+    [
+        (None, "none"),
+        ("none", "none"),
+        ("LighttpdRootFix", "LighttpdRootFix(app)"),
+        ("MountFix:", "MountFix(app, '')"),
+        ("MountFix:/x", "MountFix(app, '/x')"),
+    ],
+)
+def test_compatibility_fixer_column(spec: str | None, text: str) -> None:
+    assert fcgikit_compat.fixer_text(spec) == text
+
+
+def test_compatibility_outcome_column() -> None:
+    entry = {"checks": {"test_a": "passed", "test_b[x]": "failed", "test_c": "skipped"}}
+    assert fcgikit_compat.outcome_text(entry) == "1 of 2 checks fail: b[x]"
+    assert fcgikit_compat.outcome_text({"checks": {"test_a": "passed"}}) == "the 1 check passes"
+    assert fcgikit_compat.outcome_text({"checks": {"t": "skipped"}}).startswith("not run")
+    assert os.fspath(fcgikit_compat.results_path()).endswith(".json")
+
+
+def test_flup_page_lists_every_wsgiserver_keyword() -> None:
+    import inspect
+
+    from fcgikit import compat
+
+    text = page_text("flup.rst")
+    table = text[text.index("flup keyword") : text.index("Any other keyword")]
+    documented = set(re.findall(r"^``(\w+)``", table, re.MULTILINE))
+    accepted = set(inspect.signature(compat.WSGIServer).parameters) - {"application", "kw"}
+    assert documented == accepted | compat._FLUP_POOL_KEYWORDS
+
+
+def test_request_line_in_troubleshooting_prints_what_it_shows(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    [(command, shown)] = [
+        (c, o)
+        for c, o in console_commands(page_text("troubleshooting.rst"))
+        if c.startswith("fcgikit request")
+    ]
+    argv = fcgikit_argv(command)
+    assert argv is not None
+    sock = tmp_path / "fcgi.sock"
+    argv[1] = f"unix:{sock}"
+    backend = fcgikit_in_examples("serve", "yourapplication:app", "--bind", f"unix:{sock}")
+    try:
+        backend.wait_for(r"listening on unix:")
+        assert main(argv) == 0
+    finally:
+        assert backend.stop() == 0
+    printed = capsysbinary.readouterr().out.decode("latin-1").replace("\r\n", "\n")
+    assert printed.rstrip("\n") == shown
+
+
+def test_check_with_a_servers_params_shows_the_fixer_at_work() -> None:
+    """The two ``fcgikit check --server h2o`` lines of the troubleshooting page, run."""
+    lines = [
+        c
+        for c, _ in console_commands(page_text("troubleshooting.rst"))
+        if c.startswith("fcgikit check") and "--server" in c
+    ]
+    outputs = []
+    for line in lines:
+        argv = fcgikit_argv(line)
+        assert argv is not None
+        result = subprocess.run(
+            [sys.executable, "-m", "fcgikit", *argv],
+            cwd=EXAMPLES,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        outputs.append(result.stdout)
+    without, with_fixer = outputs
+    assert "Status: 404 NOT FOUND" in without
+    assert "Status: 200 OK" in with_fixer
+    assert "mounted at /yourapplication" in with_fixer
