@@ -191,11 +191,13 @@ def _child_main(argv: list[str]) -> int:
 
 def _serve_app(spec: str, reporter: _Reporter) -> None:
     """``module:app``: what ``fcgikit serve`` does with the socket a spawner gives it on fd 0."""
-    from fcgikit.compat import configure_logging
+    import logging
+
     from fcgikit.server import Server, ServerSettings, inherited_listener
     from fcgikit.server.apploader import load_app
+    from fcgikit.server.arbiter import configure_logging
 
-    configure_logging()
+    configure_logging(logging.INFO, None)
     app = load_app(spec)
     listener = inherited_listener(0)
     if listener is None:

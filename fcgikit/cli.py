@@ -13,22 +13,29 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
-from types import MappingProxyType
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from fcgikit import __version__
-from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress, parse_address
+from fcgikit.addresses import TcpAddress, UnixAddress, parse_address
 from fcgikit.check import add_check_parser, add_request_parser, run_check, run_request
-from fcgikit.compat import configure_logging
 from fcgikit.errors import ConfigError
 from fcgikit.middleware import wrap
 from fcgikit.server.apploader import load_app
-from fcgikit.server.listeners import inherited_listener, parse_web_server_addrs
+from fcgikit.server.arbiter import (
+    Arbiter,
+    add_pool_arguments,
+    configure_logging,
+    settings_from_args,
+    wants_pool,
+)
+from fcgikit.server.listeners import inherited_listener
 from fcgikit.server.server import Server
-from fcgikit.server.settings import ServerSettings
+from fcgikit.server.settings import add_server_arguments, server_settings_from_args
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
     from werkzeug.serving import BaseWSGIServer
 
 log = logging.getLogger("fcgikit.cli")
@@ -48,47 +55,14 @@ def _build_parser() -> argparse.ArgumentParser:
         "inherited on fd 0 (how mod_fcgid, lighttpd bin-path and spawn-fcgi start it).",
     )
     serve.add_argument("app", metavar="APP", help="module:attr or module:factory()")
+    add_server_arguments(serve)
+    add_pool_arguments(serve)
     serve.add_argument(
-        "--bind",
-        "-b",
-        action="append",
-        default=[],
-        metavar="ADDR",
-        help="unix:PATH, HOST:PORT, [IPv6]:PORT or fd://0; repeat to listen on several",
+        "--http",
+        metavar="HOST:PORT",
+        help="also serve HTTP on HOST:PORT through a development front "
+        "(werkzeug; for development only)",
     )
-    defaults = ServerSettings()
-    serve.add_argument(
-        "--threads",
-        type=int,
-        default=defaults.threads,
-        help=f"worker threads (default {defaults.threads})",
-    )
-    serve.add_argument(
-        "--max-queued",
-        type=int,
-        default=defaults.max_queued,
-        help="requests that may wait for a thread before OVERLOADED "
-        f"(default {defaults.max_queued})",
-    )
-    serve.add_argument(
-        "--multiplexed", action="store_true", help="accept several requests per connection"
-    )
-    serve.add_argument(
-        "--debug", action="store_true", help="tracebacks in 500 pages (never in production)"
-    )
-    serve.add_argument(
-        "--graceful-timeout",
-        type=float,
-        default=defaults.graceful_timeout,
-        help=f"seconds running requests get after SIGTERM (default {defaults.graceful_timeout:g})",
-    )
-    serve.add_argument(
-        "--umask",
-        type=lambda v: int(v, 8),
-        default=None,
-        help="umask for a unix socket (octal; mode is 0660 minus it)",
-    )
-    serve.add_argument("--chdir", metavar="DIR", help="change to DIR before importing APP")
     serve.add_argument(
         "--mount",
         metavar="PREFIX",
@@ -103,13 +77,6 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="trust X-Forwarded-For/-Proto from N proxies in front of the web server (ProxyFix)",
     )
-    serve.add_argument(
-        "--http",
-        metavar="HOST:PORT",
-        help="also serve HTTP on HOST:PORT through a development front "
-        "(werkzeug; for development only)",
-    )
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     add_check_parser(commands)
     add_request_parser(commands)
@@ -126,12 +93,17 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resolve_binds(texts: Sequence[str]) -> tuple[UnixAddress | TcpAddress | FdAddress, ...]:
-    return tuple(parse_address(text) for text in texts)
+def _fixers(args: argparse.Namespace) -> Callable[[WSGIApplication], WSGIApplication] | None:
+    """The URL fixers --mount / --proxy-hops ask for, as a function of the loaded app."""
+    if args.mount is None and not args.proxy_hops:
+        return None
+    hops = args.proxy_hops
+    proxy = {"x_for": hops, "x_proto": hops} if hops else None
+    return lambda app: wrap(app, mount=args.mount, proxy=proxy)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    configure_logging(getattr(logging, args.log_level.upper()))
+    configure_logging(getattr(logging, args.log_level.upper()), args.log_file)
     if args.chdir:
         try:
             os.chdir(args.chdir)
@@ -139,16 +111,25 @@ def _serve(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot change to {args.chdir}: {exc.strerror}") from exc
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    binds = _resolve_binds(args.bind)
+    fixers = _fixers(args)
+    if wants_pool(args):
+        if args.http:
+            raise ConfigError("--http is a development front; use it without --workers")
+        settings, pool = settings_from_args(args)
+        return Arbiter(args.app, None, settings, pool, wrap_app=fixers).run()
+
+    settings = server_settings_from_args(args)
     listeners = None
     dev_socket_dir = None
-    if not binds:
+    if not settings.binds:
         listener = inherited_listener(0)
         if listener is not None:
             listeners = [listener]
         elif args.http:
             dev_socket_dir = tempfile.mkdtemp(prefix="fcgikit-dev-")
-            binds = (UnixAddress(os.path.join(dev_socket_dir, "app.sock")),)
+            settings = replace(
+                settings, binds=(UnixAddress(os.path.join(dev_socket_dir, "app.sock")),)
+            )
         else:
             raise ConfigError(
                 "nothing to listen on: fd 0 is not a listening socket. Pass --bind "
@@ -156,25 +137,8 @@ def _serve(args: argparse.Namespace) -> int:
                 "a development front"
             )
     app = load_app(args.app)
-    if args.mount is not None or args.proxy_hops:
-        app = wrap(
-            app,
-            mount=args.mount,
-            proxy={"x_for": args.proxy_hops, "x_proto": args.proxy_hops}
-            if args.proxy_hops
-            else None,
-        )
-    settings = ServerSettings(
-        binds=binds,
-        threads=args.threads,
-        max_queued=args.max_queued,
-        multiplexed=args.multiplexed,
-        debug=args.debug,
-        graceful_timeout=args.graceful_timeout,
-        umask=args.umask,
-        web_server_addrs=parse_web_server_addrs(os.environ.get("FCGI_WEB_SERVER_ADDRS")),
-        base_environ=MappingProxyType({}),
-    )
+    if fixers is not None:
+        app = fixers(app)
     server = Server(app, settings, listeners)
     front = None
     if args.http:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from fcgikit.addresses import from_bind_address
 from fcgikit.protocol.constants import Role
+from fcgikit.server.arbiter import Arbiter, PoolSettings, configure_logging, flup_prefork_pool
 from fcgikit.server.listeners import inherited_listener, parse_web_server_addrs
 from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
@@ -31,21 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("fcgikit.server")
 
 #: flup's thread pool keywords; ``maxThreads`` is the one with a meaning here
-_FLUP_POOL_KEYWORDS = frozenset({"minSpare", "maxSpare", "maxThreads"})
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Log to stderr unless the app configured logging itself.
-
-    Under mod_fcgid stderr is Apache's error log and under lighttpd / h2o it is theirs, so
-    "why did my app fail" ends up where the operator already looks.
-    """
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(f"fcgikit[{os.getpid()}] %(levelname)s %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(level)
+_FLUP_THREAD_KEYWORDS = frozenset({"minSpare", "maxSpare", "maxThreads"})
+#: flup's ``fcgi_fork`` (PreforkServer) keywords; any of them means a pool of processes
+_FLUP_PREFORK_KEYWORDS = frozenset({"maxChildren", "maxRequests"})
 
 
 def force_cgi_requested(force_cgi: bool) -> bool:
@@ -59,7 +47,9 @@ class WSGIServer:
         application: the WSGI app.
         environ: extra keys for every request's environ.
         multithreaded: False runs one request at a time (one worker thread).
-        multiprocess: the value of ``wsgi.multiprocess``.
+        multiprocess: serve from a pool of worker processes (the pool of
+            ``fcgikit serve --workers``), as flup's ``fcgi_fork`` did; ``wsgi.multiprocess``
+            is then True.
         bindAddress: None (fd 0, else CGI), a unix socket path, or a ``(host, port)`` tuple.
         umask: umask applied to a unix socket we create (mode 0660 minus it).
         multiplexed: accept several requests per connection.
@@ -68,7 +58,12 @@ class WSGIServer:
             ``FCGI_FILTER``).
         forceCGI: run as CGI even when fd 0 is a socket.
         maxThreads: flup's thread pool size keyword (``minSpare`` / ``maxSpare`` are accepted
-            and ignored: our pool grows on demand).
+            and ignored for threads: our pool grows on demand).
+        maxChildren, maxRequests, minSpare: flup's ``fcgi_fork`` keywords; any of the first
+            two (or ``multiprocess=True``) selects the process pool: at least ``minSpare``
+            workers, growing to ``maxChildren`` while all are busy, each replaced after
+            ``maxRequests`` requests. Children serve one request at a time unless
+            ``maxThreads`` is given.
     """
 
     def __init__(
@@ -85,12 +80,18 @@ class WSGIServer:
         forceCGI: bool = False,
         **kw: Any,
     ) -> None:
-        unknown = set(kw) - _FLUP_POOL_KEYWORDS
+        unknown = set(kw) - _FLUP_THREAD_KEYWORDS - _FLUP_PREFORK_KEYWORDS
         if unknown:
             raise TypeError(f"WSGIServer() got unexpected keyword(s): {', '.join(sorted(unknown))}")
         self.application = application
         self.bind_address = bindAddress
         self.force_cgi = forceCGI
+        #: flup's fcgi_fork users: the same pool as ``fcgikit serve --workers``
+        self.pool: PoolSettings | None = None
+        if multiprocess or _FLUP_PREFORK_KEYWORDS.intersection(kw):
+            self.pool = flup_prefork_pool(**{k: int(v) for k, v in kw.items() if k != "maxThreads"})
+            if "maxThreads" not in kw:
+                multithreaded = False  # flup's forked children serve one request at a time
         threads = 1 if not multithreaded else int(kw.get("maxThreads", 16))
         self.settings = ServerSettings(
             binds=() if bindAddress is None else (from_bind_address(bindAddress),),
@@ -106,15 +107,22 @@ class WSGIServer:
 
     def run(self) -> bool:
         """Serve until stopped; True after SIGHUP (re-exec me), else False."""
-        configure_logging()
+        configure_logging(logging.INFO, None)
         if force_cgi_requested(self.force_cgi):
             return self._run_cgi()
+        listeners = None
         if self.bind_address is None:
             listener = inherited_listener(0)
             if listener is None:
                 return self._run_cgi()
-            return Server(self.application, self.settings, [listener]).serve()
-        return Server(self.application, self.settings).serve()
+            listeners = [listener]
+        if self.pool is not None:
+            arbiter = Arbiter(
+                None, self.application, self.settings, self.pool, listeners, stop_on_hup=True
+            )
+            arbiter.run()
+            return arbiter.restart_requested
+        return Server(self.application, self.settings, listeners).serve()
 
     def _run_cgi(self) -> bool:
         from fcgikit.cgi import run_cgi

@@ -28,6 +28,10 @@ class Backend:
         stdin: Any = subprocess.DEVNULL,
     ) -> None:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # the checkout under test comes first, whatever fcgikit pip last installed editable
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
+        )
         self.proc = subprocess.Popen(
             args,
             cwd=cwd,
@@ -80,25 +84,32 @@ class Backend:
         with self._cond:
             return "\n".join(self._lines)
 
-    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+    def wait_for(self, pattern: str, timeout: float = 30, *, count: int = 1) -> re.Match[str]:
+        """The ``count``-th stderr line matching ``pattern``, woken by each new line."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                for line in self._lines:
-                    match = regex.search(line)
-                    if match:
-                        return match
+                matches = [m for m in map(regex.search, self._lines) if m]
+                if len(matches) >= count:
+                    return matches[count - 1]
                 if getattr(self, "_closed", False):
                     raise AssertionError(
-                        f"process exited without printing {pattern!r}:\n{self.stderr_unlocked()}"
+                        f"process exited with {len(matches)}/{count} lines matching "
+                        f"{pattern!r}:\n{self.stderr_unlocked()}"
                     )
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(
-                        f"no {pattern!r} within {timeout}s:\n{self.stderr_unlocked()}"
+                        f"{len(matches)}/{count} lines match {pattern!r} after {timeout}s:\n"
+                        f"{self.stderr_unlocked()}"
                     )
                 self._cond.wait(left)
+
+    def count(self, pattern: str) -> int:
+        regex = re.compile(pattern)
+        with self._cond:
+            return sum(1 for line in self._lines if regex.search(line))
 
     def stderr_unlocked(self) -> str:
         return "\n".join(self._lines)

@@ -240,9 +240,10 @@ def _copy_package(name: str, into: Path) -> None:
 @pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="no /usr/bin/python3")
 def test_as_www_data(shared_dir: Path) -> None:
     _require_root_and_www_data()
-    # www-data cannot reach this interpreter (under /root): give Debian's python3 fcgikit's
-    # dependencies in a directory it can read, as a deployment would
-    for package in ("werkzeug", "markupsafe"):
+    # www-data cannot reach this interpreter (under /root), nor a checkout in a 0700 temp
+    # dir: give Debian's python3 fcgikit and its dependencies in a directory it can read,
+    # as a deployment would
+    for package in ("fcgikit", "werkzeug", "markupsafe"):
         _copy_package(package, shared_dir / "lib")
     view = "assert os.getuid() != 0 and 'HOME' not in os.environ, dict(os.environ)"
     body = f"import sys\nsys.path.insert(0, {str(shared_dir / 'lib')!r})\n" + hello(view=view)

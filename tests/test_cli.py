@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -200,6 +201,41 @@ def test_guide_fcgi_file_spawned_with_socket_on_fd0(tmp_path: Path) -> None:
         )
     finally:
         assert backend.stop() == 0
+
+
+def test_serve_with_workers_forks_a_pool(tmp_path: Path) -> None:
+    sock = tmp_path / "pool.sock"
+    backend = Backend(
+        fcgikit_command(
+            "serve", "apps.hello:app", "--bind", f"unix:{sock}", "--workers", "2", "--mount", ""
+        ),
+        env=ENV,
+    )
+    try:
+        backend.wait_for(r"worker \d+ ready", count=2)
+        bodies = {FastCGIClient(f"unix:{sock}").request("GET", "/p").body for _ in range(6)}
+        assert bodies == {b"hello from /p"}
+    finally:
+        assert backend.stop() == 0
+    assert len(set(re.findall(r"worker (\d+) ready", backend.stderr))) == 2
+
+
+def test_flup_fork_keywords_select_the_process_pool(tmp_path: Path) -> None:
+    sock = tmp_path / "fork.sock"
+    script = write_fcgi(tmp_path, f", bindAddress={str(sock)!r}, maxChildren=3, maxRequests=100")
+    backend = Backend([str(script)])
+    try:
+        backend.wait_for(r"worker \d+ ready")
+        assert FastCGIClient(f"unix:{sock}").request("GET", "/fork").body == b"hello from /fork"
+    finally:
+        assert backend.stop(signal.SIGHUP) == 0
+    assert "run() returned True" in backend.stderr  # re-exec me, as flup's prefork server
+
+
+def test_http_front_and_workers_do_not_mix() -> None:
+    result = run_fcgikit("serve", "apps.hello:app", "--workers", "2", "--http", "127.0.0.1:0")
+    assert result.returncode == 2
+    assert "--http is a development front" in result.stderr
 
 
 def test_guide_fcgi_file_runs_as_cgi_when_stdin_is_not_a_socket(tmp_path: Path) -> None:

@@ -543,7 +543,7 @@ def test_flup_page_lists_every_wsgiserver_keyword() -> None:
     table = text[text.index("flup keyword") : text.index("Any other keyword")]
     documented = set(re.findall(r"^``(\w+)``", table, re.MULTILINE))
     accepted = set(inspect.signature(compat.WSGIServer).parameters) - {"application", "kw"}
-    assert documented == accepted | compat._FLUP_POOL_KEYWORDS
+    assert documented == accepted | compat._FLUP_THREAD_KEYWORDS | compat._FLUP_PREFORK_KEYWORDS
 
 
 def test_request_line_in_troubleshooting_prints_what_it_shows(

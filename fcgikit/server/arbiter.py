@@ -26,8 +26,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import grp
 import logging
 import os
+import pwd
 import random
 import select
 import signal
@@ -39,11 +41,11 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from fcgikit.addresses import Address, UnixAddress, parse_address
+from fcgikit.addresses import UnixAddress
 from fcgikit.errors import ConfigError
 from fcgikit.server.apploader import load_app
 from fcgikit.server.listeners import describe, inherited_listener, open_listener
-from fcgikit.server.settings import ServerSettings
+from fcgikit.server.settings import ServerSettings, add_server_arguments, server_settings_from_args
 from fcgikit.server.status import Scoreboard, SlotView, StatusPage, WorkerState, parse_allow
 from fcgikit.server.worker import EXIT_BOOT_ERROR, reopen_log_files, run_worker
 
@@ -95,6 +97,10 @@ class PoolSettings:
     status_path: str | None = None
     #: REMOTE_ADDR values allowed to see the status page
     status_allow: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+    #: run the workers as this user (name or uid); the master, which binds, stays as it is
+    user: str | None = None
+    #: run the workers with this group (name or gid); default: the user's primary group
+    group: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers_min < 1:
@@ -141,6 +147,44 @@ def flup_prefork_pool(
         workers_max=max(minimum, maxChildren),
         max_requests=maxRequests,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Who the workers run as: resolved once in the master, applied after each fork."""
+
+    uid: int
+    gid: int
+    name: str | None
+
+    @classmethod
+    def resolve(cls, user: str | None, group: str | None) -> Credentials | None:
+        if user is None and group is None:
+            return None
+        if os.geteuid() != 0:
+            raise ConfigError("--user / --group need the master to start as root")
+        uid, gid, name = os.getuid(), os.getgid(), None
+        if user is not None:
+            try:
+                entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+            except KeyError:
+                raise ConfigError(f"--user {user}: no such user") from None
+            uid, gid, name = entry.pw_uid, entry.pw_gid, entry.pw_name
+        if group is not None:
+            try:
+                gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+            except KeyError:
+                raise ConfigError(f"--group {group}: no such group") from None
+        return cls(uid, gid, name)
+
+    def apply(self) -> None:
+        """In a worker, before it imports the app: drop root for good."""
+        if self.name is not None:
+            os.initgroups(self.name, self.gid)
+        else:
+            os.setgroups([])
+        os.setgid(self.gid)
+        os.setuid(self.uid)
 
 
 def parse_workers(text: str) -> tuple[int, int]:
@@ -207,6 +251,11 @@ class Arbiter:
         pool: the number of workers and when to replace them.
         listeners: already listening sockets; by default those systemd passed, else
             ``settings.binds``, else the socket a spawner left on fd 0.
+        stop_on_hup: make SIGHUP a graceful stop that sets :attr:`restart_requested`
+            instead of a reload, for flup's ``while WSGIServer(app).run(): os.execv(...)``
+            idiom: an app object cannot be re-imported by new workers, a re-exec can.
+        wrap_app: applied to the app in each worker once it is loaded (``fcgikit serve
+            --mount`` wraps it in the URL fixers this way).
     """
 
     SIGNALS = (
@@ -227,6 +276,9 @@ class Arbiter:
         settings: ServerSettings,
         pool: PoolSettings,
         listeners: Sequence[socket.socket] | None = None,
+        *,
+        stop_on_hup: bool = False,
+        wrap_app: Callable[[WSGIApplication], WSGIApplication] | None = None,
     ) -> None:
         if (app_spec is None) == (app is None):
             raise ConfigError("give the app as a 'module:attr' string or as an object, not both")
@@ -236,6 +288,10 @@ class Arbiter:
         self.pool = pool
         self.listeners = list(listeners) if listeners is not None else []
         self._given_listeners = listeners is not None
+        self.stop_on_hup = stop_on_hup
+        self.wrap_app = wrap_app
+        #: SIGHUP stopped the pool (``stop_on_hup``): the caller should re-execute itself
+        self.restart_requested = False
         self.created_paths: list[str] = []
         self.dynamic = pool.dynamic
         self.target = pool.workers_min
@@ -256,6 +312,7 @@ class Arbiter:
         self.board: Scoreboard | None = None
         self.free_slots: list[int] = []
         self._wake_r = self._wake_w = self._notify_r = self._notify_w = -1
+        self.credentials: Credentials | None = None
         self._previous_handlers: dict[int, object] = {}
 
     # --- setup and teardown ----------------------------------------------------------------
@@ -302,6 +359,7 @@ class Arbiter:
 
     def _setup(self) -> None:
         self.master_pid = os.getpid()
+        self.credentials = Credentials.resolve(self.pool.user, self.pool.group)
         if self.app is None and self.pool.preload:
             assert self.app_spec is not None
             self.app = load_app(self.app_spec)
@@ -438,6 +496,10 @@ class Arbiter:
     def handle_hup(self) -> None:
         if self.exit_code is not None:
             return
+        if self.stop_on_hup:
+            self.restart_requested = True
+            self._begin_stop("SIGHUP: stopping gracefully to be restarted", graceful=True)
+            return
         self.generation += 1
         self.reloading = True
         if self.app is not None:
@@ -511,6 +573,8 @@ class Arbiter:
         if worker.stop_sent is None:
             worker.stop_sent = time.monotonic()
             worker.stop_reason = reason
+            if self.exit_code is None:
+                log.info("stopping worker %d (%s)", worker.pid, reason)
             self._signal(worker, signal.SIGTERM)
 
     def _kill(self, worker: WorkerProcess, reason: str) -> None:
@@ -549,13 +613,21 @@ class Arbiter:
             signal.signal(signum, signal.SIG_DFL)
         for fd in (self._wake_r, self._wake_w, self._notify_r):
             os.close(fd)
-        app, spec = self.app, self.app_spec
+        if self.credentials is not None:
+            try:
+                self.credentials.apply()
+            except OSError as exc:
+                log.error("worker %d cannot switch user: %s", os.getpid(), exc)
+                return EXIT_BOOT_ERROR
+        app, spec, wrap_app = self.app, self.app_spec, self.wrap_app
 
         def load() -> WSGIApplication:
             if app is not None:
-                return app
-            assert spec is not None
-            return load_app(spec)
+                loaded = app
+            else:
+                assert spec is not None
+                loaded = load_app(spec)
+            return loaded if wrap_app is None else wrap_app(loaded)
 
         status_page = None
         if self.pool.status_path is not None:
@@ -658,9 +730,10 @@ class Arbiter:
         if self.dynamic and not self.reloading:
             self._scale(active, views, now)
             active = [w for w in active if w.stop_sent is None]
-        for worker in sorted(active, key=lambda w: (w.ready, w.spawned))[self.target :]:
+        # Too many (SIGTTOU): keep the oldest ready ones, stop the newest.
+        for worker in sorted(active, key=lambda w: (not w.ready, w.spawned))[self.target :]:
             self._stop(worker, "fewer workers wanted")
-        active = active[: self.target]
+        active = [w for w in active if w.stop_sent is None]
         missing = self.target - len(active)
         if missing > 0 and now >= self.spawn_after:
             for _ in range(missing):
@@ -768,30 +841,103 @@ class Arbiter:
 # --- python -m fcgikit.server.arbiter ---------------------------------------------------------
 
 
+def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
+    """The process manager's options, declared once for ``fcgikit serve`` and this module."""
+    pool = PoolSettings()
+    add = parser.add_argument
+    add(
+        "--workers",
+        "-w",
+        default=None,
+        metavar="N|MIN:MAX",
+        help="worker processes: N for a static pool, MIN:MAX for one that grows while all "
+        "are busy (default: one process, no master)",
+    )
+    add(
+        "--idle-timeout",
+        type=float,
+        default=pool.idle_timeout,
+        metavar="SECONDS",
+        help=f"dynamic pool: stop an extra worker idle this long (default {pool.idle_timeout:g})",
+    )
+    add(
+        "--max-requests",
+        type=int,
+        default=0,
+        metavar="N",
+        help="replace a worker after N requests (default 0: never)",
+    )
+    add(
+        "--max-requests-jitter",
+        type=int,
+        default=0,
+        metavar="J",
+        help="add a random 0..J to each worker's --max-requests",
+    )
+    add(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="kill and replace the worker of a request running longer",
+    )
+    add(
+        "--slow-log",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="log the stack of a request running longer, once",
+    )
+    add(
+        "--preload",
+        action="store_true",
+        help="import the app in the master before forking (SIGHUP cannot reload it then)",
+    )
+    add("--pidfile", default=None, metavar="PATH")
+    add(
+        "--status-path",
+        default=None,
+        metavar="PATH",
+        help="answer this path with the pool's status (text; ?json for JSON)",
+    )
+    add(
+        "--status-allow",
+        action="append",
+        default=[],
+        metavar="IP[,IP...]",
+        help="REMOTE_ADDR allowed to see the status page (default 127.0.0.1, ::1)",
+    )
+    add("--user", default=None, help="run the workers as this user")
+    add("--group", default=None, help="run the workers with this group")
+    add("--log-file", default=None, metavar="PATH", help="log here instead of stderr")
+
+
+#: options that only mean something with a master; any of them turns the pool on
+POOL_ONLY_OPTIONS = (
+    "workers",
+    "max_requests",
+    "timeout",
+    "slow_log",
+    "preload",
+    "pidfile",
+    "status_path",
+    "user",
+    "group",
+)
+
+
+def wants_pool(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name) not in (None, 0, False) for name in POOL_ONLY_OPTIONS)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fcgikit.server.arbiter",
         description="Serve APP over FastCGI from a pool of worker processes.",
     )
     parser.add_argument("app", metavar="APP", help="module:attr or module:factory()")
-    parser.add_argument("--bind", "-b", action="append", default=[], metavar="ADDR")
-    parser.add_argument("--workers", "-w", default="1", metavar="N|MIN:MAX")
-    parser.add_argument("--threads", type=int, default=ServerSettings().threads)
-    parser.add_argument("--idle-timeout", type=float, default=PoolSettings().idle_timeout)
-    parser.add_argument("--max-requests", type=int, default=0)
-    parser.add_argument("--max-requests-jitter", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=None)
-    parser.add_argument("--slow-log", type=float, default=None, metavar="SECONDS")
-    parser.add_argument("--graceful-timeout", type=float, default=ServerSettings().graceful_timeout)
-    parser.add_argument("--preload", action="store_true")
-    parser.add_argument("--pidfile", default=None)
-    parser.add_argument("--status-path", default=None)
-    parser.add_argument("--status-allow", action="append", default=[], metavar="IP[,IP...]")
-    parser.add_argument("--chdir", metavar="DIR")
-    parser.add_argument("--log-file", default=None, help="log here instead of stderr")
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
+    add_server_arguments(parser)
+    add_pool_arguments(parser)
     return parser
 
 
@@ -809,15 +955,9 @@ def configure_logging(level: int, log_file: str | None) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[ServerSettings, PoolSettings]:
-    binds: tuple[Address, ...] = tuple(parse_address(text) for text in args.bind)
-    minimum, maximum = parse_workers(args.workers)
+    minimum, maximum = parse_workers(args.workers or "1")
     default_allow = PoolSettings().status_allow
-    settings = ServerSettings(
-        binds=binds,
-        threads=args.threads,
-        graceful_timeout=args.graceful_timeout,
-        multiprocess=True,
-    )
+    settings = server_settings_from_args(args, multiprocess=True)
     pool = PoolSettings(
         workers_min=minimum,
         workers_max=maximum,
@@ -829,6 +969,8 @@ def settings_from_args(args: argparse.Namespace) -> tuple[ServerSettings, PoolSe
         preload=args.preload,
         pidfile=args.pidfile,
         status_path=args.status_path,
+        user=args.user,
+        group=args.group,
         status_allow=parse_allow(args.status_allow) if args.status_allow else default_allow,
     )
     return settings, pool

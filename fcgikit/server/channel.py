@@ -61,6 +61,9 @@ class Channel:
             max_params_size=settings.max_params_size,
         )
         self.requests: dict[int, WSGIRequest] = {}
+        #: a connection that has not sent a request yet is not idle: the web server is
+        #: about to send one, and closing it unread would reset that request
+        self.requests_received = 0
         self._state_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._pending = bytearray()
@@ -109,6 +112,7 @@ class Channel:
                 except OSError as exc:
                     log.error("request %s: %s", request.label, exc)
         elif isinstance(event, RequestReceived):
+            self.requests_received += 1
             request = WSGIRequest(self, event, self.server.app, self.server.settings)
             with self._state_lock:
                 self.requests[event.request_id] = request
@@ -214,7 +218,8 @@ class Channel:
         """Server is stopping: close now if idle, else once the running requests end."""
         with self._state_lock:
             self.draining = True
-        self._maybe_close_idle()
+        if self.requests_received:
+            self._maybe_close_idle()  # a fresh one is closed after its first request
 
     def close(self) -> None:
         with self._state_lock:

@@ -66,6 +66,7 @@ class Server:
         self._stop_reason: str | None = None
         self._reload = False
         self._stopping = False
+        self._accept_paused = False
         self.ready = threading.Event()
 
     # --- called from any thread ------------------------------------------------------------
@@ -85,8 +86,13 @@ class Server:
             self._write_wanted.add(channel)
         self._wake()
 
+    def wakeup_fd(self) -> int:
+        """For ``signal.set_wakeup_fd``: a signal delivered while another thread runs must
+        still wake the I/O thread, which is where Python runs signal handlers."""
+        return self._wake_w.fileno()
+
     def request_finished(self) -> None:
-        if self._stopping:
+        if self._stopping or self._accept_paused:
             self._wake()
 
     def unregister(self, channel: Channel) -> None:
@@ -100,7 +106,7 @@ class Server:
         with self._lock:
             self.channels.discard(channel)
             self._write_wanted.discard(channel)
-        if self._stopping:
+        if self._stopping or self._accept_paused:
             self._wake()
 
     # --- the loop --------------------------------------------------------------------------
@@ -118,6 +124,7 @@ class Server:
         previous: dict[int, object] = {}
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             previous[signum] = signal.signal(signum, on_stop)
+        previous[-1] = signal.set_wakeup_fd(self.wakeup_fd(), warn_on_full_buffer=False)
         return previous
 
     def serve(self) -> bool:
@@ -134,7 +141,10 @@ class Server:
             self._loop()
         finally:
             for signum, handler in previous.items():
-                signal.signal(signum, handler)  # type: ignore[arg-type]
+                if signum == -1:
+                    signal.set_wakeup_fd(handler)  # type: ignore[arg-type]
+                else:
+                    signal.signal(signum, handler)  # type: ignore[arg-type]
             self._close_everything()
         return self._reload
 
@@ -176,6 +186,8 @@ class Server:
                         while self._wake_r.recv(4096):
                             pass
                     self._update_write_interest()
+                    if self._accept_paused and not self._stopping and not self._saturated():
+                        self._resume_accepting()
                 else:
                     channel: Channel = data
                     if mask & selectors.EVENT_WRITE:
@@ -209,8 +221,37 @@ class Server:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.modify(channel.sock, events, channel)
 
+    def _load(self) -> int:
+        """Requests running or waiting here, plus connections that have not sent one yet."""
+        with self._lock:
+            channels = list(self.channels)
+        return sum(len(ch.requests) or int(not ch.requests_received) for ch in channels)
+
+    def _saturated(self) -> bool:
+        return self.settings.share_listeners and self._load() >= self.settings.threads
+
+    def _pause_accepting(self) -> None:
+        self._accept_paused = True
+        for listener in self.listeners:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(listener)
+
+    def _resume_accepting(self) -> None:
+        self._accept_paused = False
+        for listener in self.listeners:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.register(listener, selectors.EVENT_READ, "listener")
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
+            if self._saturated():
+                # Leave the connection in the shared backlog for a sibling with a free thread;
+                # a worker grabbing a burst would queue it behind busy threads (and a
+                # --timeout kill would fail the whole burst).
+                self._pause_accepting()
+                if self._saturated():  # a request that ended meanwhile did not wake us
+                    return
+                self._resume_accepting()
             try:
                 sock, peer = listener.accept()
             except (BlockingIOError, InterruptedError):

@@ -6,13 +6,17 @@ everything below the CLI takes a ``ServerSettings`` and nothing else.
 
 from __future__ import annotations
 
+import argparse
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
-from fcgikit.addresses import Address
+from fcgikit.addresses import Address, parse_address
 from fcgikit.errors import ConfigError
 from fcgikit.protocol.constants import Role
+from fcgikit.server.listeners import parse_web_server_addrs
 
 MiB = 1 << 20
 
@@ -48,6 +52,9 @@ class ServerSettings:
     multiprocess: bool = False
     #: install SIGTERM/SIGINT/SIGHUP handlers (only ever done from the main thread)
     handle_signals: bool = True
+    #: several processes accept on these sockets (prefork): take a connection only while a
+    #: thread is free, and leave the rest in the backlog for an idle sibling
+    share_listeners: bool = False
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -64,3 +71,64 @@ class ServerSettings:
             raise ConfigError("at least one FastCGI role must be accepted")
         if self.graceful_timeout < 0 or self.send_timeout <= 0:
             raise ConfigError("timeouts must be positive")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The server's options, declared once for ``fcgikit serve`` and the prefork master."""
+    defaults = ServerSettings()
+    add = parser.add_argument
+    add(
+        "--bind",
+        "-b",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="unix:PATH, HOST:PORT, [IPv6]:PORT or fd://0; repeat to listen on several",
+    )
+    add(
+        "--threads",
+        type=int,
+        default=defaults.threads,
+        help=f"worker threads (per process with --workers; default {defaults.threads})",
+    )
+    add(
+        "--max-queued",
+        type=int,
+        default=defaults.max_queued,
+        help="requests that may wait for a thread before OVERLOADED "
+        f"(default {defaults.max_queued})",
+    )
+    add("--multiplexed", action="store_true", help="accept several requests per connection")
+    add("--debug", action="store_true", help="tracebacks in 500 pages (never in production)")
+    add(
+        "--graceful-timeout",
+        type=float,
+        default=defaults.graceful_timeout,
+        metavar="SECONDS",
+        help="seconds running requests get after SIGTERM / SIGHUP "
+        f"(default {defaults.graceful_timeout:g})",
+    )
+    add(
+        "--umask",
+        type=lambda text: int(text, 8),
+        default=None,
+        help="umask for a unix socket (octal; its mode is 0660 minus it)",
+    )
+    add("--chdir", metavar="DIR", help="change to DIR before importing APP")
+    add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def server_settings_from_args(args: argparse.Namespace, **overrides: Any) -> ServerSettings:
+    """ServerSettings from the options :func:`add_server_arguments` declared."""
+    values: dict[str, Any] = {
+        "binds": tuple(parse_address(text) for text in args.bind),
+        "threads": args.threads,
+        "max_queued": args.max_queued,
+        "multiplexed": args.multiplexed,
+        "debug": args.debug,
+        "graceful_timeout": args.graceful_timeout,
+        "umask": args.umask,
+        "web_server_addrs": parse_web_server_addrs(os.environ.get("FCGI_WEB_SERVER_ADDRS")),
+    }
+    values.update(overrides)
+    return ServerSettings(**values)

@@ -253,8 +253,9 @@ class PoolView:
 
     def as_dict(self, now: float | None = None) -> dict[str, Any]:
         now = time.monotonic() if now is None else now
-        live = [w for w in self.workers if w.state != WorkerState.BOOTING]
+        live = [w for w in self.workers if w.state in (WorkerState.READY, WorkerState.RETIRING)]
         busy = sum(1 for w in live if w.busy)
+        starting = sum(1 for w in self.workers if w.state == WorkerState.BOOTING)
         return {
             "pool_mode": "dynamic" if self.dynamic else "static",
             "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started_wall)),
@@ -263,7 +264,8 @@ class PoolView:
             "slow_requests": self.slow,
             "idle_workers": len(live) - busy,
             "busy_workers": busy,
-            "starting_workers": len(self.workers) - len(live),
+            "starting_workers": starting,
+            "stopping_workers": len(self.workers) - len(live) - starting,
             "total_workers": len(self.workers),
             "target_workers": self.target,
             "max_workers": self.maximum,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import selectors
 import signal
 import socket
 import sys
@@ -36,11 +35,8 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fcgikit.protocol import RequestReceived
-from fcgikit.server.channel import Channel
-from fcgikit.server.listeners import peer_allowed
 from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.status import StatusPage, WorkerSlot, WorkerState
@@ -52,108 +48,6 @@ log = logging.getLogger("fcgikit.server")
 
 #: exit status of a worker that could not load the app (the master stops retrying blindly)
 EXIT_BOOT_ERROR = 3
-
-
-class PreforkChannel(Channel):
-    """A connection that has not sent its first request yet is not idle: when the worker
-    stops, it is served (then closed) instead of being closed unread, which would reset a
-    request the web server has already sent."""
-
-    received_request = False
-
-    def _dispatch(self, event: object) -> None:
-        if isinstance(event, RequestReceived):
-            self.received_request = True
-        super()._dispatch(event)
-
-    def drain(self) -> None:
-        if self.received_request:
-            super().drain()
-        else:
-            with self._state_lock:
-                self.draining = True  # closed once its first request is answered
-
-
-class PreforkServer(Server):
-    """A :class:`Server` that shares its listening sockets with other workers.
-
-    It accepts a connection only while it has a free thread for it, and otherwise leaves
-    connections in the shared backlog for an idle worker (one worker grabbing a burst of
-    connections would queue them behind its busy threads, and ``--timeout`` killing it would
-    fail them all). Load is the requests running or waiting here plus the connections
-    accepted that have not sent their request yet.
-
-    Temporary: these overrides reach into Server internals until Server grows the
-    equivalent hooks (see the module docstring of fcgikit.server.arbiter).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._paused = False
-
-    def _load(self) -> int:
-        with self._lock:
-            channels = list(self.channels)
-        load = 0
-        for channel in channels:
-            requests = len(channel.requests)
-            if requests:
-                load += requests
-            elif not getattr(channel, "received_request", True):
-                load += 1
-        return load
-
-    def _saturated(self) -> bool:
-        return self._load() >= self.settings.threads
-
-    def request_finished(self) -> None:
-        if self._paused:
-            self._wake()
-        super().request_finished()
-
-    def channel_closed(self, channel: Channel) -> None:
-        super().channel_closed(channel)
-        if self._paused:
-            self._wake()
-
-    def _update_write_interest(self, only: Channel | None = None) -> None:
-        super()._update_write_interest(only)
-        if only is None and self._paused and not self._stopping and not self._saturated():
-            self._paused = False
-            for listener in self.listeners:
-                with contextlib.suppress(KeyError, ValueError, OSError):
-                    self._selector.register(listener, selectors.EVENT_READ, "listener")
-
-    def _pause_accepting(self) -> None:
-        self._paused = True
-        for listener in self.listeners:
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self._selector.unregister(listener)
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            if self._saturated():
-                self._pause_accepting()
-                return
-            try:
-                sock, peer = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                log.error("fcgikit: accept failed: %s", exc.strerror or exc)
-                return
-            if not peer_allowed(peer, self.settings.web_server_addrs):
-                log.warning(
-                    "fcgikit: refused connection from %s (not in FCGI_WEB_SERVER_ADDRS)", peer[0]
-                )
-                sock.close()
-                continue
-            sock.setblocking(False)
-            label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix socket"
-            channel = PreforkChannel(self, sock, label)
-            with self._lock:
-                self.channels.add(channel)
-            self._selector.register(sock, selectors.EVENT_READ, channel)
 
 
 def request_label(environ: WSGIEnvironment) -> str:
@@ -375,22 +269,35 @@ def app_stack(frame: FrameType) -> str:
 
 
 def reopen_log_files() -> None:
-    """SIGUSR1: reopen every logging file handler (after logrotate moved the file)."""
+    """SIGUSR1: reopen every logging file handler (after logrotate moved the file).
+
+    The new file is opened before the old one is closed, so a file that cannot be opened
+    (permissions after ``--user``) leaves logging where it was, with one line saying so.
+    """
     seen: set[int] = set()
     loggers: list[logging.Logger | logging.PlaceHolder] = [logging.getLogger()]
     loggers += list(logging.Logger.manager.loggerDict.values())
     for logger in loggers:
         for handler in getattr(logger, "handlers", ()):
-            if isinstance(handler, logging.FileHandler) and id(handler) not in seen:
-                seen.add(id(handler))
-                handler.acquire()
-                try:
-                    if handler.stream is not None:
-                        handler.stream.close()
-                        handler.stream = None
-                    handler.stream = handler._open()
-                finally:
-                    handler.release()
+            if not isinstance(handler, logging.FileHandler) or id(handler) in seen:
+                continue
+            seen.add(id(handler))
+            try:
+                stream = handler._open()
+            except OSError as exc:
+                log.error(
+                    "cannot reopen %s: %s; still logging to the old file",
+                    handler.baseFilename,
+                    exc.strerror,
+                )
+                continue
+            handler.acquire()
+            try:
+                old, handler.stream = handler.stream, stream
+            finally:
+                handler.release()
+            if old is not None:
+                old.close()
 
 
 def make_notifier(fd: int) -> Callable[[], None]:
@@ -460,17 +367,23 @@ def run_worker(
         notify=notify,
         report_saturation=report_saturation,
     )
-    worker_settings = replace(settings, handle_signals=False, multiprocess=True, binds=())
-    server = PreforkServer(tracker, worker_settings, listeners)
+    worker_settings = replace(
+        settings, handle_signals=False, multiprocess=True, share_listeners=True, binds=()
+    )
+    server = Server(tracker, worker_settings, listeners)
     server_box.append(server)
     if stop_requested:  # SIGTERM arrived while the app was loading
         return 0
     watchdog = Watchdog(server, tracker, slow_log=slow_log, master_pid=master_pid, notify=notify)
     watchdog_box.append(watchdog)
     watchdog.start()
+    # The kernel may hand SIGTERM to any thread; without this the main thread would sleep
+    # in select() with the handler pending until some connection woke it.
+    signal.set_wakeup_fd(server.wakeup_fd(), warn_on_full_buffer=False)
     try:
         server.serve()
     finally:
+        signal.set_wakeup_fd(-1)
         watchdog.stop()
     return 0
 

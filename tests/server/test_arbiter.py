@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +42,7 @@ APP_SOURCE = """
 import logging, os, sys, time
 
 def say(text):
-    sys.stderr.write(text + "\n")  # one write: the workers share the pipe
+    sys.stderr.write(text + "\\n")  # one write: the workers share the pipe
 
 
 say(f"app imported in {os.getpid()}")
@@ -54,6 +56,9 @@ def app(environ, start_response):
         say(f"holding in {os.getpid()}")
         while not os.path.exists(query):
             time.sleep(0.01)
+    elif path == "/uid":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{os.getuid()}:{os.getgid()}".encode()]
     elif path == "/log":
         logging.getLogger("app").warning("app log line from %d", os.getpid())
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -112,15 +117,16 @@ class Load:
         self.address = address
         self.path = path
         self.replies: list[Reply] = []
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._done = threading.Event()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
 
     def _run(self) -> None:
         while not self._done.is_set():
             reply = fcgi_get(self.address, self.path)
-            with self._lock:
+            with self._cond:
                 self.replies.append(reply)
+                self._cond.notify_all()
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -133,13 +139,12 @@ class Load:
             thread.join(POOL_TIMEOUT)
 
     def wait_for_count(self, count: int) -> None:
-        deadline = time.monotonic() + POOL_TIMEOUT
-        while len(self.replies) < count:
-            assert time.monotonic() < deadline, f"only {len(self.replies)} replies"
-            time.sleep(0.01)  # polling a counter with a deadline, not synchronising on time
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.replies) >= count, POOL_TIMEOUT):
+                raise AssertionError(f"only {len(self.replies)} replies, wanted {count}")
 
     def failures(self) -> list[Reply]:
-        with self._lock:
+        with self._cond:
             return [r for r in self.replies if r.status != 200]
 
 
@@ -154,25 +159,6 @@ def close(backend: Backend) -> None:
             stream.close()
 
 
-def count_lines(backend: Backend, pattern: str) -> int:
-    regex = re.compile(pattern)
-    return sum(1 for line in backend.stderr.splitlines() if regex.search(line))
-
-
-def wait_count(backend: Backend, pattern: str, count: int, timeout: float = POOL_TIMEOUT) -> None:
-    """Wait until ``count`` stderr lines match, woken by each new line (Backend's condition)."""
-    regex = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    with backend._cond:
-        while (found := sum(1 for line in backend._lines if regex.search(line))) < count:
-            left = deadline - time.monotonic()
-            if getattr(backend, "_closed", False) or left <= 0:
-                raise AssertionError(
-                    f"{found}/{count} lines match {pattern!r}:\n{backend.stderr_unlocked()}"
-                )
-            backend._cond.wait(left)
-
-
 class Pool(Backend):
     def __init__(self, directory: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.directory = directory
@@ -182,11 +168,8 @@ class Pool(Backend):
             command += ["--bind", f"unix:{self.address}"]
         super().__init__(command, cwd=directory, env=env)
 
-    def count(self, pattern: str) -> int:
-        return count_lines(self, pattern)
-
     def wait_count(self, pattern: str, count: int, timeout: float = POOL_TIMEOUT) -> None:
-        wait_count(self, pattern, count, timeout)
+        self.wait_for(pattern, timeout, count=count)
 
     def get(self, path: str, query: str = "", remote: str = "127.0.0.1") -> Reply:
         return fcgi_get(self.address, path, query, remote)
@@ -409,6 +392,7 @@ def test_sighup_three_times_under_load_every_response_200(start_pool: Callable[.
     assert load.failures() == [], load.failures()[:3]
     last = {w["pid"] for w in pool.status()["workers"]}
     assert len(last) == 2 and not last & first
+    assert pool.count("app imported in") == 2 * 4  # each generation imports it afresh
     assert pool.stop() == 0
 
 
@@ -577,7 +561,8 @@ def test_preload_imports_the_app_once_in_the_master(start_pool: Callable[..., Po
 
 
 def test_an_app_object_is_served_by_forked_workers(tmp_path: Path) -> None:
-    """The path WSGIServer(app, multiprocess=True) takes: an object, not a module name."""
+    """The path of flup's ``while WSGIServer(app, multiprocess=True).run(): os.execv(...)``:
+    an app object, not a module name, and SIGHUP stops so that the script re-executes."""
     (tmp_path / "prefork_app.py").write_text(APP_SOURCE)
     address = str(tmp_path / "object.sock")
     script = (
@@ -588,13 +573,18 @@ def test_an_app_object_is_served_by_forked_workers(tmp_path: Path) -> None:
         "from prefork_app import app\n"
         "configure_logging(logging.INFO, None)\n"
         "settings = ServerSettings(binds=(UnixAddress(sys.argv[1]),), threads=2)\n"
-        "sys.exit(Arbiter(None, app, settings, PoolSettings(workers_min=2, workers_max=2)).run())\n"
+        "pool = PoolSettings(workers_min=2, workers_max=2)\n"
+        "arbiter = Arbiter(None, app, settings, pool, stop_on_hup=True)\n"
+        "code = arbiter.run()\n"
+        "sys.stderr.write(f'restart requested: {arbiter.restart_requested}\\n')\n"
+        "sys.exit(code)\n"
     )
     backend = Backend([sys.executable, "-c", script, address], cwd=tmp_path)
     try:
-        wait_count(backend, r"worker \d+ ready", 2)
+        backend.wait_for(r"worker \d+ ready", POOL_TIMEOUT, count=2)
         assert {int(fcgi_get(address, "/").body) for _ in range(10)} != {backend.proc.pid}
-        assert backend.stop(signal.SIGTERM) == 0
+        assert backend.stop(signal.SIGHUP) == 0
+        assert "restart requested: True" in backend.stderr
     finally:
         close(backend)
 
@@ -636,6 +626,34 @@ def test_pidfile_several_binds_and_sigusr1(start_pool: Callable[..., Pool], tmp_
     assert "SIGUSR1: reopened log files" in log_file.read_text()
     assert pool.stop() == 0
     assert not pidfile.exists() and not second.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--user needs root")
+def test_workers_run_as_user_and_group(tmp_path: Path) -> None:
+    nobody = pwd.getpwnam("nobody")
+    # The worker imports the app as nobody: a directory nobody can read.
+    directory = Path(tempfile.mkdtemp(prefix="fcgikit-user-"))
+    try:
+        directory.chmod(0o755)
+        (directory / "prefork_app.py").write_text(APP_SOURCE)
+        (directory / "prefork_app.py").chmod(0o644)
+        pool = Pool(directory, "--workers", "2", "--user", "nobody", "--group", str(nobody.pw_gid))
+        try:
+            pool.wait_count(r"worker \d+ ready", 2)
+            assert pool.get("/uid").body == f"{nobody.pw_uid}:{nobody.pw_gid}".encode()
+            assert os.stat(f"/proc/{pool.proc.pid}").st_uid == 0  # the master stays root
+            assert pool.stop() == 0
+        finally:
+            close(pool)
+    finally:
+        shutil.rmtree(directory)
+
+
+def test_user_needs_an_existing_user(tmp_path: Path) -> None:
+    pool = Pool(tmp_path, "--user", "no-such-user-fcgikit")
+    assert pool.proc.wait(POOL_TIMEOUT) == 2
+    close(pool)
+    assert "no such user" in pool.stderr or "need the master to start as root" in pool.stderr
 
 
 @pytest.mark.skipif(
