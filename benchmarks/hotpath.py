@@ -1,0 +1,192 @@
+"""fcgikit's per-request CPU cost, in one process, with no web server and no threads.
+
+    python3 benchmarks/hotpath.py                 the whole path and each stage, in µs
+    python3 benchmarks/hotpath.py --app flask     the same through Flask
+    python3 benchmarks/hotpath.py --profile       plus cProfile's top functions
+
+The request is what nginx sends for ``wrk``'s ``GET /hello`` with ``fastcgi_keep_conn on``
+(run.py's params, byte for byte in the same order). "whole path" drives a real
+:class:`~fcgikit.server.channel.Channel` over a socketpair: ``on_readable`` reads and parses
+the request and runs it inline (a pool that calls the job at once), the response is written
+to the socket and read back. Against run.py's "CPU µs/req" for fcgikit, the difference is
+what the threads cost (the hand-off to a worker, the GIL, the select loop).
+
+Unlike wrk through nginx, this is steady on a noisy machine (best of several repeats), so it
+is the number to watch while changing the hot path. One known swing: while ``Channel`` reads
+with ``sock.recv(256 KiB)``, each read costs an mmap + munmap until glibc raises its mmap
+threshold (after any >256 KiB block is freed), ~18 µs per request; so compare runs made the
+same way. It uses fcgikit's internals and may need updating when they change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import socket
+import sys
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import apps  # next to this file (sys.path above)
+
+from fcgikit.protocol import ClientConnection, ServerConnection
+from fcgikit.protocol.records import decode_pairs, encode_pairs
+from fcgikit.server.channel import Channel
+from fcgikit.server.settings import ServerSettings
+from fcgikit.server.wsgi import WSGIRequest
+
+
+def nginx_params(path: str) -> list[tuple[bytes, bytes]]:
+    """What nginx 1.22 sends for ``GET path`` from wrk with run.py's fastcgi_param list."""
+    return [
+        (b"QUERY_STRING", b""),
+        (b"REQUEST_METHOD", b"GET"),
+        (b"CONTENT_TYPE", b""),
+        (b"CONTENT_LENGTH", b""),
+        (b"SCRIPT_NAME", b""),
+        (b"PATH_INFO", path.encode()),
+        (b"REQUEST_URI", path.encode()),
+        (b"DOCUMENT_URI", path.encode()),
+        (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+        (b"REQUEST_SCHEME", b"http"),
+        (b"GATEWAY_INTERFACE", b"CGI/1.1"),
+        (b"SERVER_SOFTWARE", b"nginx/1.22.1"),
+        (b"REMOTE_ADDR", b"127.0.0.1"),
+        (b"REMOTE_PORT", b"53124"),
+        (b"SERVER_ADDR", b"127.0.0.1"),
+        (b"SERVER_PORT", b"40211"),
+        (b"SERVER_NAME", b""),
+        (b"HTTP_HOST", b"127.0.0.1:40211"),
+    ]
+
+
+def request_bytes(path: str) -> bytes:
+    client = ClientConnection()
+    return client.start_request(1, nginx_params(path), keep_conn=True) + client.end_stdin(1)
+
+
+class InlinePool:
+    """Runs each job at once on the calling thread: the path without the thread hand-off."""
+
+    def submit(self, job: Callable[[], None]) -> bool:
+        job()
+        return True
+
+
+def make_channel(app: Any) -> tuple[Channel, socket.socket]:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    settings = ServerSettings()
+    server = SimpleNamespace(
+        settings=settings,
+        app=app,
+        pool=InlinePool(),
+        unregister=lambda channel: None,
+        want_write=lambda channel: None,
+        request_finished=lambda: None,
+        channel_closed=lambda channel: None,
+    )
+    return Channel(server, ours, "bench"), theirs  # type: ignore[arg-type]
+
+
+def whole_path(app: Any, path: str) -> Callable[[], None]:
+    channel, peer = make_channel(app)
+    data = request_bytes(path)
+
+    def one() -> None:
+        peer.sendall(data)
+        channel.on_readable()
+        reply = peer.recv(65536)
+        if not reply:
+            raise RuntimeError("no reply")
+
+    one()
+    return one
+
+
+def stages(app: Any, path: str) -> dict[str, Callable[[], object]]:
+    data = request_bytes(path)
+    encoded_params = encode_pairs(nginx_params(path))
+    settings = ServerSettings()
+    conn = ServerConnection(max_conns=16, max_reqs=16)
+    (event,) = [e for e in conn.receive_data(data) if type(e).__name__ == "RequestReceived"]
+    sink = SimpleNamespace()
+
+    def parse() -> object:
+        server = ServerConnection()
+        return server.receive_data(data)
+
+    def make_request() -> WSGIRequest:
+        return WSGIRequest(sink, event, app, settings)  # type: ignore[arg-type]
+
+    request = make_request()
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        return None
+
+    environ = request.build_environ()
+
+    def call_app() -> object:
+        return b"".join(app(dict(environ), start_response))
+
+    def encode_head() -> bytes:
+        request._status = "200 OK"
+        request._headers = [("Content-Type", "text/plain"), ("Content-Length", "13")]
+        return request._encode_head(13)
+
+    ended = ServerConnection()
+    ended.receive_data(data)
+    active = dict(ended._requests)  # put back before each call: the stage is ending one
+
+    def end_request() -> bytes:
+        ended._requests.update(active)
+        return ended.end_request(1, 0, stdout=b"x" * 100)
+
+    return {
+        "ServerConnection.receive_data (parse the whole request)": parse,
+        "  of which decode_pairs (params)": lambda: decode_pairs(encoded_params),
+        "WSGIRequest() (incl. RequestBody)": make_request,
+        "WSGIRequest.build_environ": request.build_environ,
+        "the app itself": call_app,
+        "WSGIRequest._encode_head": encode_head,
+        "ServerConnection.end_request (100 bytes of stdout)": end_request,
+    }
+
+
+def best_us(function: Callable[[], object], number: int, repeat: int) -> float:
+    return min(timeit.repeat(function, number=number, repeat=repeat)) / number * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--app", choices=["hello", "flask"], default="hello")
+    parser.add_argument("--number", type=int, default=5000, help="calls per repeat")
+    parser.add_argument("--repeat", type=int, default=5, help="repeats; the best is kept")
+    parser.add_argument("--profile", action="store_true", help="cProfile the whole path")
+    args = parser.parse_args(argv)
+    path = "/flask" if args.app == "flask" else "/hello"
+    app = apps.application
+    print(f"fcgikit hot path, {path}, best of {args.repeat} x {args.number} (µs per request)")
+    whole = whole_path(app, path)
+    print(f"  {best_us(whole, args.number, args.repeat):7.1f}  whole path (socketpair, inline)")
+    for name, function in stages(app, path).items():
+        print(f"  {best_us(function, args.number, args.repeat):7.1f}  {name}")
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: [whole() for _ in range(args.number)])
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime")
+        stats.print_stats(25)
+        print(out.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""benchmarks/run.py runs end to end, so the harness cannot rot between benchmark runs.
+
+One second of wrk against fcgikit alone (uWSGI, flup and gunicorn live in the benchmark's own
+venv, not in the test environment), plus the memory checks shrunk to a few MiB and a few
+connections. Nothing here asserts a speed: only that a table row with a positive req/s came
+out, and that the memory checks ran and answered correctly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUN = REPO_ROOT / "benchmarks" / "run.py"
+
+
+def _require(name: str, package: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+    if path is None:
+        message = f"{name} not found: install the Debian package {package}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_harness_produces_a_row_and_memory_checks(tmp_path: Path) -> None:
+    _require("nginx", "nginx-light")
+    _require("wrk", "wrk")
+    done = subprocess.run(
+        [
+            sys.executable, str(RUN), "--only", "fcgikit", "--apps", "hello", "--keep", "on",
+            "--connections", "4", "--rounds", "1", "--duration", "1", "--warmup", "0",
+            "--threads", "2", "--memory-size", str(4 << 20), "--idle-connections", "20",
+            "--out", str(tmp_path),
+        ],
+        capture_output=True, text=True, timeout=50, stdin=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| plain WSGI hello |")]
+    assert len(rows) == 1, done.stdout
+    cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    assert cells[1:4] == ["on", "4", "fcgikit"]
+    assert float(cells[4].replace(",", "")) > 0
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    (row,) = results["results"]
+    assert row["rps"] > 0
+    assert row["p99_ms"] is not None
+    assert row["errors"] == 0
+    memory = results["memory"]
+    assert memory["upload"]["ok"] and memory["download"]["ok"]
+    assert memory["idle"]["served_one_request_each"] == 20
