@@ -151,6 +151,45 @@ def decode_pairs(data: bytes | bytearray | memoryview) -> list[tuple[bytes, byte
     Raises:
         RemoteProtocolError: a length or a name or value is cut short.
     """
+    raw = data if type(data) is bytes else bytes(data)
+    end = len(raw)
+    offset = 0
+    pairs: list[tuple[bytes, bytes]] = []
+    append = pairs.append
+    unpack = _LONG_LENGTH.unpack_from
+    try:
+        while offset < end:
+            name_length = raw[offset]
+            if name_length < 0x80:
+                offset += 1
+            else:
+                name_length = unpack(raw, offset)[0] & MAX_PAIR_LENGTH
+                offset += 4
+            value_length = raw[offset]
+            if value_length < 0x80:
+                offset += 1
+            else:
+                value_length = unpack(raw, offset)[0] & MAX_PAIR_LENGTH
+                offset += 4
+            value_start = offset + name_length
+            value_end = value_start + value_length
+            if value_end > end:
+                break
+            append((raw[offset:value_start], raw[value_start:value_end]))
+            offset = value_end
+        else:
+            return pairs
+    except (IndexError, struct.error):
+        pass
+    return _decode_pairs_checked(raw)  # malformed: say exactly what is wrong
+
+
+def _decode_pairs_checked(data: bytes | bytearray | memoryview) -> list[tuple[bytes, bytes]]:
+    """Decode a name-value pair stream into ``(name, value)`` pairs, in order, duplicates kept.
+
+    Raises:
+        RemoteProtocolError: a length or a name or value is cut short.
+    """
     view = memoryview(data)
     end = len(view)
     offset = 0
