@@ -1,21 +1,33 @@
-"""fcgikit: put any WSGI app behind a real web server over FastCGI."""
+"""fcgikit: put any WSGI app behind a real web server over FastCGI.
 
-from fcgikit.compat import WSGIServer
-from fcgikit.middleware import (
-    HeaderFix,
-    LighttpdRootFix,
-    MountFix,
-    Normalize,
-    ProxyFix,
-    ScriptNameStripper,
-    StdoutGuard,
-    guard_stdout,
-    unguard_stdout,
-    wrap,
-)
-from fcgikit.protocol.constants import FCGI_AUTHORIZER, FCGI_FILTER, FCGI_RESPONDER
+The public names are imported on first use (PEP 562), so a ``.fcgi`` file that only needs
+``WSGIServer`` does not load the middleware and werkzeug too: every spawned process and
+prefork worker pays for what it imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "WSGIServer": "fcgikit.compat",
+    "FCGI_RESPONDER": "fcgikit.protocol.constants",
+    "FCGI_AUTHORIZER": "fcgikit.protocol.constants",
+    "FCGI_FILTER": "fcgikit.protocol.constants",
+    "HeaderFix": "fcgikit.middleware",
+    "LighttpdRootFix": "fcgikit.middleware",
+    "MountFix": "fcgikit.middleware",
+    "Normalize": "fcgikit.middleware",
+    "ProxyFix": "fcgikit.middleware",
+    "ScriptNameStripper": "fcgikit.middleware",
+    "StdoutGuard": "fcgikit.middleware",
+    "guard_stdout": "fcgikit.middleware",
+    "unguard_stdout": "fcgikit.middleware",
+    "wrap": "fcgikit.middleware",
+}
 
 __all__ = [
     "FCGI_AUTHORIZER",
@@ -34,3 +46,32 @@ __all__ = [
     "unguard_stdout",
     "wrap",
 ]
+
+if TYPE_CHECKING:
+    from fcgikit.compat import WSGIServer
+    from fcgikit.middleware import (
+        HeaderFix,
+        LighttpdRootFix,
+        MountFix,
+        Normalize,
+        ProxyFix,
+        ScriptNameStripper,
+        StdoutGuard,
+        guard_stdout,
+        unguard_stdout,
+        wrap,
+    )
+    from fcgikit.protocol.constants import FCGI_AUTHORIZER, FCGI_FILTER, FCGI_RESPONDER
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fcgikit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -195,7 +195,7 @@ def _serve_app(spec: str, reporter: _Reporter) -> None:
 
     from fcgikit.server import Server, ServerSettings, inherited_listener
     from fcgikit.server.apploader import load_app
-    from fcgikit.server.arbiter import configure_logging
+    from fcgikit.server.logs import configure_logging
 
     configure_logging(logging.INFO, None)
     app = load_app(spec)

@@ -23,14 +23,9 @@ from fcgikit.check import add_check_parser, add_request_parser, run_check, run_r
 from fcgikit.errors import ConfigError
 from fcgikit.middleware import wrap
 from fcgikit.server.apploader import load_app
-from fcgikit.server.arbiter import (
-    Arbiter,
-    add_pool_arguments,
-    configure_logging,
-    settings_from_args,
-    wants_pool,
-)
+from fcgikit.server.arbiter import Arbiter, add_pool_arguments, settings_from_args, wants_pool
 from fcgikit.server.listeners import inherited_listener
+from fcgikit.server.logs import configure_logging
 from fcgikit.server.server import Server
 from fcgikit.server.settings import add_server_arguments, server_settings_from_args
 

@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from fcgikit.addresses import from_bind_address
 from fcgikit.protocol.constants import Role
-from fcgikit.server.arbiter import Arbiter, PoolSettings, configure_logging, flup_prefork_pool
 from fcgikit.server.listeners import inherited_listener, parse_web_server_addrs
+from fcgikit.server.logs import configure_logging
 from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
+
+    from fcgikit.server.arbiter import PoolSettings
 
 log = logging.getLogger("fcgikit.server")
 
@@ -89,6 +91,8 @@ class WSGIServer:
         #: flup's fcgi_fork users: the same pool as ``fcgikit serve --workers``
         self.pool: PoolSettings | None = None
         if multiprocess or _FLUP_PREFORK_KEYWORDS.intersection(kw):
+            from fcgikit.server.arbiter import flup_prefork_pool
+
             self.pool = flup_prefork_pool(**{k: int(v) for k, v in kw.items() if k != "maxThreads"})
             if "maxThreads" not in kw:
                 multithreaded = False  # flup's forked children serve one request at a time
@@ -117,6 +121,8 @@ class WSGIServer:
                 return self._run_cgi()
             listeners = [listener]
         if self.pool is not None:
+            from fcgikit.server.arbiter import Arbiter
+
             arbiter = Arbiter(
                 None, self.application, self.settings, self.pool, listeners, stop_on_hup=True
             )

@@ -39,3 +39,27 @@ def test_import_directions(subpackage: str, allowed: tuple[str, ...]) -> None:
         if not any(name == ok or name.startswith(ok + ".") for ok in allowed)
     }
     assert not wrong, sorted(wrong)
+
+
+def test_public_names_resolve_and_match_all() -> None:
+    import fcgikit
+
+    for name in fcgikit.__all__:
+        assert getattr(fcgikit, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        fcgikit.nope  # noqa: B018
+
+
+def test_a_fcgi_file_does_not_load_the_middleware_or_werkzeug() -> None:
+    # every spawned process and prefork worker pays for what `from fcgikit import
+    # WSGIServer` imports
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from fcgikit import WSGIServer; "
+        "print(sorted(m for m in sys.modules if m.startswith(('werkzeug', 'fcgikit.middleware',"
+        " 'fcgikit.server.arbiter'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

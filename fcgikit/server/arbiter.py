@@ -45,6 +45,7 @@ from fcgikit.addresses import UnixAddress
 from fcgikit.errors import ConfigError
 from fcgikit.server.apploader import load_app
 from fcgikit.server.listeners import describe, inherited_listener, open_listener
+from fcgikit.server.logs import configure_logging
 from fcgikit.server.settings import ServerSettings, add_server_arguments, server_settings_from_args
 from fcgikit.server.status import Scoreboard, SlotView, StatusPage, WorkerState, parse_allow
 from fcgikit.server.worker import EXIT_BOOT_ERROR, reopen_log_files, run_worker
@@ -939,19 +940,6 @@ def _build_parser() -> argparse.ArgumentParser:
     add_server_arguments(parser)
     add_pool_arguments(parser)
     return parser
-
-
-def configure_logging(level: int, log_file: str | None) -> None:
-    root = logging.getLogger()
-    if root.handlers:
-        return
-    handler: logging.Handler = (
-        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    )
-    # %(process)d, not the pid at configuration time: the workers log through this too.
-    handler.setFormatter(logging.Formatter("fcgikit[%(process)d] %(levelname)s %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(level)
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[ServerSettings, PoolSettings]:

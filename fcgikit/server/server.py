@@ -26,7 +26,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from fcgikit.addresses import UnixAddress
-from fcgikit.server.channel import Channel
+from fcgikit.server.channel import RECV_SIZE, Channel
 from fcgikit.server.listeners import describe, open_listener, peer_allowed
 from fcgikit.server.pool import WorkerPool
 from fcgikit.server.settings import ServerSettings
@@ -57,6 +57,8 @@ class Server:
                     self.created_paths.append(address.path)
         self.listeners = list(listeners)
         self.channels: set[Channel] = set()
+        #: what every connection reads into, in the I/O thread (see Channel.on_readable)
+        self.recv_buffer = memoryview(bytearray(RECV_SIZE))
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
