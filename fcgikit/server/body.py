@@ -1,8 +1,9 @@
 """``wsgi.input``: the request body, streamed to the app as it arrives.
 
-The connection's I/O thread ``feed``s STDIN chunks in; the app's worker thread reads. Bytes
-wait in memory until more than ``spool_threshold`` are unread, then everything unread moves
-to an anonymous temporary file (``TemporaryFile``: unlinked at creation, so it is removed
+The connection's I/O thread ``feed``s STDIN chunks in; the app's worker thread reads. A body
+whose CONTENT_LENGTH is over ``spool_threshold`` goes to an anonymous temporary file from its
+first byte; one of unknown length waits in memory until more than ``spool_threshold`` bytes
+are unread, then everything unread moves to the file (``TemporaryFile``: unlinked at creation, so it is removed
 even if the process is killed) and stays there, waitress's growing buffer in one step. Reads
 past CONTENT_LENGTH return EOF, so a body longer than announced never reaches the app, and
 a shorter one ends where the web server ended it.
@@ -24,6 +25,8 @@ class RequestBody:
     def __init__(self, *, content_length: int | None, spool_threshold: int) -> None:
         self._limit = content_length
         self._threshold = spool_threshold
+        # a known large body is never held in memory, however fast the app reads it
+        self._spool_at_once = content_length is not None and content_length > spool_threshold
         self._cond = threading.Condition(threading.Lock())
         self._memory = bytearray()
         self._memory_start = 0  # read position inside _memory
@@ -45,7 +48,8 @@ class RequestBody:
             try:
                 if self._spool_fd is None:
                     self._memory += data
-                    if len(self._memory) - self._memory_start > self._threshold:
+                    unread = len(self._memory) - self._memory_start
+                    if self._spool_at_once or unread > self._threshold:
                         self._move_to_spool()
                 else:
                     self._spool_append(data)

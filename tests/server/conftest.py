@@ -58,7 +58,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
 
     yield start
     for running in started:
+        for client in running.clients:  # first, as a web server would close its side
+            client.close()
         if running.thread.is_alive():
             running.stop()
-        for client in running.clients:
-            client.close()

@@ -90,3 +90,17 @@ def test_failure_wakes_a_blocked_reader_with_a_clear_error() -> None:
     body.fail("the web server aborted the request")
     thread.join(10)
     assert str(errors[0]) == "the web server aborted the request"
+
+
+def test_known_large_body_spools_from_the_first_byte_even_if_read_at_once() -> None:
+    body = RequestBody(content_length=10, spool_threshold=5)
+    body.feed(b"abc")
+    assert body.spooled  # CONTENT_LENGTH says it will not fit
+    assert body.read(3) == b"abc"
+    small = RequestBody(content_length=5, spool_threshold=5)
+    small.feed(b"abcde")
+    small.finish()
+    assert not small.spooled
+    assert small.read() == b"abcde"
+    body.close()
+    small.close()

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from fcgikit.protocol import ClientConnection, ProtocolStatus, RequestEnded, Role, StdoutData
+from fcgikit.protocol import (
+    ClientConnection,
+    ProtocolStatus,
+    RequestEnded,
+    RequestReceived,
+    Role,
+    StdoutData,
+)
 
 Environ = dict[str, Any]
 
@@ -128,11 +135,12 @@ def test_large_body_is_spooled_to_an_unnamed_temp_file(serve: Any) -> None:
         stream = environ["wsgi.input"]
         data = stream.read()
         seen["spooled"] = stream.spooled
-        links = [
-            os.readlink(f"/proc/self/fd/{fd}")
-            for fd in os.listdir("/proc/self/fd")
-            if os.path.islink(f"/proc/self/fd/{fd}")
-        ]
+        links = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                links.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # closed meanwhile by another thread
+                continue
         seen["spool_links"] = [link for link in links if "fcgikit-body" in link or "#" in link]
         start_response("200 OK", [])
         return [str(len(data)).encode()]
@@ -495,3 +503,37 @@ def test_backpressure_stalls_the_app_and_send_timeout_gives_up(serve: Any) -> No
     # only what fits in the socket buffers was produced, not the whole gigabyte
     assert len(produced) < 200
     assert running.client().request("GET", "/small").body == b"small"  # others still served
+
+
+def test_keep_conn_reused_request_id_survives_the_previous_worker(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # nginx reuses request id 1 as soon as it reads END_REQUEST; hold the first worker in
+    # request_done until the second request (same id) has arrived, the order that once let
+    # the old worker end the new request
+    from fcgikit.server.channel import Channel
+
+    second_arrived = threading.Event()
+    received: list[int] = []
+    original_dispatch = Channel._dispatch
+    original_done = Channel.request_done
+
+    def dispatch(self: Channel, event: object) -> None:
+        original_dispatch(self, event)
+        if isinstance(event, RequestReceived):
+            received.append(event.request_id)
+            if len(received) == 2:
+                second_arrived.set()
+
+    def request_done(self: Channel, request: Any) -> None:
+        if request.event.params.get(b"PATH_INFO") == b"/first":
+            assert second_arrived.wait(10)
+        original_done(self, request)
+
+    monkeypatch.setattr(Channel, "_dispatch", dispatch)
+    monkeypatch.setattr(Channel, "request_done", request_done)
+    running = serve(echo_environ)
+    client = running.client(keep_conn=True, timeout=10)
+    assert b"PATH_INFO=/first\n" in client.request("GET", "/first").body
+    assert b"PATH_INFO=/second\n" in client.request("GET", "/second").body
+    assert received == [1, 1]
