@@ -3,8 +3,9 @@
 The connection's I/O thread ``feed``s STDIN chunks in; the app's worker thread reads. A body
 whose CONTENT_LENGTH is over ``spool_threshold`` goes to an anonymous temporary file from its
 first byte; one of unknown length waits in memory until more than ``spool_threshold`` bytes
-are unread, then everything unread moves to the file (``TemporaryFile``: unlinked at creation, so it is removed
-even if the process is killed) and stays there, waitress's growing buffer in one step. Reads
+are unread, then everything unread moves to the file and stays there (waitress's growing
+buffer in one step). The file is a ``TemporaryFile``, unlinked at creation, so it is gone
+even if the process is killed. Reads
 past CONTENT_LENGTH return EOF, so a body longer than announced never reaches the app, and
 a shorter one ends where the web server ended it.
 """
