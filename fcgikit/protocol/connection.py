@@ -175,6 +175,10 @@ class ServerConnection:
         self._should_close = False
         self._received_eof = False
         self._error: RemoteProtocolError | None = None
+        #: every id a FCGI_BEGIN_REQUEST named on this connection (at most 65,535 of them)
+        self._begun_ids: set[int] = set()
+        self._stray_records = 0
+        self._last_request_id = 0
 
     # -- input ------------------------------------------------------------------------------
 
@@ -208,12 +212,27 @@ class ServerConnection:
         """
         self._received_eof = True
         self._should_close = True
-        if self._error is None and self._reader.buffered:
+        if self._error is None and self._reader.buffered and not self._cut_input_was_moot():
             self._error = RemoteProtocolError(
                 f"the web server closed the connection in the middle of a record "
                 f"({self._reader.buffered} bytes of it arrived)"
             )
             raise self._error
+
+    def _cut_input_was_moot(self) -> bool:
+        """Whether the half record left at EOF is input for a request that is over.
+
+        After an early answer (the app ended a request before reading all its body) a web
+        server that wants to keep the connection cannot: it stops sending that body mid-way
+        and closes. That is normal, not a protocol error.
+        """
+        request_id = self._reader.partial_request_id
+        if request_id is None:
+            request_id = self._last_request_id
+        request = self._requests.get(request_id)
+        return request_id in self._begun_ids and (
+            request is None or request.state is RequestState.ABORTED
+        )
 
     def data_to_send(self) -> bytes:
         """Return, and forget, the replies the connection queued by itself."""
@@ -232,6 +251,15 @@ class ServerConnection:
         return self._should_close
 
     @property
+    def stray_records(self) -> int:
+        """Input records ignored because no FCGI_BEGIN_REQUEST ever named their id.
+
+        Spec 3.3 says ignore them; a web server never sends them (the rest of a body the
+        app did not wait for has a begun id), so a caller may log the count once.
+        """
+        return self._stray_records
+
+    @property
     def active_request_ids(self) -> frozenset[int]:
         """Requests begun and not yet ended (aborted ones excluded: they are over)."""
         return frozenset(
@@ -241,9 +269,12 @@ class ServerConnection:
         )
 
     def _on_record(self, record_type: int, request_id: int, content: memoryview) -> None:
+        self._last_request_id = request_id
         if record_type in _INPUT_STREAM_TYPES and request_id:
             request = self._requests.get(request_id)
             if request is None:
+                if request_id not in self._begun_ids:
+                    self._stray_records += 1
                 return  # an inactive id: spec 3.3 says ignore it
             stream = request.reading
             if stream is not None and stream.record_type == record_type:
@@ -329,6 +360,7 @@ class ServerConnection:
             )
         role_number, flags = BEGIN_REQUEST_BODY.unpack(content)
         keep_conn = bool(flags & FCGI_KEEP_CONN)
+        self._begun_ids.add(request_id)
         existing = self._requests.get(request_id)
         if existing is not None and existing.state is not RequestState.ABORTED:
             raise RemoteProtocolError(
@@ -354,6 +386,8 @@ class ServerConnection:
 
     def _on_abort_request(self, request_id: int) -> None:
         request = self._requests.get(request_id)
+        if request is None and request_id not in self._begun_ids:
+            self._stray_records += 1
         if request is None or request.state is RequestState.ABORTED:
             return
         if request.state is RequestState.READING_PARAMS:

@@ -244,6 +244,12 @@ class RecordReader:
         """How many bytes of an incomplete record are waiting for the rest of it."""
         return len(self._tail)
 
+    @property
+    def partial_request_id(self) -> int | None:
+        """The request id of the incomplete record waiting, once its header has it."""
+        tail = self._tail
+        return tail[2] << 8 | tail[3] if len(tail) >= 4 else None
+
     def feed(self, data: bytes | bytearray | memoryview, on_record: RecordHandler) -> None:
         """Call ``on_record`` for every record that ``data`` completes, in order.
 

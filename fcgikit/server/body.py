@@ -22,9 +22,16 @@ class RequestBodyError(OSError):
     """The body can no longer be read: the web server aborted, or spooling failed."""
 
 
+class RequestBodyTimeout(RequestBodyError):
+    """No byte of the body arrived for ``timeout`` seconds (a stalled or slow-drip client)."""
+
+
 class RequestBody:
-    def __init__(self, *, content_length: int | None, spool_threshold: int) -> None:
+    def __init__(
+        self, *, content_length: int | None, spool_threshold: int, timeout: float | None = None
+    ) -> None:
         self._limit = content_length
+        self._timeout = timeout
         self._threshold = spool_threshold
         # a known large body is never held in memory, however fast the app reads it
         self._spool_at_once = content_length is not None and content_length > spool_threshold
@@ -154,7 +161,10 @@ class RequestBody:
                 raise RequestBodyError(self._failure)
             if self._finished:
                 return False
-            self._cond.wait()
+            if not self._cond.wait(self._timeout):
+                raise RequestBodyTimeout(
+                    f"no byte of the request body arrived for {self._timeout:g}s"
+                )
 
     def _cap(self, n: int) -> int:
         allowed = self._remaining_allowed()

@@ -90,6 +90,11 @@ class Channel:
             return
         data = buffer[:size]
         if not size:
+            try:
+                with self._state_lock:
+                    self.conn.receive_eof()
+            except RemoteProtocolError as exc:
+                log.warning("connection from %s: %s", self.peer, exc)
             self.on_peer_closed(None)
             return
         if self.linger_deadline is not None:
@@ -102,11 +107,17 @@ class Channel:
         except RemoteProtocolError as exc:
             log.warning("connection from %s: protocol error, closing: %s", self.peer, exc)
             self.on_peer_closed("protocol error")
+            # Tell the peer now, not when the running requests end: shutdown() keeps the fd
+            # number ours (no reuse under a worker), and the workers' sends fail at once.
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
             return
-        for event in events:
-            self._dispatch(event)
+        # The connection's own replies first: an abort's END_REQUEST must be queued before
+        # RequestAborted wakes the worker, whose request_done may shut the socket down.
         if replies:
             self.queue_reply(replies)
+        for event in events:
+            self._dispatch(event)
 
     def _dispatch(self, event: object) -> None:
         if isinstance(event, StdinData):
@@ -115,7 +126,11 @@ class Channel:
                 try:
                     request.body.feed(event.data)
                 except OSError as exc:
-                    log.error("request %s: %s", request.label, exc)
+                    log.error(
+                        "request %s: cannot spool the request body: %s; it fails with 500",
+                        request.label,
+                        exc.strerror or exc,
+                    )
         elif isinstance(event, RequestReceived):
             self.requests_received += 1
             request = WSGIRequest(self, event, self.server.app, self.server.settings)
@@ -145,21 +160,21 @@ class Channel:
             if request is not None:
                 log.info("request %s aborted by the web server", request.label)
                 request.aborted = True
-                request.body.fail("the web server aborted the request")
+                request.fail_input("the web server aborted the request")
 
     def on_peer_closed(self, reason: str | None) -> None:
         """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""
         self.server.unregister(self)
         with self._state_lock:
             self.draining = True
-            running = list(self.requests.values())
+            close_now = not self.requests
+            # a request that already sent its END_REQUEST is over, whatever the peer does now
+            running = [request for request in self.requests.values() if not request.ended]
             for request in running:
                 request.aborted = True
-            close_now = not running
         for request in running:
-            request.body.fail(reason or "the web server closed the connection")
-            if reason is None and not request.ended:
-                log.info("request %s: the web server closed the connection", request.label)
+            # (no log line here: the worker logs one, "went away", when it notices)
+            request.fail_input(reason or "the web server closed the connection")
         if close_now:
             self.close()
 
@@ -219,6 +234,15 @@ class Channel:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
 
+    def close_if_idle(self) -> bool:
+        """Close the connection if no request runs on it and no reply waits (I/O thread)."""
+        with self._state_lock:
+            if self.requests or self._pending or self.closed:
+                return False
+        self.server.unregister(self)
+        self.close()
+        return True
+
     def drain(self) -> None:
         """Server is stopping: close now if idle, else once the running requests end."""
         with self._state_lock:
@@ -231,6 +255,13 @@ class Channel:
             if self.closed:
                 return
             self.closed = True
+            stray = self.conn.stray_records
+        if stray:
+            log.info(
+                "connection from %s: ignored %d record(s) for request ids it never began",
+                self.peer,
+                stray,
+            )
         with contextlib.suppress(OSError):
             self.sock.close()
         self.server.channel_closed(self)
@@ -302,11 +333,16 @@ class Channel:
             if self.requests.get(request.request_id) is request:
                 del self.requests[request.request_id]
             last = not self.requests
-            should_close = last and (self.conn.should_close or self.draining)
+            should_close = last and (
+                self.conn.should_close or self.draining or request.close_connection
+            )
             registered = self.registered
+            self.last_active = time.monotonic()
         self.server.request_finished()
         if not should_close:
             return
+        # Replies the I/O thread queued (an abort's END_REQUEST) go out before the shutdown.
+        self._flush_pending()
         if registered:
             # The I/O thread closes the channel when the web server's EOF arrives.
             self.begin_linger()

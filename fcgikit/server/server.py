@@ -159,6 +159,7 @@ class Server:
             if now >= next_sweep:
                 next_sweep = now + 1.0
                 self._close_expired_lingerers(now)
+                self._close_idle(now)
             if self._stop_reason is not None and not self._stopping:
                 self._begin_stopping()
                 deadline = time.monotonic() + self.settings.graceful_timeout
@@ -208,6 +209,19 @@ class Server:
         for channel in expired:
             self.unregister(channel)
             channel.close()
+
+    def _close_idle(self, now: float) -> None:
+        """Close connections that received nothing for a while, with no request running."""
+        timeout = self.settings.idle_connection_timeout
+        if timeout is None:
+            return
+        with self._lock:
+            stale = [c for c in self.channels if now - c.last_active > timeout]
+        closed = sum(1 for channel in stale if channel.close_if_idle())
+        if closed:
+            log.info(
+                "fcgikit: closed %d idle connection(s) (nothing received for %gs)", closed, timeout
+            )
 
     def _update_write_interest(self, only: Channel | None = None) -> None:
         with self._lock:

@@ -42,6 +42,12 @@ class ServerSettings:
     graceful_timeout: float = 30.0
     #: seconds a blocked write to the web server may wait before the request is given up
     send_timeout: float = 120.0
+    #: seconds a request may wait for the next bytes of its body (FCGI_STDIN / FCGI_DATA)
+    #: before it is answered 408 and its connection closed; None waits for ever
+    body_timeout: float | None = 60.0
+    #: seconds a connection with no request running may send nothing before it is closed;
+    #: longer than nginx's upstream keepalive_timeout (60 s) so nginx closes first
+    idle_connection_timeout: float | None = 300.0
     #: umask for a unix socket we create (None: the process umask); the socket mode is 0660 minus it
     umask: int | None = None
     #: allowed TCP peer addresses (FCGI_WEB_SERVER_ADDRS); None allows everyone
@@ -71,6 +77,15 @@ class ServerSettings:
             raise ConfigError("at least one FastCGI role must be accepted")
         if self.graceful_timeout < 0 or self.send_timeout <= 0:
             raise ConfigError("timeouts must be positive")
+        for name in ("body_timeout", "idle_connection_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive or None, not {value}")
+
+
+def _seconds_or_none(text: str) -> float | None:
+    value = float(text)
+    return value if value > 0 else None
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +124,22 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default {defaults.graceful_timeout:g})",
     )
     add(
+        "--body-timeout",
+        type=_seconds_or_none,
+        default=defaults.body_timeout,
+        metavar="SECONDS",
+        help="answer 408 when a request body stops arriving for this long; 0: wait for ever "
+        f"(default {defaults.body_timeout:g})",
+    )
+    add(
+        "--idle-connection-timeout",
+        type=_seconds_or_none,
+        default=defaults.idle_connection_timeout,
+        metavar="SECONDS",
+        help="close a connection that sends nothing for this long while no request runs; "
+        f"0: never (default {defaults.idle_connection_timeout:g})",
+    )
+    add(
         "--umask",
         type=lambda text: int(text, 8),
         default=None,
@@ -127,6 +158,8 @@ def server_settings_from_args(args: argparse.Namespace, **overrides: Any) -> Ser
         "multiplexed": args.multiplexed,
         "debug": args.debug,
         "graceful_timeout": args.graceful_timeout,
+        "body_timeout": args.body_timeout,
+        "idle_connection_timeout": args.idle_connection_timeout,
         "umask": args.umask,
         "web_server_addrs": parse_web_server_addrs(os.environ.get("FCGI_WEB_SERVER_ADDRS")),
     }

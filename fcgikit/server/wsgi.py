@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import RequestReceived
-from fcgikit.server.body import RequestBody, RequestBodyError
+from fcgikit.server.body import RequestBody, RequestBodyError, RequestBodyTimeout
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -130,15 +130,22 @@ class WSGIRequest:
         self.app = app
         self.settings = settings
         length = _content_length(event.params)
-        self.body = RequestBody(content_length=length, spool_threshold=settings.spool_threshold)
+        self.body = RequestBody(
+            content_length=length,
+            spool_threshold=settings.spool_threshold,
+            timeout=settings.body_timeout,
+        )
         self.filter_data: RequestBody | None = None
         if event.role == Role.FILTER:
             data_length = event.params.get(b"FCGI_DATA_LENGTH", b"")
             self.filter_data = RequestBody(
                 content_length=int(data_length) if data_length.isdigit() else None,
                 spool_threshold=settings.spool_threshold,
+                timeout=settings.body_timeout,
             )
         self.aborted = False
+        #: close the connection once this request is over (its input stream is out of step)
+        self.close_connection = False
         #: END_REQUEST went out (or the id was released without one)
         self.ended = False
         self._status: str | None = None
@@ -155,6 +162,12 @@ class WSGIRequest:
             b"PATH_INFO", b""
         )
         return f"#{self.request_id} {method} {uri.decode('latin-1')}"
+
+    def fail_input(self, reason: str) -> None:
+        """The web server has gone or aborted: wake the app out of every input stream."""
+        self.body.fail(reason)
+        if self.filter_data is not None:
+            self.filter_data.fail(reason)
 
     # --- environ ---------------------------------------------------------------------------
 
@@ -290,6 +303,14 @@ class WSGIRequest:
             result = self.app(environ, self.start_response)
         except WebServerGone:
             raise
+        except RequestBodyTimeout as exc:
+            self._body_stalled(exc)
+            return
+        except RequestBodyError as exc:
+            if self.aborted:  # the app was reading a body the web server gave up on
+                raise WebServerGone(str(exc)) from exc
+            self._fail(sys.exc_info())
+            return
         except Exception:
             self._fail(sys.exc_info())
             return
@@ -298,6 +319,10 @@ class WSGIRequest:
         except WebServerGone:
             self._close_result(result)
             raise
+        except RequestBodyTimeout as exc:
+            self._close_result(result)
+            self._body_stalled(exc)
+            return
         except RequestBodyError as exc:
             self._close_result(result)
             if self.aborted:
@@ -331,9 +356,23 @@ class WSGIRequest:
             except Exception:
                 log.exception("request %s: the app's close() raised", self.label)
 
+    def _body_stalled(self, exc: RequestBodyTimeout) -> None:
+        """One log line, a 408 if nothing was sent yet, and the connection closed after."""
+        log.warning("request %s: %s; answering 408, closing the connection", self.label, exc)
+        self.close_connection = True
+        if self._headers_sent:
+            self.channel.finish(self, b"", 1)
+            return
+        page = b"Request Timeout: the request body stopped arriving.\n"
+        self._status = "408 Request Timeout"
+        self._headers = [("Content-Type", "text/plain; charset=utf-8")]
+        self.channel.finish(self, self._encode_head(len(page)) + page, 1)
+
     def _fail(self, exc_info: Any) -> None:
         exc = exc_info[1]
-        if isinstance(exc, InvalidResponse):
+        if isinstance(exc, RequestBodyError):
+            pass  # not the app's fault, and already logged where the body failed (a full disk)
+        elif isinstance(exc, InvalidResponse):
             log.error("request %s: invalid response from the app: %s", self.label, exc)
         else:
             log.error(
@@ -344,9 +383,11 @@ class WSGIRequest:
                 exc_info=exc_info,
             )
         if self._headers_sent:
-            # Too late for a 500: end the request with a non-zero app status so the partial
-            # response is not mistaken for a whole one where the web server checks it.
-            self.channel.finish(self, b"", 1)
+            # Too late for a 500. nginx ignores FCGI_END_REQUEST's appStatus and would end
+            # the client's response normally (a final chunk, a complete-looking body); only
+            # a connection closed before END_REQUEST makes it cut the client off, so the
+            # truncation shows. request_done releases the id and closes.
+            self.close_connection = True
             return
         page = ERROR_PAGE
         if self.settings.debug:

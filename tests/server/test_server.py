@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol import (
     ClientConnection,
     ProtocolStatus,
@@ -265,17 +266,21 @@ def test_exc_info_replaces_headers_before_they_are_sent(serve: Any) -> None:
     assert response.header("X-First") is None and response.header("X-Second") == "2"
 
 
-def test_error_after_headers_ends_the_request_with_app_status(serve: Any) -> None:
+def test_error_after_headers_drops_the_connection_so_the_truncation_shows(serve: Any) -> None:
+    # nginx ignores END_REQUEST's appStatus: a normal END_REQUEST would hand the client a
+    # complete-looking partial page. Closing without it makes nginx cut the client off.
     def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
         start_response("200 OK", [])
+        if environ["PATH_INFO"] == "/fine":
+            yield b"fine"
+            return
         yield b"partial"
         raise RuntimeError("mid-stream")
 
     running = serve(app)
-    response = running.client().request()
-    assert response.body == b"partial"
-    assert response.app_status == 1
-    assert running.client().request().body == b"partial"  # the server kept going
+    with pytest.raises(RemoteProtocolError, match="without ending request"):
+        running.client().request()
+    assert running.client().request("GET", "/fine").body == b"fine"  # the server kept going
 
 
 def test_wsgi_errors_reach_fcgi_stderr(serve: Any) -> None:

@@ -1,0 +1,45 @@
+"""Run a harness under atheris (libFuzzer): ``python fuzz/run.py TARGET [libFuzzer args]``.
+
+TARGET is ``connection`` (the sans-I/O protocol, both ends) or ``server`` (the server's
+request path: Channel, WSGIRequest, wsgi.input, spooling). For example::
+
+    python fuzz/run.py connection /tmp/corpus-connection fuzz/seeds/connection \\
+        -atheris_runs=1000000 -max_len=4096
+
+Only fcgikit is instrumented, so coverage figures are fcgikit's edges. A crash writes
+``crash-<sha1>`` in the current directory; replay it with ``python fuzz/replay.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import atheris
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The server logs every hostile input; millions of log lines would only slow the run.
+logging.disable(logging.CRITICAL)
+
+TARGETS = {
+    "connection": ("protocol_target", "connection_input"),
+    "server": ("server_target", "server_input"),
+}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
+        sys.exit(f"usage: {sys.argv[0]} {{{'|'.join(TARGETS)}}} [libFuzzer args]")
+    module_name, function_name = TARGETS[sys.argv.pop(1)]
+    with atheris.instrument_imports(include=["fcgikit"]):
+        import fcgikit.protocol
+        import fcgikit.server.channel  # noqa: F401
+
+        module = __import__(module_name)
+    atheris.Setup(sys.argv, getattr(module, function_name))
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
