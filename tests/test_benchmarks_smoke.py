@@ -9,33 +9,23 @@ out, and that the memory checks ran and answered correctly.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.integration.harness import require_binary
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN = REPO_ROOT / "benchmarks" / "run.py"
-
-
-def _require(name: str, package: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
-    if path is None:
-        message = f"{name} not found: install the Debian package {package}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return path
 
 
 @pytest.mark.integration
 @pytest.mark.timeout(60)
 def test_harness_produces_a_row_and_memory_checks(tmp_path: Path) -> None:
-    _require("nginx", "nginx-light")
-    _require("wrk", "wrk")
+    require_binary("nginx")
+    require_binary("wrk")
     done = subprocess.run(
         [
             sys.executable, str(RUN), "--only", "fcgikit", "--apps", "hello", "--keep", "on",

@@ -65,6 +65,8 @@ PACKAGES = {
     "h2o": "h2o",
     "cgi-fcgi": "libfcgi-bin",
     "setpriv": "util-linux",
+    "wrk": "wrk",
+    "supervisord": "supervisor",
 }
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 

@@ -36,6 +36,7 @@ from fcgikit.server.arbiter import (
 )
 from fcgikit.server.status import Scoreboard, StatusPage, WorkerState, parse_allow, render_text
 from fcgikit.server.worker import RequestTracker, request_label
+from tests.integration.harness import missing
 from tests.processes import Backend
 
 APP_SOURCE = """
@@ -656,10 +657,9 @@ def test_user_needs_an_existing_user(tmp_path: Path) -> None:
     assert "no such user" in pool.stderr or "need the master to start as root" in pool.stderr
 
 
-@pytest.mark.skipif(
-    shutil.which("systemd-socket-activate") is None, reason="needs systemd-socket-activate"
-)
 def test_systemd_socket_activation(tmp_path: Path) -> None:
+    if shutil.which("systemd-socket-activate") is None:
+        missing("systemd-socket-activate not found: install the Debian package systemd")
     (tmp_path / "prefork_app.py").write_text(APP_SOURCE)
     address = str(tmp_path / "activated.sock")
     command = [

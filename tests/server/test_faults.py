@@ -18,7 +18,6 @@ from __future__ import annotations
 import concurrent.futures
 import http.client
 import os
-import shutil
 import socket
 import sys
 import threading
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.integration.harness import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -40,19 +41,11 @@ pytestmark = pytest.mark.integration
 THREADS = 6
 
 
-def _require_nginx() -> None:
-    if shutil.which("nginx") is None:
-        message = "nginx is not installed (apt-get install nginx-light)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-
-
 class Stack:
     """nginx -> fcgikit backend, both ours to stop."""
 
     def __init__(self, tmp: Path, **backend: Any) -> None:
-        _require_nginx()
+        require_binary("nginx")
         tmp.mkdir(parents=True)
         self.socket_path = str(tmp / "app.sock")
         self.backend = soak.start_backend(self.socket_path, threads=THREADS, **backend)
