@@ -38,7 +38,7 @@ import apps  # next to this file (sys.path above)
 
 from fcgikit.protocol import ClientConnection, ServerConnection
 from fcgikit.protocol.records import decode_pairs, encode_pairs
-from fcgikit.server.channel import Channel
+from fcgikit.server.channel import RECV_SIZE, Channel
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import WSGIRequest
 
@@ -92,6 +92,7 @@ def make_channel(app: Any) -> tuple[Channel, socket.socket]:
         want_write=lambda channel: None,
         request_finished=lambda: None,
         channel_closed=lambda channel: None,
+        recv_buffer=memoryview(bytearray(RECV_SIZE)),
     )
     return Channel(server, ours, "bench"), theirs  # type: ignore[arg-type]
 

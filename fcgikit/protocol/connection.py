@@ -30,6 +30,7 @@ Why the server side is shaped like this:
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from typing import Generic, TypeVar
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
 from fcgikit.protocol.constants import (
@@ -109,6 +110,48 @@ def _failed(error: RemoteProtocolError) -> RemoteProtocolError:
     return RemoteProtocolError(f"the connection already failed ({error}); close it")
 
 
+EventT = TypeVar("EventT")
+
+
+class _RecordStream(Generic[EventT]):
+    """What both ends share: cutting input into records, sticky errors, the events list.
+
+    Subclasses implement ``_on_record`` and append their events to ``self._events``.
+    """
+
+    def __init__(self) -> None:
+        self._reader = RecordReader()
+        self._events: list[EventT] = []
+        self._received_eof = False
+        self._error: RemoteProtocolError | None = None
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[EventT]:
+        """Parse every complete record in ``data`` (plus what was buffered before).
+
+        On the application's end, automatic replies go to ``data_to_send``: call it after
+        each ``receive_data``.
+
+        Raises:
+            RemoteProtocolError: the peer broke the protocol; close the connection.
+                Every later call raises it again.
+        """
+        if self._error is not None:
+            raise _failed(self._error)
+        if self._received_eof and data:
+            raise LocalProtocolError("receive_data() after receive_eof()")
+        events: list[EventT] = []
+        self._events = events
+        try:
+            self._reader.feed(data, self._on_record)
+        except RemoteProtocolError as error:
+            self._error = error
+            raise
+        return events
+
+    def _on_record(self, record_type: int, request_id: int, content: memoryview) -> None:
+        raise NotImplementedError
+
+
 # --- the application side ------------------------------------------------------------------
 
 
@@ -128,7 +171,7 @@ class _ServerRequest:
         self.stderr_sent = False
 
 
-class ServerConnection:
+class ServerConnection(_RecordStream[ServerEvent]):
     """The application's end of one FastCGI transport connection.
 
     Args:
@@ -168,41 +211,16 @@ class ServerConnection:
             FCGI_MAX_REQS: str(max_reqs).encode("ascii"),
             FCGI_MPXS_CONNS: b"1" if multiplexed else b"0",
         }
-        self._reader = RecordReader()
+        super().__init__()
         self._requests: dict[int, _ServerRequest] = {}
         self._outgoing = bytearray()
-        self._events: list[ServerEvent] = []
         self._should_close = False
-        self._received_eof = False
-        self._error: RemoteProtocolError | None = None
         #: every id a FCGI_BEGIN_REQUEST named on this connection (at most 65,535 of them)
         self._begun_ids: set[int] = set()
         self._stray_records = 0
         self._last_request_id = 0
 
     # -- input ------------------------------------------------------------------------------
-
-    def receive_data(self, data: bytes | bytearray | memoryview) -> list[ServerEvent]:
-        """Parse every complete record in ``data`` (plus what was buffered before).
-
-        Automatic replies go to :meth:`data_to_send`; call it after each ``receive_data``.
-
-        Raises:
-            RemoteProtocolError: the web server broke the protocol; close the connection.
-                Every later call raises it again.
-        """
-        if self._error is not None:
-            raise _failed(self._error)
-        if self._received_eof and data:
-            raise LocalProtocolError("receive_data() after receive_eof()")
-        events: list[ServerEvent] = []
-        self._events = events
-        try:
-            self._reader.feed(data, self._on_record)
-        except RemoteProtocolError as error:
-            self._error = error
-            raise
-        return events
 
     def receive_eof(self) -> None:
         """The web server closed its end.
@@ -555,7 +573,7 @@ def _check_request_id(request_id: int) -> None:
         )
 
 
-class ClientConnection:
+class ClientConnection(_RecordStream[ClientEvent]):
     """The web server's end of one FastCGI transport connection.
 
     It starts requests and feeds their input; :meth:`receive_data` turns the application's
@@ -564,11 +582,8 @@ class ClientConnection:
     """
 
     def __init__(self) -> None:
-        self._reader = RecordReader()
+        super().__init__()
         self._requests: dict[int, _ClientRequest] = {}
-        self._events: list[ClientEvent] = []
-        self._received_eof = False
-        self._error: RemoteProtocolError | None = None
 
     @property
     def active_request_ids(self) -> frozenset[int]:
@@ -661,26 +676,6 @@ class ClientConnection:
         return pack_records(_GET_VALUES, 0, encode_pairs((name, b"") for name in names))
 
     # -- input ------------------------------------------------------------------------------
-
-    def receive_data(self, data: bytes | bytearray | memoryview) -> list[ClientEvent]:
-        """Parse every complete record in ``data`` (plus what was buffered before).
-
-        Raises:
-            RemoteProtocolError: the application broke the protocol; close the connection.
-                Every later call raises it again.
-        """
-        if self._error is not None:
-            raise _failed(self._error)
-        if self._received_eof and data:
-            raise LocalProtocolError("receive_data() after receive_eof()")
-        events: list[ClientEvent] = []
-        self._events = events
-        try:
-            self._reader.feed(data, self._on_record)
-        except RemoteProtocolError as error:
-            self._error = error
-            raise
-        return events
 
     def receive_eof(self) -> None:
         """The application closed its end.
