@@ -76,6 +76,16 @@ def _build_parser() -> argparse.ArgumentParser:
     add_check_parser(commands)
     add_request_parser(commands)
 
+    status = commands.add_parser(
+        "status",
+        help="print a running pool's status page (fcgikit serve --status-path)",
+        description="Ask a running fcgikit for its status page over FastCGI, as the web "
+        "server would, from 127.0.0.1.",
+    )
+    status.add_argument("address", metavar="ADDR", help="unix:PATH or HOST:PORT it listens on")
+    status.add_argument("--path", default="/fcgikit-status", help="its --status-path")
+    status.add_argument("--json", action="store_true", help="the JSON form")
+
     config = commands.add_parser("config", help="print a web server config for fcgikit")
     config.add_argument("server", metavar="SERVER")
     config.add_argument("--mount", default="", help="URL prefix, e.g. /yourapplication")
@@ -174,6 +184,27 @@ def _start_dev_front(http: str, server: Server) -> BaseWSGIServer:
     return front
 
 
+def _status(args: argparse.Namespace) -> int:
+    from fcgikit.client import FastCGIClient
+
+    try:
+        with FastCGIClient(args.address, timeout=10) as client:
+            response = client.request("GET", args.path, query="json" if args.json else "")
+    except OSError as exc:
+        print(f"fcgikit status: cannot reach {args.address}: {exc}", file=sys.stderr)
+        return 1
+    # the page's own mark: any app can answer 200 text/plain at that path
+    if response.status != 200 or response.header("X-Fcgikit-Worker") is None:
+        print(
+            f"fcgikit status: {args.address} answered {response.status} for {args.path}, "
+            "not a status page: is it running with --status-path and --workers?",
+            file=sys.stderr,
+        )
+        return 1
+    sys.stdout.write(response.body.decode("utf-8", "replace"))
+    return 0
+
+
 def _config(args: argparse.Namespace) -> int:
     from fcgikit.deploy import render
 
@@ -202,6 +233,8 @@ def _run(args: argparse.Namespace) -> int:
             return run_check(args)
         if args.command == "request":
             return run_request(args)
+        if args.command == "status":
+            return _status(args)
         return _config(args)
     except ConfigError as exc:
         print(f"fcgikit: {exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -258,3 +259,36 @@ def test_guide_fcgi_file_runs_as_cgi_when_stdin_is_not_a_socket(tmp_path: Path) 
     # the app's print() went to stderr (the web server's log), not into the response
     assert b"debug output" not in result.stdout
     assert b"debug output" in result.stderr
+
+
+def test_status_command_reads_the_pool_status_page(tmp_path: Path) -> None:
+    sock = tmp_path / "status.sock"
+    backend = Backend(
+        fcgikit_command(
+            "serve",
+            "apps.hello:app",
+            "--bind",
+            f"unix:{sock}",
+            "--workers",
+            "2",
+            "--status-path",
+            "/fcgikit-status",
+        ),
+        env=ENV,
+    )
+    try:
+        backend.wait_for(r"worker \d+ ready", count=2)
+        text = run_fcgikit("status", f"unix:{sock}")
+        assert text.returncode == 0, text.stderr
+        assert "workers" in text.stdout.lower()
+        as_json = run_fcgikit("status", f"unix:{sock}", "--json")
+        assert as_json.returncode == 0, as_json.stderr
+        assert isinstance(json.loads(as_json.stdout), dict)
+        wrong = run_fcgikit("status", f"unix:{sock}", "--path", "/not-the-status")
+        assert wrong.returncode == 1
+        assert "not a status page" in wrong.stderr
+    finally:
+        assert backend.stop() == 0
+    unreachable = run_fcgikit("status", f"unix:{tmp_path / 'nobody.sock'}")
+    assert unreachable.returncode == 1
+    assert "cannot reach" in unreachable.stderr

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import grp
 import ipaddress
 import os
+import pwd
 import socket
 import stat
+from dataclasses import dataclass
 
 from fcgikit.addresses import Address, FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
@@ -39,6 +42,42 @@ def inherited_listener(fd: int = 0) -> socket.socket | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class SocketOwner:
+    """``--socket-owner USER[:GROUP]``: who a unix socket we create belongs to, by name or
+    number. Names are looked up when the socket is created, not here: settings have no side
+    effects, and the user may not exist on the machine that only builds them."""
+
+    user: str | None
+    group: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> SocketOwner:
+        """``USER``, ``USER:GROUP`` or ``:GROUP``, like chown(1)."""
+        user, _, group = text.partition(":")
+        if not user and not group:
+            raise ConfigError(f"--socket-owner takes USER[:GROUP], not {text!r}")
+        return cls(user or None, group or None)
+
+    def __str__(self) -> str:
+        return f"{self.user or ''}{':' + self.group if self.group else ''}"
+
+    def resolve(self) -> tuple[int, int]:
+        """(uid, gid) for ``os.chown``; -1 leaves that one as it is."""
+        uid = gid = -1
+        if self.user is not None:
+            try:
+                uid = int(self.user) if self.user.isdigit() else pwd.getpwnam(self.user).pw_uid
+            except KeyError:
+                raise ConfigError(f"--socket-owner {self}: no such user {self.user!r}") from None
+        if self.group is not None:
+            try:
+                gid = int(self.group) if self.group.isdigit() else grp.getgrnam(self.group).gr_gid
+            except KeyError:
+                raise ConfigError(f"--socket-owner {self}: no such group {self.group!r}") from None
+        return uid, gid
+
+
 def _remove_stale_unix_socket(path: str) -> None:
     try:
         mode = os.lstat(path).st_mode
@@ -60,15 +99,20 @@ def _remove_stale_unix_socket(path: str) -> None:
         probe.close()
 
 
-def _bind_unix(path: str, umask: int | None, backlog: int) -> socket.socket:
+def _bind_unix(
+    path: str, umask: int | None, backlog: int, mode: int | None, owner: SocketOwner | None
+) -> socket.socket:
+    ids = owner.resolve() if owner is not None else None  # an unknown name fails before bind
     _remove_stale_unix_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    current = os.umask(0o077)
-    os.umask(current)
-    effective = current if umask is None else umask
-    # bind() creates the file with 0777 & ~umask; widening the umask for that one call means
-    # the socket is never, even for a moment, more open than 0660 minus the user's umask.
-    previous = os.umask(0o777 & ~(UNIX_SOCKET_MODE & ~effective))
+    if mode is None:
+        current = os.umask(0o077)
+        os.umask(current)
+        effective = current if umask is None else umask
+        mode = UNIX_SOCKET_MODE & ~effective
+    # bind() creates the file with 0777 & ~umask; setting the umask for that one call means
+    # the socket is never, even for a moment, more open than its final mode.
+    previous = os.umask(0o777 & ~mode)
     try:
         sock.bind(path)
     except OSError as exc:
@@ -76,6 +120,18 @@ def _bind_unix(path: str, umask: int | None, backlog: int) -> socket.socket:
         raise ConfigError(f"cannot create unix socket {path}: {exc.strerror}") from exc
     finally:
         os.umask(previous)
+    if ids is not None:
+        # Before listen(): nobody can connect until the owner is the one asked for.
+        try:
+            os.chown(path, *ids)
+        except OSError as exc:
+            sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            hint = "; start as root to give the socket away" if exc.errno == errno.EPERM else ""
+            raise ConfigError(
+                f"cannot give unix socket {path} to {owner}: {exc.strerror}{hint}"
+            ) from exc
     sock.listen(backlog)
     return sock
 
@@ -96,11 +152,21 @@ def _bind_tcp(address: TcpAddress, backlog: int) -> socket.socket:
 
 
 def open_listener(
-    address: Address, *, umask: int | None = None, backlog: int = 1024
+    address: Address,
+    *,
+    umask: int | None = None,
+    backlog: int = 1024,
+    mode: int | None = None,
+    owner: SocketOwner | None = None,
 ) -> socket.socket:
-    """A listening socket for ``address``; ConfigError with what to do when that fails."""
+    """A listening socket for ``address``; ConfigError with what to do when that fails.
+
+    For a unix socket we create: ``mode`` (default 0660 minus ``umask``, or minus the process
+    umask) and ``owner``, applied between bind and listen. Both need root to be useful with
+    another user; neither applies to TCP or to a socket inherited on fd 0.
+    """
     if isinstance(address, UnixAddress):
-        return _bind_unix(address.path, umask, backlog)
+        return _bind_unix(address.path, umask, backlog, mode, owner)
     if isinstance(address, TcpAddress):
         return _bind_tcp(address, backlog)
     sock = inherited_listener(address.fd)
@@ -153,6 +219,7 @@ def parse_web_server_addrs(value: str | None) -> frozenset[str] | None:
 
 __all__ = [
     "FdAddress",
+    "SocketOwner",
     "describe",
     "inherited_listener",
     "open_listener",

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from fcgikit.addresses import UnixAddress
 from fcgikit.server.channel import RECV_SIZE, Channel
 from fcgikit.server.listeners import describe, open_listener, peer_allowed
+from fcgikit.server.logs import configure_access_log
 from fcgikit.server.pool import WorkerPool
 from fcgikit.server.settings import ServerSettings
 
@@ -132,6 +133,8 @@ class Server:
     def serve(self) -> bool:
         """Serve until stopped; True when stopped by SIGHUP (flup's "restart me")."""
         previous = self._install_signal_handlers()
+        if self.settings.access_log is not None:
+            configure_access_log(self.settings.access_log)
         selector = self._selector
         try:
             for listener in self.listeners:

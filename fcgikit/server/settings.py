@@ -16,7 +16,7 @@ from typing import Any
 from fcgikit.addresses import Address, parse_address
 from fcgikit.errors import ConfigError
 from fcgikit.protocol.constants import Role
-from fcgikit.server.listeners import parse_web_server_addrs
+from fcgikit.server.listeners import SocketOwner, parse_web_server_addrs
 
 MiB = 1 << 20
 
@@ -50,6 +50,10 @@ class ServerSettings:
     idle_connection_timeout: float | None = 300.0
     #: umask for a unix socket we create (None: the process umask); the socket mode is 0660 minus it
     umask: int | None = None
+    #: mode of a unix socket we create, exactly (None: 0660 minus the umask)
+    socket_mode: int | None = None
+    #: owner (and group) given to a unix socket we create, before it accepts (needs root)
+    socket_owner: SocketOwner | None = None
     #: allowed TCP peer addresses (FCGI_WEB_SERVER_ADDRS); None allows everyone
     web_server_addrs: frozenset[str] | None = None
     #: extra keys put into every WSGI environ (flup's ``environ=``)
@@ -58,6 +62,9 @@ class ServerSettings:
     multiprocess: bool = False
     #: install SIGTERM/SIGINT/SIGHUP handlers (only ever done from the main thread)
     handle_signals: bool = True
+    #: one line per request (see fcgikit.server.logs.ACCESS_FORMAT): a file path, "-" for
+    #: stderr, None for none (then nothing of it runs per request)
+    access_log: str | None = None
     #: several processes accept on these sockets (prefork): take a connection only while a
     #: thread is free, and leave the rest in the backlog for an idle sibling
     share_listeners: bool = False
@@ -77,6 +84,10 @@ class ServerSettings:
             raise ConfigError("at least one FastCGI role must be accepted")
         if self.graceful_timeout < 0 or self.send_timeout <= 0:
             raise ConfigError("timeouts must be positive")
+        if self.socket_mode is not None and not 0 <= self.socket_mode <= 0o777:
+            raise ConfigError(
+                f"--socket-mode {self.socket_mode:o}: write permission bits, like 660"
+            )
         for name in ("body_timeout", "idle_connection_timeout"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -86,6 +97,20 @@ class ServerSettings:
 def _seconds_or_none(text: str) -> float | None:
     value = float(text)
     return value if value > 0 else None
+
+
+def _octal(text: str) -> int:
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}") from None
+
+
+def _socket_owner(text: str) -> SocketOwner:
+    try:
+        return SocketOwner.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +170,29 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="umask for a unix socket (octal; its mode is 0660 minus it)",
     )
+    add(
+        "--socket-mode",
+        type=_octal,
+        default=None,
+        metavar="OCTAL",
+        help="mode of a unix socket, exactly, like 660 (default 0660 minus the umask)",
+    )
+    add(
+        "--socket-owner",
+        type=_socket_owner,
+        default=None,
+        metavar="USER[:GROUP]",
+        help="give a unix socket to USER (and GROUP) before accepting, e.g. www-data:www-data "
+        "(needs root)",
+    )
     add("--chdir", metavar="DIR", help="change to DIR before importing APP")
+    add(
+        "--access-log",
+        metavar="FILE|-",
+        default=None,
+        help="write one line per request to FILE ('-': stderr): time, remote address, "
+        "method and URI, status, body bytes, duration, pid",
+    )
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -161,6 +208,9 @@ def server_settings_from_args(args: argparse.Namespace, **overrides: Any) -> Ser
         "body_timeout": args.body_timeout,
         "idle_connection_timeout": args.idle_connection_timeout,
         "umask": args.umask,
+        "access_log": args.access_log,
+        "socket_mode": args.socket_mode,
+        "socket_owner": args.socket_owner,
         "web_server_addrs": parse_web_server_addrs(os.environ.get("FCGI_WEB_SERVER_ADDRS")),
     }
     values.update(overrides)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import re
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
@@ -22,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import RequestReceived
 from fcgikit.server.body import RequestBody, RequestBodyError, RequestBodyTimeout
+from fcgikit.server.logs import ACCESS_FORMAT, access_log
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -153,6 +156,8 @@ class WSGIRequest:
         self._headers_sent = False
         self.status_code = 0
         self.bytes_sent = 0
+        self._head_length = 0
+        self.started = time.monotonic() if settings.access_log is not None else 0.0
 
     @property
     def label(self) -> str:
@@ -262,6 +267,7 @@ class WSGIRequest:
         lines.append("\r\n")
         try:
             head = "".join(lines).encode("latin-1")
+            self._head_length = len(head)
         except UnicodeEncodeError as exc:
             raise InvalidResponse(
                 f"a header is not latin-1: {exc.object[exc.start : exc.end]!r}"
@@ -296,6 +302,26 @@ class WSGIRequest:
             if self.filter_data is not None:
                 self.filter_data.close()
             self.channel.request_done(self)
+            if self.settings.access_log is not None:
+                self._log_access()
+
+    def _log_access(self) -> None:
+        params = self.event.params
+        now = time.time()
+        access_log.info(
+            ACCESS_FORMAT,
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
+            params.get(b"REMOTE_ADDR", b"-").decode("latin-1"),
+            params.get(b"REQUEST_METHOD", b"-").decode("latin-1"),
+            (
+                params.get(b"REQUEST_URI")
+                or params.get(b"SCRIPT_NAME", b"") + params.get(b"PATH_INFO", b"")
+            ).decode("latin-1"),
+            self.status_code,
+            max(0, self.bytes_sent - self._head_length),
+            (time.monotonic() - self.started) * 1000,
+            os.getpid(),
+        )
 
     def _run_app(self) -> None:
         environ = self.build_environ()

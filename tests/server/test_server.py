@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -542,3 +544,22 @@ def test_keep_conn_reused_request_id_survives_the_previous_worker(
     assert b"PATH_INFO=/first\n" in client.request("GET", "/first").body
     assert b"PATH_INFO=/second\n" in client.request("GET", "/second").body
     assert received == [1, 1]
+
+
+def test_access_log_has_one_documented_line_per_request(serve: Any, tmp_path: Path) -> None:
+    log_path = tmp_path / "access.log"
+    running = serve(echo_environ, access_log=str(log_path))
+    client = running.client()
+    client.request("GET", "/a b", query="x=1")
+    client.request("POST", "/post", body=b"12345")
+    running.stop()  # the lines are written when each request is over; stop waits for that
+    lines = log_path.read_text().splitlines()
+    assert len(lines) == 2
+    first = re.fullmatch(
+        r'(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) 127\.0\.0\.1 "GET (\S+ ?\S*)" 200 (\d+) '
+        r"([\d.]+)ms (\d+)",
+        lines[0],
+    )
+    assert first, lines[0]
+    assert int(first.group(3)) > 0 and int(first.group(5)) == os.getpid()
+    assert ' "POST /post" 200 ' in lines[1]
