@@ -292,3 +292,43 @@ def test_status_command_reads_the_pool_status_page(tmp_path: Path) -> None:
     unreachable = run_fcgikit("status", f"unix:{tmp_path / 'nobody.sock'}")
     assert unreachable.returncode == 1
     assert "cannot reach" in unreachable.stderr
+
+
+def test_socket_mode_and_owner(tmp_path: Path) -> None:
+    import pwd
+    import stat as stat_module
+
+    if os.geteuid() != 0:  # pragma: no cover - CI runs as root
+        pytest.skip("giving a socket away needs root")
+    sock = tmp_path / "owned.sock"
+    backend = Backend(
+        fcgikit_command(
+            "serve",
+            "apps.hello:app",
+            "--bind",
+            f"unix:{sock}",
+            "--socket-mode",
+            "640",
+            "--socket-owner",
+            "www-data:www-data",
+        ),
+        env=ENV,
+    )
+    try:
+        backend.wait_for("listening on")
+        info = os.stat(sock)
+        assert stat_module.S_IMODE(info.st_mode) == 0o640
+        assert info.st_uid == pwd.getpwnam("www-data").pw_uid
+    finally:
+        assert backend.stop() == 0
+    result = run_fcgikit(
+        "serve",
+        "apps.hello:app",
+        "--bind",
+        f"unix:{tmp_path / 'x.sock'}",
+        "--socket-owner",
+        "no-such-user-here",
+    )
+    assert result.returncode == 2
+    assert "no-such-user-here" in result.stderr
+    assert not (tmp_path / "x.sock").exists()

@@ -326,7 +326,14 @@ class Arbiter:
             self.listeners = inherited
             return
         for address in self.settings.binds:
-            self.listeners.append(open_listener(address, umask=self.settings.umask))
+            self.listeners.append(
+                open_listener(
+                    address,
+                    umask=self.settings.umask,
+                    mode=self.settings.socket_mode,
+                    owner=self.settings.socket_owner,
+                )
+            )
             if isinstance(address, UnixAddress):
                 self.created_paths.append(address.path)
         if not self.listeners:

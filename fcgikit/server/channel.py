@@ -42,6 +42,9 @@ log = logging.getLogger("fcgikit.server")
 RECV_SIZE = 256 * 1024
 #: after our last byte, how long the web server gets to close its side before we close ours
 LINGER_SECONDS = 5.0
+#: a draining server closes a keep-conn connection that received nothing for this long
+#: (counted from the later of its last request and the start of the drain)
+DRAIN_QUIET = 1.0
 #: replies the peer does not read are dropped with the connection past this size
 MAX_PENDING = 1 << 20
 
@@ -70,6 +73,7 @@ class Channel:
         self.registered = True  # in the I/O thread's selector
         self.closed = False
         self.draining = False
+        self.drain_started = 0.0
         #: set once we half-closed the connection and wait for the web server's EOF
         self.linger_deadline: float | None = None
         self.last_active = time.monotonic()
@@ -244,11 +248,30 @@ class Channel:
         return True
 
     def drain(self) -> None:
-        """Server is stopping: close now if idle, else once the running requests end."""
+        """Server is stopping: close once the running requests end.
+
+        An idle keep-conn connection is not closed here: the web server may already have
+        picked it for its next request (nginx takes the most recently used one from its
+        upstream keepalive cache), and a request that meets our FIN is lost: nginx answers
+        502 and does not retry a POST. It closes after its next request instead, our FIN
+        right behind that END_REQUEST, or once it stayed quiet for DRAIN_QUIET seconds
+        (:meth:`close_if_quiet`).
+        """
         with self._state_lock:
-            self.draining = True
-        if self.requests_received:
-            self._maybe_close_idle()  # a fresh one is closed after its first request
+            if not self.draining:
+                self.draining = True
+                self.drain_started = time.monotonic()
+
+    def close_if_quiet(self, now: float) -> None:
+        """While draining: linger-close an idle connection that received nothing lately."""
+        with self._state_lock:
+            quiet = (
+                self.requests_received > 0
+                and not self.requests
+                and now - max(self.last_active, self.drain_started) >= DRAIN_QUIET
+            )
+        if quiet and not self._pending:
+            self.begin_linger()
 
     def close(self) -> None:
         with self._state_lock:
@@ -289,13 +312,15 @@ class Channel:
                 raise WebServerGone(exc.strerror or str(exc)) from None
             view = view[sent:]
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes, *, then_close: bool = False) -> None:
         if not data:
             return
         with self._send_lock:
             if self.closed:
                 raise WebServerGone("connection closed")
             self._sendall(data)
+            if then_close:
+                self.begin_linger()
         if self._pending:
             self._flush_pending()
 
@@ -316,8 +341,16 @@ class Channel:
         with self._state_lock:
             records = self.conn.end_request(request.request_id, app_status, stdout=stdout)
             request.ended = True
+            # The connection's last reply: our FIN goes right behind this END_REQUEST, in
+            # one go, so a keep-conn web server sees the close before it caches the
+            # connection and gives it its next request (nginx: 502, a POST not retried).
+            last = (
+                all(other.ended for other in self.requests.values())
+                and (self.conn.should_close or self.draining or request.close_connection)
+                and not self._pending
+            )
         request.bytes_sent += len(stdout)
-        self._send(records)
+        self._send(records, then_close=last)
 
     def request_done(self, request: WSGIRequest) -> None:
         """Called by the worker when the request is over, whatever happened."""

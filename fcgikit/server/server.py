@@ -26,7 +26,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from fcgikit.addresses import UnixAddress
-from fcgikit.server.channel import RECV_SIZE, Channel
+from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel
 from fcgikit.server.listeners import describe, open_listener, peer_allowed
 from fcgikit.server.logs import configure_access_log
 from fcgikit.server.pool import WorkerPool
@@ -53,7 +53,14 @@ class Server:
         if listeners is None:
             listeners = []
             for address in settings.binds:
-                listeners.append(open_listener(address, umask=settings.umask))
+                listeners.append(
+                    open_listener(
+                        address,
+                        umask=settings.umask,
+                        mode=settings.socket_mode,
+                        owner=settings.socket_owner,
+                    )
+                )
                 if isinstance(address, UnixAddress):
                     self.created_paths.append(address.path)
         self.listeners = list(listeners)
@@ -171,6 +178,10 @@ class Server:
                     remaining = len(self.channels)
                 if remaining == 0:
                     return
+                with self._lock:
+                    draining = list(self.channels)
+                for quiet in draining:
+                    quiet.close_if_quiet(now)
                 assert deadline is not None
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -180,7 +191,7 @@ class Server:
                         self.settings.graceful_timeout,
                     )
                     return
-                timeout = min(left, 1.0)
+                timeout = min(left, DRAIN_QUIET / 2)
             else:
                 timeout = 1.0  # wakes once a second to close connections that linger too long
             for key, mask in selector.select(timeout):

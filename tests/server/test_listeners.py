@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
 from fcgikit.server.listeners import (
+    SocketOwner,
     open_listener,
     parse_web_server_addrs,
     peer_allowed,
@@ -25,7 +31,7 @@ DETECT = (
 )
 
 
-def detect_on_stdin(stdin: object) -> str:
+def detect_on_stdin(stdin: Any) -> str:
     result = subprocess.run(
         [sys.executable, "-c", DETECT], stdin=stdin, capture_output=True, text=True, timeout=30
     )
@@ -64,6 +70,128 @@ def test_unix_socket_mode_is_0660_minus_umask(tmp_path: Path) -> None:
     path2 = tmp_path / "b.sock"
     with open_listener(UnixAddress(str(path2)), umask=0):
         assert stat.S_IMODE(os.stat(path2).st_mode) == 0o660
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o660, 0o666])
+def test_socket_mode_is_exact_whatever_the_umask(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "m.sock"
+    with open_listener(UnixAddress(str(path)), umask=0o077, mode=mode):
+        assert stat.S_IMODE(os.stat(path).st_mode) == mode
+
+
+def www_data() -> tuple[int, int]:
+    try:
+        return pwd.getpwnam("www-data").pw_uid, grp.getgrnam("www-data").gr_gid
+    except KeyError:
+        pytest.skip("no www-data user (Debian creates it in base-passwd)")
+        raise
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a socket away needs root")
+@pytest.mark.parametrize(
+    ("spec", "expect_user", "expect_group"),
+    [
+        pytest.param("www-data:www-data", True, True, id="user-and-group"),
+        pytest.param("www-data", True, False, id="user-only"),
+        pytest.param(":www-data", False, True, id="group-only"),
+    ],
+)
+def test_socket_owner_is_set_before_listening(
+    open_dir: Path, spec: str, expect_user: bool, expect_group: bool
+) -> None:
+    uid, gid = www_data()
+    path = open_dir / "o.sock"
+    with open_listener(UnixAddress(str(path)), owner=SocketOwner.parse(spec), mode=0o660):
+        info = os.stat(path)
+        assert info.st_uid == (uid if expect_user else os.geteuid())
+        assert info.st_gid == (gid if expect_group else os.getegid())
+        assert stat.S_IMODE(info.st_mode) == 0o660
+        # www-data may connect now; nobody else but root
+        probe = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={uid}",
+                f"--regid={gid}",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                f"import socket; socket.socket(socket.AF_UNIX).connect({str(path)!r})",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert probe.returncode == 0, probe.stderr
+
+
+def test_socket_owner_numeric_ids(tmp_path: Path) -> None:
+    path = tmp_path / "n.sock"
+    owner = SocketOwner.parse(f"{os.geteuid()}:{os.getegid()}")
+    with open_listener(UnixAddress(str(path)), owner=owner):
+        assert os.stat(path).st_uid == os.geteuid()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        pytest.param("no-such-user-fcgikit", "no such user 'no-such-user-fcgikit'", id="user"),
+        pytest.param("root:no-such-group-fcgikit", "no such group", id="group"),
+    ],
+)
+def test_socket_owner_unknown_name_is_a_config_error(
+    tmp_path: Path, spec: str, message: str
+) -> None:
+    path = tmp_path / "u.sock"
+    with pytest.raises(ConfigError, match=message):
+        open_listener(UnixAddress(str(path)), owner=SocketOwner.parse(spec))
+    assert not path.exists()  # checked before anything is created
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory other users may reach (pytest's tmp dirs are 0700 under root)."""
+    with tempfile.TemporaryDirectory(prefix="fcgikit-sock-") as name:
+        os.chmod(name, 0o777)
+        yield Path(name)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs as root, to become nobody")
+def test_socket_owner_when_not_permitted_is_a_config_error(open_dir: Path) -> None:
+    """As nobody: the chown is refused with a ConfigError, and no socket is left behind."""
+    path = open_dir / "p.sock"
+    code = (
+        "from fcgikit.addresses import UnixAddress\n"
+        "from fcgikit.errors import ConfigError\n"
+        "from fcgikit.server.listeners import SocketOwner, open_listener\n"
+        "try:\n"
+        f"    open_listener(UnixAddress({str(path)!r}), owner=SocketOwner.parse('root'))\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    nobody = pwd.getpwnam("nobody")
+    done = subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={nobody.pw_uid}",
+            f"--regid={nobody.pw_gid}",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert "start as root" in done.stdout, done.stdout + done.stderr
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("text", ["", ":"])
+def test_socket_owner_needs_a_name(text: str) -> None:
+    with pytest.raises(ConfigError, match="USER"):
+        SocketOwner.parse(text)
 
 
 def test_stale_socket_is_replaced(tmp_path: Path) -> None:

@@ -563,3 +563,36 @@ def test_access_log_has_one_documented_line_per_request(serve: Any, tmp_path: Pa
     assert first, lines[0]
     assert int(first.group(3)) > 0 and int(first.group(5)) == os.getpid()
     assert ' "POST /post" 200 ' in lines[1]
+
+
+def test_stopping_answers_a_request_sent_on_an_idle_keep_conn_connection(serve: Any) -> None:
+    """nginx may take an idle keep-conn connection from its cache for its next request as
+    the server begins to stop (a reload or --max-requests replaces the worker): that request
+    is answered, and our FIN follows its END_REQUEST; it is never dropped (nginx: 502)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/slow":
+            entered.set()
+            release.wait(10)
+        start_response("200 OK", [])
+        return [b"done " + environ["PATH_INFO"].encode()]
+
+    running = serve(app)
+    idle = running.client(keep_conn=True)
+    assert idle.request("GET", "/warm").body == b"done /warm"
+    slow: list[Any] = []
+    worker = threading.Thread(target=lambda: slow.append(running.client().request("GET", "/slow")))
+    worker.start()
+    assert entered.wait(10)
+    with LogWaiter("finishing running requests") as draining:
+        running.server.stop("test")
+        assert draining.seen.wait(10)  # the server is draining now
+    try:
+        response = idle.request("GET", "/next")  # what nginx sends on its cached connection
+    finally:
+        release.set()
+        worker.join(10)
+    assert response.body == b"done /next"
+    assert idle._socket().recv(10) == b""  # then our FIN
+    assert slow[0].body == b"done /slow"

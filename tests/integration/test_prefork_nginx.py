@@ -1,0 +1,283 @@
+"""nginx in front of a prefork pool (``fcgikit serve --workers 2``) that reloads under load.
+
+Eight client threads send requests through nginx while the test sends the master SIGHUP three
+times, each time waiting for its ``reload complete`` line; then a pool that replaces each worker
+after ``--max-requests 20 --max-requests-jitter 5``. Every response must be a 200 with the
+body the request asked for: a reload or a worker's replacement may never cost a request.
+
+Each case runs twice: with keep-alive everywhere (clients keep their connection to nginx, nginx
+keeps its FastCGI connections in an upstream ``keepalive`` pool with ``fastcgi_keep_conn on``),
+and with a new connection per request on both sides.
+
+What keep-conn cannot promise: when a worker stops (reload, --max-requests), nginx may send
+a request on one of its connections at the very moment the worker closes it. FastCGI has no
+way to announce a close, so the window is only narrowed: a draining worker keeps idle
+connections open until they are quiet for a second (``DRAIN_QUIET``) and sends its FIN in the
+same send as its last END_REQUEST. nginx retries a GET that meets the close on a new
+connection, but answers a POST 502: the ``keepalive`` cases assert every GET and allow rare
+502s on POSTs (about 1 in 400 here). Handing idle connections to the new workers would make
+it zero; ``fastcgi_next_upstream error timeout non_idempotent`` in nginx hides it.
+
+The load is bounded (at least ``MIN_REQUESTS``, at most ``MAX_REQUESTS``) and lasts until the
+reloads are done, so every reload happens while requests are running.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .harness import (
+    HOST,
+    REQUEST_TIMEOUT,
+    Layout,
+    Process,
+    Scenario,
+    Site,
+    app_environment,
+    backend_command,
+    nginx_command,
+    server_version,
+    write_nginx_config,
+)
+
+pytestmark = pytest.mark.integration
+
+THREADS = 8
+MIN_REQUESTS = 400
+MAX_REQUESTS = 4000
+RELOADS = 3
+
+APP_SOURCE = """\
+import os
+
+
+def app(environ, start_response):
+    body = environ["wsgi.input"].read()
+    text = f"{os.getpid()} {environ['REQUEST_METHOD']} {environ['PATH_INFO']} {body.decode()}"
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [text.encode()]
+"""
+
+KEEPALIVE = """\
+location / {
+    include fastcgi_params;
+    fastcgi_param PATH_INFO $fastcgi_script_name;
+    fastcgi_param SCRIPT_NAME "";
+    fastcgi_keep_conn on;
+    fastcgi_pass pool;
+}
+"""
+
+CLOSE = """\
+keepalive_timeout 0;
+location / {
+    include fastcgi_params;
+    fastcgi_param PATH_INFO $fastcgi_script_name;
+    fastcgi_param SCRIPT_NAME "";
+    fastcgi_pass unix:{socket};
+}
+"""
+
+
+@dataclass
+class Outcome:
+    """What the load saw: one entry per request, in the order they finished."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    pids: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        with self.lock:
+            return len(self.pids) + len(self.failures)
+
+
+def start_pool(site: Site, *options: str) -> Process:
+    """``python -m fcgikit serve app:app --workers 2`` on the site's unix socket."""
+    layout = site.layout
+    (layout.dir / "app.py").write_text(APP_SOURCE)
+    argv = [*backend_command(), "serve", "app:app", "--chdir", str(layout.dir)]
+    argv += ["--bind", layout.backend_bind, "--workers", "2", "--threads", "4", *options]
+    backend = Process(
+        "backend", argv, log_dir=layout.dir, env=app_environment("none"), cwd=layout.dir
+    )
+    site.processes.append(backend)
+    backend.wait_for_output("ready (generation 1)", count=2)
+    return backend
+
+
+def start_nginx(site: Site, keepalive: bool) -> None:
+    layout = site.layout
+    socket = str(layout.socket)
+    fragment = (KEEPALIVE if keepalive else CLOSE).replace("{socket}", socket)
+    conf = write_nginx_config(layout, fragment)
+    if keepalive:
+        # The upstream block belongs to http { }, around the server { } the harness writes.
+        upstream = (
+            f"    upstream pool {{\n        server unix:{socket};\n        keepalive 8;\n    }}\n"
+        )
+        conf.write_text(conf.read_text().replace("    server {\n", upstream + "    server {\n", 1))
+    site.config_files.append(conf)
+    argv = nginx_command(layout, conf, "-g", "daemon off;")
+    nginx = Process("nginx", argv, log_dir=layout.dir, logs=[layout.dir / "error.log"])
+    site.processes.append(nginx)
+    nginx.wait_for_port(layout.port)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(True, id="keepalive"),
+        pytest.param(False, id="close"),
+    ]
+)
+def keepalive(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    scenario = Scenario("prefork", "nginx", "", "fcgikit serve --workers 2", backend=None)
+    running = Site(scenario, Layout.create(tmp_path), server_version("nginx"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def run_load(site: Site, keepalive: bool, outcome: Outcome, done: threading.Event) -> None:
+    """``THREADS`` clients sending requests until ``done`` (and ``MIN_REQUESTS`` sent)."""
+    issued = iter(range(MAX_REQUESTS))
+    issue_lock = threading.Lock()
+
+    def next_index() -> int | None:
+        with issue_lock:
+            index = next(issued, None)
+        if index is None or (index >= MIN_REQUESTS and done.is_set()):
+            return None
+        return index
+
+    def client() -> None:
+        connection: http.client.HTTPConnection | None = None
+        while (index := next_index()) is not None:
+            if connection is None:
+                connection = http.client.HTTPConnection(HOST, site.layout.port, REQUEST_TIMEOUT)
+            method, body = ("POST", f"body-{index}".encode()) if index % 4 == 0 else ("GET", None)
+            expected = f" {method} /n/{index} {body.decode() if body else ''}"
+            try:
+                connection.request(method, f"/n/{index}", body=body)
+                response = connection.getresponse()
+                data = response.read().decode("utf-8", "replace")
+                status = response.status
+            except (OSError, http.client.HTTPException) as exc:
+                failure = f"#{index} {method}: {exc!r}"
+                connection.close()
+                connection = None
+            else:
+                pid, _, rest = data.partition(" ")
+                if status == 200 and f" {rest}" == expected and pid.isdigit():
+                    failure = ""
+                else:
+                    failure = f"#{index} {method}: {status} {data[:200]!r}"
+                if not keepalive or response.will_close:
+                    connection.close()
+                    connection = None
+            with outcome.lock:
+                if failure:
+                    outcome.failures.append(failure)
+                else:
+                    outcome.pids.append(int(pid))
+        if connection is not None:
+            connection.close()
+
+    threads = [threading.Thread(target=client, name=f"client-{n}") for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(REQUEST_TIMEOUT * 2)
+    assert not any(thread.is_alive() for thread in threads), "a client thread hangs"
+
+
+def under_load(site: Site, keepalive: bool, during: Callable[[Outcome], None]) -> Outcome:
+    """Run the load in the background while ``during`` acts on the pool, then wait for it."""
+    done = threading.Event()
+    outcome = Outcome()
+    loader = threading.Thread(target=run_load, args=(site, keepalive, outcome, done))
+    loader.start()
+    try:
+        during(outcome)
+    finally:
+        done.set()
+        loader.join(REQUEST_TIMEOUT * 3)
+    assert not loader.is_alive(), "the load did not finish"
+    return outcome
+
+
+def generations(backend: Process) -> dict[int, int]:
+    """Worker pid -> generation, from the master's ``worker N ready (generation G)`` lines."""
+    found = re.findall(r"worker (\d+) ready \(generation (\d+)\)", backend.stderr)
+    return {int(pid): int(generation) for pid, generation in found}
+
+
+def assert_all_ok(outcome: Outcome, keepalive: bool) -> None:
+    """Every request answered right; with keep-conn, what FastCGI cannot prevent aside.
+
+    With keep-conn, nginx may send a request on a connection a stopping worker is closing
+    at that very moment (FastCGI cannot announce a close); nginx then retries a GET on a
+    new connection but answers a POST 502. So there: every GET is right, and the only
+    failures are rare 502s on POSTs. See the module docstring.
+    """
+    failures = outcome.failures
+    if keepalive:
+        failures = [f for f in failures if " POST: 502 " not in f]
+        assert len(outcome.failures) * 20 <= outcome.count, outcome.failures
+    assert not failures, f"{len(failures)} of {outcome.count} requests failed:\n" + "\n".join(
+        failures[:20]
+    )
+    assert outcome.count >= MIN_REQUESTS
+
+
+def test_sighup_three_times_under_load(site: Site, keepalive: bool) -> None:
+    backend = start_pool(site)
+    start_nginx(site, keepalive)
+    served_during: list[int] = []
+
+    def reload_three_times(outcome: Outcome) -> None:
+        for number in range(1, RELOADS + 1):
+            before = outcome.count
+            backend.popen.send_signal(signal.SIGHUP)
+            backend.wait_for_output("reload complete", count=number)
+            served_during.append(outcome.count - before)
+
+    outcome = under_load(site, keepalive, reload_three_times)
+    assert_all_ok(outcome, keepalive)
+    assert f"reload complete: 2 workers of generation {RELOADS + 1}" in backend.stderr
+    # Each reload overlapped the load (else this test would prove nothing).
+    assert all(served_during), f"requests answered during each reload: {served_during}"
+    by_pid = generations(backend)
+    seen = {by_pid.get(pid) for pid in outcome.pids}
+    assert None not in seen, "a response came from a pid the master never reported ready"
+    assert len(seen) >= 2, f"every response came from one generation: {seen}"
+    # After the last reload, only the newest generation serves.
+    last = site.request("GET", "/n/last")
+    assert last.status == 200, last.body
+    assert by_pid[int(last.body.split()[0])] == RELOADS + 1
+
+
+def test_max_requests_with_jitter_under_load(site: Site, keepalive: bool) -> None:
+    backend = start_pool(site, "--max-requests", "20", "--max-requests-jitter", "5")
+    start_nginx(site, keepalive)
+    outcome = under_load(site, keepalive, lambda _: None)
+    assert_all_ok(outcome, keepalive)
+    replaced = backend.stderr.count("(--max-requests); asking for a replacement")
+    # A retiring worker serves on until its replacement is ready, so fewer than 400 / 25.
+    assert replaced >= 3, backend.stderr[-3000:]
+    assert len(set(outcome.pids)) > 2
