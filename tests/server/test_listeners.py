@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import shutil
 import socket
 import stat
 import subprocess
@@ -169,6 +170,13 @@ def test_socket_owner_when_not_permitted_is_a_config_error(open_dir: Path) -> No
         "    print(exc)\n"
     )
     nobody = pwd.getpwnam("nobody")
+    # nobody cannot read a checkout in a 0700 temp dir (CI's clone): give it its own copy
+    library = open_dir / "lib"
+    shutil.copytree(
+        Path(__file__).resolve().parents[2] / "fcgikit",
+        library / "fcgikit",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     done = subprocess.run(
         [
             "setpriv",
@@ -182,7 +190,7 @@ def test_socket_owner_when_not_permitted_is_a_config_error(open_dir: Path) -> No
         capture_output=True,
         text=True,
         timeout=30,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={**os.environ, "PYTHONPATH": str(library)},
     )
     assert "start as root" in done.stdout, done.stdout + done.stderr
     assert not path.exists()
