@@ -17,6 +17,7 @@ in ``docs/`` and in the research notes the tests cite.
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -348,13 +349,19 @@ def _h2o(mount: str, target: Target) -> str:
 def _supervisor(target: Target, app: str, chdir: str, user: str, command: str) -> str:
     socket = f"unix://{target.socket}" if target.is_unix else f"tcp://{target.host}:{target.port}"
     owner = f"socket_owner = {user}:{user}\nsocket_mode = 0660\n" if target.is_unix else ""
+    if target.spawn:
+        # the guide's yourapplication.fcgi: WSGIServer(app).run() serves the socket on fd 0
+        run = target.spawn
+        chdir = os.path.dirname(target.spawn) or chdir
+    else:
+        run = f"{command} serve {app} --chdir {chdir}"
     return (
         "# supervisord: /etc/supervisor/conf.d/yourapplication.conf\n"
         "# supervisord opens the socket and hands it to fcgikit on fd 0.\n"
         "[fcgi-program:yourapplication]\n"
         f"socket = {socket}\n"
         f"{owner}"
-        f"command = {command} serve {app} --chdir {chdir}\n"
+        f"command = {run}\n"
         f"directory = {chdir}\n"
         f"user = {user}\n"
         "numprocs = 1\n"
@@ -453,8 +460,8 @@ def render(
     mount = _normalize_mount(mount)
     target = _target(server, socket, port, host, spawn)
     if server in ("supervisor", "systemd"):
-        if target.spawn:
-            raise ConfigError(f"{server} starts 'fcgikit serve' itself: drop --spawn")
+        if target.spawn and server == "systemd":
+            raise ConfigError("systemd starts 'fcgikit serve' itself: drop --spawn")
         maker = _supervisor if server == "supervisor" else _systemd
         return maker(target, app, chdir, user, command)
     if server == "apache-proxy-fcgi" and target.spawn:

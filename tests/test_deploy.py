@@ -238,3 +238,12 @@ def test_h2o_accepts(tmp_path: Path, mount: str, backend: str) -> None:
         options = {"spawn": "/var/www/yourapplication/yourapplication.fcgi"}
     conf = write_h2o_config(layout, render("h2o", mount=mount, **options))  # type: ignore[arg-type]
     _check([binary, "-t", "-c", str(conf)], env={**os.environ, "HOME": str(tmp_path)})
+
+
+def test_supervisor_can_run_the_guides_fcgi_file() -> None:
+    text = render(
+        "supervisor", socket="unix:/run/app.sock", spawn="/var/www/app/yourapplication.fcgi"
+    )
+    assert "\ncommand = /var/www/app/yourapplication.fcgi\n" in text
+    assert "\ndirectory = /var/www/app\n" in text
+    assert "\nsocket = unix:///run/app.sock\n" in text

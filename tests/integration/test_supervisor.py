@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -97,9 +96,8 @@ def program_section(layout: Layout, variant: str) -> str:
         chdir=str(layout.docroot),
         user="root",
         command=f"{sys.executable} -m fcgikit",
+        spawn=str(layout.fcgi) if variant == "guide-fcgi" else None,
     )
-    if variant == "guide-fcgi":
-        section = re.sub(r"(?m)^command = .*$", f"command = {layout.fcgi}", section)
     # The checkout under test, whatever pip installed; startsecs=0: RUNNING once started.
     return section + (
         f'environment = PYTHONPATH="{REPO_ROOT}",PYTHONUNBUFFERED="1"\nstartsecs = 0\n'
