@@ -599,7 +599,18 @@ class Arbiter:
         max_requests = self.pool.max_requests
         if max_requests and self.pool.max_requests_jitter:
             max_requests += random.randint(0, self.pool.max_requests_jitter)
-        pid = os.fork()
+        # Signals stay blocked from here until the worker has installed its own handlers
+        # (run_worker unblocks them): a SIGTERM the master sends a just-forked worker would
+        # otherwise reach the master's inherited handler, be queued in the child's copy of
+        # the master's queue and be lost, and the worker would serve on after a stop.
+        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+            raise
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         if pid == 0:  # the worker; it never returns into the master's code
             code = 1
             try:

@@ -349,6 +349,21 @@ def run_worker(
     signal.signal(signal.SIGUSR1, on_usr1)
     for ignored in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
         signal.signal(ignored, signal.SIG_IGN)
+    # The master forked us with its signals blocked (Arbiter._spawn); with our own handlers
+    # in place, whatever arrived meanwhile (a SIGTERM for a stop) is delivered to them now.
+    signal.pthread_sigmask(
+        signal.SIG_UNBLOCK,
+        {
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGQUIT,
+            signal.SIGUSR1,
+            signal.SIGHUP,
+            signal.SIGTTIN,
+            signal.SIGTTOU,
+            signal.SIGCHLD,
+        },
+    )
 
     try:
         app = load()
