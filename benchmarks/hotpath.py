@@ -39,6 +39,7 @@ import apps  # next to this file (sys.path above)
 from fcgikit.protocol import ClientConnection, ServerConnection
 from fcgikit.protocol.records import decode_pairs, encode_pairs
 from fcgikit.server.channel import RECV_SIZE, Channel
+from fcgikit.server.server import admit
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import WSGIRequest
 
@@ -73,9 +74,10 @@ def request_bytes(path: str) -> bytes:
 
 
 class InlinePool:
-    """Runs each job at once on the calling thread: the path without the thread hand-off."""
+    """Runs each job at once on the calling thread, as the real pool runs a complete request
+    on the loop's thread (without its lock and the watcher's bookkeeping)."""
 
-    def submit(self, job: Callable[[], None]) -> bool:
+    def add(self, job: Callable[[], None], *, ready: bool) -> bool:
         job()
         return True
 
@@ -93,6 +95,7 @@ def make_channel(app: Any) -> tuple[Channel, socket.socket]:
         request_finished=lambda: None,
         channel_closed=lambda channel: None,
         recv_buffer=memoryview(bytearray(RECV_SIZE)),
+        arrived=[],
     )
     return Channel(server, ours, "bench"), theirs  # type: ignore[arg-type]
 
@@ -104,6 +107,8 @@ def whole_path(app: Any, path: str) -> Callable[[], None]:
     def one() -> None:
         peer.sendall(data)
         channel.on_readable()
+        arrived, channel.server.arrived = channel.server.arrived, []
+        admit(arrived, channel.server.pool)
         reply = peer.recv(65536)
         if not reply:
             raise RuntimeError("no reply")

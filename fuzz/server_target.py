@@ -26,6 +26,7 @@ from protocol_target import Finding, OutputChecker, begins_in, chunks
 
 from fcgikit.protocol import Role
 from fcgikit.server.channel import Channel
+from fcgikit.server.server import admit
 from fcgikit.server.settings import ServerSettings
 
 
@@ -86,7 +87,7 @@ class InlinePool:
         self.checker.feed(bytes(self.sock.sent[self.checked :]))
         self.checked = len(self.sock.sent)
 
-    def submit(self, job: Any) -> bool:
+    def add(self, job: Any, *, ready: bool) -> bool:
         self.check_output()
         self.checker.begun(job.__self__.request_id)
         if len(self.jobs) >= self.capacity:
@@ -102,6 +103,7 @@ class FakeServer:
         self.pool = pool
         self.closed_channels = 0
         self.recv_buffer = memoryview(bytearray(256 * 1024))
+        self.arrived: list[Any] = []
 
     def unregister(self, channel: Channel) -> None:
         channel.registered = False
@@ -212,6 +214,8 @@ def server_input(data: bytes) -> None:
     channel = Channel(server, sock, "fuzz")  # type: ignore[arg-type]
     while channel.registered and sock.incoming:
         channel.on_readable()
+        arrived, server.arrived = server.arrived, []
+        admit(arrived, pool)
         for job in [job for job in pool.jobs if _runnable(job)]:
             pool.jobs.remove(job)
             job()

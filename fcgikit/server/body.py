@@ -117,6 +117,11 @@ class RequestBody:
             self._cond.notify_all()
 
     @property
+    def complete(self) -> bool:
+        """All of the body arrived (or it failed): reading it never waits for the I/O side."""
+        return self._finished or self._failure is not None
+
+    @property
     def content_length(self) -> int | None:
         return self._limit
 

@@ -140,14 +140,9 @@ class Channel:
             request = WSGIRequest(self, event, self.server.app, self.server.settings)
             with self._state_lock:
                 self.requests[event.request_id] = request
-            if not self.server.pool.submit(request.run):
-                log.warning("request %s refused: all threads busy (OVERLOADED)", request.label)
-                with self._state_lock:
-                    del self.requests[event.request_id]
-                    reply = self.conn.end_request(event.request_id, 0, ProtocolStatus.OVERLOADED)
-                request.body.close()
-                self.queue_reply(reply)
-                self._maybe_close_idle()
+            # Admitted once this round of the loop is over: by then the events after this
+            # one (the body's end, usually) are in, and a complete request may run inline.
+            self.server.arrived.append((self, request))
         elif isinstance(event, StdinEnded):
             request = self.requests.get(event.request_id)
             if request is not None:
@@ -165,6 +160,18 @@ class Channel:
                 log.info("request %s aborted by the web server", request.label)
                 request.aborted = True
                 request.fail_input("the web server aborted the request")
+
+    def refuse(self, request: WSGIRequest) -> None:
+        """The pool is full: END_REQUEST OVERLOADED for ``request``, which never runs."""
+        log.warning("request %s refused: all threads busy (OVERLOADED)", request.label)
+        with self._state_lock:
+            if self.requests.get(request.request_id) is request:
+                del self.requests[request.request_id]
+            request.ended = True
+            reply = self.conn.end_request(request.request_id, 0, ProtocolStatus.OVERLOADED)
+        request.body.close()
+        self.queue_reply(reply)
+        self._maybe_close_idle()
 
     def on_peer_closed(self, reason: str | None) -> None:
         """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""

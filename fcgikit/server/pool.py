@@ -1,61 +1,264 @@
-"""A bounded pool of worker threads.
+"""The threads that run requests and take turns running the server's I/O loop.
 
-``submit`` never blocks the I/O thread: it says no when ``threads + max_queued`` requests are
-already in flight, and the caller answers END_REQUEST OVERLOADED. Threads start as needed,
-up to ``threads``, and live as long as the server.
+Handing each request from an I/O thread to a worker thread costs two thread switches and a
+GIL hand-off, ~45 µs a request on our 2-core machines: more than parsing the request,
+building the environ and running a hello-world app together. So the loop runs *on* the pool:
+one thread at a time holds the **loop role** (:meth:`WorkerPool.start` ``lead``), and a request
+whose body has fully arrived runs right there, on the thread that read it, with no hand-off at
+all (:meth:`WorkerPool.run_ready`). A request still streaming its body goes to the queue for
+another thread, since the loop must keep reading to feed it.
+
+Running a request on the loop's thread is only safe if it is quick. :meth:`WorkerPool.watch`
+(the thread that called ``serve``, which also runs the signal handlers) looks every
+:data:`TICK` seconds; a request that has held the loop's thread for a whole tick (a database
+query, a slow client, a long computation) loses the loop role: another thread takes it over,
+and the requests that were waiting behind it go to the queue. This is Go's scheduler's "hand
+off the processor from a blocked thread" applied to one selector. After such a rescue the
+pool runs requests only on queued threads for :data:`INLINE_BACKOFF` seconds, so an app whose
+requests are all slow pays for one rescue per back-off, not one per request.
+
+Accounting: ``running`` counts requests being run, on the loop's thread or by queue, and
+never exceeds ``threads`` (the app may rely on that, like ``RequestTracker`` does); the pool
+holds at most ``threads + 1`` threads, so one is always free to take the loop role.
+``threads + max_queued`` requests may be admitted at once; the next one is refused
+(END_REQUEST OVERLOADED).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 
 log = logging.getLogger("fcgikit.server")
 
+Job = Callable[[], None]
+
+#: how often the watcher looks at the request running on the loop's thread (seconds); a
+#: request running for longer than one to two ticks loses the loop role
+TICK = 0.001
+#: after a rescue, requests go to the queue for this long (seconds)
+INLINE_BACKOFF = 0.1
+#: the watcher stops ticking after this many ticks with no request run on the loop's thread
+PARK_AFTER_TICKS = 50
+
+
+class _LeadRole:
+    """The job that means "run the I/O loop"."""
+
+
+LEAD = _LeadRole()
+
 
 class WorkerPool:
     def __init__(self, threads: int, max_queued: int) -> None:
-        self.max_threads = threads
+        self.max_running = threads
         self.capacity = threads + max_queued
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self.in_flight = 0
+        self._work_ready = threading.Condition(self._lock)
+        self._watch_wakeup = threading.Condition(self._lock)
+        #: requests admitted, waiting for a queued thread
+        self._queue: deque[Job] = deque()
+        #: requests admitted, waiting to run on the loop's thread (bodies complete)
+        self._ready: deque[Job] = deque()
+        self.running = 0
+        self._threads = 0
+        self._idle = 0  # threads waiting in _take that no notify() has claimed yet
+        self._lead: Callable[[], bool] | None = None
+        self._role_free = False
+        self._leader: int | None = None
+        self._inline_seq = 0
+        #: the thread running a request while it holds the loop role, if one is
+        self._inline_thread: int | None = None
+        self._backoff_until = 0.0
+        self._watch_parked = False
+        self._loop_over = False
+        self.loop_error: BaseException | None = None
+        self._closed = False
+        #: how often a request lost the loop role (for the curious and the tests)
+        self.rescues = 0
 
-    def submit(self, job: Callable[[], None]) -> bool:
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted and not over: running, queued or waiting for the loop's thread."""
+        return self.running + len(self._queue) + len(self._ready)
+
+    # --- the loop role ---------------------------------------------------------------------
+
+    def start(self, lead: Callable[[], bool]) -> None:
+        """Give the loop role to a thread. ``lead`` runs the loop until it returns: True when
+        the loop is over for good, False when this thread lost the role (see run_ready)."""
         with self._lock:
-            if self.in_flight >= self.capacity:
-                return False
-            self.in_flight += 1
-            if self.in_flight > len(self._threads) and len(self._threads) < self.max_threads:
-                thread = threading.Thread(
-                    target=self._work, name=f"fcgikit-worker-{len(self._threads) + 1}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
-        self._jobs.put(job)
+            self._lead = lead
+            self._role_free = True
+            self._wake_locked()
+
+    def watch(self) -> None:
+        """Rescue the loop from slow requests until it is over; run by ``serve``'s caller."""
+        seen_seq = -1
+        quiet_ticks = 0
+        while True:
+            with self._lock:
+                if self._loop_over:
+                    return
+                if self._inline_thread is not None and self._inline_seq == seen_seq:
+                    self._rescue_locked()
+                if self._inline_seq == seen_seq and self._inline_thread is None:
+                    quiet_ticks += 1
+                else:
+                    quiet_ticks = 0
+                seen_seq = self._inline_seq
+                if quiet_ticks >= PARK_AFTER_TICKS:
+                    # Idle: no ticking until a request runs on the loop's thread again. The
+                    # timeout only bounds a wait nobody would otherwise end.
+                    self._watch_parked = True
+                    self._watch_wakeup.wait(1.0)
+                    self._watch_parked = False
+                    quiet_ticks = 0
+                    continue
+            time.sleep(TICK)
+
+    def _rescue_locked(self) -> None:
+        self.rescues += 1
+        self._leader = None
+        self._inline_thread = None  # it goes on with its request, as an ordinary thread
+        self._role_free = True
+        self._backoff_until = time.monotonic() + INLINE_BACKOFF
+        self._queue.extend(self._ready)
+        self._ready.clear()
+        self._wake_locked()
+
+    def loop_over(self, error: BaseException | None = None) -> None:
+        with self._lock:
+            self._loop_over = True
+            self._role_free = False
+            if error is not None and self.loop_error is None:
+                self.loop_error = error
+            self._watch_wakeup.notify()
+
+    def wait_loop_over(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not self._loop_over:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._watch_wakeup.wait(left)
         return True
 
-    def _work(self) -> None:
+    # --- requests --------------------------------------------------------------------------
+
+    def add(self, job: Job, *, ready: bool) -> bool:
+        """Admit a request; False when the pool is full (answer OVERLOADED). ``ready``: its
+        body is complete, so the loop's thread may run it (run_ready)."""
+        with self._lock:
+            if self.running + len(self._queue) + len(self._ready) >= self.capacity:
+                return False
+            if ready:
+                self._ready.append(job)
+            else:
+                self._queue.append(job)
+                self._wake_locked()
+        return True
+
+    def run_ready(self) -> bool:
+        """Run the ready requests on this thread (the loop's); False once it lost the role."""
+        me = threading.get_ident()
+        lock = self._lock
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
+            with lock:
+                if not self._ready:
+                    return True
+                if (
+                    self._queue
+                    or self.running >= self.max_running
+                    or (self._backoff_until and time.monotonic() < self._backoff_until)
+                ):
+                    self._queue.extend(self._ready)
+                    self._ready.clear()
+                    self._wake_locked()
+                    return True
+                job = self._ready.popleft()
+                self.running += 1
+                self._inline_seq += 1
+                self._inline_thread = me
+                if self._watch_parked:
+                    self._watch_wakeup.notify()
             try:
                 job()
             except BaseException:  # a job is a whole request; it logs its own failures
-                log.exception("worker thread: unexpected error")
-            finally:
+                log.exception("request thread: unexpected error")
+            with lock:
+                self.running -= 1
+                if self._leader != me:
+                    return False  # rescued meanwhile: another thread runs the loop now
+                self._inline_thread = None
+                if self._queue:
+                    self._wake_locked()
+
+    # --- the threads -----------------------------------------------------------------------
+
+    def _wake_locked(self) -> None:
+        wanted = int(self._role_free) + min(len(self._queue), self.max_running - self.running)
+        woken = min(wanted, self._idle)
+        if woken > 0:
+            self._idle -= woken
+            self._work_ready.notify(woken)
+        for _ in range(min(wanted - woken, self.max_running + 1 - self._threads)):
+            self._threads += 1
+            threading.Thread(
+                target=self._work, name=f"fcgikit-thread-{self._threads}", daemon=True
+            ).start()
+
+    def _take_locked(self) -> Job | _LeadRole | None:
+        while True:
+            if self._closed:
+                self._threads -= 1
+                return None
+            if self._role_free:
+                self._role_free = False
+                self._leader = threading.get_ident()
+                return LEAD
+            if self._queue and self.running < self.max_running:
+                self.running += 1
+                return self._queue.popleft()
+            self._idle += 1
+            self._work_ready.wait()
+
+    def _work(self) -> None:
+        with self._lock:
+            job = self._take_locked()
+        while job is not None:
+            if isinstance(job, _LeadRole):
+                self._run_loop()
                 with self._lock:
-                    self.in_flight -= 1
+                    job = self._take_locked()
+                continue
+            try:
+                job()
+            except BaseException:  # a job is a whole request; it logs its own failures
+                log.exception("request thread: unexpected error")
+            with self._lock:
+                self.running -= 1
+                job = self._take_locked()
+
+    def _run_loop(self) -> None:
+        assert self._lead is not None
+        try:
+            over = self._lead()
+        except BaseException as exc:
+            log.exception("fcgikit: the I/O loop failed")
+            self.loop_over(exc)
+            return
+        if over:
+            self.loop_over()
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop idle threads; busy ones are daemons and end with the process."""
         with self._lock:
-            threads = list(self._threads)
-        for _ in threads:
-            self._jobs.put(None)
-        for thread in threads:
-            thread.join(timeout)
+            self._closed = True
+            self._role_free = False
+            self._idle = 0
+            self._work_ready.notify_all()

@@ -1,9 +1,11 @@
-"""The FastCGI server: listening sockets, one I/O thread, a pool of worker threads.
+"""The FastCGI server: listening sockets, one I/O loop, a pool of threads.
 
-The I/O thread (the one that calls :meth:`Server.serve`) accepts connections and reads every
-connection through one ``selectors`` loop; idle keep-conn connections therefore cost a file
-descriptor and a few objects, not a thread. Each request whose params are complete runs on a
-worker thread from :class:`~fcgikit.server.pool.WorkerPool`.
+One ``selectors`` loop accepts connections and reads every connection; idle keep-conn
+connections therefore cost a file descriptor and a few objects, not a thread. The loop runs on
+one of the :class:`~fcgikit.server.pool.WorkerPool`'s threads at a time, and a request whose
+params and body are in runs on that same thread, with no hand-off, unless it turns out slow
+(the pool's module docstring has the whole scheme). The thread that calls :meth:`Server.serve`
+watches for that, and runs the signal handlers.
 
 Stopping: SIGTERM / SIGINT (and SIGHUP, which makes ``serve`` return True so a flup-style
 ``.fcgi`` loop can re-exec) only set a flag; the loop then stops accepting, closes idle
@@ -21,9 +23,9 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.addresses import UnixAddress
 from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel
@@ -35,7 +37,22 @@ from fcgikit.server.settings import ServerSettings
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
+    from fcgikit.server.wsgi import WSGIRequest
+
 log = logging.getLogger("fcgikit.server")
+
+
+class Admits(Protocol):
+    def add(self, job: Callable[[], None], *, ready: bool) -> bool: ...
+
+
+def admit(arrived: Iterable[tuple[Channel, WSGIRequest]], pool: Admits) -> None:
+    """Hand the requests that arrived in one round of the loop to the pool; refuse (OVERLOADED)
+    those it has no room for. One whose body is complete may run on the loop's thread."""
+    for channel, request in arrived:
+        ready = request.body.complete and request.filter_data is None
+        if not pool.add(request.run, ready=ready):
+            channel.refuse(request)
 
 
 class Server:
@@ -77,6 +94,12 @@ class Server:
         self._reload = False
         self._stopping = False
         self._accept_paused = False
+        self._stop_now = False
+        self._loop_started = False
+        self._next_sweep = 0.0
+        self._deadline = 0.0
+        #: requests whose params arrived in this round of the loop, admitted after it
+        self.arrived: list[tuple[Channel, WSGIRequest]] = []
         self.ready = threading.Event()
 
     # --- called from any thread ------------------------------------------------------------
@@ -106,7 +129,7 @@ class Server:
             self._wake()
 
     def unregister(self, channel: Channel) -> None:
-        """Forget ``channel`` in the selector. Called by the I/O thread only."""
+        """Forget ``channel`` in the selector. Called by the loop's thread only."""
         if channel.registered:
             channel.registered = False
             with contextlib.suppress(KeyError, ValueError, OSError):
@@ -149,69 +172,100 @@ class Server:
                 selector.register(listener, selectors.EVENT_READ, "listener")
                 log.info("fcgikit: listening on %s", describe(listener))
             selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+            self._next_sweep = time.monotonic() + 1.0
             self.ready.set()
-            self._loop()
+            # The loop runs on the pool's threads (see fcgikit.server.pool); this thread
+            # watches it, and runs the signal handlers, as the main thread must.
+            self._loop_started = True
+            self.pool.start(self._lead)
+            self.pool.watch()
+            if self.pool.loop_error is not None:
+                raise self.pool.loop_error
         finally:
             for signum, handler in previous.items():
                 if signum == -1:
                     signal.set_wakeup_fd(handler)  # type: ignore[arg-type]
                 else:
                     signal.signal(signum, handler)  # type: ignore[arg-type]
+            self._abandon_loop()
             self._close_everything()
         return self._reload
 
-    def _loop(self) -> None:
-        selector = self._selector
-        deadline: float | None = None
-        next_sweep = time.monotonic() + 1.0
+    def _abandon_loop(self) -> None:
+        """``serve`` is leaving early (an exception here, KeyboardInterrupt): end the loop
+        before its selector and sockets close under it."""
+        if not self._loop_started:
+            return
+        self._stop_now = True
+        self._wake()
+        if not self.pool.wait_loop_over(1.0):
+            log.warning("fcgikit: the I/O loop did not stop within 1s")
+
+    def _lead(self) -> bool:
+        """The I/O loop, on whichever pool thread holds the loop role. True: the server is
+        done; False: this thread lost the role to a rescue (a request it ran was slow)."""
+        pool = self.pool
         while True:
-            now = time.monotonic()
-            if now >= next_sweep:
-                next_sweep = now + 1.0
-                self._close_expired_lingerers(now)
-                self._close_idle(now)
-            if self._stop_reason is not None and not self._stopping:
-                self._begin_stopping()
-                deadline = time.monotonic() + self.settings.graceful_timeout
-            if self._stopping:
-                with self._lock:
-                    remaining = len(self.channels)
-                if remaining == 0:
-                    return
-                with self._lock:
-                    draining = list(self.channels)
-                for quiet in draining:
-                    quiet.close_if_quiet(now)
-                assert deadline is not None
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    log.warning(
-                        "fcgikit: %d connection(s) still busy after %gs; closing them",
-                        remaining,
-                        self.settings.graceful_timeout,
-                    )
-                    return
-                timeout = min(left, DRAIN_QUIET / 2)
+            if self._poll():
+                return True
+            if self.arrived:
+                arrived, self.arrived = self.arrived, []
+                admit(arrived, pool)
+            if not pool.run_ready():
+                return False
+
+    def _poll(self) -> bool:
+        """One round of the loop; True when the server is done."""
+        selector = self._selector
+        now = time.monotonic()
+        if self._stop_now:
+            return True
+        if now >= self._next_sweep:
+            self._next_sweep = now + 1.0
+            self._close_expired_lingerers(now)
+            self._close_idle(now)
+        if self._stop_reason is not None and not self._stopping:
+            self._begin_stopping()
+            self._deadline = time.monotonic() + self.settings.graceful_timeout
+        if self._stopping:
+            with self._lock:
+                remaining = len(self.channels)
+            if remaining == 0:
+                return True
+            with self._lock:
+                draining = list(self.channels)
+            for quiet in draining:
+                quiet.close_if_quiet(now)
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                log.warning(
+                    "fcgikit: %d connection(s) still busy after %gs; closing them",
+                    remaining,
+                    self.settings.graceful_timeout,
+                )
+                return True
+            timeout = min(left, DRAIN_QUIET / 2)
+        else:
+            timeout = 1.0  # wakes once a second to close connections that linger too long
+        for key, mask in selector.select(timeout):
+            data = key.data
+            if data == "listener":
+                self._accept(key.fileobj)  # type: ignore[arg-type]
+            elif data == "wake":
+                with contextlib.suppress(OSError):
+                    while self._wake_r.recv(4096):
+                        pass
+                self._update_write_interest()
+                if self._accept_paused and not self._stopping and not self._saturated():
+                    self._resume_accepting()
             else:
-                timeout = 1.0  # wakes once a second to close connections that linger too long
-            for key, mask in selector.select(timeout):
-                data = key.data
-                if data == "listener":
-                    self._accept(key.fileobj)  # type: ignore[arg-type]
-                elif data == "wake":
-                    with contextlib.suppress(OSError):
-                        while self._wake_r.recv(4096):
-                            pass
-                    self._update_write_interest()
-                    if self._accept_paused and not self._stopping and not self._saturated():
-                        self._resume_accepting()
-                else:
-                    channel: Channel = data
-                    if mask & selectors.EVENT_WRITE:
-                        channel.on_writable()
-                        self._update_write_interest(channel)
-                    if mask & selectors.EVENT_READ and channel.registered:
-                        channel.on_readable()
+                channel: Channel = data
+                if mask & selectors.EVENT_WRITE:
+                    channel.on_writable()
+                    self._update_write_interest(channel)
+                if mask & selectors.EVENT_READ and channel.registered:
+                    channel.on_readable()
+        return False
 
     def _close_expired_lingerers(self, now: float) -> None:
         with self._lock:
