@@ -35,7 +35,10 @@ class RequestBody:
         self._threshold = spool_threshold
         # a known large body is never held in memory, however fast the app reads it
         self._spool_at_once = content_length is not None and content_length > spool_threshold
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        # Made by the first read that has to wait: most bodies (every GET's) are complete
+        # before the app runs, and a Condition costs ~2 us to make.
+        self._waiter: threading.Condition | None = None
         self._memory = bytearray()
         self._memory_start = 0  # read position inside _memory
         self._spool_fd: int | None = None
@@ -49,7 +52,7 @@ class RequestBody:
     # --- the I/O side ----------------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        with self._cond:
+        with self._lock:
             if self._finished or self._failure is not None:
                 return
             self.received += len(data)
@@ -64,22 +67,26 @@ class RequestBody:
             except OSError as exc:
                 self._fail_locked(f"cannot spool the request body: {exc.strerror or exc}")
                 raise
-            self._cond.notify_all()
+            self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        if self._waiter is not None:
+            self._waiter.notify_all()
 
     def finish(self) -> None:
-        with self._cond:
+        with self._lock:
             self._finished = True
-            self._cond.notify_all()
+            self._wake_reader()
 
     def fail(self, reason: str) -> None:
-        with self._cond:
+        with self._lock:
             self._fail_locked(reason)
 
     def _fail_locked(self, reason: str) -> None:
         if self._failure is None:
             self._failure = reason
         self._release_storage()
-        self._cond.notify_all()
+        self._wake_reader()
 
     def _move_to_spool(self) -> None:
         with tempfile.TemporaryFile(prefix="fcgikit-body-") as spooled:
@@ -109,12 +116,12 @@ class RequestBody:
 
     def close(self) -> None:
         """Free memory and the temp file; the request is over."""
-        with self._cond:
+        with self._lock:
             self._finished = True
             self._release_storage()
             if self._failure is None:
                 self._failure = "the request is over"
-            self._cond.notify_all()
+            self._wake_reader()
 
     @property
     def complete(self) -> bool:
@@ -166,7 +173,9 @@ class RequestBody:
                 raise RequestBodyError(self._failure)
             if self._finished:
                 return False
-            if not self._cond.wait(self._timeout):
+            if self._waiter is None:
+                self._waiter = threading.Condition(self._lock)
+            if not self._waiter.wait(self._timeout):
                 raise RequestBodyTimeout(
                     f"no byte of the request body arrived for {self._timeout:g}s"
                 )
@@ -176,7 +185,7 @@ class RequestBody:
         return n if allowed is None else min(n, allowed)
 
     def read(self, size: int | None = -1) -> bytes:
-        with self._cond:
+        with self._lock:
             if size is None or size < 0:
                 parts = []
                 while self._wait_for_data():
@@ -192,7 +201,7 @@ class RequestBody:
 
     def readline(self, size: int | None = -1) -> bytes:
         limit = None if size is None or size < 0 else size
-        with self._cond:
+        with self._lock:
             parts: list[bytes] = []
             got = 0
             while (limit is None or got < limit) and self._wait_for_data():

@@ -181,6 +181,28 @@ def test_streaming_response_goes_out_in_order(serve: Any) -> None:
     assert response.header("Content-Length") is None
 
 
+def test_a_body_iterable_with_its_content_length_goes_out_in_one_write(serve: Any) -> None:
+    """Flask's responses: one chunk, as long as Content-Length says. The web server gets the
+    headers, the body and END_REQUEST in one write (one wake-up, not two)."""
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        yield b"hello"
+        if environ["PATH_INFO"] == "/more":
+            yield b" and more than it said"  # the app's mistake: passed on, not dropped
+
+    running = serve(app)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(running.path)
+    client = ClientConnection()
+    sock.sendall(client.start_request(1, {b"PATH_INFO": b"/"}) + client.end_stdin(1))
+    events = client.receive_data(sock.recv(65536))
+    assert [type(event).__name__ for event in events] == ["StdoutData", "RequestEnded"]
+    assert events[0].data.endswith(b"\r\n\r\nhello")
+    sock.close()
+    assert running.client().request(path="/more").body == b"hello and more than it said"
+
+
 def test_write_callable_and_close_is_called(serve: Any) -> None:
     closed = threading.Event()
 
