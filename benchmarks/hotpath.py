@@ -94,6 +94,7 @@ def make_channel(app: Any) -> tuple[Channel, socket.socket]:
         want_write=lambda channel: None,
         request_finished=lambda: None,
         channel_closed=lambda channel: None,
+        close_on_loop=lambda channel: False,
         recv_buffer=memoryview(bytearray(RECV_SIZE)),
         arrived=[],
     )

@@ -117,6 +117,9 @@ class FakeServer:
     def request_finished(self) -> None:
         pass
 
+    def close_on_loop(self, channel: Channel) -> bool:
+        return False  # as from a queued thread: the channel lingers until the peer's EOF
+
 
 class Boom(Exception):
     pass

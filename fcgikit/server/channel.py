@@ -373,9 +373,8 @@ class Channel:
             if self.requests.get(request.request_id) is request:
                 del self.requests[request.request_id]
             last = not self.requests
-            should_close = last and (
-                self.conn.should_close or self.draining or request.close_connection
-            )
+            asked_to_close = self.conn.should_close
+            should_close = last and (asked_to_close or self.draining or request.close_connection)
             registered = self.registered
             self.last_active = time.monotonic()
         self.server.request_finished()
@@ -383,8 +382,20 @@ class Channel:
             return
         # Replies the I/O thread queued (an abort's END_REQUEST) go out before the shutdown.
         self._flush_pending()
-        if registered:
-            # The I/O thread closes the channel when the web server's EOF arrives.
-            self.begin_linger()
-        else:
+        if not registered:
             self.close()
+        elif (
+            asked_to_close
+            and not request.close_connection
+            and request.body.complete
+            and not self._pending
+            and self.server.close_on_loop(self)
+        ):
+            # The web server asked for the close (no FCGI_KEEP_CONN) and sent all of its input,
+            # so it sends nothing more: nothing to linger for. That saves a loop round, a
+            # read and the EOF's bookkeeping on every request of a connection-per-request
+            # web server (nginx without fastcgi_keep_conn).
+            pass
+        else:
+            # The loop closes the channel when the web server's EOF arrives.
+            self.begin_linger()

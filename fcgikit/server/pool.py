@@ -151,6 +151,15 @@ class WorkerPool:
                 self._watch_wakeup.wait(left)
         return True
 
+    def on_loop_thread(self, action: Callable[[], None]) -> bool:
+        """Run ``action`` if this thread holds the loop role (no rescue can take it meanwhile);
+        False, without running it, if not."""
+        with self._lock:
+            if self._leader != threading.get_ident():
+                return False
+            action()
+            return True
+
     # --- requests --------------------------------------------------------------------------
 
     def add(self, job: Job, *, ready: bool) -> bool:

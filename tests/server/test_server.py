@@ -23,6 +23,7 @@ from fcgikit.protocol import (
     Role,
     StdoutData,
 )
+from tests.server.test_hostile import wait_until
 
 Environ = dict[str, Any]
 
@@ -618,3 +619,20 @@ def test_stopping_answers_a_request_sent_on_an_idle_keep_conn_connection(serve: 
     assert response.body == b"done /next"
     assert idle._socket().recv(10) == b""  # then our FIN
     assert slow[0].body == b"done /slow"
+
+
+def test_a_connection_per_request_is_closed_as_soon_as_it_is_answered(serve: Any) -> None:
+    """nginx without fastcgi_keep_conn: nothing more comes after the request, so the server
+    closes at once instead of waiting for the web server's EOF (no lingering close)."""
+    running = serve(hello)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(running.path)
+    client = ClientConnection()
+    sock.sendall(client.start_request(1, {b"PATH_INFO": b"/"}) + client.end_stdin(1))
+    reply = b""
+    while chunk := sock.recv(65536):
+        reply += chunk
+    assert [type(event).__name__ for event in client.receive_data(reply)][-1] == "RequestEnded"
+    # our side is still open: the server let go of the connection by itself
+    wait_until(lambda: not running.server.channels, what="the server to close the connection")
+    sock.close()
