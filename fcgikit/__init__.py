@@ -8,9 +8,16 @@ prefork worker pays for what it imports.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if os.environ.get("FCGIKIT_PURE_PYTHON", "") not in ("", "0"):
+    # Import the .py modules even where the compiled accelerator sits next to them (setup.py).
+    from fcgikit import _pure_python
+
+    _pure_python.install()
 
 _EXPORTS = {
     "WSGIServer": "fcgikit.compat",

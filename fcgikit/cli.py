@@ -22,6 +22,7 @@ from fcgikit.addresses import TcpAddress, UnixAddress, parse_address
 from fcgikit.check import add_check_parser, add_request_parser, run_check, run_request
 from fcgikit.errors import ConfigError
 from fcgikit.middleware import wrap
+from fcgikit.protocol import ACCELERATED
 from fcgikit.server.apploader import load_app
 from fcgikit.server.arbiter import Arbiter, add_pool_arguments, settings_from_args, wants_pool
 from fcgikit.server.listeners import inherited_listener
@@ -40,7 +41,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcgikit", description="Serve WSGI apps over FastCGI behind a real web server."
     )
-    parser.add_argument("--version", action="version", version=f"fcgikit {__version__}")
+    build = "compiled" if ACCELERATED else "pure Python"  # see setup.py, FCGIKIT_PURE_PYTHON
+    parser.add_argument("--version", action="version", version=f"fcgikit {__version__} ({build})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(

@@ -13,6 +13,9 @@ the protocol can be tested and fuzzed on its own and reused by any I/O layer. Pa
 ['StdoutData', 'RequestEnded']
 """
 
+from importlib.machinery import ExtensionFileLoader
+
+from fcgikit.protocol import connection as _connection
 from fcgikit.protocol.connection import ClientConnection, ServerConnection
 from fcgikit.protocol.constants import ProtocolStatus, RecordType, Role
 from fcgikit.protocol.events import (
@@ -32,7 +35,13 @@ from fcgikit.protocol.events import (
 )
 from fcgikit.protocol.records import decode_pairs, encode_pairs, pack_records
 
+#: True when this process runs the mypyc-compiled protocol (see setup.py), False for the
+#: pure-Python one (no accelerator built, or ``FCGIKIT_PURE_PYTHON=1``). The modules are
+#: compiled and loaded all together, so looking at the hot one is enough.
+ACCELERATED: bool = isinstance(_connection.__loader__, ExtensionFileLoader)
+
 __all__ = [
+    "ACCELERATED",
     "ClientConnection",
     "ClientEvent",
     "FilterData",

@@ -497,7 +497,7 @@ class ServerConnection(_RecordStream[ServerEvent]):
         self,
         request_id: int,
         app_status: int = 0,
-        protocol_status: ProtocolStatus = ProtocolStatus.REQUEST_COMPLETE,
+        protocol_status: ProtocolStatus | int = ProtocolStatus.REQUEST_COMPLETE,
         *,
         stdout: bytes = b"",
     ) -> bytes:
@@ -507,10 +507,14 @@ class ServerConnection(_RecordStream[ServerEvent]):
         REQUEST_COMPLETE, nothing on stdout) sends FCGI_END_REQUEST alone. The id becomes
         inactive; without FCGI_KEEP_CONN, :attr:`should_close` becomes true. For an aborted
         request this returns ``b""`` (its FCGI_END_REQUEST has gone already).
+        ``protocol_status`` may also be a plain number: typed so, a number FastCGI does not
+        define gets the same LocalProtocolError from the compiled build (see setup.py), whose
+        run-time type check would otherwise answer with a TypeError.
 
         Raises:
-            LocalProtocolError: the request is not active, its params are still arriving, or
-                ``app_status`` does not fit in 32 bits.
+            LocalProtocolError: the request is not active, its params are still arriving,
+                ``app_status`` does not fit in 32 bits, or ``protocol_status`` is no
+                ProtocolStatus.
         """
         request = self._request_for_output(request_id, "FCGI_END_REQUEST")
         if request is None:
@@ -538,8 +542,16 @@ class ServerConnection(_RecordStream[ServerEvent]):
             self._should_close = True
         return b"".join(parts)
 
-    def send(self, event: StdoutData | StderrData | RequestEnded) -> bytes:
-        """h11-style form of :meth:`send_stdout`, :meth:`send_stderr` and :meth:`end_request`."""
+    def send(self, event: object) -> bytes:
+        """h11-style form of :meth:`send_stdout`, :meth:`send_stderr` and :meth:`end_request`.
+
+        ``event`` is a :class:`StdoutData`, :class:`StderrData` or :class:`RequestEnded`. It is
+        typed ``object`` so that anything else raises LocalProtocolError in the mypyc-compiled
+        build too (compiled code checks argument types itself, with a TypeError).
+
+        Raises:
+            LocalProtocolError: ``event`` is none of those; otherwise as the method it stands for.
+        """
         if isinstance(event, StdoutData):
             return self.send_stdout(event.request_id, event.data)
         if isinstance(event, StderrData):

@@ -1,0 +1,88 @@
+"""The optional compiled accelerator; everything else about the package is in pyproject.toml.
+
+The sans-I/O protocol and the server's per-request path are fcgikit's hot path and fully typed
+(``mypy --strict``), so mypyc compiles them to C extension modules as they stand: a request
+costs about a quarter less CPU (benchmarks/RESULTS.md).
+The ``.py`` files stay in the package as the fallback. Installing must never fail because of
+the accelerator: without mypyc, a C compiler or Python's headers, or with
+``FCGIKIT_PURE_PYTHON=1`` set, this prints one line (``pip install -v`` shows it) and
+installs pure Python. ``fcgikit --version`` says which one a process runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+#: What mypyc compiles: the protocol's modules and the errors they raise, and the server's
+#: per-request path (the WSGI request, the pool, the loop). Not
+#: fcgikit/protocol/__init__.py, which reports which build was loaded; not events.py:
+#: compiled, its public frozen dataclasses could no longer be copied, pickled or subclassed,
+#: and compiling it gained nothing measurable (benchmarks/hotpath.py); not the server's
+#: channel.py (~1 us, and tests intercept its methods) nor body.py (its exceptions derive from
+#: OSError, which mypyc cannot compile).
+COMPILED = [
+    "fcgikit/errors.py",
+    "fcgikit/protocol/constants.py",
+    "fcgikit/protocol/records.py",
+    "fcgikit/protocol/state.py",
+    "fcgikit/protocol/connection.py",
+    "fcgikit/server/wsgi.py",
+    "fcgikit/server/pool.py",
+    "fcgikit/server/server.py",
+]
+#: The name of the shared library that holds the compiled code (mypyc's default is a hash);
+#: each compiled module is a small shim that loads it. It must be a top-level module: mypyc
+#: derives the modules' ``__file__`` from its directory. An editable install maps it too.
+GROUP = "fcgikit_compiled"
+
+
+def pure_python(reason: str) -> list[Extension]:
+    print(f"fcgikit: {reason}; installing pure Python (slower, same behaviour)", file=sys.stderr)
+    # An earlier editable install left compiled modules next to the .py files, and the
+    # import system prefers them: remove them, or they would go on shadowing the sources.
+    for name in [*COMPILED, f"{GROUP}__mypyc.py"]:
+        source = Path(name)
+        for stale in source.parent.glob(f"{source.stem}.*.so"):
+            stale.unlink()
+    return []
+
+
+def accelerator() -> list[Extension]:
+    if os.environ.get("FCGIKIT_PURE_PYTHON", "") not in ("", "0"):
+        return pure_python("FCGIKIT_PURE_PYTHON is set")
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        return pure_python("mypyc (part of mypy) is not installed")
+    try:
+        # --follow-imports=silent: mypy still reads what these modules import (fcgikit's
+        # __init__ names the middleware, which needs werkzeug, absent from pip's isolated
+        # build environment), but only the compiled modules' own errors stop the build.
+        return mypycify(
+            ["--follow-imports=silent", *COMPILED], group_name=GROUP, target_dir="build/mypyc"
+        )
+    except (Exception, SystemExit) as error:  # mypyc reports type errors with sys.exit(1)
+        return pure_python(f"mypyc failed ({error!r}, its errors are above)")
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that installs pure Python when the C compiler fails."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as error:  # CompileError, LinkError, no compiler at all, ...
+            # Drop whatever did get built: a module shim without its shared library would
+            # make ``import fcgikit.protocol`` fail, which is worse than no accelerator.
+            for output in self.get_outputs():
+                Path(output).unlink(missing_ok=True)
+            self.extensions = []
+            pure_python(f"compiling failed ({type(error).__name__}; the compiler said why above)")
+
+
+setup(ext_modules=accelerator(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,0 +1,117 @@
+"""The compiled protocol (setup.py builds it with mypyc) and its pure-Python fallback.
+
+The two must behave the same, so scripts/test runs tests/protocol and tests/server twice: as
+installed, and with ``FCGIKIT_PURE_PYTHON=1``. These tests make sure each pass runs the code
+it claims to, so neither can go green by quietly testing the other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from importlib.machinery import ExtensionFileLoader
+from pathlib import Path
+
+import pytest
+
+import fcgikit.protocol
+
+#: The modules setup.py compiles.
+COMPILED = [
+    "fcgikit.errors",
+    "fcgikit.protocol.constants",
+    "fcgikit.protocol.records",
+    "fcgikit.protocol.state",
+    "fcgikit.protocol.connection",
+    "fcgikit.server.wsgi",
+    "fcgikit.server.pool",
+    "fcgikit.server.server",
+]
+SOURCE_TREE = Path(__file__).resolve().parents[2] / "fcgikit"
+PURE_PYTHON_PASS = os.environ.get("FCGIKIT_PURE_PYTHON", "") not in ("", "0")
+
+
+def origin(name: str) -> Path:
+    spec = importlib.import_module(name).__spec__
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin)
+
+
+def test_fcgikit_pure_python_loads_the_py_files() -> None:
+    code = (
+        "import importlib, json, fcgikit.protocol\n"
+        f"origins = [importlib.import_module(name).__spec__.origin for name in {COMPILED!r}]\n"
+        "print(json.dumps([fcgikit.protocol.ACCELERATED, origins]))\n"
+    )
+    env = {**os.environ, "FCGIKIT_PURE_PYTHON": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    accelerated, origins = json.loads(result.stdout)
+    assert accelerated is False
+    assert [Path(path).suffix for path in origins] == [".py"] * len(COMPILED), origins
+
+    version = subprocess.run(
+        [sys.executable, "-m", "fcgikit", "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert version.stdout.rstrip().endswith("(pure Python)")
+
+
+def missing_build_tools() -> str | None:
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return f"no C compiler ({compiler}) to build the accelerator"
+    if importlib.util.find_spec("mypyc") is None:
+        return "no mypyc (pip install mypy) to build the accelerator"
+    return None
+
+
+def test_each_pass_runs_the_build_it_says() -> None:
+    loaders = {name: type(importlib.import_module(name).__loader__) for name in COMPILED}
+    if PURE_PYTHON_PASS:
+        assert fcgikit.protocol.ACCELERATED is False
+        assert all(loader is not ExtensionFileLoader for loader in loaders.values()), loaders
+        return
+    if fcgikit.protocol.ACCELERATED:
+        assert all(loader is ExtensionFileLoader for loader in loaders.values()), loaders
+        return
+    missing = missing_build_tools()
+    message = (
+        f"fcgikit runs its pure-Python protocol: {missing}"
+        if missing
+        else "fcgikit runs its pure-Python protocol although mypyc and a C compiler are here: "
+        "run `pip install -v -e .` and look for the line that starts with 'fcgikit:'"
+    )
+    # Skip locally, fail on CI: a CI machine has gcc (Debian image) and mypy ([dev] extra).
+    if missing and os.environ.get("CI", "").lower() != "true":
+        pytest.skip(message)
+    pytest.fail(message, pytrace=False)
+
+
+def test_the_compiled_modules_are_not_older_than_their_sources() -> None:
+    # The import system prefers an extension module to the .py next to it, so after an
+    # editable install an edit to a compiled module's .py changes nothing until it is rebuilt.
+    stale = []
+    for name in COMPILED:
+        module_path = origin(name)
+        source = module_path.with_name(name.rpartition(".")[2] + ".py")
+        if (
+            module_path.suffix != ".py"
+            and module_path.is_relative_to(SOURCE_TREE)
+            and source.stat().st_mtime > module_path.stat().st_mtime
+        ):
+            stale.append(str(source.relative_to(SOURCE_TREE.parent)))
+    assert not stale, (
+        f"{', '.join(stale)} changed after being compiled, and the old compiled code is what "
+        "runs: run `pip install -e .` again (or set FCGIKIT_PURE_PYTHON=1)"
+    )
