@@ -30,7 +30,6 @@ COMPILED = [
     "fcgikit.protocol.state",
     "fcgikit.protocol.connection",
     "fcgikit.server.wsgi",
-    "fcgikit.server.pool",
     "fcgikit.server.server",
 ]
 SOURCE_TREE = Path(__file__).resolve().parents[2] / "fcgikit"
