@@ -25,7 +25,7 @@ MiB = 1 << 20
 class ServerSettings:
     #: where to listen; empty means "the listening socket inherited on fd 0"
     binds: tuple[Address, ...] = ()
-    #: worker threads that run the application
+    #: requests run at once, each on a thread (the loop's thread included)
     threads: int = 16
     #: requests allowed to wait for a free thread before new ones get END_REQUEST OVERLOADED
     max_queued: int = 1024
@@ -129,7 +129,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=defaults.threads,
-        help=f"worker threads (per process with --workers; default {defaults.threads})",
+        help=(
+            f"requests run at once, each on a thread (per process with --workers; "
+            f"default {defaults.threads})"
+        ),
     )
     add(
         "--max-queued",
