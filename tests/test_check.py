@@ -234,7 +234,9 @@ def _require_root_and_www_data() -> None:
 def _copy_package(name: str, into: Path) -> None:
     module = __import__(name)
     source = Path(module.__file__ or "").parent
-    shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__"))
+    # pure Python: a compiled module needs its shared library (top level) and the interpreter
+    # it was built for, and the copy runs under another one
+    shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
 
 
 @pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="no /usr/bin/python3")

@@ -170,12 +170,13 @@ def test_socket_owner_when_not_permitted_is_a_config_error(open_dir: Path) -> No
         "    print(exc)\n"
     )
     nobody = pwd.getpwnam("nobody")
-    # nobody cannot read a checkout in a 0700 temp dir (CI's clone): give it its own copy
+    # nobody cannot read a checkout in a 0700 temp dir (CI's clone): give it its own copy,
+    # pure Python (a compiled module needs its shared library, which sits at the top level)
     library = open_dir / "lib"
     shutil.copytree(
         Path(__file__).resolve().parents[2] / "fcgikit",
         library / "fcgikit",
-        ignore=shutil.ignore_patterns("__pycache__"),
+        ignore=shutil.ignore_patterns("__pycache__", "*.so"),
     )
     done = subprocess.run(
         [
