@@ -1,6 +1,6 @@
 """The FastCGI server: listening sockets, one I/O loop, a pool of threads.
 
-One ``selectors`` loop accepts connections and reads every connection; idle keep-conn
+One loop (epoll, or poll) accepts connections and reads every connection; idle keep-conn
 connections therefore cost a file descriptor and a few objects, not a thread. The loop runs on
 one of the :class:`~fcgikit.server.pool.WorkerPool`'s threads at a time, and a request whose
 params and body are in runs on that same thread, with no hand-off, unless it turns out slow
@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import selectors
+import select
 import signal
 import socket
 import threading
@@ -44,6 +44,71 @@ log = logging.getLogger("fcgikit.server")
 #: connections accepted per round of the loop at most; the listener is level-triggered, so
 #: more waiting make the next select() return at once
 ACCEPT_BATCH = 64
+
+
+READABLE = select.POLLIN
+WRITABLE = select.POLLOUT
+
+
+class Poller:
+    """What ``selectors`` does for the loop, without its per-call objects (a SelectorKey per
+    registration, a list of them per round): file descriptor -> whatever the loop dispatches
+    on. epoll where there is one, poll(2) elsewhere."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._poll = select.poll() if self._epoll is None else None
+        self._targets: dict[int, object] = {}
+
+    def register(self, fd: int, events: int, target: object) -> None:
+        self._targets[fd] = target
+        if self._epoll is not None:
+            self._epoll.register(fd, events)
+        else:
+            assert self._poll is not None
+            self._poll.register(fd, events)
+
+    def modify(self, fd: int, events: int) -> None:
+        if fd in self._targets:
+            if self._epoll is not None:
+                self._epoll.modify(fd, events)
+            else:
+                assert self._poll is not None
+                self._poll.modify(fd, events)
+
+    def unregister(self, fd: int) -> None:
+        """Forget ``fd``; harmless if it was never registered or is closed already."""
+        if self._targets.pop(fd, None) is None:
+            return
+        with contextlib.suppress(OSError, KeyError):
+            if self._epoll is not None:
+                self._epoll.unregister(fd)
+            else:
+                assert self._poll is not None
+                self._poll.unregister(fd)
+
+    def wait(self, timeout: float) -> list[tuple[object, int]]:
+        """(target, events) for each ready descriptor; errors and hang-ups count as both
+        readable and writable, so that the read or the write that follows sees them."""
+        if self._epoll is not None:
+            ready = self._epoll.poll(timeout)
+        else:
+            assert self._poll is not None
+            ready = self._poll.poll(timeout * 1000.0)
+        targets = self._targets
+        found: list[tuple[object, int]] = []
+        for fd, events in ready:
+            target = targets.get(fd)
+            if target is not None:
+                if events & ~(READABLE | WRITABLE):
+                    events |= READABLE | WRITABLE
+                found.append((target, events))
+        return found
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+        self._targets.clear()
 
 
 class Admits(Protocol):
@@ -88,7 +153,7 @@ class Server:
         self.channels: set[Channel] = set()
         #: what every connection reads into, in the I/O thread (see Channel.on_readable)
         self.recv_buffer = memoryview(bytearray(RECV_SIZE))
-        self._selector = selectors.DefaultSelector()
+        self._selector = Poller()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -136,8 +201,7 @@ class Server:
         """Forget ``channel`` in the selector. Called by the loop's thread only."""
         if channel.registered:
             channel.registered = False
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self._selector.unregister(channel.sock)
+            self._selector.unregister(channel.fileno)
 
     def channel_closed(self, channel: Channel) -> None:
         with self._lock:
@@ -173,9 +237,9 @@ class Server:
         try:
             for listener in self.listeners:
                 listener.setblocking(False)
-                selector.register(listener, selectors.EVENT_READ, "listener")
+                selector.register(listener.fileno(), READABLE, listener)
                 log.info("fcgikit: listening on %s", describe(listener))
-            selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+            selector.register(self._wake_r.fileno(), READABLE, self._wake_r)
             self._next_sweep = time.monotonic() + 1.0
             self.ready.set()
             # The loop runs on the pool's threads (see fcgikit.server.pool); this thread
@@ -251,24 +315,24 @@ class Server:
             timeout = min(left, DRAIN_QUIET / 2)
         else:
             timeout = 1.0  # wakes once a second to close connections that linger too long
-        for key, mask in selector.select(timeout):
-            data = key.data
-            if data == "listener":
-                self._accept(key.fileobj)  # type: ignore[arg-type]
-            elif data == "wake":
+        wake_r = self._wake_r
+        for target, events in selector.wait(timeout):
+            if type(target) is Channel:
+                if events & WRITABLE:
+                    target.on_writable()
+                    self._update_write_interest(target)
+                if events & READABLE and target.registered:
+                    target.on_readable()
+            elif target is wake_r:
                 with contextlib.suppress(OSError):
-                    while self._wake_r.recv(4096):
+                    while wake_r.recv(4096):
                         pass
                 self._update_write_interest()
                 if self._accept_paused and not self._stopping and not self._saturated():
                     self._resume_accepting()
             else:
-                channel: Channel = data
-                if mask & selectors.EVENT_WRITE:
-                    channel.on_writable()
-                    self._update_write_interest(channel)
-                if mask & selectors.EVENT_READ and channel.registered:
-                    channel.on_readable()
+                assert isinstance(target, socket.socket)
+                self._accept(target)
         return False
 
     def _close_expired_lingerers(self, now: float) -> None:
@@ -303,11 +367,9 @@ class Server:
         for channel in wanted:
             if not channel.registered:
                 continue
-            events = selectors.EVENT_READ
-            if channel.wants_write():
-                events |= selectors.EVENT_WRITE
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self._selector.modify(channel.sock, events, channel)
+            events = READABLE | WRITABLE if channel.wants_write() else READABLE
+            with contextlib.suppress(OSError):
+                self._selector.modify(channel.fileno, events)
 
     def _load(self) -> int:
         """Requests running or waiting here, plus connections that have not sent one yet."""
@@ -321,14 +383,13 @@ class Server:
     def _pause_accepting(self) -> None:
         self._accept_paused = True
         for listener in self.listeners:
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self._selector.unregister(listener)
+            self._selector.unregister(listener.fileno())
 
     def _resume_accepting(self) -> None:
         self._accept_paused = False
         for listener in self.listeners:
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self._selector.register(listener, selectors.EVENT_READ, "listener")
+            with contextlib.suppress(OSError):
+                self._selector.register(listener.fileno(), READABLE, listener)
 
     def _accept(self, listener: socket.socket) -> None:
         """Accept the connections waiting, up to ACCEPT_BATCH: one per round would leave a
@@ -361,7 +422,7 @@ class Server:
             channel = Channel(self, sock, label)
             with self._lock:
                 self.channels.add(channel)
-            self._selector.register(sock, selectors.EVENT_READ, channel)
+            self._selector.register(channel.fileno, READABLE, channel)
             # A web server sends its request right after connecting (nginx in the same
             # event-loop turn): it is often here already, and reading it now saves a round.
             channel.on_readable()
@@ -380,8 +441,7 @@ class Server:
         self._stopping = True
         log.info("fcgikit: %s; finishing running requests", self._stop_reason)
         for listener in self.listeners:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(listener)
+            self._selector.unregister(listener.fileno())
             listener.close()
         with self._lock:
             channels = list(self.channels)
