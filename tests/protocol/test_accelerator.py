@@ -29,6 +29,7 @@ COMPILED = [
     "fcgikit.protocol.records",
     "fcgikit.protocol.state",
     "fcgikit.protocol.connection",
+    "fcgikit.server.channel",
     "fcgikit.server.wsgi",
     "fcgikit.server.server",
 ]

@@ -19,10 +19,10 @@ from fcgikit.protocol import (
     ClientConnection,
     ProtocolStatus,
     RequestEnded,
-    RequestReceived,
     Role,
     StdoutData,
 )
+from fcgikit.server.settings import ServerSettings
 from tests.server.test_hostile import wait_until
 
 Environ = dict[str, Any]
@@ -535,38 +535,73 @@ def test_backpressure_stalls_the_app_and_send_timeout_gives_up(serve: Any) -> No
     assert running.client().request("GET", "/small").body == b"small"  # others still served
 
 
-def test_keep_conn_reused_request_id_survives_the_previous_worker(
-    serve: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # nginx reuses request id 1 as soon as it reads END_REQUEST; hold the first worker in
-    # request_done until the second request (same id) has arrived, the order that once let
-    # the old worker end the new request
+class ChannelHost:
+    """The little a Channel needs from its server, for driving one by hand."""
+
+    def __init__(self, app: Any) -> None:
+        self.settings = ServerSettings()
+        self.app = app
+        self.recv_buffer = memoryview(bytearray(65536))
+        self.arrived: list[Any] = []
+
+    def unregister(self, channel: Any) -> None:
+        channel.registered = False
+
+    def want_write(self, channel: Any) -> None:
+        pass
+
+    def request_finished(self) -> None:
+        pass
+
+    def channel_closed(self, channel: Any) -> None:
+        pass
+
+    def close_on_loop(self, channel: Any) -> bool:
+        return False
+
+
+def test_keep_conn_reused_request_id_survives_the_previous_request() -> None:
+    """nginx reuses request id 1 as soon as it reads END_REQUEST. The order that once let the
+    old request's thread end the new one: END_REQUEST out, the next request (same id) in,
+    and only then the old thread's request_done."""
     from fcgikit.server.channel import Channel
 
-    second_arrived = threading.Event()
-    received: list[int] = []
-    original_dispatch = Channel._dispatch
-    original_done = Channel.request_done
+    host = ChannelHost(echo_environ)
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.settimeout(10)
+    channel = Channel(host, ours, "test")  # type: ignore[arg-type]
+    client = ClientConnection()
 
-    def dispatch(self: Channel, event: object) -> None:
-        original_dispatch(self, event)
-        if isinstance(event, RequestReceived):
-            received.append(event.request_id)
-            if len(received) == 2:
-                second_arrived.set()
+    def send_request(path: bytes) -> Any:
+        theirs.sendall(
+            client.start_request(1, {b"PATH_INFO": path}, keep_conn=True) + client.end_stdin(1)
+        )
+        channel.on_readable()
+        ((_, request),) = host.arrived
+        host.arrived.clear()
+        return request
 
-    def request_done(self: Channel, request: Any) -> None:
-        if request.event.params.get(b"PATH_INFO") == b"/first":
-            assert second_arrived.wait(10)
-        original_done(self, request)
+    def response() -> bytes:
+        stdout = b""
+        while True:
+            for event in client.receive_data(theirs.recv(65536)):
+                if isinstance(event, StdoutData):
+                    stdout += event.data
+                elif isinstance(event, RequestEnded):
+                    return stdout
 
-    monkeypatch.setattr(Channel, "_dispatch", dispatch)
-    monkeypatch.setattr(Channel, "request_done", request_done)
-    running = serve(echo_environ)
-    client = running.client(keep_conn=True, timeout=10)
-    assert b"PATH_INFO=/first\n" in client.request("GET", "/first").body
-    assert b"PATH_INFO=/second\n" in client.request("GET", "/second").body
-    assert received == [1, 1]
+    first = send_request(b"/first")
+    first._run_app()  # the app ran and END_REQUEST went out; request_done has not run yet
+    assert b"PATH_INFO=/first\n" in response()
+    second = send_request(b"/second")
+    channel.request_done(first)  # late: the id is already the second request's
+    assert channel.requests == {1: second}
+    second.run()
+    assert b"PATH_INFO=/second\n" in response()
+    assert not channel.requests
+    ours.close()
+    theirs.close()
 
 
 def test_access_log_has_one_documented_line_per_request(serve: Any, tmp_path: Path) -> None:
