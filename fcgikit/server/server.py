@@ -16,6 +16,7 @@ Signal handlers are installed only when serving from the main thread.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import select
@@ -241,6 +242,12 @@ class Server:
                 log.info("fcgikit: listening on %s", describe(listener))
             selector.register(self._wake_r.fileno(), READABLE, self._wake_r)
             self._next_sweep = time.monotonic() + 1.0
+            if threading.current_thread() is threading.main_thread():
+                # Serving is what this process does from now on, and what is alive now (the
+                # app, its framework, their modules) lives as long as it: keep it out of the
+                # cyclic GC's full collections, which would walk it again and again (gunicorn
+                # and Instagram do the same). Not for a server run on a side thread (tests).
+                gc.freeze()
             self.ready.set()
             # The loop runs on the pool's threads (see fcgikit.server.pool); this thread
             # watches it, and runs the signal handlers, as the main thread must.
