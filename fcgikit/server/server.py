@@ -56,8 +56,8 @@ class Poller:
     registration, a list of them per round): file descriptor -> whatever the loop dispatches
     on. epoll where there is one, poll(2) elsewhere."""
 
-    def __init__(self) -> None:
-        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+    def __init__(self, *, epoll: bool = hasattr(select, "epoll")) -> None:
+        self._epoll = select.epoll() if epoll else None
         self._poll = select.poll() if self._epoll is None else None
         self._targets: dict[int, object] = {}
 

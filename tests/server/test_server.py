@@ -671,3 +671,27 @@ def test_a_connection_per_request_is_closed_as_soon_as_it_is_answered(serve: Any
     # our side is still open: the server let go of the connection by itself
     wait_until(lambda: not running.server.channels, what="the server to close the connection")
     sock.close()
+
+
+@pytest.mark.parametrize("backend", ["epoll", "poll"])
+def test_poller_reports_readable_writable_and_forgets_closed_sockets(backend: str) -> None:
+    """The loop's poller, with epoll (Linux) and with poll(2) (what other systems get)."""
+    from fcgikit.server.server import READABLE, WRITABLE, Poller
+
+    poller = Poller(epoll=backend == "epoll")
+    ours, theirs = socket.socketpair()
+    target = object()
+    poller.register(ours.fileno(), READABLE, target)
+    assert poller.wait(0) == []
+    theirs.send(b"x")
+    assert poller.wait(1.0) == [(target, READABLE)]
+    poller.modify(ours.fileno(), READABLE | WRITABLE)
+    assert poller.wait(1.0) == [(target, READABLE | WRITABLE)]
+    theirs.close()  # a hang-up wakes both the read and the write side
+    assert poller.wait(1.0)[0][1] & READABLE
+    fd = ours.fileno()
+    ours.close()
+    poller.unregister(fd)  # closed already: forgotten, no error
+    poller.unregister(fd)
+    assert poller.wait(0) == []
+    poller.close()
