@@ -89,6 +89,10 @@ _INPUT_STREAM_TYPES = frozenset({_PARAMS, _STDIN, _DATA})
 _OUTPUT_TYPES = frozenset({_STDOUT, _STDERR, _END_REQUEST})
 _MANAGEMENT_TYPES = frozenset({_GET_VALUES, _GET_VALUES_RESULT, _UNKNOWN_TYPE})
 
+#: number -> member without Enum.__call__, which is Python code (~1 us a request each)
+_ROLES_BY_NUMBER: dict[int, Role] = {int(role): role for role in Role}
+_STATUSES_BY_NUMBER: dict[int, ProtocolStatus] = {int(status): status for status in ProtocolStatus}
+
 _MAX_REQUEST_ID = 0xFFFF
 _MAX_APP_STATUS = 0xFFFFFFFF
 _BEGIN_REQUEST_LEN = BEGIN_REQUEST_BODY.size
@@ -390,7 +394,8 @@ class ServerConnection(_RecordStream[ServerEvent]):
             if not keep_conn:
                 self._should_close = True
             return
-        self._requests[request_id] = _ServerRequest(Role(role_number), keep_conn)
+        # _refusal let only our own roles through, so the number is a Role's
+        self._requests[request_id] = _ServerRequest(_ROLES_BY_NUMBER[role_number], keep_conn)
 
     def _refusal(self, role_number: int, request_id: int) -> ProtocolStatus | None:
         if role_number not in self._roles:
@@ -525,9 +530,12 @@ class ServerConnection(_RecordStream[ServerEvent]):
                 f"app_status must fit in 32 bits (0 to {_MAX_APP_STATUS}), not {app_status}"
             )
         try:
-            status = ProtocolStatus(protocol_status)
-        except ValueError:
-            raise LocalProtocolError(f"{protocol_status!r} is not a ProtocolStatus") from None
+            found = _STATUSES_BY_NUMBER.get(protocol_status)  # IntEnum: a member is its number
+        except TypeError:  # unhashable
+            found = None
+        if found is None:
+            raise LocalProtocolError(f"{protocol_status!r} is not a ProtocolStatus")
+        status = found
         parts: list[bytes] = []
         if stdout:
             parts.append(pack_records(_STDOUT, request_id, stdout))

@@ -40,6 +40,8 @@ _STATUS = re.compile(r"[1-9][0-9][0-9](?: [^\r\n\x00]*)?\Z")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 
 _TRUE = frozenset({"on", "1", "yes", "true"})
+#: Role.name is a Python-level property of enum: looked up once here, not per request
+_ROLE_NAMES = {role: role.name for role in Role}
 # These never describe the request body (CGI has CONTENT_*) and HTTP_PROXY is httpoxy.
 _DROPPED_PARAMS = frozenset({"HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_PROXY"})
 
@@ -204,7 +206,7 @@ class WSGIRequest:
         environ["wsgi.multiprocess"] = settings.multiprocess
         environ["wsgi.run_once"] = False
         environ["wsgi.file_wrapper"] = FileWrapper
-        environ["FCGI_ROLE"] = self.event.role.name
+        environ["FCGI_ROLE"] = _ROLE_NAMES[self.event.role]
         environ["fcgikit.request_id"] = self.request_id
         if self.filter_data is not None:
             environ["fcgikit.filter_data"] = self.filter_data
