@@ -267,7 +267,7 @@ class WorkerPool:
         if over:
             self.loop_over()
 
-    def shutdown(self, timeout: float | None = None) -> None:
+    def shutdown(self) -> None:
         """Stop idle threads; busy ones are daemons and end with the process."""
         with self._lock:
             self._closed = True

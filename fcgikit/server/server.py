@@ -467,7 +467,7 @@ class Server:
                 # process is about to exit, after the grace period ran out.
                 with contextlib.suppress(OSError):
                     channel.sock.shutdown(socket.SHUT_RDWR)
-        self.pool.shutdown(timeout=0.1)
+        self.pool.shutdown()
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
