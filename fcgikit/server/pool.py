@@ -186,7 +186,7 @@ class WorkerPool:
                 if (
                     self._queue
                     or self.running >= self.max_running
-                    or (self._backoff_until and time.monotonic() < self._backoff_until)
+                    or (self._backoff_until and self._backing_off())
                 ):
                     self._queue.extend(self._ready)
                     self._ready.clear()
@@ -209,6 +209,14 @@ class WorkerPool:
                 self._inline_thread = None
                 if self._queue:
                     self._wake_locked()
+
+    def _backing_off(self) -> bool:
+        """A rescue's back-off still runs (lock held); once over, it is forgotten, so the
+        requests after it do not read the clock."""
+        if time.monotonic() < self._backoff_until:
+            return True
+        self._backoff_until = 0.0
+        return False
 
     # --- the threads -----------------------------------------------------------------------
 
