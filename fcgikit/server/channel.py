@@ -90,7 +90,9 @@ class Channel:
         self._state_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._pending = bytearray()
-        self.registered = True  # in the I/O thread's selector
+        #: the loop watches it (it is in the selector, or goes in at the start of the next
+        #: round); False once the loop forgot it
+        self.registered = True
         self.closed = False
         self.draining = False
         self.drain_started = 0.0
