@@ -97,6 +97,12 @@ def _build_parser() -> argparse.ArgumentParser:
     config.add_argument(
         "--spawn", metavar="PATH.fcgi", help="let the web server start this .fcgi file itself"
     )
+    config.add_argument(
+        "--keep-conn",
+        action="store_true",
+        help="nginx only: reuse FastCGI connections (an upstream block with keepalive, for "
+        "http { }, plus fastcgi_keep_conn on); faster, but a reload can rarely cost a POST a 502",
+    )
     return parser
 
 
@@ -211,7 +217,14 @@ def _config(args: argparse.Namespace) -> int:
     from fcgikit.deploy import render
 
     print(
-        render(args.server, mount=args.mount, socket=args.socket, port=args.port, spawn=args.spawn)
+        render(
+            args.server,
+            mount=args.mount,
+            socket=args.socket,
+            port=args.port,
+            spawn=args.spawn,
+            keep_conn=args.keep_conn,
+        )
     )
     return 0
 

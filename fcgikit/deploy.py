@@ -18,6 +18,7 @@ in ``docs/`` and in the research notes the tests cite.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,7 +175,19 @@ _NGINX_PARAMS = (
 )
 
 
-def _nginx(mount: str, target: Target) -> str:
+# Idle connections each nginx worker keeps to the app: as many as fcgikit runs requests at
+# once by default (--threads 16). An idle connection costs fcgikit a file descriptor, not a
+# thread, so several nginx workers keeping 16 each is no burden.
+_NGINX_KEEPALIVE = 16
+
+
+def _nginx_upstream_name(target: Target) -> str:
+    """Named after the app's address: two apps get two upstreams, and nothing needs editing."""
+    address = target.socket if target.is_unix else f"{target.host}:{target.port}"
+    return "fcgikit_" + re.sub(r"[^A-Za-z0-9]+", "_", address or "").strip("_")
+
+
+def _nginx(mount: str, target: Target, *, keep_conn: bool = False) -> str:
     address = f"unix:{target.socket}" if target.is_unix else f"{target.host}:{target.port}"
     params = "".join(f"    fastcgi_param {name} {value};\n" for name, value in _NGINX_PARAMS)
     if mount:
@@ -189,14 +202,44 @@ def _nginx(mount: str, target: Target) -> str:
         head = (
             'location / {\n    fastcgi_param SCRIPT_NAME "";\n    fastcgi_param PATH_INFO $uri;\n'
         )
+    upstream = ""
+    where = "# nginx: put this inside your server { } block.\n"
+    passing = f"    fastcgi_pass {address};\n"
+    if keep_conn:
+        name = _nginx_upstream_name(target)
+        # An upstream block is only allowed in http { }: the output has two parts, each
+        # saying where it goes. render() adds its comments after the first line, so the
+        # fixer and the serve command open part 1, which is what the user reads first.
+        upstream = (
+            "# nginx, part 1 of 2: in http { }, not in server { } "
+            "(e.g. /etc/nginx/conf.d/yourapplication.conf)\n"
+            f"upstream {name} {{\n"
+            f"    server {address};\n"
+            "    # idle connections kept per nginx worker; an idle one costs fcgikit no thread\n"
+            f"    keepalive {_NGINX_KEEPALIVE};\n"
+            "}\n"
+            "\n"
+        )
+        where = "# nginx, part 2 of 2: put this inside your server { } block.\n"
+        passing = (
+            "    # Reused connections save fcgikit an accept and a close per request. The price:\n"
+            "    # when fcgikit reloads (SIGHUP) or replaces a worker (--max-requests), a request\n"
+            "    # can, rarely, meet a connection that is being closed: nginx retries a GET but\n"
+            "    # answers a POST with 502. Uncomment the next line to retry POSTs too, at the\n"
+            "    # price of also retrying (so running twice) POSTs after real failures.\n"
+            "    # fastcgi_next_upstream error timeout non_idempotent;\n"
+            "    fastcgi_keep_conn on;\n"
+            f"    fastcgi_pass {name};\n"
+        )
     return (
-        "# nginx: put this inside your server { } block.\n"
+        f"{upstream}"
+        f"{where}"
         "# The params are listed here instead of 'include fastcgi_params;' because that file\n"
         "# sends a second SCRIPT_NAME, and Debian's copy sets HTTP_HOST to $host, which drops\n"
         "# the port; without it nginx passes the client's Host header as HTTP_HOST.\n"
         f"{head}"
         f"{params}"
-        f"    fastcgi_pass {address};\n"
+        f"{passing}"
         "}\n"
     )
 
@@ -437,6 +480,7 @@ def render(
     chdir: str = "/var/www/yourapplication",
     user: str = "www-data",
     command: str = "fcgikit",
+    keep_conn: bool = False,
 ) -> str:
     """Return a config for ``server`` that serves the app at ``mount`` ('' = the root).
 
@@ -451,12 +495,19 @@ def render(
             ``htaccess``, which always spawn.
         host: the app's TCP host when ``port`` is given.
         app, chdir, user, command: what supervisor and systemd run (``command serve app``).
+        keep_conn: nginx only: keep FastCGI connections open, through an ``upstream`` block
+            with ``keepalive`` (for the ``http { }`` context) and ``fastcgi_keep_conn on``.
+            The config then has two parts, each saying where it goes.
 
     Raises:
-        ConfigError: an unknown server, a mount that is not a plain path, or conflicting
-            socket/port/spawn options.
+        ConfigError: an unknown server, a mount that is not a plain path, conflicting
+            socket/port/spawn options, or ``keep_conn`` for a server other than nginx.
     """
     _check_server(server)
+    if keep_conn and server != "nginx":
+        raise ConfigError(
+            f"--keep-conn is for nginx only (an upstream keepalive pool): drop it for {server}"
+        )
     mount = _normalize_mount(mount)
     target = _target(server, socket, port, host, spawn)
     if server in ("supervisor", "systemd"):
@@ -468,6 +519,9 @@ def render(
         raise ConfigError("mod_proxy_fcgi cannot start the app: use apache-fcgid for --spawn")
     if server in ("nginx", "caddy") and target.spawn:
         raise ConfigError(f"{server} cannot start the app: run it with supervisor or systemd")
-    text = _WEB_SERVERS[server](mount, target)
+    if keep_conn:
+        text = _nginx(mount, target, keep_conn=True)
+    else:
+        text = _WEB_SERVERS[server](mount, target)
     first, _, rest = text.partition("\n")
     return f"{first}\n{_comments(server, mount, target)}{rest}"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fcgikit.client import FastCGIClient
+from fcgikit.deploy import render
 from tests.processes import ROOT, Backend, fcgikit_command
 
 TESTS = ROOT / "tests"
@@ -292,6 +293,25 @@ def test_status_command_reads_the_pool_status_page(tmp_path: Path) -> None:
     unreachable = run_fcgikit("status", f"unix:{tmp_path / 'nobody.sock'}")
     assert unreachable.returncode == 1
     assert "cannot reach" in unreachable.stderr
+
+
+def test_config_nginx_keep_conn_prints_the_upstream_and_location() -> None:
+    result = run_fcgikit(
+        "config", "nginx", "--keep-conn", "--mount", "/yourapplication", "--port", "9000"
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout == render("nginx", mount="/yourapplication", port=9000, keep_conn=True) + "\n"
+    )
+    assert "upstream fcgikit_127_0_0_1_9000 {" in result.stdout
+    assert "    fastcgi_keep_conn on;\n" in result.stdout
+
+
+def test_config_keep_conn_for_another_server_is_refused() -> None:
+    result = run_fcgikit("config", "lighttpd", "--keep-conn")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "--keep-conn is for nginx only" in result.stderr
 
 
 def test_socket_mode_and_owner(tmp_path: Path) -> None:

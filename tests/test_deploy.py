@@ -21,6 +21,7 @@ from tests.integration.harness import (
     Layout,
     caddy_environment,
     nginx_command,
+    nginx_keep_conn_parts,
     require_apache_module,
     require_binary,
     write_apache_config,
@@ -99,6 +100,68 @@ def test_socket_forms() -> None:
     assert "--bind 127.0.0.1:9000" in tcp
 
 
+def _without_comments(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+def test_nginx_keep_conn_puts_an_upstream_in_http_and_passes_to_it(mount: str) -> None:
+    text = render("nginx", mount=mount, socket=SOCKET, keep_conn=True)
+    upstream, location = nginx_keep_conn_parts(text)
+    assert upstream.startswith("# nginx, part 1 of 2: in http { }, not in server { }")
+    assert _without_comments(upstream) == [
+        "upstream fcgikit_run_yourapplication_fcgi_sock {",
+        f"    server unix:{SOCKET};",
+        "    keepalive 16;",
+        "}",
+    ]
+    assert location.startswith("# nginx, part 2 of 2: put this inside your server { } block.")
+    # The location is the default one (mount handling and params alike), passing to the
+    # upstream with fastcgi_keep_conn instead of to the socket.
+    default = _without_comments(render("nginx", mount=mount, socket=SOCKET))
+    passing = default.index(f"    fastcgi_pass unix:{SOCKET};")
+    assert _without_comments(location) == [
+        *default[:passing],
+        "    fastcgi_keep_conn on;",
+        "    fastcgi_pass fcgikit_run_yourapplication_fcgi_sock;",
+        *default[passing + 1 :],
+    ]
+
+
+def test_nginx_keep_conn_states_its_price() -> None:
+    text = render("nginx", keep_conn=True)
+    assert "# no fixer needed" in text and "# run the app with: fcgikit serve" in text
+    assert "SIGHUP" in text and "--max-requests" in text
+    assert "answers a POST with 502" in text
+    assert "    # fastcgi_next_upstream error timeout non_idempotent;\n" in text
+
+
+def test_nginx_keep_conn_over_tcp() -> None:
+    upstream, location = nginx_keep_conn_parts(render("nginx", port=9000, keep_conn=True))
+    assert "upstream fcgikit_127_0_0_1_9000 {\n    server 127.0.0.1:9000;\n" in upstream
+    assert "    fastcgi_pass fcgikit_127_0_0_1_9000;\n" in location
+
+
+def test_nginx_keep_conn_names_one_upstream_per_app() -> None:
+    # Two apps' part 1 go into the same http { }, where nginx refuses two upstreams of one name.
+    configs = [
+        render("nginx", socket="/run/a/fcgi.sock", keep_conn=True),
+        render("nginx", socket="/run/b/fcgi.sock", keep_conn=True),
+        render("nginx", port=9000, keep_conn=True),
+    ]
+    assert [_without_comments(nginx_keep_conn_parts(text)[0])[0] for text in configs] == [
+        "upstream fcgikit_run_a_fcgi_sock {",
+        "upstream fcgikit_run_b_fcgi_sock {",
+        "upstream fcgikit_127_0_0_1_9000 {",
+    ]
+
+
+@pytest.mark.parametrize("server", [s for s in SERVERS if s != "nginx"])
+def test_keep_conn_is_refused_for_other_servers(server: str) -> None:
+    with pytest.raises(ConfigError, match=f"--keep-conn is for nginx only.*drop it for {server}"):
+        render(server, keep_conn=True)
+
+
 @pytest.mark.parametrize(
     ("server", "options", "message"),
     [
@@ -171,6 +234,19 @@ def test_nginx_accepts(tmp_path: Path, mount: str, backend: str) -> None:
     layout = _layout(tmp_path)
     options = {"socket": SOCKET} if backend == "unix" else {"port": 9000}
     conf = write_nginx_config(layout, render("nginx", mount=mount, **options))
+    assert "test is successful" in _check(nginx_command(layout, conf, "-t"))
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+@pytest.mark.parametrize("backend", ["unix", "tcp"])
+def test_nginx_accepts_keep_conn(tmp_path: Path, mount: str, backend: str) -> None:
+    require_binary("nginx")
+    layout = _layout(tmp_path)
+    options = {"socket": SOCKET} if backend == "unix" else {"port": 9000}
+    upstream, location = nginx_keep_conn_parts(
+        render("nginx", mount=mount, keep_conn=True, **options)
+    )
+    conf = write_nginx_config(layout, location, http_fragment=upstream)
     assert "test is successful" in _check(nginx_command(layout, conf, "-t"))
 
 

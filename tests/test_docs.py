@@ -445,7 +445,12 @@ def test_documented_fcgikit_command_is_valid(page: str, command: str) -> None:
             pytest.fail(f"{page}: `fcgikit {shlex.join(argv)}` is refused:\n{stderr.getvalue()}")
     if args.command == "config":
         assert render(
-            args.server, mount=args.mount, socket=args.socket, port=args.port, spawn=args.spawn
+            args.server,
+            mount=args.mount,
+            socket=args.socket,
+            port=args.port,
+            spawn=args.spawn,
+            keep_conn=args.keep_conn,
         )
 
 

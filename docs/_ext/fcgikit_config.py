@@ -52,7 +52,12 @@ def config_command(argument: str) -> tuple[list[str], str]:
         except SystemExit:
             raise ConfigError(usage.getvalue().strip().splitlines()[-1]) from None
     text = render(
-        args.server, mount=args.mount, socket=args.socket, port=args.port, spawn=args.spawn
+        args.server,
+        mount=args.mount,
+        socket=args.socket,
+        port=args.port,
+        spawn=args.spawn,
+        keep_conn=args.keep_conn,
     )
     return argv, text
 

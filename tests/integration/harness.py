@@ -497,8 +497,11 @@ def binary_of(server: str) -> str:
 # --------------------------------------------------------------------------- launchers
 
 
-def write_nginx_config(layout: Layout, fragment: str) -> Path:
-    """A whole nginx.conf around ``fragment`` (what goes inside ``server { }``)."""
+def write_nginx_config(layout: Layout, fragment: str, http_fragment: str = "") -> Path:
+    """A whole nginx.conf around ``fragment`` (what goes inside ``server { }``).
+
+    ``http_fragment`` goes in ``http { }`` before the server: an ``upstream`` block.
+    """
     user = "user root root;\n" if os.geteuid() == 0 else ""
     temp = layout.dir / "nginx-temp"
     temp.mkdir(exist_ok=True)
@@ -521,6 +524,7 @@ def write_nginx_config(layout: Layout, fragment: str) -> Path:
         f"    uwsgi_temp_path {temp}/uwsgi;\n"
         f"    scgi_temp_path {temp}/scgi;\n"
         "    client_max_body_size 64m;\n"
+        f"{_indent(http_fragment, 4)}"
         "    server {\n"
         f"        listen {HOST}:{layout.port};\n"
         "        server_name localhost;\n"
@@ -537,12 +541,21 @@ def nginx_command(layout: Layout, conf: Path, *extra: str) -> list[str]:
     return [binary, "-p", f"{layout.dir}/", "-c", str(conf), *extra]
 
 
-def launch_nginx(site: Site, fragment: str) -> Process:
+def launch_nginx(site: Site, fragment: str, http_fragment: str = "") -> Process:
     layout = site.layout
-    conf = write_nginx_config(layout, fragment)
+    conf = write_nginx_config(layout, fragment, http_fragment)
     site.config_files.append(conf)
     argv = nginx_command(layout, conf, "-g", "daemon off;")
     return Process("nginx", argv, log_dir=layout.dir, logs=[layout.dir / "error.log"])
+
+
+def nginx_keep_conn_parts(config: str) -> tuple[str, str]:
+    """``fcgikit config nginx --keep-conn``'s two parts: (for ``http { }``, for ``server { }``).
+
+    A blank line separates them, as a user sees when copying each to its place.
+    """
+    http_part, server_part = config.split("\n\n")
+    return f"{http_part}\n", server_part
 
 
 def write_lighttpd_config(layout: Layout, fragment: str) -> Path:
