@@ -48,9 +48,9 @@ class CGIOutput:
         sys.stderr.write(data.decode("utf-8", "replace"))
         sys.stderr.flush()
 
-    def finish(self, request: WSGIRequest, stdout: bytes, app_status: int) -> None:
-        if stdout:
-            self._write(stdout)
+    def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
+        if head or body:
+            self._write(head + body)
 
     def request_done(self, request: WSGIRequest) -> None:
         pass

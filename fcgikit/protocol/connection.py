@@ -29,7 +29,7 @@ Why the server side is shaped like this:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
@@ -64,6 +64,7 @@ from fcgikit.protocol.records import (
     RecordReader,
     decode_pairs,
     encode_pairs,
+    frame_records,
     pack_header,
     pack_records,
     record_type_name,
@@ -521,10 +522,26 @@ class ServerConnection(_RecordStream[ServerEvent]):
                 ``app_status`` does not fit in 32 bits, or ``protocol_status`` is no
                 ProtocolStatus.
         """
+        return b"".join(
+            self.end_request_buffers(request_id, app_status, protocol_status, stdout=(stdout,))
+        )
+
+    def end_request_buffers(
+        self,
+        request_id: int,
+        app_status: int = 0,
+        protocol_status: ProtocolStatus | int = ProtocolStatus.REQUEST_COMPLETE,
+        *,
+        stdout: Sequence[bytes | memoryview] = (),
+    ) -> list[bytes | memoryview]:
+        """:meth:`end_request` as buffers for ``socket.sendmsg``, the final stdout given in
+        pieces (say a response's head and its body): the pieces are framed where they lie,
+        not copied. ``[]`` for an aborted request. Raises what :meth:`end_request` raises.
+        """
         request = self._request_for_output(request_id, "FCGI_END_REQUEST")
         if request is None:
             del self._requests[request_id]
-            return b""
+            return []
         if not 0 <= app_status <= _MAX_APP_STATUS:
             raise LocalProtocolError(
                 f"app_status must fit in 32 bits (0 to {_MAX_APP_STATUS}), not {app_status}"
@@ -536,19 +553,20 @@ class ServerConnection(_RecordStream[ServerEvent]):
         if found is None:
             raise LocalProtocolError(f"{protocol_status!r} is not a ProtocolStatus")
         status = found
-        parts: list[bytes] = []
-        if stdout:
-            parts.append(pack_records(_STDOUT, request_id, stdout))
+        buffers = frame_records(_STDOUT, request_id, stdout)
+        if buffers:
             request.stdout_sent = True
         # Every request's stdout stream is ended, even an empty one (spec 6.1); only a
         # refusal that never wrote anything sends FCGI_END_REQUEST alone.
         close_stdout = request.stdout_sent or status is ProtocolStatus.REQUEST_COMPLETE
-        parts.append(self._closing_records(request_id, request, close_stdout))
-        parts.append(_end_request_record(request_id, app_status, status))
+        buffers.append(
+            self._closing_records(request_id, request, close_stdout)
+            + _end_request_record(request_id, app_status, status)
+        )
         del self._requests[request_id]
         if not request.keep_conn:
             self._should_close = True
-        return b"".join(parts)
+        return buffers
 
     def send(self, event: object) -> bytes:
         """h11-style form of :meth:`send_stdout`, :meth:`send_stderr` and :meth:`end_request`.

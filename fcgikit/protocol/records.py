@@ -12,7 +12,9 @@ Why it looks the way it does:
   zero-copy slice. A chunk that holds only whole records is never copied into the buffer;
   only a partial tail (at most one record, 65,798 bytes) is kept.
 * Writing splits content at 65,535 bytes (``contentLength`` is 16 bits; fcgiproto forgot this)
-  and pads every record to a multiple of 8, as the spec recommends.
+  and pads every record to a multiple of 8, as the spec recommends. :func:`frame_records`
+  frames content where it lies, as a list of buffers for ``socket.sendmsg``, so a large
+  response body is not copied on its way out.
 * Peer input can only ever raise :class:`~fcgikit.errors.RemoteProtocolError`; name-value
   pairs stay ``bytes`` (the WSGI layer decodes them as latin-1, per PEP 3333).
 """
@@ -20,7 +22,7 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
@@ -40,6 +42,7 @@ __all__ = [
     "RecordReader",
     "decode_pairs",
     "encode_pairs",
+    "frame_records",
     "pack_header",
     "pack_records",
     "record_type_name",
@@ -119,6 +122,51 @@ def pack_records(
         parts.append(chunk)
         parts.append(_PADDING[padding])
     return b"".join(parts)
+
+
+def frame_records(
+    record_type: int, request_id: int, pieces: Sequence[bytes | memoryview]
+) -> list[bytes | memoryview]:
+    """Frame the concatenation of ``pieces`` as records of one type, without copying it.
+
+    Returns the buffers to send in order (``b"".join`` of them is what :func:`pack_records`
+    returns for the joined content): each record's header, then the pieces, or slices of
+    them, that make its content, then its padding. Empty pieces are skipped; if all are
+    empty, the result is nothing at all (not the empty end-of-stream record).
+    """
+    total = 0
+    for piece in pieces:
+        total += len(piece)
+    buffers: list[bytes | memoryview] = []
+    if not total:
+        return buffers
+    index = 0
+    offset = 0  # into pieces[index]
+    left = total
+    while left:
+        length = min(left, FCGI_MAX_CONTENT_LEN)
+        padding = -length & 7
+        buffers.append(HEADER.pack(FCGI_VERSION_1, record_type, request_id, length, padding))
+        need = length
+        while need:
+            piece = pieces[index]
+            available = len(piece) - offset
+            if available <= 0:
+                index += 1
+                offset = 0
+                continue
+            if offset == 0 and available <= need:
+                buffers.append(piece)
+                taken = available
+            else:
+                taken = min(available, need)
+                buffers.append(memoryview(piece)[offset : offset + taken])
+            need -= taken
+            offset += taken
+        if padding:
+            buffers.append(_PADDING[padding])
+        left -= length
+    return buffers
 
 
 def _encode_length(length: int) -> bytes:

@@ -49,6 +49,10 @@ LINGER_SECONDS = 5.0
 DRAIN_QUIET = 1.0
 #: replies the peer does not read are dropped with the connection past this size
 MAX_PENDING = 1 << 20
+#: a final body this long goes out with sendmsg, framed where it lies; a shorter one is
+#: joined with its head and records and sent whole (sendmsg's iovecs cost more than copying
+#: a few kilobytes: 2.6 against 2.3 µs for a hello-world response)
+SCATTER_MIN = 8192
 
 
 class ChannelHost(Protocol):
@@ -324,22 +328,48 @@ class Channel:
         view = memoryview(data)
         sock = self.sock
         poller: select.poll | None = None
-        timeout_ms = int(self.server.settings.send_timeout * 1000)
         while view:
             try:
                 sent = sock.send(view)
             except BlockingIOError:
-                if poller is None:
-                    poller = select.poll()
-                    poller.register(self.fileno, select.POLLOUT)
-                if not poller.poll(timeout_ms):
-                    raise WebServerGone(
-                        f"the web server did not read for {self.server.settings.send_timeout:g}s"
-                    ) from None
+                poller = self._wait_writable(poller)
                 continue
             except OSError as exc:
                 raise WebServerGone(exc.strerror or str(exc)) from None
             view = view[sent:]
+
+    def _wait_writable(self, poller: select.poll | None) -> select.poll:
+        """Block until the socket takes more, or raise WebServerGone after send_timeout."""
+        if poller is None:
+            poller = select.poll()
+            poller.register(self.fileno, select.POLLOUT)
+        if not poller.poll(int(self.server.settings.send_timeout * 1000)):
+            raise WebServerGone(
+                f"the web server did not read for {self.server.settings.send_timeout:g}s"
+            )
+        return poller
+
+    def _sendall_buffers(self, buffers: list[bytes | memoryview]) -> None:
+        """``sendall`` for a list of buffers, with sendmsg: the kernel copies each buffer
+        straight from where it lies (a large response body is never joined)."""
+        sock = self.sock
+        poller: select.poll | None = None
+        while buffers:
+            try:
+                sent = sock.sendmsg(buffers)
+            except BlockingIOError:
+                poller = self._wait_writable(poller)
+                continue
+            except OSError as exc:
+                raise WebServerGone(exc.strerror or str(exc)) from None
+            # Drop what went out; a buffer sent in part goes on from where it stopped.
+            done = 0
+            while done < len(buffers) and sent >= len(buffers[done]):
+                sent -= len(buffers[done])
+                done += 1
+            del buffers[:done]
+            if sent:
+                buffers[0] = memoryview(buffers[0])[sent:]
 
     def _send(self, data: bytes, *, then_close: bool = False) -> None:
         if not data:
@@ -348,6 +378,17 @@ class Channel:
             if self.closed:
                 raise WebServerGone("connection closed")
             self._sendall(data)
+            if then_close:
+                self.begin_linger()
+        if self._pending:
+            self._flush_pending()
+
+    def _send_buffers(self, buffers: list[bytes | memoryview], *, then_close: bool) -> None:
+        """:meth:`_send` for the buffers of :meth:`ServerConnection.end_request_buffers`."""
+        with self._send_lock:
+            if self.closed:
+                raise WebServerGone("connection closed")
+            self._sendall_buffers(buffers)
             if then_close:
                 self.begin_linger()
         if self._pending:
@@ -365,10 +406,13 @@ class Channel:
             records = self.conn.send_stderr(request.request_id, data)
         self._send(records)
 
-    def finish(self, request: WSGIRequest, stdout: bytes, app_status: int) -> None:
-        """The response's last bytes, the stream ends and END_REQUEST, in one send."""
+    def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
+        """The response's last bytes (``head``, the CGI header block if not sent yet, and
+        ``body``), the stream ends and END_REQUEST, in one send."""
         with self._state_lock:
-            records = self.conn.end_request(request.request_id, app_status, stdout=stdout)
+            buffers = self.conn.end_request_buffers(
+                request.request_id, app_status, stdout=(head, body)
+            )
             request.ended = True
             # The connection's last reply: our FIN goes right behind this END_REQUEST, in
             # one go, so a keep-conn web server sees the close before it caches the
@@ -378,8 +422,11 @@ class Channel:
                 and (self.conn.should_close or self.draining or request.close_connection)
                 and not self._pending
             )
-        request.bytes_sent += len(stdout)
-        self._send(records, then_close=last)
+        request.bytes_sent += len(head) + len(body)
+        if len(body) < SCATTER_MIN:
+            self._send(b"".join(buffers), then_close=last)
+        else:
+            self._send_buffers(buffers, then_close=last)
 
     def request_done(self, request: WSGIRequest) -> None:
         """Called by the worker when the request is over, whatever happened."""

@@ -57,7 +57,10 @@ class ResponseSink(Protocol):
 
     def send_output(self, request: WSGIRequest, data: bytes) -> None: ...
     def send_stderr(self, request: WSGIRequest, data: bytes) -> None: ...
-    def finish(self, request: WSGIRequest, stdout: bytes, app_status: int) -> None: ...
+    def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
+        """End the response: ``head`` (its CGI header block, if not sent yet) and ``body``
+        are its last bytes; ``app_status`` goes in FCGI_END_REQUEST."""
+
     def request_done(self, request: WSGIRequest) -> None: ...
 
 
@@ -343,7 +346,7 @@ class WSGIRequest:
             self._fail(sys.exc_info())
             return
         try:
-            tail = self._produce(result)
+            head, body = self._produce(result)
         except WebServerGone:
             self._close_result(result)
             raise
@@ -364,13 +367,13 @@ class WSGIRequest:
         # close() runs before END_REQUEST, so the app's teardown (Flask's teardown_request,
         # a database commit) is over by the time the web server sees the response complete.
         self._close_result(result)
-        self.channel.finish(self, tail, 0)
+        self.channel.finish(self, head, body, 0)
 
-    def _produce(self, result: Iterable[bytes]) -> bytes:
-        """Send the body; return what is left to go out with END_REQUEST."""
+    def _produce(self, result: Iterable[bytes]) -> tuple[bytes, bytes]:
+        """Send the body; return what is left to go out with END_REQUEST: (head, body)."""
         if not self._headers_sent and isinstance(result, list | tuple):
             body = b"".join(result)
-            return self._encode_head(len(body)) + body
+            return self._encode_head(len(body)), body
         # A first chunk as long as the declared Content-Length is the whole body (Flask's
         # and werkzeug's usual response): it waits to go out with END_REQUEST, in one send,
         # instead of two sends and two wake-ups of the web server.
@@ -388,8 +391,8 @@ class WSGIRequest:
         if whole is not None:
             if not isinstance(whole, bytes | bytearray):
                 raise TypeError(f"response body must be bytes, not {type(whole).__name__}")
-            return self._encode_head(None) + whole
-        return b"" if self._headers_sent else self._encode_head(0)
+            return self._encode_head(None), whole
+        return (b"" if self._headers_sent else self._encode_head(0)), b""
 
     def _declares_length(self, size: int) -> bool:
         """The headers say Content-Length: ``size`` (malformed ones are _encode_head's job)."""
@@ -416,12 +419,12 @@ class WSGIRequest:
         log.warning("request %s: %s; answering 408, closing the connection", self.label, exc)
         self.close_connection = True
         if self._headers_sent:
-            self.channel.finish(self, b"", 1)
+            self.channel.finish(self, b"", b"", 1)
             return
         page = b"Request Timeout: the request body stopped arriving.\n"
         self._status = "408 Request Timeout"
         self._headers = [("Content-Type", "text/plain; charset=utf-8")]
-        self.channel.finish(self, self._encode_head(len(page)) + page, 1)
+        self.channel.finish(self, self._encode_head(len(page)), page, 1)
 
     def _fail(self, exc_info: Any) -> None:
         exc = exc_info[1]
@@ -450,4 +453,4 @@ class WSGIRequest:
             page += b"<pre>" + html.escape(text).encode("utf-8", "replace") + b"</pre>\n"
         self._status = "500 Internal Server Error"
         self._headers = [("Content-Type", "text/html; charset=utf-8")]
-        self.channel.finish(self, self._encode_head(len(page)) + page, 1)
+        self.channel.finish(self, self._encode_head(len(page)), page, 1)

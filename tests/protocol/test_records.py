@@ -16,7 +16,13 @@ from fcgikit.protocol import (
     encode_pairs,
     pack_records,
 )
-from fcgikit.protocol.records import RecordHeader, RecordReader, pack_header, unpack_header
+from fcgikit.protocol.records import (
+    RecordHeader,
+    RecordReader,
+    frame_records,
+    pack_header,
+    unpack_header,
+)
 
 from . import wire
 
@@ -175,6 +181,56 @@ def test_200_kb_stdout_is_split_at_65535() -> None:
     client = ClientConnection()
     client.start_request(1, {})
     assert b"".join(e.data for e in client.receive_data(packed)) == body  # type: ignore[union-attr]
+
+
+HEAD = b"Status: 200 OK\r\nContent-Length: 65536\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [len(HEAD), 65536],  # a 64 KiB response: its head pushes the body across a record
+        [0, 13],
+        [65535],
+        [65535, 65535, 1],
+        [1, 65535 * 3, 0, 7],
+        [70_000, 70_000, 70_000],
+    ],
+)
+def test_framing_pieces_in_place_makes_the_same_bytes_as_packing_them_joined(
+    sizes: list[int],
+) -> None:
+    pieces = [bytes([index + 1]) * size for index, size in enumerate(sizes)]
+    buffers = frame_records(RecordType.STDOUT, 3, pieces)
+    joined = b"".join(pieces)
+    assert b"".join(buffers) == pack_records(RecordType.STDOUT, 3, joined)
+    records = wire.split_records(b"".join(buffers))
+    assert b"".join(content for _, _, content, _ in records) == joined
+
+
+def test_framing_does_not_copy_the_pieces() -> None:
+    body = bytes(range(256)) * 1024  # 256 KiB: four records, cut inside the body
+    buffers = frame_records(RecordType.STDOUT, 1, [HEAD, body])
+    # every byte of the body goes out from the body itself: the piece, or views into it
+    from_body = [b for b in buffers if b is body or (isinstance(b, memoryview) and b.obj is body)]
+    assert sum(len(b) for b in from_body) == len(body)
+    assert buffers[1] is HEAD
+
+
+def test_framing_nothing_is_no_record_at_all() -> None:
+    assert frame_records(RecordType.STDOUT, 1, [b"", b""]) == []
+
+
+def test_end_request_buffers_are_end_request_in_pieces() -> None:
+    body = b"y" * 100_000
+    whole = started_server().end_request(1, 7, stdout=HEAD + body)
+    buffers = started_server().end_request_buffers(1, 7, stdout=(HEAD, body))
+    assert b"".join(buffers) == whole
+    client = ClientConnection()
+    client.start_request(1, {})
+    events = client.receive_data(whole)
+    assert b"".join(e.data for e in events[:-1]) == HEAD + body  # type: ignore[attr-defined]
+    assert events[-1] == RequestEnded(1, 7, ProtocolStatus.REQUEST_COMPLETE)
 
 
 def test_large_params_are_split_too() -> None:

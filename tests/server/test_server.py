@@ -604,6 +604,48 @@ def test_keep_conn_reused_request_id_survives_the_previous_request() -> None:
     theirs.close()
 
 
+def test_a_large_body_sent_in_pieces_arrives_whole_through_a_small_socket_buffer() -> None:
+    """A list body of 1 MiB goes out with sendmsg, framed in place; a web server that reads
+    slowly makes each sendmsg take only part of it, which must resume at the right byte."""
+    from fcgikit.server.channel import SCATTER_MIN, Channel
+
+    body = bytes(range(251)) * (1024 * 1024 // 251)  # no period of 8 or 65535 bytes
+    assert len(body) > SCATTER_MIN
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [body]
+
+    host = ChannelHost(app)
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    ours.setblocking(False)
+    theirs.settimeout(10)
+    channel = Channel(host, ours, "test")  # type: ignore[arg-type]
+    client = ClientConnection()
+    theirs.sendall(client.start_request(1, {}, keep_conn=True) + client.end_stdin(1))
+    channel.on_readable()
+    ((_, request),) = host.arrived
+    runner = threading.Thread(target=request.run)
+    runner.start()
+    stdout = b""
+    ended = None
+    while ended is None:
+        for event in client.receive_data(theirs.recv(4096)):
+            if isinstance(event, StdoutData):
+                stdout += event.data
+            elif isinstance(event, RequestEnded):
+                ended = event
+    runner.join(10)
+    assert not runner.is_alive()
+    head, _, received = stdout.partition(b"\r\n\r\n")
+    assert f"Content-Length: {len(body)}".encode() in head
+    assert received == body
+    assert (ended.app_status, ended.protocol_status) == (0, 0)
+    ours.close()
+    theirs.close()
+
+
 def test_access_log_has_one_documented_line_per_request(serve: Any, tmp_path: Path) -> None:
     log_path = tmp_path / "access.log"
     running = serve(echo_environ, access_log=str(log_path))
