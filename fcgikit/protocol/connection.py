@@ -487,6 +487,19 @@ class ServerConnection(_RecordStream[ServerEvent]):
         request.stdout_sent = True
         return pack_records(_STDOUT, request_id, data)
 
+    def send_stdout_buffers(
+        self, request_id: int, pieces: Sequence[bytes | memoryview]
+    ) -> list[bytes | memoryview]:
+        """:meth:`send_stdout` as buffers for ``socket.sendmsg``, framed where the pieces lie
+        (see :meth:`end_request_buffers`); ``[]`` for no data or an aborted request."""
+        request = self._request_for_output(request_id, "FCGI_STDOUT")
+        if request is None:
+            return []
+        buffers = frame_records(_STDOUT, request_id, pieces)
+        if buffers:
+            request.stdout_sent = True
+        return buffers
+
     def send_stderr(self, request_id: int, data: bytes) -> bytes:
         """Bytes carrying ``data`` on FCGI_STDERR; ``b""`` for empty data or an aborted request.
 

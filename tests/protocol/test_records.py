@@ -233,6 +233,13 @@ def test_end_request_buffers_are_end_request_in_pieces() -> None:
     assert events[-1] == RequestEnded(1, 7, ProtocolStatus.REQUEST_COMPLETE)
 
 
+def test_stdout_buffers_are_send_stdout_in_pieces() -> None:
+    block = bytes(range(256)) * 256  # a 64 KiB streamed block: two records
+    buffers = started_server().send_stdout_buffers(1, (block,))
+    assert b"".join(buffers) == started_server().send_stdout(1, block)
+    assert started_server().send_stdout_buffers(1, (b"",)) == []
+
+
 def test_large_params_are_split_too() -> None:
     client = ClientConnection()
     sent = client.start_request(1, {b"BIG": b"v" * 100_000})

@@ -604,16 +604,22 @@ def test_keep_conn_reused_request_id_survives_the_previous_request() -> None:
     theirs.close()
 
 
-def test_a_large_body_sent_in_pieces_arrives_whole_through_a_small_socket_buffer() -> None:
-    """A list body of 1 MiB goes out with sendmsg, framed in place; a web server that reads
-    slowly makes each sendmsg take only part of it, which must resume at the right byte."""
+@pytest.mark.parametrize("streamed", [False, True], ids=["list", "streamed-64k-blocks"])
+def test_a_large_body_sent_in_pieces_arrives_whole_through_a_small_socket_buffer(
+    streamed: bool,
+) -> None:
+    """A body of 1 MiB goes out with sendmsg, framed in place (a list body at the end, or each
+    streamed block); a web server that reads slowly makes each sendmsg take only part of
+    it, which must resume at the right byte."""
     from fcgikit.server.channel import SCATTER_MIN, Channel
 
     body = bytes(range(251)) * (1024 * 1024 // 251)  # no period of 8 or 65535 bytes
     assert len(body) > SCATTER_MIN
 
-    def app(environ: Environ, start_response: Any) -> list[bytes]:
+    def app(environ: Environ, start_response: Any) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        if streamed:
+            return (body[start : start + 65536] for start in range(0, len(body), 65536))
         return [body]
 
     host = ChannelHost(app)
@@ -639,7 +645,7 @@ def test_a_large_body_sent_in_pieces_arrives_whole_through_a_small_socket_buffer
     runner.join(10)
     assert not runner.is_alive()
     head, _, received = stdout.partition(b"\r\n\r\n")
-    assert f"Content-Length: {len(body)}".encode() in head
+    assert (f"Content-Length: {len(body)}".encode() in head) is not streamed
     assert received == body
     assert (ended.app_status, ended.protocol_status) == (0, 0)
     ours.close()
