@@ -213,19 +213,22 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(args: argparse.Namespace) -> int:
+def config_text(args: argparse.Namespace) -> str:
+    """What ``fcgikit config`` prints for its parsed ``args`` (the docs' directive too)."""
     from fcgikit.deploy import render
 
-    print(
-        render(
-            args.server,
-            mount=args.mount,
-            socket=args.socket,
-            port=args.port,
-            spawn=args.spawn,
-            keep_conn=args.keep_conn,
-        )
+    return render(
+        args.server,
+        mount=args.mount,
+        socket=args.socket,
+        port=args.port,
+        spawn=args.spawn,
+        keep_conn=args.keep_conn,
     )
+
+
+def _config(args: argparse.Namespace) -> int:
+    print(config_text(args))
     return 0
 
 

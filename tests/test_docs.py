@@ -29,7 +29,7 @@ from types import ModuleType
 import pytest
 from werkzeug.test import Client
 
-from fcgikit.cli import _build_parser, main
+from fcgikit.cli import _build_parser, config_text, main
 from fcgikit.client import FastCGIClient
 from fcgikit.deploy import SERVERS, recommended_fixer, render
 from fcgikit.errors import ConfigError
@@ -444,14 +444,7 @@ def test_documented_fcgikit_command_is_valid(page: str, command: str) -> None:
         except SystemExit:
             pytest.fail(f"{page}: `fcgikit {shlex.join(argv)}` is refused:\n{stderr.getvalue()}")
     if args.command == "config":
-        assert render(
-            args.server,
-            mount=args.mount,
-            socket=args.socket,
-            port=args.port,
-            spawn=args.spawn,
-            keep_conn=args.keep_conn,
-        )
+        assert config_text(args)
 
 
 def test_every_subcommand_has_a_reference_section() -> None:

@@ -1,9 +1,10 @@
 """``.. fcgikit-config::``: the output of ``fcgikit config ...``, produced while the docs build.
 
 The deployment pages never paste a web server config. They name the command, and this
-directive runs the same code the command runs (:func:`fcgikit.deploy.render`), which is the
-code the integration suite starts real web servers with. A config on a page is therefore the
-config that was tested, and a change to ``deploy.py`` shows up in the docs on the next build.
+directive runs the same code the command runs (``fcgikit.cli.config_text``, which calls
+:func:`fcgikit.deploy.render`), which is the code the integration suite starts real web
+servers with. A config on a page is therefore the config that was tested, and a change to
+``deploy.py`` shows up in the docs on the next build.
 
 .. code-block:: rst
 
@@ -25,8 +26,7 @@ from sphinx.application import Sphinx
 from sphinx.directives.code import container_wrapper
 from sphinx.util.docutils import SphinxDirective
 
-from fcgikit.cli import _build_parser
-from fcgikit.deploy import render
+from fcgikit.cli import _build_parser, config_text
 from fcgikit.errors import ConfigError
 
 #: Pygments lexer for each server's config language.
@@ -51,15 +51,7 @@ def config_command(argument: str) -> tuple[list[str], str]:
             args = _build_parser().parse_args(argv)
         except SystemExit:
             raise ConfigError(usage.getvalue().strip().splitlines()[-1]) from None
-    text = render(
-        args.server,
-        mount=args.mount,
-        socket=args.socket,
-        port=args.port,
-        spawn=args.spawn,
-        keep_conn=args.keep_conn,
-    )
-    return argv, text
+    return argv, config_text(args)
 
 
 class FcgikitConfig(SphinxDirective):

@@ -32,6 +32,7 @@ from fcgikit.addresses import UnixAddress
 from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel
 from fcgikit.server.listeners import describe, open_listener, peer_allowed
 from fcgikit.server.logs import configure_access_log
+from fcgikit.server.memory import tune_malloc
 from fcgikit.server.pool import WorkerPool
 from fcgikit.server.settings import ServerSettings
 
@@ -257,6 +258,8 @@ class Server:
                 # cyclic GC's full collections, which would walk it again and again (gunicorn
                 # and Instagram do the same). Not for a server run on a side thread (tests).
                 gc.freeze()
+                # Likewise malloc's thresholds, for the large bodies (see memory.py).
+                tune_malloc()
             self.ready.set()
             # The loop runs on the pool's threads (see fcgikit.server.pool); this thread
             # watches it, and runs the signal handlers, as the main thread must.
