@@ -227,26 +227,19 @@ def _layout(tmp_path: Path) -> Layout:
     return Layout.create(tmp_path)
 
 
+@pytest.mark.parametrize("keep_conn", [False, True], ids=["default", "keep-conn"])
 @pytest.mark.parametrize("mount", MOUNTS)
 @pytest.mark.parametrize("backend", ["unix", "tcp"])
-def test_nginx_accepts(tmp_path: Path, mount: str, backend: str) -> None:
+def test_nginx_accepts(tmp_path: Path, mount: str, backend: str, keep_conn: bool) -> None:
     require_binary("nginx")
     layout = _layout(tmp_path)
     options = {"socket": SOCKET} if backend == "unix" else {"port": 9000}
-    conf = write_nginx_config(layout, render("nginx", mount=mount, **options))
-    assert "test is successful" in _check(nginx_command(layout, conf, "-t"))
-
-
-@pytest.mark.parametrize("mount", MOUNTS)
-@pytest.mark.parametrize("backend", ["unix", "tcp"])
-def test_nginx_accepts_keep_conn(tmp_path: Path, mount: str, backend: str) -> None:
-    require_binary("nginx")
-    layout = _layout(tmp_path)
-    options = {"socket": SOCKET} if backend == "unix" else {"port": 9000}
-    upstream, location = nginx_keep_conn_parts(
-        render("nginx", mount=mount, keep_conn=True, **options)
-    )
-    conf = write_nginx_config(layout, location, http_fragment=upstream)
+    config = render("nginx", mount=mount, keep_conn=keep_conn, **options)
+    if keep_conn:  # the upstream part goes in http { }, the location in server { }
+        upstream, location = nginx_keep_conn_parts(config)
+        conf = write_nginx_config(layout, location, http_fragment=upstream)
+    else:
+        conf = write_nginx_config(layout, config)
     assert "test is successful" in _check(nginx_command(layout, conf, "-t"))
 
 
