@@ -56,6 +56,8 @@ __all__ = ["FastCGIClient", "FastCGIGateway", "FastCGIResponse", "connect"]
 
 #: How much of a request body is read and sent at a time.
 BODY_CHUNK_SIZE: Final = 64 * 1024
+#: records are gathered up to this size before a send (see FastCGIClient._run)
+SEND_BATCH_SIZE: Final = 16 * 1024
 _RECV_SIZE: Final = 256 * 1024
 #: One request at a time per connection, so one id is enough (the spec lets ids be reused).
 _REQUEST_ID: Final = 1
@@ -383,11 +385,18 @@ class FastCGIClient:
             selector.register(sock, selectors.EVENT_READ)
             while exchange.ended is None:
                 if writing and not pending:
-                    chunk = next(outgoing, None)
-                    if chunk is None:
-                        writing = False
-                    else:
-                        pending = memoryview(chunk)
+                    # Small records go out together, as a web server sends them (nginx: a
+                    # GET's BEGIN_REQUEST, PARAMS and empty STDIN in one write): one send
+                    # each would let an app answer before the request's last record is
+                    # out, and a connection in that state cannot be kept.
+                    batch = bytearray()
+                    while len(batch) < SEND_BATCH_SIZE:
+                        chunk = next(outgoing, None)
+                        if chunk is None:
+                            writing = False
+                            break
+                        batch += chunk
+                    pending = memoryview(bytes(batch))
                     continue
                 wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if pending else 0)
                 selector.modify(sock, wanted)

@@ -485,6 +485,38 @@ def test_an_early_answer_on_a_kept_connection_drops_the_connection(
         assert client._sock is None  # half a record may have gone out: not reusable
 
 
+class CountingSocket:
+    """A client's socket that counts its sends."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sends = 0
+
+    def send(self, data: bytes | memoryview) -> int:
+        self.sends += 1
+        return self.sock.send(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.sock, name)
+
+
+def test_a_small_request_goes_out_in_one_send(
+    start_responder: StartResponder, address: str
+) -> None:
+    """As nginx sends a GET: BEGIN_REQUEST, PARAMS and the empty STDIN in one write. Sent
+    apart, an app may answer before the last record is out (fcgikit runs a GET as soon as
+    its params are in), and the kept connection could not be used again."""
+    responder = start_responder(answer_at="params")
+    with FastCGIClient(address, keep_conn=True, timeout=10) as client:
+        counting = CountingSocket(client._socket())
+        client._sock = counting  # type: ignore[assignment]
+        for n in range(3):
+            assert client.request(path=f"/{n}").status == 200
+            assert counting.sends == n + 1
+            assert client._sock is counting  # kept
+    assert responder.connections == 1
+
+
 def test_timeout(start_responder: StartResponder, address: str) -> None:
     start_responder(answer_at="never")
     with pytest.raises(TimeoutError, match="did not answer"):
