@@ -481,11 +481,7 @@ class ServerConnection(_RecordStream[ServerEvent]):
         Raises:
             LocalProtocolError: the request is not active, or its params are still arriving.
         """
-        request = self._request_for_output(request_id, "FCGI_STDOUT")
-        if request is None or not data:
-            return b""
-        request.stdout_sent = True
-        return pack_records(_STDOUT, request_id, data)
+        return b"".join(self.send_stdout_buffers(request_id, (data,)))
 
     def send_stdout_buffers(
         self, request_id: int, pieces: Sequence[bytes | memoryview]

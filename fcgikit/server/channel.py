@@ -371,24 +371,17 @@ class Channel:
             if sent:
                 buffers[0] = memoryview(buffers[0])[sent:]
 
-    def _send(self, data: bytes, *, then_close: bool = False) -> None:
+    def _send(self, data: bytes | list[bytes | memoryview], *, then_close: bool = False) -> None:
+        """Send ``data``, or the buffers of a ``*_buffers`` protocol call, whole."""
         if not data:
             return
         with self._send_lock:
             if self.closed:
                 raise WebServerGone("connection closed")
-            self._sendall(data)
-            if then_close:
-                self.begin_linger()
-        if self._pending:
-            self._flush_pending()
-
-    def _send_buffers(self, buffers: list[bytes | memoryview], *, then_close: bool) -> None:
-        """:meth:`_send` for the buffers of :meth:`ServerConnection.end_request_buffers`."""
-        with self._send_lock:
-            if self.closed:
-                raise WebServerGone("connection closed")
-            self._sendall_buffers(buffers)
+            if isinstance(data, list):
+                self._sendall_buffers(data)
+            else:
+                self._sendall(data)
             if then_close:
                 self.begin_linger()
         if self._pending:
@@ -400,7 +393,7 @@ class Channel:
                 buffers = self.conn.send_stdout_buffers(request.request_id, (data,))
             if not buffers:
                 raise WebServerGone("request aborted")
-            self._send_buffers(buffers, then_close=False)
+            self._send(buffers)
             return
         with self._state_lock:
             records = self.conn.send_stdout(request.request_id, data)
@@ -436,7 +429,7 @@ class Channel:
         if len(body) < SCATTER_MIN:
             self._send(b"".join(buffers), then_close=last)
         else:
-            self._send_buffers(buffers, then_close=last)
+            self._send(buffers, then_close=last)
 
     def request_done(self, request: WSGIRequest) -> None:
         """Called by the worker when the request is over, whatever happened."""
