@@ -5,6 +5,8 @@ the ``.py`` files they were built from, and the import system always prefers an 
 module. To compare the two builds, or to rule the compiled code out when chasing a bug,
 ``fcgikit/__init__.py`` puts this finder ahead of the standard one when the variable is
 set: for a ``fcgikit.*`` module that has a ``.py`` file it returns a spec that loads that file.
+The hand-written C fast lanes (``fcgikit.*._speedups``, which have no ``.py``) are refused with
+ImportError, the same as when they were never built, so the Python next to them does the work.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class PurePythonFinder:
     ) -> ModuleSpec | None:
         if not name.startswith("fcgikit.") or path is None:
             return None
+        if name.endswith("._speedups"):
+            raise ModuleNotFoundError(f"{name} is C, and FCGIKIT_PURE_PYTHON is set", name=name)
         filename = name.rpartition(".")[2] + ".py"
         for directory in path:
             source = os.path.join(directory, filename)

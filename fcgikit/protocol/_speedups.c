@@ -1,0 +1,324 @@
+/* fcgikit.protocol._speedups: the fast lane for an ordinary request arriving whole.
+ *
+ * Nearly every request a web server sends is the same shape: FCGI_BEGIN_REQUEST for the
+ * Responder role, its FCGI_PARAMS records, the empty one that ends them, and (for a GET, or a
+ * small POST) its FCGI_STDIN records up to the empty one, all in one read. Cutting that into
+ * records and decoding the name-value pairs in compiled Python still cost ~6 us a request,
+ * most of it CPython object traffic (a memoryview slice and a callback per record, a bytes
+ * object per name). scan_request() does the same in one pass over the buffer.
+ *
+ * It is a fast lane, not a second protocol implementation: it changes no state and raises
+ * nothing for bad input. Whenever the input is anything but the ordinary shape, complete and
+ * well-formed (another role, a record for another id, a version that is not 1, a length that
+ * does not add up, params over the cap, malformed pairs, a record cut short, anything after
+ * the end of FCGI_STDIN), it returns None, and ServerConnection parses the same bytes the
+ * ordinary way (fcgikit/protocol/connection.py), which is the spec, errors included.
+ *
+ * Peer input: every length is checked against what is left of the buffer before it is used.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define HEADER_LEN 8
+#define BEGIN_REQUEST 1
+#define PARAMS 4
+#define STDIN 5
+#define RESPONDER 1
+/* the pair-length flag of the four-byte form (spec 3.4) */
+#define LONG_LENGTH 0x80
+
+/* Names repeat on every request (REQUEST_METHOD, PATH_INFO, ...): keep one bytes object per
+ * name and hand it out again. That saves an allocation per pair, and a name object that was
+ * hashed once keeps its hash, so the WSGI layer's look-ups of it are cheaper too. Bytes are
+ * immutable, so sharing them is safe; the table is only touched with the GIL held. */
+#define NAME_SLOTS 256
+#define NAME_MAX_CACHED 64
+static PyObject *name_cache[NAME_SLOTS];
+
+static PyObject *
+name_object(const unsigned char *name, Py_ssize_t length)
+{
+    if (length > NAME_MAX_CACHED) {
+        return PyBytes_FromStringAndSize((const char *)name, length);
+    }
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < length; i++) {
+        hash = (hash ^ name[i]) * 16777619u;
+    }
+    PyObject **slot = &name_cache[hash % NAME_SLOTS];
+    PyObject *cached = *slot;
+    if (cached != NULL && PyBytes_GET_SIZE(cached) == length &&
+        memcmp(PyBytes_AS_STRING(cached), name, (size_t)length) == 0) {
+        Py_INCREF(cached);
+        return cached;
+    }
+    PyObject *fresh = PyBytes_FromStringAndSize((const char *)name, length);
+    if (fresh == NULL) {
+        return NULL;
+    }
+    Py_INCREF(fresh);
+    Py_XSETREF(*slot, fresh);
+    return fresh;
+}
+
+/* Read one pair length at *offset; -1 when the buffer ends first. */
+static Py_ssize_t
+pair_length(const unsigned char *data, Py_ssize_t end, Py_ssize_t *offset)
+{
+    Py_ssize_t at = *offset;
+    if (at >= end) {
+        return -1;
+    }
+    if (data[at] < LONG_LENGTH) {
+        *offset = at + 1;
+        return data[at];
+    }
+    if (end - at < 4) {
+        return -1;
+    }
+    *offset = at + 4;
+    return (Py_ssize_t)(((uint32_t)(data[at] & 0x7F) << 24) | ((uint32_t)data[at + 1] << 16) |
+                        ((uint32_t)data[at + 2] << 8) | (uint32_t)data[at + 3]);
+}
+
+/* Decode the name-value pairs into params (last value wins) and the names seen twice into
+ * *duplicates (created on the first one). 0 when done, 1 when malformed, -1 on error. */
+static int
+decode_params(const unsigned char *data, Py_ssize_t end, PyObject *params, PyObject **duplicates)
+{
+    Py_ssize_t offset = 0;
+    while (offset < end) {
+        Py_ssize_t name_length = pair_length(data, end, &offset);
+        if (name_length < 0) {
+            return 1;
+        }
+        Py_ssize_t value_length = pair_length(data, end, &offset);
+        if (value_length < 0 || name_length > end - offset ||
+            value_length > end - offset - name_length) {
+            return 1;
+        }
+        PyObject *name = name_object(data + offset, name_length);
+        if (name == NULL) {
+            return -1;
+        }
+        PyObject *value = PyBytes_FromStringAndSize(
+            (const char *)data + offset + name_length, value_length);
+        if (value == NULL) {
+            Py_DECREF(name);
+            return -1;
+        }
+        int seen = PyDict_Contains(params, name);
+        if (seen == 1) {
+            if (*duplicates == NULL) {
+                *duplicates = PySet_New(NULL);
+            }
+            if (*duplicates == NULL || PySet_Add(*duplicates, name) < 0) {
+                seen = -1;
+            }
+        }
+        if (seen < 0 || PyDict_SetItem(params, name, value) < 0) {
+            Py_DECREF(name);
+            Py_DECREF(value);
+            return -1;
+        }
+        Py_DECREF(name);
+        Py_DECREF(value);
+        offset += name_length + value_length;
+    }
+    return 0;
+}
+
+typedef struct {
+    int version;
+    int type;
+    int request_id;
+    Py_ssize_t content_start;
+    Py_ssize_t content_length;
+    Py_ssize_t record_end;
+} Record;
+
+/* The record at offset, if it is whole and version 1; 0 if not. */
+static int
+read_record(const unsigned char *data, Py_ssize_t end, Py_ssize_t offset, Record *record)
+{
+    if (end - offset < HEADER_LEN || data[offset] != 1) {
+        return 0;
+    }
+    record->type = data[offset + 1];
+    record->request_id = data[offset + 2] << 8 | data[offset + 3];
+    record->content_length = data[offset + 4] << 8 | data[offset + 5];
+    record->content_start = offset + HEADER_LEN;
+    Py_ssize_t padding = data[offset + 6];
+    if (end - record->content_start < record->content_length + padding) {
+        return 0;
+    }
+    record->record_end = record->content_start + record->content_length + padding;
+    return 1;
+}
+
+/* The params spread over several records, joined (one record: no copy). */
+typedef struct {
+    const unsigned char *first;
+    Py_ssize_t first_length;
+    unsigned char *joined; /* PyMem_Malloc'd once a second record comes */
+    Py_ssize_t length;
+    Py_ssize_t capacity;
+} Params;
+
+static int
+params_add(Params *params, const unsigned char *content, Py_ssize_t length)
+{
+    if (params->length == 0) {
+        params->first = content;
+        params->first_length = length;
+        params->length = length;
+        return 0;
+    }
+    if (params->joined == NULL || params->length + length > params->capacity) {
+        Py_ssize_t capacity = (params->length + length) * 2;
+        unsigned char *grown = PyMem_Realloc(params->joined, (size_t)capacity);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (params->joined == NULL) {
+            memcpy(grown, params->first, (size_t)params->first_length);
+        }
+        params->joined = grown;
+        params->capacity = capacity;
+    }
+    memcpy(params->joined + params->length, content, (size_t)length);
+    params->length += length;
+    return 0;
+}
+
+PyDoc_STRVAR(scan_request_doc,
+"scan_request(data, max_params_size, /)\n--\n\n"
+"``data`` holding exactly one whole ordinary Responder request's input (BEGIN_REQUEST,\n"
+"PARAMS to its end, then FCGI_STDIN records, possibly to its end) as\n"
+"``(request_id, flags, params, duplicate_names, stdin_chunks, stdin_ended)``; None for\n"
+"anything else, which the caller then parses the ordinary way.");
+
+static PyObject *
+scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "scan_request() takes data and max_params_size");
+        return NULL;
+    }
+    Py_ssize_t max_params_size = PyLong_AsSsize_t(args[1]);
+    if (max_params_size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer buffer;
+    if (PyObject_GetBuffer(args[0], &buffer, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const unsigned char *data = buffer.buf;
+    Py_ssize_t end = buffer.len;
+    PyObject *result = NULL, *params = NULL, *duplicates = NULL, *stdin_chunks = NULL;
+    Params joined = {NULL, 0, NULL, 0, 0};
+    Record record;
+
+    /* FCGI_BEGIN_REQUEST, for a Responder, with a real request id and an 8-byte body */
+    if (!read_record(data, end, 0, &record) || record.type != BEGIN_REQUEST ||
+        record.request_id == 0 || record.content_length != 8 ||
+        (data[record.content_start] << 8 | data[record.content_start + 1]) != RESPONDER) {
+        goto ordinary_path;
+    }
+    int request_id = record.request_id;
+    int flags = data[record.content_start + 2];
+    Py_ssize_t offset = record.record_end;
+
+    /* FCGI_PARAMS up to its empty record */
+    for (;;) {
+        if (!read_record(data, end, offset, &record) || record.type != PARAMS ||
+            record.request_id != request_id) {
+            goto ordinary_path;
+        }
+        offset = record.record_end;
+        if (record.content_length == 0) {
+            break;
+        }
+        if (record.content_length > max_params_size - joined.length) {
+            goto ordinary_path; /* over the cap: the ordinary path says so */
+        }
+        if (params_add(&joined, data + record.content_start, record.content_length) < 0) {
+            goto done;
+        }
+    }
+
+    /* FCGI_STDIN records, all whole; the empty one, if here, must be the last bytes */
+    int stdin_ended = 0;
+    stdin_chunks = PyList_New(0);
+    if (stdin_chunks == NULL) {
+        goto done;
+    }
+    while (offset < end) {
+        if (stdin_ended || !read_record(data, end, offset, &record) || record.type != STDIN ||
+            record.request_id != request_id) {
+            goto ordinary_path;
+        }
+        offset = record.record_end;
+        if (record.content_length == 0) {
+            stdin_ended = 1;
+            continue;
+        }
+        PyObject *chunk = PyBytes_FromStringAndSize(
+            (const char *)data + record.content_start, record.content_length);
+        if (chunk == NULL || PyList_Append(stdin_chunks, chunk) < 0) {
+            Py_XDECREF(chunk);
+            goto done;
+        }
+        Py_DECREF(chunk);
+    }
+
+    params = PyDict_New();
+    if (params == NULL) {
+        goto done;
+    }
+    const unsigned char *pairs = joined.joined != NULL ? joined.joined : joined.first;
+    int decoded = decode_params(pairs, joined.length, params, &duplicates);
+    if (decoded < 0) {
+        goto done;
+    }
+    if (decoded > 0) {
+        goto ordinary_path; /* malformed pairs: the ordinary path says what is wrong */
+    }
+    result = Py_BuildValue("iiOOOO", request_id, flags, params,
+                           duplicates != NULL ? duplicates : Py_None, stdin_chunks,
+                           stdin_ended ? Py_True : Py_False);
+    goto done;
+
+ordinary_path:
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(joined.joined);
+    Py_XDECREF(params);
+    Py_XDECREF(duplicates);
+    Py_XDECREF(stdin_chunks);
+    PyBuffer_Release(&buffer);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan_request", (PyCFunction)(void (*)(void))scan_request, METH_FASTCALL, scan_request_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "fcgikit.protocol._speedups",
+    .m_doc = "The fast lane for an ordinary request arriving whole (see connection.py).",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModule_Create(&module);
+}

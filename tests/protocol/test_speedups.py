@@ -1,0 +1,205 @@
+"""The C fast lane for an ordinary request (fcgikit/protocol/_speedups.c).
+
+``ServerConnection.receive_data`` hands an idle connection's input to ``scan_request``
+first; the lane must either decline (None) or give exactly what the record-by-record path
+gives: the same events, the same state after (what the app may send, what a later record
+does), the same replies. The equivalence is checked against a connection with the lane
+switched off, on streams built around the ordinary shape and then bent every way a peer can
+bend them. scripts/test runs this file in both passes; tests/native.py loads the lane in the
+pure-Python pass too, where it is held to the interpreted record-by-record path.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TypeVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fcgikit.errors import LocalProtocolError, RemoteProtocolError
+from fcgikit.protocol import ClientConnection, Role, ServerConnection
+from fcgikit.protocol import connection as connection_module
+from fcgikit.protocol.records import encode_pairs, pack_header
+from tests.native import PURE_PYTHON_PASS, load_lane
+
+
+@pytest.fixture(scope="module")
+def lane() -> ModuleType:
+    return load_lane("fcgikit.protocol._speedups")
+
+
+GET_PARAMS = [
+    (b"REQUEST_METHOD", b"GET"),
+    (b"SCRIPT_NAME", b""),
+    (b"PATH_INFO", b"/hello"),
+    (b"QUERY_STRING", b"a=1"),
+    (b"HTTP_HOST", b"example.org"),
+]
+
+
+def nginx_get(request_id: int = 1, keep_conn: bool = True) -> bytes:
+    client = ClientConnection()
+    data = client.start_request(request_id, GET_PARAMS, keep_conn=keep_conn)
+    return data + client.end_stdin(request_id)
+
+
+def test_the_lane_is_on_exactly_when_the_pass_says(lane: ModuleType) -> None:
+    if PURE_PYTHON_PASS:
+        assert connection_module.scan_request is None
+        with pytest.raises(ImportError):
+            import fcgikit.protocol._speedups  # noqa: F401
+        return
+    assert connection_module.scan_request is lane.scan_request
+    assert ServerConnection()._scan_request is lane.scan_request
+    # It takes what nginx sends for a GET: otherwise every test here would pass by declining.
+    assert lane.scan_request(nginx_get(), 1 << 20) is not None
+
+
+# --- streams around the ordinary shape -----------------------------------------------------
+
+NAMES = st.sampled_from([b"REQUEST_METHOD", b"PATH_INFO", b"HTTP_X", b"", b"N" * 200, b"\xff"])
+VALUES = st.one_of(st.sampled_from([b"", b"GET", b"/a/b", b"\x00\xff"]), st.binary(max_size=300))
+
+
+def record(version: int, record_type: int, request_id: int, content: bytes, padding: int) -> bytes:
+    header = pack_header(record_type, request_id, len(content), padding)
+    return bytes([version]) + header[1:] + content + bytes(padding)
+
+
+T = TypeVar("T")
+
+
+def rarely(draw: st.DrawFn, ordinary: T, *odd: T) -> T:
+    """``ordinary`` eleven times in twelve, else one of ``odd``: about half the streams stay
+    ordinary (the lane's work), the rest are bent in one way or a few."""
+    return draw(st.sampled_from(odd)) if draw(st.integers(0, 11)) == 0 else ordinary
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[bytes, int]:
+    """(bytes, max_params_size): ordinary requests, some of them bent."""
+    request_id = draw(st.sampled_from([1, 2, 0xFFFF]))
+    request_id = rarely(draw, request_id, 0)
+    role = rarely(draw, 1, 2, 3, 9)
+    flags = draw(st.sampled_from([0, 1, 0xFF]))
+    other_id = rarely(draw, request_id, request_id ^ 1, 0)
+    version = rarely(draw, 1, 0, 2)
+    begin_length = rarely(draw, 8, 7, 9, 0)
+    begin_body = (role.to_bytes(2, "big") + bytes([flags]) + bytes(5) + b"\x00")[:begin_length]
+    out = record(1, 1, request_id, begin_body, draw(st.integers(0, 3)))
+
+    pairs = draw(st.lists(st.tuples(NAMES, VALUES), max_size=6))
+    encoded = encode_pairs(pairs)
+    if rarely(draw, False, True):  # malformed pairs: cut, or garbage at the end
+        encoded = encoded[: draw(st.integers(0, len(encoded)))] + draw(st.binary(max_size=5))
+    cuts = sorted(draw(st.lists(st.integers(0, len(encoded)), max_size=3)))
+    pieces = [encoded[a:b] for a, b in zip([0, *cuts], [*cuts, len(encoded)], strict=True)]
+    for piece in pieces:
+        if piece:
+            out += record(1, 4, request_id, piece, draw(st.integers(0, 9)))
+    if rarely(draw, True, False):  # the empty PARAMS record that ends them
+        out += record(version, 4, other_id, b"", draw(st.integers(0, 9)))
+
+    for chunk in draw(st.lists(st.binary(min_size=1, max_size=50), max_size=3)):
+        out += record(1, 5, request_id, chunk, draw(st.integers(0, 7)))
+    if draw(st.booleans()):
+        out += record(1, 5, request_id, b"", 0)
+    out += rarely(
+        draw,
+        b"",
+        record(1, 5, request_id, b"late", 4),  # STDIN after its end
+        record(1, 9, 0, encode_pairs([(b"FCGI_MPXS_CONNS", b"")]), 0),
+        record(1, 2, request_id, b"", 0),  # ABORT_REQUEST
+        record(1, 1, (request_id % 0xFFFF) + 1, b"\x00\x01\x01" + bytes(5), 0),
+        record(1, 3, request_id, bytes(8), 0),  # END_REQUEST: never from a web server
+        record(1, 8, request_id, b"filter", 2),  # DATA
+        record(1, 5, request_id, b"cut", 0)[:-2],  # a record cut short
+    )
+    if rarely(draw, False, True):
+        out = out[: draw(st.integers(0, len(out)))]
+    max_params_size = rarely(draw, 1 << 20, len(encoded), max(0, len(encoded) - 1), 0)
+    return out, max_params_size
+
+
+CONNECTION_SETTINGS = st.fixed_dictionaries(
+    {
+        "roles": st.sampled_from(
+            [(Role.RESPONDER,), (Role.RESPONDER, Role.AUTHORIZER, Role.FILTER), (Role.FILTER,)]
+        ),
+        "multiplexed": st.booleans(),
+    }
+)
+
+
+def observe(server: ServerConnection, data: bytes, then: bytes) -> list[object]:
+    """Everything a caller can see: events or the error, replies, and what comes after."""
+    seen: list[object] = []
+
+    def attempt(action: str, call: object) -> None:
+        try:
+            seen.append((action, call()))  # type: ignore[operator]
+        except (RemoteProtocolError, LocalProtocolError) as error:
+            seen.append((action, type(error).__name__, str(error)))
+
+    attempt("receive", lambda: server.receive_data(data))
+    attempt("replies", server.data_to_send)
+    seen.append(("state", sorted(server.active_request_ids), server.should_close))
+    for request_id in sorted(server.active_request_ids):
+        attempt("stdout", lambda rid=request_id: server.send_stdout(rid, b"out"))
+    attempt("more", lambda: server.receive_data(then))
+    attempt("replies", server.data_to_send)
+    for request_id in sorted(server.active_request_ids):
+        attempt("end", lambda rid=request_id: server.end_request(rid, 3))
+    attempt("eof", server.receive_eof)
+    seen.append(("closing", server.should_close, server.stray_records))
+    return seen
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), CONNECTION_SETTINGS, st.sampled_from([b"", nginx_get(1), nginx_get(2)]))
+def test_the_lane_gives_what_the_record_by_record_path_gives(
+    lane: ModuleType, stream: tuple[bytes, int], options: dict[str, object], then: bytes
+) -> None:
+    data, max_params_size = stream
+    with_lane = ServerConnection(max_params_size=max_params_size, **options)  # type: ignore[arg-type]
+    without = ServerConnection(max_params_size=max_params_size, **options)  # type: ignore[arg-type]
+    if Role.RESPONDER in with_lane._roles:
+        with_lane._scan_request = lane.scan_request  # the pure-Python pass imports no lane
+    without._scan_request = None
+    assert observe(with_lane, data, then) == observe(without, data, then)
+
+
+def test_the_lane_takes_ordinary_requests_and_declines_the_rest(lane: ModuleType) -> None:
+    scan = lane.scan_request
+    whole = nginx_get()
+    begin_and_params = whole[: -len(pack_header(5, 1, 0))]
+    assert scan(whole, 1 << 20) is not None
+    assert scan(begin_and_params, 1 << 20) is not None  # the body comes later: still ordinary
+    assert scan(memoryview(bytearray(whole)), 1 << 20) is not None  # the loop's recv buffer
+    assert scan(whole[:-1], 1 << 20) is None  # a record cut short
+    assert scan(whole + whole, 1 << 20) is None  # anything after the end of FCGI_STDIN
+    params_size = len(encode_pairs(GET_PARAMS))
+    assert scan(whole, params_size) is not None  # at the cap: allowed
+    assert scan(whole, params_size - 1) is None  # over it: the ordinary path says so
+    authorizer = ClientConnection().start_request(1, {b"A": b"1"}, role=Role.AUTHORIZER)
+    assert scan(authorizer, 1 << 20) is None
+
+
+def test_a_large_request_across_many_records_and_reads(lane: ModuleType) -> None:
+    """Params of 200 KiB (four PARAMS records) and a body streamed in its own reads."""
+    client = ClientConnection()
+    params = [(b"HTTP_X_%d" % n, b"v" * 1000) for n in range(200)] + [(b"HTTP_X_1", b"last")]
+    head = client.start_request(7, params, keep_conn=True)
+    body = client.send_stdin(7, b"b" * 100_000) + client.end_stdin(7)
+    with_lane, without = ServerConnection(), ServerConnection()
+    with_lane._scan_request = lane.scan_request
+    without._scan_request = None
+    for server in (with_lane, without):
+        events = server.receive_data(head) + server.receive_data(body)
+        received = events[0]
+        assert received.params[b"HTTP_X_1"] == b"last"  # type: ignore[union-attr]
+        assert received.duplicate_names == frozenset({b"HTTP_X_1"})  # type: ignore[union-attr]
+        assert b"".join(e.data for e in events[1:-1]) == b"b" * 100_000  # type: ignore[union-attr]
+    assert observe(with_lane, b"", nginx_get(8)) == observe(without, b"", nginx_get(8))
