@@ -17,7 +17,7 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -44,6 +44,24 @@ _TRUE = frozenset({"on", "1", "yes", "true"})
 _ROLE_NAMES = {role: role.name for role in Role}
 # These never describe the request body (CGI has CONTENT_*) and HTTP_PROXY is httpoxy.
 _DROPPED_PARAMS = frozenset({"HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_PROXY"})
+
+EnvironFromParams = Callable[
+    [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any]
+]
+EncodeHead = Callable[[object, object, int | None], bytes | None]
+#: The C fast lane (_speedups.c) for two steps of every request: building the environ and
+#: encoding the head. None where it was not built, or with FCGIKIT_PURE_PYTHON=1. The Python
+#: functions below are the spec. _fast_environ returns what _environ_from_params_py returns.
+#: _fast_encode_head returns what _encode_head_py returns, or None for anything unusual; then
+#: _encode_head_py runs and raises its precise error.
+_fast_environ: EnvironFromParams | None
+_fast_encode_head: EncodeHead | None
+try:
+    from fcgikit.server._speedups import encode_head as _fast_encode_head
+    from fcgikit.server._speedups import environ_from_params as _fast_environ
+except ImportError:
+    _fast_environ = None
+    _fast_encode_head = None
 
 ERROR_PAGE = (
     b"<!doctype html>\n<title>500 Internal Server Error</title>\n"
@@ -119,6 +137,48 @@ def url_scheme(environ: dict[str, Any]) -> str:
     return scheme if scheme in ("http", "https") else "http"
 
 
+def _environ_from_params_py(
+    base: Mapping[str, object], params: dict[bytes, bytes], dropped: frozenset[str]
+) -> dict[str, Any]:
+    """``base`` plus the params in one pass, names and values decoded latin-1 (PEP 3333),
+    except the ``dropped`` names."""
+    environ: dict[str, Any] = dict(base)
+    for name, value in params.items():
+        key = name.decode("latin-1")
+        if key not in dropped:
+            environ[key] = value.decode("latin-1")
+    return environ
+
+
+def _encode_head_py(status: object, headers: Iterable[object], content_length: int | None) -> bytes:
+    """The CGI head: Status line, headers, a Content-Length when ``content_length`` is given
+    and the app sent none, blank line. Raises InvalidResponse for what cannot be sent."""
+    if not isinstance(status, str) or not _STATUS.match(status):
+        raise InvalidResponse(f"bad status line {status!r}")
+    lines = [f"Status: {status}\r\n"]
+    has_length = False
+    for item in headers:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            raise InvalidResponse(f"a header must be a (name, value) tuple, not {item!r}")
+        name, value = item
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            raise InvalidResponse(f"bad header name {name!r}")
+        if not isinstance(value, str) or _BAD_VALUE.search(value):
+            raise InvalidResponse(f"bad value for header {name}: {value!r}")
+        if name.lower() == "content-length":
+            has_length = True
+        lines.append(f"{name}: {value}\r\n")
+    if content_length is not None and not has_length:
+        lines.append(f"Content-Length: {content_length}\r\n")
+    lines.append("\r\n")
+    try:
+        return "".join(lines).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise InvalidResponse(
+            f"a header is not latin-1: {exc.object[exc.start : exc.end]!r}"
+        ) from exc
+
+
 def _content_length(params: dict[bytes, bytes]) -> int | None:
     raw = params.get(b"CONTENT_LENGTH", b"").strip()
     return int(raw) if raw.isdigit() else None
@@ -183,12 +243,13 @@ class WSGIRequest:
 
     def build_environ(self) -> dict[str, Any]:
         settings = self.settings
-        environ: dict[str, Any] = dict(settings.base_environ)
-        # One pass over the params straight into the environ (PEP 3333: latin-1 str).
-        for name, value in self.event.params.items():
-            key = name.decode("latin-1")
-            if key not in _DROPPED_PARAMS:
-                environ[key] = value.decode("latin-1")
+        environ: dict[str, Any]
+        if _fast_environ is not None:
+            environ = _fast_environ(settings.base_environ, self.event.params, _DROPPED_PARAMS)
+        else:
+            environ = _environ_from_params_py(
+                settings.base_environ, self.event.params, _DROPPED_PARAMS
+            )
         if not environ.get("CONTENT_LENGTH", "").strip():
             environ.pop("CONTENT_LENGTH", None)
         if not environ.get("CONTENT_TYPE"):
@@ -252,31 +313,12 @@ class WSGIRequest:
         status = self._status
         if status is None:
             raise AssertionError("the application returned without calling start_response()")
-        if not isinstance(status, str) or not _STATUS.match(status):
-            raise InvalidResponse(f"bad status line {status!r}")
-        lines = [f"Status: {status}\r\n"]
-        has_length = False
-        for item in self._headers:
-            if not (isinstance(item, tuple) and len(item) == 2):
-                raise InvalidResponse(f"a header must be a (name, value) tuple, not {item!r}")
-            name, value = item
-            if not isinstance(name, str) or not _TOKEN.match(name):
-                raise InvalidResponse(f"bad header name {name!r}")
-            if not isinstance(value, str) or _BAD_VALUE.search(value):
-                raise InvalidResponse(f"bad value for header {name}: {value!r}")
-            if name.lower() == "content-length":
-                has_length = True
-            lines.append(f"{name}: {value}\r\n")
-        if content_length is not None and not has_length:
-            lines.append(f"Content-Length: {content_length}\r\n")
-        lines.append("\r\n")
-        try:
-            head = "".join(lines).encode("latin-1")
-            self._head_length = len(head)
-        except UnicodeEncodeError as exc:
-            raise InvalidResponse(
-                f"a header is not latin-1: {exc.object[exc.start : exc.end]!r}"
-            ) from exc
+        head = None
+        if _fast_encode_head is not None:
+            head = _fast_encode_head(status, self._headers, content_length)
+        if head is None:  # no fast lane, or something it leaves to the spec (an error, mostly)
+            head = _encode_head_py(status, self._headers, content_length)
+        self._head_length = len(head)
         self._headers_sent = True
         self.status_code = int(status[:3])
         return head
