@@ -13,6 +13,7 @@ file descriptor number can never be reused under a worker that is still writing.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import logging
 import select
@@ -74,7 +75,7 @@ class ChannelHost(Protocol):
 
 
 class Channel:
-    def __init__(self, server: ChannelHost, sock: socket.socket, peer: str) -> None:
+    def __init__(self, server: ChannelHost, sock: _socket.socket, peer: str) -> None:
         settings = server.settings
         self.server = server
         self.sock = sock
