@@ -1,4 +1,5 @@
-/* fcgikit.protocol._speedups: the fast lane for an ordinary request arriving whole.
+/* fcgikit.protocol._speedups: the fast lanes for an ordinary request arriving whole, and for
+ * the end of a small response.
  *
  * Nearly every request a web server sends is the same shape: FCGI_BEGIN_REQUEST for the
  * Responder role, its FCGI_PARAMS records, the empty one that ends them, and (for a GET, or a
@@ -15,6 +16,11 @@
  * ordinary way (fcgikit/protocol/connection.py), which is the spec, errors included.
  *
  * Peer input: every length is checked against what is left of the buffer before it is used.
+ *
+ * frame_end() is the same idea on the way out: a small response's last stdout, the ends of its
+ * streams and FCGI_END_REQUEST, written into one bytes object (ServerConnection.end_request
+ * does the bookkeeping; it declines pieces that are not bytes, or COPY_MAX bytes or more,
+ * which the Python frames where they lie for sendmsg).
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -25,6 +31,11 @@
 #define BEGIN_REQUEST 1
 #define PARAMS 4
 #define STDIN 5
+#define STDOUT 6
+#define STDERR 7
+#define END_REQUEST 3
+/* connection.py's COPY_MAX: final stdout shorter than this is copied into one buffer */
+#define COPY_MAX 8192
 #define RESPONDER 1
 /* the pair-length flag of the four-byte form (spec 3.4) */
 #define LONG_LENGTH 0x80
@@ -304,15 +315,112 @@ done:
     return result;
 }
 
+static unsigned char *
+put_header(unsigned char *out, int type, int request_id, Py_ssize_t length, int padding)
+{
+    out[0] = 1;
+    out[1] = (unsigned char)type;
+    out[2] = (unsigned char)(request_id >> 8);
+    out[3] = (unsigned char)request_id;
+    out[4] = (unsigned char)(length >> 8);
+    out[5] = (unsigned char)length;
+    out[6] = (unsigned char)padding;
+    out[7] = 0;
+    return out + HEADER_LEN;
+}
+
+PyDoc_STRVAR(frame_end_doc,
+"frame_end(request_id, pieces, app_status, protocol_status, close_stdout, close_stderr, /)\n"
+"--\n\n"
+"The bytes that end a request: ``pieces`` (bytes, fewer than COPY_MAX in all) as one\n"
+"FCGI_STDOUT record, the empty FCGI_STDOUT (if there was stdout, or ``close_stdout``),\n"
+"the empty FCGI_STDERR (if ``close_stderr``), FCGI_END_REQUEST. None for other pieces.");
+
+static PyObject *
+frame_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "frame_end() takes 6 arguments");
+        return NULL;
+    }
+    long request_id = PyLong_AsLong(args[0]);
+    unsigned long app_status = PyLong_AsUnsignedLong(args[2]);
+    long protocol_status = PyLong_AsLong(args[3]);
+    int close_stdout = PyObject_IsTrue(args[4]);
+    int close_stderr = PyObject_IsTrue(args[5]);
+    if (PyErr_Occurred() || close_stdout < 0 || close_stderr < 0) {
+        return NULL;
+    }
+    if (request_id < 1 || request_id > 0xFFFF || app_status > 0xFFFFFFFFul ||
+        protocol_status < 0 || protocol_status > 0xFF) {
+        PyErr_SetString(PyExc_ValueError, "frame_end(): a field out of range");
+        return NULL;
+    }
+    PyObject *pieces = args[1];
+    if (!PyTuple_CheckExact(pieces) && !PyList_CheckExact(pieces)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(pieces);
+    PyObject **items = PySequence_Fast_ITEMS(pieces);
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyBytes_CheckExact(items[i])) {
+            Py_RETURN_NONE;
+        }
+        total += PyBytes_GET_SIZE(items[i]);
+        if (total >= COPY_MAX) {
+            Py_RETURN_NONE;
+        }
+    }
+    int padding = (int)(-total & 7);
+    if (total) {
+        close_stdout = 1;
+    }
+    Py_ssize_t size = (total ? HEADER_LEN + total + padding : 0) +
+                      (close_stdout ? HEADER_LEN : 0) + (close_stderr ? HEADER_LEN : 0) +
+                      2 * HEADER_LEN;
+    PyObject *framed = PyBytes_FromStringAndSize(NULL, size);
+    if (framed == NULL) {
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(framed);
+    if (total) {
+        out = put_header(out, STDOUT, (int)request_id, total, padding);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            Py_ssize_t length = PyBytes_GET_SIZE(items[i]);
+            memcpy(out, PyBytes_AS_STRING(items[i]), (size_t)length);
+            out += length;
+        }
+        memset(out, 0, (size_t)padding);
+        out += padding;
+    }
+    if (close_stdout) {
+        out = put_header(out, STDOUT, (int)request_id, 0, 0);
+    }
+    if (close_stderr) {
+        out = put_header(out, STDERR, (int)request_id, 0, 0);
+    }
+    out = put_header(out, END_REQUEST, (int)request_id, 8, 0);
+    out[0] = (unsigned char)(app_status >> 24);
+    out[1] = (unsigned char)(app_status >> 16);
+    out[2] = (unsigned char)(app_status >> 8);
+    out[3] = (unsigned char)app_status;
+    out[4] = (unsigned char)protocol_status;
+    memset(out + 5, 0, 3);
+    return framed;
+}
+
 static PyMethodDef methods[] = {
     {"scan_request", (PyCFunction)(void (*)(void))scan_request, METH_FASTCALL, scan_request_doc},
+    {"frame_end", (PyCFunction)(void (*)(void))frame_end, METH_FASTCALL, frame_end_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "fcgikit.protocol._speedups",
-    .m_doc = "The fast lane for an ordinary request arriving whole (see connection.py).",
+    .m_doc = "The fast lanes for an ordinary request and a small response (see connection.py).",
     .m_size = -1,
     .m_methods = methods,
 };

@@ -1,5 +1,16 @@
-"""Types of the C fast lane fcgikit/protocol/_speedups.c (see ServerConnection.receive_data)."""
+"""Types of the C fast lanes fcgikit/protocol/_speedups.c (see fcgikit/protocol/connection.py)."""
+
+from collections.abc import Sequence
 
 def scan_request(
     data: bytes | bytearray | memoryview, max_params_size: int, /
 ) -> tuple[int, int, dict[bytes, bytes], set[bytes] | None, list[bytes], bool] | None: ...
+def frame_end(
+    request_id: int,
+    pieces: Sequence[bytes | memoryview],
+    app_status: int,
+    protocol_status: int,
+    close_stdout: bool,
+    close_stderr: bool,
+    /,
+) -> bytes | None: ...

@@ -77,15 +77,25 @@ ScanRequest = Callable[
     [bytes | bytearray | memoryview, int],
     tuple[int, int, dict[bytes, bytes], set[bytes] | None, list[bytes], bool] | None,
 ]
-#: The C fast lane for an ordinary request that arrives whole (_speedups.c says what that is);
-#: None where it was not built, or with FCGIKIT_PURE_PYTHON=1. It only ever answers for input
-#: the record-by-record path below would accept, with the same result; for anything else it
-#: answers None and that path runs (the spec, errors included).
+FrameEnd = Callable[[int, Sequence[bytes | memoryview], int, int, bool, bool], bytes | None]
+
+#: The C fast lanes (_speedups.c); None where they were not built, or with
+#: FCGIKIT_PURE_PYTHON=1. scan_request parses an ordinary request that arrives whole: it only
+#: ever answers for input the record-by-record path below would accept, with the same result,
+#: and answers None for anything else, so that path runs (the spec, errors included).
+#: frame_end writes the end of a response whose last stdout is under COPY_MAX bytes of bytes
+#: pieces as one buffer, or answers None and frame_records frames it.
 scan_request: ScanRequest | None
+frame_end: FrameEnd | None
 try:
-    from fcgikit.protocol._speedups import scan_request
+    from fcgikit.protocol._speedups import frame_end, scan_request
 except ImportError:
     scan_request = None
+    frame_end = None
+
+#: final stdout shorter than this leaves end_request_buffers copied into one buffer: for a
+#: few kilobytes one copy costs less than a sendmsg iovec each (the C lane's limit too)
+COPY_MAX = 8192
 
 # Plain ints for the per-record comparisons: cheaper than IntEnum members on the hot path.
 _BEGIN_REQUEST = int(RecordType.BEGIN_REQUEST)
@@ -236,8 +246,9 @@ class ServerConnection(_RecordStream[ServerEvent]):
             if roles_given is not None and len(_ROLE_SETS) < _SETTINGS_CACHED:
                 _ROLE_SETS[roles_given] = known_roles
         self._roles = known_roles
-        #: the fast lane serves only the Responder role (see receive_data)
+        #: the fast lanes (the first serves only the Responder role: see receive_data)
         self._scan_request = scan_request if Role.RESPONDER in self._roles else None
+        self._frame_end = frame_end
         self._multiplexed = multiplexed
         self._max_params_size = max_params_size
         self._max_active_requests = max_active_requests
@@ -631,7 +642,9 @@ class ServerConnection(_RecordStream[ServerEvent]):
     ) -> list[bytes | memoryview]:
         """:meth:`end_request` as buffers for ``socket.sendmsg``, the final stdout given in
         pieces (say a response's head and its body): the pieces are framed where they lie,
-        not copied. ``[]`` for an aborted request. Raises what :meth:`end_request` raises.
+        not copied, unless they are fewer than :data:`COPY_MAX` bytes (then, with the C
+        lane, it is all one buffer). ``[]`` for an aborted request. Raises what
+        :meth:`end_request` raises.
         """
         request = self._request_for_output(request_id, "FCGI_END_REQUEST")
         if request is None:
@@ -648,6 +661,21 @@ class ServerConnection(_RecordStream[ServerEvent]):
         if found is None:
             raise LocalProtocolError(f"{protocol_status!r} is not a ProtocolStatus")
         status = found
+        lane = self._frame_end
+        if lane is not None:
+            framed = lane(
+                request_id,
+                stdout,
+                app_status,
+                status,
+                request.stdout_sent or status is ProtocolStatus.REQUEST_COMPLETE,
+                request.stderr_sent,
+            )
+            if framed is not None:  # (the request is forgotten below: no stdout_sent to set)
+                del self._requests[request_id]
+                if not request.keep_conn:
+                    self._should_close = True
+                return [framed]
         buffers = frame_records(_STDOUT, request_id, stdout)
         if buffers:
             request.stdout_sent = True

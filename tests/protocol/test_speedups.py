@@ -203,3 +203,72 @@ def test_a_large_request_across_many_records_and_reads(lane: ModuleType) -> None
         assert received.duplicate_names == frozenset({b"HTTP_X_1"})  # type: ignore[union-attr]
         assert b"".join(e.data for e in events[1:-1]) == b"b" * 100_000  # type: ignore[union-attr]
     assert observe(with_lane, b"", nginx_get(8)) == observe(without, b"", nginx_get(8))
+
+
+# --- the end of a response -----------------------------------------------------------------
+
+PIECES = st.lists(
+    st.one_of(
+        st.binary(max_size=100),
+        st.sampled_from([b"h" * 8000, b"b" * 8191, b"x" * 8192, b"y" * 70_000]),
+        st.binary(max_size=20).map(memoryview),
+    ),
+    max_size=3,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    pieces=PIECES,
+    app_status=st.sampled_from([0, 1, 0xFFFFFFFF]),
+    protocol_status=st.sampled_from([0, 1, 2, 3]),
+    stdout_before=st.booleans(),
+    stderr_before=st.booleans(),
+    keep_conn=st.booleans(),
+    as_list=st.booleans(),
+)
+def test_the_end_of_a_response_is_the_same_with_the_lane(
+    lane: ModuleType,
+    pieces: list[bytes | memoryview],
+    app_status: int,
+    protocol_status: int,
+    stdout_before: bool,
+    stderr_before: bool,
+    keep_conn: bool,
+    as_list: bool,
+) -> None:
+    ends = []
+    for frame_end in (lane.frame_end, None):
+        server = ServerConnection()
+        server._frame_end = frame_end
+        server.receive_data(nginx_get(5, keep_conn=keep_conn))
+        before = b""
+        if stdout_before:
+            before += server.send_stdout(5, b"early")
+        if stderr_before:
+            before += server.send_stderr(5, b"oops")
+        stdout = list(pieces) if as_list else tuple(pieces)
+        buffers = server.end_request_buffers(5, app_status, protocol_status, stdout=stdout)
+        ends.append((before + b"".join(buffers), server.should_close, server.active_request_ids))
+        # What the web server reads: the body whole, then the end of the request.
+        client = ClientConnection()
+        client.start_request(5, {}, keep_conn=keep_conn)
+        events = client.receive_data(ends[-1][0])
+        body = b"".join(e.data for e in events if type(e).__name__ == "StdoutData")  # type: ignore[attr-defined]
+        assert body == (b"early" if stdout_before else b"") + b"".join(pieces)
+        assert type(events[-1]).__name__ == "RequestEnded"
+    assert ends[0] == ends[1]
+
+
+def test_a_hello_world_response_ends_in_one_buffer(lane: ModuleType) -> None:
+    server = ServerConnection()
+    server._frame_end = lane.frame_end
+    server.receive_data(nginx_get(1))
+    head = b"Status: 200 OK\r\nContent-Length: 5\r\n\r\n"
+    (framed,) = server.end_request_buffers(1, 0, stdout=(head, b"hello"))
+    assert framed[:8] == pack_header(6, 1, len(head) + 5, -(len(head) + 5) & 7)  # FCGI_STDOUT
+    assert framed[-16:] == pack_header(3, 1, 8) + bytes(8)  # END_REQUEST, status 0, complete
+    big = b"z" * 10_000  # large: framed where it lies, for sendmsg, not copied
+    server.receive_data(nginx_get(2))
+    buffers = server.end_request_buffers(2, 0, stdout=(head, big))
+    assert any(buffer is big for buffer in buffers)
