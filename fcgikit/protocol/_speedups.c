@@ -262,20 +262,26 @@ scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
 
-    /* FCGI_STDIN records, all whole; the empty one, if here, must be the last bytes */
+    /* FCGI_STDIN records, all whole; the empty one, if here, must be the last bytes. Checked
+     * before anything is copied: the first read of a large upload is a cut record, and
+     * copying its 256 KiB only to decline would cost the ordinary path a second copy. */
+    Py_ssize_t stdin_start = offset;
     int stdin_ended = 0;
-    stdin_chunks = PyList_New(0);
-    if (stdin_chunks == NULL) {
-        goto done;
-    }
     while (offset < end) {
         if (stdin_ended || !read_record(data, end, offset, &record) || record.type != STDIN ||
             record.request_id != request_id) {
             goto ordinary_path;
         }
         offset = record.record_end;
+        stdin_ended = record.content_length == 0;
+    }
+    stdin_chunks = PyList_New(0);
+    if (stdin_chunks == NULL) {
+        goto done;
+    }
+    for (offset = stdin_start; offset < end; offset = record.record_end) {
+        read_record(data, end, offset, &record);
         if (record.content_length == 0) {
-            stdin_ended = 1;
             continue;
         }
         PyObject *chunk = PyBytes_FromStringAndSize(

@@ -11,6 +11,7 @@ pure-Python pass too, where it is held to the interpreted record-by-record path.
 
 from __future__ import annotations
 
+import tracemalloc
 from types import ModuleType
 from typing import TypeVar
 
@@ -185,6 +186,21 @@ def test_the_lane_takes_ordinary_requests_and_declines_the_rest(lane: ModuleType
     assert scan(whole, params_size - 1) is None  # over it: the ordinary path says so
     authorizer = ClientConnection().start_request(1, {b"A": b"1"}, role=Role.AUTHORIZER)
     assert scan(authorizer, 1 << 20) is None
+
+
+def test_declining_the_first_read_of_an_upload_copies_none_of_it(lane: ModuleType) -> None:
+    """An upload's first read ends in a cut FCGI_STDIN record: the lane must say no before
+    copying the body it holds (the ordinary path copies it once, as it must)."""
+    client = ClientConnection()
+    upload = client.start_request(1, GET_PARAMS) + client.send_stdin(1, b"u" * 300_000)
+    first_read = upload[:256 * 1024]
+    tracemalloc.start()
+    try:
+        assert lane.scan_request(first_read, 1 << 20) is None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024
 
 
 def test_a_large_request_across_many_records_and_reads(lane: ModuleType) -> None:
