@@ -8,6 +8,10 @@ request path: Channel, WSGIRequest, wsgi.input, spooling). For example::
 
 Only fcgikit is instrumented, so coverage figures are fcgikit's edges. A crash writes
 ``crash-<sha1>`` in the current directory; replay it with ``python fuzz/replay.py``.
+
+``FUZZ_C_LANES=1`` plugs the C fast lanes (``fcgikit/*/_speedups.c``, from the last
+``pip install``) into the instrumented Python, the way the compiled build uses them: the
+Python is still what guides the fuzzer, and the lanes see every input that arrives whole.
 """
 
 from __future__ import annotations
@@ -31,6 +35,23 @@ TARGETS = {
 }
 
 
+def plug_in_c_lanes() -> None:
+    """The pure-Python build refuses the lanes at import; load them from their built files
+    (after the instrumented imports, which must be the first) and put them where the
+    compiled build has them."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from fcgikit.protocol import connection
+    from fcgikit.server import wsgi
+    from tests.native import load_lane
+
+    protocol_lanes = load_lane("fcgikit.protocol._speedups")
+    server_lanes = load_lane("fcgikit.server._speedups")
+    connection.scan_request = protocol_lanes.scan_request
+    connection.frame_end = protocol_lanes.frame_end
+    wsgi._fast_environ = server_lanes.environ_from_params
+    wsgi._fast_encode_head = server_lanes.encode_head
+
+
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
         sys.exit(f"usage: {sys.argv[0]} {{{'|'.join(TARGETS)}}} [libFuzzer args]")
@@ -40,6 +61,8 @@ def main() -> None:
         import fcgikit.server.channel  # noqa: F401
 
         module = __import__(module_name)
+    if os.environ.get("FUZZ_C_LANES", "") not in ("", "0"):
+        plug_in_c_lanes()
     atheris.Setup(sys.argv, getattr(module, function_name))
     atheris.Fuzz()
 
