@@ -1,5 +1,6 @@
 /* fcgikit.server._speedups: a C fast lane for two steps of every request in
- * fcgikit/server/wsgi.py, building the environ and encoding the response head.
+ * fcgikit/server/wsgi.py, building the environ and encoding the response head, and for
+ * the accept of fcgikit/server/server.py.
  *
  * Why it exists: mypyc compiles wsgi.py, but for these two steps its output still
  * goes through CPython's generic object protocol (a method call per decode, a
@@ -18,13 +19,24 @@
  * latin-1. It raises TypeError only when its own caller (wsgi.py) passes the
  * wrong types.
  *
- * Nothing here releases the GIL. The module is optional: when it is not built,
+ * accept_connection() is the server loop's accept: accept4() with SOCK_NONBLOCK (no
+ * setblocking() ioctl afterwards), and None when no connection waits. socket.accept()
+ * raises BlockingIOError there, which costs ~4.5 us (CPython formats its strerror, and the
+ * caught exception builds a traceback): once per round of accepts, on a quiet server once
+ * per connection.
+ *
+ * Nothing here releases the GIL (accept4 on a non-blocking listener does not wait). The module is optional: when it is not built,
  * or with FCGIKIT_PURE_PYTHON=1, wsgi.py runs the Python (see setup.py).
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* Parameter names decoded once: bytes name -> str, or None for a dropped name.
  * A web server sends the same few dozen names with every request. The cache makes
@@ -463,12 +475,87 @@ encode_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     return head;
 }
 
+/* --- accept_connection ------------------------------------------------------------ */
+
+/* accept4() with its flags: Linux and the BSDs. Elsewhere (macOS) the module has no
+ * accept_connection and the server accepts the Python way. */
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+#define HAVE_ACCEPT_CONNECTION 1
+
+/* (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6, as socket.accept() gives
+ * them (the host through getnameinfo(NI_NUMERICHOST), as CPython does); None for any other
+ * family: the server needs a unix peer's address for nothing. */
+static PyObject *
+peer_address(const struct sockaddr_storage *address, socklen_t length)
+{
+    char host[NI_MAXHOST];
+    if (address->ss_family != AF_INET && address->ss_family != AF_INET6) {
+        Py_RETURN_NONE;
+    }
+    int error = getnameinfo((const struct sockaddr *)address, length, host, sizeof(host),
+                            NULL, 0, NI_NUMERICHOST);
+    if (error != 0) {
+        PyErr_Format(PyExc_OSError, "getnameinfo: %s", gai_strerror(error));
+        return NULL;
+    }
+    if (address->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)address;
+        return Py_BuildValue("(si)", host, (int)ntohs(v4->sin_port));
+    }
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)address;
+    return Py_BuildValue("(siII)", host, (int)ntohs(v6->sin6_port),
+                         (unsigned int)ntohl(v6->sin6_flowinfo), (unsigned int)v6->sin6_scope_id);
+}
+
+PyDoc_STRVAR(accept_connection_doc,
+"accept_connection(listener_fd, /)\n--\n\n"
+"accept4() a connection, non-blocking and close-on-exec, as (fd, peer); None when none is\n"
+"waiting (or a signal interrupted the call), without raising; OSError for anything else.");
+
+static PyObject *
+accept_connection(PyObject *Py_UNUSED(module), PyObject *listener)
+{
+    long listener_fd = PyLong_AsLong(listener);
+    if (listener_fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (listener_fd < 0 || listener_fd > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "accept_connection(): not a file descriptor");
+        return NULL;
+    }
+    struct sockaddr_storage address;
+    socklen_t length = sizeof(address);
+    memset(&address, 0, sizeof(address));
+    int fd = accept4((int)listener_fd, (struct sockaddr *)&address, &length,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            Py_RETURN_NONE;
+        }
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *peer = peer_address(&address, length);
+    if (peer == NULL) {
+        close(fd);
+        return NULL;
+    }
+    PyObject *result = Py_BuildValue("(iN)", fd, peer);
+    if (result == NULL) {
+        close(fd);
+    }
+    return result;
+}
+#endif /* SOCK_NONBLOCK && SOCK_CLOEXEC */
+
 /* --- the module ------------------------------------------------------------------- */
 
 static PyMethodDef speedups_methods[] = {
     {"environ_from_params", (PyCFunction)(void (*)(void))environ_from_params, METH_FASTCALL,
      environ_from_params_doc},
     {"encode_head", (PyCFunction)(void (*)(void))encode_head, METH_FASTCALL, encode_head_doc},
+#ifdef HAVE_ACCEPT_CONNECTION
+    {"accept_connection", accept_connection, METH_O, accept_connection_doc},
+#endif
     {NULL, NULL, 0, NULL},
 };
 

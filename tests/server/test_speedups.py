@@ -12,8 +12,12 @@ it in the pure-Python pass too), so neither pass can go green by testing the oth
 
 from __future__ import annotations
 
+import _socket
 import contextlib
+import errno
 import gc
+import os
+import socket
 import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -501,3 +505,78 @@ def test_calls_leave_no_reference_and_no_memory_behind(lane: ModuleType) -> None
         gc.collect()
         assert sys.getallocatedblocks() - blocks < 100, function.__name__
         assert [sys.getrefcount(obj) for obj in objects] == counts, function.__name__
+
+
+# --- accepting --------------------------------------------------------------------------
+
+
+def listening(family: int) -> socket.socket:
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    return listener
+
+
+FAMILIES = [socket.AF_INET] + ([socket.AF_INET6] if socket.has_ipv6 else [])
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: socket.AddressFamily(f).name)
+def test_accept_connection_is_socket_accept_without_the_exception(
+    lane: ModuleType, family: int
+) -> None:
+    try:
+        listener = listening(family)
+    except OSError as exc:  # no IPv6 loopback on this machine (a container)
+        assert family == socket.AF_INET6, exc
+        return
+    with listener:
+        # Nothing waiting: None, where socket.accept() raises BlockingIOError.
+        assert lane.accept_connection(listener.fileno()) is None
+        with pytest.raises(BlockingIOError):
+            listener._accept()
+        clients = [socket.create_connection(listener.getsockname()[:2]) for _ in range(2)]
+        fd, peer = lane.accept_connection(listener.fileno())
+        python_fd, python_peer = listener._accept()
+        try:
+            # The peer as socket.accept() gives it (the first client, then the second).
+            assert peer == clients[0].getsockname()
+            assert python_peer == clients[1].getsockname()
+            assert type(peer) is type(python_peer) and len(peer) == len(python_peer)
+            # Non-blocking and close-on-exec, so no setblocking() is needed after it.
+            assert os.get_blocking(fd) is False
+            assert os.get_inheritable(fd) is False
+            # The server wraps it as non-blocking: no ioctl, and it reads without waiting.
+            sock = _socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK, 0, fd)
+            assert sock.gettimeout() == 0.0
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+            clients[0].sendall(b"ping")
+            assert sock.recv(4) == b"ping"
+            sock.close()
+        finally:
+            os.close(python_fd)
+            for client in clients:
+                client.close()
+
+
+def test_accept_connection_gives_a_unix_peer_as_none(lane: ModuleType, tmp_path: Any) -> None:
+    path = str(tmp_path / "fcgi.sock")
+    with socket.socket(socket.AF_UNIX) as listener, socket.socket(socket.AF_UNIX) as client:
+        listener.bind(path)
+        listener.listen(1)
+        client.connect(path)
+        fd, peer = lane.accept_connection(listener.fileno())
+        os.close(fd)
+        assert peer is None  # the server labels it "unix socket" and never filters it
+
+
+def test_accept_connection_raises_what_accept_raises(lane: ModuleType) -> None:
+    with socket.socket() as not_listening:
+        with pytest.raises(OSError) as lane_error:
+            lane.accept_connection(not_listening.fileno())
+        with pytest.raises(OSError) as python_error:
+            not_listening._accept()
+    assert lane_error.value.errno == python_error.value.errno == errno.EINVAL
+    with pytest.raises(ValueError):
+        lane.accept_connection(-1)
