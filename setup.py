@@ -38,7 +38,8 @@ COMPILED = [
     "fcgikit/server/server.py",
 ]
 #: Hand-written C for the few steps where mypyc's output is still CPython's object model at
-#: work (parsing a whole ordinary request, building the environ, encoding a response head):
+#: work (accepting, parsing a whole ordinary request, building the environ, encoding a
+#: response head, framing a small response's end):
 #: each ``_speedups`` module is a fast lane that answers None when its input is anything but
 #: the ordinary case, and the Python next to it then does the full work, errors included. So
 #: behaviour never depends on them; with ``FCGIKIT_PURE_PYTHON=1`` they are not even imported.

@@ -33,6 +33,7 @@ from fcgikit.protocol import (
     StdinData,
     StdinEnded,
 )
+from fcgikit.protocol.connection import COPY_MAX
 from fcgikit.server.wsgi import WebServerGone, WSGIRequest
 
 if TYPE_CHECKING:
@@ -52,8 +53,10 @@ DRAIN_QUIET = 1.0
 MAX_PENDING = 1 << 20
 #: output this long (a final body, a streamed block) goes out with sendmsg, framed where it
 #: lies; a shorter one is joined with its head and records and sent whole (sendmsg's iovecs
-#: cost more than copying a few kilobytes: 2.6 against 2.3 µs for a hello-world response)
-SCATTER_MIN = 8192
+#: cost more than copying a few kilobytes: 2.6 against 2.3 µs for a hello-world response).
+#: The protocol's threshold for the same trade-off, so that what it frames in one buffer
+#: (its C lane) is exactly what this side would have joined.
+SCATTER_MIN = COPY_MAX
 
 
 class ChannelHost(Protocol):

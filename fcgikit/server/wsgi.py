@@ -243,13 +243,8 @@ class WSGIRequest:
 
     def build_environ(self) -> dict[str, Any]:
         settings = self.settings
-        environ: dict[str, Any]
-        if _fast_environ is not None:
-            environ = _fast_environ(settings.base_environ, self.event.params, _DROPPED_PARAMS)
-        else:
-            environ = _environ_from_params_py(
-                settings.base_environ, self.event.params, _DROPPED_PARAMS
-            )
+        from_params = _fast_environ or _environ_from_params_py
+        environ = from_params(settings.base_environ, self.event.params, _DROPPED_PARAMS)
         if not environ.get("CONTENT_LENGTH", "").strip():
             environ.pop("CONTENT_LENGTH", None)
         if not environ.get("CONTENT_TYPE"):
