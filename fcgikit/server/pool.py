@@ -15,7 +15,9 @@ query, a slow client, a long computation) loses the loop role: another thread ta
 and the requests that were waiting behind it go to the queue. This is Go's scheduler's "hand
 off the processor from a blocked thread" applied to one selector. After such a rescue the
 pool runs requests only on queued threads for :data:`INLINE_BACKOFF` seconds, so an app whose
-requests are all slow pays for one rescue per back-off, not one per request.
+requests are all slow pays for one rescue per back-off, not one per request. Where the C
+lane is built, the watcher looks without the GIL (``_speedups.LoopWatch``), so the busy loop
+thread never hands the GIL to it for nothing.
 
 Accounting: ``running`` counts requests being run, on the loop's thread or by queue, and
 never exceeds ``threads`` (the app may rely on that, like ``RequestTracker`` does); the pool
@@ -31,20 +33,41 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger("fcgikit.server")
+
+
+class LoopWatchLike(Protocol):
+    def began(self) -> int: ...
+    def ended(self) -> None: ...
+    def wake(self) -> None: ...
+    def wait(self, tick: float, park_after: int, timeout: float, /) -> int: ...
+
+
+#: The watcher without the GIL (fcgikit/server/_speedups.c); None where it was not built,
+#: and with FCGIKIT_PURE_PYTHON=1: then the watcher is the Python in WorkerPool.watch.
+LoopWatch: Callable[[], LoopWatchLike] | None
+try:
+    from fcgikit.server._speedups import LoopWatch
+except ImportError:
+    LoopWatch = None
 
 Job = Callable[[], None]
 
 #: how often the watcher looks at the request running on the loop's thread (seconds); a
-#: request running for longer than one to two ticks loses the loop role. Each look takes the
-#: GIL from the loop's thread: at 1 ms that cost 10% of hello-world throughput, at 5 ms
-#: nothing measurable; 5 ms is also how long a busy thread keeps the GIL from the others.
+#: request running for longer than one to two ticks loses the loop role. In Python each look
+#: takes the GIL from the loop's thread: at 1 ms that cost 10% of hello-world throughput;
+#: 5 ms is also how long a busy thread keeps the GIL from the others.
 TICK = 0.005
 #: after a rescue, requests go to the queue for this long (seconds)
 INLINE_BACKOFF = 0.1
 #: the watcher stops ticking after this many ticks with no request run on the loop's thread
 PARK_AFTER_TICKS = 50
+#: the C watcher comes back to Python at least this often (seconds): to see whether the loop
+#: is over, and to run a signal handler that the kernel gave another thread (Python runs
+#: them on the main thread only, the watcher's)
+WATCH_RETURN = 0.25
 
 
 class _LeadRole:
@@ -81,6 +104,7 @@ class WorkerPool:
         self._closed = False
         #: how often a request lost the loop role (for the curious and the tests)
         self.rescues = 0
+        self._loop_watch = LoopWatch() if LoopWatch is not None else None
 
     @property
     def in_flight(self) -> int:
@@ -99,6 +123,12 @@ class WorkerPool:
 
     def watch(self) -> None:
         """Rescue the loop from slow requests until it is over; run by ``serve``'s caller."""
+        if self._loop_watch is not None:
+            self._watch_without_gil(self._loop_watch)
+            return
+        # Each look takes the GIL. While this thread waits for it, every release by the
+        # loop's thread (each socket call) wakes this one, mostly for nothing (see
+        # _speedups.c's LoopWatch, which the compiled build watches with instead).
         seen_seq = -1
         quiet_ticks = 0
         while True:
@@ -123,10 +153,25 @@ class WorkerPool:
             if not park:
                 time.sleep(TICK)
 
+    def _watch_without_gil(self, loop_watch: LoopWatchLike) -> None:
+        """watch(), with the looks done in C without the GIL: it is taken only to rescue, for
+        a signal's handler, and every WATCH_RETURN seconds to see whether the loop is over."""
+        while True:
+            with self._lock:
+                if self._loop_over:
+                    return
+            overstayed = loop_watch.wait(TICK, PARK_AFTER_TICKS, WATCH_RETURN)
+            if overstayed:
+                with self._lock:
+                    if self._inline_thread is not None and self._inline_seq == overstayed:
+                        self._rescue_locked()
+
     def _rescue_locked(self) -> None:
         self.rescues += 1
         self._leader = None
         self._inline_thread = None  # it goes on with its request, as an ordinary thread
+        if self._loop_watch is not None:
+            self._loop_watch.ended()
         self._role_free = True
         self._backoff_until = time.monotonic() + INLINE_BACKOFF
         self._queue.extend(self._ready)
@@ -140,6 +185,8 @@ class WorkerPool:
             if error is not None and self.loop_error is None:
                 self.loop_error = error
             self._watch_wakeup.notify()
+        if self._loop_watch is not None:
+            self._loop_watch.wake()
 
     def wait_loop_over(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -194,10 +241,13 @@ class WorkerPool:
                     return True
                 job = self._ready.popleft()
                 self.running += 1
-                self._inline_seq += 1
                 self._inline_thread = me
-                if self._watch_parked:
-                    self._watch_wakeup.notify()
+                if self._loop_watch is not None:
+                    self._inline_seq = self._loop_watch.began()
+                else:
+                    self._inline_seq += 1
+                    if self._watch_parked:
+                        self._watch_wakeup.notify()
             try:
                 job()
             except BaseException:  # a job is a whole request; it logs its own failures
@@ -207,6 +257,8 @@ class WorkerPool:
                 if self._leader != me:
                     return False  # rescued meanwhile: another thread runs the loop now
                 self._inline_thread = None
+                if self._loop_watch is not None:
+                    self._loop_watch.ended()
                 if self._queue:
                     self._wake_locked()
 

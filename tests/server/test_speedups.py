@@ -17,8 +17,10 @@ import contextlib
 import errno
 import gc
 import os
+import signal
 import socket
 import sys
+import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
 from types import MappingProxyType, ModuleType
@@ -29,10 +31,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fcgikit.protocol import RequestReceived, Role
-from fcgikit.server import wsgi
+from fcgikit.server import pool, wsgi
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import InvalidResponse, WSGIRequest
 from tests.native import PURE_PYTHON_PASS, load_lane
+from tests.server.test_hostile import wait_until
+
+WAIT = 10.0
 
 DROPPED = wsgi._DROPPED_PARAMS
 
@@ -48,9 +53,11 @@ def test_the_lane_is_on_exactly_when_the_pass_says(lane: ModuleType) -> None:
             import fcgikit.server._speedups  # noqa: F401
         assert wsgi._fast_environ is None
         assert wsgi._fast_encode_head is None
+        assert pool.LoopWatch is None
         return
     assert wsgi._fast_environ is lane.environ_from_params
     assert wsgi._fast_encode_head is lane.encode_head
+    assert pool.LoopWatch is lane.LoopWatch
 
 
 # --- what a request sees, in both passes --------------------------------------------------
@@ -473,6 +480,12 @@ def calls(lane: ModuleType) -> Iterator[tuple[Callable[..., Any], tuple[Any, ...
     yield lane.encode_head, ("200 OK", (("Content-Length", "3"),), None)
     yield lane.encode_head, ("200 OK", [*headers, ("X-B", "a\nb")], 5)
     yield lane.encode_head, (Text("200 OK"), headers, 2**80)
+    yield lane.LoopWatch, ()  # and its pipe's two descriptors: 100,000 of them would run out
+    watch = lane.LoopWatch()
+    yield watch.began, ()
+    yield watch.ended, ()
+    yield watch.wait, (0.005, 1, 0.0)
+    yield watch.wait, ("soon", 1, 1.0)
 
 
 def parts(value: Any) -> list[Any]:
@@ -580,3 +593,101 @@ def test_accept_connection_raises_what_accept_raises(lane: ModuleType) -> None:
     assert lane_error.value.errno == python_error.value.errno == errno.EINVAL
     with pytest.raises(ValueError):
         lane.accept_connection(-1)
+
+
+# --- LoopWatch: the pool's watcher without the GIL -----------------------------------------
+
+#: a wait() that should end long before this ends by its own timeout instead, and fails
+NEVER = 60.0
+
+
+def watch_in_thread(watch: Any, *args: Any) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(watch.wait(*args))
+        except BaseException as exc:  # reported by the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_loop_watch_reports_a_request_that_overstays(lane: ModuleType) -> None:
+    watch = lane.LoopWatch()
+    assert watch.began() == 1
+    watch.ended()
+    assert watch.began() == 2  # each request its own number: the pool checks it to rescue
+    # Still running a whole tick later: reported by its number, not after the timeout.
+    assert watch.wait(0.005, 50, NEVER) == 2
+    watch.ended()
+    # Over before the watcher looks: nothing to report; the wait ends at its timeout.
+    assert watch.wait(0.005, 50, 0.05) == 0
+
+
+def test_loop_watch_parks_and_wakes_for_the_next_request(lane: ModuleType) -> None:
+    watch = lane.LoopWatch()
+    thread, outcome = watch_in_thread(watch, 0.005, 1, NEVER)
+    wait_until(lambda: watch.parked, what="the watcher parked")
+    number = watch.began()  # the loop's thread starts a request that then takes its time
+    thread.join(WAIT)
+    assert not thread.is_alive(), "began() did not wake the parked watcher"
+    assert outcome == [number]
+    assert not watch.parked
+
+
+def test_loop_watch_wake_ends_a_wait(lane: ModuleType) -> None:
+    watch = lane.LoopWatch()
+    thread, outcome = watch_in_thread(watch, 0.005, 1, NEVER)
+    wait_until(lambda: watch.parked, what="the watcher parked")
+    watch.wake()  # the loop is over
+    thread.join(WAIT)
+    assert not thread.is_alive(), "wake() did not end the wait"
+    assert outcome == [0]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_loop_watch_runs_signal_handlers_while_it_waits(lane: ModuleType) -> None:
+    """The watcher is the main thread, the one that runs Python's signal handlers: SIGTERM
+    must stop the server while it waits in C, parked or not."""
+    watch = lane.LoopWatch()
+    handled: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        handled.append(signum)
+        if len(handled) == 2:
+            raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        assert watch.wait(0.005, 1, NEVER) == 0  # the handler ran, and wait() returned
+        assert handled == [signal.SIGALRM]
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(Interrupted):  # a handler's exception comes out of wait()
+            watch.wait(0.005, 1, NEVER)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((0.0, 1, 1.0), ValueError),
+        ((0.005, 0, 1.0), ValueError),
+        ((0.005, 1, -1.0), ValueError),
+        (("soon", 1, 1.0), TypeError),
+        ((0.005, 1), TypeError),
+    ],
+)
+def test_loop_watch_wait_checks_its_arguments(
+    lane: ModuleType, args: tuple[Any, ...], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        lane.LoopWatch().wait(*args)
