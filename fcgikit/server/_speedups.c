@@ -731,7 +731,8 @@ PyDoc_STRVAR(loop_watch_wait_doc,
 "wait(self, tick, park_after, timeout, /)\n--\n\n"
 "Watch without the GIL: look every `tick` seconds. Return the number of a request that\n"
 "has run on the loop's thread through a whole tick (it overstayed); 0 after `timeout`\n"
-"seconds, on wake(), or once a signal's Python handler ran (its exception propagates).\n"
+"seconds, on wake(), or when a signal arrived. Either way the Python handlers of the signals\n"
+"that arrived meanwhile run first (their exception propagates).\n"
 "After `park_after` looks that saw no request, sleep until began() instead of looking.");
 
 static PyObject *
@@ -833,20 +834,21 @@ loop_watch_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     atomic_store(&self->parked, 0);
     Py_END_ALLOW_THREADS
 
-    switch (outcome) {
-    case WAIT_STUCK:
-        return PyLong_FromUnsignedLongLong(stuck);
-    case WAIT_SIGNAL:
-        if (PyErr_CheckSignals() < 0) {
-            return NULL;
-        }
-        return PyLong_FromLong(0);
-    case WAIT_ERROR:
+    if (outcome == WAIT_ERROR) {
         errno = saved_errno;
         return PyErr_SetFromErrno(PyExc_OSError);
-    default:
-        return PyLong_FromLong(0);
     }
+    /* Run the handlers of the signals that arrived meanwhile: the one that interrupted the
+     * poll (WAIT_SIGNAL), and one the kernel gave another thread, whose handler Python
+     * runs only here, on the main thread, and only when something asks (compiled callers
+     * never run the interpreter's loop, which would). */
+    if (PyErr_CheckSignals() < 0) {
+        return NULL;
+    }
+    if (outcome == WAIT_STUCK) {
+        return PyLong_FromUnsignedLongLong(stuck);
+    }
+    return PyLong_FromLong(0);
 }
 
 static PyObject *
