@@ -652,6 +652,56 @@ def test_a_large_body_sent_in_pieces_arrives_whole_through_a_small_socket_buffer
     theirs.close()
 
 
+@pytest.mark.parametrize("chunks", [1, 40], ids=["one-piece", "written-in-40"])
+def test_a_small_response_sent_in_pieces_arrives_whole_through_a_tiny_socket_buffer(
+    chunks: int,
+) -> None:
+    """A response under SCATTER_MIN goes out as one joined buffer with send(); when the
+    socket takes only part of it (or nothing, EAGAIN), the rest must follow from the right
+    byte. Through ``write()`` each chunk takes that path on its own."""
+    from fcgikit.server.channel import SCATTER_MIN, Channel
+
+    body = bytes(range(251)) * 30  # 7,530 bytes: one send(), bigger than the buffer
+    assert len(body) < SCATTER_MIN
+
+    def app(environ: Environ, start_response: Any) -> Iterable[bytes]:
+        write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        if chunks == 1:
+            return [body]
+        size = len(body) // chunks + 1
+        for start in range(0, len(body), size):
+            write(body[start : start + size])
+        return []
+
+    host = ChannelHost(app)
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024)  # the kernel's minimum
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    ours.setblocking(False)
+    theirs.settimeout(10)
+    channel = Channel(host, ours, "test")  # type: ignore[arg-type]
+    client = ClientConnection()
+    theirs.sendall(client.start_request(1, {}, keep_conn=True) + client.end_stdin(1))
+    channel.on_readable()
+    ((_, request),) = host.arrived
+    runner = threading.Thread(target=request.run)
+    runner.start()
+    stdout = b""
+    ended = None
+    while ended is None:
+        for event in client.receive_data(theirs.recv(512)):
+            if isinstance(event, StdoutData):
+                stdout += event.data
+            elif isinstance(event, RequestEnded):
+                ended = event
+    runner.join(10)
+    assert not runner.is_alive()
+    assert stdout.partition(b"\r\n\r\n")[2] == body
+    assert (ended.app_status, ended.protocol_status) == (0, 0)
+    ours.close()
+    theirs.close()
+
+
 def test_access_log_has_one_documented_line_per_request(serve: Any, tmp_path: Path) -> None:
     log_path = tmp_path / "access.log"
     running = serve(echo_environ, access_log=str(log_path))
