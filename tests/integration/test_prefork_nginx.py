@@ -119,13 +119,9 @@ def start_nginx(site: Site, keepalive: bool) -> None:
     layout = site.layout
     socket = str(layout.socket)
     fragment = (KEEPALIVE if keepalive else CLOSE).replace("{socket}", socket)
-    conf = write_nginx_config(layout, fragment)
-    if keepalive:
-        # The upstream block belongs to http { }, around the server { } the harness writes.
-        upstream = (
-            f"    upstream pool {{\n        server unix:{socket};\n        keepalive 8;\n    }}\n"
-        )
-        conf.write_text(conf.read_text().replace("    server {\n", upstream + "    server {\n", 1))
+    # The keepalive pool is an upstream block, which belongs to http { }.
+    upstream = f"upstream pool {{\n    server unix:{socket};\n    keepalive 8;\n}}\n"
+    conf = write_nginx_config(layout, fragment, upstream if keepalive else "")
     site.config_files.append(conf)
     argv = nginx_command(layout, conf, "-g", "daemon off;")
     nginx = Process("nginx", argv, log_dir=layout.dir, logs=[layout.dir / "error.log"])
