@@ -604,27 +604,18 @@ def test_keep_conn_reused_request_id_survives_the_previous_request() -> None:
     theirs.close()
 
 
-@pytest.mark.parametrize("streamed", [False, True], ids=["list", "streamed-64k-blocks"])
-def test_a_large_body_sent_in_pieces_arrives_whole_through_a_small_socket_buffer(
-    streamed: bool,
-) -> None:
-    """A body of 1 MiB goes out with sendmsg, framed in place (a list body at the end, or each
-    streamed block); a web server that reads slowly makes each sendmsg take only part of
-    it, which must resume at the right byte."""
-    from fcgikit.server.channel import SCATTER_MIN, Channel
-
-    body = bytes(range(251)) * (1024 * 1024 // 251)  # no period of 8 or 65535 bytes
-    assert len(body) > SCATTER_MIN
-
-    def app(environ: Environ, start_response: Any) -> Iterable[bytes]:
-        start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        if streamed:
-            return (body[start : start + 65536] for start in range(0, len(body), 65536))
-        return [body]
+def run_through_a_slow_reader(
+    app: Any, *, sndbuf: int, rcvbuf: int | None, read_size: int
+) -> tuple[bytes, RequestEnded]:
+    """Run ``app`` on a Channel whose socket takes little at a time (``sndbuf``), with a web
+    server reading ``read_size`` bytes at a time: (the stdout stream, its END_REQUEST)."""
+    from fcgikit.server.channel import Channel
 
     host = ChannelHost(app)
     ours, theirs = socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    if rcvbuf is not None:
+        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     ours.setblocking(False)
     theirs.settimeout(10)
     channel = Channel(host, ours, "test")  # type: ignore[arg-type]
@@ -637,19 +628,41 @@ def test_a_large_body_sent_in_pieces_arrives_whole_through_a_small_socket_buffer
     stdout = b""
     ended = None
     while ended is None:
-        for event in client.receive_data(theirs.recv(4096)):
+        for event in client.receive_data(theirs.recv(read_size)):
             if isinstance(event, StdoutData):
                 stdout += event.data
             elif isinstance(event, RequestEnded):
                 ended = event
     runner.join(10)
     assert not runner.is_alive()
+    ours.close()
+    theirs.close()
+    return stdout, ended
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["list", "streamed-64k-blocks"])
+def test_a_large_body_sent_in_pieces_arrives_whole_through_a_small_socket_buffer(
+    streamed: bool,
+) -> None:
+    """A body of 1 MiB goes out with sendmsg, framed in place (a list body at the end, or each
+    streamed block); a web server that reads slowly makes each sendmsg take only part of
+    it, which must resume at the right byte."""
+    from fcgikit.server.channel import SCATTER_MIN
+
+    body = bytes(range(251)) * (1024 * 1024 // 251)  # no period of 8 or 65535 bytes
+    assert len(body) > SCATTER_MIN
+
+    def app(environ: Environ, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        if streamed:
+            return (body[start : start + 65536] for start in range(0, len(body), 65536))
+        return [body]
+
+    stdout, ended = run_through_a_slow_reader(app, sndbuf=16384, rcvbuf=None, read_size=4096)
     head, _, received = stdout.partition(b"\r\n\r\n")
     assert (f"Content-Length: {len(body)}".encode() in head) is not streamed
     assert received == body
     assert (ended.app_status, ended.protocol_status) == (0, 0)
-    ours.close()
-    theirs.close()
 
 
 @pytest.mark.parametrize("chunks", [1, 40], ids=["one-piece", "written-in-40"])
@@ -659,7 +672,7 @@ def test_a_small_response_sent_in_pieces_arrives_whole_through_a_tiny_socket_buf
     """A response under SCATTER_MIN goes out as one joined buffer with send(); when the
     socket takes only part of it (or nothing, EAGAIN), the rest must follow from the right
     byte. Through ``write()`` each chunk takes that path on its own."""
-    from fcgikit.server.channel import SCATTER_MIN, Channel
+    from fcgikit.server.channel import SCATTER_MIN
 
     body = bytes(range(251)) * 30  # 7,530 bytes: one send(), bigger than the buffer
     assert len(body) < SCATTER_MIN
@@ -673,33 +686,10 @@ def test_a_small_response_sent_in_pieces_arrives_whole_through_a_tiny_socket_buf
             write(body[start : start + size])
         return []
 
-    host = ChannelHost(app)
-    ours, theirs = socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024)  # the kernel's minimum
-    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    ours.setblocking(False)
-    theirs.settimeout(10)
-    channel = Channel(host, ours, "test")  # type: ignore[arg-type]
-    client = ClientConnection()
-    theirs.sendall(client.start_request(1, {}, keep_conn=True) + client.end_stdin(1))
-    channel.on_readable()
-    ((_, request),) = host.arrived
-    runner = threading.Thread(target=request.run)
-    runner.start()
-    stdout = b""
-    ended = None
-    while ended is None:
-        for event in client.receive_data(theirs.recv(512)):
-            if isinstance(event, StdoutData):
-                stdout += event.data
-            elif isinstance(event, RequestEnded):
-                ended = event
-    runner.join(10)
-    assert not runner.is_alive()
+    # 1 KiB: the kernel's minimum
+    stdout, ended = run_through_a_slow_reader(app, sndbuf=1024, rcvbuf=1024, read_size=512)
     assert stdout.partition(b"\r\n\r\n")[2] == body
     assert (ended.app_status, ended.protocol_status) == (0, 0)
-    ours.close()
-    theirs.close()
 
 
 def test_access_log_has_one_documented_line_per_request(serve: Any, tmp_path: Path) -> None:
