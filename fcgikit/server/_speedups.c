@@ -651,11 +651,13 @@ static void
 loop_watch_dealloc(PyObject *op)
 {
     LoopWatch *self = (LoopWatch *)op;
+    PyTypeObject *type = Py_TYPE(op);
     if (self->wake_read >= 0) {
         close(self->wake_read);
         close(self->wake_write);
     }
-    Py_TYPE(op)->tp_free(op);
+    type->tp_free(op);
+    Py_DECREF(type); /* a heap type: each instance holds a reference to it */
 }
 
 static int

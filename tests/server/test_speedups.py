@@ -615,6 +615,23 @@ def watch_in_thread(watch: Any, *args: Any) -> tuple[threading.Thread, list[obje
     return thread, outcome
 
 
+def test_loop_watches_come_and_go_without_a_trace(lane: ModuleType) -> None:
+    """Each holds a pipe and, as an instance of a heap type, a reference to its type."""
+    watch_type = lane.LoopWatch
+
+    def make_some() -> None:
+        for _ in range(1000):
+            watch_type().began()
+
+    make_some()  # the interpreter's caches settle
+    references = sys.getrefcount(watch_type)
+    descriptors = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    make_some()
+    assert sys.getrefcount(watch_type) == references
+    if descriptors is not None:
+        assert len(os.listdir("/proc/self/fd")) == descriptors
+
+
 def test_loop_watch_reports_a_request_that_overstays(lane: ModuleType) -> None:
     watch = lane.LoopWatch()
     assert watch.began() == 1
