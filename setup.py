@@ -34,6 +34,7 @@ COMPILED = [
     "fcgikit/protocol/state.py",
     "fcgikit/protocol/connection.py",
     "fcgikit/server/channel.py",
+    "fcgikit/server/direct.py",
     "fcgikit/server/wsgi.py",
     "fcgikit/server/server.py",
 ]

@@ -143,6 +143,53 @@ def _empty_record(record_type: int, request_id: int) -> bytes:
     return pack_header(record_type, request_id, 0)
 
 
+def _checked_status(app_status: int, protocol_status: ProtocolStatus | int) -> ProtocolStatus:
+    """``protocol_status`` as a member, once both statuses are known to fit END_REQUEST."""
+    if not 0 <= app_status <= _MAX_APP_STATUS:
+        raise LocalProtocolError(
+            f"app_status must fit in 32 bits (0 to {_MAX_APP_STATUS}), not {app_status}"
+        )
+    try:
+        found = _STATUSES_BY_NUMBER.get(protocol_status)  # IntEnum: a member is its number
+    except TypeError:  # unhashable
+        found = None
+    if found is None:
+        raise LocalProtocolError(f"{protocol_status!r} is not a ProtocolStatus")
+    return found
+
+
+def _frame_request_end(
+    lane: FrameEnd | None,
+    request_id: int,
+    stdout: Sequence[bytes | memoryview],
+    app_status: int,
+    status: ProtocolStatus,
+    stdout_sent: bool,
+    stderr_sent: bool,
+) -> list[bytes | memoryview]:
+    """The last stdout, the ends of the output streams and END_REQUEST, as buffers."""
+    # Every request's stdout stream is ended, even an empty one (spec 6.1); only a refusal
+    # that never wrote anything sends FCGI_END_REQUEST alone.
+    close_stdout = stdout_sent or status is ProtocolStatus.REQUEST_COMPLETE
+    if lane is not None:
+        framed = lane(request_id, stdout, app_status, status, close_stdout, stderr_sent)
+        if framed is not None:
+            return [framed]
+    buffers = frame_records(_STDOUT, request_id, stdout)
+    closing = _closing_records(request_id, close_stdout or bool(buffers), stderr_sent)
+    buffers.append(closing + _end_request_record(request_id, app_status, status))
+    return buffers
+
+
+def _closing_records(request_id: int, close_stdout: bool, stderr_sent: bool) -> bytes:
+    """The empty records that end a request's output streams, before its END_REQUEST."""
+    closing = _empty_record(_STDOUT, request_id) if close_stdout else b""
+    if stderr_sent:
+        # FCGI_STDERR is optional (spec 6.1): end it only if it was started.
+        closing += _empty_record(_STDERR, request_id)
+    return closing
+
+
 def _failed(error: RemoteProtocolError) -> RemoteProtocolError:
     return RemoteProtocolError(f"the connection already failed ({error}); close it")
 
@@ -517,7 +564,7 @@ class ServerConnection(_RecordStream[ServerEvent]):
             self._events.append(RequestAborted(request_id))
             request.state = RequestState.ABORTED
             request.reading = None
-        self._outgoing += self._closing_records(request_id, request, request.stdout_sent)
+        self._outgoing += _closing_records(request_id, request.stdout_sent, request.stderr_sent)
         self._outgoing += _end_request_record(request_id, 0, ProtocolStatus.REQUEST_COMPLETE)
         if not request.keep_conn:
             self._should_close = True
@@ -562,15 +609,6 @@ class ServerConnection(_RecordStream[ServerEvent]):
                 "arrived (wait for RequestReceived)"
             )
         return request
-
-    @staticmethod
-    def _closing_records(request_id: int, request: _ServerRequest, close_stdout: bool) -> bytes:
-        """The empty records that end a request's output streams, before its END_REQUEST."""
-        closing = _empty_record(_STDOUT, request_id) if close_stdout else b""
-        if request.stderr_sent:
-            # FCGI_STDERR is optional (spec 6.1): end it only if it was started.
-            closing += _empty_record(_STDERR, request_id)
-        return closing
 
     def send_stdout(self, request_id: int, data: bytes) -> bytes:
         """Bytes carrying ``data`` on FCGI_STDOUT; ``b""`` for empty data or an aborted request.
@@ -650,41 +688,14 @@ class ServerConnection(_RecordStream[ServerEvent]):
         if request is None:
             del self._requests[request_id]
             return []
-        if not 0 <= app_status <= _MAX_APP_STATUS:
-            raise LocalProtocolError(
-                f"app_status must fit in 32 bits (0 to {_MAX_APP_STATUS}), not {app_status}"
-            )
-        try:
-            found = _STATUSES_BY_NUMBER.get(protocol_status)  # IntEnum: a member is its number
-        except TypeError:  # unhashable
-            found = None
-        if found is None:
-            raise LocalProtocolError(f"{protocol_status!r} is not a ProtocolStatus")
-        status = found
-        lane = self._frame_end
-        if lane is not None:
-            framed = lane(
-                request_id,
-                stdout,
-                app_status,
-                status,
-                request.stdout_sent or status is ProtocolStatus.REQUEST_COMPLETE,
-                request.stderr_sent,
-            )
-            if framed is not None:  # (the request is forgotten below: no stdout_sent to set)
-                del self._requests[request_id]
-                if not request.keep_conn:
-                    self._should_close = True
-                return [framed]
-        buffers = frame_records(_STDOUT, request_id, stdout)
-        if buffers:
-            request.stdout_sent = True
-        # Every request's stdout stream is ended, even an empty one (spec 6.1); only a
-        # refusal that never wrote anything sends FCGI_END_REQUEST alone.
-        close_stdout = request.stdout_sent or status is ProtocolStatus.REQUEST_COMPLETE
-        buffers.append(
-            self._closing_records(request_id, request, close_stdout)
-            + _end_request_record(request_id, app_status, status)
+        buffers = _frame_request_end(
+            self._frame_end,
+            request_id,
+            stdout,
+            app_status,
+            _checked_status(app_status, protocol_status),
+            request.stdout_sent,
+            request.stderr_sent,
         )
         del self._requests[request_id]
         if not request.keep_conn:
@@ -708,6 +719,102 @@ class ServerConnection(_RecordStream[ServerEvent]):
         if isinstance(event, RequestEnded):
             return self.end_request(event.request_id, event.app_status, event.protocol_status)
         raise LocalProtocolError(f"an application cannot send {event!r}")
+
+
+class WholeRequest:
+    """A connection that brought one ordinary request whole and will bring nothing more.
+
+    nginx without ``fastcgi_keep_conn`` (its default), like most web servers, opens a
+    connection for each request, sends FCGI_BEGIN_REQUEST for a Responder without
+    FCGI_KEEP_CONN, the PARAMS and the whole FCGI_STDIN in one go, and waits for the answer
+    and our close. For that connection a :class:`ServerConnection` (its state machine,
+    events and bookkeeping) is more than the work itself. :meth:`parse` recognises it in the
+    connection's first bytes; what is left is to frame the answer, with the same bytes a
+    ServerConnection would send.
+
+    >>> from fcgikit.protocol import ClientConnection
+    >>> client = ClientConnection()
+    >>> sent = client.start_request(1, {b"REQUEST_METHOD": b"GET"}) + client.end_stdin(1)
+    >>> whole = WholeRequest.parse(sent, 65536)  # None where the C lane was not built
+    >>> whole is None or whole.event.params == {b"REQUEST_METHOD": b"GET"}
+    True
+    """
+
+    __slots__ = ("_ended", "_frame_end", "_stderr_sent", "_stdout_sent", "event", "stdin")
+
+    def __init__(self, event: RequestReceived, stdin: list[bytes]) -> None:
+        #: what a ServerConnection would have said: the request, then its body's chunks
+        self.event = event
+        self.stdin = stdin
+        self._stdout_sent = False
+        self._stderr_sent = False
+        self._ended = False
+        self._frame_end = frame_end
+
+    @staticmethod
+    def parse(data: bytes | bytearray | memoryview, max_params_size: int) -> WholeRequest | None:
+        """The request ``data`` holds, if it is a whole ordinary Responder request without
+        FCGI_KEEP_CONN, its FCGI_STDIN ended, and nothing after it. None for anything else
+        (give ``data`` to a ServerConnection, which parses it the ordinary way, errors
+        included), and always where the C lane was not built. Never raises for peer input."""
+        scan = scan_request
+        # BEGIN_REQUEST's flags byte is the 11th: a keep-conn connection (which may carry
+        # more requests) is left to a ServerConnection without scanning its request twice.
+        if scan is None or len(data) < 16 or data[1] != _BEGIN_REQUEST or data[10] & FCGI_KEEP_CONN:
+            return None
+        found = scan(data, max_params_size)
+        if found is None:
+            return None
+        request_id, flags, params, duplicate_names, stdin, stdin_ended = found
+        if flags & FCGI_KEEP_CONN or not stdin_ended:
+            return None
+        names = frozenset(duplicate_names) if duplicate_names else _NO_NAMES
+        return WholeRequest(
+            RequestReceived(request_id, Role.RESPONDER, False, params, names), stdin
+        )
+
+    def _check_open(self, what: str) -> None:
+        if self._ended:
+            raise LocalProtocolError(
+                f"cannot send {what} for request {self.event.request_id}: it has ended"
+            )
+
+    def send_stdout_buffers(self, pieces: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
+        """:meth:`ServerConnection.send_stdout_buffers` for this request."""
+        self._check_open("FCGI_STDOUT")
+        buffers = frame_records(_STDOUT, self.event.request_id, pieces)
+        if buffers:
+            self._stdout_sent = True
+        return buffers
+
+    def send_stderr(self, data: bytes) -> bytes:
+        """:meth:`ServerConnection.send_stderr` for this request."""
+        self._check_open("FCGI_STDERR")
+        if not data:
+            return b""
+        self._stderr_sent = True
+        return pack_records(_STDERR, self.event.request_id, data)
+
+    def end_request_buffers(
+        self,
+        app_status: int = 0,
+        protocol_status: ProtocolStatus | int = ProtocolStatus.REQUEST_COMPLETE,
+        *,
+        stdout: Sequence[bytes | memoryview] = (),
+    ) -> list[bytes | memoryview]:
+        """:meth:`ServerConnection.end_request_buffers` for this request; then close."""
+        self._check_open("FCGI_END_REQUEST")
+        status = _checked_status(app_status, protocol_status)
+        self._ended = True
+        return _frame_request_end(
+            self._frame_end,
+            self.event.request_id,
+            stdout,
+            app_status,
+            status,
+            self._stdout_sent,
+            self._stderr_sent,
+        )
 
 
 # --- the web-server side -------------------------------------------------------------------

@@ -59,6 +59,12 @@ MAX_PENDING = 1 << 20
 SCATTER_MIN = COPY_MAX
 
 
+class Refuses(Protocol):
+    """A connection a request arrived on (a Channel, or a DirectChannel)."""
+
+    def refuse(self, request: WSGIRequest) -> None: ...
+
+
 class ChannelHost(Protocol):
     """What a channel needs from its server (:class:`~fcgikit.server.server.Server`; the
     fuzz harness and the hot-path benchmark pass smaller stand-ins)."""
@@ -68,7 +74,7 @@ class ChannelHost(Protocol):
     #: what every connection reads into, on the loop's thread
     recv_buffer: memoryview
     #: requests whose params arrived in this round of the loop, admitted after it
-    arrived: list[tuple[Channel, WSGIRequest]]
+    arrived: list[tuple[Refuses, WSGIRequest]]
 
     def unregister(self, channel: Channel) -> None: ...
     def want_write(self, channel: Channel) -> None: ...
@@ -122,6 +128,10 @@ class Channel:
         except OSError as exc:
             self.on_peer_closed(f"read failed: {exc.strerror or exc}")
             return
+        self.on_received(buffer, size)
+
+    def on_received(self, buffer: memoryview, size: int) -> None:
+        """Take the ``size`` bytes the connection's latest read put in ``buffer``."""
         data = buffer[:size]
         if not size:
             try:
@@ -157,14 +167,7 @@ class Channel:
         if isinstance(event, StdinData):
             request = self.requests.get(event.request_id)
             if request is not None:
-                try:
-                    request.body.feed(event.data)
-                except OSError as exc:
-                    log.error(
-                        "request %s: cannot spool the request body: %s; it fails with 500",
-                        request.label,
-                        exc.strerror or exc,
-                    )
+                feed_body(request, event.data)
         elif isinstance(event, RequestReceived):
             self.requests_received += 1
             request = WSGIRequest(self, event, self.server.app, self.server.settings)
@@ -331,62 +334,6 @@ class Channel:
 
     # --- worker threads --------------------------------------------------------------------
 
-    def _sendall(self, data: bytes) -> None:
-        sock = self.sock
-        # Nearly always the socket takes the whole response in one go: no memoryview for it.
-        try:
-            sent = sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            raise WebServerGone(exc.strerror or str(exc)) from None
-        if sent == len(data):
-            return
-        view = memoryview(data)[sent:]
-        poller: select.poll | None = None
-        while view:
-            try:
-                sent = sock.send(view)
-            except BlockingIOError:
-                poller = self._wait_writable(poller)
-                continue
-            except OSError as exc:
-                raise WebServerGone(exc.strerror or str(exc)) from None
-            view = view[sent:]
-
-    def _wait_writable(self, poller: select.poll | None) -> select.poll:
-        """Block until the socket takes more, or raise WebServerGone after send_timeout."""
-        if poller is None:
-            poller = select.poll()
-            poller.register(self.fileno, select.POLLOUT)
-        if not poller.poll(int(self.server.settings.send_timeout * 1000)):
-            raise WebServerGone(
-                f"the web server did not read for {self.server.settings.send_timeout:g}s"
-            )
-        return poller
-
-    def _sendall_buffers(self, buffers: list[bytes | memoryview]) -> None:
-        """``sendall`` for a list of buffers, with sendmsg: the kernel copies each buffer
-        straight from where it lies (a large response body is never joined)."""
-        sock = self.sock
-        poller: select.poll | None = None
-        while buffers:
-            try:
-                sent = sock.sendmsg(buffers)
-            except BlockingIOError:
-                poller = self._wait_writable(poller)
-                continue
-            except OSError as exc:
-                raise WebServerGone(exc.strerror or str(exc)) from None
-            # Drop what went out; a buffer sent in part goes on from where it stopped.
-            done = 0
-            while done < len(buffers) and sent >= len(buffers[done]):
-                sent -= len(buffers[done])
-                done += 1
-            del buffers[:done]
-            if sent:
-                buffers[0] = memoryview(buffers[0])[sent:]
-
     def _send(self, data: bytes | list[bytes | memoryview], *, then_close: bool = False) -> None:
         """Send ``data``, or the buffers of a ``*_buffers`` protocol call, whole."""
         if not data:
@@ -395,9 +342,9 @@ class Channel:
             if self.closed:
                 raise WebServerGone("connection closed")
             if isinstance(data, list):
-                self._sendall_buffers(data)
+                send_all_buffers(self.sock, data, self.server.settings.send_timeout)
             else:
-                self._sendall(data)
+                send_all(self.sock, data, self.server.settings.send_timeout)
             if then_close:
                 self.begin_linger()
         if self._pending:
@@ -487,3 +434,80 @@ class Channel:
         else:
             # The loop closes the channel when the web server's EOF arrives.
             self.begin_linger()
+
+
+# --- sending, for any thread holding a socket's send turn ----------------------------------
+
+
+def send_all(sock: _socket.socket, data: bytes, send_timeout: float) -> None:
+    """``sendall`` on a non-blocking socket: wait for room up to ``send_timeout`` seconds at
+    a time. Raises WebServerGone when the web server went away or stopped reading."""
+    # Nearly always the socket takes the whole response in one go: no memoryview for it.
+    try:
+        sent = sock.send(data)
+    except BlockingIOError:
+        sent = 0
+    except OSError as exc:
+        raise WebServerGone(exc.strerror or str(exc)) from None
+    if sent == len(data):
+        return
+    view = memoryview(data)[sent:]
+    poller: select.poll | None = None
+    while view:
+        try:
+            sent = sock.send(view)
+        except BlockingIOError:
+            poller = _wait_writable(sock, poller, send_timeout)
+            continue
+        except OSError as exc:
+            raise WebServerGone(exc.strerror or str(exc)) from None
+        view = view[sent:]
+
+
+def send_all_buffers(
+    sock: _socket.socket, buffers: list[bytes | memoryview], send_timeout: float
+) -> None:
+    """:func:`send_all` for a list of buffers, with sendmsg: the kernel copies each buffer
+    straight from where it lies (a large response body is never joined)."""
+    poller: select.poll | None = None
+    while buffers:
+        try:
+            sent = sock.sendmsg(buffers)
+        except BlockingIOError:
+            poller = _wait_writable(sock, poller, send_timeout)
+            continue
+        except OSError as exc:
+            raise WebServerGone(exc.strerror or str(exc)) from None
+        # Drop what went out; a buffer sent in part goes on from where it stopped.
+        done = 0
+        while done < len(buffers) and sent >= len(buffers[done]):
+            sent -= len(buffers[done])
+            done += 1
+        del buffers[:done]
+        if sent:
+            buffers[0] = memoryview(buffers[0])[sent:]
+
+
+def _wait_writable(
+    sock: _socket.socket, poller: select.poll | None, send_timeout: float
+) -> select.poll:
+    """Block until the socket takes more, or raise WebServerGone after send_timeout."""
+    if poller is None:
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLOUT)
+    if not poller.poll(int(send_timeout * 1000)):
+        raise WebServerGone(f"the web server did not read for {send_timeout:g}s")
+    return poller
+
+
+def feed_body(request: WSGIRequest, data: bytes) -> None:
+    """Give ``request`` a chunk of its body. A spool that fails (a full disk) is logged here,
+    and the request fails with 500 when the app reads its body."""
+    try:
+        request.body.feed(data)
+    except OSError as exc:
+        log.error(
+            "request %s: cannot spool the request body: %s; it fails with 500",
+            request.label,
+            exc.strerror or exc,
+        )

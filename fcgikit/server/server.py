@@ -30,7 +30,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.addresses import UnixAddress
-from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel
+from fcgikit.protocol import Role
+from fcgikit.protocol.connection import WholeRequest
+from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel, Refuses
+from fcgikit.server.direct import DirectChannel
 from fcgikit.server.listeners import describe, open_listener, peer_allowed
 from fcgikit.server.logs import configure_access_log
 from fcgikit.server.memory import tune_malloc
@@ -127,7 +130,7 @@ class Admits(Protocol):
     def add(self, job: Callable[[], None], *, ready: bool) -> bool: ...
 
 
-def admit(arrived: Iterable[tuple[Channel, WSGIRequest]], pool: Admits) -> None:
+def admit(arrived: Iterable[tuple[Refuses, WSGIRequest]], pool: Admits) -> None:
     """Hand the requests that arrived in one round of the loop to the pool; refuse (OVERLOADED)
     those it has no room for. One whose body is complete may run on the loop's thread."""
     for channel, request in arrived:
@@ -163,6 +166,10 @@ class Server:
                     self.created_paths.append(address.path)
         self.listeners = list(listeners)
         self.channels: set[Channel] = set()
+        #: the connections whose request runs on the direct lane (see direct.py)
+        self.direct: set[DirectChannel] = set()
+        #: whether a request can take the direct lane; WholeRequest.parse says which can
+        self._direct_lane = Role.RESPONDER in settings.roles
         #: what every connection reads into, in the I/O thread (see Channel.on_readable)
         self.recv_buffer = memoryview(bytearray(RECV_SIZE))
         self._selector = Poller()
@@ -180,7 +187,7 @@ class Server:
         self._next_sweep = 0.0
         self._deadline = 0.0
         #: requests whose params arrived in this round of the loop, admitted after it
-        self.arrived: list[tuple[Channel, WSGIRequest]] = []
+        self.arrived: list[tuple[Refuses, WSGIRequest]] = []
         #: connections accepted in the last round, not in the selector yet (see _accept)
         self._unwatched: list[Channel] = []
         #: (family, type, proto) of each listener, as ints for _socket.socket()
@@ -223,6 +230,12 @@ class Server:
         with self._lock:
             self.channels.discard(channel)
             self._write_wanted.discard(channel)
+        if self._stopping or self._accept_paused:
+            self._wake()
+
+    def direct_closed(self, channel: DirectChannel) -> None:
+        with self._lock:
+            self.direct.discard(channel)
         if self._stopping or self._accept_paused:
             self._wake()
 
@@ -328,7 +341,7 @@ class Server:
             self._deadline = time.monotonic() + self.settings.graceful_timeout
         if self._stopping:
             with self._lock:
-                remaining = len(self.channels)
+                remaining = len(self.channels) + len(self.direct)
             if remaining == 0:
                 return True
             with self._lock:
@@ -406,7 +419,10 @@ class Server:
         """Requests running or waiting here, plus connections that have not sent one yet."""
         with self._lock:
             channels = list(self.channels)
-        return sum(len(ch.requests) or int(not ch.requests_received) for ch in channels)
+            running_direct = len(self.direct)
+        return running_direct + sum(
+            len(ch.requests) or int(not ch.requests_received) for ch in channels
+        )
 
     def _saturated(self) -> bool:
         return self.settings.share_listeners and self._load() >= self.settings.threads
@@ -453,17 +469,36 @@ class Server:
                 continue
             if not nonblocking:
                 sock.setblocking(False)
+            # A web server sends its request right after connecting (nginx in the same
+            # event-loop turn): it is often here already, and reading it now saves a round.
+            buffer = self.recv_buffer
+            try:
+                size = sock.recv_into(buffer)
+            except BlockingIOError:
+                size = -1  # not here yet: the selector reports it
+            except OSError:
+                size = -2  # the channel reads again, and says what failed
+            if size > 0 and self._direct_lane:
+                whole = WholeRequest.parse(buffer[:size], self.settings.max_params_size)
+                if whole is not None:
+                    direct = DirectChannel(self, sock, whole)
+                    with self._lock:
+                        self.direct.add(direct)
+                    self.arrived.append((direct, direct.start_request()))
+                    continue
             label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix socket"
             channel = Channel(self, sock, label)
             with self._lock:
                 self.channels.add(channel)
-            # A web server sends its request right after connecting (nginx in the same
-            # event-loop turn): it is often here already, and reading it now saves a round.
             # The selector learns of the connection only at the start of the next round:
             # one whose request ran on this thread and closed it by then (a web server
-            # without keep-conn) never costs the two epoll_ctl calls.
+            # without keep-conn, sending its body in pieces) never costs the two epoll_ctl
+            # calls.
             self._unwatched.append(channel)
-            channel.on_readable()
+            if size >= 0:
+                channel.on_received(buffer, size)
+            elif size == -2:
+                channel.on_readable()
 
     def _accept_one(self, listener: socket.socket) -> tuple[int, object, int] | None:
         """(fd, peer, SOCK_NONBLOCK if the fd already is) of a waiting connection; None when
@@ -519,6 +554,9 @@ class Server:
             listener.close()
         with self._lock:
             channels = list(self.channels)
+            direct = list(self.direct)
+        for running in direct:
+            running.stop_now()
         for channel in channels:
             channel.on_peer_closed("the server is stopping")
             if channel.requests:

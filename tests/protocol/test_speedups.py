@@ -12,6 +12,7 @@ pure-Python pass too, where it is held to the interpreted record-by-record path.
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Callable
 from types import ModuleType
 from typing import TypeVar
 
@@ -20,8 +21,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
-from fcgikit.protocol import ClientConnection, Role, ServerConnection
+from fcgikit.protocol import (
+    ClientConnection,
+    RequestReceived,
+    Role,
+    ServerConnection,
+    StdinData,
+    StdinEnded,
+)
 from fcgikit.protocol import connection as connection_module
+from fcgikit.protocol.connection import WholeRequest
 from fcgikit.protocol.records import encode_pairs, pack_header
 from tests.native import PURE_PYTHON_PASS, load_lane
 
@@ -193,7 +202,7 @@ def test_declining_the_first_read_of_an_upload_copies_none_of_it(lane: ModuleTyp
     copying the body it holds (the ordinary path copies it once, as it must)."""
     client = ClientConnection()
     upload = client.start_request(1, GET_PARAMS) + client.send_stdin(1, b"u" * 300_000)
-    first_read = upload[:256 * 1024]
+    first_read = upload[: 256 * 1024]
     tracemalloc.start()
     try:
         assert lane.scan_request(first_read, 1 << 20) is None
@@ -288,3 +297,108 @@ def test_a_hello_world_response_ends_in_one_buffer(lane: ModuleType) -> None:
     server.receive_data(nginx_get(2))
     buffers = server.end_request_buffers(2, 0, stdout=(head, big))
     assert any(buffer is big for buffer in buffers)
+
+
+# --- WholeRequest: a connection that brought one whole request and nothing more -------------
+
+
+def test_a_whole_request_is_recognised_only_with_the_lane_and_without_keep_conn() -> None:
+    whole = WholeRequest.parse(nginx_get(7, keep_conn=False), 1 << 20)
+    if PURE_PYTHON_PASS:
+        assert whole is None  # no lane: every connection gets a ServerConnection
+        return
+    assert whole is not None
+    assert whole.event == RequestReceived(7, Role.RESPONDER, False, dict(GET_PARAMS), frozenset())
+    assert whole.stdin == []
+    # A keep-conn connection may bring more requests; a body still to come is not whole.
+    assert WholeRequest.parse(nginx_get(7, keep_conn=True), 1 << 20) is None
+    client = ClientConnection()
+    assert WholeRequest.parse(client.start_request(1, GET_PARAMS), 1 << 20) is None
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+def test_a_whole_request_is_what_a_server_connection_makes_of_the_same_bytes(
+    stream: tuple[bytes, int],
+) -> None:
+    data, max_params_size = stream
+    whole = WholeRequest.parse(data, max_params_size)
+    if whole is None:
+        return  # declined: a ServerConnection takes these bytes, as before
+    server = ServerConnection(max_params_size=max_params_size)
+    server._scan_request = None  # record by record: the spec
+    events = server.receive_data(data)
+    assert events == [
+        whole.event,
+        *(StdinData(whole.event.request_id, chunk) for chunk in whole.stdin),
+        StdinEnded(whole.event.request_id),
+    ]
+    assert server.data_to_send() == b""
+    server.end_request(whole.event.request_id)
+    assert server.should_close  # nothing more comes: no FCGI_KEEP_CONN
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    pieces=PIECES,
+    app_status=st.sampled_from([0, 1, 0xFFFFFFFF]),
+    protocol_status=st.sampled_from([0, 1, 2, 3]),
+    streamed=st.lists(st.binary(min_size=1, max_size=70_000), max_size=2),
+    stderr_before=st.booleans(),
+    with_lane=st.booleans(),
+)
+def test_a_whole_request_answers_with_the_bytes_a_server_connection_sends(
+    lane: ModuleType,
+    pieces: list[bytes | memoryview],
+    app_status: int,
+    protocol_status: int,
+    streamed: list[bytes],
+    stderr_before: bool,
+    with_lane: bool,
+) -> None:
+    server = ServerConnection()
+    server._frame_end = lane.frame_end if with_lane else None
+    (received, *_) = server.receive_data(nginx_get(5, keep_conn=False))
+    assert isinstance(received, RequestReceived)
+    whole = WholeRequest(received, [])
+    whole._frame_end = server._frame_end
+
+    def answer(
+        send_stdout: Callable[[bytes], list[bytes | memoryview]],
+        send_stderr: Callable[[bytes], bytes],
+        end: Callable[[], list[bytes | memoryview]],
+    ) -> bytes:
+        out = b"".join(b"".join(send_stdout(block)) for block in streamed)
+        if stderr_before:
+            out += send_stderr(b"oops")
+        return out + b"".join(end())
+
+    by_connection = answer(
+        lambda block: server.send_stdout_buffers(5, (block,)),
+        lambda data: server.send_stderr(5, data),
+        lambda: server.end_request_buffers(5, app_status, protocol_status, stdout=pieces),
+    )
+    by_whole = answer(
+        lambda block: whole.send_stdout_buffers((block,)),
+        whole.send_stderr,
+        lambda: whole.end_request_buffers(app_status, protocol_status, stdout=pieces),
+    )
+    assert by_whole == by_connection
+
+
+def test_a_whole_request_ends_once_and_checks_its_statuses_as_a_connection_does() -> None:
+    event = RequestReceived(3, Role.RESPONDER, False, {}, frozenset())
+    whole = WholeRequest(event, [])
+    with pytest.raises(LocalProtocolError, match="32 bits"):
+        whole.end_request_buffers(1 << 32)
+    with pytest.raises(LocalProtocolError, match="is not a ProtocolStatus"):
+        whole.end_request_buffers(0, 9)
+    assert whole.send_stderr(b"") == b""  # nothing to say opens no stream
+    whole.end_request_buffers(0, stdout=(b"Status: 204\r\n\r\n",))
+    for late in (
+        lambda: whole.send_stdout_buffers((b"late",)),
+        lambda: whole.send_stderr(b"late"),
+        lambda: whole.end_request_buffers(),
+    ):
+        with pytest.raises(LocalProtocolError, match="request 3: it has ended"):
+            late()

@@ -20,9 +20,11 @@ from fcgikit.protocol import (
     ProtocolStatus,
     RequestEnded,
     Role,
+    StderrData,
     StdoutData,
 )
 from fcgikit.server.settings import ServerSettings
+from tests.native import PURE_PYTHON_PASS
 from tests.server.test_hostile import wait_until
 
 Environ = dict[str, Any]
@@ -757,8 +759,88 @@ def test_a_connection_per_request_is_closed_as_soon_as_it_is_answered(serve: Any
         reply += chunk
     assert [type(event).__name__ for event in client.receive_data(reply)][-1] == "RequestEnded"
     # our side is still open: the server let go of the connection by itself
-    wait_until(lambda: not running.server.channels, what="the server to close the connection")
+    wait_until(
+        lambda: not running.server.channels and not running.server.direct,
+        what="the server to close the connection",
+    )
     sock.close()
+
+
+@pytest.mark.parametrize(
+    ("keep_conn", "body_later"), [(False, False), (True, False), (False, True)]
+)
+def test_only_a_request_that_arrives_whole_without_keep_conn_takes_the_direct_lane(
+    serve: Any, keep_conn: bool, body_later: bool
+) -> None:
+    """nginx's default (a connection per request, sent whole) runs without a Channel; every
+    request gets the same answer whichever way it went."""
+    lanes: list[tuple[int, int]] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        lanes.append((len(running.server.direct), len(running.server.channels)))
+        body = environ["wsgi.input"].read()
+        environ["wsgi.errors"].write("note\n")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"got ", body]
+
+    running = serve(app)
+    client = ClientConnection()
+    head = client.start_request(
+        1, {b"REQUEST_METHOD": b"POST", b"CONTENT_LENGTH": b"4"}, keep_conn=keep_conn
+    )
+    tail = client.send_stdin(1, b"data") + client.end_stdin(1)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(running.path)
+        if body_later:
+            sock.sendall(head)
+            wait_until(lambda: bool(running.server.channels), what="the first read")
+            sock.sendall(tail)
+        else:
+            sock.sendall(head + tail)
+        events: list[Any] = []
+        while not events or not isinstance(events[-1], RequestEnded):
+            chunk = sock.recv(65536)
+            assert chunk, "closed before END_REQUEST"
+            events += client.receive_data(chunk)
+        if not keep_conn:
+            assert sock.recv(65536) == b""  # closed right behind END_REQUEST
+    direct = not PURE_PYTHON_PASS and not keep_conn and not body_later
+    assert lanes == ([(1, 0)] if direct else [(0, 1)])
+    stdout = b"".join(e.data for e in events if isinstance(e, StdoutData))
+    assert stdout.endswith(b"\r\n\r\ngot data")
+    assert b"".join(e.data for e in events if isinstance(e, StderrData)) == b"note\n"
+    assert (events[-1].app_status, events[-1].protocol_status) == (
+        0,
+        ProtocolStatus.REQUEST_COMPLETE,
+    )
+
+
+def test_a_stop_past_its_grace_period_cuts_off_a_request_still_running(serve: Any) -> None:
+    entered = threading.Event()
+    release = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        entered.set()
+        release.wait(10)
+        start_response("200 OK", [])
+        return [b"too late"]
+
+    running = serve(app, graceful_timeout=0.2)
+    client = ClientConnection()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(running.path)
+        sock.sendall(client.start_request(1, {}) + client.end_stdin(1))
+        assert entered.wait(10)
+        with LogWaiter("went away") as gone:
+            running.server.stop("test")
+            running.thread.join(10)
+            assert not running.thread.is_alive(), "serve() waited past its grace period"
+            # The web server sees the connection end without END_REQUEST: a cut response.
+            assert sock.recv(65536) == b""
+            release.set()
+            assert gone.seen.wait(10)  # and the app's late answer is dropped, with a log line
 
 
 @pytest.mark.parametrize("backend", ["epoll", "poll"])

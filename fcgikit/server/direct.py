@@ -1,0 +1,126 @@
+"""The direct lane: a request that arrived whole on a connection of its own.
+
+nginx's default (no ``fastcgi_keep_conn``) opens a connection for each request and sends the
+whole request in one go. The loop reads it right after ``accept``; when
+:meth:`~fcgikit.protocol.connection.WholeRequest.parse` recognises it, the request runs with
+a :class:`DirectChannel` instead of a :class:`~fcgikit.server.channel.Channel`: nothing
+more will be read from this connection, so it needs no selector, protocol state machine,
+send lock or linger; the response goes out, and the connection closes behind it. The
+request itself is the same :class:`~fcgikit.server.wsgi.WSGIRequest`, so the app sees no
+difference. In one process that is ~45 against ~25 µs for accept, a hello-world request and
+close (see benchmarks/RESULTS.md).
+
+A DirectChannel is used by the thread that runs its request and by nobody else, except a
+server that stops past its grace period, which shuts the socket down under it.
+"""
+
+from __future__ import annotations
+
+import _socket
+import logging
+import socket
+from typing import TYPE_CHECKING, Protocol
+
+from fcgikit.protocol import ProtocolStatus
+from fcgikit.protocol.connection import WholeRequest
+from fcgikit.server.channel import SCATTER_MIN, feed_body, send_all, send_all_buffers
+from fcgikit.server.wsgi import WebServerGone, WSGIRequest
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+    from fcgikit.server.settings import ServerSettings
+
+log = logging.getLogger("fcgikit.server")
+
+
+class DirectHost(Protocol):
+    settings: ServerSettings
+    app: WSGIApplication
+
+    def request_finished(self) -> None: ...
+    def direct_closed(self, channel: DirectChannel) -> None: ...
+
+
+class DirectChannel:
+    """The :class:`~fcgikit.server.wsgi.ResponseSink` of a request on the direct lane."""
+
+    def __init__(self, server: DirectHost, sock: _socket.socket, whole: WholeRequest) -> None:
+        self.server = server
+        self.sock = sock
+        self.whole = whole
+        self.closed = False
+
+    def start_request(self) -> WSGIRequest:
+        """The request, its body fed. (Not kept here: the request keeps its channel, and a
+        reference back would make each request a cycle for the garbage collector.)"""
+        whole = self.whole
+        request = WSGIRequest(self, whole.event, self.server.app, self.server.settings)
+        for chunk in whole.stdin:
+            feed_body(request, chunk)
+        request.body.finish()
+        return request
+
+    def _send(self, data: list[bytes | memoryview]) -> None:
+        if self.closed:
+            raise WebServerGone("connection closed")
+        timeout = self.server.settings.send_timeout
+        first = data[0]
+        if len(data) == 1 and type(first) is bytes:
+            send_all(self.sock, first, timeout)
+        else:
+            send_all_buffers(self.sock, data, timeout)
+
+    def send_output(self, request: WSGIRequest, data: bytes) -> None:
+        buffers = self.whole.send_stdout_buffers((data,))
+        if len(data) < SCATTER_MIN:
+            buffers = [b"".join(buffers)]
+        self._send(buffers)
+
+    def send_stderr(self, request: WSGIRequest, data: bytes) -> None:
+        records = self.whole.send_stderr(data)
+        if records:
+            self._send([records])
+
+    def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
+        buffers = self.whole.end_request_buffers(app_status, stdout=(head, body))
+        request.ended = True
+        request.bytes_sent += len(head) + len(body)
+        if len(body) < SCATTER_MIN:
+            buffers = [b"".join(buffers)]
+        self._send(buffers)
+
+    def refuse(self, request: WSGIRequest) -> None:
+        """The pool is full: END_REQUEST OVERLOADED, and the request never runs."""
+        log.warning("request %s refused: all threads busy (OVERLOADED)", request.label)
+        reply = self.whole.end_request_buffers(0, ProtocolStatus.OVERLOADED)
+        request.ended = True
+        request.body.close()
+        try:  # noqa: SIM105 (no contextlib object on the way)
+            self._send(reply)
+        except WebServerGone:
+            pass
+        self.close()
+
+    def request_done(self, request: WSGIRequest) -> None:
+        # A request left without END_REQUEST (the app failed after its headers went, or the
+        # web server went away) ends with the close: for nginx the sign of a cut response.
+        self.server.request_finished()
+        self.close()
+
+    def stop_now(self) -> None:
+        """The server stops past its grace period: the request's next send fails at once."""
+        try:  # noqa: SIM105
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:  # noqa: SIM105
+            self.sock.close()
+        except OSError:
+            pass
+        self.server.direct_closed(self)
