@@ -449,19 +449,8 @@ def send_all(sock: _socket.socket, data: bytes, send_timeout: float) -> None:
         sent = 0
     except OSError as exc:
         raise WebServerGone(exc.strerror or str(exc)) from None
-    if sent == len(data):
-        return
-    view = memoryview(data)[sent:]
-    poller: select.poll | None = None
-    while view:
-        try:
-            sent = sock.send(view)
-        except BlockingIOError:
-            poller = _wait_writable(sock, poller, send_timeout)
-            continue
-        except OSError as exc:
-            raise WebServerGone(exc.strerror or str(exc)) from None
-        view = view[sent:]
+    if sent < len(data):
+        send_all_buffers(sock, [memoryview(data)[sent:]], send_timeout)
 
 
 def send_all_buffers(

@@ -1,7 +1,9 @@
 """The FastCGI server: listening sockets, one I/O loop, a pool of threads.
 
 One loop (epoll, or poll) accepts connections and reads every connection; idle keep-conn
-connections therefore cost a file descriptor and a few objects, not a thread. The loop runs on
+connections therefore cost a file descriptor and a few objects, not a thread. A connection
+that brings one whole request and nothing more (nginx's default) skips even that: its
+request runs on the direct lane (:mod:`fcgikit.server.direct`). The loop runs on
 one of the :class:`~fcgikit.server.pool.WorkerPool`'s threads at a time, and a request whose
 params and body are in runs on that same thread, with no hand-off, unless it turns out slow
 (the pool's module docstring has the whole scheme). The thread that calls :meth:`Server.serve`
