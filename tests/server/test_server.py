@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from fcgikit.addresses import UnixAddress
 from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol import (
     ClientConnection,
@@ -23,6 +24,7 @@ from fcgikit.protocol import (
     StderrData,
     StdoutData,
 )
+from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
 from tests.native import PURE_PYTHON_PASS
 from tests.server.test_hostile import wait_until
@@ -770,34 +772,37 @@ def test_a_connection_per_request_is_closed_as_soon_as_it_is_answered(serve: Any
     ("keep_conn", "body_later"), [(False, False), (True, False), (False, True)]
 )
 def test_only_a_request_that_arrives_whole_without_keep_conn_takes_the_direct_lane(
-    serve: Any, keep_conn: bool, body_later: bool
+    tmp_path: Path, keep_conn: bool, body_later: bool
 ) -> None:
     """nginx's default (a connection per request, sent whole) runs without a Channel; every
     request gets the same answer whichever way it went."""
     lanes: list[tuple[int, int]] = []
 
     def app(environ: Environ, start_response: Any) -> list[bytes]:
-        lanes.append((len(running.server.direct), len(running.server.channels)))
+        lanes.append((len(server.direct), len(server.channels)))
         body = environ["wsgi.input"].read()
         environ["wsgi.errors"].write("note\n")
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"got ", body]
 
-    running = serve(app)
+    path = str(tmp_path / "s.sock")
+    server = Server(app, ServerSettings(binds=(UnixAddress(path),), handle_signals=False))
     client = ClientConnection()
     head = client.start_request(
         1, {b"REQUEST_METHOD": b"POST", b"CONTENT_LENGTH": b"4"}, keep_conn=keep_conn
     )
     tail = client.send_stdin(1, b"data") + client.end_stdin(1)
+    thread = threading.Thread(target=server.serve, daemon=True)
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(10)
-        sock.connect(running.path)
+        # Connected and sent before the server serves, so that its first read of the
+        # connection has what was sent, and nothing else decides the lane.
+        sock.connect(path)
+        sock.sendall(head if body_later else head + tail)
+        thread.start()
         if body_later:
-            sock.sendall(head)
-            wait_until(lambda: bool(running.server.channels), what="the first read")
+            wait_until(lambda: bool(server.channels), what="the first read")
             sock.sendall(tail)
-        else:
-            sock.sendall(head + tail)
         events: list[Any] = []
         while not events or not isinstance(events[-1], RequestEnded):
             chunk = sock.recv(65536)
@@ -805,15 +810,16 @@ def test_only_a_request_that_arrives_whole_without_keep_conn_takes_the_direct_la
             events += client.receive_data(chunk)
         if not keep_conn:
             assert sock.recv(65536) == b""  # closed right behind END_REQUEST
+    server.stop("test over")
+    thread.join(10)
+    assert not thread.is_alive()
     direct = not PURE_PYTHON_PASS and not keep_conn and not body_later
     assert lanes == ([(1, 0)] if direct else [(0, 1)])
     stdout = b"".join(e.data for e in events if isinstance(e, StdoutData))
     assert stdout.endswith(b"\r\n\r\ngot data")
     assert b"".join(e.data for e in events if isinstance(e, StderrData)) == b"note\n"
-    assert (events[-1].app_status, events[-1].protocol_status) == (
-        0,
-        ProtocolStatus.REQUEST_COMPLETE,
-    )
+    ended = events[-1]
+    assert (ended.app_status, ended.protocol_status) == (0, ProtocolStatus.REQUEST_COMPLETE)
 
 
 def test_a_stop_past_its_grace_period_cuts_off_a_request_still_running(serve: Any) -> None:
@@ -841,6 +847,11 @@ def test_a_stop_past_its_grace_period_cuts_off_a_request_still_running(serve: An
             assert sock.recv(65536) == b""
             release.set()
             assert gone.seen.wait(10)  # and the app's late answer is dropped, with a log line
+    # and the request's thread lets go of the connection (nothing closes under a later test)
+    wait_until(
+        lambda: not running.server.direct and not running.server.channels,
+        what="the request to close its connection",
+    )
 
 
 @pytest.mark.parametrize("backend", ["epoll", "poll"])
