@@ -4,6 +4,9 @@ One root, :class:`FcgikitError`, so a caller can catch everything of ours at onc
 Protocol errors are split the way h11 splits them: :class:`RemoteProtocolError` means the
 peer sent something the FastCGI spec does not allow (close the connection, log one line);
 :class:`LocalProtocolError` means our own code misused the protocol API (a bug here).
+
+This module is not compiled (setup.py): mypyc cannot compile a class that derives from
+:class:`OSError`, as :class:`RequestBodyError` does.
 """
 
 from __future__ import annotations
@@ -26,6 +29,16 @@ class RemoteProtocolError(ProtocolError):
 
     This is the only exception that peer input may cause in :mod:`fcgikit.protocol`.
     """
+
+
+class RequestBodyError(FcgikitError, OSError):
+    """``wsgi.input`` can no longer be read: the web server aborted the request, or spooling
+    the body to disk failed. An :class:`OSError`, as apps expect of a broken input stream."""
+
+
+class RequestBodyTimeout(RequestBodyError):
+    """No byte of the request body arrived for ``body_timeout`` seconds (a stalled or
+    slow-drip client)."""
 
 
 class ConfigError(FcgikitError):

@@ -17,13 +17,11 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
+# Defined with the other exceptions, where mypyc does not compile them (an OSError
+# subclass), and importable from here as before.
+from fcgikit.errors import RequestBodyError, RequestBodyTimeout
 
-class RequestBodyError(OSError):
-    """The body can no longer be read: the web server aborted, or spooling failed."""
-
-
-class RequestBodyTimeout(RequestBodyError):
-    """No byte of the body arrived for ``timeout`` seconds (a stalled or slow-drip client)."""
+__all__ = ["RequestBody", "RequestBodyError", "RequestBodyTimeout"]
 
 
 class RequestBody:

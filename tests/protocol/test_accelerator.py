@@ -24,12 +24,13 @@ import fcgikit.protocol
 
 #: The modules setup.py compiles.
 COMPILED = [
-    "fcgikit.errors",
     "fcgikit.protocol.constants",
     "fcgikit.protocol.records",
     "fcgikit.protocol.state",
     "fcgikit.protocol.connection",
+    "fcgikit.server.body",
     "fcgikit.server.channel",
+    "fcgikit.server.direct",
     "fcgikit.server.wsgi",
     "fcgikit.server.server",
 ]

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from fcgikit.server.body import RequestBody, RequestBodyError
+from fcgikit.errors import FcgikitError
+from fcgikit.server.body import RequestBody, RequestBodyError, RequestBodyTimeout
 
 
 def open_fds() -> set[str]:
@@ -90,6 +91,19 @@ def test_failure_wakes_a_blocked_reader_with_a_clear_error() -> None:
     body.fail("the web server aborted the request")
     thread.join(10)
     assert str(errors[0]) == "the web server aborted the request"
+
+
+def test_a_body_that_stops_arriving_fails_as_an_oserror_an_app_already_catches() -> None:
+    # Apps guard wsgi.input with ``except OSError`` (a broken input stream); callers of
+    # fcgikit catch FcgikitError. The timeout is one of both, and says what happened.
+    body = RequestBody(content_length=10, spool_threshold=1 << 20, timeout=0.01)
+    body.feed(b"12345")
+    assert body.read(5) == b"12345"
+    with pytest.raises(OSError) as caught:
+        body.read(5)
+    assert isinstance(caught.value, RequestBodyTimeout)
+    assert isinstance(caught.value, FcgikitError)
+    assert str(caught.value) == "no byte of the request body arrived for 0.01s"
 
 
 def test_known_large_body_spools_from_the_first_byte_even_if_read_at_once() -> None:
