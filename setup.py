@@ -19,14 +19,15 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 #: What mypyc compiles: the protocol's modules, and the server's
-#: per-request path (the connection, the request body, the WSGI request, the loop). Not
-#: fcgikit/protocol/__init__.py, which reports which build was loaded; not events.py:
-#: compiled, its public frozen dataclasses could no longer be copied, pickled or subclassed,
-#: and compiling it gained nothing measurable (benchmarks/hotpath.py); not errors.py, where
-#: RequestBodyError derives from OSError, which mypyc cannot compile. And not pool.py:
-#: its watcher runs on the main thread, the one where Python runs signal handlers, and only
-#: interpreted code runs them. Compiled, a SIGTERM that the kernel gave to another thread
-#: waited for ever (a prefork worker that never stopped on reload).
+#: per-request path (the connection, the request body, the WSGI request, the loop, the pool
+#: that runs requests). Not fcgikit/protocol/__init__.py, which reports which build was
+#: loaded; not events.py: compiled, its public frozen dataclasses could no longer be copied,
+#: pickled or subclassed, and compiling it gained nothing measurable (benchmarks/hotpath.py);
+#: not errors.py, where RequestBodyError derives from OSError, which mypyc cannot compile.
+#: And not fcgikit/server/watcher.py: its loop runs on the main thread, the one where Python
+#: runs signal handlers, and only interpreted code (or C that asks) runs them. Compiled, a
+#: SIGTERM that the kernel gave to another thread waited for ever (a prefork worker that
+#: never stopped on reload).
 COMPILED = [
     "fcgikit/protocol/constants.py",
     "fcgikit/protocol/records.py",
@@ -35,6 +36,7 @@ COMPILED = [
     "fcgikit/server/body.py",
     "fcgikit/server/channel.py",
     "fcgikit/server/direct.py",
+    "fcgikit/server/pool.py",
     "fcgikit/server/wsgi.py",
     "fcgikit/server/server.py",
 ]

@@ -9,9 +9,10 @@ all (:meth:`WorkerPool.run_ready`). A request still streaming its body goes to t
 another thread, since the loop must keep reading to feed it.
 
 Running a request on the loop's thread is only safe if it is quick. :meth:`WorkerPool.watch`
-(the thread that called ``serve``, which also runs the signal handlers) looks every
-:data:`TICK` seconds; a request that has held the loop's thread for a whole tick (a database
-query, a slow client, a long computation) loses the loop role: another thread takes it over,
+(the thread that called ``serve``, which also runs the signal handlers; its loop is in
+:mod:`fcgikit.server.watcher`) looks every :data:`~fcgikit.server.watcher.TICK` seconds; a
+request that has held the loop's thread for a whole tick (a database query, a slow client, a
+long computation) loses the loop role: another thread takes it over,
 and the requests that were waiting behind it go to the queue. This is Go's scheduler's "hand
 off the processor from a blocked thread" applied to one selector. After such a rescue the
 pool runs requests only on queued threads for :data:`INLINE_BACKOFF` seconds, so an app whose
@@ -35,6 +36,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from fcgikit.server import watcher
+
 log = logging.getLogger("fcgikit.server")
 
 
@@ -46,7 +49,7 @@ class LoopWatchLike(Protocol):
 
 
 #: The watcher without the GIL (fcgikit/server/_speedups.c); None where it was not built,
-#: and with FCGIKIT_PURE_PYTHON=1: then the watcher is the Python in WorkerPool.watch.
+#: and with FCGIKIT_PURE_PYTHON=1: then the watcher looks in Python (fcgikit.server.watcher).
 LoopWatch: Callable[[], LoopWatchLike] | None
 try:
     from fcgikit.server._speedups import LoopWatch
@@ -55,19 +58,8 @@ except ImportError:
 
 Job = Callable[[], None]
 
-#: how often the watcher looks at the request running on the loop's thread (seconds); a
-#: request running for longer than one to two ticks loses the loop role. In Python each look
-#: takes the GIL from the loop's thread: at 1 ms that cost 10% of hello-world throughput;
-#: 5 ms is also how long a busy thread keeps the GIL from the others.
-TICK = 0.005
 #: after a rescue, requests go to the queue for this long (seconds)
 INLINE_BACKOFF = 0.1
-#: the watcher stops ticking after this many ticks with no request run on the loop's thread
-PARK_AFTER_TICKS = 50
-#: the C watcher comes back to Python at least this often (seconds): to see whether the loop
-#: is over, and to run a signal handler that the kernel gave another thread (Python runs
-#: them on the main thread only, the watcher's)
-WATCH_RETURN = 0.25
 
 
 class _LeadRole:
@@ -122,49 +114,48 @@ class WorkerPool:
             self._wake_locked()
 
     def watch(self) -> None:
-        """Rescue the loop from slow requests until it is over; run by ``serve``'s caller."""
-        if self._loop_watch is not None:
-            self._watch_without_gil(self._loop_watch)
-            return
-        # Each look takes the GIL. While this thread waits for it, every release by the
-        # loop's thread (each socket call) wakes this one, mostly for nothing (see
-        # _speedups.c's LoopWatch, which the compiled build watches with instead).
-        seen_seq = -1
-        quiet_ticks = 0
-        while True:
-            with self._lock:
-                if self._loop_over:
-                    return
-                if self._inline_thread is not None and self._inline_seq == seen_seq:
-                    self._rescue_locked()
-                if self._inline_seq == seen_seq and self._inline_thread is None:
-                    quiet_ticks += 1
-                else:
-                    quiet_ticks = 0
-                seen_seq = self._inline_seq
-                park = quiet_ticks >= PARK_AFTER_TICKS
-                if park:
-                    # Idle: no ticking until a request runs on the loop's thread again. The
-                    # timeout only bounds a wait nobody would otherwise end.
-                    self._watch_parked = True
-                    self._watch_wakeup.wait(1.0)
-                    self._watch_parked = False
-                    quiet_ticks = 0
-            if not park:
-                time.sleep(TICK)
+        """Rescue the loop from slow requests until it is over; run by ``serve``'s caller.
+        The loop is in fcgikit.server.watcher, which stays interpreted: this is the main
+        thread, and signal handlers must go on running on it."""
+        watcher.watch(self)
 
-    def _watch_without_gil(self, loop_watch: LoopWatchLike) -> None:
-        """watch(), with the looks done in C without the GIL: it is taken only to rescue, for
-        a signal's handler, and every WATCH_RETURN seconds to see whether the loop is over."""
-        while True:
-            with self._lock:
-                if self._loop_over:
-                    return
-            overstayed = loop_watch.wait(TICK, PARK_AFTER_TICKS, WATCH_RETURN)
-            if overstayed:
-                with self._lock:
-                    if self._inline_thread is not None and self._inline_seq == overstayed:
-                        self._rescue_locked()
+    # --- for the watcher (fcgikit.server.watcher) ------------------------------------------
+
+    @property
+    def loop_watch(self) -> LoopWatchLike | None:
+        """The C watcher's end of the loop's thread; None where it is not built."""
+        return self._loop_watch
+
+    def is_loop_over(self) -> bool:
+        with self._lock:
+            return self._loop_over
+
+    def rescue(self, seq: int) -> None:
+        """Take the loop role from the request that began as ``seq``, if it still runs."""
+        with self._lock:
+            if self._inline_thread is not None and self._inline_seq == seq:
+                self._rescue_locked()
+
+    def look(self, seen_seq: int) -> tuple[int, bool] | None:
+        """One look of the Python watcher: rescue the request on the loop's thread if it is
+        the one it saw at its last look (``seen_seq``). Returns the latest request's number
+        and whether it still runs; None once the loop is over."""
+        with self._lock:
+            if self._loop_over:
+                return None
+            if self._inline_thread is not None and self._inline_seq == seen_seq:
+                self._rescue_locked()
+            return self._inline_seq, self._inline_thread is not None
+
+    def park_watcher(self, seen_seq: int, timeout: float) -> None:
+        """The Python watcher waits, without ticking, until a request after ``seen_seq`` runs
+        on the loop's thread, the loop is over, or ``timeout`` seconds pass."""
+        with self._lock:
+            if self._loop_over or self._inline_seq != seen_seq:
+                return
+            self._watch_parked = True
+            self._watch_wakeup.wait(timeout)
+            self._watch_parked = False
 
     def _rescue_locked(self) -> None:
         self.rescues += 1

@@ -1,5 +1,7 @@
 """Tiny apps the CLI tests import by name, the way users name theirs."""
 
+import signal
+import threading
 from typing import Any
 
 not_an_app = 42
@@ -23,3 +25,11 @@ def noisy(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     print("debug output that must not reach the response")
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"clean body " + environ["wsgi.input"].read()]
+
+
+def signals_its_own_thread(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """SIGTERM, raised on the thread running the request: as when the kernel picks a thread
+    other than the main one, the only one where Python runs handlers."""
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"signalled from {threading.current_thread().name}".encode()]

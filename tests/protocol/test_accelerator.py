@@ -31,6 +31,7 @@ COMPILED = [
     "fcgikit.server.body",
     "fcgikit.server.channel",
     "fcgikit.server.direct",
+    "fcgikit.server.pool",
     "fcgikit.server.wsgi",
     "fcgikit.server.server",
 ]
@@ -97,6 +98,13 @@ def test_each_pass_runs_the_build_it_says() -> None:
     if missing and os.environ.get("CI", "").lower() != "true":
         pytest.skip(message)
     pytest.fail(message, pytrace=False)
+
+
+def test_the_watcher_is_never_compiled() -> None:
+    # It loops on the main thread, where Python runs signal handlers only between steps of
+    # interpreted code (tests/server/test_watcher.py has the behaviour).
+    loader = importlib.import_module("fcgikit.server.watcher").__loader__
+    assert type(loader) is not ExtensionFileLoader
 
 
 def test_the_compiled_modules_are_not_older_than_their_sources() -> None:
