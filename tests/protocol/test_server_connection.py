@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
@@ -16,6 +18,8 @@ from fcgikit.protocol import (
     StdinData,
     StdoutData,
 )
+
+from fcgikit.protocol.connection import WholeRequest
 
 from . import wire
 
@@ -281,6 +285,29 @@ def test_params_over_the_cap_are_an_error_naming_size_and_cap() -> None:
 def test_empty_params_stream_gives_empty_params() -> None:
     [received] = ServerConnection().receive_data(wire.begin() + wire.params(1))
     assert received == RequestReceived(1, Role.RESPONDER, False, {}, frozenset())
+
+
+def test_request_received_is_the_frozen_event_however_the_request_came() -> None:
+    # The server builds it without the dataclass's __init__ (a cheaper way to the same
+    # object): on each path it must still be the event an app would build itself.
+    params = {b"REQUEST_METHOD": b"GET", b"PATH_INFO": b"/a"}
+    data = wire.begin(3) + wire.params(3, params) + wire.record(wire.STDIN, 3)
+    expected = RequestReceived(3, Role.RESPONDER, False, params, frozenset())
+    record_by_record = ServerConnection()
+    record_by_record._scan_request = None
+    made = [
+        ServerConnection().receive_data(data)[0],  # the C lane where it is built
+        record_by_record.receive_data(data)[0],
+    ]
+    whole = WholeRequest.parse(data, 1 << 20)  # None without the C lane
+    if whole is not None:
+        made.append(whole.event)
+    for event in made:
+        assert event == expected
+        assert repr(event) == repr(expected)
+        assert dataclasses.replace(event, request_id=4).request_id == 4
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            event.request_id = 5  # type: ignore[misc]
 
 
 # --- output --------------------------------------------------------------------------------
