@@ -18,7 +18,6 @@ from fcgikit.protocol import (
     StdinData,
     StdoutData,
 )
-
 from fcgikit.protocol.connection import WholeRequest
 
 from . import wire
