@@ -133,8 +133,7 @@ class WorkerPool:
     def rescue(self, seq: int) -> None:
         """Take the loop role from the request that began as ``seq``, if it still runs."""
         with self._lock:
-            if self._inline_thread is not None and self._inline_seq == seq:
-                self._rescue_locked()
+            self._rescue_locked(seq)
 
     def look(self, seen_seq: int) -> tuple[int, bool] | None:
         """One look of the Python watcher: rescue the request on the loop's thread if it is
@@ -143,8 +142,7 @@ class WorkerPool:
         with self._lock:
             if self._loop_over:
                 return None
-            if self._inline_thread is not None and self._inline_seq == seen_seq:
-                self._rescue_locked()
+            self._rescue_locked(seen_seq)
             return self._inline_seq, self._inline_thread is not None
 
     def park_watcher(self, seen_seq: int, timeout: float) -> None:
@@ -157,7 +155,11 @@ class WorkerPool:
             self._watch_wakeup.wait(timeout)
             self._watch_parked = False
 
-    def _rescue_locked(self) -> None:
+    def _rescue_locked(self, seq: int) -> None:
+        # A rescue names the request it saw overstay: if that one is over, the loop's thread
+        # has moved on and there is nothing to take.
+        if self._inline_thread is None or self._inline_seq != seq:
+            return
         self.rescues += 1
         self._leader = None
         self._inline_thread = None  # it goes on with its request, as an ordinary thread
