@@ -439,7 +439,16 @@ class Channel:
 # --- sending, for any thread holding a socket's send turn ----------------------------------
 
 
-def send_all(sock: _socket.socket, data: bytes, send_timeout: float) -> None:
+class Sends(Protocol):
+    """What :func:`send_all` needs of a connection: a non-blocking socket, or the direct
+    lane's ``_speedups.Connection``."""
+
+    def send(self, data: bytes, /) -> int: ...
+    def sendmsg(self, buffers: list[bytes | memoryview], /) -> int: ...
+    def fileno(self) -> int: ...
+
+
+def send_all(sock: Sends, data: bytes, send_timeout: float) -> None:
     """``sendall`` on a non-blocking socket: wait for room up to ``send_timeout`` seconds at
     a time. Raises WebServerGone when the web server went away or stopped reading."""
     # Nearly always the socket takes the whole response in one go: no memoryview for it.
@@ -453,9 +462,7 @@ def send_all(sock: _socket.socket, data: bytes, send_timeout: float) -> None:
         send_all_buffers(sock, [memoryview(data)[sent:]], send_timeout)
 
 
-def send_all_buffers(
-    sock: _socket.socket, buffers: list[bytes | memoryview], send_timeout: float
-) -> None:
+def send_all_buffers(sock: Sends, buffers: list[bytes | memoryview], send_timeout: float) -> None:
     """:func:`send_all` for a list of buffers, with sendmsg: the kernel copies each buffer
     straight from where it lies (a large response body is never joined)."""
     poller: select.poll | None = None
@@ -477,9 +484,7 @@ def send_all_buffers(
             buffers[0] = memoryview(buffers[0])[sent:]
 
 
-def _wait_writable(
-    sock: _socket.socket, poller: select.poll | None, send_timeout: float
-) -> select.poll:
+def _wait_writable(sock: Sends, poller: select.poll | None, send_timeout: float) -> select.poll:
     """Block until the socket takes more, or raise WebServerGone after send_timeout."""
     if poller is None:
         poller = select.poll()

@@ -35,7 +35,7 @@ from fcgikit.addresses import UnixAddress
 from fcgikit.protocol import Role
 from fcgikit.protocol.connection import WholeRequest
 from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel, Refuses
-from fcgikit.server.direct import DirectChannel
+from fcgikit.server.direct import DirectChannel, DirectSocket
 from fcgikit.server.listeners import describe, open_listener, peer_allowed
 from fcgikit.server.logs import configure_access_log
 from fcgikit.server.memory import tune_malloc
@@ -50,13 +50,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("fcgikit.server")
 
 AcceptConnection = Callable[[int], tuple[int, tuple[object, ...] | None] | None]
-#: The C lane for accepting (fcgikit/server/_speedups.c); None where it was not built (or
-#: has no accept4), and with FCGIKIT_PURE_PYTHON=1.
+#: The C lane for accepting (fcgikit/server/_speedups.c), and the object for the descriptors
+#: it accepts; None where it was not built (or has no accept4), and with
+#: FCGIKIT_PURE_PYTHON=1.
 accept_connection: AcceptConnection | None
+Connection: Callable[[int], DirectSocket] | None
 try:
-    from fcgikit.server._speedups import accept_connection
+    from fcgikit.server._speedups import Connection, accept_connection
 except ImportError:
-    accept_connection = None
+    accept_connection = Connection = None
 
 #: connections accepted per round of the loop at most; the listener is level-triggered, so
 #: more waiting make the next select() return at once
@@ -457,25 +459,34 @@ class Server:
             if accepted is None:
                 return
             fd, peer, nonblocking = accepted
-            family, kind, proto = self._listener_kinds[listener.fileno()]
-            # The C socket type itself: socket.socket's Python-level __init__ and close()
-            # cost ~0.8 us a connection, and a channel needs none of what they add (makefile).
-            # An fd accepted non-blocking says so in its type (no setblocking() ioctl).
-            sock = _socket.socket(family, kind | nonblocking, proto, fd)
             if not peer_allowed(peer, self.settings.web_server_addrs):
                 assert isinstance(peer, tuple)
                 log.warning(
                     "fcgikit: refused connection from %s (not in FCGI_WEB_SERVER_ADDRS)", peer[0]
                 )
-                sock.close()
+                os.close(fd)
                 continue
-            if not nonblocking:
-                sock.setblocking(False)
+            family, kind, proto = self._listener_kinds[listener.fileno()]
+            sock: _socket.socket | None = None
+            conn: DirectSocket
+            if nonblocking and Connection is not None:
+                # Until the request turns out to need a Channel: a socket object costs a
+                # getsockname() call (socket.socket checks the fd is one) and ~0.6 us in all,
+                # and a direct-lane connection is used for one request.
+                conn = Connection(fd)
+            else:
+                # The C socket type itself: socket.socket's Python-level __init__ and
+                # close() cost ~0.8 us a connection, and a channel needs none of what they
+                # add (makefile). An fd accepted non-blocking says so in its type (no
+                # setblocking() ioctl).
+                conn = sock = _socket.socket(family, kind | nonblocking, proto, fd)
+                if not nonblocking:
+                    sock.setblocking(False)
             # A web server sends its request right after connecting (nginx in the same
             # event-loop turn): it is often here already, and reading it now saves a round.
             buffer = self.recv_buffer
             try:
-                size = sock.recv_into(buffer)
+                size = conn.recv_into(buffer)
             except BlockingIOError:
                 size = -1  # not here yet: the selector reports it
             except OSError:
@@ -483,11 +494,13 @@ class Server:
             if size > 0 and self._direct_lane:
                 whole = WholeRequest.parse(buffer[:size], self.settings.max_params_size)
                 if whole is not None:
-                    direct = DirectChannel(self, sock, whole)
+                    direct = DirectChannel(self, conn, whole)
                     with self._lock:
                         self.direct.add(direct)
                     self.arrived.append((direct, direct.start_request()))
                     continue
+            if sock is None:
+                sock = _socket.socket(family, kind | nonblocking, proto, conn.detach())
             label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix socket"
             channel = Channel(self, sock, label)
             with self._lock:

@@ -31,7 +31,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fcgikit.protocol import RequestReceived, Role
-from fcgikit.server import pool, wsgi
+from fcgikit.server import pool, server, wsgi
+from fcgikit.server.channel import send_all_buffers
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import InvalidResponse, WSGIRequest
 from tests.native import PURE_PYTHON_PASS, load_lane
@@ -54,10 +55,14 @@ def test_the_lane_is_on_exactly_when_the_pass_says(lane: ModuleType) -> None:
         assert wsgi._fast_environ is None
         assert wsgi._fast_encode_head is None
         assert pool.LoopWatch is None
+        assert server.accept_connection is None
+        assert server.Connection is None
         return
     assert wsgi._fast_environ is lane.environ_from_params
     assert wsgi._fast_encode_head is lane.encode_head
     assert pool.LoopWatch is lane.LoopWatch
+    assert server.accept_connection is lane.accept_connection
+    assert server.Connection is lane.Connection
 
 
 # --- what a request sees, in both passes --------------------------------------------------
@@ -486,6 +491,12 @@ def calls(lane: ModuleType) -> Iterator[tuple[Callable[..., Any], tuple[Any, ...
     yield watch.ended, ()
     yield watch.wait, (0.005, 1, 0.0)
     yield watch.wait, ("soon", 1, 1.0)
+    yield lane.Connection, ("not an fd",)
+    connection = lane.Connection(os.dup(0))  # never closed by a call below
+    yield connection.recv_into, (b"read-only",)
+    # The third buffer fails after two are held: both must be released.
+    yield connection.sendmsg, ([b"held", bytearray(b"held too"), "not a buffer"],)
+    yield connection.send, ("not bytes",)
 
 
 def parts(value: Any) -> list[Any]:
@@ -593,6 +604,116 @@ def test_accept_connection_raises_what_accept_raises(lane: ModuleType) -> None:
     assert lane_error.value.errno == python_error.value.errno == errno.EINVAL
     with pytest.raises(ValueError):
         lane.accept_connection(-1)
+
+
+# --- Connection: the direct lane's socket ---------------------------------------------
+
+
+@pytest.fixture
+def connected(lane: ModuleType) -> Iterator[tuple[Any, socket.socket]]:
+    """A Connection on one end of a socket pair (non-blocking, as accept_connection makes
+    them), and the other end as the web server's socket."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    connection = lane.Connection(ours.detach())
+    yield connection, theirs
+    connection.close()
+    theirs.close()
+
+
+def test_a_connection_receives_and_sends_as_a_socket_does(
+    connected: tuple[Any, socket.socket],
+) -> None:
+    connection, web_server = connected
+    buffer = memoryview(bytearray(64))
+    with pytest.raises(BlockingIOError):  # nothing sent yet: a non-blocking socket's answer
+        connection.recv_into(buffer)
+    web_server.sendall(b"request")
+    assert connection.recv_into(buffer) == 7
+    assert buffer[:7] == b"request"
+    assert connection.send(b"head") == 4
+    pieces = [b"one ", memoryview(b"xtwo ")[1:], bytearray(b"three")]
+    assert connection.sendmsg(pieces) == 13
+    assert web_server.recv(64) == b"headone two three"
+    connection.shutdown(socket.SHUT_WR)
+    assert web_server.recv(64) == b""  # the web server sees the response end
+
+
+def test_send_all_buffers_sends_more_buffers_than_one_sendmsg_takes(
+    connected: tuple[Any, socket.socket],
+) -> None:
+    connection, web_server = connected
+    buffers: list[bytes | memoryview] = [b"%03d," % i for i in range(200)]
+    expected = b"".join(buffers)
+    send_all_buffers(connection, list(buffers), 5.0)
+    received = b""
+    while len(received) < len(expected):
+        received += web_server.recv(65536)
+    assert received == expected
+
+
+def test_a_closed_connection_fails_like_a_closed_socket(
+    connected: tuple[Any, socket.socket],
+) -> None:
+    connection, web_server = connected
+    connection.close()
+    connection.close()  # twice is nothing, as for a socket
+    assert web_server.recv(1) == b""  # the descriptor was really closed
+    assert connection.fileno() == -1
+    # A late call (the server stopping, on another thread) never reaches a reused fd.
+    for call, argument in [
+        (connection.shutdown, socket.SHUT_RDWR),
+        (connection.send, b"late"),
+        (connection.sendmsg, [b"late"]),
+        (connection.recv_into, bytearray(1)),
+    ]:
+        with pytest.raises(OSError) as failure:
+            call(argument)
+        assert failure.value.errno == errno.EBADF
+
+
+def test_a_connection_whose_web_server_left_raises_broken_pipe(
+    connected: tuple[Any, socket.socket],
+) -> None:
+    connection, web_server = connected
+    web_server.close()
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:  # with SIGPIPE's default action, only MSG_NOSIGNAL keeps this process alive
+        with pytest.raises(BrokenPipeError):
+            connection.send(b"response")
+        with pytest.raises(BrokenPipeError):
+            connection.sendmsg([b"response"])
+    finally:
+        signal.signal(signal.SIGPIPE, previous)
+
+
+def test_a_connection_closes_its_fd_when_dropped_unless_detached(lane: ModuleType) -> None:
+    ours, theirs = socket.socketpair()
+    with theirs:
+        lane.Connection(ours.detach())  # dropped at once
+        assert theirs.recv(1) == b""
+    ours, theirs = socket.socketpair()
+    with theirs:
+        connection = lane.Connection(ours.detach())
+        fd = connection.detach()
+        assert connection.fileno() == -1
+        del connection
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd) as sock:
+            sock.sendall(b"still open")
+            assert theirs.recv(64) == b"still open"
+
+
+def test_a_connection_refuses_what_is_not_a_descriptor(lane: ModuleType) -> None:
+    with pytest.raises(ValueError):
+        lane.Connection(-1)
+    with pytest.raises(TypeError):
+        lane.Connection("3")
+    with pytest.raises(TypeError):
+        lane.Connection()
+    with pytest.raises(TypeError):
+        lane.Connection(3, 4)
+    with pytest.raises(OverflowError):
+        lane.Connection(2**40)
 
 
 # --- LoopWatch: the pool's watcher without the GIL -----------------------------------------
