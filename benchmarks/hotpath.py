@@ -90,7 +90,7 @@ def make_channel(app: Any) -> tuple[Channel, socket.socket]:
         settings=settings,
         app=app,
         pool=InlinePool(),
-        unregister=lambda channel: None,
+        unregister=lambda channel, closing=False: None,
         want_write=lambda channel: None,
         request_finished=lambda: None,
         channel_closed=lambda channel: None,

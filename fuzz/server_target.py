@@ -106,7 +106,7 @@ class FakeServer:
         self.recv_buffer = memoryview(bytearray(256 * 1024))
         self.arrived: list[Any] = []
 
-    def unregister(self, channel: Channel) -> None:
+    def unregister(self, channel: Channel, *, closing: bool = False) -> None:
         channel.registered = False
 
     def channel_closed(self, channel: Channel) -> None:

@@ -76,7 +76,7 @@ class ChannelHost(Protocol):
     #: requests whose params arrived in this round of the loop, admitted after it
     arrived: list[tuple[Refuses, WSGIRequest]]
 
-    def unregister(self, channel: Channel) -> None: ...
+    def unregister(self, channel: Channel, *, closing: bool = False) -> None: ...
     def want_write(self, channel: Channel) -> None: ...
     def request_finished(self) -> None: ...
     def channel_closed(self, channel: Channel) -> None: ...
@@ -107,6 +107,8 @@ class Channel:
         #: the loop watches it (it is in the selector, or goes in at the start of the next
         #: round); False once the loop forgot it
         self.registered = True
+        #: the events the selector watches it for (the loop's thread keeps this)
+        self.selector_events = 0
         self.closed = False
         self.draining = False
         self.drain_started = 0.0
@@ -208,7 +210,10 @@ class Channel:
 
     def on_peer_closed(self, reason: str | None) -> None:
         """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""
-        self.server.unregister(self)
+        with self._state_lock:
+            # Nothing runs, and only this thread (the loop's) adds requests: it closes below.
+            closing = not self.requests
+        self.server.unregister(self, closing=closing)
         with self._state_lock:
             self.draining = True
             close_now = not self.requests
@@ -283,7 +288,7 @@ class Channel:
         with self._state_lock:
             if self.requests or self._pending or self.closed:
                 return False
-        self.server.unregister(self)
+        self.server.unregister(self, closing=True)
         self.close()
         return True
 

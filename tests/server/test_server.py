@@ -548,7 +548,7 @@ class ChannelHost:
         self.recv_buffer = memoryview(bytearray(65536))
         self.arrived: list[Any] = []
 
-    def unregister(self, channel: Any) -> None:
+    def unregister(self, channel: Any, *, closing: bool = False) -> None:
         channel.registered = False
 
     def want_write(self, channel: Any) -> None:
@@ -876,3 +876,37 @@ def test_poller_reports_readable_writable_and_forgets_closed_sockets(backend: st
     poller.unregister(fd)
     assert poller.wait(0) == []
     poller.close()
+
+
+@pytest.mark.parametrize("backend", ["epoll", "poll"])
+def test_poller_lets_a_closing_socket_leave_with_its_close(backend: str) -> None:
+    """unregister(closing=True) skips epoll_ctl: the close takes the socket out of the epoll
+    set. Its fd number, reused at once by the next connection, must register afresh."""
+    from fcgikit.server.server import READABLE, Poller
+
+    poller = Poller(epoll=backend == "epoll")
+    ours, theirs = socket.socketpair()
+    theirs.send(b"unread")  # left pending: a stale registration would report it
+    fd = ours.fileno()
+    poller.register(fd, READABLE, "old connection")
+    poller.unregister(fd, closing=True)
+    ours.close()
+    theirs.close()
+    if backend == "poll":
+        assert poller._poll is not None
+        assert poller._poll.poll(0) == []  # poll(2) keeps closed fds: it was removed anyway
+    new_ours, new_theirs = socket.socketpair()
+    if new_ours.fileno() != fd:  # the next connection gets the same number, as it would
+        os.dup2(new_ours.fileno(), fd)
+        new_ours.close()
+        new_ours = socket.socket(fileno=fd)
+    try:
+        poller.register(fd, READABLE, "new connection")  # no FileExistsError
+        assert poller.wait(0) == []
+        new_theirs.send(b"request")
+        assert poller.wait(1.0) == [("new connection", READABLE)]
+    finally:
+        poller.unregister(fd, closing=True)
+        new_ours.close()
+        new_theirs.close()
+        poller.close()
