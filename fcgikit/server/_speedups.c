@@ -654,6 +654,44 @@ connection_fileno(PyObject *op, PyObject *Py_UNUSED(ignored))
     return PyLong_FromLong(((Connection *)op)->fd);
 }
 
+enum connection_io { CALL_RECV, CALL_SEND, CALL_SENDMSG };
+
+/* One system call on the connection's fd, without the GIL; again after EINTR, once the
+ * signal handlers ran. The byte count it returned, or NULL with the OSError for errno
+ * (EBADF once closed). data and length: the buffer (recv, send) or the msghdr (sendmsg). */
+static PyObject *
+connection_call(Connection *self, enum connection_io call, void *data, size_t length)
+{
+    for (;;) {
+        int fd = self->fd;
+        ssize_t done;
+        Py_BEGIN_ALLOW_THREADS
+        if (fd < 0) {
+            errno = EBADF;
+            done = -1;
+        }
+        else if (call == CALL_RECV) {
+            done = recv(fd, data, length, 0);
+        }
+        else if (call == CALL_SEND) {
+            done = send(fd, data, length, MSG_NOSIGNAL);
+        }
+        else {
+            done = sendmsg(fd, (struct msghdr *)data, MSG_NOSIGNAL);
+        }
+        Py_END_ALLOW_THREADS
+        if (done >= 0) {
+            return PyLong_FromSsize_t(done);
+        }
+        if (errno != EINTR) {
+            return connection_error();
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+    }
+}
+
 PyDoc_STRVAR(connection_recv_into_doc,
 "recv_into(buffer, /)\n--\n\nsocket.recv_into(buffer): the bytes received into buffer.");
 
@@ -669,21 +707,9 @@ connection_recv_into(PyObject *op, PyObject *buffer)
         }
         return NULL;
     }
-    ssize_t received;
-    for (;;) {
-        int fd = self->fd;
-        Py_BEGIN_ALLOW_THREADS
-        received = fd < 0 ? (errno = EBADF, -1) : recv(fd, view.buf, (size_t)view.len, 0);
-        Py_END_ALLOW_THREADS
-        if (received >= 0 || errno != EINTR || PyErr_CheckSignals() < 0) {
-            break;
-        }
-    }
+    PyObject *result = connection_call(self, CALL_RECV, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
-    if (received < 0) {
-        return PyErr_Occurred() ? NULL : connection_error();
-    }
-    return PyLong_FromSsize_t(received);
+    return result;
 }
 
 PyDoc_STRVAR(connection_send_doc,
@@ -697,21 +723,9 @@ connection_send(PyObject *op, PyObject *data)
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    ssize_t sent;
-    for (;;) {
-        int fd = self->fd;
-        Py_BEGIN_ALLOW_THREADS
-        sent = fd < 0 ? (errno = EBADF, -1) : send(fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
-        Py_END_ALLOW_THREADS
-        if (sent >= 0 || errno != EINTR || PyErr_CheckSignals() < 0) {
-            break;
-        }
-    }
+    PyObject *result = connection_call(self, CALL_SEND, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
-    if (sent < 0) {
-        return PyErr_Occurred() ? NULL : connection_error();
-    }
-    return PyLong_FromSsize_t(sent);
+    return result;
 }
 
 PyDoc_STRVAR(connection_sendmsg_doc,
@@ -746,22 +760,7 @@ connection_sendmsg(PyObject *op, PyObject *buffers)
     memset(&message, 0, sizeof(message));
     message.msg_iov = vectors;
     message.msg_iovlen = (size_t)count;
-    ssize_t sent;
-    for (;;) {
-        int fd = self->fd;
-        Py_BEGIN_ALLOW_THREADS
-        sent = fd < 0 ? (errno = EBADF, -1) : sendmsg(fd, &message, MSG_NOSIGNAL);
-        Py_END_ALLOW_THREADS
-        if (sent >= 0 || errno != EINTR || PyErr_CheckSignals() < 0) {
-            break;
-        }
-    }
-    if (sent >= 0) {
-        result = PyLong_FromSsize_t(sent);
-    }
-    else if (!PyErr_Occurred()) {
-        connection_error();
-    }
+    result = connection_call(self, CALL_SENDMSG, &message, 0);
 done:
     while (held > 0) {
         PyBuffer_Release(&views[--held]);
