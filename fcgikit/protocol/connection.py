@@ -155,6 +155,22 @@ def _request_received(
     return event
 
 
+# StdinEnded events by request id. An event is frozen, so one per id serves every request
+# with that id (nginx always uses 1); made by the dataclass's __init__, which is interpreted
+# Python (events.py is not compiled), each costs ~0.4 us. Capped: the peer picks the ids.
+_STDIN_ENDED_CACHED = 64
+_STDIN_ENDED: dict[int, StdinEnded] = {}
+
+
+def _stdin_ended(request_id: int) -> StdinEnded:
+    event = _STDIN_ENDED.get(request_id)
+    if event is None:
+        event = StdinEnded(request_id)
+        if len(_STDIN_ENDED) < _STDIN_ENDED_CACHED:
+            _STDIN_ENDED[request_id] = event
+    return event
+
+
 # A server makes a ServerConnection per connection (per request, for a web server without
 # keep-conn), always with the same settings: what __init__ derives from them is kept here
 # (~1 us a connection). Keyed by our own configuration, never by peer input; capped anyway.
@@ -398,7 +414,7 @@ class ServerConnection(_RecordStream[ServerEvent]):
         request.state = state
         request.reading = INPUT_STREAMS.get((_RESPONDER, state))
         if stdin_ended:
-            events.append(StdinEnded(request_id))
+            events.append(_stdin_ended(request_id))
         return events
 
     def receive_eof(self) -> None:
@@ -526,13 +542,13 @@ class ServerConnection(_RecordStream[ServerEvent]):
         request.state = next_state
         request.reading = INPUT_STREAMS.get((request.role, next_state))
         if record_type == _STDIN:
-            self._events.append(StdinEnded(request_id))
+            self._events.append(_stdin_ended(request_id))
         elif record_type == _PARAMS:
             self._events.append(self._request_received(request_id, request))
             if next_state is not RequestState.READING_STDIN:
                 # A role that reads no FCGI_STDIN (the Authorizer) still gets an explicit end
                 # of its empty body, so nothing waits for a stream that will never come.
-                self._events.append(StdinEnded(request_id))
+                self._events.append(_stdin_ended(request_id))
         else:
             self._events.append(FilterDataEnded(request_id))
 

@@ -44,6 +44,11 @@ class RequestState(enum.Enum):
     #: the app's further output is dropped until it calls ``end_request``.
     ABORTED = "aborted"
 
+    # Enum's __hash__ is Python code (hash of the member's name), run for every look-up of
+    # INPUT_STREAMS[role, state]: ~0.15 us each, twice a request. Members are singletons
+    # compared by identity, so the identity hash (C) agrees with ==.
+    __hash__ = object.__hash__
+
 
 @dataclass(frozen=True, slots=True)
 class InputStream:

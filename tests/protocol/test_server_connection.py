@@ -16,7 +16,9 @@ from fcgikit.protocol import (
     ServerConnection,
     StderrData,
     StdinData,
+    StdinEnded,
     StdoutData,
+    connection,
 )
 from fcgikit.protocol.connection import WholeRequest
 
@@ -307,6 +309,22 @@ def test_request_received_is_the_frozen_event_however_the_request_came() -> None
         assert dataclasses.replace(event, request_id=4).request_id == 4
         with pytest.raises(dataclasses.FrozenInstanceError):
             event.request_id = 5  # type: ignore[misc]
+
+
+def test_stdin_ended_is_shared_per_id_and_the_ids_kept_are_bounded() -> None:
+    # One frozen StdinEnded serves every request with its id; the peer picks the ids, so
+    # the events kept for that are capped.
+    server = ServerConnection(multiplexed=True, max_active_requests=400)
+    record_by_record = ServerConnection(multiplexed=True, max_active_requests=400)
+    record_by_record._scan_request = None
+    for request_id in range(1, 301):
+        data = (
+            wire.begin(request_id) + wire.params(request_id) + wire.record(wire.STDIN, request_id)
+        )
+        for receiver in (server, record_by_record):
+            assert receiver.receive_data(data)[-1] == StdinEnded(request_id)
+    assert len(connection._STDIN_ENDED) <= connection._STDIN_ENDED_CACHED
+    assert connection._stdin_ended(1) is connection._stdin_ended(1)
 
 
 # --- output --------------------------------------------------------------------------------
