@@ -1,6 +1,7 @@
 """Types of the C fast lanes fcgikit/protocol/_speedups.c (see fcgikit/protocol/connection.py)."""
 
 from collections.abc import Sequence
+from typing import Any
 
 def scan_request(
     data: bytes | bytearray | memoryview, max_params_size: int, /
@@ -14,3 +15,9 @@ def frame_end(
     close_stderr: bool,
     /,
 ) -> bytes | None: ...
+
+class SlotsFactory:
+    """Makes instances of a class with __slots__ (no __dict__) without its __init__."""
+
+    def __init__(self, cls: type, names: tuple[str, ...], /) -> None: ...
+    def __call__(self, *values: Any) -> Any: ...

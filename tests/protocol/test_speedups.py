@@ -11,6 +11,8 @@ pure-Python pass too, where it is held to the interpreted record-by-record path.
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import tracemalloc
 from collections.abc import Callable
 from types import ModuleType
@@ -58,11 +60,13 @@ def nginx_get(request_id: int = 1, keep_conn: bool = True) -> bytes:
 def test_the_lane_is_on_exactly_when_the_pass_says(lane: ModuleType) -> None:
     if PURE_PYTHON_PASS:
         assert connection_module.scan_request is None
+        assert connection_module._request_received is connection_module._request_received_py
         with pytest.raises(ImportError):
             import fcgikit.protocol._speedups  # noqa: F401
         return
     assert connection_module.scan_request is lane.scan_request
     assert ServerConnection()._scan_request is lane.scan_request
+    assert type(connection_module._request_received) is lane.SlotsFactory
     # It takes what nginx sends for a GET: otherwise every test here would pass by declining.
     assert lane.scan_request(nginx_get(), 1 << 20) is not None
 
@@ -402,3 +406,61 @@ def test_a_whole_request_ends_once_and_checks_its_statuses_as_a_connection_does(
     ):
         with pytest.raises(LocalProtocolError, match="request 3: it has ended"):
             late()
+
+
+# --- SlotsFactory: RequestReceived without its __init__ ------------------------------------
+
+FIELDS = tuple(field.name for field in dataclasses.fields(RequestReceived))
+
+
+def test_the_factory_makes_the_event_the_dataclass_makes(lane: ModuleType) -> None:
+    make = lane.SlotsFactory(RequestReceived, FIELDS)
+    params = {b"REQUEST_METHOD": b"GET"}
+    names = frozenset({b"X"})
+    event = make(7, Role.FILTER, True, params, names)
+    expected = RequestReceived(7, Role.FILTER, True, params, names)
+    assert type(event) is RequestReceived
+    assert event == expected and repr(event) == repr(expected)
+    assert event.params is params and event.duplicate_names is names
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.role = Role.RESPONDER  # type: ignore[misc]
+    # Each value is held once more, and let go with the event: nothing leaks.
+    counts = [sys.getrefcount(params), sys.getrefcount(names)]
+    made = [make(1, Role.RESPONDER, False, params, names) for _ in range(1000)]
+    assert sys.getrefcount(params) == counts[0] + 1000
+    del made
+    assert [sys.getrefcount(params), sys.getrefcount(names)] == counts
+
+
+class Plain:
+    pass
+
+
+class Slotted:
+    __slots__ = ("a", "b")
+
+
+class SlottedChild(Slotted):
+    __slots__ = ("c",)
+
+
+def test_the_factory_refuses_what_could_leave_a_field_unset(lane: ModuleType) -> None:
+    make = lane.SlotsFactory
+    for cls, names in [
+        (RequestReceived, FIELDS[:-1]),  # a slot no value would fill
+        (RequestReceived, (*FIELDS[:-1], FIELDS[0])),  # one given twice
+        (RequestReceived, (*FIELDS[:-1], "nonsense")),
+        (RequestReceived, (*FIELDS[:-1], 5)),
+        (Plain, ()),  # a __dict__, not slots
+        (SlottedChild, ("c",)),  # its base's slots would stay empty
+        ("not a class", ()),
+    ]:
+        with pytest.raises(TypeError):
+            make(cls, names)
+    factory = make(Slotted, ("b", "a"))
+    made = factory(1, 2)
+    assert (made.a, made.b) == (2, 1)  # by name, whatever order the slots were laid out in
+    with pytest.raises(TypeError):
+        factory(1)
+    with pytest.raises(TypeError):
+        factory(1, b=2)
