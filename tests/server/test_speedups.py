@@ -492,7 +492,11 @@ def calls(lane: ModuleType) -> Iterator[tuple[Callable[..., Any], tuple[Any, ...
     yield watch.wait, (0.005, 1, 0.0)
     yield watch.wait, ("soon", 1, 1.0)
     yield lane.Connection, ("not an fd",)
-    connection = lane.Connection(os.dup(0))  # never closed by a call below
+    # Every call below fails before its system call: a socket with no peer will do (not a
+    # dup of fd 0, which a CI runner may have closed).
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    connection = lane.Connection(ours.detach())
     yield connection.recv_into, (b"read-only",)
     # The third buffer fails after two are held: both must be released.
     yield connection.sendmsg, ([b"held", bytearray(b"held too"), "not a buffer"],)
