@@ -549,9 +549,14 @@ def listening(family: int) -> socket.socket:
 FAMILIES = [socket.AF_INET] + ([socket.AF_INET6] if socket.has_ipv6 else [])
 
 
+#: probe=True asks poll() first; what the caller sees is the same either way
+PROBES = pytest.mark.parametrize("probe", [False, True], ids=["accept", "probed"])
+
+
+@PROBES
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: socket.AddressFamily(f).name)
 def test_accept_connection_is_socket_accept_without_the_exception(
-    lane: ModuleType, family: int
+    lane: ModuleType, family: int, probe: bool
 ) -> None:
     try:
         listener = listening(family)
@@ -560,11 +565,11 @@ def test_accept_connection_is_socket_accept_without_the_exception(
         return
     with listener:
         # Nothing waiting: None, where socket.accept() raises BlockingIOError.
-        assert lane.accept_connection(listener.fileno()) is None
+        assert lane.accept_connection(listener.fileno(), probe) is None
         with pytest.raises(BlockingIOError):
             listener._accept()
         clients = [socket.create_connection(listener.getsockname()[:2]) for _ in range(2)]
-        fd, peer = lane.accept_connection(listener.fileno())
+        fd, peer = lane.accept_connection(listener.fileno(), probe)
         python_fd, python_peer = listener._accept()
         try:
             # The peer as socket.accept() gives it (the first client, then the second).
@@ -588,26 +593,34 @@ def test_accept_connection_is_socket_accept_without_the_exception(
                 client.close()
 
 
-def test_accept_connection_gives_a_unix_peer_as_none(lane: ModuleType, tmp_path: Any) -> None:
+@PROBES
+def test_accept_connection_gives_a_unix_peer_as_none(
+    lane: ModuleType, tmp_path: Any, probe: bool
+) -> None:
     path = str(tmp_path / "fcgi.sock")
     with socket.socket(socket.AF_UNIX) as listener, socket.socket(socket.AF_UNIX) as client:
         listener.bind(path)
         listener.listen(1)
         client.connect(path)
-        fd, peer = lane.accept_connection(listener.fileno())
+        fd, peer = lane.accept_connection(listener.fileno(), probe)
         os.close(fd)
         assert peer is None  # the server labels it "unix socket" and never filters it
 
 
-def test_accept_connection_raises_what_accept_raises(lane: ModuleType) -> None:
+@PROBES
+def test_accept_connection_raises_what_accept_raises(lane: ModuleType, probe: bool) -> None:
     with socket.socket() as not_listening:
+        # (poll() reports a socket that is not listening as hung up: the probe lets accept4
+        # say what is wrong)
         with pytest.raises(OSError) as lane_error:
-            lane.accept_connection(not_listening.fileno())
+            lane.accept_connection(not_listening.fileno(), probe)
         with pytest.raises(OSError) as python_error:
             not_listening._accept()
     assert lane_error.value.errno == python_error.value.errno == errno.EINVAL
     with pytest.raises(ValueError):
-        lane.accept_connection(-1)
+        lane.accept_connection(-1, probe)
+    with pytest.raises(TypeError):
+        lane.accept_connection(not_listening.fileno())
 
 
 # --- Connection: the direct lane's socket ---------------------------------------------
