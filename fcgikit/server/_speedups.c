@@ -587,10 +587,11 @@ accept_connection(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t
 
 /* --- Connection ------------------------------------------------------------------- */
 
-/* A connected socket's descriptor with only the calls the direct lane makes on it
- * (fcgikit/server/direct.py). socket.socket(fileno=fd) first asks the kernel for the
- * descriptor's address (getsockname) to check that it is a socket, and parses its arguments
- * the keyword way: ~0.6 us a connection, for a descriptor that accept4() made a socket.
+/* A connected socket's descriptor with only the calls the server makes on a connection
+ * (fcgikit/server/direct.py and channel.py). socket.socket(fileno=fd) first asks the kernel
+ * for the descriptor's address (getsockname) to check that it is a socket, and parses its
+ * arguments the keyword way: ~0.6 us a connection, for a descriptor that accept4() made a
+ * socket.
  * Like a socket object it forgets its descriptor when it closes, so a late shutdown() or
  * close() (the server stopping, from another thread) fails with EBADF instead of reaching a
  * descriptor the process has reused. Each call releases the GIL around its system call, as
@@ -665,7 +666,7 @@ connection_error(void)
     return PyErr_SetFromErrno(PyExc_OSError);
 }
 
-PyDoc_STRVAR(connection_fileno_doc, "fileno()\n--\n\nThe descriptor; -1 once closed or detached.");
+PyDoc_STRVAR(connection_fileno_doc, "fileno()\n--\n\nThe descriptor; -1 once closed.");
 
 static PyObject *
 connection_fileno(PyObject *op, PyObject *Py_UNUSED(ignored))
@@ -831,18 +832,6 @@ connection_close(PyObject *op, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(connection_detach_doc,
-"detach()\n--\n\nsocket.detach(): the descriptor, which this object no longer closes.");
-
-static PyObject *
-connection_detach(PyObject *op, PyObject *Py_UNUSED(ignored))
-{
-    Connection *self = (Connection *)op;
-    int fd = self->fd;
-    self->fd = -1;
-    return PyLong_FromLong(fd);
-}
-
 static PyMethodDef connection_methods[] = {
     {"fileno", connection_fileno, METH_NOARGS, connection_fileno_doc},
     {"recv_into", connection_recv_into, METH_O, connection_recv_into_doc},
@@ -850,14 +839,13 @@ static PyMethodDef connection_methods[] = {
     {"sendmsg", connection_sendmsg, METH_O, connection_sendmsg_doc},
     {"shutdown", connection_shutdown, METH_O, connection_shutdown_doc},
     {"close", connection_close, METH_NOARGS, connection_close_doc},
-    {"detach", connection_detach, METH_NOARGS, connection_detach_doc},
     {NULL, NULL, 0, NULL},
 };
 
 PyDoc_STRVAR(connection_doc,
 "Connection(fd)\n--\n\n"
-"A connected, non-blocking socket's descriptor, with the socket calls the direct lane\n"
-"makes (fcgikit.server.direct); it owns the descriptor and closes it.");
+"A connected, non-blocking socket's descriptor, with the socket calls the server makes on\n"
+"a connection (fcgikit.server.direct and .channel); it owns the descriptor and closes it.");
 
 static PyType_Slot connection_slots[] = {
     {Py_tp_new, connection_new},

@@ -13,7 +13,6 @@ file descriptor number can never be reused under a worker that is still writing.
 
 from __future__ import annotations
 
-import _socket
 import contextlib
 import logging
 import select
@@ -84,7 +83,7 @@ class ChannelHost(Protocol):
 
 
 class Channel:
-    def __init__(self, server: ChannelHost, sock: _socket.socket, peer: str) -> None:
+    def __init__(self, server: ChannelHost, sock: Connected, peer: str) -> None:
         settings = server.settings
         self.server = server
         self.sock = sock
@@ -211,9 +210,17 @@ class Channel:
     def on_peer_closed(self, reason: str | None) -> None:
         """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""
         with self._state_lock:
-            # Nothing runs, and only this thread (the loop's) adds requests: it closes below.
-            closing = not self.requests
-        self.server.unregister(self, closing=closing)
+            # Nothing runs, and only this thread (the loop's) adds requests: the common case
+            # (the web server closed an idle connection) closes it here. Otherwise the
+            # workers see it unregistered before they see it draining (request_done).
+            idle = not self.requests
+            if idle:
+                self.draining = True
+        if idle:
+            self.server.unregister(self, closing=True)
+            self.close()
+            return
+        self.server.unregister(self)
         with self._state_lock:
             self.draining = True
             close_now = not self.requests
@@ -445,12 +452,21 @@ class Channel:
 
 
 class Sends(Protocol):
-    """What :func:`send_all` needs of a connection: a non-blocking socket, or the direct
-    lane's ``_speedups.Connection``."""
+    """What :func:`send_all` needs of a connection: a non-blocking socket, or
+    ``_speedups.Connection``."""
 
     def send(self, data: bytes, /) -> int: ...
     def sendmsg(self, buffers: list[bytes | memoryview], /) -> int: ...
     def fileno(self) -> int: ...
+
+
+class Connected(Sends, Protocol):
+    """An accepted connection: ``_speedups.Connection`` where the C lane is built (no socket
+    object to make, see server.py ``_accept``), else a non-blocking socket."""
+
+    def recv_into(self, buffer: memoryview, /) -> int: ...
+    def shutdown(self, how: int, /) -> None: ...
+    def close(self) -> None: ...
 
 
 def send_all(sock: Sends, data: bytes, send_timeout: float) -> None:

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.protocol import ProtocolStatus
 from fcgikit.protocol.connection import WholeRequest
-from fcgikit.server.channel import SCATTER_MIN, Sends, feed_body, send_all, send_all_buffers
+from fcgikit.server.channel import (
+    SCATTER_MIN,
+    Connected,
+    feed_body,
+    send_all,
+    send_all_buffers,
+)
 from fcgikit.server.wsgi import WebServerGone, WSGIRequest
 
 if TYPE_CHECKING:
@@ -31,16 +37,6 @@ if TYPE_CHECKING:
     from fcgikit.server.settings import ServerSettings
 
 log = logging.getLogger("fcgikit.server")
-
-
-class DirectSocket(Sends, Protocol):
-    """A direct lane's connection: ``_speedups.Connection`` where the C lane is built (no
-    socket object to make for a connection used once), else a non-blocking socket."""
-
-    def recv_into(self, buffer: memoryview, /) -> int: ...
-    def shutdown(self, how: int, /) -> None: ...
-    def close(self) -> None: ...
-    def detach(self) -> int: ...
 
 
 class DirectHost(Protocol):
@@ -54,7 +50,7 @@ class DirectHost(Protocol):
 class DirectChannel:
     """The :class:`~fcgikit.server.wsgi.ResponseSink` of a request on the direct lane."""
 
-    def __init__(self, server: DirectHost, sock: DirectSocket, whole: WholeRequest) -> None:
+    def __init__(self, server: DirectHost, sock: Connected, whole: WholeRequest) -> None:
         self.server = server
         self.sock = sock
         self.whole = whole

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Protocol
 from fcgikit.addresses import UnixAddress
 from fcgikit.protocol import Role
 from fcgikit.protocol.connection import WholeRequest
-from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel, Refuses
-from fcgikit.server.direct import DirectChannel, DirectSocket
+from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel, Connected, Refuses
+from fcgikit.server.direct import DirectChannel
 from fcgikit.server.listeners import describe, open_listener, peer_allowed
 from fcgikit.server.logs import configure_access_log
 from fcgikit.server.memory import tune_malloc
@@ -54,7 +54,7 @@ AcceptConnection = Callable[[int, bool], tuple[int, tuple[object, ...] | None] |
 #: it accepts; None where it was not built (or has no accept4), and with
 #: FCGIKIT_PURE_PYTHON=1.
 accept_connection: AcceptConnection | None
-Connection: Callable[[int], DirectSocket] | None
+Connection: Callable[[int], Connected] | None
 try:
     from fcgikit.server._speedups import Connection, accept_connection
 except ImportError:
@@ -480,22 +480,22 @@ class Server:
                 )
                 os.close(fd)
                 continue
-            family, kind, proto = self._listener_kinds[listener.fileno()]
-            sock: _socket.socket | None = None
-            conn: DirectSocket
+            conn: Connected
             if nonblocking and Connection is not None:
-                # Until the request turns out to need a Channel: a socket object costs a
-                # getsockname() call (socket.socket checks the fd is one) and ~0.6 us in all,
-                # and a direct-lane connection is used for one request.
+                # No socket object: it costs a getsockname() call (socket.socket checks
+                # the fd is one) and ~0.6 us in all, and the server makes only the calls
+                # Connection has.
                 conn = Connection(fd)
             else:
                 # The C socket type itself: socket.socket's Python-level __init__ and
                 # close() cost ~0.8 us a connection, and a channel needs none of what they
                 # add (makefile). An fd accepted non-blocking says so in its type (no
                 # setblocking() ioctl).
-                conn = sock = _socket.socket(family, kind | nonblocking, proto, fd)
+                family, kind, proto = self._listener_kinds[listener.fileno()]
+                sock = _socket.socket(family, kind | nonblocking, proto, fd)
                 if not nonblocking:
                     sock.setblocking(False)
+                conn = sock
             # A web server sends its request right after connecting (nginx in the same
             # event-loop turn): it is often here already, and reading it now saves a round.
             buffer = self.recv_buffer
@@ -513,10 +513,8 @@ class Server:
                         self.direct.add(direct)
                     self.arrived.append((direct, direct.start_request()))
                     continue
-            if sock is None:
-                sock = _socket.socket(family, kind | nonblocking, proto, conn.detach())
             label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix socket"
-            channel = Channel(self, sock, label)
+            channel = Channel(self, conn, label)
             with self._lock:
                 self.channels.add(channel)
             # The selector learns of the connection only at the start of the next round:
