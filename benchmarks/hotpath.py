@@ -3,6 +3,7 @@
     python3 benchmarks/hotpath.py                 the whole path and each stage, in µs
     python3 benchmarks/hotpath.py --app flask     the same through Flask
     python3 benchmarks/hotpath.py --profile       plus cProfile's top functions
+    python3 benchmarks/hotpath.py --number 1 --repeat 1   a quick check that it still runs
 
 The request is what nginx sends for ``wrk``'s ``GET /hello`` with ``fastcgi_keep_conn on``
 (run.py's params, byte for byte in the same order). "whole path" drives a real
@@ -10,6 +11,13 @@ The request is what nginx sends for ``wrk``'s ``GET /hello`` with ``fastcgi_keep
 the request and runs it inline (a pool that calls the job at once), the response is written
 to the socket and read back. Against run.py's "CPU µs/req" for fcgikit, the difference is
 what the threads cost (the hand-off to a worker, the GIL, the select loop).
+
+"connection life" is what a keep-conn connection that serves one request costs, as nginx's
+connections do when its upstream ``keepalive`` cache overflows (46% of them at 256 wrk
+connections): a client connects to a real :class:`~fcgikit.server.server.Server`'s unix
+socket and sends the request; the server accepts it, runs it, and closes when the client
+does. It includes the client's own calls (connect, send, recv, close), the same in every
+build.
 
 Unlike wrk through nginx, this is steady on a noisy machine (best of several repeats), so it
 is the number to watch while changing the hot path. One known swing: while ``Channel`` reads
@@ -26,6 +34,7 @@ import io
 import pstats
 import socket
 import sys
+import tempfile
 import timeit
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +48,7 @@ import apps  # next to this file (sys.path above)
 from fcgikit.protocol import ClientConnection, ServerConnection
 from fcgikit.protocol.records import decode_pairs, encode_pairs
 from fcgikit.server.channel import RECV_SIZE, Channel
-from fcgikit.server.server import admit
+from fcgikit.server.server import Server, admit
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import WSGIRequest
 
@@ -118,6 +127,36 @@ def whole_path(app: Any, path: str) -> Callable[[], None]:
     return one
 
 
+def connection_life(app: Any, path: str, directory: str) -> Callable[[], None]:
+    address = f"{directory}/life.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(address)
+    listener.listen(64)
+    listener.setblocking(False)
+    server = Server(app, ServerSettings(), listeners=[listener])
+    server._listener_kinds[listener.fileno()] = (listener.family, listener.type, listener.proto)
+    pool = InlinePool()
+    data = request_bytes(path)
+
+    def one() -> None:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(address)
+            client.sendall(data)
+            server._accept(listener)
+            server._watch_accepted()
+            arrived, server.arrived = server.arrived, []
+            admit(arrived, pool)
+            if not client.recv(65536):
+                raise RuntimeError("no reply")
+        for channel, _ in server._selector.wait(0):
+            channel.on_readable()  # type: ignore[attr-defined]
+        if server.channels:
+            raise RuntimeError("the server did not close the connection after the client")
+
+    one()
+    return one
+
+
 def stages(app: Any, path: str) -> dict[str, Callable[[], object]]:
     data = request_bytes(path)
     encoded_params = encode_pairs(nginx_params(path))
@@ -183,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fcgikit hot path, {path}, best of {args.repeat} x {args.number} (µs per request)")
     whole = whole_path(app, path)
     print(f"  {best_us(whole, args.number, args.repeat):7.1f}  whole path (socketpair, inline)")
+    with tempfile.TemporaryDirectory() as directory:
+        life = connection_life(app, path, directory)
+        print(f"  {best_us(life, args.number, args.repeat):7.1f}  connection life (one request)")
     for name, function in stages(app, path).items():
         print(f"  {best_us(function, args.number, args.repeat):7.1f}  {name}")
     if args.profile:

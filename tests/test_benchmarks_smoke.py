@@ -51,3 +51,23 @@ def test_harness_produces_a_row_and_memory_checks(tmp_path: Path) -> None:
     memory = results["memory"]
     assert memory["upload"]["ok"] and memory["download"]["ok"]
     assert memory["idle"]["served_one_request_each"] == 20
+
+
+@pytest.mark.timeout(60)
+def test_hot_path_bench_runs_every_stage(tmp_path: Path) -> None:
+    """benchmarks/hotpath.py drives fcgikit's internals, so it is the one most likely to break
+    when they change: one call of each stage must still run and report a time."""
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "hotpath.py"), "--number", "1",
+         "--repeat", "1"],
+        capture_output=True, text=True, timeout=50, stdin=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    timed = {}
+    for line in done.stdout.splitlines()[1:]:
+        figure, _, stage = line.strip().partition("  ")
+        timed[stage.strip()] = float(figure)
+    assert "whole path (socketpair, inline)" in timed
+    assert "connection life (one request)" in timed
+    assert "the app itself" in timed
+    assert all(figure > 0 for figure in timed.values()), done.stdout
