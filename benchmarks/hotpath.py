@@ -90,6 +90,9 @@ class InlinePool:
         job()
         return True
 
+    def hold(self, send: Callable[[], None]) -> bool:
+        return False  # one request at a time: its reply goes out at once
+
 
 def make_channel(app: Any) -> tuple[Channel, socket.socket]:
     ours, theirs = socket.socketpair()

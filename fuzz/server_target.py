@@ -80,6 +80,10 @@ class InlinePool:
     def __init__(self, capacity: int, sock: FakeSocket, checker: OutputChecker) -> None:
         self.capacity = capacity
         self.jobs: list[Any] = []
+        #: replies held while the harness runs a batch of jobs, as the loop's thread holds
+        #: them while it runs the ready requests (WorkerPool.hold)
+        self.held: list[Any] = []
+        self.holding = False
         self.sock = sock
         self.checker = checker
         self.checked = 0
@@ -95,6 +99,23 @@ class InlinePool:
             return False
         self.jobs.append(job)
         return True
+
+    def hold(self, send: Any) -> bool:
+        if self.holding:
+            self.held.append(send)
+        return self.holding
+
+    def run_batch(self, jobs: list[Any]) -> None:
+        """Run ``jobs`` one after the other, their replies held until the last is over."""
+        self.holding = True
+        try:
+            for job in jobs:
+                job()
+        finally:
+            self.holding = False
+        held, self.held = self.held, []
+        for send in held:
+            send()
 
 
 class FakeServer:
@@ -224,9 +245,10 @@ def server_input(data: bytes) -> None:
         channel.on_readable()
         arrived, server.arrived = server.arrived, []
         admit(arrived, pool)
-        for job in [job for job in pool.jobs if _runnable(job)]:
+        batch = [job for job in pool.jobs if _runnable(job)]
+        for job in batch:
             pool.jobs.remove(job)
-            job()
+        pool.run_batch(batch)
     for job in pool.jobs:  # after EOF every body has failed, so nothing blocks
         if not _runnable(job):
             request = job.__self__
@@ -236,7 +258,7 @@ def server_input(data: bytes) -> None:
                 request.filter_data.fail("fuzz harness: known bug 1")
             else:
                 raise Finding("a request's body is still waiting after the peer closed")
-        job()
+    pool.run_batch(pool.jobs)
     pool.jobs.clear()
     if channel.requests:
         raise Finding(f"requests left in the channel: {sorted(channel.requests)}")

@@ -19,6 +19,8 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
@@ -64,6 +66,14 @@ class Refuses(Protocol):
     def refuse(self, request: WSGIRequest) -> None: ...
 
 
+class HoldsReplies(Protocol):
+    """The part of the pool a channel uses (:class:`~fcgikit.server.pool.WorkerPool`)."""
+
+    def hold(self, send: Callable[[], None]) -> bool:
+        """Keep ``send`` (a finished request's reply) to call once the requests run with it
+        are over; False when the caller is to send now."""
+
+
 class ChannelHost(Protocol):
     """What a channel needs from its server (:class:`~fcgikit.server.server.Server`; the
     fuzz harness and the hot-path benchmark pass smaller stand-ins)."""
@@ -74,6 +84,9 @@ class ChannelHost(Protocol):
     recv_buffer: memoryview
     #: requests whose params arrived in this round of the loop, admitted after it
     arrived: list[tuple[Refuses, WSGIRequest]]
+
+    @property
+    def pool(self) -> HoldsReplies: ...
 
     def unregister(self, channel: Channel, *, closing: bool = False) -> None: ...
     def want_write(self, channel: Channel) -> None: ...
@@ -401,13 +414,36 @@ class Channel:
                 and not self._pending
             )
         request.bytes_sent += len(head) + len(body)
-        if len(body) < SCATTER_MIN:
-            self._send(b"".join(buffers), then_close=last)
-        else:
-            self._send(buffers, then_close=last)
+        data: bytes | list[bytes | memoryview] = (
+            b"".join(buffers) if len(body) < SCATTER_MIN else buffers
+        )
+        if not last:
+            # Set before the pool can see it: a rescue may hand it to another thread at once.
+            request.reply_held = True
+            if self.server.pool.hold(partial(self._send_held_reply, request, data)):
+                return
+            request.reply_held = False
+        self._send(data, then_close=last)
+
+    def _send_held_reply(
+        self, request: WSGIRequest, data: bytes | list[bytes | memoryview]
+    ) -> None:
+        """Send the reply finish left with the pool, then end the request: request_done
+        left that too, so that a close it decides on comes after the reply."""
+        try:
+            self._send(data)
+        except WebServerGone as exc:
+            log.info(
+                "request %s: the web server went away (%s); output dropped", request.label, exc
+            )
+        self._end_request(request)
 
     def request_done(self, request: WSGIRequest) -> None:
         """Called by the worker when the request is over, whatever happened."""
+        if not request.reply_held:
+            self._end_request(request)
+
+    def _end_request(self, request: WSGIRequest) -> None:
         with self._state_lock:
             if not request.ended:
                 # Left without END_REQUEST (aborted, or the web server went away): end it in

@@ -11,7 +11,9 @@ difference. In one process that is ~45 against ~25 µs for accept, a hello-world
 close (see benchmarks/RESULTS.md).
 
 A DirectChannel is used by the thread that runs its request and by nobody else, except a
-server that stops past its grace period, which shuts the socket down under it.
+server that stops past its grace period, which shuts the socket down under it, and the thread
+that sends a reply the pool held (:meth:`~fcgikit.server.pool.WorkerPool.hold`) after the
+request is over.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from fcgikit.protocol.connection import WholeRequest
 from fcgikit.server.channel import (
     SCATTER_MIN,
     Connected,
+    HoldsReplies,
     feed_body,
     send_all,
     send_all_buffers,
@@ -43,6 +46,9 @@ class DirectHost(Protocol):
     settings: ServerSettings
     app: WSGIApplication
 
+    @property
+    def pool(self) -> HoldsReplies: ...
+
     def request_finished(self) -> None: ...
     def direct_closed(self, channel: DirectChannel) -> None: ...
 
@@ -55,6 +61,10 @@ class DirectChannel:
         self.sock = sock
         self.whole = whole
         self.closed = False
+        #: the reply the pool holds to send with its batch's (see finish), and its request
+        #: (for the log; dropped once sent, so the two make no lasting cycle)
+        self._held_reply: list[bytes | memoryview] | None = None
+        self._held_request: WSGIRequest | None = None
 
     def start_request(self) -> WSGIRequest:
         """The request, its body fed. (Not kept here: the request keeps its channel, and a
@@ -93,7 +103,26 @@ class DirectChannel:
         request.bytes_sent += len(head) + len(body)
         if len(body) < SCATTER_MIN:
             buffers = [b"".join(buffers)]
-        self._send(buffers)
+        # Set before the pool can see it: a rescue may hand it to another thread at once.
+        self._held_reply = buffers
+        self._held_request = request
+        if not self.server.pool.hold(self._send_held_reply):
+            self._held_reply = self._held_request = None
+            self._send(buffers)
+
+    def _send_held_reply(self) -> None:
+        """Send the reply finish left with the pool, and close: request_done left that too."""
+        buffers, request = self._held_reply, self._held_request
+        assert buffers is not None and request is not None
+        self._held_request = None
+        try:
+            self._send(buffers)
+        except WebServerGone as exc:
+            log.info(
+                "request %s: the web server went away (%s); output dropped", request.label, exc
+            )
+        self.server.request_finished()
+        self.close()
 
     def refuse(self, request: WSGIRequest) -> None:
         """The pool is full: END_REQUEST OVERLOADED, and the request never runs."""
@@ -110,6 +139,8 @@ class DirectChannel:
     def request_done(self, request: WSGIRequest) -> None:
         # A request left without END_REQUEST (the app failed after its headers went, or the
         # web server went away) ends with the close: for nginx the sign of a cut response.
+        if self._held_reply is not None:
+            return  # the pool sends it, then closes (_send_held_reply)
         self.server.request_finished()
         self.close()
 

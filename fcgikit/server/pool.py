@@ -20,6 +20,16 @@ requests are all slow pays for one rescue per back-off, not one per request. Whe
 lane is built, the watcher looks without the GIL (``_speedups.LoopWatch``), so the busy loop
 thread never hands the GIL to it for nothing.
 
+Replies held for the batch: when several requests are ready at once, a reply that one of them
+finishes on the loop's thread may wait (:meth:`WorkerPool.hold`) until the last of them has
+run, :data:`HELD_MAX` are waiting, or the first has waited :data:`HELD_FOR`; then they go out
+together. A web server that went idle while the app ran would otherwise be woken by every
+reply, and the sender pays for each wake-up (scheduler work billed to our send): Flask behind
+nginx without keep-conn at 16 clients spent 24 CPU µs a request in the kernel that way, 12
+with the replies of a batch sent together, and nginx 50 against 34 (benchmarks/RESULTS.md,
+session 11). A rescue does not strand them: the thread that takes the loop role sends them
+first.
+
 Accounting: ``running`` counts requests being run, on the loop's thread or by queue, and
 never exceeds ``threads`` (the app may rely on that, like ``RequestTracker`` does); the pool
 holds at most ``threads + 1`` threads, so one is always free to take the loop role.
@@ -60,6 +70,13 @@ Job = Callable[[], None]
 
 #: after a rescue, requests go to the queue for this long (seconds)
 INLINE_BACKOFF = 0.1
+#: held replies go out before the next request runs once the first has waited this long
+#: (seconds): fewer wake-ups are worth a millisecond at most, not a slow request's time
+HELD_FOR = 0.001
+#: at most this many replies wait for the rest of their batch (see WorkerPool.hold): past
+#: 16, fewer wake-ups save little (at 256 clients, 4 gave back half the gain, 256 no more
+#: than 16), and the first replies of a big batch would wait for all of it
+HELD_MAX = 16
 
 
 class _LeadRole:
@@ -80,6 +97,11 @@ class WorkerPool:
         self._queue: deque[Job] = deque()
         #: requests admitted, waiting to run on the loop's thread (bodies complete)
         self._ready: deque[Job] = deque()
+        #: the replies that requests run on the loop's thread finished, sent once the ready
+        #: requests have all run (see hold)
+        self._held: list[Job] = []
+        #: when the first of them was held (time.monotonic)
+        self._held_since = 0.0
         self.running = 0
         self._threads = 0
         self._idle = 0  # threads waiting in _take that no notify() has claimed yet
@@ -215,32 +237,44 @@ class WorkerPool:
                 self._wake_locked()
         return True
 
+    def hold(self, send: Job) -> bool:
+        """Hold a finished request's reply (``send`` sends it) until the requests ready
+        behind it have run; False, holding nothing, unless this thread runs the request on
+        the loop's thread with more to run or more held. The caller then sends at once."""
+        if not self._ready and not self._held:
+            return False  # the batch's only or last request: nothing to gather its reply with
+        me = threading.get_ident()
+        with self._lock:
+            if self._inline_thread != me:
+                return False  # a queued thread, or rescued meanwhile
+            held = self._held
+            if not held:
+                self._held_since = time.monotonic()
+            held.append(send)
+            full = len(held) >= HELD_MAX
+        if full:
+            self.send_held()
+        return True
+
+    def send_held(self) -> None:
+        """Send the held replies; by the loop's thread, when it has no request left to run."""
+        with self._lock:
+            held, self._held = self._held, []
+        for send in held:
+            try:
+                send()
+            except BaseException:  # each logs its own failure, as a request does
+                log.exception("request thread: unexpected error")
+
     def run_ready(self) -> bool:
         """Run the ready requests on this thread (the loop's); False once it lost the role."""
         me = threading.get_ident()
         lock = self._lock
         while True:
             with lock:
-                if not self._ready:
-                    return True
-                if (
-                    self._queue
-                    or self.running >= self.max_running
-                    or (self._backoff_until and self._backing_off())
-                ):
-                    self._queue.extend(self._ready)
-                    self._ready.clear()
-                    self._wake_locked()
-                    return True
-                job = self._ready.popleft()
-                self.running += 1
-                self._inline_thread = me
-                if self._loop_watch is not None:
-                    self._inline_seq = self._loop_watch.began()
-                else:
-                    self._inline_seq += 1
-                    if self._watch_parked:
-                        self._watch_wakeup.notify()
+                job = self._take_inline_locked(me)
+            if job is None:
+                break
             try:
                 job()
             except BaseException:  # a job is a whole request; it logs its own failures
@@ -248,12 +282,46 @@ class WorkerPool:
             with lock:
                 self.running -= 1
                 if self._leader != me:
-                    return False  # rescued meanwhile: another thread runs the loop now
+                    # rescued meanwhile: another thread runs the loop now, and sends what
+                    # this one held
+                    return False
                 self._inline_thread = None
                 if self._loop_watch is not None:
                     self._loop_watch.ended()
                 if self._queue:
                     self._wake_locked()
+            # Replies wait only for quick requests: once one behind them took a while,
+            # they go before the next one runs (which may take as long again).
+            if self._held and time.monotonic() - self._held_since >= HELD_FOR:
+                self.send_held()
+        if self._held:
+            self.send_held()
+        return True
+
+    def _take_inline_locked(self, me: int) -> Job | None:
+        """The next ready request for the loop's thread ``me`` to run, counted as running;
+        None when there is none, or when the ready ones must go to the queue instead."""
+        if not self._ready:
+            return None
+        if (
+            self._queue
+            or self.running >= self.max_running
+            or (self._backoff_until and self._backing_off())
+        ):
+            self._queue.extend(self._ready)
+            self._ready.clear()
+            self._wake_locked()
+            return None
+        job = self._ready.popleft()
+        self.running += 1
+        self._inline_thread = me
+        if self._loop_watch is not None:
+            self._inline_seq = self._loop_watch.began()
+        else:
+            self._inline_seq += 1
+            if self._watch_parked:
+                self._watch_wakeup.notify()
+        return job
 
     def _backing_off(self) -> bool:
         """A rescue's back-off still runs (lock held); once over, it is forgotten, so the
@@ -312,6 +380,8 @@ class WorkerPool:
     def _run_loop(self) -> None:
         assert self._lead is not None
         try:
+            if self._held:  # the replies a rescued thread held
+                self.send_held()
             over = self._lead()
         except BaseException as exc:
             log.exception("fcgikit: the I/O loop failed")

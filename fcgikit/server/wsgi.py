@@ -216,6 +216,9 @@ class WSGIRequest:
         self.close_connection = False
         #: END_REQUEST went out (or the id was released without one)
         self.ended = False
+        #: the channel left its last reply with the pool (WorkerPool.hold), and ends the
+        #: request when that reply goes out, not in request_done
+        self.reply_held = False
         self._status: str | None = None
         self._headers: list[tuple[str, str]] = []
         self._headers_sent = False

@@ -40,10 +40,16 @@ class RunningServer:
 def serve(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
-    def start(app: Any, **settings: Any) -> RunningServer:
+    def start(
+        app: Any, *, before_serving: Callable[[str], object] | None = None, **settings: Any
+    ) -> RunningServer:
+        """``before_serving(path)`` runs once the socket listens and before the loop
+        starts: connections it makes wait in the backlog, to be accepted in one round."""
         path = str(tmp_path / f"s{len(started)}.sock")
         base = ServerSettings(binds=(UnixAddress(path),), handle_signals=False)
         server = Server(app, replace(base, **settings))
+        if before_serving is not None:
+            before_serving(path)
         running: RunningServer
 
         def target() -> None:

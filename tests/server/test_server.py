@@ -547,6 +547,10 @@ class ChannelHost:
         self.app = app
         self.recv_buffer = memoryview(bytearray(65536))
         self.arrived: list[Any] = []
+        self.pool = self  # holds no reply: each goes out at once
+
+    def hold(self, send: Any) -> bool:
+        return False
 
     def unregister(self, channel: Any, *, closing: bool = False) -> None:
         channel.registered = False
