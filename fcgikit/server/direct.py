@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.protocol import ProtocolStatus
@@ -61,10 +62,6 @@ class DirectChannel:
         self.sock = sock
         self.whole = whole
         self.closed = False
-        #: the reply the pool holds to send with its batch's (see finish), and its request
-        #: (for the log; dropped once sent, so the two make no lasting cycle)
-        self._held_reply: list[bytes | memoryview] | None = None
-        self._held_request: WSGIRequest | None = None
 
     def start_request(self) -> WSGIRequest:
         """The request, its body fed. (Not kept here: the request keeps its channel, and a
@@ -104,17 +101,13 @@ class DirectChannel:
         if len(body) < SCATTER_MIN:
             buffers = [b"".join(buffers)]
         # Set before the pool can see it: a rescue may hand it to another thread at once.
-        self._held_reply = buffers
-        self._held_request = request
-        if not self.server.pool.hold(self._send_held_reply):
-            self._held_reply = self._held_request = None
+        request.reply_held = True
+        if not self.server.pool.hold(partial(self._send_held_reply, request, buffers)):
+            request.reply_held = False
             self._send(buffers)
 
-    def _send_held_reply(self) -> None:
+    def _send_held_reply(self, request: WSGIRequest, buffers: list[bytes | memoryview]) -> None:
         """Send the reply finish left with the pool, and close: request_done left that too."""
-        buffers, request = self._held_reply, self._held_request
-        assert buffers is not None and request is not None
-        self._held_request = None
         try:
             self._send(buffers)
         except WebServerGone as exc:
@@ -139,7 +132,7 @@ class DirectChannel:
     def request_done(self, request: WSGIRequest) -> None:
         # A request left without END_REQUEST (the app failed after its headers went, or the
         # web server went away) ends with the close: for nginx the sign of a cut response.
-        if self._held_reply is not None:
+        if request.reply_held:
             return  # the pool sends it, then closes (_send_held_reply)
         self.server.request_finished()
         self.close()
