@@ -23,7 +23,7 @@ from fcgikit.errors import ConfigError
 from fcgikit.protocol.constants import Role
 from fcgikit.server.apploader import not_a_wsgi_signature
 from fcgikit.server.listeners import inherited_listener, parse_web_server_addrs
-from fcgikit.server.logs import configure_logging
+from fcgikit.server.logs import configure_logging, enable_fcgikit_loggers
 from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
 
@@ -73,6 +73,9 @@ class WSGIServer:
         ConfigError: ``application`` cannot be called with ``(environ, start_response)``:
             typically a factory passed uncalled (``WSGIServer(create_app)``), which would
             make every request a 500.
+
+    ``run()`` sets up fcgikit's own logging (the ``fcgikit`` logger, to stderr, at INFO) and
+    leaves the app's alone, as flup did.
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class WSGIServer:
     def run(self) -> bool:
         """Serve until stopped; True after SIGHUP (re-exec me), else False."""
         configure_logging(logging.INFO, None)
+        enable_fcgikit_loggers()  # the app was imported before: its logging set-up ran
         if force_cgi_requested(self.force_cgi):
             return self._run_cgi()
         listeners = None

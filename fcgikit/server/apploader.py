@@ -21,6 +21,7 @@ import sys
 from typing import TYPE_CHECKING, Any, cast
 
 from fcgikit.errors import ConfigError
+from fcgikit.server.logs import enable_fcgikit_loggers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -118,6 +119,7 @@ def load_app(spec: str) -> WSGIApplication:
         if not callable(target):
             raise ConfigError(f"{module_name}:{name} is not callable, so it cannot be a factory")
         target = _call_factory(attr.strip(), target, where)
+    enable_fcgikit_loggers()  # the app's import or factory may have set up logging
     what = f"{where} returned" if called else f"{where} is"
     if not callable(target):
         raise ConfigError(

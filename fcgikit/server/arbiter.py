@@ -928,7 +928,13 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--user", default=None, help="run the workers as this user")
     add("--group", default=None, help="run the workers with this group")
-    add("--log-file", default=None, metavar="PATH", help="log here instead of stderr")
+    add(
+        "--log-file",
+        default=None,
+        metavar="FILE|-",
+        help="write fcgikit's own log lines to FILE ('-': stderr, the default); the app's "
+        "logging is the app's",
+    )
 
 
 #: options that only mean something with a master; any of them turns the pool on

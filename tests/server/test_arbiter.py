@@ -40,7 +40,7 @@ from tests.integration.harness import missing
 from tests.processes import Backend
 
 APP_SOURCE = """
-import logging, os, sys, time
+import os, sys, time
 
 def say(text):
     sys.stderr.write(text + "\\n")  # one write: the workers share the pipe
@@ -60,8 +60,8 @@ def app(environ, start_response):
     elif path == "/uid":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [f"{os.getuid()}:{os.getgid()}".encode()]
-    elif path == "/log":
-        logging.getLogger("app").warning("app log line from %d", os.getpid())
+    elif path == "/log":  # into the server's log, where a WSGI app may write
+        environ["wsgi.errors"].write(f"app log line from {os.getpid()}\\n")
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
 """
