@@ -29,6 +29,7 @@ from fcgikit.server.listeners import inherited_listener
 from fcgikit.server.logs import configure_logging
 from fcgikit.server.server import Server
 from fcgikit.server.settings import add_server_arguments, server_settings_from_args
+from fcgikit.server.status import DIRECT_CLIENT_PARAM
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -81,8 +82,8 @@ def _build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status",
         help="print a running pool's status page (fcgikit serve --status-path)",
-        description="Ask a running fcgikit for its status page over FastCGI, as the web "
-        "server would, from 127.0.0.1.",
+        description="Ask a running pool for its status page over FastCGI, directly on its "
+        "socket: the page answers such a client whatever --status-allow says.",
     )
     status.add_argument("address", metavar="ADDR", help="unix:PATH or HOST:PORT it listens on")
     status.add_argument("--path", default="/fcgikit-status", help="its --status-path")
@@ -197,7 +198,12 @@ def _status(args: argparse.Namespace) -> int:
 
     try:
         with FastCGIClient(args.address, timeout=10) as client:
-            response = client.request("GET", args.path, query="json" if args.json else "")
+            response = client.request(
+                "GET",
+                args.path,
+                query="json" if args.json else "",
+                params={DIRECT_CLIENT_PARAM: "fcgikit status"},
+            )
     except OSError as exc:
         print(f"fcgikit status: cannot reach {args.address}: {exc}", file=sys.stderr)
         return 1

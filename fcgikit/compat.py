@@ -19,9 +19,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from fcgikit.addresses import from_bind_address
+from fcgikit.errors import ConfigError
 from fcgikit.protocol.constants import Role
+from fcgikit.server.apploader import not_a_wsgi_signature
 from fcgikit.server.listeners import inherited_listener, parse_web_server_addrs
-from fcgikit.server.logs import configure_logging
+from fcgikit.server.logs import configure_logging, enable_fcgikit_loggers
 from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
 
@@ -66,6 +68,14 @@ class WSGIServer:
             workers, growing to ``maxChildren`` while all are busy, each replaced after
             ``maxRequests`` requests. Children serve one request at a time unless
             ``maxThreads`` is given.
+
+    Raises:
+        ConfigError: ``application`` cannot be called with ``(environ, start_response)``:
+            typically a factory passed uncalled (``WSGIServer(create_app)``), which would
+            make every request a 500.
+
+    ``run()`` sets up fcgikit's own logging (the ``fcgikit`` logger, to stderr, at INFO) and
+    leaves the app's alone, as flup did.
     """
 
     def __init__(
@@ -85,6 +95,13 @@ class WSGIServer:
         unknown = set(kw) - _FLUP_THREAD_KEYWORDS - _FLUP_PREFORK_KEYWORDS
         if unknown:
             raise TypeError(f"WSGIServer() got unexpected keyword(s): {', '.join(sorted(unknown))}")
+        wrong = not_a_wsgi_signature(application)
+        if wrong is not None:
+            name = getattr(application, "__name__", "factory")
+            raise ConfigError(
+                f"WSGIServer({name}): {wrong} cannot be called with (environ, start_response); "
+                f"if it makes the app, pass what it returns: WSGIServer({name}())"
+            )
         self.application = application
         self.bind_address = bindAddress
         self.force_cgi = forceCGI
@@ -112,6 +129,7 @@ class WSGIServer:
     def run(self) -> bool:
         """Serve until stopped; True after SIGHUP (re-exec me), else False."""
         configure_logging(logging.INFO, None)
+        enable_fcgikit_loggers()  # the app was imported before: its logging set-up ran
         if force_cgi_requested(self.force_cgi):
             return self._run_cgi()
         listeners = None

@@ -113,12 +113,33 @@ def test_import_error_shows_interpreter_and_path() -> None:
         ("apps.hello:missing", "has no attribute 'missing'"),
         ("apps.hello:not_an_app", "is a int, not a WSGI application"),
         ("apps.hello:create_app(open)", "must be literals"),
+        # a factory named without its call: every request would be a 500
+        ("apps.hello:create_app", "if it makes the app, name the call: 'apps.hello:create_app()'"),
     ],
 )
 def test_bad_app_names_say_exactly_what_is_wrong(spec: str, message: str) -> None:
     result = run_fcgikit("serve", spec, "--bind", "127.0.0.1:0")
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_a_pool_refuses_a_factory_named_without_its_call_at_start() -> None:
+    result = run_fcgikit("serve", "apps.hello:create_app", "--bind", "127.0.0.1:0", "-w", "2")
+    assert result.returncode == 3  # the workers cannot load the app: the master stops
+    assert "name the call: 'apps.hello:create_app()'" in result.stderr
+
+
+def test_a_fcgi_file_passing_a_factory_uncalled_fails_at_start(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(write_fcgi(tmp_path, app="create_app"))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **ENV},
+    )
+    assert result.returncode == 1
+    assert "pass what it returns: WSGIServer(create_app())" in result.stderr
 
 
 def test_bad_address_is_explained() -> None:

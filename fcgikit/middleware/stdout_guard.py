@@ -20,12 +20,14 @@ the request's diagnostics go.
    the server's error log). Its ``fileno()`` is 2 and ``isatty()`` is False, and
    ``sys.stdout.buffer`` takes bytes.
 
-:class:`StdoutGuard` is the middleware: it installs the guard when it is created and marks
-which request is running, also while the response iterable is consumed, so each line
-reaches that request's ``wsgi.errors``. With ``strict=True`` any write to ``sys.stdout``
-during a request raises :class:`StdoutRestrictedError` instead, like mod_wsgi's
-``WSGIRestrictStdout On``; outside requests it logs, because libraries probe and write to
-``sys.stdout`` at import time.
+:class:`StdoutGuard` is the middleware: it installs the guard at its first request, when the
+app is being served (building the app, as ``flask routes`` or a test does, leaves stdout
+alone), and marks which request is running, also while the response iterable is consumed,
+so each line reaches that request's ``wsgi.errors``. fcgikit's CGI mode installs the guard
+itself before the app runs, since there fd 1 is the response. With ``strict=True`` any
+write to ``sys.stdout`` during a request raises :class:`StdoutRestrictedError` instead,
+like mod_wsgi's ``WSGIRestrictStdout On``; outside requests it logs, because libraries
+probe and write to ``sys.stdout`` at import time.
 
 :func:`unguard_stdout` puts everything back (for tests and for embedding).
 
@@ -303,15 +305,20 @@ class StdoutGuard:
     :param strict: Raise :class:`StdoutRestrictedError` on any write to ``sys.stdout``
         during a request, instead of forwarding it.
 
-    Creating one calls :func:`guard_stdout` (once per process).
+    Its first request calls :func:`guard_stdout` (once per process); creating one changes
+    nothing, so a process that only builds the app (a Flask CLI command, a script, a test)
+    keeps its stdout byte for byte.
     """
 
     def __init__(self, app: WSGIApplication, strict: bool = False) -> None:
         self.app = app
         self.strict = strict
-        guard_stdout()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if _installation is None:
+            # Serving starts here, not when the app is built: a `flask routes`, a script or
+            # a test that only builds the app keeps its stdout as it is.
+            guard_stdout()
         sink = _RequestSink(environ.get("wsgi.errors"), self.strict)
         token = _current_request.set(sink)
         try:

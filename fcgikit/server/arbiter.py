@@ -96,8 +96,11 @@ class PoolSettings:
     pidfile: str | None = None
     #: answer this path with the pool's status (php-fpm's pm.status_path); None: no page
     status_path: str | None = None
-    #: REMOTE_ADDR values allowed to see the status page
-    status_allow: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+    #: REMOTE_ADDR values of the HTTP clients allowed to see the status page through the web
+    #: server; ``fcgikit status`` (FastCGI, directly on the socket) needs none
+    status_allow: frozenset[str] = frozenset()
+    #: show the query strings of the requests on the status page, not just their paths
+    status_show_query: bool = False
     #: run the workers as this user (name or uid); the master, which binds, stays as it is
     user: str | None = None
     #: run the workers with this group (name or gid); default: the user's primary group
@@ -650,7 +653,12 @@ class Arbiter:
 
         status_page = None
         if self.pool.status_path is not None:
-            status_page = StatusPage(self.board, self.pool.status_path, self.pool.status_allow)
+            status_page = StatusPage(
+                self.board,
+                self.pool.status_path,
+                self.pool.status_allow,
+                show_query=self.pool.status_show_query,
+            )
         return run_worker(
             load=load,
             settings=self.settings,
@@ -917,18 +925,33 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
         "--status-path",
         default=None,
         metavar="PATH",
-        help="answer this path with the pool's status (text; ?json for JSON)",
+        help="answer this path with the pool's status (text; ?json for JSON) to "
+        "'fcgikit status', and to the HTTP clients in --status-allow",
     )
     add(
         "--status-allow",
         action="append",
         default=[],
         metavar="IP[,IP...]",
-        help="REMOTE_ADDR allowed to see the status page (default 127.0.0.1, ::1)",
+        help="HTTP clients (REMOTE_ADDR) allowed to see the status page through the web "
+        "server (default: none, loopback included: behind a local TLS terminator or tunnel "
+        "every client is 127.0.0.1)",
+    )
+    add(
+        "--status-show-query",
+        action="store_true",
+        help="show the query strings of the requests in flight on the status page (they "
+        "can hold tokens; default: the paths only)",
     )
     add("--user", default=None, help="run the workers as this user")
     add("--group", default=None, help="run the workers with this group")
-    add("--log-file", default=None, metavar="PATH", help="log here instead of stderr")
+    add(
+        "--log-file",
+        default=None,
+        metavar="FILE|-",
+        help="write fcgikit's own log lines to FILE ('-': stderr, the default); the app's "
+        "logging is the app's",
+    )
 
 
 #: options that only mean something with a master; any of them turns the pool on
@@ -962,7 +985,6 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> tuple[ServerSettings, PoolSettings]:
     minimum, maximum = parse_workers(args.workers or "1")
-    default_allow = PoolSettings().status_allow
     settings = server_settings_from_args(args, multiprocess=True)
     pool = PoolSettings(
         workers_min=minimum,
@@ -977,7 +999,8 @@ def settings_from_args(args: argparse.Namespace) -> tuple[ServerSettings, PoolSe
         status_path=args.status_path,
         user=args.user,
         group=args.group,
-        status_allow=parse_allow(args.status_allow) if args.status_allow else default_allow,
+        status_allow=parse_allow(args.status_allow),
+        status_show_query=args.status_show_query,
     )
     return settings, pool
 

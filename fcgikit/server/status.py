@@ -19,6 +19,20 @@ Layout (little endian)::
 
 The status page (php-fpm's ``pm.status_path``) is answered by whichever worker receives the
 request; every worker can read the whole board. ``?json`` gives JSON, anything else text.
+
+Who sees the page (it lists every request in flight): ``fcgikit status``, which talks
+FastCGI to the socket directly and sends :data:`DIRECT_CLIENT_PARAM`, always; HTTP clients
+only when their REMOTE_ADDR (as the web server reports it; the FastCGI peer is the web
+server) is in ``--status-allow``, empty by default, because behind a TLS terminator or a
+tunnel on the same host every client is 127.0.0.1. The param is sound because no HTTP client
+can make a web server send it: headers arrive as ``HTTP_*`` params, and any other param
+only where the web server's configuration names it. Whoever can connect to the socket can
+send it, but could already claim any REMOTE_ADDR: the socket must be the web server's alone
+(SECURITY.md). SO_PEERCRED would not do: unix sockets only, and a web server that spawns the
+app runs as the app's user. docs/operations.rst has the whole reasoning.
+
+Each request shows as method and path; its query string (password-reset tokens and the
+like) only with ``--status-show-query``.
 """
 
 from __future__ import annotations
@@ -48,6 +62,10 @@ _LABEL_SIZE = 246
 # start (0: idle), label length, label
 _CELL = struct.Struct(f"<dH{_LABEL_SIZE}s")
 _CELL_SIZE = 256
+
+#: The param a FastCGI client talking to the socket directly sends to see the status page
+#: (see the module docstring for why a web server cannot forward it from an HTTP client).
+DIRECT_CLIENT_PARAM = "FCGIKIT_STATUS_CLIENT"
 
 _PID = struct.Struct("<i")
 _U32 = struct.Struct("<I")
@@ -251,7 +269,8 @@ class PoolView:
     max_reached: int
     workers: tuple[SlotView, ...]
 
-    def as_dict(self, now: float | None = None) -> dict[str, Any]:
+    def as_dict(self, now: float | None = None, *, queries: bool = False) -> dict[str, Any]:
+        """The page's content; ``queries``: the requests' query strings too."""
         now = time.monotonic() if now is None else now
         live = [w for w in self.workers if w.state in (WorkerState.READY, WorkerState.RETIRING)]
         busy = sum(1 for w in live if w.busy)
@@ -281,7 +300,10 @@ class PoolView:
                     "busy_threads": w.busy,
                     "uptime": round(now - w.started, 3),
                     "current_requests": [
-                        {"request": r.label, "duration": round(now - r.started, 3)}
+                        {
+                            "request": r.label if queries else r.label.partition("?")[0],
+                            "duration": round(now - r.started, 3),
+                        }
                         for r in w.running
                     ],
                 }
@@ -336,23 +358,30 @@ def parse_allow(items: Iterable[str]) -> frozenset[str]:
 
 
 class StatusPage:
-    """Answers ``path`` for clients whose REMOTE_ADDR is in ``allow``; others reach the app
-    (which usually answers 404), so the page's existence is not advertised."""
+    """Answers ``path`` for direct FastCGI clients (:data:`DIRECT_CLIENT_PARAM`) and HTTP
+    clients whose REMOTE_ADDR is in ``allow``; others reach the app (which usually answers
+    404), so the page's existence is not advertised. ``show_query``: show the requests'
+    query strings."""
 
-    def __init__(self, board: Scoreboard, path: str, allow: frozenset[str]) -> None:
+    def __init__(
+        self, board: Scoreboard, path: str, allow: frozenset[str], *, show_query: bool = False
+    ) -> None:
         self.board = board
         self.path = path
         self.allow = allow
+        self.show_query = show_query
 
     def wants(self, environ: WSGIEnvironment) -> bool:
         uri = str(environ.get("REQUEST_URI", "")).partition("?")[0]
         path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
         if self.path not in (uri, path):
             return False
+        if environ.get(DIRECT_CLIENT_PARAM):
+            return True
         return _normalise_ip(str(environ.get("REMOTE_ADDR", ""))) in self.allow
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
-        status = self.board.snapshot().as_dict()
+        status = self.board.snapshot().as_dict(queries=self.show_query)
         query = str(environ.get("QUERY_STRING", ""))
         if "json" in query.split("&"):
             body = json.dumps(status, indent=1).encode()

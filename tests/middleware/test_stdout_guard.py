@@ -16,7 +16,13 @@ from wsgiref.util import FileWrapper
 
 import pytest
 
-from fcgikit.middleware import StdoutGuard, StdoutRestrictedError, guard_stdout, unguard_stdout
+from fcgikit.middleware import (
+    StdoutGuard,
+    StdoutRestrictedError,
+    guard_stdout,
+    unguard_stdout,
+    wrap,
+)
 from fcgikit.middleware.stdout_guard import _install, logger
 
 from .helpers import call, environ
@@ -308,3 +314,85 @@ def test_very_long_lines_are_passed_on_in_pieces() -> None:
     env = environ()
     call(StdoutGuard(app), env)
     assert [len(line) for line in env["wsgi.errors"].getvalue().splitlines()] == [8192, 8192, 3616]
+
+
+# -- building the app is not serving it: stdout stays the process's until a request ----------
+
+
+def test_building_or_wrapping_the_app_leaves_stdout_alone() -> None:
+    before = sys.stdout, os.fstat(1)
+    StdoutGuard(hello)
+    wrap(hello, mount="")
+    assert (sys.stdout, os.fstat(1)) == before
+
+
+def test_the_first_request_installs_the_guard() -> None:
+    before = sys.stdout
+    guarded = StdoutGuard(hello)
+    env = environ()
+    call(guarded, env)
+    assert sys.stdout is not before  # installed: prints outside requests are logged now
+    assert env["wsgi.errors"].getvalue() == "in the app\n"
+    again = environ()
+    call(guarded, again)  # the second request finds it in place
+    assert again["wsgi.errors"].getvalue() == "in the app\n"
+
+
+FLASK_APP = textwrap.dedent(
+    """
+    import os, subprocess, sys
+
+    import click
+    from flask import Flask
+
+    import fcgikit
+
+    def create_app():
+        app = Flask(__name__)
+
+        @app.route("/")
+        def index():
+            return "hello"
+
+        @app.route("/users/<int:user>")
+        def user(user):
+            return str(user)
+
+        @app.cli.command("dump")
+        def dump():
+            sys.stdout.buffer.write(bytes(range(256)))
+            sys.stdout.write("x" * 10000 + "\\n")
+            click.echo("caf\\u00e9")
+            sys.stdout.flush()
+            child = "import sys; sys.stdout.write('from a child process\\\\n')"
+            subprocess.run([sys.executable, "-c", child], check=True)
+
+        if os.environ["WRAP"] == "1":
+            app.wsgi_app = fcgikit.wrap(app.wsgi_app, mount="")
+        return app
+    """
+)
+
+
+def run_flask(directory: Path, *command: str, wrap: bool) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{directory}", "WRAP": str(int(wrap))}
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "factory_app", *command],
+        capture_output=True,
+        env=env,
+        cwd=directory,
+        timeout=60,
+        check=True,
+    )
+
+
+def test_a_flask_command_of_a_wrapped_app_keeps_stdout_byte_exact(tmp_path: Path) -> None:
+    (tmp_path / "factory_app.py").write_text(FLASK_APP)
+    dump = run_flask(tmp_path, "dump", wrap=True)
+    expected = bytes(range(256)) + b"x" * 10000 + b"\n" + "caf\u00e9\n".encode()
+    assert dump.stdout == expected + b"from a child process\n"
+    assert dump.stderr == b""
+    routes = run_flask(tmp_path, "routes", wrap=True)
+    assert b"/users/<int:user>" in routes.stdout
+    assert routes.stdout == run_flask(tmp_path, "routes", wrap=False).stdout
+    assert routes.stderr == b""

@@ -34,13 +34,20 @@ from fcgikit.server.arbiter import (
     parse_workers,
     systemd_listeners,
 )
-from fcgikit.server.status import Scoreboard, StatusPage, WorkerState, parse_allow, render_text
+from fcgikit.server.status import (
+    DIRECT_CLIENT_PARAM,
+    Scoreboard,
+    StatusPage,
+    WorkerState,
+    parse_allow,
+    render_text,
+)
 from fcgikit.server.worker import RequestTracker, request_label
 from tests.integration.harness import missing
 from tests.processes import Backend
 
 APP_SOURCE = """
-import logging, os, sys, time
+import os, sys, time
 
 def say(text):
     sys.stderr.write(text + "\\n")  # one write: the workers share the pipe
@@ -60,8 +67,8 @@ def app(environ, start_response):
     elif path == "/uid":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [f"{os.getuid()}:{os.getgid()}".encode()]
-    elif path == "/log":
-        logging.getLogger("app").warning("app log line from %d", os.getpid())
+    elif path == "/log":  # into the server's log, where a WSGI app may write
+        environ["wsgi.errors"].write(f"app log line from {os.getpid()}\\n")
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
 """
@@ -79,7 +86,13 @@ class Reply:
     headers: dict[str, str]
 
 
-def fcgi_get(address: str, path: str, query: str = "", remote: str = "127.0.0.1") -> Reply:
+def fcgi_get(
+    address: str,
+    path: str,
+    query: str = "",
+    remote: str = "127.0.0.1",
+    extra: dict[bytes, bytes] | None = None,
+) -> Reply:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(POOL_TIMEOUT)
     try:
@@ -92,6 +105,7 @@ def fcgi_get(address: str, path: str, query: str = "", remote: str = "127.0.0.1"
             b"QUERY_STRING": query.encode(),
             b"REQUEST_URI": (path + ("?" + query if query else "")).encode(),
             b"REMOTE_ADDR": remote.encode(),
+            **(extra or {}),
         }
         sock.sendall(client.start_request(1, params) + client.end_stdin(1))
         output = b""
@@ -176,7 +190,9 @@ class Pool(Backend):
         return fcgi_get(self.address, path, query, remote)
 
     def status(self) -> dict[str, Any]:
-        reply = self.get("/fcgikit-status", "json")
+        """The status page, asked for as ``fcgikit status`` does."""
+        direct = {DIRECT_CLIENT_PARAM.encode(): b"fcgikit status"}
+        reply = fcgi_get(self.address, "/fcgikit-status", "json", extra=direct)
         assert reply.status == 200, reply
         result: dict[str, Any] = json.loads(reply.body)
         return result
