@@ -67,6 +67,7 @@ PACKAGES = {
     "setpriv": "util-linux",
     "wrk": "wrk",
     "supervisord": "supervisor",
+    "haproxy": "haproxy",
 }
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 
@@ -104,6 +105,7 @@ _VERSION_COMMANDS = {
     "apache2": (["-v"], r"Apache/(\S+)"),
     "caddy": (["version"], r"v?(\d+\.\d+\.\d+\S*)"),
     "h2o": (["-v"], r"h2o version (\S+)"),
+    "haproxy": (["-v"], r"HAProxy version (\d+\.\d+\.\d+)"),
     "cgi-fcgi": ([], r""),
 }
 
@@ -319,12 +321,13 @@ def start_backend(
     *,
     threads: int = 4,
     extra: Sequence[str] = (),
+    name: str = "backend",
 ) -> Process:
     argv = [*backend_command(), "serve", "flaskapp:app", "--chdir", str(APP_DIR)]
     for bind in binds:
         argv += ["--bind", bind]
     argv += ["--threads", str(threads), *extra]
-    return Process("backend", argv, log_dir=workdir, env=app_environment(fixer), cwd=workdir)
+    return Process(name, argv, log_dir=workdir, env=app_environment(fixer), cwd=workdir)
 
 
 # --------------------------------------------------------------------------- sites
@@ -486,6 +489,27 @@ def running_site(
         yield site
     finally:
         site.stop()
+
+
+def more_tcp_backends(site: Site, count: int) -> list[str]:
+    """Start ``count`` more backends on TCP ports of their own, beside the scenario's one
+    (for configs that balance several app servers); return every backend's ``HOST:PORT``,
+    the scenario's first. They stop with the site."""
+    scenario, layout = site.scenario, site.layout
+    assert scenario.backend == "tcp", "several app servers are reached over TCP"
+    addresses = [f"{HOST}:{layout.backend_port}"]
+    for index, port in enumerate(free_ports(count), start=2):
+        backend = start_backend(
+            layout.dir,
+            [f"{HOST}:{port}"],
+            scenario.fixer,
+            extra=scenario.serve_args,
+            name=f"backend{index}",
+        )
+        site.processes.append(backend)
+        backend.wait_for_output("listening on", count=1)
+        addresses.append(f"{HOST}:{port}")
+    return addresses
 
 
 def binary_of(server: str) -> str:
@@ -723,6 +747,45 @@ def launch_h2o(site: Site, fragment: str) -> Process:
     site.config_files.append(conf)
     argv = [binary, "-c", str(conf)]
     return Process("h2o", argv, log_dir=layout.dir, logs=[layout.dir / "error.log"])
+
+
+def haproxy_route(fragment: str) -> str:
+    """The frontend line ``fcgikit config haproxy`` tells the user to add (in a comment)."""
+    found = re.search(r"^#\s+((?:use|default)_backend .*)$", fragment, re.M)
+    if found is None:
+        raise AssertionError(f"no use_backend/default_backend line in:\n{fragment}")
+    return found.group(1)
+
+
+def write_haproxy_config(layout: Layout, fragment: str, route: str | None = None) -> Path:
+    """A whole haproxy.cfg: a frontend on the scenario's port that routes with ``route``
+    (default: the line the fragment's comment names), then the fragment's sections."""
+    conf = layout.dir / "haproxy.cfg"
+    conf.write_text(
+        "global\n"
+        "    log stderr format raw local0 notice\n"
+        f"    pidfile {layout.dir}/haproxy.pid\n"
+        "defaults\n"
+        "    mode http\n"
+        "    log global\n"
+        "    timeout connect 5s\n"
+        "    timeout client 60s\n"
+        "    timeout server 60s\n"
+        "frontend web\n"
+        f"    bind {HOST}:{layout.port}\n"
+        f"    {route or haproxy_route(fragment)}\n"
+        f"{fragment}"
+    )
+    return conf
+
+
+def launch_haproxy(site: Site, fragment: str, route: str | None = None) -> Process:
+    binary = require_binary("haproxy")
+    layout = site.layout
+    conf = write_haproxy_config(layout, fragment, route)
+    site.config_files.append(conf)
+    # -db: stay in the foreground, log to stderr (kept by Process for the failure report)
+    return Process("haproxy", [binary, "-db", "-f", str(conf)], log_dir=layout.dir)
 
 
 def debian_nginx_host_param() -> bool:
