@@ -64,6 +64,12 @@ def links(page: Page) -> list[tuple[str, str]]:
     return found
 
 
+def under_mount(target: str, mount: str) -> bool:
+    """Whether a link's path is the mount itself or below it."""
+    path = target.partition("?")[0]
+    return path == mount or path.startswith(f"{mount}/")
+
+
 def hidden_inputs(page: Page) -> dict[str, str]:
     parser = _Links()
     parser.feed(page.text)

@@ -29,7 +29,7 @@ import pytest
 
 from fcgikit.deploy import render
 
-from .browser import Browser, links
+from .browser import Browser, links, under_mount
 from .harness import (
     APP_DIR,
     HOST,
@@ -200,11 +200,6 @@ def test_clone_push_of_10mb_and_pull(site: Site, tmp_path: Path) -> None:
     assert (clone / "server.txt").read_text() == "committed on the server\n"
 
 
-def _under_mount(target: str) -> bool:
-    path = target.partition("?")[0]
-    return path == MOUNT or path.startswith(f"{MOUNT}/")
-
-
 def test_web_ui_links_stay_under_the_prefix(site: Site) -> None:
     browser = Browser(site.layout.port)
     index = browser.get(f"{MOUNT}/")
@@ -215,7 +210,7 @@ def test_web_ui_links_stay_under_the_prefix(site: Site) -> None:
     for where, target in links(index):
         if (where, target) == SITE_ROOT_LINK:
             continue
-        assert _under_mount(target), f"{where} {target!r} leaves {MOUNT}"
+        assert under_mount(target, MOUNT), f"{where} {target!r} leaves {MOUNT}"
         if target not in seen and len(seen) < 40:
             seen.add(target)
             page = browser.get(target)
@@ -226,7 +221,7 @@ def test_web_ui_links_stay_under_the_prefix(site: Site) -> None:
             for where, target in links(page):
                 if (where, target) == SITE_ROOT_LINK:
                     continue
-                assert _under_mount(target), f"{page.url}: {where} {target!r}"
+                assert under_mount(target, MOUNT), f"{page.url}: {where} {target!r}"
     assert any("/rev/" in url for url in seen) and any("/file/" in url for url in seen)
 
 
