@@ -347,17 +347,22 @@ def _layout(tmp_path: Path) -> Layout:
     return Layout.create(tmp_path)
 
 
+def _app_servers(backend: str) -> dict[str, object]:
+    """render()'s options for one app server on a socket or a port, or several (every form)."""
+    return {
+        "unix": {"socket": SOCKET},
+        "tcp": {"port": 9000},
+        "upstreams": {"upstreams": [*UPSTREAMS, "[::1]:9000", "unix:/run/a.sock"]},
+    }[backend]
+
+
 @pytest.mark.parametrize("keep_conn", [False, True], ids=["default", "keep-conn"])
 @pytest.mark.parametrize("mount", MOUNTS)
 @pytest.mark.parametrize("backend", ["unix", "tcp", "upstreams"])
 def test_nginx_accepts(tmp_path: Path, mount: str, backend: str, keep_conn: bool) -> None:
     require_binary("nginx")
     layout = _layout(tmp_path)
-    options: dict[str, object] = {
-        "unix": {"socket": SOCKET},
-        "tcp": {"port": 9000},
-        "upstreams": {"upstreams": [*UPSTREAMS, "[::1]:9000", "unix:/run/a.sock"]},
-    }[backend]
+    options = _app_servers(backend)
     config = render("nginx", mount=mount, keep_conn=keep_conn, **options)  # type: ignore[arg-type]
     if keep_conn or backend == "upstreams":  # the upstream part in http { }, the rest in server
         upstream, location = nginx_keep_conn_parts(config)
@@ -447,10 +452,6 @@ def test_supervisor_can_run_the_guides_fcgi_file() -> None:
 def test_haproxy_accepts(tmp_path: Path, mount: str, backend: str) -> None:
     binary = require_binary("haproxy")
     layout = _layout(tmp_path)
-    options: dict[str, object] = {
-        "unix": {"socket": SOCKET},
-        "tcp": {"port": 9000},
-        "upstreams": {"upstreams": [*UPSTREAMS, "[::1]:9000", "unix:/run/a.sock"]},
-    }[backend]
+    options = _app_servers(backend)
     conf = write_haproxy_config(layout, render("haproxy", mount=mount, **options))  # type: ignore[arg-type]
     assert "Configuration file is valid" in _check([binary, "-c", "-f", str(conf)])

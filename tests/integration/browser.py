@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from .harness import HOST, REQUEST_TIMEOUT
+from .harness import HOST, http_request
 
 
 @dataclass
@@ -95,14 +95,8 @@ class Browser:
         sent = dict(headers or {})
         if self.cookies:
             sent["Cookie"] = "; ".join(f"{k}={m.value}" for k, m in self.cookies.items())
-        connection = http.client.HTTPConnection(HOST, self.port, timeout=REQUEST_TIMEOUT)
-        try:
-            connection.request(method, target, body=body, headers=sent)
-            response = connection.getresponse()
-            body_read = response.read()
-            page = Page(f"{self.origin}{target}", response.status, response.headers, body_read)
-        finally:
-            connection.close()
+        response = http_request(self.port, method, target, body, sent)
+        page = Page(f"{self.origin}{target}", response.status, response.headers, response.body)
         for value in page.headers.get_all("Set-Cookie") or []:
             self.cookies.load(value)
         return page

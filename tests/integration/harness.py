@@ -49,6 +49,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from fcgikit.deploy_haproxy import DOCROOT, backend_name, route_line
+
 APP_DIR = Path(__file__).resolve().parent
 REPO_ROOT = APP_DIR.parents[1]
 HOST = "127.0.0.1"
@@ -402,6 +404,23 @@ class Response:
             raise AssertionError(f"not JSON (status {self.status}): {self.body[:500]!r}") from None
 
 
+def http_request(
+    port: int,
+    method: str,
+    target: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """One request to ``HOST:port`` on a connection of its own, ``target`` sent as given."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request(method, target, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return Response(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
 @dataclass
 class Site:
     """A running web server (and backend) serving the test app for one scenario."""
@@ -429,13 +448,7 @@ class Site:
         headers: dict[str, str] | None = None,
     ) -> Response:
         """Send ``target`` exactly as given (no re-quoting) and read the whole response."""
-        connection = http.client.HTTPConnection(HOST, self.layout.port, timeout=REQUEST_TIMEOUT)
-        try:
-            connection.request(method, target, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return Response(response.status, response.headers, response.read())
-        finally:
-            connection.close()
+        return http_request(self.layout.port, method, target, body, headers)
 
     def get(self, target: str) -> Response:
         return self.request("GET", target)
@@ -755,6 +768,23 @@ def haproxy_route(fragment: str) -> str:
     if found is None:
         raise AssertionError(f"no use_backend/default_backend line in:\n{fragment}")
     return found.group(1)
+
+
+def haproxy_fcgi_app(mount: str, socket: Path, path_info: str | None = None) -> str:
+    """An ``fcgi-app`` with only what HAProxy requires (``docroot``), as people first write
+    it, maybe with a ``path-info``; the ``use_backend`` line in a comment, as fcgikit prints."""
+    name = backend_name(mount)
+    split = f"    path-info {path_info}\n" if path_info else ""
+    return (
+        f"# {route_line(mount)}\n"
+        f"backend {name}\n"
+        "    mode http\n"
+        f"    use-fcgi-app {name}\n"
+        f"    server app1 {socket} proto fcgi\n"
+        f"fcgi-app {name}\n"
+        f"    docroot {DOCROOT}\n"
+        f"{split}"
+    )
 
 
 def write_haproxy_config(layout: Layout, fragment: str, route: str | None = None) -> Path:

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from fcgikit.deploy import recommended_fixer, render
-from fcgikit.deploy_haproxy import DOCROOT, backend_name, route_line
 
 from .checks import SiteChecks, check_upstreams_survive_a_dead_server
 from .harness import (
     Process,
     Scenario,
     Site,
+    haproxy_fcgi_app,
     launch_haproxy,
     more_tcp_backends,
     running_site,
@@ -105,25 +105,11 @@ SCENARIOS = [
 ]
 
 
-def docroot_only(mount: str, socket: Path) -> str:
-    """The fcgi-app with only what HAProxy requires, as people first write it."""
-    name = backend_name(mount)
-    return (
-        f"# {route_line(mount)}\n"
-        f"backend {name}\n"
-        "    mode http\n"
-        f"    use-fcgi-app {name}\n"
-        f"    server app1 {socket} proto fcgi\n"
-        f"fcgi-app {name}\n"
-        f"    docroot {DOCROOT}\n"
-    )
-
-
 def launch(site: Site) -> Process:
     layout = site.layout
     scenario = site.scenario
     if scenario.id.startswith(DOCROOT_ONLY):
-        fragment = docroot_only(scenario.mount, layout.socket)
+        fragment = haproxy_fcgi_app(scenario.mount, layout.socket)
     elif scenario.id.endswith("-upstreams"):
         fragment = render("haproxy", mount=scenario.mount, upstreams=more_tcp_backends(site, 1))
     elif scenario.backend == "tcp":

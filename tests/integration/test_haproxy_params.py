@@ -24,8 +24,6 @@ from typing import Any
 
 import pytest
 
-from fcgikit.deploy_haproxy import DOCROOT, backend_name, route_line
-
 from .harness import (
     APP_DIR,
     HOST,
@@ -33,6 +31,7 @@ from .harness import (
     Process,
     Scenario,
     Site,
+    haproxy_fcgi_app,
     launch_haproxy,
     require_binary,
     running_site,
@@ -58,21 +57,6 @@ REQUESTS = {
 }
 #: params whose values depend on the run (ports), compared by presence only
 RUN_DEPENDENT = {"HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "REMOTE_PORT", "HTTP_USER_AGENT"}
-
-
-def fcgi_app(mount: str, path_info: str | None, socket: Path) -> str:
-    name = backend_name(mount)
-    split = f"    path-info {path_info}\n" if path_info else ""
-    return (
-        f"# {route_line(mount)}\n"
-        f"backend {name}\n"
-        "    mode http\n"
-        f"    use-fcgi-app {name}\n"
-        f"    server app1 {socket} proto fcgi\n"
-        f"fcgi-app {name}\n"
-        f"    docroot {DOCROOT}\n"
-        f"{split}"
-    )
 
 
 def _expected(mount: str, method: str, rest: str, body: str | None) -> dict[str, str]:
@@ -111,7 +95,7 @@ def capture(configuration: str, workdir: Path) -> dict[str, dict[str, Any]]:
         )
         site.processes.append(recorder)
         recorder.wait_for_output("listening on")
-        return launch_haproxy(site, fcgi_app(mount, path_info, site.layout.socket))
+        return launch_haproxy(site, haproxy_fcgi_app(mount, site.layout.socket, path_info))
 
     captured: dict[str, dict[str, Any]] = {}
     with running_site(scenario, workdir, launch) as site:
