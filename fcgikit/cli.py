@@ -104,6 +104,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="nginx only: reuse FastCGI connections (an upstream block with keepalive, for "
         "http { }, plus fastcgi_keep_conn on); faster, but a reload can rarely cost a POST a 502",
     )
+    config.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="nginx and haproxy: one app server of several (repeat it; unix:PATH works too); "
+        "the web server balances them and skips one it cannot reach",
+    )
     return parser
 
 
@@ -230,6 +238,7 @@ def config_text(args: argparse.Namespace) -> str:
         port=args.port,
         spawn=args.spawn,
         keep_conn=args.keep_conn,
+        upstreams=args.upstream,
     )
 
 

@@ -20,15 +20,18 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress, parse_address
+from fcgikit.deploy_haproxy import haproxy_config
 from fcgikit.errors import ConfigError
 
 __all__ = ["SERVERS", "Fixer", "Target", "recommended_fixer", "render"]
 
 SERVERS = (
     "nginx",
+    "haproxy",
     "apache-fcgid",
     "htaccess",
     "apache-proxy-fcgi",
@@ -41,6 +44,8 @@ SERVERS = (
 
 # Servers that start the app themselves from a .fcgi file (the socket arrives on fd 0).
 SPAWNING = frozenset({"apache-fcgid", "htaccess"})
+# Servers that balance one app over several app servers (--upstream).
+BALANCING = frozenset({"nginx", "haproxy"})
 DEFAULT_SPAWN = "/var/www/yourapplication/yourapplication.fcgi"
 DEFAULT_SOCKET = "/run/yourapplication/fcgi.sock"
 
@@ -70,6 +75,9 @@ class Target:
     host: str
     port: int | None
     spawn: str | None
+    #: several app servers (``--upstream``), as ``unix:PATH`` or ``HOST:PORT``; then
+    #: ``socket`` and ``port`` are None
+    upstreams: tuple[str, ...] = ()
 
     @property
     def is_unix(self) -> bool:
@@ -79,6 +87,11 @@ class Target:
     def bind(self) -> str:
         """The address as ``fcgikit serve --bind`` takes it."""
         return f"unix:{self.socket}" if self.is_unix else f"{self.host}:{self.port}"
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """Every app server, as ``unix:PATH`` or ``HOST:PORT`` (``[IPv6]:PORT``)."""
+        return self.upstreams or (self.bind,)
 
 
 def _normalize_mount(mount: str) -> str:
@@ -92,9 +105,36 @@ def _normalize_mount(mount: str) -> str:
     return mount.rstrip("/")
 
 
+def _upstream(text: str) -> str:
+    """One ``--upstream`` as ``unix:PATH`` or ``HOST:PORT``, checked."""
+    address = parse_address(text)
+    if isinstance(address, FdAddress):
+        raise ConfigError(f"upstream {text!r}: give HOST:PORT or unix:PATH, not a descriptor")
+    if isinstance(address, UnixAddress) and not address.path.startswith("/"):
+        raise ConfigError(f"upstream socket path {address.path!r} must be absolute")
+    if isinstance(address, TcpAddress) and address.port == 0:
+        raise ConfigError(f"upstream {text!r}: port 0 is not a port a web server can reach")
+    return str(address)
+
+
 def _target(
-    server: str, socket: str | None, port: int | None, host: str, spawn: str | None
+    server: str,
+    socket: str | None,
+    port: int | None,
+    host: str,
+    spawn: str | None,
+    upstreams: Sequence[str] = (),
 ) -> Target:
+    if upstreams:
+        if server not in BALANCING:
+            raise ConfigError(
+                f"--upstream is for {' and '.join(sorted(BALANCING))}: {server} cannot "
+                "balance several app servers"
+            )
+        if socket is not None or port is not None or spawn is not None:
+            raise ConfigError("--upstream names every app server: drop --socket/--port/--spawn")
+        servers = tuple(dict.fromkeys(_upstream(text) for text in upstreams))
+        return Target(socket=None, host=host, port=None, spawn=None, upstreams=servers)
     if socket is not None and port is not None:
         raise ConfigError("give either a socket or a port, not both")
     if socket is not None and socket.startswith("unix:"):
@@ -120,8 +160,8 @@ def recommended_fixer(server: str, *, mount: str = "") -> Fixer | None:
         # SCRIPT_NAME arrives as <mount>/yourapplication.fcgi and PATH_INFO went through
         # mod_rewrite (which cuts it at a decoded '?'): rebuild both from REQUEST_URI.
         return Fixer("MountFix", mount)
-    if server in ("caddy", "h2o"):
-        # Neither merges '//' in PATH_INFO (Caddy does not resolve '..' either), so the app
+    if server in ("caddy", "h2o", "haproxy"):
+        # None merges '//' in PATH_INFO (Caddy does not resolve '..' either), so the app
         # could route a path other than the one the server's own rules matched; h2o under a
         # prefix also sends SCRIPT_NAME '' and the whole path as PATH_INFO. MountFix
         # rebuilds both from REQUEST_URI, normalised the way nginx and Apache do it.
@@ -147,10 +187,18 @@ def _comments(server: str, mount: str, target: Target) -> str:
         )
     if target.spawn:
         return text
-    serve = f"fcgikit serve yourapplication:app --bind {target.bind}"
+    mount_option = ""
     if fixer is not None and fixer.name == "MountFix" and fixer.mount is not None:
         text += "# or let fcgikit serve apply it with --mount, as below\n"
-        serve += f" --mount {shlex.quote(fixer.mount)}"
+        mount_option = f" --mount {shlex.quote(fixer.mount)}"
+    if target.upstreams:
+        # Each app server runs its own fcgikit on its own address: a placeholder here.
+        return (
+            f"{text}# run the app on each of those servers with: fcgikit serve "
+            f"yourapplication:app --bind ADDRESS{mount_option}\n"
+            "# (over TCP, FCGI_WEB_SERVER_ADDRS=<this web server's IP> lets only it connect)\n"
+        )
+    serve = f"fcgikit serve yourapplication:app --bind {target.bind}{mount_option}"
     return f"{text}# run the app with: {serve}\n"
 
 
@@ -182,13 +230,68 @@ _NGINX_KEEPALIVE = 16
 
 
 def _nginx_upstream_name(target: Target) -> str:
-    """Named after the app's address: two apps get two upstreams, and nothing needs editing."""
-    address = target.socket if target.is_unix else f"{target.host}:{target.port}"
-    return "fcgikit_" + re.sub(r"[^A-Za-z0-9]+", "_", address or "").strip("_")
+    """Named after the app's addresses: two apps get two upstreams, and nothing needs editing."""
+    addresses = " ".join(server.removeprefix("unix:") for server in target.servers)
+    return "fcgikit_" + re.sub(r"[^A-Za-z0-9]+", "_", addresses).strip("_")
+
+
+_NGINX_KEEP_CONN_PRICE = (
+    "    # Reused connections save fcgikit an accept and a close per request. The price:\n"
+    "    # when fcgikit reloads (SIGHUP) or replaces a worker (--max-requests), a request\n"
+    "    # can, rarely, meet a connection that is being closed: nginx retries a GET but\n"
+    "    # answers a POST with 502."
+)
+
+# nginx (1.9.13+) never passes a POST, PATCH or LOCK that already went to one server on to
+# the next: it may have run there. So "error timeout" retries what is safe to retry.
+_NGINX_NEXT_UPSTREAM = (
+    "    # Another server gets the request when this one cannot be reached, fails before\n"
+    "    # answering, or does not answer in time. A POST (PATCH, LOCK) that already reached a\n"
+    "    # server is never resent: it may have run. Add non_idempotent only if yours are safe\n"
+    "    # to run twice.\n"
+    "    fastcgi_next_upstream error timeout;\n"
+)
+
+
+def _nginx_upstream_block(target: Target, keep_conn: bool) -> str:
+    name = _nginx_upstream_name(target)
+    servers = "".join(f"    server {server};\n" for server in target.servers)
+    keepalive = (
+        "    # idle connections kept per nginx worker; an idle one costs fcgikit no thread\n"
+        f"    keepalive {_NGINX_KEEPALIVE};\n"
+        if keep_conn
+        else ""
+    )
+    # An upstream block is only allowed in http { }: the output has two parts, each
+    # saying where it goes. render() adds its comments after the first line, so the
+    # fixer and the serve command open part 1, which is what the user reads first.
+    return (
+        "# nginx, part 1 of 2: in http { }, not in server { } "
+        "(e.g. /etc/nginx/conf.d/yourapplication.conf)\n"
+        f"upstream {name} {{\n{servers}{keepalive}}}\n\n"
+    )
+
+
+def _nginx_passing(target: Target, keep_conn: bool) -> str:
+    """The lines that hand the request to the app: straight, or through the upstream."""
+    if not keep_conn and not target.upstreams:
+        return f"    fastcgi_pass {target.bind};\n"
+    text = ""
+    if keep_conn and target.upstreams:
+        text += f"{_NGINX_KEEP_CONN_PRICE}\n    fastcgi_keep_conn on;\n"
+    elif keep_conn:
+        text += (
+            f"{_NGINX_KEEP_CONN_PRICE} Uncomment the next line to retry POSTs too, at the\n"
+            "    # price of also retrying (so running twice) POSTs after real failures.\n"
+            "    # fastcgi_next_upstream error timeout non_idempotent;\n"
+            "    fastcgi_keep_conn on;\n"
+        )
+    if target.upstreams:
+        text += _NGINX_NEXT_UPSTREAM
+    return f"{text}    fastcgi_pass {_nginx_upstream_name(target)};\n"
 
 
 def _nginx(mount: str, target: Target, *, keep_conn: bool = False) -> str:
-    address = f"unix:{target.socket}" if target.is_unix else f"{target.host}:{target.port}"
     params = "".join(f"    fastcgi_param {name} {value};\n" for name, value in _NGINX_PARAMS)
     if mount:
         # One regex location covers the bare mount and everything below it, and not
@@ -204,33 +307,9 @@ def _nginx(mount: str, target: Target, *, keep_conn: bool = False) -> str:
         )
     upstream = ""
     where = "# nginx: put this inside your server { } block.\n"
-    passing = f"    fastcgi_pass {address};\n"
-    if keep_conn:
-        name = _nginx_upstream_name(target)
-        # An upstream block is only allowed in http { }: the output has two parts, each
-        # saying where it goes. render() adds its comments after the first line, so the
-        # fixer and the serve command open part 1, which is what the user reads first.
-        upstream = (
-            "# nginx, part 1 of 2: in http { }, not in server { } "
-            "(e.g. /etc/nginx/conf.d/yourapplication.conf)\n"
-            f"upstream {name} {{\n"
-            f"    server {address};\n"
-            "    # idle connections kept per nginx worker; an idle one costs fcgikit no thread\n"
-            f"    keepalive {_NGINX_KEEPALIVE};\n"
-            "}\n"
-            "\n"
-        )
+    if keep_conn or target.upstreams:
+        upstream = _nginx_upstream_block(target, keep_conn)
         where = "# nginx, part 2 of 2: put this inside your server { } block.\n"
-        passing = (
-            "    # Reused connections save fcgikit an accept and a close per request. The price:\n"
-            "    # when fcgikit reloads (SIGHUP) or replaces a worker (--max-requests), a request\n"
-            "    # can, rarely, meet a connection that is being closed: nginx retries a GET but\n"
-            "    # answers a POST with 502. Uncomment the next line to retry POSTs too, at the\n"
-            "    # price of also retrying (so running twice) POSTs after real failures.\n"
-            "    # fastcgi_next_upstream error timeout non_idempotent;\n"
-            "    fastcgi_keep_conn on;\n"
-            f"    fastcgi_pass {name};\n"
-        )
     return (
         f"{upstream}"
         f"{where}"
@@ -239,7 +318,7 @@ def _nginx(mount: str, target: Target, *, keep_conn: bool = False) -> str:
         "# the port; without it nginx passes the client's Host header as HTTP_HOST.\n"
         f"{head}"
         f"{params}"
-        f"{passing}"
+        f"{_nginx_passing(target, keep_conn)}"
         "}\n"
     )
 
@@ -457,8 +536,13 @@ def _systemd(target: Target, app: str, chdir: str, user: str, command: str) -> s
     )
 
 
+def _haproxy(mount: str, target: Target) -> str:
+    return haproxy_config(mount, target.servers)
+
+
 _WEB_SERVERS: dict[str, Callable[[str, Target], str]] = {
     "nginx": _nginx,
+    "haproxy": _haproxy,
     "apache-fcgid": _apache_fcgid,
     "htaccess": _htaccess,
     "apache-proxy-fcgi": _apache_proxy_fcgi,
@@ -481,6 +565,7 @@ def render(
     user: str = "www-data",
     command: str = "fcgikit",
     keep_conn: bool = False,
+    upstreams: Sequence[str] = (),
 ) -> str:
     """Return a config for ``server`` that serves the app at ``mount`` ('' = the root).
 
@@ -498,10 +583,14 @@ def render(
         keep_conn: nginx only: keep FastCGI connections open, through an ``upstream`` block
             with ``keepalive`` (for the ``http { }`` context) and ``fastcgi_keep_conn on``.
             The config then has two parts, each saying where it goes.
+        upstreams: nginx and haproxy: several app servers (``HOST:PORT`` or ``unix:PATH``),
+            balanced, each request going to another one when one cannot be reached; instead
+            of ``socket`` and ``port``.
 
     Raises:
         ConfigError: an unknown server, a mount that is not a plain path, conflicting
-            socket/port/spawn options, or ``keep_conn`` for a server other than nginx.
+            socket/port/spawn/upstreams options, ``keep_conn`` for a server other than
+            nginx, or ``upstreams`` for a server that cannot balance.
     """
     _check_server(server)
     if keep_conn and server != "nginx":
@@ -509,7 +598,7 @@ def render(
             f"--keep-conn is for nginx only (an upstream keepalive pool): drop it for {server}"
         )
     mount = _normalize_mount(mount)
-    target = _target(server, socket, port, host, spawn)
+    target = _target(server, socket, port, host, spawn, upstreams)
     if server in ("supervisor", "systemd"):
         if target.spawn and server == "systemd":
             raise ConfigError("systemd starts 'fcgikit serve' itself: drop --spawn")
@@ -517,7 +606,7 @@ def render(
         return maker(target, app, chdir, user, command)
     if server == "apache-proxy-fcgi" and target.spawn:
         raise ConfigError("mod_proxy_fcgi cannot start the app: use apache-fcgid for --spawn")
-    if server in ("nginx", "caddy") and target.spawn:
+    if server in ("nginx", "caddy", "haproxy") and target.spawn:
         raise ConfigError(f"{server} cannot start the app: run it with supervisor or systemd")
     if keep_conn:
         text = _nginx(mount, target, keep_conn=True)

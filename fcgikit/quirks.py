@@ -11,9 +11,9 @@ app can be tried under that server without installing it
 (b'/foo', b'/bar baz', b'/foo/bar%20baz?x=1')
 
 The rules were read from the servers' sources and checked against the params captured from
-nginx 1.22, lighttpd 1.4.69, Apache 2.4 (mod_fcgid, mod_proxy_fcgi), Caddy 2.6 and h2o 2.2 in
-front of a param dumper (``tests/data/captured-environs.json``; the tests hold every rule here
-to every capture). Nothing here reads that file: the rules are the code below.
+nginx 1.22, lighttpd 1.4.69, Apache 2.4 (mod_fcgid, mod_proxy_fcgi), Caddy 2.6, h2o 2.2 and
+HAProxy 2.6 in front of a param dumper (``tests/data/captured-environs.json``; the tests hold
+every rule here to every capture). Nothing here reads that file: the rules are the code below.
 
 Names (``SERVERS``), each with a root mount (``mount=""``) and a prefix mount
 (``mount="/yourapplication"``) unless noted:
@@ -39,10 +39,19 @@ Names (``SERVERS``), each with a root mount (``mount=""``) and a prefix mount
 ``caddy-split``         the same with ``split`` (at the root with a split that never matches).
 ``caddy-handle-path``   ``handle_path /prefix/*``, which strips the prefix from the path.
 ``h2o``                 ``fastcgi.connect`` under ``paths:``.
+``haproxy``             ``fcgi-app`` with only ``docroot`` (+ ``use_backend`` for the prefix):
+                        SCRIPT_NAME is the whole decoded path, no PATH_INFO; SERVER_NAME is
+                        the Host header, port included; REMOTE_USER and AUTH_TYPE are read
+                        from the Authorization header (password unchecked), which is hidden.
+``haproxy-path-info``   the same with ``path-info ^(/prefix)(/.*)?$`` (``^()(/.*)$`` at the
+                        root), as ``fcgikit config haproxy`` prints (without its ``set-param``
+                        lines): SCRIPT_NAME the mount, left out at the root as every empty
+                        value is; ``//`` and ``..`` kept.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -275,6 +284,78 @@ def _h2o(path: _Path) -> Params:
     return [(b"SCRIPT_NAME", b""), (b"PATH_INFO", path.normalized)]
 
 
+def _haproxy_route(path: _Path) -> bytes:
+    # use_backend ... if { path <mount> } || { path_beg <mount>/ }: matched on the raw path
+    raw = path.raw.encode("latin-1")
+    if path.mount and not _under(raw, path.mount):
+        raise NotForwarded(503, "no use_backend rule matches; HAProxy has no server for it")
+    return path.decoded
+
+
+def _haproxy(path: _Path) -> Params:
+    return [(b"SCRIPT_NAME", _haproxy_route(path))]
+
+
+def _haproxy_path_info(path: _Path) -> Params:
+    decoded, mount = _haproxy_route(path), path.mount
+    if b"\n" in decoded or b"\0" in decoded:
+        raise NotForwarded(500, "with path-info, a decoded newline or NUL is refused")
+    if decoded == mount:
+        return [(b"SCRIPT_NAME", mount)]
+    if decoded.startswith(mount + b"/"):
+        return [(b"SCRIPT_NAME", mount), (b"PATH_INFO", decoded[len(mount) :])]
+    return [(b"SCRIPT_NAME", decoded)]  # the regex does not match: the whole path
+
+
+def _haproxy_auth(headers: Iterable[tuple[str, str]]) -> Params:
+    """HAProxy's fcgi-app sets AUTH_TYPE and REMOTE_USER from the Authorization header
+    (``%[http_auth_type]``, ``%[http_auth_user]``), password unchecked."""
+    value = next((v for k, v in headers if k.lower() == "authorization"), "")
+    scheme, _, credentials = value.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return [(b"AUTH_TYPE", b"Bearer")]
+    if scheme.lower() != "basic":
+        return []
+    try:
+        user, colon, _ = base64.b64decode(credentials.strip(), validate=True).partition(b":")
+    except ValueError:
+        return []
+    return [(b"AUTH_TYPE", b"Basic"), (b"REMOTE_USER", user)] if colon else []
+
+
+def _haproxy_params(
+    path_params: Params,
+    request_uri: str,
+    query: str,
+    environ: dict[bytes, bytes],
+    headers: Iterable[tuple[str, str]],
+) -> Params:
+    """What HAProxy's fcgi-app builds, in its order; it never sends an empty value."""
+    path_info = dict(path_params).get(b"PATH_INFO", b"")
+    script_name = dict(path_params)[b"SCRIPT_NAME"]
+    host = next((v for k, v in headers if k.lower() == "host"), None)
+    docroot = environ[b"DOCUMENT_ROOT"]
+    params: Params = [
+        *_haproxy_auth(headers),
+        (b"GATEWAY_INTERFACE", b"CGI/1.1"),
+        (b"DOCUMENT_ROOT", docroot),
+        *path_params,
+        (b"REQUEST_URI", request_uri.encode("latin-1")),
+        (b"REQUEST_METHOD", environ[b"REQUEST_METHOD"]),
+        (b"QUERY_STRING", query.encode("latin-1")),
+        (b"SERVER_NAME", host.encode("latin-1") if host else environ[b"SERVER_NAME"]),
+        *[(k, environ[k]) for k in (b"SERVER_PORT", b"SERVER_PROTOCOL", b"REMOTE_ADDR")],
+        (b"REMOTE_PORT", environ[b"REMOTE_PORT"]),
+        (b"SCRIPT_FILENAME", docroot + script_name),
+        (b"PATH_TRANSLATED", docroot + path_info if path_info else b""),
+        (b"CONTENT_LENGTH", environ[b"CONTENT_LENGTH"]),
+        (b"CONTENT_TYPE", environ.get(b"CONTENT_TYPE", b"")),
+        (b"HTTPS", environ.get(b"HTTPS", b"")),
+        (b"SERVER_SOFTWARE", environ[b"SERVER_SOFTWARE"]),
+    ]
+    return [(name, value) for name, value in params if value]
+
+
 # --- the catalogue --------------------------------------------------------------------------
 
 
@@ -294,6 +375,9 @@ class Quirk:
 
 
 _APACHE = "Apache/2.4.71 (Debian)"
+_HAPROXY = "HAProxy 2.6.12-1+deb12u4"
+# Authorization is hidden (REMOTE_USER/AUTH_TYPE are derived from it); Proxy is dropped too.
+_HAPROXY_DROPS = frozenset({"HTTP_PROXY", "HTTP_AUTHORIZATION"})
 _APACHE_DROPS = frozenset({"HTTP_PROXY", "HTTP_AUTHORIZATION"})
 
 _QUIRKS: Final[tuple[Quirk, ...]] = (
@@ -375,6 +459,24 @@ _QUIRKS: Final[tuple[Quirk, ...]] = (
     Quirk("caddy-split", "caddy", "Caddy/2.6.2", _no_normalize, _caddy_split, "0"),
     Quirk("caddy-handle-path", "caddy", "Caddy/2.6.2", _no_normalize, _caddy_handle_path, "0"),
     Quirk("h2o", "h2o", "h2o/2.2.5", _remove_dot_segments, _h2o, None),
+    Quirk(
+        "haproxy",
+        "haproxy",
+        _HAPROXY,
+        _no_normalize,
+        _haproxy,
+        "0",
+        _HAPROXY_DROPS,
+    ),
+    Quirk(
+        "haproxy-path-info",
+        "haproxy",
+        _HAPROXY,
+        _no_normalize,
+        _haproxy_path_info,
+        "0",
+        _HAPROXY_DROPS,
+    ),
 )
 
 #: Configuration name -> its rules.
@@ -463,6 +565,7 @@ def fastcgi_params(
         (b"REQUEST_SCHEME", scheme.encode()),
         (b"DOCUMENT_ROOT", document_root.encode("latin-1")),
     ]
+    headers = list(headers)
     if quirk.family == "h2o":
         # h2o sends neither GATEWAY_INTERFACE nor REQUEST_SCHEME nor DOCUMENT_ROOT
         params = [p for p in params if p[0] not in _H2O_MISSING]
@@ -472,6 +575,9 @@ def fastcgi_params(
         params.append((b"CONTENT_TYPE", (content_type or "").encode("latin-1")))
     if https:
         params.append((b"HTTPS", b"on"))
+    if quirk.family == "haproxy":
+        haproxy = _haproxy_params(path_params, request_uri, query, dict(params), headers)
+        return haproxy + _forwarded_headers(quirk, headers)
     if quirk.family == "nginx":
         params.append((b"DOCUMENT_URI", path.normalized))
     if quirk.family in ("nginx", "lighttpd"):
@@ -481,12 +587,15 @@ def fastcgi_params(
     if quirk.family in ("lighttpd", "apache") and b"SCRIPT_FILENAME" not in names:
         script = dict(path_params).get(b"SCRIPT_NAME", b"")
         params.append((b"SCRIPT_FILENAME", document_root.encode("latin-1") + script))
-    params += [
+    return params + _forwarded_headers(quirk, headers)
+
+
+def _forwarded_headers(quirk: Quirk, headers: Iterable[tuple[str, str]]) -> Params:
+    return [
         (name, value)
         for name, value in _header_params(headers)
         if name.decode("latin-1") not in quirk.dropped_headers
     ]
-    return params
 
 
 _H2O_MISSING: Final = frozenset({b"GATEWAY_INTERFACE", b"REQUEST_SCHEME", b"DOCUMENT_ROOT"})

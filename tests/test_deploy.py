@@ -2,8 +2,8 @@
 
 The syntax checks wrap each rendered fragment into the same whole config the integration
 suite runs (``tests/integration/harness.py``) and ask the server itself: ``nginx -t``,
-``lighttpd -tt``, ``apache2 -t``, ``caddy validate``, ``h2o -t``. The behaviour of these
-configs (the URLs the app sees) is checked in ``tests/integration``.
+``lighttpd -tt``, ``apache2 -t``, ``caddy validate``, ``h2o -t``, ``haproxy -c``. The
+behaviour of these configs (the URLs the app sees) is checked in ``tests/integration``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from fcgikit.deploy import SERVERS, Fixer, recommended_fixer, render
+from fcgikit.deploy_haproxy import route_line
 from fcgikit.errors import ConfigError
 from tests.integration.harness import (
     Layout,
@@ -27,6 +28,7 @@ from tests.integration.harness import (
     write_apache_config,
     write_caddy_config,
     write_h2o_config,
+    write_haproxy_config,
     write_lighttpd_config,
     write_nginx_config,
 )
@@ -72,6 +74,9 @@ def test_every_render_names_its_fixer(server: str, mount: str) -> None:
         ),
         pytest.param("htaccess", "", Fixer("MountFix", ""), id="htaccess-root"),
         pytest.param("htaccess", "/app", Fixer("MountFix", "/app"), id="htaccess-subdir"),
+        # HAProxy passes '//' and '..' through as well
+        pytest.param("haproxy", "", Fixer("MountFix", ""), id="haproxy-root"),
+        pytest.param("haproxy", "/app", Fixer("MountFix", "/app"), id="haproxy-prefix"),
     ],
 )
 def test_recommended_fixer(server: str, mount: str, expected: Fixer | None) -> None:
@@ -162,6 +167,121 @@ def test_keep_conn_is_refused_for_other_servers(server: str) -> None:
         render(server, keep_conn=True)
 
 
+UPSTREAMS = ["10.0.0.2:9000", "10.0.0.3:9000"]
+
+
+@pytest.mark.parametrize("keep_conn", [False, True], ids=["default", "keep-conn"])
+def test_nginx_upstreams_retry_only_what_is_safe(keep_conn: bool) -> None:
+    upstream, location = nginx_keep_conn_parts(
+        render("nginx", mount="/x", upstreams=UPSTREAMS, keep_conn=keep_conn)
+    )
+    lines = _without_comments(upstream)
+    assert lines[0] == "upstream fcgikit_10_0_0_2_9000_10_0_0_3_9000 {"
+    assert lines[1:3] == ["    server 10.0.0.2:9000;", "    server 10.0.0.3:9000;"]
+    assert ("    keepalive 16;" in lines) is keep_conn
+    # the next server gets what failed to reach one; a POST that reached one is not resent
+    assert "    fastcgi_next_upstream error timeout;" in _without_comments(location)
+    assert "non_idempotent;" not in "\n".join(_without_comments(location))
+    assert "    fastcgi_pass fcgikit_10_0_0_2_9000_10_0_0_3_9000;" in location
+    assert ("    fastcgi_keep_conn on;" in location) is keep_conn
+    # every app server runs its own fcgikit: the serve line names no one address
+    assert "--bind ADDRESS" in upstream and "FCGI_WEB_SERVER_ADDRS" in upstream
+
+
+def test_upstream_forms() -> None:
+    text = render("nginx", upstreams=["unix:/run/a.sock", "[::1]:9000", "10.0.0.2:9000"])
+    assert "    server unix:/run/a.sock;\n    server [::1]:9000;\n" in text
+    haproxy = render("haproxy", upstreams=["unix:/run/a.sock", "[::1]:9000"])
+    assert "    server app1 /run/a.sock proto fcgi\n" in haproxy
+    assert "    server app2 ipv6@::1:9000 proto fcgi\n" in haproxy
+    # the same server twice is one server
+    assert render("nginx", upstreams=["10.0.0.2:9000"] * 2).count("server 10.0.0.2:9000;") == 1
+
+
+@pytest.mark.parametrize(
+    ("server", "options", "message"),
+    [
+        pytest.param("caddy", {}, "--upstream is for haproxy and nginx", id="caddy"),
+        pytest.param("nginx", {"socket": "/s"}, "drop --socket", id="with-socket"),
+        pytest.param("haproxy", {"port": 9000}, "drop --socket", id="with-port"),
+    ],
+)
+def test_upstreams_refused(server: str, options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        render(server, upstreams=UPSTREAMS, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("upstream", "message"),
+    [
+        pytest.param("fd://3", "not a descriptor", id="fd"),
+        pytest.param("unix:run/a.sock", "must be absolute", id="relative-socket"),
+        pytest.param("10.0.0.2:0", "port 0", id="port-zero"),
+        pytest.param("10.0.0.2", "cannot read address", id="no-port"),
+    ],
+)
+def test_bad_upstream(upstream: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        render("nginx", upstreams=[upstream])
+
+
+@pytest.mark.parametrize(
+    ("mount", "split", "route"),
+    [
+        pytest.param("", "^()(/.*)$", "default_backend fcgikit", id="root"),
+        pytest.param(
+            "/yourapplication",
+            "^(/yourapplication)(/.*)?$",
+            "use_backend fcgikit_yourapplication if { path /yourapplication } "
+            "|| { path_beg /yourapplication/ }",
+            id="prefix",
+        ),
+        # regex characters in the mount are matched literally
+        pytest.param(
+            "/my.app+1",
+            "^(/my[.]app[+]1)(/.*)?$",
+            "use_backend fcgikit_my_app_1 if { path /my.app+1 } || { path_beg /my.app+1/ }",
+            id="regex-characters",
+        ),
+    ],
+)
+def test_haproxy_splits_at_the_mount(mount: str, split: str, route: str) -> None:
+    text = render("haproxy", mount=mount, socket=SOCKET)
+    assert f"    path-info {split}\n" in text
+    assert route_line(mount) == route
+    assert f"#     {route}\n" in text  # the frontend line, for the user to copy
+    assert "    docroot /var/www/yourapplication\n" in text  # HAProxy refuses a fcgi-app without
+    assert f"    server app1 {SOCKET} proto fcgi\n" in text
+    assert "check" not in "\n".join(_without_comments(text))  # one server: nothing to fail over to
+
+
+def test_haproxy_undoes_what_it_derives() -> None:
+    lines = _without_comments(render("haproxy"))
+    # SERVER_NAME without the Host header's port (an IPv6 literal keeps HAProxy's value)
+    assert (
+        "    set-param SERVER_NAME %[req.hdr(host),field(1,:)] unless { req.hdr(host) -m beg [ }"
+        in lines
+    )
+    # REMOTE_USER/AUTH_TYPE from an unchecked Authorization header: not sent; the header is
+    assert "    set-param REMOTE_USER %[str()]" in lines
+    assert "    set-param AUTH_TYPE %[str()]" in lines
+    assert "    pass-header Authorization" in lines
+
+
+def test_haproxy_upstreams_are_checked_and_redispatched() -> None:
+    text = render("haproxy", upstreams=UPSTREAMS)
+    lines = _without_comments(text)
+    assert "    default-server check inter 2s fall 2 rise 2" in lines
+    assert [line for line in lines if "retries" in line or "redispatch" in line] == [
+        "    retries 2",
+        "    option redispatch 1",
+    ]
+    assert "    server app1 10.0.0.2:9000 proto fcgi" in lines
+    assert "    server app2 10.0.0.3:9000 proto fcgi" in lines
+    # the place a ping path's HTTP check goes, until fcgikit has one to name
+    assert "add: option httpchk GET <path>" in text
+
+
 @pytest.mark.parametrize(
     ("server", "options", "message"),
     [
@@ -227,15 +347,24 @@ def _layout(tmp_path: Path) -> Layout:
     return Layout.create(tmp_path)
 
 
+def _app_servers(backend: str) -> dict[str, object]:
+    """render()'s options for one app server on a socket or a port, or several (every form)."""
+    return {
+        "unix": {"socket": SOCKET},
+        "tcp": {"port": 9000},
+        "upstreams": {"upstreams": [*UPSTREAMS, "[::1]:9000", "unix:/run/a.sock"]},
+    }[backend]
+
+
 @pytest.mark.parametrize("keep_conn", [False, True], ids=["default", "keep-conn"])
 @pytest.mark.parametrize("mount", MOUNTS)
-@pytest.mark.parametrize("backend", ["unix", "tcp"])
+@pytest.mark.parametrize("backend", ["unix", "tcp", "upstreams"])
 def test_nginx_accepts(tmp_path: Path, mount: str, backend: str, keep_conn: bool) -> None:
     require_binary("nginx")
     layout = _layout(tmp_path)
-    options = {"socket": SOCKET} if backend == "unix" else {"port": 9000}
-    config = render("nginx", mount=mount, keep_conn=keep_conn, **options)
-    if keep_conn:  # the upstream part goes in http { }, the location in server { }
+    options = _app_servers(backend)
+    config = render("nginx", mount=mount, keep_conn=keep_conn, **options)  # type: ignore[arg-type]
+    if keep_conn or backend == "upstreams":  # the upstream part in http { }, the rest in server
         upstream, location = nginx_keep_conn_parts(config)
         conf = write_nginx_config(layout, location, http_fragment=upstream)
     else:
@@ -316,3 +445,13 @@ def test_supervisor_can_run_the_guides_fcgi_file() -> None:
     assert "\ncommand = /var/www/app/yourapplication.fcgi\n" in text
     assert "\ndirectory = /var/www/app\n" in text
     assert "\nsocket = unix:///run/app.sock\n" in text
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+@pytest.mark.parametrize("backend", ["unix", "tcp", "upstreams"])
+def test_haproxy_accepts(tmp_path: Path, mount: str, backend: str) -> None:
+    binary = require_binary("haproxy")
+    layout = _layout(tmp_path)
+    options = _app_servers(backend)
+    conf = write_haproxy_config(layout, render("haproxy", mount=mount, **options))  # type: ignore[arg-type]
+    assert "Configuration file is valid" in _check([binary, "-c", "-f", str(conf)])

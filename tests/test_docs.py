@@ -25,8 +25,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
+import yaml
 from werkzeug.test import Client
 
 from fcgikit.cli import _build_parser, config_text, main
@@ -417,6 +420,74 @@ def test_check_output_shown_in_troubleshooting(
     ]
     tail = sample[sample.index("Problems:") :]
     assert tail in actual.replace("\r\n", "\n"), actual
+
+
+# --------------------------------------------------------------------------- Kubernetes
+
+K8S = DOCS / "deploy" / "k8s"
+K8S_SOCKET = "/run/yourapplication/fcgi.sock"
+
+
+def k8s_documents() -> list[tuple[str, dict[str, object]]]:
+    return [
+        (path.name, document)
+        for path in sorted(K8S.glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+    ]
+
+
+def k8s_object(kind: str) -> dict[str, Any]:
+    [found] = [doc for _, doc in k8s_documents() if doc["kind"] == kind]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "document"), k8s_documents(), ids=lambda value: value if isinstance(value, str) else ""
+)
+def test_kubernetes_manifest_is_valid(name: str, document: dict[str, object]) -> None:
+    """Against the API schemas of the newest Kubernetes the validator knows, no field unknown."""
+    version = kubernetes_validate.latest_version()
+    try:
+        kubernetes_validate.validate(document, version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        pytest.fail(f"docs/deploy/k8s/{name} is not a valid {document['kind']}: {error.message}")
+
+
+def test_kubernetes_manifests_are_shown_on_the_scale_out_page() -> None:
+    page = page_text("deploy/scale-out.rst")
+    for path in K8S.glob("*.yaml"):
+        assert f".. literalinclude:: k8s/{path.name}" in page
+
+
+def test_kubernetes_nginx_location_is_what_fcgikit_config_prints() -> None:
+    conf = k8s_object("ConfigMap")["data"]["default.conf"]
+    rendered = render("nginx", mount="/yourapplication", socket=f"unix:{K8S_SOCKET}")
+    body = "\n".join(line.removeprefix("    ") for line in conf.splitlines())
+    assert rendered in body, (
+        "docs/deploy/k8s/configmap.yaml: paste the output of `fcgikit config nginx --mount "
+        f"/yourapplication --socket unix:{K8S_SOCKET}` into its server block again"
+    )
+
+
+def test_kubernetes_pod_serves_and_probes_the_shared_socket() -> None:
+    pod = k8s_object("Deployment")["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    app, nginx = containers["app"], containers["nginx"]
+    parser = _build_parser()
+    serve = parser.parse_args(app["command"][1:])
+    assert serve.bind == [f"unix:{K8S_SOCKET}"]
+    probe = parser.parse_args(app["readinessProbe"]["exec"]["command"][1:])
+    assert (probe.command, probe.address, probe.fail) == ("request", f"unix:{K8S_SOCKET}", True)
+    # both containers mount the one emptyDir where the socket is
+    [volume] = [v for v in pod["volumes"] if "emptyDir" in v]
+    for container in (app, nginx):
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts[volume["name"]] == os.path.dirname(K8S_SOCKET)
+    # nginx stops taking requests before the app stops serving them
+    app_sleep = int(app["lifecycle"]["preStop"]["exec"]["command"][-1])
+    nginx_stop = nginx["lifecycle"]["preStop"]["exec"]["command"][-1]
+    nginx_sleep = int(re.match(r"sleep (\d+) && nginx -s quit$", nginx_stop).group(1))  # type: ignore[union-attr]
+    assert nginx_sleep < app_sleep < pod["terminationGracePeriodSeconds"]
 
 
 # --------------------------------------------------------------------------- command lines

@@ -2,7 +2,7 @@
 
 The quirk catalogue (fcgikit.quirks) must reproduce what the real web servers sent.
 
-Every request captured in ``tests/data/captured-environs.json`` (24 configurations, 4 requests
+Every request captured in ``tests/data/captured-environs.json`` (28 configurations, 4 requests
 each) is replayed through :func:`fastcgi_params`; SCRIPT_NAME, PATH_INFO and REQUEST_URI (and
 SCRIPT_FILENAME where it carries the path) must come out as the server sent them, including
 which params are absent and which are sent twice. A request the server answered itself must
@@ -11,6 +11,7 @@ raise NotForwarded with the status the server answered.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -56,6 +57,10 @@ CONFIGURATIONS = {
     "caddy_route_prefix_split": ("caddy-split", "/yourapplication"),
     "h2o_prefix": ("h2o", "/yourapplication"),
     "h2o_root": ("h2o", ""),
+    "haproxy_prefix": ("haproxy", "/yourapplication"),
+    "haproxy_prefix_pathinfo": ("haproxy-path-info", "/yourapplication"),
+    "haproxy_root": ("haproxy", ""),
+    "haproxy_root_pathinfo": ("haproxy-path-info", ""),
     "lighttpd_guide_rewrite": ("lighttpd-rewrite", ""),
     "lighttpd_guide_rewrite_fixroot": ("lighttpd-rewrite", ""),
     "lighttpd_prefix": ("lighttpd", "/yourapplication"),
@@ -101,6 +106,8 @@ def test_rules_reproduce_capture(configuration: str, capture: dict[str, Any]) ->
     kwargs: dict[str, Any] = {}
     if method == "POST":
         kwargs = {"content_length": len(body), "content_type": "text/plain"}
+    if sent is not None and "DOCUMENT_ROOT" in dict(sent):
+        kwargs["document_root"] = dict(sent)["DOCUMENT_ROOT"]
     if sent is None:
         with pytest.raises(NotForwarded) as raised:
             fastcgi_params(server, method, target, mount=mount, **kwargs)
@@ -156,6 +163,45 @@ def test_headers_dropped_per_server() -> None:
     assert b"HTTP_PROXY" not in apache
     assert b"HTTP_X_SPOOF" not in nginx
     assert nginx[b"HTTP_HOST"] == apache[b"HTTP_HOST"] == b"example.org"
+
+
+def test_haproxy_without_path_info_sends_flask_round_in_circles(flask_app: Flask) -> None:
+    """SCRIPT_NAME is the whole path and PATH_INFO empty: every URL is the app's root, which
+    Flask redirects to the same URL with a slash, and that one to itself."""
+    with through_fastcgi(flask_app, server="haproxy", mount="/app") as wrapped:
+        app = TestApp(wrapped)
+        first = app.get("/app/foo/bar", status=308)
+        again = app.get("/app/foo/bar/", status=308)
+    assert first.headers["Location"].endswith("/app/foo/bar/")
+    assert again.headers["Location"].endswith("/app/foo/bar/")
+
+
+def test_haproxy_derives_an_unchecked_user_and_hides_authorization() -> None:
+    basic = "Basic " + base64.b64encode(b"admin:wrong").decode()
+    for server in ("haproxy", "haproxy-path-info"):
+        headers = [("Host", "example.org:8080"), ("Authorization", basic)]
+        params = dict(fastcgi_params(server, "GET", "/x", headers=headers))
+        assert (params[b"REMOTE_USER"], params[b"AUTH_TYPE"]) == (b"admin", b"Basic")
+        assert b"HTTP_AUTHORIZATION" not in params
+        assert params[b"SERVER_NAME"] == b"example.org:8080"  # the Host header, port and all
+        assert b"QUERY_STRING" not in params  # no empty value is ever sent
+    bearer = dict(fastcgi_params("haproxy", "GET", "/", headers=[("Authorization", "Bearer t")]))
+    assert bearer[b"AUTH_TYPE"] == b"Bearer" and b"REMOTE_USER" not in bearer
+    broken = dict(fastcgi_params("haproxy", "GET", "/", headers=[("Authorization", "Basic !")]))
+    assert b"AUTH_TYPE" not in broken
+
+
+@pytest.mark.parametrize(
+    ("server", "target", "status"),
+    [
+        pytest.param("haproxy", "/other/x", 503, id="outside-the-route"),
+        pytest.param("haproxy-path-info", "/app/a%0Ab", 500, id="newline-with-path-info"),
+    ],
+)
+def test_haproxy_answers_itself(server: str, target: str, status: int) -> None:
+    with pytest.raises(NotForwarded) as raised:
+        fastcgi_params(server, "GET", target, mount="/app")
+    assert raised.value.status == status
 
 
 def test_unknown_server_and_bad_mount() -> None:
@@ -215,6 +261,8 @@ def flask_app() -> Flask:
         pytest.param(
             "apache-scriptalias", "/app", "/app", "/foo/bar", "/app/foo/bar", id="scriptalias"
         ),
+        # at the root HAProxy leaves the empty SCRIPT_NAME out; fcgikit's server reads ''
+        pytest.param("haproxy-path-info", "/", "", "/foo/bar", "/foo/bar", id="haproxy-root"),
     ],
 )
 def test_app_sees_the_servers_quirks(

@@ -31,6 +31,7 @@ SERVER_NAMES = {
     "lighttpd": "lighttpd",
     "caddy": "Caddy",
     "h2o": "h2o",
+    "haproxy": "HAProxy",
 }
 
 

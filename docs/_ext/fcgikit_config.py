@@ -38,6 +38,7 @@ LANGUAGES = {
     "lighttpd": "lighttpd",
     "caddy": "text",  # Pygments has no Caddyfile lexer
     "h2o": "yaml",
+    "haproxy": "text",  # Pygments has no HAProxy lexer
     "supervisor": "ini",
     "systemd": "systemd",
 }

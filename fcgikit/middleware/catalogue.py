@@ -75,6 +75,22 @@ _CATALOGUE: dict[str, tuple[str | None, str]] = {
         "h2o keeps the prefix in PATH_INFO and sends SCRIPT_NAME ''",
     ),
     "h2o_root": ("MountFix", "h2o passes PATH_INFO without merging //"),
+    "haproxy_prefix": (
+        "MountFix",
+        "a fcgi-app without path-info sends the whole path as SCRIPT_NAME and no PATH_INFO",
+    ),
+    "haproxy_prefix_pathinfo": (
+        "MountFix",
+        "HAProxy passes PATH_INFO without merging // or resolving .. segments",
+    ),
+    "haproxy_root": (
+        "MountFix",
+        "a fcgi-app without path-info sends the whole path as SCRIPT_NAME and no PATH_INFO",
+    ),
+    "haproxy_root_pathinfo": (
+        "MountFix",
+        "HAProxy passes PATH_INFO without merging // or resolving .. segments",
+    ),
     "lighttpd_guide_rewrite": (
         "ScriptNameStripper",
         "url.rewrite onto /yourapplication.fcgi puts the script into SCRIPT_NAME and every URL",

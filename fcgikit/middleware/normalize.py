@@ -31,8 +31,10 @@ missing. A request no rule explains is passed on untouched. The rule that fired 
 Some setups cannot be told apart without the mount, and Normalize leaves them as the server
 sent them: lighttpd's ``"/"`` without ``fix-root-scriptname`` (``/foo`` + ``/bar`` looks
 exactly like an app mounted at ``/foo``), h2o and Caddy ``handle`` at a prefix (the prefix
-is in PATH_INFO and looks like a route), Caddy with ``split`` at the root, and nginx's stock
-params under a prefix (taken as the root). Pass ``mount=`` for those; the catalogue in
+is in PATH_INFO and looks like a route), Caddy with ``split`` at the root, nginx's stock
+params under a prefix (taken as the root), and HAProxy's ``fcgi-app`` without ``path-info``
+(the whole path as SCRIPT_NAME and no PATH_INFO is also what a request for the bare mount
+looks like). Pass ``mount=`` for those; the catalogue in
 :mod:`fcgikit.middleware.catalogue` names the right fixer for each.
 
 .. code-block:: python

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import signal
 
 import pytest
 
@@ -134,3 +135,16 @@ class SiteChecks:
             return
         assert response.status == 200, response.body[:2000]
         assert response.json() == {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def check_upstreams_survive_a_dead_server(site: Site) -> None:
+    """For a config that balances two backends: both answer, and with one killed every GET
+    and POST still succeeds (the web server sends what it could not deliver to the other)."""
+    pids = {site.get(f"{site.mount}/env/n{i}").json()["pid"] for i in range(6)}
+    assert len(pids) == 2, "the requests did not reach both backends"
+    backend = next(p for p in site.processes if p.name == "backend")
+    backend.stop(signal.SIGKILL)
+    statuses = [site.get(f"{site.mount}/env/after{i}").status for i in range(10)]
+    posted = [site.request("POST", f"{site.mount}/echo", b"x" * 100).status for _ in range(4)]
+    assert statuses == [200] * 10
+    assert posted == [200] * 4

@@ -9,6 +9,9 @@ server + FastCGI server + fixer chain from the outside:
 - ``/redirect``: ``redirect(url_for(...))``, relative or (``?external=1``) absolute;
 - ``/echo`` (POST): length and SHA-256 of the request body.
 
+Each answer also names the process that served it (``pid``), for configs that balance
+several backends.
+
 ``FCGIKIT_TEST_FIXER`` picks the URL fixer from ``fcgikit.middleware``: ``Name`` or
 ``Name:/mount`` (``none`` or unset: no fixer), so one module serves every scenario.
 """
@@ -46,6 +49,9 @@ _CGI_KEYS = (
     "SERVER_SOFTWARE",
     "REQUEST_METHOD",
     "CONTENT_LENGTH",
+    "REMOTE_USER",
+    "AUTH_TYPE",
+    "HTTP_AUTHORIZATION",
     "wsgi.url_scheme",
 )
 
@@ -69,6 +75,8 @@ def _describe(view: str, **values: Any) -> dict[str, Any]:
         "url_for": url_for(view, **values),
         "url_for_external": url_for(view, _external=True, **values),
         "fixer": environ.get("fcgikit.test.fixer", "none"),
+        # which backend answered, when a web server balances several
+        "pid": os.getpid(),
     }
 
 

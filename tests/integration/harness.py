@@ -49,6 +49,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from fcgikit.deploy_haproxy import DOCROOT, backend_name, route_line
+
 APP_DIR = Path(__file__).resolve().parent
 REPO_ROOT = APP_DIR.parents[1]
 HOST = "127.0.0.1"
@@ -67,6 +69,7 @@ PACKAGES = {
     "setpriv": "util-linux",
     "wrk": "wrk",
     "supervisord": "supervisor",
+    "haproxy": "haproxy",
 }
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 
@@ -104,6 +107,7 @@ _VERSION_COMMANDS = {
     "apache2": (["-v"], r"Apache/(\S+)"),
     "caddy": (["version"], r"v?(\d+\.\d+\.\d+\S*)"),
     "h2o": (["-v"], r"h2o version (\S+)"),
+    "haproxy": (["-v"], r"HAProxy version (\d+\.\d+\.\d+)"),
     "cgi-fcgi": ([], r""),
 }
 
@@ -319,12 +323,13 @@ def start_backend(
     *,
     threads: int = 4,
     extra: Sequence[str] = (),
+    name: str = "backend",
 ) -> Process:
     argv = [*backend_command(), "serve", "flaskapp:app", "--chdir", str(APP_DIR)]
     for bind in binds:
         argv += ["--bind", bind]
     argv += ["--threads", str(threads), *extra]
-    return Process("backend", argv, log_dir=workdir, env=app_environment(fixer), cwd=workdir)
+    return Process(name, argv, log_dir=workdir, env=app_environment(fixer), cwd=workdir)
 
 
 # --------------------------------------------------------------------------- sites
@@ -399,6 +404,23 @@ class Response:
             raise AssertionError(f"not JSON (status {self.status}): {self.body[:500]!r}") from None
 
 
+def http_request(
+    port: int,
+    method: str,
+    target: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """One request to ``HOST:port`` on a connection of its own, ``target`` sent as given."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request(method, target, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return Response(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
 @dataclass
 class Site:
     """A running web server (and backend) serving the test app for one scenario."""
@@ -426,13 +448,7 @@ class Site:
         headers: dict[str, str] | None = None,
     ) -> Response:
         """Send ``target`` exactly as given (no re-quoting) and read the whole response."""
-        connection = http.client.HTTPConnection(HOST, self.layout.port, timeout=REQUEST_TIMEOUT)
-        try:
-            connection.request(method, target, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return Response(response.status, response.headers, response.read())
-        finally:
-            connection.close()
+        return http_request(self.layout.port, method, target, body, headers)
 
     def get(self, target: str) -> Response:
         return self.request("GET", target)
@@ -486,6 +502,27 @@ def running_site(
         yield site
     finally:
         site.stop()
+
+
+def more_tcp_backends(site: Site, count: int) -> list[str]:
+    """Start ``count`` more backends on TCP ports of their own, beside the scenario's one
+    (for configs that balance several app servers); return every backend's ``HOST:PORT``,
+    the scenario's first. They stop with the site."""
+    scenario, layout = site.scenario, site.layout
+    assert scenario.backend == "tcp", "several app servers are reached over TCP"
+    addresses = [f"{HOST}:{layout.backend_port}"]
+    for index, port in enumerate(free_ports(count), start=2):
+        backend = start_backend(
+            layout.dir,
+            [f"{HOST}:{port}"],
+            scenario.fixer,
+            extra=scenario.serve_args,
+            name=f"backend{index}",
+        )
+        site.processes.append(backend)
+        backend.wait_for_output("listening on", count=1)
+        addresses.append(f"{HOST}:{port}")
+    return addresses
 
 
 def binary_of(server: str) -> str:
@@ -723,6 +760,62 @@ def launch_h2o(site: Site, fragment: str) -> Process:
     site.config_files.append(conf)
     argv = [binary, "-c", str(conf)]
     return Process("h2o", argv, log_dir=layout.dir, logs=[layout.dir / "error.log"])
+
+
+def haproxy_route(fragment: str) -> str:
+    """The frontend line ``fcgikit config haproxy`` tells the user to add (in a comment)."""
+    found = re.search(r"^#\s+((?:use|default)_backend .*)$", fragment, re.M)
+    if found is None:
+        raise AssertionError(f"no use_backend/default_backend line in:\n{fragment}")
+    return found.group(1)
+
+
+def haproxy_fcgi_app(mount: str, socket: Path, path_info: str | None = None) -> str:
+    """An ``fcgi-app`` with only what HAProxy requires (``docroot``), as people first write
+    it, maybe with a ``path-info``; the ``use_backend`` line in a comment, as fcgikit prints."""
+    name = backend_name(mount)
+    split = f"    path-info {path_info}\n" if path_info else ""
+    return (
+        f"# {route_line(mount)}\n"
+        f"backend {name}\n"
+        "    mode http\n"
+        f"    use-fcgi-app {name}\n"
+        f"    server app1 {socket} proto fcgi\n"
+        f"fcgi-app {name}\n"
+        f"    docroot {DOCROOT}\n"
+        f"{split}"
+    )
+
+
+def write_haproxy_config(layout: Layout, fragment: str, route: str | None = None) -> Path:
+    """A whole haproxy.cfg: a frontend on the scenario's port that routes with ``route``
+    (default: the line the fragment's comment names), then the fragment's sections."""
+    conf = layout.dir / "haproxy.cfg"
+    conf.write_text(
+        "global\n"
+        "    log stderr format raw local0 notice\n"
+        f"    pidfile {layout.dir}/haproxy.pid\n"
+        "defaults\n"
+        "    mode http\n"
+        "    log global\n"
+        "    timeout connect 5s\n"
+        "    timeout client 60s\n"
+        "    timeout server 60s\n"
+        "frontend web\n"
+        f"    bind {HOST}:{layout.port}\n"
+        f"    {route or haproxy_route(fragment)}\n"
+        f"{fragment}"
+    )
+    return conf
+
+
+def launch_haproxy(site: Site, fragment: str, route: str | None = None) -> Process:
+    binary = require_binary("haproxy")
+    layout = site.layout
+    conf = write_haproxy_config(layout, fragment, route)
+    site.config_files.append(conf)
+    # -db: stay in the foreground, log to stderr (kept by Process for the failure report)
+    return Process("haproxy", [binary, "-db", "-f", str(conf)], log_dir=layout.dir)
 
 
 def debian_nginx_host_param() -> bool:

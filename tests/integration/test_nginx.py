@@ -6,12 +6,24 @@ Guide configs are the Flask 1.1 guide's text as users copy it; ``render`` config
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fcgikit.deploy import render
 
-from .checks import SiteChecks
-from .harness import Process, Scenario, Site, debian_nginx_host_param, launch_nginx, site_fixture
+from .checks import SiteChecks, check_upstreams_survive_a_dead_server
+from .harness import (
+    Process,
+    Scenario,
+    Site,
+    debian_nginx_host_param,
+    launch_nginx,
+    more_tcp_backends,
+    nginx_keep_conn_parts,
+    running_site,
+    site_fixture,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +143,14 @@ SCENARIOS = [
         "fcgikit config nginx --mount /yourapplication --port N",
         backend="tcp",
     ),
+    Scenario(
+        "render-prefix-upstreams",
+        "nginx",
+        MOUNT,
+        "fcgikit config nginx --mount /yourapplication --upstream A --upstream B "
+        "(two fcgikit, fastcgi_next_upstream error timeout)",
+        backend="tcp",
+    ),
 ]
 
 
@@ -142,6 +162,11 @@ def launch(site: Site) -> Process:
         if scenario.id == "split-try-files-prefix":
             # try_files $fastcgi_script_name needs the "script" on disk, as index.php would.
             (layout.docroot / "yourapplication").touch()
+    elif scenario.id.endswith("-upstreams"):
+        upstreams = more_tcp_backends(site, 1)
+        config = render("nginx", mount=scenario.mount, upstreams=upstreams)
+        upstream, location = nginx_keep_conn_parts(config)
+        return launch_nginx(site, location, http_fragment=upstream)
     elif scenario.backend == "tcp":
         fragment = render("nginx", mount=scenario.mount, port=layout.backend_port)
     else:
@@ -154,3 +179,11 @@ site = site_fixture(SCENARIOS, launch)
 
 class TestNginx(SiteChecks):
     pass
+
+
+def test_upstreams_share_the_load_and_survive_a_dead_server(tmp_path: Path) -> None:
+    """Both app servers answer; with one killed, every request still succeeds: nginx
+    passes a request it could not send to the next server (fastcgi_next_upstream error)."""
+    [scenario] = [s for s in SCENARIOS if s.id == "render-prefix-upstreams"]
+    with running_site(scenario, tmp_path, launch) as running:
+        check_upstreams_survive_a_dead_server(running)

@@ -1,0 +1,117 @@
+"""The HAProxy config ``fcgikit config haproxy`` prints: a ``backend`` and its ``fcgi-app``.
+
+HAProxy (2.1+) speaks FastCGI itself (``proto fcgi`` on a server line, ``use-fcgi-app`` in
+the backend). What its ``fcgi-app`` sends by default, measured on Debian's HAProxy 2.6
+(``tests/data/captured-environs.json``, configurations ``haproxy_*``), and what each line
+below changes:
+
+- no ``path-info``: SCRIPT_NAME is the whole decoded path and PATH_INFO is not sent, so an
+  app routes every URL as its root. The ``path-info`` regex splits at the mount (its first
+  capture becomes SCRIPT_NAME, its second PATH_INFO). Empty values are never sent: at the
+  root SCRIPT_NAME is left out, which a WSGI server reads as ``''``.
+- ``docroot`` is mandatory; it only goes into SCRIPT_FILENAME and PATH_TRANSLATED.
+- SERVER_NAME is the Host header as sent, port included.
+- the Authorization header is hidden from the app, and REMOTE_USER/AUTH_TYPE are set from
+  it without checking any password: a client can name any user to an app that trusts
+  REMOTE_USER (hgweb's ``allow_push``, Django's RemoteUserMiddleware).
+- ``//`` and ``..`` are passed on as sent (``normalize-uri`` is experimental in 2.6), so the
+  app is wrapped in MountFix, as behind Caddy and h2o.
+
+Several servers (``--upstream``) get TCP health checks; HAProxy resends a request to another
+server only when it could not connect (its default ``retry-on conn-failure``), so a POST
+never runs twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = ["backend_name", "haproxy_config", "route_line"]
+
+#: Where HAProxy's mandatory ``docroot`` points; a WSGI app never reads it.
+DOCROOT = "/var/www/yourapplication"
+
+# Health checks for several servers: a TCP connect every 2 s; two failures take a server out,
+# two successes put it back. A FastCGI request to the app's ping path would also catch a hung
+# app ("option httpchk GET <path>" with these proto fcgi servers): the place for it is marked.
+_CHECK_INTERVAL = "2s"
+
+
+def backend_name(mount: str) -> str:
+    """``fcgikit_<mount>``: two apps at two mounts get two backends in one haproxy.cfg."""
+    return "_".join(["fcgikit", *re.findall(r"[A-Za-z0-9]+", mount)])
+
+
+def route_line(mount: str) -> str:
+    """The frontend line that sends the app's URLs (the bare mount included) to it."""
+    name = backend_name(mount)
+    if not mount:
+        return f"default_backend {name}"
+    return f"use_backend {name} if {{ path {mount} }} || {{ path_beg {mount}/ }}"
+
+
+def _regex_literal(text: str) -> str:
+    # Bracketed, not backslashed: HAProxy's config parser has its own backslash escapes.
+    return "".join(f"\\{c}" if c in "^]" else f"[{c}]" if c in ".+*?()[{}|$" else c for c in text)
+
+
+def _server_address(server: str) -> str:
+    # HAProxy takes a socket as its absolute path, and IPv6 as ipv6@ADDR:PORT.
+    if server.startswith("unix:"):
+        return server[len("unix:") :]
+    if server.startswith("["):
+        host, _, port = server[1:].partition("]:")
+        return f"ipv6@{host}:{port}"
+    return server
+
+
+def _servers(servers: Sequence[str]) -> str:
+    lines = [
+        f"    server app{index} {_server_address(server)} proto fcgi\n"
+        for index, server in enumerate(servers, start=1)
+    ]
+    if len(servers) == 1:
+        return "".join(lines)
+    return (
+        "    balance roundrobin\n"
+        f"    # Health checks: a TCP connect every {_CHECK_INTERVAL}; 2 failures take a server\n"
+        "    # out, 2 successes put it back. To check with a FastCGI request to a path the\n"
+        "    # app answers (which also catches a hung app), add: option httpchk GET <path>\n"
+        f"    default-server check inter {_CHECK_INTERVAL} fall 2 rise 2\n"
+        "    # A request that could not connect is sent to another server; one that reached\n"
+        "    # a server is never resent (HAProxy's default retry-on conn-failure).\n"
+        "    retries 2\n"
+        "    option redispatch 1\n"
+        f"{''.join(lines)}"
+    )
+
+
+def haproxy_config(mount: str, servers: Sequence[str]) -> str:
+    """The ``backend`` and ``fcgi-app`` sections for the app at ``mount`` (``''``: the root),
+    served by ``servers`` (``unix:PATH`` or ``HOST:PORT``)."""
+    name = backend_name(mount)
+    split = f"^({_regex_literal(mount)})(/.*)?$" if mount else "^()(/.*)$"
+    return (
+        "# HAProxy 2.1+: add these two sections to haproxy.cfg.\n"
+        "# In your frontend (mode http), send the app's URLs to the backend:\n"
+        f"#     {route_line(mount)}\n"
+        f"backend {name}\n"
+        "    mode http\n"
+        f"    use-fcgi-app {name}\n"
+        f"{_servers(servers)}"
+        "\n"
+        f"fcgi-app {name}\n"
+        "    # Required by HAProxy; it only builds SCRIPT_FILENAME, which the app ignores.\n"
+        f"    docroot {DOCROOT}\n"
+        "    # Without it HAProxy sends the whole path as SCRIPT_NAME and no PATH_INFO.\n"
+        f"    path-info {split}\n"
+        "    # HAProxy sends the Host header, port and all, as SERVER_NAME: keep the name.\n"
+        "    set-param SERVER_NAME %[req.hdr(host),field(1,:)]"
+        " unless { req.hdr(host) -m beg [ }\n"
+        "    # HAProxy hides Authorization and sends REMOTE_USER and AUTH_TYPE read from it,\n"
+        "    # password unchecked: pass the header on, and do not send those two.\n"
+        "    pass-header Authorization\n"
+        "    set-param REMOTE_USER %[str()]\n"
+        "    set-param AUTH_TYPE %[str()]\n"
+    )
