@@ -61,6 +61,8 @@ def say(text):
     sys.stderr.write(text + "\\n")  # one write: the workers share the pipe
 
 
+while os.path.exists("hold-import"):  # a test keeps the worker from becoming ready
+    time.sleep(0.01)
 say(f"app imported in {os.getpid()}")
 
 def app(environ, start_response):
@@ -77,6 +79,8 @@ def app(environ, start_response):
         return [f"{os.getuid()}:{os.getgid()}".encode()]
     elif path == "/log":
         logging.getLogger("app").warning("app log line from %d", os.getpid())
+    elif path == "/crash":
+        os._exit(3)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
 """
@@ -603,6 +607,44 @@ def test_kill_9_fails_only_that_request_and_refills_the_pool(
     assert refilled < 1.0
     assert load.failures() == [], load.failures()[:3]
     assert pool.status()["total_workers"] == 2
+    assert pool.stop() == 0
+
+
+def test_requests_nobody_waits_for_are_not_run_by_a_fresh_worker(
+    start_pool: Callable[..., Pool], tmp_path: Path
+) -> None:
+    """No worker is ready (the only one died, its replacement is still importing the app),
+    and the web server gives up on the requests it sent meanwhile: it closes their
+    connections (nginx, once its client went away) or aborts them (FCGI_ABORT_REQUEST).
+    They wait in the listen backlog, request and EOF; the fresh worker must not run them:
+    here each would kill it, and the next one, and so on."""
+    pool = start_pool("--workers", "1", "--threads", "2", ready=1)
+    victim = int(pool.get("/").body)
+    (tmp_path / "hold-import").touch()
+    os.kill(victim, signal.SIGKILL)
+    pool.wait_for(rf"worker {victim} killed by SIGKILL while idle; starting a replacement")
+    for _ in range(4):
+        with socket.socket(socket.AF_UNIX) as closed:
+            closed.connect(pool.address)
+            closed.sendall(get_request(ClientConnection(), "/crash"))
+    aborted = socket.socket(socket.AF_UNIX)
+    aborted.settimeout(POOL_TIMEOUT)
+    aborted.connect(pool.address)
+    client = ClientConnection()
+    aborted.sendall(get_request(client, "/crash") + client.abort_request(1))
+    (tmp_path / "hold-import").unlink()
+    with aborted:
+        events = []
+        while not any(isinstance(event, RequestEnded) for event in events):
+            data = aborted.recv(65536)
+            assert data, "closed without FCGI_END_REQUEST"
+            events += client.receive_data(data)
+    assert not [event for event in events if isinstance(event, StdoutData)]  # it never ran
+    pool.wait_count("not run: the web server closed the connection or aborted", 5)
+    reply = pool.get("/")
+    assert reply.status == 200
+    assert pool.count(r"worker \d+ ready") == 2  # the fresh worker lives on
+    assert "while serving" not in pool.stderr
     assert pool.stop() == 0
 
 
