@@ -55,6 +55,9 @@ class CGIOutput:
     def request_done(self, request: WSGIRequest) -> None:
         pass
 
+    def web_server_gone(self) -> bool:
+        return False  # one request, run at once: it never waits
+
 
 def _environ_as_params(environ: Mapping[str, str]) -> dict[bytes, bytes]:
     # os.environ decoded the bytes the web server set with the filesystem encoding and

@@ -12,8 +12,12 @@ master through a pipe when something needs acting on at once (ready, saturated, 
 
 Replacing a worker never leaves the pool short: the old one (reload, ``--max-requests``)
 keeps accepting until its replacement is READY, and only then gets SIGTERM and finishes what
-it runs. A worker that dies unasked is replaced at once; workers that keep dying soon after
-starting are restarted with an exponential back-off (up to 10 s), logged, not a fork bomb.
+it runs. A worker that dies unasked is replaced at once, above all one killed by a request
+it was serving: that is the request's doing, and the next request must not wait for it. Only
+workers that keep failing to start (or dying idle soon after) are restarted with an
+exponential back-off (up to 10 s), logged, not a fork bomb. Why a worker died is read from the
+pool's own bookkeeping (its slot's state and running requests), never guessed from its exit
+status: an app may exit with any.
 
     $ python -m fcgikit.server.arbiter yourapp:app --bind unix:/run/app.sock --workers 2:8
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import enum
 import errno
 import grp
 import logging
@@ -55,7 +60,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fcgikit.arbiter")
 
-#: a worker dying this soon after its start counts towards a crash loop
+#: a worker dying idle this soon after its start counts towards a crash loop (one that fails
+#: to start always does, one killed while serving never)
 CRASH_WINDOW = 5.0
 #: the longest wait between two starts while workers keep dying
 MAX_BACKOFF = 10.0
@@ -242,6 +248,44 @@ class WorkerProcess:
     #: why SIGKILL was sent
     killed: str | None = None
     timed_out: set[tuple[str, float]] = field(default_factory=set)
+
+
+class Death(enum.Enum):
+    """How a worker died that the master did not stop, as the pool's own bookkeeping tells:
+    its slot on the scoreboard and the master's record. Never the exit status: an app may
+    ``os._exit`` with any."""
+
+    #: it said so in its slot (WorkerState.FAILED): the app did not load
+    FAILED_TO_START = "failed to start"
+    #: before it was ready to accept (while importing the app, say)
+    BEFORE_READY = "before it was ready"
+    #: with requests running: one of them, most likely, killed it
+    WHILE_SERVING = "while serving"
+    #: ready, and running no request
+    WHILE_IDLE = "while idle"
+
+
+def death_of(worker: WorkerProcess, view: SlotView) -> Death:
+    """Why ``worker`` died, from its slot as it left it (``view``). A request in its slot
+    counts even if the worker had not marked itself READY yet: its first request may come
+    before the watchdog thread gets to that."""
+    if view.state == WorkerState.FAILED:
+        return Death.FAILED_TO_START
+    if view.running:
+        return Death.WHILE_SERVING
+    if worker.ready or view.requests or view.state in (WorkerState.READY, WorkerState.RETIRING):
+        return Death.WHILE_IDLE
+    return Death.BEFORE_READY
+
+
+def describe_exit(code: int) -> str:
+    """``killed by SIGSEGV`` or ``exited with status 3``, from a waitstatus_to_exitcode()."""
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
 
 
 class Arbiter:
@@ -639,7 +683,8 @@ class Arbiter:
             try:
                 self.credentials.apply()
             except OSError as exc:
-                log.error("worker %d cannot switch user: %s", os.getpid(), exc)
+                log.error("worker %d failed to start: cannot switch user: %s", os.getpid(), exc)
+                self.board.slot(slot_index).set_state(WorkerState.FAILED)
                 return EXIT_BOOT_ERROR
         app, spec, wrap_app = self.app, self.app_spec, self.wrap_app
 
@@ -692,11 +737,12 @@ class Arbiter:
             self.board.add_dead(view.requests, view.slow)
             self.board.free(worker.slot)
             self.free_slots.append(worker.slot)
-            running = ", ".join(r.label for r in view.running)
-            self._exited(worker, os.waitstatus_to_exitcode(status), running)
+            self._exited(worker, os.waitstatus_to_exitcode(status), view)
 
-    def _exited(self, worker: WorkerProcess, code: int, running: str) -> None:
-        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+    def _exited(self, worker: WorkerProcess, code: int, view: SlotView) -> None:
+        """A worker is gone (``view``: its slot as it left it): say why, and decide whether
+        its replacement starts at once or the pool backs off (see :func:`death_of`)."""
+        how = describe_exit(code)
         if self.exit_code is not None:
             log.info("worker %d exited (%s)", worker.pid, how)
             return
@@ -706,35 +752,51 @@ class Arbiter:
         if worker.stop_sent is not None and code in (0, -signal.SIGTERM):
             log.info("worker %d exited (%s)", worker.pid, worker.stop_reason)
             return
-        now = time.monotonic()
-        if code == EXIT_BOOT_ERROR and not self.ever_ready:
+        death = death_of(worker, view)
+        if death is Death.FAILED_TO_START and not self.ever_ready:
             log.error(
-                "worker %d could not load the app and no worker ever could; stopping "
-                "(fix the error above and start again)",
+                "worker %d failed to start and no worker ever could; stopping (fix the error "
+                "above and start again)",
                 worker.pid,
             )
             self._begin_stop("stopping: the app cannot be loaded", graceful=False, code=3)
             return
-        if code == EXIT_BOOT_ERROR:
+        if death is Death.FAILED_TO_START:
             log.error(
-                "worker %d could not load the app; the workers already running keep serving",
+                "worker %d failed to start (see above); the workers already running keep serving",
                 worker.pid,
             )
+        elif death is Death.BEFORE_READY:
+            log.error("worker %d failed to start: %s before it was ready", worker.pid, how)
         else:
-            during = f" while running {running}" if running else ""
-            log.error("worker %d died (%s)%s; starting a replacement", worker.pid, how, during)
-        if not worker.ready or now - worker.spawned < CRASH_WINDOW:
+            self.ever_ready = True  # it loaded the app, whether or not we saw it ready
+            running = ", ".join(request.label for request in view.running)
+            log.error(
+                "worker %d %s %s%s; starting a replacement",
+                worker.pid,
+                how,
+                death.value,
+                f" {running}" if running else "",
+            )
+        self._count_crash(death, time.monotonic() - worker.spawned)
+
+    def _count_crash(self, death: Death, lived: float) -> None:
+        """Back off while workers keep dying at or soon after their start with no request to
+        blame: restarting those at once would be a fork loop. A request that kills its
+        worker is the request's fault, and its next one must not wait (see death_of)."""
+        if death is Death.WHILE_SERVING:
+            return
+        if death in (Death.FAILED_TO_START, Death.BEFORE_READY) or lived < CRASH_WINDOW:
             self.crash_streak += 1
         else:
             self.crash_streak = 0
         if self.crash_streak >= 2:
             delay = min(MAX_BACKOFF, 0.5 * 2 ** (self.crash_streak - 2))
-            self.spawn_after = now + delay
+            self.spawn_after = time.monotonic() + delay
             log.warning(
-                "workers keep dying (%d in a row within %gs of starting); backing off: next "
-                "start in %.1fs",
+                "workers keep dying at or soon after their start (%d in a row); backing off: "
+                "next start in %.1fs",
                 self.crash_streak,
-                CRASH_WINDOW,
                 delay,
             )
 

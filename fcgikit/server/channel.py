@@ -449,6 +449,10 @@ class Channel:
             )
         self._end_request(request)
 
+    def web_server_gone(self) -> bool:
+        # Not closed while one of its requests is still to run, so the descriptor is ours.
+        return self.closed or peer_has_closed(self.sock)
+
     def request_done(self, request: WSGIRequest) -> None:
         """Called by the worker when the request is over, whatever happened."""
         if not request.reply_held:
@@ -560,6 +564,20 @@ def _wait_writable(sock: Sends, poller: select.poll | None, send_timeout: float)
     if not poller.poll(int(send_timeout * 1000)):
         raise WebServerGone(f"the web server did not read for {send_timeout:g}s")
     return poller
+
+
+#: poll(2)'s "the peer shut its side down" (Linux); elsewhere only a hang-up or a reset shows
+_PEER_CLOSED = getattr(select, "POLLRDHUP", 0)
+
+
+def peer_has_closed(sock: Sends) -> bool:
+    """Whether the web server closed (or reset) the connection: its EOF waits behind the
+    data, which stays unread. One poll(2) call, so not for every request (see
+    WSGIRequest.waited). A web server that half-closes after its request counts as gone, as
+    everywhere in this server (its EOF aborts the requests of the connection)."""
+    poller = select.poll()
+    poller.register(sock.fileno(), _PEER_CLOSED)
+    return bool(poller.poll(0))
 
 
 def feed_body(request: WSGIRequest, data: bytes) -> None:

@@ -30,6 +30,7 @@ from fcgikit.server.channel import (
     Connected,
     HoldsReplies,
     feed_body,
+    peer_has_closed,
     send_all,
     send_all_buffers,
 )
@@ -128,6 +129,9 @@ class DirectChannel:
         except WebServerGone:
             pass
         self.close()
+
+    def web_server_gone(self) -> bool:
+        return peer_has_closed(self.sock)
 
     def request_done(self, request: WSGIRequest) -> None:
         # A request left without END_REQUEST (the app failed after its headers went, or the

@@ -120,6 +120,11 @@ class WorkerPool:
         self.rescues = 0
         self._loop_watch = LoopWatch() if LoopWatch is not None else None
 
+    def all_busy(self) -> bool:
+        """Every thread runs a request: what is admitted now waits for one (read without
+        the lock: a glance, for the rare path)."""
+        return self.running >= self.max_running
+
     @property
     def in_flight(self) -> int:
         """Requests admitted and not over: running, queued or waiting for the loop's thread."""

@@ -63,6 +63,9 @@ except ImportError:
 #: connections accepted per round of the loop at most; the listener is level-triggered, so
 #: more waiting make the next select() return at once
 ACCEPT_BATCH = 64
+#: a server that stopped accepting for this long (seconds; all its threads were busy) looks
+#: whether the web server gave up on the connections it accepts next (see _check_backlog)
+PAUSE_CHECKED_AFTER = 1.0
 
 
 READABLE = select.POLLIN
@@ -136,10 +139,15 @@ class Admits(Protocol):
     def add(self, job: Callable[[], None], *, ready: bool) -> bool: ...
 
 
-def admit(arrived: Iterable[tuple[Refuses, WSGIRequest]], pool: Admits) -> None:
+def admit(
+    arrived: Iterable[tuple[Refuses, WSGIRequest]], pool: Admits, *, waited: bool = False
+) -> None:
     """Hand the requests that arrived in one round of the loop to the pool; refuse (OVERLOADED)
-    those it has no room for. One whose body is complete may run on the loop's thread."""
+    those it has no room for. One whose body is complete may run on the loop's thread.
+    ``waited``: they may wait long before they run, or have waited already (WSGIRequest.waited)."""
     for channel, request in arrived:
+        if waited:
+            request.waited = True
         ready = request.body.complete and request.filter_data is None
         if not pool.add(request.run, ready=ready):
             channel.refuse(request)
@@ -198,6 +206,17 @@ class Server:
         self._unwatched: list[Channel] = []
         #: how many connections the last round of accepts found (see _accept)
         self._accepts_expected = 1
+        #: whether the connections in the listen backlog may have waited there long, long
+        #: enough for their web server to give up on them (nginx closes such a connection,
+        #: but it stays queued with its request): so for a new server (a new worker, after
+        #: the others died, say) and one that stopped accepting for PAUSE_CHECKED_AFTER,
+        #: until an accept finds the backlog empty. Requests accepted meanwhile are marked
+        #: (WSGIRequest.waited) and looked at before they run; the others never pay for it.
+        self._check_backlog = True
+        #: a connection was accepted this round while _check_backlog was set
+        self._accepted_late = False
+        #: when accepting was last paused (time.monotonic)
+        self._paused_at = 0.0
         #: (family, type, proto) of each listener, as ints for _socket.socket()
         self._listener_kinds: dict[int, tuple[int, int, int]] = {}
         self.ready = threading.Event()
@@ -330,7 +349,8 @@ class Server:
                 return True
             if self.arrived:
                 arrived, self.arrived = self.arrived, []
-                admit(arrived, pool)
+                admit(arrived, pool, waited=self._accepted_late or pool.all_busy())
+                self._accepted_late = False
             if not pool.run_ready():
                 return False
 
@@ -443,11 +463,14 @@ class Server:
 
     def _pause_accepting(self) -> None:
         self._accept_paused = True
+        self._paused_at = time.monotonic()
         for listener in self.listeners:
             self._selector.unregister(listener.fileno())
 
     def _resume_accepting(self) -> None:
         self._accept_paused = False
+        if time.monotonic() - self._paused_at >= PAUSE_CHECKED_AFTER:
+            self._check_backlog = True
         for listener in self.listeners:
             with contextlib.suppress(OSError):
                 self._selector.register(listener.fileno(), READABLE, listener)
@@ -475,8 +498,11 @@ class Server:
             accepted = self._accept_one(listener, accepted_count >= expected)
             if accepted is None:
                 self._accepts_expected = max(accepted_count, 1)
+                self._check_backlog = False  # what comes next finds us accepting
                 return
             fd, peer, nonblocking = accepted
+            if self._check_backlog:
+                self._accepted_late = True
             if not peer_allowed(peer, self.settings.web_server_addrs):
                 assert isinstance(peer, tuple)
                 log.warning(

@@ -89,6 +89,7 @@ class WorkerState(enum.IntEnum):
     READY = 2  # accepting connections
     RETIRING = 3  # reached --max-requests: accepting until the master stops it
     STOPPING = 4  # stopping: finishing in-flight requests, accepting nothing
+    FAILED = 5  # could not start (the app did not load, or no user switch): exiting
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fcgikit.server")
 
-#: exit status of a worker that could not load the app (the master stops retrying blindly)
+#: exit status of a worker that could not load the app. The master does not read it (an app
+#: may exit with any status): such a worker says so in its slot (WorkerState.FAILED).
 EXIT_BOOT_ERROR = 3
 
 
@@ -367,8 +368,10 @@ def run_worker(
 
     try:
         app = load()
-    except Exception as exc:
-        log.error("worker %d could not load the app: %s", pid, exc)
+    except (Exception, SystemExit) as exc:  # an app may sys.exit() at import: no setting
+        reason = f"it called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else exc
+        log.error("worker %d failed to start: could not load the app: %s", pid, reason)
+        slot.set_state(WorkerState.FAILED)
         return EXIT_BOOT_ERROR
     if stop_requested:
         return 0

@@ -80,6 +80,9 @@ class ResponseSink(Protocol):
         are its last bytes; ``app_status`` goes in FCGI_END_REQUEST."""
 
     def request_done(self, request: WSGIRequest) -> None: ...
+    def web_server_gone(self) -> bool:
+        """Whether the web server has closed the connection (its EOF waits behind what was
+        read). A system call: only for a request that may have waited long to run."""
 
 
 class WebServerGone(Exception):
@@ -212,6 +215,9 @@ class WSGIRequest:
                 timeout=settings.body_timeout,
             )
         self.aborted = False
+        #: it may have waited long to run (in the listen backlog, or for a free thread), long
+        #: enough for its web server to give up on it: run() looks first (web_server_gone)
+        self.waited = False
         #: close the connection once this request is over (its input stream is out of step)
         self.close_connection = False
         #: END_REQUEST went out (or the id was released without one)
@@ -338,7 +344,17 @@ class WSGIRequest:
 
     def run(self) -> None:
         try:
-            self._run_app()
+            if self.aborted or (self.waited and self.channel.web_server_gone()):
+                # Nobody waits for its answer: running it would be work for nothing, or worse
+                # (the request that kills its worker, run again by each new one).
+                self.aborted = True
+                log.info(
+                    "request %s not run: the web server closed the connection or aborted the "
+                    "request before it began",
+                    self.label,
+                )
+            else:
+                self._run_app()
         except WebServerGone as exc:
             self.aborted = True
             log.info("request %s: the web server went away (%s); output dropped", self.label, exc)

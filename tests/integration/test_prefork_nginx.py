@@ -101,10 +101,10 @@ class Outcome:
             return len(self.pids) + len(self.failures)
 
 
-def start_pool(site: Site, *options: str) -> Process:
+def start_pool(site: Site, *options: str, app_source: str = APP_SOURCE) -> Process:
     """``python -m fcgikit serve app:app --workers 2`` on the site's unix socket."""
     layout = site.layout
-    (layout.dir / "app.py").write_text(APP_SOURCE)
+    (layout.dir / "app.py").write_text(app_source)
     argv = [*backend_command(), "serve", "app:app", "--chdir", str(layout.dir)]
     argv += ["--bind", layout.backend_bind, "--workers", "2", "--threads", "4", *options]
     backend = Process(
@@ -139,14 +139,19 @@ def keepalive(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    scenario = Scenario("prefork", "nginx", "", "fcgikit serve --workers 2", backend=None)
+def pool_site(tmp_path: Path, name: str) -> Iterator[Site]:
+    """The body of a ``site`` fixture: nginx and a pool (started by the test) in tmp_path."""
+    scenario = Scenario(name, "nginx", "", "fcgikit serve --workers 2", backend=None)
     running = Site(scenario, Layout.create(tmp_path), server_version("nginx"))
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    yield from pool_site(tmp_path, "prefork")
 
 
 def run_load(site: Site, keepalive: bool, outcome: Outcome, done: threading.Event) -> None:

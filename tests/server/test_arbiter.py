@@ -9,6 +9,7 @@ wait for what it logs (never a sleep). Requests go over a plain socket with the 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pwd
 import re
@@ -29,14 +30,22 @@ import pytest
 from fcgikit.errors import ConfigError
 from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
 from fcgikit.server.arbiter import (
+    MAX_BACKOFF,
+    Arbiter,
+    Death,
     PoolSettings,
+    WorkerProcess,
+    death_of,
+    describe_exit,
     flup_prefork_pool,
     parse_workers,
     systemd_listeners,
 )
+from fcgikit.server.settings import ServerSettings
 from fcgikit.server.status import (
     DIRECT_CLIENT_PARAM,
     Scoreboard,
+    SlotView,
     StatusPage,
     WorkerState,
     parse_allow,
@@ -53,6 +62,8 @@ def say(text):
     sys.stderr.write(text + "\\n")  # one write: the workers share the pipe
 
 
+while os.path.exists("hold-import"):  # a test keeps the worker from becoming ready
+    time.sleep(0.01)
 say(f"app imported in {os.getpid()}")
 
 def app(environ, start_response):
@@ -69,6 +80,8 @@ def app(environ, start_response):
         return [f"{os.getuid()}:{os.getgid()}".encode()]
     elif path == "/log":  # into the server's log, where a WSGI app may write
         environ["wsgi.errors"].write(f"app log line from {os.getpid()}\\n")
+    elif path == "/crash":
+        os._exit(3)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
 """
@@ -86,6 +99,26 @@ class Reply:
     headers: dict[str, str]
 
 
+def get_request(
+    client: ClientConnection,
+    path: str,
+    query: str = "",
+    remote: str = "127.0.0.1",
+    extra: dict[bytes, bytes] | None = None,
+) -> bytes:
+    """A whole GET request, as nginx sends it (request id 1, no keep-conn)."""
+    params = {
+        b"REQUEST_METHOD": b"GET",
+        b"SCRIPT_NAME": b"",
+        b"PATH_INFO": path.encode(),
+        b"QUERY_STRING": query.encode(),
+        b"REQUEST_URI": (path + ("?" + query if query else "")).encode(),
+        b"REMOTE_ADDR": remote.encode(),
+        **(extra or {}),
+    }
+    return client.start_request(1, params) + client.end_stdin(1)
+
+
 def fcgi_get(
     address: str,
     path: str,
@@ -98,16 +131,7 @@ def fcgi_get(
     try:
         sock.connect(address)
         client = ClientConnection()
-        params = {
-            b"REQUEST_METHOD": b"GET",
-            b"SCRIPT_NAME": b"",
-            b"PATH_INFO": path.encode(),
-            b"QUERY_STRING": query.encode(),
-            b"REQUEST_URI": (path + ("?" + query if query else "")).encode(),
-            b"REMOTE_ADDR": remote.encode(),
-            **(extra or {}),
-        }
-        sock.sendall(client.start_request(1, params) + client.end_stdin(1))
+        sock.sendall(get_request(client, path, query, remote, extra))
         output = b""
         while data := sock.recv(65536):
             for event in client.receive_data(data):
@@ -377,6 +401,154 @@ def test_status_text_lists_each_worker() -> None:
     assert re.search(r"current requests:     #5 GET /x \(\d", text)
 
 
+# --- why a worker died, and what the master does about it ----------------------------------
+
+
+def slot_left(state: WorkerState, running: tuple[str, ...] = (), served: int = 0) -> SlotView:
+    """A worker's slot as it left it: its state, the requests it was running, and how many
+    it had finished before."""
+    board = Scoreboard(slots=1, threads=2)
+    board.reset(0, generation=1)
+    slot = board.slot(0)
+    slot.set_state(state)
+    for number in range(served):
+        slot.begin(0, f"#{number} GET /done", number + 1, 1)
+        slot.end(0, 0)
+    for cell, label in enumerate(running):
+        slot.begin(cell, label, served + cell + 1, cell + 1)
+    return board.read(0)
+
+
+def gone(*, ready: bool = False, age: float = 0.1) -> WorkerProcess:
+    """The master's record of a worker started ``age`` seconds ago."""
+    return WorkerProcess(4242, 0, 1, time.monotonic() - age, ready=ready)
+
+
+@pytest.mark.parametrize(
+    ("view", "seen_ready", "death"),
+    [
+        pytest.param(slot_left(WorkerState.BOOTING), False, Death.BEFORE_READY, id="importing"),
+        pytest.param(slot_left(WorkerState.FAILED), False, Death.FAILED_TO_START, id="no-app"),
+        pytest.param(
+            slot_left(WorkerState.READY, ("#5 GET /crash",)),
+            True,
+            Death.WHILE_SERVING,
+            id="serving",
+        ),
+        pytest.param(
+            slot_left(WorkerState.BOOTING, ("#1 GET /crash",)),
+            False,
+            Death.WHILE_SERVING,
+            id="first-request-before-marked-ready",
+        ),
+        pytest.param(
+            slot_left(WorkerState.STOPPING, ("#9 GET /slow",), served=3),
+            True,
+            Death.WHILE_SERVING,
+            id="finishing-before-a-stop",
+        ),
+        pytest.param(slot_left(WorkerState.READY), True, Death.WHILE_IDLE, id="idle"),
+        pytest.param(
+            slot_left(WorkerState.READY), False, Death.WHILE_IDLE, id="idle-master-not-told-yet"
+        ),
+        pytest.param(
+            slot_left(WorkerState.BOOTING, served=2),
+            False,
+            Death.WHILE_IDLE,
+            id="served-before-marked-ready",
+        ),
+    ],
+)
+def test_why_a_worker_died_comes_from_its_slot(
+    view: SlotView, seen_ready: bool, death: Death
+) -> None:
+    assert death_of(gone(ready=seen_ready), view) is death
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (-11, "killed by SIGSEGV"),
+        (3, "exited with status 3"),
+        (0, "exited with status 0"),
+        (-40, "killed by signal 40"),  # a real-time signal has no name of its own
+    ],
+)
+def test_describe_exit(code: int, text: str) -> None:
+    assert describe_exit(code) == text
+
+
+@pytest.fixture
+def master(caplog: pytest.LogCaptureFixture) -> Arbiter:
+    """A master's decisions, without its processes: nothing is bound or forked."""
+    caplog.set_level(logging.INFO, logger="fcgikit.arbiter")
+    pool = PoolSettings(workers_min=2, workers_max=2)
+    return Arbiter("app:app", None, ServerSettings(), pool)
+
+
+@pytest.mark.parametrize(
+    ("code", "how"),
+    [(-11, "killed by SIGSEGV"), (3, "exited with status 3"), (-9, "killed by SIGKILL")],
+)
+def test_a_worker_a_request_kills_is_replaced_at_once_every_time(
+    master: Arbiter, caplog: pytest.LogCaptureFixture, code: int, how: str
+) -> None:
+    """The crash-loop back-off is for workers that cannot start; a request that kills its
+    worker (even with exit status 3, the one a worker that cannot load the app exits with)
+    must not delay the next worker, however often it comes."""
+    for _ in range(20):
+        master._exited(gone(ready=True), code, slot_left(WorkerState.READY, ("#5 GET /crash",)))
+    assert (master.crash_streak, master.spawn_after, master.exit_code) == (0, 0.0, None)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"worker 4242 {how} while serving #5 GET /crash; starting a replacement"] * 20
+
+
+def test_workers_that_fail_before_they_are_ready_back_off(
+    master: Arbiter, caplog: pytest.LogCaptureFixture
+) -> None:
+    master.ever_ready = True  # the app loaded once: only a reload with broken code fails
+    delays = []
+    for _ in range(8):
+        master._exited(gone(), 9, slot_left(WorkerState.BOOTING))
+        delays.append(round(master.spawn_after - time.monotonic(), 1) if master.spawn_after else 0)
+    assert delays == [0, 0.5, 1.0, 2.0, 4.0, 8.0, MAX_BACKOFF, MAX_BACKOFF]
+    assert "worker 4242 failed to start: exited with status 9 before it was ready" in caplog.text
+    assert "(2 in a row); backing off: next start in 0.5s" in caplog.text
+    assert master.exit_code is None
+    # A request killing a worker meanwhile changes nothing of it.
+    master._exited(gone(ready=True), -11, slot_left(WorkerState.READY, ("#7 GET /crash",)))
+    assert master.crash_streak == 8
+
+
+def test_an_app_that_no_worker_can_load_stops_the_master(
+    master: Arbiter, caplog: pytest.LogCaptureFixture
+) -> None:
+    master._exited(gone(), 3, slot_left(WorkerState.FAILED))
+    assert master.exit_code == 3
+    assert "worker 4242 failed to start and no worker ever could; stopping" in caplog.text
+
+
+def test_an_app_that_fails_to_load_after_a_reload_leaves_the_pool_serving(
+    master: Arbiter, caplog: pytest.LogCaptureFixture
+) -> None:
+    master._exited(gone(ready=True), -11, slot_left(WorkerState.READY, ("#1 GET /crash",)))
+    master._exited(gone(), 3, slot_left(WorkerState.FAILED))  # a worker loaded it once
+    assert master.exit_code is None and master.crash_streak == 1
+    assert "worker 4242 failed to start (see above); the workers already running" in caplog.text
+
+
+def test_idle_workers_dying_soon_after_their_start_back_off(
+    master: Arbiter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No request to blame (a thread of the app kills its process, say): as a crash loop."""
+    for _ in range(2):
+        master._exited(gone(ready=True), -6, slot_left(WorkerState.READY))
+    assert master.crash_streak == 2 and master.spawn_after > 0
+    assert "worker 4242 killed by SIGABRT while idle; starting a replacement" in caplog.text
+    master._exited(gone(ready=True, age=60), -6, slot_left(WorkerState.READY))
+    assert master.crash_streak == 0  # it lived: the loop is over
+
+
 # --- the pool as real processes ------------------------------------------------------------
 
 
@@ -440,7 +612,7 @@ def test_kill_9_fails_only_that_request_and_refills_the_pool(
         load.wait_for_count(10)
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        pool.wait_for(rf"worker {victim} died \(killed by SIGKILL\) while running #1 GET /sleep")
+        pool.wait_for(rf"worker {victim} killed by SIGKILL while serving #1 GET /sleep")
         pool.wait_count(r"worker \d+ ready", 3)
         refilled = time.monotonic() - killed_at
         load.wait_for_count(len(load.replies) + 10)
@@ -449,6 +621,44 @@ def test_kill_9_fails_only_that_request_and_refills_the_pool(
     assert refilled < 1.0
     assert load.failures() == [], load.failures()[:3]
     assert pool.status()["total_workers"] == 2
+    assert pool.stop() == 0
+
+
+def test_requests_nobody_waits_for_are_not_run_by_a_fresh_worker(
+    start_pool: Callable[..., Pool], tmp_path: Path
+) -> None:
+    """No worker is ready (the only one died, its replacement is still importing the app),
+    and the web server gives up on the requests it sent meanwhile: it closes their
+    connections (nginx, once its client went away) or aborts them (FCGI_ABORT_REQUEST).
+    They wait in the listen backlog, request and EOF; the fresh worker must not run them:
+    here each would kill it, and the next one, and so on."""
+    pool = start_pool("--workers", "1", "--threads", "2", ready=1)
+    victim = int(pool.get("/").body)
+    (tmp_path / "hold-import").touch()
+    os.kill(victim, signal.SIGKILL)
+    pool.wait_for(rf"worker {victim} killed by SIGKILL while idle; starting a replacement")
+    for _ in range(4):
+        with socket.socket(socket.AF_UNIX) as closed:
+            closed.connect(pool.address)
+            closed.sendall(get_request(ClientConnection(), "/crash"))
+    aborted = socket.socket(socket.AF_UNIX)
+    aborted.settimeout(POOL_TIMEOUT)
+    aborted.connect(pool.address)
+    client = ClientConnection()
+    aborted.sendall(get_request(client, "/crash") + client.abort_request(1))
+    (tmp_path / "hold-import").unlink()
+    with aborted:
+        events = []
+        while not any(isinstance(event, RequestEnded) for event in events):
+            data = aborted.recv(65536)
+            assert data, "closed without FCGI_END_REQUEST"
+            events += client.receive_data(data)
+    assert not [event for event in events if isinstance(event, StdoutData)]  # it never ran
+    pool.wait_count("not run: the web server closed the connection or aborted", 5)
+    reply = pool.get("/")
+    assert reply.status == 200
+    assert pool.count(r"worker \d+ ready") == 2  # the fresh worker lives on
+    assert "while serving" not in pool.stderr
     assert pool.stop() == 0
 
 
@@ -562,7 +772,7 @@ def test_dead_worker_is_replaced_and_a_crash_loop_backs_off(
     pool.wait_for(r"backing off: next start in 0.5s")
     pool.wait_for(r"backing off: next start in 1.0s")
     assert pool.get("/").status == 200  # the old worker still serves
-    assert pool.count(r"died \(exit status 9\)") <= 4
+    assert pool.count(r"failed to start: exited with status 9 before it was ready") <= 4
     assert pool.stop() == 0
 
 
@@ -617,6 +827,17 @@ def test_app_that_cannot_be_imported_stops_the_master(tmp_path: Path) -> None:
     assert pool.proc.wait(POOL_TIMEOUT) == 3
     close(pool)
     assert "cannot import 'prefork_app'" in pool.stderr
+    assert "the app cannot be loaded" in pool.stderr
+
+
+def test_app_that_exits_while_it_loads_stops_the_master(tmp_path: Path) -> None:
+    """``sys.exit()`` at import (a setting missing, say) is an app that cannot load, not a
+    crash to retry with a back-off for ever."""
+    (tmp_path / "prefork_app.py").write_text("import sys\nsys.exit('DATABASE_URL is not set')\n")
+    pool = Pool(tmp_path, "--workers", "2")
+    assert pool.proc.wait(POOL_TIMEOUT) == 3
+    close(pool)
+    assert "could not load the app: it called sys.exit('DATABASE_URL is not set')" in pool.stderr
     assert "the app cannot be loaded" in pool.stderr
 
 

@@ -383,6 +383,47 @@ def test_overloaded_when_no_thread_is_free(serve: Any) -> None:
     assert result[0].body == b"slow"
 
 
+def test_a_request_whose_web_server_left_while_it_waited_for_a_thread_is_not_run(
+    serve: Any,
+) -> None:
+    """Every thread busy, the next request waits for one; its web server gives up meanwhile
+    (nginx closes the connection once its client went away). Nobody waits for its answer:
+    it must not run. On the direct lane its connection is not read again, so only a look
+    before it runs can tell (WSGIRequest.waited)."""
+    release = threading.Event()
+    entered = threading.Event()
+    ran: list[str] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        ran.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/hold":
+            entered.set()
+            release.wait(10)
+        start_response("200 OK", [])
+        return [b"done"]
+
+    running = serve(app, threads=1)
+    client = ClientConnection()
+    hold = client.start_request(1, {b"PATH_INFO": b"/hold"}) + client.end_stdin(1)
+    first: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: first.append(_raw_exchange(client, running.path, hold, [1]))
+    )
+    thread.start()
+    assert entered.wait(10)
+    with LogWaiter("not run: the web server closed the connection") as waiter:
+        with socket.socket(socket.AF_UNIX) as gone:
+            gone.connect(running.path)
+            other = ClientConnection()
+            gone.sendall(other.start_request(1, {b"PATH_INFO": b"/gone"}) + other.end_stdin(1))
+            wait_until(lambda: running.server.pool.in_flight == 2, what="it to wait in the queue")
+        release.set()
+        assert waiter.seen.wait(10)
+    thread.join(10)
+    assert first[0][("stdout", 1)].endswith(b"done")
+    assert ran == ["/hold"]
+
+
 def test_multiplexed_requests_on_one_connection(serve: Any) -> None:
     running = serve(echo_environ, multiplexed=True)
     client = ClientConnection()

@@ -86,6 +86,9 @@ class RecordingSink:
     def request_done(self, request: WSGIRequest) -> None:
         pass
 
+    def web_server_gone(self) -> bool:
+        return False
+
 
 def run(
     params: dict[bytes, bytes],
