@@ -307,19 +307,20 @@ latin1_data(PyObject *text, Py_ssize_t *length)
     return PyUnicode_1BYTE_DATA(text);
 }
 
+/* _BAD_VALUE: a control character other than HTAB, [\x00-\x08\x0a-\x1f\x7f] */
 static int
 has_bad_value_char(const Py_UCS1 *data, Py_ssize_t length)
 {
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS1 c = data[i];
-        if (c == '\r' || c == '\n' || c == '\0') {
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
             return 1;
         }
     }
     return 0;
 }
 
-/* _STATUS: [1-9][0-9][0-9](?: [^\r\n\x00]*)?\Z */
+/* _STATUS: [1-9][0-9][0-9](?: [^\x00-\x08\x0a-\x1f\x7f]*)?\Z */
 static int
 is_valid_status(const Py_UCS1 *data, Py_ssize_t length)
 {

@@ -36,8 +36,11 @@ log = logging.getLogger("fcgikit.server")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_STATUS = re.compile(r"[1-9][0-9][0-9](?: [^\r\n\x00]*)?\Z")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
+# RFC 9110 5.5 and 15: a field value and a reason phrase hold no control character but HTAB
+# (CR and LF would split the head; the others reach the HTTP client through nginx as they
+# are). Latin-1's C1 range is obs-text, which the RFC tolerates.
+_STATUS = re.compile(r"[1-9][0-9][0-9](?: [^\x00-\x08\x0a-\x1f\x7f]*)?\Z")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 _TRUE = frozenset({"on", "1", "yes", "true"})
 #: Role.name is a Python-level property of enum: looked up once here, not per request
@@ -87,7 +90,8 @@ class WebServerGone(Exception):
 
 
 class InvalidResponse(Exception):
-    """The app's status or headers cannot be sent (CR/LF, non-latin-1, not a token)."""
+    """The app's status or headers cannot be sent (a control character, non-latin-1, a name
+    that is not a token)."""
 
 
 class ErrorStream:
