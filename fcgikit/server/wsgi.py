@@ -66,6 +66,11 @@ except ImportError:
     _fast_environ = None
     _fast_encode_head = None
 
+#: What an app raises to have its process exit. A request cannot stop the server: it gets a
+#: 500 like any other error, and the server goes on (a pool worker retires after it, see
+#: fcgikit.server.worker.RequestTracker).
+PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
+
 ERROR_PAGE = (
     b"<!doctype html>\n<title>500 Internal Server Error</title>\n"
     b"<h1>Internal Server Error</h1>\n<p>The application failed to answer this request.</p>\n"
@@ -346,6 +351,11 @@ class WSGIRequest:
         except WebServerGone as exc:
             self.aborted = True
             log.info("request %s: the web server went away (%s); output dropped", self.label, exc)
+        except BaseException:
+            # A fault of the server's own (_run_app answers all of the app's): the web server
+            # must not wait for an END_REQUEST that will never come, so the connection closes.
+            log.exception("request %s: unexpected error; closing its connection", self.label)
+            self.close_connection = True
         finally:
             self.body.close()
             if self.filter_data is not None:
@@ -386,7 +396,7 @@ class WSGIRequest:
                 raise WebServerGone(str(exc)) from exc
             self._fail(sys.exc_info())
             return
-        except Exception:
+        except BaseException:  # sys.exit() and KeyboardInterrupt too (PROCESS_EXITS)
             self._fail(sys.exc_info())
             return
         try:
@@ -404,7 +414,7 @@ class WSGIRequest:
                 raise WebServerGone(str(exc)) from exc
             self._fail(sys.exc_info())
             return
-        except Exception:
+        except BaseException:  # a broken iterable's GeneratorExit too
             self._close_result(result)
             self._fail(sys.exc_info())
             return
@@ -459,7 +469,7 @@ class WSGIRequest:
         if close is not None:
             try:
                 close()
-            except Exception:
+            except BaseException:
                 log.exception("request %s: the app's close() raised", self.label)
 
     def _body_stalled(self, exc: RequestBodyTimeout) -> None:
@@ -482,10 +492,11 @@ class WSGIRequest:
             log.error("request %s: invalid response from the app: %s", self.label, exc)
         else:
             log.error(
-                "request %s: the app raised %s: %s",
+                "request %s: the app raised %s: %s%s",
                 self.label,
                 type(exc).__name__,
                 exc,
+                " (a request does not stop the server)" if isinstance(exc, PROCESS_EXITS) else "",
                 exc_info=exc_info,
             )
         if self._headers_sent:

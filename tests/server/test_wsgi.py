@@ -1,0 +1,174 @@
+"""What a request's WSGI side does with what the app hands it, through the live server on
+a unix socket: a BaseException from the app (``sys.exit()``, KeyboardInterrupt, a broken
+iterable's GeneratorExit)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from fcgikit.errors import RemoteProtocolError
+from fcgikit.protocol import ProtocolStatus
+
+Environ = dict[str, Any]
+
+#: long enough for any machine, short enough that a request left unanswered fails the test
+#: rather than hang it
+ANSWER_WITHIN = 10.0
+
+
+def ok(environ: Environ, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"still serving"]
+
+
+class Closing:
+    """A response iterable whose close() raises ``exc``."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"the whole body"
+
+    def close(self) -> None:
+        raise self.exc
+
+
+class Broken:
+    """An iterable whose iterator raises GeneratorExit, as a generator misused can."""
+
+    def __iter__(self) -> Broken:
+        return self
+
+    def __next__(self) -> bytes:
+        raise GeneratorExit
+
+
+def exits(environ: Environ, start_response: Any) -> Iterable[bytes]:
+    """``/<where>``: the app leaves with a BaseException from its call, its iteration (before
+    or after the headers went out) or its close()."""
+    where = environ["PATH_INFO"]
+    if where == "/ok":
+        return ok(environ, start_response)
+    if where == "/call-exit":
+        sys.exit(3)
+    if where == "/call-interrupt":
+        raise KeyboardInterrupt
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if where == "/iterate-broken":
+        return Broken()
+    if where == "/close-exit":
+        return Closing(SystemExit(0))
+
+    def body() -> Iterator[bytes]:
+        if where == "/iterate-after-headers":
+            yield b"the first part"
+        raise SystemExit("from the body")
+
+    return body()
+
+
+BEFORE_HEADERS = [
+    pytest.param("/call-exit", "SystemExit", id="sys.exit() in the call"),
+    pytest.param("/call-interrupt", "KeyboardInterrupt", id="KeyboardInterrupt in the call"),
+    pytest.param("/iterate-exit", "SystemExit", id="SystemExit from the body"),
+    pytest.param("/iterate-broken", "GeneratorExit", id="a broken iterable"),
+]
+KEEP_CONN = [pytest.param(False, id="a connection per request"), pytest.param(True, id="kept")]
+
+
+def error_lines(caplog: pytest.LogCaptureFixture, path: str) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno >= logging.WARNING and path in record.getMessage()
+    ]
+
+
+@pytest.mark.parametrize("keep_conn", KEEP_CONN)
+@pytest.mark.parametrize(("path", "name"), BEFORE_HEADERS)
+def test_a_base_exception_from_the_app_is_a_500_and_the_server_serves_on(
+    serve: Any, caplog: pytest.LogCaptureFixture, path: str, name: str, keep_conn: bool
+) -> None:
+    running = serve(exits)
+    client = running.client(keep_conn=keep_conn, timeout=ANSWER_WITHIN)
+    with caplog.at_level(logging.INFO, logger="fcgikit.server"):
+        response = client.request("GET", path)
+    assert response.status == 500
+    assert response.protocol_status == ProtocolStatus.REQUEST_COMPLETE
+    (line,) = error_lines(caplog, path)
+    assert name in line
+    # The same connection when it is kept, and the server as a whole: still serving.
+    assert client.request("GET", "/ok").body == b"still serving"
+    assert running.thread.is_alive()
+
+
+@pytest.mark.parametrize("keep_conn", KEEP_CONN)
+def test_a_base_exception_after_the_headers_cuts_the_connection_before_end_request(
+    serve: Any, caplog: pytest.LogCaptureFixture, keep_conn: bool
+) -> None:
+    # Too late for a 500: only a connection closed before END_REQUEST makes nginx cut the
+    # client off (see test_server's RuntimeError twin of this test).
+    running = serve(exits)
+    with (
+        caplog.at_level(logging.INFO, logger="fcgikit.server"),
+        pytest.raises(RemoteProtocolError, match="without ending request"),
+    ):
+        running.client(keep_conn=keep_conn, timeout=ANSWER_WITHIN).request(
+            "GET", "/iterate-after-headers"
+        )
+    (line,) = error_lines(caplog, "/iterate-after-headers")
+    assert "SystemExit" in line
+    assert running.client(keep_conn=keep_conn).request("GET", "/ok").status == 200
+
+
+def test_a_base_exception_from_close_is_logged_and_the_response_goes_out(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # close() runs once the body is produced: the response is whole, as for any exception.
+    running = serve(exits)
+    with caplog.at_level(logging.INFO, logger="fcgikit.server"):
+        response = running.client(keep_conn=True, timeout=ANSWER_WITHIN).request(
+            "GET", "/close-exit"
+        )
+    assert (response.status, response.body) == (200, b"the whole body")
+    (line,) = error_lines(caplog, "/close-exit")
+    assert "close() raised" in line
+    assert running.client().request("GET", "/ok").status == 200
+
+
+def test_a_debug_page_shows_the_exit(serve: Any) -> None:
+    response = serve(exits, debug=True).client(timeout=ANSWER_WITHIN).request("GET", "/call-exit")
+    assert response.status == 500
+    assert b"SystemExit: 3" in response.body
+
+
+class Unreadable(Mapping[str, object]):
+    """A base environ that cannot be read: a fault of the server's side, not the app's."""
+
+    def __getitem__(self, key: str) -> object:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("cannot build the environ")
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_a_fault_of_the_server_closes_the_connection_instead_of_leaving_it_waiting(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = serve(ok, base_environ=Unreadable())
+    with (
+        caplog.at_level(logging.INFO, logger="fcgikit.server"),
+        pytest.raises(RemoteProtocolError, match="without ending request"),
+    ):
+        running.client(keep_conn=True, timeout=ANSWER_WITHIN).request("GET", "/fault")
+    (line,) = error_lines(caplog, "/fault")
+    assert "unexpected error" in line
