@@ -47,6 +47,19 @@ _TRUE = frozenset({"on", "1", "yes", "true"})
 _ROLE_NAMES = {role: role.name for role in Role}
 # These never describe the request body (CGI has CONTENT_*) and HTTP_PROXY is httpoxy.
 _DROPPED_PARAMS = frozenset({"HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_PROXY"})
+#: The CGI variables PEP 3333 requires, with what the environ gets when the web server did
+#: not send one. The names filled in are listed in environ["fcgikit.missing_params"]: a
+#: fixer must tell "not sent" from "sent empty" (nginx's stock fastcgi_params send no
+#: PATH_INFO and the whole path as SCRIPT_NAME; an empty PATH_INFO means something else).
+_CGI_DEFAULTS = (
+    ("REQUEST_METHOD", "GET"),
+    ("SCRIPT_NAME", ""),
+    ("PATH_INFO", ""),
+    ("QUERY_STRING", ""),
+    ("SERVER_NAME", "localhost"),
+    ("SERVER_PORT", "80"),
+    ("SERVER_PROTOCOL", "HTTP/1.1"),
+)
 
 EnvironFromParams = Callable[
     [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any]
@@ -159,6 +172,17 @@ def _environ_from_params_py(
     return environ
 
 
+def _fill_cgi_defaults(environ: dict[str, Any]) -> None:
+    """Put in the CGI variables the web server did not send (_CGI_DEFAULTS), and name them
+    in ``environ["fcgikit.missing_params"]``."""
+    missing = []
+    for key, default in _CGI_DEFAULTS:
+        if key not in environ:
+            environ[key] = default
+            missing.append(key)
+    environ["fcgikit.missing_params"] = frozenset(missing)
+
+
 def _encode_head_py(status: object, headers: Iterable[object], content_length: int | None) -> bytes:
     """The CGI head: Status line, headers, a Content-Length when ``content_length`` is given
     and the app sent none, blank line. Raises InvalidResponse for what cannot be sent."""
@@ -261,13 +285,16 @@ class WSGIRequest:
             environ.pop("CONTENT_LENGTH", None)
         if not environ.get("CONTENT_TYPE"):
             environ.pop("CONTENT_TYPE", None)
-        environ.setdefault("REQUEST_METHOD", "GET")
-        environ.setdefault("SCRIPT_NAME", "")
-        environ.setdefault("PATH_INFO", "")
-        environ.setdefault("QUERY_STRING", "")
-        environ.setdefault("SERVER_NAME", "localhost")
-        environ.setdefault("SERVER_PORT", "80")
-        environ.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
+        if not (
+            "PATH_INFO" in environ
+            and "SCRIPT_NAME" in environ
+            and "QUERY_STRING" in environ
+            and "REQUEST_METHOD" in environ
+            and "SERVER_NAME" in environ
+            and "SERVER_PORT" in environ
+            and "SERVER_PROTOCOL" in environ
+        ):
+            _fill_cgi_defaults(environ)
         environ["wsgi.version"] = (1, 0)
         environ["wsgi.url_scheme"] = url_scheme(environ)
         environ["wsgi.input"] = self.body

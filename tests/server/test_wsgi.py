@@ -1,6 +1,7 @@
-"""What a request's WSGI side does with what the app hands it, through the live server on
-a unix socket: a BaseException from the app (``sys.exit()``, KeyboardInterrupt, a broken
-iterable's GeneratorExit)."""
+"""What a request's WSGI side does with what the app and the web server hand it, through the
+live server on a unix socket: a BaseException from the app (``sys.exit()``,
+KeyboardInterrupt, a broken iterable's GeneratorExit), and the CGI variables the server
+fills in because the web server did not send them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from fcgikit.errors import RemoteProtocolError
+from fcgikit.middleware import Normalize
 from fcgikit.protocol import ProtocolStatus
 
 Environ = dict[str, Any]
@@ -172,3 +174,45 @@ def test_a_fault_of_the_server_closes_the_connection_instead_of_leaving_it_waiti
         running.client(keep_conn=True, timeout=ANSWER_WITHIN).request("GET", "/fault")
     (line,) = error_lines(caplog, "/fault")
     assert "unexpected error" in line
+
+
+# --- what the web server did not send ---------------------------------------------------
+
+#: what nginx's stock fastcgi_params send for GET /blog/post%201?x=1: no PATH_INFO, the whole
+#: path in SCRIPT_NAME
+STOCK_NGINX = [
+    (b"QUERY_STRING", b"x=1"),
+    (b"REQUEST_METHOD", b"GET"),
+    (b"SCRIPT_NAME", b"/blog/post 1"),
+    (b"REQUEST_URI", b"/blog/post%201?x=1"),
+    (b"DOCUMENT_URI", b"/blog/post 1"),
+    (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+    (b"SERVER_NAME", b"example.org"),
+    (b"SERVER_PORT", b"443"),
+]
+
+
+def show_split(environ: Environ, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    missing = sorted(environ.get("fcgikit.missing_params", ()))
+    text = f"{environ['SCRIPT_NAME']}|{environ['PATH_INFO']}|{missing}"
+    return [text.encode("latin-1")]
+
+
+def test_the_cgi_variables_filled_in_are_named_in_missing_params(serve: Any) -> None:
+    running = serve(show_split)
+    sent = running.client().request("GET", "/a", params={"SCRIPT_NAME": "/s"})
+    assert sent.body == b"/s|/a|[]"
+    stock = running.client().request(raw_params=STOCK_NGINX)
+    assert stock.body == b"/blog/post 1||['PATH_INFO']"
+    bare = running.client().request(raw_params=[(b"REQUEST_URI", b"/")])
+    assert bare.body.endswith(
+        b"||['PATH_INFO', 'QUERY_STRING', 'REQUEST_METHOD', 'SCRIPT_NAME', 'SERVER_NAME', "
+        b"'SERVER_PORT', 'SERVER_PROTOCOL']"
+    )
+
+
+def test_normalize_without_a_mount_splits_nginx_stock_params_right(serve: Any) -> None:
+    running = serve(Normalize(show_split))
+    response = running.client().request(raw_params=STOCK_NGINX)
+    assert response.body == b"|/blog/post 1|[]"
