@@ -47,6 +47,10 @@ _TRUE = frozenset({"on", "1", "yes", "true"})
 _ROLE_NAMES = {role: role.name for role in Role}
 # These never describe the request body (CGI has CONTENT_*) and HTTP_PROXY is httpoxy.
 _DROPPED_PARAMS = frozenset({"HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_PROXY"})
+#: Environ keys only the server and the middleware set, in any case: a param named so is
+#: dropped, or a peer could forge what the middleware trusts (fcgikit.duplicate_params).
+#: No web server sends such a name unless told to (fastcgi_param, SetEnv).
+RESERVED_PREFIXES = ("wsgi.", "fcgikit.")
 #: The CGI variables PEP 3333 requires, with what the environ gets when the web server did
 #: not send one. The names filled in are listed in environ["fcgikit.missing_params"]: a
 #: fixer must tell "not sent" from "sent empty" (nginx's stock fastcgi_params send no
@@ -62,12 +66,13 @@ _CGI_DEFAULTS = (
 )
 
 EnvironFromParams = Callable[
-    [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any]
+    [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any] | None
 ]
 EncodeHead = Callable[[object, object, int | None], bytes | None]
 #: The C fast lane (_speedups.c) for two steps of every request: building the environ and
 #: encoding the head. None where it was not built, or with FCGIKIT_PURE_PYTHON=1. The Python
-#: functions below are the spec. _fast_environ returns what _environ_from_params_py returns.
+#: functions below are the spec. _fast_environ returns what _environ_from_params_py returns,
+#: or None when a param has a reserved name (RESERVED_PREFIXES); then the Python drops it.
 #: _fast_encode_head returns what _encode_head_py returns, or None for anything unusual; then
 #: _encode_head_py runs and raises its precise error.
 _fast_environ: EnvironFromParams | None
@@ -163,12 +168,27 @@ def _environ_from_params_py(
     base: Mapping[str, object], params: dict[bytes, bytes], dropped: frozenset[str]
 ) -> dict[str, Any]:
     """``base`` plus the params in one pass, names and values decoded latin-1 (PEP 3333),
-    except the ``dropped`` names."""
+    except the ``dropped`` names and the reserved ones (RESERVED_PREFIXES)."""
     environ: dict[str, Any] = dict(base)
+    reserved: list[str] | None = None
     for name, value in params.items():
         key = name.decode("latin-1")
-        if key not in dropped:
-            environ[key] = value.decode("latin-1")
+        if key in dropped:
+            continue
+        # A reserved name has a dot, which no CGI or HTTP_* name has: the one test most
+        # names meet, and a cheaper one than any on the first letter.
+        if "." in key and key.lower().startswith(RESERVED_PREFIXES):
+            if reserved is None:
+                reserved = []
+            reserved.append(key)
+            continue
+        environ[key] = value.decode("latin-1")
+    if reserved is not None:
+        log.debug(
+            "dropped %d param(s) with a reserved name (wsgi.*, fcgikit.*): %s",
+            len(reserved),
+            ", ".join(repr(key) for key in reserved[:5]),
+        )
     return environ
 
 
@@ -279,8 +299,12 @@ class WSGIRequest:
 
     def build_environ(self) -> dict[str, Any]:
         settings = self.settings
-        from_params = _fast_environ or _environ_from_params_py
-        environ = from_params(settings.base_environ, self.event.params, _DROPPED_PARAMS)
+        params = self.event.params
+        environ = None
+        if _fast_environ is not None:
+            environ = _fast_environ(settings.base_environ, params, _DROPPED_PARAMS)
+        if environ is None:  # no fast lane, or a reserved name, which the Python drops
+            environ = _environ_from_params_py(settings.base_environ, params, _DROPPED_PARAMS)
         if not environ.get("CONTENT_LENGTH", "").strip():
             environ.pop("CONTENT_LENGTH", None)
         if not environ.get("CONTENT_TYPE"):

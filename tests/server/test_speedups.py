@@ -144,6 +144,12 @@ def run(
             id="params override base_environ",
         ),
         pytest.param({b"": b"empty name"}, {}, {"": "empty name"}, id="an empty name"),
+        pytest.param(
+            {b"wsgi.input": b"x", b"FCGIKIT.orig": b"{}", b"fcgikit_x": b"1", b"WSGI": b"2"},
+            {},
+            {"fcgikit_x": "1", "WSGI": "2"},
+            id="reserved names dropped",
+        ),
     ],
 )
 def test_the_environ_has_the_params_decoded_latin1(
@@ -152,7 +158,9 @@ def test_the_environ_has_the_params_decoded_latin1(
     environ, _, _ = run(params, base_environ=base)
     assert {key: environ[key] for key in expected} == expected
     assert not {"HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE"} & set(environ)
+    assert "FCGIKIT.orig" not in environ
     assert environ["wsgi.version"] == (1, 0)
+    assert type(environ["wsgi.input"]).__name__ == "RequestBody"
 
 
 class Text(str):
@@ -260,9 +268,26 @@ NAMES = st.one_of(
             b"",
             b"\xff\x80",
             b"N" * 80,
+            # reserved, in any case, and names that only look like it
+            b"wsgi.input",
+            b"WSGI.x",
+            b"fcgikit.duplicate_params",
+            b"FcGiKiT.",
+            b"wsgi",
+            b"fcgikit",
+            b"wsgi_x",
+            b"Fcgikit:x",
+            b"w",
+            b"F",
+            b"wsgi\xae",
         ]
     ),
     st.binary(max_size=20),
+    st.builds(
+        bytes.__add__,
+        st.sampled_from([b"wsgi.", b"Wsgi.", b"fcgikit.", b"FCGIKIT.", b"wsgi,", b"fcgikit"]),
+        st.binary(max_size=8),
+    ),
 )
 VALUES = st.one_of(st.sampled_from([b"", b"GET", b"\x00\r\n\xff"]), st.binary(max_size=40))
 PARAMS = st.dictionaries(NAMES, VALUES, max_size=12)
@@ -277,15 +302,37 @@ DROPS = st.one_of(
 )
 
 
+def reserved(name: bytes) -> bool:
+    """The names only the server and the middleware may set: ``wsgi.*``, ``fcgikit.*``."""
+    return name.decode("latin-1").lower().startswith(wsgi.RESERVED_PREFIXES)
+
+
 @given(base=BASES, params=PARAMS, dropped=DROPS)
 @settings(max_examples=500, deadline=None)
-def test_environ_from_params_is_the_python(
+def test_environ_from_params_is_the_python_or_declines_a_reserved_name(
     lane: ModuleType, base: Any, params: dict[bytes, bytes], dropped: frozenset[str]
 ) -> None:
     expected = wsgi._environ_from_params_py(base, params, dropped)
+    assert not any(reserved(key.encode("latin-1")) for key in set(expected) - set(base))
     environ = lane.environ_from_params(base, params, dropped)
+    if any(reserved(name) for name in params):
+        assert environ is None  # the Python drops it, and logs it
+        return
     assert environ == expected
     assert list(environ) == list(expected)  # the same order too
+
+
+@pytest.mark.parametrize("prefix", wsgi.RESERVED_PREFIXES)
+def test_environ_from_params_declines_each_reserved_prefix_in_any_case(
+    lane: ModuleType, prefix: str
+) -> None:
+    for name in (prefix, prefix.upper() + "x", prefix.title() + "y"):
+        params = {b"PATH_INFO": b"/", name.encode(): b"forged", b"HTTP_HOST": b"h"}
+        # twice: a name once declined is still declined (reserved names are never cached)
+        assert lane.environ_from_params({}, params, DROPPED) is None
+        assert lane.environ_from_params({}, params, DROPPED) is None
+    without_dot = {prefix[:-1].encode(): b"fine"}
+    assert lane.environ_from_params({}, without_dot, DROPPED) == {prefix[:-1]: "fine"}
 
 
 def test_a_flood_of_names_keeps_the_environ_right(lane: ModuleType) -> None:
@@ -501,6 +548,7 @@ def calls(lane: ModuleType) -> Iterator[tuple[Callable[..., Any], tuple[Any, ...
     long_name = b"L" * 200
     params = {b"PATH_INFO": b"/hello", b"HTTP_PROXY": b"x", long_name: b"\xff" * 30}
     yield lane.environ_from_params, (MappingProxyType({}), params, DROPPED)
+    yield lane.environ_from_params, ({}, {**params, b"wsgi.input": b"forged"}, DROPPED)
     yield lane.environ_from_params, ({"base": object()}, params, DROPPED)
     yield lane.environ_from_params, ({}, {b"A": "not bytes"}, DROPPED)
     headers = [("Content-Type", "text/plain"), ("X-A", "\xe9" * 20)]

@@ -1,6 +1,7 @@
 """What a request's WSGI side does with what the app and the web server hand it, through the
 live server on a unix socket: a BaseException from the app (``sys.exit()``,
-KeyboardInterrupt, a broken iterable's GeneratorExit), and the CGI variables the server
+KeyboardInterrupt, a broken iterable's GeneratorExit), params with the names only the server
+and the middleware may set (``wsgi.*``, ``fcgikit.*``), and the CGI variables the server
 fills in because the web server did not send them."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from fcgikit.errors import RemoteProtocolError
-from fcgikit.middleware import Normalize
+from fcgikit.middleware import Normalize, ProxyFix
 from fcgikit.protocol import ProtocolStatus
 
 Environ = dict[str, Any]
@@ -174,6 +175,55 @@ def test_a_fault_of_the_server_closes_the_connection_instead_of_leaving_it_waiti
         running.client(keep_conn=True, timeout=ANSWER_WITHIN).request("GET", "/fault")
     (line,) = error_lines(caplog, "/fault")
     assert "unexpected error" in line
+
+
+# --- the keys only the server and the middleware set ------------------------------------
+
+FORGED = {
+    "fcgikit.duplicate_params": "HTTP_X_FORWARDED_FOR",
+    "FCGIKIT.orig": "{}",
+    "fcgikit.normalize": "explicit mount",
+    "Fcgikit.Missing_Params": "PATH_INFO",
+    "wsgi.custom": "x",
+    "WSGI.input": "not the body",
+    "Wsgi.Url_Scheme": "https",
+}
+
+
+def show_environ(environ: Environ, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    lines = [f"{key}={environ[key]!r}" for key in sorted(environ) if "." in key]
+    lines.append(f"input={type(environ['wsgi.input']).__name__}")
+    lines.append(f"REMOTE_ADDR={environ['REMOTE_ADDR']}")
+    return ["\n".join(lines).encode()]
+
+
+def test_params_named_like_the_servers_own_keys_are_dropped(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = serve(show_environ)
+    with caplog.at_level(logging.DEBUG, logger="fcgikit.server"):
+        response = running.client().request(
+            "POST", "/", body=b"the body", params={**FORGED, "HTTP_X_FINE": "kept"}
+        )
+    text = response.body.decode()
+    for name in FORGED:
+        assert f"\n{name}=" not in f"\n{text}", text
+    assert "wsgi.url_scheme='http'" in text and "input=RequestBody" in text
+    (line,) = [r.getMessage() for r in caplog.records if "reserved" in r.getMessage()]
+    assert "dropped 7 param(s)" in line
+
+
+def test_a_forged_duplicate_params_key_cannot_make_proxy_fix_refuse(serve: Any) -> None:
+    running = serve(ProxyFix(show_environ, x_for=1))
+    response = running.client().request(
+        "GET",
+        "/",
+        headers={"X-Forwarded-For": "203.0.113.5"},
+        params={"fcgikit.duplicate_params": "HTTP_X_FORWARDED_FOR"},
+    )
+    assert response.status == 200, response.body
+    assert "REMOTE_ADDR=203.0.113.5" in response.body.decode()
 
 
 # --- what the web server did not send ---------------------------------------------------
