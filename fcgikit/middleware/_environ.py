@@ -19,6 +19,18 @@ if TYPE_CHECKING:
 ORIG_KEY = "fcgikit.orig"
 #: Set by fcgikit's server: the environ keys whose FastCGI param arrived more than once.
 DUPLICATES_KEY = "fcgikit.duplicate_params"
+#: Set by fcgikit's server: the CGI variables the web server did not send, which the server
+#: filled in with PEP 3333's defaults (``PATH_INFO`` ``''``...). A fixer that sets one of
+#: them takes it off the list.
+MISSING_KEY = "fcgikit.missing_params"
+
+
+def sent_value(environ: WSGIEnvironment, key: str) -> Any:
+    """``environ[key]`` as the web server sent it: None when it sent nothing, also where the
+    server filled in a default for it (see :data:`MISSING_KEY`)."""
+    if key in (environ.get(MISSING_KEY) or ()):
+        return None
+    return environ.get(key)
 
 
 def set_value(environ: WSGIEnvironment, key: str, value: Any) -> None:
@@ -40,7 +52,10 @@ def _remember(environ: WSGIEnvironment, key: str) -> None:
     orig = environ.get(ORIG_KEY)
     if not isinstance(orig, dict):
         orig = environ[ORIG_KEY] = {}
-    orig.setdefault(key, environ.get(key))
+    orig.setdefault(key, sent_value(environ, key))
+    missing = environ.get(MISSING_KEY)
+    if missing and key in missing:  # a value of the fixer's from now on, not a default
+        environ[MISSING_KEY] = frozenset(missing) - {key}
 
 
 def wsgi_to_bytes(value: str) -> bytes:

@@ -18,6 +18,8 @@ outside the mount is a 404):
    ends the request path: Apache's ``ProxyPass``. The mount is what comes before the tail.
 4. **no PATH_INFO at all**: PATH_INFO absent while DOCUMENT_URI is present: nginx's stock
    ``fastcgi_params``, where SCRIPT_NAME is the whole path. The mount is taken as ``''``.
+   (fcgikit's server fills in PATH_INFO ``''`` when none was sent, as PEP 3333 wants, and
+   says so in ``environ['fcgikit.missing_params']``: that counts as absent.)
 5. **prefix stripped**: SCRIPT_NAME is ``''`` and PATH_INFO is a proper tail of the request
    path: the server removed the mount (Caddy's ``handle_path``). The mount is the rest.
 6. **server split**: SCRIPT_NAME is a prefix of the request path and SCRIPT_NAME +
@@ -63,7 +65,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from fcgikit.middleware._environ import DUPLICATES_KEY, plain_response
+from fcgikit.middleware._environ import DUPLICATES_KEY, plain_response, sent_value
 from fcgikit.middleware._paths import (
     EncodedSlash,
     PathError,
@@ -103,7 +105,8 @@ class Evidence:
     def from_environ(cls, environ: WSGIEnvironment, path: str | None) -> Evidence:
         return cls(
             script_name=environ.get("SCRIPT_NAME", ""),
-            path_info=environ.get("PATH_INFO"),
+            # fcgikit's server fills in PATH_INFO '' when none was sent: not the same thing
+            path_info=sent_value(environ, "PATH_INFO"),
             path=path,
             script_filename=environ.get("SCRIPT_FILENAME"),
             document_uri="DOCUMENT_URI" in environ,

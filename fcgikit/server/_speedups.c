@@ -15,9 +15,10 @@
  * type (a str subclass, a list subclass, a huge int). wsgi.py then runs the
  * Python, which does the full work and raises its precise error, so this file
  * never has to reproduce an error message.
- * environ_from_params has no such unusual case: every byte string decodes as
- * latin-1. It raises TypeError only when its own caller (wsgi.py) passes the
- * wrong types.
+ * environ_from_params has one such case: a param named like the keys only the
+ * server and the middleware set (wsgi.*, fcgikit.*), which the Python drops and
+ * logs. Every byte string decodes as latin-1. It raises TypeError only when its own
+ * caller (wsgi.py) passes the wrong types.
  *
  * accept_connection() is the server loop's accept: accept4() with SOCK_NONBLOCK (no
  * setblocking() ioctl afterwards), and None when no connection waits. socket.accept()
@@ -118,66 +119,100 @@ decode_latin1(PyObject *bytes)
     return PyUnicode_DecodeLatin1(PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes), NULL);
 }
 
-/* The environ key for a param name, or None when the name is in dropped: a new
- * reference, or NULL with an exception. */
-static PyObject *
-environ_key(module_state *state, PyObject *dropped, PyObject *name)
+/* Whether a param name starts with one of the prefixes only the server and the
+ * middleware may use for environ keys, in any case: wsgi.RESERVED_PREFIXES, which
+ * tests/server/test_speedups.py holds this to. Such a name makes environ_from_params
+ * decline, and the Python drops it (and says so in the log). */
+static int
+is_reserved_name(const char *name, Py_ssize_t length)
+{
+    static const char *const prefixes[] = {"wsgi.", "fcgikit."};
+    for (size_t p = 0; p < sizeof(prefixes) / sizeof(prefixes[0]); p++) {
+        const char *prefix = prefixes[p];
+        Py_ssize_t i = 0;
+        for (; prefix[i] != '\0' && i < length; i++) {
+            char c = name[i];
+            if (c >= 'A' && c <= 'Z') {
+                c += 'a' - 'A';
+            }
+            if (c != prefix[i]) {
+                break;
+            }
+        }
+        if (prefix[i] == '\0') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The environ key for a param name: 1 with *key a new reference (None when the name is
+ * in dropped), 0 for a reserved name (is_reserved_name; no key), -1 with an exception.
+ * Reserved names are never cached, so a cached name costs no prefix test. */
+static int
+environ_key(module_state *state, PyObject *dropped, PyObject *name, PyObject **key)
 {
     if (!PyBytes_Check(name)) {
         PyErr_Format(PyExc_TypeError, "param names must be bytes, not %.100s",
                      Py_TYPE(name)->tp_name);
-        return NULL;
+        return -1;
     }
     /* Only exact bytes go in the cache: hashing and comparing them runs no Python
      * code, and a subclass could be unequal to the bytes it holds. */
     int cacheable =
         PyBytes_CheckExact(name) && PyBytes_GET_SIZE(name) <= NAME_CACHE_MAX_LENGTH;
     if (cacheable) {
-        PyObject *key = PyDict_GetItemWithError(state->name_cache, name);
-        if (key != NULL) {
-            return Py_NewRef(key);
+        PyObject *cached = PyDict_GetItemWithError(state->name_cache, name);
+        if (cached != NULL) {
+            *key = Py_NewRef(cached);
+            return 1;
         }
         if (PyErr_Occurred()) {
-            return NULL;
+            return -1;
         }
     }
-    PyObject *key = decode_latin1(name);
-    if (key == NULL) {
-        return NULL;
+    if (is_reserved_name(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))) {
+        return 0;
     }
-    int is_dropped = PySet_Contains(dropped, key);
+    PyObject *decoded = decode_latin1(name);
+    if (decoded == NULL) {
+        return -1;
+    }
+    int is_dropped = PySet_Contains(dropped, decoded);
     if (is_dropped < 0) {
-        Py_DECREF(key);
-        return NULL;
+        Py_DECREF(decoded);
+        return -1;
     }
     if (is_dropped) {
-        Py_SETREF(key, Py_NewRef(Py_None));
+        Py_SETREF(decoded, Py_NewRef(Py_None));
     }
-    if (!cacheable) {
-        return key;
+    if (cacheable) {
+        if (PyDict_GET_SIZE(state->name_cache) >= NAME_CACHE_ENTRIES) {
+            PyDict_Clear(state->name_cache);
+        }
+        if (PyDict_SetItem(state->name_cache, name, decoded) < 0) {
+            Py_DECREF(decoded);
+            return -1;
+        }
     }
-    if (PyDict_GET_SIZE(state->name_cache) >= NAME_CACHE_ENTRIES) {
-        PyDict_Clear(state->name_cache);
-    }
-    if (PyDict_SetItem(state->name_cache, name, key) < 0) {
-        Py_DECREF(key);
-        return NULL;
-    }
-    return key;
+    *key = decoded;
+    return 1;
 }
 
-/* environ[name decoded] = value decoded, unless the name is dropped. */
+/* environ[name decoded] = value decoded, unless the name is dropped: 1, or 0 for a
+ * reserved name (nothing added), -1 with an exception. */
 static int
 add_param(module_state *state, PyObject *environ, PyObject *dropped, PyObject *name,
           PyObject *value)
 {
-    PyObject *key = environ_key(state, dropped, name);
-    if (key == NULL) {
-        return -1;
+    PyObject *key;
+    int found = environ_key(state, dropped, name, &key);
+    if (found <= 0) {
+        return found;
     }
     if (key == Py_None) {
         Py_DECREF(key);
-        return 0;
+        return 1;
     }
     if (!PyBytes_Check(value)) {
         PyErr_Format(PyExc_TypeError, "param values must be bytes, not %.100s",
@@ -193,7 +228,7 @@ add_param(module_state *state, PyObject *environ, PyObject *dropped, PyObject *n
     int result = PyDict_SetItem(environ, key, text);
     Py_DECREF(key);
     Py_DECREF(text);
-    return result;
+    return result < 0 ? -1 : 1;
 }
 
 /* The keys build_environ adds after the params (wsgi.*, FCGI_ROLE, the CGI
@@ -232,7 +267,8 @@ new_environ(PyObject *base, Py_ssize_t param_count)
 PyDoc_STRVAR(environ_from_params_doc,
 "environ_from_params(base, params, dropped, /)\n--\n\n"
 "dict(base) plus each param of the dict params (bytes: bytes), name and value\n"
-"decoded latin-1, in order, except the names in the frozenset dropped.\n"
+"decoded latin-1, in order, except the names in the frozenset dropped; None when\n"
+"a name is reserved (wsgi.*, fcgikit.*, any case): the Python then drops it.\n"
 "wsgi._environ_from_params_py is the spec.");
 
 static PyObject *
@@ -274,8 +310,11 @@ environ_from_params(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         int result = add_param(state, environ, dropped, name, value);
         Py_DECREF(name);
         Py_DECREF(value);
-        if (result < 0) {
+        if (result <= 0) {
             Py_DECREF(environ);
+            if (result == 0) {
+                Py_RETURN_NONE; /* a reserved name: the Python's to drop and log */
+            }
             return NULL;
         }
     }
@@ -307,19 +346,20 @@ latin1_data(PyObject *text, Py_ssize_t *length)
     return PyUnicode_1BYTE_DATA(text);
 }
 
+/* _BAD_VALUE: a control character other than HTAB, [\x00-\x08\x0a-\x1f\x7f] */
 static int
 has_bad_value_char(const Py_UCS1 *data, Py_ssize_t length)
 {
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS1 c = data[i];
-        if (c == '\r' || c == '\n' || c == '\0') {
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
             return 1;
         }
     }
     return 0;
 }
 
-/* _STATUS: [1-9][0-9][0-9](?: [^\r\n\x00]*)?\Z */
+/* _STATUS: [1-9][0-9][0-9](?: [^\x00-\x08\x0a-\x1f\x7f]*)?\Z */
 static int
 is_valid_status(const Py_UCS1 *data, Py_ssize_t length)
 {

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.status import StatusPage, WorkerSlot, WorkerState
+from fcgikit.server.wsgi import PROCESS_EXITS
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -68,20 +69,37 @@ class _Running:
 
 
 class _ClosingIterable:
-    """The app's response iterable, with the request's end recorded when it is closed."""
+    """The app's response iterable, with the request's end recorded when it is closed, and
+    an exit the app asks for while it is iterated or closed reported to ``on_exit``."""
 
-    def __init__(self, result: Iterable[bytes], on_close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        result: Iterable[bytes],
+        on_close: Callable[[], None],
+        on_exit: Callable[[BaseException], None],
+    ) -> None:
         self._result = result
         self._on_close = on_close
+        self._on_exit = on_exit
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._result)
+        # A for loop, not yield from: closing this generator must not close the app's
+        # iterator too (close() does that, once).
+        try:
+            for chunk in self._result:  # noqa: UP028
+                yield chunk
+        except PROCESS_EXITS as exc:
+            self._on_exit(exc)
+            raise
 
     def close(self) -> None:
         try:
             close = getattr(self._result, "close", None)
             if close is not None:
                 close()
+        except PROCESS_EXITS as exc:
+            self._on_exit(exc)
+            raise
         finally:
             self._on_close()
 
@@ -104,6 +122,11 @@ class RequestTracker:
     A request ends when the server closes its response (PEP 3333 guarantees the call), so
     after the last byte is sent: ``--timeout`` never kills a worker under a response that
     is still going out.
+
+    The worker retires (the master starts a replacement, then stops this one gracefully)
+    after ``max_requests`` requests, and after a request whose app asked its process to exit
+    (``sys.exit()``, see :data:`~fcgikit.server.wsgi.PROCESS_EXITS`): the server answers
+    that request 500, and the exit the app wanted happens without failing anyone else's.
     """
 
     def __init__(
@@ -138,12 +161,18 @@ class RequestTracker:
         cell = self._begin(request_label(environ))
         try:
             result = self.app(environ, start_response)
-        except BaseException:
+        except BaseException as exc:
             self._end(cell)
+            if isinstance(exc, PROCESS_EXITS):
+                self.app_exited(exc)
             raise
         if isinstance(result, list | tuple):
             return _ClosingList(result, lambda: self._end(cell))
-        return _ClosingIterable(result, lambda: self._end(cell))
+        return _ClosingIterable(result, lambda: self._end(cell), self.app_exited)
+
+    def app_exited(self, exc: BaseException) -> None:
+        """The app asked its process to exit during a request: retire once it is answered."""
+        self.retire(f"was asked to exit by the app ({type(exc).__name__})")
 
     def _begin(self, label: str) -> int:
         with self._lock:
@@ -164,20 +193,21 @@ class RequestTracker:
             self._free_cells.append(cell)
             self.completed += 1
             self.slot.end(cell, len(self.running))
-            retire = (
-                self.max_requests > 0 and self.completed >= self.max_requests and not self.retiring
-            )
-            if retire:
-                self.retiring = True
-                if self.slot.state() == WorkerState.READY:
-                    self.slot.set_state(WorkerState.RETIRING)
-        if retire:
-            log.info(
-                "worker %d served %d requests (--max-requests); asking for a replacement",
-                os.getpid(),
-                self.completed,
-            )
-            self.notify()
+            completed = self.completed
+        if self.max_requests > 0 and completed >= self.max_requests:
+            self.retire(f"served {completed} requests (--max-requests)")
+
+    def retire(self, reason: str) -> None:
+        """Ask the master for a replacement, once; it stops this worker gracefully (running
+        requests finish) when the replacement is ready."""
+        with self._lock:
+            if self.retiring:
+                return
+            self.retiring = True
+            if self.slot.state() == WorkerState.READY:
+                self.slot.set_state(WorkerState.RETIRING)
+        log.info("worker %d %s; asking for a replacement", os.getpid(), reason)
+        self.notify()
 
     def slow_requests(self, threshold: float) -> list[_Running]:
         """Requests running longer than ``threshold`` not reported yet; marks them reported."""
@@ -230,7 +260,9 @@ class Watchdog(threading.Thread):
             if self.stopped.is_set():
                 return
         if self.tracker.slot.state() == WorkerState.BOOTING:
-            self.tracker.slot.set_state(WorkerState.READY)
+            # a request served before this look may have asked the worker to retire already
+            retiring = self.tracker.retiring
+            self.tracker.slot.set_state(WorkerState.RETIRING if retiring else WorkerState.READY)
         self.notify()
         while not self.stopped.is_set():
             self._wake.wait(self.interval)

@@ -36,22 +36,43 @@ log = logging.getLogger("fcgikit.server")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_STATUS = re.compile(r"[1-9][0-9][0-9](?: [^\r\n\x00]*)?\Z")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
+# RFC 9110 5.5 and 15: a field value and a reason phrase hold no control character but HTAB
+# (CR and LF would split the head; the others reach the HTTP client through nginx as they
+# are). Latin-1's C1 range is obs-text, which the RFC tolerates.
+_STATUS = re.compile(r"[1-9][0-9][0-9](?: [^\x00-\x08\x0a-\x1f\x7f]*)?\Z")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 _TRUE = frozenset({"on", "1", "yes", "true"})
 #: Role.name is a Python-level property of enum: looked up once here, not per request
 _ROLE_NAMES = {role: role.name for role in Role}
 # These never describe the request body (CGI has CONTENT_*) and HTTP_PROXY is httpoxy.
 _DROPPED_PARAMS = frozenset({"HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_PROXY"})
+#: Environ keys only the server and the middleware set, in any case: a param named so is
+#: dropped, or a peer could forge what the middleware trusts (fcgikit.duplicate_params).
+#: No web server sends such a name unless told to (fastcgi_param, SetEnv).
+RESERVED_PREFIXES = ("wsgi.", "fcgikit.")
+#: The CGI variables PEP 3333 requires, with what the environ gets when the web server did
+#: not send one. The names filled in are listed in environ["fcgikit.missing_params"]: a
+#: fixer must tell "not sent" from "sent empty" (nginx's stock fastcgi_params send no
+#: PATH_INFO and the whole path as SCRIPT_NAME; an empty PATH_INFO means something else).
+_CGI_DEFAULTS = (
+    ("REQUEST_METHOD", "GET"),
+    ("SCRIPT_NAME", ""),
+    ("PATH_INFO", ""),
+    ("QUERY_STRING", ""),
+    ("SERVER_NAME", "localhost"),
+    ("SERVER_PORT", "80"),
+    ("SERVER_PROTOCOL", "HTTP/1.1"),
+)
 
 EnvironFromParams = Callable[
-    [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any]
+    [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any] | None
 ]
 EncodeHead = Callable[[object, object, int | None], bytes | None]
 #: The C fast lane (_speedups.c) for two steps of every request: building the environ and
 #: encoding the head. None where it was not built, or with FCGIKIT_PURE_PYTHON=1. The Python
-#: functions below are the spec. _fast_environ returns what _environ_from_params_py returns.
+#: functions below are the spec. _fast_environ returns what _environ_from_params_py returns,
+#: or None when a param has a reserved name (RESERVED_PREFIXES); then the Python drops it.
 #: _fast_encode_head returns what _encode_head_py returns, or None for anything unusual; then
 #: _encode_head_py runs and raises its precise error.
 _fast_environ: EnvironFromParams | None
@@ -62,6 +83,11 @@ try:
 except ImportError:
     _fast_environ = None
     _fast_encode_head = None
+
+#: What an app raises to have its process exit. A request cannot stop the server: it gets a
+#: 500 like any other error, and the server goes on (a pool worker retires after it, see
+#: fcgikit.server.worker.RequestTracker).
+PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
 
 ERROR_PAGE = (
     b"<!doctype html>\n<title>500 Internal Server Error</title>\n"
@@ -90,7 +116,8 @@ class WebServerGone(Exception):
 
 
 class InvalidResponse(Exception):
-    """The app's status or headers cannot be sent (CR/LF, non-latin-1, not a token)."""
+    """The app's status or headers cannot be sent (a control character, non-latin-1, a name
+    that is not a token)."""
 
 
 class ErrorStream:
@@ -144,13 +171,39 @@ def _environ_from_params_py(
     base: Mapping[str, object], params: dict[bytes, bytes], dropped: frozenset[str]
 ) -> dict[str, Any]:
     """``base`` plus the params in one pass, names and values decoded latin-1 (PEP 3333),
-    except the ``dropped`` names."""
+    except the ``dropped`` names and the reserved ones (RESERVED_PREFIXES)."""
     environ: dict[str, Any] = dict(base)
+    reserved: list[str] | None = None
     for name, value in params.items():
         key = name.decode("latin-1")
-        if key not in dropped:
-            environ[key] = value.decode("latin-1")
+        if key in dropped:
+            continue
+        # A reserved name has a dot, which no CGI or HTTP_* name has: the one test most
+        # names meet, and a cheaper one than any on the first letter.
+        if "." in key and key.lower().startswith(RESERVED_PREFIXES):
+            if reserved is None:
+                reserved = []
+            reserved.append(key)
+            continue
+        environ[key] = value.decode("latin-1")
+    if reserved is not None:
+        log.debug(
+            "dropped %d param(s) with a reserved name (wsgi.*, fcgikit.*): %s",
+            len(reserved),
+            ", ".join(repr(key) for key in reserved[:5]),
+        )
     return environ
+
+
+def _fill_cgi_defaults(environ: dict[str, Any]) -> None:
+    """Put in the CGI variables the web server did not send (_CGI_DEFAULTS), and name them
+    in ``environ["fcgikit.missing_params"]``."""
+    missing = []
+    for key, default in _CGI_DEFAULTS:
+        if key not in environ:
+            environ[key] = default
+            missing.append(key)
+    environ["fcgikit.missing_params"] = frozenset(missing)
 
 
 def _encode_head_py(status: object, headers: Iterable[object], content_length: int | None) -> bytes:
@@ -252,19 +305,26 @@ class WSGIRequest:
 
     def build_environ(self) -> dict[str, Any]:
         settings = self.settings
-        from_params = _fast_environ or _environ_from_params_py
-        environ = from_params(settings.base_environ, self.event.params, _DROPPED_PARAMS)
+        params = self.event.params
+        environ = None
+        if _fast_environ is not None:
+            environ = _fast_environ(settings.base_environ, params, _DROPPED_PARAMS)
+        if environ is None:  # no fast lane, or a reserved name, which the Python drops
+            environ = _environ_from_params_py(settings.base_environ, params, _DROPPED_PARAMS)
         if not environ.get("CONTENT_LENGTH", "").strip():
             environ.pop("CONTENT_LENGTH", None)
         if not environ.get("CONTENT_TYPE"):
             environ.pop("CONTENT_TYPE", None)
-        environ.setdefault("REQUEST_METHOD", "GET")
-        environ.setdefault("SCRIPT_NAME", "")
-        environ.setdefault("PATH_INFO", "")
-        environ.setdefault("QUERY_STRING", "")
-        environ.setdefault("SERVER_NAME", "localhost")
-        environ.setdefault("SERVER_PORT", "80")
-        environ.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
+        if not (
+            "PATH_INFO" in environ
+            and "SCRIPT_NAME" in environ
+            and "QUERY_STRING" in environ
+            and "REQUEST_METHOD" in environ
+            and "SERVER_NAME" in environ
+            and "SERVER_PORT" in environ
+            and "SERVER_PROTOCOL" in environ
+        ):
+            _fill_cgi_defaults(environ)
         environ["wsgi.version"] = (1, 0)
         environ["wsgi.url_scheme"] = url_scheme(environ)
         environ["wsgi.input"] = self.body
@@ -358,6 +418,11 @@ class WSGIRequest:
         except WebServerGone as exc:
             self.aborted = True
             log.info("request %s: the web server went away (%s); output dropped", self.label, exc)
+        except BaseException:
+            # A fault of the server's own (_run_app answers all of the app's): the web server
+            # must not wait for an END_REQUEST that will never come, so the connection closes.
+            log.exception("request %s: unexpected error; closing its connection", self.label)
+            self.close_connection = True
         finally:
             self.body.close()
             if self.filter_data is not None:
@@ -398,7 +463,7 @@ class WSGIRequest:
                 raise WebServerGone(str(exc)) from exc
             self._fail(sys.exc_info())
             return
-        except Exception:
+        except BaseException:  # sys.exit() and KeyboardInterrupt too (PROCESS_EXITS)
             self._fail(sys.exc_info())
             return
         try:
@@ -416,7 +481,7 @@ class WSGIRequest:
                 raise WebServerGone(str(exc)) from exc
             self._fail(sys.exc_info())
             return
-        except Exception:
+        except BaseException:  # a broken iterable's GeneratorExit too
             self._close_result(result)
             self._fail(sys.exc_info())
             return
@@ -471,7 +536,7 @@ class WSGIRequest:
         if close is not None:
             try:
                 close()
-            except Exception:
+            except BaseException:
                 log.exception("request %s: the app's close() raised", self.label)
 
     def _body_stalled(self, exc: RequestBodyTimeout) -> None:
@@ -494,10 +559,11 @@ class WSGIRequest:
             log.error("request %s: invalid response from the app: %s", self.label, exc)
         else:
             log.error(
-                "request %s: the app raised %s: %s",
+                "request %s: the app raised %s: %s%s",
                 self.label,
                 type(exc).__name__,
                 exc,
+                " (a request does not stop the server)" if isinstance(exc, PROCESS_EXITS) else "",
                 exc_info=exc_info,
             )
         if self._headers_sent:

@@ -7,7 +7,8 @@ server + FastCGI server + fixer chain from the outside:
   way Flask does (latin-1 on the wire, UTF-8 in the URL), and ``url_for`` for the same view,
   relative and absolute, so a test can follow them back;
 - ``/redirect``: ``redirect(url_for(...))``, relative or (``?external=1``) absolute;
-- ``/echo`` (POST): length and SHA-256 of the request body.
+- ``/echo`` (POST): length and SHA-256 of the request body;
+- ``/exit``: ``sys.exit(3)`` in the view, which Flask does not catch (it is no Exception).
 
 Each answer also names the process that served it (``pid``), for configs that balance
 several backends.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from typing import Any
 
 from flask import Flask, jsonify, redirect, request, url_for
@@ -105,6 +107,11 @@ def echo() -> Any:
         digest.update(chunk)
         length += len(chunk)
     return jsonify({"length": length, "sha256": digest.hexdigest()})
+
+
+@app.route("/exit")
+def leave() -> Any:
+    sys.exit(3)
 
 
 def _apply_fixer(wsgi_app: Any) -> Any:

@@ -86,6 +86,7 @@ TEMPLATES = {
     "guide-root": GUIDE_ROOT,
     "guide-prefix": GUIDE_PREFIX,
     "naive-root": NAIVE_ROOT,
+    "naive-root-normalize": NAIVE_ROOT,
     "naive-prefix": NAIVE_PREFIX,
     "split-try-files-prefix": SPLIT_TRY_FILES,
 }
@@ -115,6 +116,16 @@ SCENARIOS = [
         fixer="MountFix:",
         host=STOCK_HOST,
         notes="SCRIPT_NAME = the whole path, no PATH_INFO. " + STOCK_NOTE,
+    ),
+    Scenario(
+        "naive-root-normalize",
+        "nginx",
+        "",
+        "include fastcgi_params; only, the app in Normalize() with no mount",
+        fixer="Normalize",
+        host=STOCK_HOST,
+        notes="Normalize tells the missing PATH_INFO from an empty one by "
+        "fcgikit.missing_params. " + STOCK_NOTE,
     ),
     Scenario(
         "naive-prefix",

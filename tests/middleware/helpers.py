@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from werkzeug.test import create_environ
+
+from fcgikit.protocol import ClientConnection, RequestReceived, ServerConnection
+from fcgikit.server.settings import ServerSettings
+from fcgikit.server.wsgi import WSGIRequest
 
 CAPTURES_PATH = Path(__file__).parents[1] / "data" / "captured-environs.json"
 CAPTURES: dict[str, dict[str, dict[str, Any]]] = json.loads(CAPTURES_PATH.read_text())
@@ -29,26 +32,37 @@ def environ(**values: Any) -> dict[str, Any]:
     return env
 
 
+class _NoResponse:
+    """The response sink of a request that is only asked for its environ."""
+
+    def send_output(self, request: WSGIRequest, data: bytes) -> None:
+        raise AssertionError("not run")
+
+    send_stderr = send_output
+
+    def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
+        raise AssertionError("not run")
+
+    def request_done(self, request: WSGIRequest) -> None:
+        raise AssertionError("not run")
+
+
 def environ_from_params(params: list[list[str]], body: bytes = b"") -> dict[str, Any]:
-    """What fcgikit's server builds from FastCGI params: the last of duplicates wins, and
-    the names that came more than once are listed in ``fcgikit.duplicate_params``."""
-    env: dict[str, Any] = dict(params)
-    counts = Counter(name for name, _ in params)
-    duplicates = frozenset(name for name, count in counts.items() if count > 1)
-    if duplicates:
-        env["fcgikit.duplicate_params"] = duplicates
-    env.update(
-        {
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "https" if env.get("HTTPS") == "on" else "http",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": io.StringIO(),
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
-    )
-    return env
+    """The environ fcgikit's own server builds from these FastCGI params, sent in this order
+    (duplicates too): the protocol parses the records, and the server's WSGIRequest builds
+    the environ, so the fixers are tested against what they meet under ``fcgikit serve``."""
+    pairs = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in params]
+    client, server = ClientConnection(), ServerConnection()
+    (event,) = server.receive_data(client.start_request(1, pairs))
+    assert isinstance(event, RequestReceived)
+    request = WSGIRequest(_NoResponse(), event, _never_called, ServerSettings())
+    request.body.feed(body)
+    request.body.finish()
+    return request.build_environ()
+
+
+def _never_called(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    raise AssertionError("not run")
 
 
 class Recorder:

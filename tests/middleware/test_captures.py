@@ -2,6 +2,8 @@
 
 The captures (tests/data/captured-environs.json) are real nginx, lighttpd, Apache, Caddy, h2o
 and HAProxy servers in front of a param dumper; ``expected`` is what a correct app must see.
+Each capture's params go through fcgikit's own protocol and environ builder (helpers.py), so
+every fixer, and every rule of Normalize, meets the environ ``fcgikit serve`` gives it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pytest
 
 from fcgikit.middleware import LighttpdRootFix, MountFix, Normalize, ScriptNameStripper
 from fcgikit.middleware.catalogue import RECOMMENDED, WHY
+from fcgikit.middleware.normalize import RULES
 
 from .helpers import CAPTURES, Recorder, call, environ_from_params
 
@@ -104,6 +107,17 @@ def test_normalize_detects_or_keeps_the_whole_path(config: str, capture: dict[st
         assert app.split == (script_name, path_info)
 
 
+def test_every_rule_of_normalize_meets_the_environ_of_a_real_server() -> None:
+    # So no rule is right only for hand-made environs: each fires for some capture, and
+    # test_normalize_detects_or_keeps_the_whole_path holds it to the right split there.
+    fired = set()
+    for _, capture in (case.values for case in CASES):
+        app = run(Normalize, capture)
+        assert app.environ is not None
+        fired.add(app.environ["fcgikit.normalize"])
+    assert fired == {name for name, _ in RULES}
+
+
 @pytest.mark.parametrize(("config", "capture"), CASES)
 def test_orig_keeps_what_the_server_sent(config: str, capture: dict[str, Any]) -> None:
     sent = dict(capture["params"])
@@ -112,10 +126,12 @@ def test_orig_keeps_what_the_server_sent(config: str, capture: dict[str, Any]) -
     orig = app.environ.get("fcgikit.orig", {})
     for key in ("SCRIPT_NAME", "PATH_INFO"):
         if key in orig:
-            assert orig[key] == sent.get(key)
+            assert orig[key] == sent.get(key)  # None: not sent, though the server put in ''
             assert app.environ[key] != sent.get(key)
-        else:
-            assert app.environ[key] == sent.get(key)
+        else:  # what was sent, or PEP 3333's default, which the server says it put in
+            assert app.environ[key] == sent.get(key, "")
+            missing = app.environ.get("fcgikit.missing_params", ())
+            assert (key in missing) == (key not in sent)
 
 
 REWRITE_TO_SCRIPT = {

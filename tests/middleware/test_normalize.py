@@ -108,6 +108,41 @@ def normalized(**env: Any) -> tuple[str, tuple[str, str], str | None]:
             id="nginx stock params, no REQUEST_URI",
         ),
         pytest.param(
+            {
+                "SCRIPT_NAME": "/a/b",
+                "PATH_INFO": "",
+                "DOCUMENT_URI": "/a/b",
+                "REQUEST_URI": "/a/b?c",
+                "fcgikit.missing_params": frozenset({"PATH_INFO"}),
+            },
+            ("", "/a/b"),
+            "no PATH_INFO at all",
+            id="nginx stock params under fcgikit's server, which put in PATH_INFO ''",
+        ),
+        pytest.param(
+            {
+                "SCRIPT_NAME": "/p/x",
+                "PATH_INFO": "",
+                "REQUEST_URI": "/p/x",
+                "SCRIPT_FILENAME": "/x",
+                "fcgikit.missing_params": frozenset({"PATH_INFO", "SERVER_NAME"}),
+            },
+            ("/p", "/x"),
+            "mod_proxy_fcgi",
+            id="GENERIC backend under fcgikit's server",
+        ),
+        pytest.param(
+            {
+                "SCRIPT_NAME": "/a/b",
+                "PATH_INFO": "",
+                "DOCUMENT_URI": "/a/b",
+                "REQUEST_URI": "/a/b",
+            },
+            ("/a/b", ""),
+            "server split",
+            id="an empty PATH_INFO that was sent is not a missing one",
+        ),
+        pytest.param(
             {"SCRIPT_NAME": "", "PATH_INFO": "/x", "REQUEST_URI": "/p/x"},
             ("/p", "/x"),
             "prefix stripped",
@@ -180,6 +215,22 @@ def test_detected_mount_can_still_refuse_a_path() -> None:
     # The admin set SCRIPT_NAME to /p, but nginx's "location /p" also matched /pq.
     status, _, _ = normalized(SCRIPT_NAME="/p", PATH_INFO="q", REQUEST_URI="/pq", **DUP_SN)
     assert status == "404 Not Found"
+
+
+def test_orig_says_a_filled_in_path_info_was_not_sent() -> None:
+    app = Recorder()
+    env = environ(
+        SCRIPT_NAME="/a",
+        PATH_INFO="",
+        DOCUMENT_URI="/a",
+        REQUEST_URI="/a",
+        **{"fcgikit.missing_params": frozenset({"PATH_INFO", "SERVER_PORT"})},
+    )
+    call(Normalize(app), env)
+    assert app.environ is not None
+    assert app.environ["fcgikit.orig"] == {"SCRIPT_NAME": "/a", "PATH_INFO": None}
+    # PATH_INFO is Normalize's now, no default of the server's any more
+    assert app.environ["fcgikit.missing_params"] == {"SERVER_PORT"}
 
 
 def test_explicit_mount() -> None:

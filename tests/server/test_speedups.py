@@ -147,6 +147,12 @@ def run(
             id="params override base_environ",
         ),
         pytest.param({b"": b"empty name"}, {}, {"": "empty name"}, id="an empty name"),
+        pytest.param(
+            {b"wsgi.input": b"x", b"FCGIKIT.orig": b"{}", b"fcgikit_x": b"1", b"WSGI": b"2"},
+            {},
+            {"fcgikit_x": "1", "WSGI": "2"},
+            id="reserved names dropped",
+        ),
     ],
 )
 def test_the_environ_has_the_params_decoded_latin1(
@@ -155,7 +161,9 @@ def test_the_environ_has_the_params_decoded_latin1(
     environ, _, _ = run(params, base_environ=base)
     assert {key: environ[key] for key in expected} == expected
     assert not {"HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE"} & set(environ)
+    assert "FCGIKIT.orig" not in environ
     assert environ["wsgi.version"] == (1, 0)
+    assert type(environ["wsgi.input"]).__name__ == "RequestBody"
 
 
 class Text(str):
@@ -189,9 +197,15 @@ class Shouting(str):
         ),
         pytest.param(
             "200 Caf\xe9",
-            [("X-Name", "\xe9t\xe9 \x7f\xff")],
-            b"Status: 200 Caf\xe9\r\nX-Name: \xe9t\xe9 \x7f\xff\r\nContent-Length: 5\r\n\r\n",
+            [("X-Name", "\xe9t\xe9 \x80\xff")],
+            b"Status: 200 Caf\xe9\r\nX-Name: \xe9t\xe9 \x80\xff\r\nContent-Length: 5\r\n\r\n",
             id="latin-1 text",
+        ),
+        pytest.param(
+            "200 O\tK",
+            [("X-Tab", "a\tb")],
+            b"Status: 200 O\tK\r\nX-Tab: a\tb\r\nContent-Length: 5\r\n\r\n",
+            id="HTAB, the one control character allowed",
         ),
         pytest.param(
             Text("201 Created"),
@@ -216,12 +230,19 @@ def test_the_head_is_the_cgi_status_and_headers(status: Any, headers: Any, head:
         pytest.param("099 Nope", [], "bad status line", id="leading zero"),
         pytest.param("200OK", [], "bad status line", id="no space"),
         pytest.param("200 a\x00b", [], "bad status line", id="NUL in the reason"),
+        pytest.param("200 a\x0bb", [], "bad status line", id="VT in the reason"),
+        pytest.param("200 OK\x7f", [], "bad status line", id="DEL in the reason"),
         pytest.param("200 \u20ac", [], "a header is not latin-1: '\u20ac'", id="euro status"),
         pytest.param("200 OK", [("Bad Name", "x")], "bad header name 'Bad Name'", id="space"),
         pytest.param("200 OK", [("", "x")], "bad header name ''", id="empty name"),
         pytest.param("200 OK", [(b"X", "x")], "bad header name b'X'", id="bytes name"),
         pytest.param("200 OK", [("X", "a\r\nB: c")], "bad value for header X", id="CRLF"),
         pytest.param("200 OK", [("X", "a\x00")], "bad value for header X", id="NUL"),
+        pytest.param("200 OK", [("X", "a\x0b")], "bad value for header X", id="VT"),
+        pytest.param("200 OK", [("X", "a\x0c")], "bad value for header X", id="FF"),
+        pytest.param("200 OK", [("X", "\x1b[0m")], "bad value for header X", id="ESC"),
+        pytest.param("200 OK", [("X", "a\x7f")], "bad value for header X", id="DEL"),
+        pytest.param("200 OK", [("X", "\x1f")], "bad value for header X", id="US"),
         pytest.param("200 OK", [("X", 5)], "bad value for header X: 5", id="int value"),
         pytest.param("200 OK", [("X", "\u0100")], "a header is not latin-1", id="U+0100"),
         pytest.param("200 OK", [("X", "a", "b")], "must be a (name, value) tuple", id="3-tuple"),
@@ -250,9 +271,26 @@ NAMES = st.one_of(
             b"",
             b"\xff\x80",
             b"N" * 80,
+            # reserved, in any case, and names that only look like it
+            b"wsgi.input",
+            b"WSGI.x",
+            b"fcgikit.duplicate_params",
+            b"FcGiKiT.",
+            b"wsgi",
+            b"fcgikit",
+            b"wsgi_x",
+            b"Fcgikit:x",
+            b"w",
+            b"F",
+            b"wsgi\xae",
         ]
     ),
     st.binary(max_size=20),
+    st.builds(
+        bytes.__add__,
+        st.sampled_from([b"wsgi.", b"Wsgi.", b"fcgikit.", b"FCGIKIT.", b"wsgi,", b"fcgikit"]),
+        st.binary(max_size=8),
+    ),
 )
 VALUES = st.one_of(st.sampled_from([b"", b"GET", b"\x00\r\n\xff"]), st.binary(max_size=40))
 PARAMS = st.dictionaries(NAMES, VALUES, max_size=12)
@@ -267,15 +305,37 @@ DROPS = st.one_of(
 )
 
 
+def reserved(name: bytes) -> bool:
+    """The names only the server and the middleware may set: ``wsgi.*``, ``fcgikit.*``."""
+    return name.decode("latin-1").lower().startswith(wsgi.RESERVED_PREFIXES)
+
+
 @given(base=BASES, params=PARAMS, dropped=DROPS)
 @settings(max_examples=500, deadline=None)
-def test_environ_from_params_is_the_python(
+def test_environ_from_params_is_the_python_or_declines_a_reserved_name(
     lane: ModuleType, base: Any, params: dict[bytes, bytes], dropped: frozenset[str]
 ) -> None:
     expected = wsgi._environ_from_params_py(base, params, dropped)
+    assert not any(reserved(key.encode("latin-1")) for key in set(expected) - set(base))
     environ = lane.environ_from_params(base, params, dropped)
+    if any(reserved(name) for name in params):
+        assert environ is None  # the Python drops it, and logs it
+        return
     assert environ == expected
     assert list(environ) == list(expected)  # the same order too
+
+
+@pytest.mark.parametrize("prefix", wsgi.RESERVED_PREFIXES)
+def test_environ_from_params_declines_each_reserved_prefix_in_any_case(
+    lane: ModuleType, prefix: str
+) -> None:
+    for name in (prefix, prefix.upper() + "x", prefix.title() + "y"):
+        params = {b"PATH_INFO": b"/", name.encode(): b"forged", b"HTTP_HOST": b"h"}
+        # twice: a name once declined is still declined (reserved names are never cached)
+        assert lane.environ_from_params({}, params, DROPPED) is None
+        assert lane.environ_from_params({}, params, DROPPED) is None
+    without_dot = {prefix[:-1].encode(): b"fine"}
+    assert lane.environ_from_params({}, without_dot, DROPPED) == {prefix[:-1]: "fine"}
 
 
 def test_a_flood_of_names_keeps_the_environ_right(lane: ModuleType) -> None:
@@ -340,10 +400,15 @@ def rarely(draw: st.DrawFn, ordinary: st.SearchStrategy[T], odd: st.SearchStrate
 
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-# Text with CR, LF, NUL, latin-1 and a few characters beyond it (U+0100, the euro, an emoji).
+# Text with control characters (HTAB, the one allowed, CR, LF, NUL, VT, ESC, DEL), latin-1
+# (C1 controls are obs-text, allowed) and a few characters beyond it (U+0100, the euro, an
+# emoji).
 TEXT = st.text(
-    st.sampled_from("aZ09 -:;\t\r\n\x00\x7f\x80\xe9\xff\u0100\u20ac\U0001f600"), max_size=12
+    st.sampled_from("aZ09 -:;\t\r\n\x00\x0b\x1b\x1f\x7f\x80\x85\xe9\xff\u0100\u20ac\U0001f600"),
+    max_size=12,
 )
+#: what a field value may hold (RFC 9110 5.5): no control character but HTAB
+FIELD_CONTROLS = "".join(chr(c) for c in [*range(0x09), *range(0x0A, 0x20), 0x7F])
 VALID_NAMES = st.one_of(
     st.text(st.sampled_from(TOKEN_CHARS), min_size=1, max_size=16),
     st.sampled_from(
@@ -351,7 +416,12 @@ VALID_NAMES = st.one_of(
     ),
 )
 VALID_VALUES = st.text(
-    st.characters(max_codepoint=0xFF, exclude_characters="\r\n\x00"), max_size=16
+    st.characters(max_codepoint=0xFF, exclude_characters=FIELD_CONTROLS), max_size=16
+)
+#: a code alone, or a code and a reason phrase (which holds what a field value may)
+VALID_STATUSES = st.one_of(
+    st.integers(100, 999).map(str),
+    st.builds("{} {}".format, st.integers(100, 999), VALID_VALUES),
 )
 ODD_NAMES = st.one_of(
     TEXT,
@@ -395,7 +465,7 @@ def heads(draw: st.DrawFn) -> tuple[Any, Any, Any]:
     """(status, headers, content_length) for encode_head: mostly valid, some bent."""
     status = rarely(
         draw,
-        st.from_regex(r"[1-9][0-9][0-9]( [^\r\n\x00]{0,20})?", fullmatch=True),
+        VALID_STATUSES,
         st.one_of(
             st.builds(lambda code, text: f"{code} {text}", st.integers(100, 999), TEXT),
             st.sampled_from(["200\n", "200 OK\n", "200 OK\r", "20", "2000", "200OK", "099 x"]),
@@ -454,7 +524,7 @@ def test_encode_head_is_the_python_or_declines(
 
 
 @given(
-    status=st.from_regex(r"[1-9][0-9][0-9]( [^\r\n\x00]{0,20})?", fullmatch=True),
+    status=VALID_STATUSES,
     headers=st.lists(ORDINARY_ITEMS, max_size=6),
     content_length=st.one_of(st.none(), st.integers(0, 2**40)),
 )
@@ -464,8 +534,8 @@ def test_encode_head_takes_every_ordinary_head(
 ) -> None:
     # Otherwise the test above would pass with a lane that always declines.
     expected = python_head(status, headers, content_length)
-    if expected is not None:  # a status after the space may hold characters beyond latin-1
-        assert lane.encode_head(status, headers, content_length) == expected
+    assert expected is not None
+    assert lane.encode_head(status, headers, content_length) == expected
 
 
 def test_encode_head_wants_three_arguments(lane: ModuleType) -> None:
@@ -481,6 +551,7 @@ def calls(lane: ModuleType) -> Iterator[tuple[Callable[..., Any], tuple[Any, ...
     long_name = b"L" * 200
     params = {b"PATH_INFO": b"/hello", b"HTTP_PROXY": b"x", long_name: b"\xff" * 30}
     yield lane.environ_from_params, (MappingProxyType({}), params, DROPPED)
+    yield lane.environ_from_params, ({}, {**params, b"wsgi.input": b"forged"}, DROPPED)
     yield lane.environ_from_params, ({"base": object()}, params, DROPPED)
     yield lane.environ_from_params, ({}, {b"A": "not bytes"}, DROPPED)
     headers = [("Content-Type", "text/plain"), ("X-A", "\xe9" * 20)]
