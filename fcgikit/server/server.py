@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import _socket
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -37,7 +38,7 @@ from fcgikit.protocol.connection import WholeRequest
 from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel, Connected, Refuses
 from fcgikit.server.direct import DirectChannel
 from fcgikit.server.listeners import describe, open_listener, peer_allowed
-from fcgikit.server.logs import configure_access_log
+from fcgikit.server.logs import RateLimitedLog, configure_access_log
 from fcgikit.server.memory import tune_malloc
 from fcgikit.server.pool import WorkerPool
 from fcgikit.server.settings import ServerSettings
@@ -63,6 +64,12 @@ except ImportError:
 #: connections accepted per round of the loop at most; the listener is level-triggered, so
 #: more waiting make the next select() return at once
 ACCEPT_BATCH = 64
+#: accept() errors that leave the connection waiting: the process is out of file descriptors
+#: (or the kernel out of memory). The listener stays readable, and a level-triggered loop
+#: would retry at once, for ever; so accepting pauses until a connection closes, or for
+#: ACCEPT_RETRY seconds
+ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_RETRY = 0.25
 
 
 READABLE = select.POLLIN
@@ -200,6 +207,26 @@ class Server:
         self._accepts_expected = 1
         #: (family, type, proto) of each listener, as ints for _socket.socket()
         self._listener_kinds: dict[int, tuple[int, int, int]] = {}
+        #: seconds to wait before accepting again after ACCEPT_RESOURCE_ERRORS, unless a
+        #: connection closes first
+        self.accept_retry = ACCEPT_RETRY
+        #: when to try accepting again after ACCEPT_RESOURCE_ERRORS (0.0: not waiting)
+        self._accept_retry_at = 0.0
+        self._refused_peers = RateLimitedLog(
+            log,
+            "fcgikit: refused connection from %s (not in FCGI_WEB_SERVER_ADDRS)",
+            level=logging.WARNING,
+        )
+        self._accept_failures = RateLimitedLog(
+            log, "fcgikit: accept failed: %s", level=logging.ERROR
+        )
+        self._out_of_resources = RateLimitedLog(
+            log,
+            "fcgikit: cannot accept connections (%s); those waiting are accepted as others "
+            "close. Out of file descriptors: raise the limit (ulimit -n, or LimitNOFILE= "
+            "under systemd)",
+            level=logging.ERROR,
+        )
         self.ready = threading.Event()
 
     # --- called from any thread ------------------------------------------------------------
@@ -346,6 +373,12 @@ class Server:
             self._next_sweep = now + 1.0
             self._close_expired_lingerers(now)
             self._close_idle(now)
+            self._refused_peers.flush(now)
+            self._accept_failures.flush(now)
+            self._out_of_resources.flush(now)
+            if self._accept_retry_at and now >= self._accept_retry_at:
+                self._accept_retry_at = 0.0
+                self._resume_if_room()
         if self._stop_reason is not None and not self._stopping:
             self._begin_stopping()
             self._deadline = time.monotonic() + self.settings.graceful_timeout
@@ -368,7 +401,9 @@ class Server:
                 return True
             timeout = min(left, DRAIN_QUIET / 2)
         else:
-            timeout = 1.0  # wakes once a second to close connections that linger too long
+            # Wakes once a second to close connections that linger too long, sooner to try
+            # accepting again (see _accept_failed).
+            timeout = self._next_sweep - now
         wake_r = self._wake_r
         for target, events in selector.wait(timeout):
             if type(target) is Channel:
@@ -382,8 +417,8 @@ class Server:
                     while wake_r.recv(4096):
                         pass
                 self._update_write_interest()
-                if self._accept_paused and not self._stopping and not self._saturated():
-                    self._resume_accepting()
+                if self._accept_paused:
+                    self._resume_if_room()
             else:
                 assert isinstance(target, socket.socket)
                 self._accept(target)
@@ -446,8 +481,15 @@ class Server:
         for listener in self.listeners:
             self._selector.unregister(listener.fileno())
 
+    def _resume_if_room(self) -> None:
+        """Accept again after a pause (saturated, or out of descriptors), unless stopping
+        or still saturated; out of descriptors, the next accept says whether it still is."""
+        if self._accept_paused and not self._stopping and not self._saturated():
+            self._resume_accepting()
+
     def _resume_accepting(self) -> None:
         self._accept_paused = False
+        self._accept_retry_at = 0.0
         for listener in self.listeners:
             with contextlib.suppress(OSError):
                 self._selector.register(listener.fileno(), READABLE, listener)
@@ -479,9 +521,7 @@ class Server:
             fd, peer, nonblocking = accepted
             if not peer_allowed(peer, self.settings.web_server_addrs):
                 assert isinstance(peer, tuple)
-                log.warning(
-                    "fcgikit: refused connection from %s (not in FCGI_WEB_SERVER_ADDRS)", peer[0]
-                )
+                self._refused_peers.note(peer[0], time.monotonic())
                 os.close(fd)
                 continue
             conn: Connected
@@ -547,9 +587,23 @@ class Server:
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:
-            log.error("fcgikit: accept failed: %s", exc.strerror or exc)
+            self._accept_failed(exc)
             return None
         return fd, peer, 0
+
+    def _accept_failed(self, exc: OSError) -> None:
+        """Log a failed accept, rate-limited. Out of descriptors or memory, the connection
+        stays queued and the listener readable: stop polling it until a connection closes
+        (the wake-up in channel_closed resumes) or ACCEPT_RETRY seconds pass (_poll's sweep)."""
+        now = time.monotonic()
+        detail = exc.strerror or str(exc)
+        if exc.errno not in ACCEPT_RESOURCE_ERRORS:
+            self._accept_failures.note(detail, now)
+            return
+        self._out_of_resources.note(detail, now)
+        self._pause_accepting()
+        self._accept_retry_at = now + self.accept_retry
+        self._next_sweep = min(self._next_sweep, self._accept_retry_at)
 
     def _watch_accepted(self) -> None:
         """Put the connections accepted last round in the selector, unless already closed.
