@@ -24,6 +24,20 @@ from fcgikit.errors import ConfigError
 UNIX_SOCKET_MODE = 0o660
 
 
+def check_socket_mode(mode: int) -> None:
+    """ConfigError for a mode fcgikit will not give a unix socket it creates: not a mode, or
+    one that lets every local user connect (connecting needs write permission). Whoever
+    connects is trusted with REMOTE_ADDR, HTTPS and every header (see SECURITY.md)."""
+    if not 0 <= mode <= 0o777:
+        raise ConfigError(f"--socket-mode {mode:o}: write permission bits, like 660")
+    if mode & 0o002:
+        raise ConfigError(
+            f"--socket-mode {mode:03o} lets every local user connect to the app and send it "
+            "any REMOTE_ADDR or header; give the socket to the web server's group instead: "
+            "--socket-owner :www-data with --socket-mode 660"
+        )
+
+
 def inherited_listener(fd: int = 0) -> socket.socket | None:
     """The listening socket on ``fd``; None for a file, pipe, tty or connected socket."""
     try:
@@ -102,6 +116,8 @@ def _remove_stale_unix_socket(path: str) -> None:
 def _bind_unix(
     path: str, umask: int | None, backlog: int, mode: int | None, owner: SocketOwner | None
 ) -> socket.socket:
+    if mode is not None:
+        check_socket_mode(mode)
     ids = owner.resolve() if owner is not None else None  # an unknown name fails before bind
     _remove_stale_unix_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -220,6 +236,7 @@ def parse_web_server_addrs(value: str | None) -> frozenset[str] | None:
 __all__ = [
     "FdAddress",
     "SocketOwner",
+    "check_socket_mode",
     "describe",
     "inherited_listener",
     "open_listener",

@@ -19,6 +19,7 @@ import pytest
 
 from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
+from fcgikit.server import ServerSettings
 from fcgikit.server.listeners import (
     SocketOwner,
     open_listener,
@@ -73,11 +74,25 @@ def test_unix_socket_mode_is_0660_minus_umask(tmp_path: Path) -> None:
         assert stat.S_IMODE(os.stat(path2).st_mode) == 0o660
 
 
-@pytest.mark.parametrize("mode", [0o600, 0o660, 0o666])
+@pytest.mark.parametrize("mode", [0o600, 0o660, 0o664])
 def test_socket_mode_is_exact_whatever_the_umask(tmp_path: Path, mode: int) -> None:
     path = tmp_path / "m.sock"
     with open_listener(UnixAddress(str(path)), umask=0o077, mode=mode):
         assert stat.S_IMODE(os.stat(path).st_mode) == mode
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o777, 0o662, 0o002])
+def test_a_socket_mode_others_can_write_to_is_refused(tmp_path: Path, mode: int) -> None:
+    """Whoever can connect is trusted with REMOTE_ADDR and every header: o+w is refused,
+    with the way to give the web server access instead, and no socket is created."""
+    path = tmp_path / "open.sock"
+    for make in (
+        lambda: ServerSettings(socket_mode=mode),
+        lambda: open_listener(UnixAddress(str(path)), mode=mode),
+    ):
+        with pytest.raises(ConfigError, match="--socket-owner :www-data with --socket-mode 660"):
+            make()
+    assert not path.exists()
 
 
 def www_data() -> tuple[int, int]:
