@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+log = logging.getLogger("fcgikit.server")
+
 
 def configure_logging(level: int, log_file: str | None) -> None:
     root = logging.getLogger()
@@ -17,6 +19,38 @@ def configure_logging(level: int, log_file: str | None) -> None:
     handler.setFormatter(logging.Formatter("fcgikit[%(process)d] %(levelname)s %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def reopen_log_files() -> None:
+    """SIGUSR1: reopen every logging file handler (after logrotate moved the file).
+
+    The new file is opened before the old one is closed, so a file that cannot be opened
+    (permissions after ``--user``) leaves logging where it was, with one line saying so.
+    """
+    seen: set[int] = set()
+    loggers: list[logging.Logger | logging.PlaceHolder] = [logging.getLogger()]
+    loggers += list(logging.Logger.manager.loggerDict.values())
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if not isinstance(handler, logging.FileHandler) or id(handler) in seen:
+                continue
+            seen.add(id(handler))
+            try:
+                stream = handler._open()
+            except OSError as exc:
+                log.error(
+                    "cannot reopen %s: %s; still logging to the old file",
+                    handler.baseFilename,
+                    exc.strerror,
+                )
+                continue
+            handler.acquire()
+            try:
+                old, handler.stream = handler.stream, stream
+            finally:
+                handler.release()
+            if old is not None:
+                old.close()
 
 
 #: The access log line. Fields: ISO 8601 time (UTC, ms), REMOTE_ADDR, the request line as

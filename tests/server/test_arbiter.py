@@ -28,12 +28,7 @@ import pytest
 
 from fcgikit.errors import ConfigError
 from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
-from fcgikit.server.arbiter import (
-    PoolSettings,
-    flup_prefork_pool,
-    parse_workers,
-    systemd_listeners,
-)
+from fcgikit.server.arbiter import PoolSettings, flup_prefork_pool, parse_workers
 from fcgikit.server.status import Scoreboard, StatusPage, WorkerState, parse_allow, render_text
 from fcgikit.server.worker import RequestTracker, request_label
 from tests.integration.harness import missing
@@ -249,15 +244,6 @@ def test_status_allow_normalises_addresses() -> None:
     assert parse_allow(["127.0.0.1,::ffff:10.0.0.1", "::1"]) == {"127.0.0.1", "10.0.0.1", "::1"}
     with pytest.raises(ConfigError, match="IP addresses"):
         parse_allow(["localhost"])
-
-
-def test_systemd_listeners_ignores_variables_meant_for_another_process(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("LISTEN_PID", str(os.getpid() + 1))
-    monkeypatch.setenv("LISTEN_FDS", "1")
-    assert systemd_listeners() is None
-    assert "LISTEN_FDS" not in os.environ  # not passed on to the workers either
 
 
 def no_start_response(

@@ -24,9 +24,11 @@ from fcgikit.server.listeners import (
     SocketOwner,
     open_listener,
     parse_web_server_addrs,
+    passed_listeners,
     peer_allowed,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 DETECT = (
     "import sys; from fcgikit.server.listeners import inherited_listener; "
     "print('listener' if inherited_listener(0) else 'not')"
@@ -275,3 +277,60 @@ def test_web_server_addrs_ipv4_ipv6_and_unix() -> None:
     assert peer_allowed(("203.0.113.9", 1), None)
     with pytest.raises(ConfigError, match="not an IP address"):
         parse_web_server_addrs("localhost")
+
+
+def test_passed_listeners_ignores_variables_meant_for_another_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LISTEN_PID", str(os.getpid() + 1))
+    monkeypatch.setenv("LISTEN_FDS", "1")
+    assert passed_listeners() is None
+    assert "LISTEN_FDS" not in os.environ  # not passed on to the workers either
+
+
+REEXEC = """
+import os, socket, sys
+from fcgikit.server.listeners import exec_with_listeners, passed_listeners
+if len(sys.argv) == 3:  # before the exec: listen, and pass the sockets to our new self
+    created = socket.socket(socket.AF_UNIX)
+    created.bind(sys.argv[1]); created.listen()
+    tcp = socket.create_server(("127.0.0.1", 0))
+    print(os.getpid(), tcp.getsockname()[1], flush=True)
+    exec_with_listeners([sys.executable, __file__, "after"], [created, tcp], {sys.argv[1]})
+passed = passed_listeners()
+assert not any(name.startswith("LISTEN_") for name in os.environ)
+print(os.getpid(), [s.getsockname() for s in passed.sockets], passed.created_paths)
+for sock in passed.sockets:
+    sock.settimeout(10)
+    conn, _ = sock.accept()  # the test connected before the exec: it waited in the backlog
+    conn.sendall(b"served after the exec")
+    conn.close()
+"""
+
+
+def test_exec_with_listeners_passes_the_same_sockets_to_the_new_program(tmp_path: Path) -> None:
+    """What a single process's SIGHUP does: the same pid, the same listening sockets (a
+    connection made before the exec is accepted after it), and the unix socket file it
+    created is still its own to remove."""
+    script = tmp_path / "reexec.py"
+    script.write_text(REEXEC)
+    path = str(tmp_path / "kept.sock")
+    with subprocess.Popen(
+        [sys.executable, str(script), path, "before"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout is not None
+        pid, port = map(int, child.stdout.readline().split())
+        early = [socket.socket(socket.AF_UNIX), socket.create_connection(("127.0.0.1", port))]
+        early[0].connect(path)
+        for sock in early:
+            with sock:
+                sock.settimeout(10)
+                assert sock.recv(100) == b"served after the exec"
+        out, err = child.communicate(timeout=30)
+        assert child.returncode == 0, err
+    assert out.split(" ", 1)[0] == str(pid)
+    assert f"[{path!r}, ('127.0.0.1', {port})] [{path!r}]" in out
