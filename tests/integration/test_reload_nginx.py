@@ -13,26 +13,14 @@ from __future__ import annotations
 
 import re
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.server.test_hostile import wait_until
 
-from .harness import (
-    HOST,
-    Layout,
-    Process,
-    Scenario,
-    Site,
-    app_environment,
-    backend_command,
-    nginx_command,
-    server_version,
-    write_nginx_config,
-)
-from .test_prefork_nginx import APP_SOURCE, CLOSE, KEEPALIVE, MIN_REQUESTS, Outcome, under_load
+from . import test_prefork_nginx as prefork
+from .harness import HOST, Process, Site, app_environment, backend_command
+from .test_prefork_nginx import APP_SOURCE, MIN_REQUESTS, Outcome, start_nginx, under_load
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +29,8 @@ RELOADS = 3
 SERVED_BETWEEN = 50
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    scenario = Scenario("reload", "nginx", "", "fcgikit serve (one process)", backend=None)
-    running = Site(scenario, Layout.create(tmp_path), server_version("nginx"))
-    try:
-        yield running
-    finally:
-        running.stop()
+#: the prefork test's nginx site, in its own temp dir
+site = prefork.site
 
 
 def start_backend(site: Site, upstream: str) -> Process:
@@ -64,18 +46,6 @@ def start_backend(site: Site, upstream: str) -> Process:
     return backend
 
 
-def start_nginx(site: Site, upstream: str, keepalive: bool) -> None:
-    layout = site.layout
-    fragment = (KEEPALIVE if keepalive else CLOSE).replace("unix:{socket}", upstream)
-    pool = f"upstream pool {{\n    server {upstream};\n    keepalive 8;\n}}\n"
-    conf = write_nginx_config(layout, fragment, pool if keepalive else "")
-    site.config_files.append(conf)
-    argv = nginx_command(layout, conf, "-g", "daemon off;")
-    nginx = Process("nginx", argv, log_dir=layout.dir, logs=[layout.dir / "error.log"])
-    site.processes.append(nginx)
-    nginx.wait_for_port(layout.port)
-
-
 @pytest.mark.parametrize("keepalive", [True, False], ids=["keepalive", "close"])
 @pytest.mark.parametrize("transport", ["unix", "tcp"])
 def test_sighup_three_times_under_load_fails_no_request(
@@ -84,7 +54,7 @@ def test_sighup_three_times_under_load_fails_no_request(
     layout = site.layout
     upstream = f"unix:{layout.socket}" if transport == "unix" else f"{HOST}:{layout.backend_port}"
     backend = start_backend(site, upstream)
-    start_nginx(site, upstream, keepalive)
+    start_nginx(site, keepalive, upstream)
 
     def reload_three_times(outcome: Outcome) -> None:
         for number in range(1, RELOADS + 1):

@@ -71,6 +71,17 @@ def answer(sock: socket.socket, timeout: float = 10) -> bytes:
     return b"".join(content for kind, content in records if kind == STDOUT)
 
 
+def send_requests_the_server_cannot_accept(
+    path: str, waiting: list[socket.socket], log: Log
+) -> None:
+    """Connect ``waiting`` (made beforehand) and send a request on each, ``/w0``, ``/w1``...;
+    return once the server said it cannot accept them."""
+    for number, sock in enumerate(waiting):
+        sock.connect(path)
+        sock.sendall(request_bytes(1, f"/w{number}"))
+    log.wait_for_one(OUT_OF_FDS)
+
+
 def process_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -81,10 +92,7 @@ def test_out_of_descriptors_pauses_accepting_logs_once_and_resumes(serve: Any, l
     waiting = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(4)]
     try:
         with no_new_descriptors():
-            for number, sock in enumerate(waiting):
-                sock.connect(running.path)
-                sock.sendall(request_bytes(1, f"/w{number}"))
-            log.wait_for_one(OUT_OF_FDS)
+            send_requests_the_server_cannot_accept(running.path, waiting, log)
             # The window in which a loop that retried at once would spin; its CPU is measured.
             before = process_cpu()
             time.sleep(1.0)
@@ -111,10 +119,7 @@ def test_out_of_descriptors_a_closed_connection_lets_the_next_in(serve: Any, log
     waiting = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(3)]
     try:
         with no_new_descriptors():
-            for number, sock in enumerate(waiting):
-                sock.connect(running.path)
-                sock.sendall(request_bytes(1, f"/w{number}"))
-            log.wait_for_one(OUT_OF_FDS)
+            send_requests_the_server_cannot_accept(running.path, waiting, log)
             holder.close()
             # Each answered connection is closed, which lets the next one in.
             for number, sock in enumerate(waiting):
