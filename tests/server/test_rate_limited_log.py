@@ -1,4 +1,4 @@
-"""The log helpers: RateLimitedLog turns a flood of one problem into a line per interval."""
+"""RateLimitedLog (fcgikit/server/logs.py): a flood of one problem becomes a line per interval."""
 
 from __future__ import annotations
 
