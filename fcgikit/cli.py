@@ -8,8 +8,10 @@ fcgikit config nginx --mount /yourapplication --socket unix:/run/app.sock
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -25,7 +27,7 @@ from fcgikit.middleware import wrap
 from fcgikit.protocol import ACCELERATED
 from fcgikit.server.apploader import load_app
 from fcgikit.server.arbiter import Arbiter, add_pool_arguments, settings_from_args, wants_pool
-from fcgikit.server.listeners import inherited_listener
+from fcgikit.server.listeners import exec_with_listeners, inherited_listener, passed_listeners
 from fcgikit.server.logs import configure_logging
 from fcgikit.server.server import Server
 from fcgikit.server.settings import add_server_arguments, server_settings_from_args
@@ -36,6 +38,17 @@ if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
 log = logging.getLogger("fcgikit.cli")
+
+#: what each signal does to ``fcgikit serve``, one process or a pool: the end of its --help,
+#: and word for word in the README and docs/operations.rst (tests/server/test_signals.py)
+SIGNALS_HELP = (
+    "Signals: SIGTERM stops gracefully (running requests finish, for up to "
+    "--graceful-timeout seconds); SIGINT and SIGQUIT stop at once (running requests are cut "
+    "off); either way the unix socket fcgikit created is removed and the exit status is 0. "
+    "SIGHUP reloads the app without failing a request: new workers replace the old ones "
+    "with --workers, otherwise the process re-executes itself on the same listening socket. "
+    "SIGUSR1 reopens the log files; SIGTTIN and SIGTTOU add or remove a worker (--workers)."
+)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -51,6 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="serve a WSGI app over FastCGI",
         description="Serve APP over FastCGI. With no --bind, serve the listening socket "
         "inherited on fd 0 (how mod_fcgid, lighttpd bin-path and spawn-fcgi start it).",
+        epilog=SIGNALS_HELP,
     )
     serve.add_argument("app", metavar="APP", help="module:attr or module:factory()")
     add_server_arguments(serve)
@@ -142,8 +156,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = server_settings_from_args(args)
     listeners = None
+    created: list[str] = []
+    connections: list[int] = []
     dev_socket_dir = None
-    if not settings.binds:
+    passed = passed_listeners()  # ours, re-executed by SIGHUP (below), or systemd's
+    if passed is not None and passed.sockets:
+        listeners, created, connections = passed.sockets, passed.created_paths, passed.connections
+    elif not settings.binds:
         listener = inherited_listener(0)
         if listener is not None:
             listeners = [listener]
@@ -158,10 +177,24 @@ def _serve(args: argparse.Namespace) -> int:
                 "unix:/run/app.sock (or 127.0.0.1:9000), or --http 127.0.0.1:8000 for "
                 "a development front"
             )
-    app = load_app(args.app)
+    try:
+        app = load_app(args.app)
+    except BaseException:
+        for path in created:  # the server that would have removed them will not run
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
     if fixers is not None:
         app = fixers(app)
-    server = Server(app, settings, listeners)
+    # The development front's socket lives in a temporary directory: it starts afresh.
+    server = Server(
+        app,
+        settings,
+        listeners,
+        created_paths=created,
+        keep_listeners_on_reload=not args.http,
+        connections=connections,
+    )
     front = None
     if args.http:
         front = _start_dev_front(args.http, server)
@@ -173,8 +206,20 @@ def _serve(args: argparse.Namespace) -> int:
         if dev_socket_dir is not None:
             os.rmdir(dev_socket_dir)
     if reload:
-        log.info("fcgikit: SIGHUP; restarting")
-        os.execv(sys.executable, [sys.executable, "-m", "fcgikit", *sys.argv[1:]])
+        argv = [sys.executable, "-m", "fcgikit", *sys.argv[1:]]
+        if not server.keep_listeners_on_reload:
+            log.info("fcgikit: SIGHUP; restarting")
+            os.execv(argv[0], argv)
+        log.info(
+            "fcgikit: SIGHUP; restarting on the same listening socket(s), with %d idle "
+            "connection(s)",
+            len(server.parked),
+        )
+        # Until the new process handles SIGHUP itself, another one must not kill it: an
+        # ignored signal stays ignored across exec.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        connections = [channel.fileno for channel in server.parked]
+        exec_with_listeners(argv, server.listeners, server.created_paths, connections)
     return 0
 
 

@@ -132,5 +132,12 @@ class Backend:
         self._reader.join(30)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # utime and stime are fields 14 and 15 of proc(5); fields[0] here is field 3 (state)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def fcgikit_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "fcgikit", *args]

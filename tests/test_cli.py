@@ -373,3 +373,17 @@ def test_socket_mode_and_owner(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no-such-user-here" in result.stderr
     assert not (tmp_path / "x.sock").exists()
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "workers"])
+def test_a_world_writable_socket_mode_is_refused_with_the_right_way(
+    tmp_path: Path, workers: list[str]
+) -> None:
+    sock = tmp_path / "open.sock"
+    result = run_fcgikit(
+        "serve", "apps.hello:app", "--bind", f"unix:{sock}", "--socket-mode", "666", *workers
+    )
+    assert result.returncode == 2
+    assert "--socket-mode 666 lets every local user connect" in result.stderr
+    assert "--socket-owner :www-data with --socket-mode 660" in result.stderr
+    assert not sock.exists()

@@ -478,6 +478,19 @@ class ServerConnection(_RecordStream[ServerEvent]):
         return self._should_close
 
     @property
+    def between_requests(self) -> bool:
+        """True while the connection holds nothing of a request: every one begun has
+        ended, no part of a record waits for the rest, no error, no EOF, not to be closed.
+        From here a fresh ServerConnection (in another process: fcgikit's reload hands such
+        connections over) would go on exactly as this one would."""
+        return (
+            not self._requests
+            and not self._reader.buffered
+            and self._error is None
+            and not self._should_close
+        )
+
+    @property
     def stray_records(self) -> int:
         """Input records ignored because no FCGI_BEGIN_REQUEST ever named their id.
 

@@ -49,11 +49,16 @@ from typing import TYPE_CHECKING
 from fcgikit.addresses import UnixAddress
 from fcgikit.errors import ConfigError
 from fcgikit.server.apploader import load_app
-from fcgikit.server.listeners import describe, inherited_listener, open_listener
-from fcgikit.server.logs import configure_logging
+from fcgikit.server.listeners import (
+    describe,
+    inherited_listener,
+    open_listener,
+    passed_listeners,
+)
+from fcgikit.server.logs import configure_logging, reopen_log_files
 from fcgikit.server.settings import ServerSettings, add_server_arguments, server_settings_from_args
 from fcgikit.server.status import Scoreboard, SlotView, StatusPage, WorkerState, parse_allow
-from fcgikit.server.worker import EXIT_BOOT_ERROR, reopen_log_files, run_worker
+from fcgikit.server.worker import EXIT_BOOT_ERROR, run_worker
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -69,8 +74,6 @@ MAX_BACKOFF = 10.0
 KILL_MARGIN = 2.0
 #: how long workers get to exit after SIGQUIT (fast stop) before SIGKILL
 FAST_STOP = 2.0
-
-SYSTEMD_FIRST_FD = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,28 +209,6 @@ def parse_workers(text: str) -> tuple[int, int]:
     except ValueError:
         raise ConfigError(f"--workers takes N or MIN:MAX, not {text!r}") from None
     return minimum, maximum
-
-
-def systemd_listeners() -> list[socket.socket] | None:
-    """The sockets systemd passed (LISTEN_FDS / LISTEN_PID), or None when it passed none.
-
-    The variables are removed so no child mistakes them for its own.
-    """
-    pid, count = os.environ.get("LISTEN_PID"), os.environ.get("LISTEN_FDS")
-    if pid is None or count is None:
-        return None
-    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
-        os.environ.pop(name, None)
-    if not pid.isdigit() or int(pid) != os.getpid() or not count.isdigit():
-        return None
-    listeners = []
-    for fd in range(SYSTEMD_FIRST_FD, SYSTEMD_FIRST_FD + int(count)):
-        sock = inherited_listener(fd)
-        if sock is None:
-            raise ConfigError(f"systemd passed fd {fd}, which is not a listening stream socket")
-        os.close(fd)  # inherited_listener holds a duplicate
-        listeners.append(sock)
-    return listeners
 
 
 @dataclass(slots=True, eq=False)
@@ -368,9 +349,13 @@ class Arbiter:
     def _open_listeners(self) -> None:
         if self._given_listeners:
             return
-        inherited = systemd_listeners()
-        if inherited:
-            self.listeners = inherited
+        passed = passed_listeners()
+        if passed is not None:
+            for fd in passed.connections:  # a single process's, handed over by its reload
+                os.close(fd)
+        if passed is not None and passed.sockets:
+            self.listeners = passed.sockets
+            self.created_paths = passed.created_paths
             return
         for address in self.settings.binds:
             self.listeners.append(

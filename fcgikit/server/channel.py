@@ -323,6 +323,19 @@ class Channel:
         self.close()
         return True
 
+    def between_requests(self) -> bool:
+        """Nothing of a request on it, nothing left to send, not closing: a reload may hand
+        it over to the next process as it is (Server._park_if_between_requests)."""
+        with self._state_lock:
+            return (
+                not self.requests
+                and not self._pending
+                and not self.closed
+                and not self.draining
+                and self.linger_deadline is None
+                and self.conn.between_requests
+            )
+
     def drain(self) -> None:
         """Server is stopping: close once the running requests end.
 

@@ -1,27 +1,60 @@
-"""Listening sockets: the one a spawner left on fd 0, unix sockets, TCP over IPv4 and IPv6.
+"""Listening sockets: the one a spawner left on fd 0, unix sockets, TCP over IPv4 and IPv6,
+and those passed the systemd way (``LISTEN_FDS``).
 
 fd 0 is a FastCGI listener when it is a socket whose ``getpeername`` fails with ENOTCONN (the
 spec's test). We look at ``fstat`` first instead of relying on ``socket.fromfd`` raising for a
 non-socket, which is what broke flup's check on Python >= 3.8.
+
+Sockets are passed the systemd way (sd_listen_fds(3): descriptors from 3 on, ``LISTEN_FDS``,
+``LISTEN_PID``, ``LISTEN_FDNAMES``) by systemd socket activation, and by fcgikit to itself:
+a single process reloaded by SIGHUP re-executes itself on the same listening sockets
+(:func:`exec_with_listeners`), so connections wait in the backlog meanwhile instead of
+meeting a missing socket file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import grp
 import ipaddress
 import os
 import pwd
 import socket
 import stat
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import NoReturn
 
 from fcgikit.addresses import Address, FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
 
 #: socket mode before the umask is applied: owner and group (the web server's) may connect
 UNIX_SOCKET_MODE = 0o660
+
+#: the first descriptor of those passed the systemd way
+LISTEN_FDS_START = 3
+#: the LISTEN_FDNAMES name fcgikit gives a unix socket whose file it created when it passes
+#: the socket to its re-executed self: the file is the new process's to remove when it stops
+CREATED_SOCKET_NAME = "fcgikit-created"
+#: the LISTEN_FDNAMES name of a web server's connection, idle between two requests, that
+#: fcgikit hands over to its re-executed self (a keep-conn connection goes on unbroken)
+CONNECTION_NAME = "fcgikit-connection"
+
+
+def check_socket_mode(mode: int) -> None:
+    """ConfigError for a mode fcgikit will not give a unix socket it creates: not a mode, or
+    one that lets every local user connect (connecting needs write permission). Whoever
+    connects is trusted with REMOTE_ADDR, HTTPS and every header (see SECURITY.md)."""
+    if not 0 <= mode <= 0o777:
+        raise ConfigError(f"--socket-mode {mode:o}: write permission bits, like 660")
+    if mode & 0o002:
+        raise ConfigError(
+            f"--socket-mode {mode:03o} lets every local user connect to the app and send it "
+            "any REMOTE_ADDR or header; give the socket to the web server's group instead: "
+            "--socket-owner :www-data with --socket-mode 660"
+        )
 
 
 def inherited_listener(fd: int = 0) -> socket.socket | None:
@@ -102,6 +135,8 @@ def _remove_stale_unix_socket(path: str) -> None:
 def _bind_unix(
     path: str, umask: int | None, backlog: int, mode: int | None, owner: SocketOwner | None
 ) -> socket.socket:
+    if mode is not None:
+        check_socket_mode(mode)
     ids = owner.resolve() if owner is not None else None  # an unknown name fails before bind
     _remove_stale_unix_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -178,6 +213,80 @@ def open_listener(
     return sock
 
 
+@dataclass(slots=True)
+class PassedListeners:
+    """The listening sockets passed the systemd way."""
+
+    sockets: list[socket.socket]
+    #: the files of those that are unix sockets fcgikit created (before a re-exec): remove
+    #: them when serving stops
+    created_paths: list[str] = field(default_factory=list)
+    #: descriptors of web servers' connections handed over between two requests
+    connections: list[int] = field(default_factory=list)
+
+
+def passed_listeners() -> PassedListeners | None:
+    """The sockets passed the systemd way, or None when none were passed to this process.
+
+    The variables are removed so that no child (a worker, an app's subprocess) mistakes them
+    for its own.
+    """
+    pid, count = os.environ.get("LISTEN_PID"), os.environ.get("LISTEN_FDS")
+    names = os.environ.get("LISTEN_FDNAMES", "").split(":")
+    if pid is None or count is None:
+        return None
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
+    if not pid.isdigit() or int(pid) != os.getpid() or not count.isdigit():
+        return None
+    passed = PassedListeners([])
+    for index, fd in enumerate(range(LISTEN_FDS_START, LISTEN_FDS_START + int(count))):
+        name = names[index] if index < len(names) else ""
+        if name == CONNECTION_NAME:
+            os.set_inheritable(fd, False)
+            passed.connections.append(fd)
+            continue
+        sock = inherited_listener(fd)
+        if sock is None:
+            raise ConfigError(
+                f"fd {fd} was passed (LISTEN_FDS), but is not a listening stream socket"
+            )
+        os.close(fd)  # inherited_listener holds a duplicate
+        passed.sockets.append(sock)
+        if name == CREATED_SOCKET_NAME:
+            passed.created_paths.append(sock.getsockname())
+    return passed
+
+
+def exec_with_listeners(
+    argv: Sequence[str],
+    listeners: Sequence[socket.socket],
+    created_paths: Collection[str],
+    connections: Sequence[int] = (),
+) -> NoReturn:
+    """Replace this process (same pid) by ``argv``, passing ``listeners`` the systemd way;
+    ``created_paths``: the unix socket files among them this process created;
+    ``connections``: idle connections (descriptors) the new process is to serve on."""
+    names = []
+    for listener in listeners:
+        path = listener.getsockname() if listener.family == socket.AF_UNIX else None
+        names.append(CREATED_SOCKET_NAME if path in created_paths else "passed")
+    names += [CONNECTION_NAME] * len(connections)
+    count = len(names)
+    # First above the range, so that no dup2() into it replaces a descriptor not yet moved.
+    above = [
+        fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, LISTEN_FDS_START + count)
+        for fd in [listener.fileno() for listener in listeners] + list(connections)
+    ]
+    for index, fd in enumerate(above):
+        os.dup2(fd, LISTEN_FDS_START + index, inheritable=True)
+        os.close(fd)
+    os.environ.update(
+        LISTEN_FDS=str(count), LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES=":".join(names)
+    )
+    os.execv(argv[0], list(argv))
+
+
 def describe(sock: socket.socket) -> str:
     """How to write the address ``sock`` listens on, for the log."""
     name = sock.getsockname()
@@ -219,10 +328,14 @@ def parse_web_server_addrs(value: str | None) -> frozenset[str] | None:
 
 __all__ = [
     "FdAddress",
+    "PassedListeners",
     "SocketOwner",
+    "check_socket_mode",
     "describe",
+    "exec_with_listeners",
     "inherited_listener",
     "open_listener",
     "parse_web_server_addrs",
+    "passed_listeners",
     "peer_allowed",
 ]

@@ -9,16 +9,27 @@ params and body are in runs on that same thread, with no hand-off, unless it tur
 (the pool's module docstring has the whole scheme). The thread that calls :meth:`Server.serve`
 watches for that, and runs the signal handlers.
 
-Stopping: SIGTERM / SIGINT (and SIGHUP, which makes ``serve`` return True so a flup-style
-``.fcgi`` loop can re-exec) only set a flag; the loop then stops accepting, closes idle
-connections, lets running requests finish for ``graceful_timeout`` seconds and returns.
-Signal handlers are installed only when serving from the main thread.
+Signals, handled only when serving from the main thread (the same meanings as the prefork
+master's, :mod:`fcgikit.server.arbiter`):
+
+* SIGTERM stops gracefully: the loop stops accepting, closes idle connections, lets running
+  requests finish for ``graceful_timeout`` seconds and returns.
+* SIGHUP does the same, then ``serve`` returns True: a flup-style ``.fcgi`` loop re-executes
+  the script, ``fcgikit serve`` re-executes itself. With ``keep_listeners_on_reload`` (what
+  ``fcgikit serve`` asks for) the listening sockets stay open and their files in place, for
+  the new process to inherit: connections wait in the backlog, none is refused.
+* SIGINT and SIGQUIT stop at once: one log line with the number of requests cut, the
+  connections closed, the socket files removed.
+* SIGUSR1 reopens the log files; SIGTTIN and SIGTTOU, the pool's, are logged and ignored.
+
+The handlers only set flags (or queue the signal) and wake the loop, which acts on them.
 """
 
 from __future__ import annotations
 
 import _socket
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -37,7 +48,7 @@ from fcgikit.protocol.connection import WholeRequest
 from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel, Connected, Refuses
 from fcgikit.server.direct import DirectChannel
 from fcgikit.server.listeners import describe, open_listener, peer_allowed
-from fcgikit.server.logs import configure_access_log
+from fcgikit.server.logs import RateLimitedLog, configure_access_log, reopen_log_files
 from fcgikit.server.memory import tune_malloc
 from fcgikit.server.pool import WorkerPool
 from fcgikit.server.settings import ServerSettings
@@ -66,6 +77,12 @@ ACCEPT_BATCH = 64
 #: a server that stopped accepting for this long (seconds; all its threads were busy) looks
 #: whether the web server gave up on the connections it accepts next (see _check_backlog)
 PAUSE_CHECKED_AFTER = 1.0
+#: accept() errors that leave the connection waiting: the process is out of file descriptors
+#: (or the kernel out of memory). The listener stays readable, and a level-triggered loop
+#: would retry at once, for ever; so accepting pauses until a connection closes, or for
+#: ACCEPT_RETRY seconds
+ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_RETRY = 0.25
 
 
 READABLE = select.POLLIN
@@ -159,12 +176,27 @@ class Server:
         app: WSGIApplication,
         settings: ServerSettings,
         listeners: Iterable[socket.socket] | None = None,
+        *,
+        created_paths: Iterable[str] = (),
+        keep_listeners_on_reload: bool = False,
+        connections: Iterable[int] = (),
     ) -> None:
+        """``listeners``: sockets already listening (by default those of ``settings.binds``,
+        which the server creates); ``created_paths``: the unix socket files among them that
+        the server is to remove when it stops, as it does those it creates;
+        ``keep_listeners_on_reload``: a SIGHUP leaves the listening sockets open and their
+        files in place, and sets aside the connections idle between two requests
+        (:attr:`parked`), for the caller to pass to its re-executed self;
+        ``connections``: descriptors of connections such a previous self handed over."""
         self.app = app
         self.settings = settings
         self.pool = WorkerPool(settings.threads, settings.max_queued)
+        self.keep_listeners_on_reload = keep_listeners_on_reload
+        self._handed_connections = list(connections)
+        #: connections set aside, idle, for the re-executed process (see _stopping_round)
+        self.parked: list[Channel] = []
         #: unix socket files this server created, removed again when it stops
-        self.created_paths: list[str] = []
+        self.created_paths: list[str] = list(created_paths)
         if listeners is None:
             listeners = []
             for address in settings.binds:
@@ -193,8 +225,14 @@ class Server:
         self._lock = threading.Lock()
         self._write_wanted: set[Channel] = set()
         self._stop_reason: str | None = None
+        #: why the server stops at once (SIGINT, SIGQUIT), cutting running requests
+        self._cut_reason: str | None = None
+        #: signals the loop acts on (SIGUSR1, SIGTTIN, SIGTTOU), queued by their handler
+        self._signals: list[int] = []
         self._reload = False
         self._stopping = False
+        #: stopping to hand the connections over (see _stopping_round)
+        self._parking = False
         self._accept_paused = False
         self._stop_now = False
         self._loop_started = False
@@ -219,14 +257,43 @@ class Server:
         self._paused_at = 0.0
         #: (family, type, proto) of each listener, as ints for _socket.socket()
         self._listener_kinds: dict[int, tuple[int, int, int]] = {}
+        #: seconds to wait before accepting again after ACCEPT_RESOURCE_ERRORS, unless a
+        #: connection closes first
+        self.accept_retry = ACCEPT_RETRY
+        #: when to try accepting again after ACCEPT_RESOURCE_ERRORS (0.0: not waiting)
+        self._accept_retry_at = 0.0
+        self._refused_peers = RateLimitedLog(
+            log,
+            "fcgikit: refused connection from %s (not in FCGI_WEB_SERVER_ADDRS)",
+            level=logging.WARNING,
+        )
+        self._accept_failures = RateLimitedLog(
+            log, "fcgikit: accept failed: %s", level=logging.ERROR
+        )
+        self._out_of_resources = RateLimitedLog(
+            log,
+            "fcgikit: cannot accept connections (%s); those waiting are accepted as others "
+            "close. Out of file descriptors: raise the limit (ulimit -n, or LimitNOFILE= "
+            "under systemd)",
+            level=logging.ERROR,
+        )
         self.ready = threading.Event()
 
     # --- called from any thread ------------------------------------------------------------
 
-    def stop(self, reason: str = "stop requested", *, reload: bool = False) -> None:
-        """Ask the loop to stop gracefully; safe from signal handlers and other threads."""
+    def stop(
+        self, reason: str = "stop requested", *, reload: bool = False, at_once: bool = False
+    ) -> None:
+        """Ask the loop to stop: gracefully, or ``at_once`` (running requests are cut);
+        ``reload``: ``serve`` returns True. A stop cancels a reload asked for before it, and
+        a reload does not undo a stop. Safe from signal handlers and other threads."""
+        if reload and self._stop_reason is not None and not self._reload:
+            return
         self._stop_reason = reason
-        self._reload = self._reload or reload
+        self._reload = reload
+        if at_once:
+            self._cut_reason = reason
+            self._stop_now = True
         self._wake()
 
     def _wake(self) -> None:
@@ -278,13 +345,37 @@ class Server:
             return {}
 
         def on_stop(signum: int, frame: FrameType | None) -> None:
-            self.stop(f"received {signal.Signals(signum).name}", reload=signum == signal.SIGHUP)
+            reason = f"received {signal.Signals(signum).name}"
+            if signum == signal.SIGHUP:
+                self.stop(reason, reload=True)
+            else:
+                self.stop(reason, at_once=signum != signal.SIGTERM)
+
+        def on_other(signum: int, frame: FrameType | None) -> None:
+            self._signals.append(signum)
+            self._wake()
 
         previous: dict[int, object] = {}
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
             previous[signum] = signal.signal(signum, on_stop)
+        for signum in (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU):
+            previous[signum] = signal.signal(signum, on_other)
         previous[-1] = signal.set_wakeup_fd(self.wakeup_fd(), warn_on_full_buffer=False)
         return previous
+
+    def _act_on_signals(self) -> None:
+        """The queued signals, on the loop's thread (see _install_signal_handlers)."""
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum == signal.SIGUSR1:
+                reopen_log_files()
+                log.info("fcgikit: SIGUSR1: reopened log files")
+            else:
+                log.warning(
+                    "fcgikit: %s ignored: it adds or removes a worker of a pool (--workers), "
+                    "and this server is a single process",
+                    signal.Signals(signum).name,
+                )
 
     def serve(self) -> bool:
         """Serve until stopped; True when stopped by SIGHUP (flup's "restart me")."""
@@ -303,6 +394,8 @@ class Server:
                 )
                 log.info("fcgikit: listening on %s", describe(listener))
             selector.register(self._wake_r.fileno(), READABLE, self._wake_r)
+            if self._handed_connections:
+                self._adopt_connections(self._handed_connections)
             self._next_sweep = time.monotonic() + 1.0
             if threading.current_thread() is threading.main_thread():
                 # Serving is what this process does from now on, and what is alive now (the
@@ -366,29 +459,24 @@ class Server:
             self._next_sweep = now + 1.0
             self._close_expired_lingerers(now)
             self._close_idle(now)
+            self._refused_peers.flush(now)
+            self._accept_failures.flush(now)
+            self._out_of_resources.flush(now)
+            if self._accept_retry_at and now >= self._accept_retry_at:
+                self._accept_retry_at = 0.0
+                self._resume_if_room()
         if self._stop_reason is not None and not self._stopping:
             self._begin_stopping()
             self._deadline = time.monotonic() + self.settings.graceful_timeout
         if self._stopping:
-            with self._lock:
-                remaining = len(self.channels) + len(self.direct)
-            if remaining == 0:
+            stopping_timeout = self._stopping_round(now)
+            if stopping_timeout is None:
                 return True
-            with self._lock:
-                draining = list(self.channels)
-            for quiet in draining:
-                quiet.close_if_quiet(now)
-            left = self._deadline - time.monotonic()
-            if left <= 0:
-                log.warning(
-                    "fcgikit: %d connection(s) still busy after %gs; closing them",
-                    remaining,
-                    self.settings.graceful_timeout,
-                )
-                return True
-            timeout = min(left, DRAIN_QUIET / 2)
+            timeout = stopping_timeout
         else:
-            timeout = 1.0  # wakes once a second to close connections that linger too long
+            # Wakes once a second to close connections that linger too long, sooner to try
+            # accepting again (see _accept_failed).
+            timeout = self._next_sweep - now
         wake_r = self._wake_r
         for target, events in selector.wait(timeout):
             if type(target) is Channel:
@@ -402,12 +490,76 @@ class Server:
                     while wake_r.recv(4096):
                         pass
                 self._update_write_interest()
-                if self._accept_paused and not self._stopping and not self._saturated():
-                    self._resume_accepting()
+                if self._accept_paused:
+                    self._resume_if_room()
+                if self._signals:
+                    self._act_on_signals()
             else:
                 assert isinstance(target, socket.socket)
                 self._accept(target)
         return False
+
+    def _stopping_round(self, now: float) -> float | None:
+        """The part of a round of the loop that stopping gracefully adds: how long the
+        round may wait, or None once the server is done (no connection left, or the grace
+        period over). A reload that hands the listeners over hands the connections idle
+        between two requests over too, as they are; a stop closes them once quiet."""
+        with self._lock:
+            draining = list(self.channels)
+        if self._hands_over_listeners():
+            for channel in draining:
+                self._park_if_between_requests(channel)
+        else:
+            if self._parking:  # a stop came after the reload began: no hand-over after all
+                self._parking = False
+                for listener in self.listeners:
+                    listener.close()
+                for channel in draining:
+                    channel.drain()
+            for quiet in draining:
+                quiet.close_if_quiet(now)
+        with self._lock:
+            remaining = len(self.channels) + len(self.direct)
+        if remaining == 0:
+            return None
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            log.warning(
+                "fcgikit: %d connection(s) still busy after %gs; closing them",
+                remaining,
+                self.settings.graceful_timeout,
+            )
+            return None
+        return min(left, DRAIN_QUIET / 2)
+
+    def _park_if_between_requests(self, channel: Channel) -> None:
+        """Set ``channel`` aside for the next process if no request is on it: the loop
+        forgets it, and nothing more is read from it here (a request the web server sends
+        meanwhile waits in the socket for the next process)."""
+        if channel.between_requests():
+            self.unregister(channel)
+            with self._lock:
+                self.channels.discard(channel)
+                self._write_wanted.discard(channel)
+            self.parked.append(channel)
+
+    def _adopt_connections(self, fds: Iterable[int]) -> None:
+        """Serve the connections the previous process handed over (see _stopping_round)."""
+        for fd in fds:
+            sock = socket.socket(fileno=fd)
+            try:
+                sock.setblocking(False)
+                peer = sock.getpeername()
+            except OSError:  # the web server closed it meanwhile
+                sock.close()
+                continue
+            label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix socket"
+            channel = Channel(self, sock, label)
+            channel.requests_received = 1  # an idle keep-conn connection, not a new one
+            channel.selector_events = READABLE
+            with self._lock:
+                self.channels.add(channel)
+            self._selector.register(fd, READABLE, channel)
 
     def _close_expired_lingerers(self, now: float) -> None:
         with self._lock:
@@ -467,10 +619,17 @@ class Server:
         for listener in self.listeners:
             self._selector.unregister(listener.fileno())
 
+    def _resume_if_room(self) -> None:
+        """Accept again after a pause (saturated, or out of descriptors), unless stopping
+        or still saturated; out of descriptors, the next accept says whether it still is."""
+        if self._accept_paused and not self._stopping and not self._saturated():
+            self._resume_accepting()
+
     def _resume_accepting(self) -> None:
         self._accept_paused = False
         if time.monotonic() - self._paused_at >= PAUSE_CHECKED_AFTER:
             self._check_backlog = True
+        self._accept_retry_at = 0.0
         for listener in self.listeners:
             with contextlib.suppress(OSError):
                 self._selector.register(listener.fileno(), READABLE, listener)
@@ -498,16 +657,15 @@ class Server:
             accepted = self._accept_one(listener, accepted_count >= expected)
             if accepted is None:
                 self._accepts_expected = max(accepted_count, 1)
-                self._check_backlog = False  # what comes next finds us accepting
+                if not self._accept_paused:  # the backlog is empty (accept did not fail)
+                    self._check_backlog = False  # what comes next finds us accepting
                 return
             fd, peer, nonblocking = accepted
             if self._check_backlog:
                 self._accepted_late = True
             if not peer_allowed(peer, self.settings.web_server_addrs):
                 assert isinstance(peer, tuple)
-                log.warning(
-                    "fcgikit: refused connection from %s (not in FCGI_WEB_SERVER_ADDRS)", peer[0]
-                )
+                self._refused_peers.note(peer[0], time.monotonic())
                 os.close(fd)
                 continue
             conn: Connected
@@ -573,9 +731,23 @@ class Server:
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:
-            log.error("fcgikit: accept failed: %s", exc.strerror or exc)
+            self._accept_failed(exc)
             return None
         return fd, peer, 0
+
+    def _accept_failed(self, exc: OSError) -> None:
+        """Log a failed accept, rate-limited. Out of descriptors or memory, the connection
+        stays queued and the listener readable: stop polling it until a connection closes
+        (the wake-up in channel_closed resumes) or ACCEPT_RETRY seconds pass (_poll's sweep)."""
+        now = time.monotonic()
+        detail = exc.strerror or str(exc)
+        if exc.errno not in ACCEPT_RESOURCE_ERRORS:
+            self._accept_failures.note(detail, now)
+            return
+        self._out_of_resources.note(detail, now)
+        self._pause_accepting()
+        self._accept_retry_at = now + self.accept_retry
+        self._next_sweep = min(self._next_sweep, self._accept_retry_at)
 
     def _watch_accepted(self) -> None:
         """Put the connections accepted last round in the selector, unless already closed.
@@ -597,23 +769,39 @@ class Server:
 
         return self.pool.on_loop_thread(close)
 
+    def _hands_over_listeners(self) -> bool:
+        """Whether the listening sockets outlive this server (a reload that keeps them)."""
+        return self._reload and self.keep_listeners_on_reload
+
     def _begin_stopping(self) -> None:
         self._stopping = True
         log.info("fcgikit: %s; finishing running requests", self._stop_reason)
+        hand_over = self._parking = self._hands_over_listeners()
         for listener in self.listeners:
             self._selector.unregister(listener.fileno())
-            listener.close()
+            if not hand_over:
+                listener.close()
+        if hand_over:
+            return  # the connections go on, each set aside between two requests
         with self._lock:
             channels = list(self.channels)
         for channel in channels:
             channel.drain()
 
     def _close_everything(self) -> None:
-        for listener in self.listeners:
-            listener.close()
+        hand_over = self._hands_over_listeners()
+        if not hand_over:
+            for listener in self.listeners:
+                listener.close()
         with self._lock:
             channels = list(self.channels)
             direct = list(self.direct)
+        if self._cut_reason is not None:
+            log.warning(
+                "fcgikit: %s; stopping at once: %d running request(s) cut off",
+                self._cut_reason,
+                len(direct) + sum(len(channel.requests) for channel in channels),
+            )
         for running in direct:
             running.stop_now()
         for channel in channels:
@@ -627,6 +815,9 @@ class Server:
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
-        for path in self.created_paths:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        if not hand_over:
+            for parked in self.parked:  # a stop that came after the reload began
+                parked.close()
+            for path in self.created_paths:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)

@@ -16,7 +16,7 @@ from typing import Any
 from fcgikit.addresses import Address, parse_address
 from fcgikit.errors import ConfigError
 from fcgikit.protocol.constants import Role
-from fcgikit.server.listeners import SocketOwner, parse_web_server_addrs
+from fcgikit.server.listeners import SocketOwner, check_socket_mode, parse_web_server_addrs
 
 MiB = 1 << 20
 
@@ -84,10 +84,8 @@ class ServerSettings:
             raise ConfigError("at least one FastCGI role must be accepted")
         if self.graceful_timeout < 0 or self.send_timeout <= 0:
             raise ConfigError("timeouts must be positive")
-        if self.socket_mode is not None and not 0 <= self.socket_mode <= 0o777:
-            raise ConfigError(
-                f"--socket-mode {self.socket_mode:o}: write permission bits, like 660"
-            )
+        if self.socket_mode is not None:
+            check_socket_mode(self.socket_mode)
         for name in ("body_timeout", "idle_connection_timeout"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -178,7 +176,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         type=_octal,
         default=None,
         metavar="OCTAL",
-        help="mode of a unix socket, exactly, like 660 (default 0660 minus the umask)",
+        help="mode of a unix socket, exactly, like 660 (default 0660 minus the umask); "
+        "never writable by others: use --socket-owner :GROUP for the web server's group",
     )
     add(
         "--socket-owner",

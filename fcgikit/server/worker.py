@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from fcgikit.server.logs import reopen_log_files
 from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.status import StatusPage, WorkerSlot, WorkerState
@@ -299,38 +300,6 @@ def app_stack(frame: FrameType) -> str:
             frames = traceback.StackSummary.from_list(frames[index + 1 :])
             break
     return "".join(frames.format()).rstrip("\n")
-
-
-def reopen_log_files() -> None:
-    """SIGUSR1: reopen every logging file handler (after logrotate moved the file).
-
-    The new file is opened before the old one is closed, so a file that cannot be opened
-    (permissions after ``--user``) leaves logging where it was, with one line saying so.
-    """
-    seen: set[int] = set()
-    loggers: list[logging.Logger | logging.PlaceHolder] = [logging.getLogger()]
-    loggers += list(logging.Logger.manager.loggerDict.values())
-    for logger in loggers:
-        for handler in getattr(logger, "handlers", ()):
-            if not isinstance(handler, logging.FileHandler) or id(handler) in seen:
-                continue
-            seen.add(id(handler))
-            try:
-                stream = handler._open()
-            except OSError as exc:
-                log.error(
-                    "cannot reopen %s: %s; still logging to the old file",
-                    handler.baseFilename,
-                    exc.strerror,
-                )
-                continue
-            handler.acquire()
-            try:
-                old, handler.stream = handler.stream, stream
-            finally:
-                handler.release()
-            if old is not None:
-                old.close()
 
 
 def make_notifier(fd: int) -> Callable[[], None]:

@@ -115,12 +115,13 @@ def start_pool(site: Site, *options: str, app_source: str = APP_SOURCE) -> Proce
     return backend
 
 
-def start_nginx(site: Site, keepalive: bool) -> None:
+def start_nginx(site: Site, keepalive: bool, backend: str | None = None) -> None:
+    """nginx in front of ``backend`` (``unix:PATH`` or ``HOST:PORT``; the site's socket)."""
     layout = site.layout
-    socket = str(layout.socket)
-    fragment = (KEEPALIVE if keepalive else CLOSE).replace("{socket}", socket)
+    backend = backend or f"unix:{layout.socket}"
+    fragment = (KEEPALIVE if keepalive else CLOSE).replace("unix:{socket}", backend)
     # The keepalive pool is an upstream block, which belongs to http { }.
-    upstream = f"upstream pool {{\n    server unix:{socket};\n    keepalive 8;\n}}\n"
+    upstream = f"upstream pool {{\n    server {backend};\n    keepalive 8;\n}}\n"
     conf = write_nginx_config(layout, fragment, upstream if keepalive else "")
     site.config_files.append(conf)
     argv = nginx_command(layout, conf, "-g", "daemon off;")

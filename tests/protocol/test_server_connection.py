@@ -455,3 +455,31 @@ def test_replies_queued_before_an_error_are_kept() -> None:
 def test_bad_settings_are_value_errors(settings: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         ServerConnection(**settings)  # type: ignore[arg-type]
+
+
+# --- between requests (what a reload may hand over) ---------------------------------------
+
+
+def test_between_requests_only_when_nothing_of_a_request_is_held() -> None:
+    server = ServerConnection()
+    assert server.between_requests
+    request = wire.begin(1, keep_conn=True) + wire.params(1) + wire.record(wire.STDIN, 1)
+    server.receive_data(request[:5])  # part of a header
+    assert not server.between_requests
+    server.receive_data(request[5:])
+    assert not server.between_requests  # begun, not ended
+    server.end_request(1, stdout=b"Status: 200 OK\r\n\r\n")
+    assert server.between_requests  # keep-conn, answered: the next request may come
+    server.receive_data(wire.begin(2) + wire.params(2) + wire.record(wire.STDIN, 2))
+    server.end_request(2, stdout=b"Status: 200 OK\r\n\r\n")
+    assert not server.between_requests  # without keep-conn: to be closed
+
+
+def test_not_between_requests_after_eof_or_an_error() -> None:
+    closed = ServerConnection()
+    closed.receive_eof()
+    assert not closed.between_requests
+    broken = ServerConnection()
+    with pytest.raises(RemoteProtocolError):
+        broken.receive_data(b"\x02" + bytes(7))  # version 2
+    assert not broken.between_requests

@@ -39,7 +39,6 @@ from fcgikit.server.arbiter import (
     describe_exit,
     flup_prefork_pool,
     parse_workers,
-    systemd_listeners,
 )
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.status import (
@@ -289,15 +288,6 @@ def test_status_allow_normalises_addresses() -> None:
     assert parse_allow(["127.0.0.1,::ffff:10.0.0.1", "::1"]) == {"127.0.0.1", "10.0.0.1", "::1"}
     with pytest.raises(ConfigError, match="IP addresses"):
         parse_allow(["localhost"])
-
-
-def test_systemd_listeners_ignores_variables_meant_for_another_process(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("LISTEN_PID", str(os.getpid() + 1))
-    monkeypatch.setenv("LISTEN_FDS", "1")
-    assert systemd_listeners() is None
-    assert "LISTEN_FDS" not in os.environ  # not passed on to the workers either
 
 
 def no_start_response(

@@ -19,13 +19,16 @@ import pytest
 
 from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
+from fcgikit.server import ServerSettings
 from fcgikit.server.listeners import (
     SocketOwner,
     open_listener,
     parse_web_server_addrs,
+    passed_listeners,
     peer_allowed,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 DETECT = (
     "import sys; from fcgikit.server.listeners import inherited_listener; "
     "print('listener' if inherited_listener(0) else 'not')"
@@ -73,11 +76,25 @@ def test_unix_socket_mode_is_0660_minus_umask(tmp_path: Path) -> None:
         assert stat.S_IMODE(os.stat(path2).st_mode) == 0o660
 
 
-@pytest.mark.parametrize("mode", [0o600, 0o660, 0o666])
+@pytest.mark.parametrize("mode", [0o600, 0o660, 0o664])
 def test_socket_mode_is_exact_whatever_the_umask(tmp_path: Path, mode: int) -> None:
     path = tmp_path / "m.sock"
     with open_listener(UnixAddress(str(path)), umask=0o077, mode=mode):
         assert stat.S_IMODE(os.stat(path).st_mode) == mode
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o777, 0o662, 0o002])
+def test_a_socket_mode_others_can_write_to_is_refused(tmp_path: Path, mode: int) -> None:
+    """Whoever can connect is trusted with REMOTE_ADDR and every header: o+w is refused,
+    with the way to give the web server access instead, and no socket is created."""
+    path = tmp_path / "open.sock"
+    for make in (
+        lambda: ServerSettings(socket_mode=mode),
+        lambda: open_listener(UnixAddress(str(path)), mode=mode),
+    ):
+        with pytest.raises(ConfigError, match="--socket-owner :www-data with --socket-mode 660"):
+            make()
+    assert not path.exists()
 
 
 def www_data() -> tuple[int, int]:
@@ -260,3 +277,60 @@ def test_web_server_addrs_ipv4_ipv6_and_unix() -> None:
     assert peer_allowed(("203.0.113.9", 1), None)
     with pytest.raises(ConfigError, match="not an IP address"):
         parse_web_server_addrs("localhost")
+
+
+def test_passed_listeners_ignores_variables_meant_for_another_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LISTEN_PID", str(os.getpid() + 1))
+    monkeypatch.setenv("LISTEN_FDS", "1")
+    assert passed_listeners() is None
+    assert "LISTEN_FDS" not in os.environ  # not passed on to the workers either
+
+
+REEXEC = """
+import os, socket, sys
+from fcgikit.server.listeners import exec_with_listeners, passed_listeners
+if len(sys.argv) == 3:  # before the exec: listen, and pass the sockets to our new self
+    created = socket.socket(socket.AF_UNIX)
+    created.bind(sys.argv[1]); created.listen()
+    tcp = socket.create_server(("127.0.0.1", 0))
+    print(os.getpid(), tcp.getsockname()[1], flush=True)
+    exec_with_listeners([sys.executable, __file__, "after"], [created, tcp], {sys.argv[1]})
+passed = passed_listeners()
+assert not any(name.startswith("LISTEN_") for name in os.environ)
+print(os.getpid(), [s.getsockname() for s in passed.sockets], passed.created_paths)
+for sock in passed.sockets:
+    sock.settimeout(10)
+    conn, _ = sock.accept()  # the test connected before the exec: it waited in the backlog
+    conn.sendall(b"served after the exec")
+    conn.close()
+"""
+
+
+def test_exec_with_listeners_passes_the_same_sockets_to_the_new_program(tmp_path: Path) -> None:
+    """What a single process's SIGHUP does: the same pid, the same listening sockets (a
+    connection made before the exec is accepted after it), and the unix socket file it
+    created is still its own to remove."""
+    script = tmp_path / "reexec.py"
+    script.write_text(REEXEC)
+    path = str(tmp_path / "kept.sock")
+    with subprocess.Popen(
+        [sys.executable, str(script), path, "before"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout is not None
+        pid, port = map(int, child.stdout.readline().split())
+        early = [socket.socket(socket.AF_UNIX), socket.create_connection(("127.0.0.1", port))]
+        early[0].connect(path)
+        for sock in early:
+            with sock:
+                sock.settimeout(10)
+                assert sock.recv(100) == b"served after the exec"
+        out, err = child.communicate(timeout=30)
+        assert child.returncode == 0, err
+    assert out.split(" ", 1)[0] == str(pid)
+    assert f"[{path!r}, ('127.0.0.1', {port})] [{path!r}]" in out

@@ -1,0 +1,210 @@
+"""The server's accept path under attack: no descriptors left, and refused peers.
+
+Out of file descriptors, ``accept`` fails while the connection stays queued, so the listener
+stays readable: a level-triggered loop that only logs would retry at once, for ever (100%
+CPU, a million log lines in seconds). The server must stop polling the listener, say so once
+per interval with a count, and accept again when a connection closes or after a short
+pause. The in-process tests lower this process's RLIMIT_NOFILE to the lowest free descriptor
+(no new descriptor at all can be made), with the clients' sockets made beforehand; the real
+process test runs ``fcgikit serve`` under ``ulimit -n 256`` against 400 held connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import resource
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fcgikit.addresses import TcpAddress
+from fcgikit.client import FastCGIClient
+from fcgikit.protocol.records import RecordReader
+from fcgikit.server.listeners import parse_web_server_addrs
+from tests.processes import Backend, cpu_seconds, fcgikit_command
+from tests.server.test_hostile import END, STDOUT, Log, digest_app, request_bytes, wait_until
+
+TESTS = Path(__file__).resolve().parents[1]
+ENV = {"PYTHONPATH": str(TESTS)}
+#: what every line about the failed accepts mentions (EMFILE's strerror)
+OUT_OF_FDS = "Too many open files"
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> Log:
+    return Log(caplog)
+
+
+def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello " + environ["PATH_INFO"].encode()]
+
+
+@contextlib.contextmanager
+def no_new_descriptors() -> Iterator[None]:
+    """No descriptor can be made in this process until the block ends (EMFILE)."""
+    probe = os.open(os.devnull, os.O_RDONLY)
+    os.close(probe)  # the lowest free number: the next one made would get it
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (probe, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def answer(sock: socket.socket, timeout: float = 10) -> bytes:
+    """The STDOUT of the one request sent on ``sock``, read until the server closes it."""
+    records: list[tuple[int, bytes]] = []
+    reader = RecordReader()
+    sock.settimeout(timeout)
+    while data := sock.recv(65536):
+        reader.feed(data, lambda kind, rid, content: records.append((kind, bytes(content))))
+    assert any(kind == END for kind, _ in records), records
+    return b"".join(content for kind, content in records if kind == STDOUT)
+
+
+def send_requests_the_server_cannot_accept(
+    path: str, waiting: list[socket.socket], log: Log
+) -> None:
+    """Connect ``waiting`` (made beforehand) and send a request on each, ``/w0``, ``/w1``...;
+    return once the server said it cannot accept them."""
+    for number, sock in enumerate(waiting):
+        sock.connect(path)
+        sock.sendall(request_bytes(1, f"/w{number}"))
+    log.wait_for_one(OUT_OF_FDS)
+
+
+def process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_out_of_descriptors_pauses_accepting_logs_once_and_resumes(serve: Any, log: Log) -> None:
+    running = serve(hello)
+    waiting = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(4)]
+    try:
+        with no_new_descriptors():
+            send_requests_the_server_cannot_accept(running.path, waiting, log)
+            # The window in which a loop that retried at once would spin; its CPU is measured.
+            before = process_cpu()
+            time.sleep(1.0)
+            spent = process_cpu() - before
+            assert [r for r in log.new() if OUT_OF_FDS in r.getMessage()] == []
+        assert spent < 0.3, f"{spent:.2f}s of CPU in 1s while out of descriptors"
+        # Descriptors are back; no connection closed: the pause ends by itself.
+        for number, sock in enumerate(waiting):
+            assert answer(sock).endswith(f"hello /w{number}".encode())
+    finally:
+        for sock in waiting:
+            sock.close()
+    assert running.client(timeout=10).request("GET", "/after").body == b"hello /after"
+
+
+def test_out_of_descriptors_a_closed_connection_lets_the_next_in(serve: Any, log: Log) -> None:
+    running = serve(hello)
+    running.server.accept_retry = 3600.0  # only a closing connection can resume accepting
+    holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    holder.connect(running.path)
+    holder.sendall(request_bytes(1, "/held", keep_conn=True))
+    holder.settimeout(10)
+    assert holder.recv(65536)  # accepted and answered: the server holds a descriptor for it
+    waiting = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(3)]
+    try:
+        with no_new_descriptors():
+            send_requests_the_server_cannot_accept(running.path, waiting, log)
+            holder.close()
+            # Each answered connection is closed, which lets the next one in.
+            for number, sock in enumerate(waiting):
+                assert answer(sock).endswith(f"hello /w{number}".encode())
+    finally:
+        holder.close()
+        for sock in waiting:
+            sock.close()
+
+
+def test_refused_peers_are_logged_a_few_lines_with_a_count(serve: Any, log: Log) -> None:
+    """3,000 connections from an address outside FCGI_WEB_SERVER_ADDRS: a handful of lines
+    that name it and add up to 3,000, not 3,000 lines."""
+    running = serve(
+        digest_app,
+        binds=(TcpAddress("127.0.0.1", 0),),
+        web_server_addrs=parse_web_server_addrs("192.0.2.7"),
+    )
+    address = running.server.listeners[0].getsockname()
+    for _ in range(3000):
+        with socket.create_connection(address, timeout=10):
+            pass
+    counted: list[int] = []
+
+    def all_counted() -> bool:
+        for record in log.new():
+            message = record.getMessage()
+            if "FCGI_WEB_SERVER_ADDRS" in message:
+                assert "127.0.0.1" in message, message
+                times = re.search(r"; (\d+) times in the last", message)
+                counted.append(int(times.group(1)) if times else 1)
+        return sum(counted) >= 3000
+
+    wait_until(all_counted, 20, "3,000 refused connections in the log")
+    assert sum(counted) == 3000
+    assert len(counted) <= 5, counted
+
+
+# --- a real process under ulimit -n 256 --------------------------------------------------------
+
+HELD = 400
+
+
+def hold_connections(path: str, count: int) -> list[socket.socket]:
+    """``count`` connections, each with a keep-conn request sent and never closed."""
+    held = []
+    for number in range(count):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        sock.sendall(request_bytes(1, f"/held{number}", keep_conn=True))
+        held.append(sock)
+    return held
+
+
+@pytest.mark.parametrize("workers", [None, "1"], ids=["single-process", "workers"])
+def test_ulimit_256_and_400_held_connections(tmp_path: Path, workers: str | None) -> None:
+    path = str(tmp_path / "app.sock")
+    argv = fcgikit_command("serve", "apps.hello:app", "--bind", f"unix:{path}")
+    if workers is not None:
+        argv += ["--workers", workers]
+    backend = Backend(["sh", "-c", 'ulimit -n 256 && exec "$0" "$@"', *argv], env=ENV)
+    held: list[socket.socket] = []
+    try:
+        if workers is None:
+            backend.wait_for("listening on")
+            pid = backend.proc.pid
+        else:
+            pid = int(backend.wait_for(r"worker (\d+) ready").group(1))
+        held = hold_connections(path, HELD)
+        backend.wait_for(OUT_OF_FDS)
+        pids = {pid, backend.proc.pid}  # the worker and its master, or the one process
+        before = sum(map(cpu_seconds, pids))
+        time.sleep(2.0)  # the window whose CPU time is measured
+        spent = sum(map(cpu_seconds, pids)) - before
+        assert spent < 0.2, f"{spent:.2f}s of CPU in 2s while out of descriptors"
+        for sock in held:
+            sock.close()
+        held = []
+        bodies = {
+            FastCGIClient(f"unix:{path}", timeout=10).request("GET", f"/n{n}").body
+            for n in range(20)
+        }
+        assert bodies == {f"hello from /n{n}".encode() for n in range(20)}
+        assert 1 <= backend.count(OUT_OF_FDS) < 10, backend.stderr[-3000:]
+    finally:
+        for sock in held:
+            sock.close()
+        assert backend.stop(signal.SIGTERM) == 0, backend.stderr[-3000:]
