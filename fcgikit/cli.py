@@ -22,6 +22,7 @@ from fcgikit.addresses import TcpAddress, UnixAddress, parse_address
 from fcgikit.check import add_check_parser, add_request_parser, run_check, run_request
 from fcgikit.errors import ConfigError
 from fcgikit.middleware import wrap
+from fcgikit.networks import TrustedNetworks
 from fcgikit.protocol import ACCELERATED
 from fcgikit.server.apploader import load_app
 from fcgikit.server.arbiter import Arbiter, add_pool_arguments, settings_from_args, wants_pool
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
 log = logging.getLogger("fcgikit.cli")
+
+#: whose proxy headers are believed when neither --forwarded-allow-ips nor FORWARDED_ALLOW_IPS
+#: says: gunicorn's default, a proxy on this host (docs/operations.rst says why)
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -73,7 +78,25 @@ def _build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="trust X-Forwarded-For/-Proto from N proxies in front of the web server (ProxyFix)",
+        help="trust X-Forwarded-For/-Proto from N proxies in front of the web server "
+        "(ProxyFix), when they come from --forwarded-allow-ips",
+    )
+    serve.add_argument(
+        "--forwarded",
+        type=int,
+        default=0,
+        metavar="N",
+        help="trust the RFC 7239 Forwarded header (for=, proto=, host=) from N proxies in front "
+        "of the web server (ProxyFix), when it comes from --forwarded-allow-ips; preferred to "
+        "X-Forwarded-* when both are there",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        metavar="ADDR[,ADDR...]",
+        help="whose proxy headers --proxy-hops and --forwarded believe, by REMOTE_ADDR: IP "
+        "addresses and networks (10.0.0.0/8, fd00::/8), or * for anyone (default: "
+        f"$FORWARDED_ALLOW_IPS, else {DEFAULT_FORWARDED_ALLOW_IPS}: a proxy on this host)",
     )
 
     add_check_parser(commands)
@@ -116,12 +139,43 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _fixers(args: argparse.Namespace) -> Callable[[WSGIApplication], WSGIApplication] | None:
-    """The URL fixers --mount / --proxy-hops ask for, as a function of the loaded app."""
-    if args.mount is None and not args.proxy_hops:
+    """The URL fixers --mount / --proxy-hops / --forwarded ask for, as a function of the
+    loaded app."""
+    hops, forwarded = args.proxy_hops, args.forwarded
+    for flag, count in (("--proxy-hops", hops), ("--forwarded", forwarded)):
+        if count < 0:
+            raise ConfigError(f"{flag} {count}: the number of proxies cannot be negative")
+    proxy = None
+    if hops or forwarded:
+        proxy = {
+            "x_for": hops,
+            "x_proto": hops,
+            "forwarded": forwarded,
+            "trusted": _forwarded_allow_ips(args.forwarded_allow_ips),
+        }
+    elif args.forwarded_allow_ips is not None:
+        raise ConfigError(
+            "--forwarded-allow-ips says whose proxy headers to believe; add --proxy-hops N "
+            "(X-Forwarded-For and -Proto) or --forwarded N (Forwarded) to say which"
+        )
+    elif "FORWARDED_ALLOW_IPS" in os.environ:
+        log.warning(
+            "fcgikit: FORWARDED_ALLOW_IPS is set, but no proxy header is trusted without "
+            "--proxy-hops N or --forwarded N"
+        )
+    if args.mount is None and proxy is None:
         return None
-    hops = args.proxy_hops
-    proxy = {"x_for": hops, "x_proto": hops} if hops else None
     return lambda app: wrap(app, mount=args.mount, proxy=proxy)
+
+
+def _forwarded_allow_ips(flag: str | None) -> TrustedNetworks:
+    """The flag, else the variable gunicorn users know, else gunicorn's default."""
+    if flag is not None:
+        return TrustedNetworks.parse(flag, "--forwarded-allow-ips")
+    variable = os.environ.get("FORWARDED_ALLOW_IPS")
+    if variable is not None:
+        return TrustedNetworks.parse(variable, "FORWARDED_ALLOW_IPS")
+    return TrustedNetworks.parse(DEFAULT_FORWARDED_ALLOW_IPS, "the default")
 
 
 def _serve(args: argparse.Namespace) -> int:
