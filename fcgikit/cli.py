@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -20,17 +21,29 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from fcgikit import __version__
-from fcgikit.addresses import TcpAddress, UnixAddress, parse_address
+from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress, parse_address
 from fcgikit.check import add_check_parser, add_request_parser, run_check, run_request
 from fcgikit.errors import ConfigError
 from fcgikit.middleware import wrap
+from fcgikit.networks import TrustedNetworks
 from fcgikit.protocol import ACCELERATED
 from fcgikit.server.apploader import load_app
 from fcgikit.server.arbiter import Arbiter, add_pool_arguments, settings_from_args, wants_pool
-from fcgikit.server.listeners import exec_with_listeners, inherited_listener, passed_listeners
+from fcgikit.server.autoreload import Reloader, add_reload_arguments
+from fcgikit.server.listeners import (
+    describe,
+    exec_with_listeners,
+    inherited_listener,
+    passed_listeners,
+)
 from fcgikit.server.logs import configure_logging
 from fcgikit.server.server import Server
-from fcgikit.server.settings import add_server_arguments, server_settings_from_args
+from fcgikit.server.settings import (
+    ServerSettings,
+    add_server_arguments,
+    server_settings_from_args,
+)
+from fcgikit.server.sources import make_watcher, watched_directories
 from fcgikit.server.status import DIRECT_CLIENT_PARAM
 
 if TYPE_CHECKING:
@@ -49,6 +62,10 @@ SIGNALS_HELP = (
     "with --workers, otherwise the process re-executes itself on the same listening socket. "
     "SIGUSR1 reopens the log files; SIGTTIN and SIGTTOU add or remove a worker (--workers)."
 )
+
+#: whose proxy headers are believed when neither --forwarded-allow-ips nor FORWARDED_ALLOW_IPS
+#: says: gunicorn's default, a proxy on this host (docs/operations.rst says why)
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -69,6 +86,7 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("app", metavar="APP", help="module:attr or module:factory()")
     add_server_arguments(serve)
     add_pool_arguments(serve)
+    add_reload_arguments(serve)
     serve.add_argument(
         "--http",
         metavar="HOST:PORT",
@@ -87,7 +105,25 @@ def _build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="trust X-Forwarded-For/-Proto from N proxies in front of the web server (ProxyFix)",
+        help="trust X-Forwarded-For/-Proto from N proxies in front of the web server "
+        "(ProxyFix), when they come from --forwarded-allow-ips",
+    )
+    serve.add_argument(
+        "--forwarded",
+        type=int,
+        default=0,
+        metavar="N",
+        help="trust the RFC 7239 Forwarded header (for=, proto=, host=) from N proxies in front "
+        "of the web server (ProxyFix), when it comes from --forwarded-allow-ips; preferred to "
+        "X-Forwarded-* when both are there",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        metavar="ADDR[,ADDR...]",
+        help="whose proxy headers --proxy-hops and --forwarded believe, by REMOTE_ADDR: IP "
+        "addresses and networks (10.0.0.0/8, fd00::/8), or * for anyone (default: "
+        f"$FORWARDED_ALLOW_IPS, else {DEFAULT_FORWARDED_ALLOW_IPS}: a proxy on this host)",
     )
 
     add_check_parser(commands)
@@ -130,12 +166,43 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _fixers(args: argparse.Namespace) -> Callable[[WSGIApplication], WSGIApplication] | None:
-    """The URL fixers --mount / --proxy-hops ask for, as a function of the loaded app."""
-    if args.mount is None and not args.proxy_hops:
+    """The URL fixers --mount / --proxy-hops / --forwarded ask for, as a function of the
+    loaded app."""
+    hops, forwarded = args.proxy_hops, args.forwarded
+    for flag, count in (("--proxy-hops", hops), ("--forwarded", forwarded)):
+        if count < 0:
+            raise ConfigError(f"{flag} {count}: the number of proxies cannot be negative")
+    proxy = None
+    if hops or forwarded:
+        proxy = {
+            "x_for": hops,
+            "x_proto": hops,
+            "forwarded": forwarded,
+            "trusted": _forwarded_allow_ips(args.forwarded_allow_ips),
+        }
+    elif args.forwarded_allow_ips is not None:
+        raise ConfigError(
+            "--forwarded-allow-ips says whose proxy headers to believe; add --proxy-hops N "
+            "(X-Forwarded-For and -Proto) or --forwarded N (Forwarded) to say which"
+        )
+    elif "FORWARDED_ALLOW_IPS" in os.environ:
+        log.warning(
+            "fcgikit: FORWARDED_ALLOW_IPS is set, but no proxy header is trusted without "
+            "--proxy-hops N or --forwarded N"
+        )
+    if args.mount is None and proxy is None:
         return None
-    hops = args.proxy_hops
-    proxy = {"x_for": hops, "x_proto": hops} if hops else None
     return lambda app: wrap(app, mount=args.mount, proxy=proxy)
+
+
+def _forwarded_allow_ips(flag: str | None) -> TrustedNetworks:
+    """The flag, else the variable gunicorn users know, else gunicorn's default."""
+    if flag is not None:
+        return TrustedNetworks.parse(flag, "--forwarded-allow-ips")
+    variable = os.environ.get("FORWARDED_ALLOW_IPS")
+    if variable is not None:
+        return TrustedNetworks.parse(variable, "FORWARDED_ALLOW_IPS")
+    return TrustedNetworks.parse(DEFAULT_FORWARDED_ALLOW_IPS, "the default")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -148,6 +215,10 @@ def _serve(args: argparse.Namespace) -> int:
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     fixers = _fixers(args)
+    if args.reload:
+        return _serve_reloading(args, fixers)
+    if args.reload_dir or args.reload_engine != "auto":
+        raise ConfigError("--reload-dir and --reload-engine go with --reload")
     if wants_pool(args):
         if args.http:
             raise ConfigError("--http is a development front; use it without --workers")
@@ -197,7 +268,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     front = None
     if args.http:
-        front = _start_dev_front(args.http, server)
+        front = _start_dev_front(_http_address(args.http), describe(server.listeners[0]))
     try:
         reload = server.serve()
     finally:
@@ -223,16 +294,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_dev_front(http: str, server: Server) -> BaseWSGIServer:
+def _http_address(http: str) -> TcpAddress:
+    address = parse_address(http)
+    if not isinstance(address, TcpAddress):
+        raise ConfigError(f"--http takes HOST:PORT, not {http!r}")
+    return address
+
+
+def _start_dev_front(address: TcpAddress, target: str) -> BaseWSGIServer:
+    """werkzeug's server on ``address``, forwarding to the FastCGI socket ``target``."""
     from werkzeug.serving import make_server
 
     from fcgikit.client import FastCGIGateway
 
-    address = parse_address(http)
-    if not isinstance(address, TcpAddress):
-        raise ConfigError(f"--http takes HOST:PORT, not {http!r}")
-    backend = server.listeners[0].getsockname()
-    target = f"unix:{backend}" if isinstance(backend, str) else str(TcpAddress(*backend[:2]))
     front = make_server(address.host, address.port, FastCGIGateway(target), threaded=True)
     thread = threading.Thread(target=front.serve_forever, name="fcgikit-dev-front", daemon=True)
     thread.start()
@@ -244,6 +318,55 @@ def _start_dev_front(http: str, server: Server) -> BaseWSGIServer:
         target,
     )
     return front
+
+
+def _serve_reloading(
+    args: argparse.Namespace, fixers: Callable[[WSGIApplication], WSGIApplication] | None
+) -> int:
+    """--reload: the pool (one worker unless --workers) under the reloader, which makes it
+    reload when the app's files change (fcgikit/server/autoreload.py)."""
+    if args.preload:
+        raise ConfigError(
+            "--reload imports the app afresh in new workers, --preload once in the master, "
+            "where no reload can replace it: use one or the other"
+        )
+    settings, pool = settings_from_args(args)
+    http = _http_address(args.http) if args.http else None
+    dev_socket_dir = target = None
+    if http is not None:
+        settings, dev_socket_dir, target = _reload_front_target(settings)
+    watcher = make_watcher(watched_directories(args.app, args.reload_dir), args.reload_engine)
+    serve = Arbiter(args.app, None, settings, pool, wrap_app=fixers).run
+    fronts: list[BaseWSGIServer] = []
+    try:
+        if http is None or target is None:
+            return Reloader(serve, watcher).run()
+        return Reloader(serve, watcher).run(lambda: fronts.append(_start_dev_front(http, target)))
+    finally:
+        for front in fronts:
+            front.shutdown()
+        if dev_socket_dir is not None:
+            shutil.rmtree(dev_socket_dir, ignore_errors=True)
+
+
+def _reload_front_target(settings: ServerSettings) -> tuple[ServerSettings, str | None, str]:
+    """Where --http forwards under --reload, known before the pool binds it: the first
+    --bind, the socket on fd 0, or a new socket in a temporary directory (also returned)."""
+    if settings.binds:
+        first = settings.binds[0]
+        if isinstance(first, FdAddress) or (isinstance(first, TcpAddress) and not first.port):
+            raise ConfigError(
+                f"--http with --reload forwards to the first --bind, so it must be "
+                f"unix:PATH or HOST:PORT with a port, not {first}"
+            )
+        return settings, None, str(first)
+    listener = inherited_listener(0)
+    if listener is not None:
+        with listener:
+            return settings, None, describe(listener)
+    directory = tempfile.mkdtemp(prefix="fcgikit-dev-")
+    address = UnixAddress(os.path.join(directory, "app.sock"))
+    return replace(settings, binds=(address,)), directory, str(address)
 
 
 def _status(args: argparse.Namespace) -> int:

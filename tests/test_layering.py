@@ -13,8 +13,17 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fcgikit"
 # (subpackage, the fcgikit modules it may import)
 RULES = [
     ("protocol", ("fcgikit.protocol", "fcgikit.errors")),
-    ("middleware", ("fcgikit.middleware", "fcgikit.errors")),
-    ("server", ("fcgikit.server", "fcgikit.protocol", "fcgikit.errors", "fcgikit.addresses")),
+    ("middleware", ("fcgikit.middleware", "fcgikit.errors", "fcgikit.networks")),
+    (
+        "server",
+        (
+            "fcgikit.server",
+            "fcgikit.protocol",
+            "fcgikit.errors",
+            "fcgikit.addresses",
+            "fcgikit.networks",
+        ),
+    ),
 ]
 
 

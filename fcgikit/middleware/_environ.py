@@ -108,13 +108,19 @@ def refuse_duplicates(
     )
 
 
+def log_line(environ: WSGIEnvironment, message: str) -> None:
+    """One line in the server's log for this request (``wsgi.errors``), fcgikit's prefix
+    first."""
+    errors = environ.get("wsgi.errors")
+    if errors is not None:
+        errors.write(f"fcgikit: {message}\n")
+
+
 def plain_response(
     environ: WSGIEnvironment, start_response: StartResponse, status: str, message: str
 ) -> Iterable[bytes]:
     """A short text/plain answer, with the same line written to ``wsgi.errors``."""
-    errors = environ.get("wsgi.errors")
-    if errors is not None:
-        errors.write(f"fcgikit: {status[:3]} {message}\n")
+    log_line(environ, f"{status[:3]} {message}")
     body = f"{status}\n\n{message}\n".encode()
     start_response(
         status,

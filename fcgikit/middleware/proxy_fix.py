@@ -16,6 +16,15 @@ What it adds:
   obfuscated identifiers (``for=_hidden``, which become REMOTE_ADDR as given, as werkzeug does
   with whatever X-Forwarded-For holds) are understood. The whole element, ``by=`` included, is
   kept in ``environ['fcgikit.forwarded']`` as a dict with lower-case keys.
+* ``trusted=`` says whose headers count at all, by address or network
+  (``"10.0.0.0/8, fd00::/8"``, ``"*"`` for everyone), matched against REMOTE_ADDR as the
+  web server reports it: gunicorn's ``forwarded_allow_ips``. The counts say how many proxies
+  add to each header; ``trusted`` keeps a client that reaches the web server directly from
+  claiming another address or https. A request from elsewhere reaches the app untouched,
+  and the first one that carried a header is logged once, because a proxy missing from the
+  list looks just like it. A REMOTE_ADDR that is not an IP address (nginx writes ``unix:``
+  for a client on its unix socket) is a local process and trusted, as gunicorn trusts
+  unix-socket peers. None, the default, trusts every REMOTE_ADDR, as werkzeug does.
 * When that trusted element exists it alone describes the hop: X-Forwarded-For, -Proto and
   -Host are then not consulted, so a client cannot fill in a field the proxy left out. When
   it does not (no header, too few elements, or a header that does not parse, which is
@@ -41,6 +50,8 @@ The values it changes are kept in ``environ['fcgikit.orig']``; werkzeug's
 
     # One proxy in front that sets "Forwarded: for=...;proto=...;host=..." and nothing else.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=0, forwarded=1)
+    # A load balancer somewhere in 10.0.0.0/8 that sets X-Forwarded-For and -Proto.
+    app.wsgi_app = ProxyFix(app.wsgi_app, trusted="10.0.0.0/8")
 
 >>> from werkzeug.test import Client
 >>> def show(environ, start_response):
@@ -51,6 +62,12 @@ The values it changes are kept in ``environ['fcgikit.orig']``; werkzeug's
 >>> header = 'for=192.0.2.60;proto=http, for="[2001:db8::7]:4711";proto=https;host=example.com'
 >>> Client(fixed).get("/", headers={"Forwarded": header}).text
 '2001:db8::7 https on example.com'
+>>> behind = ProxyFix(show, trusted="10.0.0.0/8")
+>>> xff = {"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Proto": "https"}
+>>> Client(behind).get("/", headers=xff, environ_base={"REMOTE_ADDR": "10.1.2.3"}).text
+'203.0.113.5 https on localhost'
+>>> Client(behind).get("/", headers=xff, environ_base={"REMOTE_ADDR": "192.0.2.9"}).text
+'192.0.2.9 http - localhost'
 """
 
 from __future__ import annotations
@@ -62,13 +79,17 @@ from typing import TYPE_CHECKING
 
 from werkzeug.http import parse_list_header
 
+from fcgikit.errors import ConfigError
 from fcgikit.middleware._environ import (
     apply_host,
     apply_scheme,
     duplicated,
+    header_label,
+    log_line,
     refuse_duplicates,
     set_value,
 )
+from fcgikit.networks import TrustedNetworks
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -100,6 +121,13 @@ class ProxyFix:
     :param x_prefix: Number of values to trust in ``X-Forwarded-Prefix``; the value becomes
         SCRIPT_NAME (PATH_INFO is not touched, as in werkzeug).
     :param forwarded: Number of elements to trust in the RFC 7239 ``Forwarded`` header.
+    :param trusted: Whose headers to believe: IP addresses and networks (``"127.0.0.1,
+        ::1"``, ``["10.0.0.0/8", "fd00::/8"]``, ``"*"`` for everyone, or a
+        :class:`~fcgikit.networks.TrustedNetworks`), matched against REMOTE_ADDR. A request
+        from anywhere else reaches the app untouched. None (the default) believes every
+        REMOTE_ADDR, as werkzeug does.
+    :raises ValueError: for a negative count or a ``trusted`` entry that is not an address
+        or network.
 
     Each count is the number of proxies in front of the web server that set that header;
     0 means the header is not trusted at all. The values it changes are kept in
@@ -115,6 +143,7 @@ class ProxyFix:
         x_port: int = 0,
         x_prefix: int = 0,
         forwarded: int = 0,
+        trusted: TrustedNetworks | str | Iterable[str] | None = None,
     ) -> None:
         self.app = app
         self.x_for = x_for
@@ -135,8 +164,18 @@ class ProxyFix:
             if not isinstance(count, int) or count < 0:
                 raise ValueError(f"the number of proxies trusted for {key} must be an int >= 0")
         self._trusted_keys = [key for key, count in counts.items() if count]
+        if trusted is None or isinstance(trusted, TrustedNetworks):
+            self.trusted = trusted
+        else:
+            try:
+                self.trusted = TrustedNetworks.parse(trusted, "ProxyFix trusted")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        self._untrusted_logged = False
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.trusted is not None and not self._from_trusted_proxy(environ):
+            return self.app(environ, start_response)
         spoofed = duplicated(environ, self._trusted_keys)
         if spoofed:
             return refuse_duplicates(environ, start_response, spoofed, "ProxyFix")
@@ -179,6 +218,31 @@ class ProxyFix:
             set_value(environ, "SCRIPT_NAME", x_prefix)
 
         return self.app(environ, start_response)
+
+    def _from_trusted_proxy(self, environ: WSGIEnvironment) -> bool:
+        assert self.trusted is not None
+        remote = environ.get("REMOTE_ADDR") or ""
+        if remote in self.trusted or (remote and not _is_any_ip(remote)):
+            # Not an IP address: a client on the web server's unix socket (nginx writes
+            # "unix:"), a local process; gunicorn trusts unix-socket peers the same way.
+            return True
+        if not self._untrusted_logged:
+            sent = [key for key in self._trusted_keys if environ.get(key)]
+            if sent:
+                self._untrusted_logged = True
+                self._log_untrusted(environ, sent[0], remote)
+        return False
+
+    def _log_untrusted(self, environ: WSGIEnvironment, key: str, remote: str) -> None:
+        """Once per ProxyFix: a proxy whose address is missing from ``trusted`` looks exactly
+        like this, and would otherwise go unnoticed (the app sees the proxy's address)."""
+        log_line(
+            environ,
+            f"ProxyFix ignored {header_label(key)} from {remote or 'no address'}, which is "
+            f"not in the trusted networks ({self.trusted}); if it is your proxy, add it or its "
+            "network to --forwarded-allow-ips (FORWARDED_ALLOW_IPS, ProxyFix(trusted=...)). "
+            "Logged once.",
+        )
 
     def _forwarded_element(self, header: str | None) -> dict[str, str] | None:
         if not (self.forwarded and header):
@@ -286,6 +350,11 @@ def parse_node(node: str) -> tuple[str, str | None] | None:
     if rest[0] != ":" or not (_PORT.fullmatch(port) or _OBFUSCATED.fullmatch(port)):
         return None
     return address, port
+
+
+def _is_any_ip(text: str) -> bool:
+    address = text.split("%", 1)[0]  # an IPv6 zone
+    return _is_ip(address, ipaddress.IPv4Address) or _is_ip(address, ipaddress.IPv6Address)
 
 
 def _is_ip(text: str, kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> bool:

@@ -34,7 +34,7 @@ A request passes through them from the outside in:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fcgikit.middleware._paths import EncodedSlash
 from fcgikit.middleware.header_fix import HeaderFix
@@ -51,7 +51,7 @@ __all__ = ["wrap"]
 def wrap(
     app: WSGIApplication,
     mount: str | None = None,
-    proxy: bool | Mapping[str, int] | None = None,
+    proxy: bool | Mapping[str, Any] | None = None,
     guard_stdout: bool = True,
     *,
     headers: Mapping[str, str] | None = None,
@@ -65,7 +65,8 @@ def wrap(
         None detects it per request, which cannot tell every setup apart; see
         :class:`~fcgikit.middleware.Normalize`.
     :param proxy: Trust proxy headers: True for :class:`~fcgikit.middleware.ProxyFix`'s
-        defaults, or its keyword arguments (``{"x_for": 1, "x_proto": 1, "forwarded": 0}``).
+        defaults, or its keyword arguments (``{"x_for": 1, "x_proto": 1, "forwarded": 0,
+        "trusted": "10.0.0.0/8"}``).
     :param guard_stdout: Keep ``print()`` out of the response (on by default).
     :param headers: Keyword arguments for :class:`~fcgikit.middleware.HeaderFix`
         (``{"host": "X-FHOST"}``).

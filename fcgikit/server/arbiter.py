@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 
 from fcgikit.addresses import UnixAddress
 from fcgikit.errors import ConfigError
+from fcgikit.networks import TrustedNetworks
 from fcgikit.server.apploader import load_app
 from fcgikit.server.listeners import (
     describe,
@@ -105,9 +106,9 @@ class PoolSettings:
     pidfile: str | None = None
     #: answer this path with the pool's status (php-fpm's pm.status_path); None: no page
     status_path: str | None = None
-    #: REMOTE_ADDR values of the HTTP clients allowed to see the status page through the web
-    #: server; ``fcgikit status`` (FastCGI, directly on the socket) needs none
-    status_allow: frozenset[str] = frozenset()
+    #: the HTTP clients (REMOTE_ADDR, by address or network) allowed to see the status page
+    #: through the web server; ``fcgikit status`` (FastCGI, directly on the socket) needs none
+    status_allow: TrustedNetworks = field(default_factory=TrustedNetworks)
     #: show the query strings of the requests on the status page, not just their paths
     status_show_query: bool = False
     #: run the workers as this user (name or uid); the master, which binds, stays as it is
@@ -979,10 +980,10 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
         "--status-allow",
         action="append",
         default=[],
-        metavar="IP[,IP...]",
+        metavar="ADDR[,ADDR...]",
         help="HTTP clients (REMOTE_ADDR) allowed to see the status page through the web "
-        "server (default: none, loopback included: behind a local TLS terminator or tunnel "
-        "every client is 127.0.0.1)",
+        "server: IP addresses or networks (192.0.2.10, 10.0.0.0/8, fd00::/8) (default: none, "
+        "loopback included: behind a local TLS terminator or tunnel every client is 127.0.0.1)",
     )
     add(
         "--status-show-query",

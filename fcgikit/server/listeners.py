@@ -18,7 +18,6 @@ import contextlib
 import errno
 import fcntl
 import grp
-import ipaddress
 import os
 import pwd
 import socket
@@ -29,6 +28,7 @@ from typing import NoReturn
 
 from fcgikit.addresses import Address, FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
+from fcgikit.networks import TrustedNetworks
 
 #: socket mode before the umask is applied: owner and group (the web server's) may connect
 UNIX_SOCKET_MODE = 0o660
@@ -295,35 +295,19 @@ def describe(sock: socket.socket) -> str:
     return str(TcpAddress(name[0], name[1]))
 
 
-def peer_allowed(peer: object, allowed: frozenset[str] | None) -> bool:
+def peer_allowed(peer: object, allowed: TrustedNetworks | None) -> bool:
     """FCGI_WEB_SERVER_ADDRS applies to TCP peers, IPv4 and IPv6; unix peers are local."""
     if allowed is None or not isinstance(peer, tuple):
         return True
-    try:
-        ip = ipaddress.ip_address(peer[0].split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip) in allowed
+    return peer[0] in allowed
 
 
-def parse_web_server_addrs(value: str | None) -> frozenset[str] | None:
-    """Read FCGI_WEB_SERVER_ADDRS (comma separated) into normalised address strings."""
+def parse_web_server_addrs(value: str | None) -> TrustedNetworks | None:
+    """Read FCGI_WEB_SERVER_ADDRS (comma-separated addresses and networks); None when it is
+    unset or empty, which lets every peer connect."""
     if value is None or not value.strip():
         return None
-    result = set()
-    for item in value.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            result.add(str(ipaddress.ip_address(item)))
-        except ValueError as exc:
-            raise ConfigError(
-                f"FCGI_WEB_SERVER_ADDRS holds {item!r}, which is not an IP address"
-            ) from exc
-    return frozenset(result)
+    return TrustedNetworks.parse(value, "FCGI_WEB_SERVER_ADDRS")
 
 
 __all__ = [

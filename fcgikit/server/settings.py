@@ -15,6 +15,7 @@ from typing import Any
 
 from fcgikit.addresses import Address, parse_address
 from fcgikit.errors import ConfigError
+from fcgikit.networks import TrustedNetworks
 from fcgikit.protocol.constants import Role
 from fcgikit.server.listeners import SocketOwner, check_socket_mode, parse_web_server_addrs
 
@@ -54,8 +55,9 @@ class ServerSettings:
     socket_mode: int | None = None
     #: owner (and group) given to a unix socket we create, before it accepts (needs root)
     socket_owner: SocketOwner | None = None
-    #: allowed TCP peer addresses (FCGI_WEB_SERVER_ADDRS); None allows everyone
-    web_server_addrs: frozenset[str] | None = None
+    #: the TCP peers allowed to connect, by address or network (FCGI_WEB_SERVER_ADDRS);
+    #: None allows everyone
+    web_server_addrs: TrustedNetworks | None = None
     #: extra keys put into every WSGI environ (flup's ``environ=``)
     base_environ: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     #: tell the app it may be one of several processes (wsgi.multiprocess)

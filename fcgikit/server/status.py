@@ -38,7 +38,6 @@ like) only with ``--status-show-query``.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import json
 import mmap
 import os
@@ -47,6 +46,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from fcgikit.networks import TrustedNetworks
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -332,40 +333,19 @@ def render_text(status: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _normalise_ip(text: str) -> str | None:
-    try:
-        ip = ipaddress.ip_address(text.strip().split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
-
-
-def parse_allow(items: Iterable[str]) -> frozenset[str]:
-    """``--status-allow`` values: IP addresses, comma separated or repeated."""
-    result = set()
-    for item in items:
-        for part in item.split(","):
-            if not part.strip():
-                continue
-            normalised = _normalise_ip(part)
-            if normalised is None:
-                from fcgikit.errors import ConfigError
-
-                raise ConfigError(f"--status-allow takes IP addresses, not {part.strip()!r}")
-            result.add(normalised)
-    return frozenset(result)
+def parse_allow(items: Iterable[str]) -> TrustedNetworks:
+    """``--status-allow`` values (repeated, each comma-separated): addresses and networks."""
+    return TrustedNetworks.parse(items, "--status-allow")
 
 
 class StatusPage:
     """Answers ``path`` for direct FastCGI clients (:data:`DIRECT_CLIENT_PARAM`) and HTTP
-    clients whose REMOTE_ADDR is in ``allow``; others reach the app (which usually answers
-    404), so the page's existence is not advertised. ``show_query``: show the requests'
-    query strings."""
+    clients whose REMOTE_ADDR is in ``allow`` (addresses and networks); others reach the app
+    (which usually answers 404), so the page's existence is not advertised. ``show_query``:
+    show the requests' query strings."""
 
     def __init__(
-        self, board: Scoreboard, path: str, allow: frozenset[str], *, show_query: bool = False
+        self, board: Scoreboard, path: str, allow: TrustedNetworks, *, show_query: bool = False
     ) -> None:
         self.board = board
         self.path = path
@@ -379,7 +359,7 @@ class StatusPage:
             return False
         if environ.get(DIRECT_CLIENT_PARAM):
             return True
-        return _normalise_ip(str(environ.get("REMOTE_ADDR", ""))) in self.allow
+        return str(environ.get("REMOTE_ADDR", "")) in self.allow
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         status = self.board.snapshot().as_dict(queries=self.show_query)

@@ -11,8 +11,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix as WerkzeugProxyFix
 
 from fcgikit.middleware import ProxyFix
 from fcgikit.middleware.proxy_fix import parse_forwarded, parse_node
+from fcgikit.networks import TrustedNetworks
 
-from .helpers import Recorder, call, environ
+from .helpers import ABSENT, Recorder, call, environ
 
 COMPARED = (
     "REMOTE_ADDR",
@@ -300,3 +301,110 @@ def test_port_and_prefix_always_follow_their_counts() -> None:
 def test_forwarded_not_trusted_by_default() -> None:
     seen = seen_by_app(ProxyFix, HTTP_FORWARDED="for=203.0.113.9", REMOTE_ADDR="10.0.0.1")
     assert seen["REMOTE_ADDR"] == "10.0.0.1"
+
+
+# -- trusted: whose headers count (gunicorn's forwarded_allow_ips) ----------------------------
+
+#: what a proxy in front of the web server sent, through the web server
+PROXY_HEADERS = {
+    "HTTP_X_FORWARDED_FOR": "198.51.100.7",
+    "HTTP_X_FORWARDED_PROTO": "https",
+    "HTTP_X_FORWARDED_HOST": "www.example.com",
+    "HTTP_X_FORWARDED_PORT": "443",
+    "HTTP_X_FORWARDED_PREFIX": "/shop",
+    "HTTP_FORWARDED": "for=192.0.2.60;proto=https",
+}
+EVERY_HEADER = {"x_for": 1, "x_proto": 1, "x_host": 1, "x_port": 1, "x_prefix": 1}
+PROXY_RESULT = ("198.51.100.7", "https", "www.example.com:443", "/shop")
+UNTOUCHED = ("{remote}", "http", "localhost", "")
+
+
+def seen_from(remote: Any, trusted: Any, **kwargs: Any) -> tuple[str, ...]:
+    env = {**PROXY_HEADERS, "REMOTE_ADDR": remote, "SCRIPT_NAME": ""}
+    seen = seen_by_app(lambda app: ProxyFix(app, **kwargs, trusted=trusted), **env)
+    return tuple(
+        seen.get(key, "-") for key in ("REMOTE_ADDR", "wsgi.url_scheme", "HTTP_HOST", "SCRIPT_NAME")
+    )
+
+
+@pytest.mark.parametrize(
+    ("remote", "trusted", "applied"),
+    [
+        pytest.param("127.0.0.1", "127.0.0.1,::1", True, id="loopback proxy, gunicorn default"),
+        pytest.param("::1", "127.0.0.1,::1", True, id="v6 loopback proxy"),
+        pytest.param("::ffff:127.0.0.1", "127.0.0.1,::1", True, id="v4-mapped loopback"),
+        pytest.param("203.0.113.9", "127.0.0.1,::1", False, id="a client reaching nginx directly"),
+        pytest.param("10.8.0.3", "10.0.0.0/8", True, id="proxy in a v4 network"),
+        pytest.param("10.8.0.3", ["192.0.2.1", "10.0.0.0/8"], True, id="a list of entries"),
+        pytest.param("172.16.0.1", "10.0.0.0/8", False, id="outside the v4 network"),
+        pytest.param("fd00::a", "fd00::/8", True, id="proxy in a v6 network"),
+        pytest.param("fe80::a", "fd00::/8", False, id="outside the v6 network"),
+        pytest.param("203.0.113.9", "*", True, id="star: everyone"),
+        pytest.param("127.0.0.1", "", False, id="empty: nobody"),
+        pytest.param("127.0.0.1", [], False, id="empty list: nobody"),
+        pytest.param("unix:", "127.0.0.1", True, id="client on nginx's unix socket"),
+        pytest.param("", "*", True, id="no address, star"),
+        pytest.param("", "127.0.0.1", False, id="empty REMOTE_ADDR"),
+        pytest.param(ABSENT, "127.0.0.1", False, id="no REMOTE_ADDR"),
+        pytest.param("203.0.113.9", None, True, id="None: werkzeug's hop counts alone"),
+    ],
+)
+def test_headers_count_only_from_trusted_addresses(
+    remote: Any, trusted: Any, applied: bool
+) -> None:
+    seen = seen_from(remote, trusted, **EVERY_HEADER)
+    if applied:
+        assert seen == PROXY_RESULT
+    else:
+        assert seen == (remote if remote is not ABSENT else "-", *UNTOUCHED[1:])
+
+
+@pytest.mark.parametrize(
+    ("remote", "applied"),
+    [pytest.param("10.0.0.2", True, id="trusted"), pytest.param("192.0.2.9", False, id="not")],
+)
+def test_forwarded_counts_only_from_trusted_addresses(remote: str, applied: bool) -> None:
+    seen = seen_by_app(
+        lambda app: ProxyFix(app, forwarded=1, trusted=TrustedNetworks.parse("10.0.0.0/8", "t")),
+        HTTP_FORWARDED='for="[2001:db8::7]:4711";proto=https',
+        REMOTE_ADDR=remote,
+    )
+    assert (seen["REMOTE_ADDR"] == "2001:db8::7") is applied
+    assert ("fcgikit.forwarded" in seen) is applied
+
+
+def test_an_untrusted_client_sending_a_header_twice_reaches_the_app_untouched() -> None:
+    # The 400 is for a trusted header that came twice; from anyone else nothing is trusted.
+    dup = frozenset({"HTTP_X_FORWARDED_FOR"})
+    app = Recorder()
+    env = environ(
+        REMOTE_ADDR="203.0.113.9",
+        HTTP_X_FORWARDED_FOR="6.6.6.6",
+        **{"fcgikit.duplicate_params": dup},
+    )
+    status, _ = call(ProxyFix(app, trusted="127.0.0.1"), env)
+    assert status == "200 OK"
+    assert app.environ is not None and app.environ["REMOTE_ADDR"] == "203.0.113.9"
+    env["REMOTE_ADDR"] = "127.0.0.1"
+    assert call(ProxyFix(Recorder(), trusted="127.0.0.1"), env)[0] == "400 Bad Request"
+
+
+def test_headers_from_an_untrusted_address_are_logged_once() -> None:
+    fixer = ProxyFix(Recorder(), trusted="127.0.0.1, ::1")
+    quiet = environ(REMOTE_ADDR="203.0.113.9")  # no proxy header: nothing worth saying
+    call(fixer, quiet)
+    assert quiet["wsgi.errors"].getvalue() == ""
+    first = environ(REMOTE_ADDR="10.0.0.7", HTTP_X_FORWARDED_PROTO="https")
+    call(fixer, first)
+    line = first["wsgi.errors"].getvalue()
+    assert line.count("\n") == 1
+    assert "X-Forwarded-Proto from 10.0.0.7" in line
+    assert "127.0.0.1, ::1" in line and "--forwarded-allow-ips" in line
+    again = environ(REMOTE_ADDR="10.0.0.8", HTTP_X_FORWARDED_FOR="1.2.3.4")
+    call(fixer, again)
+    assert again["wsgi.errors"].getvalue() == ""
+
+
+def test_a_bad_trusted_entry_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"ProxyFix trusted: 'localhost' is not an IP address"):
+        ProxyFix(Recorder(), trusted="10.0.0.0/8, localhost")

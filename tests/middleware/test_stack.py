@@ -75,3 +75,17 @@ def test_encoded_slash_is_passed_on() -> None:
         environ(REQUEST_URI="/a%2Fb"),
     )
     assert app.split == ("", "/a/b")
+
+
+@pytest.mark.parametrize(
+    ("remote", "seen"),
+    [
+        pytest.param("10.9.8.7", "203.0.113.9", id="from the trusted network"),
+        pytest.param("192.0.2.1", "192.0.2.1", id="from anywhere else"),
+    ],
+)
+def test_proxy_takes_the_trusted_networks(remote: str, seen: str) -> None:
+    app = Recorder()
+    stack = wrap(app, mount="", proxy={"x_for": 1, "trusted": ["10.0.0.0/8", "fd00::/8"]})
+    call(stack, environ(REQUEST_URI="/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR="203.0.113.9"))
+    assert app.environ is not None and app.environ["REMOTE_ADDR"] == seen

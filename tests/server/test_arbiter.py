@@ -285,7 +285,7 @@ def test_parse_workers_rejects_garbage() -> None:
 
 
 def test_status_allow_normalises_addresses() -> None:
-    assert parse_allow(["127.0.0.1,::ffff:10.0.0.1", "::1"]) == {"127.0.0.1", "10.0.0.1", "::1"}
+    assert str(parse_allow(["127.0.0.1,::ffff:10.0.0.1", "::1"])) == "127.0.0.1, 10.0.0.1, ::1"
     with pytest.raises(ConfigError, match="IP addresses"):
         parse_allow(["localhost"])
 
@@ -373,7 +373,7 @@ def test_slow_requests_are_reported_once() -> None:
     ],
 )
 def test_status_page_only_for_allowed_addresses(remote: str, path: str, answered: bool) -> None:
-    page = StatusPage(Scoreboard(1, 1), "/fcgikit-status", frozenset({"127.0.0.1"}))
+    page = StatusPage(Scoreboard(1, 1), "/fcgikit-status", parse_allow(["127.0.0.1"]))
     environ = {"REMOTE_ADDR": remote, "SCRIPT_NAME": "", "PATH_INFO": path}
     assert page.wants(environ) is answered
 

@@ -40,6 +40,7 @@ from fcgikit.protocol.records import (
     pack_header,
     pack_records,
 )
+from fcgikit.server.listeners import parse_web_server_addrs
 
 Environ = dict[str, Any]
 
@@ -696,8 +697,6 @@ def test_upload_of_64_mib_is_byte_exact(serve: Any) -> None:
 
 
 def _tcp_running(serve: Any, host: str, allowed: str | None) -> tuple[Any, tuple[Any, ...]]:
-    from fcgikit.server.listeners import parse_web_server_addrs
-
     running = serve(
         digest_app,
         binds=(TcpAddress(host, 0),),
@@ -728,6 +727,10 @@ def _tcp_outcome(address: tuple[Any, ...], family: int) -> str:
         ("::1", socket.AF_INET6, "127.0.0.1", "refused"),
         ("::1", socket.AF_INET6, "fe80::1,10.0.0.1", "refused"),
         ("::1", socket.AF_INET6, None, "served"),
+        ("127.0.0.1", socket.AF_INET, "10.0.0.0/8, 127.0.0.0/8", "served"),
+        ("127.0.0.1", socket.AF_INET, "10.0.0.0/8, fd00::/8", "refused"),
+        ("::1", socket.AF_INET6, "fd00::/8, ::/120", "served"),
+        ("::1", socket.AF_INET6, "fd00::/8, 127.0.0.0/8", "refused"),
     ],
 )
 def test_fcgi_web_server_addrs_over_ipv4_and_ipv6(
@@ -741,7 +744,7 @@ def test_fcgi_web_server_addrs_over_ipv4_and_ipv6(
 
 def test_fcgi_web_server_addrs_does_not_lock_out_unix_peers(serve: Any) -> None:
     """flup refuses every unix peer once the variable is set; the spec means TCP peers."""
-    running = serve(digest_app, web_server_addrs=frozenset({"10.0.0.1"}))
+    running = serve(digest_app, web_server_addrs=parse_web_server_addrs("10.0.0.0/8"))
     assert_serves(running)
 
 

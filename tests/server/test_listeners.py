@@ -334,3 +334,26 @@ def test_exec_with_listeners_passes_the_same_sockets_to_the_new_program(tmp_path
         assert child.returncode == 0, err
     assert out.split(" ", 1)[0] == str(pid)
     assert f"[{path!r}, ('127.0.0.1', {port})] [{path!r}]" in out
+
+
+@pytest.mark.parametrize(
+    ("peer", "allowed"),
+    [
+        pytest.param(("10.1.2.3", 5000), True, id="v4 in 10.0.0.0/8"),
+        pytest.param(("::ffff:10.1.2.3", 5000, 0, 0), True, id="v4-mapped in 10.0.0.0/8"),
+        pytest.param(("11.0.0.1", 5000), False, id="v4 outside"),
+        pytest.param(("fd00::5", 5000, 0, 0), True, id="v6 in fd00::/8"),
+        pytest.param(("fe80::5%lo", 5000, 0, 1), False, id="v6 outside"),
+        pytest.param(("192.0.2.7", 5000), True, id="single address beside networks"),
+        pytest.param("", True, id="unix peer"),
+    ],
+)
+def test_web_server_addrs_takes_networks(peer: object, allowed: bool) -> None:
+    networks = parse_web_server_addrs("10.0.0.0/8, fd00::/8, 192.0.2.7")
+    assert peer_allowed(peer, networks) is allowed
+
+
+def test_a_bad_web_server_addrs_entry_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"FCGI_WEB_SERVER_ADDRS: '10\.0\.0\.1/8' has host bits"):
+        parse_web_server_addrs("127.0.0.1, 10.0.0.1/8")
+    assert parse_web_server_addrs(" ") is None  # unset or empty: every peer

@@ -7,17 +7,23 @@ from typing import Any
 
 import pytest
 
+from fcgikit.errors import ConfigError
+from fcgikit.networks import TrustedNetworks
 from fcgikit.server.arbiter import PoolSettings
 from fcgikit.server.status import (
     DIRECT_CLIENT_PARAM,
     Scoreboard,
     StatusPage,
     WorkerState,
+    parse_allow,
     render_text,
 )
 
+#: --status-allow's default: nobody over HTTP
+NOBODY = PoolSettings().status_allow
 
-def page(allow: frozenset[str] = PoolSettings().status_allow, **options: Any) -> StatusPage:
+
+def page(allow: TrustedNetworks = NOBODY, **options: Any) -> StatusPage:
     board = Scoreboard(slots=1, threads=2)
     board.reset(0, generation=1)
     slot = board.slot(0)
@@ -53,9 +59,31 @@ def test_no_http_client_is_trusted_by_default_loopback_included(remote: str) -> 
 
 
 def test_http_clients_in_status_allow_see_it() -> None:
-    allowed = page(frozenset({"192.0.2.10"}))
+    allowed = page(parse_allow(["192.0.2.10"]))
     assert allowed.wants(status_environ("192.0.2.10"))
     assert not allowed.wants(status_environ("127.0.0.1"))
+
+
+@pytest.mark.parametrize(
+    ("remote", "shown"),
+    [
+        pytest.param("192.0.2.10", True, id="the monitoring host"),
+        pytest.param("10.20.30.40", True, id="in 10.0.0.0/8"),
+        pytest.param("::ffff:10.0.0.1", True, id="v4-mapped, in 10.0.0.0/8"),
+        pytest.param("fd00:1::9", True, id="in fd00::/8"),
+        pytest.param("127.0.0.1", False, id="loopback, not listed"),
+        pytest.param("192.0.2.11", False, id="next to the host"),
+        pytest.param("unix:", False, id="a client on a unix socket"),
+    ],
+)
+def test_status_allow_takes_networks(remote: str, shown: bool) -> None:
+    allowed = page(parse_allow(["192.0.2.10", "10.0.0.0/8,fd00::/8"]))
+    assert allowed.wants(status_environ(remote)) is shown
+
+
+def test_a_bad_status_allow_entry_names_the_flag() -> None:
+    with pytest.raises(ConfigError, match=r"--status-allow: 'localhost' is not an IP address"):
+        parse_allow(["10.0.0.0/8", "localhost"])
 
 
 @pytest.mark.parametrize("remote", ["127.0.0.1", "203.0.113.9", ""])
