@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 
 def configure_logging(level: int, log_file: str | None) -> None:
@@ -17,6 +18,35 @@ def configure_logging(level: int, log_file: str | None) -> None:
     handler.setFormatter(logging.Formatter("fcgikit[%(process)d] %(levelname)s %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
+
+
+class RateLimitedLog:
+    """A warning that can come in floods (a peer sending request after request that is
+    refused): the first line at once, then at most one line per ``interval`` seconds, which
+    counts the lines left out (``summary``, a format for that count). A line left out is not
+    formatted, and its arguments are not kept. :meth:`flush`, called now and then, logs the
+    count of a flood that is over. For one thread (the server's loop)."""
+
+    def __init__(self, logger: logging.Logger, interval: float, summary: str) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._summary = summary
+        self._quiet_until = 0.0
+        self._left_out = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        if time.monotonic() < self._quiet_until:
+            self._left_out += 1
+            return
+        self.flush()
+        self._logger.warning(message, *args)
+        self._quiet_until = time.monotonic() + self._interval
+
+    def flush(self) -> None:
+        if self._left_out and time.monotonic() >= self._quiet_until:
+            self._logger.warning(f"{self._summary} in the last %gs", self._left_out, self._interval)
+            self._left_out = 0
+            self._quiet_until = time.monotonic() + self._interval
 
 
 #: The access log line. Fields: ISO 8601 time (UTC, ms), REMOTE_ADDR, the request line as
