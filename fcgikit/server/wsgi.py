@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from fcgikit.protocol.constants import Role
-from fcgikit.protocol.events import RequestReceived
+from fcgikit.protocol.events import EncodedParams, RequestReceived
 from fcgikit.server.body import RequestBody, RequestBodyError, RequestBodyTimeout
 from fcgikit.server.logs import ACCESS_FORMAT, access_log
 
@@ -179,7 +179,7 @@ def _encode_head_py(status: object, headers: Iterable[object], content_length: i
         ) from exc
 
 
-def _content_length(params: dict[bytes, bytes]) -> int | None:
+def _content_length(params: Mapping[bytes, bytes]) -> int | None:
     raw = params.get(b"CONTENT_LENGTH", b"").strip()
     return int(raw) if raw.isdigit() else None
 
@@ -247,7 +247,10 @@ class WSGIRequest:
     def build_environ(self) -> dict[str, Any]:
         settings = self.settings
         from_params = _fast_environ or _environ_from_params_py
-        environ = from_params(settings.base_environ, self.event.params, _DROPPED_PARAMS)
+        params = self.event.params
+        if not isinstance(params, dict):  # a request with many params: decoded now, once
+            params = params.decode() if isinstance(params, EncodedParams) else dict(params)
+        environ = from_params(settings.base_environ, params, _DROPPED_PARAMS)
         if not environ.get("CONTENT_LENGTH", "").strip():
             environ.pop("CONTENT_LENGTH", None)
         if not environ.get("CONTENT_TYPE"):
