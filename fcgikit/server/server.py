@@ -34,12 +34,19 @@ from typing import TYPE_CHECKING, Protocol
 from fcgikit.addresses import UnixAddress
 from fcgikit.protocol import Role
 from fcgikit.protocol.connection import WholeRequest
-from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel, Connected, Refuses
+from fcgikit.server.channel import (
+    DRAIN_QUIET,
+    RECV_SIZE,
+    Channel,
+    Connected,
+    Refuses,
+    overload_log,
+)
 from fcgikit.server.direct import DirectChannel
 from fcgikit.server.listeners import describe, open_listener, peer_allowed
 from fcgikit.server.logs import configure_access_log
 from fcgikit.server.memory import tune_malloc
-from fcgikit.server.pool import WorkerPool
+from fcgikit.server.pool import Refusal, WorkerPool
 from fcgikit.server.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -133,16 +140,18 @@ class Poller:
 
 
 class Admits(Protocol):
-    def add(self, job: Callable[[], None], *, ready: bool) -> bool: ...
+    def admit(self, job: Callable[[], None], *, ready: bool, memory: int) -> Refusal | None: ...
 
 
 def admit(arrived: Iterable[tuple[Refuses, WSGIRequest]], pool: Admits) -> None:
     """Hand the requests that arrived in one round of the loop to the pool; refuse (OVERLOADED)
-    those it has no room for. One whose body is complete may run on the loop's thread."""
+    those it has no room for, in threads or in memory. One whose body is complete may run on
+    the loop's thread."""
     for channel, request in arrived:
         ready = request.body.complete and request.filter_data is None
-        if not pool.add(request.run, ready=ready):
-            channel.refuse(request)
+        refusal = pool.admit(request.run, ready=ready, memory=request.bound_waiting_memory())
+        if refusal is not None:
+            channel.refuse(request, refusal)
 
 
 class Server:
@@ -154,7 +163,9 @@ class Server:
     ) -> None:
         self.app = app
         self.settings = settings
-        self.pool = WorkerPool(settings.threads, settings.max_queued)
+        self.pool = WorkerPool(settings.threads, settings.max_queued, settings.max_queued_memory)
+        #: where refusals that come in floods are logged (see Channel.refuse)
+        self.overloads = overload_log()
         #: unix socket files this server created, removed again when it stops
         self.created_paths: list[str] = []
         if listeners is None:
@@ -346,6 +357,7 @@ class Server:
             self._next_sweep = now + 1.0
             self._close_expired_lingerers(now)
             self._close_idle(now)
+            self.overloads.flush()
         if self._stop_reason is not None and not self._stopping:
             self._begin_stopping()
             self._deadline = time.monotonic() + self.settings.graceful_timeout

@@ -44,6 +44,16 @@ _TRUE = frozenset({"on", "1", "yes", "true"})
 _ROLE_NAMES = {role: role.name for role in Role}
 # These never describe the request body (CGI has CONTENT_*) and HTTP_PROXY is httpoxy.
 _DROPPED_PARAMS = frozenset({"HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_PROXY"})
+#: What a request waiting for a thread holds besides its params and its body's bytes (its
+#: WSGIRequest, RequestBody, event, the pool's entry; not its connection's, which an idle
+#: connection holds too), and what each param decoded into a dict holds besides its own
+#: bytes (an object for its name and for its value, the dict's entry), in bytes: a little
+#: above what tracemalloc measures (tests/server/test_queued_memory.py holds them to it).
+REQUEST_MEMORY = 1024
+DECODED_PAIR_MEMORY = 128
+#: A body of unknown length still arriving when its request is admitted keeps at most this
+#: much unread in memory from then on (the rest goes to its spool file): it counts for that.
+WAITING_BODY_MEMORY = 16 * 1024
 
 EnvironFromParams = Callable[
     [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any]
@@ -184,6 +194,16 @@ def _content_length(params: Mapping[bytes, bytes]) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
+def log_spool_failure(request: WSGIRequest, exc: OSError) -> None:
+    """A body that could not go to its spool file (a full disk): the app gets a 500 when it
+    reads it."""
+    log.error(
+        "request %s: cannot spool the request body: %s; it fails with 500",
+        request.label,
+        exc.strerror or exc,
+    )
+
+
 class WSGIRequest:
     def __init__(
         self,
@@ -235,6 +255,26 @@ class WSGIRequest:
             b"PATH_INFO", b""
         )
         return f"#{self.request_id} {method} {uri.decode('latin-1')}"
+
+    def bound_waiting_memory(self) -> int:
+        """About the most bytes this request holds until it runs: its params, and what of its
+        body (and FILTER data) may be in memory by then, bounded first for a body of unknown
+        length (WAITING_BODY_MEMORY)."""
+        event = self.event
+        memory = REQUEST_MEMORY + event.params_size + self._bound_body_memory(self.body)
+        if type(event.params) is dict:
+            memory += len(event.params) * DECODED_PAIR_MEMORY
+        if self.filter_data is not None:
+            memory += self._bound_body_memory(self.filter_data)
+        return memory
+
+    def _bound_body_memory(self, body: RequestBody) -> int:
+        if body.content_length is None and not body.complete:
+            try:
+                body.limit_memory(WAITING_BODY_MEMORY)
+            except OSError as exc:
+                log_spool_failure(self, exc)
+        return body.memory_bound()
 
     def fail_input(self, reason: str) -> None:
         """The web server has gone or aborted: wake the app out of every input stream."""
