@@ -86,9 +86,8 @@ class InlinePool:
     """Runs each job at once on the calling thread, as the real pool runs a complete request
     on the loop's thread (without its lock and the watcher's bookkeeping)."""
 
-    def add(self, job: Callable[[], None], *, ready: bool) -> bool:
+    def admit(self, job: Callable[[], None], *, ready: bool, memory: int) -> None:
         job()
-        return True
 
     def hold(self, send: Callable[[], None]) -> bool:
         return False  # one request at a time: its reply goes out at once
@@ -109,6 +108,7 @@ def make_channel(app: Any) -> tuple[Channel, socket.socket]:
         close_on_loop=lambda channel: False,
         recv_buffer=memoryview(bytearray(RECV_SIZE)),
         arrived=[],
+        overloads=None,  # nothing is refused here
     )
     return Channel(server, ours, "bench"), theirs  # type: ignore[arg-type]
 

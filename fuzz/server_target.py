@@ -26,7 +26,8 @@ from typing import Any
 from protocol_target import Finding, OutputChecker, begins_in, chunks
 
 from fcgikit.protocol import Role
-from fcgikit.server.channel import Channel
+from fcgikit.server.channel import Channel, overload_log
+from fcgikit.server.pool import Refusal
 from fcgikit.server.server import admit
 from fcgikit.server.settings import ServerSettings
 
@@ -92,13 +93,13 @@ class InlinePool:
         self.checker.feed(bytes(self.sock.sent[self.checked :]))
         self.checked = len(self.sock.sent)
 
-    def add(self, job: Any, *, ready: bool) -> bool:
+    def admit(self, job: Any, *, ready: bool, memory: int) -> Refusal | None:
         self.check_output()
         self.checker.begun(job.__self__.request_id)
         if len(self.jobs) >= self.capacity:
-            return False
+            return Refusal.THREADS
         self.jobs.append(job)
-        return True
+        return None
 
     def hold(self, send: Any) -> bool:
         if self.holding:
@@ -126,6 +127,7 @@ class FakeServer:
         self.closed_channels = 0
         self.recv_buffer = memoryview(bytearray(256 * 1024))
         self.arrived: list[Any] = []
+        self.overloads = overload_log()
 
     def unregister(self, channel: Channel, *, closing: bool = False) -> None:
         channel.registered = False

@@ -20,6 +20,7 @@ from fcgikit.protocol.connection import ClientConnection, ServerConnection
 from fcgikit.protocol.constants import ProtocolStatus, RecordType, Role
 from fcgikit.protocol.events import (
     ClientEvent,
+    EncodedParams,
     FilterData,
     FilterDataEnded,
     RequestAborted,
@@ -44,6 +45,7 @@ __all__ = [
     "ACCELERATED",
     "ClientConnection",
     "ClientEvent",
+    "EncodedParams",
     "FilterData",
     "FilterDataEnded",
     "ProtocolStatus",

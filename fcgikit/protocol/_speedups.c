@@ -11,9 +11,10 @@
  * It is a fast lane, not a second protocol implementation: it changes no state and raises
  * nothing for bad input. Whenever the input is anything but the ordinary shape, complete and
  * well-formed (another role, a record for another id, a version that is not 1, a length that
- * does not add up, params over the cap, malformed pairs, a record cut short, anything after
- * the end of FCGI_STDIN), it returns None, and ServerConnection parses the same bytes the
- * ordinary way (fcgikit/protocol/connection.py), which is the spec, errors included.
+ * does not add up, params over the cap, more pairs than the connection decodes at once,
+ * malformed pairs, a record cut short, anything after the end of FCGI_STDIN), it returns
+ * None, and ServerConnection parses the same bytes the ordinary way
+ * (fcgikit/protocol/connection.py), which is the spec, errors included.
  *
  * Peer input: every length is checked against what is left of the buffer before it is used.
  *
@@ -108,12 +109,17 @@ pair_length(const unsigned char *data, Py_ssize_t end, Py_ssize_t *offset)
 }
 
 /* Decode the name-value pairs into params (last value wins) and the names seen twice into
- * *duplicates (created on the first one). 0 when done, 1 when malformed, -1 on error. */
+ * *duplicates (created on the first one). 0 when done, 1 when malformed or more than
+ * max_pairs pairs, -1 on error. */
 static int
-decode_params(const unsigned char *data, Py_ssize_t end, PyObject *params, PyObject **duplicates)
+decode_params(const unsigned char *data, Py_ssize_t end, Py_ssize_t max_pairs, PyObject *params,
+              PyObject **duplicates)
 {
     Py_ssize_t offset = 0;
-    while (offset < end) {
+    for (Py_ssize_t count = 0; offset < end; count++) {
+        if (count == max_pairs) {
+            return 1; /* the ordinary path keeps so many encoded */
+        }
         Py_ssize_t name_length = pair_length(data, end, &offset);
         if (name_length < 0) {
             return 1;
@@ -219,22 +225,28 @@ params_add(Params *params, const unsigned char *content, Py_ssize_t length)
 }
 
 PyDoc_STRVAR(scan_request_doc,
-"scan_request(data, max_params_size, /)\n--\n\n"
+"scan_request(data, max_params_size, max_decoded_pairs, /)\n--\n\n"
 "``data`` holding exactly one whole ordinary Responder request's input (BEGIN_REQUEST,\n"
-"PARAMS to its end, then FCGI_STDIN records, possibly to its end) as\n"
-"``(request_id, flags, params, duplicate_names, stdin_chunks, stdin_ended)``; None for\n"
-"anything else, which the caller then parses the ordinary way.");
+"PARAMS to its end, with at most max_decoded_pairs pairs, then FCGI_STDIN records,\n"
+"possibly to its end) as ``(request_id, flags, params, duplicate_names, stdin_chunks,\n"
+"stdin_ended, params_size)``; None for anything else, which the caller then parses the\n"
+"ordinary way.");
 
 static PyObject *
 scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "scan_request() takes data and max_params_size");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "scan_request() takes data, max_params_size and max_decoded_pairs");
         return NULL;
     }
     Py_ssize_t max_params_size = PyLong_AsSsize_t(args[1]);
     if (max_params_size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t max_pairs = PyLong_AsSsize_t(args[2]);
+    if (max_pairs == -1 && PyErr_Occurred()) {
         return NULL;
     }
     Py_buffer buffer;
@@ -311,16 +323,16 @@ scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     const unsigned char *pairs = joined.joined != NULL ? joined.joined : joined.first;
-    int decoded = decode_params(pairs, joined.length, params, &duplicates);
+    int decoded = decode_params(pairs, joined.length, max_pairs, params, &duplicates);
     if (decoded < 0) {
         goto done;
     }
     if (decoded > 0) {
         goto ordinary_path; /* malformed pairs: the ordinary path says what is wrong */
     }
-    result = Py_BuildValue("iiOOOO", request_id, flags, params,
+    result = Py_BuildValue("iiOOOOn", request_id, flags, params,
                            duplicates != NULL ? duplicates : Py_None, stdin_chunks,
-                           stdin_ended ? Py_True : Py_False);
+                           stdin_ended ? Py_True : Py_False, joined.length);
     goto done;
 
 ordinary_path:

@@ -4,8 +4,8 @@ from collections.abc import Sequence
 from typing import Any
 
 def scan_request(
-    data: bytes | bytearray | memoryview, max_params_size: int, /
-) -> tuple[int, int, dict[bytes, bytes], set[bytes] | None, list[bytes], bool] | None: ...
+    data: bytes | bytearray | memoryview, max_params_size: int, max_decoded_pairs: int, /
+) -> tuple[int, int, dict[bytes, bytes], set[bytes] | None, list[bytes], bool, int] | None: ...
 def frame_end(
     request_id: int,
     pieces: Sequence[bytes | memoryview],

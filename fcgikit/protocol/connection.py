@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import fields
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
 from fcgikit.protocol.constants import (
@@ -45,6 +45,7 @@ from fcgikit.protocol.constants import (
 )
 from fcgikit.protocol.events import (
     ClientEvent,
+    EncodedParams,
     FilterData,
     FilterDataEnded,
     RequestAborted,
@@ -75,12 +76,12 @@ from fcgikit.protocol.state import IGNORED_STREAMS, INPUT_STREAMS, InputStream, 
 __all__ = ["ClientConnection", "ServerConnection"]
 
 ScanRequest = Callable[
-    [bytes | bytearray | memoryview, int],
-    tuple[int, int, dict[bytes, bytes], set[bytes] | None, list[bytes], bool] | None,
+    [bytes | bytearray | memoryview, int, int],
+    tuple[int, int, dict[bytes, bytes], set[bytes] | None, list[bytes], bool, int] | None,
 ]
 FrameEnd = Callable[[int, Sequence[bytes | memoryview], int, int, bool, bool], bytes | None]
 MakeRequestReceived = Callable[
-    [int, Role, bool, dict[bytes, bytes], frozenset[bytes]], RequestReceived
+    [int, Role, bool, Mapping[bytes, bytes], frozenset[bytes], int], RequestReceived
 ]
 
 #: The C fast lanes (_speedups.c); None where they were not built, or with
@@ -102,6 +103,9 @@ except ImportError:
 #: final stdout shorter than this leaves end_request_buffers copied into one buffer: for a
 #: few kilobytes one copy costs less than a sendmsg iovec each (the C lane's limit too)
 COPY_MAX = 8192
+#: ServerConnection's default max_decoded_pairs. Web servers send 20 to 40 params; with up
+#: to 128 a dict costs at most ~15 KiB more than the bytes sent. More stay encoded.
+MAX_DECODED_PAIRS = 128
 
 # Plain ints for the per-record comparisons: cheaper than IntEnum members on the hot path.
 _BEGIN_REQUEST = int(RecordType.BEGIN_REQUEST)
@@ -130,6 +134,8 @@ _BEGIN_REQUEST_LEN = BEGIN_REQUEST_BODY.size
 _END_REQUEST_LEN = END_REQUEST_BODY.size
 _UNKNOWN_TYPE_LEN = UNKNOWN_TYPE_BODY.size
 _NO_NAMES: frozenset[bytes] = frozenset()
+#: what _RecordStream._events is between two receive_data calls (nothing is added to it)
+_NO_EVENTS: list[Any] = []
 _RESPONDER = Role.RESPONDER
 
 # RequestReceived is a frozen dataclass: its generated __init__ sets each field with
@@ -148,17 +154,27 @@ def _request_received_py(
     request_id: int,
     role: Role,
     keep_conn: bool,
-    params: dict[bytes, bytes],
+    params: Mapping[bytes, bytes],
     duplicate_names: frozenset[bytes],
+    params_size: int,
 ) -> RequestReceived:
-    """``RequestReceived(request_id, role, keep_conn, params, duplicate_names)``, cheaper."""
+    """``RequestReceived(request_id, role, keep_conn, params, duplicate_names, params_size)``,
+    cheaper."""
     event = object.__new__(RequestReceived)
-    set_request_id, set_role, set_keep_conn, set_params, set_duplicate_names = _FIELD_SETTERS
+    (
+        set_request_id,
+        set_role,
+        set_keep_conn,
+        set_params,
+        set_duplicate_names,
+        set_params_size,
+    ) = _FIELD_SETTERS
     set_request_id(event, request_id)
     set_role(event, role)
     set_keep_conn(event, keep_conn)
     set_params(event, params)
     set_duplicate_names(event, duplicate_names)
+    set_params_size(event, params_size)
     return event
 
 
@@ -265,7 +281,7 @@ class _RecordStream(Generic[EventT]):
 
     def __init__(self) -> None:
         self._reader = RecordReader()
-        self._events: list[EventT] = []
+        self._events: list[EventT] = _NO_EVENTS
         self._received_eof = False
         self._error: RemoteProtocolError | None = None
 
@@ -290,6 +306,10 @@ class _RecordStream(Generic[EventT]):
         except RemoteProtocolError as error:
             self._error = error
             raise
+        finally:
+            # Not kept: an idle connection would hold its last request's params (up to
+            # max_params_size) until its next read.
+            self._events = _NO_EVENTS
         return events
 
     def _on_record(self, record_type: int, request_id: int, content: memoryview) -> None:
@@ -326,8 +346,15 @@ class ServerConnection(_RecordStream[ServerEvent]):
         max_reqs: answered for FCGI_MAX_REQS in FCGI_GET_VALUES.
         max_params_size: the most FCGI_PARAMS bytes one request may send; more is a
             RemoteProtocolError (a web server's whole environment is a few kilobytes).
+            Also the most the requests still sending their params may have sent in all:
+            the request whose record goes beyond is refused (OVERLOADED, counted in
+            :attr:`params_overloads`), so a multiplexed connection holds no more of them
+            than one that is not.
         max_active_requests: when multiplexed, a FCGI_BEGIN_REQUEST beyond this many active
             requests gets OVERLOADED.
+        max_decoded_pairs: params of up to this many pairs arrive as a dict; more as an
+            :class:`~fcgikit.protocol.events.EncodedParams` (about the bytes that were
+            sent, a tenth of a dict's memory for tiny pairs), to decode when needed.
     """
 
     def __init__(
@@ -339,6 +366,7 @@ class ServerConnection(_RecordStream[ServerEvent]):
         max_reqs: int = 100,
         max_params_size: int = 1 << 20,
         max_active_requests: int = 100,
+        max_decoded_pairs: int = MAX_DECODED_PAIRS,
     ) -> None:
         if not roles:
             raise ValueError("roles is empty: pass at least one Role")
@@ -346,6 +374,8 @@ class ServerConnection(_RecordStream[ServerEvent]):
             raise ValueError(f"max_params_size must be 0 or more, not {max_params_size}")
         if max_active_requests < 1:
             raise ValueError(f"max_active_requests must be 1 or more, not {max_active_requests}")
+        if max_decoded_pairs < 0:
+            raise ValueError(f"max_decoded_pairs must be 0 or more, not {max_decoded_pairs}")
         roles_given = roles if type(roles) is frozenset else None
         known_roles = _ROLE_SETS.get(roles_given) if roles_given is not None else None
         if known_roles is None:
@@ -359,6 +389,7 @@ class ServerConnection(_RecordStream[ServerEvent]):
         self._multiplexed = multiplexed
         self._max_params_size = max_params_size
         self._max_active_requests = max_active_requests
+        self._max_decoded_pairs = max_decoded_pairs
         values_key = (max_conns, max_reqs, multiplexed)
         values = _VALUES.get(values_key)
         if values is None:
@@ -378,6 +409,9 @@ class ServerConnection(_RecordStream[ServerEvent]):
         self._begun_ids: set[int] = set()
         self._stray_records = 0
         self._last_request_id = 0
+        #: FCGI_PARAMS bytes held for the requests still sending them
+        self._params_buffered = 0
+        self._params_overloads = 0
 
     # -- input ------------------------------------------------------------------------------
 
@@ -392,7 +426,7 @@ class ServerConnection(_RecordStream[ServerEvent]):
             and self._error is None
             and not self._received_eof
         ):
-            found = scan(data, self._max_params_size)
+            found = scan(data, self._max_params_size, self._max_decoded_pairs)
             if found is not None:
                 return self._ordinary_request(*found)
         return super().receive_data(data)
@@ -405,6 +439,7 @@ class ServerConnection(_RecordStream[ServerEvent]):
         duplicate_names: set[bytes] | None,
         stdin_chunks: list[bytes],
         stdin_ended: bool,
+        params_size: int,
     ) -> list[ServerEvent]:
         """What the records _speedups.scan_request found would have done, record by record:
         BEGIN_REQUEST (a Responder), the whole PARAMS stream, then FCGI_STDIN records."""
@@ -420,6 +455,7 @@ class ServerConnection(_RecordStream[ServerEvent]):
                 keep_conn,
                 params,
                 frozenset(duplicate_names) if duplicate_names else _NO_NAMES,
+                params_size,
             )
         ]
         for chunk in stdin_chunks:
@@ -500,6 +536,13 @@ class ServerConnection(_RecordStream[ServerEvent]):
         return self._stray_records
 
     @property
+    def params_overloads(self) -> int:
+        """Requests refused (OVERLOADED) because the params arriving on this connection for
+        requests still sending them went beyond ``max_params_size`` in all; a caller may log
+        them."""
+        return self._params_overloads
+
+    @property
     def active_request_ids(self) -> frozenset[int]:
         """Requests begun and not yet ended (aborted ones excluded: they are over)."""
         return frozenset(
@@ -560,7 +603,13 @@ class ServerConnection(_RecordStream[ServerEvent]):
                         f"FCGI_PARAMS for request {request_id} reached {size} bytes, over the "
                         f"max_params_size cap of {self._max_params_size} bytes"
                     )
+                if self._params_buffered + len(content) > self._max_params_size:
+                    # Only on a multiplexed connection: alone, the request would be over
+                    # its own cap first.
+                    self._refuse_for_params(request_id, request)
+                    return
                 request.params += content
+                self._params_buffered += len(content)
             else:
                 self._events.append(FilterData(request_id, bytes(content)))
             return
@@ -579,19 +628,38 @@ class ServerConnection(_RecordStream[ServerEvent]):
         else:
             self._events.append(FilterDataEnded(request_id))
 
+    def _refuse_for_params(self, request_id: int, request: _ServerRequest) -> None:
+        """END_REQUEST OVERLOADED for a request still sending its params; what follows for
+        it is ignored, as for any id that is no longer active."""
+        del self._requests[request_id]
+        self._params_buffered -= len(request.params)
+        self._params_overloads += 1
+        self._outgoing += _end_request_record(request_id, 0, ProtocolStatus.OVERLOADED)
+        if not request.keep_conn:
+            self._should_close = True
+
     def _request_received(self, request_id: int, request: _ServerRequest) -> RequestReceived:
-        pairs = decode_pairs(request.params)
+        encoded = request.params
         request.params = bytearray()
-        params = dict(pairs)
-        duplicate_names: frozenset[bytes] = frozenset()
-        if len(params) != len(pairs):
+        self._params_buffered -= len(encoded)
+        # Decoded even when kept encoded: malformed pairs are the peer's error, said now.
+        pairs = decode_pairs(encoded)
+        params: Mapping[bytes, bytes]
+        if len(pairs) > self._max_decoded_pairs:
+            params = EncodedParams(bytes(encoded))
+            distinct = len({name for name, _ in pairs})
+        else:
+            params = dict(pairs)
+            distinct = len(params)
+        duplicate_names: frozenset[bytes] = _NO_NAMES
+        if distinct != len(pairs):
             seen: set[bytes] = set()
             duplicates: set[bytes] = set()
             for name, _ in pairs:
                 (duplicates if name in seen else seen).add(name)
             duplicate_names = frozenset(duplicates)
         return _request_received(
-            request_id, request.role, request.keep_conn, params, duplicate_names
+            request_id, request.role, request.keep_conn, params, duplicate_names, len(encoded)
         )
 
     def _on_begin_request(self, request_id: int, content: memoryview) -> None:
@@ -635,6 +703,7 @@ class ServerConnection(_RecordStream[ServerEvent]):
             return
         if request.state is RequestState.READING_PARAMS:
             del self._requests[request_id]  # the app never heard of it
+            self._params_buffered -= len(request.params)
         else:
             self._events.append(RequestAborted(request_id))
             request.state = RequestState.ABORTED
@@ -827,24 +896,30 @@ class WholeRequest:
         self._frame_end = frame_end
 
     @staticmethod
-    def parse(data: bytes | bytearray | memoryview, max_params_size: int) -> WholeRequest | None:
+    def parse(
+        data: bytes | bytearray | memoryview,
+        max_params_size: int,
+        max_decoded_pairs: int = MAX_DECODED_PAIRS,
+    ) -> WholeRequest | None:
         """The request ``data`` holds, if it is a whole ordinary Responder request without
-        FCGI_KEEP_CONN, its FCGI_STDIN ended, and nothing after it. None for anything else
-        (give ``data`` to a ServerConnection, which parses it the ordinary way, errors
-        included), and always where the C lane was not built. Never raises for peer input."""
+        FCGI_KEEP_CONN, its FCGI_STDIN ended, and nothing after it, with no more than
+        ``max_decoded_pairs`` params. None for anything else (give ``data`` to a
+        ServerConnection, which parses it the ordinary way, errors included), and always
+        where the C lane was not built. Never raises for peer input."""
         scan = scan_request
         # BEGIN_REQUEST's flags byte is the 11th: a keep-conn connection (which may carry
         # more requests) is left to a ServerConnection without scanning its request twice.
         if scan is None or len(data) < 16 or data[1] != _BEGIN_REQUEST or data[10] & FCGI_KEEP_CONN:
             return None
-        found = scan(data, max_params_size)
+        found = scan(data, max_params_size, max_decoded_pairs)
         if found is None:
             return None
-        request_id, flags, params, duplicate_names, stdin, stdin_ended = found
+        request_id, flags, params, duplicate_names, stdin, stdin_ended, params_size = found
         if flags & FCGI_KEEP_CONN or not stdin_ended:
             return None
         names = frozenset(duplicate_names) if duplicate_names else _NO_NAMES
-        return WholeRequest(_request_received(request_id, _RESPONDER, False, params, names), stdin)
+        event = _request_received(request_id, _RESPONDER, False, params, names, params_size)
+        return WholeRequest(event, stdin)
 
     def _check_open(self, what: str) -> None:
         if self._ended:

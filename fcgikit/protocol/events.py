@@ -8,27 +8,82 @@ an empty ``bytes`` sentinel.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from fcgikit.protocol.constants import ProtocolStatus, Role
+from fcgikit.protocol.records import decode_pairs, find_pair_value
 
 # --- received by the application (server side) -------------------------------------------
+
+
+class EncodedParams(Mapping[bytes, bytes]):
+    """A request's params as FCGI_PARAMS carried them: the name-value pairs, still encoded.
+
+    A request with many params gets them in this form, so that it holds about the bytes the
+    web server sent while it waits for a thread; a dict costs ten times that for tiny pairs
+    (an object per name and per value, and the dict's entries). It reads like the dict it
+    stands for (the last value of a name wins). Until something needs them all, a look-up
+    scans the pairs without decoding them; iterating or ``len`` decode them into a dict,
+    which it keeps and reads from then on. :meth:`decode` gives a dict of them and keeps
+    nothing: call it when the request runs.
+    """
+
+    __slots__ = ("_decoded", "encoded")
+
+    def __init__(self, encoded: bytes) -> None:
+        #: the pairs, well-formed (the connection checked them as they arrived)
+        self.encoded = encoded
+        self._decoded: dict[bytes, bytes] | None = None
+
+    def decode(self) -> dict[bytes, bytes]:
+        """The params as the dict a request with fewer of them gets: a new one each time."""
+        if self._decoded is not None:
+            return dict(self._decoded)
+        return dict(decode_pairs(self.encoded))
+
+    def _as_dict(self) -> dict[bytes, bytes]:
+        decoded = self._decoded
+        if decoded is None:
+            decoded = self._decoded = dict(decode_pairs(self.encoded))
+        return decoded
+
+    def __getitem__(self, name: bytes) -> bytes:
+        if self._decoded is not None:
+            return self._decoded[name]
+        value = find_pair_value(self.encoded, name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._as_dict())
+
+    def __len__(self) -> int:
+        return len(self._as_dict())
+
+    def __repr__(self) -> str:
+        return f"EncodedParams(<{len(self.encoded)} bytes>)"
 
 
 @dataclass(frozen=True, slots=True)
 class RequestReceived:
     """BEGIN_REQUEST and the whole PARAMS stream have arrived: the app can start.
 
-    ``params`` maps name to value, both bytes; when a name was sent more than once the last
-    value wins (nginx's root recipe sends SCRIPT_NAME twice) and the name is listed in
-    ``duplicate_names`` so a fixer can refuse to trust it.
+    ``params`` maps name to value, both bytes: a dict, or for a request with more than
+    ``max_decoded_pairs`` of them (see :class:`~fcgikit.protocol.ServerConnection`) an
+    :class:`EncodedParams`. When a name was sent more than once the last value wins
+    (nginx's root recipe sends SCRIPT_NAME twice) and the name is listed in
+    ``duplicate_names`` so a fixer can refuse to trust it. ``params_size`` is how many bytes
+    the encoded pairs took on the wire.
     """
 
     request_id: int
     role: Role
     keep_conn: bool
-    params: dict[bytes, bytes]
+    params: Mapping[bytes, bytes]
     duplicate_names: frozenset[bytes]
+    params_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)

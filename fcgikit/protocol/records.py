@@ -42,6 +42,7 @@ __all__ = [
     "RecordReader",
     "decode_pairs",
     "encode_pairs",
+    "find_pair_value",
     "frame_records",
     "pack_header",
     "pack_records",
@@ -230,6 +231,35 @@ def decode_pairs(data: bytes | bytearray | memoryview) -> list[tuple[bytes, byte
     except (IndexError, struct.error):
         pass
     return _decode_pairs_checked(raw)  # malformed: say exactly what is wrong
+
+
+def find_pair_value(data: bytes, name: bytes) -> bytes | None:
+    """The value of the last pair named ``name`` in a pair stream :func:`decode_pairs` has
+    already accepted, or None; the other pairs are skipped, not decoded (no object is made
+    for them)."""
+    end = len(data)
+    wanted = len(name)
+    offset = 0
+    found: bytes | None = None
+    unpack = _LONG_LENGTH.unpack_from
+    while offset < end:
+        name_length = data[offset]
+        if name_length < 0x80:
+            offset += 1
+        else:
+            name_length = unpack(data, offset)[0] & MAX_PAIR_LENGTH
+            offset += 4
+        value_length = data[offset]
+        if value_length < 0x80:
+            offset += 1
+        else:
+            value_length = unpack(data, offset)[0] & MAX_PAIR_LENGTH
+            offset += 4
+        value_start = offset + name_length
+        if name_length == wanted and data.startswith(name, offset):
+            found = data[value_start : value_start + value_length]
+        offset = value_start + value_length
+    return found
 
 
 def _decode_pairs_checked(data: bytes | bytearray | memoryview) -> list[tuple[bytes, bytes]]:

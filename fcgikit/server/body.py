@@ -6,8 +6,9 @@ first byte; one of unknown length waits in memory until more than ``spool_thresh
 are unread, then everything unread moves to the file and stays there (waitress's growing
 buffer in one step). The file is a ``TemporaryFile``, unlinked at creation, so it is gone
 even if the process is killed. Reads
-past CONTENT_LENGTH return EOF, so a body longer than announced never reaches the app, and
-a shorter one ends where the web server ended it.
+past CONTENT_LENGTH return EOF, so a body longer than announced never reaches the app (nor
+memory: what comes past it is dropped as it arrives), and a shorter one ends where the web
+server ended it.
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ class RequestBody:
         with self._lock:
             if self._finished or self._failure is not None:
                 return
-            self.received += len(data)
+            received = self.received
+            self.received = received + len(data)
+            if self._limit is not None and self.received > self._limit:
+                if received >= self._limit:
+                    return
+                data = data[: self._limit - received]
             try:
                 if self._spool_fd is None:
                     self._memory += data
@@ -63,7 +69,7 @@ class RequestBody:
                 else:
                     self._spool_append(data)
             except OSError as exc:
-                self._fail_locked(f"cannot spool the request body: {exc.strerror or exc}")
+                self._spool_failed(exc)
                 raise
             self._wake_reader()
 
@@ -85,6 +91,9 @@ class RequestBody:
             self._failure = reason
         self._release_storage()
         self._wake_reader()
+
+    def _spool_failed(self, exc: OSError) -> None:
+        self._fail_locked(f"cannot spool the request body: {exc.strerror or exc}")
 
     def _move_to_spool(self) -> None:
         with tempfile.TemporaryFile(prefix="fcgikit-body-") as spooled:
@@ -120,6 +129,34 @@ class RequestBody:
             if self._failure is None:
                 self._failure = "the request is over"
             self._wake_reader()
+
+    def memory_bound(self) -> int:
+        """The most bytes of the body memory holds between feeds before the app reads any:
+        all of it once it is complete, else what may come before it goes to the spool file
+        (nothing, for a body spooled from its first byte)."""
+        if self._spool_fd is not None or self._spool_at_once or self._failure is not None:
+            return 0
+        if self._finished:
+            return len(self._memory)
+        if self._limit is not None:
+            return self._limit
+        return self._threshold
+
+    def limit_memory(self, size: int) -> None:
+        """From now on keep at most ``size`` unread bytes in memory (more go to the spool
+        file, and stay there), however large spool_threshold is.
+
+        Raises:
+            OSError: the spool file could not be written (the body has failed).
+        """
+        with self._lock:
+            self._threshold = min(self._threshold, size)
+            if self._spool_fd is None and len(self._memory) - self._memory_start > size:
+                try:
+                    self._move_to_spool()
+                except OSError as exc:
+                    self._spool_failed(exc)
+                    raise
 
     @property
     def complete(self) -> bool:

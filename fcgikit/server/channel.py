@@ -35,7 +35,9 @@ from fcgikit.protocol import (
     StdinEnded,
 )
 from fcgikit.protocol.connection import COPY_MAX
-from fcgikit.server.wsgi import WebServerGone, WSGIRequest
+from fcgikit.server.logs import RateLimitedLog
+from fcgikit.server.pool import Refusal
+from fcgikit.server.wsgi import WebServerGone, WSGIRequest, log_spool_failure
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -63,7 +65,41 @@ SCATTER_MIN = COPY_MAX
 class Refuses(Protocol):
     """A connection a request arrived on (a Channel, or a DirectChannel)."""
 
-    def refuse(self, request: WSGIRequest) -> None: ...
+    def refuse(self, request: WSGIRequest, refusal: Refusal) -> None: ...
+
+
+def overload_log() -> RateLimitedLog:
+    """Where a server logs the requests it refuses with OVERLOADED (see log_refusal): they
+    come in floods (a web server sending request after request while this one is full)."""
+    return RateLimitedLog(log, "request(s) refused (OVERLOADED): %s", level=logging.WARNING)
+
+
+class _Label:
+    """A request's label, made only if its line is logged: the debug line mostly is not,
+    and the label of a request with many params scans them."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: WSGIRequest) -> None:
+        self.request = request
+
+    def __str__(self) -> str:
+        return self.request.label
+
+
+def log_refusal(overloads: RateLimitedLog, request: WSGIRequest, refusal: Refusal) -> None:
+    """The log line for a request refused with OVERLOADED: the reason, rate-limited, and
+    the request itself at debug level."""
+    if refusal is Refusal.THREADS:
+        reason = "all threads busy and --max-queued requests waiting"
+    else:
+        budget = request.settings.max_queued_memory / (1 << 20)
+        reason = (
+            "the requests waiting for a thread would hold more than --max-queued-memory "
+            f"({budget:.3g} MiB)"
+        )
+    log.debug("request %s refused (OVERLOADED): %s", _Label(request), reason)
+    overloads.note(reason, time.monotonic())
 
 
 class HoldsReplies(Protocol):
@@ -84,6 +120,8 @@ class ChannelHost(Protocol):
     recv_buffer: memoryview
     #: requests whose params arrived in this round of the loop, admitted after it
     arrived: list[tuple[Refuses, WSGIRequest]]
+    #: where refusals that come in floods are logged
+    overloads: RateLimitedLog
 
     @property
     def pool(self) -> HoldsReplies: ...
@@ -113,6 +151,8 @@ class Channel:
         #: a connection that has not sent a request yet is not idle: the web server is
         #: about to send one, and closing it unread would reset that request
         self.requests_received = 0
+        #: conn.params_overloads already logged
+        self._params_overloads = 0
         self._state_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._pending = bytearray()
@@ -174,6 +214,13 @@ class Channel:
         # RequestAborted wakes the worker, whose request_done may shut the socket down.
         if replies:
             self.queue_reply(replies)
+            if self.conn.params_overloads != self._params_overloads:
+                self._params_overloads = self.conn.params_overloads
+                self.server.overloads.note(
+                    f"the requests multiplexed on a connection from {self.peer} were sending "
+                    f"more than {self.server.settings.max_params_size} bytes of params at once",
+                    time.monotonic(),
+                )
         for event in events:
             self._dispatch(event)
 
@@ -208,9 +255,9 @@ class Channel:
                 request.aborted = True
                 request.fail_input("the web server aborted the request")
 
-    def refuse(self, request: WSGIRequest) -> None:
+    def refuse(self, request: WSGIRequest, refusal: Refusal) -> None:
         """The pool is full: END_REQUEST OVERLOADED for ``request``, which never runs."""
-        log.warning("request %s refused: all threads busy (OVERLOADED)", request.label)
+        log_refusal(self.server.overloads, request, refusal)
         with self._state_lock:
             if self.requests.get(request.request_id) is request:
                 del self.requests[request.request_id]
@@ -599,8 +646,4 @@ def feed_body(request: WSGIRequest, data: bytes) -> None:
     try:
         request.body.feed(data)
     except OSError as exc:
-        log.error(
-            "request %s: cannot spool the request body: %s; it fails with 500",
-            request.label,
-            exc.strerror or exc,
-        )
+        log_spool_failure(request, exc)

@@ -30,10 +30,13 @@ from fcgikit.server.channel import (
     Connected,
     HoldsReplies,
     feed_body,
+    log_refusal,
     peer_has_closed,
     send_all,
     send_all_buffers,
 )
+from fcgikit.server.logs import RateLimitedLog
+from fcgikit.server.pool import Refusal
 from fcgikit.server.wsgi import WebServerGone, WSGIRequest
 
 if TYPE_CHECKING:
@@ -47,6 +50,7 @@ log = logging.getLogger("fcgikit.server")
 class DirectHost(Protocol):
     settings: ServerSettings
     app: WSGIApplication
+    overloads: RateLimitedLog
 
     @property
     def pool(self) -> HoldsReplies: ...
@@ -118,9 +122,9 @@ class DirectChannel:
         self.server.request_finished()
         self.close()
 
-    def refuse(self, request: WSGIRequest) -> None:
+    def refuse(self, request: WSGIRequest, refusal: Refusal) -> None:
         """The pool is full: END_REQUEST OVERLOADED, and the request never runs."""
-        log.warning("request %s refused: all threads busy (OVERLOADED)", request.label)
+        log_refusal(self.server.overloads, request, refusal)
         reply = self.whole.end_request_buffers(0, ProtocolStatus.OVERLOADED)
         request.ended = True
         request.body.close()

@@ -34,12 +34,17 @@ Accounting: ``running`` counts requests being run, on the loop's thread or by qu
 never exceeds ``threads`` (the app may rely on that, like ``RequestTracker`` does); the pool
 holds at most ``threads + 1`` threads, so one is always free to take the loop role.
 ``threads + max_queued`` requests may be admitted at once; the next one is refused
-(END_REQUEST OVERLOADED).
+(END_REQUEST OVERLOADED). So is one whose memory (its params and the body it keeps in
+memory, as the caller counts it) would take what the admitted requests not yet running hold
+beyond ``max_queued_memory``; a request's memory stops counting when it starts to run, and
+the first request waiting is admitted whatever its size.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -79,6 +84,15 @@ HELD_FOR = 0.001
 HELD_MAX = 16
 
 
+class Refusal(enum.Enum):
+    """Why :meth:`WorkerPool.admit` turned a request away (it gets END_REQUEST OVERLOADED)."""
+
+    #: ``threads + max_queued`` requests are admitted already
+    THREADS = "all threads busy"
+    #: the requests waiting would hold more than ``max_queued_memory``
+    MEMORY = "the requests waiting for a thread hold --max-queued-memory"
+
+
 class _LeadRole:
     """The job that means "run the I/O loop"."""
 
@@ -87,16 +101,19 @@ LEAD = _LeadRole()
 
 
 class WorkerPool:
-    def __init__(self, threads: int, max_queued: int) -> None:
+    def __init__(self, threads: int, max_queued: int, max_queued_memory: int = sys.maxsize) -> None:
         self.max_running = threads
         self.capacity = threads + max_queued
+        self.max_queued_memory = max_queued_memory
+        #: the memory of the requests admitted and not running yet (see admit)
+        self.queued_memory = 0
         self._lock = threading.Lock()
         self._work_ready = threading.Condition(self._lock)
         self._watch_wakeup = threading.Condition(self._lock)
-        #: requests admitted, waiting for a queued thread
-        self._queue: deque[Job] = deque()
+        #: requests admitted, waiting for a queued thread, with their memory
+        self._queue: deque[tuple[Job, int]] = deque()
         #: requests admitted, waiting to run on the loop's thread (bodies complete)
-        self._ready: deque[Job] = deque()
+        self._ready: deque[tuple[Job, int]] = deque()
         #: the replies that requests run on the loop's thread finished, sent once the ready
         #: requests have all run (see hold)
         self._held: list[Job] = []
@@ -229,18 +246,23 @@ class WorkerPool:
 
     # --- requests --------------------------------------------------------------------------
 
-    def add(self, job: Job, *, ready: bool) -> bool:
-        """Admit a request; False when the pool is full (answer OVERLOADED). ``ready``: its
-        body is complete, so the loop's thread may run it (run_ready)."""
+    def admit(self, job: Job, *, ready: bool, memory: int = 0) -> Refusal | None:
+        """Admit a request, None; or why not (answer OVERLOADED). ``ready``: its body is
+        complete, so the loop's thread may run it (run_ready). ``memory``: what it holds
+        until it runs, counted in ``queued_memory`` until then."""
         with self._lock:
             if self.running + len(self._queue) + len(self._ready) >= self.capacity:
-                return False
+                return Refusal.THREADS
+            queued_memory = self.queued_memory + memory
+            if queued_memory > self.max_queued_memory and self.queued_memory:
+                return Refusal.MEMORY
+            self.queued_memory = queued_memory
             if ready:
-                self._ready.append(job)
+                self._ready.append((job, memory))
             else:
-                self._queue.append(job)
+                self._queue.append((job, memory))
                 self._wake_locked()
-        return True
+        return None
 
     def hold(self, send: Job) -> bool:
         """Hold a finished request's reply (``send`` sends it) until the requests ready
@@ -317,7 +339,8 @@ class WorkerPool:
             self._ready.clear()
             self._wake_locked()
             return None
-        job = self._ready.popleft()
+        job, memory = self._ready.popleft()
+        self.queued_memory -= memory
         self.running += 1
         self._inline_thread = me
         if self._loop_watch is not None:
@@ -361,7 +384,9 @@ class WorkerPool:
                 return LEAD
             if self._queue and self.running < self.max_running:
                 self.running += 1
-                return self._queue.popleft()
+                job, memory = self._queue.popleft()
+                self.queued_memory -= memory
+                return job
             self._idle += 1
             self._work_ready.wait()
 

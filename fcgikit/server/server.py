@@ -45,12 +45,19 @@ from typing import TYPE_CHECKING, Protocol
 from fcgikit.addresses import UnixAddress
 from fcgikit.protocol import Role
 from fcgikit.protocol.connection import WholeRequest
-from fcgikit.server.channel import DRAIN_QUIET, RECV_SIZE, Channel, Connected, Refuses
+from fcgikit.server.channel import (
+    DRAIN_QUIET,
+    RECV_SIZE,
+    Channel,
+    Connected,
+    Refuses,
+    overload_log,
+)
 from fcgikit.server.direct import DirectChannel
 from fcgikit.server.listeners import describe, open_listener, peer_allowed
 from fcgikit.server.logs import RateLimitedLog, configure_access_log, reopen_log_files
 from fcgikit.server.memory import tune_malloc
-from fcgikit.server.pool import WorkerPool
+from fcgikit.server.pool import Refusal, WorkerPool
 from fcgikit.server.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -153,21 +160,23 @@ class Poller:
 
 
 class Admits(Protocol):
-    def add(self, job: Callable[[], None], *, ready: bool) -> bool: ...
+    def admit(self, job: Callable[[], None], *, ready: bool, memory: int) -> Refusal | None: ...
 
 
 def admit(
     arrived: Iterable[tuple[Refuses, WSGIRequest]], pool: Admits, *, waited: bool = False
 ) -> None:
     """Hand the requests that arrived in one round of the loop to the pool; refuse (OVERLOADED)
-    those it has no room for. One whose body is complete may run on the loop's thread.
-    ``waited``: they may wait long before they run, or have waited already (WSGIRequest.waited)."""
+    those it has no room for, in threads or in memory. One whose body is complete may run on
+    the loop's thread. ``waited``: they may wait long before they run, or have waited
+    already (WSGIRequest.waited)."""
     for channel, request in arrived:
         if waited:
             request.waited = True
         ready = request.body.complete and request.filter_data is None
-        if not pool.add(request.run, ready=ready):
-            channel.refuse(request)
+        refusal = pool.admit(request.run, ready=ready, memory=request.bound_waiting_memory())
+        if refusal is not None:
+            channel.refuse(request, refusal)
 
 
 class Server:
@@ -190,11 +199,13 @@ class Server:
         ``connections``: descriptors of connections such a previous self handed over."""
         self.app = app
         self.settings = settings
-        self.pool = WorkerPool(settings.threads, settings.max_queued)
+        self.pool = WorkerPool(settings.threads, settings.max_queued, settings.max_queued_memory)
         self.keep_listeners_on_reload = keep_listeners_on_reload
         self._handed_connections = list(connections)
         #: connections set aside, idle, for the re-executed process (see _stopping_round)
         self.parked: list[Channel] = []
+        #: where refusals that come in floods are logged (see Channel.refuse)
+        self.overloads = overload_log()
         #: unix socket files this server created, removed again when it stops
         self.created_paths: list[str] = list(created_paths)
         if listeners is None:
@@ -462,6 +473,7 @@ class Server:
             self._refused_peers.flush(now)
             self._accept_failures.flush(now)
             self._out_of_resources.flush(now)
+            self.overloads.flush(now)
             if self._accept_retry_at and now >= self._accept_retry_at:
                 self._accept_retry_at = 0.0
                 self._resume_if_room()

@@ -30,6 +30,9 @@ class ServerSettings:
     threads: int = 16
     #: requests allowed to wait for a free thread before new ones get END_REQUEST OVERLOADED
     max_queued: int = 1024
+    #: bytes the requests waiting for a thread may hold in all (their params, and their
+    #: bodies as far as kept in memory) before new ones get END_REQUEST OVERLOADED
+    max_queued_memory: int = 64 * MiB
     #: accept several requests at once on one connection (FCGI_MPXS_CONNS)
     multiplexed: bool = False
     roles: frozenset[Role] = frozenset({Role.RESPONDER})
@@ -76,6 +79,8 @@ class ServerSettings:
             raise ConfigError(f"threads must be at least 1, not {self.threads}")
         if self.max_queued < 0:
             raise ConfigError(f"max_queued cannot be negative ({self.max_queued})")
+        if self.max_queued_memory < 0:
+            raise ConfigError(f"max_queued_memory cannot be negative ({self.max_queued_memory})")
         if self.spool_threshold < 0:
             raise ConfigError(f"spool_threshold cannot be negative ({self.spool_threshold})")
         if self.max_params_size < 1024:
@@ -97,6 +102,19 @@ class ServerSettings:
 def _seconds_or_none(text: str) -> float | None:
     value = float(text)
     return value if value > 0 else None
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _size(text: str) -> int:
+    """Bytes from ``65536``, ``64K``, ``64M`` or ``1G`` (units of 1024; ``64MiB`` too)."""
+    number = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = number[-1:] if number[-1:] in _SIZE_UNITS else ""
+    digits = number[: len(number) - len(unit)]
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (say 65536, 512K, 64M or 1G)")
+    return int(digits) * _SIZE_UNITS[unit]
 
 
 def _octal(text: str) -> int:
@@ -140,6 +158,15 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.max_queued,
         help="requests that may wait for a thread before OVERLOADED "
         f"(default {defaults.max_queued})",
+    )
+    add(
+        "--max-queued-memory",
+        type=_size,
+        default=defaults.max_queued_memory,
+        metavar="SIZE",
+        help="memory that requests waiting for a thread may hold in all (their params, and "
+        "bodies kept in memory) before OVERLOADED, e.g. 256M "
+        f"(default {defaults.max_queued_memory >> 20}M)",
     )
     add("--multiplexed", action="store_true", help="accept several requests per connection")
     add("--debug", action="store_true", help="tracebacks in 500 pages (never in production)")
@@ -206,6 +233,7 @@ def server_settings_from_args(args: argparse.Namespace, **overrides: Any) -> Ser
         "binds": tuple(parse_address(text) for text in args.bind),
         "threads": args.threads,
         "max_queued": args.max_queued,
+        "max_queued_memory": args.max_queued_memory,
         "multiplexed": args.multiplexed,
         "debug": args.debug,
         "graceful_timeout": args.graceful_timeout,

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from fcgikit.protocol.constants import Role
-from fcgikit.protocol.events import RequestReceived
+from fcgikit.protocol.events import EncodedParams, RequestReceived
 from fcgikit.server.body import RequestBody, RequestBodyError, RequestBodyTimeout
 from fcgikit.server.logs import ACCESS_FORMAT, access_log
 
@@ -64,6 +64,16 @@ _CGI_DEFAULTS = (
     ("SERVER_PORT", "80"),
     ("SERVER_PROTOCOL", "HTTP/1.1"),
 )
+#: What a request waiting for a thread holds besides its params and its body's bytes (its
+#: WSGIRequest, RequestBody, event, the pool's entry; not its connection's, which an idle
+#: connection holds too), and what each param decoded into a dict holds besides its own
+#: bytes (an object for its name and for its value, the dict's entry), in bytes: a little
+#: above what tracemalloc measures (tests/server/test_queued_memory.py holds them to it).
+REQUEST_MEMORY = 1024
+DECODED_PAIR_MEMORY = 128
+#: A body of unknown length still arriving when its request is admitted keeps at most this
+#: much unread in memory from then on (the rest goes to its spool file): it counts for that.
+WAITING_BODY_MEMORY = 16 * 1024
 
 EnvironFromParams = Callable[
     [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any] | None
@@ -235,9 +245,19 @@ def _encode_head_py(status: object, headers: Iterable[object], content_length: i
         ) from exc
 
 
-def _content_length(params: dict[bytes, bytes]) -> int | None:
+def _content_length(params: Mapping[bytes, bytes]) -> int | None:
     raw = params.get(b"CONTENT_LENGTH", b"").strip()
     return int(raw) if raw.isdigit() else None
+
+
+def log_spool_failure(request: WSGIRequest, exc: OSError) -> None:
+    """A body that could not go to its spool file (a full disk): the app gets a 500 when it
+    reads it."""
+    log.error(
+        "request %s: cannot spool the request body: %s; it fails with 500",
+        request.label,
+        exc.strerror or exc,
+    )
 
 
 class WSGIRequest:
@@ -295,6 +315,26 @@ class WSGIRequest:
         )
         return f"#{self.request_id} {method} {uri.decode('latin-1')}"
 
+    def bound_waiting_memory(self) -> int:
+        """About the most bytes this request holds until it runs: its params, and what of its
+        body (and FILTER data) may be in memory by then, bounded first for a body of unknown
+        length (WAITING_BODY_MEMORY)."""
+        event = self.event
+        memory = REQUEST_MEMORY + event.params_size + self._bound_body_memory(self.body)
+        if type(event.params) is dict:
+            memory += len(event.params) * DECODED_PAIR_MEMORY
+        if self.filter_data is not None:
+            memory += self._bound_body_memory(self.filter_data)
+        return memory
+
+    def _bound_body_memory(self, body: RequestBody) -> int:
+        if body.content_length is None and not body.complete:
+            try:
+                body.limit_memory(WAITING_BODY_MEMORY)
+            except OSError as exc:
+                log_spool_failure(self, exc)
+        return body.memory_bound()
+
     def fail_input(self, reason: str) -> None:
         """The web server has gone or aborted: wake the app out of every input stream."""
         self.body.fail(reason)
@@ -306,6 +346,8 @@ class WSGIRequest:
     def build_environ(self) -> dict[str, Any]:
         settings = self.settings
         params = self.event.params
+        if not isinstance(params, dict):  # a request with many params: decoded now, once
+            params = params.decode() if isinstance(params, EncodedParams) else dict(params)
         environ = None
         if _fast_environ is not None:
             environ = _fast_environ(settings.base_environ, params, _DROPPED_PARAMS)

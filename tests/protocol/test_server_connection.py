@@ -293,7 +293,7 @@ def test_request_received_is_the_frozen_event_however_the_request_came() -> None
     # object): on each path it must still be the event an app would build itself.
     params = {b"REQUEST_METHOD": b"GET", b"PATH_INFO": b"/a"}
     data = wire.begin(3) + wire.params(3, params) + wire.record(wire.STDIN, 3)
-    expected = RequestReceived(3, Role.RESPONDER, False, params, frozenset())
+    expected = RequestReceived(3, Role.RESPONDER, False, params, frozenset(), 32)
     record_by_record = ServerConnection()
     record_by_record._scan_request = None
     made = [

@@ -68,7 +68,7 @@ def test_the_lane_is_on_exactly_when_the_pass_says(lane: ModuleType) -> None:
     assert ServerConnection()._scan_request is lane.scan_request
     assert type(connection_module._request_received) is lane.SlotsFactory
     # It takes what nginx sends for a GET: otherwise every test here would pass by declining.
-    assert lane.scan_request(nginx_get(), 1 << 20) is not None
+    assert lane.scan_request(nginx_get(), 1 << 20, 128) is not None
 
 
 # --- streams around the ordinary shape -----------------------------------------------------
@@ -143,6 +143,8 @@ CONNECTION_SETTINGS = st.fixed_dictionaries(
             [(Role.RESPONDER,), (Role.RESPONDER, Role.AUTHORIZER, Role.FILTER), (Role.FILTER,)]
         ),
         "multiplexed": st.booleans(),
+        # the lane declines params of more pairs, which the ordinary path keeps encoded
+        "max_decoded_pairs": st.sampled_from([128, 128, 0, 1, 2, 3]),
     }
 )
 
@@ -186,7 +188,9 @@ def test_the_lane_gives_what_the_record_by_record_path_gives(
 
 
 def test_the_lane_takes_ordinary_requests_and_declines_the_rest(lane: ModuleType) -> None:
-    scan = lane.scan_request
+    def scan(data: bytes | memoryview, max_params_size: int, max_pairs: int = 128) -> object:
+        return lane.scan_request(data, max_params_size, max_pairs)
+
     whole = nginx_get()
     begin_and_params = whole[: -len(pack_header(5, 1, 0))]
     assert scan(whole, 1 << 20) is not None
@@ -197,6 +201,8 @@ def test_the_lane_takes_ordinary_requests_and_declines_the_rest(lane: ModuleType
     params_size = len(encode_pairs(GET_PARAMS))
     assert scan(whole, params_size) is not None  # at the cap: allowed
     assert scan(whole, params_size - 1) is None  # over it: the ordinary path says so
+    assert scan(whole, 1 << 20, len(GET_PARAMS)) is not None  # as many pairs as it decodes
+    assert scan(whole, 1 << 20, len(GET_PARAMS) - 1) is None  # more: kept encoded
     authorizer = ClientConnection().start_request(1, {b"A": b"1"}, role=Role.AUTHORIZER)
     assert scan(authorizer, 1 << 20) is None
 
@@ -209,7 +215,7 @@ def test_declining_the_first_read_of_an_upload_copies_none_of_it(lane: ModuleTyp
     first_read = upload[: 256 * 1024]
     tracemalloc.start()
     try:
-        assert lane.scan_request(first_read, 1 << 20) is None
+        assert lane.scan_request(first_read, 1 << 20, 128) is None
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -312,7 +318,9 @@ def test_a_whole_request_is_recognised_only_with_the_lane_and_without_keep_conn(
         assert whole is None  # no lane: every connection gets a ServerConnection
         return
     assert whole is not None
-    assert whole.event == RequestReceived(7, Role.RESPONDER, False, dict(GET_PARAMS), frozenset())
+    size = len(encode_pairs(GET_PARAMS))
+    expected = RequestReceived(7, Role.RESPONDER, False, dict(GET_PARAMS), frozenset(), size)
+    assert whole.event == expected
     assert whole.stdin == []
     # A keep-conn connection may bring more requests; a body still to come is not whole.
     assert WholeRequest.parse(nginx_get(7, keep_conn=True), 1 << 20) is None
@@ -417,8 +425,8 @@ def test_the_factory_makes_the_event_the_dataclass_makes(lane: ModuleType) -> No
     make = lane.SlotsFactory(RequestReceived, FIELDS)
     params = {b"REQUEST_METHOD": b"GET"}
     names = frozenset({b"X"})
-    event = make(7, Role.FILTER, True, params, names)
-    expected = RequestReceived(7, Role.FILTER, True, params, names)
+    event = make(7, Role.FILTER, True, params, names, 20)
+    expected = RequestReceived(7, Role.FILTER, True, params, names, 20)
     assert type(event) is RequestReceived
     assert event == expected and repr(event) == repr(expected)
     assert event.params is params and event.duplicate_names is names
@@ -426,7 +434,7 @@ def test_the_factory_makes_the_event_the_dataclass_makes(lane: ModuleType) -> No
         event.role = Role.RESPONDER  # type: ignore[misc]
     # Each value is held once more, and let go with the event: nothing leaks.
     counts = [sys.getrefcount(params), sys.getrefcount(names)]
-    made = [make(1, Role.RESPONDER, False, params, names) for _ in range(1000)]
+    made = [make(1, Role.RESPONDER, False, params, names, 20) for _ in range(1000)]
     assert sys.getrefcount(params) == counts[0] + 1000
     del made
     assert [sys.getrefcount(params), sys.getrefcount(names)] == counts

@@ -112,7 +112,7 @@ def _bring_to(state: str, role: Role) -> ServerConnection:
 
 
 def _expected_events(cell: str, role: Role) -> list[ServerEvent]:
-    received = RequestReceived(1, role, False, {b"A": b"1"}, frozenset())
+    received = RequestReceived(1, role, False, {b"A": b"1"}, frozenset(), params_size=4)
     events: dict[str, list[ServerEvent]] = {
         "rcv": [received],
         "rcv+": [received, StdinEnded(1)],

@@ -24,6 +24,7 @@ from fcgikit.protocol import (
     UnknownTypeReply,
     ValuesResult,
 )
+from fcgikit.protocol.records import encode_pairs
 
 from . import wire
 
@@ -53,7 +54,8 @@ def test_responder_round_trip() -> None:
         + link.client.send_stdin(1, body)
         + link.client.end_stdin(1)
     )
-    assert events[0] == RequestReceived(1, Role.RESPONDER, False, params, frozenset())
+    size = len(encode_pairs(params.items()))
+    assert events[0] == RequestReceived(1, Role.RESPONDER, False, params, frozenset(), size)
     assert b"".join(e.data for e in events if isinstance(e, StdinData)) == body
     assert events[-1] == StdinEnded(1)
 

@@ -118,3 +118,69 @@ def test_known_large_body_spools_from_the_first_byte_even_if_read_at_once() -> N
     assert small.read() == b"abcde"
     body.close()
     small.close()
+
+
+# --- what a body holds in memory before the app reads it (issue 21, item 4) -----------------
+
+
+def test_what_comes_past_content_length_is_not_kept() -> None:
+    """The app never reads it, so memory does not hold it either: a request announcing a
+    small body cannot park a large one in memory while it waits for a thread."""
+    body = RequestBody(content_length=10, spool_threshold=1 << 20)
+    body.feed(b"x" * 6)
+    body.feed(b"y" * 100_000)
+    body.feed(b"z" * 100)
+    body.finish()
+    assert body.received == 100_106  # what the web server sent
+    assert body.memory_bound() == 10
+    assert body.read() == b"xxxxxxyyyy"
+
+
+@pytest.mark.parametrize(
+    ("content_length", "fed", "finished", "bound"),
+    [
+        pytest.param(None, b"", False, 1000, id="unknown length: up to the spool"),
+        pytest.param(None, b"abc", True, 3, id="complete: what is there"),
+        pytest.param(500, b"abc", False, 500, id="known length: all of it"),
+        pytest.param(2000, b"", False, 0, id="over the threshold: spooled from the start"),
+        pytest.param(None, b"a" * 1500, False, 0, id="spooled since"),
+    ],
+)
+def test_the_memory_a_body_may_hold_before_the_app_reads_it(
+    content_length: int | None, fed: bytes, finished: bool, bound: int
+) -> None:
+    body = RequestBody(content_length=content_length, spool_threshold=1000)
+    try:
+        if fed:
+            body.feed(fed)
+        if finished:
+            body.finish()
+        assert body.memory_bound() == bound
+    finally:
+        body.close()
+    assert body.memory_bound() == 0
+
+
+def test_a_body_limited_in_memory_spools_what_is_beyond_and_keeps_every_byte() -> None:
+    """A body of unknown length still arriving when its request has to wait keeps little in
+    memory from then on (WSGIRequest.bound_waiting_memory)."""
+    body = RequestBody(content_length=None, spool_threshold=1 << 20)
+    body.feed(b"a" * 500)
+    body.limit_memory(1000)
+    assert not body.spooled and body.memory_bound() == 1000
+    body.feed(b"b" * 400)
+    assert not body.spooled
+    body.feed(b"c" * 200)  # 1,100 unread: over the limit
+    assert body.spooled and body.memory_bound() == 0
+    body.feed(b"d" * 100)
+    body.finish()
+    assert body.read() == b"a" * 500 + b"b" * 400 + b"c" * 200 + b"d" * 100
+    body.close()
+
+    already = RequestBody(content_length=None, spool_threshold=1 << 20)
+    already.feed(b"e" * 2000)
+    already.limit_memory(1000)  # more than that in memory already: to the spool at once
+    assert already.spooled
+    already.finish()
+    assert already.read() == b"e" * 2000
+    already.close()

@@ -11,11 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from fcgikit.client import FastCGIResponse
 from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
 from fcgikit.server import pool as pool_module
-from fcgikit.server.pool import HELD_FOR, HELD_MAX, WorkerPool
+from fcgikit.server.pool import HELD_FOR, HELD_MAX, Refusal, WorkerPool
 from tests.server.conftest import RunningServer
 from tests.server.test_hostile import wait_until
 
@@ -297,8 +300,8 @@ def test_the_thread_that_takes_the_loop_over_sends_the_held_replies_first() -> N
 
     def lead() -> bool:
         if pool.rescues == 0:
-            pool.add(quick, ready=True)
-            pool.add(slow, ready=True)
+            pool.admit(quick, ready=True)
+            pool.admit(slow, ready=True)
             return pool.run_ready()  # False: slow lost the loop role
         # the thread that took the loop over, before anything else (a poll may wait 1 s)
         sent_before_its_loop.append(sent.is_set())
@@ -325,7 +328,7 @@ def test_held_replies_go_out_once_there_are_sixteen(patient_holds: None) -> None
 
     def lead() -> bool:
         for number in range(40):
-            pool.add(request(number), ready=True)
+            pool.admit(request(number), ready=True)
         assert pool.run_ready()
         return True
 
@@ -356,7 +359,7 @@ def test_held_replies_go_out_before_the_next_request_once_one_took_a_while() -> 
 
     def lead() -> bool:
         for job in (first, takes_a_while, last):
-            pool.add(job, ready=True)
+            pool.admit(job, ready=True)
         assert pool.run_ready()
         return True
 
@@ -365,3 +368,130 @@ def test_held_replies_go_out_before_the_next_request_once_one_took_a_while() -> 
     pool.shutdown()
     assert sent_when_last_ran == [["first", "takes_a_while"]]
     assert sent == ["first", "takes_a_while", "last"]
+
+
+# --- the memory of the requests waiting (issue 21, item 4) ---------------------------------
+
+
+def test_the_requests_waiting_hold_at_most_max_queued_memory() -> None:
+    """Counted from admission until a thread takes the request; past the budget, refused
+    (the count unchanged); the first request waiting is admitted whatever its size."""
+    pool = WorkerPool(threads=1, max_queued=8, max_queued_memory=100)
+    started = threading.Semaphore(0)
+    release = threading.Event()
+
+    def job() -> None:
+        started.release()
+        release.wait(WAIT)
+
+    assert pool.admit(job, ready=False, memory=500) is None  # nothing waits: admitted
+    assert started.acquire(timeout=WAIT)  # running now: no longer counted
+    assert pool.queued_memory == 0
+    assert pool.admit(job, ready=False, memory=60) is None
+    assert pool.admit(job, ready=False, memory=50) is Refusal.MEMORY
+    assert pool.admit(job, ready=False, memory=40) is None
+    assert pool.queued_memory == 100
+    assert pool.admit(job, ready=False, memory=0) is None  # nothing more: still room
+    release.set()
+    wait_until(lambda: pool.in_flight == 0, WAIT, "the requests to run")
+    assert pool.queued_memory == 0
+    pool.shutdown()
+
+
+def test_a_request_run_on_the_loops_thread_stops_counting_when_it_starts() -> None:
+    pool = WorkerPool(threads=2, max_queued=4, max_queued_memory=1000)
+    counted_when_run: list[int] = []
+
+    def job() -> None:
+        counted_when_run.append(pool.queued_memory)
+
+    def lead() -> bool:
+        assert pool.admit(job, ready=True, memory=300) is None
+        assert pool.admit(job, ready=True, memory=200) is None
+        assert pool.queued_memory == 500
+        assert pool.run_ready()
+        return True
+
+    run_pool(pool, lead)
+    assert counted_when_run == [200, 0]
+    assert pool.queued_memory == 0
+
+
+def test_a_full_pool_refuses_for_threads_before_memory() -> None:
+    pool = WorkerPool(threads=1, max_queued=0, max_queued_memory=10)
+    release = threading.Event()
+    assert pool.admit(lambda: release.wait(WAIT), ready=False, memory=5) is None
+    assert pool.admit(lambda: None, ready=False, memory=50) is Refusal.THREADS
+    release.set()
+    wait_until(lambda: pool.in_flight == 0, WAIT, "the request to run")
+    pool.shutdown()
+
+
+class QueuedMemory(RuleBasedStateMachine):
+    """Requests admitted, refused, started and finished in any order, against a model: once
+    the threads have taken what they can, the memory counted is the memory of the requests
+    still waiting, and it is all given back in the end."""
+
+    THREADS, QUEUED, BUDGET = 2, 4, 100
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = WorkerPool(self.THREADS, self.QUEUED, self.BUDGET)
+        #: per admitted request not finished: its memory, whether it started, its gate
+        self.requests: list[tuple[int, threading.Event, threading.Event]] = []
+
+    def settle(self) -> None:
+        """Wait until the free threads have taken the requests they can."""
+        expected = min(self.THREADS, len(self.requests))
+        wait_until(
+            lambda: sum(started.is_set() for _, started, _ in self.requests) == expected,
+            WAIT,
+            "the threads to take the waiting requests",
+        )
+
+    @rule(memory=st.integers(0, 150))
+    def admit(self, memory: int) -> None:
+        started, gate = threading.Event(), threading.Event()
+
+        def job() -> None:
+            started.set()
+            gate.wait(WAIT)
+
+        waiting = sum(m for m, started_, _ in self.requests if not started_.is_set())
+        if len(self.requests) >= self.THREADS + self.QUEUED:
+            expected: Refusal | None = Refusal.THREADS
+        elif waiting and waiting + memory > self.BUDGET:
+            expected = Refusal.MEMORY
+        else:
+            expected = None
+        assert self.pool.admit(job, ready=False, memory=memory) is expected
+        if expected is None:
+            self.requests.append((memory, started, gate))
+        self.settle()
+
+    @precondition(lambda self: any(started.is_set() for _, started, _ in self.requests))
+    @rule(data=st.data())
+    def finish(self, data: st.DataObject) -> None:
+        running = [request for request in self.requests if request[1].is_set()]
+        request = data.draw(st.sampled_from(running))
+        in_flight = self.pool.in_flight
+        request[2].set()
+        wait_until(lambda: self.pool.in_flight == in_flight - 1, WAIT, "the request to end")
+        self.requests.remove(request)
+        self.settle()
+
+    @invariant()
+    def counts_the_requests_waiting(self) -> None:
+        waiting = sum(memory for memory, started, _ in self.requests if not started.is_set())
+        assert self.pool.queued_memory == waiting
+
+    def teardown(self) -> None:
+        for _, _, gate in self.requests:
+            gate.set()
+        wait_until(lambda: self.pool.in_flight == 0, WAIT, "every request to end")
+        assert self.pool.queued_memory == 0
+        self.pool.shutdown()
+
+
+TestQueuedMemory = QueuedMemory.TestCase
+TestQueuedMemory.settings = settings(max_examples=30, stateful_step_count=20, deadline=None)
