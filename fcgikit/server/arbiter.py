@@ -29,12 +29,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import enum
 import errno
-import grp
 import logging
 import os
-import pwd
 import random
 import select
 import signal
@@ -42,13 +39,15 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from fcgikit.addresses import UnixAddress
 from fcgikit.errors import ConfigError
 from fcgikit.server.apploader import load_app
+from fcgikit.server.children import Death, WorkerProcess, death_of, describe_exit
+from fcgikit.server.credentials import Credentials
 from fcgikit.server.listeners import (
     describe,
     inherited_listener,
@@ -162,44 +161,6 @@ def flup_prefork_pool(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """Who the workers run as: resolved once in the master, applied after each fork."""
-
-    uid: int
-    gid: int
-    name: str | None
-
-    @classmethod
-    def resolve(cls, user: str | None, group: str | None) -> Credentials | None:
-        if user is None and group is None:
-            return None
-        if os.geteuid() != 0:
-            raise ConfigError("--user / --group need the master to start as root")
-        uid, gid, name = os.getuid(), os.getgid(), None
-        if user is not None:
-            try:
-                entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-            except KeyError:
-                raise ConfigError(f"--user {user}: no such user") from None
-            uid, gid, name = entry.pw_uid, entry.pw_gid, entry.pw_name
-        if group is not None:
-            try:
-                gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-            except KeyError:
-                raise ConfigError(f"--group {group}: no such group") from None
-        return cls(uid, gid, name)
-
-    def apply(self) -> None:
-        """In a worker, before it imports the app: drop root for good."""
-        if self.name is not None:
-            os.initgroups(self.name, self.gid)
-        else:
-            os.setgroups([])
-        os.setgid(self.gid)
-        os.setuid(self.uid)
-
-
 def parse_workers(text: str) -> tuple[int, int]:
     """``N`` (static) or ``MIN:MAX`` (dynamic) -> (min, max)."""
     low, sep, high = text.partition(":")
@@ -209,64 +170,6 @@ def parse_workers(text: str) -> tuple[int, int]:
     except ValueError:
         raise ConfigError(f"--workers takes N or MIN:MAX, not {text!r}") from None
     return minimum, maximum
-
-
-@dataclass(slots=True, eq=False)
-class WorkerProcess:
-    """The master's record of one worker."""
-
-    pid: int
-    slot: int
-    generation: int
-    spawned: float
-    ready: bool = False
-    ready_at: float = 0.0
-    #: why a replacement is wanted ("reload", "max-requests"); it serves until one is ready
-    retiring: str | None = None
-    #: when SIGTERM was sent (it is finishing its requests)
-    stop_sent: float | None = None
-    stop_reason: str = ""
-    #: why SIGKILL was sent
-    killed: str | None = None
-    timed_out: set[tuple[str, float]] = field(default_factory=set)
-
-
-class Death(enum.Enum):
-    """How a worker died that the master did not stop, as the pool's own bookkeeping tells:
-    its slot on the scoreboard and the master's record. Never the exit status: an app may
-    ``os._exit`` with any."""
-
-    #: it said so in its slot (WorkerState.FAILED): the app did not load
-    FAILED_TO_START = "failed to start"
-    #: before it was ready to accept (while importing the app, say)
-    BEFORE_READY = "before it was ready"
-    #: with requests running: one of them, most likely, killed it
-    WHILE_SERVING = "while serving"
-    #: ready, and running no request
-    WHILE_IDLE = "while idle"
-
-
-def death_of(worker: WorkerProcess, view: SlotView) -> Death:
-    """Why ``worker`` died, from its slot as it left it (``view``). A request in its slot
-    counts even if the worker had not marked itself READY yet: its first request may come
-    before the watchdog thread gets to that."""
-    if view.state == WorkerState.FAILED:
-        return Death.FAILED_TO_START
-    if view.running:
-        return Death.WHILE_SERVING
-    if worker.ready or view.requests or view.state in (WorkerState.READY, WorkerState.RETIRING):
-        return Death.WHILE_IDLE
-    return Death.BEFORE_READY
-
-
-def describe_exit(code: int) -> str:
-    """``killed by SIGSEGV`` or ``exited with status 3``, from a waitstatus_to_exitcode()."""
-    if code >= 0:
-        return f"exited with status {code}"
-    try:
-        return f"killed by {signal.Signals(-code).name}"
-    except ValueError:
-        return f"killed by signal {-code}"
 
 
 class Arbiter:
@@ -786,9 +689,28 @@ class Arbiter:
             )
 
     def _manage(self) -> None:
+        """One round of keeping the pool as wanted, in steps, each reading the pool afresh."""
         assert self.board is not None
         now = time.monotonic()
         views = {pid: self.board.read(w.slot) for pid, w in self.workers.items()}
+        self._note_ready(views, now)
+        if self.pool.timeout is not None:
+            self._check_timeouts(views, now)
+        if self.dynamic and not self.reloading:
+            self._scale(self._active(), views, now)
+        self._trim_to_target()
+        if now >= self.spawn_after:
+            self._spawn_missing()
+        self._retire_replaced()
+        self._kill_overdue(now)
+
+    def _active(self) -> list[WorkerProcess]:
+        """The workers that count towards the target: neither retiring nor stopping."""
+        return [w for w in self.workers.values() if w.retiring is None and w.stop_sent is None]
+
+    def _note_ready(self, views: dict[int, SlotView], now: float) -> None:
+        """Workers that became ready, and those that asked to retire (``--max-requests``,
+        ``sys.exit()`` in a request), as their slots say."""
         for worker in self.workers.values():
             view = views[worker.pid]
             if not worker.ready and view.state in (WorkerState.READY, WorkerState.RETIRING):
@@ -798,25 +720,23 @@ class Arbiter:
                 log.info("worker %d ready (generation %d)", worker.pid, worker.generation)
             if view.state == WorkerState.RETIRING and worker.retiring is None:
                 worker.retiring = "max-requests"
-        if self.pool.timeout is not None:
-            self._check_timeouts(views, now)
-        active = [w for w in self.workers.values() if w.retiring is None and w.stop_sent is None]
-        if self.dynamic and not self.reloading:
-            self._scale(active, views, now)
-            active = [w for w in active if w.stop_sent is None]
-        # Too many (SIGTTOU): keep the oldest ready ones, stop the newest.
-        for worker in sorted(active, key=lambda w: (not w.ready, w.spawned))[self.target :]:
+
+    def _trim_to_target(self) -> None:
+        """Too many (SIGTTOU): keep the oldest ready ones, stop the newest."""
+        active = sorted(self._active(), key=lambda w: (not w.ready, w.spawned))
+        for worker in active[self.target :]:
             self._stop(worker, "fewer workers wanted")
-        active = [w for w in active if w.stop_sent is None]
-        missing = self.target - len(active)
-        if missing > 0 and now >= self.spawn_after:
-            for _ in range(missing):
-                if not self._spawn():
-                    break
-                if self.crash_streak >= 2:
-                    break  # one at a time while backing off
-        # Old workers stop one for each new one that is ready, never before.
-        ready = sum(1 for w in active if w.ready)
+
+    def _spawn_missing(self) -> None:
+        """Start workers up to the target; one at a time while backing off."""
+        for _ in range(self.target - len(self._active())):
+            if not self._spawn() or self.crash_streak >= 2:
+                break
+
+    def _retire_replaced(self) -> None:
+        """Old workers (reload, max-requests) stop one for each new one that is ready,
+        never before; a reload is complete when no old generation is left."""
+        ready = sum(1 for w in self._active() if w.ready)
         waiting = sorted(
             (w for w in self.workers.values() if w.retiring and w.stop_sent is None),
             key=lambda w: w.spawned,
@@ -828,6 +748,9 @@ class Arbiter:
         ):
             self.reloading = False
             log.info("reload complete: %d workers of generation %d", ready, self.generation)
+
+    def _kill_overdue(self, now: float) -> None:
+        """A stopping worker gets graceful_timeout (and a margin) to finish, then SIGKILL."""
         limit = self.settings.graceful_timeout + KILL_MARGIN
         for worker in self.workers.values():
             if worker.stop_sent is not None and now - worker.stop_sent > limit:

@@ -32,14 +32,11 @@ from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
 from fcgikit.server.arbiter import (
     MAX_BACKOFF,
     Arbiter,
-    Death,
     PoolSettings,
-    WorkerProcess,
-    death_of,
-    describe_exit,
     flup_prefork_pool,
     parse_workers,
 )
+from fcgikit.server.children import Death, WorkerProcess, death_of, describe_exit
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.status import (
     DIRECT_CLIENT_PARAM,
