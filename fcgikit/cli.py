@@ -17,20 +17,26 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from fcgikit import __version__
-from fcgikit.addresses import TcpAddress, UnixAddress, parse_address
+from fcgikit.addresses import TcpAddress, UnixAddress
 from fcgikit.check import add_check_parser, add_request_parser, run_check, run_request
 from fcgikit.errors import ConfigError
 from fcgikit.middleware import wrap
 from fcgikit.protocol import ACCELERATED
-from fcgikit.server.apploader import load_app
-from fcgikit.server.arbiter import Arbiter, add_pool_arguments, settings_from_args, wants_pool
+from fcgikit.server.apploader import enter_app_directory, load_app
+from fcgikit.server.arbiter import Arbiter
 from fcgikit.server.listeners import exec_with_listeners, inherited_listener, passed_listeners
 from fcgikit.server.logs import configure_logging
 from fcgikit.server.server import Server
-from fcgikit.server.settings import add_server_arguments, server_settings_from_args
+from fcgikit.server.settings import (
+    SERVE_SETTINGS,
+    CommandSettings,
+    PoolSettings,
+    ServerSettings,
+)
+from fcgikit.server.settings.sources import CONFIG_VARIABLE, add_options, resolve
 from fcgikit.server.status import DIRECT_CLIENT_PARAM
 
 if TYPE_CHECKING:
@@ -50,6 +56,41 @@ SIGNALS_HELP = (
     "SIGUSR1 reopens the log files; SIGTTIN and SIGTTOU add or remove a worker (--workers)."
 )
 
+#: how --help heads the options of each settings class
+SERVE_GROUPS: dict[type, str] = {
+    CommandSettings: "the app, and how it is run",
+    ServerSettings: "the FastCGI server",
+    PoolSettings: "the process pool (--workers)",
+}
+
+
+def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``fcgikit serve``: an option per setting (fcgikit/server/settings), and the file's."""
+    serve = commands.add_parser(
+        "serve",
+        help="serve a WSGI app over FastCGI",
+        description="Serve APP over FastCGI. With no --bind, serve the listening socket "
+        "inherited on fd 0 (how mod_fcgid, lighttpd bin-path and spawn-fcgi start it). "
+        "Each option can also be set in the environment, as FCGIKIT_THREADS=8, "
+        "or in the [serve] table of a TOML file read with --config, as threads = 8; "
+        "the command line wins over the environment, and the environment over the file.",
+        epilog=SIGNALS_HELP,
+    )
+    for cls in SERVE_SETTINGS:
+        add_options(serve.add_argument_group(SERVE_GROUPS[cls]), cls)
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read settings from the [serve] table of this TOML file "
+        f"(default: ${CONFIG_VARIABLE}, else none)",
+    )
+    serve.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the settings as fcgikit serve would use them, each with where it "
+        "came from (default, file, environment, command line), as a config file; and exit",
+    )
+
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -59,37 +100,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fcgikit {__version__} ({build})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser(
-        "serve",
-        help="serve a WSGI app over FastCGI",
-        description="Serve APP over FastCGI. With no --bind, serve the listening socket "
-        "inherited on fd 0 (how mod_fcgid, lighttpd bin-path and spawn-fcgi start it).",
-        epilog=SIGNALS_HELP,
-    )
-    serve.add_argument("app", metavar="APP", help="module:attr or module:factory()")
-    add_server_arguments(serve)
-    add_pool_arguments(serve)
-    serve.add_argument(
-        "--http",
-        metavar="HOST:PORT",
-        help="also serve HTTP on HOST:PORT through a development front "
-        "(werkzeug; for development only)",
-    )
-    serve.add_argument(
-        "--mount",
-        metavar="PREFIX",
-        help="the URL prefix the web server serves APP at ('' for the root): SCRIPT_NAME and "
-        "PATH_INFO are rebuilt from REQUEST_URI (fcgikit.wrap / MountFix), whatever the "
-        "web server sent",
-    )
-    serve.add_argument(
-        "--proxy-hops",
-        type=int,
-        default=0,
-        metavar="N",
-        help="trust X-Forwarded-For/-Proto from N proxies in front of the web server (ProxyFix)",
-    )
-
+    _add_serve_parser(commands)
     add_check_parser(commands)
     add_request_parser(commands)
 
@@ -129,32 +140,45 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fixers(args: argparse.Namespace) -> Callable[[WSGIApplication], WSGIApplication] | None:
+def _fixers(command: CommandSettings) -> Callable[[WSGIApplication], WSGIApplication] | None:
     """The URL fixers --mount / --proxy-hops ask for, as a function of the loaded app."""
-    if args.mount is None and not args.proxy_hops:
+    if command.mount is None and not command.proxy_hops:
         return None
-    hops = args.proxy_hops
+    hops = command.proxy_hops
     proxy = {"x_for": hops, "x_proto": hops} if hops else None
-    return lambda app: wrap(app, mount=args.mount, proxy=proxy)
+    return lambda app: wrap(app, mount=command.mount, proxy=proxy)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    configure_logging(getattr(logging, args.log_level.upper()), args.log_file)
-    if args.chdir:
-        try:
-            os.chdir(args.chdir)
-        except OSError as exc:
-            raise ConfigError(f"cannot change to {args.chdir}: {exc.strerror}") from exc
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    fixers = _fixers(args)
-    if wants_pool(args):
-        if args.http:
+    settings = resolve(SERVE_SETTINGS, args, os.environ)
+    if args.print_config:
+        sys.stdout.write(settings.as_toml())
+        return 0
+    command = settings.build(CommandSettings)
+    configure_logging(getattr(logging, command.log_level.upper()), command.log_file)
+    if command.app is None:
+        raise ConfigError(
+            "which app? Name it: fcgikit serve yourapplication:app (or app = ... in the "
+            "--config file's [serve] table, or FCGIKIT_APP)"
+        )
+    enter_app_directory(command.chdir)
+    fixers = _fixers(command)
+    if settings.starts_pool():
+        if command.http is not None:
             raise ConfigError("--http is a development front; use it without --workers")
-        settings, pool = settings_from_args(args)
-        return Arbiter(args.app, None, settings, pool, wrap_app=fixers).run()
+        minimum, maximum = command.workers or (1, 1)
+        pool = settings.build(PoolSettings, workers_min=minimum, workers_max=maximum)
+        server_settings = settings.build(ServerSettings, multiprocess=True)
+        return Arbiter(command.app, None, server_settings, pool, wrap_app=fixers).run()
+    return _serve_one_process(command, settings.build(ServerSettings), fixers)
 
-    settings = server_settings_from_args(args)
+
+def _serve_one_process(
+    command: CommandSettings,
+    settings: ServerSettings,
+    fixers: Callable[[WSGIApplication], WSGIApplication] | None,
+) -> int:
+    assert command.app is not None
     listeners = None
     created: list[str] = []
     connections: list[int] = []
@@ -166,7 +190,7 @@ def _serve(args: argparse.Namespace) -> int:
         listener = inherited_listener(0)
         if listener is not None:
             listeners = [listener]
-        elif args.http:
+        elif command.http is not None:
             dev_socket_dir = tempfile.mkdtemp(prefix="fcgikit-dev-")
             settings = replace(
                 settings, binds=(UnixAddress(os.path.join(dev_socket_dir, "app.sock")),)
@@ -178,7 +202,7 @@ def _serve(args: argparse.Namespace) -> int:
                 "a development front"
             )
     try:
-        app = load_app(args.app)
+        app = load_app(command.app)
     except BaseException:
         for path in created:  # the server that would have removed them will not run
             with contextlib.suppress(OSError):
@@ -192,12 +216,12 @@ def _serve(args: argparse.Namespace) -> int:
         settings,
         listeners,
         created_paths=created,
-        keep_listeners_on_reload=not args.http,
+        keep_listeners_on_reload=command.http is None,
         connections=connections,
     )
     front = None
-    if args.http:
-        front = _start_dev_front(args.http, server)
+    if command.http is not None:
+        front = _start_dev_front(command.http, server)
     try:
         reload = server.serve()
     finally:
@@ -206,31 +230,32 @@ def _serve(args: argparse.Namespace) -> int:
         if dev_socket_dir is not None:
             os.rmdir(dev_socket_dir)
     if reload:
-        argv = [sys.executable, "-m", "fcgikit", *sys.argv[1:]]
-        if not server.keep_listeners_on_reload:
-            log.info("fcgikit: SIGHUP; restarting")
-            os.execv(argv[0], argv)
-        log.info(
-            "fcgikit: SIGHUP; restarting on the same listening socket(s), with %d idle "
-            "connection(s)",
-            len(server.parked),
-        )
-        # Until the new process handles SIGHUP itself, another one must not kill it: an
-        # ignored signal stays ignored across exec.
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        connections = [channel.fileno for channel in server.parked]
-        exec_with_listeners(argv, server.listeners, server.created_paths, connections)
+        _reexecute(server)
     return 0
 
 
-def _start_dev_front(http: str, server: Server) -> BaseWSGIServer:
+def _reexecute(server: Server) -> NoReturn:
+    """SIGHUP without a pool: this process becomes a new fcgikit, on the same sockets."""
+    argv = [sys.executable, "-m", "fcgikit", *sys.argv[1:]]
+    if not server.keep_listeners_on_reload:
+        log.info("fcgikit: SIGHUP; restarting")
+        os.execv(argv[0], argv)
+    log.info(
+        "fcgikit: SIGHUP; restarting on the same listening socket(s), with %d idle connection(s)",
+        len(server.parked),
+    )
+    # Until the new process handles SIGHUP itself, another one must not kill it: an
+    # ignored signal stays ignored across exec.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    connections = [channel.fileno for channel in server.parked]
+    exec_with_listeners(argv, server.listeners, server.created_paths, connections)
+
+
+def _start_dev_front(address: TcpAddress, server: Server) -> BaseWSGIServer:
     from werkzeug.serving import make_server
 
     from fcgikit.client import FastCGIGateway
 
-    address = parse_address(http)
-    if not isinstance(address, TcpAddress):
-        raise ConfigError(f"--http takes HOST:PORT, not {http!r}")
     backend = server.listeners[0].getsockname()
     target = f"unix:{backend}" if isinstance(backend, str) else str(TcpAddress(*backend[:2]))
     front = make_server(address.host, address.port, FastCGIGateway(target), threaded=True)

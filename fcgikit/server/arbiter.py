@@ -19,15 +19,21 @@ exponential back-off (up to 10 s), logged, not a fork bomb. Why a worker died is
 pool's own bookkeeping (its slot's state and running requests), never guessed from its exit
 status: an app may exit with any.
 
-    $ python -m fcgikit.server.arbiter yourapp:app --bind unix:/run/app.sock --workers 2:8
+    $ fcgikit serve yourapp:app --bind unix:/run/app.sock --workers 2:8
 
 Signals: TERM graceful stop, INT / QUIT fast stop, HUP graceful reload, USR1 reopen log
 files, TTIN / TTOU one worker more / fewer.
+
+This module is the master alone, and reads best whole: each round of its loop is a few small
+steps (:meth:`Arbiter._manage`) over one shared state, the pool's target, generation and
+crash streak. What is not the loop lives beside it: the settings
+(:mod:`fcgikit.server.settings`), the workers' user (:mod:`~fcgikit.server.credentials`),
+the record of each worker and why it died (:mod:`~fcgikit.server.children`), the worker's
+own side (:mod:`~fcgikit.server.worker`).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import logging
@@ -36,10 +42,8 @@ import random
 import select
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -54,9 +58,9 @@ from fcgikit.server.listeners import (
     open_listener,
     passed_listeners,
 )
-from fcgikit.server.logs import configure_logging, reopen_log_files
-from fcgikit.server.settings import ServerSettings, add_server_arguments, server_settings_from_args
-from fcgikit.server.status import Scoreboard, SlotView, StatusPage, WorkerState, parse_allow
+from fcgikit.server.logs import reopen_log_files
+from fcgikit.server.settings import PoolSettings, ServerSettings
+from fcgikit.server.status import Scoreboard, SlotView, StatusPage, WorkerState
 from fcgikit.server.worker import EXIT_BOOT_ERROR, run_worker
 
 if TYPE_CHECKING:
@@ -73,103 +77,6 @@ MAX_BACKOFF = 10.0
 KILL_MARGIN = 2.0
 #: how long workers get to exit after SIGQUIT (fast stop) before SIGKILL
 FAST_STOP = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class PoolSettings:
-    """How many worker processes, and when to replace them. Validated on creation.
-
-    ``workers_min == workers_max`` is a static pool; otherwise the pool is dynamic: it grows
-    by one worker while every worker's threads are all busy, and shrinks back to
-    ``workers_min`` by stopping workers idle for ``idle_timeout`` seconds.
-    """
-
-    #: worker processes started, and kept (static pool)
-    workers_min: int = 1
-    #: the most worker processes a dynamic pool grows to
-    workers_max: int = 1
-    #: seconds a dynamic pool's extra worker may stay idle before it is stopped
-    idle_timeout: float = 10.0
-    #: replace a worker after this many requests (0: never)
-    max_requests: int = 0
-    #: add a random 0..J to each worker's max_requests so they do not all restart at once
-    max_requests_jitter: int = 0
-    #: kill (and replace) a worker whose request runs longer than this (None: never)
-    timeout: float | None = None
-    #: log the stack of a request running longer than this, once (None: never)
-    slow_log: float | None = None
-    #: import the app in the master, before forking (faster forks, but SIGHUP cannot reload it)
-    preload: bool = False
-    #: write the master's pid here
-    pidfile: str | None = None
-    #: answer this path with the pool's status (php-fpm's pm.status_path); None: no page
-    status_path: str | None = None
-    #: REMOTE_ADDR values of the HTTP clients allowed to see the status page through the web
-    #: server; ``fcgikit status`` (FastCGI, directly on the socket) needs none
-    status_allow: frozenset[str] = frozenset()
-    #: show the query strings of the requests on the status page, not just their paths
-    status_show_query: bool = False
-    #: run the workers as this user (name or uid); the master, which binds, stays as it is
-    user: str | None = None
-    #: run the workers with this group (name or gid); default: the user's primary group
-    group: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.workers_min < 1:
-            raise ConfigError(f"at least one worker is needed, not {self.workers_min}")
-        if self.workers_max < self.workers_min:
-            raise ConfigError(
-                f"--workers {self.workers_min}:{self.workers_max}: the maximum is below "
-                "the minimum; write MIN:MAX"
-            )
-        if self.idle_timeout <= 0:
-            raise ConfigError("--idle-timeout must be positive")
-        if self.max_requests < 0 or self.max_requests_jitter < 0:
-            raise ConfigError("--max-requests and --max-requests-jitter cannot be negative")
-        for name in ("timeout", "slow_log"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be positive, not {value}")
-        if self.status_path is not None and not self.status_path.startswith("/"):
-            raise ConfigError(f"--status-path must start with '/', not {self.status_path!r}")
-
-    @property
-    def dynamic(self) -> bool:
-        return self.workers_max > self.workers_min
-
-
-def flup_prefork_pool(
-    minSpare: int = 1,
-    maxSpare: int = 5,
-    maxChildren: int = 50,
-    maxRequests: int = 0,
-) -> PoolSettings:
-    """flup's ``fcgi_fork.WSGIServer`` (PreforkServer) keywords as a pool.
-
-    flup keeps ``minSpare``..``maxSpare`` idle single-threaded children, at most
-    ``maxChildren``. Here: at least ``max(1, minSpare)`` workers, growing to ``maxChildren``
-    while all are busy, shrinking back after ``idle_timeout``; ``maxSpare`` has no
-    counterpart (idle workers above the minimum are stopped after the idle timeout) and
-    ``maxRequests`` is ``max_requests``. Use it with ``threads=1``, as flup's children are.
-    """
-    del maxSpare
-    minimum = max(1, minSpare)
-    return PoolSettings(
-        workers_min=minimum,
-        workers_max=max(minimum, maxChildren),
-        max_requests=maxRequests,
-    )
-
-
-def parse_workers(text: str) -> tuple[int, int]:
-    """``N`` (static) or ``MIN:MAX`` (dynamic) -> (min, max)."""
-    low, sep, high = text.partition(":")
-    try:
-        minimum = int(low)
-        maximum = int(high) if sep else minimum
-    except ValueError:
-        raise ConfigError(f"--workers takes N or MIN:MAX, not {text!r}") from None
-    return minimum, maximum
 
 
 class Arbiter:
@@ -833,165 +740,3 @@ class Arbiter:
             self.target -= 1
             self._publish_pool()
             self._stop(worker, f"idle for {self.pool.idle_timeout:g}s")
-
-
-# --- python -m fcgikit.server.arbiter ---------------------------------------------------------
-
-
-def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
-    """The process manager's options, declared once for ``fcgikit serve`` and this module."""
-    pool = PoolSettings()
-    add = parser.add_argument
-    add(
-        "--workers",
-        "-w",
-        default=None,
-        metavar="N|MIN:MAX",
-        help="worker processes: N for a static pool, MIN:MAX for one that grows while all "
-        "are busy (default: one process, no master)",
-    )
-    add(
-        "--idle-timeout",
-        type=float,
-        default=pool.idle_timeout,
-        metavar="SECONDS",
-        help=f"dynamic pool: stop an extra worker idle this long (default {pool.idle_timeout:g})",
-    )
-    add(
-        "--max-requests",
-        type=int,
-        default=0,
-        metavar="N",
-        help="replace a worker after N requests (default 0: never)",
-    )
-    add(
-        "--max-requests-jitter",
-        type=int,
-        default=0,
-        metavar="J",
-        help="add a random 0..J to each worker's --max-requests",
-    )
-    add(
-        "--timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="kill and replace the worker of a request running longer",
-    )
-    add(
-        "--slow-log",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="log the stack of a request running longer, once",
-    )
-    add(
-        "--preload",
-        action="store_true",
-        help="import the app in the master before forking (SIGHUP cannot reload it then)",
-    )
-    add("--pidfile", default=None, metavar="PATH")
-    add(
-        "--status-path",
-        default=None,
-        metavar="PATH",
-        help="answer this path with the pool's status (text; ?json for JSON) to "
-        "'fcgikit status', and to the HTTP clients in --status-allow",
-    )
-    add(
-        "--status-allow",
-        action="append",
-        default=[],
-        metavar="IP[,IP...]",
-        help="HTTP clients (REMOTE_ADDR) allowed to see the status page through the web "
-        "server (default: none, loopback included: behind a local TLS terminator or tunnel "
-        "every client is 127.0.0.1)",
-    )
-    add(
-        "--status-show-query",
-        action="store_true",
-        help="show the query strings of the requests in flight on the status page (they "
-        "can hold tokens; default: the paths only)",
-    )
-    add("--user", default=None, help="run the workers as this user")
-    add("--group", default=None, help="run the workers with this group")
-    add(
-        "--log-file",
-        default=None,
-        metavar="FILE|-",
-        help="write fcgikit's own log lines to FILE ('-': stderr, the default); the app's "
-        "logging is the app's",
-    )
-
-
-#: options that only mean something with a master; any of them turns the pool on
-POOL_ONLY_OPTIONS = (
-    "workers",
-    "max_requests",
-    "timeout",
-    "slow_log",
-    "preload",
-    "pidfile",
-    "status_path",
-    "user",
-    "group",
-)
-
-
-def wants_pool(args: argparse.Namespace) -> bool:
-    return any(getattr(args, name) not in (None, 0, False) for name in POOL_ONLY_OPTIONS)
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m fcgikit.server.arbiter",
-        description="Serve APP over FastCGI from a pool of worker processes.",
-    )
-    parser.add_argument("app", metavar="APP", help="module:attr or module:factory()")
-    add_server_arguments(parser)
-    add_pool_arguments(parser)
-    return parser
-
-
-def settings_from_args(args: argparse.Namespace) -> tuple[ServerSettings, PoolSettings]:
-    minimum, maximum = parse_workers(args.workers or "1")
-    settings = server_settings_from_args(args, multiprocess=True)
-    pool = PoolSettings(
-        workers_min=minimum,
-        workers_max=maximum,
-        idle_timeout=args.idle_timeout,
-        max_requests=args.max_requests,
-        max_requests_jitter=args.max_requests_jitter,
-        timeout=args.timeout,
-        slow_log=args.slow_log,
-        preload=args.preload,
-        pidfile=args.pidfile,
-        status_path=args.status_path,
-        user=args.user,
-        group=args.group,
-        status_allow=parse_allow(args.status_allow),
-        status_show_query=args.status_show_query,
-    )
-    return settings, pool
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    configure_logging(getattr(logging, args.log_level.upper()), args.log_file)
-    try:
-        if args.chdir:
-            try:
-                os.chdir(args.chdir)
-            except OSError as exc:
-                raise ConfigError(f"cannot change to {args.chdir}: {exc.strerror}") from exc
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        settings, pool = settings_from_args(args)
-        return Arbiter(args.app, None, settings, pool).run()
-    except ConfigError as exc:
-        print(f"fcgikit: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -43,18 +43,27 @@ CREATED_SOCKET_NAME = "fcgikit-created"
 CONNECTION_NAME = "fcgikit-connection"
 
 
-def check_socket_mode(mode: int) -> None:
-    """ConfigError for a mode fcgikit will not give a unix socket it creates: not a mode, or
-    one that lets every local user connect (connecting needs write permission). Whoever
-    connects is trusted with REMOTE_ADDR, HTTPS and every header (see SECURITY.md)."""
+def socket_mode_problem(mode: int) -> str | None:
+    """What is wrong with ``mode`` for a unix socket fcgikit creates, after "--socket-mode":
+    not a mode, or one that lets every local user connect (connecting needs write
+    permission). Whoever connects is trusted with REMOTE_ADDR, HTTPS and every header (see
+    SECURITY.md)."""
     if not 0 <= mode <= 0o777:
-        raise ConfigError(f"--socket-mode {mode:o}: write permission bits, like 660")
+        return f"{mode:o}: write permission bits, like 660"
     if mode & 0o002:
-        raise ConfigError(
-            f"--socket-mode {mode:03o} lets every local user connect to the app and send it "
-            "any REMOTE_ADDR or header; give the socket to the web server's group instead: "
+        return (
+            f"{mode:03o} lets every local user connect to the app and send it any "
+            "REMOTE_ADDR or header; give the socket to the web server's group instead: "
             "--socket-owner :www-data with --socket-mode 660"
         )
+    return None
+
+
+def check_socket_mode(mode: int) -> None:
+    """ConfigError for a mode fcgikit will not give a unix socket it creates."""
+    problem = socket_mode_problem(mode)
+    if problem is not None:
+        raise ConfigError(f"--socket-mode {problem}")
 
 
 def inherited_listener(fd: int = 0) -> socket.socket | None:
@@ -309,7 +318,8 @@ def peer_allowed(peer: object, allowed: frozenset[str] | None) -> bool:
 
 
 def parse_web_server_addrs(value: str | None) -> frozenset[str] | None:
-    """Read FCGI_WEB_SERVER_ADDRS (comma separated) into normalised address strings."""
+    """FCGI_WEB_SERVER_ADDRS (comma separated) as normalised address strings; None (any
+    peer) when it lists none."""
     if value is None or not value.strip():
         return None
     result = set()
@@ -320,9 +330,7 @@ def parse_web_server_addrs(value: str | None) -> frozenset[str] | None:
         try:
             result.add(str(ipaddress.ip_address(item)))
         except ValueError as exc:
-            raise ConfigError(
-                f"FCGI_WEB_SERVER_ADDRS holds {item!r}, which is not an IP address"
-            ) from exc
+            raise ConfigError(f"{item!r} is not an IP address") from exc
     return frozenset(result)
 
 
@@ -338,4 +346,5 @@ __all__ = [
     "parse_web_server_addrs",
     "passed_listeners",
     "peer_allowed",
+    "socket_mode_problem",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fcgikit.server.arbiter import PoolSettings
+from fcgikit.server.settings import PoolSettings
 from fcgikit.server.status import (
     DIRECT_CLIENT_PARAM,
     Scoreboard,
