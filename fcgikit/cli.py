@@ -161,6 +161,9 @@ def _serve(args: argparse.Namespace) -> int:
             "which app? Name it: fcgikit serve yourapplication:app (or app = ... in the "
             "--config file's [serve] table, or FCGIKIT_APP)"
         )
+    # A re-executed fcgikit (SIGHUP) starts where this one did, so that a relative --chdir,
+    # --config or socket path means what it meant.
+    start_directory = os.getcwd()
     enter_app_directory(command.chdir)
     fixers = _fixers(command)
     if settings.starts_pool():
@@ -170,13 +173,14 @@ def _serve(args: argparse.Namespace) -> int:
         pool = settings.build(PoolSettings, workers_min=minimum, workers_max=maximum)
         server_settings = settings.build(ServerSettings, multiprocess=True)
         return Arbiter(command.app, None, server_settings, pool, wrap_app=fixers).run()
-    return _serve_one_process(command, settings.build(ServerSettings), fixers)
+    return _serve_one_process(command, settings.build(ServerSettings), fixers, start_directory)
 
 
 def _serve_one_process(
     command: CommandSettings,
     settings: ServerSettings,
     fixers: Callable[[WSGIApplication], WSGIApplication] | None,
+    start_directory: str,
 ) -> int:
     assert command.app is not None
     listeners = None
@@ -230,13 +234,14 @@ def _serve_one_process(
         if dev_socket_dir is not None:
             os.rmdir(dev_socket_dir)
     if reload:
-        _reexecute(server)
+        _reexecute(server, start_directory)
     return 0
 
 
-def _reexecute(server: Server) -> NoReturn:
+def _reexecute(server: Server, start_directory: str) -> NoReturn:
     """SIGHUP without a pool: this process becomes a new fcgikit, on the same sockets."""
     argv = [sys.executable, "-m", "fcgikit", *sys.argv[1:]]
+    os.chdir(start_directory)
     if not server.keep_listeners_on_reload:
         log.info("fcgikit: SIGHUP; restarting")
         os.execv(argv[0], argv)

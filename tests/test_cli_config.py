@@ -10,7 +10,13 @@ from pathlib import Path
 
 from fcgikit.client import FastCGIClient
 from tests.processes import Backend, fcgikit_command
-from tests.test_cli import ENV
+from tests.test_cli import ENV, TESTS
+
+APP = """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"served from " + environ["SCRIPT_NAME"].encode() + environ["PATH_INFO"].encode()]
+"""
 
 
 def without_settings(environ: dict[str, str]) -> dict[str, str]:
@@ -113,3 +119,26 @@ def test_a_wrong_setting_stops_the_command_with_where_it_was(tmp_path: Path) -> 
     result = run_fcgikit("serve", "--bind", "127.0.0.1:0", env={})
     assert result.returncode == 2
     assert "which app?" in result.stderr
+
+
+def test_sighup_keeps_serving_with_a_relative_chdir_and_config(tmp_path: Path) -> None:
+    """The re-executed process starts where the first did: ``--chdir sub`` (or a relative
+    --config) still names the same directory. It used to fail with "cannot change to sub"."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "relapp.py").write_text(APP)
+    (tmp_path / "fcgikit.toml").write_text('[serve]\napp = "relapp:app"\nchdir = "sub"\n')
+    sock = tmp_path / "sub" / "app.sock"
+    backend = Backend(
+        fcgikit_command("serve", "--config", "fcgikit.toml", "--bind", "unix:app.sock"),
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(TESTS)},
+    )
+    try:
+        backend.wait_for("listening on unix:app.sock")
+        backend.proc.send_signal(signal.SIGHUP)
+        backend.wait_for("listening on unix:app.sock", count=2)
+        assert FastCGIClient(f"unix:{sock}").request("GET", "/again").body == b"served from /again"
+        assert "cannot change to" not in backend.stderr
+    finally:
+        assert backend.stop(signal.SIGTERM) == 0
+    assert not sock.exists()
