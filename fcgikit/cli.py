@@ -205,15 +205,7 @@ def _serve_one_process(
                 "unix:/run/app.sock (or 127.0.0.1:9000), or --http 127.0.0.1:8000 for "
                 "a development front"
             )
-    try:
-        app = load_app(command.app)
-    except BaseException:
-        for path in created:  # the server that would have removed them will not run
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        raise
-    if fixers is not None:
-        app = fixers(app)
+    app = _load(command.app, fixers, created)
     # The development front's socket lives in a temporary directory: it starts afresh.
     server = Server(
         app,
@@ -236,6 +228,21 @@ def _serve_one_process(
     if reload:
         _reexecute(server, start_directory)
     return 0
+
+
+def _load(
+    spec: str, fixers: Callable[[WSGIApplication], WSGIApplication] | None, created: list[str]
+) -> WSGIApplication:
+    """The app, wrapped in ``fixers``; if it cannot be loaded, the unix sockets a previous
+    fcgikit created (``created``) are removed: the server that would have will not run."""
+    try:
+        app = load_app(spec)
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
+    return app if fixers is None else fixers(app)
 
 
 def _reexecute(server: Server, start_directory: str) -> NoReturn:
