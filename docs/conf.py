@@ -28,6 +28,7 @@ extensions = [
     "fcgikit_cli",
     "fcgikit_compat",
     "fcgikit_config",
+    "fcgikit_settings",
 ]
 
 autodoc_member_order = "bysource"

@@ -18,18 +18,17 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from fcgikit import __version__
-from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress, parse_address
+from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
 from fcgikit.check import add_check_parser, add_request_parser, run_check, run_request
 from fcgikit.errors import ConfigError
 from fcgikit.middleware import wrap
-from fcgikit.networks import TrustedNetworks
 from fcgikit.protocol import ACCELERATED
-from fcgikit.server.apploader import load_app
-from fcgikit.server.arbiter import Arbiter, add_pool_arguments, settings_from_args, wants_pool
-from fcgikit.server.autoreload import Reloader, add_reload_arguments
+from fcgikit.server.apploader import enter_app_directory, load_app
+from fcgikit.server.arbiter import Arbiter
+from fcgikit.server.autoreload import Reloader
 from fcgikit.server.listeners import (
     describe,
     exec_with_listeners,
@@ -39,9 +38,18 @@ from fcgikit.server.listeners import (
 from fcgikit.server.logs import configure_logging
 from fcgikit.server.server import Server
 from fcgikit.server.settings import (
+    SERVE_SETTINGS,
+    CommandSettings,
+    PoolSettings,
     ServerSettings,
-    add_server_arguments,
-    server_settings_from_args,
+)
+from fcgikit.server.settings.command import FORWARDED_ALLOW_IPS
+from fcgikit.server.settings.sources import (
+    CONFIG_VARIABLE,
+    DEFAULT,
+    ResolvedSettings,
+    add_options,
+    resolve,
 )
 from fcgikit.server.sources import make_watcher, watched_directories
 from fcgikit.server.status import DIRECT_CLIENT_PARAM
@@ -63,9 +71,40 @@ SIGNALS_HELP = (
     "SIGUSR1 reopens the log files; SIGTTIN and SIGTTOU add or remove a worker (--workers)."
 )
 
-#: whose proxy headers are believed when neither --forwarded-allow-ips nor FORWARDED_ALLOW_IPS
-#: says: gunicorn's default, a proxy on this host (docs/operations.rst says why)
-DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
+#: how --help heads the options of each settings class
+SERVE_GROUPS: dict[type, str] = {
+    CommandSettings: "the app, and how it is run",
+    ServerSettings: "the FastCGI server",
+    PoolSettings: "the process pool (--workers)",
+}
+
+
+def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``fcgikit serve``: an option per setting (fcgikit/server/settings), and the file's."""
+    serve = commands.add_parser(
+        "serve",
+        help="serve a WSGI app over FastCGI",
+        description="Serve APP over FastCGI. With no --bind, serve the listening socket "
+        "inherited on fd 0 (how mod_fcgid, lighttpd bin-path and spawn-fcgi start it). "
+        "Each option can also be set in the environment, as FCGIKIT_THREADS=8, "
+        "or in the [serve] table of a TOML file read with --config, as threads = 8; "
+        "the command line wins over the environment, and the environment over the file.",
+        epilog=SIGNALS_HELP,
+    )
+    for cls in SERVE_SETTINGS:
+        add_options(serve.add_argument_group(SERVE_GROUPS[cls]), cls)
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read settings from the [serve] table of this TOML file "
+        f"(default: ${CONFIG_VARIABLE}, else none)",
+    )
+    serve.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the settings as fcgikit serve would use them, each with where it "
+        "came from (default, file, environment, command line), as a config file; and exit",
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -76,56 +115,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fcgikit {__version__} ({build})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser(
-        "serve",
-        help="serve a WSGI app over FastCGI",
-        description="Serve APP over FastCGI. With no --bind, serve the listening socket "
-        "inherited on fd 0 (how mod_fcgid, lighttpd bin-path and spawn-fcgi start it).",
-        epilog=SIGNALS_HELP,
-    )
-    serve.add_argument("app", metavar="APP", help="module:attr or module:factory()")
-    add_server_arguments(serve)
-    add_pool_arguments(serve)
-    add_reload_arguments(serve)
-    serve.add_argument(
-        "--http",
-        metavar="HOST:PORT",
-        help="also serve HTTP on HOST:PORT through a development front "
-        "(werkzeug; for development only)",
-    )
-    serve.add_argument(
-        "--mount",
-        metavar="PREFIX",
-        help="the URL prefix the web server serves APP at ('' for the root): SCRIPT_NAME and "
-        "PATH_INFO are rebuilt from REQUEST_URI (fcgikit.wrap / MountFix), whatever the "
-        "web server sent",
-    )
-    serve.add_argument(
-        "--proxy-hops",
-        type=int,
-        default=0,
-        metavar="N",
-        help="trust X-Forwarded-For/-Proto from N proxies in front of the web server "
-        "(ProxyFix), when they come from --forwarded-allow-ips",
-    )
-    serve.add_argument(
-        "--forwarded",
-        type=int,
-        default=0,
-        metavar="N",
-        help="trust the RFC 7239 Forwarded header (for=, proto=, host=) from N proxies in front "
-        "of the web server (ProxyFix), when it comes from --forwarded-allow-ips; preferred to "
-        "X-Forwarded-* when both are there",
-    )
-    serve.add_argument(
-        "--forwarded-allow-ips",
-        default=None,
-        metavar="ADDR[,ADDR...]",
-        help="whose proxy headers --proxy-hops and --forwarded believe, by REMOTE_ADDR: IP "
-        "addresses and networks (10.0.0.0/8, fd00::/8), or * for anyone (default: "
-        f"$FORWARDED_ALLOW_IPS, else {DEFAULT_FORWARDED_ALLOW_IPS}: a proxy on this host)",
-    )
-
+    _add_serve_parser(commands)
     add_check_parser(commands)
     add_request_parser(commands)
 
@@ -165,178 +155,94 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fixers(args: argparse.Namespace) -> Callable[[WSGIApplication], WSGIApplication] | None:
+def _fixers(
+    command: CommandSettings, trust_origin: str
+) -> Callable[[WSGIApplication], WSGIApplication] | None:
     """The URL fixers --mount / --proxy-hops / --forwarded ask for, as a function of the
-    loaded app."""
-    hops, forwarded = args.proxy_hops, args.forwarded
-    for flag, count in (("--proxy-hops", hops), ("--forwarded", forwarded)):
-        if count < 0:
-            raise ConfigError(f"{flag} {count}: the number of proxies cannot be negative")
+    loaded app. ``trust_origin``: where --forwarded-allow-ips came from."""
+    hops, forwarded = command.proxy_hops, command.forwarded
     proxy = None
     if hops or forwarded:
         proxy = {
             "x_for": hops,
             "x_proto": hops,
             "forwarded": forwarded,
-            "trusted": _forwarded_allow_ips(args.forwarded_allow_ips),
+            "trusted": command.forwarded_allow_ips,
         }
-    elif args.forwarded_allow_ips is not None:
-        raise ConfigError(
-            "--forwarded-allow-ips says whose proxy headers to believe; add --proxy-hops N "
-            "(X-Forwarded-For and -Proto) or --forwarded N (Forwarded) to say which"
-        )
-    elif "FORWARDED_ALLOW_IPS" in os.environ:
+    elif trust_origin == f"env:{FORWARDED_ALLOW_IPS}":
         log.warning(
             "fcgikit: FORWARDED_ALLOW_IPS is set, but no proxy header is trusted without "
             "--proxy-hops N or --forwarded N"
         )
-    if args.mount is None and proxy is None:
+    elif trust_origin != DEFAULT:
+        raise ConfigError(
+            "--forwarded-allow-ips says whose proxy headers to believe; add --proxy-hops N "
+            "(X-Forwarded-For and -Proto) or --forwarded N (Forwarded) to say which"
+        )
+    if command.mount is None and proxy is None:
         return None
-    return lambda app: wrap(app, mount=args.mount, proxy=proxy)
-
-
-def _forwarded_allow_ips(flag: str | None) -> TrustedNetworks:
-    """The flag, else the variable gunicorn users know, else gunicorn's default."""
-    if flag is not None:
-        return TrustedNetworks.parse(flag, "--forwarded-allow-ips")
-    variable = os.environ.get("FORWARDED_ALLOW_IPS")
-    if variable is not None:
-        return TrustedNetworks.parse(variable, "FORWARDED_ALLOW_IPS")
-    return TrustedNetworks.parse(DEFAULT_FORWARDED_ALLOW_IPS, "the default")
+    return lambda app: wrap(app, mount=command.mount, proxy=proxy)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    configure_logging(getattr(logging, args.log_level.upper()), args.log_file)
-    if args.chdir:
-        try:
-            os.chdir(args.chdir)
-        except OSError as exc:
-            raise ConfigError(f"cannot change to {args.chdir}: {exc.strerror}") from exc
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    fixers = _fixers(args)
-    if args.reload:
-        return _serve_reloading(args, fixers)
-    if args.reload_dir or args.reload_engine != "auto":
-        raise ConfigError("--reload-dir and --reload-engine go with --reload")
-    if wants_pool(args):
-        if args.http:
-            raise ConfigError("--http is a development front; use it without --workers")
-        settings, pool = settings_from_args(args)
-        return Arbiter(args.app, None, settings, pool, wrap_app=fixers).run()
-
-    settings = server_settings_from_args(args)
-    listeners = None
-    created: list[str] = []
-    connections: list[int] = []
-    dev_socket_dir = None
-    passed = passed_listeners()  # ours, re-executed by SIGHUP (below), or systemd's
-    if passed is not None and passed.sockets:
-        listeners, created, connections = passed.sockets, passed.created_paths, passed.connections
-    elif not settings.binds:
-        listener = inherited_listener(0)
-        if listener is not None:
-            listeners = [listener]
-        elif args.http:
-            dev_socket_dir = tempfile.mkdtemp(prefix="fcgikit-dev-")
-            settings = replace(
-                settings, binds=(UnixAddress(os.path.join(dev_socket_dir, "app.sock")),)
-            )
-        else:
-            raise ConfigError(
-                "nothing to listen on: fd 0 is not a listening socket. Pass --bind "
-                "unix:/run/app.sock (or 127.0.0.1:9000), or --http 127.0.0.1:8000 for "
-                "a development front"
-            )
-    try:
-        app = load_app(args.app)
-    except BaseException:
-        for path in created:  # the server that would have removed them will not run
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        raise
-    if fixers is not None:
-        app = fixers(app)
-    # The development front's socket lives in a temporary directory: it starts afresh.
-    server = Server(
-        app,
-        settings,
-        listeners,
-        created_paths=created,
-        keep_listeners_on_reload=not args.http,
-        connections=connections,
-    )
-    front = None
-    if args.http:
-        front = _start_dev_front(_http_address(args.http), describe(server.listeners[0]))
-    try:
-        reload = server.serve()
-    finally:
-        if front is not None:
-            front.shutdown()
-        if dev_socket_dir is not None:
-            os.rmdir(dev_socket_dir)
-    if reload:
-        argv = [sys.executable, "-m", "fcgikit", *sys.argv[1:]]
-        if not server.keep_listeners_on_reload:
-            log.info("fcgikit: SIGHUP; restarting")
-            os.execv(argv[0], argv)
-        log.info(
-            "fcgikit: SIGHUP; restarting on the same listening socket(s), with %d idle "
-            "connection(s)",
-            len(server.parked),
+    settings = resolve(SERVE_SETTINGS, args, os.environ)
+    if args.print_config:
+        sys.stdout.write(settings.as_toml())
+        return 0
+    command = settings.build(CommandSettings)
+    configure_logging(getattr(logging, command.log_level.upper()), command.log_file)
+    if command.app is None:
+        raise ConfigError(
+            "which app? Name it: fcgikit serve yourapplication:app (or app = ... in the "
+            "--config file's [serve] table, or FCGIKIT_APP)"
         )
-        # Until the new process handles SIGHUP itself, another one must not kill it: an
-        # ignored signal stays ignored across exec.
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        connections = [channel.fileno for channel in server.parked]
-        exec_with_listeners(argv, server.listeners, server.created_paths, connections)
-    return 0
+    # A re-executed fcgikit (SIGHUP) starts where this one did, so that a relative --chdir,
+    # --config or socket path means what it meant.
+    start_directory = os.getcwd()
+    enter_app_directory(command.chdir)
+    fixers = _fixers(command, settings.origin("forwarded_allow_ips"))
+    if command.reload:
+        return _serve_reloading(command, settings, fixers)
+    if command.reload_dir or command.reload_engine != "auto":
+        raise ConfigError("--reload-dir and --reload-engine go with --reload")
+    if settings.starts_pool():
+        if command.http is not None:
+            raise ConfigError("--http is a development front; use it without --workers")
+        server_settings, pool = _pool_settings(command, settings)
+        return Arbiter(command.app, None, server_settings, pool, wrap_app=fixers).run()
+    return _serve_one_process(command, settings.build(ServerSettings), fixers, start_directory)
 
 
-def _http_address(http: str) -> TcpAddress:
-    address = parse_address(http)
-    if not isinstance(address, TcpAddress):
-        raise ConfigError(f"--http takes HOST:PORT, not {http!r}")
-    return address
-
-
-def _start_dev_front(address: TcpAddress, target: str) -> BaseWSGIServer:
-    """werkzeug's server on ``address``, forwarding to the FastCGI socket ``target``."""
-    from werkzeug.serving import make_server
-
-    from fcgikit.client import FastCGIGateway
-
-    front = make_server(address.host, address.port, FastCGIGateway(target), threaded=True)
-    thread = threading.Thread(target=front.serve_forever, name="fcgikit-dev-front", daemon=True)
-    thread.start()
-    log.warning(
-        "fcgikit: development front on http://%s:%d -> %s (for development only; "
-        "put nginx, Apache or lighttpd in front in production)",
-        address.host,
-        front.server_port,
-        target,
-    )
-    return front
+def _pool_settings(
+    command: CommandSettings, settings: ResolvedSettings
+) -> tuple[ServerSettings, PoolSettings]:
+    minimum, maximum = command.workers or (1, 1)
+    pool = settings.build(PoolSettings, workers_min=minimum, workers_max=maximum)
+    return settings.build(ServerSettings, multiprocess=True), pool
 
 
 def _serve_reloading(
-    args: argparse.Namespace, fixers: Callable[[WSGIApplication], WSGIApplication] | None
+    command: CommandSettings,
+    settings: ResolvedSettings,
+    fixers: Callable[[WSGIApplication], WSGIApplication] | None,
 ) -> int:
     """--reload: the pool (one worker unless --workers) under the reloader, which makes it
     reload when the app's files change (fcgikit/server/autoreload.py)."""
-    if args.preload:
+    assert command.app is not None
+    server_settings, pool = _pool_settings(command, settings)
+    if pool.preload:
         raise ConfigError(
             "--reload imports the app afresh in new workers, --preload once in the master, "
             "where no reload can replace it: use one or the other"
         )
-    settings, pool = settings_from_args(args)
-    http = _http_address(args.http) if args.http else None
+    http = command.http
     dev_socket_dir = target = None
     if http is not None:
-        settings, dev_socket_dir, target = _reload_front_target(settings)
-    watcher = make_watcher(watched_directories(args.app, args.reload_dir), args.reload_engine)
-    serve = Arbiter(args.app, None, settings, pool, wrap_app=fixers).run
+        server_settings, dev_socket_dir, target = _reload_front_target(server_settings)
+    watcher = make_watcher(
+        watched_directories(command.app, list(command.reload_dir)), command.reload_engine
+    )
+    serve = Arbiter(command.app, None, server_settings, pool, wrap_app=fixers).run
     fronts: list[BaseWSGIServer] = []
     try:
         if http is None or target is None:
@@ -367,6 +273,112 @@ def _reload_front_target(settings: ServerSettings) -> tuple[ServerSettings, str 
     directory = tempfile.mkdtemp(prefix="fcgikit-dev-")
     address = UnixAddress(os.path.join(directory, "app.sock"))
     return replace(settings, binds=(address,)), directory, str(address)
+
+
+def _serve_one_process(
+    command: CommandSettings,
+    settings: ServerSettings,
+    fixers: Callable[[WSGIApplication], WSGIApplication] | None,
+    start_directory: str,
+) -> int:
+    assert command.app is not None
+    listeners = None
+    created: list[str] = []
+    connections: list[int] = []
+    dev_socket_dir = None
+    passed = passed_listeners()  # ours, re-executed by SIGHUP (below), or systemd's
+    if passed is not None and passed.sockets:
+        listeners, created, connections = passed.sockets, passed.created_paths, passed.connections
+    elif not settings.binds:
+        listener = inherited_listener(0)
+        if listener is not None:
+            listeners = [listener]
+        elif command.http is not None:
+            dev_socket_dir = tempfile.mkdtemp(prefix="fcgikit-dev-")
+            settings = replace(
+                settings, binds=(UnixAddress(os.path.join(dev_socket_dir, "app.sock")),)
+            )
+        else:
+            raise ConfigError(
+                "nothing to listen on: fd 0 is not a listening socket. Pass --bind "
+                "unix:/run/app.sock (or 127.0.0.1:9000), or --http 127.0.0.1:8000 for "
+                "a development front"
+            )
+    app = _load(command.app, fixers, created)
+    # The development front's socket lives in a temporary directory: it starts afresh.
+    server = Server(
+        app,
+        settings,
+        listeners,
+        created_paths=created,
+        keep_listeners_on_reload=command.http is None,
+        connections=connections,
+    )
+    front = None
+    if command.http is not None:
+        front = _start_dev_front(command.http, describe(server.listeners[0]))
+    try:
+        reload = server.serve()
+    finally:
+        if front is not None:
+            front.shutdown()
+        if dev_socket_dir is not None:
+            os.rmdir(dev_socket_dir)
+    if reload:
+        _reexecute(server, start_directory)
+    return 0
+
+
+def _load(
+    spec: str, fixers: Callable[[WSGIApplication], WSGIApplication] | None, created: list[str]
+) -> WSGIApplication:
+    """The app, wrapped in ``fixers``; if it cannot be loaded, the unix sockets a previous
+    fcgikit created (``created``) are removed: the server that would have will not run."""
+    try:
+        app = load_app(spec)
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
+    return app if fixers is None else fixers(app)
+
+
+def _reexecute(server: Server, start_directory: str) -> NoReturn:
+    """SIGHUP without a pool: this process becomes a new fcgikit, on the same sockets."""
+    argv = [sys.executable, "-m", "fcgikit", *sys.argv[1:]]
+    os.chdir(start_directory)
+    if not server.keep_listeners_on_reload:
+        log.info("fcgikit: SIGHUP; restarting")
+        os.execv(argv[0], argv)
+    log.info(
+        "fcgikit: SIGHUP; restarting on the same listening socket(s), with %d idle connection(s)",
+        len(server.parked),
+    )
+    # Until the new process handles SIGHUP itself, another one must not kill it: an
+    # ignored signal stays ignored across exec.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    connections = [channel.fileno for channel in server.parked]
+    exec_with_listeners(argv, server.listeners, server.created_paths, connections)
+
+
+def _start_dev_front(address: TcpAddress, target: str) -> BaseWSGIServer:
+    """werkzeug's server on ``address``, forwarding to the FastCGI socket ``target``."""
+    from werkzeug.serving import make_server
+
+    from fcgikit.client import FastCGIGateway
+
+    front = make_server(address.host, address.port, FastCGIGateway(target), threaded=True)
+    thread = threading.Thread(target=front.serve_forever, name="fcgikit-dev-front", daemon=True)
+    thread.start()
+    log.warning(
+        "fcgikit: development front on http://%s:%d -> %s (for development only; "
+        "put nginx, Apache or lighttpd in front in production)",
+        address.host,
+        front.server_port,
+        target,
+    )
+    return front
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -22,15 +22,14 @@ from fcgikit.addresses import from_bind_address
 from fcgikit.errors import ConfigError
 from fcgikit.protocol.constants import Role
 from fcgikit.server.apploader import not_a_wsgi_signature
-from fcgikit.server.listeners import inherited_listener, parse_web_server_addrs
+from fcgikit.server.listeners import inherited_listener
 from fcgikit.server.logs import configure_logging, enable_fcgikit_loggers
 from fcgikit.server.server import Server
-from fcgikit.server.settings import ServerSettings
+from fcgikit.server.settings import PoolSettings, ServerSettings
+from fcgikit.server.settings.sources import environment_value
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
-
-    from fcgikit.server.arbiter import PoolSettings
 
 log = logging.getLogger("fcgikit.server")
 
@@ -38,6 +37,29 @@ log = logging.getLogger("fcgikit.server")
 _FLUP_THREAD_KEYWORDS = frozenset({"minSpare", "maxSpare", "maxThreads"})
 #: flup's ``fcgi_fork`` (PreforkServer) keywords; any of them means a pool of processes
 _FLUP_PREFORK_KEYWORDS = frozenset({"maxChildren", "maxRequests"})
+
+
+def flup_prefork_pool(
+    minSpare: int = 1,
+    maxSpare: int = 5,
+    maxChildren: int = 50,
+    maxRequests: int = 0,
+) -> PoolSettings:
+    """flup's ``fcgi_fork.WSGIServer`` (PreforkServer) keywords as a pool.
+
+    flup keeps ``minSpare``..``maxSpare`` idle single-threaded children, at most
+    ``maxChildren``. Here: at least ``max(1, minSpare)`` workers, growing to ``maxChildren``
+    while all are busy, shrinking back after ``idle_timeout``; ``maxSpare`` has no
+    counterpart (idle workers above the minimum are stopped after the idle timeout) and
+    ``maxRequests`` is ``max_requests``. Use it with ``threads=1``, as flup's children are.
+    """
+    del maxSpare
+    minimum = max(1, minSpare)
+    return PoolSettings(
+        workers_min=minimum,
+        workers_max=max(minimum, maxChildren),
+        max_requests=maxRequests,
+    )
 
 
 def force_cgi_requested(force_cgi: bool) -> bool:
@@ -108,8 +130,6 @@ class WSGIServer:
         #: flup's fcgi_fork users: the same pool as ``fcgikit serve --workers``
         self.pool: PoolSettings | None = None
         if multiprocess or _FLUP_PREFORK_KEYWORDS.intersection(kw):
-            from fcgikit.server.arbiter import flup_prefork_pool
-
             self.pool = flup_prefork_pool(**{k: int(v) for k, v in kw.items() if k != "maxThreads"})
             if "maxThreads" not in kw:
                 multithreaded = False  # flup's forked children serve one request at a time
@@ -123,7 +143,9 @@ class WSGIServer:
             umask=umask,
             multiprocess=multiprocess,
             base_environ=MappingProxyType(dict(environ or {})),
-            web_server_addrs=parse_web_server_addrs(os.environ.get("FCGI_WEB_SERVER_ADDRS")),
+            # flup read FCGI_WEB_SERVER_ADDRS; of fcgikit serve's other settings, the
+            # keywords are the .fcgi file's
+            web_server_addrs=environment_value(ServerSettings, "web_server_addrs", os.environ),
         )
 
     def run(self) -> bool:

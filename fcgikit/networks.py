@@ -111,10 +111,14 @@ class TrustedNetworks:
     def __hash__(self) -> int:
         return hash(self._key())
 
-    def __str__(self) -> str:
+    def entries(self) -> list[str]:
+        """The entries as :meth:`parse` reads them back: ``["*"]``, or addresses and networks."""
         if self.everyone:
-            return "*"
-        return ", ".join([*self.addresses, *map(str, self.networks)])
+            return ["*"]
+        return [*self.addresses, *map(str, self.networks)]
+
+    def __str__(self) -> str:
+        return ", ".join(self.entries())
 
     def __repr__(self) -> str:
         return f"TrustedNetworks({str(self)!r})"

@@ -36,6 +36,8 @@ from fcgikit.cli import _build_parser, config_text, main
 from fcgikit.client import FastCGIClient
 from fcgikit.deploy import SERVERS, recommended_fixer, render
 from fcgikit.errors import ConfigError
+from fcgikit.server.settings import SERVE_SETTINGS
+from fcgikit.server.settings.declaration import settings_of
 from tests.processes import ROOT, Backend
 
 DOCS = ROOT / "docs"
@@ -45,13 +47,16 @@ PAGES = sorted(
     page for page in DOCS.rglob("*.rst") if "middleware" not in page.relative_to(DOCS).parts
 )
 EXAMPLE_FILES = sorted(
-    path for path in EXAMPLES.rglob("*") if path.suffix in (".py", ".fcgi") and path.is_file()
+    path
+    for path in EXAMPLES.rglob("*")
+    if path.suffix in (".py", ".fcgi", ".toml") and path.is_file()
 )
 
 sys.path.insert(0, str(DOCS / "_ext"))
 fcgikit_cli = importlib.import_module("fcgikit_cli")
 fcgikit_compat = importlib.import_module("fcgikit_compat")
 fcgikit_config = importlib.import_module("fcgikit_config")
+fcgikit_settings = importlib.import_module("fcgikit_settings")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -103,6 +108,8 @@ def fcgikit_argv(command: str) -> list[str] | None:
     """The arguments after ``fcgikit`` in a documented shell line, or None if it is not one."""
     words = shlex.split(command.split("&&")[-1])
     if words[:1] == ["sudo"]:
+        words = words[1:]
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):  # VARIABLE=value fcgikit
         words = words[1:]
     if words and (words[0] == "fcgikit" or words[0].endswith("/fcgikit")):
         return words[1:]
@@ -518,6 +525,30 @@ def test_documented_fcgikit_command_is_valid(page: str, command: str) -> None:
         assert config_text(args)
 
 
+def test_the_example_config_file_prints_what_the_page_shows(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/examples/fcgikit.toml is read without a complaint, and ``--print-config`` shows
+    the lines operations.rst says it does (``...`` stands for the lines left out)."""
+    [(command, shown)] = [
+        (c, o) for c, o in console_commands(page_text("operations.rst")) if "--print-config" in c
+    ]
+    deployed = "/etc/yourapplication/fcgikit.toml"
+    example = str(EXAMPLES / "fcgikit.toml")
+    words = shlex.split(command)
+    for word in words[: words.index("fcgikit")]:
+        name, _, value = word.partition("=")
+        monkeypatch.setenv(name, value)
+    argv = fcgikit_argv(command)
+    assert argv is not None
+    assert main([example if word == deployed else word for word in argv]) == 0
+    printed = capsys.readouterr().out.replace(example, deployed)
+    columns = {" ".join(line.split()) for line in printed.splitlines()}  # not the padding
+    for line in shown.splitlines():
+        if line != "...":
+            assert " ".join(line.split()) in columns, printed
+
+
 def test_every_subcommand_has_a_reference_section() -> None:
     operations = page_text("operations.rst")
     for name in fcgikit_cli.subcommands(_build_parser()):
@@ -572,6 +603,15 @@ def test_cli_reference_lists_every_option() -> None:
                 if option not in ("-h", "--help"):
                     assert option in text, f"fcgikit {name} {option}"
     assert fcgikit_cli.escape("a_ *b* `c`") == r"a\_ \*b\* \`c\`"
+
+
+def test_settings_table_has_every_setting_with_its_names() -> None:
+    assert ".. fcgikit-settings::" in page_text("operations.rst")
+    text = "\n".join(fcgikit_settings.table_lines())
+    for declared in (d for cls in SERVE_SETTINGS for d in settings_of(cls)):
+        assert f"<fcgikit serve {declared.flag}>" in text
+        assert f"``{declared.env}``" in text and f"``{declared.name}``" in text
+    assert "``FCGI_WEB_SERVER_ADDRS``" in text
 
 
 def test_compatibility_snapshot_renders() -> None:

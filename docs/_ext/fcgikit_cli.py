@@ -1,7 +1,8 @@
 """``.. fcgikit-cli:: SUBCOMMAND``: the reference for one ``fcgikit`` subcommand, from argparse.
 
-The options of ``fcgikit serve`` (and the other subcommands) are declared once, in
-:func:`fcgikit.cli._build_parser`. This directive reads that parser and writes the usage line,
+The options of the subcommands are made once, in :func:`fcgikit.cli._build_parser` (those of
+``fcgikit serve`` from the declarations of its settings, fcgikit/server/settings; their table
+is ``fcgikit_settings.py``'s). This directive reads that parser and writes the usage line,
 the description and one ``.. option::`` entry per argument, so ``fcgikit serve --help`` and the
 operations page cannot disagree, and other pages can link to an option with
 ``:option:`fcgikit serve --umask```.

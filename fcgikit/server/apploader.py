@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import os
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
@@ -77,6 +78,19 @@ def _call_factory(expression: str, target: Any, where: str) -> Any:
     if wrong is not None:
         raise ConfigError(f"cannot call {where}: it is {wrong}")
     return target(*args, **kwargs)
+
+
+def enter_app_directory(directory: str | None) -> None:
+    """Where ``fcgikit serve`` imports APP from, the one rule: change to ``directory``
+    (--chdir) when given, and put the working directory first on ``sys.path`` unless it is
+    there already (by name, or as ``''``)."""
+    if directory:
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise ConfigError(f"cannot change to {directory}: {exc.strerror}") from exc
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 def load_app(spec: str) -> WSGIApplication:

@@ -19,46 +19,48 @@ exponential back-off (up to 10 s), logged, not a fork bomb. Why a worker died is
 pool's own bookkeeping (its slot's state and running requests), never guessed from its exit
 status: an app may exit with any.
 
-    $ python -m fcgikit.server.arbiter yourapp:app --bind unix:/run/app.sock --workers 2:8
+    $ fcgikit serve yourapp:app --bind unix:/run/app.sock --workers 2:8
 
 Signals: TERM graceful stop, INT / QUIT fast stop, HUP graceful reload, USR1 reopen log
 files, TTIN / TTOU one worker more / fewer.
+
+This module is the master alone, and reads best whole: each round of its loop is a few small
+steps (:meth:`Arbiter._manage`) over one shared state, the pool's target, generation and
+crash streak. What is not the loop lives beside it: the settings
+(:mod:`fcgikit.server.settings`), the workers' user (:mod:`~fcgikit.server.credentials`),
+the record of each worker and why it died (:mod:`~fcgikit.server.children`), the worker's
+own side (:mod:`~fcgikit.server.worker`).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import enum
 import errno
-import grp
 import logging
 import os
-import pwd
 import random
 import select
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from fcgikit.addresses import UnixAddress
 from fcgikit.errors import ConfigError
-from fcgikit.networks import TrustedNetworks
 from fcgikit.server.apploader import load_app
+from fcgikit.server.children import Death, WorkerProcess, death_of, describe_exit
+from fcgikit.server.credentials import Credentials
 from fcgikit.server.listeners import (
     describe,
     inherited_listener,
     open_listener,
     passed_listeners,
 )
-from fcgikit.server.logs import configure_logging, reopen_log_files
-from fcgikit.server.settings import ServerSettings, add_server_arguments, server_settings_from_args
-from fcgikit.server.status import Scoreboard, SlotView, StatusPage, WorkerState, parse_allow
+from fcgikit.server.logs import reopen_log_files
+from fcgikit.server.settings import PoolSettings, ServerSettings
+from fcgikit.server.status import Scoreboard, SlotView, StatusPage, WorkerState
 from fcgikit.server.worker import EXIT_BOOT_ERROR, run_worker
 
 if TYPE_CHECKING:
@@ -75,199 +77,6 @@ MAX_BACKOFF = 10.0
 KILL_MARGIN = 2.0
 #: how long workers get to exit after SIGQUIT (fast stop) before SIGKILL
 FAST_STOP = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class PoolSettings:
-    """How many worker processes, and when to replace them. Validated on creation.
-
-    ``workers_min == workers_max`` is a static pool; otherwise the pool is dynamic: it grows
-    by one worker while every worker's threads are all busy, and shrinks back to
-    ``workers_min`` by stopping workers idle for ``idle_timeout`` seconds.
-    """
-
-    #: worker processes started, and kept (static pool)
-    workers_min: int = 1
-    #: the most worker processes a dynamic pool grows to
-    workers_max: int = 1
-    #: seconds a dynamic pool's extra worker may stay idle before it is stopped
-    idle_timeout: float = 10.0
-    #: replace a worker after this many requests (0: never)
-    max_requests: int = 0
-    #: add a random 0..J to each worker's max_requests so they do not all restart at once
-    max_requests_jitter: int = 0
-    #: kill (and replace) a worker whose request runs longer than this (None: never)
-    timeout: float | None = None
-    #: log the stack of a request running longer than this, once (None: never)
-    slow_log: float | None = None
-    #: import the app in the master, before forking (faster forks, but SIGHUP cannot reload it)
-    preload: bool = False
-    #: write the master's pid here
-    pidfile: str | None = None
-    #: answer this path with the pool's status (php-fpm's pm.status_path); None: no page
-    status_path: str | None = None
-    #: the HTTP clients (REMOTE_ADDR, by address or network) allowed to see the status page
-    #: through the web server; ``fcgikit status`` (FastCGI, directly on the socket) needs none
-    status_allow: TrustedNetworks = field(default_factory=TrustedNetworks)
-    #: show the query strings of the requests on the status page, not just their paths
-    status_show_query: bool = False
-    #: run the workers as this user (name or uid); the master, which binds, stays as it is
-    user: str | None = None
-    #: run the workers with this group (name or gid); default: the user's primary group
-    group: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.workers_min < 1:
-            raise ConfigError(f"at least one worker is needed, not {self.workers_min}")
-        if self.workers_max < self.workers_min:
-            raise ConfigError(
-                f"--workers {self.workers_min}:{self.workers_max}: the maximum is below "
-                "the minimum; write MIN:MAX"
-            )
-        if self.idle_timeout <= 0:
-            raise ConfigError("--idle-timeout must be positive")
-        if self.max_requests < 0 or self.max_requests_jitter < 0:
-            raise ConfigError("--max-requests and --max-requests-jitter cannot be negative")
-        for name in ("timeout", "slow_log"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be positive, not {value}")
-        if self.status_path is not None and not self.status_path.startswith("/"):
-            raise ConfigError(f"--status-path must start with '/', not {self.status_path!r}")
-
-    @property
-    def dynamic(self) -> bool:
-        return self.workers_max > self.workers_min
-
-
-def flup_prefork_pool(
-    minSpare: int = 1,
-    maxSpare: int = 5,
-    maxChildren: int = 50,
-    maxRequests: int = 0,
-) -> PoolSettings:
-    """flup's ``fcgi_fork.WSGIServer`` (PreforkServer) keywords as a pool.
-
-    flup keeps ``minSpare``..``maxSpare`` idle single-threaded children, at most
-    ``maxChildren``. Here: at least ``max(1, minSpare)`` workers, growing to ``maxChildren``
-    while all are busy, shrinking back after ``idle_timeout``; ``maxSpare`` has no
-    counterpart (idle workers above the minimum are stopped after the idle timeout) and
-    ``maxRequests`` is ``max_requests``. Use it with ``threads=1``, as flup's children are.
-    """
-    del maxSpare
-    minimum = max(1, minSpare)
-    return PoolSettings(
-        workers_min=minimum,
-        workers_max=max(minimum, maxChildren),
-        max_requests=maxRequests,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """Who the workers run as: resolved once in the master, applied after each fork."""
-
-    uid: int
-    gid: int
-    name: str | None
-
-    @classmethod
-    def resolve(cls, user: str | None, group: str | None) -> Credentials | None:
-        if user is None and group is None:
-            return None
-        if os.geteuid() != 0:
-            raise ConfigError("--user / --group need the master to start as root")
-        uid, gid, name = os.getuid(), os.getgid(), None
-        if user is not None:
-            try:
-                entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-            except KeyError:
-                raise ConfigError(f"--user {user}: no such user") from None
-            uid, gid, name = entry.pw_uid, entry.pw_gid, entry.pw_name
-        if group is not None:
-            try:
-                gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-            except KeyError:
-                raise ConfigError(f"--group {group}: no such group") from None
-        return cls(uid, gid, name)
-
-    def apply(self) -> None:
-        """In a worker, before it imports the app: drop root for good."""
-        if self.name is not None:
-            os.initgroups(self.name, self.gid)
-        else:
-            os.setgroups([])
-        os.setgid(self.gid)
-        os.setuid(self.uid)
-
-
-def parse_workers(text: str) -> tuple[int, int]:
-    """``N`` (static) or ``MIN:MAX`` (dynamic) -> (min, max)."""
-    low, sep, high = text.partition(":")
-    try:
-        minimum = int(low)
-        maximum = int(high) if sep else minimum
-    except ValueError:
-        raise ConfigError(f"--workers takes N or MIN:MAX, not {text!r}") from None
-    return minimum, maximum
-
-
-@dataclass(slots=True, eq=False)
-class WorkerProcess:
-    """The master's record of one worker."""
-
-    pid: int
-    slot: int
-    generation: int
-    spawned: float
-    ready: bool = False
-    ready_at: float = 0.0
-    #: why a replacement is wanted ("reload", "max-requests"); it serves until one is ready
-    retiring: str | None = None
-    #: when SIGTERM was sent (it is finishing its requests)
-    stop_sent: float | None = None
-    stop_reason: str = ""
-    #: why SIGKILL was sent
-    killed: str | None = None
-    timed_out: set[tuple[str, float]] = field(default_factory=set)
-
-
-class Death(enum.Enum):
-    """How a worker died that the master did not stop, as the pool's own bookkeeping tells:
-    its slot on the scoreboard and the master's record. Never the exit status: an app may
-    ``os._exit`` with any."""
-
-    #: it said so in its slot (WorkerState.FAILED): the app did not load
-    FAILED_TO_START = "failed to start"
-    #: before it was ready to accept (while importing the app, say)
-    BEFORE_READY = "before it was ready"
-    #: with requests running: one of them, most likely, killed it
-    WHILE_SERVING = "while serving"
-    #: ready, and running no request
-    WHILE_IDLE = "while idle"
-
-
-def death_of(worker: WorkerProcess, view: SlotView) -> Death:
-    """Why ``worker`` died, from its slot as it left it (``view``). A request in its slot
-    counts even if the worker had not marked itself READY yet: its first request may come
-    before the watchdog thread gets to that."""
-    if view.state == WorkerState.FAILED:
-        return Death.FAILED_TO_START
-    if view.running:
-        return Death.WHILE_SERVING
-    if worker.ready or view.requests or view.state in (WorkerState.READY, WorkerState.RETIRING):
-        return Death.WHILE_IDLE
-    return Death.BEFORE_READY
-
-
-def describe_exit(code: int) -> str:
-    """``killed by SIGSEGV`` or ``exited with status 3``, from a waitstatus_to_exitcode()."""
-    if code >= 0:
-        return f"exited with status {code}"
-    try:
-        return f"killed by {signal.Signals(-code).name}"
-    except ValueError:
-        return f"killed by signal {-code}"
 
 
 class Arbiter:
@@ -787,9 +596,28 @@ class Arbiter:
             )
 
     def _manage(self) -> None:
+        """One round of keeping the pool as wanted, in steps, each reading the pool afresh."""
         assert self.board is not None
         now = time.monotonic()
         views = {pid: self.board.read(w.slot) for pid, w in self.workers.items()}
+        self._note_ready(views, now)
+        if self.pool.timeout is not None:
+            self._check_timeouts(views, now)
+        if self.dynamic and not self.reloading:
+            self._scale(self._active(), views, now)
+        self._trim_to_target()
+        if now >= self.spawn_after:
+            self._spawn_missing()
+        self._retire_replaced()
+        self._kill_overdue(now)
+
+    def _active(self) -> list[WorkerProcess]:
+        """The workers that count towards the target: neither retiring nor stopping."""
+        return [w for w in self.workers.values() if w.retiring is None and w.stop_sent is None]
+
+    def _note_ready(self, views: dict[int, SlotView], now: float) -> None:
+        """Workers that became ready, and those that asked to retire (``--max-requests``,
+        ``sys.exit()`` in a request), as their slots say."""
         for worker in self.workers.values():
             view = views[worker.pid]
             if not worker.ready and view.state in (WorkerState.READY, WorkerState.RETIRING):
@@ -799,25 +627,23 @@ class Arbiter:
                 log.info("worker %d ready (generation %d)", worker.pid, worker.generation)
             if view.state == WorkerState.RETIRING and worker.retiring is None:
                 worker.retiring = "max-requests"
-        if self.pool.timeout is not None:
-            self._check_timeouts(views, now)
-        active = [w for w in self.workers.values() if w.retiring is None and w.stop_sent is None]
-        if self.dynamic and not self.reloading:
-            self._scale(active, views, now)
-            active = [w for w in active if w.stop_sent is None]
-        # Too many (SIGTTOU): keep the oldest ready ones, stop the newest.
-        for worker in sorted(active, key=lambda w: (not w.ready, w.spawned))[self.target :]:
+
+    def _trim_to_target(self) -> None:
+        """Too many (SIGTTOU): keep the oldest ready ones, stop the newest."""
+        active = sorted(self._active(), key=lambda w: (not w.ready, w.spawned))
+        for worker in active[self.target :]:
             self._stop(worker, "fewer workers wanted")
-        active = [w for w in active if w.stop_sent is None]
-        missing = self.target - len(active)
-        if missing > 0 and now >= self.spawn_after:
-            for _ in range(missing):
-                if not self._spawn():
-                    break
-                if self.crash_streak >= 2:
-                    break  # one at a time while backing off
-        # Old workers stop one for each new one that is ready, never before.
-        ready = sum(1 for w in active if w.ready)
+
+    def _spawn_missing(self) -> None:
+        """Start workers up to the target; one at a time while backing off."""
+        for _ in range(self.target - len(self._active())):
+            if not self._spawn() or self.crash_streak >= 2:
+                break
+
+    def _retire_replaced(self) -> None:
+        """Old workers (reload, max-requests) stop one for each new one that is ready,
+        never before; a reload is complete when no old generation is left."""
+        ready = sum(1 for w in self._active() if w.ready)
         waiting = sorted(
             (w for w in self.workers.values() if w.retiring and w.stop_sent is None),
             key=lambda w: w.spawned,
@@ -829,6 +655,9 @@ class Arbiter:
         ):
             self.reloading = False
             log.info("reload complete: %d workers of generation %d", ready, self.generation)
+
+    def _kill_overdue(self, now: float) -> None:
+        """A stopping worker gets graceful_timeout (and a margin) to finish, then SIGKILL."""
         limit = self.settings.graceful_timeout + KILL_MARGIN
         for worker in self.workers.values():
             if worker.stop_sent is not None and now - worker.stop_sent > limit:
@@ -911,165 +740,3 @@ class Arbiter:
             self.target -= 1
             self._publish_pool()
             self._stop(worker, f"idle for {self.pool.idle_timeout:g}s")
-
-
-# --- python -m fcgikit.server.arbiter ---------------------------------------------------------
-
-
-def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
-    """The process manager's options, declared once for ``fcgikit serve`` and this module."""
-    pool = PoolSettings()
-    add = parser.add_argument
-    add(
-        "--workers",
-        "-w",
-        default=None,
-        metavar="N|MIN:MAX",
-        help="worker processes: N for a static pool, MIN:MAX for one that grows while all "
-        "are busy (default: one process, no master)",
-    )
-    add(
-        "--idle-timeout",
-        type=float,
-        default=pool.idle_timeout,
-        metavar="SECONDS",
-        help=f"dynamic pool: stop an extra worker idle this long (default {pool.idle_timeout:g})",
-    )
-    add(
-        "--max-requests",
-        type=int,
-        default=0,
-        metavar="N",
-        help="replace a worker after N requests (default 0: never)",
-    )
-    add(
-        "--max-requests-jitter",
-        type=int,
-        default=0,
-        metavar="J",
-        help="add a random 0..J to each worker's --max-requests",
-    )
-    add(
-        "--timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="kill and replace the worker of a request running longer",
-    )
-    add(
-        "--slow-log",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="log the stack of a request running longer, once",
-    )
-    add(
-        "--preload",
-        action="store_true",
-        help="import the app in the master before forking (SIGHUP cannot reload it then)",
-    )
-    add("--pidfile", default=None, metavar="PATH")
-    add(
-        "--status-path",
-        default=None,
-        metavar="PATH",
-        help="answer this path with the pool's status (text; ?json for JSON) to "
-        "'fcgikit status', and to the HTTP clients in --status-allow",
-    )
-    add(
-        "--status-allow",
-        action="append",
-        default=[],
-        metavar="ADDR[,ADDR...]",
-        help="HTTP clients (REMOTE_ADDR) allowed to see the status page through the web "
-        "server: IP addresses or networks (192.0.2.10, 10.0.0.0/8, fd00::/8) (default: none, "
-        "loopback included: behind a local TLS terminator or tunnel every client is 127.0.0.1)",
-    )
-    add(
-        "--status-show-query",
-        action="store_true",
-        help="show the query strings of the requests in flight on the status page (they "
-        "can hold tokens; default: the paths only)",
-    )
-    add("--user", default=None, help="run the workers as this user")
-    add("--group", default=None, help="run the workers with this group")
-    add(
-        "--log-file",
-        default=None,
-        metavar="FILE|-",
-        help="write fcgikit's own log lines to FILE ('-': stderr, the default); the app's "
-        "logging is the app's",
-    )
-
-
-#: options that only mean something with a master; any of them turns the pool on
-POOL_ONLY_OPTIONS = (
-    "workers",
-    "max_requests",
-    "timeout",
-    "slow_log",
-    "preload",
-    "pidfile",
-    "status_path",
-    "user",
-    "group",
-)
-
-
-def wants_pool(args: argparse.Namespace) -> bool:
-    return any(getattr(args, name) not in (None, 0, False) for name in POOL_ONLY_OPTIONS)
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m fcgikit.server.arbiter",
-        description="Serve APP over FastCGI from a pool of worker processes.",
-    )
-    parser.add_argument("app", metavar="APP", help="module:attr or module:factory()")
-    add_server_arguments(parser)
-    add_pool_arguments(parser)
-    return parser
-
-
-def settings_from_args(args: argparse.Namespace) -> tuple[ServerSettings, PoolSettings]:
-    minimum, maximum = parse_workers(args.workers or "1")
-    settings = server_settings_from_args(args, multiprocess=True)
-    pool = PoolSettings(
-        workers_min=minimum,
-        workers_max=maximum,
-        idle_timeout=args.idle_timeout,
-        max_requests=args.max_requests,
-        max_requests_jitter=args.max_requests_jitter,
-        timeout=args.timeout,
-        slow_log=args.slow_log,
-        preload=args.preload,
-        pidfile=args.pidfile,
-        status_path=args.status_path,
-        user=args.user,
-        group=args.group,
-        status_allow=parse_allow(args.status_allow),
-        status_show_query=args.status_show_query,
-    )
-    return settings, pool
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    configure_logging(getattr(logging, args.log_level.upper()), args.log_file)
-    try:
-        if args.chdir:
-            try:
-                os.chdir(args.chdir)
-            except OSError as exc:
-                raise ConfigError(f"cannot change to {args.chdir}: {exc.strerror}") from exc
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        settings, pool = settings_from_args(args)
-        return Arbiter(args.app, None, settings, pool).run()
-    except ConfigError as exc:
-        print(f"fcgikit: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,6 @@ What is watched and how: :mod:`fcgikit.server.sources`.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import logging
@@ -36,7 +35,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from fcgikit.errors import ConfigError
-from fcgikit.server.sources import ENGINES, POLL_INTERVAL, Watcher, compile_error, shown
+from fcgikit.server.sources import POLL_INTERVAL, Watcher, compile_error, shown
 
 log = logging.getLogger("fcgikit.reload")
 
@@ -54,33 +53,6 @@ FORWARDED_SIGNALS = (
 PR_SET_PDEATHSIG = 1
 #: the forwarded signals that stop the master (no more reloading then)
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
-
-
-def add_reload_arguments(parser: argparse.ArgumentParser) -> None:
-    """The development reloader's options, for ``fcgikit serve``."""
-    add = parser.add_argument
-    add(
-        "--reload",
-        action="store_true",
-        help="development: serve the app afresh, without failing a request, when a .py file "
-        "under its directory changes (a pool of one worker unless --workers); a file that "
-        "does not compile is reported once and the running app keeps serving",
-    )
-    add(
-        "--reload-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="with --reload: watch DIR instead of the app's directory; repeat for several",
-    )
-    add(
-        "--reload-engine",
-        choices=ENGINES,
-        default="auto",
-        help="with --reload: how changes are noticed: watchfiles (pip install "
-        "'fcgikit[reload]'), poll (modification times, once a second; for file systems "
-        "that send no events), or auto: watchfiles when installed (default)",
-    )
 
 
 def _stop_with(parent: int) -> None:

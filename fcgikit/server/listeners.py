@@ -43,18 +43,27 @@ CREATED_SOCKET_NAME = "fcgikit-created"
 CONNECTION_NAME = "fcgikit-connection"
 
 
-def check_socket_mode(mode: int) -> None:
-    """ConfigError for a mode fcgikit will not give a unix socket it creates: not a mode, or
-    one that lets every local user connect (connecting needs write permission). Whoever
-    connects is trusted with REMOTE_ADDR, HTTPS and every header (see SECURITY.md)."""
+def socket_mode_problem(mode: int) -> str | None:
+    """What is wrong with ``mode`` for a unix socket fcgikit creates, after "--socket-mode":
+    not a mode, or one that lets every local user connect (connecting needs write
+    permission). Whoever connects is trusted with REMOTE_ADDR, HTTPS and every header (see
+    SECURITY.md)."""
     if not 0 <= mode <= 0o777:
-        raise ConfigError(f"--socket-mode {mode:o}: write permission bits, like 660")
+        return f"{mode:o}: write permission bits, like 660"
     if mode & 0o002:
-        raise ConfigError(
-            f"--socket-mode {mode:03o} lets every local user connect to the app and send it "
-            "any REMOTE_ADDR or header; give the socket to the web server's group instead: "
+        return (
+            f"{mode:03o} lets every local user connect to the app and send it any "
+            "REMOTE_ADDR or header; give the socket to the web server's group instead: "
             "--socket-owner :www-data with --socket-mode 660"
         )
+    return None
+
+
+def check_socket_mode(mode: int) -> None:
+    """ConfigError for a mode fcgikit will not give a unix socket it creates."""
+    problem = socket_mode_problem(mode)
+    if problem is not None:
+        raise ConfigError(f"--socket-mode {problem}")
 
 
 def inherited_listener(fd: int = 0) -> socket.socket | None:
@@ -322,4 +331,5 @@ __all__ = [
     "parse_web_server_addrs",
     "passed_listeners",
     "peer_allowed",
+    "socket_mode_problem",
 ]

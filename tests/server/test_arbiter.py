@@ -1,6 +1,6 @@
 """The prefork master: its pieces in-process, and the whole thing as real processes and signals.
 
-Process tests start ``python -m fcgikit.server.arbiter`` on a unix socket in a temp dir and
+Process tests start ``python -m fcgikit serve ... --workers`` on a unix socket in a temp dir and
 wait for what it logs (never a sleep). Requests go over a plain socket with the sans-I/O
 :class:`~fcgikit.protocol.ClientConnection`, one connection per request, like nginx without
 ``fastcgi_keep_conn``.
@@ -29,18 +29,9 @@ import pytest
 
 from fcgikit.errors import ConfigError
 from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
-from fcgikit.server.arbiter import (
-    MAX_BACKOFF,
-    Arbiter,
-    Death,
-    PoolSettings,
-    WorkerProcess,
-    death_of,
-    describe_exit,
-    flup_prefork_pool,
-    parse_workers,
-)
-from fcgikit.server.settings import ServerSettings
+from fcgikit.server.arbiter import MAX_BACKOFF, Arbiter
+from fcgikit.server.children import Death, WorkerProcess, death_of, describe_exit
+from fcgikit.server.settings import PoolSettings, ServerSettings
 from fcgikit.server.status import (
     DIRECT_CLIENT_PARAM,
     Scoreboard,
@@ -201,7 +192,7 @@ class Pool(Backend):
     def __init__(self, directory: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.directory = directory
         self.address = str(directory / "pool.sock")
-        command = [sys.executable, "-m", "fcgikit.server.arbiter", "prefork_app:app", *args]
+        command = [sys.executable, "-m", "fcgikit", "serve", "prefork_app:app", *args]
         if not any(arg.startswith("--bind") for arg in args):
             command += ["--bind", f"unix:{self.address}"]
         super().__init__(command, cwd=directory, env=env)
@@ -246,42 +237,6 @@ def start_pool(tmp_path: Path) -> Iterator[Callable[..., Pool]]:
 
 
 # --- settings and pieces, in-process -------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("4", (4, 4)), ("2:8", (2, 8)), ("1:1", (1, 1))],
-)
-def test_parse_workers(text: str, expected: tuple[int, int]) -> None:
-    assert parse_workers(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        pytest.param({"workers_min": 0}, "at least one worker", id="no-workers"),
-        pytest.param({"workers_min": 4, "workers_max": 2}, "MIN:MAX", id="max-below-min"),
-        pytest.param({"timeout": 0}, "--timeout must be positive", id="zero-timeout"),
-        pytest.param({"slow_log": -1}, "--slow-log must be positive", id="negative-slow-log"),
-        pytest.param({"max_requests": -1}, "cannot be negative", id="negative-max-requests"),
-        pytest.param({"status_path": "status"}, "start with '/'", id="relative-status-path"),
-    ],
-)
-def test_pool_settings_are_validated(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        PoolSettings(**kwargs)
-
-
-def test_flup_prefork_keywords_map_onto_a_dynamic_pool() -> None:
-    pool = flup_prefork_pool(minSpare=2, maxSpare=5, maxChildren=10, maxRequests=500)
-    assert (pool.workers_min, pool.workers_max, pool.max_requests) == (2, 10, 500)
-    assert pool.dynamic
-    assert flup_prefork_pool(minSpare=0, maxChildren=0).workers_max == 1
-
-
-def test_parse_workers_rejects_garbage() -> None:
-    with pytest.raises(ConfigError, match="N or MIN:MAX"):
-        parse_workers("lots")
 
 
 def test_status_allow_normalises_addresses() -> None:
@@ -785,8 +740,9 @@ def test_an_app_object_is_served_by_forked_workers(tmp_path: Path) -> None:
     script = (
         "import logging, sys\n"
         "from fcgikit.addresses import UnixAddress\n"
-        "from fcgikit.server.arbiter import Arbiter, PoolSettings, configure_logging\n"
-        "from fcgikit.server.settings import ServerSettings\n"
+        "from fcgikit.server.arbiter import Arbiter\n"
+        "from fcgikit.server.logs import configure_logging\n"
+        "from fcgikit.server.settings import PoolSettings, ServerSettings\n"
         "from prefork_app import app\n"
         "configure_logging(logging.INFO, None)\n"
         "settings = ServerSettings(binds=(UnixAddress(sys.argv[1]),), threads=2)\n"
@@ -891,7 +847,7 @@ def test_systemd_socket_activation(tmp_path: Path) -> None:
     address = str(tmp_path / "activated.sock")
     command = [
         *("systemd-socket-activate", "-l", address, sys.executable, "-m"),
-        *("fcgikit.server.arbiter", "prefork_app:app", "--workers", "2"),
+        *("fcgikit", "serve", "prefork_app:app", "--workers", "2"),
     ]
     backend = Backend(command, cwd=tmp_path)
     try:
@@ -919,7 +875,7 @@ def test_systemd_socket_activation_emulated(tmp_path: Path) -> None:
         "else:\n"
         "    os.dup2(sock.fileno(), 3)\n"
         "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))\n"
-        "os.execv(sys.executable, [sys.executable, '-m', 'fcgikit.server.arbiter',"
+        "os.execv(sys.executable, [sys.executable, '-m', 'fcgikit', 'serve',"
         " 'prefork_app:app', '--workers', '2'])\n"
     )
     backend = Backend([sys.executable, "-c", launcher, address], cwd=tmp_path)

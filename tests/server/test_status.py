@@ -9,7 +9,7 @@ import pytest
 
 from fcgikit.errors import ConfigError
 from fcgikit.networks import TrustedNetworks
-from fcgikit.server.arbiter import PoolSettings
+from fcgikit.server.settings import PoolSettings
 from fcgikit.server.status import (
     DIRECT_CLIENT_PARAM,
     Scoreboard,
