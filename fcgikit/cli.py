@@ -155,11 +155,11 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fixers(
-    command: CommandSettings, trust_origin: str
-) -> Callable[[WSGIApplication], WSGIApplication] | None:
+def _fixers(settings: ResolvedSettings) -> Callable[[WSGIApplication], WSGIApplication] | None:
     """The URL fixers --mount / --proxy-hops / --forwarded ask for, as a function of the
-    loaded app. ``trust_origin``: where --forwarded-allow-ips came from."""
+    loaded app."""
+    command = settings.build(CommandSettings)
+    trust_origin = settings.origin("forwarded_allow_ips")
     hops, forwarded = command.proxy_hops, command.forwarded
     proxy = None
     if hops or forwarded:
@@ -200,7 +200,7 @@ def _serve(args: argparse.Namespace) -> int:
     # --config or socket path means what it meant.
     start_directory = os.getcwd()
     enter_app_directory(command.chdir)
-    fixers = _fixers(command, settings.origin("forwarded_allow_ips"))
+    fixers = _fixers(settings)
     if command.reload:
         return _serve_reloading(command, settings, fixers)
     if command.reload_dir or command.reload_engine != "auto":

@@ -64,7 +64,7 @@ class TrustedNetworks:
     @classmethod
     def parse(cls, entries: str | Iterable[str], source: str) -> TrustedNetworks:
         """Read a comma-separated list (or several); ``source`` names the variable or flag
-        in the ConfigError a bad entry raises."""
+        in the ConfigError a bad entry raises ("": the caller names it)."""
         addresses: list[str] = []
         networks: list[Network] = []
         everyone = False
@@ -127,6 +127,7 @@ class TrustedNetworks:
 def _parse_entry(entry: str, source: str) -> Network:
     address, slash, prefix = entry.partition("/")
     text = address.split("%", 1)[0] + slash + prefix  # a zone names an interface, not hosts
+    where = f"{source}: " if source else ""
     try:
         network: Network = ipaddress.ip_network(text)
     except ValueError:
@@ -134,10 +135,10 @@ def _parse_entry(entry: str, source: str) -> Network:
             meant = ipaddress.ip_network(text, strict=False)
         except ValueError:
             raise ConfigError(
-                f"{source}: {entry!r} is not an IP address or network; {_ACCEPTED}"
+                f"{where}{entry!r} is not an IP address or network; {_ACCEPTED}"
             ) from None
         raise ConfigError(
-            f"{source}: {entry!r} has host bits set: {meant} is the network it is in; {_ACCEPTED}"
+            f"{where}{entry!r} has host bits set: {meant} is the network it is in; {_ACCEPTED}"
         ) from None
     if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_V4_MAPPED):
         mapped = int(network.network_address) & 0xFFFFFFFF

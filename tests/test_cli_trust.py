@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from fcgikit.cli import _build_parser, _fixers, main
+from fcgikit.cli import _fixers, main
 from fcgikit.client import FastCGIClient
 from fcgikit.errors import ConfigError
 from tests.apps.whoami import app as whoami
 from tests.processes import ROOT, Backend, fcgikit_command
+from tests.server.settings.helpers import serve_settings
 
 ENV = {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
 XFF = {"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"}
@@ -23,7 +24,7 @@ FORWARDED = {"Forwarded": 'for="[2001:db8::7]:4711";proto=https'}
 def seen(args: list[str], remote: str, headers: dict[str, str]) -> str:
     """What the app sees behind the fixers ``fcgikit serve APP *args`` puts in front of it."""
 
-    fixers = _fixers(_build_parser().parse_args(["serve", "x:app", *args]))
+    fixers = _fixers(serve_settings("x:app", *args, environ=dict(os.environ)))
     assert fixers is not None
     environ = {
         "REMOTE_ADDR": remote,
@@ -143,8 +144,8 @@ def test_who_is_believed(
             r"add --proxy-hops N .* or --forwarded N",
             id="whom without what",
         ),
-        pytest.param(["--proxy-hops", "-1"], None, r"--proxy-hops -1", id="negative hops"),
-        pytest.param(["--forwarded", "-2"], None, r"--forwarded -2", id="negative forwarded"),
+        pytest.param(["--proxy-hops", "-1"], None, r"--proxy-hops cannot be negative", id="negative hops"),
+        pytest.param(["--forwarded", "-2"], None, r"--forwarded cannot be negative", id="negative forwarded"),
     ],
 )
 def test_wrong_settings_say_what_is_wrong(
@@ -154,14 +155,14 @@ def test_wrong_settings_say_what_is_wrong(
     if variable is not None:
         monkeypatch.setenv("FORWARDED_ALLOW_IPS", variable)
     with pytest.raises(ConfigError, match=message):
-        _fixers(_build_parser().parse_args(["serve", "x:app", *args]))
+        _fixers(serve_settings("x:app", *args, environ=dict(os.environ)))
 
 
 def test_the_variable_alone_changes_nothing_and_says_so(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8")
-    assert _fixers(_build_parser().parse_args(["serve", "x:app"])) is None
+    assert _fixers(serve_settings("x:app", environ=dict(os.environ))) is None
     assert "FORWARDED_ALLOW_IPS is set, but no proxy header is trusted" in caplog.text
 
 

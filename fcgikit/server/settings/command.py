@@ -110,10 +110,10 @@ class CommandSettings:
     )
     forwarded_allow_ips: TrustedNetworks = setting(
         TrustedNetworks.parse(DEFAULT_FORWARDED_ALLOW_IPS, "the default"),
-        networks("--forwarded-allow-ips"),
+        networks(),
         "whose proxy headers --proxy-hops and --forwarded believe, by REMOTE_ADDR: IP "
-        "addresses and networks (10.0.0.0/8, fd00::/8), or * for anyone; the default is a "
-        "proxy on this host",
+        "addresses and networks (10.0.0.0/8, fd00::/8), or * for anyone; also read from "
+        "FORWARDED_ALLOW_IPS, as gunicorn does; the default is a proxy on this host",
         env_aliases=(FORWARDED_ALLOW_IPS,),
     )
     reload: bool = setting(

@@ -329,14 +329,21 @@ def size() -> Kind:
     )
 
 
-def networks(source: str) -> Kind:
-    """IP addresses and networks (``10.0.0.5``, ``10.0.0.0/8``, ``fd00::/8``) or ``*``; a bad
-    entry's error names ``source`` (the option, or a spec's variable)."""
+def networks(*, empty_is_anyone: bool = False) -> Kind:
+    """IP addresses and networks (``10.0.0.5``, ``10.0.0.0/8``, ``fd00::/8``) or ``*``.
+    ``empty_is_anyone``:
+    a list with no entry is None (no limit, as an empty FCGI_WEB_SERVER_ADDRS means), not
+    a list that trusts nobody."""
     from fcgikit.networks import TrustedNetworks
+
+    def parse(items: list[str]) -> TrustedNetworks | None:
+        if empty_is_anyone and not any(item.strip(", ") for item in items):
+            return None
+        return TrustedNetworks.parse(items, "")
 
     return Kind(
         "IP addresses or networks (10.0.0.5, 10.0.0.0/8, fd00::/8), comma-separated, or *",
-        lambda items: TrustedNetworks.parse(items, source),
+        parse,
         metavar="IP|NET[,...]",
         show=lambda value: value.entries(),
         is_list=True,

@@ -104,7 +104,7 @@ class PoolSettings:
     )
     status_allow: TrustedNetworks = setting(
         TrustedNetworks(),
-        networks("--status-allow"),
+        networks(),
         "HTTP clients (REMOTE_ADDR) allowed to see the status page through the web "
         "server; 'fcgikit status' (FastCGI, directly on the socket) needs none. Loopback "
         "is not trusted by itself: behind a local TLS terminator or tunnel every client "

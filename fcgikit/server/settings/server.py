@@ -126,7 +126,7 @@ class ServerSettings:
     )
     web_server_addrs: TrustedNetworks | None = setting(
         None,
-        networks("FCGI_WEB_SERVER_ADDRS"),
+        networks(empty_is_anyone=True),
         "the only TCP peers allowed to connect (the web servers), by address or network, "
         "IPv4 and IPv6; unix sockets are not affected",
         env_aliases=("FCGI_WEB_SERVER_ADDRS",),

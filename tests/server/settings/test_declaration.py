@@ -12,6 +12,7 @@ import pytest
 from fcgikit.addresses import TcpAddress, UnixAddress
 from fcgikit.cli import _build_parser
 from fcgikit.errors import ConfigError
+from fcgikit.networks import TrustedNetworks
 from fcgikit.server.listeners import SocketOwner
 from fcgikit.server.settings import SERVE_SETTINGS, PoolSettings, ServerSettings
 from fcgikit.server.settings.declaration import FLAG, Setting, integer, octal, seconds, settings_of
@@ -28,11 +29,17 @@ SAMPLES: dict[str, Any] = {
     "http": TcpAddress("::1", 8000),
     "mount": "/yourapplication",
     "proxy_hops": 2,
+    "forwarded": 1,
+    "forwarded_allow_ips": TrustedNetworks.parse("10.0.0.0/8, ::1", "a test"),
+    "reload": True,
+    "reload_dir": ("/srv/app", "/srv/lib"),
+    "reload_engine": "poll",
     "log_level": "debug",
     "log_file": "/var/log/fcgikit.log",
     "binds": (UnixAddress("/run/app.sock"), TcpAddress("127.0.0.1", 9000)),
     "threads": 32,
     "max_queued": 0,
+    "max_queued_memory": 256 << 20,
     "multiplexed": True,
     "debug": True,
     "graceful_timeout": 2.5,
@@ -41,7 +48,7 @@ SAMPLES: dict[str, Any] = {
     "umask": 0o007,
     "socket_mode": 0o660,
     "socket_owner": SocketOwner("www-data", "www-data"),
-    "web_server_addrs": frozenset({"10.0.0.1", "::1"}),
+    "web_server_addrs": TrustedNetworks.parse("10.0.0.1, ::1, fd00::/8", "a test"),
     "access_log": "-",
     "idle_timeout": 0.5,
     "max_requests": 1000,
@@ -51,7 +58,7 @@ SAMPLES: dict[str, Any] = {
     "preload": True,
     "pidfile": "/run/app.pid",
     "status_path": "/fcgikit-status",
-    "status_allow": frozenset({"192.0.2.10", "10.0.0.1"}),
+    "status_allow": TrustedNetworks.parse("192.0.2.10, 10.0.0.0/8", "a test"),
     "status_show_query": True,
     "user": "www-data",
     "group": "33",
