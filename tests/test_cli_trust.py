@@ -144,8 +144,12 @@ def test_who_is_believed(
             r"add --proxy-hops N .* or --forwarded N",
             id="whom without what",
         ),
-        pytest.param(["--proxy-hops", "-1"], None, r"--proxy-hops cannot be negative", id="negative hops"),
-        pytest.param(["--forwarded", "-2"], None, r"--forwarded cannot be negative", id="negative forwarded"),
+        pytest.param(
+            ["--proxy-hops", "-1"], None, r"--proxy-hops cannot be negative", id="negative hops"
+        ),
+        pytest.param(
+            ["--forwarded", "-2"], None, r"--forwarded cannot be negative", id="negative forwarded"
+        ),
     ],
 )
 def test_wrong_settings_say_what_is_wrong(
