@@ -626,7 +626,8 @@ class Arbiter:
                 self.ever_ready = True
                 log.info("worker %d ready (generation %d)", worker.pid, worker.generation)
             if view.state == WorkerState.RETIRING and worker.retiring is None:
-                worker.retiring = "max-requests"
+                # its own log line said why: --max-requests, or the app's sys.exit()
+                worker.retiring = "it asked to retire"
 
     def _trim_to_target(self) -> None:
         """Too many (SIGTTOU): keep the oldest ready ones, stop the newest."""
@@ -641,7 +642,7 @@ class Arbiter:
                 break
 
     def _retire_replaced(self) -> None:
-        """Old workers (reload, max-requests) stop one for each new one that is ready,
+        """Old workers (reload, retiring) stop one for each new one that is ready,
         never before; a reload is complete when no old generation is left."""
         ready = sum(1 for w in self._active() if w.ready)
         waiting = sorted(
@@ -649,7 +650,7 @@ class Arbiter:
             key=lambda w: w.spawned,
         )
         for worker in waiting[: max(0, ready + len(waiting) - self.target)]:
-            self._stop(worker, "replaced" if worker.retiring == "reload" else "max-requests")
+            self._stop(worker, "replaced" if worker.retiring == "reload" else worker.retiring)
         if self.reloading and not any(
             w.generation < self.generation for w in self.workers.values()
         ):
