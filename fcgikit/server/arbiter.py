@@ -627,7 +627,7 @@ class Arbiter:
                 log.info("worker %d ready (generation %d)", worker.pid, worker.generation)
             if view.state == WorkerState.RETIRING and worker.retiring is None:
                 # its own log line said why: --max-requests, or the app's sys.exit()
-                worker.retiring = "it asked to retire"
+                worker.retiring = "retiring"
 
     def _trim_to_target(self) -> None:
         """Too many (SIGTTOU): keep the oldest ready ones, stop the newest."""

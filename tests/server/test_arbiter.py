@@ -537,7 +537,7 @@ def test_max_requests_under_load_every_response_200(start_pool: Callable[..., Po
         ready=2,
     )
     with Load(pool.address, clients=4) as load:
-        pool.wait_count(r"exited \(max-requests\)", 4)
+        pool.wait_count(r"exited \(retiring\)", 4)
     assert load.failures() == [], load.failures()[:3]
     assert len(load.replies) > 100
     assert pool.count(r"served \d+ requests \(--max-requests\)") >= 4
