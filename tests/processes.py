@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: The directory the suite runs from.
 ROOT = Path(__file__).resolve().parent.parent
+#: Where fcgikit's sources are: ROOT, except when the suite runs against an installed fcgikit
+#: from a copy of the checkout without them (``scripts/test --installed``), which says where
+#: it copied from.
+SOURCE_TREE = Path(os.environ.get("FCGIKIT_SOURCE_TREE") or ROOT)
+#: What a process of the suite inherits that a user's shell would not have.
+_SUITE_ONLY = ("PYTHONPATH", "VIRTUAL_ENV", "FCGIKIT_", "PYTEST_", "COV_", "COVERAGE_")
 
 
 class Backend:
@@ -26,12 +33,18 @@ class Backend:
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
         stdin: Any = subprocess.DEVNULL,
+        as_a_user: bool = False,
     ) -> None:
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        # the checkout under test comes first, whatever fcgikit pip last installed editable
-        full_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
-        )
+        """``as_a_user``: run ``args`` in the environment a user's shell has, not the suite's."""
+        inherited = {
+            k: v for k, v in os.environ.items() if not (as_a_user and k.startswith(_SUITE_ONLY))
+        }
+        full_env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
+        if not as_a_user:
+            # the checkout under test comes first, whatever fcgikit pip last installed editable
+            full_env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
+            )
         self.proc = subprocess.Popen(
             args,
             cwd=cwd,
