@@ -30,7 +30,7 @@ __all__ = ["SERVERS", "Fixer", "Target", "recommended_fixer", "render"]
 SERVERS = (
     "nginx",
     "apache-fcgid",
-    "htaccess",
+    "apache-htaccess",
     "apache-proxy-fcgi",
     "lighttpd",
     "caddy",
@@ -40,7 +40,7 @@ SERVERS = (
 )
 
 # Servers that start the app themselves from a .fcgi file (the socket arrives on fd 0).
-SPAWNING = frozenset({"apache-fcgid", "htaccess"})
+SPAWNING = frozenset({"apache-fcgid", "apache-htaccess"})
 DEFAULT_SPAWN = "/var/www/yourapplication/yourapplication.fcgi"
 DEFAULT_SOCKET = "/run/yourapplication/fcgi.sock"
 
@@ -116,7 +116,7 @@ def recommended_fixer(server: str, *, mount: str = "") -> Fixer | None:
     """The fixer the config printed by :func:`render` needs, or ``None`` if it needs none."""
     mount = _normalize_mount(mount)
     _check_server(server)
-    if server == "htaccess":
+    if server == "apache-htaccess":
         # SCRIPT_NAME arrives as <mount>/yourapplication.fcgi and PATH_INFO went through
         # mod_rewrite (which cuts it at a decoded '?'): rebuild both from REQUEST_URI.
         return Fixer("MountFix", mount)
@@ -460,7 +460,7 @@ def _systemd(target: Target, app: str, chdir: str, user: str, command: str) -> s
 _WEB_SERVERS: dict[str, Callable[[str, Target], str]] = {
     "nginx": _nginx,
     "apache-fcgid": _apache_fcgid,
-    "htaccess": _htaccess,
+    "apache-htaccess": _htaccess,
     "apache-proxy-fcgi": _apache_proxy_fcgi,
     "lighttpd": _lighttpd,
     "caddy": _caddy,
@@ -492,7 +492,7 @@ def render(
         port: the app's TCP port on ``host`` instead of a socket.
         spawn: a ``.fcgi`` file the web server starts itself (lighttpd ``bin-path``, h2o
             ``fastcgi.spawn``, mod_fcgid); required in effect for ``apache-fcgid`` and
-            ``htaccess``, which always spawn.
+            ``apache-htaccess``, which always spawn.
         host: the app's TCP host when ``port`` is given.
         app, chdir, user, command: what supervisor and systemd run (``command serve app``).
         keep_conn: nginx only: keep FastCGI connections open, through an ``upstream`` block

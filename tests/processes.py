@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,6 +144,32 @@ class Backend:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(30)
         self._reader.join(30)
+
+
+#: An interpreter every user can run (the test's own may sit under /root).
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def require_debian_python() -> str:
+    """Debian's python3, where a test runs Python as www-data or nobody (fails on CI if absent)."""
+    from tests.integration.harness import missing
+
+    if not os.access(DEBIAN_PYTHON, os.X_OK):
+        missing(f"{DEBIAN_PYTHON} not found: install the Debian package python3")
+    return DEBIAN_PYTHON
+
+
+def copy_pure_package(name: str, into: Path) -> Path:
+    """A copy of the imported package ``name`` in ``into``, without its compiled modules.
+
+    For a process that runs as another user (www-data, nobody) under another interpreter
+    (Debian's python3): it cannot reach the test's interpreter or checkout under /root or a
+    0700 temp dir, and a compiled module only loads into the interpreter it was built for.
+    """
+    module = __import__(name)
+    source = Path(module.__file__ or "").parent
+    shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    return into
 
 
 def fcgikit_command(*args: str) -> list[str]:

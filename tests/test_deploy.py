@@ -12,11 +12,16 @@ import configparser
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+from werkzeug.test import Client
 
+import fcgikit.middleware
+from fcgikit.cli import _build_parser
 from fcgikit.deploy import SERVERS, Fixer, recommended_fixer, render
 from fcgikit.errors import ConfigError
+from fcgikit.testing import through_fastcgi
 from tests.integration.harness import (
     Layout,
     caddy_environment,
@@ -37,6 +42,32 @@ APACHE_MODULE_PACKAGES = {"fcgid": "libapache2-mod-fcgid"}
 
 
 # --------------------------------------------------------------------------- what is printed
+
+
+#: What `fcgikit config` can print that is not a web server: they start the app, and the web
+#: server in front decides the params.
+PROCESS_MANAGERS = ("supervisor", "systemd")
+
+
+@pytest.mark.parametrize("server", [s for s in SERVERS if s not in PROCESS_MANAGERS])
+def test_config_check_and_testing_know_each_web_server_by_one_name(server: str) -> None:
+    """The name `fcgikit config NAME` takes is one `check --server` and testing take."""
+
+    def app(environ: dict[str, object], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{environ['SCRIPT_NAME']}{environ['PATH_INFO']}".encode()]
+
+    # the app as the config's comment says to write it: with its fixer, if it needs one
+    fixer = recommended_fixer(server, mount="/yourapplication")
+    if fixer is not None:
+        fix = getattr(fcgikit.middleware, fixer.name)
+        app = fix(app) if fixer.mount is None else fix(app, fixer.mount)
+    with through_fastcgi(app, server=server, mount="/yourapplication") as wrapped:
+        reply = Client(wrapped).get("/yourapplication/a/b")
+    assert reply.status_code == 200
+    assert reply.text == "/yourapplication/a/b"
+    parser = _build_parser()
+    assert parser.parse_args(["check", "app.fcgi", "--server", server]).server == server
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -70,8 +101,8 @@ def test_every_render_names_its_fixer(server: str, mount: str) -> None:
         pytest.param(
             "h2o", "/yourapplication", Fixer("MountFix", "/yourapplication"), id="h2o-prefix"
         ),
-        pytest.param("htaccess", "", Fixer("MountFix", ""), id="htaccess-root"),
-        pytest.param("htaccess", "/app", Fixer("MountFix", "/app"), id="htaccess-subdir"),
+        pytest.param("apache-htaccess", "", Fixer("MountFix", ""), id="htaccess-root"),
+        pytest.param("apache-htaccess", "/app", Fixer("MountFix", "/app"), id="htaccess-subdir"),
     ],
 )
 def test_recommended_fixer(server: str, mount: str, expected: Fixer | None) -> None:
@@ -273,7 +304,8 @@ def test_apache_fcgid_accepts(tmp_path: Path, mount: str) -> None:
 def test_htaccess_accepts(tmp_path: Path, mount: str) -> None:
     layout = _layout(tmp_path)
     # .htaccess directives are valid where AllowOverride All would let them be.
-    fragment = f'<Directory "{layout.docroot}">\n{render("htaccess", mount=mount)}</Directory>\n'
+    htaccess = render("apache-htaccess", mount=mount)
+    fragment = f'<Directory "{layout.docroot}">\n{htaccess}</Directory>\n'
     _apache_accepts(layout, fragment, ["fcgid", "rewrite"])
 
 

@@ -302,11 +302,11 @@ def test_socket_fcgi_creates_a_group_writable_socket(tmp_path: Path) -> None:
 
 def test_shared_host_fcgi_undoes_the_htaccess_rewrite(tmp_path: Path) -> None:
     source = (EXAMPLES / "shared_host.fcgi").read_text()
-    fixer = recommended_fixer("htaccess")
+    fixer = recommended_fixer("apache-htaccess")
     assert fixer is not None
     assert f"app = {fixer.name}(app, {fixer.mount!r})".replace("'", '"') in source
     # The page's second example: the same file in a subdirectory takes the directory.
-    blog = recommended_fixer("htaccess", mount="/blog")
+    blog = recommended_fixer("apache-htaccess", mount="/blog")
     assert blog is not None
     assert f'{blog.name}(app, "{blog.mount}")' in page_text("deploy/apache-fcgid.rst")
 

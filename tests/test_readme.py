@@ -24,12 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import missing, require_binary
-from tests.processes import SOURCE_TREE, Backend
+from tests.integration.harness import require_binary
+from tests.processes import DEBIAN_PYTHON, SOURCE_TREE, Backend, require_debian_python
 
 pytestmark = [pytest.mark.integration, pytest.mark.user_commands]
 
-DEBIAN_PYTHON = "/usr/bin/python3"
 #: Installing compiles fcgikit (mypyc, then C) for Debian's Python: generous, but bounded.
 INSTALL_TIMEOUT = 600
 
@@ -61,8 +60,7 @@ def installed_distributions() -> list[str]:
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A copy of the checkout's files (tracked and new, as ``git ls-files`` lists them)."""
-    if not os.path.exists(DEBIAN_PYTHON):
-        missing(f"{DEBIAN_PYTHON} not found: install the Debian package python3")
+    require_debian_python()
     copy = tmp_path_factory.mktemp("user") / "fcgikit"
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],

@@ -37,6 +37,8 @@ COMPILED = [
 ]
 SOURCE_TREE = Path(__file__).resolve().parents[2] / "fcgikit"
 PURE_PYTHON_PASS = os.environ.get("FCGIKIT_PURE_PYTHON", "") not in ("", "0")
+#: What ``scripts/test --installed`` installed: "pure" (the py3-none-any wheel) or "compiled".
+INSTALLED_BUILD = os.environ.get("FCGIKIT_INSTALLED_BUILD")
 
 
 def origin(name: str) -> Path:
@@ -80,10 +82,12 @@ def missing_build_tools() -> str | None:
 
 def test_each_pass_runs_the_build_it_says() -> None:
     loaders = {name: type(importlib.import_module(name).__loader__) for name in COMPILED}
-    if PURE_PYTHON_PASS:
+    if PURE_PYTHON_PASS or INSTALLED_BUILD == "pure":
         assert fcgikit.protocol.ACCELERATED is False
         assert all(loader is not ExtensionFileLoader for loader in loaders.values()), loaders
         return
+    if INSTALLED_BUILD == "compiled":
+        assert fcgikit.protocol.ACCELERATED, "the installed fcgikit is not the compiled build"
     if fcgikit.protocol.ACCELERATED:
         assert all(loader is ExtensionFileLoader for loader in loaders.values()), loaders
         return
