@@ -43,6 +43,10 @@ SERVERS = (
 SPAWNING = frozenset({"apache-fcgid", "apache-htaccess"})
 DEFAULT_SPAWN = "/var/www/yourapplication/yourapplication.fcgi"
 DEFAULT_SOCKET = "/run/yourapplication/fcgi.sock"
+# Where a spawning lighttpd creates the app's socket: lighttpd (www-data) must be able to
+# write there, and Debian's lighttpd package makes this directory for it (tmpfiles.d), as for
+# the PHP socket of its own fastcgi config.
+LIGHTTPD_SPAWN_SOCKET = "/run/lighttpd/yourapplication.sock"
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ def _target(
             raise ConfigError(f"{server} starts the app itself: pass --spawn, not a socket")
         spawn = spawn or DEFAULT_SPAWN
     if port is None and socket is None:
-        socket = DEFAULT_SOCKET
+        socket = LIGHTTPD_SPAWN_SOCKET if server == "lighttpd" and spawn else DEFAULT_SOCKET
     if port is not None and not 0 < port < 65536:
         raise ConfigError(f"port {port} is not between 1 and 65535")
     return Target(socket=socket, host=host, port=port, spawn=spawn)
@@ -175,6 +179,10 @@ _NGINX_PARAMS = (
 )
 
 
+# The biggest request body nginx passes on. Its own default, 1m, answers any bigger upload
+# with 413 before the app sees it; fcgikit spools big bodies to a temp file and has no limit.
+_NGINX_MAX_BODY = "100m"
+
 # Idle connections each nginx worker keeps to the app: as many as fcgikit runs requests at
 # once by default (--threads 16). An idle connection costs fcgikit a file descriptor, not a
 # thread, so several nginx workers keeping 16 each is no burden.
@@ -238,6 +246,9 @@ def _nginx(mount: str, target: Target, *, keep_conn: bool = False) -> str:
         "# sends a second SCRIPT_NAME, and Debian's copy sets HTTP_HOST to $host, which drops\n"
         "# the port; without it nginx passes the client's Host header as HTTP_HOST.\n"
         f"{head}"
+        "    # the biggest upload the app takes (nginx's default, 1m, answers more with 413);\n"
+        "    # change it to yours, or 0 for no limit\n"
+        f"    client_max_body_size {_NGINX_MAX_BODY};\n"
         f"{params}"
         f"{passing}"
         "}\n"
@@ -265,6 +276,8 @@ def _lighttpd(mount: str, target: Target) -> str:
     body = "".join(f"        {line}\n" for line in lines)
     spawn_note = (
         "# lighttpd starts the .fcgi itself (bin-path); the socket reaches it on fd 0.\n"
+        "# lighttpd creates the socket as its own user: the directory must exist and be\n"
+        "# writable by that user (Debian's lighttpd makes /run/lighttpd for www-data).\n"
         if target.spawn
         else ""
     )

@@ -70,6 +70,25 @@ def test_config_check_and_testing_know_each_web_server_by_one_name(server: str) 
     assert parser.parse_args(["check", "app.fcgi", "--server", server]).server == server
 
 
+def test_a_spawning_lighttpd_gets_a_socket_directory_it_can_write() -> None:
+    text = render("lighttpd", spawn="/var/www/yourapplication/yourapplication.fcgi")
+    assert '"socket" => "/run/lighttpd/yourapplication.sock",' in text
+    assert "Debian's lighttpd makes /run/lighttpd for www-data" in text
+    tmpfiles = Path("/usr/lib/tmpfiles.d/lighttpd.tmpfile.conf")
+    if tmpfiles.exists():  # Debian's lighttpd package: the directory it makes for www-data
+        assert "d /run/lighttpd 0750 www-data www-data" in tmpfiles.read_text()
+    # an app you run yourself keeps its own directory
+    assert '"socket" => "/run/yourapplication/fcgi.sock",' in render("lighttpd")
+
+
+@pytest.mark.parametrize("mount", ["", "/yourapplication"])
+@pytest.mark.parametrize("keep_conn", [False, True])
+def test_nginx_takes_uploads_bigger_than_its_1m_default(mount: str, keep_conn: bool) -> None:
+    location = render("nginx", mount=mount, keep_conn=keep_conn).split("location ")[1]
+    assert "    client_max_body_size 100m;\n" in location  # only for the app's location
+    assert "change it to yours, or 0 for no limit" in location
+
+
 @pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize("mount", ["", "/yourapplication"])
 def test_every_render_names_its_fixer(server: str, mount: str) -> None:

@@ -13,6 +13,7 @@ import contextlib
 import doctest
 import importlib
 import io
+import json
 import os
 import re
 import shlex
@@ -590,3 +591,14 @@ def test_check_with_a_servers_params_shows_the_fixer_at_work() -> None:
     assert "Status: 404 NOT FOUND" in without
     assert "Status: 200 OK" in with_fixer
     assert "mounted at /yourapplication" in with_fixer
+
+
+def test_mod_fcgids_answer_over_its_body_limit_is_the_one_the_matrix_measured() -> None:
+    matrix = json.loads((DOCS / "compatibility.json").read_text())["scenarios"]
+    measured = {entry["body_limit"]["status"] for entry in matrix.values() if entry["body_limit"]}
+    [status] = measured  # the htaccess scenarios keep Debian's stock FcgidMaxRequestLen
+    for page in ("deploy/apache-fcgid.rst", "troubleshooting.rst"):
+        paragraphs = [p for p in page_text(page).split("\n\n") if "FcgidMaxRequestLen" in p]
+        assert paragraphs, page
+        for paragraph in paragraphs:
+            assert set(re.findall(r"\b[45]\d\d\b", paragraph)) == {str(status)}, paragraph
