@@ -64,10 +64,11 @@ def say(line: str) -> None:
 
 
 def remove_stale_builds() -> None:
-    """Delete compiled modules an earlier editable install left next to the .py files.
-
-    The import system prefers them to the sources, so they would go on shadowing them.
-    """
+    """For an editable install of pure Python: delete the compiled modules an earlier one left
+    next to the .py files, which the import system would go on preferring to the sources.
+    (Building a wheel leaves the checkout alone.)"""
+    if not EDITABLE.intersection(sys.argv[1:]):
+        return
     library = GROUP.replace(".", "/") + "__mypyc.py"
     for name in [*COMPILED, *SPEEDUPS, library, OLD_GROUP_LIBRARY]:
         source = Path(name)
@@ -78,6 +79,8 @@ def remove_stale_builds() -> None:
 #: The setup.py commands that build (pip's and build's wheel and editable installs among them).
 #: Any other (``sdist``, ``egg_info`` for the metadata) compiles nothing.
 BUILDING = {"bdist_wheel", "build", "build_ext", "editable_wheel", "develop", "install"}
+#: The commands that build into the checkout itself.
+EDITABLE = {"editable_wheel", "develop"}
 
 
 def speedups() -> list[Extension]:
