@@ -21,7 +21,7 @@ import pytest
 from tests.processes import SOURCE_TREE
 
 
-def build(source: Path, out: Path, kind: str, **env: str) -> Path:
+def build(source: Path, out: Path, kind: str, **env: str) -> tuple[Path, str]:
     """``python -m build --KIND`` of ``source``, without build isolation (nothing to fetch)."""
     out.mkdir(exist_ok=True)
     command = [sys.executable, "-m", "build", f"--{kind}", "--no-isolation"]
@@ -34,12 +34,12 @@ def build(source: Path, out: Path, kind: str, **env: str) -> Path:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     [made] = [p for p in out.iterdir() if p.suffix in (".whl", ".gz")]
-    return made
+    return made, result.stdout + result.stderr
 
 
 def unpacked_sdist(tmp_path: Path) -> Path:
     """The sdist of the checkout, unpacked: wheels are built from it, as pip builds them."""
-    sdist = build(SOURCE_TREE, tmp_path / "sdist", "sdist")
+    sdist, _ = build(SOURCE_TREE, tmp_path / "sdist", "sdist")
     with tarfile.open(sdist) as archive:
         if hasattr(tarfile, "data_filter"):  # 3.11.4+; Debian 12's 3.11.2 has none
             archive.extraction_filter = tarfile.data_filter
@@ -79,7 +79,8 @@ def metadata(wheel: Path) -> dict[str, list[str]]:
 def test_the_sdist_holds_the_project_and_its_whole_suite(tmp_path: Path) -> None:
     if not (SOURCE_TREE / ".git").exists():
         pytest.skip("not a git checkout: no list of the project's files to compare with")
-    sdist = build(SOURCE_TREE, tmp_path, "sdist")
+    sdist, output = build(SOURCE_TREE, tmp_path, "sdist")
+    assert "fcgikit: " not in output  # making the sdist compiles nothing
     with tarfile.open(sdist) as archive:
         names = {name.partition("/")[2] for name in archive.getnames()}
     missing = [name for name in tracked_files() if name not in names and name != ".gitignore"]
@@ -89,7 +90,10 @@ def test_the_sdist_holds_the_project_and_its_whole_suite(tmp_path: Path) -> None
 
 
 def test_the_pure_wheel_installs_anywhere(tmp_path: Path) -> None:
-    wheel = build(unpacked_sdist(tmp_path), tmp_path / "wheel", "wheel", FCGIKIT_PURE_PYTHON="1")
+    source = unpacked_sdist(tmp_path)
+    wheel, output = build(source, tmp_path / "wheel", "wheel", FCGIKIT_PURE_PYTHON="1")
+    said = [line for line in output.splitlines() if line.startswith("fcgikit: ")]
+    assert said[-1].startswith("fcgikit: FCGIKIT_PURE_PYTHON is set; building pure Python"), output
     assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
     assert not wheel_problems(wheel)
     assert not [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".so")]
