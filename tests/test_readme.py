@@ -101,7 +101,7 @@ def finish(script: Backend, timeout: float) -> int:
 
 def stop(script: Backend) -> None:
     """Ctrl-C's SIGINT: the script stops what it started, then exits."""
-    script.stop(signal.SIGINT, timeout=60)
+    assert script.stop(signal.SIGINT, timeout=60) == 130, script.stderr
     with pytest.raises(ProcessLookupError):
         os.killpg(script.proc.pid, 0)  # nothing it started is left
 
