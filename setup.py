@@ -5,8 +5,12 @@ The sans-I/O protocol and the server's per-request path are fcgikit's hot path a
 costs about a quarter less CPU (benchmarks/RESULTS.md).
 The ``.py`` files stay in the package as the fallback. Installing must never fail because of
 the accelerator: without mypyc, a C compiler or Python's headers, or with
-``FCGIKIT_PURE_PYTHON=1`` set, this prints one line (``pip install -v`` shows it) and
-installs pure Python. ``fcgikit --version`` says which one a process runs.
+``FCGIKIT_PURE_PYTHON=1`` set, the build installs pure Python. Either way it ends with one line
+that starts with ``fcgikit:`` and says which build it made (``pip install -v`` shows it;
+``python -m build`` always does), and ``fcgikit --version`` says which one a process runs.
+
+mypyc runs only for a command that builds (a wheel, an editable install): making the sdist,
+or reading the metadata, compiles nothing.
 """
 
 from __future__ import annotations
@@ -48,29 +52,63 @@ COMPILED = [
 #: behaviour never depends on them; with ``FCGIKIT_PURE_PYTHON=1`` they are not even imported.
 SPEEDUPS = sorted(str(path) for path in Path("fcgikit").rglob("_speedups.c"))
 #: The name of the shared library that holds the compiled code (mypyc's default is a hash);
-#: each compiled module is a small shim that loads it. It must be a top-level module: mypyc
-#: derives the modules' ``__file__`` from its directory. An editable install maps it too.
-GROUP = "fcgikit_compiled"
+#: each compiled module is a small shim that loads it. Inside the package, so that an installed
+#: fcgikit adds no top-level module to site-packages.
+GROUP = "fcgikit._compiled"
+#: Where older builds put it: removed with the other stale builds below.
+OLD_GROUP_LIBRARY = "fcgikit_compiled__mypyc.py"
 
 
-def pure_python(reason: str) -> list[Extension]:
-    print(f"fcgikit: {reason}; installing pure Python (slower, same behaviour)", file=sys.stderr)
-    # An earlier editable install left compiled modules next to the .py files, and the
-    # import system prefers them: remove them, or they would go on shadowing the sources.
-    for name in [*COMPILED, *SPEEDUPS, f"{GROUP}__mypyc.py"]:
+def say(line: str) -> None:
+    print(f"fcgikit: {line}", file=sys.stderr, flush=True)
+
+
+def remove_stale_builds() -> None:
+    """For an editable install of pure Python: delete the compiled modules an earlier one left
+    next to the .py files, which the import system would go on preferring to the sources.
+    (Building a wheel leaves the checkout alone.)"""
+    if not EDITABLE.intersection(sys.argv[1:]):
+        return
+    library = GROUP.replace(".", "/") + "__mypyc.py"
+    for name in [*COMPILED, *SPEEDUPS, library, OLD_GROUP_LIBRARY]:
         source = Path(name)
         for stale in source.parent.glob(f"{source.stem}.*.so"):
             stale.unlink()
+
+
+#: The setup.py commands that build (pip's and build's wheel and editable installs among them).
+#: Any other (``sdist``, ``egg_info`` for the metadata) compiles nothing.
+BUILDING = {"bdist_wheel", "build", "build_ext", "editable_wheel", "develop", "install"}
+#: The commands that build into the checkout itself.
+EDITABLE = {"editable_wheel", "develop"}
+
+
+def speedups() -> list[Extension]:
+    return [
+        Extension(source.removesuffix(".c").replace("/", "."), [source], extra_compile_args=["-O2"])
+        for source in SPEEDUPS
+    ]
+
+
+def pure_python(reason: str) -> list[Extension]:
+    remove_stale_builds()
+    say(f"{reason}; building pure Python (slower, same behaviour)")
     return []
 
 
 def accelerator() -> list[Extension]:
     if os.environ.get("FCGIKIT_PURE_PYTHON", "") not in ("", "0"):
         return pure_python("FCGIKIT_PURE_PYTHON is set")
+    if not BUILDING.intersection(sys.argv[1:]):
+        # The speedups stand for the accelerator: the sdist ships their sources.
+        return speedups()
     try:
         from mypyc.build import mypycify
     except ImportError:
         return pure_python("mypyc (part of mypy) is not installed")
+    for stale in Path().glob(f"{Path(OLD_GROUP_LIBRARY).stem}.*.so"):
+        stale.unlink()  # an older editable install's library, which nothing loads any more
+    say(f"compiling the accelerator: {len(COMPILED)} modules with mypyc, then C (a minute)")
     try:
         # --follow-imports=silent: mypy still reads what these modules import (fcgikit's
         # __init__ names the middleware, which needs werkzeug, absent from pip's isolated
@@ -80,17 +118,15 @@ def accelerator() -> list[Extension]:
         )
     except (Exception, SystemExit) as error:  # mypyc reports type errors with sys.exit(1)
         return pure_python(f"mypyc failed ({error!r}, its errors are above)")
-    speedups = [
-        Extension(source.removesuffix(".c").replace("/", "."), [source], extra_compile_args=["-O2"])
-        for source in SPEEDUPS
-    ]
-    return [*compiled, *speedups]
+    return [*compiled, *speedups()]
 
 
 class OptionalBuildExt(build_ext):
     """build_ext that installs pure Python when the C compiler fails."""
 
     def run(self) -> None:
+        if not self.extensions:
+            return
         try:
             super().run()
         except Exception as error:  # CompileError, LinkError, no compiler at all, ...
@@ -99,7 +135,10 @@ class OptionalBuildExt(build_ext):
             for output in self.get_outputs():
                 Path(output).unlink(missing_ok=True)
             self.extensions = []
-            pure_python(f"compiling failed ({type(error).__name__}; the compiler said why above)")
+            name = type(error).__name__
+            pure_python(f"compiling failed ({name}; the compiler said why above)")
+            return
+        say("built the compiled accelerator")
 
 
 setup(ext_modules=accelerator(), cmdclass={"build_ext": OptionalBuildExt})

@@ -13,11 +13,33 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+
+
+def _load_compiled_library() -> None:
+    """Load the library of the compiled modules (setup.py), if there is one, and point its
+    ``__file__`` one directory up.
+
+    mypyc gives each compiled module a ``__file__`` (and ``__spec__.origin``) made from that
+    attribute, as if the library sat above the package tree, where it puts it by default.
+    fcgikit keeps it inside the package, so that installing adds no top-level module; without
+    this, every compiled module would name a file that does not exist.
+    """
+    try:
+        library = importlib.import_module("fcgikit._compiled__mypyc")
+    except ImportError:
+        return  # pure Python: nothing was compiled
+    where = library.__file__ or ""
+    above = os.path.dirname(os.path.dirname(where))
+    library.__file__ = os.path.join(above, os.path.basename(where))
+
+
 if os.environ.get("FCGIKIT_PURE_PYTHON", "") not in ("", "0"):
     # Import the .py modules even where the compiled accelerator sits next to them (setup.py).
     from fcgikit import _pure_python
 
     _pure_python.install()
+else:
+    _load_compiled_library()
 
 _EXPORTS = {
     "WSGIServer": "fcgikit.compat",

@@ -236,12 +236,15 @@ class CheckResult:
     def __init__(self) -> None:
         self.status: int | None = None
         self.problems: list[Problem] = []
+        #: What looks wrong to a visitor but does not fail the check.
+        self.warnings: list[Problem] = []
         self.stderr = ""
         self.events: list[dict[str, Any]] = []
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.status is not None and self.status < 500
+        """The app answered the request with neither a problem nor a 4xx/5xx status."""
+        return not self.problems and self.status is not None and self.status < 400
 
 
 # --- the .fcgi file itself -------------------------------------------------------------------
@@ -825,7 +828,7 @@ def check(
     import tempfile
 
     from fcgikit.client import FastCGIClient
-    from fcgikit.quirks import SERVERS, fastcgi_params
+    from fcgikit.quirks import SCRIPT_FILE, SERVERS, fastcgi_params
 
     if server is not None and server not in SERVERS:
         raise ValueError(f"unknown --server {server!r}; known: {', '.join(SERVERS)}")
@@ -912,6 +915,9 @@ def check(
     interpreter = _event(result.events, "interpreter")
     context = _Context(target, user_name, shebang, interpreter, app_dir, invoked_from)
     _interpret(result, context, response, error, timed_out, timeout, run.process.returncode)
+    if response is not None:
+        script = os.path.basename(target) if is_file else SCRIPT_FILE
+        result.warnings += _script_name_in_links(response, script, server)
     _report(result, out, target, response=response, stdout=stdout)
     return result
 
@@ -960,6 +966,15 @@ def _interpret(
                 result.problems.append(
                     Problem(f"the app answered {response.status} {response.reason}")
                 )
+        elif response.status >= 400:
+            result.problems.append(
+                Problem(
+                    f"the app answered {response.status} {response.reason} for the path asked",
+                    "Is it a URL the app serves? Ask for another with --path. Under a web server "
+                    "the app sees the params that server sends: try --server NAME (and --mount "
+                    "/prefix) to check with those.",
+                )
+            )
         return
     exception = _event(events, "exception")
     if exception is not None:
@@ -1001,6 +1016,42 @@ def _interpret(
     result.problems.append(Problem(f"the request failed: {error}"))
 
 
+def _script_name_in_links(response: Any, script: str, server: str | None) -> list[Problem]:
+    """A warning when the app's links or redirects name the script file (``/app.fcgi/x``).
+
+    That is the web server's SCRIPT_NAME leaking into the app's URLs (the guide's rewrite
+    recipes): the links work, but every visitor sees, bookmarks and shares them.
+    """
+    needle = f"{script}/".encode()
+    places = [
+        f"the {name} header"
+        for name, value in response.headers
+        if needle in value.encode("latin-1", "replace")
+    ]
+    if needle in response.body:
+        places.append("the body")
+    if not places:
+        return []
+    fixer = "MountFix(app)"
+    if server is not None:
+        import contextlib
+
+        from fcgikit.deploy import recommended_fixer
+        from fcgikit.errors import ConfigError
+
+        # (a configuration fcgikit.quirks knows may be one `fcgikit config` does not print)
+        with contextlib.suppress(ConfigError):
+            fixer = str(recommended_fixer(server) or fixer)
+    return [
+        Problem(
+            f"the app's links contain the script's file name '{script}/' (in {', '.join(places)})",
+            "The web server's SCRIPT_NAME names the script file, and the app builds its URLs "
+            f"from it. Wrap the app in a fixer from fcgikit.middleware, e.g. {fixer}, or use "
+            "the config `fcgikit config SERVER` prints.",
+        )
+    ]
+
+
 def _report(
     result: CheckResult,
     out: TextIO,
@@ -1025,6 +1076,10 @@ def _report(
     if stdout.strip():
         print("\n--- the app's stdout (a web server logs it, or loses it)", file=out)
         print(stdout.rstrip(), file=out)
+    if result.warnings:
+        print("\nWarnings:", file=out)
+        for warning in result.warnings:
+            print(warning.render(), file=out)
     if result.problems:
         print("\nProblems:", file=out)
         for problem in result.problems:

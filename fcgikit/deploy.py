@@ -33,7 +33,7 @@ SERVERS = (
     "nginx",
     "haproxy",
     "apache-fcgid",
-    "htaccess",
+    "apache-htaccess",
     "apache-proxy-fcgi",
     "lighttpd",
     "caddy",
@@ -43,11 +43,15 @@ SERVERS = (
 )
 
 # Servers that start the app themselves from a .fcgi file (the socket arrives on fd 0).
-SPAWNING = frozenset({"apache-fcgid", "htaccess"})
+SPAWNING = frozenset({"apache-fcgid", "apache-htaccess"})
 # Servers that balance one app over several app servers (--upstream).
 BALANCING = frozenset({"nginx", "haproxy"})
 DEFAULT_SPAWN = "/var/www/yourapplication/yourapplication.fcgi"
 DEFAULT_SOCKET = "/run/yourapplication/fcgi.sock"
+# Where a spawning lighttpd creates the app's socket: lighttpd (www-data) must be able to
+# write there, and Debian's lighttpd package makes this directory for it (tmpfiles.d), as for
+# the PHP socket of its own fastcgi config.
+LIGHTTPD_SPAWN_SOCKET = "/run/lighttpd/yourapplication.sock"
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ def _target(
             raise ConfigError(f"{server} starts the app itself: pass --spawn, not a socket")
         spawn = spawn or DEFAULT_SPAWN
     if port is None and socket is None:
-        socket = DEFAULT_SOCKET
+        socket = LIGHTTPD_SPAWN_SOCKET if server == "lighttpd" and spawn else DEFAULT_SOCKET
     if port is not None and not 0 < port < 65536:
         raise ConfigError(f"port {port} is not between 1 and 65535")
     return Target(socket=socket, host=host, port=port, spawn=spawn)
@@ -156,7 +160,7 @@ def recommended_fixer(server: str, *, mount: str = "") -> Fixer | None:
     """The fixer the config printed by :func:`render` needs, or ``None`` if it needs none."""
     mount = _normalize_mount(mount)
     _check_server(server)
-    if server == "htaccess":
+    if server == "apache-htaccess":
         # SCRIPT_NAME arrives as <mount>/yourapplication.fcgi and PATH_INFO went through
         # mod_rewrite (which cuts it at a decoded '?'): rebuild both from REQUEST_URI.
         return Fixer("MountFix", mount)
@@ -222,6 +226,10 @@ _NGINX_PARAMS = (
     ("SERVER_NAME", "$server_name"),
 )
 
+
+# The biggest request body nginx passes on. Its own default, 1m, answers any bigger upload
+# with 413 before the app sees it; fcgikit spools big bodies to a temp file and has no limit.
+_NGINX_MAX_BODY = "100m"
 
 # Idle connections each nginx worker keeps to the app: as many as fcgikit runs requests at
 # once by default (--threads 16). An idle connection costs fcgikit a file descriptor, not a
@@ -317,6 +325,9 @@ def _nginx(mount: str, target: Target, *, keep_conn: bool = False) -> str:
         "# sends a second SCRIPT_NAME, and Debian's copy sets HTTP_HOST to $host, which drops\n"
         "# the port; without it nginx passes the client's Host header as HTTP_HOST.\n"
         f"{head}"
+        "    # the biggest upload the app takes (nginx's default, 1m, answers more with 413);\n"
+        "    # change it to yours, or 0 for no limit\n"
+        f"    client_max_body_size {_NGINX_MAX_BODY};\n"
         f"{params}"
         f"{_nginx_passing(target, keep_conn)}"
         "}\n"
@@ -344,6 +355,8 @@ def _lighttpd(mount: str, target: Target) -> str:
     body = "".join(f"        {line}\n" for line in lines)
     spawn_note = (
         "# lighttpd starts the .fcgi itself (bin-path); the socket reaches it on fd 0.\n"
+        "# lighttpd creates the socket as its own user: the directory must exist and be\n"
+        "# writable by that user (Debian's lighttpd makes /run/lighttpd for www-data).\n"
         if target.spawn
         else ""
     )
@@ -544,7 +557,7 @@ _WEB_SERVERS: dict[str, Callable[[str, Target], str]] = {
     "nginx": _nginx,
     "haproxy": _haproxy,
     "apache-fcgid": _apache_fcgid,
-    "htaccess": _htaccess,
+    "apache-htaccess": _htaccess,
     "apache-proxy-fcgi": _apache_proxy_fcgi,
     "lighttpd": _lighttpd,
     "caddy": _caddy,
@@ -577,7 +590,7 @@ def render(
         port: the app's TCP port on ``host`` instead of a socket.
         spawn: a ``.fcgi`` file the web server starts itself (lighttpd ``bin-path``, h2o
             ``fastcgi.spawn``, mod_fcgid); required in effect for ``apache-fcgid`` and
-            ``htaccess``, which always spawn.
+            ``apache-htaccess``, which always spawn.
         host: the app's TCP host when ``port`` is given.
         app, chdir, user, command: what supervisor and systemd run (``command serve app``).
         keep_conn: nginx only: keep FastCGI connections open, through an ``upstream`` block

@@ -30,7 +30,7 @@ Names (``SERVERS``), each with a root mount (``mount=""``) and a prefix mount
 ``lighttpd-rewrite``    the guide's ``url.rewrite-once`` onto ``/yourapplication.fcgi`` (root only).
 ``apache-htaccess``     mod_fcgid + the guide's ``.htaccess`` rewrite onto yourapplication.fcgi;
                         under a prefix, the ``.htaccess`` lives in that directory.
-``apache-scriptalias``  mod_fcgid + ``ScriptAlias``.
+``apache-fcgid``        mod_fcgid + ``ScriptAlias``.
 ``apache-proxy-fcgi``   ``ProxyPass "<mount>/" "fcgi://localhost/"`` (FPM backend type);
 ``apache-proxy-fcgi-generic`` with ``ProxyFCGIBackendType GENERIC``;
 ``apache-proxy-fcgi-pathinfo`` with ``proxy-fcgi-pathinfo=1``.
@@ -420,7 +420,7 @@ _QUIRKS: Final[tuple[Quirk, ...]] = (
         _APACHE_DROPS,
     ),
     Quirk(
-        "apache-scriptalias",
+        "apache-fcgid",
         "apache",
         _APACHE + " mod_fcgid/2.3.9",
         _full_normalize,

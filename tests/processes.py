@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: The directory the suite runs from.
 ROOT = Path(__file__).resolve().parent.parent
+#: Where fcgikit's sources are: ROOT, except when the suite runs against an installed fcgikit
+#: from a copy of the checkout without them (``scripts/test --installed``), which says where
+#: it copied from.
+SOURCE_TREE = Path(os.environ.get("FCGIKIT_SOURCE_TREE") or ROOT)
+#: What a process of the suite inherits that a user's shell would not have.
+_SUITE_ONLY = ("PYTHONPATH", "VIRTUAL_ENV", "FCGIKIT_", "PYTEST_", "COV_", "COVERAGE_")
 
 
 class Backend:
@@ -26,12 +34,18 @@ class Backend:
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
         stdin: Any = subprocess.DEVNULL,
+        as_a_user: bool = False,
     ) -> None:
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        # the checkout under test comes first, whatever fcgikit pip last installed editable
-        full_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
-        )
+        """``as_a_user``: run ``args`` in the environment a user's shell has, not the suite's."""
+        inherited = {
+            k: v for k, v in os.environ.items() if not (as_a_user and k.startswith(_SUITE_ONLY))
+        }
+        full_env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
+        if not as_a_user:
+            # the checkout under test comes first, whatever fcgikit pip last installed editable
+            full_env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
+            )
         self.proc = subprocess.Popen(
             args,
             cwd=cwd,
@@ -137,6 +151,32 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     # utime and stime are fields 14 and 15 of proc(5); fields[0] here is field 3 (state)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: An interpreter every user can run (the test's own may sit under /root).
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def require_debian_python() -> str:
+    """Debian's python3, where a test runs Python as www-data or nobody (fails on CI if absent)."""
+    from tests.integration.harness import missing
+
+    if not os.access(DEBIAN_PYTHON, os.X_OK):
+        missing(f"{DEBIAN_PYTHON} not found: install the Debian package python3")
+    return DEBIAN_PYTHON
+
+
+def copy_pure_package(name: str, into: Path) -> Path:
+    """A copy of the imported package ``name`` in ``into``, without its compiled modules.
+
+    For a process that runs as another user (www-data, nobody) under another interpreter
+    (Debian's python3): it cannot reach the test's interpreter or checkout under /root or a
+    0700 temp dir, and a compiled module only loads into the interpreter it was built for.
+    """
+    module = __import__(name)
+    source = Path(module.__file__ or "").parent
+    shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    return into
 
 
 def fcgikit_command(*args: str) -> list[str]:

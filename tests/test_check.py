@@ -20,9 +20,12 @@ from pathlib import Path
 import pytest
 
 from fcgikit.check import CheckResult, add_check_parser, check, parse_tracebacks
+from tests.processes import copy_pure_package
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PYTHON = os.path.realpath(sys.executable)
+#: The interpreter running the tests, as its path says: in a virtual environment that path is
+#: what finds the environment's packages (its real path is the bare base interpreter).
+PYTHON = sys.executable
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 HELLO = """\
@@ -231,14 +234,6 @@ def _require_root_and_www_data() -> None:
         pytest.skip("no www-data user")
 
 
-def _copy_package(name: str, into: Path) -> None:
-    module = __import__(name)
-    source = Path(module.__file__ or "").parent
-    # pure Python: a compiled module needs its shared library (top level) and the interpreter
-    # it was built for, and the copy runs under another one
-    shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-
-
 @pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="no /usr/bin/python3")
 def test_as_www_data(shared_dir: Path) -> None:
     _require_root_and_www_data()
@@ -246,7 +241,7 @@ def test_as_www_data(shared_dir: Path) -> None:
     # dir: give Debian's python3 fcgikit and its dependencies in a directory it can read,
     # as a deployment would
     for package in ("fcgikit", "werkzeug", "markupsafe"):
-        _copy_package(package, shared_dir / "lib")
+        copy_pure_package(package, shared_dir / "lib")
     view = "assert os.getuid() != 0 and 'HOME' not in os.environ, dict(os.environ)"
     body = f"import sys\nsys.path.insert(0, {str(shared_dir / 'lib')!r})\n" + hello(view=view)
     target = fcgi(shared_dir, body, shebang=SYSTEM_PYTHON)
@@ -263,6 +258,49 @@ def test_as_www_data_without_read_access(tmp_path: Path) -> None:
     report = titles(result)
     assert "cannot reach" in report, text
     assert f"may not enter {tmp_path.parent.parent.parent}" in report  # /tmp/pytest-of-root
+
+
+def test_a_4xx_for_the_requested_path_fails(tmp_path: Path) -> None:
+    view = 'start_response("404 NOT FOUND", []); return [b"no such page"]'
+    result, text = run(fcgi(tmp_path, hello(view=view)), path="/no/such/page")
+    assert result.status == 404
+    assert not result.ok
+    assert "the app answered 404 NOT FOUND for the path asked" in titles(result), text
+    assert "--server NAME" in titles(result)
+    assert "FAILED:" in text and "OK:" not in text
+
+
+LINK_TO_SCRIPT = """\
+    if environ["PATH_INFO"] == "/away":
+        start_response("302 Found", [("Location", environ["SCRIPT_NAME"] + "/login")])
+        return [b""]
+    start_response("200 OK", [("Content-Type", "text/html")])
+    return [b'<a href="' + environ["SCRIPT_NAME"].encode() + b'/login">log in</a>']
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [("/", "the body"), ("/away", "the Location header")],
+    ids=["link", "redirect"],
+)
+def test_links_that_name_the_script_file_are_a_warning(
+    tmp_path: Path, path: str, where: str
+) -> None:
+    # the guide's .htaccess rewrite: SCRIPT_NAME is /yourapplication.fcgi, and so are the links
+    target = fcgi(tmp_path, hello(view=LINK_TO_SCRIPT.strip()), name="yourapplication.fcgi")
+    result, text = run(target, path=path, server="apache-htaccess")
+    assert result.ok, text  # the page works; its URLs are what is wrong
+    [warning] = result.warnings
+    assert f"the script's file name 'yourapplication.fcgi/' (in {where})" in warning.title, text
+    assert "MountFix(app, '')" in warning.render()
+    assert "Warnings:" in text
+
+
+def test_links_without_the_script_file_are_no_warning(tmp_path: Path) -> None:
+    target = fcgi(tmp_path, hello(view=LINK_TO_SCRIPT.strip()), name="yourapplication.fcgi")
+    result, text = run(target, path="/", server="lighttpd")  # SCRIPT_NAME '': links are /login
+    assert result.ok and not result.warnings, text
 
 
 def test_cli_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

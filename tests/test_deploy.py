@@ -12,12 +12,17 @@ import configparser
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+from werkzeug.test import Client
 
+import fcgikit.middleware
+from fcgikit.cli import _build_parser
 from fcgikit.deploy import SERVERS, Fixer, recommended_fixer, render
 from fcgikit.deploy_haproxy import route_line
 from fcgikit.errors import ConfigError
+from fcgikit.testing import through_fastcgi
 from tests.integration.harness import (
     Layout,
     caddy_environment,
@@ -39,6 +44,64 @@ APACHE_MODULE_PACKAGES = {"fcgid": "libapache2-mod-fcgid"}
 
 
 # --------------------------------------------------------------------------- what is printed
+
+
+#: What `fcgikit config` can print that is not a web server: they start the app, and the web
+#: server in front decides the params.
+PROCESS_MANAGERS = ("supervisor", "systemd")
+
+
+#: Where the params that `check --server` and testing send under a name are those of another
+#: config than the one `fcgikit config` prints under it: the Flask guide's lighttpd config
+#: (no fix-root-scriptname) and Apache's ProxyPass without proxy-fcgi-pathinfo. There the app
+#: needs the fixer fcgikit.middleware.catalogue names for those configs.
+MODELS_ANOTHER_CONFIG = {
+    ("lighttpd", ""): "LighttpdRootFix",
+    ("apache-proxy-fcgi", ""): "MountFix",
+    ("apache-proxy-fcgi", "/yourapplication"): "MountFix",
+}
+
+
+@pytest.mark.parametrize("mount", ["", "/yourapplication"])
+@pytest.mark.parametrize("server", [s for s in SERVERS if s not in PROCESS_MANAGERS])
+def test_config_check_and_testing_know_each_web_server_by_one_name(server: str, mount: str) -> None:
+    """The name `fcgikit config NAME` takes is one `check --server` and testing take."""
+
+    def app(environ: dict[str, object], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{environ['SCRIPT_NAME']}|{environ['PATH_INFO']}".encode()]
+
+    # the app as the config's comment says to write it: with its fixer, if it needs one
+    fixer = recommended_fixer(server, mount=mount)
+    name = MODELS_ANOTHER_CONFIG.get((server, mount), fixer.name if fixer else None)
+    if name is not None:
+        fix = getattr(fcgikit.middleware, name)
+        app = fix(app) if name == "ScriptNameStripper" else fix(app, mount)
+    with through_fastcgi(app, server=server, mount=mount or "/") as wrapped:
+        reply = Client(wrapped).get(f"{mount}/a/b")
+    assert reply.status_code == 200
+    assert reply.text == f"{mount}|/a/b"  # the split the config's comment promises
+    parser = _build_parser()
+    assert parser.parse_args(["check", "app.fcgi", "--server", server]).server == server
+
+
+def test_a_spawning_lighttpd_gets_a_socket_directory_it_can_write() -> None:
+    text = render("lighttpd", spawn="/var/www/yourapplication/yourapplication.fcgi")
+    assert '"socket" => "/run/lighttpd/yourapplication.sock",' in text
+    assert "Debian's lighttpd makes /run/lighttpd for www-data" in text
+    tmpfiles = Path("/usr/lib/tmpfiles.d/lighttpd.tmpfile.conf")
+    if tmpfiles.exists():  # Debian's lighttpd package: the directory it makes for www-data
+        assert "d /run/lighttpd 0750 www-data www-data" in tmpfiles.read_text()
+    # an app you run yourself keeps its own directory
+    assert '"socket" => "/run/yourapplication/fcgi.sock",' in render("lighttpd")
+
+
+@pytest.mark.parametrize("mount", ["", "/yourapplication"])
+@pytest.mark.parametrize("keep_conn", [False, True])
+def test_nginx_takes_uploads_bigger_than_its_1m_default(mount: str, keep_conn: bool) -> None:
+    location = render("nginx", mount=mount, keep_conn=keep_conn).split("location ")[1]
+    assert "    client_max_body_size 100m;\n" in location  # only for the app's location
+    assert "change it to yours, or 0 for no limit" in location
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -72,8 +135,8 @@ def test_every_render_names_its_fixer(server: str, mount: str) -> None:
         pytest.param(
             "h2o", "/yourapplication", Fixer("MountFix", "/yourapplication"), id="h2o-prefix"
         ),
-        pytest.param("htaccess", "", Fixer("MountFix", ""), id="htaccess-root"),
-        pytest.param("htaccess", "/app", Fixer("MountFix", "/app"), id="htaccess-subdir"),
+        pytest.param("apache-htaccess", "", Fixer("MountFix", ""), id="htaccess-root"),
+        pytest.param("apache-htaccess", "/app", Fixer("MountFix", "/app"), id="htaccess-subdir"),
         # HAProxy passes '//' and '..' through as well
         pytest.param("haproxy", "", Fixer("MountFix", ""), id="haproxy-root"),
         pytest.param("haproxy", "/app", Fixer("MountFix", "/app"), id="haproxy-prefix"),
@@ -402,7 +465,8 @@ def test_apache_fcgid_accepts(tmp_path: Path, mount: str) -> None:
 def test_htaccess_accepts(tmp_path: Path, mount: str) -> None:
     layout = _layout(tmp_path)
     # .htaccess directives are valid where AllowOverride All would let them be.
-    fragment = f'<Directory "{layout.docroot}">\n{render("htaccess", mount=mount)}</Directory>\n'
+    htaccess = render("apache-htaccess", mount=mount)
+    fragment = f'<Directory "{layout.docroot}">\n{htaccess}</Directory>\n'
     _apache_accepts(layout, fragment, ["fcgid", "rewrite"])
 
 

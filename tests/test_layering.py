@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "fcgikit"
+import fcgikit
+
+#: The package under test: the checkout's, or the installed one (scripts/test --installed).
+PACKAGE = Path(fcgikit.__file__).parent
 
 # (subpackage, the fcgikit modules it may import)
 RULES = [

@@ -43,8 +43,8 @@ CAPTURES = Path(__file__).parent / "data" / "captured-environs.json"
 #: capture configuration -> (fcgikit.quirks name, mount)
 CONFIGURATIONS = {
     "apache_fcgid_htaccess": ("apache-htaccess", ""),
-    "apache_fcgid_scriptalias_prefix": ("apache-scriptalias", "/yourapplication"),
-    "apache_fcgid_scriptalias_root": ("apache-scriptalias", ""),
+    "apache_fcgid_scriptalias_prefix": ("apache-fcgid", "/yourapplication"),
+    "apache_fcgid_scriptalias_root": ("apache-fcgid", ""),
     "apache_proxyfcgi_prefix": ("apache-proxy-fcgi", "/yourapplication"),
     "apache_proxyfcgi_prefix_generic": ("apache-proxy-fcgi-generic", "/yourapplication"),
     "apache_proxyfcgi_prefix_pathinfo": ("apache-proxy-fcgi-pathinfo", "/yourapplication"),
@@ -134,7 +134,7 @@ def test_rules_reproduce_capture(configuration: str, capture: dict[str, Any]) ->
         pytest.param("caddy", "//a/../b", "", "//a/../b", id="caddy-does-not"),
         pytest.param("h2o", "//a/../b", "", "//b", id="h2o-resolves-dots-keeps-slashes"),
         pytest.param("lighttpd", "/a/b/c", "/a", "/b/c", id="lighttpd-root-split"),
-        pytest.param("apache-scriptalias", "/caf%C3%A9", "", "/caf\xc3\xa9", id="latin-1-bytes"),
+        pytest.param("apache-fcgid", "/caf%C3%A9", "", "/caf\xc3\xa9", id="latin-1-bytes"),
     ],
 )
 def test_normalization(server: str, target: str, script_name: str, path_info: str) -> None:
@@ -158,7 +158,7 @@ def test_htaccess_in_a_subdirectory() -> None:
 def test_headers_dropped_per_server() -> None:
     headers = [("Host", "example.org"), ("Proxy", "http://evil"), ("X_Spoof", "1")]
     nginx = dict(fastcgi_params("nginx", "GET", "/", headers=headers))
-    apache = dict(fastcgi_params("apache-scriptalias", "GET", "/", headers=headers))
+    apache = dict(fastcgi_params("apache-fcgid", "GET", "/", headers=headers))
     assert nginx[b"HTTP_PROXY"] == b"http://evil"  # nginx passes it (httpoxy)
     assert b"HTTP_PROXY" not in apache
     assert b"HTTP_X_SPOOF" not in nginx
@@ -258,9 +258,7 @@ def flask_app() -> Flask:
             id="htaccess-script-in-urls",
         ),
         pytest.param("h2o", "/app", "", "/app/foo/bar", "/app/foo/bar", id="h2o-keeps-prefix"),
-        pytest.param(
-            "apache-scriptalias", "/app", "/app", "/foo/bar", "/app/foo/bar", id="scriptalias"
-        ),
+        pytest.param("apache-fcgid", "/app", "/app", "/foo/bar", "/app/foo/bar", id="scriptalias"),
         # at the root HAProxy leaves the empty SCRIPT_NAME out; fcgikit's server reads ''
         pytest.param("haproxy-path-info", "/", "", "/foo/bar", "/foo/bar", id="haproxy-root"),
     ],
@@ -320,7 +318,7 @@ def test_recommended_fixer_under_each_server(configuration: str) -> None:
 
 def test_post_body_headers_and_dropped_proxy(flask_app: Flask) -> None:
     body = bytes(range(256)) * 100
-    with through_fastcgi(flask_app, server="apache-scriptalias") as wrapped:
+    with through_fastcgi(flask_app, server="apache-fcgid") as wrapped:
         app = TestApp(wrapped)
         data = app.post("/echo", body, headers={"Proxy": "http://evil"}).json
         assert bytes.fromhex(data["body"]) == body

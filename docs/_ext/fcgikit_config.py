@@ -33,7 +33,7 @@ from fcgikit.errors import ConfigError
 LANGUAGES = {
     "nginx": "nginx",
     "apache-fcgid": "apacheconf",
-    "htaccess": "apacheconf",
+    "apache-htaccess": "apacheconf",
     "apache-proxy-fcgi": "apacheconf",
     "lighttpd": "lighttpd",
     "caddy": "text",  # Pygments has no Caddyfile lexer

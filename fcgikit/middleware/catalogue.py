@@ -115,9 +115,9 @@ _CATALOGUE: dict[str, tuple[str | None, str]] = {
         "stock fastcgi_params send no PATH_INFO; SCRIPT_NAME is the whole path",
     ),
     "nginx_prefix": (
-        "MountFix",
-        "the recipe rewrites /yourapplication to /yourapplication/, so the bare prefix "
-        "arrives as PATH_INFO '/' instead of ''",
+        None,
+        "fastcgi_split_path_info in the named location splits correctly (the bare prefix "
+        "is rewritten to /yourapplication/ and arrives as PATH_INFO '/')",
     ),
     "nginx_root": (
         None,

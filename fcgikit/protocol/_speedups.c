@@ -601,6 +601,15 @@ PyInit__speedups(void)
     if (created == NULL) {
         return NULL;
     }
+#ifdef Py_GIL_DISABLED
+    /* Free-threaded CPython must keep the GIL on for this module: name_cache[] is one
+       process-wide array that scan_request fills without a lock. (A single-phase module
+       says so with this call; Py_mod_gil is the slot of multi-phase ones.) */
+    if (PyUnstable_Module_SetGIL(created, Py_MOD_GIL_USED) < 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+#endif
     PyObject *factory_type = PyType_FromSpec(&factory_spec);
     if (factory_type == NULL || PyModule_AddObject(created, "SlotsFactory", factory_type) < 0) {
         Py_XDECREF(factory_type);

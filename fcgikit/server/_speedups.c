@@ -1306,6 +1306,12 @@ speedups_free(void *module)
 
 static PyModuleDef_Slot speedups_slots[] = {
     {Py_mod_exec, speedups_exec},
+#ifdef Py_mod_gil
+    /* Free-threaded CPython (3.13t+) must keep the GIL on for this module: name_cache is
+       shared by every thread, read with borrowed references (PyDict_GetItemWithError) and
+       cleared when full, which without the GIL could free a name another thread is using. */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
     {0, NULL},
 };
 

@@ -78,6 +78,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "fixer": scenario.fixer,
             "notes": scenario.notes,
             "limitations": {k: v[1] for k, v in scenario.limitations.items()},
+            "body_limit": None
+            if scenario.body_limit is None
+            else dict(zip(("bytes", "status", "why"), scenario.body_limit, strict=True)),
             "checks": {},
         },
     )

@@ -4,7 +4,7 @@
 ``<dir>/yourapplication.fcgi``, so the app needs a fixer (MountFix, which rebuilds the split
 from REQUEST_URI, or ScriptNameStripper). The guide's ``RewriteRule ^(.*)$ app.fcgi/$1`` puts
 the *decoded* path into the rewrite, and Apache 2.4.60+ answers 403 when that contains a
-``%3F``; ``fcgikit config htaccess`` rewrites to the script alone and has no such case. The
+``%3F``; ``fcgikit config apache-htaccess`` rewrites to the script alone and has no such case. The
 server keeps Debian's stock mod_fcgid settings for the ``.htaccess`` scenarios, as a shared
 host would, so FcgidMaxRequestLen is the default 128 KiB and a 10 MiB upload is refused by
 Apache (500) before the app sees it. ``ScriptAlias`` (``fcgikit config apache-fcgid``) needs
@@ -74,7 +74,7 @@ SCENARIOS = [
         "apache-fcgid",
         "",
         "Flask guide's .htaccess (RewriteRule ^(.*)$ yourapplication.fcgi/$1) at the docroot",
-        fixer=_fixer("htaccess", ""),
+        fixer=_fixer("apache-htaccess", ""),
         backend=None,
         body_limit=FCGID_BODY_LIMIT,
         limitations={"pct3F": UNSAFE_3F},
@@ -95,8 +95,8 @@ SCENARIOS = [
         "htaccess-docroot",
         "apache-fcgid",
         "",
-        "fcgikit config htaccess (at the document root)",
-        fixer=_fixer("htaccess", ""),
+        "fcgikit config apache-htaccess (at the document root)",
+        fixer=_fixer("apache-htaccess", ""),
         backend=None,
         body_limit=FCGID_BODY_LIMIT,
         notes="SCRIPT_NAME arrives as /yourapplication.fcgi; 500 over FcgidMaxRequestLen",
@@ -105,8 +105,8 @@ SCENARIOS = [
         "htaccess-subdir",
         "apache-fcgid",
         MOUNT,
-        "fcgikit config htaccess --mount /yourapplication (.htaccess in that directory)",
-        fixer=_fixer("htaccess", MOUNT),
+        "fcgikit config apache-htaccess --mount /yourapplication (.htaccess in that directory)",
+        fixer=_fixer("apache-htaccess", MOUNT),
         backend=None,
         body_limit=FCGID_BODY_LIMIT,
         notes="SCRIPT_NAME arrives as /yourapplication/yourapplication.fcgi",
@@ -150,7 +150,7 @@ def launch(site: Site) -> Process:
         if scenario.id.startswith("guide"):
             htaccess = GUIDE_HTACCESS
         else:
-            htaccess = render("htaccess", mount=scenario.mount, spawn=str(fcgi))
+            htaccess = render("apache-htaccess", mount=scenario.mount, spawn=str(fcgi))
         (directory / ".htaccess").write_text(htaccess)
         server_config += "AddHandler fcgid-script .fcgi\n"  # Debian's fcgid.conf
     else:

@@ -6,7 +6,7 @@ under a real Apache with mod_cgid (the CGI module of the event MPM), two ways:
 
 - ``ScriptAlias /yourapplication .../yourapplication.fcgi``: SCRIPT_NAME is the alias, no fixer;
 - the guide's ``.htaccess`` rewrite with ``AddHandler cgi-script .fcgi``: SCRIPT_NAME arrives
-  as ``/yourapplication.fcgi``, fixed by the fixer ``fcgikit config htaccess`` recommends.
+  as ``/yourapplication.fcgi``, fixed by the fixer ``fcgikit config apache-htaccess`` recommends.
 
 Each scenario runs the URL checks every web server gets (``SiteChecks``, with the Flask app,
 which here is started once per request), and ``TestCGIOutput`` checks what is special about
@@ -51,7 +51,7 @@ MOUNT = "/yourapplication"
 
 
 def _htaccess_fixer() -> str:
-    fixer = recommended_fixer("htaccess", mount="")
+    fixer = recommended_fixer("apache-htaccess", mount="")
     return "none" if fixer is None else fixer.spec
 
 

@@ -48,7 +48,9 @@ from .harness import (
     write_nginx_config,
 )
 
-pytestmark = pytest.mark.integration
+# serial: each test's premise (the load overlapped every reload, workers were replaced while
+# it ran) needs the machine to itself, not shared with the suite's other tests
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 THREADS = 8
 MIN_REQUESTS = 400

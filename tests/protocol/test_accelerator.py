@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import fcgikit.protocol
+from tests.processes import SOURCE_TREE as CHECKOUT
 
 #: The modules setup.py compiles.
 COMPILED = [
@@ -37,6 +39,8 @@ COMPILED = [
 ]
 SOURCE_TREE = Path(__file__).resolve().parents[2] / "fcgikit"
 PURE_PYTHON_PASS = os.environ.get("FCGIKIT_PURE_PYTHON", "") not in ("", "0")
+#: What ``scripts/test --installed`` installed: "pure" (the py3-none-any wheel) or "compiled".
+INSTALLED_BUILD = os.environ.get("FCGIKIT_INSTALLED_BUILD")
 
 
 def origin(name: str) -> Path:
@@ -80,10 +84,12 @@ def missing_build_tools() -> str | None:
 
 def test_each_pass_runs_the_build_it_says() -> None:
     loaders = {name: type(importlib.import_module(name).__loader__) for name in COMPILED}
-    if PURE_PYTHON_PASS:
+    if PURE_PYTHON_PASS or INSTALLED_BUILD == "pure":
         assert fcgikit.protocol.ACCELERATED is False
         assert all(loader is not ExtensionFileLoader for loader in loaders.values()), loaders
         return
+    if INSTALLED_BUILD == "compiled":
+        assert fcgikit.protocol.ACCELERATED, "the installed fcgikit is not the compiled build"
     if fcgikit.protocol.ACCELERATED:
         assert all(loader is ExtensionFileLoader for loader in loaders.values()), loaders
         return
@@ -124,3 +130,30 @@ def test_the_compiled_modules_are_not_older_than_their_sources() -> None:
         f"{', '.join(stale)} changed after being compiled, and the old compiled code is what "
         "runs: run `pip install -e .` again (or set FCGIKIT_PURE_PYTHON=1)"
     )
+
+
+@pytest.mark.parametrize(
+    "source", sorted((CHECKOUT / "fcgikit").rglob("*.c")), ids=lambda p: p.parent.name
+)
+def test_each_c_module_says_whether_free_threaded_python_may_drop_the_gil(source: Path) -> None:
+    """Py_mod_gil (multi-phase init) or PyUnstable_Module_SetGIL (single-phase), each guarded
+    so that the module still builds on Pythons without free threading (3.11, 3.12)."""
+    text = source.read_text()
+    if "PyModuleDef_Init(" in text:
+        declared = r"#ifdef Py_mod_gil\s+(/\*.*?\*/\s+)?\{Py_mod_gil, Py_MOD_GIL_(NOT_)?USED\},"
+    else:
+        declared = r"#ifdef Py_GIL_DISABLED\s.*?PyUnstable_Module_SetGIL\(\w+, Py_MOD_GIL_"
+    assert re.search(declared, text, re.DOTALL), f"{source.name} does not declare its GIL use"
+
+
+def test_the_compiled_modules_name_their_own_files() -> None:
+    if not fcgikit.protocol.ACCELERATED:
+        pytest.skip("this run has no compiled modules")  # the pure-Python pass and wheel
+    package = Path(fcgikit.protocol.__file__ or "").parent.parent
+    for name in COMPILED:
+        module = importlib.import_module(name)
+        expected = package.joinpath(*name.split(".")[1:]).parent
+        assert module.__spec__ is not None
+        for where in (module.__file__, module.__spec__.origin):
+            assert where is not None and Path(where).is_file(), (name, where)
+            assert Path(where).parent == expected, (name, where)

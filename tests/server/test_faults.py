@@ -180,6 +180,8 @@ def test_app_raising_after_headers_truncates_that_response_only(stack: Any) -> N
         finally:
             connection.close()
         s.ok()
+    # the client can see the cut before the backend has written its line about it
+    s.backend.wait_for(r"^fcgikit\[\d+\] .*raised after the headers were sent", count=3)
     assert len(s.log_lines("raised after the headers were sent")) == 3
     s.assert_no_leak()
 

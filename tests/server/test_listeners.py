@@ -5,7 +5,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
 import socket
 import stat
 import subprocess
@@ -27,6 +26,7 @@ from fcgikit.server.listeners import (
     passed_listeners,
     peer_allowed,
 )
+from tests.processes import copy_pure_package, require_debian_python
 
 ROOT = Path(__file__).resolve().parents[2]
 DETECT = (
@@ -124,14 +124,15 @@ def test_socket_owner_is_set_before_listening(
         assert info.st_uid == (uid if expect_user else os.geteuid())
         assert info.st_gid == (gid if expect_group else os.getegid())
         assert stat.S_IMODE(info.st_mode) == 0o660
-        # www-data may connect now; nobody else but root
+        # www-data may connect now; nobody else but root. Debian's python3: www-data cannot
+        # run the test's interpreter (under /root, or in a 0700 temp dir)
         probe = subprocess.run(
             [
                 "setpriv",
                 f"--reuid={uid}",
                 f"--regid={gid}",
                 "--clear-groups",
-                sys.executable,
+                require_debian_python(),
                 "-c",
                 f"import socket; socket.socket(socket.AF_UNIX).connect({str(path)!r})",
             ],
@@ -187,21 +188,16 @@ def test_socket_owner_when_not_permitted_is_a_config_error(open_dir: Path) -> No
         "    print(exc)\n"
     )
     nobody = pwd.getpwnam("nobody")
-    # nobody cannot read a checkout in a 0700 temp dir (CI's clone): give it its own copy,
-    # pure Python (a compiled module needs its shared library, which sits at the top level)
-    library = open_dir / "lib"
-    shutil.copytree(
-        Path(__file__).resolve().parents[2] / "fcgikit",
-        library / "fcgikit",
-        ignore=shutil.ignore_patterns("__pycache__", "*.so"),
-    )
+    # nobody can reach neither the test's interpreter nor a checkout in a 0700 temp dir (CI's
+    # clone): Debian's python3, and a copy of fcgikit in a directory it can read
+    library = copy_pure_package("fcgikit", open_dir / "lib")
     done = subprocess.run(
         [
             "setpriv",
             f"--reuid={nobody.pw_uid}",
             f"--regid={nobody.pw_gid}",
             "--clear-groups",
-            sys.executable,
+            require_debian_python(),
             "-c",
             code,
         ],
