@@ -650,7 +650,7 @@ class Arbiter:
             key=lambda w: w.spawned,
         )
         for worker in waiting[: max(0, ready + len(waiting) - self.target)]:
-            self._stop(worker, "replaced" if worker.retiring == "reload" else worker.retiring)
+            self._stop(worker, "replaced" if worker.retiring == "reload" else "retiring")
         if self.reloading and not any(
             w.generation < self.generation for w in self.workers.values()
         ):
