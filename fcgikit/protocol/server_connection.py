@@ -21,6 +21,13 @@ like this:
 * An idle connection given an ordinary request whole (the usual read) hands it to the C
   lane ``scan_request`` first (lanes.py), which parses it in one pass or declines; the
   record-by-record path below is the specification, errors included.
+
+This module is one class, and longer than most here because it reads best whole: its input
+and its output share one table of active requests and the rules for their ids (when an id
+is free again, when a refusal or an abort answers, when the connection should close), and
+split in two, each half would reach into the other's state. A third of it is the public
+API's documentation. The framing of output, the events made of input and the rules
+themselves live in output.py, input_events.py and state.py.
 """
 
 from __future__ import annotations
