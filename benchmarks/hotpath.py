@@ -17,7 +17,8 @@ connections do when its upstream ``keepalive`` cache overflows (46% of them at 2
 connections): a client connects to a real :class:`~fcgikit.server.server.Server`'s unix
 socket and sends the request; the server accepts it, runs it, and closes when the client
 does. It includes the client's own calls (connect, send, recv, close), the same in every
-build.
+build. "without keep-conn" is nginx's default: the request arrives whole on a connection of
+its own and runs on the direct lane (fcgikit/server/direct.py), and the server closes first.
 
 Unlike wrk through nginx, this is steady on a noisy machine (best of several repeats), so it
 is the number to watch while changing the hot path. One known swing: while ``Channel`` reads
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import apps  # next to this file (sys.path above)
 
-from fcgikit.protocol import ClientConnection, ServerConnection
+from fcgikit.protocol import ClientConnection, ServerConnection, WholeRequest
 from fcgikit.protocol.records import decode_pairs, encode_pairs
 from fcgikit.server.channel import RECV_SIZE, Channel
 from fcgikit.server.server import Server, admit
@@ -77,9 +78,10 @@ def nginx_params(path: str) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def request_bytes(path: str) -> bytes:
+def request_bytes(path: str, keep_conn: bool = True) -> bytes:
     client = ClientConnection()
-    return client.start_request(1, nginx_params(path), keep_conn=True) + client.end_stdin(1)
+    start = client.start_request(1, nginx_params(path), keep_conn=keep_conn)
+    return start + client.end_stdin(1)
 
 
 class InlinePool:
@@ -130,8 +132,10 @@ def whole_path(app: Any, path: str) -> Callable[[], None]:
     return one
 
 
-def connection_life(app: Any, path: str, directory: str) -> Callable[[], None]:
-    address = f"{directory}/life.sock"
+def connection_life(
+    app: Any, path: str, directory: str, keep_conn: bool = True
+) -> Callable[[], None]:
+    address = f"{directory}/life-{keep_conn}.sock"
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(address)
     listener.listen(64)
@@ -139,7 +143,7 @@ def connection_life(app: Any, path: str, directory: str) -> Callable[[], None]:
     server = Server(app, ServerSettings(), listeners=[listener])
     server._listener_kinds[listener.fileno()] = (listener.family, listener.type, listener.proto)
     pool = InlinePool()
-    data = request_bytes(path)
+    data = request_bytes(path, keep_conn)
 
     def one() -> None:
         with socket.socket(socket.AF_UNIX) as client:
@@ -153,7 +157,7 @@ def connection_life(app: Any, path: str, directory: str) -> Callable[[], None]:
                 raise RuntimeError("no reply")
         for channel, _ in server._selector.wait(0):
             channel.on_readable()  # type: ignore[attr-defined]
-        if server.channels:
+        if server.channels or server.direct:
             raise RuntimeError("the server did not close the connection after the client")
 
     one()
@@ -196,7 +200,18 @@ def stages(app: Any, path: str) -> dict[str, Callable[[], object]]:
 
     def end_request() -> bytes:
         ended._requests.update(active)
+        for request in active.values():
+            request._ended = False  # it frames its own output, once
         return ended.end_request(1, 0, stdout=b"x" * 100)
+
+    whole_data = request_bytes(path, keep_conn=False)
+
+    def parse_whole() -> object:
+        return WholeRequest.parse(whole_data, settings.max_params_size)
+
+    def end_whole() -> object:
+        whole = WholeRequest.parse(whole_data, settings.max_params_size)
+        return whole.end_request_buffers(0, stdout=(b"x" * 100,))  # type: ignore[union-attr]
 
     return {
         "ServerConnection.receive_data (parse the whole request)": parse,
@@ -206,6 +221,8 @@ def stages(app: Any, path: str) -> dict[str, Callable[[], object]]:
         "the app itself": call_app,
         "WSGIRequest._encode_head": encode_head,
         "ServerConnection.end_request (100 bytes of stdout)": end_request,
+        "WholeRequest.parse (no keep-conn: the direct lane)": parse_whole,
+        "WholeRequest.parse, then end_request_buffers (100 bytes)": end_whole,
     }
 
 
@@ -228,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as directory:
         life = connection_life(app, path, directory)
         print(f"  {best_us(life, args.number, args.repeat):7.1f}  connection life (one request)")
+        life = connection_life(app, path, directory, keep_conn=False)
+        us = best_us(life, args.number, args.repeat)
+        print(f"  {us:7.1f}  connection life without keep-conn (the direct lane)")
     for name, function in stages(app, path).items():
         print(f"  {best_us(function, args.number, args.repeat):7.1f}  {name}")
     if args.profile:

@@ -14,9 +14,10 @@ What must hold (h11's rule, and the issue's): peer input raises nothing but
 RemoteProtocolError, a well-behaved application never gets a LocalProtocolError, and what
 the server end writes is valid FastCGI: well-formed records, at most one FCGI_END_REQUEST per
 FCGI_BEGIN_REQUEST, one for every request the app was given, and no output for a request
-after its END_REQUEST; and the fast name-value pair decoder agrees with the checked one on
-every stream. ``fuzz/replay.py`` replays a corpus without atheris (for CI or a
-regression).
+after its END_REQUEST; the fast name-value pair decoder agrees with the checked one on
+every stream; and a request the direct lane's parse (``WholeRequest.parse``, with the C lane
+under ``FUZZ_C_LANES=1``) takes is exactly what a ServerConnection makes of the same bytes.
+``fuzz/replay.py`` replays a corpus without atheris (for CI or a regression).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from fcgikit.protocol import (
     RequestReceived,
     Role,
     ServerConnection,
+    StdinData,
     StdinEnded,
+    WholeRequest,
     records,
 )
 from fcgikit.protocol.records import END_REQUEST_BODY, RecordReader
@@ -227,6 +230,29 @@ def check_pair_decoders(data: bytes) -> None:
         raise Finding(f"decode_pairs gives {fast!r}, the checked decoder {careful!r}")
 
 
+def check_whole_request(stream: bytes) -> None:
+    """A request WholeRequest.parse takes (no FCGI_KEEP_CONN, its body whole, nothing else)
+    is what a ServerConnection, record by record, makes of the same bytes; for anything
+    else it answers None, and never raises."""
+    whole = WholeRequest.parse(stream, 1 << 20)
+    if whole is None:
+        return
+    conn = ServerConnection()
+    conn._scan_request = None  # record by record: the specification
+    try:
+        events = conn.receive_data(stream)
+    except RemoteProtocolError as error:
+        raise Finding(f"WholeRequest.parse took what a connection refuses: {error}") from None
+    request_id = whole.event.request_id
+    expected = [
+        whole.event,
+        *(StdinData(request_id, chunk) for chunk in whole.stdin),
+        StdinEnded(request_id),
+    ]
+    if events != expected or conn.data_to_send() or conn.stray_records:
+        raise Finding(f"WholeRequest.parse found {expected!r}, a connection {events!r}")
+
+
 def connection_input(data: bytes) -> None:
     if len(data) < 2:
         return
@@ -235,4 +261,5 @@ def connection_input(data: bytes) -> None:
     if config & 3 == 3:
         run_client(second, config, stream)
     else:
+        check_whole_request(stream)
         run_server(config, stream)

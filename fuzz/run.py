@@ -40,14 +40,16 @@ def plug_in_c_lanes() -> None:
     (after the instrumented imports, which must be the first) and put them where the
     compiled build has them."""
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from fcgikit.protocol import connection
+    from fcgikit.protocol import output, server_connection, whole_request
     from fcgikit.server import wsgi
     from tests.native import load_lane
 
     protocol_lanes = load_lane("fcgikit.protocol._speedups")
     server_lanes = load_lane("fcgikit.server._speedups")
-    connection.scan_request = protocol_lanes.scan_request
-    connection.frame_end = protocol_lanes.frame_end
+    # where each is read: ServerConnection() takes scan_request, as WholeRequest.parse does
+    server_connection.scan_request = protocol_lanes.scan_request
+    whole_request.scan_request = protocol_lanes.scan_request
+    output.frame_end = protocol_lanes.frame_end
     wsgi._fast_environ = server_lanes.environ_from_params
     wsgi._fast_encode_head = server_lanes.encode_head
 

@@ -40,7 +40,8 @@ def built_file(name: str) -> Path | None:
 
 
 def load_lane(name: str) -> ModuleType:
-    """The C module ``name`` (``fcgikit.protocol._speedups``...), in either pass."""
+    """The C module ``name`` (``fcgikit.protocol._speedups``...), in either pass, given its
+    numbers as fcgikit gives them (a package's ``lanes.configure``, where it has one)."""
     try:
         return importlib.import_module(name)
     except ImportError:
@@ -55,6 +56,9 @@ def load_lane(name: str) -> ModuleType:
         # Loading a single-phase C module files it in sys.modules; fcgikit must still find
         # no lane when it imports one in this pass.
         sys.modules.pop(name, None)
+        if hasattr(module, "configure"):
+            lanes = importlib.import_module(name.rpartition(".")[0] + ".lanes")
+            lanes.configure(module)
         return module
     source = name.replace(".", "/") + ".c"
     if os.environ.get("FCGIKIT_INSTALLED_BUILD") == "pure":  # scripts/test --installed

@@ -15,8 +15,8 @@ the protocol can be tested and fuzzed on its own and reused by any I/O layer. Pa
 
 from importlib.machinery import ExtensionFileLoader
 
-from fcgikit.protocol import connection as _connection
-from fcgikit.protocol.connection import ClientConnection, ServerConnection
+from fcgikit.protocol import server_connection as _server_connection
+from fcgikit.protocol.client_connection import ClientConnection
 from fcgikit.protocol.constants import ProtocolStatus, RecordType, Role
 from fcgikit.protocol.events import (
     ClientEvent,
@@ -34,12 +34,15 @@ from fcgikit.protocol.events import (
     UnknownTypeReply,
     ValuesResult,
 )
+from fcgikit.protocol.output import RequestOutput
 from fcgikit.protocol.records import decode_pairs, encode_pairs, pack_records
+from fcgikit.protocol.server_connection import ServerConnection
+from fcgikit.protocol.whole_request import WholeRequest
 
 #: True when this process runs the mypyc-compiled protocol (see setup.py), False for the
 #: pure-Python one (no accelerator built, or ``FCGIKIT_PURE_PYTHON=1``). The modules are
 #: compiled and loaded all together, so looking at the hot one is enough.
-ACCELERATED: bool = isinstance(_connection.__loader__, ExtensionFileLoader)
+ACCELERATED: bool = isinstance(_server_connection.__loader__, ExtensionFileLoader)
 
 __all__ = [
     "ACCELERATED",
@@ -52,6 +55,7 @@ __all__ = [
     "RecordType",
     "RequestAborted",
     "RequestEnded",
+    "RequestOutput",
     "RequestReceived",
     "Role",
     "ServerConnection",
@@ -62,6 +66,7 @@ __all__ = [
     "StdoutData",
     "UnknownTypeReply",
     "ValuesResult",
+    "WholeRequest",
     "decode_pairs",
     "encode_pairs",
     "pack_records",

@@ -1,27 +1,34 @@
 /* fcgikit.protocol._speedups: the fast lanes for an ordinary request arriving whole, and for
- * the end of a small response.
+ * the end of a small response. fcgikit/protocol/lanes.py lists each with its Python twin and
+ * the property test that holds the two together.
  *
  * Nearly every request a web server sends is the same shape: FCGI_BEGIN_REQUEST for the
  * Responder role, its FCGI_PARAMS records, the empty one that ends them, and (for a GET, or a
  * small POST) its FCGI_STDIN records up to the empty one, all in one read. Cutting that into
- * records and decoding the name-value pairs in compiled Python still cost ~6 us a request,
- * most of it CPython object traffic (a memoryview slice and a callback per record, a bytes
- * object per name). scan_request() does the same in one pass over the buffer.
+ * records and decoding the name-value pairs is mostly CPython object traffic in Python (a
+ * memoryview slice and a callback per record, a bytes object per name); scan_request() does
+ * the same in one pass over the buffer.
  *
  * It is a fast lane, not a second protocol implementation: it changes no state and raises
  * nothing for bad input. Whenever the input is anything but the ordinary shape, complete and
  * well-formed (another role, a record for another id, a version that is not 1, a length that
  * does not add up, params over the cap, more pairs than the connection decodes at once,
  * malformed pairs, a record cut short, anything after the end of FCGI_STDIN), it returns
- * None, and ServerConnection parses the same bytes the ordinary way
- * (fcgikit/protocol/connection.py), which is the spec, errors included.
+ * None, and the Python parses the same bytes (ServerConnection, record by record, which is
+ * the spec, errors included). Its twin, whole_request.scan_request_py, says exactly which
+ * input is ordinary.
  *
  * Peer input: every length is checked against what is left of the buffer before it is used.
  *
  * frame_end() is the same idea on the way out: a small response's last stdout, the ends of its
- * streams and FCGI_END_REQUEST, written into one bytes object (ServerConnection.end_request
- * does the bookkeeping; it declines pieces that are not bytes, or COPY_MAX bytes or more,
- * which the Python frames where they lie for sendmsg).
+ * streams and FCGI_END_REQUEST, written into one bytes object (output.RequestOutput does the
+ * bookkeeping; it declines pieces that are not bytes, or COPY_MAX bytes or more, which
+ * output.frame_end_py frames).
+ *
+ * The numbers come from Python: lanes.py calls configure() at import with the record types,
+ * the role, the flag and COPY_MAX, and the lanes refuse to run before. The layouts below
+ * write a header, a BEGIN_REQUEST body and an END_REQUEST body byte by byte: configure()
+ * checks that Python's sizes for them are these.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -30,18 +37,109 @@
 #include <string.h>
 #include <structmember.h>
 
+/* the sizes this file lays out byte by byte (put_header, the bodies): checked by configure() */
 #define HEADER_LEN 8
-#define BEGIN_REQUEST 1
-#define PARAMS 4
-#define STDIN 5
-#define STDOUT 6
-#define STDERR 7
-#define END_REQUEST 3
-/* connection.py's COPY_MAX: final stdout shorter than this is copied into one buffer */
-#define COPY_MAX 8192
-#define RESPONDER 1
-/* the pair-length flag of the four-byte form (spec 3.4) */
-#define LONG_LENGTH 0x80
+#define BEGIN_REQUEST_BODY_LEN 8
+#define END_REQUEST_BODY_LEN 8
+
+/* Given by configure(), from fcgikit/protocol/constants.py and records.py. */
+static int configured = 0;
+static long version_1, keep_conn_flag;
+static long type_begin_request, type_end_request, type_params, type_stdin, type_stdout,
+    type_stderr;
+static long role_responder, long_length_flag, copy_max;
+
+/* --- configure: the numbers, from Python ---------------------------------------------- */
+
+static int
+check_configured(void)
+{
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "fcgikit.protocol._speedups: configure() was not called "
+                        "(fcgikit.protocol.lanes does it at import)");
+    }
+    return configured;
+}
+
+/* constants[name] as a C long; 0 with an exception set when it is missing or no int. */
+static int
+constant(PyObject *constants, const char *name, long *out)
+{
+    PyObject *value = PyMapping_GetItemString(constants, name);
+    if (value == NULL) {
+        return 0;
+    }
+    *out = PyLong_AsLong(value);
+    Py_DECREF(value);
+    return !(*out == -1 && PyErr_Occurred());
+}
+
+/* Python's size of something this file lays out byte by byte must be this file's. */
+static int
+same_layout(PyObject *constants, const char *name, long laid_out)
+{
+    long given;
+    if (!constant(constants, name, &given)) {
+        return 0;
+    }
+    if (given != laid_out) {
+        PyErr_Format(PyExc_ValueError,
+                     "fcgikit.protocol._speedups lays out %s as %ld bytes, Python says %ld",
+                     name, laid_out, given);
+        return 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(configure_doc,
+"configure(constants, /)\n--\n\n"
+"Take the numbers the lanes work with from ``constants`` (lanes.C_CONSTANTS, a mapping of\n"
+"name to int), and check the sizes this module lays out itself against it. The lanes raise\n"
+"RuntimeError until this is called.");
+
+static PyObject *
+configure(PyObject *module, PyObject *constants)
+{
+    (void)module;
+    long values[11];
+    const char *names[11] = {"FCGI_VERSION_1", "FCGI_MAX_CONTENT_LEN", "FCGI_KEEP_CONN",
+                             "BEGIN_REQUEST",  "END_REQUEST",          "PARAMS",
+                             "STDIN",          "STDOUT",               "STDERR",
+                             "RESPONDER",      "LONG_LENGTH_FLAG"};
+    long copy_max_given;
+    for (int i = 0; i < 11; i++) {
+        if (!constant(constants, names[i], &values[i])) {
+            return NULL;
+        }
+    }
+    if (!same_layout(constants, "FCGI_HEADER_LEN", HEADER_LEN) ||
+        !same_layout(constants, "BEGIN_REQUEST_BODY_LEN", BEGIN_REQUEST_BODY_LEN) ||
+        !same_layout(constants, "END_REQUEST_BODY_LEN", END_REQUEST_BODY_LEN) ||
+        !constant(constants, "COPY_MAX", &copy_max_given)) {
+        return NULL;
+    }
+    if (copy_max_given < 0 || copy_max_given > values[1]) {
+        /* what frame_end joins must fit one record */
+        PyErr_SetString(PyExc_ValueError, "COPY_MAX must be 0 to FCGI_MAX_CONTENT_LEN");
+        return NULL;
+    }
+    version_1 = values[0];
+    keep_conn_flag = values[2];
+    type_begin_request = values[3];
+    type_end_request = values[4];
+    type_params = values[5];
+    type_stdin = values[6];
+    type_stdout = values[7];
+    type_stderr = values[8];
+    role_responder = values[9];
+    long_length_flag = values[10];
+    copy_max = copy_max_given;
+    configured = 1;
+    Py_RETURN_NONE;
+}
+
+/* --- scan_request ----------------------------------------------------------------- */
 
 /* Names repeat on every request (REQUEST_METHOD, PATH_INFO, ...): keep one bytes object per
  * name and hand it out again. That saves an allocation per pair, and a name object that was
@@ -60,8 +158,8 @@ name_object(const unsigned char *name, Py_ssize_t length)
     }
     /* The slot from the length and the first and last eight bytes: CGI names that share a
      * length differ at one end (HTTP_ACCEPT_ENCODING / _LANGUAGE, SERVER_NAME / _PORT).
-     * A byte-by-byte hash (FNV-1a) was 70% of this function's time: one multiply a byte,
-     * each waiting for the last. A collision only costs a fresh bytes object. */
+     * A byte-by-byte hash (FNV-1a) cost far more: one multiply a byte, each waiting for
+     * the last. A collision only costs a fresh bytes object. */
     uint64_t head = 0, tail = 0;
     if (length >= 8) {
         memcpy(&head, name, 8);
@@ -96,7 +194,7 @@ pair_length(const unsigned char *data, Py_ssize_t end, Py_ssize_t *offset)
     if (at >= end) {
         return -1;
     }
-    if (data[at] < LONG_LENGTH) {
+    if (!(data[at] & long_length_flag)) {
         *offset = at + 1;
         return data[at];
     }
@@ -104,7 +202,8 @@ pair_length(const unsigned char *data, Py_ssize_t end, Py_ssize_t *offset)
         return -1;
     }
     *offset = at + 4;
-    return (Py_ssize_t)(((uint32_t)(data[at] & 0x7F) << 24) | ((uint32_t)data[at + 1] << 16) |
+    return (Py_ssize_t)(((uint32_t)(data[at] & ~long_length_flag & 0xFF) << 24) |
+                        ((uint32_t)data[at + 1] << 16) |
                         ((uint32_t)data[at + 2] << 8) | (uint32_t)data[at + 3]);
 }
 
@@ -173,7 +272,7 @@ typedef struct {
 static int
 read_record(const unsigned char *data, Py_ssize_t end, Py_ssize_t offset, Record *record)
 {
-    if (end - offset < HEADER_LEN || data[offset] != 1) {
+    if (end - offset < HEADER_LEN || data[offset] != version_1) {
         return 0;
     }
     record->type = data[offset + 1];
@@ -228,14 +327,17 @@ PyDoc_STRVAR(scan_request_doc,
 "scan_request(data, max_params_size, max_decoded_pairs, /)\n--\n\n"
 "``data`` holding exactly one whole ordinary Responder request's input (BEGIN_REQUEST,\n"
 "PARAMS to its end, with at most max_decoded_pairs pairs, then FCGI_STDIN records,\n"
-"possibly to its end) as ``(request_id, flags, params, duplicate_names, stdin_chunks,\n"
+"possibly to its end) as ``(request_id, keep_conn, params, duplicate_names, stdin_chunks,\n"
 "stdin_ended, params_size)``; None for anything else, which the caller then parses the\n"
-"ordinary way.");
+"ordinary way. Its Python twin: fcgikit.protocol.whole_request.scan_request_py.");
 
 static PyObject *
 scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
+    if (!check_configured()) {
+        return NULL;
+    }
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError,
                         "scan_request() takes data, max_params_size and max_decoded_pairs");
@@ -260,18 +362,18 @@ scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Record record;
 
     /* FCGI_BEGIN_REQUEST, for a Responder, with a real request id and an 8-byte body */
-    if (!read_record(data, end, 0, &record) || record.type != BEGIN_REQUEST ||
-        record.request_id == 0 || record.content_length != 8 ||
-        (data[record.content_start] << 8 | data[record.content_start + 1]) != RESPONDER) {
+    if (!read_record(data, end, 0, &record) || record.type != type_begin_request ||
+        record.request_id == 0 || record.content_length != BEGIN_REQUEST_BODY_LEN ||
+        (data[record.content_start] << 8 | data[record.content_start + 1]) != role_responder) {
         goto ordinary_path;
     }
     int request_id = record.request_id;
-    int flags = data[record.content_start + 2];
+    int keep_conn = (data[record.content_start + 2] & keep_conn_flag) != 0;
     Py_ssize_t offset = record.record_end;
 
     /* FCGI_PARAMS up to its empty record */
     for (;;) {
-        if (!read_record(data, end, offset, &record) || record.type != PARAMS ||
+        if (!read_record(data, end, offset, &record) || record.type != type_params ||
             record.request_id != request_id) {
             goto ordinary_path;
         }
@@ -293,7 +395,7 @@ scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t stdin_start = offset;
     int stdin_ended = 0;
     while (offset < end) {
-        if (stdin_ended || !read_record(data, end, offset, &record) || record.type != STDIN ||
+        if (stdin_ended || !read_record(data, end, offset, &record) || record.type != type_stdin ||
             record.request_id != request_id) {
             goto ordinary_path;
         }
@@ -330,7 +432,7 @@ scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (decoded > 0) {
         goto ordinary_path; /* malformed pairs: the ordinary path says what is wrong */
     }
-    result = Py_BuildValue("iiOOOOn", request_id, flags, params,
+    result = Py_BuildValue("iOOOOOn", request_id, keep_conn ? Py_True : Py_False, params,
                            duplicates != NULL ? duplicates : Py_None, stdin_chunks,
                            stdin_ended ? Py_True : Py_False, joined.length);
     goto done;
@@ -347,9 +449,9 @@ done:
 }
 
 static unsigned char *
-put_header(unsigned char *out, int type, int request_id, Py_ssize_t length, int padding)
+put_header(unsigned char *out, long type, int request_id, Py_ssize_t length, int padding)
 {
-    out[0] = 1;
+    out[0] = (unsigned char)version_1;
     out[1] = (unsigned char)type;
     out[2] = (unsigned char)(request_id >> 8);
     out[3] = (unsigned char)request_id;
@@ -365,12 +467,17 @@ PyDoc_STRVAR(frame_end_doc,
 "--\n\n"
 "The bytes that end a request: ``pieces`` (bytes, fewer than COPY_MAX in all) as one\n"
 "FCGI_STDOUT record, the empty FCGI_STDOUT (if there was stdout, or ``close_stdout``),\n"
-"the empty FCGI_STDERR (if ``close_stderr``), FCGI_END_REQUEST. None for other pieces.");
+"the empty FCGI_STDERR (if ``close_stderr``), FCGI_END_REQUEST. None for other pieces.\n"
+"Its Python twin: fcgikit.protocol.output.frame_end_py (which answers a list of that one\n"
+"buffer, and frames the other pieces too).");
 
 static PyObject *
 frame_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
+    if (!check_configured()) {
+        return NULL;
+    }
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "frame_end() takes 6 arguments");
         return NULL;
@@ -400,7 +507,7 @@ frame_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_RETURN_NONE;
         }
         total += PyBytes_GET_SIZE(items[i]);
-        if (total >= COPY_MAX) {
+        if (total >= copy_max) {
             Py_RETURN_NONE;
         }
     }
@@ -417,7 +524,7 @@ frame_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(framed);
     if (total) {
-        out = put_header(out, STDOUT, (int)request_id, total, padding);
+        out = put_header(out, type_stdout, (int)request_id, total, padding);
         for (Py_ssize_t i = 0; i < count; i++) {
             Py_ssize_t length = PyBytes_GET_SIZE(items[i]);
             memcpy(out, PyBytes_AS_STRING(items[i]), (size_t)length);
@@ -427,12 +534,12 @@ frame_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         out += padding;
     }
     if (close_stdout) {
-        out = put_header(out, STDOUT, (int)request_id, 0, 0);
+        out = put_header(out, type_stdout, (int)request_id, 0, 0);
     }
     if (close_stderr) {
-        out = put_header(out, STDERR, (int)request_id, 0, 0);
+        out = put_header(out, type_stderr, (int)request_id, 0, 0);
     }
-    out = put_header(out, END_REQUEST, (int)request_id, 8, 0);
+    out = put_header(out, type_end_request, (int)request_id, END_REQUEST_BODY_LEN, 0);
     out[0] = (unsigned char)(app_status >> 24);
     out[1] = (unsigned char)(app_status >> 16);
     out[2] = (unsigned char)(app_status >> 8);
@@ -446,12 +553,13 @@ frame_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* Makes instances of a frozen dataclass with __slots__ (RequestReceived: one a request)
  * without its generated __init__, which is interpreted Python setting each field through
- * object.__setattr__; calling each slot descriptor's __set__ instead still costs ~0.7 us a
- * request. The factory finds the slots' offsets once, by name, in the class's own members, and
- * fills a fresh instance in place: what the descriptors' __set__ would store. It accepts only
- * a class of object whose every slot it fills, so no field is ever left unset; no __init__ or
- * __post_init__ runs, which is why connection.py uses it only for RequestReceived, whose
- * __init__ only stores its arguments (tests/protocol/test_speedups.py compares the two). */
+ * object.__setattr__; calling each slot descriptor's __set__ instead (its Python twin,
+ * lanes.request_received_py) still costs several times what this does. The factory finds
+ * the slots' offsets once, by name, in the class's own members, and fills a fresh instance in
+ * place: what the descriptors' __set__ would store. It accepts only a class of object whose
+ * every slot it fills, so no field is ever left unset; no __init__ or __post_init__ runs,
+ * which is why lanes.py uses it only for RequestReceived, whose __init__ only stores its
+ * arguments (tests/protocol/test_speedups.py compares the three ways to make one). */
 
 #define FACTORY_MAX_FIELDS 8
 
@@ -581,6 +689,7 @@ static PyType_Spec factory_spec = {
 };
 
 static PyMethodDef methods[] = {
+    {"configure", configure, METH_O, configure_doc},
     {"scan_request", (PyCFunction)(void (*)(void))scan_request, METH_FASTCALL, scan_request_doc},
     {"frame_end", (PyCFunction)(void (*)(void))frame_end, METH_FASTCALL, frame_end_doc},
     {NULL, NULL, 0, NULL},

@@ -1,11 +1,12 @@
-"""Types of the C fast lanes fcgikit/protocol/_speedups.c (see fcgikit/protocol/connection.py)."""
+"""Types of the C fast lanes fcgikit/protocol/_speedups.c (see fcgikit/protocol/lanes.py)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+def configure(constants: Mapping[str, int], /) -> None: ...
 def scan_request(
     data: bytes | bytearray | memoryview, max_params_size: int, max_decoded_pairs: int, /
-) -> tuple[int, int, dict[bytes, bytes], set[bytes] | None, list[bytes], bool, int] | None: ...
+) -> tuple[int, bool, dict[bytes, bytes], set[bytes] | None, list[bytes], bool, int] | None: ...
 def frame_end(
     request_id: int,
     pieces: Sequence[bytes | memoryview],

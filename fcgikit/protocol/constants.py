@@ -1,4 +1,7 @@
-"""Numbers from the FastCGI 1.0 specification (section 8, "Types and Constants")."""
+"""Numbers from the FastCGI 1.0 specification (section 8, "Types and Constants"), and the one
+framing threshold fcgikit chooses itself (COPY_MAX).
+
+The C fast lanes take the numbers they need from here at import (see lanes.py)."""
 
 from __future__ import annotations
 
@@ -47,6 +50,13 @@ class ProtocolStatus(enum.IntEnum):
     OVERLOADED = 2
     UNKNOWN_ROLE = 3
 
+
+#: fcgikit's choice, not the spec's: a request's output shorter than this many bytes is framed
+#: into one buffer with its records; longer output is framed where it lies, as buffers for
+#: ``socket.sendmsg``, and not copied. For a few kilobytes one copy costs less than an iovec
+#: each (benchmarks/RESULTS.md, "Notes from the code"). At most FCGI_MAX_CONTENT_LEN: what is
+#: joined fits one record.
+COPY_MAX = 8192
 
 # Variable names a web server may ask for with GET_VALUES (bytes: params stay bytes).
 FCGI_MAX_CONNS = b"FCGI_MAX_CONNS"

@@ -1,9 +1,9 @@
-"""Events: what a :class:`~fcgikit.protocol.Connection` tells its caller.
+"""Events: what a connection's ``receive_data`` tells its caller.
 
 Each is a small frozen dataclass. Server-side events (what the web server sent us) come out of
-:meth:`ServerConnection.receive_data`; client-side events (what the application sent back)
-come out of :meth:`ClientConnection.receive_data`. Ends of streams are explicit events, never
-an empty ``bytes`` sentinel.
+:meth:`~fcgikit.protocol.ServerConnection.receive_data`; client-side events (what the
+application sent back) come out of :meth:`~fcgikit.protocol.ClientConnection.receive_data`.
+Ends of streams are explicit events, never an empty ``bytes`` sentinel.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Everything here is stateless except :class:`RecordReader`, which only knows where one record
 ends and the next begins. What a record *means* (which ones are allowed when) is the business
-of :mod:`fcgikit.protocol.connection` and its state table.
+of the state tables (:mod:`fcgikit.protocol.state`) and the connections that follow them.
 
 Why it looks the way it does:
 
@@ -37,6 +37,7 @@ __all__ = [
     "BEGIN_REQUEST_BODY",
     "END_REQUEST_BODY",
     "HEADER",
+    "LONG_LENGTH_FLAG",
     "UNKNOWN_TYPE_BODY",
     "RecordHeader",
     "RecordReader",
@@ -60,7 +61,9 @@ END_REQUEST_BODY = struct.Struct(">IB3x")
 UNKNOWN_TYPE_BODY = struct.Struct(">B7x")
 
 _LONG_LENGTH = struct.Struct(">I")
-_LONG_LENGTH_FLAG = 0x80000000
+#: The high bit of a four-byte name or value length (spec 3.4): a length under 128 takes one
+#: byte, whose high bit is clear.
+LONG_LENGTH_FLAG = 0x80000000
 #: The longest name or value the four-byte length form can describe.
 MAX_PAIR_LENGTH = 0x7FFFFFFF
 #: Padding for each possible content length modulo 8, prebuilt so packing never allocates it.
@@ -177,7 +180,7 @@ def _encode_length(length: int) -> bytes:
         raise LocalProtocolError(
             f"a FastCGI name or value can be at most {MAX_PAIR_LENGTH} bytes, not {length}"
         )
-    return _LONG_LENGTH.pack(length | _LONG_LENGTH_FLAG)
+    return _LONG_LENGTH.pack(length | LONG_LENGTH_FLAG)
 
 
 def encode_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:

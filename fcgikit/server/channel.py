@@ -34,7 +34,7 @@ from fcgikit.protocol import (
     StdinData,
     StdinEnded,
 )
-from fcgikit.protocol.connection import COPY_MAX
+from fcgikit.protocol.constants import COPY_MAX
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.pool import Refusal
 from fcgikit.server.wsgi import WebServerGone, WSGIRequest, log_spool_failure
@@ -58,7 +58,7 @@ MAX_PENDING = 1 << 20
 #: lies; a shorter one is joined with its head and records and sent whole (sendmsg's iovecs
 #: cost more than copying a few kilobytes: 2.6 against 2.3 µs for a hello-world response).
 #: The protocol's threshold for the same trade-off, so that what it frames in one buffer
-#: (its C lane) is exactly what this side would have joined.
+#: (RequestOutput) is exactly what this side would have joined.
 SCATTER_MIN = COPY_MAX
 
 

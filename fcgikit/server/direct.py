@@ -2,7 +2,7 @@
 
 nginx's default (no ``fastcgi_keep_conn``) opens a connection for each request and sends the
 whole request in one go. The loop reads it right after ``accept``; when
-:meth:`~fcgikit.protocol.connection.WholeRequest.parse` recognises it, the request runs with
+:meth:`~fcgikit.protocol.whole_request.WholeRequest.parse` recognises it, the request runs with
 a :class:`DirectChannel` instead of a :class:`~fcgikit.server.channel.Channel`: nothing
 more will be read from this connection, so it needs no selector, protocol state machine,
 send lock or linger; the response goes out, and the connection closes behind it. The
@@ -24,7 +24,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.protocol import ProtocolStatus
-from fcgikit.protocol.connection import WholeRequest
+from fcgikit.protocol.whole_request import WholeRequest
 from fcgikit.server.channel import (
     SCATTER_MIN,
     Connected,

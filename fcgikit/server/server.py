@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.addresses import UnixAddress
 from fcgikit.protocol import Role
-from fcgikit.protocol.connection import WholeRequest
+from fcgikit.protocol.whole_request import WholeRequest
 from fcgikit.server.channel import (
     DRAIN_QUIET,
     RECV_SIZE,

@@ -25,7 +25,7 @@ from fcgikit.protocol import (
     ServerConnection,
     StdinEnded,
 )
-from fcgikit.protocol.connection import MAX_DECODED_PAIRS
+from fcgikit.protocol.input_events import MAX_DECODED_PAIRS
 from fcgikit.protocol.records import encode_pairs
 from fcgikit.protocol.state import RequestState
 

@@ -18,9 +18,9 @@ from fcgikit.protocol import (
     StdinData,
     StdinEnded,
     StdoutData,
-    connection,
+    WholeRequest,
+    input_events,
 )
-from fcgikit.protocol.connection import WholeRequest
 
 from . import wire
 
@@ -300,9 +300,9 @@ def test_request_received_is_the_frozen_event_however_the_request_came() -> None
         ServerConnection().receive_data(data)[0],  # the C lane where it is built
         record_by_record.receive_data(data)[0],
     ]
-    whole = WholeRequest.parse(data, 1 << 20)  # None without the C lane
-    if whole is not None:
-        made.append(whole.event)
+    whole = WholeRequest.parse(data, 1 << 20)
+    assert whole is not None
+    made.append(whole.event)
     for event in made:
         assert event == expected
         assert repr(event) == repr(expected)
@@ -323,8 +323,8 @@ def test_stdin_ended_is_shared_per_id_and_the_ids_kept_are_bounded() -> None:
         )
         for receiver in (server, record_by_record):
             assert receiver.receive_data(data)[-1] == StdinEnded(request_id)
-    assert len(connection._STDIN_ENDED) <= connection._STDIN_ENDED_CACHED
-    assert connection._stdin_ended(1) is connection._stdin_ended(1)
+    assert len(input_events._STDIN_ENDED) <= input_events.STDIN_ENDED_CACHED
+    assert input_events.stdin_ended_event(1) is input_events.stdin_ended_event(1)
 
 
 # --- output --------------------------------------------------------------------------------

@@ -1,12 +1,15 @@
-"""The C fast lane for an ordinary request (fcgikit/protocol/_speedups.c).
+"""The C fast lanes of the protocol (fcgikit/protocol/_speedups.c) against their Python twins.
 
-``ServerConnection.receive_data`` hands an idle connection's input to ``scan_request``
-first; the lane must either decline (None) or give exactly what the record-by-record path
-gives: the same events, the same state after (what the app may send, what a later record
-does), the same replies. The equivalence is checked against a connection with the lane
-switched off, on streams built around the ordinary shape and then bent every way a peer can
-bend them. scripts/test runs this file in both passes; tests/native.py loads the lane in the
-pure-Python pass too, where it is held to the interpreted record-by-record path.
+fcgikit/protocol/lanes.py lists each lane with its twin and the test here that holds the two
+together (tests/protocol/test_lanes.py walks that table). Each test feeds both the same
+generated input, built around the ordinary case and then bent every way a peer can bend it:
+the lane must decline (None) or answer exactly what its twin answers.
+
+``ServerConnection.receive_data`` also hands an idle connection's input to ``scan_request``
+first; there the lane must give what the record-by-record path gives: the same events, the
+same state after (what the app may send, what a later record does), the same replies.
+scripts/test runs this file in both passes; tests/native.py loads the lane in the
+pure-Python pass too, where it is held to the interpreted Python.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
-from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,13 +31,18 @@ from fcgikit.protocol import (
     RequestReceived,
     Role,
     ServerConnection,
-    StdinData,
-    StdinEnded,
+    lanes,
+    output,
+    server_connection,
+    whole_request,
 )
-from fcgikit.protocol import connection as connection_module
-from fcgikit.protocol.connection import WholeRequest
+from fcgikit.protocol.constants import COPY_MAX
+from fcgikit.protocol.lanes import FIELD_NAMES, request_received_py
+from fcgikit.protocol.output import frame_end_py
 from fcgikit.protocol.records import encode_pairs, pack_header
+from fcgikit.protocol.whole_request import scan_request_py
 from tests.native import PURE_PYTHON_PASS, load_lane
+from tests.protocol.peer_streams import GET_PARAMS, PIECES, nginx_get, streams
 
 
 @pytest.fixture(scope="module")
@@ -42,100 +50,46 @@ def lane() -> ModuleType:
     return load_lane("fcgikit.protocol._speedups")
 
 
-GET_PARAMS = [
-    (b"REQUEST_METHOD", b"GET"),
-    (b"SCRIPT_NAME", b""),
-    (b"PATH_INFO", b"/hello"),
-    (b"QUERY_STRING", b"a=1"),
-    (b"HTTP_HOST", b"example.org"),
-]
-
-
-def nginx_get(request_id: int = 1, keep_conn: bool = True) -> bytes:
-    client = ClientConnection()
-    data = client.start_request(request_id, GET_PARAMS, keep_conn=keep_conn)
-    return data + client.end_stdin(request_id)
+@contextmanager
+def framing_with(frame_end: object) -> Iterator[None]:
+    """Output framed with ``frame_end`` (the C lane, or None for the Python alone)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(output, "frame_end", frame_end)
+        yield
 
 
 def test_the_lane_is_on_exactly_when_the_pass_says(lane: ModuleType) -> None:
+    users = (server_connection.scan_request, whole_request.scan_request, output.frame_end)
     if PURE_PYTHON_PASS:
-        assert connection_module.scan_request is None
-        assert connection_module._request_received is connection_module._request_received_py
+        assert (lanes.scan_request, lanes.frame_end) == (None, None)
+        assert users == (None, None, None)
+        assert lanes.request_received is request_received_py
         with pytest.raises(ImportError):
             import fcgikit.protocol._speedups  # noqa: F401
         return
-    assert connection_module.scan_request is lane.scan_request
+    assert (lanes.scan_request, lanes.frame_end) == (lane.scan_request, lane.frame_end)
+    assert users == (lane.scan_request, lane.scan_request, lane.frame_end)
     assert ServerConnection()._scan_request is lane.scan_request
-    assert type(connection_module._request_received) is lane.SlotsFactory
+    assert type(lanes.request_received) is lane.SlotsFactory
     # It takes what nginx sends for a GET: otherwise every test here would pass by declining.
     assert lane.scan_request(nginx_get(), 1 << 20, 128) is not None
 
 
-# --- streams around the ordinary shape -----------------------------------------------------
-
-NAMES = st.sampled_from([b"REQUEST_METHOD", b"PATH_INFO", b"HTTP_X", b"", b"N" * 200, b"\xff"])
-VALUES = st.one_of(st.sampled_from([b"", b"GET", b"/a/b", b"\x00\xff"]), st.binary(max_size=300))
-
-
-def record(version: int, record_type: int, request_id: int, content: bytes, padding: int) -> bytes:
-    header = pack_header(record_type, request_id, len(content), padding)
-    return bytes([version]) + header[1:] + content + bytes(padding)
-
-
-T = TypeVar("T")
-
-
-def rarely(draw: st.DrawFn, ordinary: T, *odd: T) -> T:
-    """``ordinary`` eleven times in twelve, else one of ``odd``: about half the streams stay
-    ordinary (the lane's work), the rest are bent in one way or a few."""
-    return draw(st.sampled_from(odd)) if draw(st.integers(0, 11)) == 0 else ordinary
+def test_the_lanes_refuse_to_run_with_numbers_that_are_not_theirs(lane: ModuleType) -> None:
+    """The C takes its numbers from Python (lanes.C_CONSTANTS) and checks the sizes it lays
+    out itself; given wrong ones it refuses, and keeps the right ones."""
+    wrong = {**lanes.C_CONSTANTS, "FCGI_HEADER_LEN": 16}
+    with pytest.raises(ValueError, match="FCGI_HEADER_LEN as 8 bytes, Python says 16"):
+        lane.configure(wrong)
+    with pytest.raises(ValueError, match="COPY_MAX"):
+        lane.configure({**lanes.C_CONSTANTS, "COPY_MAX": 70_000})
+    missing = {name: value for name, value in lanes.C_CONSTANTS.items() if name != "STDIN"}
+    with pytest.raises(KeyError, match="STDIN"):
+        lane.configure(missing)
+    assert lane.scan_request(nginx_get(), 1 << 20, 128) is not None
 
 
-@st.composite
-def streams(draw: st.DrawFn) -> tuple[bytes, int]:
-    """(bytes, max_params_size): ordinary requests, some of them bent."""
-    request_id = draw(st.sampled_from([1, 2, 0xFFFF]))
-    request_id = rarely(draw, request_id, 0)
-    role = rarely(draw, 1, 2, 3, 9)
-    flags = draw(st.sampled_from([0, 1, 0xFF]))
-    other_id = rarely(draw, request_id, request_id ^ 1, 0)
-    version = rarely(draw, 1, 0, 2)
-    begin_length = rarely(draw, 8, 7, 9, 0)
-    begin_body = (role.to_bytes(2, "big") + bytes([flags]) + bytes(5) + b"\x00")[:begin_length]
-    out = record(1, 1, request_id, begin_body, draw(st.integers(0, 3)))
-
-    pairs = draw(st.lists(st.tuples(NAMES, VALUES), max_size=6))
-    encoded = encode_pairs(pairs)
-    if rarely(draw, False, True):  # malformed pairs: cut, or garbage at the end
-        encoded = encoded[: draw(st.integers(0, len(encoded)))] + draw(st.binary(max_size=5))
-    cuts = sorted(draw(st.lists(st.integers(0, len(encoded)), max_size=3)))
-    pieces = [encoded[a:b] for a, b in zip([0, *cuts], [*cuts, len(encoded)], strict=True)]
-    for piece in pieces:
-        if piece:
-            out += record(1, 4, request_id, piece, draw(st.integers(0, 9)))
-    if rarely(draw, True, False):  # the empty PARAMS record that ends them
-        out += record(version, 4, other_id, b"", draw(st.integers(0, 9)))
-
-    for chunk in draw(st.lists(st.binary(min_size=1, max_size=50), max_size=3)):
-        out += record(1, 5, request_id, chunk, draw(st.integers(0, 7)))
-    if draw(st.booleans()):
-        out += record(1, 5, request_id, b"", 0)
-    out += rarely(
-        draw,
-        b"",
-        record(1, 5, request_id, b"late", 4),  # STDIN after its end
-        record(1, 9, 0, encode_pairs([(b"FCGI_MPXS_CONNS", b"")]), 0),
-        record(1, 2, request_id, b"", 0),  # ABORT_REQUEST
-        record(1, 1, (request_id % 0xFFFF) + 1, b"\x00\x01\x01" + bytes(5), 0),
-        record(1, 3, request_id, bytes(8), 0),  # END_REQUEST: never from a web server
-        record(1, 8, request_id, b"filter", 2),  # DATA
-        record(1, 5, request_id, b"cut", 0)[:-2],  # a record cut short
-    )
-    if rarely(draw, False, True):
-        out = out[: draw(st.integers(0, len(out)))]
-    max_params_size = rarely(draw, 1 << 20, len(encoded), max(0, len(encoded) - 1), 0)
-    return out, max_params_size
-
+# --- an idle connection's input -----------------------------------------------------------
 
 CONNECTION_SETTINGS = st.fixed_dictionaries(
     {
@@ -187,9 +141,27 @@ def test_the_lane_gives_what_the_record_by_record_path_gives(
     assert observe(with_lane, data, then) == observe(without, data, then)
 
 
-def test_the_lane_takes_ordinary_requests_and_declines_the_rest(lane: ModuleType) -> None:
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    streams(),
+    st.sampled_from([128, 128, 0, 1, 2, 3]),
+    st.sampled_from([bytes, bytearray, memoryview]),
+)
+def test_scan_request_answers_what_its_python_twin_answers(
+    lane: ModuleType, stream: tuple[bytes, int], max_decoded_pairs: int, kind: type
+) -> None:
+    data, max_params_size = stream
+    found = lane.scan_request(kind(data), max_params_size, max_decoded_pairs)
+    assert found == scan_request_py(kind(data), max_params_size, max_decoded_pairs)
+
+
+@pytest.mark.parametrize("twin", [False, True], ids=["lane", "python-twin"])
+def test_the_lane_takes_ordinary_requests_and_declines_the_rest(
+    lane: ModuleType, twin: bool
+) -> None:
     def scan(data: bytes | memoryview, max_params_size: int, max_pairs: int = 128) -> object:
-        return lane.scan_request(data, max_params_size, max_pairs)
+        scan_request = scan_request_py if twin else lane.scan_request
+        return scan_request(data, max_params_size, max_pairs)
 
     whole = nginx_get()
     begin_and_params = whole[: -len(pack_header(5, 1, 0))]
@@ -207,15 +179,19 @@ def test_the_lane_takes_ordinary_requests_and_declines_the_rest(lane: ModuleType
     assert scan(authorizer, 1 << 20) is None
 
 
-def test_declining_the_first_read_of_an_upload_copies_none_of_it(lane: ModuleType) -> None:
+@pytest.mark.parametrize("twin", [False, True], ids=["lane", "python-twin"])
+def test_declining_the_first_read_of_an_upload_copies_none_of_it(
+    lane: ModuleType, twin: bool
+) -> None:
     """An upload's first read ends in a cut FCGI_STDIN record: the lane must say no before
     copying the body it holds (the ordinary path copies it once, as it must)."""
     client = ClientConnection()
     upload = client.start_request(1, GET_PARAMS) + client.send_stdin(1, b"u" * 300_000)
     first_read = upload[: 256 * 1024]
+    scan_request = scan_request_py if twin else lane.scan_request
     tracemalloc.start()
     try:
-        assert lane.scan_request(first_read, 1 << 20, 128) is None
+        assert scan_request(first_read, 1 << 20, 128) is None
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -242,17 +218,39 @@ def test_a_large_request_across_many_records_and_reads(lane: ModuleType) -> None
 
 # --- the end of a response -----------------------------------------------------------------
 
-PIECES = st.lists(
-    st.one_of(
-        st.binary(max_size=100),
-        st.sampled_from([b"h" * 8000, b"b" * 8191, b"x" * 8192, b"y" * 70_000]),
-        st.binary(max_size=20).map(memoryview),
-    ),
-    max_size=3,
+@settings(max_examples=1000, deadline=None)
+@given(
+    pieces=PIECES,
+    request_id=st.sampled_from([1, 2, 0xFFFF]),
+    app_status=st.sampled_from([0, 1, 0xFFFFFFFF]),
+    protocol_status=st.sampled_from([0, 1, 2, 3]),
+    close_stdout=st.booleans(),
+    close_stderr=st.booleans(),
+    as_list=st.booleans(),
 )
+def test_frame_end_frames_what_its_python_twin_frames(
+    lane: ModuleType,
+    pieces: list[bytes | memoryview],
+    request_id: int,
+    app_status: int,
+    protocol_status: int,
+    close_stdout: bool,
+    close_stderr: bool,
+    as_list: bool,
+) -> None:
+    stdout = list(pieces) if as_list else tuple(pieces)
+    fields = (request_id, stdout, app_status, protocol_status, close_stdout, close_stderr)
+    framed = lane.frame_end(*fields)
+    twin = frame_end_py(*fields)
+    small_bytes = all(type(piece) is bytes for piece in pieces)
+    small_bytes = small_bytes and sum(len(piece) for piece in pieces) < COPY_MAX
+    # It answers the ordinary case (small bytes), exactly as the twin does; else it declines.
+    assert (framed is not None) == small_bytes
+    if framed is not None:
+        assert [framed] == twin
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     pieces=PIECES,
     app_status=st.sampled_from([0, 1, 0xFFFFFFFF]),
@@ -274,17 +272,17 @@ def test_the_end_of_a_response_is_the_same_with_the_lane(
 ) -> None:
     ends = []
     for frame_end in (lane.frame_end, None):
-        server = ServerConnection()
-        server._frame_end = frame_end
-        server.receive_data(nginx_get(5, keep_conn=keep_conn))
-        before = b""
-        if stdout_before:
-            before += server.send_stdout(5, b"early")
-        if stderr_before:
-            before += server.send_stderr(5, b"oops")
-        stdout = list(pieces) if as_list else tuple(pieces)
-        buffers = server.end_request_buffers(5, app_status, protocol_status, stdout=stdout)
-        ends.append((before + b"".join(buffers), server.should_close, server.active_request_ids))
+        with framing_with(frame_end):
+            server = ServerConnection()
+            server.receive_data(nginx_get(5, keep_conn=keep_conn))
+            before = b""
+            if stdout_before:
+                before += server.send_stdout(5, b"early")
+            if stderr_before:
+                before += server.send_stderr(5, b"oops")
+            stdout = list(pieces) if as_list else tuple(pieces)
+            buffers = server.end_request_buffers(5, app_status, protocol_status, stdout=stdout)
+        ends.append((before + b"".join(buffers), len(buffers), server.should_close))
         # What the web server reads: the body whole, then the end of the request.
         client = ClientConnection()
         client.start_request(5, {}, keep_conn=keep_conn)
@@ -295,143 +293,27 @@ def test_the_end_of_a_response_is_the_same_with_the_lane(
     assert ends[0] == ends[1]
 
 
-def test_a_hello_world_response_ends_in_one_buffer(lane: ModuleType) -> None:
-    server = ServerConnection()
-    server._frame_end = lane.frame_end
-    server.receive_data(nginx_get(1))
-    head = b"Status: 200 OK\r\nContent-Length: 5\r\n\r\n"
-    (framed,) = server.end_request_buffers(1, 0, stdout=(head, b"hello"))
-    assert framed[:8] == pack_header(6, 1, len(head) + 5, -(len(head) + 5) & 7)  # FCGI_STDOUT
-    assert framed[-16:] == pack_header(3, 1, 8) + bytes(8)  # END_REQUEST, status 0, complete
-    big = b"z" * 10_000  # large: framed where it lies, for sendmsg, not copied
-    server.receive_data(nginx_get(2))
-    buffers = server.end_request_buffers(2, 0, stdout=(head, big))
-    assert any(buffer is big for buffer in buffers)
-
-
-# --- WholeRequest: a connection that brought one whole request and nothing more -------------
-
-
-def test_a_whole_request_is_recognised_only_with_the_lane_and_without_keep_conn() -> None:
-    whole = WholeRequest.parse(nginx_get(7, keep_conn=False), 1 << 20)
-    if PURE_PYTHON_PASS:
-        assert whole is None  # no lane: every connection gets a ServerConnection
-        return
-    assert whole is not None
-    size = len(encode_pairs(GET_PARAMS))
-    expected = RequestReceived(7, Role.RESPONDER, False, dict(GET_PARAMS), frozenset(), size)
-    assert whole.event == expected
-    assert whole.stdin == []
-    # A keep-conn connection may bring more requests; a body still to come is not whole.
-    assert WholeRequest.parse(nginx_get(7, keep_conn=True), 1 << 20) is None
-    client = ClientConnection()
-    assert WholeRequest.parse(client.start_request(1, GET_PARAMS), 1 << 20) is None
-
-
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(streams())
-def test_a_whole_request_is_what_a_server_connection_makes_of_the_same_bytes(
-    stream: tuple[bytes, int],
-) -> None:
-    data, max_params_size = stream
-    whole = WholeRequest.parse(data, max_params_size)
-    if whole is None:
-        return  # declined: a ServerConnection takes these bytes, as before
-    server = ServerConnection(max_params_size=max_params_size)
-    server._scan_request = None  # record by record: the spec
-    events = server.receive_data(data)
-    assert events == [
-        whole.event,
-        *(StdinData(whole.event.request_id, chunk) for chunk in whole.stdin),
-        StdinEnded(whole.event.request_id),
-    ]
-    assert server.data_to_send() == b""
-    server.end_request(whole.event.request_id)
-    assert server.should_close  # nothing more comes: no FCGI_KEEP_CONN
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    pieces=PIECES,
-    app_status=st.sampled_from([0, 1, 0xFFFFFFFF]),
-    protocol_status=st.sampled_from([0, 1, 2, 3]),
-    streamed=st.lists(st.binary(min_size=1, max_size=70_000), max_size=2),
-    stderr_before=st.booleans(),
-    with_lane=st.booleans(),
-)
-def test_a_whole_request_answers_with_the_bytes_a_server_connection_sends(
-    lane: ModuleType,
-    pieces: list[bytes | memoryview],
-    app_status: int,
-    protocol_status: int,
-    streamed: list[bytes],
-    stderr_before: bool,
-    with_lane: bool,
-) -> None:
-    server = ServerConnection()
-    server._frame_end = lane.frame_end if with_lane else None
-    (received, *_) = server.receive_data(nginx_get(5, keep_conn=False))
-    assert isinstance(received, RequestReceived)
-    whole = WholeRequest(received, [])
-    whole._frame_end = server._frame_end
-
-    def answer(
-        send_stdout: Callable[[bytes], list[bytes | memoryview]],
-        send_stderr: Callable[[bytes], bytes],
-        end: Callable[[], list[bytes | memoryview]],
-    ) -> bytes:
-        out = b"".join(b"".join(send_stdout(block)) for block in streamed)
-        if stderr_before:
-            out += send_stderr(b"oops")
-        return out + b"".join(end())
-
-    by_connection = answer(
-        lambda block: server.send_stdout_buffers(5, (block,)),
-        lambda data: server.send_stderr(5, data),
-        lambda: server.end_request_buffers(5, app_status, protocol_status, stdout=pieces),
-    )
-    by_whole = answer(
-        lambda block: whole.send_stdout_buffers((block,)),
-        whole.send_stderr,
-        lambda: whole.end_request_buffers(app_status, protocol_status, stdout=pieces),
-    )
-    assert by_whole == by_connection
-
-
-def test_a_whole_request_ends_once_and_checks_its_statuses_as_a_connection_does() -> None:
-    event = RequestReceived(3, Role.RESPONDER, False, {}, frozenset())
-    whole = WholeRequest(event, [])
-    with pytest.raises(LocalProtocolError, match="32 bits"):
-        whole.end_request_buffers(1 << 32)
-    with pytest.raises(LocalProtocolError, match="is not a ProtocolStatus"):
-        whole.end_request_buffers(0, 9)
-    assert whole.send_stderr(b"") == b""  # nothing to say opens no stream
-    whole.end_request_buffers(0, stdout=(b"Status: 204\r\n\r\n",))
-    for late in (
-        lambda: whole.send_stdout_buffers((b"late",)),
-        lambda: whole.send_stderr(b"late"),
-        lambda: whole.end_request_buffers(),
-    ):
-        with pytest.raises(LocalProtocolError, match="request 3: it has ended"):
-            late()
-
-
 # --- SlotsFactory: RequestReceived without its __init__ ------------------------------------
 
 FIELDS = tuple(field.name for field in dataclasses.fields(RequestReceived))
 
 
-def test_the_factory_makes_the_event_the_dataclass_makes(lane: ModuleType) -> None:
+def test_the_factory_makes_the_event_its_python_twin_makes(lane: ModuleType) -> None:
+    assert FIELD_NAMES == FIELDS
     make = lane.SlotsFactory(RequestReceived, FIELDS)
     params = {b"REQUEST_METHOD": b"GET"}
     names = frozenset({b"X"})
-    event = make(7, Role.FILTER, True, params, names, 20)
     expected = RequestReceived(7, Role.FILTER, True, params, names, 20)
-    assert type(event) is RequestReceived
-    assert event == expected and repr(event) == repr(expected)
-    assert event.params is params and event.duplicate_names is names
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        event.role = Role.RESPONDER  # type: ignore[misc]
+    for event in (
+        make(7, Role.FILTER, True, params, names, 20),
+        request_received_py(7, Role.FILTER, True, params, names, 20),
+    ):
+        assert type(event) is RequestReceived
+        assert event == expected and repr(event) == repr(expected)
+        assert event.params is params and event.duplicate_names is names
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            event.role = Role.RESPONDER  # type: ignore[misc]
+    event = make(7, Role.FILTER, True, params, names, 20)
     # Each value is held once more, and let go with the event: nothing leaks.
     counts = [sys.getrefcount(params), sys.getrefcount(names)]
     made = [make(1, Role.RESPONDER, False, params, names, 20) for _ in range(1000)]

@@ -1,0 +1,158 @@
+"""The protocol's C fast lanes (``_speedups.c``), the one table that lists them, and their numbers.
+
+A lane only makes the ordinary case faster. It answers None (declines) outside that case;
+the Python named as its twin is the specification, and does the work wherever the lane
+declines or was not built; a property test holds the two together on generated input,
+malformed input included. :data:`LANES` lists each lane with its twin and its test, and
+tests/protocol/test_lanes.py walks the table, so that no lane can come without them.
+
+The C takes every number it works with from Python, here, at import (:func:`configure`):
+record types, the Responder role, the keep-conn flag, COPY_MAX. The sizes its code lays out
+byte by byte (a record header, the bodies of FCGI_BEGIN_REQUEST and FCGI_END_REQUEST) it
+checks against the ones given, and refuses to load if they differ. No number is kept twice.
+
+Without the C module (not built, or ``FCGIKIT_PURE_PYTHON=1``) ``scan_request`` and
+``frame_end`` are None, ``request_received`` is the Python twin, and the Python does the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
+from types import ModuleType
+from typing import Final, NamedTuple
+
+from fcgikit.protocol.constants import (
+    COPY_MAX,
+    FCGI_HEADER_LEN,
+    FCGI_KEEP_CONN,
+    FCGI_MAX_CONTENT_LEN,
+    FCGI_VERSION_1,
+    RecordType,
+    Role,
+)
+from fcgikit.protocol.events import RequestReceived
+from fcgikit.protocol.records import BEGIN_REQUEST_BODY, END_REQUEST_BODY, LONG_LENGTH_FLAG
+
+__all__ = ["LANES", "Lane", "configure", "frame_end", "request_received", "scan_request"]
+
+
+class Lane(NamedTuple):
+    """One fast lane: its C name, the Python it must agree with, the test that says it does."""
+
+    #: the name in fcgikit.protocol._speedups
+    c_name: str
+    #: the Python twin, as ``module:qualified.name``
+    python_twin: str
+    #: the property test that holds the lane to its twin, as ``path::function``
+    equivalence_test: str
+
+
+_TESTS = "tests/protocol/test_speedups.py"
+
+LANES: Final[tuple[Lane, ...]] = (
+    Lane(
+        "scan_request",
+        "fcgikit.protocol.whole_request:scan_request_py",
+        f"{_TESTS}::test_scan_request_answers_what_its_python_twin_answers",
+    ),
+    Lane(
+        "frame_end",
+        "fcgikit.protocol.output:frame_end_py",
+        f"{_TESTS}::test_frame_end_frames_what_its_python_twin_frames",
+    ),
+    Lane(
+        "SlotsFactory",
+        "fcgikit.protocol.lanes:request_received_py",
+        f"{_TESTS}::test_the_factory_makes_the_event_its_python_twin_makes",
+    ),
+)
+
+#: What the C module is given at import (and checks, for the sizes it lays out itself).
+C_CONSTANTS: Final[Mapping[str, int]] = {
+    "FCGI_VERSION_1": FCGI_VERSION_1,
+    "FCGI_HEADER_LEN": FCGI_HEADER_LEN,
+    "FCGI_MAX_CONTENT_LEN": FCGI_MAX_CONTENT_LEN,
+    "FCGI_KEEP_CONN": FCGI_KEEP_CONN,
+    "BEGIN_REQUEST": RecordType.BEGIN_REQUEST,
+    "END_REQUEST": RecordType.END_REQUEST,
+    "PARAMS": RecordType.PARAMS,
+    "STDIN": RecordType.STDIN,
+    "STDOUT": RecordType.STDOUT,
+    "STDERR": RecordType.STDERR,
+    "RESPONDER": Role.RESPONDER,
+    "BEGIN_REQUEST_BODY_LEN": BEGIN_REQUEST_BODY.size,
+    "END_REQUEST_BODY_LEN": END_REQUEST_BODY.size,
+    # the four-byte form's flag, in the first byte of a name or value length (spec 3.4)
+    "LONG_LENGTH_FLAG": LONG_LENGTH_FLAG >> 24,
+    "COPY_MAX": COPY_MAX,
+}
+
+#: what scan_request finds: request_id, keep_conn, params, duplicate_names (None for none),
+#: stdin_chunks, stdin_ended, params_size
+ScannedRequest = tuple[int, bool, dict[bytes, bytes], set[bytes] | None, list[bytes], bool, int]
+ScanRequest = Callable[[bytes | bytearray | memoryview, int, int], ScannedRequest | None]
+FrameEnd = Callable[[int, Sequence[bytes | memoryview], int, int, bool, bool], bytes | None]
+MakeRequestReceived = Callable[
+    [int, Role, bool, Mapping[bytes, bytes], frozenset[bytes], int], RequestReceived
+]
+
+#: RequestReceived's fields, in the order of its __init__'s arguments
+FIELD_NAMES: Final = tuple(field.name for field in fields(RequestReceived))
+# Each slot's own descriptor sets its field; the frozen dataclass's generated __init__
+# goes through object.__setattr__ for each, which costs more.
+_FIELD_SETTERS: Final[tuple[Callable[[object, object], None], ...]] = tuple(
+    getattr(RequestReceived, name).__set__ for name in FIELD_NAMES
+)
+
+
+def request_received_py(
+    request_id: int,
+    role: Role,
+    keep_conn: bool,
+    params: Mapping[bytes, bytes],
+    duplicate_names: frozenset[bytes],
+    params_size: int,
+) -> RequestReceived:
+    """``RequestReceived(request_id, role, keep_conn, params, duplicate_names, params_size)``
+    without the dataclass's __init__ (which only stores its arguments): the Python twin of
+    the C ``SlotsFactory(RequestReceived, FIELD_NAMES)``."""
+    event = object.__new__(RequestReceived)
+    (
+        set_request_id,
+        set_role,
+        set_keep_conn,
+        set_params,
+        set_duplicate_names,
+        set_params_size,
+    ) = _FIELD_SETTERS
+    set_request_id(event, request_id)
+    set_role(event, role)
+    set_keep_conn(event, keep_conn)
+    set_params(event, params)
+    set_duplicate_names(event, duplicate_names)
+    set_params_size(event, params_size)
+    return event
+
+
+def configure(module: ModuleType) -> None:
+    """Give a ``_speedups`` module (this build's, or one a test loaded from its file) the
+    numbers it works with; it raises ValueError if one it lays out differs."""
+    module.configure(C_CONSTANTS)
+
+
+#: _speedups.scan_request (an ordinary request arriving whole, in one pass), or None
+scan_request: ScanRequest | None = None
+#: _speedups.frame_end (a small response's end, in one buffer), or None
+frame_end: FrameEnd | None = None
+#: makes the RequestReceived of each request: the C factory, or its Python twin
+request_received: MakeRequestReceived = request_received_py
+try:
+    from fcgikit.protocol import _speedups
+except ImportError:
+    pass
+else:
+    _speedups.configure(C_CONSTANTS)
+    scan_request = _speedups.scan_request
+    frame_end = _speedups.frame_end
+    request_received = _speedups.SlotsFactory(RequestReceived, FIELD_NAMES)

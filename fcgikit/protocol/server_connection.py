@@ -1,0 +1,614 @@
+"""The application's end of a FastCGI connection, sans I/O: what fcgikit's server runs on.
+
+It follows the tables of :mod:`fcgikit.protocol.state`: each record is looked up there by
+its type and where its request id stands, and does what the table says. Why it is shaped
+like this:
+
+* Some replies are the protocol's own business, not the application's: FCGI_GET_VALUES,
+  unknown management types, refused FCGI_BEGIN_REQUESTs (wrong role, can't multiplex,
+  overloaded) and the FCGI_END_REQUEST that answers FCGI_ABORT_REQUEST. They are queued and
+  handed out by ``data_to_send``, so the application only ever sees requests it must run.
+* Output methods return the bytes to write instead of buffering them, so a server can write
+  a response from the thread that produced it. Each active request frames its own output
+  (it is a :class:`~fcgikit.protocol.output.RequestOutput`). The connection itself is not
+  thread-safe: the caller serialises calls *and* the writes of what they return.
+* Request ids follow the spec's "Managing Request IDs" (section 3.3): an id is active from
+  FCGI_BEGIN_REQUEST until the application's FCGI_END_REQUEST, and records for an inactive id
+  are ignored. One guard goes beyond the spec: after FCGI_ABORT_REQUEST the id is inactive
+  for the web server, but the application may still be running and will still call
+  ``end_request`` with that id, so a new FCGI_BEGIN_REQUEST reusing it is refused (OVERLOADED,
+  or CANT_MPX_CONN on a connection that does not multiplex) until the application lets go.
+* An idle connection given an ordinary request whole (the usual read) hands it to the C
+  lane ``scan_request`` first (lanes.py), which parses it in one pass or declines; the
+  record-by-record path below is the specification, errors included.
+
+This module is one class, and longer than most here because it reads best whole: its input
+and its output share one table of active requests and the rules for their ids (when an id
+is free again, when a refusal or an abort answers, when the connection should close), and
+split in two, each half would reach into the other's state. A third of it is the public
+API's documentation. The framing of output, the events made of input and the rules
+themselves live in output.py, input_events.py and state.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Final
+
+from fcgikit.errors import LocalProtocolError, RemoteProtocolError
+from fcgikit.protocol.connection import RecordStream
+from fcgikit.protocol.constants import (
+    FCGI_KEEP_CONN,
+    FCGI_MAX_CONNS,
+    FCGI_MAX_REQS,
+    FCGI_MPXS_CONNS,
+    ProtocolStatus,
+    RecordType,
+    Role,
+)
+from fcgikit.protocol.events import (
+    FilterData,
+    FilterDataEnded,
+    RequestAborted,
+    RequestEnded,
+    RequestReceived,
+    ServerEvent,
+    StderrData,
+    StdinData,
+    StdoutData,
+)
+from fcgikit.protocol.input_events import (
+    MAX_DECODED_PAIRS,
+    received_from_params,
+    received_from_scan,
+    stdin_ended_event,
+)
+from fcgikit.protocol.lanes import scan_request
+from fcgikit.protocol.output import RequestOutput, end_request_record
+from fcgikit.protocol.records import (
+    BEGIN_REQUEST_BODY,
+    UNKNOWN_TYPE_BODY,
+    decode_pairs,
+    encode_pairs,
+    pack_header,
+    pack_records,
+    record_type_name,
+)
+from fcgikit.protocol.state import (
+    ERROR_MESSAGES,
+    IGNORED_STREAMS,
+    INPUT_STREAMS,
+    OTHER_TYPES,
+    RULES,
+    Action,
+    InputStream,
+    RequestState,
+    Standing,
+)
+
+__all__ = ["MAX_DECODED_PAIRS", "ServerConnection"]
+
+# Plain ints for the per-record comparisons: cheaper than IntEnum members on the hot path.
+_PARAMS: Final = int(RecordType.PARAMS)
+_STDIN: Final = int(RecordType.STDIN)
+_GET_VALUES_RESULT: Final = int(RecordType.GET_VALUES_RESULT)
+_UNKNOWN_TYPE: Final = int(RecordType.UNKNOWN_TYPE)
+
+#: number -> member without Enum.__call__, which is Python code
+_ROLES_BY_NUMBER: Final[dict[int, Role]] = {int(role): role for role in Role}
+_BEGIN_REQUEST_LEN: Final = BEGIN_REQUEST_BODY.size
+_UNKNOWN_TYPE_LEN: Final = UNKNOWN_TYPE_BODY.size
+_RESPONDER: Final = Role.RESPONDER
+
+# The table's rows and cells the per-record dispatch looks at (state.RULES).
+_MANAGEMENT: Final = RULES[Standing.MANAGEMENT]
+_INACTIVE: Final = RULES[Standing.INACTIVE]
+_BEGIN: Final = Action.BEGIN
+_BEGIN_HELD: Final = Action.BEGIN_HELD
+_IGNORE: Final = Action.IGNORE
+_ABORT: Final = Action.ABORT
+_FORGET: Final = Action.FORGET
+_STREAM: Final = Action.STREAM
+
+# A server makes a ServerConnection per connection (per request, for a web server without
+# keep-conn), always with the same settings: what __init__ derives from them is kept here.
+# Keyed by our own configuration, never by peer input; capped anyway.
+_SETTINGS_CACHED = 64
+_ROLE_SETS: dict[frozenset[object], frozenset[Role]] = {}
+_VALUES: dict[tuple[int, int, bool], dict[bytes, bytes]] = {}
+
+
+class _ServerRequest(RequestOutput):
+    """An active request: its output (a RequestOutput), and where its input has got to."""
+
+    __slots__ = ("keep_conn", "params", "reading", "role", "state")
+
+    def __init__(self, request_id: int, role: Role, keep_conn: bool) -> None:
+        super().__init__(request_id)
+        self.role = role
+        self.keep_conn = keep_conn
+        self.state = RequestState.READING_PARAMS
+        #: The input stream this state reads (a cache of INPUT_STREAMS[role, state]).
+        self.reading: InputStream | None = INPUT_STREAMS[role, RequestState.READING_PARAMS]
+        self.params = bytearray()
+
+
+class ServerConnection(RecordStream[ServerEvent]):
+    """The application's end of one FastCGI transport connection.
+
+    Args:
+        roles: the roles this application plays; a request for another gets UNKNOWN_ROLE.
+        multiplexed: accept several concurrent requests on this connection. If false, a
+            second FCGI_BEGIN_REQUEST while one is active gets CANT_MPX_CONN.
+        max_conns: answered for FCGI_MAX_CONNS in FCGI_GET_VALUES.
+        max_reqs: answered for FCGI_MAX_REQS in FCGI_GET_VALUES.
+        max_params_size: the most FCGI_PARAMS bytes one request may send; more is a
+            RemoteProtocolError (a web server's whole environment is a few kilobytes).
+            Also the most the requests still sending their params may have sent in all:
+            the request whose record goes beyond is refused (OVERLOADED, counted in
+            :attr:`params_overloads`), so a multiplexed connection holds no more of them
+            than one that is not.
+        max_active_requests: when multiplexed, a FCGI_BEGIN_REQUEST beyond this many active
+            requests gets OVERLOADED.
+        max_decoded_pairs: params of up to this many pairs arrive as a dict; more as an
+            :class:`~fcgikit.protocol.events.EncodedParams` (about the bytes that were
+            sent, a tenth of a dict's memory for tiny pairs), to decode when needed.
+    """
+
+    def __init__(
+        self,
+        *,
+        roles: Collection[Role] = (Role.RESPONDER,),
+        multiplexed: bool = False,
+        max_conns: int = 100,
+        max_reqs: int = 100,
+        max_params_size: int = 1 << 20,
+        max_active_requests: int = 100,
+        max_decoded_pairs: int = MAX_DECODED_PAIRS,
+    ) -> None:
+        if not roles:
+            raise ValueError("roles is empty: pass at least one Role")
+        if max_params_size < 0:
+            raise ValueError(f"max_params_size must be 0 or more, not {max_params_size}")
+        if max_active_requests < 1:
+            raise ValueError(f"max_active_requests must be 1 or more, not {max_active_requests}")
+        if max_decoded_pairs < 0:
+            raise ValueError(f"max_decoded_pairs must be 0 or more, not {max_decoded_pairs}")
+        self._roles = _known_roles(roles)
+        #: the fast lane, which serves only the Responder role: see receive_data
+        self._scan_request = scan_request if Role.RESPONDER in self._roles else None
+        self._multiplexed = multiplexed
+        self._max_params_size = max_params_size
+        self._max_active_requests = max_active_requests
+        self._max_decoded_pairs = max_decoded_pairs
+        #: read only: shared by the connections with the same settings
+        self._values = _values(max_conns, max_reqs, multiplexed)
+        super().__init__()
+        self._requests: dict[int, _ServerRequest] = {}
+        self._outgoing = bytearray()
+        self._should_close = False
+        #: every id a FCGI_BEGIN_REQUEST named on this connection (at most 65,535 of them)
+        self._begun_ids: set[int] = set()
+        self._stray_records = 0
+        self._last_request_id = 0
+        #: FCGI_PARAMS bytes held for the requests still sending them
+        self._params_buffered = 0
+        self._params_overloads = 0
+
+    # -- input ------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[ServerEvent]:
+        # An idle connection given a whole ordinary request: the C lane parses it in one
+        # pass; it declines anything else.
+        scan = self._scan_request
+        if (
+            scan is not None
+            and not self._requests
+            and not self._reader.buffered
+            and self._error is None
+            and not self._received_eof
+        ):
+            found = scan(data, self._max_params_size, self._max_decoded_pairs)
+            if found is not None:
+                return self._ordinary_request(*found)
+        return super().receive_data(data)
+
+    def _ordinary_request(
+        self,
+        request_id: int,
+        keep_conn: bool,
+        params: dict[bytes, bytes],
+        duplicate_names: set[bytes] | None,
+        stdin_chunks: list[bytes],
+        stdin_ended: bool,
+        params_size: int,
+    ) -> list[ServerEvent]:
+        """What the records scan_request found would have done, record by record:
+        BEGIN_REQUEST (a Responder), the whole PARAMS stream, then FCGI_STDIN records."""
+        self._begun_ids.add(request_id)
+        self._last_request_id = request_id
+        request = _ServerRequest(request_id, _RESPONDER, keep_conn)
+        self._requests[request_id] = request
+        events: list[ServerEvent] = [
+            received_from_scan(request_id, keep_conn, params, duplicate_names, params_size)
+        ]
+        for chunk in stdin_chunks:
+            events.append(StdinData(request_id, chunk))
+        state = RequestState.INPUT_ENDED if stdin_ended else RequestState.READING_STDIN
+        request.state = state
+        request.reading = INPUT_STREAMS.get((_RESPONDER, state))
+        if stdin_ended:
+            events.append(stdin_ended_event(request_id))
+        return events
+
+    def receive_eof(self) -> None:
+        """The web server closed its end.
+
+        Raises:
+            RemoteProtocolError: it closed in the middle of a record.
+        """
+        self._received_eof = True
+        self._should_close = True
+        if self._error is None and self._reader.buffered and not self._cut_input_was_moot():
+            self._error = RemoteProtocolError(
+                f"the web server closed the connection in the middle of a record "
+                f"({self._reader.buffered} bytes of it arrived)"
+            )
+            raise self._error
+
+    def _cut_input_was_moot(self) -> bool:
+        """Whether the half record left at EOF is input for a request that is over.
+
+        After an early answer (the app ended a request before reading all its body) a web
+        server that wants to keep the connection cannot: it stops sending that body mid-way
+        and closes. That is normal, not a protocol error.
+        """
+        request_id = self._reader.partial_request_id
+        if request_id is None:
+            request_id = self._last_request_id
+        request = self._requests.get(request_id)
+        return request_id in self._begun_ids and (
+            request is None or request.state is RequestState.ABORTED
+        )
+
+    def data_to_send(self) -> bytes:
+        """Return, and forget, the replies the connection queued by itself."""
+        outgoing = bytes(self._outgoing)
+        self._outgoing.clear()
+        return outgoing
+
+    @property
+    def should_close(self) -> bool:
+        """True once the application should close the connection.
+
+        That is after a request without FCGI_KEEP_CONN has ended (including one refused or
+        aborted), or after the web server's EOF. Write what was returned and queued first,
+        and with a multiplexed connection wait for :attr:`active_request_ids` to empty.
+        """
+        return self._should_close
+
+    @property
+    def between_requests(self) -> bool:
+        """True while the connection holds nothing of a request: every one begun has
+        ended, no part of a record waits for the rest, no error, no EOF, not to be closed.
+        From here a fresh ServerConnection (in another process: fcgikit's reload hands such
+        connections over) would go on exactly as this one would."""
+        return (
+            not self._requests
+            and not self._reader.buffered
+            and self._error is None
+            and not self._should_close
+        )
+
+    @property
+    def stray_records(self) -> int:
+        """Input records ignored because no FCGI_BEGIN_REQUEST ever named their id.
+
+        Spec 3.3 says ignore them; a web server never sends them (the rest of a body the
+        app did not wait for has a begun id), so a caller may log the count once.
+        """
+        return self._stray_records
+
+    @property
+    def params_overloads(self) -> int:
+        """Requests refused (OVERLOADED) because the params arriving on this connection for
+        requests still sending them went beyond ``max_params_size`` in all; a caller may log
+        them."""
+        return self._params_overloads
+
+    @property
+    def active_request_ids(self) -> frozenset[int]:
+        """Requests begun and not yet ended (aborted ones excluded: they are over)."""
+        return frozenset(
+            request_id
+            for request_id, request in self._requests.items()
+            if request.state is not RequestState.ABORTED
+        )
+
+    def _on_record(self, record_type: int, request_id: int, content: memoryview) -> None:
+        self._last_request_id = request_id
+        request = self._requests.get(request_id)  # id 0 never holds one
+        if request is not None:
+            stream = request.reading
+            if stream is not None and stream.record_type == record_type:
+                self._on_stream_record(request_id, request, stream, content)  # the usual
+                return
+            row = RULES[request.state]
+        else:
+            row = _INACTIVE if request_id else _MANAGEMENT
+        action = row.get(record_type) or row[OTHER_TYPES]
+        if action is _BEGIN or action is _BEGIN_HELD:
+            self._on_begin_request(request_id, content, action is _BEGIN_HELD)
+        elif action is _IGNORE:
+            if request_id not in self._begun_ids:
+                self._stray_records += 1
+        elif action is _ABORT or action is _FORGET:
+            assert request is not None  # the table aborts only active requests
+            self._on_abort_request(request_id, request, action is _FORGET)
+        elif action is _STREAM:
+            assert request is not None  # likewise for their streams
+            if record_type not in IGNORED_STREAMS.get((request.role, request.state), ()):
+                raise RemoteProtocolError(
+                    f"{record_type_name(record_type)} record for request {request_id}, "
+                    f"a {request.role.name} {request.state.value}"
+                )
+        elif action is Action.ANSWER_VALUES:
+            known = [
+                (name, self._values[name])
+                for name, _ in decode_pairs(content)
+                if name in self._values
+            ]
+            self._outgoing += pack_records(_GET_VALUES_RESULT, 0, encode_pairs(known))
+        elif action is Action.ANSWER_UNKNOWN_TYPE:
+            self._outgoing += pack_header(_UNKNOWN_TYPE, 0, _UNKNOWN_TYPE_LEN)
+            self._outgoing += UNKNOWN_TYPE_BODY.pack(record_type)
+        else:
+            raise RemoteProtocolError(
+                ERROR_MESSAGES[action].format(
+                    record=record_type_name(record_type),
+                    request_id=request_id,
+                    addressed=f"for request {request_id}" if request_id else "with request id 0",
+                )
+            )
+
+    def _on_stream_record(
+        self, request_id: int, request: _ServerRequest, stream: InputStream, content: memoryview
+    ) -> None:
+        record_type = stream.record_type
+        if len(content):
+            if record_type == _STDIN:
+                self._events.append(StdinData(request_id, bytes(content)))
+            elif record_type == _PARAMS:
+                size = len(request.params) + len(content)
+                if size > self._max_params_size:
+                    raise RemoteProtocolError(
+                        f"FCGI_PARAMS for request {request_id} reached {size} bytes, over the "
+                        f"max_params_size cap of {self._max_params_size} bytes"
+                    )
+                if self._params_buffered + len(content) > self._max_params_size:
+                    # Only on a multiplexed connection: alone, the request would be over
+                    # its own cap first.
+                    self._refuse_for_params(request_id, request)
+                    return
+                request.params += content
+                self._params_buffered += len(content)
+            else:
+                self._events.append(FilterData(request_id, bytes(content)))
+            return
+        # The empty record: this stream has ended, move on to the next one.
+        next_state = stream.state_after_end
+        request.state = next_state
+        request.reading = INPUT_STREAMS.get((request.role, next_state))
+        if record_type == _STDIN:
+            self._events.append(stdin_ended_event(request_id))
+        elif record_type == _PARAMS:
+            self._events.append(self._request_received(request_id, request))
+            if next_state is not RequestState.READING_STDIN:
+                # A role that reads no FCGI_STDIN (the Authorizer) still gets an explicit end
+                # of its empty body, so nothing waits for a stream that will never come.
+                self._events.append(stdin_ended_event(request_id))
+        else:
+            self._events.append(FilterDataEnded(request_id))
+
+    def _refuse_for_params(self, request_id: int, request: _ServerRequest) -> None:
+        """END_REQUEST OVERLOADED for a request still sending its params; what follows for
+        it is ignored, as for any id that is no longer active."""
+        del self._requests[request_id]
+        self._params_buffered -= len(request.params)
+        self._params_overloads += 1
+        self._outgoing += end_request_record(request_id, 0, ProtocolStatus.OVERLOADED)
+        if not request.keep_conn:
+            self._should_close = True
+
+    def _request_received(self, request_id: int, request: _ServerRequest) -> RequestReceived:
+        encoded = request.params
+        request.params = bytearray()
+        self._params_buffered -= len(encoded)
+        return received_from_params(
+            request_id, request.role, request.keep_conn, encoded, self._max_decoded_pairs
+        )
+
+    def _on_begin_request(self, request_id: int, content: memoryview, held: bool) -> None:
+        if len(content) != _BEGIN_REQUEST_LEN:
+            raise RemoteProtocolError(
+                f"FCGI_BEGIN_REQUEST for request {request_id} has {len(content)} bytes of "
+                f"content, the spec says {_BEGIN_REQUEST_LEN}"
+            )
+        role_number, flags = BEGIN_REQUEST_BODY.unpack(content)
+        keep_conn = bool(flags & FCGI_KEEP_CONN)
+        self._begun_ids.add(request_id)
+        refusal = self._refusal(role_number)
+        if refusal is None and held:
+            refusal = ProtocolStatus.OVERLOADED  # the aborted request's app still runs
+        if refusal is not None:
+            self._outgoing += end_request_record(request_id, 0, refusal)
+            if not keep_conn:
+                self._should_close = True
+            return
+        # _refusal let only our own roles through, so the number is a Role's
+        role = _ROLES_BY_NUMBER[role_number]
+        self._requests[request_id] = _ServerRequest(request_id, role, keep_conn)
+
+    def _refusal(self, role_number: int) -> ProtocolStatus | None:
+        if role_number not in self._roles:
+            return ProtocolStatus.UNKNOWN_ROLE
+        if not self._multiplexed and self._requests:
+            return ProtocolStatus.CANT_MPX_CONN
+        if len(self._requests) >= self._max_active_requests:
+            return ProtocolStatus.OVERLOADED
+        return None
+
+    def _on_abort_request(self, request_id: int, request: _ServerRequest, forget: bool) -> None:
+        if forget:
+            del self._requests[request_id]  # the app never heard of it
+            self._params_buffered -= len(request.params)
+        else:
+            self._events.append(RequestAborted(request_id))
+            request.state = RequestState.ABORTED
+            request.reading = None
+        self._outgoing += request.abort()
+        if not request.keep_conn:
+            self._should_close = True
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _request_for_output(self, request_id: int, what: str) -> _ServerRequest | None:
+        """The request to send ``what`` for, or None if it was aborted (drop the output)."""
+        request = self._requests.get(request_id)
+        if request is None:
+            raise LocalProtocolError(
+                f"cannot send {what} for request {request_id}: it is not active "
+                "(never begun, refused, or already ended)"
+            )
+        if request.state is RequestState.ABORTED:
+            return None
+        if request.state is RequestState.READING_PARAMS:
+            raise LocalProtocolError(
+                f"cannot send {what} for request {request_id}: its FCGI_PARAMS have not all "
+                "arrived (wait for RequestReceived)"
+            )
+        return request
+
+    def send_stdout(self, request_id: int, data: bytes) -> bytes:
+        """Bytes carrying ``data`` on FCGI_STDOUT; ``b""`` for empty data or an aborted request.
+
+        Raises:
+            LocalProtocolError: the request is not active, or its params are still arriving.
+        """
+        return b"".join(self.send_stdout_buffers(request_id, (data,)))
+
+    def send_stdout_buffers(
+        self, request_id: int, pieces: Sequence[bytes | memoryview]
+    ) -> list[bytes | memoryview]:
+        """:meth:`send_stdout` as buffers for ``socket.sendmsg``, framed where the pieces lie
+        (one buffer under COPY_MAX bytes: see :class:`~fcgikit.protocol.output.RequestOutput`);
+        ``[]`` for no data or an aborted request."""
+        request = self._request_for_output(request_id, "FCGI_STDOUT")
+        if request is None:
+            return []
+        return request.send_stdout_buffers(pieces)
+
+    def send_stderr(self, request_id: int, data: bytes) -> bytes:
+        """Bytes carrying ``data`` on FCGI_STDERR; ``b""`` for empty data or an aborted request.
+
+        Raises:
+            LocalProtocolError: the request is not active, or its params are still arriving.
+        """
+        request = self._request_for_output(request_id, "FCGI_STDERR")
+        if request is None:
+            return b""
+        return request.send_stderr(data)
+
+    def end_request(
+        self,
+        request_id: int,
+        app_status: int = 0,
+        protocol_status: ProtocolStatus | int = ProtocolStatus.REQUEST_COMPLETE,
+        *,
+        stdout: bytes = b"",
+    ) -> bytes:
+        """End a request: final ``stdout``, the ends of its output streams, FCGI_END_REQUEST.
+
+        Refusing a request the app has not answered (``protocol_status`` other than
+        REQUEST_COMPLETE, nothing on stdout) sends FCGI_END_REQUEST alone. The id becomes
+        inactive; without FCGI_KEEP_CONN, :attr:`should_close` becomes true. For an aborted
+        request this returns ``b""`` (its FCGI_END_REQUEST has gone already).
+        ``protocol_status`` may also be a plain number: typed so, a number FastCGI does not
+        define gets the same LocalProtocolError from the compiled build (see setup.py), whose
+        run-time type check would otherwise answer with a TypeError.
+
+        Raises:
+            LocalProtocolError: the request is not active, its params are still arriving,
+                ``app_status`` does not fit in 32 bits, or ``protocol_status`` is no
+                ProtocolStatus.
+        """
+        return b"".join(
+            self.end_request_buffers(request_id, app_status, protocol_status, stdout=(stdout,))
+        )
+
+    def end_request_buffers(
+        self,
+        request_id: int,
+        app_status: int = 0,
+        protocol_status: ProtocolStatus | int = ProtocolStatus.REQUEST_COMPLETE,
+        *,
+        stdout: Sequence[bytes | memoryview] = (),
+    ) -> list[bytes | memoryview]:
+        """:meth:`end_request` as buffers for ``socket.sendmsg``, the final stdout given in
+        pieces (say a response's head and its body): framed where they lie, not copied,
+        unless they are under COPY_MAX bytes (then it is all one buffer). ``[]`` for an
+        aborted request. Raises what :meth:`end_request` raises.
+        """
+        request = self._request_for_output(request_id, "FCGI_END_REQUEST")
+        if request is None:
+            del self._requests[request_id]
+            return []
+        buffers = request.end_request_buffers(app_status, protocol_status, stdout=stdout)
+        del self._requests[request_id]
+        if not request.keep_conn:
+            self._should_close = True
+        return buffers
+
+    def send(self, event: object) -> bytes:
+        """h11-style form of :meth:`send_stdout`, :meth:`send_stderr` and :meth:`end_request`.
+
+        ``event`` is a :class:`StdoutData`, :class:`StderrData` or :class:`RequestEnded`. It is
+        typed ``object`` so that anything else raises LocalProtocolError in the mypyc-compiled
+        build too (compiled code checks argument types itself, with a TypeError).
+
+        Raises:
+            LocalProtocolError: ``event`` is none of those; otherwise as the method it stands for.
+        """
+        if isinstance(event, StdoutData):
+            return self.send_stdout(event.request_id, event.data)
+        if isinstance(event, StderrData):
+            return self.send_stderr(event.request_id, event.data)
+        if isinstance(event, RequestEnded):
+            return self.end_request(event.request_id, event.app_status, event.protocol_status)
+        raise LocalProtocolError(f"an application cannot send {event!r}")
+
+
+def _known_roles(roles: Collection[Role]) -> frozenset[Role]:
+    """``roles`` as a frozenset of members (the server passes the same frozenset each time)."""
+    roles_given = roles if type(roles) is frozenset else None
+    known = _ROLE_SETS.get(roles_given) if roles_given is not None else None
+    if known is None:
+        known = frozenset(Role(role) for role in roles)
+        if roles_given is not None and len(_ROLE_SETS) < _SETTINGS_CACHED:
+            _ROLE_SETS[roles_given] = known
+    return known
+
+
+def _values(max_conns: int, max_reqs: int, multiplexed: bool) -> dict[bytes, bytes]:
+    """The answers to FCGI_GET_VALUES for these settings."""
+    key = (max_conns, max_reqs, multiplexed)
+    values = _VALUES.get(key)
+    if values is None:
+        values = {
+            FCGI_MAX_CONNS: str(max_conns).encode("ascii"),
+            FCGI_MAX_REQS: str(max_reqs).encode("ascii"),
+            FCGI_MPXS_CONNS: b"1" if multiplexed else b"0",
+        }
+        if len(_VALUES) < _SETTINGS_CACHED:
+            _VALUES[key] = values
+    return values
