@@ -61,7 +61,7 @@ def load_lane(name: str) -> ModuleType:
             lanes.configure(module)
         return module
     source = name.replace(".", "/") + ".c"
-    if os.environ.get("FCGIKIT_INSTALLED_BUILD") == "pure":  # scripts/test --installed
+    if os.environ.get("FCGIKIT_TEST_INSTALLED_BUILD") == "pure":  # scripts/test --installed
         pytest.skip(f"{source}: the pure wheel has none; the compiled wheel's runs compare it")
     missing = missing_build_tools()
     if missing and os.environ.get("CI", "").lower() != "true":

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Where fcgikit's sources are: ROOT, except when the suite runs against an installed fcgikit
 #: from a copy of the checkout without them (``scripts/test --installed``), which says where
 #: it copied from.
-SOURCE_TREE = Path(os.environ.get("FCGIKIT_SOURCE_TREE") or ROOT)
+SOURCE_TREE = Path(os.environ.get("FCGIKIT_TEST_SOURCE_TREE") or ROOT)
 #: What a process of the suite inherits that a user's shell would not have.
 _SUITE_ONLY = ("PYTHONPATH", "VIRTUAL_ENV", "FCGIKIT_", "PYTEST_", "COV_", "COVERAGE_")
 

@@ -200,6 +200,7 @@ PUBLIC_MODULES = [
     "fcgikit.testing",
     "fcgikit.quirks",
     "fcgikit.deploy",
+    "fcgikit.networks",
     "fcgikit.errors",
 ]
 

@@ -3,7 +3,7 @@ suite, each wheel only the package, and the metadata says what it is.
 
 The sdist and the pure wheel are built here (no compiling: seconds). The compiled wheel takes
 a minute or two to build, so its checks read the one ``scripts/build-dist`` made, named by
-``FCGIKIT_DIST``: ``.ci/run`` always sets it; without it they are skipped.
+``FCGIKIT_TEST_DIST``: ``.ci/run`` always sets it; without it they are skipped.
 """
 
 from __future__ import annotations
@@ -108,9 +108,9 @@ def test_the_pure_wheel_installs_anywhere(tmp_path: Path) -> None:
 
 
 def test_the_compiled_wheel_is_manylinux_and_holds_only_the_package() -> None:
-    dist = os.environ.get("FCGIKIT_DIST")
+    dist = os.environ.get("FCGIKIT_TEST_DIST")
     if not dist:  # .ci/run always names it
-        pytest.skip("FCGIKIT_DIST names no scripts/build-dist output")
+        pytest.skip("FCGIKIT_TEST_DIST names no scripts/build-dist output")
     [wheel] = Path(dist).glob("fcgikit-*-manylinux*.whl")
     assert not wheel_problems(wheel)  # no .c, no top-level fcgikit_compiled__mypyc
     names = zipfile.ZipFile(wheel).namelist()

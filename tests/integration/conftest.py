@@ -44,8 +44,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _scenario_of(item: pytest.Item) -> Scenario | None:
+    """The scenario of the compatibility matrix ``item`` checks; None for a test that is
+    not part of it (a module that says ``IN_COMPATIBILITY_MATRIX = False``: a fault test
+    that borrows a scenario's config)."""
     callspec = getattr(item, "callspec", None)
-    if callspec is None:
+    module = getattr(item, "module", None)
+    if callspec is None or not getattr(module, "IN_COMPATIBILITY_MATRIX", True):
         return None
     value = callspec.params.get("site")
     return value if isinstance(value, Scenario) else None

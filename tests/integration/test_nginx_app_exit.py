@@ -16,6 +16,8 @@ from fcgikit.deploy import render
 from .harness import Process, Scenario, Site, launch_nginx, nginx_keep_conn_parts, site_fixture
 
 pytestmark = pytest.mark.integration
+#: a fault test on configurations the matrix has already (test_nginx.py)
+IN_COMPATIBILITY_MATRIX = False
 
 ERROR_PAGE = b"The application failed to answer this request."
 #: a request nginx gets no answer for becomes its 504 after this

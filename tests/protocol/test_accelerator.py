@@ -41,7 +41,7 @@ def compiled_modules() -> list[str]:
 COMPILED = compiled_modules()
 PURE_PYTHON_PASS = os.environ.get("FCGIKIT_PURE_PYTHON", "") not in ("", "0")
 #: What ``scripts/test --installed`` installed: "pure" (the py3-none-any wheel) or "compiled".
-INSTALLED_BUILD = os.environ.get("FCGIKIT_INSTALLED_BUILD")
+INSTALLED_BUILD = os.environ.get("FCGIKIT_TEST_INSTALLED_BUILD")
 
 
 def origin(name: str) -> Path:
