@@ -50,7 +50,11 @@ nitpick_ignore_regex = [
     (r"py:(class|obj)", r"Network"),
     (r"py:class", r"'?(tuple|Mapping|dict|list)\[.*"),
     (r"py:class", r"fcgikit\.(addresses|protocol\.constants)\..*"),
-    (r"py:class", r"fcgikit\.(server\.listeners\.SocketOwner|client\.body\.ReadableBody|quirks\._Path)"),
+    (
+        r"py:class",
+        r"fcgikit\.(server\.listeners\.SocketOwner|client\.body\.ReadableBody"
+        r"|quirks\.paths\.RequestPath)",
+    ),
     (r"py:mod", r"fcgikit\.protocol"),
 ]
 highlight_language = "python"
