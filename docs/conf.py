@@ -46,10 +46,15 @@ templates_path: list[str] = []
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:(class|obj|data)", r"(collections\.abc|socket|typing|types|io|os)\..*"),
-    (r"py:(class|obj)", r"(WSGIApplication|WSGIEnvironment|StartResponse|Address|EncodedSlash|Network)"),
+    (r"py:(class|obj)", r"(WSGIApplication|WSGIEnvironment|StartResponse|Address|EncodedSlash)"),
+    (r"py:(class|obj)", r"Network"),
     (r"py:class", r"'?(tuple|Mapping|dict|list)\[.*"),
     (r"py:class", r"fcgikit\.(addresses|protocol\.constants)\..*"),
-    (r"py:class", r"fcgikit\.(server\.listeners\.SocketOwner|client\.ReadableBody|quirks\._Path)"),
+    (
+        r"py:class",
+        r"fcgikit\.(server\.listeners\.SocketOwner|client\.body\.ReadableBody"
+        r"|quirks\.paths\.RequestPath)",
+    ),
     (r"py:mod", r"fcgikit\.protocol"),
 ]
 highlight_language = "python"

@@ -8,33 +8,22 @@ fcgikit config nginx --mount /yourapplication --socket unix:/run/app.sock
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
-import shutil
 import signal
 import sys
-import tempfile
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Sequence
+from typing import NoReturn
 
 from fcgikit import __version__
-from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
 from fcgikit.check import add_check_parser, add_request_parser, run_check, run_request
 from fcgikit.errors import ConfigError
 from fcgikit.middleware import wrap
 from fcgikit.protocol import ACCELERATED
-from fcgikit.server.apploader import enter_app_directory, load_app
+from fcgikit.serve_command import Fixers, pool_settings, serve_one_process, serve_reloading
+from fcgikit.server.apploader import enter_app_directory
 from fcgikit.server.arbiter import Arbiter
-from fcgikit.server.autoreload import Reloader
-from fcgikit.server.listeners import (
-    describe,
-    exec_with_listeners,
-    inherited_listener,
-    passed_listeners,
-)
+from fcgikit.server.listeners import exec_with_listeners
 from fcgikit.server.logs import configure_logging
 from fcgikit.server.server import Server
 from fcgikit.server.settings import (
@@ -51,12 +40,7 @@ from fcgikit.server.settings.sources import (
     add_options,
     resolve,
 )
-from fcgikit.server.sources import make_watcher, watched_directories
 from fcgikit.server.status import DIRECT_CLIENT_PARAM
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
-    from werkzeug.serving import BaseWSGIServer
 
 log = logging.getLogger("fcgikit.cli")
 
@@ -155,7 +139,7 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fixers(settings: ResolvedSettings) -> Callable[[WSGIApplication], WSGIApplication] | None:
+def _fixers(settings: ResolvedSettings) -> Fixers | None:
     """The URL fixers --mount / --proxy-hops / --forwarded ask for, as a function of the
     loaded app."""
     command = settings.build(CommandSettings)
@@ -202,146 +186,18 @@ def _serve(args: argparse.Namespace) -> int:
     enter_app_directory(command.chdir)
     fixers = _fixers(settings)
     if command.reload:
-        return _serve_reloading(command, settings, fixers)
+        return serve_reloading(command, settings, fixers)
     if command.reload_dir or command.reload_engine != "auto":
         raise ConfigError("--reload-dir and --reload-engine go with --reload")
     if settings.starts_pool():
         if command.http is not None:
             raise ConfigError("--http is a development front; use it without --workers")
-        server_settings, pool = _pool_settings(command, settings)
+        server_settings, pool = pool_settings(command, settings)
         return Arbiter(command.app, None, server_settings, pool, wrap_app=fixers).run()
-    return _serve_one_process(command, settings.build(ServerSettings), fixers, start_directory)
-
-
-def _pool_settings(
-    command: CommandSettings, settings: ResolvedSettings
-) -> tuple[ServerSettings, PoolSettings]:
-    minimum, maximum = command.workers or (1, 1)
-    pool = settings.build(PoolSettings, workers_min=minimum, workers_max=maximum)
-    return settings.build(ServerSettings, multiprocess=True), pool
-
-
-def _serve_reloading(
-    command: CommandSettings,
-    settings: ResolvedSettings,
-    fixers: Callable[[WSGIApplication], WSGIApplication] | None,
-) -> int:
-    """--reload: the pool (one worker unless --workers) under the reloader, which makes it
-    reload when the app's files change (fcgikit/server/autoreload.py)."""
-    assert command.app is not None
-    server_settings, pool = _pool_settings(command, settings)
-    if pool.preload:
-        raise ConfigError(
-            "--reload imports the app afresh in new workers, --preload once in the master, "
-            "where no reload can replace it: use one or the other"
-        )
-    http = command.http
-    dev_socket_dir = target = None
-    if http is not None:
-        server_settings, dev_socket_dir, target = _reload_front_target(server_settings)
-    watcher = make_watcher(
-        watched_directories(command.app, list(command.reload_dir)), command.reload_engine
-    )
-    serve = Arbiter(command.app, None, server_settings, pool, wrap_app=fixers).run
-    fronts: list[BaseWSGIServer] = []
-    try:
-        if http is None or target is None:
-            return Reloader(serve, watcher).run()
-        return Reloader(serve, watcher).run(lambda: fronts.append(_start_dev_front(http, target)))
-    finally:
-        for front in fronts:
-            front.shutdown()
-        if dev_socket_dir is not None:
-            shutil.rmtree(dev_socket_dir, ignore_errors=True)
-
-
-def _reload_front_target(settings: ServerSettings) -> tuple[ServerSettings, str | None, str]:
-    """Where --http forwards under --reload, known before the pool binds it: the first
-    --bind, the socket on fd 0, or a new socket in a temporary directory (also returned)."""
-    if settings.binds:
-        first = settings.binds[0]
-        if isinstance(first, FdAddress) or (isinstance(first, TcpAddress) and not first.port):
-            raise ConfigError(
-                f"--http with --reload forwards to the first --bind, so it must be "
-                f"unix:PATH or HOST:PORT with a port, not {first}"
-            )
-        return settings, None, str(first)
-    listener = inherited_listener(0)
-    if listener is not None:
-        with listener:
-            return settings, None, describe(listener)
-    directory = tempfile.mkdtemp(prefix="fcgikit-dev-")
-    address = UnixAddress(os.path.join(directory, "app.sock"))
-    return replace(settings, binds=(address,)), directory, str(address)
-
-
-def _serve_one_process(
-    command: CommandSettings,
-    settings: ServerSettings,
-    fixers: Callable[[WSGIApplication], WSGIApplication] | None,
-    start_directory: str,
-) -> int:
-    assert command.app is not None
-    listeners = None
-    created: list[str] = []
-    connections: list[int] = []
-    dev_socket_dir = None
-    passed = passed_listeners()  # ours, re-executed by SIGHUP (below), or systemd's
-    if passed is not None and passed.sockets:
-        listeners, created, connections = passed.sockets, passed.created_paths, passed.connections
-    elif not settings.binds:
-        listener = inherited_listener(0)
-        if listener is not None:
-            listeners = [listener]
-        elif command.http is not None:
-            dev_socket_dir = tempfile.mkdtemp(prefix="fcgikit-dev-")
-            settings = replace(
-                settings, binds=(UnixAddress(os.path.join(dev_socket_dir, "app.sock")),)
-            )
-        else:
-            raise ConfigError(
-                "nothing to listen on: fd 0 is not a listening socket. Pass --bind "
-                "unix:/run/app.sock (or 127.0.0.1:9000), or --http 127.0.0.1:8000 for "
-                "a development front"
-            )
-    app = _load(command.app, fixers, created)
-    # The development front's socket lives in a temporary directory: it starts afresh.
-    server = Server(
-        app,
-        settings,
-        listeners,
-        created_paths=created,
-        keep_listeners_on_reload=command.http is None,
-        connections=connections,
-    )
-    front = None
-    if command.http is not None:
-        front = _start_dev_front(command.http, describe(server.listeners[0]))
-    try:
-        reload = server.serve()
-    finally:
-        if front is not None:
-            front.shutdown()
-        if dev_socket_dir is not None:
-            os.rmdir(dev_socket_dir)
-    if reload:
-        _reexecute(server, start_directory)
+    restart = serve_one_process(command, settings.build(ServerSettings), fixers)
+    if restart is not None:
+        _reexecute(restart, start_directory)
     return 0
-
-
-def _load(
-    spec: str, fixers: Callable[[WSGIApplication], WSGIApplication] | None, created: list[str]
-) -> WSGIApplication:
-    """The app, wrapped in ``fixers``; if it cannot be loaded, the unix sockets a previous
-    fcgikit created (``created``) are removed: the server that would have will not run."""
-    try:
-        app = load_app(spec)
-    except BaseException:
-        for path in created:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        raise
-    return app if fixers is None else fixers(app)
 
 
 def _reexecute(server: Server, start_directory: str) -> NoReturn:
@@ -360,25 +216,6 @@ def _reexecute(server: Server, start_directory: str) -> NoReturn:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     connections = [channel.fileno for channel in server.parked]
     exec_with_listeners(argv, server.listeners, server.created_paths, connections)
-
-
-def _start_dev_front(address: TcpAddress, target: str) -> BaseWSGIServer:
-    """werkzeug's server on ``address``, forwarding to the FastCGI socket ``target``."""
-    from werkzeug.serving import make_server
-
-    from fcgikit.client import FastCGIGateway
-
-    front = make_server(address.host, address.port, FastCGIGateway(target), threaded=True)
-    thread = threading.Thread(target=front.serve_forever, name="fcgikit-dev-front", daemon=True)
-    thread.start()
-    log.warning(
-        "fcgikit: development front on http://%s:%d -> %s (for development only; "
-        "put nginx, Apache or lighttpd in front in production)",
-        address.host,
-        front.server_port,
-        target,
-    )
-    return front
 
 
 def _status(args: argparse.Namespace) -> int:

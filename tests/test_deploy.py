@@ -20,7 +20,7 @@ from werkzeug.test import Client
 import fcgikit.middleware
 from fcgikit.cli import _build_parser
 from fcgikit.deploy import SERVERS, Fixer, recommended_fixer, render
-from fcgikit.deploy_haproxy import route_line
+from fcgikit.deploy.haproxy import route_line
 from fcgikit.errors import ConfigError
 from fcgikit.testing import through_fastcgi
 from tests.integration.harness import (

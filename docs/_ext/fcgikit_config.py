@@ -4,7 +4,7 @@ The deployment pages never paste a web server config. They name the command, and
 directive runs the same code the command runs (``fcgikit.cli.config_text``, which calls
 :func:`fcgikit.deploy.render`), which is the code the integration suite starts real web
 servers with. A config on a page is therefore the config that was tested, and a change to
-``deploy.py`` shows up in the docs on the next build.
+``fcgikit/deploy`` shows up in the docs on the next build.
 
 .. code-block:: rst
 

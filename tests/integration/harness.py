@@ -49,7 +49,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from fcgikit.deploy_haproxy import DOCROOT, backend_name, route_line
+from fcgikit.deploy.haproxy import DOCROOT, backend_name, route_line
 
 APP_DIR = Path(__file__).resolve().parent
 REPO_ROOT = APP_DIR.parents[1]

@@ -22,7 +22,7 @@ import pytest
 from fcgikit.check import CheckResult, add_check_parser, check, parse_tracebacks
 from tests.processes import copy_pure_package
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 #: The interpreter running the tests, as its path says: in a virtual environment that path is
 #: what finds the environment's packages (its real path is the bare base interpreter).
 PYTHON = sys.executable

@@ -1,15 +1,4 @@
-"""A blocking FastCGI client, and a WSGI app that forwards HTTP requests to a FastCGI backend.
-
-What ``cgi-fcgi`` is to C programs, :class:`FastCGIClient` is to Python: it connects to a
-FastCGI application, sends one request with the params a web server would send, and returns
-the parsed response. fcgikit's tests use it to talk to a real server without nginx, and
-``fcgikit request`` is built on it. :class:`FastCGIGateway` wraps it as a WSGI application,
-which ``fcgikit serve --http`` puts in front of the server for development.
-
->>> client = FastCGIClient("unix:/run/app.sock")               # doctest: +SKIP
->>> response = client.request("POST", "/form", body=b"a=1")    # doctest: +SKIP
->>> response.status, response.header("Content-Type")            # doctest: +SKIP
-(200, 'text/html; charset=utf-8')
+"""The blocking FastCGI client: one request at a time, over a socket of its own.
 
 Why it is shaped like this:
 
@@ -17,8 +6,7 @@ Why it is shaped like this:
   socket, so whatever the tests prove about the protocol holds here.
 * It sends the request body and reads the response at the same time (a ``selectors`` loop), so
   an application that answers before reading a large upload (a 413, a redirect) cannot
-  deadlock against a client still trying to write. A file-like body is read 64 KiB at a time
-  as it is sent, so a large upload never sits in memory.
+  deadlock against a client still trying to write.
 * Defaults mirror nginx's ``fastcgi_params``, so an application sees what it will see behind
   nginx. ``raw_params`` sends exactly the pairs given, duplicates included, to reproduce what
   other web servers do (nginx's root-location recipe sends SCRIPT_NAME twice).
@@ -28,19 +16,18 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
-import http
 import selectors
 import socket
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Final, Protocol
+from typing import Final
 from urllib.parse import quote, unquote_to_bytes
 
 from fcgikit.addresses import Address, FdAddress, TcpAddress, UnixAddress, parse_address
+from fcgikit.client.body import Body, body_chunks, content_length
+from fcgikit.client.response import FastCGIResponse
 from fcgikit.errors import ConfigError, RemoteProtocolError
 from fcgikit.protocol import (
     ClientConnection,
-    ProtocolStatus,
     RequestEnded,
     Role,
     StderrData,
@@ -49,13 +36,8 @@ from fcgikit.protocol import (
     ValuesResult,
 )
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+__all__ = ["SEND_BATCH_SIZE", "FastCGIClient", "connect"]
 
-__all__ = ["FastCGIClient", "FastCGIGateway", "FastCGIResponse", "connect"]
-
-#: How much of a request body is read and sent at a time.
-BODY_CHUNK_SIZE: Final = 64 * 1024
 #: records are gathered up to this size before a send (see FastCGIClient._run)
 SEND_BATCH_SIZE: Final = 16 * 1024
 _RECV_SIZE: Final = 256 * 1024
@@ -64,32 +46,8 @@ _REQUEST_ID: Final = 1
 #: Characters left as they are when a path or query string is percent-encoded: the reserved
 #: set and "%", so an already-encoded target passes through unchanged.
 _URL_SAFE: Final = "/;:@&=+$,!~*'()%?#[]"
-#: Headers a WSGI application may not set (PEP 3333): a front end drops them.
-_HOP_BY_HOP: Final = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 
 StrOrBytes = str | bytes
-
-
-class ReadableBody(Protocol):
-    """Anything a request body can be read from: a binary file, ``wsgi.input``, a pipe."""
-
-    def read(self, size: int = ..., /) -> bytes: ...
-
-
-#: A request body: bytes, or a binary file-like object read as it is sent.
-Body = bytes | BinaryIO | ReadableBody
 
 
 def connect(address: str | Address, *, timeout: float | None = None) -> socket.socket:
@@ -130,94 +88,6 @@ def _to_bytes(text: StrOrBytes, what: str) -> bytes:
             f"{what} {text!r} is not latin-1, which is how FastCGI params are read back "
             "(PEP 3333); pass bytes (for example text.encode()) to send other bytes"
         ) from None
-
-
-@dataclass
-class FastCGIResponse:
-    """What the application answered, with its CGI header block parsed.
-
-    ``status`` and ``reason`` come from the ``Status:`` header; without one, the status is
-    302 if there is a ``Location`` header (a CGI redirect, RFC 3875 6.2.3) and 200 otherwise.
-    ``headers`` holds the other headers in order; ``body`` is the rest of FCGI_STDOUT.
-    """
-
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    stderr: bytes = b""
-    app_status: int = 0
-    protocol_status: ProtocolStatus = ProtocolStatus.REQUEST_COMPLETE
-    #: FCGI_STDOUT exactly as it came, headers included (for tests of the header block).
-    stdout: bytes = field(default=b"", repr=False)
-
-    def header(self, name: str) -> str | None:
-        """The first header called ``name`` (case-insensitive), or None."""
-        wanted = name.lower()
-        for header_name, value in self.headers:
-            if header_name.lower() == wanted:
-                return value
-        return None
-
-    @classmethod
-    def from_output(
-        cls,
-        stdout: bytes,
-        stderr: bytes = b"",
-        app_status: int = 0,
-        protocol_status: ProtocolStatus = ProtocolStatus.REQUEST_COMPLETE,
-    ) -> FastCGIResponse:
-        """Parse the CGI response in ``stdout``: header lines, a blank line, the body.
-
-        Raises:
-            RemoteProtocolError: a header line has no colon, or the Status is not a number.
-        """
-        head, body = _split_header_block(stdout)
-        status: int | None = None
-        reason = ""
-        headers: list[tuple[str, str]] = []
-        for line in head.splitlines():
-            if not line.strip():
-                continue
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon:
-                raise RemoteProtocolError(f"CGI header line without a colon: {line!r}")
-            name, value = name.strip(), value.strip()
-            if name.lower() == "status":
-                code, _, reason = value.partition(" ")
-                if not (code.isdigit() and len(code) == 3):
-                    raise RemoteProtocolError(f"CGI Status header is not a status: {value!r}")
-                status = int(code)
-            else:
-                headers.append((name, value))
-        if status is None:
-            has_location = any(name.lower() == "location" for name, _ in headers)
-            status = 302 if has_location else 200
-        if not reason:
-            reason = _reason_phrase(status)
-        return cls(
-            status, reason, headers, body, stderr, app_status, protocol_status, stdout=stdout
-        )
-
-
-def _split_header_block(stdout: bytes) -> tuple[bytes, bytes]:
-    """Split at the first blank line (CRLF or bare LF); without one, it is all headers."""
-    ends = [
-        (index, len(separator))
-        for separator in (b"\r\n\r\n", b"\n\n")
-        if (index := stdout.find(separator)) != -1
-    ]
-    if not ends:
-        return stdout, b""
-    index, length = min(ends)
-    return stdout[:index], stdout[index + length :]
-
-
-def _reason_phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 class _Exchange:
@@ -338,7 +208,7 @@ class FastCGIClient:
             pairs: list[tuple[bytes, bytes]] = list(raw_params)
         else:
             defaults = self.default_params(
-                method, path, query, header_pairs, _content_length(body, header_pairs)
+                method, path, query, header_pairs, content_length(body, header_pairs)
             )
             for name, value in (params or {}).items():
                 defaults[_to_bytes(name, "param name")] = _to_bytes(value, "param value")
@@ -364,11 +234,11 @@ class FastCGIClient:
         yield connection.start_request(_REQUEST_ID, pairs, role=role, keep_conn=self.keep_conn)
         if role == Role.AUTHORIZER:
             return
-        for chunk in _body_chunks(body):
+        for chunk in body_chunks(body):
             yield connection.send_stdin(_REQUEST_ID, chunk)
         yield connection.end_stdin(_REQUEST_ID)
         if role == Role.FILTER:
-            for chunk in _body_chunks(data):
+            for chunk in body_chunks(data):
                 yield connection.send_data(_REQUEST_ID, chunk)
             yield connection.end_data(_REQUEST_ID)
 
@@ -478,170 +348,3 @@ def _header_params(headers: Iterable[tuple[str, str]]) -> dict[bytes, bytes]:
         else:
             params[param] = encoded
     return params
-
-
-def _content_length(body: Body, headers: list[tuple[str, str]]) -> int | None:
-    """The body's length: of bytes; of a file, from a Content-Length header or by seeking."""
-    if isinstance(body, bytes | bytearray | memoryview):
-        return len(body) if body else None
-    for name, value in headers:
-        if name.lower() == "content-length":
-            return int(value)
-    tell, seek = getattr(body, "tell", None), getattr(body, "seek", None)
-    if tell is None or seek is None:
-        return None
-    try:
-        position = tell()
-        end = seek(0, 2)
-        seek(position)
-    except (OSError, ValueError):  # a pipe or socket: not seekable
-        return None
-    return int(end) - int(position)
-
-
-def _body_chunks(body: Body) -> Iterator[bytes]:
-    if isinstance(body, bytes | bytearray | memoryview):
-        view = memoryview(body)
-        for start in range(0, len(view), BODY_CHUNK_SIZE):
-            yield bytes(view[start : start + BODY_CHUNK_SIZE])
-        return
-    while chunk := body.read(BODY_CHUNK_SIZE):
-        yield chunk
-
-
-# --- the WSGI gateway ----------------------------------------------------------------------
-
-#: CGI variables a WSGI environ carries that are passed on as they are.
-_CGI_KEYS: Final = (
-    "REQUEST_METHOD",
-    "QUERY_STRING",
-    "CONTENT_TYPE",
-    "CONTENT_LENGTH",
-    "SERVER_NAME",
-    "SERVER_PORT",
-    "SERVER_PROTOCOL",
-    "REMOTE_ADDR",
-    "REMOTE_PORT",
-    "REMOTE_HOST",
-    "REMOTE_USER",
-    "AUTH_TYPE",
-)
-
-
-class _LimitedReader:
-    """Reads at most ``limit`` bytes of ``wsgi.input``, which may not signal its own end."""
-
-    def __init__(self, stream: ReadableBody, limit: int | None) -> None:
-        self._stream = stream
-        self._left = limit
-
-    def read(self, size: int = -1) -> bytes:
-        if self._left is None:
-            return self._stream.read(size)
-        if self._left <= 0:
-            return b""
-        size = self._left if size < 0 else min(size, self._left)
-        chunk = self._stream.read(size)
-        self._left -= len(chunk)
-        return chunk
-
-
-class FastCGIGateway:
-    """A WSGI application that forwards each request to a FastCGI application.
-
-    The front for ``fcgikit serve --http``: any WSGI server (werkzeug's development server)
-    runs it, and the FastCGI application behind it sees what it would see behind nginx.
-
-    Args:
-        address: where the FastCGI application listens (``unix:PATH`` or ``HOST:PORT``).
-        script_name_param: send SCRIPT_NAME and PATH_INFO as the front's environ has them.
-            If false, send no SCRIPT_NAME and the whole path as PATH_INFO, like a web server
-            that is not told where the application is mounted.
-        timeout: seconds to wait for the application; past it the answer is 504.
-
-    If the application cannot be reached the answer is 502, if it refuses the request
-    (OVERLOADED and the like) 503, each with a one-line text reason. Its FCGI_STDERR goes to
-    ``wsgi.errors``.
-    """
-
-    def __init__(
-        self, address: str | Address, *, script_name_param: bool = True, timeout: float = 30.0
-    ) -> None:
-        self.address = parse_address(address) if isinstance(address, str) else address
-        self.script_name_param = script_name_param
-        self.timeout = timeout
-
-    def params_for(self, environ: WSGIEnvironment) -> list[tuple[bytes, bytes]]:
-        """The FastCGI params for a WSGI request: its CGI keys and HTTP_* headers, as bytes."""
-
-        def raw(key: str) -> bytes:
-            # PEP 3333: environ strings are the original bytes decoded as latin-1.
-            return str(environ.get(key, "")).encode("latin-1")
-
-        script_name, path_info = raw("SCRIPT_NAME"), raw("PATH_INFO")
-        if not self.script_name_param:
-            script_name, path_info = b"", script_name + path_info
-        request_uri = quote(script_name + path_info, safe="/;:@&=+$,!~*'()")
-        query = raw("QUERY_STRING")
-        params: list[tuple[bytes, bytes]] = [
-            (b"GATEWAY_INTERFACE", b"CGI/1.1"),
-            (b"SERVER_SOFTWARE", b"fcgikit-gateway"),
-            (b"PATH_INFO", path_info),
-            (b"REQUEST_URI", request_uri.encode("ascii") + (b"?" + query if query else b"")),
-        ]
-        if self.script_name_param:
-            params.append((b"SCRIPT_NAME", script_name))
-        params += [(key.encode(), raw(key)) for key in _CGI_KEYS if key in environ]
-        if environ.get("wsgi.url_scheme") == "https":
-            params.append((b"HTTPS", b"on"))
-        params += [(key.encode("latin-1"), raw(key)) for key in environ if key.startswith("HTTP_")]
-        return params
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        content_length = str(environ.get("CONTENT_LENGTH") or "")
-        if content_length.isdigit():
-            body: Body = _LimitedReader(environ["wsgi.input"], int(content_length))
-        elif environ.get("wsgi.input_terminated"):
-            body = _LimitedReader(environ["wsgi.input"], None)
-        else:
-            body = b""
-        client = FastCGIClient(self.address, timeout=self.timeout)
-        try:
-            response = client.request(raw_params=self.params_for(environ), body=body)
-        except TimeoutError as error:
-            return _plain(start_response, "504 Gateway Timeout", f"{error}")
-        except (OSError, ConfigError) as error:
-            return _plain(
-                start_response,
-                "502 Bad Gateway",
-                f"cannot reach the FastCGI application at {self.address}: {error}",
-            )
-        except RemoteProtocolError as error:
-            return _plain(
-                start_response,
-                "502 Bad Gateway",
-                f"the FastCGI application at {self.address} broke the protocol: {error}",
-            )
-        finally:
-            client.close()
-        if response.stderr:
-            environ["wsgi.errors"].write(response.stderr.decode("utf-8", "replace"))
-        if response.protocol_status is not ProtocolStatus.REQUEST_COMPLETE:
-            return _plain(
-                start_response,
-                "503 Service Unavailable",
-                f"the FastCGI application at {self.address} refused the request "
-                f"({response.protocol_status.name})",
-            )
-        headers = [(n, v) for n, v in response.headers if n.lower() not in _HOP_BY_HOP]
-        start_response(f"{response.status} {response.reason}".rstrip(), headers)
-        return [response.body]
-
-
-def _plain(start_response: StartResponse, status: str, reason: str) -> list[bytes]:
-    one_line = " ".join(reason.split())
-    body = f"{status}: {one_line}\n".encode()
-    start_response(
-        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    )
-    return [body]

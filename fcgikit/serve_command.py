@@ -1,0 +1,202 @@
+"""What ``fcgikit serve`` runs once its settings are resolved: one process, or a pool.
+
+One process serves the listening sockets it is given (``--bind``, fd 0, or the ones a
+SIGHUP'd fcgikit passed on when it re-executed itself); ``--workers`` makes a pool under the
+:class:`~fcgikit.server.arbiter.Arbiter`; ``--reload`` runs that pool under the reloader. Each
+can put werkzeug's development server in front (``--http``), forwarding to the FastCGI socket
+through :class:`~fcgikit.client.FastCGIGateway`. fcgikit/cli.py decides which, and re-executes
+the process when a lone server is asked to reload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
+from fcgikit.errors import ConfigError
+from fcgikit.server.apploader import load_app
+from fcgikit.server.arbiter import Arbiter
+from fcgikit.server.autoreload import Reloader
+from fcgikit.server.listeners import describe, inherited_listener, passed_listeners
+from fcgikit.server.server import Server
+from fcgikit.server.settings import CommandSettings, PoolSettings, ServerSettings
+from fcgikit.server.sources import make_watcher, watched_directories
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+    from werkzeug.serving import BaseWSGIServer
+
+    from fcgikit.server.settings.sources import ResolvedSettings
+
+log = logging.getLogger("fcgikit.cli")
+
+#: Wraps the loaded app in the URL fixers --mount, --proxy-hops and --forwarded ask for.
+Fixers = Callable[["WSGIApplication"], "WSGIApplication"]
+
+
+def pool_settings(
+    command: CommandSettings, settings: ResolvedSettings
+) -> tuple[ServerSettings, PoolSettings]:
+    """The settings of the pool's workers and of its master, for --workers and --reload."""
+    minimum, maximum = command.workers or (1, 1)
+    pool = settings.build(PoolSettings, workers_min=minimum, workers_max=maximum)
+    return settings.build(ServerSettings, multiprocess=True), pool
+
+
+def serve_reloading(
+    command: CommandSettings,
+    settings: ResolvedSettings,
+    fixers: Fixers | None,
+) -> int:
+    """--reload: the pool (one worker unless --workers) under the reloader, which makes it
+    reload when the app's files change (fcgikit/server/autoreload.py)."""
+    assert command.app is not None
+    server_settings, pool = pool_settings(command, settings)
+    if pool.preload:
+        raise ConfigError(
+            "--reload imports the app afresh in new workers, --preload once in the master, "
+            "where no reload can replace it: use one or the other"
+        )
+    http = command.http
+    dev_socket_dir = target = None
+    if http is not None:
+        server_settings, dev_socket_dir, target = _reload_front_target(server_settings)
+    watcher = make_watcher(
+        watched_directories(command.app, list(command.reload_dir)), command.reload_engine
+    )
+    serve = Arbiter(command.app, None, server_settings, pool, wrap_app=fixers).run
+    fronts: list[BaseWSGIServer] = []
+    try:
+        if http is None or target is None:
+            return Reloader(serve, watcher).run()
+        return Reloader(serve, watcher).run(lambda: fronts.append(_start_dev_front(http, target)))
+    finally:
+        for front in fronts:
+            front.shutdown()
+        if dev_socket_dir is not None:
+            shutil.rmtree(dev_socket_dir, ignore_errors=True)
+
+
+def _reload_front_target(settings: ServerSettings) -> tuple[ServerSettings, str | None, str]:
+    """Where --http forwards under --reload, known before the pool binds it: the first
+    --bind, the socket on fd 0, or a new socket in a temporary directory (also returned)."""
+    if settings.binds:
+        first = settings.binds[0]
+        if isinstance(first, FdAddress) or (isinstance(first, TcpAddress) and not first.port):
+            raise ConfigError(
+                f"--http with --reload forwards to the first --bind, so it must be "
+                f"unix:PATH or HOST:PORT with a port, not {first}"
+            )
+        return settings, None, str(first)
+    listener = inherited_listener(0)
+    if listener is not None:
+        with listener:
+            return settings, None, describe(listener)
+    directory = tempfile.mkdtemp(prefix="fcgikit-dev-")
+    address = UnixAddress(os.path.join(directory, "app.sock"))
+    return replace(settings, binds=(address,)), directory, str(address)
+
+
+@dataclass
+class _Listening:
+    """What one process serves: the sockets it was given, or its settings' binds."""
+
+    settings: ServerSettings
+    listeners: list[socket.socket] | None = None
+    #: unix sockets a previous fcgikit created, removed when this one stops
+    created: list[str] = field(default_factory=list)
+    #: idle keep-conn connections a SIGHUP'd fcgikit passed on
+    connections: list[int] = field(default_factory=list)
+    #: the temporary directory of the development front's socket, removed afterwards
+    dev_socket_dir: str | None = None
+
+
+def _listening(command: CommandSettings, settings: ServerSettings) -> _Listening:
+    passed = passed_listeners()  # ours, re-executed by SIGHUP, or systemd's
+    if passed is not None and passed.sockets:
+        return _Listening(settings, passed.sockets, passed.created_paths, passed.connections)
+    if settings.binds:
+        return _Listening(settings)
+    listener = inherited_listener(0)
+    if listener is not None:
+        return _Listening(settings, [listener])
+    if command.http is not None:
+        directory = tempfile.mkdtemp(prefix="fcgikit-dev-")
+        binds = (UnixAddress(os.path.join(directory, "app.sock")),)
+        return _Listening(replace(settings, binds=binds), dev_socket_dir=directory)
+    raise ConfigError(
+        "nothing to listen on: fd 0 is not a listening socket. Pass --bind "
+        "unix:/run/app.sock (or 127.0.0.1:9000), or --http 127.0.0.1:8000 for "
+        "a development front"
+    )
+
+
+def serve_one_process(
+    command: CommandSettings, settings: ServerSettings, fixers: Fixers | None
+) -> Server | None:
+    """Serve in this process until stopped; the server, if SIGHUP asked for a new process
+    on its sockets (the caller re-executes fcgikit), else None."""
+    assert command.app is not None
+    listening = _listening(command, settings)
+    app = _load(command.app, fixers, listening.created)
+    # The development front's socket lives in a temporary directory: it starts afresh.
+    server = Server(
+        app,
+        listening.settings,
+        listening.listeners,
+        created_paths=listening.created,
+        keep_listeners_on_reload=command.http is None,
+        connections=listening.connections,
+    )
+    front = None
+    if command.http is not None:
+        front = _start_dev_front(command.http, describe(server.listeners[0]))
+    try:
+        reload = server.serve()
+    finally:
+        if front is not None:
+            front.shutdown()
+        if listening.dev_socket_dir is not None:
+            os.rmdir(listening.dev_socket_dir)
+    return server if reload else None
+
+
+def _load(spec: str, fixers: Fixers | None, created: list[str]) -> WSGIApplication:
+    """The app, wrapped in ``fixers``; if it cannot be loaded, the unix sockets a previous
+    fcgikit created (``created``) are removed: the server that would have will not run."""
+    try:
+        app = load_app(spec)
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
+    return app if fixers is None else fixers(app)
+
+
+def _start_dev_front(address: TcpAddress, target: str) -> BaseWSGIServer:
+    """werkzeug's server on ``address``, forwarding to the FastCGI socket ``target``."""
+    from werkzeug.serving import make_server
+
+    from fcgikit.client import FastCGIGateway
+
+    front = make_server(address.host, address.port, FastCGIGateway(target), threaded=True)
+    thread = threading.Thread(target=front.serve_forever, name="fcgikit-dev-front", daemon=True)
+    thread.start()
+    log.warning(
+        "fcgikit: development front on http://%s:%d -> %s (for development only; "
+        "put nginx, Apache or lighttpd in front in production)",
+        address.host,
+        front.server_port,
+        target,
+    )
+    return front
