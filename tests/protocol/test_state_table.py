@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import textwrap
-from pathlib import Path
 
 from fcgikit.protocol import state
 from fcgikit.protocol.constants import RecordType, Role
@@ -21,11 +20,13 @@ from fcgikit.protocol.state import (
     Standing,
     rule,
 )
+from tests.processes import SOURCE_TREE
 
 
 def test_the_docstring_draws_the_table_the_connection_follows() -> None:
-    # from the source: a module compiled with mypyc keeps no docstring
-    source = Path(__file__).resolve().parents[2] / "fcgikit" / "protocol" / "state.py"
+    # from the source: a module compiled with mypyc keeps no docstring (and the tests of an
+    # installed wheel run from a copy of the checkout without fcgikit/)
+    source = SOURCE_TREE / "fcgikit" / "protocol" / "state.py"
     docstring = ast.get_docstring(ast.parse(source.read_text()))
     assert docstring is not None
     assert textwrap.indent(state.drawing(), "    ") in docstring
