@@ -17,7 +17,8 @@ connections do when its upstream ``keepalive`` cache overflows (46% of them at 2
 connections): a client connects to a real :class:`~fcgikit.server.server.Server`'s unix
 socket and sends the request; the server accepts it, runs it, and closes when the client
 does. It includes the client's own calls (connect, send, recv, close), the same in every
-build.
+build. "the same without keep-conn" is nginx's default: a connection per request, whose
+request takes the direct lane (:mod:`fcgikit.server.direct`) where it can.
 
 Unlike wrk through nginx, this is steady on a noisy machine (best of several repeats), so it
 is the number to watch while changing the hot path. One known swing: while ``Channel`` reads
@@ -77,9 +78,9 @@ def nginx_params(path: str) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def request_bytes(path: str) -> bytes:
+def request_bytes(path: str, *, keep_conn: bool = True) -> bytes:
     client = ClientConnection()
-    return client.start_request(1, nginx_params(path), keep_conn=True) + client.end_stdin(1)
+    return client.start_request(1, nginx_params(path), keep_conn=keep_conn) + client.end_stdin(1)
 
 
 class InlinePool:
@@ -130,8 +131,10 @@ def whole_path(app: Any, path: str) -> Callable[[], None]:
     return one
 
 
-def connection_life(app: Any, path: str, directory: str) -> Callable[[], None]:
-    address = f"{directory}/life.sock"
+def connection_life(
+    app: Any, path: str, directory: str, *, keep_conn: bool = True
+) -> Callable[[], None]:
+    address = f"{directory}/life-{keep_conn}.sock"
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(address)
     listener.listen(64)
@@ -139,7 +142,7 @@ def connection_life(app: Any, path: str, directory: str) -> Callable[[], None]:
     server = Server(app, ServerSettings(), listeners=[listener])
     server._listener_kinds[listener.fileno()] = (listener.family, listener.type, listener.proto)
     pool = InlinePool()
-    data = request_bytes(path)
+    data = request_bytes(path, keep_conn=keep_conn)
 
     def one() -> None:
         with socket.socket(socket.AF_UNIX) as client:
@@ -153,7 +156,7 @@ def connection_life(app: Any, path: str, directory: str) -> Callable[[], None]:
                 raise RuntimeError("no reply")
         for channel, _ in server._selector.wait(0):
             channel.on_readable()  # type: ignore[attr-defined]
-        if server.channels:
+        if server.channels or server.direct:
             raise RuntimeError("the server did not close the connection after the client")
 
     one()
@@ -228,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as directory:
         life = connection_life(app, path, directory)
         print(f"  {best_us(life, args.number, args.repeat):7.1f}  connection life (one request)")
+        life = connection_life(app, path, directory, keep_conn=False)
+        print(f"  {best_us(life, args.number, args.repeat):7.1f}  the same without keep-conn")
     for name, function in stages(app, path).items():
         print(f"  {best_us(function, args.number, args.repeat):7.1f}  {name}")
     if args.profile:
