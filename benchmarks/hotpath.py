@@ -140,7 +140,7 @@ def connection_life(
     listener.listen(64)
     listener.setblocking(False)
     server = Server(app, ServerSettings(), listeners=[listener])
-    server._listener_kinds[listener.fileno()] = (listener.family, listener.type, listener.proto)
+    server.acceptor.listen()
     pool = InlinePool()
     data = request_bytes(path, keep_conn=keep_conn)
 
@@ -148,14 +148,15 @@ def connection_life(
         with socket.socket(socket.AF_UNIX) as client:
             client.connect(address)
             client.sendall(data)
-            server._accept(listener)
+            server.acceptor.accept(listener)
             server._watch_accepted()
             arrived, server.arrived = server.arrived, []
             admit(arrived, pool)
             if not client.recv(65536):
                 raise RuntimeError("no reply")
-        for channel, _ in server._selector.wait(0):
-            channel.on_readable()  # type: ignore[attr-defined]
+        for channel, _ in server._poller.wait(0):
+            if channel is not listener:
+                channel.on_readable()  # type: ignore[attr-defined]
         if server.channels or server.direct:
             raise RuntimeError("the server did not close the connection after the client")
 

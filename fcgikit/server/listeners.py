@@ -302,6 +302,12 @@ def peer_allowed(peer: object, allowed: TrustedNetworks | None) -> bool:
     return peer[0] in allowed
 
 
+def peer_label(peer: object) -> str:
+    """How the log names a connection: the web server's address and port, or a unix socket
+    (whose peer has no address worth naming)."""
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix socket"
+
+
 def parse_web_server_addrs(value: str | None) -> TrustedNetworks | None:
     """Read FCGI_WEB_SERVER_ADDRS (comma-separated addresses and networks); None when it is
     unset or empty, which lets every peer connect."""
@@ -322,4 +328,5 @@ __all__ = [
     "parse_web_server_addrs",
     "passed_listeners",
     "peer_allowed",
+    "peer_label",
 ]

@@ -33,6 +33,9 @@ COMPILED = [
     "fcgikit.server.direct",
     "fcgikit.server.pool",
     "fcgikit.server.wsgi",
+    "fcgikit.server.poller",
+    "fcgikit.server.accept",
+    "fcgikit.server.stopping",
     "fcgikit.server.server",
 ]
 SOURCE_TREE = Path(__file__).resolve().parents[2] / "fcgikit"
