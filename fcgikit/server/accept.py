@@ -1,9 +1,10 @@
 """Taking connections from the listening sockets, for the server's loop.
 
-The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a batch, and
-hands each connection to the server (:meth:`Server.start_connection
-<fcgikit.server.server.Server.start_connection>`). Accepting pauses (the listeners leave the
-loop's poller) in two cases:
+The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a batch, reads
+what each connection brought already, and starts it: on the direct lane
+(:mod:`fcgikit.server.direct`) when its request is there whole, else as a
+:class:`~fcgikit.server.channel.Channel`. Accepting pauses (the listeners leave the loop's
+poller) in two cases:
 
 * The server shares its listeners with other processes (a prefork pool) and has as much work
   as threads: the connections stay in the shared backlog for a sibling with a free thread.
@@ -32,8 +33,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fcgikit.server.channel import Connected
-from fcgikit.server.listeners import describe, peer_allowed
+from fcgikit.protocol import Role
+from fcgikit.protocol.connection import WholeRequest
+from fcgikit.server.channel import Channel, Connected
+from fcgikit.server.direct import DirectChannel
+from fcgikit.server.listeners import describe, peer_allowed, peer_label
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.poller import READABLE, Poller
 
@@ -99,6 +103,8 @@ class Acceptor:
         self.server = server
         self.listeners = listeners
         self._poller = poller
+        #: whether a request can take the direct lane; WholeRequest.parse says which can
+        self._direct_lane = Role.RESPONDER in server.settings.roles
         #: the listeners are out of the poller (see the module docstring)
         self.paused = False
         #: when accepting was last paused (time.monotonic)
@@ -222,8 +228,33 @@ class Acceptor:
                 conn = Connection(fd)  # no socket object at all
             else:
                 conn = connection_py(fd, self._kinds[listener.fileno()], nonblocking)
-            server.start_connection(conn, peer)
+            self._start(conn, peer)
         self._expected = ACCEPT_BATCH
+
+    def _start(self, conn: Connected, peer: object) -> None:
+        """Hand a new connection to the server: on the direct lane if its request is here
+        whole, else as a Channel."""
+        server = self.server
+        # A web server sends its request right after connecting (nginx in the same
+        # event-loop turn): it is often here already, and reading it now saves a round.
+        buffer = server.recv_buffer
+        try:
+            size = conn.recv_into(buffer)
+        except BlockingIOError:
+            size = -1  # not here yet: the poller reports it
+        except OSError:
+            size = -2  # the channel reads again, and says what failed
+        if size > 0 and self._direct_lane:
+            whole = WholeRequest.parse(buffer[:size], server.settings.max_params_size)
+            if whole is not None:
+                server.start_direct(DirectChannel(server, conn, whole))
+                return
+        channel = Channel(server, conn, peer_label(peer))
+        server.start_channel(channel)
+        if size >= 0:
+            channel.on_received(buffer, size)
+        elif size == -2:
+            channel.on_readable()
 
     def _accept_one(self, listener: socket.socket, probe: bool) -> tuple[int, object, int] | None:
         """(fd, peer, SOCK_NONBLOCK if the fd already is) of a waiting connection; None when

@@ -26,14 +26,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from fcgikit.addresses import UnixAddress
-from fcgikit.protocol import Role
-from fcgikit.protocol.connection import WholeRequest
 from fcgikit.server import signals
 from fcgikit.server.accept import Acceptor
-from fcgikit.server.channel import RECV_SIZE, Channel, Connected, Refuses, overload_log
+from fcgikit.server.channel import RECV_SIZE, Channel, Refuses, overload_log
 from fcgikit.server.direct import DirectChannel
-from fcgikit.server.listeners import open_listener, peer_label
+from fcgikit.server.listeners import open_bound_listeners
 from fcgikit.server.logs import configure_access_log
 from fcgikit.server.memory import tune_malloc
 from fcgikit.server.poller import READABLE, WRITABLE, Poller
@@ -101,12 +98,13 @@ class Server:
         self.overloads = overload_log()
         #: unix socket files this server created, removed again when it stops
         self.created_paths: list[str] = list(created_paths)
-        self.listeners = self._open_listeners(listeners)
+        if listeners is None:
+            listeners, created = open_bound_listeners(settings)
+            self.created_paths += created
+        self.listeners = list(listeners)
         self.channels: set[Channel] = set()
         #: the connections whose request runs on the direct lane (see direct.py)
         self.direct: set[DirectChannel] = set()
-        #: whether a request can take the direct lane; WholeRequest.parse says which can
-        self._direct_lane = Role.RESPONDER in settings.roles
         #: what every connection reads into, in the I/O thread (see Channel.on_readable)
         self.recv_buffer = memoryview(bytearray(RECV_SIZE))
         self._poller = Poller()
@@ -123,27 +121,9 @@ class Server:
         self._next_sweep = 0.0
         #: requests whose params arrived in this round of the loop, admitted after it
         self.arrived: list[tuple[Refuses, WSGIRequest]] = []
-        #: connections accepted in the last round, not in the poller yet (see start_connection)
+        #: connections accepted in the last round, not in the poller yet (see start_channel)
         self._unwatched: list[Channel] = []
         self.ready = threading.Event()
-
-    def _open_listeners(self, given: Iterable[socket.socket] | None) -> list[socket.socket]:
-        if given is not None:
-            return list(given)
-        settings = self.settings
-        listeners = []
-        for address in settings.binds:
-            listeners.append(
-                open_listener(
-                    address,
-                    umask=settings.umask,
-                    mode=settings.socket_mode,
-                    owner=settings.socket_owner,
-                )
-            )
-            if isinstance(address, UnixAddress):
-                self.created_paths.append(address.path)
-        return listeners
 
     @property
     def keep_listeners_on_reload(self) -> bool:
@@ -412,38 +392,20 @@ class Server:
 
     # --- connections -----------------------------------------------------------------------
 
-    def start_connection(self, conn: Connected, peer: object) -> None:
-        """A connection the acceptor took: its request runs on the direct lane if it is
-        here whole, else the connection gets a Channel, which the poller learns of at the
-        start of the next round."""
-        # A web server sends its request right after connecting (nginx in the same
-        # event-loop turn): it is often here already, and reading it now saves a round.
-        buffer = self.recv_buffer
-        try:
-            size = conn.recv_into(buffer)
-        except BlockingIOError:
-            size = -1  # not here yet: the poller reports it
-        except OSError:
-            size = -2  # the channel reads again, and says what failed
-        if size > 0 and self._direct_lane:
-            whole = WholeRequest.parse(buffer[:size], self.settings.max_params_size)
-            if whole is not None:
-                direct = DirectChannel(self, conn, whole)
-                with self._lock:
-                    self.direct.add(direct)
-                self.arrived.append((direct, direct.start_request()))
-                return
-        channel = Channel(self, conn, peer_label(peer))
+    def start_direct(self, direct: DirectChannel) -> None:
+        """Serve a connection whose request arrived whole (see Acceptor.accept): its request
+        is admitted after this round, like those of the channels."""
+        with self._lock:
+            self.direct.add(direct)
+        self.arrived.append((direct, direct.start_request()))
+
+    def start_channel(self, channel: Channel) -> None:
+        """Serve an accepted connection. The poller learns of it only at the start of the
+        next round: one whose request ran on this thread and closed it by then (a web server
+        without keep-conn, sending its body in pieces) never costs the two epoll_ctl calls."""
         with self._lock:
             self.channels.add(channel)
-        # The poller learns of the connection only at the start of the next round: one
-        # whose request ran on this thread and closed it by then (a web server without
-        # keep-conn, sending its body in pieces) never costs the two epoll_ctl calls.
         self._unwatched.append(channel)
-        if size >= 0:
-            channel.on_received(buffer, size)
-        elif size == -2:
-            channel.on_readable()
 
     def _watch_accepted(self) -> None:
         """Put the connections accepted last round in the poller, unless already closed.
