@@ -2,7 +2,7 @@
 
 The sans-I/O protocol and the server's per-request path are fcgikit's hot path and fully typed
 (``mypy --strict``), so mypyc compiles them to C extension modules as they stand: a request
-costs less CPU (benchmarks/RESULTS.md has the figures).
+costs less CPU (benchmarks/RESULTS.md, "The compiled build").
 The ``.py`` files stay in the package as the fallback. Installing must never fail because of
 the accelerator: without mypyc, a C compiler or Python's headers, or with
 ``FCGIKIT_PURE_PYTHON=1`` set, this prints one line (``pip install -v`` shows it) and

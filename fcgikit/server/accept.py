@@ -86,8 +86,9 @@ def accept_connection_py(listener: socket.socket) -> tuple[int, object] | None:
 def connection_py(fd: int, kind: tuple[int, int, int], nonblocking: int) -> Connected:
     """``Connection``'s twin: the connection ``fd`` of a listener of ``kind`` (family, type,
     proto) as the C socket type itself, non-blocking. socket.socket's Python-level __init__
-    and close() cost time for each connection, and a channel needs none of what they add
-    (makefile). ``nonblocking``: SOCK_NONBLOCK when the fd already is (no ioctl then)."""
+    and close() cost time for each connection (benchmarks/RESULTS.md, "Accepting"), and a
+    channel needs none of what they add (makefile). ``nonblocking``: SOCK_NONBLOCK when the
+    fd already is (no ioctl then)."""
     family, kind_type, proto = kind
     sock = _socket.socket(family, kind_type | nonblocking, proto, fd)
     if not nonblocking:

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 #: how often the watcher looks at the request running on the loop's thread (seconds); a
 #: request running for longer than one to two ticks loses the loop role. Each look of the
-#: Python watcher takes the GIL from the loop's thread, which a shorter tick makes costly;
-#: 5 ms is also how long a busy thread keeps the GIL from the others.
+#: Python watcher takes the GIL from the loop's thread, which a shorter tick makes costly
+#: (benchmarks/RESULTS.md, "The watcher without the GIL"); 5 ms is also how long a busy
+#: thread keeps the GIL from the others.
 TICK = 0.005
 #: the watcher stops ticking after this many ticks with no request run on the loop's thread
 PARK_AFTER_TICKS = 50
