@@ -423,8 +423,7 @@ class WSGIRequest:
         return self.write
 
     def write(self, data: bytes) -> None:
-        if self._status is None:
-            raise AssertionError("write() before start_response()")
+        # (start_response returns this, once it has set the status)
         if not isinstance(data, bytes | bytearray):
             raise TypeError(f"response body must be bytes, not {type(data).__name__}")
         if not self._headers_sent:
