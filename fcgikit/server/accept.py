@@ -83,16 +83,14 @@ def accept_connection_py(listener: socket.socket) -> tuple[int, object] | None:
     return fd, peer
 
 
-def connection_py(fd: int, kind: tuple[int, int, int], nonblocking: int) -> Connected:
+def connection_py(fd: int, kind: tuple[int, int, int]) -> Connected:
     """``Connection``'s twin: the connection ``fd`` of a listener of ``kind`` (family, type,
-    proto) as the C socket type itself, non-blocking. socket.socket's Python-level __init__
-    and close() cost time for each connection (benchmarks/RESULTS.md, "Accepting"), and a
-    channel needs none of what they add (makefile). ``nonblocking``: SOCK_NONBLOCK when the
-    fd already is (no ioctl then)."""
+    proto) as the C socket type itself, made non-blocking. socket.socket's Python-level
+    __init__ and close() cost time for each connection (benchmarks/RESULTS.md, "Accepting"),
+    and a channel needs none of what they add (makefile)."""
     family, kind_type, proto = kind
-    sock = _socket.socket(family, kind_type | nonblocking, proto, fd)
-    if not nonblocking:
-        sock.setblocking(False)
+    sock = _socket.socket(family, kind_type, proto, fd)
+    sock.setblocking(False)
     return sock
 
 
@@ -226,9 +224,9 @@ class Acceptor:
                 continue
             conn: Connected
             if nonblocking and Connection is not None:
-                conn = Connection(fd)  # no socket object at all
+                conn = Connection(fd)  # the C lane accepted it: no socket object at all
             else:
-                conn = connection_py(fd, self._kinds[listener.fileno()], nonblocking)
+                conn = connection_py(fd, self._kinds[listener.fileno()])
             self._start(conn, peer)
         self._expected = ACCEPT_BATCH
 
@@ -257,18 +255,19 @@ class Acceptor:
         elif size == -2:
             channel.on_readable()
 
-    def _accept_one(self, listener: socket.socket, probe: bool) -> tuple[int, object, int] | None:
-        """(fd, peer, SOCK_NONBLOCK if the fd already is) of a waiting connection; None when
-        none waits, or accept failed (logged). ``probe``: poll() first (the C lane only)."""
+    def _accept_one(self, listener: socket.socket, probe: bool) -> tuple[int, object, bool] | None:
+        """(fd, peer, whether the fd is non-blocking already) of a waiting connection; None
+        when none waits, or accept failed (logged). ``probe``: poll() first (the C lane
+        only)."""
         try:
             if accept_connection is not None:
                 accepted = accept_connection(listener.fileno(), probe)
-                return None if accepted is None else (*accepted, _socket.SOCK_NONBLOCK)
+                return None if accepted is None else (*accepted, True)
             accepted_py = accept_connection_py(listener)
         except OSError as exc:
             self._failed(exc)
             return None
-        return None if accepted_py is None else (*accepted_py, 0)
+        return None if accepted_py is None else (*accepted_py, False)
 
     def _failed(self, exc: OSError) -> None:
         """Log a failed accept, rate-limited. Out of descriptors or memory, the connection

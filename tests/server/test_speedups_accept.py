@@ -13,6 +13,7 @@ import errno
 import os
 import signal
 import socket
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from fcgikit.addresses import TcpAddress
+from fcgikit.client import FastCGIClient
 from fcgikit.server import accept
 from fcgikit.server.channel import send_all_buffers
 from tests.native import (
@@ -28,6 +31,7 @@ from tests.native import (
     assert_calls_leave_nothing_behind,
     load_lane,
 )
+from tests.server.test_hostile import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +148,7 @@ MakeConnection = Callable[[int], Any]
 
 
 def python_connection(fd: int) -> Any:
-    return accept.connection_py(fd, (socket.AF_UNIX, socket.SOCK_STREAM, 0), 0)
+    return accept.connection_py(fd, (socket.AF_UNIX, socket.SOCK_STREAM, 0))
 
 
 @pytest.fixture(params=["C", "Python"])
@@ -249,6 +253,61 @@ def test_a_connection_refuses_what_is_not_a_descriptor(lane: ModuleType) -> None
         lane.Connection(3, 4)
     with pytest.raises(OverflowError):
         lane.Connection(2**40)
+
+
+# --- a server, with the lane and without ------------------------------------------------------
+
+
+@pytest.fixture(params=["C", "Python"])
+def either_lane(
+    request: pytest.FixtureRequest, lane: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """accept.py with its C lane plugged in, or with none, in both passes."""
+    plugged = request.param == "C"
+    monkeypatch.setattr(accept, "accept_connection", lane.accept_connection if plugged else None)
+    monkeypatch.setattr(accept, "Connection", lane.Connection if plugged else None)
+
+
+def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello " + environ["PATH_INFO"].encode()]
+
+
+@pytest.mark.parametrize("bind", ["unix", "tcp"])
+def test_a_server_accepts_and_answers_the_same_with_the_lane_and_without(
+    serve: Any, either_lane: None, bind: str
+) -> None:
+    if bind == "tcp":
+        running = serve(hello, binds=(TcpAddress("127.0.0.1", 0),))
+        host, port = running.server.listeners[0].getsockname()
+        address = f"{host}:{port}"
+    else:
+        running = serve(hello)
+        address = running.address
+    for keep_conn in (False, True):
+        client = FastCGIClient(address, keep_conn=keep_conn, timeout=10)
+        try:
+            for path in ("/one", "/two"):
+                assert client.request("GET", path).body == f"hello {path}".encode()
+        finally:
+            client.close()
+
+
+def test_a_connection_reset_before_it_is_accepted_is_closed_and_the_server_serves_on(
+    serve: Any, either_lane: None
+) -> None:
+    listener = listening(socket.AF_INET)
+    address = listener.getsockname()
+    # Reset while it waits in the backlog: the server's first read fails (ECONNRESET).
+    with socket.create_connection(address) as doomed:
+        doomed.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    running = serve(hello, listeners=[listener])
+    client = FastCGIClient(f"{address[0]}:{address[1]}", timeout=10)
+    try:
+        assert client.request("GET", "/after").body == b"hello /after"
+    finally:
+        client.close()
+    wait_until(lambda: not running.server.channels, what="both connections closed")
 
 
 # --- no leaks -------------------------------------------------------------------------------

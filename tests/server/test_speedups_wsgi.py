@@ -47,6 +47,17 @@ def lane() -> ModuleType:
     return lane
 
 
+@pytest.fixture(params=["C", "Python"])
+def either_lane(
+    request: pytest.FixtureRequest, lane: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wsgi.py with its C lane plugged in, or with none: each request test runs both ways, in
+    both passes (so the pure-Python pass runs the lane's path through wsgi.py too)."""
+    plugged = request.param == "C"
+    monkeypatch.setattr(wsgi, "_fast_environ", lane.environ_from_params if plugged else None)
+    monkeypatch.setattr(wsgi, "_fast_encode_head", lane.encode_head if plugged else None)
+
+
 def test_the_lane_is_on_exactly_when_the_pass_says(lane: ModuleType) -> None:
     if PURE_PYTHON_PASS:
         with pytest.raises(ImportError):
@@ -149,7 +160,10 @@ def run(
     ],
 )
 def test_the_environ_has_the_params_decoded_latin1(
-    params: dict[bytes, bytes], base: dict[str, object], expected: dict[str, object]
+    params: dict[bytes, bytes],
+    base: dict[str, object],
+    expected: dict[str, object],
+    either_lane: None,
 ) -> None:
     environ, _, _ = run(params, base_environ=base)
     assert {key: environ[key] for key in expected} == expected
@@ -208,7 +222,9 @@ class Shouting(str):
         ),
     ],
 )
-def test_the_head_is_the_cgi_status_and_headers(status: Any, headers: Any, head: bytes) -> None:
+def test_the_head_is_the_cgi_status_and_headers(
+    status: Any, headers: Any, head: bytes, either_lane: None
+) -> None:
     _, sent, request = run({}, status, headers)
     assert sent == head
     assert request.status_code == int(status[:3])
@@ -243,7 +259,11 @@ def test_the_head_is_the_cgi_status_and_headers(status: Any, headers: Any, head:
     ],
 )
 def test_an_invalid_head_is_a_500_that_says_why(
-    status: Any, headers: Any, error: str, caplog: pytest.LogCaptureFixture
+    status: Any,
+    headers: Any,
+    error: str,
+    caplog: pytest.LogCaptureFixture,
+    either_lane: None,
 ) -> None:
     _, sent, request = run({}, status, headers)
     assert sent.startswith(b"Status: 500 Internal Server Error\r\n")
