@@ -261,6 +261,7 @@ def test_parse_workers(text: str, expected: tuple[int, int]) -> None:
     [
         pytest.param({"workers_min": 0}, "at least one worker", id="no-workers"),
         pytest.param({"workers_min": 4, "workers_max": 2}, "MIN:MAX", id="max-below-min"),
+        pytest.param({"idle_timeout": 0}, "--idle-timeout must be positive", id="zero-idle"),
         pytest.param({"timeout": 0}, "--timeout must be positive", id="zero-timeout"),
         pytest.param({"slow_log": -1}, "--slow-log must be positive", id="negative-slow-log"),
         pytest.param({"max_requests": -1}, "cannot be negative", id="negative-max-requests"),

@@ -58,6 +58,7 @@ def test_a_negative_budget_is_refused() -> None:
         ({"graceful_timeout": -1.0}, "timeouts must be positive"),
         ({"send_timeout": 0.0}, "timeouts must be positive"),
         ({"socket_mode": 0o666}, "lets every local user connect"),
+        ({"socket_mode": 0o1660}, "--socket-mode 1660: write permission bits, like 660"),
         ({"body_timeout": 0.0}, "body_timeout must be positive or None, not 0.0"),
         ({"idle_connection_timeout": -5.0}, "idle_connection_timeout must be positive or None"),
     ],
