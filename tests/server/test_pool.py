@@ -295,6 +295,22 @@ def run_pool(pool: WorkerPool, lead: Callable[[], bool]) -> None:
     assert not watcher.is_alive(), "the loop did not end"
 
 
+def test_a_loop_that_fails_ends_with_its_error_logged_for_serve_to_raise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = WorkerPool(threads=2, max_queued=0)
+    failure = RuntimeError("a bug in the loop")
+
+    def lead() -> bool:
+        raise failure
+
+    with caplog.at_level(logging.ERROR, logger="fcgikit.server"):
+        run_pool(pool, lead)
+    assert pool.loop_error is failure  # Server.serve raises it
+    (record,) = [r for r in caplog.records if "the I/O loop failed" in r.getMessage()]
+    assert record.exc_info is not None and record.exc_info[1] is failure
+
+
 def test_the_thread_that_takes_the_loop_over_sends_the_held_replies_first() -> None:
     pool = WorkerPool(threads=4, max_queued=4)
     sent = threading.Event()
