@@ -2,7 +2,7 @@
 
 The sans-I/O protocol and the server's per-request path are fcgikit's hot path and fully typed
 (``mypy --strict``), so mypyc compiles them to C extension modules as they stand: a request
-costs about a quarter less CPU (benchmarks/RESULTS.md).
+costs less CPU (benchmarks/RESULTS.md, "The compiled build").
 The ``.py`` files stay in the package as the fallback. Installing must never fail because of
 the accelerator: without mypyc, a C compiler or Python's headers, or with
 ``FCGIKIT_PURE_PYTHON=1`` set, the build installs pure Python. Either way it ends with one line
@@ -48,15 +48,21 @@ COMPILED = [
     "fcgikit/server/direct.py",
     "fcgikit/server/pool.py",
     "fcgikit/server/wsgi.py",
+    "fcgikit/server/poller.py",
+    "fcgikit/server/accept.py",
+    "fcgikit/server/stopping.py",
     "fcgikit/server/server.py",
 ]
 #: Hand-written C for the few steps where mypyc's output is still CPython's object model at
 #: work (accepting, parsing a whole ordinary request, building the environ, encoding a
-#: response head, framing a small response's end):
-#: each ``_speedups`` module is a fast lane that answers None when its input is anything but
-#: the ordinary case, and the Python next to it then does the full work, errors included. So
-#: behaviour never depends on them; with ``FCGIKIT_PURE_PYTHON=1`` they are not even imported.
-SPEEDUPS = sorted(str(path) for path in Path("fcgikit").rglob("_speedups.c"))
+#: response head, framing a small response's end, watching the loop without the GIL):
+#: each ``_speedups*.c`` file is one extension module, the fast lane of the Python module it
+#: is named after, which imports it and runs its own Python where it is missing. A lane
+#: answers None when its input is anything but the ordinary case, and the Python then does
+#: the full work, errors included. So behaviour never depends on them; with
+#: ``FCGIKIT_PURE_PYTHON=1`` they are not even imported. Each package lists its lanes, with
+#: their Python twins and the tests that hold them together (fcgikit/server/lanes.py).
+SPEEDUPS = sorted(str(path) for path in Path("fcgikit").rglob("_speedups*.c"))
 #: The name of the shared library that holds the compiled code (mypyc's default is a hash);
 #: each compiled module is a small shim that loads it. Inside the package, so that an installed
 #: fcgikit adds no top-level module to site-packages.

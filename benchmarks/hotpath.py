@@ -17,8 +17,8 @@ connections do when its upstream ``keepalive`` cache overflows (46% of them at 2
 connections): a client connects to a real :class:`~fcgikit.server.server.Server`'s unix
 socket and sends the request; the server accepts it, runs it, and closes when the client
 does. It includes the client's own calls (connect, send, recv, close), the same in every
-build. "without keep-conn" is nginx's default: the request arrives whole on a connection of
-its own and runs on the direct lane (fcgikit/server/direct.py), and the server closes first.
+build. "the same without keep-conn" is nginx's default: a connection per request, whose
+request takes the direct lane (:mod:`fcgikit.server.direct`) where it can.
 
 Unlike wrk through nginx, this is steady on a noisy machine (best of several repeats), so it
 is the number to watch while changing the hot path. One known swing: while ``Channel`` reads
@@ -78,10 +78,9 @@ def nginx_params(path: str) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def request_bytes(path: str, keep_conn: bool = True) -> bytes:
+def request_bytes(path: str, *, keep_conn: bool = True) -> bytes:
     client = ClientConnection()
-    start = client.start_request(1, nginx_params(path), keep_conn=keep_conn)
-    return start + client.end_stdin(1)
+    return client.start_request(1, nginx_params(path), keep_conn=keep_conn) + client.end_stdin(1)
 
 
 class InlinePool:
@@ -133,7 +132,7 @@ def whole_path(app: Any, path: str) -> Callable[[], None]:
 
 
 def connection_life(
-    app: Any, path: str, directory: str, keep_conn: bool = True
+    app: Any, path: str, directory: str, *, keep_conn: bool = True
 ) -> Callable[[], None]:
     address = f"{directory}/life-{keep_conn}.sock"
     listener = socket.socket(socket.AF_UNIX)
@@ -141,22 +140,23 @@ def connection_life(
     listener.listen(64)
     listener.setblocking(False)
     server = Server(app, ServerSettings(), listeners=[listener])
-    server._listener_kinds[listener.fileno()] = (listener.family, listener.type, listener.proto)
+    server.acceptor.listen()
     pool = InlinePool()
-    data = request_bytes(path, keep_conn)
+    data = request_bytes(path, keep_conn=keep_conn)
 
     def one() -> None:
         with socket.socket(socket.AF_UNIX) as client:
             client.connect(address)
             client.sendall(data)
-            server._accept(listener)
+            server.acceptor.accept(listener)
             server._watch_accepted()
             arrived, server.arrived = server.arrived, []
             admit(arrived, pool)
             if not client.recv(65536):
                 raise RuntimeError("no reply")
-        for channel, _ in server._selector.wait(0):
-            channel.on_readable()  # type: ignore[attr-defined]
+        for channel, _ in server._poller.wait(0):
+            if channel is not listener:
+                channel.on_readable()  # type: ignore[attr-defined]
         if server.channels or server.direct:
             raise RuntimeError("the server did not close the connection after the client")
 
@@ -246,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         life = connection_life(app, path, directory)
         print(f"  {best_us(life, args.number, args.repeat):7.1f}  connection life (one request)")
         life = connection_life(app, path, directory, keep_conn=False)
-        us = best_us(life, args.number, args.repeat)
-        print(f"  {us:7.1f}  connection life without keep-conn (the direct lane)")
+        print(f"  {best_us(life, args.number, args.repeat):7.1f}  the same without keep-conn")
     for name, function in stages(app, path).items():
         print(f"  {best_us(function, args.number, args.repeat):7.1f}  {name}")
     if args.profile:

@@ -5,8 +5,9 @@ the ``.py`` files they were built from, and the import system always prefers an 
 module. To compare the two builds, or to rule the compiled code out when chasing a bug,
 ``fcgikit/__init__.py`` puts this finder ahead of the standard one when the variable is
 set: for a ``fcgikit.*`` module that has a ``.py`` file it returns a spec that loads that file.
-The hand-written C fast lanes (``fcgikit.*._speedups``, which have no ``.py``) are refused with
-ImportError, the same as when they were never built, so the Python next to them does the work.
+The hand-written C fast lanes (``fcgikit.*._speedups*``: each ``_speedups*.c`` that setup.py
+builds; they have no ``.py``) are refused with ImportError, the same as when they were never
+built, so the Python next to them does the work.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from importlib.util import spec_from_file_location
 from types import ModuleType
 
 
+def is_c_lane(name: str) -> bool:
+    """Whether the module ``name`` is one of the hand-written C lanes (setup.py SPEEDUPS)."""
+    return name.rpartition(".")[2].startswith("_speedups")
+
+
 class PurePythonFinder:
     """A meta path finder that prefers ``fcgikit``'s ``.py`` files to extension modules."""
 
@@ -27,7 +33,7 @@ class PurePythonFinder:
     ) -> ModuleSpec | None:
         if not name.startswith("fcgikit.") or path is None:
             return None
-        if name.endswith("._speedups"):
+        if is_c_lane(name):
             raise ModuleNotFoundError(f"{name} is C, and FCGIKIT_PURE_PYTHON is set", name=name)
         filename = name.rpartition(".")[2] + ".py"
         for directory in path:

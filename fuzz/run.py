@@ -9,7 +9,7 @@ request path: Channel, WSGIRequest, wsgi.input, spooling). For example::
 Only fcgikit is instrumented, so coverage figures are fcgikit's edges. A crash writes
 ``crash-<sha1>`` in the current directory; replay it with ``python fuzz/replay.py``.
 
-``FUZZ_C_LANES=1`` plugs the C fast lanes (``fcgikit/*/_speedups.c``, from the last
+``FUZZ_C_LANES=1`` plugs the C fast lanes (``fcgikit/*/_speedups*.c``, from the last
 ``pip install``) into the instrumented Python, the way the compiled build uses them: the
 Python is still what guides the fuzzer, and the lanes see every input that arrives whole.
 """
@@ -45,13 +45,14 @@ def plug_in_c_lanes() -> None:
     from tests.native import load_lane
 
     protocol_lanes = load_lane("fcgikit.protocol._speedups")
-    server_lanes = load_lane("fcgikit.server._speedups")
+    wsgi_lane = load_lane("fcgikit.server._speedups_wsgi")
     # where each is read: ServerConnection() takes scan_request, as WholeRequest.parse does
     server_connection.scan_request = protocol_lanes.scan_request
     whole_request.scan_request = protocol_lanes.scan_request
     output.frame_end = protocol_lanes.frame_end
-    wsgi._fast_environ = server_lanes.environ_from_params
-    wsgi._fast_encode_head = server_lanes.encode_head
+    wsgi.give_header_rules(wsgi_lane._set_header_rules)
+    wsgi._fast_environ = wsgi_lane.environ_from_params
+    wsgi._fast_encode_head = wsgi_lane.encode_head
 
 
 def main() -> None:

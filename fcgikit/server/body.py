@@ -36,7 +36,8 @@ class RequestBody:
         self._spool_at_once = content_length is not None and content_length > spool_threshold
         self._lock = threading.Lock()
         # Made by the first read that has to wait: most bodies (every GET's) are complete
-        # before the app runs, and a Condition costs ~2 us to make.
+        # before the app runs, and a Condition costs time to make (benchmarks/RESULTS.md,
+        # "Small costs the code steps around").
         self._waiter: threading.Condition | None = None
         self._memory = bytearray()
         self._memory_start = 0  # read position inside _memory

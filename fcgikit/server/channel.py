@@ -56,7 +56,8 @@ DRAIN_QUIET = 1.0
 MAX_PENDING = 1 << 20
 #: output this long (a final body, a streamed block) goes out with sendmsg, framed where it
 #: lies; a shorter one is joined with its head and records and sent whole (sendmsg's iovecs
-#: cost more than copying a few kilobytes: 2.6 against 2.3 µs for a hello-world response).
+#: cost more than copying a few kilobytes; benchmarks/RESULTS.md, "Small costs the code
+#: steps around").
 #: The protocol's threshold for the same trade-off, so that what it frames in one buffer
 #: (RequestOutput) is exactly what this side would have joined.
 SCATTER_MIN = COPY_MAX
@@ -173,7 +174,7 @@ class Channel:
     def on_readable(self) -> None:
         # One buffer for every connection, reused: only the I/O thread reads, and the
         # protocol copies what it keeps. A fresh 256 KiB bytes per recv() cost an
-        # mmap/munmap pair on each call (glibc's threshold), ~18 us a request.
+        # mmap/munmap pair on each call (glibc's threshold).
         buffer = self.server.recv_buffer
         try:
             size = self.sock.recv_into(buffer)

@@ -7,8 +7,8 @@ a :class:`DirectChannel` instead of a :class:`~fcgikit.server.channel.Channel`: 
 more will be read from this connection, so it needs no selector, protocol state machine,
 send lock or linger; the response goes out, and the connection closes behind it. The
 request itself is the same :class:`~fcgikit.server.wsgi.WSGIRequest`, so the app sees no
-difference. In one process that is ~45 against ~25 µs for accept, a hello-world request and
-close (see benchmarks/RESULTS.md).
+difference; the connection costs about half as much (benchmarks/RESULTS.md, "The direct
+lane").
 
 A DirectChannel is used by the thread that runs its request and by nobody else, except a
 server that stops past its grace period, which shuts the socket down under it, and the thread

@@ -24,11 +24,14 @@ import socket
 import stat
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from fcgikit.addresses import Address, FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
 from fcgikit.networks import TrustedNetworks
+
+if TYPE_CHECKING:
+    from fcgikit.server.settings import ServerSettings
 
 #: socket mode before the umask is applied: owner and group (the web server's) may connect
 UNIX_SOCKET_MODE = 0o660
@@ -222,6 +225,25 @@ def open_listener(
     return sock
 
 
+def open_bound_listeners(settings: ServerSettings) -> tuple[list[socket.socket], list[str]]:
+    """The listening sockets of ``settings.binds``, and the unix socket files among them
+    (created here, for whoever stops serving to remove)."""
+    listeners = []
+    created = []
+    for address in settings.binds:
+        listeners.append(
+            open_listener(
+                address,
+                umask=settings.umask,
+                mode=settings.socket_mode,
+                owner=settings.socket_owner,
+            )
+        )
+        if isinstance(address, UnixAddress):
+            created.append(address.path)
+    return listeners, created
+
+
 @dataclass(slots=True)
 class PassedListeners:
     """The listening sockets passed the systemd way."""
@@ -311,6 +333,12 @@ def peer_allowed(peer: object, allowed: TrustedNetworks | None) -> bool:
     return peer[0] in allowed
 
 
+def peer_label(peer: object) -> str:
+    """How the log names a connection: the web server's address and port, or a unix socket
+    (whose peer has no address worth naming)."""
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix socket"
+
+
 def parse_web_server_addrs(value: str | None) -> TrustedNetworks | None:
     """Read FCGI_WEB_SERVER_ADDRS (comma-separated addresses and networks); None when it is
     unset or empty, which lets every peer connect."""
@@ -327,9 +355,11 @@ __all__ = [
     "describe",
     "exec_with_listeners",
     "inherited_listener",
+    "open_bound_listeners",
     "open_listener",
     "parse_web_server_addrs",
     "passed_listeners",
     "peer_allowed",
+    "peer_label",
     "socket_mode_problem",
 ]

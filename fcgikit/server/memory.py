@@ -8,9 +8,9 @@ faults per MiB. The thresholds also move on their own (each large free raises th
 cost comes and goes with the order in which an app happens to allocate.
 
 :func:`tune_malloc` fixes both thresholds at start-up: blocks under 4 MiB come from the
-arenas, and an arena keeps up to 8 MiB free before trimming. Measured through nginx, 1 MiB
-POSTs echoed at 256 connections: 2,900 -> 1,550 µs of CPU per request (uWSGI: 1,500). The
-price is memory kept for reuse: at most 8 MiB of free space per arena that handled large
+arenas, and an arena keeps up to 8 MiB free before trimming. Large bodies then cost about
+half the CPU they did (benchmarks/RESULTS.md, "glibc's malloc thresholds"). The price is
+memory kept for reuse: at most 8 MiB of free space per arena that handled large
 blocks (glibc's own dynamic thresholds allow up to 64 MiB).
 
 An operator who sets ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` in the

@@ -1,8 +1,9 @@
 """The threads that run requests and take turns running the server's I/O loop.
 
 Handing each request from an I/O thread to a worker thread costs two thread switches and a
-GIL hand-off, ~45 µs a request on our 2-core machines: more than parsing the request,
-building the environ and running a hello-world app together. So the loop runs *on* the pool:
+GIL hand-off: more than parsing the request, building the environ and running a hello-world
+app together (benchmarks/RESULTS.md, "The loop runs on the pool"). So the loop runs *on* the
+pool:
 one thread at a time holds the **loop role** (:meth:`WorkerPool.start` ``lead``), and a request
 whose body has fully arrived runs right there, on the thread that read it, with no hand-off at
 all (:meth:`WorkerPool.run_ready`). A request still streaming its body goes to the queue for
@@ -16,19 +17,19 @@ long computation) loses the loop role: another thread takes it over,
 and the requests that were waiting behind it go to the queue. This is Go's scheduler's "hand
 off the processor from a blocked thread" applied to one selector. After such a rescue the
 pool runs requests only on queued threads for :data:`INLINE_BACKOFF` seconds, so an app whose
-requests are all slow pays for one rescue per back-off, not one per request. Where the C
-lane is built, the watcher looks without the GIL (``_speedups.LoopWatch``), so the busy loop
-thread never hands the GIL to it for nothing.
+requests are all slow pays for one rescue per back-off, not one per request. The loop's
+thread tells the watcher which request runs through a
+:class:`~fcgikit.server.watcher.LoopWatch`: where the C lane is built it looks without the
+GIL, so the busy loop thread never hands the GIL to it for nothing.
 
 Replies held for the batch: when several requests are ready at once, a reply that one of them
 finishes on the loop's thread may wait (:meth:`WorkerPool.hold`) until the last of them has
 run, :data:`HELD_MAX` are waiting, or the first has waited :data:`HELD_FOR`; then they go out
 together. A web server that went idle while the app ran would otherwise be woken by every
-reply, and the sender pays for each wake-up (scheduler work billed to our send): Flask behind
-nginx without keep-conn at 16 clients spent 24 CPU µs a request in the kernel that way, 12
-with the replies of a batch sent together, and nginx 50 against 34 (benchmarks/RESULTS.md,
-session 11). A rescue does not strand them: the thread that takes the loop role sends them
-first.
+reply, and the sender pays for each wake-up (scheduler work billed to our send): sending the
+replies of a batch together halves what the kernel spends on them, ours and the web
+server's (benchmarks/RESULTS.md, "The replies of one round go out together"). A rescue does
+not strand them: the thread that takes the loop role sends them first.
 
 Accounting: ``running`` counts requests being run, on the loop's thread or by queue, and
 never exceeds ``threads`` (the app may rely on that, like ``RequestTracker`` does); the pool
@@ -49,27 +50,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
 
 from fcgikit.server import watcher
+from fcgikit.server.watcher import LoopWatch
 
 log = logging.getLogger("fcgikit.server")
-
-
-class LoopWatchLike(Protocol):
-    def began(self) -> int: ...
-    def ended(self) -> None: ...
-    def wake(self) -> None: ...
-    def wait(self, tick: float, park_after: int, timeout: float, /) -> int: ...
-
-
-#: The watcher without the GIL (fcgikit/server/_speedups.c); None where it was not built,
-#: and with FCGIKIT_PURE_PYTHON=1: then the watcher looks in Python (fcgikit.server.watcher).
-LoopWatch: Callable[[], LoopWatchLike] | None
-try:
-    from fcgikit.server._speedups import LoopWatch
-except ImportError:
-    LoopWatch = None
 
 Job = Callable[[], None]
 
@@ -79,8 +64,8 @@ INLINE_BACKOFF = 0.1
 #: (seconds): fewer wake-ups are worth a millisecond at most, not a slow request's time
 HELD_FOR = 0.001
 #: at most this many replies wait for the rest of their batch (see WorkerPool.hold): past
-#: 16, fewer wake-ups save little (at 256 clients, 4 gave back half the gain, 256 no more
-#: than 16), and the first replies of a big batch would wait for all of it
+#: that, fewer wake-ups save little, and the first replies of a big batch would wait for all
+#: of it (benchmarks/RESULTS.md, "The replies of one round go out together")
 HELD_MAX = 16
 
 
@@ -109,7 +94,7 @@ class WorkerPool:
         self.queued_memory = 0
         self._lock = threading.Lock()
         self._work_ready = threading.Condition(self._lock)
-        self._watch_wakeup = threading.Condition(self._lock)
+        self._loop_ended = threading.Condition(self._lock)
         #: requests admitted, waiting for a queued thread, with their memory
         self._queue: deque[tuple[Job, int]] = deque()
         #: requests admitted, waiting to run on the loop's thread (bodies complete)
@@ -129,13 +114,12 @@ class WorkerPool:
         #: the thread running a request while it holds the loop role, if one is
         self._inline_thread: int | None = None
         self._backoff_until = 0.0
-        self._watch_parked = False
         self._loop_over = False
         self.loop_error: BaseException | None = None
         self._closed = False
         #: how often a request lost the loop role (for the curious and the tests)
         self.rescues = 0
-        self._loop_watch = LoopWatch() if LoopWatch is not None else None
+        self._loop_watch = watcher.new_loop_watch()
 
     def all_busy(self) -> bool:
         """Every thread runs a request: what is admitted now waits for one (read without
@@ -166,8 +150,8 @@ class WorkerPool:
     # --- for the watcher (fcgikit.server.watcher) ------------------------------------------
 
     @property
-    def loop_watch(self) -> LoopWatchLike | None:
-        """The C watcher's end of the loop's thread; None where it is not built."""
+    def loop_watch(self) -> LoopWatch:
+        """What the loop's thread tells the watcher: which request runs on it."""
         return self._loop_watch
 
     def is_loop_over(self) -> bool:
@@ -179,26 +163,6 @@ class WorkerPool:
         with self._lock:
             self._rescue_locked(seq)
 
-    def look(self, seen_seq: int) -> tuple[int, bool] | None:
-        """One look of the Python watcher: rescue the request on the loop's thread if it is
-        the one it saw at its last look (``seen_seq``). Returns the latest request's number
-        and whether it still runs; None once the loop is over."""
-        with self._lock:
-            if self._loop_over:
-                return None
-            self._rescue_locked(seen_seq)
-            return self._inline_seq, self._inline_thread is not None
-
-    def park_watcher(self, seen_seq: int, timeout: float) -> None:
-        """The Python watcher waits, without ticking, until a request after ``seen_seq`` runs
-        on the loop's thread, the loop is over, or ``timeout`` seconds pass."""
-        with self._lock:
-            if self._loop_over or self._inline_seq != seen_seq:
-                return
-            self._watch_parked = True
-            self._watch_wakeup.wait(timeout)
-            self._watch_parked = False
-
     def _rescue_locked(self, seq: int) -> None:
         # A rescue names the request it saw overstay: if that one is over, the loop's thread
         # has moved on and there is nothing to take.
@@ -207,8 +171,7 @@ class WorkerPool:
         self.rescues += 1
         self._leader = None
         self._inline_thread = None  # it goes on with its request, as an ordinary thread
-        if self._loop_watch is not None:
-            self._loop_watch.ended()
+        self._loop_watch.ended()
         self._role_free = True
         self._backoff_until = time.monotonic() + INLINE_BACKOFF
         self._queue.extend(self._ready)
@@ -221,9 +184,8 @@ class WorkerPool:
             self._role_free = False
             if error is not None and self.loop_error is None:
                 self.loop_error = error
-            self._watch_wakeup.notify()
-        if self._loop_watch is not None:
-            self._loop_watch.wake()
+            self._loop_ended.notify_all()
+        self._loop_watch.wake()
 
     def wait_loop_over(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -232,7 +194,7 @@ class WorkerPool:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._watch_wakeup.wait(left)
+                self._loop_ended.wait(left)
         return True
 
     def on_loop_thread(self, action: Callable[[], None]) -> bool:
@@ -313,8 +275,7 @@ class WorkerPool:
                     # this one held
                     return False
                 self._inline_thread = None
-                if self._loop_watch is not None:
-                    self._loop_watch.ended()
+                self._loop_watch.ended()
                 if self._queue:
                     self._wake_locked()
             # Replies wait only for quick requests: once one behind them took a while,
@@ -343,12 +304,7 @@ class WorkerPool:
         self.queued_memory -= memory
         self.running += 1
         self._inline_thread = me
-        if self._loop_watch is not None:
-            self._inline_seq = self._loop_watch.began()
-        else:
-            self._inline_seq += 1
-            if self._watch_parked:
-                self._watch_wakeup.notify()
+        self._inline_seq = self._loop_watch.began()
         return job
 
     def _backing_off(self) -> bool:

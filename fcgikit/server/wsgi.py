@@ -14,6 +14,7 @@ import html
 import logging
 import os
 import re
+import string
 import sys
 import time
 import traceback
@@ -35,12 +36,15 @@ log = logging.getLogger("fcgikit.server")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-# RFC 9110 5.5 and 15: a field value and a reason phrase hold no control character but HTAB
-# (CR and LF would split the head; the others reach the HTTP client through nginx as they
-# are). Latin-1's C1 range is obs-text, which the RFC tolerates.
-_STATUS = re.compile(r"[1-9][0-9][0-9](?: [^\x00-\x08\x0a-\x1f\x7f]*)?\Z")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: RFC 9110 5.6.2's tchar: what a header name (a token) is made of
+TOKEN_CHARS = "!#$%&'*+-.^_`|~" + string.digits + string.ascii_letters
+#: RFC 9110 5.5 and 15: a field value and a reason phrase hold no control character but HTAB
+#: (CR and LF would split the head; the others reach the HTTP client through nginx as they
+#: are). Latin-1's C1 range is obs-text, which the RFC tolerates.
+FIELD_CONTROLS = "".join(chr(c) for c in (*range(0x09), *range(0x0A, 0x20), 0x7F))
+_TOKEN = re.compile(f"[{re.escape(TOKEN_CHARS)}]+\\Z")
+_STATUS = re.compile(f"[1-9][0-9][0-9](?: [^{re.escape(FIELD_CONTROLS)}]*)?\\Z")
+_BAD_VALUE = re.compile(f"[{re.escape(FIELD_CONTROLS)}]")
 
 _TRUE = frozenset({"on", "1", "yes", "true"})
 #: Role.name is a Python-level property of enum: looked up once here, not per request
@@ -79,20 +83,35 @@ EnvironFromParams = Callable[
     [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any] | None
 ]
 EncodeHead = Callable[[object, object, int | None], bytes | None]
-#: The C fast lane (_speedups.c) for two steps of every request: building the environ and
-#: encoding the head. None where it was not built, or with FCGIKIT_PURE_PYTHON=1. The Python
-#: functions below are the spec. _fast_environ returns what _environ_from_params_py returns,
-#: or None when a param has a reserved name (RESERVED_PREFIXES); then the Python drops it.
-#: _fast_encode_head returns what _encode_head_py returns, or None for anything unusual; then
-#: _encode_head_py runs and raises its precise error.
+
+
+def give_header_rules(set_header_rules: Callable[[bytes, bytes, tuple[bytes, ...]], None]) -> None:
+    """Hand the rules above to the C lane (its ``_set_header_rules``), which keeps no copy of
+    its own and answers None until it has them."""
+    set_header_rules(
+        TOKEN_CHARS.encode("latin-1"),
+        FIELD_CONTROLS.encode("latin-1"),
+        tuple(prefix.encode("ascii") for prefix in RESERVED_PREFIXES),
+    )
+
+
+#: The C fast lane (_speedups_wsgi.c) for two steps of every request: building the environ
+#: and encoding the head. None where it was not built, or with FCGIKIT_PURE_PYTHON=1. The
+#: Python functions below are the spec. _fast_environ returns what _environ_from_params_py
+#: returns, or None when a param has a reserved name (RESERVED_PREFIXES); then the Python
+#: drops it. _fast_encode_head returns what _encode_head_py returns, or None for anything
+#: unusual; then _encode_head_py runs and raises its precise error.
 _fast_environ: EnvironFromParams | None
 _fast_encode_head: EncodeHead | None
 try:
-    from fcgikit.server._speedups import encode_head as _fast_encode_head
-    from fcgikit.server._speedups import environ_from_params as _fast_environ
+    from fcgikit.server import _speedups_wsgi
 except ImportError:
     _fast_environ = None
     _fast_encode_head = None
+else:
+    give_header_rules(_speedups_wsgi._set_header_rules)
+    _fast_environ = _speedups_wsgi.environ_from_params
+    _fast_encode_head = _speedups_wsgi.encode_head
 
 #: What an app raises to have its process exit. A request cannot stop the server: it gets a
 #: 500 like any other error, and the server goes on (a pool worker retires after it, see
@@ -404,8 +423,7 @@ class WSGIRequest:
         return self.write
 
     def write(self, data: bytes) -> None:
-        if self._status is None:
-            raise AssertionError("write() before start_response()")
+        # (start_response returns this, once it has set the status)
         if not isinstance(data, bytes | bytearray):
             raise TypeError(f"response body must be bytes, not {type(data).__name__}")
         if not self._headers_sent:
@@ -572,7 +590,7 @@ class WSGIRequest:
     def _close_result(self, result: Iterable[bytes]) -> None:
         if type(result) is list:
             # The usual hello-world answer has no close(). Compiled, getattr() with a default
-            # formats the AttributeError's message before dropping it (~0.6 us).
+            # formats the AttributeError's message before dropping it.
             return
         close = getattr(result, "close", None)
         if close is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -41,13 +42,18 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
     def start(
-        app: Any, *, before_serving: Callable[[str], object] | None = None, **settings: Any
+        app: Any,
+        *,
+        before_serving: Callable[[str], object] | None = None,
+        listeners: list[socket.socket] | None = None,
+        **settings: Any,
     ) -> RunningServer:
         """``before_serving(path)`` runs once the socket listens and before the loop
-        starts: connections it makes wait in the backlog, to be accepted in one round."""
+        starts: connections it makes wait in the backlog, to be accepted in one round.
+        ``listeners``: sockets listening already, instead of the unix socket at ``path``."""
         path = str(tmp_path / f"s{len(started)}.sock")
         base = ServerSettings(binds=(UnixAddress(path),), handle_signals=False)
-        server = Server(app, replace(base, **settings))
+        server = Server(app, replace(base, **settings), listeners)
         if before_serving is not None:
             before_serving(path)
         running: RunningServer

@@ -110,7 +110,7 @@ def test_out_of_descriptors_pauses_accepting_logs_once_and_resumes(serve: Any, l
 
 def test_out_of_descriptors_a_closed_connection_lets_the_next_in(serve: Any, log: Log) -> None:
     running = serve(hello)
-    running.server.accept_retry = 3600.0  # only a closing connection can resume accepting
+    running.server.acceptor.retry_after = 3600.0  # only a closing connection resumes accepting
     holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     holder.connect(running.path)
     holder.sendall(request_bytes(1, "/held", keep_conn=True))

@@ -139,3 +139,61 @@ def test_a_factory_returning_a_factory_is_named_as_such() -> None:
     sys.modules["loader_apps"].__dict__["outer"] = lambda: create_app
     with pytest.raises(ConfigError, match=r"loader_apps:outer\(\) returned create_app"):
         load_app("loader_apps:outer()")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        pytest.param(":app", "no module in ':app': expected module:attr", id="no module"),
+        pytest.param(
+            "loader_apps", "module 'loader_apps' has neither 'app' nor 'application'", id="no app"
+        ),
+        pytest.param("loader_apps:1st", "'1st' is not a Python name", id="not a name"),
+        pytest.param(
+            "loader_apps:missing", "module 'loader_apps' has no attribute 'missing'", id="missing"
+        ),
+        pytest.param(
+            "loader_apps:forty_two()",
+            "loader_apps:forty_two is not callable, so it cannot be a factory",
+            id="a factory that is no function",
+        ),
+        pytest.param(
+            "loader_apps:create_app(",
+            "cannot read 'create_app(': expected name or name(args)",
+            id="a call cut short",
+        ),
+        pytest.param(
+            "loader_apps:create_app() + 1",
+            "cannot read 'create_app() + 1': expected name or name(args)",
+            id="more than a call",
+        ),
+        pytest.param(
+            "loader_apps:create_app(open)",
+            "factory arguments in 'create_app(open)' must be literals",
+            id="a name as argument",
+        ),
+    ],
+)
+def test_a_spec_that_names_no_app_says_what_to_write(spec: str, message: str) -> None:
+    sys.modules["loader_apps"].__dict__["forty_two"] = 42
+    with pytest.raises(ConfigError) as raised:
+        load_app(spec)
+    assert message in str(raised.value)
+
+
+def test_a_module_alone_serves_its_app_or_application() -> None:
+    module = sys.modules["loader_apps"]
+    module.__dict__["application"] = environ_app
+    assert load_app("loader_apps") is environ_app
+    module.__dict__["app"] = ClassApp
+    assert load_app("loader_apps") is ClassApp  # app first
+
+
+def test_an_app_that_cannot_be_imported_says_where_python_looked() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_app("fcgikit_test_no_such_module:app")
+    message = str(raised.value)
+    assert "cannot import 'fcgikit_test_no_such_module'" in message
+    assert f"python: {sys.executable}" in message
+    assert repr(sys.path[0]) in message
+    assert "pass --chdir DIR" in message

@@ -935,3 +935,21 @@ def test_fuzz_corpus_regressions_replay_clean() -> None:
     for path in sorted(folder.iterdir()):
         kind = path.name.split("-", 1)[0]
         targets[kind](path.read_bytes())
+
+
+def test_a_web_server_that_reads_no_replies_is_closed_once_they_pile_up(
+    serve: Any, log: Log
+) -> None:
+    """Management records answered one by one, never read: the replies wait in the kernel,
+    then in the connection, up to MAX_PENDING; then it is closed, with one line."""
+    running = serve(digest_app)
+    unknown_types = pack_records(42, 0, b"?") * 10_000  # each answered FCGI_UNKNOWN_TYPE
+    with peer(running) as p:
+        for _ in range(200):  # up to 18 MB sent; about 1.5 MB of replies do it
+            p.send(unknown_types)
+            if p.send_failed:
+                break
+        log.wait_for_one("does not read its replies; closing", timeout=30)
+        assert p.read_until_closed(timeout=30).closed
+    assert_serves(running)
+    assert_settled(running)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import resource
 import socket
 import stat
 import subprocess
@@ -21,6 +22,7 @@ from fcgikit.errors import ConfigError
 from fcgikit.server import ServerSettings
 from fcgikit.server.listeners import (
     SocketOwner,
+    inherited_listener,
     open_listener,
     parse_web_server_addrs,
     passed_listeners,
@@ -256,6 +258,23 @@ def test_busy_tcp_port_says_so() -> None:
         port = first.getsockname()[1]
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
             open_listener(TcpAddress("127.0.0.1", port))
+
+
+def test_a_unix_socket_where_none_can_be_made_says_where_and_why(tmp_path: Path) -> None:
+    path = tmp_path / "no-such-directory" / "app.sock"
+    with pytest.raises(ConfigError, match=f"cannot create unix socket {path}: No such file"):
+        open_listener(UnixAddress(str(path)))
+
+
+def test_what_is_not_an_open_listening_stream_socket_is_no_listener() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagrams:
+        datagrams.bind(("127.0.0.1", 0))
+        assert inherited_listener(datagrams.fileno()) is None
+    # a descriptor nothing has open (the highest one allowed; no thread will get it)
+    closed = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1
+    with pytest.raises(OSError):
+        os.fstat(closed)
+    assert inherited_listener(closed) is None
 
 
 def test_fd_address_that_is_not_a_socket_explains_what_to_do(tmp_path: Path) -> None:

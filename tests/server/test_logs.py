@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from fcgikit.client import FastCGIClient
-from fcgikit.server.logs import configure_logging, fcgikit_log
+from fcgikit.server.logs import (
+    access_log,
+    configure_access_log,
+    configure_logging,
+    fcgikit_log,
+    reopen_log_files,
+)
 from tests.processes import ROOT, Backend, fcgikit_command
 
 APP_SOURCE = """
@@ -200,3 +206,34 @@ def test_a_handler_the_app_gave_the_fcgikit_logger_is_kept(
     configure_logging(logging.INFO, None)
     assert fresh_fcgikit_logger.handlers == [mine]
     assert (fresh_fcgikit_logger.level, fresh_fcgikit_logger.propagate) == (logging.ERROR, True)
+
+
+def test_a_log_file_that_cannot_be_reopened_keeps_the_old_one_and_says_so(
+    fresh_fcgikit_logger: logging.Logger, tmp_path: Path
+) -> None:
+    # logrotate moved the file away, and its directory is gone (or no longer ours)
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    configure_logging(logging.INFO, str(directory / "fcgikit.log"))
+    (directory / "fcgikit.log").rename(tmp_path / "fcgikit.log.1")
+    directory.rmdir()
+    reopen_log_files()
+    logging.getLogger("fcgikit.server").warning("after the failed reopen")
+    fresh_fcgikit_logger.handlers[0].flush()
+    lines = (tmp_path / "fcgikit.log.1").read_text().splitlines()
+    assert "cannot reopen" in lines[-2] and "still logging to the old file" in lines[-2]
+    assert lines[-1].endswith("after the failed reopen")
+
+
+def test_the_access_log_goes_where_it_was_last_sent(tmp_path: Path) -> None:
+    try:
+        configure_access_log(str(tmp_path / "first.log"))
+        configure_access_log(str(tmp_path / "second.log"))  # replaces the first
+        access_log.info("one request")
+        for handler in access_log.handlers:
+            handler.flush()
+        assert (tmp_path / "second.log").read_text() == "one request\n"
+        assert (tmp_path / "first.log").read_text() == ""
+    finally:
+        configure_access_log(None)
+    assert access_log.handlers == []

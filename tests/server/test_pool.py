@@ -18,7 +18,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from fcgikit.client import FastCGIResponse
 from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
 from fcgikit.server import pool as pool_module
+from fcgikit.server import watcher
 from fcgikit.server.pool import HELD_FOR, HELD_MAX, Refusal, WorkerPool
+from tests.native import load_lane
 from tests.server.conftest import RunningServer
 from tests.server.test_hostile import wait_until
 
@@ -50,8 +52,15 @@ def read_response(sock: socket.socket) -> bytes:
                 return stdout
 
 
+@pytest.fixture(params=["C", "Python"])
+def either_watch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool with the C LoopWatch, or with its Python twin, in both passes."""
+    plugged = load_lane("fcgikit.server._speedups_watcher").LoopWatch
+    monkeypatch.setattr(watcher, "C_LOOP_WATCH", plugged if request.param == "C" else None)
+
+
 def test_a_request_blocked_on_the_loops_thread_does_not_hold_up_the_next(
-    serve: Callable[..., RunningServer],
+    serve: Callable[..., RunningServer], either_watch: None
 ) -> None:
     entered = threading.Event()
     release = threading.Event()
@@ -284,6 +293,22 @@ def run_pool(pool: WorkerPool, lead: Callable[[], bool]) -> None:
     watcher.join(WAIT)
     pool.shutdown()
     assert not watcher.is_alive(), "the loop did not end"
+
+
+def test_a_loop_that_fails_ends_with_its_error_logged_for_serve_to_raise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = WorkerPool(threads=2, max_queued=0)
+    failure = RuntimeError("a bug in the loop")
+
+    def lead() -> bool:
+        raise failure
+
+    with caplog.at_level(logging.ERROR, logger="fcgikit.server"):
+        run_pool(pool, lead)
+    assert pool.loop_error is failure  # Server.serve raises it
+    (record,) = [r for r in caplog.records if "the I/O loop failed" in r.getMessage()]
+    assert record.exc_info is not None and record.exc_info[1] is failure
 
 
 def test_the_thread_that_takes_the_loop_over_sends_the_held_replies_first() -> None:

@@ -365,7 +365,7 @@ def _raw_exchange(
     return out
 
 
-def test_overloaded_when_no_thread_is_free(serve: Any) -> None:
+def test_overloaded_when_no_thread_is_free(serve: Any, caplog: pytest.LogCaptureFixture) -> None:
     release = threading.Event()
     entered = threading.Event()
 
@@ -381,9 +381,14 @@ def test_overloaded_when_no_thread_is_free(serve: Any) -> None:
     first.start()
     assert entered.wait(10)
     client = ClientConnection()
-    request = client.start_request(1, {b"REQUEST_METHOD": b"GET"}) + client.end_stdin(1)
-    events = _raw_exchange(client, running.path, request, [1])
+    params = {b"REQUEST_METHOD": b"GET", b"REQUEST_URI": b"/refused"}
+    request = client.start_request(1, params) + client.end_stdin(1)
+    with caplog.at_level(logging.DEBUG, logger="fcgikit.server"):
+        events = _raw_exchange(client, running.path, request, [1])
     assert events[1].protocol_status == ProtocolStatus.OVERLOADED
+    # the rate-limited line says why; the request itself is named at debug level
+    refused = [r.getMessage() for r in caplog.records if "refused (OVERLOADED)" in r.getMessage()]
+    assert "request #1 GET /refused refused (OVERLOADED): all threads busy" in refused[0]
     release.set()
     first.join(10)
     assert result[0].body == b"slow"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,18 @@ import pytest
 from fcgikit.errors import RemoteProtocolError
 from fcgikit.middleware import Normalize, ProxyFix
 from fcgikit.protocol import ProtocolStatus
+from fcgikit.protocol.records import pack_header, pack_records
+from fcgikit.server.wsgi import FileWrapper
+from tests.server.test_hostile import (
+    ABORT,
+    STDIN,
+    Log,
+    assert_settled,
+    begin,
+    params,
+    peer,
+    wait_until,
+)
 
 Environ = dict[str, Any]
 
@@ -266,3 +279,203 @@ def test_normalize_without_a_mount_splits_nginx_stock_params_right(serve: Any) -
     running = serve(Normalize(show_split))
     response = running.client().request(raw_params=STOCK_NGINX)
     assert response.body == b"|/blog/post 1|[]"
+
+
+# --- an app that breaks a WSGI rule ----------------------------------------------------------
+
+
+def rule_breaker(environ: Environ, start_response: Any) -> Iterable[Any]:
+    """``/<rule>``: an app that breaks that rule of PEP 3333 (before any byte goes out)."""
+    rule = environ["PATH_INFO"]
+    if rule == "/no-start-response":
+        return [b"nobody called start_response"]
+    if rule == "/start-response-twice":
+        start_response("200 OK", [])
+        start_response("200 OK", [])
+        return [b"twice"]
+    write = start_response("200 OK", [("Content-Length", "4")])
+    if rule == "/str-in-a-list":
+        return ["text"]
+    if rule == "/str-to-write":
+        write("text")
+        return []
+    assert rule == "/str-as-the-whole-body"
+    return iter(["text"])  # as long as the Content-Length says: the whole body
+
+
+@pytest.mark.parametrize(
+    ("rule", "error"),
+    [
+        ("/no-start-response", "returned without calling start_response()"),
+        ("/start-response-twice", "start_response called a second time without exc_info"),
+        # (compiled, the server's own type checks say it in their words: "bytes object
+        # expected; got str")
+        ("/str-in-a-list", "TypeError"),
+        ("/str-to-write", "TypeError"),
+        ("/str-as-the-whole-body", "TypeError"),
+    ],
+)
+def test_an_app_that_breaks_a_wsgi_rule_gets_a_500_that_names_it(
+    serve: Any, caplog: pytest.LogCaptureFixture, rule: str, error: str
+) -> None:
+    running = serve(rule_breaker)
+    with caplog.at_level(logging.INFO, logger="fcgikit.server"):
+        response = running.client(keep_conn=True, timeout=ANSWER_WITHIN).request("GET", rule)
+    assert response.status == 500
+    (line,) = error_lines(caplog, rule)
+    assert error in line
+    if error == "TypeError":
+        assert "bytes" in line and "str" in line
+
+
+def late_error(environ: Environ, start_response: Any) -> Iterable[bytes]:
+    """``/late``: an error after the first part went out, reported to start_response with
+    exc_info."""
+    if environ["PATH_INFO"] != "/late":
+        return ok(environ, start_response)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def body() -> Iterator[bytes]:
+        yield b"the first part"
+        try:
+            raise ValueError("the database went away")
+        except ValueError:
+            start_response("500 Internal Server Error", [], sys.exc_info())
+        yield b"never sent"
+
+    return body()
+
+
+def test_exc_info_after_the_headers_went_out_cuts_the_response(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # PEP 3333: start_response re-raises the error once the headers are sent; too late for
+    # a 500, the response is cut (the connection closes before END_REQUEST).
+    running = serve(late_error)
+    with (
+        caplog.at_level(logging.INFO, logger="fcgikit.server"),
+        pytest.raises(RemoteProtocolError, match="without ending request"),
+    ):
+        running.client(keep_conn=True, timeout=ANSWER_WITHIN).request("GET", "/late")
+    (line,) = error_lines(caplog, "/late")
+    assert "ValueError: the database went away" in line
+    assert running.client().request("GET", "/ok").status == 200
+
+
+def uses_the_wsgi_extras(environ: Environ, start_response: Any) -> Any:
+    """wsgi.errors (write, writelines, flush) and wsgi.file_wrapper."""
+    errors = environ["wsgi.errors"]
+    errors.write("one\n")
+    errors.writelines(["two\n", "three\n"])
+    errors.flush()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return environ["wsgi.file_wrapper"](open(environ["FILE"], "rb"), 5)
+
+
+def test_wsgi_errors_goes_to_the_log_and_fcgi_stderr_and_file_wrapper_serves_the_file(
+    serve: Any, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    served = tmp_path / "served.txt"
+    served.write_bytes(b"a file served in blocks of five bytes")
+    running = serve(uses_the_wsgi_extras)
+    with caplog.at_level(logging.INFO, logger="fcgikit.server"):
+        response = running.client(timeout=ANSWER_WITHIN).request(
+            "GET", "/extras", params={"FILE": str(served)}
+        )
+    assert response.stderr == b"one\ntwo\nthree\n"
+    assert [line.rpartition(": ")[2] for line in error_lines(caplog, "/extras")] == [
+        "one",
+        "two",
+        "three",
+    ]
+    assert response.body == served.read_bytes()
+
+
+def test_wsgi_file_wrapper_closes_the_file_when_done(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789ab")
+    with open(path, "rb") as file:
+        wrapper = FileWrapper(file, 5)
+        assert list(wrapper) == [b"01234", b"56789", b"ab"]
+        wrapper.close()
+        assert file.closed
+
+
+class ReadOnly:
+    """A file-like object with read() and no close()."""
+
+    def read(self, size: int) -> bytes:
+        return b""
+
+
+def test_wsgi_file_wrapper_takes_a_file_like_without_close() -> None:
+    wrapper = FileWrapper(ReadOnly())  # type: ignore[arg-type]
+    assert list(wrapper) == []
+    wrapper.close()  # nothing to close
+
+
+# --- a body that stops arriving --------------------------------------------------------------
+
+
+def reads_its_body(environ: Environ, start_response: Any) -> Iterable[bytes]:
+    """``/call``: reads the body in the call; ``/iterate``: in its response, before its first
+    part; ``/after-first-part``: after it."""
+    where = environ["PATH_INFO"]
+    body = environ["wsgi.input"]
+    if where == "/call":
+        body.read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def response() -> Iterator[bytes]:
+        if where == "/after-first-part":
+            yield b"the first part"
+        yield body.read()
+
+    return response()
+
+
+STALLS = [
+    pytest.param("/call", 408, id="read by the app's call"),
+    pytest.param("/iterate", 408, id="read by its response"),
+    pytest.param("/after-first-part", None, id="read after its first part went out"),
+]
+
+
+@pytest.mark.parametrize(("where", "status"), STALLS)
+def test_a_body_that_stops_arriving_is_answered_408_or_cut_and_the_connection_closed(
+    serve: Any, caplog: pytest.LogCaptureFixture, where: str, status: int | None
+) -> None:
+    running = serve(reads_its_body, body_timeout=0.2)
+    head = begin(1, keep_conn=True) + params(
+        1, {b"PATH_INFO": where.encode(), b"CONTENT_LENGTH": b"1000"}
+    )
+    with caplog.at_level(logging.INFO, logger="fcgikit.server"), peer(running) as p:
+        p.send(head + pack_records(STDIN, 1, b"only ten b"))
+        reply = p.read_until_closed()
+    (line,) = error_lines(caplog, where)
+    assert "answering 408, closing the connection" in line
+    assert reply.closed
+    answered = reply.stdout(1)
+    if status is None:  # too late for a 408: the request ends with what went out
+        assert answered.endswith(b"\r\n\r\nthe first part")
+        assert reply.ends(1) == [ProtocolStatus.REQUEST_COMPLETE]
+    else:
+        assert answered.startswith(b"Status: 408 Request Timeout\r\n")
+
+
+def test_an_abort_while_the_response_reads_the_body_is_quiet(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = Log(caplog)
+    running = serve(reads_its_body)
+    head = begin(1, keep_conn=True) + params(
+        1, {b"PATH_INFO": b"/iterate", b"CONTENT_LENGTH": b"1000"}
+    )
+    with peer(running) as p:
+        p.send(head + pack_records(STDIN, 1, b"only ten b"))
+        wait_until(lambda: running.server.pool.running == 1, what="the app to read its body")
+        p.send(pack_header(ABORT, 1, 0))
+        assert p.read_end(1).ends(1) == [ProtocolStatus.REQUEST_COMPLETE]
+    log.wait_for_one("aborted by the web server")
+    assert not [r for r in log.new() if r.levelno >= logging.WARNING]
+    assert_settled(running)

@@ -1,9 +1,11 @@
-"""The C fast lane of the WSGI request (fcgikit/server/_speedups.c) against its Python spec.
+"""The C fast lane of the WSGI request (fcgikit/server/_speedups_wsgi.c) against its Python spec.
 
 ``WSGIRequest`` builds the environ with ``environ_from_params`` and encodes the response head
 with ``encode_head`` when the C module is there. The lane must give what
 ``_environ_from_params_py`` and ``_encode_head_py`` in wsgi.py give. For a head the Python
-would refuse, it must answer None, so that the Python raises its precise error.
+would refuse, it must answer None, so that the Python raises its precise error. The rules
+(token characters, the controls a value may not hold, the reserved prefixes) are wsgi.py's,
+handed to the lane at import: it follows whatever it is given, and answers None until then.
 scripts/test runs this file in both passes: as installed, the lane must be what wsgi.py uses;
 with ``FCGIKIT_PURE_PYTHON=1`` wsgi.py must run the Python alone, and the same requests must
 come out the same. Either way, hypothesis holds the lane to the Python (tests/native.py loads
@@ -12,15 +14,7 @@ it in the pure-Python pass too), so neither pass can go green by testing the oth
 
 from __future__ import annotations
 
-import _socket
-import contextlib
-import errno
 import gc
-import os
-import signal
-import socket
-import sys
-import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
 from types import MappingProxyType, ModuleType
@@ -31,38 +25,48 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fcgikit.protocol import RequestReceived, Role
-from fcgikit.server import pool, server, wsgi
-from fcgikit.server.channel import send_all_buffers
+from fcgikit.server import wsgi
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import InvalidResponse, WSGIRequest
-from tests.native import PURE_PYTHON_PASS, load_lane
-from tests.server.test_hostile import wait_until
-
-WAIT = 10.0
+from tests.native import (
+    PURE_PYTHON_PASS,
+    Call,
+    assert_calls_leave_nothing_behind,
+    fresh_lane,
+    load_lane,
+)
 
 DROPPED = wsgi._DROPPED_PARAMS
+LANE = "fcgikit.server._speedups_wsgi"
 
 
 @pytest.fixture(scope="module")
 def lane() -> ModuleType:
-    return load_lane("fcgikit.server._speedups")
+    lane = load_lane(LANE)
+    wsgi.give_header_rules(lane._set_header_rules)  # as wsgi.py does when it imports it
+    return lane
+
+
+@pytest.fixture(params=["C", "Python"])
+def either_lane(
+    request: pytest.FixtureRequest, lane: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wsgi.py with its C lane plugged in, or with none: each request test runs both ways, in
+    both passes (so the pure-Python pass runs the lane's path through wsgi.py too)."""
+    plugged = request.param == "C"
+    monkeypatch.setattr(wsgi, "_fast_environ", lane.environ_from_params if plugged else None)
+    monkeypatch.setattr(wsgi, "_fast_encode_head", lane.encode_head if plugged else None)
 
 
 def test_the_lane_is_on_exactly_when_the_pass_says(lane: ModuleType) -> None:
     if PURE_PYTHON_PASS:
         with pytest.raises(ImportError):
-            import fcgikit.server._speedups  # noqa: F401
+            import fcgikit.server._speedups_wsgi  # noqa: F401
         assert wsgi._fast_environ is None
         assert wsgi._fast_encode_head is None
-        assert pool.LoopWatch is None
-        assert server.accept_connection is None
-        assert server.Connection is None
         return
     assert wsgi._fast_environ is lane.environ_from_params
     assert wsgi._fast_encode_head is lane.encode_head
-    assert pool.LoopWatch is lane.LoopWatch
-    assert server.accept_connection is lane.accept_connection
-    assert server.Connection is lane.Connection
 
 
 # --- what a request sees, in both passes --------------------------------------------------
@@ -156,7 +160,10 @@ def run(
     ],
 )
 def test_the_environ_has_the_params_decoded_latin1(
-    params: dict[bytes, bytes], base: dict[str, object], expected: dict[str, object]
+    params: dict[bytes, bytes],
+    base: dict[str, object],
+    expected: dict[str, object],
+    either_lane: None,
 ) -> None:
     environ, _, _ = run(params, base_environ=base)
     assert {key: environ[key] for key in expected} == expected
@@ -215,7 +222,9 @@ class Shouting(str):
         ),
     ],
 )
-def test_the_head_is_the_cgi_status_and_headers(status: Any, headers: Any, head: bytes) -> None:
+def test_the_head_is_the_cgi_status_and_headers(
+    status: Any, headers: Any, head: bytes, either_lane: None
+) -> None:
     _, sent, request = run({}, status, headers)
     assert sent == head
     assert request.status_code == int(status[:3])
@@ -250,7 +259,11 @@ def test_the_head_is_the_cgi_status_and_headers(status: Any, headers: Any, head:
     ],
 )
 def test_an_invalid_head_is_a_500_that_says_why(
-    status: Any, headers: Any, error: str, caplog: pytest.LogCaptureFixture
+    status: Any,
+    headers: Any,
+    error: str,
+    caplog: pytest.LogCaptureFixture,
+    either_lane: None,
 ) -> None:
     _, sent, request = run({}, status, headers)
     assert sent.startswith(b"Status: 500 Internal Server Error\r\n")
@@ -543,10 +556,63 @@ def test_encode_head_wants_three_arguments(lane: ModuleType) -> None:
         lane.encode_head("200 OK", [])
 
 
+# --- the rules are wsgi.py's ------------------------------------------------------------------
+
+
+def test_the_lane_answers_none_until_it_has_the_rules() -> None:
+    fresh = fresh_lane(LANE)
+    params = {b"PATH_INFO": b"/"}
+    assert fresh.environ_from_params({}, params, DROPPED) is None
+    assert fresh.encode_head("200 OK", [("X-A", "b")], 5) is None
+    wsgi.give_header_rules(fresh._set_header_rules)
+    assert fresh.environ_from_params({}, params, DROPPED) == {"PATH_INFO": "/"}
+    assert fresh.encode_head("200 OK", [("X-A", "b")], 5) == wsgi._encode_head_py(
+        "200 OK", [("X-A", "b")], 5
+    )
+
+
+def test_the_lane_follows_the_rules_it_is_given() -> None:
+    """No rule of its own: with other rules, the answers change with them."""
+    fresh = fresh_lane(LANE)
+    # names without "-", values without "x", and params named http_* reserved
+    fresh._set_header_rules(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"x", (b"http_",))
+    assert fresh.encode_head("200 OK", [("TYPE", "html")], None) is not None
+    assert fresh.encode_head("200 OK", [("CONTENT-TYPE", "html")], None) is None
+    assert fresh.encode_head("200 OK", [("TYPE", "xml")], None) is None
+    assert fresh.encode_head("200 Ox", [], None) is None
+    assert fresh.encode_head("200 O\n", [], None) is not None
+    assert fresh.environ_from_params({}, {b"wsgi.input": b"x"}, DROPPED) == {"wsgi.input": "x"}
+    assert fresh.environ_from_params({}, {b"HTTP_HOST": b"x"}, DROPPED) is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("tchar", b"", ()), id="token characters a str"),
+        pytest.param((b"a", bytearray(b""), ()), id="controls a bytearray"),
+        pytest.param((b"a", b"", [b"wsgi."]), id="prefixes a list"),
+        pytest.param((b"a", b"", ("wsgi.",)), id="a prefix a str"),
+        pytest.param((b"a", b"", (b"",)), id="an empty prefix"),
+        pytest.param((b"a", b""), id="two arguments"),
+    ],
+)
+def test_set_header_rules_refuses_wrong_types(args: tuple[Any, ...]) -> None:
+    fresh = fresh_lane(LANE)
+    with pytest.raises(TypeError):
+        fresh._set_header_rules(*args)
+    assert fresh.encode_head("200 OK", [], None) is None  # still no rules
+
+
+def test_every_reserved_prefix_has_a_dot() -> None:
+    # The Python looks for a reserved prefix only in names with a dot (the cheaper test
+    # first); the lane looks in every name. The two agree while each prefix has one.
+    assert all("." in prefix for prefix in wsgi.RESERVED_PREFIXES)
+
+
 # --- no leaks -------------------------------------------------------------------------------
 
 
-def calls(lane: ModuleType) -> Iterator[tuple[Callable[..., Any], tuple[Any, ...]]]:
+def calls(lane: ModuleType) -> Iterator[Call]:
     """Calls through every path of the lane: ordinary, declined, refused."""
     long_name = b"L" * 200
     params = {b"PATH_INFO": b"/hello", b"HTTP_PROXY": b"x", long_name: b"\xff" * 30}
@@ -559,355 +625,11 @@ def calls(lane: ModuleType) -> Iterator[tuple[Callable[..., Any], tuple[Any, ...
     yield lane.encode_head, ("200 OK", (("Content-Length", "3"),), None)
     yield lane.encode_head, ("200 OK", [*headers, ("X-B", "a\nb")], 5)
     yield lane.encode_head, (Text("200 OK"), headers, 2**80)
-    yield lane.LoopWatch, ()  # and its pipe's two descriptors: 100,000 of them would run out
-    watch = lane.LoopWatch()
-    yield watch.began, ()
-    yield watch.ended, ()
-    yield watch.wait, (0.005, 1, 0.0)
-    yield watch.wait, ("soon", 1, 1.0)
-    yield lane.Connection, ("not an fd",)
-    # Every call below fails before its system call: a socket with no peer will do (not a
-    # dup of fd 0, which a CI runner may have closed).
-    ours, theirs = socket.socketpair()
-    theirs.close()
-    connection = lane.Connection(ours.detach())
-    yield connection.recv_into, (b"read-only",)
-    # The third buffer fails after two are held: both must be released.
-    yield connection.sendmsg, ([b"held", bytearray(b"held too"), "not a buffer"],)
-    yield connection.send, ("not bytes",)
-
-
-def parts(value: Any) -> list[Any]:
-    """``value`` and everything it holds: the objects a call must leave as it found them."""
-    if isinstance(value, dict):
-        inner = [*value.keys(), *value.values()]
-    elif isinstance(value, list | tuple):
-        inner = list(value)
-    else:
-        return [value]
-    return [value, *[part for item in inner for part in parts(item)]]
+    rules: list[tuple[bytes, bytes, tuple[bytes, ...]]] = []
+    wsgi.give_header_rules(lambda *given: rules.append(given))
+    yield lane._set_header_rules, rules[0]
+    yield lane._set_header_rules, (b"", b"", ("not bytes",))
 
 
 def test_calls_leave_no_reference_and_no_memory_behind(lane: ModuleType) -> None:
-    for function, args in calls(lane):
-
-        def call(function: Callable[..., Any] = function, args: tuple[Any, ...] = args) -> None:
-            with contextlib.suppress(TypeError):
-                function(*args)
-
-        call()  # fills the name cache
-        # Not the interpreter's shared singletons (None, 5, b"x", "3"...): they start at a
-        # billion references in 3.11, and any code anywhere moves their count.
-        objects = [part for arg in args for part in parts(arg) if sys.getrefcount(part) < 10**8]
-        counts = [sys.getrefcount(obj) for obj in objects]
-        gc.collect()
-        blocks = sys.getallocatedblocks()
-        for _ in range(100_000):
-            call()
-        gc.collect()
-        assert sys.getallocatedblocks() - blocks < 100, function.__name__
-        assert [sys.getrefcount(obj) for obj in objects] == counts, function.__name__
-
-
-# --- accepting --------------------------------------------------------------------------
-
-
-def listening(family: int) -> socket.socket:
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-    listener.listen(8)
-    listener.setblocking(False)
-    return listener
-
-
-FAMILIES = [socket.AF_INET] + ([socket.AF_INET6] if socket.has_ipv6 else [])
-
-
-#: probe=True asks poll() first; what the caller sees is the same either way
-PROBES = pytest.mark.parametrize("probe", [False, True], ids=["accept", "probed"])
-
-
-@PROBES
-@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: socket.AddressFamily(f).name)
-def test_accept_connection_is_socket_accept_without_the_exception(
-    lane: ModuleType, family: int, probe: bool
-) -> None:
-    try:
-        listener = listening(family)
-    except OSError as exc:  # no IPv6 loopback on this machine (a container)
-        assert family == socket.AF_INET6, exc
-        return
-    with listener:
-        # Nothing waiting: None, where socket.accept() raises BlockingIOError.
-        assert lane.accept_connection(listener.fileno(), probe) is None
-        with pytest.raises(BlockingIOError):
-            listener._accept()
-        clients = [socket.create_connection(listener.getsockname()[:2]) for _ in range(2)]
-        fd, peer = lane.accept_connection(listener.fileno(), probe)
-        python_fd, python_peer = listener._accept()
-        try:
-            # The peer as socket.accept() gives it (the first client, then the second).
-            assert peer == clients[0].getsockname()
-            assert python_peer == clients[1].getsockname()
-            assert type(peer) is type(python_peer) and len(peer) == len(python_peer)
-            # Non-blocking and close-on-exec, so no setblocking() is needed after it.
-            assert os.get_blocking(fd) is False
-            assert os.get_inheritable(fd) is False
-            # The server wraps it as non-blocking: no ioctl, and it reads without waiting.
-            sock = _socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK, 0, fd)
-            assert sock.gettimeout() == 0.0
-            with pytest.raises(BlockingIOError):
-                sock.recv(1)
-            clients[0].sendall(b"ping")
-            assert sock.recv(4) == b"ping"
-            sock.close()
-        finally:
-            os.close(python_fd)
-            for client in clients:
-                client.close()
-
-
-@PROBES
-def test_accept_connection_gives_a_unix_peer_as_none(
-    lane: ModuleType, tmp_path: Any, probe: bool
-) -> None:
-    path = str(tmp_path / "fcgi.sock")
-    with socket.socket(socket.AF_UNIX) as listener, socket.socket(socket.AF_UNIX) as client:
-        listener.bind(path)
-        listener.listen(1)
-        client.connect(path)
-        fd, peer = lane.accept_connection(listener.fileno(), probe)
-        os.close(fd)
-        assert peer is None  # the server labels it "unix socket" and never filters it
-
-
-@PROBES
-def test_accept_connection_raises_what_accept_raises(lane: ModuleType, probe: bool) -> None:
-    with socket.socket() as not_listening:
-        # (poll() reports a socket that is not listening as hung up: the probe lets accept4
-        # say what is wrong)
-        with pytest.raises(OSError) as lane_error:
-            lane.accept_connection(not_listening.fileno(), probe)
-        with pytest.raises(OSError) as python_error:
-            not_listening._accept()
-    assert lane_error.value.errno == python_error.value.errno == errno.EINVAL
-    with pytest.raises(ValueError):
-        lane.accept_connection(-1, probe)
-    with pytest.raises(TypeError):
-        lane.accept_connection(not_listening.fileno())
-
-
-# --- Connection: the direct lane's socket ---------------------------------------------
-
-
-@pytest.fixture
-def connected(lane: ModuleType) -> Iterator[tuple[Any, socket.socket]]:
-    """A Connection on one end of a socket pair (non-blocking, as accept_connection makes
-    them), and the other end as the web server's socket."""
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    connection = lane.Connection(ours.detach())
-    yield connection, theirs
-    connection.close()
-    theirs.close()
-
-
-def test_a_connection_receives_and_sends_as_a_socket_does(
-    connected: tuple[Any, socket.socket],
-) -> None:
-    connection, web_server = connected
-    buffer = memoryview(bytearray(64))
-    with pytest.raises(BlockingIOError):  # nothing sent yet: a non-blocking socket's answer
-        connection.recv_into(buffer)
-    web_server.sendall(b"request")
-    assert connection.recv_into(buffer) == 7
-    assert buffer[:7] == b"request"
-    assert connection.send(b"head") == 4
-    pieces = [b"one ", memoryview(b"xtwo ")[1:], bytearray(b"three")]
-    assert connection.sendmsg(pieces) == 13
-    assert web_server.recv(64) == b"headone two three"
-    connection.shutdown(socket.SHUT_WR)
-    assert web_server.recv(64) == b""  # the web server sees the response end
-
-
-def test_send_all_buffers_sends_more_buffers_than_one_sendmsg_takes(
-    connected: tuple[Any, socket.socket],
-) -> None:
-    connection, web_server = connected
-    buffers: list[bytes | memoryview] = [b"%03d," % i for i in range(200)]
-    expected = b"".join(buffers)
-    send_all_buffers(connection, list(buffers), 5.0)
-    received = b""
-    while len(received) < len(expected):
-        received += web_server.recv(65536)
-    assert received == expected
-
-
-def test_a_closed_connection_fails_like_a_closed_socket(
-    connected: tuple[Any, socket.socket],
-) -> None:
-    connection, web_server = connected
-    connection.close()
-    connection.close()  # twice is nothing, as for a socket
-    assert web_server.recv(1) == b""  # the descriptor was really closed
-    assert connection.fileno() == -1
-    # A late call (the server stopping, on another thread) never reaches a reused fd.
-    for call, argument in [
-        (connection.shutdown, socket.SHUT_RDWR),
-        (connection.send, b"late"),
-        (connection.sendmsg, [b"late"]),
-        (connection.recv_into, bytearray(1)),
-    ]:
-        with pytest.raises(OSError) as failure:
-            call(argument)
-        assert failure.value.errno == errno.EBADF
-
-
-def test_a_connection_whose_web_server_left_raises_broken_pipe(
-    connected: tuple[Any, socket.socket],
-) -> None:
-    connection, web_server = connected
-    web_server.close()
-    previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    try:  # with SIGPIPE's default action, only MSG_NOSIGNAL keeps this process alive
-        with pytest.raises(BrokenPipeError):
-            connection.send(b"response")
-        with pytest.raises(BrokenPipeError):
-            connection.sendmsg([b"response"])
-    finally:
-        signal.signal(signal.SIGPIPE, previous)
-
-
-def test_a_connection_closes_its_fd_when_dropped(lane: ModuleType) -> None:
-    ours, theirs = socket.socketpair()
-    with theirs:
-        lane.Connection(ours.detach())  # dropped at once
-        assert theirs.recv(1) == b""
-
-
-def test_a_connection_refuses_what_is_not_a_descriptor(lane: ModuleType) -> None:
-    with pytest.raises(ValueError):
-        lane.Connection(-1)
-    with pytest.raises(TypeError):
-        lane.Connection("3")
-    with pytest.raises(TypeError):
-        lane.Connection()
-    with pytest.raises(TypeError):
-        lane.Connection(3, 4)
-    with pytest.raises(OverflowError):
-        lane.Connection(2**40)
-
-
-# --- LoopWatch: the pool's watcher without the GIL -----------------------------------------
-
-#: a wait() that should end long before this ends by its own timeout instead, and fails
-NEVER = 60.0
-
-
-def watch_in_thread(watch: Any, *args: Any) -> tuple[threading.Thread, list[object]]:
-    outcome: list[object] = []
-
-    def run() -> None:
-        try:
-            outcome.append(watch.wait(*args))
-        except BaseException as exc:  # reported by the test
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
-
-
-def test_loop_watches_come_and_go_without_a_trace(lane: ModuleType) -> None:
-    """Each holds a pipe and, as an instance of a heap type, a reference to its type."""
-    watch_type = lane.LoopWatch
-
-    def make_some() -> None:
-        for _ in range(1000):
-            watch_type().began()
-
-    make_some()  # the interpreter's caches settle
-    references = sys.getrefcount(watch_type)
-    descriptors = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
-    make_some()
-    assert sys.getrefcount(watch_type) == references
-    if descriptors is not None:
-        assert len(os.listdir("/proc/self/fd")) == descriptors
-
-
-def test_loop_watch_reports_a_request_that_overstays(lane: ModuleType) -> None:
-    watch = lane.LoopWatch()
-    assert watch.began() == 1
-    watch.ended()
-    assert watch.began() == 2  # each request its own number: the pool checks it to rescue
-    # Still running a whole tick later: reported by its number, not after the timeout.
-    assert watch.wait(0.005, 50, NEVER) == 2
-    watch.ended()
-    # Over before the watcher looks: nothing to report; the wait ends at its timeout.
-    assert watch.wait(0.005, 50, 0.05) == 0
-
-
-def test_loop_watch_parks_and_wakes_for_the_next_request(lane: ModuleType) -> None:
-    watch = lane.LoopWatch()
-    thread, outcome = watch_in_thread(watch, 0.005, 1, NEVER)
-    wait_until(lambda: watch.parked, what="the watcher parked")
-    number = watch.began()  # the loop's thread starts a request that then takes its time
-    thread.join(WAIT)
-    assert not thread.is_alive(), "began() did not wake the parked watcher"
-    assert outcome == [number]
-    assert not watch.parked
-
-
-def test_loop_watch_wake_ends_a_wait(lane: ModuleType) -> None:
-    watch = lane.LoopWatch()
-    thread, outcome = watch_in_thread(watch, 0.005, 1, NEVER)
-    wait_until(lambda: watch.parked, what="the watcher parked")
-    watch.wake()  # the loop is over
-    thread.join(WAIT)
-    assert not thread.is_alive(), "wake() did not end the wait"
-    assert outcome == [0]
-
-
-class Interrupted(Exception):
-    pass
-
-
-def test_loop_watch_runs_signal_handlers_while_it_waits(lane: ModuleType) -> None:
-    """The watcher is the main thread, the one that runs Python's signal handlers: SIGTERM
-    must stop the server while it waits in C, parked or not."""
-    watch = lane.LoopWatch()
-    handled: list[int] = []
-
-    def handler(signum: int, frame: object) -> None:
-        handled.append(signum)
-        if len(handled) == 2:
-            raise Interrupted
-
-    previous = signal.signal(signal.SIGALRM, handler)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        assert watch.wait(0.005, 1, NEVER) == 0  # the handler ran, and wait() returned
-        assert handled == [signal.SIGALRM]
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        with pytest.raises(Interrupted):  # a handler's exception comes out of wait()
-            watch.wait(0.005, 1, NEVER)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.mark.parametrize(
-    ("args", "error"),
-    [
-        ((0.0, 1, 1.0), ValueError),
-        ((0.005, 0, 1.0), ValueError),
-        ((0.005, 1, -1.0), ValueError),
-        (("soon", 1, 1.0), TypeError),
-        ((0.005, 1), TypeError),
-    ],
-)
-def test_loop_watch_wait_checks_its_arguments(
-    lane: ModuleType, args: tuple[Any, ...], error: type[Exception]
-) -> None:
-    with pytest.raises(error):
-        lane.LoopWatch().wait(*args)
+    assert_calls_leave_nothing_behind(calls(lane))

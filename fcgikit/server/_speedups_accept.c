@@ -1,0 +1,450 @@
+/* fcgikit.server._speedups_accept: the C fast lane of fcgikit/server/accept.py, for the
+ * server loop's accept and the connections it makes.
+ *
+ * accept_connection() is the loop's accept: accept4() with SOCK_NONBLOCK (no setblocking()
+ * ioctl afterwards), and None when no connection waits, where socket.accept() raises
+ * BlockingIOError (CPython formats its strerror, and the caught exception builds a
+ * traceback): once per round of accepts, on a quiet server once per connection. With probe,
+ * it asks poll() first (see accept_connection). Its Python twin is accept.py's
+ * accept_connection_py.
+ *
+ * Connection is what the server holds for an accepted descriptor in place of a socket
+ * object (its twin: accept.py's connection_py, a non-blocking socket).
+ *
+ * Neither releases the GIL for long: accept4 on a non-blocking listener does not wait. The
+ * module is optional: when it is not built, or with FCGIKIT_PURE_PYTHON=1, accept.py runs
+ * its Python (see setup.py).
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* --- accept_connection ------------------------------------------------------------ */
+
+/* accept4() with its flags: Linux and the BSDs. Elsewhere (macOS) the module has no
+ * accept_connection and the server accepts the Python way. */
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+#define HAVE_ACCEPT_CONNECTION 1
+
+/* (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6, as socket.accept() gives
+ * them (the host through getnameinfo(NI_NUMERICHOST), as CPython does); None for any other
+ * family: the server needs a unix peer's address for nothing. */
+static PyObject *
+peer_address(const struct sockaddr_storage *address, socklen_t length)
+{
+    char host[NI_MAXHOST];
+    if (address->ss_family != AF_INET && address->ss_family != AF_INET6) {
+        Py_RETURN_NONE;
+    }
+    int error = getnameinfo((const struct sockaddr *)address, length, host, sizeof(host),
+                            NULL, 0, NI_NUMERICHOST);
+    if (error != 0) {
+        PyErr_Format(PyExc_OSError, "getnameinfo: %s", gai_strerror(error));
+        return NULL;
+    }
+    if (address->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)address;
+        return Py_BuildValue("(si)", host, (int)ntohs(v4->sin_port));
+    }
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)address;
+    return Py_BuildValue("(siII)", host, (int)ntohs(v6->sin6_port),
+                         (unsigned int)ntohl(v6->sin6_flowinfo), (unsigned int)v6->sin6_scope_id);
+}
+
+PyDoc_STRVAR(accept_connection_doc,
+"accept_connection(listener_fd, probe, /)\n--\n\n"
+"accept4() a connection, non-blocking and close-on-exec, as (fd, peer); None when none is\n"
+"waiting (or a signal interrupted the call), without raising; OSError for anything else.\n"
+"probe: ask poll() first whether one waits, and return None at once if none does.");
+
+static PyObject *
+accept_connection(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "accept_connection() takes exactly 2 arguments");
+        return NULL;
+    }
+    long listener_fd = PyLong_AsLong(args[0]);
+    if (listener_fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (listener_fd < 0 || listener_fd > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "accept_connection(): not a file descriptor");
+        return NULL;
+    }
+    int probe = PyObject_IsTrue(args[1]);
+    if (probe < 0) {
+        return NULL;
+    }
+    if (probe) {
+        /* Linux's accept() makes the new socket (inode, file, dentry) before it looks at the
+         * queue, and frees it again when the queue is empty: ten times what poll() costs for
+         * the same answer (benchmarks/RESULTS.md, "Accepting"). Anything but "nothing waits"
+         * (an error, a hang-up) goes on to accept4(), which reports it. */
+        struct pollfd waiting = {.fd = (int)listener_fd, .events = POLLIN, .revents = 0};
+        int ready = poll(&waiting, 1, 0);
+        if (ready == 0 || (ready < 0 && errno == EINTR)) {
+            Py_RETURN_NONE;
+        }
+    }
+    struct sockaddr_storage address;
+    socklen_t length = sizeof(address);
+    memset(&address, 0, sizeof(address));
+    int fd = accept4((int)listener_fd, (struct sockaddr *)&address, &length,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            Py_RETURN_NONE;
+        }
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *peer = peer_address(&address, length);
+    if (peer == NULL) {
+        close(fd);
+        return NULL;
+    }
+    PyObject *result = Py_BuildValue("(iN)", fd, peer);
+    if (result == NULL) {
+        close(fd);
+    }
+    return result;
+}
+#endif /* SOCK_NONBLOCK && SOCK_CLOEXEC */
+
+/* --- Connection ------------------------------------------------------------------- */
+
+/* A connected socket's descriptor with only the calls the server makes on a connection
+ * (fcgikit/server/direct.py and channel.py). socket.socket(fileno=fd) first asks the kernel
+ * for the descriptor's address (getsockname) to check that it is a socket, and parses its
+ * arguments the keyword way, for a descriptor that accept4() made a socket.
+ * Like a socket object it forgets its descriptor when it closes, so a late shutdown() or
+ * close() (the server stopping, from another thread) fails with EBADF instead of reaching a
+ * descriptor the process has reused. Each call releases the GIL around its system call, as
+ * the socket module does. For non-blocking descriptors: a call that would wait raises
+ * BlockingIOError, as a socket with a timeout of 0 does. */
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+/* buffers sendmsg() passes in one call; the rest go in the caller's next call */
+#define CONNECTION_IOV_MAX 64
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+} Connection;
+
+/* An int argument (PyLong_AsInt is 3.13's): 0, or -1 with OverflowError or TypeError. */
+static int
+int_argument(PyObject *object, int *value)
+{
+    long wide = PyLong_AsLong(object);
+    if (wide == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (wide < INT_MIN || wide > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to C int");
+        return -1;
+    }
+    *value = (int)wide;
+    return 0;
+}
+
+static PyObject *
+connection_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if ((kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) || PyTuple_GET_SIZE(args) != 1) {
+        PyErr_SetString(PyExc_TypeError, "Connection() takes exactly one argument, the fd");
+        return NULL;
+    }
+    int fd;
+    if (int_argument(PyTuple_GET_ITEM(args, 0), &fd) < 0) {
+        return NULL;
+    }
+    if (fd < 0) {
+        PyErr_SetString(PyExc_ValueError, "Connection(): not a file descriptor");
+        return NULL;
+    }
+    Connection *self = (Connection *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->fd = fd;
+    }
+    return (PyObject *)self;
+}
+
+static void
+connection_dealloc(PyObject *op)
+{
+    Connection *self = (Connection *)op;
+    PyTypeObject *type = Py_TYPE(op);
+    if (self->fd >= 0) {
+        close(self->fd);
+    }
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+/* The OSError (BlockingIOError, BrokenPipeError...) for errno; NULL. */
+static PyObject *
+connection_error(void)
+{
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+PyDoc_STRVAR(connection_fileno_doc, "fileno()\n--\n\nThe descriptor; -1 once closed.");
+
+static PyObject *
+connection_fileno(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(((Connection *)op)->fd);
+}
+
+enum connection_io { CALL_RECV, CALL_SEND, CALL_SENDMSG };
+
+/* One system call on the connection's fd, without the GIL; again after EINTR, once the
+ * signal handlers ran. The byte count it returned, or NULL with the OSError for errno
+ * (EBADF once closed). data and length: the buffer (recv, send) or the msghdr (sendmsg). */
+static PyObject *
+connection_call(Connection *self, enum connection_io call, void *data, size_t length)
+{
+    for (;;) {
+        int fd = self->fd;
+        ssize_t done;
+        Py_BEGIN_ALLOW_THREADS
+        if (fd < 0) {
+            errno = EBADF;
+            done = -1;
+        }
+        else if (call == CALL_RECV) {
+            done = recv(fd, data, length, 0);
+        }
+        else if (call == CALL_SEND) {
+            done = send(fd, data, length, MSG_NOSIGNAL);
+        }
+        else {
+            done = sendmsg(fd, (struct msghdr *)data, MSG_NOSIGNAL);
+        }
+        Py_END_ALLOW_THREADS
+        if (done >= 0) {
+            return PyLong_FromSsize_t(done);
+        }
+        if (errno != EINTR) {
+            return connection_error();
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+    }
+}
+
+PyDoc_STRVAR(connection_recv_into_doc,
+"recv_into(buffer, /)\n--\n\nsocket.recv_into(buffer): the bytes received into buffer.");
+
+static PyObject *
+connection_recv_into(PyObject *op, PyObject *buffer)
+{
+    Connection *self = (Connection *)op;
+    Py_buffer view;
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_BufferError)) { /* read-only: socket's TypeError */
+            PyErr_Format(PyExc_TypeError, "recv_into() needs a writable buffer, not %.100s",
+                         Py_TYPE(buffer)->tp_name);
+        }
+        return NULL;
+    }
+    PyObject *result = connection_call(self, CALL_RECV, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+PyDoc_STRVAR(connection_send_doc,
+"send(data, /)\n--\n\nsocket.send(data): the number of bytes sent.");
+
+static PyObject *
+connection_send(PyObject *op, PyObject *data)
+{
+    Connection *self = (Connection *)op;
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *result = connection_call(self, CALL_SEND, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+PyDoc_STRVAR(connection_sendmsg_doc,
+"sendmsg(buffers, /)\n--\n\n"
+"socket.sendmsg(buffers): the number of bytes sent, from the first buffers of the list.");
+
+static PyObject *
+connection_sendmsg(PyObject *op, PyObject *buffers)
+{
+    Connection *self = (Connection *)op;
+    PyObject *items = PySequence_Fast(buffers, "sendmsg() takes a sequence of buffers");
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+    if (count > CONNECTION_IOV_MAX) {
+        count = CONNECTION_IOV_MAX;
+    }
+    Py_buffer views[CONNECTION_IOV_MAX];
+    struct iovec vectors[CONNECTION_IOV_MAX];
+    Py_ssize_t held = 0;
+    PyObject *result = NULL;
+    for (; held < count; held++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(items, held), &views[held],
+                               PyBUF_SIMPLE) < 0) {
+            goto done;
+        }
+        vectors[held].iov_base = views[held].buf;
+        vectors[held].iov_len = (size_t)views[held].len;
+    }
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = vectors;
+    message.msg_iovlen = (size_t)count;
+    result = connection_call(self, CALL_SENDMSG, &message, 0);
+done:
+    while (held > 0) {
+        PyBuffer_Release(&views[--held]);
+    }
+    Py_DECREF(items);
+    return result;
+}
+
+PyDoc_STRVAR(connection_shutdown_doc, "shutdown(how, /)\n--\n\nsocket.shutdown(how).");
+
+static PyObject *
+connection_shutdown(PyObject *op, PyObject *how_object)
+{
+    int how;
+    if (int_argument(how_object, &how) < 0) {
+        return NULL;
+    }
+    int fd = ((Connection *)op)->fd;
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    failed = fd < 0 ? (errno = EBADF, -1) : shutdown(fd, how);
+    Py_END_ALLOW_THREADS
+    if (failed < 0) {
+        return connection_error();
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(connection_close_doc,
+"close()\n--\n\nsocket.close(): close the descriptor once; nothing the second time.");
+
+static PyObject *
+connection_close(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    Connection *self = (Connection *)op;
+    int fd = self->fd;
+    if (fd < 0) {
+        Py_RETURN_NONE;
+    }
+    self->fd = -1;
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    failed = close(fd);
+    Py_END_ALLOW_THREADS
+    /* As socket.close(): a peer that reset the connection is no error of the close. */
+    if (failed < 0 && errno != ECONNRESET) {
+        return connection_error();
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef connection_methods[] = {
+    {"fileno", connection_fileno, METH_NOARGS, connection_fileno_doc},
+    {"recv_into", connection_recv_into, METH_O, connection_recv_into_doc},
+    {"send", connection_send, METH_O, connection_send_doc},
+    {"sendmsg", connection_sendmsg, METH_O, connection_sendmsg_doc},
+    {"shutdown", connection_shutdown, METH_O, connection_shutdown_doc},
+    {"close", connection_close, METH_NOARGS, connection_close_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(connection_doc,
+"Connection(fd)\n--\n\n"
+"A connected, non-blocking socket's descriptor, with the socket calls the server makes on\n"
+"a connection (fcgikit.server.direct and .channel); it owns the descriptor and closes it.");
+
+static PyType_Slot connection_slots[] = {
+    {Py_tp_new, connection_new},
+    {Py_tp_dealloc, connection_dealloc},
+    {Py_tp_methods, connection_methods},
+    {Py_tp_doc, (void *)connection_doc},
+    {0, NULL},
+};
+
+static PyType_Spec connection_spec = {
+    .name = "fcgikit.server._speedups_accept.Connection",
+    .basicsize = sizeof(Connection),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = connection_slots,
+};
+/* --- the module ------------------------------------------------------------------- */
+
+static PyMethodDef speedups_methods[] = {
+#ifdef HAVE_ACCEPT_CONNECTION
+    {"accept_connection", (PyCFunction)(void (*)(void))accept_connection, METH_FASTCALL,
+     accept_connection_doc},
+#endif
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+speedups_exec(PyObject *module)
+{
+    PyObject *connection_type = PyType_FromModuleAndSpec(module, &connection_spec, NULL);
+    if (connection_type == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(module, "Connection", connection_type) < 0) {
+        Py_DECREF(connection_type);
+        return -1;
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, speedups_exec},
+#ifdef Py_mod_gil
+    /* Free-threaded CPython (3.13t+) must keep the GIL on for this module: a Connection is
+       used by the loop's thread and by the request's, and nothing here locks its fd against
+       a close on the other (the Python around it relies on the GIL for that, as it does). */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
+};
+
+PyDoc_STRVAR(speedups_doc,
+"The C fast lane of fcgikit.server.accept (accepting, and the accepted connection).\n"
+"Optional: the Python in accept.py is the spec and the fallback.");
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "fcgikit.server._speedups_accept",
+    .m_doc = speedups_doc,
+    .m_size = 0,
+    .m_methods = speedups_methods,
+    .m_slots = speedups_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups_accept(void)
+{
+    return PyModuleDef_Init(&speedups_module);
+}

@@ -1,0 +1,285 @@
+"""Taking connections from the listening sockets, for the server's loop.
+
+The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a batch, reads
+what each connection brought already, and starts it: on the direct lane
+(:mod:`fcgikit.server.direct`) when its request is there whole, else as a
+:class:`~fcgikit.server.channel.Channel`. Accepting pauses (the listeners leave the loop's
+poller) in two cases:
+
+* The server shares its listeners with other processes (a prefork pool) and has as much work
+  as threads: the connections stay in the shared backlog for a sibling with a free thread.
+* accept() fails for want of file descriptors or memory: the connection stays queued and
+  the listener readable, and a level-triggered loop would retry at once, for ever. Accepting
+  resumes when a connection closes, or after :data:`ACCEPT_RETRY` seconds.
+
+After a long pause, and in a new server, the connections in the backlog may have waited long
+enough for their web server to give up on them: the requests accepted until the backlog is
+found empty are marked (``accepted_late``) and looked at before they run.
+
+The C lane (``_speedups_accept.c``): ``accept_connection``, accept4() without the exception
+for an empty queue, and ``Connection``, the descriptor without a socket object; their
+Python twins are :func:`accept_connection_py` and :func:`connection_py`.
+"""
+
+from __future__ import annotations
+
+import _socket
+import contextlib
+import errno
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from fcgikit.protocol import Role
+from fcgikit.protocol.whole_request import WholeRequest
+from fcgikit.server.channel import Channel, Connected
+from fcgikit.server.direct import DirectChannel
+from fcgikit.server.listeners import describe, peer_allowed, peer_label
+from fcgikit.server.logs import RateLimitedLog
+from fcgikit.server.poller import READABLE, Poller
+
+if TYPE_CHECKING:
+    from fcgikit.server.server import Server
+
+log = logging.getLogger("fcgikit.server")
+
+#: connections accepted per round of the loop at most; the listener is level-triggered, so
+#: more waiting make the next select() return at once
+ACCEPT_BATCH = 64
+#: a server that stopped accepting for this long (seconds; all its threads were busy) looks
+#: whether the web server gave up on the connections it accepts next (see accepted_late)
+PAUSE_CHECKED_AFTER = 1.0
+#: accept() errors that leave the connection waiting: the process is out of file descriptors
+#: (or the kernel out of memory). The listener stays readable, and a level-triggered loop
+#: would retry at once, for ever; so accepting pauses until a connection closes, or for
+#: ACCEPT_RETRY seconds
+ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_RETRY = 0.25
+
+AcceptConnection = Callable[[int, bool], tuple[int, tuple[object, ...] | None] | None]
+#: The C lane (fcgikit/server/_speedups_accept.c); None where it was not built (or has no
+#: accept4), and with FCGIKIT_PURE_PYTHON=1.
+accept_connection: AcceptConnection | None
+Connection: Callable[[int], Connected] | None
+try:
+    from fcgikit.server._speedups_accept import Connection, accept_connection
+except ImportError:
+    accept_connection = Connection = None
+
+
+def accept_connection_py(listener: socket.socket) -> tuple[int, object] | None:
+    """``accept_connection``'s twin: (fd, peer) of a waiting connection, as socket.accept()
+    gives them; None when none waits; OSError for any other failure. Unlike the C lane's,
+    the fd is blocking, and a unix peer's address is the socket's (the C gives None)."""
+    try:
+        # socket.accept() without its wrapper, which converts the listener's family and
+        # type to enums for every connection.
+        fd, peer = listener._accept()  # type: ignore[attr-defined]
+    except (BlockingIOError, InterruptedError):
+        return None
+    return fd, peer
+
+
+def connection_py(fd: int, kind: tuple[int, int, int]) -> Connected:
+    """``Connection``'s twin: the connection ``fd`` of a listener of ``kind`` (family, type,
+    proto) as the C socket type itself, made non-blocking. socket.socket's Python-level
+    __init__ and close() cost time for each connection (benchmarks/RESULTS.md, "Accepting"),
+    and a channel needs none of what they add (makefile)."""
+    family, kind_type, proto = kind
+    sock = _socket.socket(family, kind_type, proto, fd)
+    sock.setblocking(False)
+    return sock
+
+
+class Acceptor:
+    """The accepting side of a :class:`~fcgikit.server.server.Server`'s loop: its listeners,
+    and whether (and since when) accepting is paused. Used by the loop's thread only."""
+
+    def __init__(self, server: Server, listeners: list[socket.socket], poller: Poller) -> None:
+        self.server = server
+        self.listeners = listeners
+        self._poller = poller
+        #: whether a request can take the direct lane; WholeRequest.parse says which can
+        self._direct_lane = Role.RESPONDER in server.settings.roles
+        #: the listeners are out of the poller (see the module docstring)
+        self.paused = False
+        #: when accepting was last paused (time.monotonic)
+        self._paused_at = 0.0
+        #: whether the connections in the listen backlog may have waited there long, long
+        #: enough for their web server to give up on them (nginx closes such a connection,
+        #: but it stays queued with its request): so for a new server (a new worker, after
+        #: the others died, say) and one that stopped accepting for PAUSE_CHECKED_AFTER,
+        #: until an accept finds the backlog empty. Requests accepted meanwhile are marked
+        #: (WSGIRequest.waited) and looked at before they run; the others never pay for it.
+        self._check_backlog = True
+        #: a connection was accepted while _check_backlog was set (the loop resets it)
+        self.accepted_late = False
+        #: how many connections the last round of accepts found (see accept)
+        self._expected = 1
+        #: (family, type, proto) of each listener, as ints for _socket.socket()
+        self._kinds: dict[int, tuple[int, int, int]] = {}
+        #: seconds to wait before accepting again after ACCEPT_RESOURCE_ERRORS, unless a
+        #: connection closes first
+        self.retry_after = ACCEPT_RETRY
+        #: when to try accepting again after ACCEPT_RESOURCE_ERRORS (0.0: not waiting)
+        self.retry_at = 0.0
+        self._refused_peers = RateLimitedLog(
+            log,
+            "fcgikit: refused connection from %s (not in FCGI_WEB_SERVER_ADDRS)",
+            level=logging.WARNING,
+        )
+        self._failures = RateLimitedLog(log, "fcgikit: accept failed: %s", level=logging.ERROR)
+        self._out_of_resources = RateLimitedLog(
+            log,
+            "fcgikit: cannot accept connections (%s); those waiting are accepted as others "
+            "close. Out of file descriptors: raise the limit (ulimit -n, or LimitNOFILE= "
+            "under systemd)",
+            level=logging.ERROR,
+        )
+
+    def listen(self) -> None:
+        """Put the listeners in the poller, as the loop starts."""
+        for listener in self.listeners:
+            listener.setblocking(False)
+            self._poller.register(listener.fileno(), READABLE, listener)
+            kind = (int(listener.family), int(listener.type), listener.proto)
+            self._kinds[listener.fileno()] = kind
+            log.info("fcgikit: listening on %s", describe(listener))
+
+    def stop_listening(self, *, close: bool) -> None:
+        """Take the listeners out of the poller for good; ``close`` them too unless they are
+        handed over to the next process."""
+        for listener in self.listeners:
+            self._poller.unregister(listener.fileno())
+            if close:
+                listener.close()
+
+    def sweep(self, now: float, *, stopping: bool) -> None:
+        """The loop's periodic round: the rate-limited lines, and the retry after running
+        out of descriptors."""
+        self._refused_peers.flush(now)
+        self._failures.flush(now)
+        self._out_of_resources.flush(now)
+        if self.retry_at and now >= self.retry_at:
+            self.retry_at = 0.0
+            self.resume_if_room(stopping=stopping)
+
+    def pause(self) -> None:
+        self.paused = True
+        self._paused_at = time.monotonic()
+        for listener in self.listeners:
+            self._poller.unregister(listener.fileno())
+
+    def resume_if_room(self, *, stopping: bool) -> None:
+        """Accept again after a pause (saturated, or out of descriptors), unless stopping
+        or still saturated; out of descriptors, the next accept says whether it still is."""
+        if self.paused and not stopping and not self.server.saturated():
+            self._resume()
+
+    def _resume(self) -> None:
+        self.paused = False
+        if time.monotonic() - self._paused_at >= PAUSE_CHECKED_AFTER:
+            self._check_backlog = True
+        self.retry_at = 0.0
+        for listener in self.listeners:
+            with contextlib.suppress(OSError):
+                self._poller.register(listener.fileno(), READABLE, listener)
+
+    def accept(self, listener: socket.socket) -> None:
+        """Accept the connections waiting, up to ACCEPT_BATCH: one per round would leave a
+        burst (nginx opening 200 at once) waiting behind whole rounds of requests.
+
+        An accept() that finds the queue empty costs Linux ten times what poll() costs to
+        say the same (benchmarks/RESULTS.md, "Accepting"). So the round accepts as many as
+        the last round found without asking, then asks poll() before each further one: under
+        a steady load (nginx without keep-conn opens a connection per request) most rounds
+        end with one poll() rather than one failed accept()."""
+        server = self.server
+        expected = self._expected
+        for accepted_count in range(ACCEPT_BATCH):
+            if server.saturated():
+                # Leave the connection in the shared backlog for a sibling with a free thread;
+                # a worker grabbing a burst would queue it behind busy threads (and a
+                # --timeout kill would fail the whole burst).
+                self.pause()
+                if server.saturated():  # a request that ended meanwhile did not wake us
+                    return
+                self._resume()
+            accepted = self._accept_one(listener, accepted_count >= expected)
+            if accepted is None:
+                self._expected = max(accepted_count, 1)
+                if not self.paused:  # the backlog is empty (accept did not fail)
+                    self._check_backlog = False  # what comes next finds us accepting
+                return
+            fd, peer, nonblocking = accepted
+            if self._check_backlog:
+                self.accepted_late = True
+            if not peer_allowed(peer, server.settings.web_server_addrs):
+                assert isinstance(peer, tuple)
+                self._refused_peers.note(peer[0], time.monotonic())
+                os.close(fd)
+                continue
+            conn: Connected
+            if nonblocking and Connection is not None:
+                conn = Connection(fd)  # the C lane accepted it: no socket object at all
+            else:
+                conn = connection_py(fd, self._kinds[listener.fileno()])
+            self._start(conn, peer)
+        self._expected = ACCEPT_BATCH
+
+    def _start(self, conn: Connected, peer: object) -> None:
+        """Hand a new connection to the server: on the direct lane if its request is here
+        whole, else as a Channel."""
+        server = self.server
+        # A web server sends its request right after connecting (nginx in the same
+        # event-loop turn): it is often here already, and reading it now saves a round.
+        buffer = server.recv_buffer
+        try:
+            size = conn.recv_into(buffer)
+        except BlockingIOError:
+            size = -1  # not here yet: the poller reports it
+        except OSError:
+            size = -2  # the channel reads again, and says what failed
+        if size > 0 and self._direct_lane:
+            whole = WholeRequest.parse(buffer[:size], server.settings.max_params_size)
+            if whole is not None:
+                server.start_direct(DirectChannel(server, conn, whole))
+                return
+        channel = Channel(server, conn, peer_label(peer))
+        server.start_channel(channel)
+        if size >= 0:
+            channel.on_received(buffer, size)
+        elif size == -2:
+            channel.on_readable()
+
+    def _accept_one(self, listener: socket.socket, probe: bool) -> tuple[int, object, bool] | None:
+        """(fd, peer, whether the fd is non-blocking already) of a waiting connection; None
+        when none waits, or accept failed (logged). ``probe``: poll() first (the C lane
+        only)."""
+        try:
+            if accept_connection is not None:
+                accepted = accept_connection(listener.fileno(), probe)
+                return None if accepted is None else (*accepted, True)
+            accepted_py = accept_connection_py(listener)
+        except OSError as exc:
+            self._failed(exc)
+            return None
+        return None if accepted_py is None else (*accepted_py, False)
+
+    def _failed(self, exc: OSError) -> None:
+        """Log a failed accept, rate-limited. Out of descriptors or memory, the connection
+        stays queued and the listener readable: stop polling it until a connection closes
+        (the wake-up in Server.channel_closed resumes) or ``retry_after`` seconds pass (the
+        loop's sweep)."""
+        now = time.monotonic()
+        detail = exc.strerror or str(exc)
+        if exc.errno not in ACCEPT_RESOURCE_ERRORS:
+            self._failures.note(detail, now)
+            return
+        self._out_of_resources.note(detail, now)
+        self.pause()
+        self.retry_at = now + self.retry_after
+        self.server.sweep_no_later_than(self.retry_at)

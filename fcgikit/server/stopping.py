@@ -1,0 +1,176 @@
+"""How a :class:`~fcgikit.server.server.Server` stops, and how a reload hands over.
+
+* Gracefully (SIGTERM, :meth:`Server.stop <fcgikit.server.server.Server.stop>`): the
+  listeners close, idle connections close, each busy one closes once quiet, and running
+  requests have ``graceful_timeout`` seconds to finish.
+* At once (SIGINT, SIGQUIT): one log line with the number of requests cut, the connections
+  shut down under them.
+* For a reload (SIGHUP) that keeps the listeners (``keep_listeners_on_reload``, what
+  ``fcgikit serve`` asks for): the listeners stay open and their files in place, and each
+  connection is set aside as soon as no request is on it (:attr:`Server.parked
+  <fcgikit.server.server.Server.parked>`), for the re-executed process to go on serving
+  (:func:`adopt_connections`). Connections wait in the backlog meanwhile; none is refused.
+
+:meth:`Stopping.ask` may be called from any thread and from signal handlers; the rest runs on
+the loop's thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from fcgikit.server.channel import DRAIN_QUIET, Channel
+from fcgikit.server.listeners import peer_label
+from fcgikit.server.poller import READABLE
+
+if TYPE_CHECKING:
+    from fcgikit.server.server import Server
+
+log = logging.getLogger("fcgikit.server")
+
+
+class Stopping:
+    """Whether, why and how a server stops, and the steps of its stopping rounds."""
+
+    def __init__(self, server: Server, *, keep_listeners_on_reload: bool) -> None:
+        self.server = server
+        self.keep_listeners_on_reload = keep_listeners_on_reload
+        #: why the server stops; None while it serves on
+        self.reason: str | None = None
+        #: why the server stops at once (SIGINT, SIGQUIT), cutting running requests
+        self.cut_reason: str | None = None
+        #: the stop is a reload: ``serve`` returns True
+        self.reload = False
+        #: the loop acts on the stop: the listeners are out of its poller
+        self.begun = False
+        #: the loop ends at its next round, whatever still runs
+        self.stop_now = False
+        #: setting the connections aside, for the next process (see round)
+        self._parking = False
+        self._deadline = 0.0
+
+    def ask(self, reason: str, *, reload: bool, at_once: bool) -> None:
+        """See :meth:`Server.stop <fcgikit.server.server.Server.stop>`."""
+        if reload and self.reason is not None and not self.reload:
+            return
+        self.reason = reason
+        self.reload = reload
+        if at_once:
+            self.cut_reason = reason
+            self.stop_now = True
+
+    def hands_over_listeners(self) -> bool:
+        """Whether the listening sockets outlive this server (a reload that keeps them)."""
+        return self.reload and self.keep_listeners_on_reload
+
+    def begin(self) -> None:
+        """The loop's first round after the stop was asked for."""
+        server = self.server
+        self.begun = True
+        self._deadline = time.monotonic() + server.settings.graceful_timeout
+        log.info("fcgikit: %s; finishing running requests", self.reason)
+        hand_over = self._parking = self.hands_over_listeners()
+        server.acceptor.stop_listening(close=not hand_over)
+        if hand_over:
+            return  # the connections go on, each set aside between two requests
+        for channel in server.snapshot_channels():
+            channel.drain()
+
+    def round(self, now: float) -> float | None:
+        """The part of a round of the loop that stopping gracefully adds: how long the
+        round may wait, or None once the server is done (no connection left, or the grace
+        period over). A reload that hands the listeners over hands the connections idle
+        between two requests over too, as they are; a stop closes them once quiet."""
+        server = self.server
+        draining = server.snapshot_channels()
+        if self.hands_over_listeners():
+            for channel in draining:
+                self._park_if_between_requests(channel)
+        else:
+            if self._parking:  # a stop came after the reload began: no hand-over after all
+                self._parking = False
+                for listener in server.listeners:
+                    listener.close()
+                for channel in draining:
+                    channel.drain()
+            for quiet in draining:
+                quiet.close_if_quiet(now)
+        remaining = server.connection_count()
+        if remaining == 0:
+            return None
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            log.warning(
+                "fcgikit: %d connection(s) still busy after %gs; closing them",
+                remaining,
+                server.settings.graceful_timeout,
+            )
+            return None
+        return min(left, DRAIN_QUIET / 2)
+
+    def _park_if_between_requests(self, channel: Channel) -> None:
+        """Set ``channel`` aside for the next process if no request is on it: the loop
+        forgets it, and nothing more is read from it here (a request the web server sends
+        meanwhile waits in the socket for the next process)."""
+        if channel.between_requests():
+            server = self.server
+            server.unregister(channel)
+            server.forget(channel)
+            server.parked.append(channel)
+
+    def cut_connections(self) -> None:
+        """As ``serve`` returns: close the listeners (unless handed over) and every
+        connection, under the requests still running if the grace period ran out."""
+        server = self.server
+        if not self.hands_over_listeners():
+            for listener in server.listeners:
+                listener.close()
+        channels, direct = server.snapshot_connections()
+        if self.cut_reason is not None:
+            log.warning(
+                "fcgikit: %s; stopping at once: %d running request(s) cut off",
+                self.cut_reason,
+                len(direct) + sum(len(channel.requests) for channel in channels),
+            )
+        for running in direct:
+            running.stop_now()
+        for channel in channels:
+            channel.on_peer_closed("the server is stopping")
+            if channel.requests:
+                # A worker may still write; close the socket under it only because the
+                # process is about to exit, after the grace period ran out.
+                with contextlib.suppress(OSError):
+                    channel.sock.shutdown(socket.SHUT_RDWR)
+
+    def leave_no_trace(self) -> None:
+        """Unless handing over: close the connections set aside for a reload that a stop
+        overtook, and remove the socket files this server created."""
+        server = self.server
+        if self.hands_over_listeners():
+            return
+        for parked in server.parked:
+            parked.close()
+        for path in server.created_paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def adopt_connections(server: Server, fds: Iterable[int]) -> None:
+    """Serve the connections the previous process handed over (see Stopping.round)."""
+    for fd in fds:
+        sock = socket.socket(fileno=fd)
+        try:
+            sock.setblocking(False)
+            peer = sock.getpeername()
+        except OSError:  # the web server closed it meanwhile
+            sock.close()
+            continue
+        channel = Channel(server, sock, peer_label(peer))
+        channel.requests_received = 1  # an idle keep-conn connection, not a new one
+        server.watch_channel(channel, READABLE)
