@@ -15,10 +15,14 @@ import fcgikit.server
 from fcgikit._pure_python import PurePythonFinder, is_c_lane
 from fcgikit.server.lanes import LANES, Lane
 from tests.native import load_lane
+from tests.processes import ROOT, SOURCE_TREE
 
 PACKAGE = Path(fcgikit.server.__file__).parent
-ROOT = PACKAGE.parents[1]
-C_MODULES = sorted(f"fcgikit.server.{path.stem}" for path in PACKAGE.glob("_speedups*.c"))
+#: the C sources are in the checkout, not in an installed wheel
+C_MODULES = sorted(
+    f"fcgikit.server.{path.stem}"
+    for path in (SOURCE_TREE / "fcgikit" / "server").glob("_speedups*.c")
+)
 
 
 def test_the_package_has_c_lanes() -> None:
