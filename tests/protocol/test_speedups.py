@@ -37,7 +37,7 @@ from fcgikit.protocol import (
     whole_request,
 )
 from fcgikit.protocol.constants import COPY_MAX
-from fcgikit.protocol.lanes import FIELD_NAMES, request_received_py
+from fcgikit.protocol.lanes import FIELD_NAMES, ScanRequest, request_received_py
 from fcgikit.protocol.output import frame_end_py
 from fcgikit.protocol.records import encode_pairs, pack_header
 from fcgikit.protocol.whole_request import scan_request_py
@@ -48,6 +48,15 @@ from tests.protocol.peer_streams import GET_PARAMS, PIECES, nginx_get, streams
 @pytest.fixture(scope="module")
 def lane() -> ModuleType:
     return load_lane("fcgikit.protocol._speedups")
+
+
+@pytest.fixture(scope="module", params=["lane", "python-twin"])
+def scan(request: pytest.FixtureRequest) -> ScanRequest:
+    """The C ``scan_request``, or its Python twin plugged in where the lane would be: the
+    twin runs where no lane was built (the pure wheel), so the seam runs in every pass."""
+    if request.param == "lane":
+        return request.getfixturevalue("lane").scan_request  # type: ignore[no-any-return]
+    return scan_request_py
 
 
 @contextmanager
@@ -130,13 +139,13 @@ def observe(server: ServerConnection, data: bytes, then: bytes) -> list[object]:
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams(), CONNECTION_SETTINGS, st.sampled_from([b"", nginx_get(1), nginx_get(2)]))
 def test_the_lane_gives_what_the_record_by_record_path_gives(
-    lane: ModuleType, stream: tuple[bytes, int], options: dict[str, object], then: bytes
+    scan: ScanRequest, stream: tuple[bytes, int], options: dict[str, object], then: bytes
 ) -> None:
     data, max_params_size = stream
     with_lane = ServerConnection(max_params_size=max_params_size, **options)  # type: ignore[arg-type]
     without = ServerConnection(max_params_size=max_params_size, **options)  # type: ignore[arg-type]
     if Role.RESPONDER in with_lane._roles:
-        with_lane._scan_request = lane.scan_request  # the pure-Python pass imports no lane
+        with_lane._scan_request = scan  # the pure-Python pass imports no lane
     without._scan_request = None
     assert observe(with_lane, data, then) == observe(without, data, then)
 
@@ -155,57 +164,49 @@ def test_scan_request_answers_what_its_python_twin_answers(
     assert found == scan_request_py(kind(data), max_params_size, max_decoded_pairs)
 
 
-@pytest.mark.parametrize("twin", [False, True], ids=["lane", "python-twin"])
-def test_the_lane_takes_ordinary_requests_and_declines_the_rest(
-    lane: ModuleType, twin: bool
-) -> None:
-    def scan(data: bytes | memoryview, max_params_size: int, max_pairs: int = 128) -> object:
-        scan_request = scan_request_py if twin else lane.scan_request
-        return scan_request(data, max_params_size, max_pairs)
+def test_the_lane_takes_ordinary_requests_and_declines_the_rest(scan: ScanRequest) -> None:
+    def scanned(data: bytes | memoryview, max_params_size: int, max_pairs: int = 128) -> object:
+        return scan(data, max_params_size, max_pairs)
 
     whole = nginx_get()
     begin_and_params = whole[: -len(pack_header(5, 1, 0))]
-    assert scan(whole, 1 << 20) is not None
-    assert scan(begin_and_params, 1 << 20) is not None  # the body comes later: still ordinary
-    assert scan(memoryview(bytearray(whole)), 1 << 20) is not None  # the loop's recv buffer
-    assert scan(whole[:-1], 1 << 20) is None  # a record cut short
-    assert scan(whole + whole, 1 << 20) is None  # anything after the end of FCGI_STDIN
+    assert scanned(whole, 1 << 20) is not None
+    assert scanned(begin_and_params, 1 << 20) is not None  # the body comes later: still ordinary
+    assert scanned(memoryview(bytearray(whole)), 1 << 20) is not None  # the loop's recv buffer
+    assert scanned(whole[:-1], 1 << 20) is None  # a record cut short
+    assert scanned(whole + whole, 1 << 20) is None  # anything after the end of FCGI_STDIN
     params_size = len(encode_pairs(GET_PARAMS))
-    assert scan(whole, params_size) is not None  # at the cap: allowed
-    assert scan(whole, params_size - 1) is None  # over it: the ordinary path says so
-    assert scan(whole, 1 << 20, len(GET_PARAMS)) is not None  # as many pairs as it decodes
-    assert scan(whole, 1 << 20, len(GET_PARAMS) - 1) is None  # more: kept encoded
+    assert scanned(whole, params_size) is not None  # at the cap: allowed
+    assert scanned(whole, params_size - 1) is None  # over it: the ordinary path says so
+    assert scanned(whole, 1 << 20, len(GET_PARAMS)) is not None  # as many pairs as it decodes
+    assert scanned(whole, 1 << 20, len(GET_PARAMS) - 1) is None  # more: kept encoded
     authorizer = ClientConnection().start_request(1, {b"A": b"1"}, role=Role.AUTHORIZER)
-    assert scan(authorizer, 1 << 20) is None
+    assert scanned(authorizer, 1 << 20) is None
 
 
-@pytest.mark.parametrize("twin", [False, True], ids=["lane", "python-twin"])
-def test_declining_the_first_read_of_an_upload_copies_none_of_it(
-    lane: ModuleType, twin: bool
-) -> None:
+def test_declining_the_first_read_of_an_upload_copies_none_of_it(scan: ScanRequest) -> None:
     """An upload's first read ends in a cut FCGI_STDIN record: the lane must say no before
     copying the body it holds (the ordinary path copies it once, as it must)."""
     client = ClientConnection()
     upload = client.start_request(1, GET_PARAMS) + client.send_stdin(1, b"u" * 300_000)
     first_read = upload[: 256 * 1024]
-    scan_request = scan_request_py if twin else lane.scan_request
     tracemalloc.start()
     try:
-        assert scan_request(first_read, 1 << 20, 128) is None
+        assert scan(first_read, 1 << 20, 128) is None
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 16 * 1024
 
 
-def test_a_large_request_across_many_records_and_reads(lane: ModuleType) -> None:
+def test_a_large_request_across_many_records_and_reads(scan: ScanRequest) -> None:
     """Params of 200 KiB (four PARAMS records) and a body streamed in its own reads."""
     client = ClientConnection()
     params = [(b"HTTP_X_%d" % n, b"v" * 1000) for n in range(200)] + [(b"HTTP_X_1", b"last")]
     head = client.start_request(7, params, keep_conn=True)
     body = client.send_stdin(7, b"b" * 100_000) + client.end_stdin(7)
     with_lane, without = ServerConnection(), ServerConnection()
-    with_lane._scan_request = lane.scan_request
+    with_lane._scan_request = scan
     without._scan_request = None
     for server in (with_lane, without):
         events = server.receive_data(head) + server.receive_data(body)

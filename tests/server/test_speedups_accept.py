@@ -152,9 +152,12 @@ def python_connection(fd: int) -> Any:
 
 
 @pytest.fixture(params=["C", "Python"])
-def make_connection(request: pytest.FixtureRequest, lane: ModuleType) -> MakeConnection:
-    """The C ``Connection``, or its twin ``connection_py``: each test holds both to it."""
-    return lane.Connection if request.param == "C" else python_connection  # type: ignore[no-any-return]
+def make_connection(request: pytest.FixtureRequest) -> MakeConnection:
+    """The C ``Connection``, or its twin ``connection_py``: each test holds both to it (the
+    twin where no lane was built, too)."""
+    if request.param == "C":
+        return request.getfixturevalue("lane").Connection  # type: ignore[no-any-return]
+    return python_connection
 
 
 @pytest.fixture
