@@ -9,22 +9,24 @@ counter never goes back (Prometheus would take that for a restart). Writing to t
 block directly, not to a copy published now and then, is what keeps a crashed worker's last
 counts.
 
-Who writes what, so that no word has two writers at once:
+Who writes what, so that no word has two writers and a request takes no lock: each thread
+that counts (a request thread at a request's end, the loop's thread for connections and
+refusals) has a *lane* of its own, one block of its process's area, taken the first time it
+counts; the reader sums the lanes. A server's pool holds at most ``threads + 1`` threads,
+so an area has :func:`lanes_for` ``threads`` lanes and a thread past them (none of the
+server's) shares the last. Besides the counters, lane 0 holds:
 
-* a request's end (status class, duration): any of the process's request threads, under the
-  process's one lock;
-* connections accepted and refused, requests refused: the thread that holds the server's
-  loop, one at a time (the role passes under the pool's lock), without a lock;
-* the gauges (requests running and waiting): sampled from the server's
-  :class:`~fcgikit.server.pool.WorkerPool`, once a second in a worker and whenever the
-  process answers the page;
-* why a worker retired (``--max-requests``, or the app's ``sys.exit()``): the worker, for
-  the master, which counts its restart by that reason.
+* the gauges (requests running and waiting), sampled from the server's
+  :class:`~fcgikit.server.pool.WorkerPool` once a second in a worker and whenever the process
+  answers the page;
+* why a worker retired (``--max-requests``, or the app's ``sys.exit()``), written by the
+  worker for the master, which counts its restart by that reason.
 
 None of this exists without ``--status-path``: the server then has no ProcessCounters
 (``ServerSettings.metrics`` is None), and a request costs nothing more.
 
-A block is native-endian 8-byte words: unsigned counters, one double (the durations' sum).
+A block is native-endian 8-byte words: unsigned counters, one double (the durations' sum);
+an aligned word is written whole, so a reader sees each one before or after an increment.
 """
 
 from __future__ import annotations
@@ -99,39 +101,63 @@ class SamplesPool(Protocol):
     def in_flight(self) -> int: ...
 
 
-class ProcessCounters:
-    """One process's block of counters (see the module docstring for who writes what).
+def lanes_for(threads: int) -> int:
+    """The lanes of a process of ``threads`` request threads: its pool's ``threads + 1``, and
+    one for any other thread."""
+    return threads + 2
 
-    ``block``: the block's bytes, in the scoreboard's shared memory.
+
+_Lane = tuple["memoryview[int]", "memoryview[float]"]  # its words ("Q"), its durations' sum
+
+
+class ProcessCounters:
+    """One process's area of counters (see the module docstring for who writes what).
+
+    ``area``: ``lanes`` blocks, in the scoreboard's shared memory.
     """
 
-    def __init__(self, block: memoryview) -> None:
-        self._words = block.cast("Q")
-        self._duration_sum = block[_DURATION_SUM * 8 : _DURATION_SUM * 8 + 8].cast("d")
-        self._lock = threading.Lock()
+    def __init__(self, area: memoryview, lanes: int) -> None:
+        self._lanes: list[_Lane] = []
+        for lane in range(lanes):
+            block = area[lane * BLOCK_SIZE : (lane + 1) * BLOCK_SIZE]
+            offset = _DURATION_SUM * 8
+            self._lanes.append((block.cast("Q"), block[offset : offset + 8].cast("d")))
+            block.release()
+        self._gauges = self._lanes[0][0]
+        self._taken = 0
+        self._taking = threading.Lock()
+        self._mine = threading.local()
         #: where the gauges are sampled from, once the server exists (see sample)
         self.pool: SamplesPool | None = None
 
+    def _lane(self) -> _Lane:
+        """This thread's lane: a lookup in the thread's own dict, no lock, once it has one."""
+        try:
+            lane: _Lane = self._mine.lane
+        except AttributeError:
+            with self._taking:  # the first count of this thread's life
+                lane = self._lanes[min(self._taken, len(self._lanes) - 1)]
+                self._taken += 1
+            self._mine.lane = lane
+        return lane
+
     def request_done(self, status: int, duration: float) -> None:
         """A request is over: ``status`` sent (0: none), after ``duration`` seconds."""
-        status_class = status // 100 if 0 <= status < 1000 else 0
-        bucket = _BUCKETS + bisect.bisect_left(DURATION_BUCKETS, duration)
-        words = self._words
-        with self._lock:
-            words[status_class] += 1
-            words[bucket] += 1
-            self._duration_sum[0] += duration
+        words, duration_sum = self._lane()
+        words[_STATUS + (status // 100 if 0 <= status < 1000 else 0)] += 1
+        words[_BUCKETS + bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
+        duration_sum[0] += duration
 
     def connection_accepted(self) -> None:
-        self._words[_ACCEPTED] += 1
+        self._lane()[0][_ACCEPTED] += 1
 
     def connection_refused(self, reason: str) -> None:
         """``reason``: one of CONNECTION_REFUSALS."""
-        self._words[_CONNECTIONS_REFUSED + CONNECTION_REFUSALS.index(reason)] += 1
+        self._lane()[0][_CONNECTIONS_REFUSED + CONNECTION_REFUSALS.index(reason)] += 1
 
     def request_refused(self, reason: str, count: int = 1) -> None:
         """``reason``: one of REQUEST_REFUSALS."""
-        self._words[_REQUESTS_REFUSED + REQUEST_REFUSALS.index(reason)] += count
+        self._lane()[0][_REQUESTS_REFUSED + REQUEST_REFUSALS.index(reason)] += count
 
     def sample(self) -> None:
         """Write the gauges: requests running, and admitted but waiting (for a thread, or to
@@ -139,13 +165,14 @@ class ProcessCounters:
         pool = self.pool
         if pool is not None:
             running = pool.running
-            self._words[_RUNNING] = running
-            self._words[_QUEUED] = max(0, pool.in_flight - running)
+            self._gauges[_RUNNING] = running
+            self._gauges[_QUEUED] = max(0, pool.in_flight - running)
 
     def release(self) -> None:
         """Let go of the shared memory (before the scoreboard is closed)."""
-        self._duration_sum.release()
-        self._words.release()
+        for words, duration_sum in self._lanes:
+            duration_sum.release()
+            words.release()
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,19 +215,23 @@ def _by_name(names: Sequence[str], values: Sequence[float]) -> dict[str, int]:
     return {name: int(value) for name, value in zip(names, values, strict=False)}
 
 
-def read_counters(memory: object, offset: int) -> Counts:
-    """The counters of the block at ``offset`` in ``memory`` (a buffer)."""
-    return Counts(COUNTERS.unpack_from(memory, offset))  # type: ignore[arg-type]
+def read_counters(memory: object, offset: int, lanes: int = 1) -> Counts:
+    """The counters of the area of ``lanes`` blocks at ``offset`` in ``memory`` (a buffer),
+    summed."""
+    counts = Counts(COUNTERS.unpack_from(memory, offset))  # type: ignore[arg-type]
+    for lane in range(1, lanes):
+        counts += Counts(COUNTERS.unpack_from(memory, offset + lane * BLOCK_SIZE))  # type: ignore[arg-type]
+    return counts
 
 
 def write_counters(memory: object, offset: int, counts: Counts) -> None:
-    """Overwrite the counters of the block at ``offset`` (the pool's block of dead workers')."""
+    """Overwrite the counters of the block at ``offset`` (the pool's one of dead workers')."""
     values = [float(v) if i == _DURATION_SUM else int(v) for i, v in enumerate(counts.values)]
     COUNTERS.pack_into(memory, offset, *values)  # type: ignore[arg-type]
 
 
 def read_gauges(memory: object, offset: int) -> tuple[int, int, str]:
-    """(requests running, requests waiting, why it retired) of the block at ``offset``."""
+    """(requests running, requests waiting, why it retired) of the area at ``offset``."""
     running, queued, retired = _GAUGES.unpack_from(memory, offset + _RUNNING * 8)  # type: ignore[arg-type]
     reason = RETIRE_REASONS[retired] if retired < len(RETIRE_REASONS) else ""
     return running, queued, reason
@@ -217,6 +248,7 @@ __all__ = [
     "STATUS_CLASSES",
     "Counts",
     "ProcessCounters",
+    "lanes_for",
     "read_counters",
     "read_gauges",
     "write_counters",

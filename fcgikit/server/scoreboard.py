@@ -22,10 +22,10 @@ Layout (little endian, the metrics blocks native)::
              + 8 bytes per restart reason
              + BLOCK_SIZE   the dead workers' counters (metrics.py)
     slot[i]  64 bytes   one worker: pid, state, counters
-             + BLOCK_SIZE   its metrics (metrics.py)
+             + lanes_for(threads) * BLOCK_SIZE   its metrics, a lane per thread (metrics.py)
              + threads * 256 bytes   one cell per thread: start, label
 
-A single process (no ``--workers``) keeps a board of one slot, itself, with no cells, so that
+A single process (no ``--workers``) keeps a board of one slot, itself, its cells unused, so that
 its status page comes from the same code.
 """
 
@@ -44,6 +44,7 @@ from fcgikit.server.metrics import (
     RETIRED_FOR_OFFSET,
     Counts,
     ProcessCounters,
+    lanes_for,
     read_counters,
     read_gauges,
     write_counters,
@@ -136,7 +137,9 @@ class Scoreboard:
     def __init__(self, slots: int, threads: int) -> None:
         self.slots = slots
         self.threads = threads
-        self.slot_size = _SLOT_SIZE + BLOCK_SIZE + threads * _CELL_SIZE
+        self.lanes = lanes_for(threads)
+        self.cells = _SLOT_SIZE + self.lanes * BLOCK_SIZE  # where a slot's cells begin
+        self.slot_size = self.cells + threads * _CELL_SIZE
         size = _SLOTS + slots * self.slot_size
         self.mem = mmap.mmap(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
         now_wall, now_mono = time.time(), time.monotonic()
@@ -203,7 +206,7 @@ class Scoreboard:
         pid, state, generation, _, started, requests, slow, busy, _, last = _SLOT.unpack_from(
             mem, offset
         )
-        cells = offset + _SLOT_SIZE + BLOCK_SIZE
+        cells = offset + self.cells
         running = []
         for cell in range(self.threads):
             cell_offset = cells + cell * _CELL_SIZE
@@ -227,7 +230,7 @@ class Scoreboard:
             busy,
             last,
             tuple(running),
-            read_counters(mem, offset + _SLOT_SIZE),
+            read_counters(mem, offset + _SLOT_SIZE, self.lanes),
             sampled_running,
             sampled_queued,
             retired_for,
@@ -293,13 +296,13 @@ class WorkerSlot:
         _U64.pack_into(mem, offset + _OFF_REQUESTS, requests)
         _U32.pack_into(mem, offset + _OFF_BUSY, busy)
         raw = label.encode("utf-8", "replace")[:_LABEL_SIZE]
-        cell_offset = offset + _SLOT_SIZE + BLOCK_SIZE + cell * _CELL_SIZE
+        cell_offset = offset + self.board.cells + cell * _CELL_SIZE
         _CELL.pack_into(mem, cell_offset, 0.0, len(raw), raw)
         _F64.pack_into(mem, cell_offset, time.monotonic())
 
     def end(self, cell: int, busy: int) -> None:
         mem, offset = self.board.mem, self.offset
-        _F64.pack_into(mem, offset + _SLOT_SIZE + BLOCK_SIZE + cell * _CELL_SIZE, 0.0)
+        _F64.pack_into(mem, offset + self.board.cells + cell * _CELL_SIZE, 0.0)
         _U32.pack_into(mem, offset + _OFF_BUSY, busy)
         _F64.pack_into(mem, offset + _OFF_LAST_ACTIVE, time.monotonic())
 
@@ -314,7 +317,11 @@ class WorkerSlot:
     def counters(self) -> ProcessCounters:
         """The writer of this slot's metrics, for the process that owns it."""
         start = self.offset + _SLOT_SIZE
-        return ProcessCounters(memoryview(self.board.mem)[start : start + BLOCK_SIZE])
+        area = memoryview(self.board.mem)[start : self.offset + self.board.cells]
+        try:
+            return ProcessCounters(area, self.board.lanes)
+        finally:
+            area.release()
 
 
 @dataclass(frozen=True, slots=True)
