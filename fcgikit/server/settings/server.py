@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from fcgikit.addresses import Address, parse_address
 from fcgikit.errors import ConfigError
 from fcgikit.networks import TrustedNetworks
 from fcgikit.protocol.constants import Role
 from fcgikit.server.listeners import SocketOwner, socket_mode_problem
+from fcgikit.server.metrics import ProcessCounters
 from fcgikit.server.settings.declaration import (
     FLAG,
     Kind,
@@ -32,9 +32,6 @@ from fcgikit.server.settings.declaration import (
     size,
     text,
 )
-
-if TYPE_CHECKING:
-    from fcgikit.server.metrics import ProcessCounters
 
 MiB = 1 << 20
 
