@@ -1,8 +1,9 @@
 """A real Prometheus scrapes fcgikit's status page through real nginx, as
 docs/operations.rst ("Metrics") sets it up: the scrape job of ``docs/examples/prometheus.yml``
-with this test's address and a short interval, nginx's ``location`` for the page, and
-``fcgikit serve --status-path --status-allow``. What a user reads from Prometheus' HTTP API
-must match the traffic sent: one process and a pool alike.
+with this test's address and a short interval, nginx's ``location`` for the page (as
+test_status_nginx.py has it), and ``fcgikit serve --status-path --status-allow``. What a
+user reads from Prometheus' HTTP API must match the traffic sent: one process and a pool
+alike.
 
 Prometheus runs on 127.0.0.1 with its data in the test's directory. Readiness and every
 value are waited for on Prometheus' own API (``/-/ready``, ``/api/v1/query``), within a
@@ -30,14 +31,11 @@ from .harness import (
     Process,
     Scenario,
     Site,
-    app_environment,
-    backend_command,
     free_port,
-    nginx_command,
     require_binary,
     server_version,
-    write_nginx_config,
 )
+from .test_status_nginx import start
 
 pytestmark = pytest.mark.integration
 
@@ -46,31 +44,6 @@ SCRAPE_CONFIG = REPO_ROOT / "docs" / "examples" / "prometheus.yml"
 SCRAPE_INTERVAL = "200ms"
 #: how long a value may take to show in Prometheus: a few scrapes, on a loaded machine
 QUERY_TIMEOUT = 60.0
-
-APP_SOURCE = """\
-def app(environ, start_response):
-    missing = environ["PATH_INFO"] == "/missing"
-    start_response("404 Not Found" if missing else "200 OK", [("Content-Type", "text/plain")])
-    return [b"app"]
-"""
-
-# the page's location as docs/operations.rst ("The status page") has it, for this host
-LOCATIONS = """\
-location = /fcgikit-status {
-    allow 127.0.0.1;
-    deny all;
-    include fastcgi_params;
-    fastcgi_param SCRIPT_NAME "";
-    fastcgi_param PATH_INFO $fastcgi_script_name;
-    fastcgi_pass unix:{socket};
-}
-location / {
-    include fastcgi_params;
-    fastcgi_param SCRIPT_NAME "";
-    fastcgi_param PATH_INFO $fastcgi_script_name;
-    fastcgi_pass unix:{socket};
-}
-"""
 
 
 @pytest.fixture
@@ -81,29 +54,6 @@ def site(tmp_path: Path) -> Iterator[Site]:
         yield running
     finally:
         running.stop()
-
-
-def start_fcgikit_and_nginx(site: Site, *options: str) -> None:
-    layout = site.layout
-    (layout.dir / "app.py").write_text(APP_SOURCE)
-    argv = [*backend_command(), "serve", "app:app", "--chdir", str(layout.dir)]
-    argv += ["--bind", layout.backend_bind, "--threads", "2", *options]
-    argv += ["--status-path", "/fcgikit-status", "--status-allow", "127.0.0.1"]
-    backend = Process(
-        "backend", argv, log_dir=layout.dir, env=app_environment("none"), cwd=layout.dir
-    )
-    site.processes.append(backend)
-    backend.wait_for_output("ready (generation 1)" if options else "listening on")
-    conf = write_nginx_config(layout, LOCATIONS.replace("{socket}", str(layout.socket)))
-    site.config_files.append(conf)
-    nginx = Process(
-        "nginx",
-        nginx_command(layout, conf, "-g", "daemon off;"),
-        log_dir=layout.dir,
-        logs=[layout.dir / "error.log"],
-    )
-    site.processes.append(nginx)
-    nginx.wait_for_port(layout.port)
 
 
 def start_prometheus(site: Site) -> str:
@@ -167,10 +117,11 @@ def wait_for_value(base: str, promql: str, expected: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "options", [pytest.param((), id="one-process"), pytest.param(("--workers", "2"), id="pool")]
+    "workers", [pytest.param(None, id="one-process"), pytest.param(2, id="pool")]
 )
-def test_prometheus_sees_the_requests_fcgikit_served(site: Site, options: tuple[str, ...]) -> None:
-    start_fcgikit_and_nginx(site, *options)
+def test_prometheus_sees_the_requests_fcgikit_served(site: Site, workers: int | None) -> None:
+    # nginx shows the page to 127.0.0.1 (the Prometheus host here), fcgikit trusts it
+    start(site, "--status-allow", "127.0.0.1", workers=workers)
     prometheus = start_prometheus(site)
     # The target is up, and was scraped in OpenMetrics before any traffic: no 404 yet.
     wait_for_value(prometheus, 'up{job="fcgikit"}', 1)
@@ -195,7 +146,7 @@ def test_prometheus_sees_the_requests_fcgikit_served(site: Site, options: tuple[
     assert total is not None and total >= 8
     histogram = query(prometheus, "fcgikit_request_duration_seconds_count")
     assert histogram is not None and histogram >= 8
-    if options:
+    if workers:
         wait_for_value(prometheus, "sum(fcgikit_workers)", 2)
         assert query(prometheus, "sum(fcgikit_worker_restarts_total)") == 0  # none replaced
     else:
