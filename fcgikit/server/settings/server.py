@@ -18,6 +18,7 @@ from fcgikit.errors import ConfigError
 from fcgikit.networks import TrustedNetworks
 from fcgikit.protocol.constants import Role
 from fcgikit.server.listeners import SocketOwner, socket_mode_problem
+from fcgikit.server.logs import ACCESS_FORMATS
 from fcgikit.server.metrics import ProcessCounters
 from fcgikit.server.settings.declaration import (
     FLAG,
@@ -49,10 +50,6 @@ SOCKET_OWNER = Kind(
     SocketOwner.parse,
     metavar="USER[:GROUP]",
 )
-
-
-#: the access log's formats (fcgikit.server.logs)
-ACCESS_LOG_FORMATS = ("default", "combined", "json")
 
 
 def _status_path_problem(path: str) -> str | None:
@@ -156,7 +153,7 @@ class ServerSettings:
     )
     access_log_format: str = setting(
         "default",
-        choice(*ACCESS_LOG_FORMATS),
+        choice(*ACCESS_FORMATS),
         "the access log's lines: default (time, remote address, method and URI, status, "
         "body bytes, duration, pid), combined (Apache's and nginx's combined log) or json "
         "(one object a line)",
