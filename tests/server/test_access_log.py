@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from fcgikit.server.logs import configure_access_log
 from tests.server.test_server import echo_environ
 
 
@@ -33,6 +34,7 @@ def served_lines(serve: Any, tmp_path: Path, access_format: str) -> list[str]:
     )
     client.request("GET", "/caf%E9")  # latin-1 é, percent-encoded: PATH_INFO is not UTF-8
     running.stop()  # each line is written as its request ends; stop waits for them
+    configure_access_log(None)  # closes the file
     return log_path.read_text().splitlines()
 
 
