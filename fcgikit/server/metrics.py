@@ -2,7 +2,7 @@
 who writes it.
 
 Each serving process (a pool's worker, or the single process) owns one block of counters in
-its slot of the :class:`~fcgikit.server.status.Scoreboard`'s shared memory, and writes it
+its slot of the :class:`~fcgikit.server.scoreboard.Scoreboard`'s shared memory, and writes it
 through its :class:`ProcessCounters`: whichever process answers the status page reads every
 block, and a dead worker's counts are folded into the pool's own block by the master, so a
 counter never goes back (Prometheus would take that for a restart). Writing to the shared

@@ -1,6 +1,6 @@
 """One prefork worker: a forked child that runs a :class:`~fcgikit.server.server.Server` on the
 listening sockets the master bound, and tells the master how it is doing through its slot of
-the shared :class:`~fcgikit.server.status.Scoreboard`.
+the shared :class:`~fcgikit.server.scoreboard.Scoreboard`.
 
 What runs in a worker:
 
