@@ -52,7 +52,8 @@ nitpick_ignore_regex = [
     (r"py:class", r"fcgikit\.(addresses|protocol\.constants)\..*"),
     (
         r"py:class",
-        r"fcgikit\.(server\.listeners\.SocketOwner|client\.body\.ReadableBody"
+        r"fcgikit\.(server\.listeners\.SocketOwner|server\.metrics\.ProcessCounters"
+        r"|client\.body\.ReadableBody"
         r"|quirks\.paths\.RequestPath)",
     ),
     (r"py:mod", r"fcgikit\.protocol"),

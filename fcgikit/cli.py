@@ -24,7 +24,7 @@ from fcgikit.serve_command import Fixers, pool_settings, serve_one_process, serv
 from fcgikit.server.apploader import enter_app_directory
 from fcgikit.server.arbiter import Arbiter
 from fcgikit.server.listeners import exec_with_listeners
-from fcgikit.server.logs import configure_logging
+from fcgikit.server.logs import apply_log_config, configure_logging, fcgikit_log
 from fcgikit.server.server import Server
 from fcgikit.server.settings import (
     SERVE_SETTINGS,
@@ -105,13 +105,18 @@ def _build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser(
         "status",
-        help="print a running pool's status page (fcgikit serve --status-path)",
-        description="Ask a running pool for its status page over FastCGI, directly on its "
-        "socket: the page answers such a client whatever --status-allow says.",
+        help="print a running server's status page (fcgikit serve --status-path)",
+        description="Ask a running fcgikit serve (a pool or a single process) for its status "
+        "page over FastCGI, directly on its socket: the page answers such a client whatever "
+        "--status-allow says.",
     )
     status.add_argument("address", metavar="ADDR", help="unix:PATH or HOST:PORT it listens on")
     status.add_argument("--path", default="/fcgikit-status", help="its --status-path")
-    status.add_argument("--json", action="store_true", help="the JSON form")
+    form = status.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="the JSON form")
+    form.add_argument(
+        "--openmetrics", action="store_true", help="the OpenMetrics form Prometheus scrapes"
+    )
 
     config = commands.add_parser("config", help="print a web server config for fcgikit")
     config.add_argument("server", metavar="SERVER")
@@ -174,7 +179,7 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stdout.write(settings.as_toml())
         return 0
     command = settings.build(CommandSettings)
-    configure_logging(getattr(logging, command.log_level.upper()), command.log_file)
+    access_log_from_logging = _set_up_logging(command, settings)
     if command.app is None:
         raise ConfigError(
             "which app? Name it: fcgikit serve yourapplication:app (or app = ... in the "
@@ -185,19 +190,43 @@ def _serve(args: argparse.Namespace) -> int:
     start_directory = os.getcwd()
     enter_app_directory(command.chdir)
     fixers = _fixers(settings)
+    server = settings.build(ServerSettings, access_log_from_logging=access_log_from_logging)
     if command.reload:
-        return serve_reloading(command, settings, fixers)
+        return serve_reloading(command, settings, server, fixers)
     if command.reload_dir or command.reload_engine != "auto":
         raise ConfigError("--reload-dir and --reload-engine go with --reload")
     if settings.starts_pool():
         if command.http is not None:
             raise ConfigError("--http is a development front; use it without --workers")
-        server_settings, pool = pool_settings(command, settings)
+        server_settings, pool = pool_settings(command, settings, server)
         return Arbiter(command.app, None, server_settings, pool, wrap_app=fixers).run()
-    restart = serve_one_process(command, settings.build(ServerSettings), fixers)
+    restart = serve_one_process(command, server, fixers)
     if restart is not None:
         _reexecute(restart, start_directory)
     return 0
+
+
+def _set_up_logging(command: CommandSettings, settings: ResolvedSettings) -> bool:
+    """fcgikit's own logging (--log-level, --log-file), or the operator's --log-config
+    instead; True when that file configures the access log (the fcgikit.access logger)."""
+    level = getattr(logging, command.log_level.upper())
+    if command.log_config is None:
+        configure_logging(level, command.log_file)
+        return False
+    if command.log_file is not None:
+        raise ConfigError(
+            "--log-file and --log-config: say in the log config file where fcgikit's lines "
+            "go (its fcgikit logger, or the root logger), and drop --log-file"
+        )
+    access_configured = apply_log_config(command.log_config)
+    if access_configured and settings["access_log"] is not None:
+        raise ConfigError(
+            f"--access-log and {command.log_config}, which configures the fcgikit.access "
+            "logger: the access log goes where the file sends it; drop --access-log"
+        )
+    if settings.origin("log_level") != DEFAULT:
+        fcgikit_log.setLevel(level)
+    return access_configured
 
 
 def _reexecute(server: Server, start_directory: str) -> NoReturn:
@@ -226,7 +255,7 @@ def _status(args: argparse.Namespace) -> int:
             response = client.request(
                 "GET",
                 args.path,
-                query="json" if args.json else "",
+                query="json" if args.json else "openmetrics" if args.openmetrics else "",
                 params={DIRECT_CLIENT_PARAM: "fcgikit status"},
             )
     except OSError as exc:
@@ -236,7 +265,7 @@ def _status(args: argparse.Namespace) -> int:
     if response.status != 200 or response.header("X-Fcgikit-Worker") is None:
         print(
             f"fcgikit status: {args.address} answered {response.status} for {args.path}, "
-            "not a status page: is it running with --status-path and --workers?",
+            "not a status page: is it running with --status-path?",
             file=sys.stderr,
         )
         return 1

@@ -30,6 +30,7 @@ from fcgikit.server.listeners import describe, inherited_listener, passed_listen
 from fcgikit.server.server import Server
 from fcgikit.server.settings import CommandSettings, PoolSettings, ServerSettings
 from fcgikit.server.sources import make_watcher, watched_directories
+from fcgikit.server.status import one_process_page
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -44,23 +45,25 @@ Fixers = Callable[["WSGIApplication"], "WSGIApplication"]
 
 
 def pool_settings(
-    command: CommandSettings, settings: ResolvedSettings
+    command: CommandSettings, settings: ResolvedSettings, server: ServerSettings
 ) -> tuple[ServerSettings, PoolSettings]:
-    """The settings of the pool's workers and of its master, for --workers and --reload."""
+    """The settings of the pool's workers (from ``server``'s) and of its master, for
+    --workers and --reload."""
     minimum, maximum = command.workers or (1, 1)
     pool = settings.build(PoolSettings, workers_min=minimum, workers_max=maximum)
-    return settings.build(ServerSettings, multiprocess=True), pool
+    return replace(server, multiprocess=True), pool
 
 
 def serve_reloading(
     command: CommandSettings,
     settings: ResolvedSettings,
+    server: ServerSettings,
     fixers: Fixers | None,
 ) -> int:
     """--reload: the pool (one worker unless --workers) under the reloader, which makes it
     reload when the app's files change (fcgikit/server/autoreload.py)."""
     assert command.app is not None
-    server_settings, pool = pool_settings(command, settings)
+    server_settings, pool = pool_settings(command, settings, server)
     if pool.preload:
         raise ConfigError(
             "--reload imports the app afresh in new workers, --preload once in the master, "
@@ -148,15 +151,23 @@ def serve_one_process(
     assert command.app is not None
     listening = _listening(command, settings)
     app = _load(command.app, fixers, listening.created)
+    settings = listening.settings
+    page = None
+    if settings.status_path is not None:
+        page = one_process_page(settings)
+        app = page.in_front_of(app)
+        settings = replace(settings, metrics=page.counters)
     # The development front's socket lives in a temporary directory: it starts afresh.
     server = Server(
         app,
-        listening.settings,
+        settings,
         listening.listeners,
         created_paths=listening.created,
         keep_listeners_on_reload=command.http is None,
         connections=listening.connections,
     )
+    if page is not None and page.counters is not None:
+        page.counters.pool = server.pool
     front = None
     if command.http is not None:
         front = _start_dev_front(command.http, describe(server.listeners[0]))

@@ -57,6 +57,8 @@ PAUSE_CHECKED_AFTER = 1.0
 #: would retry at once, for ever; so accepting pauses until a connection closes, or for
 #: ACCEPT_RETRY seconds
 ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: those of them that are the process's or the system's file descriptors running out
+FD_ERRORS = frozenset({errno.EMFILE, errno.ENFILE})
 ACCEPT_RETRY = 0.25
 
 AcceptConnection = Callable[[int, bool], tuple[int, tuple[object, ...] | None] | None]
@@ -126,6 +128,8 @@ class Acceptor:
         self.retry_after = ACCEPT_RETRY
         #: when to try accepting again after ACCEPT_RESOURCE_ERRORS (0.0: not waiting)
         self.retry_at = 0.0
+        #: the status page's counters (ServerSettings.metrics), or None
+        self.metrics = server.settings.metrics
         self._refused_peers = RateLimitedLog(
             log,
             "fcgikit: refused connection from %s (not in FCGI_WEB_SERVER_ADDRS)",
@@ -221,7 +225,11 @@ class Acceptor:
                 assert isinstance(peer, tuple)
                 self._refused_peers.note(peer[0], time.monotonic())
                 os.close(fd)
+                if self.metrics is not None:
+                    self.metrics.connection_refused("peer_address")
                 continue
+            if self.metrics is not None:
+                self.metrics.connection_accepted()
             conn: Connected
             if nonblocking and Connection is not None:
                 conn = Connection(fd)  # the C lane accepted it: no socket object at all
@@ -280,6 +288,9 @@ class Acceptor:
             self._failures.note(detail, now)
             return
         self._out_of_resources.note(detail, now)
+        if self.metrics is not None:
+            running_out = "fd_exhaustion" if exc.errno in FD_ERRORS else "out_of_memory"
+            self.metrics.connection_refused(running_out)
         self.pause()
         self.retry_at = now + self.retry_after
         self.server.sweep_no_later_than(self.retry_at)

@@ -7,7 +7,7 @@ in new workers. It starts no threads, so ``fork`` is safe.
 
 One loop does everything. Signal handlers only append the signal to a queue (and
 ``signal.set_wakeup_fd`` wakes the ``select``); the loop then calls ``handle_<name>``.
-Workers report through a shared :class:`~fcgikit.server.status.Scoreboard` and poke the
+Workers report through a shared :class:`~fcgikit.server.scoreboard.Scoreboard` and poke the
 master through a pipe when something needs acting on at once (ready, saturated, retiring).
 
 Replacing a worker never leaves the pool short: the old one (reload, ``--max-requests``)
@@ -50,7 +50,13 @@ from typing import TYPE_CHECKING
 from fcgikit.addresses import UnixAddress
 from fcgikit.errors import ConfigError
 from fcgikit.server.apploader import load_app
-from fcgikit.server.children import Death, WorkerProcess, death_of, describe_exit
+from fcgikit.server.children import (
+    Death,
+    WorkerProcess,
+    death_of,
+    describe_exit,
+    restart_reason,
+)
 from fcgikit.server.credentials import Credentials
 from fcgikit.server.listeners import (
     describe,
@@ -59,8 +65,9 @@ from fcgikit.server.listeners import (
     passed_listeners,
 )
 from fcgikit.server.logs import reopen_log_files
+from fcgikit.server.scoreboard import Scoreboard, SlotView, WorkerState
 from fcgikit.server.settings import PoolSettings, ServerSettings
-from fcgikit.server.status import Scoreboard, SlotView, StatusPage, WorkerState
+from fcgikit.server.status import StatusPage
 from fcgikit.server.worker import EXIT_BOOT_ERROR, run_worker
 
 if TYPE_CHECKING:
@@ -492,12 +499,13 @@ class Arbiter:
             return loaded if wrap_app is None else wrap_app(loaded)
 
         status_page = None
-        if self.pool.status_path is not None:
+        if self.settings.status_path is not None:
             status_page = StatusPage(
                 self.board,
-                self.pool.status_path,
-                self.pool.status_allow,
-                show_query=self.pool.status_show_query,
+                self.settings.status_path,
+                self.settings.status_allow,
+                show_query=self.settings.status_show_query,
+                counters=self.board.slot(slot_index).counters(),
             )
         return run_worker(
             load=load,
@@ -529,10 +537,11 @@ class Arbiter:
             if worker is None:
                 continue
             view = self.board.read(worker.slot)
-            self.board.add_dead(view.requests, view.slow)
-            self.board.free(worker.slot)
+            code = os.waitstatus_to_exitcode(status)
+            replaced = None if self.exit_code is not None else restart_reason(worker, code, view)
+            self.board.release(worker.slot, replaced)
             self.free_slots.append(worker.slot)
-            self._exited(worker, os.waitstatus_to_exitcode(status), view)
+            self._exited(worker, code, view)
 
     def _exited(self, worker: WorkerProcess, code: int, view: SlotView) -> None:
         """A worker is gone (``view``: its slot as it left it): say why, and decide whether

@@ -101,6 +101,9 @@ def log_refusal(overloads: RateLimitedLog, request: WSGIRequest, refusal: Refusa
         )
     log.debug("request %s refused (OVERLOADED): %s", _Label(request), reason)
     overloads.note(reason, time.monotonic())
+    metrics = request.settings.metrics
+    if metrics is not None:
+        metrics.request_refused("threads" if refusal is Refusal.THREADS else "memory")
 
 
 class HoldsReplies(Protocol):
@@ -216,7 +219,11 @@ class Channel:
         if replies:
             self.queue_reply(replies)
             if self.conn.params_overloads != self._params_overloads:
+                refused = self.conn.params_overloads - self._params_overloads
                 self._params_overloads = self.conn.params_overloads
+                metrics = self.server.settings.metrics
+                if metrics is not None:
+                    metrics.request_refused("params", refused)
                 self.server.overloads.note(
                     f"the requests multiplexed on a connection from {self.peer} were sending "
                     f"more than {self.server.settings.max_params_size} bytes of params at once",

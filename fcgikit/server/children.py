@@ -10,7 +10,7 @@ import enum
 import signal
 from dataclasses import dataclass, field
 
-from fcgikit.server.status import SlotView, WorkerState
+from fcgikit.server.scoreboard import SlotView, WorkerState
 
 
 @dataclass(slots=True, eq=False)
@@ -59,6 +59,31 @@ def death_of(worker: WorkerProcess, view: SlotView) -> Death:
     if worker.ready or view.requests or view.state in (WorkerState.READY, WorkerState.RETIRING):
         return Death.WHILE_IDLE
     return Death.BEFORE_READY
+
+
+#: the stop reasons (WorkerProcess.stop_reason) after which a worker is replaced, and the
+#: restart reason each is counted as (scoreboard.RESTART_REASONS); the others ("fewer
+#: workers wanted", "idle for ...") shrink the pool
+_REPLACED_AFTER_STOP = {"replaced": "reload", "--timeout": "timeout"}
+
+
+def restart_reason(worker: WorkerProcess, code: int, view: SlotView) -> str | None:
+    """Why the master replaces ``worker``, which exited with ``code`` (a
+    waitstatus_to_exitcode()) leaving its slot as ``view``, for the status page's count of
+    restarts (scoreboard.RESTART_REASONS); None when it is not replaced (the pool shrank).
+    Asked only while the pool runs: a stopping pool replaces nobody."""
+    if worker.killed == "--timeout":
+        return "timeout"
+    if worker.stop_sent is not None and (worker.killed is not None or code in (0, -signal.SIGTERM)):
+        if worker.stop_reason == "retiring":
+            return view.retired_for or "max_requests"
+        return _REPLACED_AFTER_STOP.get(worker.stop_reason)
+    death = death_of(worker, view)
+    if death is Death.WHILE_SERVING:
+        return "crashed_while_serving"
+    if death is Death.WHILE_IDLE:
+        return "crashed_while_idle"
+    return "failed_to_start"
 
 
 def describe_exit(code: int) -> str:

@@ -6,12 +6,28 @@ app's, as under flup: an app that sets nothing up keeps Python's defaults (warni
 worse, bare, on stderr), one that sends its lines somewhere gets them there once and not
 also in fcgikit's log with fcgikit's prefix, and one that configures the root logger does not
 get fcgikit's lines a second time through it.
+
+An operator's ``--log-config`` file replaces those defaults (:func:`apply_log_config`): it is
+the operator's, and may configure any logger. The master applies it before it forks, so the
+workers log the same way.
+
+The access log (``fcgikit.access``) writes one line per request in one of
+:data:`ACCESS_FORMATS`, only where one is configured: otherwise nothing of it runs.
 """
 
 from __future__ import annotations
 
+import configparser
+import json
 import logging
+import logging.config
+import os
 import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from fcgikit.errors import ConfigError
 
 log = logging.getLogger("fcgikit.server")
 #: the parent of every logger fcgikit logs to; the only one configure_logging touches
@@ -96,6 +112,9 @@ def reopen_log_files() -> None:
 #: ``"METHOD REQUEST_URI"``, status, response body bytes, duration in ms, worker pid:
 #: ``2026-11-21T07:30:00.123Z 127.0.0.1 "GET /x?y=1" 200 12 0.4ms 12345``
 ACCESS_FORMAT = '%s %s "%s %s" %d %d %.1fms %d'
+#: --access-log-format's names: ACCESS_FORMAT above, Apache's and nginx's "combined"
+#: (combined_line), and one JSON object a line (json_line)
+ACCESS_FORMATS = ("default", "combined", "json")
 
 access_log = logging.getLogger("fcgikit.access")
 
@@ -112,6 +131,175 @@ def configure_access_log(target: str | None) -> None:
     access_log.addHandler(handler)
     access_log.setLevel(logging.INFO)
     access_log.propagate = False
+
+
+def iso_time(now: float) -> str:
+    """``2026-11-21T07:30:00.123Z``: ``now`` (time.time()) in UTC, to the millisecond."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+def request_uri(params: Mapping[bytes, bytes]) -> bytes:
+    """The request's URI as the client sent it: REQUEST_URI, else SCRIPT_NAME + PATH_INFO."""
+    return params.get(b"REQUEST_URI") or params.get(b"SCRIPT_NAME", b"") + params.get(
+        b"PATH_INFO", b""
+    )
+
+
+#: what nginx escapes in its combined log, as \xHH: control characters, '"', '\\' and
+#: every byte past ASCII (the request line and the headers are the client's: a newline or a
+#: quote would forge a line or a field)
+_ESCAPES = {
+    code: f"\\x{code:02X}" for code in (*range(0x20), ord('"'), ord("\\"), *range(0x7F, 0x100))
+}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _escaped(raw: bytes | None) -> str:
+    return "-" if not raw else raw.decode("latin-1").translate(_ESCAPES)
+
+
+def combined_line(params: Mapping[bytes, bytes], status: int, body_bytes: int, now: float) -> str:
+    """Apache's and nginx's "combined" format, with the local time (``now``) as they write
+    it: ``127.0.0.1 - ann [21/Nov/2026:08:30:00 +0100] "GET /x?y=1 HTTP/1.1" 200 12
+    "https://example.com/" "curl/8.5.0"``. The client's fields are escaped as nginx does."""
+    local = time.localtime(now)
+    offset = local.tm_gmtoff // 60
+    zone = f"{'-' if offset < 0 else '+'}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
+    stamp = (
+        f"{local.tm_mday:02d}/{_MONTHS[local.tm_mon - 1]}/{local.tm_year}:"
+        f"{local.tm_hour:02d}:{local.tm_min:02d}:{local.tm_sec:02d} {zone}"
+    )
+    request = b" ".join(
+        (
+            params.get(b"REQUEST_METHOD", b"-"),
+            request_uri(params),
+            params.get(b"SERVER_PROTOCOL", b"HTTP/1.0"),
+        )
+    )
+    return (
+        f"{_escaped(params.get(b'REMOTE_ADDR'))} - {_escaped(params.get(b'REMOTE_USER'))} "
+        f'[{stamp}] "{_escaped(request)}" {status} {body_bytes} '
+        f'"{_escaped(params.get(b"HTTP_REFERER"))}" "{_escaped(params.get(b"HTTP_USER_AGENT"))}"'
+    )
+
+
+def _text(raw: bytes | None) -> str | None:
+    """A param's bytes as JSON text: UTF-8, any other byte as a visible ``\\xHH``."""
+    return None if raw is None else raw.decode("utf-8", "backslashreplace")
+
+
+def json_line(
+    params: Mapping[bytes, bytes],
+    request_id: int,
+    status: int,
+    body_bytes: int,
+    duration: float,
+    now: float,
+) -> str:
+    """One JSON object (the keys in docs/operations.rst, "Access log"); ASCII only, so a
+    client's bytes cannot break the line."""
+    path, _, query = request_uri(params).partition(b"?")
+    return json.dumps(
+        {
+            "time": iso_time(now),
+            "request_id": request_id,
+            "pid": os.getpid(),
+            "remote_addr": _text(params.get(b"REMOTE_ADDR")),
+            "method": _text(params.get(b"REQUEST_METHOD")),
+            "path": _text(path),
+            "query": _text(query),
+            "protocol": _text(params.get(b"SERVER_PROTOCOL")),
+            "status": status,
+            "bytes": body_bytes,
+            "duration": round(duration, 6),
+            "referer": _text(params.get(b"HTTP_REFERER")),
+            "user_agent": _text(params.get(b"HTTP_USER_AGENT")),
+        },
+        separators=(",", ":"),
+    )
+
+
+# --- an operator's logging configuration (--log-config) ---------------------------------
+
+
+def apply_log_config(path: str) -> bool:
+    """Configure logging from ``path`` instead of fcgikit's defaults; True when it configures
+    the access log (names the ``fcgikit.access`` logger).
+
+    ``FILE.json`` and ``FILE.toml`` hold a :func:`logging.config.dictConfig` dictionary, the
+    whole file; any other file is an ini file for :func:`logging.config.fileConfig`. Loggers
+    that exist already (fcgikit's, by now) stay enabled unless a dictionary says
+    ``disable_existing_loggers``. A logger of fcgikit's that the file gives handlers does not
+    propagate unless the file says so: its lines would otherwise reach the root logger's
+    handlers too (the app's, once it sets them) and be written twice.
+    """
+    try:
+        if path.endswith((".json", ".toml")):
+            config = _read_dict_config(path)
+            config.setdefault("disable_existing_loggers", False)
+            loggers = config.get("loggers") or {}
+            for name, logger in loggers.items():
+                if _is_fcgikit(name) and isinstance(logger, dict) and logger.get("handlers"):
+                    logger.setdefault("propagate", False)
+            logging.config.dictConfig(config)
+            return "fcgikit.access" in loggers
+        quiet, names_access = _ini_loggers(path)
+        logging.config.fileConfig(path, disable_existing_loggers=False)
+    except ConfigError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError) as exc:
+        raise ConfigError(f"--log-config {path}: {exc}") from exc
+    except configparser.Error as exc:
+        raise ConfigError(f"--log-config {path} is not an ini file for fileConfig: {exc}") from exc
+    for name in quiet:
+        logging.getLogger(name).propagate = False
+    return names_access
+
+
+def _is_fcgikit(name: str) -> bool:
+    return name.partition(".")[0] == "fcgikit"
+
+
+def _read_dict_config(path: str) -> dict[str, Any]:
+    with open(path, "rb") as file:
+        if path.endswith(".json"):
+            try:
+                config = json.load(file)
+            except ValueError as exc:
+                raise ConfigError(f"--log-config {path} is not JSON: {exc}") from exc
+        else:
+            import tomllib
+
+            try:
+                config = tomllib.load(file)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"--log-config {path} is not TOML: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"--log-config {path} must hold a dictConfig dictionary (an object)")
+    return config
+
+
+def _ini_loggers(path: str) -> tuple[list[str], bool]:
+    """The loggers of fcgikit's that an ini file gives handlers without a ``propagate`` of
+    its own (fileConfig would make them propagate), and whether it names fcgikit.access."""
+    parser = configparser.ConfigParser(interpolation=None)
+    if not parser.read(path):
+        raise ConfigError(f"--log-config {path}: cannot read it")
+    quiet = []
+    names_access = False
+    for key in parser.get("loggers", "keys", fallback="").split(","):
+        section = f"logger_{key.strip()}"
+        if not parser.has_section(section):
+            continue
+        qualname = parser.get(section, "qualname", fallback="root")
+        names_access = names_access or qualname == "fcgikit.access"
+        if (
+            _is_fcgikit(qualname)
+            and parser.get(section, "handlers", fallback="").strip()
+            and not parser.has_option(section, "propagate")
+        ):
+            quiet.append(qualname)
+    return quiet, names_access
 
 
 class RateLimitedLog:

@@ -1,6 +1,6 @@
 """One prefork worker: a forked child that runs a :class:`~fcgikit.server.server.Server` on the
 listening sockets the master bound, and tells the master how it is doing through its slot of
-the shared :class:`~fcgikit.server.status.Scoreboard`.
+the shared :class:`~fcgikit.server.scoreboard.Scoreboard`.
 
 What runs in a worker:
 
@@ -38,9 +38,10 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from fcgikit.server.logs import reopen_log_files
+from fcgikit.server.scoreboard import WorkerSlot, WorkerState
 from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
-from fcgikit.server.status import StatusPage, WorkerSlot, WorkerState
+from fcgikit.server.status import StatusPage
 from fcgikit.server.wsgi import PROCESS_EXITS
 
 if TYPE_CHECKING:
@@ -196,15 +197,17 @@ class RequestTracker:
             self.slot.end(cell, len(self.running))
             completed = self.completed
         if self.max_requests > 0 and completed >= self.max_requests:
-            self.retire(f"served {completed} requests (--max-requests)")
+            self.retire(f"served {completed} requests (--max-requests)", "max_requests")
 
-    def retire(self, reason: str) -> None:
+    def retire(self, reason: str, why: str = "app_exit") -> None:
         """Ask the master for a replacement, once; it stops this worker gracefully (running
-        requests finish) when the replacement is ready."""
+        requests finish) when the replacement is ready. ``why``: the restart's reason for
+        the metrics (one of fcgikit.server.metrics.RETIRE_REASONS)."""
         with self._lock:
             if self.retiring:
                 return
             self.retiring = True
+            self.slot.set_retired_for(why)
             if self.slot.state() == WorkerState.READY:
                 self.slot.set_state(WorkerState.RETIRING)
         log.info("worker %d %s; asking for a replacement", os.getpid(), reason)
@@ -271,6 +274,9 @@ class Watchdog(threading.Thread):
             if self.reopen_logs:
                 self.reopen_logs = False
                 reopen_log_files()
+            metrics = self.server.settings.metrics
+            if metrics is not None:
+                metrics.sample()  # the requests running and waiting, for the status page
             if os.getppid() != self.master_pid:
                 log.warning("worker %d: the master is gone; stopping", os.getpid())
                 self.server.stop("the master process is gone")
@@ -386,10 +392,18 @@ def run_worker(
         notify=notify,
         report_saturation=report_saturation,
     )
+    counters = status_page.counters if status_page is not None else None
     worker_settings = replace(
-        settings, handle_signals=False, multiprocess=True, share_listeners=True, binds=()
+        settings,
+        handle_signals=False,
+        multiprocess=True,
+        share_listeners=True,
+        binds=(),
+        metrics=counters,
     )
     server = Server(tracker, worker_settings, listeners)
+    if counters is not None:
+        counters.pool = server.pool
     server_box.append(server)
     if stop_requested:  # SIGTERM arrived while the app was loading
         return 0

@@ -25,7 +25,14 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived
 from fcgikit.server.body import RequestBody, RequestBodyError, RequestBodyTimeout
-from fcgikit.server.logs import ACCESS_FORMAT, access_log
+from fcgikit.server.logs import (
+    ACCESS_FORMAT,
+    access_log,
+    combined_line,
+    iso_time,
+    json_line,
+    request_uri,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -323,7 +330,7 @@ class WSGIRequest:
         self.status_code = 0
         self.bytes_sent = 0
         self._head_length = 0
-        self.started = time.monotonic() if settings.access_log is not None else 0.0
+        self.started = time.monotonic() if settings.observe_requests else 0.0
 
     @property
     def label(self) -> str:
@@ -488,26 +495,45 @@ class WSGIRequest:
             if self.filter_data is not None:
                 self.filter_data.close()
             self.channel.request_done(self)
-            if self.settings.access_log is not None:
-                self._log_access()
+            if self.settings.observe_requests:
+                self._observe(time.monotonic() - self.started)
 
-    def _log_access(self) -> None:
+    def _observe(self, duration: float) -> None:
+        """The request is over, ``duration`` seconds after it arrived: count it for the
+        status page, write its access log line (ServerSettings.observe_requests)."""
+        settings = self.settings
+        metrics = settings.metrics
+        if metrics is not None:
+            metrics.request_done(self.status_code, duration)
+        access_format = settings.access_format
+        if access_format == "default":
+            params = self.event.params
+            now = time.time()
+            access_log.info(
+                ACCESS_FORMAT,
+                iso_time(now),
+                params.get(b"REMOTE_ADDR", b"-").decode("latin-1"),
+                params.get(b"REQUEST_METHOD", b"-").decode("latin-1"),
+                request_uri(params).decode("latin-1"),
+                self.status_code,
+                max(0, self.bytes_sent - self._head_length),
+                duration * 1000,
+                os.getpid(),
+            )
+        elif access_format is not None:
+            self._log_access_as(access_format, duration)
+
+    def _log_access_as(self, access_format: str, duration: float) -> None:
+        """The access log line in a format other than the default (--access-log-format)."""
         params = self.event.params
-        now = time.time()
-        access_log.info(
-            ACCESS_FORMAT,
-            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
-            params.get(b"REMOTE_ADDR", b"-").decode("latin-1"),
-            params.get(b"REQUEST_METHOD", b"-").decode("latin-1"),
-            (
-                params.get(b"REQUEST_URI")
-                or params.get(b"SCRIPT_NAME", b"") + params.get(b"PATH_INFO", b"")
-            ).decode("latin-1"),
-            self.status_code,
-            max(0, self.bytes_sent - self._head_length),
-            (time.monotonic() - self.started) * 1000,
-            os.getpid(),
-        )
+        body_bytes = max(0, self.bytes_sent - self._head_length)
+        if access_format == "combined":
+            line = combined_line(params, self.status_code, body_bytes, time.time())
+        else:
+            line = json_line(
+                params, self.request_id, self.status_code, body_bytes, duration, time.time()
+            )
+        access_log.info("%s", line)
 
     def _run_app(self) -> None:
         environ = self.build_environ()

@@ -70,6 +70,7 @@ PACKAGES = {
     "wrk": "wrk",
     "supervisord": "supervisor",
     "haproxy": "haproxy",
+    "prometheus": "prometheus",
 }
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 

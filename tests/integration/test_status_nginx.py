@@ -43,6 +43,9 @@ def app(environ, start_response):
         deadline = time.monotonic() + 60
         while not os.path.exists(until) and time.monotonic() < deadline:
             time.sleep(0.01)
+    if environ["PATH_INFO"] == "/missing":
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"app: not found"]
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [f"app: {environ['REQUEST_METHOD']} {environ['PATH_INFO']}".encode()]
 """
@@ -75,18 +78,21 @@ def site(tmp_path: Path) -> Iterator[Site]:
         running.stop()
 
 
-def start(site: Site, *options: str) -> Process:
-    """A pool with the status page at /fcgikit-status, and nginx in front of it."""
+def start(site: Site, *options: str, workers: int | None = 1) -> Process:
+    """A pool of ``workers`` (None: a single process) with the status page at
+    /fcgikit-status, and nginx in front of it."""
     layout = site.layout
     (layout.dir / "app.py").write_text(APP_SOURCE)
     argv = [*backend_command(), "serve", "app:app", "--chdir", str(layout.dir)]
-    argv += ["--bind", layout.backend_bind, "--workers", "1", "--threads", "2"]
+    argv += ["--bind", layout.backend_bind, "--threads", "2"]
     argv += ["--status-path", "/fcgikit-status", *options]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
     backend = Process(
         "backend", argv, log_dir=layout.dir, env=app_environment("none"), cwd=layout.dir
     )
     site.processes.append(backend)
-    backend.wait_for_output("ready (generation 1)")
+    backend.wait_for_output("listening on" if workers is None else "ready (generation 1)")
     conf = write_nginx_config(layout, LOCATIONS.replace("{socket}", str(layout.socket)))
     site.config_files.append(conf)
     nginx = Process(

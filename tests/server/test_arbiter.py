@@ -31,16 +31,9 @@ from fcgikit.errors import ConfigError
 from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
 from fcgikit.server.arbiter import MAX_BACKOFF, Arbiter
 from fcgikit.server.children import Death, WorkerProcess, death_of, describe_exit
+from fcgikit.server.scoreboard import Scoreboard, SlotView, WorkerState
 from fcgikit.server.settings import PoolSettings, ServerSettings
-from fcgikit.server.status import (
-    DIRECT_CLIENT_PARAM,
-    Scoreboard,
-    SlotView,
-    StatusPage,
-    WorkerState,
-    parse_allow,
-    render_text,
-)
+from fcgikit.server.status import DIRECT_CLIENT_PARAM, StatusPage, parse_allow, render_text
 from fcgikit.server.worker import RequestTracker, request_label
 from tests.integration.harness import missing
 from tests.processes import Backend

@@ -9,18 +9,12 @@ import pytest
 
 from fcgikit.errors import ConfigError
 from fcgikit.networks import TrustedNetworks
-from fcgikit.server.settings import PoolSettings
-from fcgikit.server.status import (
-    DIRECT_CLIENT_PARAM,
-    Scoreboard,
-    StatusPage,
-    WorkerState,
-    parse_allow,
-    render_text,
-)
+from fcgikit.server.scoreboard import Scoreboard, WorkerState
+from fcgikit.server.settings import ServerSettings
+from fcgikit.server.status import DIRECT_CLIENT_PARAM, StatusPage, parse_allow, render_text
 
 #: --status-allow's default: nobody over HTTP
-NOBODY = PoolSettings().status_allow
+NOBODY = ServerSettings().status_allow
 
 
 def page(allow: TrustedNetworks = NOBODY, **options: Any) -> StatusPage:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fcgikit.server.status import Scoreboard, WorkerState
+from fcgikit.server.scoreboard import Scoreboard, WorkerState
 from fcgikit.server.worker import RequestTracker
 from tests.server.test_arbiter import Load, Pool, close
 

@@ -136,13 +136,23 @@ class CommandSettings:
         "that send no events), or auto: watchfiles when installed",
     )
     log_level: str = setting(
-        "info", choice(*LOG_LEVELS), "the least severe of fcgikit's own log lines to write"
+        "info",
+        choice(*LOG_LEVELS),
+        "the least severe of fcgikit's own log lines to write (its loggers, fcgikit.*); "
+        "with --log-config only when given, over what the file says",
     )
     log_file: str | None = setting(
         None,
         text(metavar="FILE|-"),
         "write fcgikit's own log lines to FILE ('-': stderr); the app's logging is the app's",
         default_text="stderr",
+    )
+    log_config: str | None = setting(
+        None,
+        text(metavar="FILE"),
+        "configure logging from FILE instead of fcgikit's defaults: a dictConfig "
+        "dictionary in FILE.json or FILE.toml, else an ini file for fileConfig; it may "
+        "configure any logger, and the access log goes where it sends fcgikit.access",
     )
 
     def __post_init__(self) -> None:

@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fcgikit.errors import ConfigError
-from fcgikit.networks import TrustedNetworks
 from fcgikit.server.settings.declaration import (
     FLAG,
     check_fields,
     integer,
-    networks,
     seconds,
     setting,
     text,
@@ -41,10 +39,6 @@ def workers_problem(minimum: int, maximum: int) -> str | None:
     if maximum < minimum:
         return f"{minimum}:{maximum}: the maximum is below the minimum; write MIN:MAX"
     return None
-
-
-def _status_path_problem(path: str) -> str | None:
-    return None if path.startswith("/") else f"must start with '/', not {path!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,29 +87,6 @@ class PoolSettings:
     )
     pidfile: str | None = setting(
         None, text(metavar="PATH"), "write the master's pid here", starts_pool=True
-    )
-    status_path: str | None = setting(
-        None,
-        text(_status_path_problem, metavar="PATH"),
-        "answer this path with the pool's status (text; ?json for JSON) to "
-        "'fcgikit status', and to the HTTP clients in --status-allow (php-fpm's "
-        "pm.status_path)",
-        starts_pool=True,
-    )
-    status_allow: TrustedNetworks = setting(
-        TrustedNetworks(),
-        networks(),
-        "HTTP clients (REMOTE_ADDR) allowed to see the status page through the web "
-        "server; 'fcgikit status' (FastCGI, directly on the socket) needs none. Loopback "
-        "is not trusted by itself: behind a local TLS terminator or tunnel every client "
-        "is 127.0.0.1",
-        default_text="none",
-    )
-    status_show_query: bool = setting(
-        False,
-        FLAG,
-        "show the query strings of the requests in flight on the status page (they can "
-        "hold tokens; default: the paths only)",
     )
     user: str | None = setting(
         None,

@@ -18,10 +18,13 @@ from fcgikit.errors import ConfigError
 from fcgikit.networks import TrustedNetworks
 from fcgikit.protocol.constants import Role
 from fcgikit.server.listeners import SocketOwner, socket_mode_problem
+from fcgikit.server.logs import ACCESS_FORMATS
+from fcgikit.server.metrics import ProcessCounters
 from fcgikit.server.settings.declaration import (
     FLAG,
     Kind,
     check_fields,
+    choice,
     integer,
     networks,
     octal,
@@ -47,6 +50,10 @@ SOCKET_OWNER = Kind(
     SocketOwner.parse,
     metavar="USER[:GROUP]",
 )
+
+
+def _status_path_problem(path: str) -> str | None:
+    return None if path.startswith("/") else f"must start with '/', not {path!r}"
 
 
 def _umask_problem(umask: int) -> str | None:
@@ -138,19 +145,64 @@ class ServerSettings:
     multiprocess: bool = False
     #: install SIGTERM/SIGINT/SIGHUP handlers (only ever done from the main thread)
     handle_signals: bool = True
-    #: see fcgikit.server.logs.ACCESS_FORMAT; None: nothing of it runs per request
+    #: None (and no access_log_from_logging): nothing of it runs per request
     access_log: str | None = setting(
         None,
         text(metavar="FILE|-"),
-        "write one line per request to FILE ('-': stderr): time, remote address, method "
-        "and URI, status, body bytes, duration, pid",
+        "write one line per request to FILE ('-': stderr), in --access-log-format",
     )
+    access_log_format: str = setting(
+        "default",
+        choice(*ACCESS_FORMATS),
+        "the access log's lines: default (time, remote address, method and URI, status, "
+        "body bytes, duration, pid), combined (Apache's and nginx's combined log) or json "
+        "(one object a line)",
+    )
+    #: the logging configuration (--log-config) gives the fcgikit.access logger its
+    #: handlers: access lines are written, there, without --access-log
+    access_log_from_logging: bool = False
+    status_path: str | None = setting(
+        None,
+        text(_status_path_problem, metavar="PATH"),
+        "answer this path with the server's status (text; ?json for JSON, ?openmetrics "
+        "for Prometheus) to 'fcgikit status', and to the HTTP clients in --status-allow "
+        "(php-fpm's pm.status_path)",
+    )
+    status_allow: TrustedNetworks = setting(
+        TrustedNetworks(),
+        networks(),
+        "HTTP clients (REMOTE_ADDR) allowed to see the status page through the web "
+        "server; 'fcgikit status' (FastCGI, directly on the socket) needs none. Loopback "
+        "is not trusted by itself: behind a local TLS terminator or tunnel every client "
+        "is 127.0.0.1",
+        default_text="none",
+    )
+    status_show_query: bool = setting(
+        False,
+        FLAG,
+        "show the query strings of the requests in flight on the status page (they can "
+        "hold tokens; default: the paths only)",
+    )
+    #: where this process counts what the status page reports (set by code when there is
+    #: one: fcgikit.server.status); None: nothing is counted, per request or otherwise
+    metrics: ProcessCounters | None = field(default=None, compare=False)
     #: several processes accept on these sockets (prefork): take a connection only while a
     #: thread is free, and leave the rest in the backlog for an idle sibling
     share_listeners: bool = False
+    #: the access log's format when there is an access log, else None (from the above)
+    access_format: str | None = field(init=False, default=None, compare=False)
+    #: something looks at each request as it ends (the access log, the metrics): it is
+    #: timed, and WSGIRequest calls its _observe (from the above)
+    observe_requests: bool = field(init=False, default=False, compare=False)
 
     def __post_init__(self) -> None:
         check_fields(self)
+        logs_access = self.access_log is not None or self.access_log_from_logging
+        access_format = self.access_log_format if logs_access else None
+        object.__setattr__(self, "access_format", access_format)
+        object.__setattr__(
+            self, "observe_requests", access_format is not None or self.metrics is not None
+        )
         if self.spool_threshold < 0:
             raise ConfigError(f"spool_threshold cannot be negative ({self.spool_threshold})")
         if self.max_params_size < 1024:

@@ -50,6 +50,8 @@ SAMPLES: dict[str, Any] = {
     "socket_owner": SocketOwner("www-data", "www-data"),
     "web_server_addrs": TrustedNetworks.parse("10.0.0.1, ::1, fd00::/8", "a test"),
     "access_log": "-",
+    "access_log_format": "json",
+    "log_config": "/etc/yourapplication/logging.toml",
     "idle_timeout": 0.5,
     "max_requests": 1000,
     "max_requests_jitter": 100,
@@ -143,7 +145,8 @@ def test_the_settings_objects_are_built_from_the_values() -> None:
         pytest.param(["--max-requests", "0"], False, id="zero-is-off"),
         pytest.param(["-w", "1"], True, id="one-worker"),
         pytest.param(["--max-requests", "10"], True, id="max-requests"),
-        pytest.param(["--status-path", "/s"], True, id="status-path"),
+        # a single process has a status page too
+        pytest.param(["--status-path", "/s"], False, id="status-path"),
         pytest.param(["--preload"], True, id="preload"),
     ],
 )
@@ -162,6 +165,11 @@ def test_which_settings_ask_for_a_pool(argv: list[str], pool: bool) -> None:
         pytest.param(lambda: ServerSettings(body_timeout=0), "--body-timeout must be positive"),
         pytest.param(lambda: ServerSettings(umask=0o1000), "--umask 1000: permission bits"),
         pytest.param(lambda: ServerSettings(send_timeout=0), "send_timeout must be positive"),
+        pytest.param(lambda: ServerSettings(status_path="s"), "--status-path must start with '/'"),
+        pytest.param(
+            lambda: ServerSettings(access_log_format="common"),
+            "--access-log-format takes one of default, combined, json",
+        ),
         pytest.param(lambda: PoolSettings(idle_timeout=0), "--idle-timeout must be positive"),
     ],
 )

@@ -27,7 +27,6 @@ def test_parse_workers(text: str, expected: tuple[int, int]) -> None:
         pytest.param({"timeout": 0}, "--timeout must be positive", id="zero-timeout"),
         pytest.param({"slow_log": -1}, "--slow-log must be positive", id="negative-slow-log"),
         pytest.param({"max_requests": -1}, "cannot be negative", id="negative-max-requests"),
-        pytest.param({"status_path": "status"}, "start with '/'", id="relative-status-path"),
     ],
 )
 def test_pool_settings_are_validated(kwargs: dict[str, Any], message: str) -> None:

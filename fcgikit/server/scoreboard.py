@@ -1,0 +1,407 @@
+"""The scoreboard the prefork workers share with the master: shared memory, read without asking.
+
+Why shared memory: the master must know, without asking, which request each worker runs and
+since when (``--timeout`` kills on it) and whether every worker is busy (the dynamic pool grows
+on it). One anonymous ``mmap`` created before the first fork is mapped in every process; a
+worker writes its own slot with ``struct.pack_into`` (no system call, no lock shared with
+another process), the master and the status page (:mod:`~fcgikit.server.status`) only read.
+Each worker slot holds one *request cell* per thread.
+
+Torn reads: a cell is written label first and start time last, and cleared by zeroing the
+start time; a reader reads start, label, start again and drops the cell when the two starts
+differ. Counters are single aligned 8-byte words, written under the worker's own lock (the
+metrics' as :mod:`~fcgikit.server.metrics` says). When a worker dies the master folds its
+counters into the pool's and frees its slot under a sequence number (odd while it does), and
+a reader that saw it change reads again: no reader counts the dead worker twice or not at
+all, so the pool's counters never go back.
+
+Layout (little endian, the metrics blocks native)::
+
+    header   64 bytes   pool-wide figures the master writes
+    pool     8 bytes    the sequence number of the fold
+             + 8 bytes per restart reason
+             + BLOCK_SIZE   the dead workers' counters (metrics.py)
+    slot[i]  64 bytes   one worker: pid, state, counters
+             + lanes_for(threads) * BLOCK_SIZE   its metrics, a lane per thread (metrics.py)
+             + threads * 256 bytes   one cell per thread: start, label
+
+A single process (no ``--workers``) keeps a board of one slot, itself, its cells unused, so that
+its status page comes from the same code.
+"""
+
+from __future__ import annotations
+
+import enum
+import mmap
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fcgikit.server.metrics import (
+    BLOCK_SIZE,
+    RETIRE_REASONS,
+    RETIRED_FOR_OFFSET,
+    Counts,
+    ProcessCounters,
+    lanes_for,
+    read_counters,
+    read_gauges,
+    write_counters,
+)
+
+# started_wall, started_mono, dead_accepted, dead_slow, dynamic, target, maximum, threads,
+# max_reached
+_HEADER = struct.Struct("<ddQQIIIII")
+_HEADER_SIZE = 64
+# pid, state, generation, (pad), started_mono, requests, slow, busy, (pad), last_active
+_SLOT = struct.Struct("<iIIIdQQIId")
+_SLOT_SIZE = 64
+_LABEL_SIZE = 246
+# start (0: idle), label length, label
+_CELL = struct.Struct(f"<dH{_LABEL_SIZE}s")
+_CELL_SIZE = 256
+#: why the master replaced a worker (fcgikit.server.children.restart_reason)
+RESTART_REASONS = (
+    "crashed_while_serving",
+    "crashed_while_idle",
+    "failed_to_start",
+    "max_requests",
+    "app_exit",
+    "reload",
+    "timeout",
+)
+_SEQUENCE = _HEADER_SIZE
+_RESTARTS = _SEQUENCE + 8
+_DEAD_COUNTERS = _RESTARTS + 8 * len(RESTART_REASONS)
+_SLOTS = _DEAD_COUNTERS + BLOCK_SIZE
+_RESTART_COUNTS = struct.Struct(f"<{len(RESTART_REASONS)}Q")
+
+_PID = struct.Struct("<i")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_NATIVE_U64 = struct.Struct("=Q")  # a word of a metrics block
+_F64 = struct.Struct("<d")
+_OFF_STATE = 4
+_OFF_GENERATION = 8
+_OFF_REQUESTS = 24
+_OFF_SLOW = 32
+_OFF_BUSY = 40
+_OFF_LAST_ACTIVE = 48
+
+assert _HEADER.size <= _HEADER_SIZE and _SLOT.size <= _SLOT_SIZE and _CELL.size == _CELL_SIZE
+
+
+class WorkerState(enum.IntEnum):
+    """A worker's own account of itself (only the worker writes it)."""
+
+    FREE = 0  # no worker in this slot
+    BOOTING = 1  # forked, importing the app
+    READY = 2  # accepting connections
+    RETIRING = 3  # reached --max-requests: accepting until the master stops it
+    STOPPING = 4  # stopping: finishing in-flight requests, accepting nothing
+    FAILED = 5  # could not start (the app did not load, or no user switch): exiting
+
+
+@dataclass(frozen=True, slots=True)
+class RunningRequest:
+    cell: int
+    label: str
+    started: float  # time.monotonic() of the process that wrote it (one clock on Linux)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotView:
+    index: int
+    pid: int
+    state: WorkerState
+    generation: int
+    started: float
+    requests: int
+    slow: int
+    busy: int
+    last_active: float
+    running: tuple[RunningRequest, ...]
+    #: its metrics' counters (metrics.py)
+    counters: Counts = field(default_factory=Counts.zero)
+    #: its requests running and waiting, as last sampled (metrics.py)
+    sampled_running: int = 0
+    sampled_queued: int = 0
+    #: why it asked to be replaced ("max_requests", "app_exit"), or ""
+    retired_for: str = ""
+
+
+class Scoreboard:
+    """Shared memory for ``slots`` workers of ``threads`` threads each. Create before forking."""
+
+    def __init__(self, slots: int, threads: int) -> None:
+        self.slots = slots
+        self.threads = threads
+        self.lanes = lanes_for(threads)
+        self.cells = _SLOT_SIZE + self.lanes * BLOCK_SIZE  # where a slot's cells begin
+        self.slot_size = self.cells + threads * _CELL_SIZE
+        size = _SLOTS + slots * self.slot_size
+        self.mem = mmap.mmap(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        now_wall, now_mono = time.time(), time.monotonic()
+        _HEADER.pack_into(self.mem, 0, now_wall, now_mono, 0, 0, 0, 0, 0, threads, 0)
+
+    def close(self) -> None:
+        self.mem.close()
+
+    # --- the header (master) ---------------------------------------------------------------
+
+    def set_pool(self, *, dynamic: bool, target: int, maximum: int) -> None:
+        values = list(_HEADER.unpack_from(self.mem, 0))
+        values[4:7] = [int(dynamic), target, maximum]
+        _HEADER.pack_into(self.mem, 0, *values)
+
+    def release(self, index: int, restart_reason: str | None = None) -> None:
+        """A worker is gone: keep its counts in the pool's, count its restart (one of
+        RESTART_REASONS, or None when it is not replaced) and free its slot, all within one
+        odd sequence number (see the module docstring)."""
+        mem = self.mem
+        offset = self._offset(index)
+        view = self.read(index)
+        sequence = _U64.unpack_from(mem, _SEQUENCE)[0]
+        _U64.pack_into(mem, _SEQUENCE, sequence + 1)
+        values = list(_HEADER.unpack_from(mem, 0))
+        values[2] += view.requests
+        values[3] += view.slow
+        _HEADER.pack_into(mem, 0, *values)
+        dead = read_counters(mem, _DEAD_COUNTERS) + view.counters
+        write_counters(mem, _DEAD_COUNTERS, dead)
+        if restart_reason is not None:
+            word = _RESTARTS + 8 * RESTART_REASONS.index(restart_reason)
+            _U64.pack_into(mem, word, _U64.unpack_from(mem, word)[0] + 1)
+        mem[offset : offset + self.slot_size] = bytes(self.slot_size)
+        _U64.pack_into(mem, _SEQUENCE, sequence + 2)
+
+    def count_max_reached(self) -> None:
+        values = list(_HEADER.unpack_from(self.mem, 0))
+        values[8] += 1
+        _HEADER.pack_into(self.mem, 0, *values)
+
+    # --- slots -----------------------------------------------------------------------------
+
+    def _offset(self, index: int) -> int:
+        if not 0 <= index < self.slots:
+            raise IndexError(f"no slot {index}")
+        return _SLOTS + index * self.slot_size
+
+    def reset(self, index: int, generation: int) -> None:
+        """Master, before forking into the slot: everything zero, state BOOTING."""
+        offset = self._offset(index)
+        self.mem[offset : offset + self.slot_size] = bytes(self.slot_size)
+        now = time.monotonic()
+        _SLOT.pack_into(
+            self.mem, offset, 0, WorkerState.BOOTING, generation, 0, now, 0, 0, 0, 0, now
+        )
+
+    def slot(self, index: int) -> WorkerSlot:
+        return WorkerSlot(self, index)
+
+    def read(self, index: int) -> SlotView:
+        mem = self.mem
+        offset = self._offset(index)
+        pid, state, generation, _, started, requests, slow, busy, _, last = _SLOT.unpack_from(
+            mem, offset
+        )
+        cells = offset + self.cells
+        running = []
+        for cell in range(self.threads):
+            cell_offset = cells + cell * _CELL_SIZE
+            start = _F64.unpack_from(mem, cell_offset)[0]
+            if not start:
+                continue
+            _, length, raw = _CELL.unpack_from(mem, cell_offset)
+            if _F64.unpack_from(mem, cell_offset)[0] != start:
+                continue  # rewritten while we read it
+            label = raw[: min(length, _LABEL_SIZE)].decode("utf-8", "replace")
+            running.append(RunningRequest(cell, label, start))
+        sampled_running, sampled_queued, retired_for = read_gauges(mem, offset + _SLOT_SIZE)
+        return SlotView(
+            index,
+            pid,
+            WorkerState(state) if state in WorkerState._value2member_map_ else WorkerState.FREE,
+            generation,
+            started,
+            requests,
+            slow,
+            busy,
+            last,
+            tuple(running),
+            read_counters(mem, offset + _SLOT_SIZE, self.lanes),
+            sampled_running,
+            sampled_queued,
+            retired_for,
+        )
+
+    def snapshot(self) -> PoolView:
+        """The whole board, read again while the master was folding a dead worker in."""
+        for _ in range(1000):
+            sequence = _U64.unpack_from(self.mem, _SEQUENCE)[0]
+            if sequence % 2 == 0:
+                view = self._read_pool()
+                if _U64.unpack_from(self.mem, _SEQUENCE)[0] == sequence:
+                    return view
+            time.sleep(0)  # the master is in the middle of a fold: a few microseconds
+        return self._read_pool()  # the master died in a fold (SIGKILL): the best there is
+
+    def _read_pool(self) -> PoolView:
+        wall, mono, dead_accepted, dead_slow, dynamic, target, maximum, threads, reached = (
+            _HEADER.unpack_from(self.mem, 0)
+        )
+        views = [self.read(i) for i in range(self.slots)]
+        workers = tuple(v for v in views if v.state != WorkerState.FREE and v.pid)
+        counters = read_counters(self.mem, _DEAD_COUNTERS)
+        for worker in workers:
+            counters += worker.counters
+        restarts = _RESTART_COUNTS.unpack_from(self.mem, _RESTARTS)
+        return PoolView(
+            started_wall=wall,
+            started=mono,
+            accepted=dead_accepted + sum(w.requests for w in workers),
+            slow=dead_slow + sum(w.slow for w in workers),
+            dynamic=bool(dynamic),
+            target=target,
+            maximum=maximum,
+            threads=threads,
+            max_reached=reached,
+            workers=workers,
+            counters=counters,
+            restarts=dict(zip(RESTART_REASONS, restarts, strict=True)),
+        )
+
+
+class WorkerSlot:
+    """A worker's handle on its own slot. ``begin``/``end`` run on the worker's threads; the
+    caller serialises them with one lock per process."""
+
+    def __init__(self, board: Scoreboard, index: int) -> None:
+        self.board = board
+        self.index = index
+        self.offset = board._offset(index)
+
+    def set_pid(self, pid: int) -> None:
+        _PID.pack_into(self.board.mem, self.offset, pid)
+
+    def set_state(self, state: WorkerState) -> None:
+        _U32.pack_into(self.board.mem, self.offset + _OFF_STATE, state)
+
+    def state(self) -> WorkerState:
+        return WorkerState(_U32.unpack_from(self.board.mem, self.offset + _OFF_STATE)[0])
+
+    def begin(self, cell: int, label: str, requests: int, busy: int) -> None:
+        mem, offset = self.board.mem, self.offset
+        _U64.pack_into(mem, offset + _OFF_REQUESTS, requests)
+        _U32.pack_into(mem, offset + _OFF_BUSY, busy)
+        raw = label.encode("utf-8", "replace")[:_LABEL_SIZE]
+        cell_offset = offset + self.board.cells + cell * _CELL_SIZE
+        _CELL.pack_into(mem, cell_offset, 0.0, len(raw), raw)
+        _F64.pack_into(mem, cell_offset, time.monotonic())
+
+    def end(self, cell: int, busy: int) -> None:
+        mem, offset = self.board.mem, self.offset
+        _F64.pack_into(mem, offset + self.board.cells + cell * _CELL_SIZE, 0.0)
+        _U32.pack_into(mem, offset + _OFF_BUSY, busy)
+        _F64.pack_into(mem, offset + _OFF_LAST_ACTIVE, time.monotonic())
+
+    def set_slow(self, slow: int) -> None:
+        _U64.pack_into(self.board.mem, self.offset + _OFF_SLOW, slow)
+
+    def set_retired_for(self, reason: str) -> None:
+        """Why the worker asked to be replaced: one of metrics.RETIRE_REASONS."""
+        offset = self.offset + _SLOT_SIZE + RETIRED_FOR_OFFSET
+        _NATIVE_U64.pack_into(self.board.mem, offset, RETIRE_REASONS.index(reason))
+
+    def counters(self) -> ProcessCounters:
+        """The writer of this slot's metrics, for the process that owns it."""
+        start = self.offset + _SLOT_SIZE
+        area = memoryview(self.board.mem)[start : self.offset + self.board.cells]
+        try:
+            return ProcessCounters(area, self.board.lanes)
+        finally:
+            area.release()
+
+
+@dataclass(frozen=True, slots=True)
+class PoolView:
+    started_wall: float
+    started: float
+    accepted: int
+    slow: int
+    dynamic: bool
+    target: int
+    maximum: int
+    threads: int
+    max_reached: int
+    workers: tuple[SlotView, ...]
+    #: the metrics' counters of every worker, the dead ones' included
+    counters: Counts = field(default_factory=Counts.zero)
+    #: workers replaced, by reason (RESTART_REASONS)
+    restarts: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self, now: float | None = None, *, queries: bool = False) -> dict[str, Any]:
+        """The page's content; ``queries``: the requests' query strings too."""
+        now = time.monotonic() if now is None else now
+        live = [w for w in self.workers if w.state in (WorkerState.READY, WorkerState.RETIRING)]
+        busy = sum(1 for w in live if w.busy)
+        starting = sum(1 for w in self.workers if w.state == WorkerState.BOOTING)
+        return {
+            "pool_mode": "dynamic" if self.dynamic else "static",
+            "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started_wall)),
+            "uptime": round(now - self.started, 3),
+            "accepted_requests": self.accepted,
+            "slow_requests": self.slow,
+            "idle_workers": len(live) - busy,
+            "busy_workers": busy,
+            "starting_workers": starting,
+            "stopping_workers": len(self.workers) - len(live) - starting,
+            "total_workers": len(self.workers),
+            "target_workers": self.target,
+            "max_workers": self.maximum,
+            "threads_per_worker": self.threads,
+            "max_workers_reached": self.max_reached,
+            "workers": [
+                {
+                    "pid": w.pid,
+                    "state": state_name(w),
+                    "generation": w.generation,
+                    "requests": w.requests,
+                    "slow_requests": w.slow,
+                    "busy_threads": w.busy,
+                    "uptime": round(now - w.started, 3),
+                    "current_requests": [
+                        {
+                            "request": r.label if queries else r.label.partition("?")[0],
+                            "duration": round(now - r.started, 3),
+                        }
+                        for r in w.running
+                    ],
+                }
+                for w in sorted(self.workers, key=lambda w: w.pid)
+            ],
+        }
+
+    def single_process_dict(self, now: float | None = None) -> dict[str, Any]:
+        """The page of a single process (no ``--workers``): its own figures, no pool's."""
+        now = time.monotonic() if now is None else now
+        running = sum(w.sampled_running for w in self.workers)
+        finished = sum(count for _, count in self.counters.requests_by_class())
+        return {
+            "pool_mode": "single process",
+            "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started_wall)),
+            "uptime": round(now - self.started, 3),
+            "pid": self.workers[0].pid if self.workers else 0,
+            "threads": self.threads,
+            "accepted_requests": finished + running,
+            "requests_in_flight": running,
+            "queued_requests": sum(w.sampled_queued for w in self.workers),
+            "accepted_connections": self.counters.connections_accepted,
+        }
+
+
+def state_name(view: SlotView) -> str:
+    if view.state in (WorkerState.READY, WorkerState.RETIRING):
+        return "busy" if view.busy else "idle"
+    return view.state.name.lower()
