@@ -20,9 +20,8 @@ from fcgikit.check import add_check_parser, add_request_parser, run_check, run_r
 from fcgikit.errors import ConfigError
 from fcgikit.middleware import wrap
 from fcgikit.protocol import ACCELERATED
-from fcgikit.serve_command import Fixers, pool_settings, serve_one_process, serve_reloading
+from fcgikit.serve_command import Fixers, serve_one_process, serve_pool, serve_reloading
 from fcgikit.server.apploader import enter_app_directory
-from fcgikit.server.arbiter import Arbiter
 from fcgikit.server.listeners import exec_with_listeners
 from fcgikit.server.logs import configure_logging
 from fcgikit.server.server import Server
@@ -47,7 +46,8 @@ log = logging.getLogger("fcgikit.cli")
 #: what each signal does to ``fcgikit serve``, one process or a pool: the end of its --help,
 #: and word for word in the README and docs/operations.rst (tests/server/test_signals.py)
 SIGNALS_HELP = (
-    "Signals: SIGTERM stops gracefully (running requests finish, for up to "
+    "Signals: SIGTERM stops gracefully (after serving on for --shutdown-delay seconds, if "
+    "given, with --ping-path answering 503; running requests finish, for up to "
     "--graceful-timeout seconds); SIGINT and SIGQUIT stop at once (running requests are cut "
     "off); either way the unix socket fcgikit created is removed and the exit status is 0. "
     "SIGHUP reloads the app without failing a request: new workers replace the old ones "
@@ -136,6 +136,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="nginx and haproxy: one app server of several (repeat it; unix:PATH works too); "
         "the web server balances them and skips one it cannot reach",
     )
+    config.add_argument(
+        "--ping-path",
+        metavar="PATH",
+        help="nginx and haproxy: the app's fcgikit serve --ping-path; HAProxy health-checks "
+        "each server with it (a draining fcgikit goes out of rotation), nginx passes it to "
+        "fcgikit when it is outside --mount",
+    )
     return parser
 
 
@@ -192,8 +199,7 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.starts_pool():
         if command.http is not None:
             raise ConfigError("--http is a development front; use it without --workers")
-        server_settings, pool = pool_settings(command, settings)
-        return Arbiter(command.app, None, server_settings, pool, wrap_app=fixers).run()
+        return serve_pool(command, settings, fixers)
     restart = serve_one_process(command, settings.build(ServerSettings), fixers)
     if restart is not None:
         _reexecute(restart, start_directory)
@@ -256,6 +262,7 @@ def config_text(args: argparse.Namespace) -> str:
         spawn=args.spawn,
         keep_conn=args.keep_conn,
         upstreams=args.upstream,
+        ping_path=args.ping_path,
     )
 
 

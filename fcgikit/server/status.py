@@ -13,7 +13,8 @@ differ. Counters are single aligned 8-byte words, written under the worker's own
 
 Layout (little endian)::
 
-    header   64 bytes   pool-wide figures the master writes
+    header   64 bytes   pool-wide figures the master writes; its last 4 bytes say
+                        whether the pool drains (the workers' ping path answers 503)
     slot[i]  64 bytes   one worker: pid, state, counters
              + threads * 256 bytes   one cell per thread: start, label
 
@@ -78,7 +79,10 @@ _OFF_REQUESTS = 24
 _OFF_SLOW = 32
 _OFF_BUSY = 40
 _OFF_LAST_ACTIVE = 48
+#: in the header, apart from the figures: the pool drains (see Scoreboard.set_draining)
+_OFF_DRAINING = 60
 
+assert _HEADER.size <= _OFF_DRAINING and _OFF_DRAINING + _U32.size <= _HEADER_SIZE
 assert _HEADER.size <= _HEADER_SIZE and _SLOT.size <= _SLOT_SIZE and _CELL.size == _CELL_SIZE
 
 
@@ -142,6 +146,15 @@ class Scoreboard:
         values[2] += accepted
         values[3] += slow
         _HEADER.pack_into(self.mem, 0, *values)
+
+    def set_draining(self) -> None:
+        """The pool stops (SIGTERM): from now on every worker's ping path answers 503,
+        while the workers serve on (--shutdown-delay), then while they stop."""
+        _U32.pack_into(self.mem, _OFF_DRAINING, 1)
+
+    def draining(self) -> bool:
+        """Whether the pool drains; read by a worker's ping path, a word of shared memory."""
+        return bool(_U32.unpack_from(self.mem, _OFF_DRAINING)[0])
 
     def count_max_reached(self) -> None:
         values = list(_HEADER.unpack_from(self.mem, 0))

@@ -389,7 +389,10 @@ def run_worker(
     worker_settings = replace(
         settings, handle_signals=False, multiprocess=True, share_listeners=True, binds=()
     )
-    server = Server(tracker, worker_settings, listeners)
+    # The ping path answers 503 when the pool drains, which the master says in the board:
+    # not when this worker alone stops (replaced by a reload, --max-requests), since the
+    # pool goes on serving then.
+    server = Server(tracker, worker_settings, listeners, draining=slot.board.draining)
     server_box.append(server)
     if stop_requested:  # SIGTERM arrived while the app was loading
         return 0

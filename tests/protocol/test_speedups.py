@@ -218,6 +218,7 @@ def test_a_large_request_across_many_records_and_reads(lane: ModuleType) -> None
 
 # --- the end of a response -----------------------------------------------------------------
 
+
 @settings(max_examples=1000, deadline=None)
 @given(
     pieces=PIECES,

@@ -1,0 +1,133 @@
+"""--shutdown-delay and --ping-path on a real ``fcgikit serve``, one process and a pool: after
+SIGTERM it serves on while the ping answers 503, then stops gracefully."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fcgikit.client import FastCGIClient, FastCGIResponse
+from tests.processes import Backend, fcgikit_command
+
+APP = """\
+import sys, time
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path.startswith("/slow/"):
+        print(f"app: started {path}", file=sys.stderr, flush=True)
+        time.sleep(float(path.rsplit("/", 1)[1]))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"done {path}".encode()]
+"""
+
+MODES = [pytest.param([], id="single-process"), pytest.param(["--workers", "2"], id="pool")]
+#: the line each says when SIGTERM starts a drain
+DRAINING = r"serving on for|SIGTERM: draining"
+
+
+class Draining:
+    """``fcgikit serve app:app --ping-path /ping --shutdown-delay ...`` on a unix socket."""
+
+    def __init__(self, tmp_path: Path, mode: list[str], delay: float) -> None:
+        (tmp_path / "app.py").write_text(APP)
+        self.path = str(tmp_path / "app.sock")
+        self.pool = bool(mode)
+        argv = fcgikit_command("serve", "app:app", "--bind", f"unix:{self.path}", *mode)
+        options = ["--ping-path", "/ping", "--shutdown-delay", str(delay)]
+        self.backend = Backend([*argv, *options, "--chdir", str(tmp_path)])
+        if self.pool:
+            self.backend.wait_for(r"worker \d+ ready", count=2)
+        else:
+            self.backend.wait_for("listening on")
+
+    def get(self, path: str) -> FastCGIResponse:
+        return FastCGIClient(f"unix:{self.path}", timeout=30).request("GET", path)
+
+    def slow_request(self, seconds: float) -> tuple[threading.Thread, list[object]]:
+        """A request that runs ``seconds`` in the app, started and seen running."""
+        outcome: list[object] = []
+
+        def run() -> None:
+            try:
+                outcome.append(self.get(f"/slow/{seconds}"))
+            except Exception as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.backend.wait_for(f"app: started /slow/{seconds}")
+        return thread, outcome
+
+
+@pytest.fixture
+def serving(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Draining]:
+    mode, delay = request.param
+    running = Draining(tmp_path, mode, delay)
+    try:
+        yield running
+    finally:
+        running.backend.kill()
+
+
+def _with_delay(delay: float) -> list[object]:
+    return [pytest.param((mode.values[0], delay), id=mode.id) for mode in MODES]
+
+
+@pytest.mark.parametrize("serving", _with_delay(600), indirect=True)
+def test_sigterm_drains_the_ping_says_503_and_requests_are_still_served(
+    serving: Draining,
+) -> None:
+    assert serving.get("/ping").body == b"pong"
+    thread, outcome = serving.slow_request(0.5)
+    serving.backend.proc.send_signal(signal.SIGTERM)
+    serving.backend.wait_for(DRAINING)
+    # a pool's workers all read the master's word: each ping, wherever it lands, is 503
+    pings = [serving.get("/ping") for _ in range(8)]
+    assert [(p.status, p.body) for p in pings] == [(503, b"draining\n")] * 8
+    # still accepting, still serving
+    assert serving.get("/during-the-drain").body == b"done /during-the-drain"
+    assert serving.backend.proc.poll() is None
+    # a second SIGTERM ends the wait (600 s here): the running request still finishes
+    assert serving.backend.stop(signal.SIGTERM) == 0
+    thread.join(30)
+    response = outcome[0]
+    assert isinstance(response, FastCGIResponse), outcome
+    assert response.body == b"done /slow/0.5"
+
+
+@pytest.mark.parametrize("serving", _with_delay(0.5), indirect=True)
+def test_after_the_delay_it_stops_gracefully_by_itself(serving: Draining) -> None:
+    thread, outcome = serving.slow_request(1.5)
+    serving.backend.proc.send_signal(signal.SIGTERM)
+    serving.backend.wait_for(DRAINING)
+    assert serving.backend.proc.wait(30) == 0
+    thread.join(30)
+    response = outcome[0]
+    assert isinstance(response, FastCGIResponse), outcome
+    assert response.body == b"done /slow/1.5"
+    stderr = serving.backend.stderr
+    if serving.pool:
+        assert "drained; stopping gracefully" in stderr
+    else:
+        assert "received SIGTERM; finishing running requests" in stderr
+
+
+POOL_WITHOUT_DELAY = [pytest.param((["--workers", "2"], 0), id="pool")]
+
+
+@pytest.mark.parametrize("serving", POOL_WITHOUT_DELAY, indirect=True)
+def test_a_reload_never_fails_the_ping(serving: Draining) -> None:
+    """The old workers a reload replaces stop on their own, not as a drain: the pool serves
+    on, so a health check must not take it out of rotation."""
+    serving.backend.proc.send_signal(signal.SIGHUP)
+    statuses = []
+    while not serving.backend.count("reload complete") and len(statuses) < 10_000:
+        statuses.append(serving.get("/ping").status)
+    serving.backend.wait_for("reload complete")
+    statuses.append(serving.get("/ping").status)
+    assert set(statuses) == {200}
