@@ -636,7 +636,10 @@ class Arbiter:
         """The pool in a few words (systemd's STATUS=)."""
         assert self.board is not None
         view = self.board.snapshot().as_dict()
-        state = "draining, " if self.drain_until is not None and self.exit_code is None else ""
+        if self.exit_code is not None:
+            state = "stopping, "
+        else:
+            state = "draining, " if self.drain_until is not None else ""
         if self.reloading:
             state += f"reloading to generation {self.generation}, "
         return (

@@ -33,6 +33,10 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fcgikit.server.server import Server
 
 log = logging.getLogger("fcgikit.server")
 
@@ -120,6 +124,19 @@ class SystemdNotifier:
         self._socket.close()
 
 
+def server_status(server: Server) -> str:
+    """How busy one process is, in a few words (its STATUS=), and whether it stops."""
+    pool = server.pool
+    running = pool.running
+    stopping = server.stopping
+    state = "stopping, " if stopping.reason is not None and not stopping.reload else ""
+    return (
+        f"{state}{running} of {server.settings.threads} threads busy, "
+        f"{pool.in_flight - running} requests waiting, "
+        f"{server.connection_count()} connections"
+    )
+
+
 def _watchdog_every(environ: Mapping[str, str]) -> float | None:
     """Half of ``WATCHDOG_USEC``, if it is meant for this process (``WATCHDOG_PID``)."""
     usec = environ.get(WATCHDOG_USEC, "")
@@ -131,4 +148,4 @@ def _watchdog_every(environ: Mapping[str, str]) -> float | None:
     return int(usec) / 2 / 1_000_000
 
 
-__all__ = ["NOTIFY_SOCKET", "SystemdNotifier", "socket_address"]
+__all__ = ["NOTIFY_SOCKET", "SystemdNotifier", "server_status", "socket_address"]

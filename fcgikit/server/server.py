@@ -34,7 +34,7 @@ from fcgikit.server.health import Health
 from fcgikit.server.listeners import open_bound_listeners
 from fcgikit.server.logs import configure_access_log
 from fcgikit.server.memory import tune_malloc
-from fcgikit.server.notify import SystemdNotifier
+from fcgikit.server.notify import SystemdNotifier, server_status
 from fcgikit.server.poller import READABLE, WRITABLE, Poller
 from fcgikit.server.pool import Refusal, WorkerPool
 from fcgikit.server.settings import ServerSettings
@@ -270,7 +270,7 @@ class Server:
                 tune_malloc()
             self.ready.set()
             if self.notifier is not None:
-                self.notifier.ready(self.status_line())
+                self.notifier.ready(server_status(self))
             # The loop runs on the pool's threads (see fcgikit.server.pool); this thread
             # watches it, and runs the signal handlers, as the main thread must.
             self._loop_started = True
@@ -378,17 +378,7 @@ class Server:
         self.acceptor.sweep(now, stopping=self.stopping.begun)
         if self.notifier is not None:
             # here, on the loop's thread: the watchdog hears from the loop itself
-            self.notifier.tick(now, self.status_line)
-
-    def status_line(self) -> str:
-        """How busy the server is, in a few words (systemd's STATUS=)."""
-        pool = self.pool
-        running = pool.running
-        return (
-            f"{running} of {self.settings.threads} threads busy, "
-            f"{pool.in_flight - running} requests waiting, "
-            f"{self.connection_count()} connections"
-        )
+            self.notifier.tick(now, lambda: server_status(self))
 
     def sweep_no_later_than(self, when: float) -> None:
         """Have the loop's next sweep come by ``when`` (time.monotonic) at the latest."""

@@ -146,6 +146,32 @@ def test_watchdog_and_status(tmp_path: Path, mode: list[str]) -> None:
         systemd.close()
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_the_status_says_it_stops_while_it_drains(tmp_path: Path, mode: list[str]) -> None:
+    """During --shutdown-delay the server still serves and its STATUS= lines follow what it
+    does; they keep saying that it stops (systemctl status)."""
+    systemd = Systemd(str(tmp_path / "notify.sock"))
+    drain = ["--ping-path", "/ping", "--shutdown-delay", "600", *mode]
+    backend, path = start(tmp_path, drain, {"NOTIFY_SOCKET": systemd.address})
+    try:
+        systemd.wait_for("READY")
+        backend.proc.send_signal(signal.SIGTERM)
+        assert "SIGTERM" in systemd.wait_for("STOPPING")["STATUS"]
+        if mode:
+            # a pool: the figures change as requests are served
+            for _ in range(3):
+                assert FastCGIClient(f"unix:{path}").request("GET", "/").body == b"hello"
+            systemd.status_seen("draining, 2 workers (0 busy, 0 starting), 3 requests served")
+        else:
+            # one process: a connection that stays open changes them
+            with socket.socket(socket.AF_UNIX) as idle:
+                idle.connect(path)
+                systemd.status_seen("stopping, 0 of 16 threads busy, 0 requests waiting, 1 conn")
+    finally:
+        backend.stop()
+        systemd.close()
+
+
 def test_a_watchdog_meant_for_another_process_is_not_kept() -> None:
     environ = {"NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "10000000"}
     own = SystemdNotifier.from_environ({**environ, "WATCHDOG_PID": str(os.getpid())})
