@@ -54,13 +54,17 @@ def backend(site: Site, name: str = "backend") -> Process:
 
 
 def begin_drain(app_server: Process) -> None:
-    """SIGTERM, and wait until it drains: the next SIGTERM (the site's stop) ends the wait."""
+    """SIGTERM, and wait until it drains: the next SIGTERM (the site's stop) ends the wait.
+    (One process and a pool's master both name the delay when they begin.)"""
     app_server.popen.send_signal(signal.SIGTERM)
-    app_server.wait_for_output("serving on for 600s (--shutdown-delay)")
+    app_server.wait_for_output("for 600s (--shutdown-delay)")
 
 
+@pytest.mark.parametrize(
+    "mode", [pytest.param((), id="single-process"), pytest.param(("--workers", "2"), id="pool")]
+)
 def test_nginx_passes_the_ping_beside_a_mounted_app(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, mode: tuple[str, ...]
 ) -> None:
     scenario = Scenario(
         "nginx-ping",
@@ -68,7 +72,7 @@ def test_nginx_passes_the_ping_beside_a_mounted_app(
         MOUNT,
         "fcgikit config nginx --mount /yourapplication --ping-path /ping",
         fixer=_fixer("nginx"),
-        serve_args=DRAIN,
+        serve_args=(*DRAIN, *mode),
     )
     with running_site(
         scenario, tmp_path_factory.mktemp("nginx-ping"), launch_nginx_with_ping
@@ -81,8 +85,10 @@ def test_nginx_passes_the_ping_beside_a_mounted_app(
         assert site.get(f"{MOUNT}/ping").status == 404
 
         begin_drain(backend(site))
-        draining = site.get("/ping")
-        assert (draining.status, draining.body) == (503, b"draining\n")
+        # every ping is 503, from whichever worker of a pool takes it
+        for _ in range(6):
+            draining = site.get("/ping")
+            assert (draining.status, draining.body) == (503, b"draining\n")
         assert site.get(f"{MOUNT}/env/during").status == 200  # it serves on meanwhile
 
 
