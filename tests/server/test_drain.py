@@ -3,6 +3,7 @@ SIGTERM it serves on while the ping answers 503, then stops gracefully."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fcgikit.client import FastCGIClient, FastCGIResponse
+from fcgikit.server.status import DIRECT_CLIENT_PARAM
 from tests.processes import Backend, fcgikit_command
 
 APP = """\
@@ -131,3 +133,27 @@ def test_a_reload_never_fails_the_ping(serving: Draining) -> None:
     serving.backend.wait_for("reload complete")
     statuses.append(serving.get("/ping").status)
     assert set(statuses) == {200}
+
+
+def test_a_pools_pings_are_not_the_apps_requests(tmp_path: Path) -> None:
+    """A worker answers pings beside the app: they do not show on the status page, and do
+    not count towards --max-requests (the worker's count of the app's requests)."""
+    (tmp_path / "app.py").write_text(APP)
+    path = str(tmp_path / "app.sock")
+    argv = fcgikit_command("serve", "app:app", "--bind", f"unix:{path}", "--workers", "1")
+    options = ["--max-requests", "3", "--ping-path", "/ping", "--status-path", "/status"]
+    backend = Backend([*argv, *options, "--chdir", str(tmp_path)])
+    try:
+        backend.wait_for(r"worker \d+ ready")
+        client = FastCGIClient(f"unix:{path}", timeout=30)
+        for _ in range(10):
+            assert client.request("GET", "/ping").body == b"pong"
+        assert client.request("GET", "/app").body == b"done /app"
+        direct = {DIRECT_CLIENT_PARAM: "fcgikit status"}
+        reply = client.request("GET", "/status", query="json", params=direct)
+        status = json.loads(reply.body)
+        assert status["accepted_requests"] == 1
+        assert [worker["requests"] for worker in status["workers"]] == [1]
+        assert backend.count("--max-requests") == 0
+    finally:
+        assert backend.stop() == 0
