@@ -314,7 +314,10 @@ class Arbiter:
                     )
                     for worker in self.workers.values():
                         self._kill(worker, "stop deadline")
-                self._wait(0.1 if self.killed_all else self.stop_deadline - time.monotonic())
+                wait = 0.1 if self.killed_all else self.stop_deadline - time.monotonic()
+                if self.notifier is not None and self.notifier.watchdog_every is not None:
+                    wait = min(wait, self.notifier.watchdog_every)  # it hears from us meanwhile
+                self._wait(wait)
                 continue
             self._manage()
             self._wait(self._tick())

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -85,8 +86,10 @@ def systemd(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Systemd]
         manager.close()
 
 
-def start(tmp_path: Path, mode: list[str], env: dict[str, str]) -> tuple[Backend, str]:
-    (tmp_path / "app.py").write_text(APP)
+def start(
+    tmp_path: Path, mode: list[str], env: dict[str, str], app: str = APP
+) -> tuple[Backend, str]:
+    (tmp_path / "app.py").write_text(app)
     path = str(tmp_path / "app.sock")
     argv = fcgikit_command("serve", "app:app", "--bind", f"unix:{path}", *mode)
     return Backend([*argv, "--chdir", str(tmp_path)], env=env), path
@@ -169,6 +172,56 @@ def test_the_status_says_it_stops_while_it_drains(tmp_path: Path, mode: list[str
                 systemd.status_seen("stopping, 0 of 16 threads busy, 0 requests waiting, 1 conn")
     finally:
         backend.stop()
+        systemd.close()
+
+
+HOLDING_APP = """\
+import os, sys, time
+
+def app(environ, start_response):
+    print("app: holding", file=sys.stderr, flush=True)
+    while os.path.exists("hold"):  # the test removes it to let the request end
+        time.sleep(0.01)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"released"]
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_watchdog_goes_on_while_a_stop_waits_for_requests(
+    tmp_path: Path, mode: list[str]
+) -> None:
+    """A graceful stop may wait --graceful-timeout for a request; systemd must not take the
+    quiet for a hang (WatchdogSec=) meanwhile."""
+    systemd = Systemd(str(tmp_path / "notify.sock"))
+    env = {"NOTIFY_SOCKET": systemd.address, "WATCHDOG_USEC": "200000"}
+    backend, path = start(tmp_path, mode, env, HOLDING_APP)
+    hold = tmp_path / "hold"
+    hold.touch()
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(FastCGIClient(f"unix:{path}", timeout=60).request("GET", "/").body)
+        except Exception as exc:  # reported by the assertion below
+            outcome.append(exc)
+
+    request = threading.Thread(target=run, daemon=True)
+    try:
+        systemd.wait_for("READY")
+        request.start()
+        backend.wait_for("app: holding")
+        backend.proc.send_signal(signal.SIGTERM)
+        systemd.wait_for("STOPPING")
+        for _ in range(3):
+            systemd.wait_for("WATCHDOG", timeout=10)
+        hold.unlink()
+        request.join(30)
+        assert outcome == [b"released"]
+        assert backend.proc.wait(30) == 0
+    finally:
+        hold.unlink(missing_ok=True)
+        backend.kill()
         systemd.close()
 
 
