@@ -93,14 +93,19 @@ def test_nginx_passes_the_ping_beside_a_mounted_app(
 
 
 class Client(threading.Thread):
-    """Requests one after another, GETs and POSTs, until told to stop (or a bound)."""
+    """Requests one after another, GETs and POSTs, until told to stop (or a bound). Each
+    answer is kept with the :attr:`phase` the test was in when its request was sent."""
 
     def __init__(self, site: Site, limit: int = 20_000) -> None:
         super().__init__(daemon=True)
         self.site = site
         self.limit = limit
         self.done = threading.Event()
-        self.results: list[tuple[int, int | None] | BaseException] = []
+        #: set by the test: requests sent from then on belong to that phase
+        self.phase = 0
+        #: (phase, status or the exception of a failed request, the pid that answered)
+        self.results: list[tuple[int, int | BaseException, int | None]] = []
+        self._answered = threading.Condition()
 
     def run(self) -> None:
         send: list[Callable[[int], Response]] = [
@@ -110,18 +115,33 @@ class Client(threading.Thread):
         for i in range(self.limit):
             if self.done.is_set():
                 return
+            phase = self.phase
+            result: tuple[int, int | BaseException, int | None]
             try:
                 response = send[i % 2](i)
                 pid = response.json().get("pid") if response.status == 200 else None
-                self.results.append((response.status, pid))
+                result = (phase, response.status, pid)
             except BaseException as exc:  # a failed request is what the test looks for
-                self.results.append(exc)
+                result = (phase, exc, None)
+            with self._answered:
+                self.results.append(result)
+                self._answered.notify_all()
 
-    def served_by(self) -> set[int | None]:
-        return {r[1] for r in self.results if isinstance(r, tuple)}
+    def answered_in(self, phase: int) -> list[tuple[int, int | BaseException, int | None]]:
+        with self._answered:
+            return [result for result in self.results if result[0] == phase]
+
+    def wait_for_answers(self, phase: int, count: int) -> None:
+        """Until ``count`` requests sent in ``phase`` are answered (or failed)."""
+        with self._answered:
+            enough = self._answered.wait_for(
+                lambda: sum(result[0] == phase for result in self.results) >= count,
+                REQUEST_TIMEOUT,
+            )
+        assert enough, f"the client got {len(self.answered_in(phase))} answers in {phase}"
 
     def failures(self) -> list[object]:
-        return [r for r in self.results if not isinstance(r, tuple) or r[0] != 200]
+        return [result for result in self.results if result[1] != 200]
 
     def finish(self) -> None:
         self.done.set()
@@ -149,29 +169,30 @@ def test_haproxy_takes_a_draining_fcgikit_out_before_it_stops(
         # HAProxy's checks are FastCGI requests for the ping path, which both answer 200
         for name in ("backend", "backend2"):
             backend(site, name).wait_for_output('"GET /ping" 200')
+        draining = backend(site)  # app1
+        # round robin, one request at a time: both serve
+        pids = {site.get(f"{MOUNT}/env/pid{i}").json()["pid"] for i in range(4)}
+        assert draining.pid in pids and len(pids) == 2
         client = Client(site)
         client.start()
         try:
-            draining = backend(site)  # app1
-            pids = {site.get(f"{MOUNT}/env/pid{i}").json()["pid"] for i in range(6)}
-            assert draining.pid in pids and len(pids) == 2
             begin_drain(draining)
             # two failed checks (the pings' 503) take it out, while it still serves
             haproxy.wait_for_output("/app1 is DOWN")
             assert draining.popen.poll() is None
-            served_before = len(client.results)
+            client.wait_for_answers(0, 1)
             # a second SIGTERM ends the drain: it stops, and nothing reaches it any more
             draining.popen.send_signal(signal.SIGTERM)
             assert draining.popen.wait(REQUEST_TIMEOUT) == 0
-            after_stop = len(client.results)
+            client.phase = 1
             for i in range(10):
                 assert site.get(f"{MOUNT}/env/after{i}").status == 200
+            client.wait_for_answers(1, 10)
         finally:
             client.finish()
             begin_drain(backend(site, "backend2"))  # for the site's stop to end at once
         assert client.failures() == []
-        assert len(client.results) > after_stop >= served_before > 0
-        survivor = {pid for pid in pids if pid != draining.pid}
+        survivor = pids - {draining.pid}
         # (a POST's answer names no process)
-        served_after = {r[1] for r in client.results[after_stop:] if isinstance(r, tuple)}
+        served_after = {pid for _, _, pid in client.answered_in(1)}
         assert served_after - {None} == survivor
