@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,12 @@ class Draining:
     def get(self, path: str) -> FastCGIResponse:
         return FastCGIClient(f"unix:{self.path}", timeout=30).request("GET", path)
 
+    def probe(self) -> tuple[int, str]:
+        """``fcgikit request --fail`` for the ping: its exit status and what it printed."""
+        command = fcgikit_command("request", "--fail", f"unix:{self.path}", "/ping")
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        return done.returncode, done.stdout.strip()
+
     def slow_request(self, seconds: float) -> tuple[threading.Thread, list[object]]:
         """A request that runs ``seconds`` in the app, started and seen running."""
         outcome: list[object] = []
@@ -85,12 +92,15 @@ def test_sigterm_drains_the_ping_says_503_and_requests_are_still_served(
     serving: Draining,
 ) -> None:
     assert serving.get("/ping").body == b"pong"
+    assert serving.probe() == (0, "pong")
     thread, outcome = serving.slow_request(0.5)
     serving.backend.proc.send_signal(signal.SIGTERM)
     serving.backend.wait_for(DRAINING)
     # a pool's workers all read the master's word: each ping, wherever it lands, is 503
     pings = [serving.get("/ping") for _ in range(8)]
     assert [(p.status, p.body) for p in pings] == [(503, b"draining\n")] * 8
+    # what a Kubernetes readiness probe runs (docs/deploy/k8s): not ready any more
+    assert serving.probe() == (22, "draining")
     # still accepting, still serving
     assert serving.get("/during-the-drain").body == b"done /during-the-drain"
     assert serving.backend.proc.poll() is None
