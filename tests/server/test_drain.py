@@ -167,3 +167,18 @@ def test_a_pools_pings_are_not_the_apps_requests(tmp_path: Path) -> None:
         assert backend.count("--max-requests") == 0
     finally:
         assert backend.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "serving", [pytest.param((["--workers", "2"], 600), id="pool")], indirect=True
+)
+def test_a_reload_asked_while_the_pool_drains_is_ignored(serving: Draining) -> None:
+    """SIGHUP during the drain would start workers that answer their pings 200 again."""
+    serving.backend.proc.send_signal(signal.SIGTERM)
+    serving.backend.wait_for(DRAINING)
+    serving.backend.proc.send_signal(signal.SIGHUP)
+    serving.backend.wait_for("SIGHUP ignored: the pool is draining")
+    assert serving.get("/ping").status == 503
+    assert serving.get("/still").body == b"done /still"
+    assert serving.backend.stop(signal.SIGTERM) == 0
+    assert serving.backend.count(r"worker \d+ ready") == 2  # no new generation
