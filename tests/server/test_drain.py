@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,62 +14,26 @@ import pytest
 from fcgikit.client import FastCGIClient, FastCGIResponse
 from fcgikit.server.status import DIRECT_CLIENT_PARAM
 from tests.processes import Backend, fcgikit_command
-
-APP = """\
-import sys, time
-
-def app(environ, start_response):
-    path = environ["PATH_INFO"]
-    if path.startswith("/slow/"):
-        print(f"app: started {path}", file=sys.stderr, flush=True)
-        time.sleep(float(path.rsplit("/", 1)[1]))
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [f"done {path}".encode()]
-"""
+from tests.server.test_signals import APP, Serving
 
 MODES = [pytest.param([], id="single-process"), pytest.param(["--workers", "2"], id="pool")]
 #: the line each says when SIGTERM starts a drain
 DRAINING = r"serving on for|SIGTERM: draining"
 
 
-class Draining:
+class Draining(Serving):
     """``fcgikit serve app:app --ping-path /ping --shutdown-delay ...`` on a unix socket."""
 
     def __init__(self, tmp_path: Path, mode: list[str], delay: float) -> None:
-        (tmp_path / "app.py").write_text(APP)
-        self.path = str(tmp_path / "app.sock")
-        self.pool = bool(mode)
-        argv = fcgikit_command("serve", "app:app", "--bind", f"unix:{self.path}", *mode)
-        options = ["--ping-path", "/ping", "--shutdown-delay", str(delay)]
-        self.backend = Backend([*argv, *options, "--chdir", str(tmp_path)])
+        super().__init__(tmp_path, mode, ["--ping-path", "/ping", "--shutdown-delay", str(delay)])
         if self.pool:
-            self.backend.wait_for(r"worker \d+ ready", count=2)
-        else:
-            self.backend.wait_for("listening on")
-
-    def get(self, path: str) -> FastCGIResponse:
-        return FastCGIClient(f"unix:{self.path}", timeout=30).request("GET", path)
+            self.wait_ready(count=2)
 
     def probe(self) -> tuple[int, str]:
         """``fcgikit request --fail`` for the ping: its exit status and what it printed."""
         command = fcgikit_command("request", "--fail", f"unix:{self.path}", "/ping")
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
         return done.returncode, done.stdout.strip()
-
-    def slow_request(self, seconds: float) -> tuple[threading.Thread, list[object]]:
-        """A request that runs ``seconds`` in the app, started and seen running."""
-        outcome: list[object] = []
-
-        def run() -> None:
-            try:
-                outcome.append(self.get(f"/slow/{seconds}"))
-            except Exception as exc:
-                outcome.append(exc)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        self.backend.wait_for(f"app: started /slow/{seconds}")
-        return thread, outcome
 
 
 @pytest.fixture
