@@ -55,6 +55,14 @@ SIGNALS_HELP = (
     "SIGUSR1 reopens the log files; SIGTTIN and SIGTTOU add or remove a worker (--workers)."
 )
 
+#: what ``fcgikit serve`` tells systemd: the end of its --help (fcgikit/server/notify.py)
+NOTIFY_HELP = (
+    "Under systemd (Type=notify, NOTIFY_SOCKET set; fcgikit config systemd writes such a "
+    "unit) it says READY=1 once it serves, RELOADING=1 then READY=1 around a reload, "
+    "STOPPING=1 when it stops, a STATUS= line of how busy it is, and WATCHDOG=1 when the "
+    "unit sets WatchdogSec=."
+)
+
 #: how --help heads the options of each settings class
 SERVE_GROUPS: dict[type, str] = {
     CommandSettings: "the app, and how it is run",
@@ -73,7 +81,7 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "Each option can also be set in the environment, as FCGIKIT_THREADS=8, "
         "or in the [serve] table of a TOML file read with --config, as threads = 8; "
         "the command line wins over the environment, and the environment over the file.",
-        epilog=SIGNALS_HELP,
+        epilog=f"{SIGNALS_HELP} {NOTIFY_HELP}",
     )
     for cls in SERVE_SETTINGS:
         add_options(serve.add_argument_group(SERVE_GROUPS[cls]), cls)

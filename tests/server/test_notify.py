@@ -225,6 +225,16 @@ def test_the_watchdog_goes_on_while_a_stop_waits_for_requests(
         systemd.close()
 
 
+def test_serve_help_says_what_systemd_hears() -> None:
+    help_text = subprocess.run(
+        fcgikit_command("serve", "--help"), capture_output=True, text=True, check=True
+    ).stdout
+    said = " ".join(help_text.split())
+    for message in ("READY=1", "RELOADING=1", "STOPPING=1", "STATUS=", "WATCHDOG=1"):
+        assert message in said
+    assert "fcgikit config systemd" in said
+
+
 def test_a_watchdog_meant_for_another_process_is_not_kept() -> None:
     environ = {"NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "10000000"}
     own = SystemdNotifier.from_environ({**environ, "WATCHDOG_PID": str(os.getpid())})
