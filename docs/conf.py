@@ -48,6 +48,7 @@ nitpick_ignore_regex = [
     (r"py:(class|obj|data)", r"(collections\.abc|socket|typing|types|io|os)\..*"),
     (r"py:(class|obj)", r"(WSGIApplication|WSGIEnvironment|StartResponse|Address|EncodedSlash)"),
     (r"py:(class|obj)", r"Network"),
+    (r"py:class", r"SystemdNotifier"),
     (r"py:class", r"'?(tuple|Mapping|dict|list)\[.*"),
     (r"py:class", r"fcgikit\.(addresses|protocol\.constants)\..*"),
     (

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 
-
 def _load_compiled_library() -> None:
     """Load the library of the compiled modules (setup.py), if there is one, and point its
     ``__file__`` one directory up.

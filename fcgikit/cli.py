@@ -20,9 +20,8 @@ from fcgikit.check import add_check_parser, add_request_parser, run_check, run_r
 from fcgikit.errors import ConfigError
 from fcgikit.middleware import wrap
 from fcgikit.protocol import ACCELERATED
-from fcgikit.serve_command import Fixers, pool_settings, serve_one_process, serve_reloading
+from fcgikit.serve_command import Fixers, serve_one_process, serve_pool, serve_reloading
 from fcgikit.server.apploader import enter_app_directory
-from fcgikit.server.arbiter import Arbiter
 from fcgikit.server.listeners import exec_with_listeners
 from fcgikit.server.logs import apply_log_config, configure_logging, fcgikit_log
 from fcgikit.server.server import Server
@@ -47,12 +46,21 @@ log = logging.getLogger("fcgikit.cli")
 #: what each signal does to ``fcgikit serve``, one process or a pool: the end of its --help,
 #: and word for word in the README and docs/operations.rst (tests/server/test_signals.py)
 SIGNALS_HELP = (
-    "Signals: SIGTERM stops gracefully (running requests finish, for up to "
+    "Signals: SIGTERM stops gracefully (after serving on for --shutdown-delay seconds, if "
+    "given, with --ping-path answering 503; running requests finish, for up to "
     "--graceful-timeout seconds); SIGINT and SIGQUIT stop at once (running requests are cut "
     "off); either way the unix socket fcgikit created is removed and the exit status is 0. "
     "SIGHUP reloads the app without failing a request: new workers replace the old ones "
     "with --workers, otherwise the process re-executes itself on the same listening socket. "
     "SIGUSR1 reopens the log files; SIGTTIN and SIGTTOU add or remove a worker (--workers)."
+)
+
+#: what ``fcgikit serve`` tells systemd: the end of its --help (fcgikit/server/notify.py)
+NOTIFY_HELP = (
+    "Under systemd (Type=notify, NOTIFY_SOCKET set; fcgikit config systemd writes such a "
+    "unit) it says READY=1 once it serves, RELOADING=1 then READY=1 around a reload, "
+    "STOPPING=1 when it stops, a STATUS= line of how busy it is, and WATCHDOG=1 when the "
+    "unit sets WatchdogSec=."
 )
 
 #: how --help heads the options of each settings class
@@ -73,7 +81,7 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "Each option can also be set in the environment, as FCGIKIT_THREADS=8, "
         "or in the [serve] table of a TOML file read with --config, as threads = 8; "
         "the command line wins over the environment, and the environment over the file.",
-        epilog=SIGNALS_HELP,
+        epilog=f"{SIGNALS_HELP} {NOTIFY_HELP}",
     )
     for cls in SERVE_SETTINGS:
         add_options(serve.add_argument_group(SERVE_GROUPS[cls]), cls)
@@ -141,6 +149,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="nginx and haproxy: one app server of several (repeat it; unix:PATH works too); "
         "the web server balances them and skips one it cannot reach",
     )
+    config.add_argument(
+        "--ping-path",
+        metavar="PATH",
+        help="nginx and haproxy: the app's fcgikit serve --ping-path; HAProxy health-checks "
+        "each server with it (a draining fcgikit goes out of rotation), nginx passes it to "
+        "fcgikit when it is outside --mount",
+    )
     return parser
 
 
@@ -198,8 +213,7 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.starts_pool():
         if command.http is not None:
             raise ConfigError("--http is a development front; use it without --workers")
-        server_settings, pool = pool_settings(command, settings, server)
-        return Arbiter(command.app, None, server_settings, pool, wrap_app=fixers).run()
+        return serve_pool(command, settings, server, fixers)
     restart = serve_one_process(command, server, fixers)
     if restart is not None:
         _reexecute(restart, start_directory)
@@ -285,6 +299,7 @@ def config_text(args: argparse.Namespace) -> str:
         spawn=args.spawn,
         keep_conn=args.keep_conn,
         upstreams=args.upstream,
+        ping_path=args.ping_path,
     )
 
 

@@ -5,7 +5,9 @@ SIGHUP'd fcgikit passed on when it re-executed itself); ``--workers`` makes a po
 :class:`~fcgikit.server.arbiter.Arbiter`; ``--reload`` runs that pool under the reloader. Each
 can put werkzeug's development server in front (``--http``), forwarding to the FastCGI socket
 through :class:`~fcgikit.client.FastCGIGateway`. fcgikit/cli.py decides which, and re-executes
-the process when a lone server is asked to reload.
+the process when a lone server is asked to reload. Under systemd (``NOTIFY_SOCKET``), the one
+process or the pool's master tells it how it is (:mod:`fcgikit.server.notify`); the reloader
+of ``--reload``, for development, does not.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from fcgikit.server.apploader import load_app
 from fcgikit.server.arbiter import Arbiter
 from fcgikit.server.autoreload import Reloader
 from fcgikit.server.listeners import describe, inherited_listener, passed_listeners
+from fcgikit.server.notify import SystemdNotifier
 from fcgikit.server.server import Server
 from fcgikit.server.settings import CommandSettings, PoolSettings, ServerSettings
 from fcgikit.server.sources import make_watcher, watched_directories
@@ -52,6 +55,20 @@ def pool_settings(
     minimum, maximum = command.workers or (1, 1)
     pool = settings.build(PoolSettings, workers_min=minimum, workers_max=maximum)
     return replace(server, multiprocess=True), pool
+
+
+def serve_pool(
+    command: CommandSettings,
+    settings: ResolvedSettings,
+    server: ServerSettings,
+    fixers: Fixers | None,
+) -> int:
+    """--workers: the pool's master, until it stops; its exit status."""
+    assert command.app is not None
+    server_settings, pool = pool_settings(command, settings, server)
+    notifier = SystemdNotifier.from_environ(os.environ)
+    arbiter = Arbiter(command.app, None, server_settings, pool, wrap_app=fixers, notifier=notifier)
+    return arbiter.run()
 
 
 def serve_reloading(
@@ -165,6 +182,7 @@ def serve_one_process(
         created_paths=listening.created,
         keep_listeners_on_reload=command.http is None,
         connections=listening.connections,
+        notifier=SystemdNotifier.from_environ(os.environ),
     )
     if page is not None and page.counters is not None:
         page.counters.pool = server.pool

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,13 @@ from fcgikit.cli import _build_parser
 from fcgikit.deploy import SERVERS, Fixer, recommended_fixer, render
 from fcgikit.deploy.haproxy import route_line
 from fcgikit.errors import ConfigError
+from fcgikit.server.arbiter import KILL_MARGIN
+from fcgikit.server.settings import ServerSettings
 from fcgikit.testing import through_fastcgi
 from tests.integration.harness import (
     Layout,
     caddy_environment,
+    missing,
     nginx_command,
     nginx_keep_conn_parts,
     require_apache_module,
@@ -341,8 +346,51 @@ def test_haproxy_upstreams_are_checked_and_redispatched() -> None:
     ]
     assert "    server app1 10.0.0.2:9000 proto fcgi" in lines
     assert "    server app2 10.0.0.3:9000 proto fcgi" in lines
-    # the place a ping path's HTTP check goes, until fcgikit has one to name
-    assert "add: option httpchk GET <path>" in text
+    # a TCP connect, unless the app's ping path is named: what to add for it is said
+    assert not [line for line in lines if "httpchk" in line]
+    assert "add: option httpchk GET /ping" in text
+
+
+@pytest.mark.parametrize("upstreams", [UPSTREAMS, []], ids=["several", "one"])
+def test_haproxy_checks_fcgikits_ping_path(upstreams: list[str]) -> None:
+    """``--ping-path``: HAProxy asks every server for it over FastCGI (option httpchk), so
+    a draining fcgikit (503) leaves the rotation before it stops accepting."""
+    options: dict[str, Any] = {"upstreams": upstreams} if upstreams else {"socket": SOCKET}
+    text = render("haproxy", mount="/yourapplication", ping_path="/ping", **options)
+    lines = _without_comments(text)
+    assert "    option httpchk GET /ping" in lines
+    assert "    default-server check inter 2s fall 2 rise 2" in lines
+    # the app is to be run with the same ping path
+    assert "--ping-path /ping" in text
+
+
+def test_nginx_passes_a_ping_path_outside_the_mount_to_fcgikit() -> None:
+    text = render("nginx", mount="/yourapplication", socket=SOCKET, ping_path="/ping")
+    lines = _without_comments(text)
+    start = lines.index("location = /ping {")
+    ping_location = lines[start : lines.index("}", start) + 1]
+    assert f"    fastcgi_pass unix:{SOCKET};" in ping_location
+    assert "    fastcgi_param REQUEST_URI $request_uri;" in ping_location
+    assert "--ping-path /ping" in text
+    # at the root, or under the mount, the app's location passes it already
+    for mount, ping in (("", "/ping"), ("/yourapplication", "/yourapplication/ping")):
+        covered = render("nginx", mount=mount, socket=SOCKET, ping_path=ping)
+        assert "location = " not in covered
+        assert f"--ping-path {ping}" in covered
+
+
+@pytest.mark.parametrize(
+    ("server", "ping_path", "message"),
+    [
+        ("caddy", "/ping", "--ping-path is for haproxy and nginx"),
+        ("systemd", "/ping", "--ping-path is for haproxy and nginx"),
+        ("nginx", "ping", "--ping-path must start with '/'"),
+        ("haproxy", "/ping?x", "--ping-path must be a plain URL path"),
+    ],
+)
+def test_bad_ping_paths(server: str, ping_path: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        render(server, ping_path=ping_path)
 
 
 @pytest.mark.parametrize(
@@ -390,8 +438,38 @@ def test_systemd_units() -> None:
     service = units[1]["Service"]
     assert service["ExecStart"].startswith("/usr/local/bin/fcgikit serve yourapplication:app")
     assert service["StandardInput"] == "socket"
+    # fcgikit says READY=1 (and RELOADING=1, STOPPING=1); only the pool's master is heard
+    assert (service["Type"], service["NotifyAccess"]) == ("notify", "main")
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    # SIGTERM to the master alone, which drains and stops its workers itself
+    assert (service["KillSignal"], service["KillMode"]) == ("SIGTERM", "mixed")
+    # no SIGKILL before fcgikit's own stop is over: the drain, the grace, the pool's margin
+    defaults = ServerSettings()
+    stop = defaults.shutdown_delay + defaults.graceful_timeout + KILL_MARGIN
+    assert stop < int(service["TimeoutStopSec"]) <= stop + 5
+    assert "#WatchdogSec=" in service_unit  # left to the user, commented
     tcp = render("systemd", port=9000)
     assert "ListenStream=127.0.0.1:9000\n" in tcp
+
+
+def test_systemd_accepts_the_units(tmp_path: Path) -> None:
+    """``systemd-analyze verify``: systemd's own reading of the two units, offline."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        missing("systemd-analyze not found: install the Debian package systemd")
+    fcgikit = shutil.which("true")  # ExecStart must name a file that can be run
+    text = render("systemd", socket=SOCKET, command=str(fcgikit))
+    socket_unit, _, service_unit = text.partition("# /etc/systemd/system/yourapplication.service")
+    (tmp_path / "yourapplication.socket").write_text(socket_unit)
+    (tmp_path / "yourapplication.service").write_text(service_unit)
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", "./yourapplication.socket", "./yourapplication.service"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
 
 
 # --------------------------------------------------------------------------- the servers accept it
@@ -426,7 +504,13 @@ def test_nginx_accepts(tmp_path: Path, mount: str, backend: str, keep_conn: bool
     require_binary("nginx")
     layout = _layout(tmp_path)
     options = _app_servers(backend)
-    config = render("nginx", mount=mount, keep_conn=keep_conn, **options)  # type: ignore[arg-type]
+    config = render(
+        "nginx",
+        mount=mount,
+        keep_conn=keep_conn,
+        ping_path="/ping",  # a location of its own under a mount
+        **options,  # type: ignore[arg-type]
+    )
     if keep_conn or backend == "upstreams":  # the upstream part in http { }, the rest in server
         upstream, location = nginx_keep_conn_parts(config)
         conf = write_nginx_config(layout, location, http_fragment=upstream)
@@ -511,11 +595,13 @@ def test_supervisor_can_run_the_guides_fcgi_file() -> None:
     assert "\nsocket = unix:///run/app.sock\n" in text
 
 
+@pytest.mark.parametrize("ping_path", [None, "/ping"], ids=["tcp-check", "ping-path"])
 @pytest.mark.parametrize("mount", MOUNTS)
 @pytest.mark.parametrize("backend", ["unix", "tcp", "upstreams"])
-def test_haproxy_accepts(tmp_path: Path, mount: str, backend: str) -> None:
+def test_haproxy_accepts(tmp_path: Path, mount: str, backend: str, ping_path: str | None) -> None:
     binary = require_binary("haproxy")
     layout = _layout(tmp_path)
     options = _app_servers(backend)
-    conf = write_haproxy_config(layout, render("haproxy", mount=mount, **options))  # type: ignore[arg-type]
+    rendered = render("haproxy", mount=mount, ping_path=ping_path, **options)  # type: ignore[arg-type]
+    conf = write_haproxy_config(layout, rendered)
     assert "Configuration file is valid" in _check([binary, "-c", "-f", str(conf)])

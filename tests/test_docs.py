@@ -33,12 +33,15 @@ import pytest
 import yaml
 from werkzeug.test import Client
 
+from fcgikit.addresses import UnixAddress
 from fcgikit.cli import _build_parser, config_text, main
 from fcgikit.client import FastCGIClient
 from fcgikit.deploy import SERVERS, recommended_fixer, render
 from fcgikit.errors import ConfigError
+from fcgikit.server.arbiter import KILL_MARGIN
 from fcgikit.server.settings import SERVE_SETTINGS
 from fcgikit.server.settings.declaration import settings_of
+from fcgikit.server.settings.sources import resolve
 from tests.processes import ROOT, Backend
 
 DOCS = ROOT / "docs"
@@ -514,20 +517,28 @@ def test_kubernetes_pod_serves_and_probes_the_shared_socket() -> None:
     containers = {c["name"]: c for c in pod["containers"]}
     app, nginx = containers["app"], containers["nginx"]
     parser = _build_parser()
-    serve = parser.parse_args(app["command"][1:])
-    assert serve.bind == [f"unix:{K8S_SOCKET}"]
+    args = parser.parse_args(app["command"][1:])
+    serve = resolve(SERVE_SETTINGS, args, {})
+    assert serve["binds"] == (UnixAddress(K8S_SOCKET),)
+    # the readiness probe asks fcgikit's ping path, which answers 503 while it drains
     probe = parser.parse_args(app["readinessProbe"]["exec"]["command"][1:])
     assert (probe.command, probe.address, probe.fail) == ("request", f"unix:{K8S_SOCKET}", True)
+    assert probe.path == serve["ping_path"]
     # both containers mount the one emptyDir where the socket is
     [volume] = [v for v in pod["volumes"] if "emptyDir" in v]
     for container in (app, nginx):
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
         assert mounts[volume["name"]] == os.path.dirname(K8S_SOCKET)
-    # nginx stops taking requests before the app stops serving them
-    app_sleep = int(app["lifecycle"]["preStop"]["exec"]["command"][-1])
+    # fcgikit drains itself after SIGTERM (no preStop sleep): it accepts for longer than nginx
+    # does, and is done (its requests finished) before the grace period's SIGKILL
+    assert "lifecycle" not in app
     nginx_stop = nginx["lifecycle"]["preStop"]["exec"]["command"][-1]
     nginx_sleep = int(re.match(r"sleep (\d+) && nginx -s quit$", nginx_stop).group(1))  # type: ignore[union-attr]
-    assert nginx_sleep < app_sleep < pod["terminationGracePeriodSeconds"]
+    assert nginx_sleep < serve["shutdown_delay"]
+    stop = serve["shutdown_delay"] + serve["graceful_timeout"]
+    if serve["workers"] is not None:
+        stop += KILL_MARGIN
+    assert stop < pod.get("terminationGracePeriodSeconds", 30) <= 30
 
 
 # --------------------------------------------------------------------------- command lines

@@ -27,6 +27,10 @@ from fcgikit.deploy.nginx import nginx_config
 from fcgikit.deploy.process_managers import supervisor_config, systemd_config
 from fcgikit.deploy.target import Target, make_target, normalize_mount
 from fcgikit.errors import ConfigError
+from fcgikit.server.settings.server import ping_path_problem
+
+#: the servers ``--ping-path`` is for: they health-check or route it themselves
+PINGING: Final[frozenset[str]] = frozenset({"nginx", "haproxy"})
 
 
 def _haproxy(mount: str, target: Target) -> str:
@@ -90,7 +94,7 @@ def _check_server(server: str) -> None:
         raise ConfigError(f"unknown server {server!r}; choose one of: {', '.join(SERVERS)}")
 
 
-def _comments(server: str, mount: str, target: Target) -> str:
+def _comments(server: str, mount: str, target: Target, ping_path: str | None = None) -> str:
     """The fixer to use (or that none is needed) and how to run the backend."""
     fixer = recommended_fixer(server, mount=mount)
     if fixer is None:
@@ -107,6 +111,8 @@ def _comments(server: str, mount: str, target: Target) -> str:
     if fixer is not None and fixer.name == "MountFix" and fixer.mount is not None:
         text += "# or let fcgikit serve apply it with --mount, as below\n"
         mount_option = f" --mount {shlex.quote(fixer.mount)}"
+    if ping_path is not None:
+        mount_option += f" --ping-path {shlex.quote(ping_path)}"
     if target.upstreams:
         # Each app server runs its own fcgikit on its own address: a placeholder here.
         return (
@@ -132,6 +138,7 @@ def render(
     command: str = "fcgikit",
     keep_conn: bool = False,
     upstreams: Sequence[str] = (),
+    ping_path: str | None = None,
 ) -> str:
     """Return a config for ``server`` that serves the app at ``mount`` ('' = the root).
 
@@ -152,29 +159,49 @@ def render(
         upstreams: nginx and haproxy: several app servers (``HOST:PORT`` or ``unix:PATH``),
             balanced, each request going to another one when one cannot be reached; instead
             of ``socket`` and ``port``.
+        ping_path: nginx and haproxy: the app's ``fcgikit serve --ping-path``; HAProxy
+            health-checks every server with it, nginx passes it to fcgikit when the app's
+            location does not.
 
     Raises:
         ConfigError: an unknown server, a mount that is not a plain path, conflicting
             socket/port/spawn/upstreams options, ``keep_conn`` for a server other than
-            nginx, or ``upstreams`` for a server that cannot balance.
+            nginx, ``upstreams`` for a server that cannot balance, or a ``ping_path`` that
+            is not a plain path, or for a server other than nginx and haproxy.
     """
     _check_server(server)
     if keep_conn and server != "nginx":
         raise ConfigError(
             f"--keep-conn is for nginx only (an upstream keepalive pool): drop it for {server}"
         )
+    _check_ping_path(server, ping_path)
     mount = normalize_mount(mount)
     target = make_target(server, socket, port, host, spawn, upstreams)
     _check_spawn(server, target)
     if server in ("supervisor", "systemd"):
         maker = supervisor_config if server == "supervisor" else systemd_config
         return maker(target, app, chdir, user, command)
-    if keep_conn:
-        text = nginx_config(mount, target, keep_conn=True)
+    if server == "nginx":
+        text = nginx_config(mount, target, keep_conn=keep_conn, ping_path=ping_path)
+    elif server == "haproxy":
+        text = haproxy_config(mount, target.servers, ping_path)
     else:
         text = WEB_SERVERS[server](mount, target)
     first, _, rest = text.partition("\n")
-    return f"{first}\n{_comments(server, mount, target)}{rest}"
+    return f"{first}\n{_comments(server, mount, target, ping_path)}{rest}"
+
+
+def _check_ping_path(server: str, ping_path: str | None) -> None:
+    if ping_path is None:
+        return
+    if server not in PINGING:
+        raise ConfigError(
+            f"--ping-path is for {' and '.join(sorted(PINGING))}: {server} passes every URL "
+            "of its location to the app, the ping path among them when it is there"
+        )
+    problem = ping_path_problem(ping_path)
+    if problem is not None:
+        raise ConfigError(f"--ping-path {problem}")
 
 
 def _check_spawn(server: str, target: Target) -> None:

@@ -17,9 +17,11 @@ below changes:
 - ``//`` and ``..`` are passed on as sent (``normalize-uri`` is experimental in 2.6), so the
   app is wrapped in MountFix, as behind Caddy and h2o.
 
-Several servers (``--upstream``) get TCP health checks; HAProxy resends a request to another
-server only when it could not connect (its default ``retry-on conn-failure``), so a POST
-never runs twice.
+Several servers (``--upstream``) get health checks: a TCP connect, or with ``--ping-path``
+a FastCGI request for fcgikit's ping path (``option httpchk``), which also catches a hung
+app and takes a server out of rotation while it drains (its ping answers 503 during
+``fcgikit serve --shutdown-delay``). HAProxy resends a request to another server only when it
+could not connect (its default ``retry-on conn-failure``), so a POST never runs twice.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ __all__ = ["backend_name", "haproxy_config", "route_line"]
 #: Where HAProxy's mandatory ``docroot`` points; a WSGI app never reads it.
 DOCROOT = "/var/www/yourapplication"
 
-# Health checks for several servers: a TCP connect every 2 s; two failures take a server out,
-# two successes put it back. A FastCGI request to the app's ping path would also catch a hung
-# app ("option httpchk GET <path>" with these proto fcgi servers): the place for it is marked.
+# Health checks: every 2 s; two failures take a server out, two successes put it back. A
+# TCP connect, or a FastCGI request to fcgikit's ping path ("option httpchk GET <path>" with
+# these proto fcgi servers), which a hung app or a draining fcgikit (503) fails.
 _CHECK_INTERVAL = "2s"
 
 
@@ -66,19 +68,36 @@ def _server_address(server: str) -> str:
     return server
 
 
-def _servers(servers: Sequence[str]) -> str:
+def _health_check(ping_path: str | None) -> str:
+    """The health check lines: a FastCGI request for the ping path, or a TCP connect."""
+    if ping_path is None:
+        return (
+            f"    # Health checks: a TCP connect every {_CHECK_INTERVAL}; 2 failures take a\n"
+            "    # server out, 2 successes put it back. To check with a FastCGI request for\n"
+            "    # fcgikit's ping path instead (fcgikit serve --ping-path /ping), which a hung\n"
+            "    # app or a draining fcgikit fails, add: option httpchk GET /ping\n"
+            f"    default-server check inter {_CHECK_INTERVAL} fall 2 rise 2\n"
+        )
+    return (
+        f"    # Health checks: a FastCGI request for {ping_path} every {_CHECK_INTERVAL}, which\n"
+        "    # fcgikit answers itself (fcgikit serve --ping-path); 2 failures (no answer, or\n"
+        "    # the 503 of a draining fcgikit: --shutdown-delay) take a server out, 2\n"
+        "    # successes put it back.\n"
+        f"    option httpchk GET {ping_path}\n"
+        f"    default-server check inter {_CHECK_INTERVAL} fall 2 rise 2\n"
+    )
+
+
+def _servers(servers: Sequence[str], ping_path: str | None) -> str:
     lines = [
         f"    server app{index} {_server_address(server)} proto fcgi\n"
         for index, server in enumerate(servers, start=1)
     ]
     if len(servers) == 1:
-        return "".join(lines)
+        return (_health_check(ping_path) if ping_path else "") + "".join(lines)
     return (
         "    balance roundrobin\n"
-        f"    # Health checks: a TCP connect every {_CHECK_INTERVAL}; 2 failures take a server\n"
-        "    # out, 2 successes put it back. To check with a FastCGI request to a path the\n"
-        "    # app answers (which also catches a hung app), add: option httpchk GET <path>\n"
-        f"    default-server check inter {_CHECK_INTERVAL} fall 2 rise 2\n"
+        f"{_health_check(ping_path)}"
         "    # A request that could not connect is sent to another server; one that reached\n"
         "    # a server is never resent (HAProxy's default retry-on conn-failure).\n"
         "    retries 2\n"
@@ -87,9 +106,10 @@ def _servers(servers: Sequence[str]) -> str:
     )
 
 
-def haproxy_config(mount: str, servers: Sequence[str]) -> str:
+def haproxy_config(mount: str, servers: Sequence[str], ping_path: str | None = None) -> str:
     """The ``backend`` and ``fcgi-app`` sections for the app at ``mount`` (``''``: the root),
-    served by ``servers`` (``unix:PATH`` or ``HOST:PORT``)."""
+    served by ``servers`` (``unix:PATH`` or ``HOST:PORT``), health-checked at ``ping_path``
+    (fcgikit's ``--ping-path``) when given."""
     name = backend_name(mount)
     split = f"^({_regex_literal(mount)})(/.*)?$" if mount else "^()(/.*)$"
     return (
@@ -99,7 +119,7 @@ def haproxy_config(mount: str, servers: Sequence[str]) -> str:
         f"backend {name}\n"
         "    mode http\n"
         f"    use-fcgi-app {name}\n"
-        f"{_servers(servers)}"
+        f"{_servers(servers, ping_path)}"
         "\n"
         f"fcgi-app {name}\n"
         "    # Required by HAProxy; it only builds SCRIPT_FILENAME, which the app ignores.\n"

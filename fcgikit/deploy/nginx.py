@@ -3,7 +3,10 @@
 Under a mount, one regex location covers the bare mount and everything below it; the params
 are listed instead of ``include fastcgi_params`` (which sends a second SCRIPT_NAME). With
 ``--keep-conn`` or ``--upstream`` the app's servers go in an ``upstream`` block, which nginx
-only allows in ``http { }``: the config then has two parts, each saying where it goes.
+only allows in ``http { }``: the config then has two parts, each saying where it goes. With
+``--ping-path`` outside the mount, an exact location passes that one URL to fcgikit too, which
+answers it itself (``fcgikit serve --ping-path``): a health check at the site's root for an app
+under a prefix.
 """
 
 from __future__ import annotations
@@ -103,8 +106,32 @@ def _nginx_passing(target: Target, keep_conn: bool) -> str:
     return f"{text}    fastcgi_pass {_nginx_upstream_name(target)};\n"
 
 
-def nginx_config(mount: str, target: Target, *, keep_conn: bool = False) -> str:
-    """The location (and, with ``keep_conn`` or upstreams, the upstream) for the app."""
+def _nginx_ping_location(ping_path: str, target: Target, keep_conn: bool) -> str:
+    """An exact location that passes the ping path to fcgikit (outside the app's mount)."""
+    upstream = keep_conn or target.upstreams
+    passing = f"    fastcgi_pass {_nginx_upstream_name(target) if upstream else target.bind};\n"
+    params = "".join(f"    fastcgi_param {name} {value};\n" for name, value in _NGINX_PARAMS)
+    return (
+        "# fcgikit answers its ping path itself (fcgikit serve --ping-path), without the app:\n"
+        "# 200 while it serves, 503 while it drains. For health checks at the site's root.\n"
+        f"location = {ping_path} {{\n"
+        '    fastcgi_param SCRIPT_NAME "";\n'
+        "    fastcgi_param PATH_INFO $uri;\n"
+        f"{params}"
+        f"{passing}"
+        "}\n"
+    )
+
+
+def _under(path: str, mount: str) -> bool:
+    return not mount or path == mount or path.startswith(f"{mount}/")
+
+
+def nginx_config(
+    mount: str, target: Target, *, keep_conn: bool = False, ping_path: str | None = None
+) -> str:
+    """The location (and, with ``keep_conn`` or upstreams, the upstream) for the app, and
+    one for ``ping_path`` when the app's location does not cover it."""
     params = "".join(f"    fastcgi_param {name} {value};\n" for name, value in _NGINX_PARAMS)
     if mount:
         # One regex location covers the bare mount and everything below it, and not
@@ -123,6 +150,9 @@ def nginx_config(mount: str, target: Target, *, keep_conn: bool = False) -> str:
     if keep_conn or target.upstreams:
         upstream = _nginx_upstream_block(target, keep_conn)
         where = "# nginx, part 2 of 2: put this inside your server { } block.\n"
+    ping = ""
+    if ping_path is not None and not _under(ping_path, mount):
+        ping = _nginx_ping_location(ping_path, target, keep_conn)
     return (
         f"{upstream}"
         f"{where}"
@@ -136,4 +166,5 @@ def nginx_config(mount: str, target: Target, *, keep_conn: bool = False) -> str:
         f"{params}"
         f"{_nginx_passing(target, keep_conn)}"
         "}\n"
+        f"{ping}"
     )

@@ -24,6 +24,12 @@ status: an app may exit with any.
 Signals: TERM graceful stop, INT / QUIT fast stop, HUP graceful reload, USR1 reopen log
 files, TTIN / TTOU one worker more / fewer.
 
+With ``shutdown_delay``, TERM drains first: the master marks the pool draining in the
+scoreboard, which every worker's ping path reads (503 from then on), and the workers serve on
+for that long before they get their TERM; a second TERM ends the wait. Under systemd
+(``NOTIFY_SOCKET``) the master is the service: it says READY, RELOADING, STOPPING, its STATUS
+and the watchdog's WATCHDOG from this loop (:mod:`~fcgikit.server.notify`).
+
 This module is the master alone, and reads best whole: each round of its loop is a few small
 steps (:meth:`Arbiter._manage`) over one shared state, the pool's target, generation and
 crash streak. What is not the loop lives beside it: the settings
@@ -65,6 +71,7 @@ from fcgikit.server.listeners import (
     passed_listeners,
 )
 from fcgikit.server.logs import reopen_log_files
+from fcgikit.server.notify import SystemdNotifier
 from fcgikit.server.scoreboard import Scoreboard, SlotView, WorkerState
 from fcgikit.server.settings import PoolSettings, ServerSettings
 from fcgikit.server.status import StatusPage
@@ -102,6 +109,7 @@ class Arbiter:
             idiom: an app object cannot be re-imported by new workers, a re-exec can.
         wrap_app: applied to the app in each worker once it is loaded (``fcgikit serve
             --mount`` wraps it in the URL fixers this way).
+        notifier: what to tell systemd, when the master is a ``Type=notify`` service.
     """
 
     SIGNALS = (
@@ -125,6 +133,7 @@ class Arbiter:
         *,
         stop_on_hup: bool = False,
         wrap_app: Callable[[WSGIApplication], WSGIApplication] | None = None,
+        notifier: SystemdNotifier | None = None,
     ) -> None:
         if (app_spec is None) == (app is None):
             raise ConfigError("give the app as a 'module:attr' string or as an object, not both")
@@ -160,6 +169,12 @@ class Arbiter:
         self._wake_r = self._wake_w = self._notify_r = self._notify_w = -1
         self.credentials: Credentials | None = None
         self._previous_handlers: dict[int, object] = {}
+        self.notifier = notifier
+        #: time.monotonic() at which a drain (SIGTERM with shutdown_delay) ends
+        self.drain_until: float | None = None
+        #: READY was said for the pool as it is (not before its first worker, nor during a
+        #: reload)
+        self.said_ready = False
 
     # --- setup and teardown ----------------------------------------------------------------
 
@@ -289,6 +304,11 @@ class Arbiter:
         while True:
             self._dispatch_signals()
             self._reap()
+            if self.notifier is not None:
+                self.notifier.tick(time.monotonic(), self._status_line)
+            drained = self.drain_until is not None and time.monotonic() >= self.drain_until
+            if drained and self.exit_code is None:
+                self._begin_stop("drained; stopping gracefully", graceful=True)
             if self.exit_code is not None:
                 if not self.workers:
                     log.info("fcgikit master %d: stopped", self.master_pid)
@@ -301,7 +321,10 @@ class Arbiter:
                     )
                     for worker in self.workers.values():
                         self._kill(worker, "stop deadline")
-                self._wait(0.1 if self.killed_all else self.stop_deadline - time.monotonic())
+                wait = 0.1 if self.killed_all else self.stop_deadline - time.monotonic()
+                if self.notifier is not None and self.notifier.watchdog_every is not None:
+                    wait = min(wait, self.notifier.watchdog_every)  # it hears from us meanwhile
+                self._wait(wait)
                 continue
             self._manage()
             self._wait(self._tick())
@@ -314,6 +337,10 @@ class Arbiter:
             tick = min(tick, self.pool.idle_timeout / 4)
         if self.spawn_after > time.monotonic():
             tick = min(tick, self.spawn_after - time.monotonic())
+        if self.drain_until is not None:
+            tick = min(tick, self.drain_until - time.monotonic())
+        if self.notifier is not None and self.notifier.watchdog_every is not None:
+            tick = min(tick, self.notifier.watchdog_every)
         return max(0.02, tick)
 
     def _wait(self, timeout: float) -> None:
@@ -342,7 +369,21 @@ class Arbiter:
         self._reap()
 
     def handle_term(self) -> None:
-        self._begin_stop("SIGTERM: stopping gracefully", graceful=True)
+        delay = self.settings.shutdown_delay
+        if self.drain_until is not None or not delay or self.exit_code is not None:
+            self._begin_stop("SIGTERM: stopping gracefully", graceful=True)
+            return
+        assert self.board is not None
+        self.drain_until = time.monotonic() + delay
+        self.board.set_draining()
+        log.info(
+            "fcgikit master %d: SIGTERM: draining: the workers serve on for %gs "
+            "(--shutdown-delay) with the ping path answering 503, then stop gracefully",
+            self.master_pid,
+            delay,
+        )
+        if self.notifier is not None:
+            self.notifier.stopping("draining (SIGTERM)")
 
     def handle_int(self) -> None:
         self._begin_stop("SIGINT: stopping now", graceful=False)
@@ -352,6 +393,9 @@ class Arbiter:
 
     def handle_hup(self) -> None:
         if self.exit_code is not None:
+            return
+        if self.drain_until is not None:
+            log.info("SIGHUP ignored: the pool is draining to stop (SIGTERM)")
             return
         if self.stop_on_hup:
             self.restart_requested = True
@@ -376,6 +420,9 @@ class Arbiter:
                 worker.retiring = "reload"
         self.crash_streak = 0
         self.spawn_after = 0.0
+        self.said_ready = False
+        if self.notifier is not None:
+            self.notifier.reloading()
 
     def handle_usr1(self) -> None:
         reopen_log_files()
@@ -410,7 +457,11 @@ class Arbiter:
         if self.exit_code is not None and graceful:
             return  # already stopping; a fast stop may still cut a graceful one short
         log.info("fcgikit master %d: %s", self.master_pid, message)
+        if self.notifier is not None and self.exit_code is None:
+            self.notifier.stopping(message)
         self.exit_code = code if self.exit_code is None else self.exit_code
+        if self.board is not None:
+            self.board.set_draining()
         if graceful:
             self.stop_deadline = time.monotonic() + self.settings.graceful_timeout + KILL_MARGIN
             for worker in self.workers.values():
@@ -570,6 +621,8 @@ class Arbiter:
                 "worker %d failed to start (see above); the workers already running keep serving",
                 worker.pid,
             )
+            if self.reloading:  # systemd must not wait for the READY of a reload that failed
+                self._say_ready("reload failed: the previous workers serve on")
         elif death is Death.BEFORE_READY:
             log.error("worker %d failed to start: %s before it was ready", worker.pid, how)
         else:
@@ -583,6 +636,29 @@ class Arbiter:
                 f" {running}" if running else "",
             )
         self._count_crash(death, time.monotonic() - worker.spawned)
+
+    def _say_ready(self, why: str | None = None) -> None:
+        """Tell systemd the pool serves (once its first worker is ready, once a reload is
+        over), once each time."""
+        if self.notifier is not None and not self.said_ready:
+            self.said_ready = True
+            self.notifier.ready(why or self._status_line())
+
+    def _status_line(self) -> str:
+        """The pool in a few words (systemd's STATUS=)."""
+        assert self.board is not None
+        view = self.board.snapshot().as_dict()
+        if self.exit_code is not None:
+            state = "stopping, "
+        else:
+            state = "draining, " if self.drain_until is not None else ""
+        if self.reloading:
+            state += f"reloading to generation {self.generation}, "
+        return (
+            f"{state}{view['idle_workers'] + view['busy_workers']} workers "
+            f"({view['busy_workers']} busy, {view['starting_workers']} starting), "
+            f"{view['accepted_requests']} requests served"
+        )
 
     def _count_crash(self, death: Death, lived: float) -> None:
         """Back off while workers keep dying at or soon after their start with no request to
@@ -634,6 +710,8 @@ class Arbiter:
                 worker.ready_at = now
                 self.ever_ready = True
                 log.info("worker %d ready (generation %d)", worker.pid, worker.generation)
+                if not self.reloading:
+                    self._say_ready()
             if view.state == WorkerState.RETIRING and worker.retiring is None:
                 # its own log line said why: --max-requests, or the app's sys.exit()
                 worker.retiring = "retiring"
@@ -665,6 +743,7 @@ class Arbiter:
         ):
             self.reloading = False
             log.info("reload complete: %d workers of generation %d", ready, self.generation)
+            self._say_ready()
 
     def _kill_overdue(self, now: float) -> None:
         """A stopping worker gets graceful_timeout (and a margin) to finish, then SIGKILL."""

@@ -17,7 +17,8 @@ all, so the pool's counters never go back.
 
 Layout (little endian, the metrics blocks native)::
 
-    header   64 bytes   pool-wide figures the master writes
+    header   64 bytes   pool-wide figures the master writes; its last 4 bytes say
+                        whether the pool drains (the workers' ping path answers 503)
     pool     8 bytes    the sequence number of the fold
              + 8 bytes per restart reason
              + BLOCK_SIZE   the dead workers' counters (metrics.py)
@@ -88,6 +89,10 @@ _OFF_REQUESTS = 24
 _OFF_SLOW = 32
 _OFF_BUSY = 40
 _OFF_LAST_ACTIVE = 48
+#: in the header, apart from the figures: the pool drains (see Scoreboard.set_draining)
+_OFF_DRAINING = 60
+
+assert _HEADER.size <= _OFF_DRAINING and _OFF_DRAINING + _U32.size <= _HEADER_SIZE
 
 assert _HEADER.size <= _HEADER_SIZE and _SLOT.size <= _SLOT_SIZE and _CELL.size == _CELL_SIZE
 
@@ -175,6 +180,15 @@ class Scoreboard:
             _U64.pack_into(mem, word, _U64.unpack_from(mem, word)[0] + 1)
         mem[offset : offset + self.slot_size] = bytes(self.slot_size)
         _U64.pack_into(mem, _SEQUENCE, sequence + 2)
+
+    def set_draining(self) -> None:
+        """The pool stops (SIGTERM): from now on every worker's ping path answers 503,
+        while the workers serve on (--shutdown-delay), then while they stop."""
+        _U32.pack_into(self.mem, _OFF_DRAINING, 1)
+
+    def draining(self) -> bool:
+        """Whether the pool drains; read by a worker's ping path, a word of shared memory."""
+        return bool(_U32.unpack_from(self.mem, _OFF_DRAINING)[0])
 
     def count_max_reached(self) -> None:
         values = list(_HEADER.unpack_from(self.mem, 0))

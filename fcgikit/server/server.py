@@ -30,9 +30,11 @@ from fcgikit.server import signals
 from fcgikit.server.accept import Acceptor
 from fcgikit.server.channel import RECV_SIZE, Channel, Refuses, overload_log
 from fcgikit.server.direct import DirectChannel
+from fcgikit.server.health import Health
 from fcgikit.server.listeners import open_bound_listeners
 from fcgikit.server.logs import configure_access_log
 from fcgikit.server.memory import tune_malloc
+from fcgikit.server.notify import SystemdNotifier, server_status
 from fcgikit.server.poller import READABLE, WRITABLE, Poller
 from fcgikit.server.pool import Refusal, WorkerPool
 from fcgikit.server.settings import ServerSettings
@@ -80,6 +82,8 @@ class Server:
         created_paths: Iterable[str] = (),
         keep_listeners_on_reload: bool = False,
         connections: Iterable[int] = (),
+        draining: Callable[[], bool] | None = None,
+        notifier: SystemdNotifier | None = None,
     ) -> None:
         """``listeners``: sockets already listening (by default those of ``settings.binds``,
         which the server creates); ``created_paths``: the unix socket files among them that
@@ -87,7 +91,10 @@ class Server:
         ``keep_listeners_on_reload``: a SIGHUP leaves the listening sockets open and their
         files in place, and sets aside the connections idle between two requests
         (:attr:`parked`), for the caller to pass to its re-executed self;
-        ``connections``: descriptors of connections such a previous self handed over."""
+        ``connections``: descriptors of connections such a previous self handed over;
+        ``draining``: whether the ping path answers 503, when another decides it (a pool's
+        master, see Scoreboard.draining), instead of this server's own stop; ``notifier``:
+        what to tell systemd (see notify.py), for the server that is the service itself."""
         self.app = app
         self.settings = settings
         self.pool = WorkerPool(settings.threads, settings.max_queued, settings.max_queued_memory)
@@ -124,6 +131,17 @@ class Server:
         #: connections accepted in the last round, not in the poller yet (see start_channel)
         self._unwatched: list[Channel] = []
         self.ready = threading.Event()
+        #: the ping path's answerer (see health.py); None: nothing of it runs
+        self.health: Health | None = None
+        if settings.ping_path is not None:
+            self.health = Health(
+                settings.ping_path, settings.ping_response, draining or self.stopping.draining
+            )
+        self.notifier = notifier
+        #: how often the loop sweeps: also the watchdog's pace when systemd wants it faster
+        self._sweep_every = SWEEP_EVERY
+        if notifier is not None and notifier.watchdog_every is not None:
+            self._sweep_every = min(SWEEP_EVERY, notifier.watchdog_every)
 
     @property
     def keep_listeners_on_reload(self) -> bool:
@@ -132,12 +150,20 @@ class Server:
     # --- called from any thread ------------------------------------------------------------
 
     def stop(
-        self, reason: str = "stop requested", *, reload: bool = False, at_once: bool = False
+        self,
+        reason: str = "stop requested",
+        *,
+        reload: bool = False,
+        at_once: bool = False,
+        drain: bool = False,
     ) -> None:
         """Ask the loop to stop: gracefully, or ``at_once`` (running requests are cut);
-        ``reload``: ``serve`` returns True. A stop cancels a reload asked for before it, and
-        a reload does not undo a stop. Safe from signal handlers and other threads."""
-        self.stopping.ask(reason, reload=reload, at_once=at_once)
+        ``reload``: ``serve`` returns True; ``drain``: go on serving for the settings'
+        ``shutdown_delay`` first (SIGTERM), the ping path answering 503. A stop cancels a
+        reload asked for before it, and a reload does not undo a stop; a graceful stop asked
+        while a drain waits ends the wait. Safe from signal handlers and other threads."""
+        delay = self.settings.shutdown_delay if drain else 0.0
+        self.stopping.ask(reason, reload=reload, at_once=at_once, delay=delay)
         self._wake()
 
     def _wake(self) -> None:
@@ -233,7 +259,7 @@ class Server:
             self._poller.register(self._wake_r.fileno(), READABLE, self._wake_r)
             if self._handed_connections:
                 adopt_connections(self, self._handed_connections)
-            self._next_sweep = time.monotonic() + SWEEP_EVERY
+            self._next_sweep = time.monotonic() + self._sweep_every
             if threading.current_thread() is threading.main_thread():
                 # Serving is what this process does from now on, and what is alive now (the
                 # app, its framework, their modules) lives as long as it: keep it out of the
@@ -243,6 +269,8 @@ class Server:
                 # Likewise malloc's thresholds, for the large bodies (see memory.py).
                 tune_malloc()
             self.ready.set()
+            if self.notifier is not None:
+                self.notifier.ready(server_status(self))
             # The loop runs on the pool's threads (see fcgikit.server.pool); this thread
             # watches it, and runs the signal handlers, as the main thread must.
             self._loop_started = True
@@ -281,11 +309,14 @@ class Server:
         done; False: this thread lost the role to a rescue (a request it ran was slow)."""
         pool = self.pool
         acceptor = self.acceptor
+        health = self.health
         while True:
             if self._poll():
                 return True
             if self.arrived:
                 arrived, self.arrived = self.arrived, []
+                if health is not None:
+                    health.take_pings(arrived)
                 admit(arrived, pool, waited=acceptor.accepted_late or pool.all_busy())
                 acceptor.accepted_late = False
             if not pool.run_ready():
@@ -302,7 +333,7 @@ class Server:
         if now >= self._next_sweep:
             self._sweep(now)
         if stopping.reason is not None and not stopping.begun:
-            stopping.begin()
+            stopping.begin_when_due(now)
         if stopping.begun:
             stopping_timeout = stopping.round(now)
             if stopping_timeout is None:
@@ -340,11 +371,14 @@ class Server:
             signals.act_on(self.signals_queued)
 
     def _sweep(self, now: float) -> None:
-        self._next_sweep = now + SWEEP_EVERY
+        self._next_sweep = now + self._sweep_every
         self._close_expired_lingerers(now)
         self._close_idle(now)
         self.overloads.flush(now)
         self.acceptor.sweep(now, stopping=self.stopping.begun)
+        if self.notifier is not None:
+            # here, on the loop's thread: the watchdog hears from the loop itself
+            self.notifier.tick(now, lambda: server_status(self))
 
     def sweep_no_later_than(self, when: float) -> None:
         """Have the loop's next sweep come by ``when`` (time.monotonic) at the latest."""

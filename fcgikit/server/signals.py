@@ -4,7 +4,9 @@ Handled only when serving from the main thread (the same meanings as the prefork
 :mod:`fcgikit.server.arbiter`):
 
 * SIGTERM stops gracefully: the loop stops accepting, closes idle connections, lets running
-  requests finish for ``graceful_timeout`` seconds and returns.
+  requests finish for ``graceful_timeout`` seconds and returns. With ``shutdown_delay`` it
+  first serves on for that long, the ping path answering 503 (a drain); a second SIGTERM
+  ends the wait.
 * SIGHUP does the same, then ``serve`` returns True: a flup-style ``.fcgi`` loop re-executes
   the script, ``fcgikit serve`` re-executes itself. With ``keep_listeners_on_reload`` (what
   ``fcgikit serve`` asks for) the listening sockets stay open and their files in place, for
@@ -42,8 +44,10 @@ def install(server: Server) -> dict[int, object]:
         reason = f"received {signal.Signals(signum).name}"
         if signum == signal.SIGHUP:
             server.stop(reason, reload=True)
+        elif signum == signal.SIGTERM:
+            server.stop(reason, drain=True)
         else:
-            server.stop(reason, at_once=signum != signal.SIGTERM)
+            server.stop(reason, at_once=True)
 
     def on_other(signum: int, frame: FrameType | None) -> None:
         server.queue_signal(signum)

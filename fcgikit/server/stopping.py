@@ -3,6 +3,9 @@
 * Gracefully (SIGTERM, :meth:`Server.stop <fcgikit.server.server.Server.stop>`): the
   listeners close, idle connections close, each busy one closes once quiet, and running
   requests have ``graceful_timeout`` seconds to finish.
+* After a drain (SIGTERM with ``shutdown_delay``): the server first goes on accepting and
+  serving for ``shutdown_delay`` seconds while its ping path answers 503, so that load
+  balancers take it out of rotation before it stops accepting; then it stops gracefully.
 * At once (SIGINT, SIGQUIT): one log line with the number of requests cut, the connections
   shut down under them.
 * For a reload (SIGHUP) that keeps the listeners (``keep_listeners_on_reload``, what
@@ -54,16 +57,63 @@ class Stopping:
         #: setting the connections aside, for the next process (see round)
         self._parking = False
         self._deadline = 0.0
+        #: time.monotonic() before which the stop does not begin (a drain)
+        self._begin_at = 0.0
+        self._delay = 0.0
+        #: what was announced (logged, told to systemd): "reload" or "stop"
+        self._announced: str | None = None
 
-    def ask(self, reason: str, *, reload: bool, at_once: bool) -> None:
+    def ask(self, reason: str, *, reload: bool, at_once: bool, delay: float = 0.0) -> None:
         """See :meth:`Server.stop <fcgikit.server.server.Server.stop>`."""
         if reload and self.reason is not None and not self.reload:
             return
-        self.reason = reason
+        if self.reason is None or self.reload:
+            self._delay = delay
+            self._begin_at = time.monotonic() + delay
+        else:
+            self._begin_at = 0.0  # asked again while a drain waits: it waits no more
+        # reload first: the loop, on another thread, acts once it sees a reason
         self.reload = reload
+        self.reason = reason
         if at_once:
             self.cut_reason = reason
             self.stop_now = True
+
+    def draining(self) -> bool:
+        """Whether the ping path answers 503: a stop (not a reload) was asked for."""
+        return self.reason is not None and not self.reload
+
+    def begin_when_due(self, now: float) -> None:
+        """Each round of the loop from the stop's asking until it begins: announce it once,
+        and begin it once its drain (if any) is over; till then the loop serves on, its next
+        sweep no later than the end of the drain."""
+        self._announce(now)
+        if now < self._begin_at:
+            self.server.sweep_no_later_than(self._begin_at)
+            return
+        self.begin()
+
+    def _announce(self, now: float) -> None:
+        """Say once that a reload or a stop is under way (a stop may overtake a reload)."""
+        kind = "reload" if self.reload else "stop"
+        if self._announced == kind:
+            return
+        self._announced = kind
+        server = self.server
+        if now < self._begin_at:
+            log.info(
+                "fcgikit: %s; serving on for %gs (--shutdown-delay) with the ping path "
+                "answering 503, then stopping gracefully",
+                self.reason,
+                self._delay,
+            )
+        notifier = server.notifier
+        if notifier is None:
+            return
+        if self.reload:
+            notifier.reloading()
+        else:
+            notifier.stopping(f"stopping: {self.reason}")
 
     def hands_over_listeners(self) -> bool:
         """Whether the listening sockets outlive this server (a reload that keeps them)."""
@@ -95,6 +145,7 @@ class Stopping:
         else:
             if self._parking:  # a stop came after the reload began: no hand-over after all
                 self._parking = False
+                self._announce(now)
                 for listener in server.listeners:
                     listener.close()
                 for channel in draining:

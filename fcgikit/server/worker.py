@@ -401,7 +401,10 @@ def run_worker(
         binds=(),
         metrics=counters,
     )
-    server = Server(tracker, worker_settings, listeners)
+    # The ping path answers 503 when the pool drains, which the master says in the board:
+    # not when this worker alone stops (replaced by a reload, --max-requests), since the
+    # pool goes on serving then.
+    server = Server(tracker, worker_settings, listeners, draining=slot.board.draining)
     if counters is not None:
         counters.pool = server.pool
     server_box.append(server)

@@ -27,7 +27,6 @@ def nginx_get(request_id: int = 1, keep_conn: bool = True) -> bytes:
     return data + client.end_stdin(request_id)
 
 
-
 NAMES = st.sampled_from([b"REQUEST_METHOD", b"PATH_INFO", b"HTTP_X", b"", b"N" * 200, b"\xff"])
 VALUES = st.one_of(st.sampled_from([b"", b"GET", b"/a/b", b"\x00\xff"]), st.binary(max_size=300))
 

@@ -219,6 +219,7 @@ def test_a_large_request_across_many_records_and_reads(scan: ScanRequest) -> Non
 
 # --- the end of a response -----------------------------------------------------------------
 
+
 @settings(max_examples=1000, deadline=None)
 @given(
     pieces=PIECES,

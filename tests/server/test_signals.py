@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -50,12 +50,12 @@ def test_help_readme_and_operations_say_the_same_about_signals() -> None:
 class Serving:
     """``fcgikit serve app:app`` on a unix socket, one process or a pool of one worker."""
 
-    def __init__(self, tmp_path: Path, mode: list[str]) -> None:
+    def __init__(self, tmp_path: Path, mode: list[str], options: Sequence[str] = ()) -> None:
         (tmp_path / "app.py").write_text(APP)
         self.path = str(tmp_path / "app.sock")
         self.pool = bool(mode)
         argv = fcgikit_command("serve", "app:app", "--bind", f"unix:{self.path}", *mode)
-        self.backend = Backend([*argv, "--chdir", str(tmp_path)])
+        self.backend = Backend([*argv, *options, "--chdir", str(tmp_path)])
         self.wait_ready()
 
     def wait_ready(self, count: int = 1) -> None:

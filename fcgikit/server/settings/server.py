@@ -56,6 +56,23 @@ def _status_path_problem(path: str) -> str | None:
     return None if path.startswith("/") else f"must start with '/', not {path!r}"
 
 
+def ping_path_problem(path: str) -> str | None:
+    """What is wrong with a --ping-path (or ``fcgikit config --ping-path``), after its name."""
+    if not path.startswith("/"):
+        return f"must start with '/', not {path!r}"
+    if any(c in path for c in "?# \t\r\n"):
+        return f"must be a plain URL path like /ping (no query, no spaces), not {path!r}"
+    return None
+
+
+def _ping_response_problem(body: str) -> str | None:
+    try:
+        body.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"cannot be sent as UTF-8: {body!r}"
+    return None
+
+
 def _umask_problem(umask: int) -> str | None:
     return None if 0 <= umask <= 0o777 else f"{umask:o}: permission bits to clear, like 007"
 
@@ -95,7 +112,28 @@ class ServerSettings:
     #: total size of one request's FastCGI params; more is a protocol error
     max_params_size: int = MiB
     graceful_timeout: float = setting(
-        30.0, seconds(), "seconds running requests get to finish after SIGTERM / SIGHUP"
+        25.0,
+        seconds(),
+        "seconds running requests get to finish after SIGTERM (and --shutdown-delay) or "
+        "SIGHUP; with a pool's 2 s margin the default fits Kubernetes' 30 s grace period",
+    )
+    shutdown_delay: float = setting(
+        0.0,
+        seconds(),
+        "after SIGTERM, keep accepting and serving for this long while --ping-path answers "
+        "503, so that load balancers stop sending requests first; then stop gracefully",
+    )
+    ping_path: str | None = setting(
+        None,
+        text(ping_path_problem, metavar="PATH"),
+        "answer this URL path (as the client asked for it, REQUEST_URI) with "
+        "--ping-response, 200, without running the app; 503 while the server drains "
+        "(php-fpm's ping.path): for health checks",
+    )
+    ping_response: str = setting(
+        "pong",
+        text(_ping_response_problem, metavar="TEXT"),
+        "the body of the --ping-path answer (php-fpm's ping.response)",
     )
     #: seconds a blocked write to the web server may wait before the request is given up
     send_timeout: float = 120.0
