@@ -85,6 +85,12 @@ def test_a_ping_path_that_cannot_match_is_refused(path: str, message: str) -> No
         ServerSettings(ping_path=path)
 
 
+def test_the_ping_path_and_the_status_path_must_differ() -> None:
+    """Else the status page could never be reached: the ping would answer its requests."""
+    with pytest.raises(ConfigError, match="--ping-path and --status-path are both /health"):
+        ServerSettings(ping_path="/health", status_path="/health")
+
+
 def get(running: RunningServer, path: str, **kwargs: Any) -> FastCGIResponse:
     return running.client().request("GET", path, **kwargs)
 

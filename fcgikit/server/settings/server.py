@@ -249,5 +249,10 @@ class ServerSettings:
             )
         if not self.roles:
             raise ConfigError("at least one FastCGI role must be accepted")
+        if self.ping_path is not None and self.ping_path == self.status_path:
+            raise ConfigError(
+                f"--ping-path and --status-path are both {self.ping_path}: the ping would "
+                "answer every request for the status page; give them different paths"
+            )
         if self.send_timeout <= 0:
             raise ConfigError(f"send_timeout must be positive, not {self.send_timeout}")
