@@ -340,9 +340,12 @@ def test_haproxy_upstreams_are_checked_and_redispatched() -> None:
     text = render("haproxy", upstreams=UPSTREAMS)
     lines = _without_comments(text)
     assert "    default-server check inter 2s fall 2 rise 2" in lines
-    assert [line for line in lines if "retries" in line or "redispatch" in line] == [
+    assert [line for line in lines if "retr" in line or "redispatch" in line] == [
         "    retries 2",
         "    option redispatch 1",
+        # a GET whose server died under it goes to another; a POST that reached one never
+        "    retry-on conn-failure empty-response",
+        "    http-request disable-l7-retry unless METH_GET",
     ]
     assert "    server app1 10.0.0.2:9000 proto fcgi" in lines
     assert "    server app2 10.0.0.3:9000 proto fcgi" in lines

@@ -20,8 +20,10 @@ below changes:
 Several servers (``--upstream``) get health checks: a TCP connect, or with ``--ping-path``
 a FastCGI request for fcgikit's ping path (``option httpchk``), which also catches a hung
 app and takes a server out of rotation while it drains (its ping answers 503 during
-``fcgikit serve --shutdown-delay``). HAProxy resends a request to another server only when it
-could not connect (its default ``retry-on conn-failure``), so a POST never runs twice.
+``fcgikit serve --shutdown-delay``). HAProxy resends a request to another server when it
+could not connect (its default ``retry-on conn-failure``), and a GET or HEAD whose server
+closed the connection without a word (``empty-response``: the server was killed under it);
+never a POST that reached a server, which may have run there.
 """
 
 from __future__ import annotations
@@ -98,10 +100,13 @@ def _servers(servers: Sequence[str], ping_path: str | None) -> str:
     return (
         "    balance roundrobin\n"
         f"{_health_check(ping_path)}"
-        "    # A request that could not connect is sent to another server; one that reached\n"
-        "    # a server is never resent (HAProxy's default retry-on conn-failure).\n"
+        "    # A request that could not connect is sent to another server, and so is a GET\n"
+        "    # (HEAD) whose server closed the connection without answering (it died under\n"
+        "    # it). Any other request that reached a server is never resent: it may have run.\n"
         "    retries 2\n"
         "    option redispatch 1\n"
+        "    retry-on conn-failure empty-response\n"
+        "    http-request disable-l7-retry unless METH_GET\n"
         f"{''.join(lines)}"
     )
 

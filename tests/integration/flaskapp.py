@@ -8,7 +8,9 @@ server + FastCGI server + fixer chain from the outside:
   relative and absolute, so a test can follow them back;
 - ``/redirect``: ``redirect(url_for(...))``, relative or (``?external=1``) absolute;
 - ``/echo`` (POST): length and SHA-256 of the request body;
-- ``/exit``: ``sys.exit(3)`` in the view, which Flask does not catch (it is no Exception).
+- ``/exit``: ``sys.exit(3)`` in the view, which Flask does not catch (it is no Exception);
+- ``/hang?pid=N`` (GET or POST): in process N, says so on stderr and never answers (a request
+  in flight when the test kills that process); in any other process, answers at once.
 
 Each answer also names the process that served it (``pid``), for configs that balance
 several backends.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 from typing import Any
 
 from flask import Flask, jsonify, redirect, request, url_for
@@ -112,6 +115,20 @@ def echo() -> Any:
 @app.route("/exit")
 def leave() -> Any:
     sys.exit(3)
+
+
+# never set: a request held by /hang lasts until its process is killed
+_NEVER = threading.Event()
+
+
+@app.route("/hang", methods=["GET", "POST"])
+def hang() -> Any:
+    body = request.get_data()
+    if request.args.get("pid") == str(os.getpid()):
+        # one write(2) per line: two requests held at once must not share a line
+        os.write(2, f"flaskapp: holding a {request.method}\n".encode())
+        _NEVER.wait()
+    return jsonify({"held": False, "pid": os.getpid(), "length": len(body)})
 
 
 def _apply_fixer(wsgi_app: Any) -> Any:

@@ -325,12 +325,15 @@ def start_backend(
     threads: int = 4,
     extra: Sequence[str] = (),
     name: str = "backend",
+    environ: dict[str, str] | None = None,
 ) -> Process:
+    """``fcgikit serve`` for the test app; ``environ``: more environment variables."""
     argv = [*backend_command(), "serve", "flaskapp:app", "--chdir", str(APP_DIR)]
     for bind in binds:
         argv += ["--bind", bind]
     argv += ["--threads", str(threads), *extra]
-    return Process(name, argv, log_dir=workdir, env=app_environment(fixer), cwd=workdir)
+    env = {**app_environment(fixer), **(environ or {})}
+    return Process(name, argv, log_dir=workdir, env=env, cwd=workdir)
 
 
 # --------------------------------------------------------------------------- sites
@@ -788,14 +791,18 @@ def haproxy_fcgi_app(mount: str, socket: Path, path_info: str | None = None) -> 
     )
 
 
-def write_haproxy_config(layout: Layout, fragment: str, route: str | None = None) -> Path:
+def write_haproxy_config(
+    layout: Layout, fragment: str, route: str | None = None, global_lines: str = ""
+) -> Path:
     """A whole haproxy.cfg: a frontend on the scenario's port that routes with ``route``
-    (default: the line the fragment's comment names), then the fragment's sections."""
+    (default: the line the fragment's comment names), then the fragment's sections;
+    ``global_lines`` go in the ``global`` section (a stats socket)."""
     conf = layout.dir / "haproxy.cfg"
     conf.write_text(
         "global\n"
         "    log stderr format raw local0 notice\n"
         f"    pidfile {layout.dir}/haproxy.pid\n"
+        f"{_indent(global_lines, 4)}"
         "defaults\n"
         "    mode http\n"
         "    log global\n"
@@ -810,10 +817,12 @@ def write_haproxy_config(layout: Layout, fragment: str, route: str | None = None
     return conf
 
 
-def launch_haproxy(site: Site, fragment: str, route: str | None = None) -> Process:
+def launch_haproxy(
+    site: Site, fragment: str, route: str | None = None, global_lines: str = ""
+) -> Process:
     binary = require_binary("haproxy")
     layout = site.layout
-    conf = write_haproxy_config(layout, fragment, route)
+    conf = write_haproxy_config(layout, fragment, route, global_lines)
     site.config_files.append(conf)
     # -db: stay in the foreground, log to stderr (kept by Process for the failure report)
     return Process("haproxy", [binary, "-db", "-f", str(conf)], log_dir=layout.dir)
