@@ -155,11 +155,26 @@ class Acceptor:
 
     def stop_listening(self, *, close: bool) -> None:
         """Take the listeners out of the poller for good; ``close`` them too unless they are
-        handed over to the next process."""
+        handed over to the next process.
+
+        Before closing, the connections queued on a listener are accepted and served: the
+        kernel would reset them, and a web server may have sent its request on one already
+        (nginx resends a GET to another server, but answers a POST 502). A pool's worker
+        leaves them: its listener is shared, closing its copy resets nothing, and a sibling
+        with a free thread serves them sooner."""
+        take_queued = close and not self.server.settings.share_listeners
         for listener in self.listeners:
             self._poller.unregister(listener.fileno())
+            if take_queued:
+                self._take_queued(listener)
             if close:
                 listener.close()
+
+    def _take_queued(self, listener: socket.socket) -> None:
+        """Accept every connection waiting on ``listener``, busy or not: a stop serves them
+        (or answers FCGI_OVERLOADED) rather than leave them to be reset."""
+        while (accepted := self._accept_one(listener, True)) is not None:
+            self._admit(listener, *accepted)
 
     def sweep(self, now: float, *, stopping: bool) -> None:
         """The loop's periodic round: the rate-limited lines, and the retry after running
@@ -218,25 +233,28 @@ class Acceptor:
                 if not self.paused:  # the backlog is empty (accept did not fail)
                     self._check_backlog = False  # what comes next finds us accepting
                 return
-            fd, peer, nonblocking = accepted
             if self._check_backlog:
                 self.accepted_late = True
-            if not peer_allowed(peer, server.settings.web_server_addrs):
-                assert isinstance(peer, tuple)
-                self._refused_peers.note(peer[0], time.monotonic())
-                os.close(fd)
-                if self.metrics is not None:
-                    self.metrics.connection_refused("peer_address")
-                continue
-            if self.metrics is not None:
-                self.metrics.connection_accepted()
-            conn: Connected
-            if nonblocking and Connection is not None:
-                conn = Connection(fd)  # the C lane accepted it: no socket object at all
-            else:
-                conn = connection_py(fd, self._kinds[listener.fileno()])
-            self._start(conn, peer)
+            self._admit(listener, *accepted)
         self._expected = ACCEPT_BATCH
+
+    def _admit(self, listener: socket.socket, fd: int, peer: object, nonblocking: bool) -> None:
+        """Start serving an accepted connection, or close it if its peer is not allowed."""
+        if not peer_allowed(peer, self.server.settings.web_server_addrs):
+            assert isinstance(peer, tuple)
+            self._refused_peers.note(peer[0], time.monotonic())
+            os.close(fd)
+            if self.metrics is not None:
+                self.metrics.connection_refused("peer_address")
+            return
+        if self.metrics is not None:
+            self.metrics.connection_accepted()
+        conn: Connected
+        if nonblocking and Connection is not None:
+            conn = Connection(fd)  # the C lane accepted it: no socket object at all
+        else:
+            conn = connection_py(fd, self._kinds[listener.fileno()])
+        self._start(conn, peer)
 
     def _start(self, conn: Connected, peer: object) -> None:
         """Hand a new connection to the server: on the direct lane if its request is here

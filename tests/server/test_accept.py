@@ -17,6 +17,7 @@ import re
 import resource
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +25,22 @@ from typing import Any
 
 import pytest
 
-from fcgikit.addresses import TcpAddress
+from fcgikit.addresses import TcpAddress, UnixAddress
 from fcgikit.client import FastCGIClient
+from fcgikit.protocol import ProtocolStatus
 from fcgikit.protocol.records import RecordReader
+from fcgikit.server import Server, ServerSettings
 from fcgikit.server.listeners import parse_web_server_addrs
 from tests.processes import Backend, cpu_seconds, fcgikit_command
-from tests.server.test_hostile import END, STDOUT, Log, digest_app, request_bytes, wait_until
+from tests.server.test_hostile import (
+    END,
+    STDOUT,
+    Log,
+    Peer,
+    digest_app,
+    request_bytes,
+    wait_until,
+)
 
 TESTS = Path(__file__).resolve().parents[1]
 ENV = {"PYTHONPATH": str(TESTS)}
@@ -208,3 +219,29 @@ def test_ulimit_256_and_400_held_connections(tmp_path: Path, workers: str | None
         for sock in held:
             sock.close()
         assert backend.stop(signal.SIGTERM) == 0, backend.stderr[-3000:]
+
+
+def test_a_stop_serves_the_connections_still_queued_on_the_listener(tmp_path: Path) -> None:
+    """A web server may have sent its request on a connection the server had not accepted
+    yet when a stop closes the listener; the kernel would reset it, and nginx answers such a
+    POST 502 (it resends only a GET). The stop accepts what is queued first, and serves it."""
+    path = str(tmp_path / "app.sock")
+    settings = ServerSettings(binds=(UnixAddress(path),), handle_signals=False)
+    server = Server(hello, settings)
+    serving = threading.Thread(target=server.serve, daemon=True)
+    try:
+        with contextlib.closing(Peer(path)) as first, contextlib.closing(Peer(path)) as second:
+            # queued on the listener, then the stop comes before the loop ever accepts
+            first.send(request_bytes(1, "/queued", body=b"a form"))
+            second.send(request_bytes(1, "/also-queued"))
+            server.stop("test: stopping")
+            serving.start()
+            for queued, path_info in ((first, b"/queued"), (second, b"/also-queued")):
+                reply = queued.read_end(1)
+                assert reply.ends(1) == [ProtocolStatus.REQUEST_COMPLETE]
+                assert reply.bodies(1) == [b"hello " + path_info]
+    finally:
+        server.stop("test over")
+        serving.join(10)
+    assert not serving.is_alive()
+
