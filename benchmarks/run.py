@@ -314,6 +314,10 @@ class Site:
     socket: Path | None
     #: stream request and response bodies instead of buffering them (the memory checks)
     streaming: bool = False
+    #: "fastcgi" or "http" for a site whose backend is not in BACKENDS (scenarios.py)
+    protocol: str | None = None
+    #: more ``fastcgi_param`` lines (php-fpm's SCRIPT_FILENAME)
+    extra_params: str = ""
 
     @property
     def upstream(self) -> str:
@@ -333,7 +337,7 @@ def nginx_config(workdir: Path, sites: Sequence[Site]) -> str:
                 f"{keepalive if keep else ''} }}\n"
             )
         backend = BACKENDS.get(site.backend)
-        protocol = backend.protocol if backend else "fastcgi"
+        protocol = site.protocol or (backend.protocol if backend else "fastcgi")
         if protocol == "static":
             body = '        default_type text/plain;\n        return 200 "Hello, World!";\n'
         elif protocol == "http":
@@ -341,8 +345,11 @@ def nginx_config(workdir: Path, sites: Sequence[Site]) -> str:
             if keep:
                 body += '        proxy_http_version 1.1;\n        proxy_set_header Connection "";\n'
             body += "        proxy_buffer_size 16k;\n        proxy_buffers 64 16k;\n"
+            if site.streaming:
+                body += "        proxy_request_buffering off;\n        proxy_buffering off;\n"
         else:
-            body = FASTCGI_PARAMS + f"        fastcgi_pass {site.upstream};\n"
+            body = FASTCGI_PARAMS + site.extra_params
+            body += f"        fastcgi_pass {site.upstream};\n"
             body += f"        fastcgi_keep_conn {'on' if keep else 'off'};\n"
             body += "        fastcgi_buffer_size 16k;\n        fastcgi_buffers 64 16k;\n"
             if site.streaming:
@@ -1267,6 +1274,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="one more fcgikit backend, fcgikit-NAME, measured in the same run: keys "
         "threads=N and path=DIR (import fcgikit from DIR/fcgikit); e.g. t4:threads=4",
     )
+    import scenarios
+
+    scenarios.add_arguments(parser)
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="where results.* go")
     parser.add_argument("--keep-workdir", action="store_true", help="keep configs and logs")
     parser.add_argument("--nginx", default=find_binary("nginx"), help=argparse.SUPPRESS)
@@ -1310,6 +1320,8 @@ def apply_quick(args: argparse.Namespace, argv: Sequence[str]) -> None:
             setattr(args, name, value)
     if "--memory" not in given:
         args.memory = False
+    if "--scenarios" not in given:
+        args.scenarios = "none"
 
 
 def raise_fd_limit() -> None:
@@ -1346,6 +1358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing_tools:
         print(f"missing: {', '.join(missing_tools)}; benchmarks/run installs them", file=sys.stderr)
         return 2
+    import scenarios
+
+    scenario_names = scenarios.chosen(args.scenarios)
     variants = [add_variant(text) for text in args.variant]
     backends = [*(args.only or [n for n in BACKENDS if n not in variants]), *variants]
     if "fcgikit" in backends:  # the reference every ratio is taken against goes first
@@ -1380,17 +1395,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells: list[Cell] = []
     memory_results = None
     profiles = None
+    scenario_cells: list[dict[str, Any]] = []
     with work_directory(args.keep_workdir) as workdir:
         bench = Bench(args, workdir)
         try:
-            bench.start(backends, args.keep, memory)
-            if not args.memory_only:
+            matrix = args.matrix and not args.memory_only
+            bench.start(backends if matrix else [], args.keep, memory)
+            if matrix:
                 cells = bench.measure(backends, apps, args.keep)
             if args.profile and "fcgikit" in backends:
                 profiles = bench.profile(apps, args.out)
             if memory:
                 print("  memory checks ...", file=sys.stderr, flush=True)
                 memory_results = bench.memory_checks()
+            if scenario_names and not args.memory_only:
+                scenario_cells = scenarios.run_scenarios(bench, scenario_names)
         finally:
             bench.stop()
         notes = bench.notes
@@ -1409,8 +1428,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_average_at_end": load_average(),
         "backends": backends,
     }
-    print(f"\n{table}\n")
-    print(targets_table(targets))
+    if cells or memory_results:
+        print(f"\n{table}\n")
+        print(targets_table(targets))
+    if scenario_cells:
+        print(scenarios.scenario_tables(scenario_cells))
     if memory_results:
         print("\nmemory: " + json.dumps(memory_results))
     if profiles:
@@ -1428,6 +1450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": settings,
         "results": [cell.summary() for cell in cells],
         "memory": memory_results,
+        "scenarios": scenario_cells,
         "targets": [asdict(target) for target in targets],
         "profiles": profiles,
         "notes": notes,
