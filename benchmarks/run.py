@@ -528,6 +528,8 @@ class Bench:
         self.memory_socket = workdir / "fcgikit-memory.sock"
         self.backend_pids: dict[str, int] = {}
         self.notes: list[str] = []
+        #: the ``--variant`` backends (fcgikit-NAME) and where each imports fcgikit from
+        self.variants: dict[str, Path | None] = {}
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -1398,6 +1400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenario_cells: list[dict[str, Any]] = []
     with work_directory(args.keep_workdir) as workdir:
         bench = Bench(args, workdir)
+        bench.variants = {name: BACKENDS[name].pythonpath for name in variants}
         try:
             matrix = args.matrix and not args.memory_only
             bench.start(backends if matrix else [], args.keep, memory)

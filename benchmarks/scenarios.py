@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import glob
 import hashlib
 import http.client
@@ -65,6 +66,8 @@ class Contender:
     apps: frozenset[str] = frozenset({"hello", "flask"})
     #: a php-fpm pool: nginx names the script in SCRIPT_FILENAME
     php: bool = False
+    #: import fcgikit from this directory (a ``--variant`` with ``path=``)
+    pythonpath: Path | None = None
 
 
 def _fcgikit(*options: str) -> Argv:
@@ -140,8 +143,21 @@ def _php_missing() -> str | None:
     return None if php_fpm_binary() else "php-fpm not installed (Debian package php-fpm)"
 
 
-def contenders(scenario: str) -> list[Contender]:
-    """The rows of ``scenario``, fcgikit's first: every ratio is taken against it."""
+def contenders(scenario: str, variants: dict[str, Path | None]) -> list[Contender]:
+    """The rows of ``scenario``, fcgikit's first (every ratio is taken against it), then each
+    fcgikit row again for each ``--variant`` (``fcgikit-NAME`` -> the directory it imports
+    fcgikit from), to compare a change with the tree in the same run."""
+    rows = _contenders(scenario)
+    for variant, path in variants.items():
+        rows += [
+            dataclasses.replace(row, name=f"{row.name} [{variant}]", pythonpath=path)
+            for row in list(rows)
+            if row.name.startswith("fcgikit") and "[" not in row.name
+        ]
+    return rows
+
+
+def _contenders(scenario: str) -> list[Contender]:
     uwsgi_missing = _uwsgi_missing
     if scenario == "procs2":
         return [
@@ -242,8 +258,14 @@ class Stage:
     def socket(self, row: Contender) -> Path:
         return self.workdir / f"c{self.rows.index(row)}.sock"
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
-        process = self.bench.spawn(name, argv, env=env)
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        pythonpath: Path | None = None,
+    ) -> Process:
+        process = self.bench.spawn(name, argv, env=env, pythonpath=pythonpath)
         process.log_path.rename(self.workdir / process.log_path.name)
         process.log_path = self.workdir / process.log_path.name
         self.all_processes.append(process)
@@ -254,7 +276,7 @@ class Stage:
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         name = f"c{self.rows.index(row)}"
-        process = self._spawn(name, row.argv(sock, self.workdir), env=row.env)
+        process = self._spawn(name, row.argv(sock, self.workdir), row.env, row.pythonpath)
         self.processes[row.name] = process
         return process
 
@@ -295,7 +317,7 @@ def wrk_cells(
 ) -> list[dict[str, Any]]:
     """req/s, p50, p99 and CPU µs a request for each (app, contender), median of rounds."""
     args = bench.args
-    stage = Stage(bench, scenario, usable(bench, contenders(scenario)), keep)
+    stage = Stage(bench, scenario, usable(bench, contenders(scenario, bench.variants)), keep)
     wrk = Wrk(args.wrk, bench.workdir, args.wrk_threads)
     results: dict[tuple[str, str], list[tuple[WrkResult, float | None]]] = {}
     try:
@@ -432,7 +454,9 @@ def check_transfer(kind: str, port: int, size: int) -> str | None:
 def transfer_cells(bench: run.Bench, kind: str) -> list[dict[str, Any]]:
     args = bench.args
     size = args.transfer_size
-    stage = Stage(bench, kind, usable(bench, contenders(kind)), "on", streaming=True)
+    stage = Stage(
+        bench, kind, usable(bench, contenders(kind, bench.variants)), "on", streaming=True
+    )
     runs: dict[str, list[tuple[float, float]]] = {}
     try:
         stage.start_all()
@@ -534,7 +558,7 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
 
 def slow_mix_cells(bench: run.Bench) -> list[dict[str, Any]]:
     args = bench.args
-    stage = Stage(bench, "slowmix", usable(bench, contenders("slowmix")), "off")
+    stage = Stage(bench, "slowmix", usable(bench, contenders("slowmix", bench.variants)), "off")
     rounds: dict[str, list[dict[str, Any]]] = {}
     try:
         stage.start_all()
@@ -590,7 +614,7 @@ def first_200_after(port: int, started: float, process: Process, timeout: float)
 
 def startup_cells(bench: run.Bench) -> list[dict[str, Any]]:
     args = bench.args
-    stage = Stage(bench, "startup", usable(bench, contenders("startup")), "off")
+    stage = Stage(bench, "startup", usable(bench, contenders("startup", bench.variants)), "off")
     times: dict[str, list[float]] = {}
     try:
         for site in stage.sites.values():
