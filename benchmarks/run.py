@@ -106,6 +106,8 @@ class Backend:
     keep_modes: frozenset[str] = frozenset(KEEP_MODES)
     #: import fcgikit from this directory instead (a ``--variant`` with ``path=``)
     pythonpath: Path | None = None
+    #: a ``--variant``'s ``threads=``
+    threads: int | None = None
 
 
 def _bin(name: str) -> str | None:
@@ -528,8 +530,9 @@ class Bench:
         self.memory_socket = workdir / "fcgikit-memory.sock"
         self.backend_pids: dict[str, int] = {}
         self.notes: list[str] = []
-        #: the ``--variant`` backends (fcgikit-NAME) and where each imports fcgikit from
-        self.variants: dict[str, Path | None] = {}
+        #: the ``--variant`` backends (fcgikit-NAME): where each imports fcgikit from, and
+        #: its --threads
+        self.variants: dict[str, tuple[Path | None, int | None]] = {}
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -1302,7 +1305,7 @@ def add_variant(text: str) -> str:
     backend_name = f"fcgikit-{name}"
     BACKENDS[backend_name] = Backend(
         backend_name, "fastcgi", command, _module_missing("fcgikit", "pip install -e ."),
-        pythonpath=path,
+        pythonpath=path, threads=threads,
     )  # fmt: skip
     return backend_name
 
@@ -1400,7 +1403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenario_cells: list[dict[str, Any]] = []
     with work_directory(args.keep_workdir) as workdir:
         bench = Bench(args, workdir)
-        bench.variants = {name: BACKENDS[name].pythonpath for name in variants}
+        bench.variants = {
+            name: (BACKENDS[name].pythonpath, BACKENDS[name].threads) for name in variants
+        }
         try:
             matrix = args.matrix and not args.memory_only
             bench.start(backends if matrix else [], args.keep, memory)

@@ -143,18 +143,30 @@ def _php_missing() -> str | None:
     return None if php_fpm_binary() else "php-fpm not installed (Debian package php-fpm)"
 
 
-def contenders(scenario: str, variants: dict[str, Path | None]) -> list[Contender]:
+def contenders(
+    scenario: str, variants: dict[str, tuple[Path | None, int | None]]
+) -> list[Contender]:
     """The rows of ``scenario``, fcgikit's first (every ratio is taken against it), then each
     fcgikit row again for each ``--variant`` (``fcgikit-NAME`` -> the directory it imports
-    fcgikit from), to compare a change with the tree in the same run."""
+    fcgikit from, and its ``--threads``, which wins over the row's), to compare a change with
+    the tree in the same run."""
     rows = _contenders(scenario)
-    for variant, path in variants.items():
+    for variant, (path, threads) in variants.items():
         rows += [
-            dataclasses.replace(row, name=f"{row.name} [{variant}]", pythonpath=path)
+            dataclasses.replace(
+                row,
+                name=f"{row.name} [{variant}]",
+                pythonpath=path,
+                argv=row.argv if threads is None else _with_threads(row.argv, threads),
+            )
             for row in list(rows)
             if row.name.startswith("fcgikit") and "[" not in row.name
         ]
     return rows
+
+
+def _with_threads(argv: Argv, threads: int) -> Argv:
+    return lambda sock, workdir: [*argv(sock, workdir), "--threads", str(threads)]
 
 
 def _contenders(scenario: str) -> list[Contender]:
