@@ -504,6 +504,23 @@ def http_request(
         conn.close()
 
 
+def download(port: int, size: int, digest: Any | None = None) -> tuple[int, int]:
+    """GET ``/download`` of ``size`` bytes, read in 1 MiB blocks (fed to ``digest`` if
+    given): the status and the bytes received."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=600)
+    received = 0
+    try:
+        conn.request("GET", f"/download?bytes={size}")
+        response = conn.getresponse()
+        while block := response.read(MiB):
+            received += len(block)
+            if digest is not None:
+                digest.update(block)
+        return response.status, received
+    finally:
+        conn.close()
+
+
 def sanity_check(site: Site, app: App) -> str | None:
     """None when ``site`` answers ``app`` right, else what is wrong (that cell is skipped)."""
     body = b"x" * app.body_size if app.method == "POST" else None
@@ -574,6 +591,7 @@ class Bench:
         argv: Sequence[str],
         env: dict[str, str] | None = None,
         pythonpath: Path | None = None,
+        workdir: Path | None = None,
     ) -> Process:
         env = {**os.environ, **(env or {})}
         paths = [str(BENCH_DIR), env.get("PYTHONPATH")]
@@ -582,7 +600,7 @@ class Bench:
             paths.insert(0, str(fcgikit_path.resolve()))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-        process = Process(name, argv, self.workdir, cwd=BENCH_DIR, env=env)
+        process = Process(name, argv, workdir or self.workdir, cwd=BENCH_DIR, env=env)
         self.processes.append(process)
         return process
 
@@ -770,16 +788,8 @@ class Bench:
 
     def _download(self, port: int) -> dict[str, Any]:
         size = self.args.memory_size
-        conn = http.client.HTTPConnection(HOST, port, timeout=600)
-        received = 0
-        try:
-            conn.request("GET", f"/download?bytes={size}")
-            response = conn.getresponse()
-            while block := response.read(MiB):
-                received += len(block)
-        finally:
-            conn.close()
-        return {"status": response.status, "ok": response.status == 200 and received == size}
+        status, received = download(port, size)
+        return {"status": status, "ok": status == 200 and received == size}
 
     def _idle_connections(self, pid: int, port: int) -> dict[str, Any]:
         from fcgikit.protocol import ClientConnection, RequestEnded

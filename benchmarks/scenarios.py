@@ -270,16 +270,14 @@ class Stage:
     def socket(self, row: Contender) -> Path:
         return self.workdir / f"c{self.rows.index(row)}.sock"
 
-    def _spawn(
-        self,
-        name: str,
-        argv: list[str],
-        env: dict[str, str] | None = None,
-        pythonpath: Path | None = None,
-    ) -> Process:
-        process = self.bench.spawn(name, argv, env=env, pythonpath=pythonpath)
-        process.log_path.rename(self.workdir / process.log_path.name)
-        process.log_path = self.workdir / process.log_path.name
+    def _spawn(self, name: str, argv: list[str], row: Contender | None = None) -> Process:
+        process = self.bench.spawn(
+            name,
+            argv,
+            env=row.env if row else None,
+            pythonpath=row.pythonpath if row else None,
+            workdir=self.workdir,
+        )
         self.all_processes.append(process)
         return process
 
@@ -288,7 +286,7 @@ class Stage:
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         name = f"c{self.rows.index(row)}"
-        process = self._spawn(name, row.argv(sock, self.workdir), row.env, row.pythonpath)
+        process = self._spawn(name, row.argv(sock, self.workdir), row)
         self.processes[row.name] = process
         return process
 
@@ -426,21 +424,6 @@ def upload(port: int, size: int, path: str) -> tuple[int, bytes]:
         conn.close()
 
 
-def download(port: int, size: int, digest: Any | None = None) -> tuple[int, int]:
-    conn = http.client.HTTPConnection(HOST, port, timeout=600)
-    received = 0
-    try:
-        conn.request("GET", f"/download?bytes={size}")
-        response = conn.getresponse()
-        while block := response.read(MiB):
-            received += len(block)
-            if digest is not None:
-                digest.update(block)
-        return response.status, received
-    finally:
-        conn.close()
-
-
 def expected_upload_digest(size: int) -> str:
     block = stream_block()
     digest = hashlib.sha256()
@@ -457,7 +440,7 @@ def check_transfer(kind: str, port: int, size: int) -> str | None:
             return f"upload: status {status}, digest {body[:64]!r}"
         return None
     digest = hashlib.sha256()
-    status, received = download(port, size, digest)
+    status, received = run.download(port, size, digest)
     if status != 200 or digest.hexdigest() != hashlib.sha256(bytes(size)).hexdigest():
         return f"download: status {status}, {received} of {size} bytes, or a wrong digest"
     return None
@@ -493,7 +476,7 @@ def transfer_cells(bench: run.Bench, kind: str) -> list[dict[str, Any]]:
                     status, body = upload(port, size, "/upload")
                     ok = status == 200 and body == b"%d" % size
                 else:
-                    status, received = download(port, size)
+                    status, received = run.download(port, size)
                     ok = status == 200 and received == size
                 seconds = time.monotonic() - started
                 cpu = run.cpu_seconds(pid) - cpu_before

@@ -64,9 +64,9 @@ class ServerSettings:
         short="-b",
         default_text="the listening socket inherited on fd 0",
     )
-    # 64: nginx's slow mix (64 connections, a tenth of the requests waiting 200 ms on I/O)
-    # leaves quick requests a thread; threads start only when that many requests run at
-    # once, and cost ~18 KiB of RSS each then (benchmarks/RESULTS.md, "Issue 26").
+    # 64: behind nginx at 64 connections, with some requests waiting on I/O, quick requests
+    # still find a thread; threads start only when that many requests run at once, and cost
+    # little memory then (benchmarks/RESULTS.md, "Issue 26").
     threads: int = setting(
         64,
         integer(minimum=1),
