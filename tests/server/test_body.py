@@ -227,3 +227,14 @@ def test_a_body_limited_in_memory_spools_what_is_beyond_and_keeps_every_byte() -
     already.finish()
     assert already.read() == b"e" * 2000
     already.close()
+
+
+def test_a_read_returns_what_there_is_when_the_body_ends_short() -> None:
+    body = RequestBody(content_length=None, spool_threshold=1 << 20)
+    result: list[bytes] = []
+    reader = threading.Thread(target=lambda: result.append(body.read(65536)))
+    reader.start()
+    body.feed(b"abc")
+    body.finish()
+    reader.join(10)
+    assert result == [b"abc"]
