@@ -9,6 +9,8 @@ look-up, so each backend runs one process for the whole run instead of one per a
     /echo       the request body read whole and sent back (the 1 MiB POST)
     /upload     the request body read in 64 KiB blocks and counted (the 1 GiB upload)
     /download   ``?bytes=N`` streamed from a generator in 64 KiB blocks (the 1 GiB download)
+    /sha256     the request body read in 64 KiB blocks, answered with its SHA-256 in hex
+    /slow       ``?ms=N`` (200 unless given): sleeps that long, then the hello (the slow mix)
 
 ``apps:plain_application`` has the same routes without ``/flask``; the memory checks serve it,
 with ``FCGIKIT_BENCH_PLAIN=1`` so that Flask is not even imported and the RSS they report is
@@ -17,7 +19,9 @@ the server's, not Flask's.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -75,11 +79,33 @@ def upload(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return [text]
 
 
+def sha256(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    stream = environ["wsgi.input"]
+    left = _content_length(environ)
+    digest = hashlib.sha256()
+    while left > 0:
+        block = stream.read(min(BLOCK, left))
+        if not block:
+            break
+        digest.update(block)
+        left -= len(block)
+    text = digest.hexdigest().encode("ascii")
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(text)))])
+    return [text]
+
+
+def _query(environ: Environ) -> dict[str, str]:
+    pairs = environ.get("QUERY_STRING", "").split("&")
+    return dict(part.split("=", 1) for part in pairs if "=" in part)
+
+
+def slow(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    time.sleep(int(_query(environ).get("ms", 200)) / 1000)
+    return hello(environ, start_response)
+
+
 def download(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-    query = dict(
-        part.split("=", 1) for part in environ.get("QUERY_STRING", "").split("&") if "=" in part
-    )
-    size = int(query.get("bytes", BLOCK))
+    size = int(_query(environ).get("bytes", BLOCK))
 
     def blocks() -> Iterator[bytes]:
         left = size
@@ -105,6 +131,8 @@ PLAIN_ROUTES: dict[str, WSGIApp] = {
     "/echo": echo,
     "/upload": upload,
     "/download": download,
+    "/sha256": sha256,
+    "/slow": slow,
 }
 
 

@@ -106,6 +106,8 @@ class Backend:
     keep_modes: frozenset[str] = frozenset(KEEP_MODES)
     #: import fcgikit from this directory instead (a ``--variant`` with ``path=``)
     pythonpath: Path | None = None
+    #: a ``--variant``'s ``threads=``
+    threads: int | None = None
 
 
 def _bin(name: str) -> str | None:
@@ -314,6 +316,10 @@ class Site:
     socket: Path | None
     #: stream request and response bodies instead of buffering them (the memory checks)
     streaming: bool = False
+    #: "fastcgi" or "http" for a site whose backend is not in BACKENDS (scenarios.py)
+    protocol: str | None = None
+    #: more ``fastcgi_param`` lines (php-fpm's SCRIPT_FILENAME)
+    extra_params: str = ""
 
     @property
     def upstream(self) -> str:
@@ -333,7 +339,7 @@ def nginx_config(workdir: Path, sites: Sequence[Site]) -> str:
                 f"{keepalive if keep else ''} }}\n"
             )
         backend = BACKENDS.get(site.backend)
-        protocol = backend.protocol if backend else "fastcgi"
+        protocol = site.protocol or (backend.protocol if backend else "fastcgi")
         if protocol == "static":
             body = '        default_type text/plain;\n        return 200 "Hello, World!";\n'
         elif protocol == "http":
@@ -341,8 +347,11 @@ def nginx_config(workdir: Path, sites: Sequence[Site]) -> str:
             if keep:
                 body += '        proxy_http_version 1.1;\n        proxy_set_header Connection "";\n'
             body += "        proxy_buffer_size 16k;\n        proxy_buffers 64 16k;\n"
+            if site.streaming:
+                body += "        proxy_request_buffering off;\n        proxy_buffering off;\n"
         else:
-            body = FASTCGI_PARAMS + f"        fastcgi_pass {site.upstream};\n"
+            body = FASTCGI_PARAMS + site.extra_params
+            body += f"        fastcgi_pass {site.upstream};\n"
             body += f"        fastcgi_keep_conn {'on' if keep else 'off'};\n"
             body += "        fastcgi_buffer_size 16k;\n        fastcgi_buffers 64 16k;\n"
             if site.streaming:
@@ -495,6 +504,23 @@ def http_request(
         conn.close()
 
 
+def download(port: int, size: int, digest: Any | None = None) -> tuple[int, int]:
+    """GET ``/download`` of ``size`` bytes, read in 1 MiB blocks (fed to ``digest`` if
+    given): the status and the bytes received."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=600)
+    received = 0
+    try:
+        conn.request("GET", f"/download?bytes={size}")
+        response = conn.getresponse()
+        while block := response.read(MiB):
+            received += len(block)
+            if digest is not None:
+                digest.update(block)
+        return response.status, received
+    finally:
+        conn.close()
+
+
 def sanity_check(site: Site, app: App) -> str | None:
     """None when ``site`` answers ``app`` right, else what is wrong (that cell is skipped)."""
     body = b"x" * app.body_size if app.method == "POST" else None
@@ -521,6 +547,9 @@ class Bench:
         self.memory_socket = workdir / "fcgikit-memory.sock"
         self.backend_pids: dict[str, int] = {}
         self.notes: list[str] = []
+        #: the ``--variant`` backends (fcgikit-NAME): where each imports fcgikit from, and
+        #: its --threads
+        self.variants: dict[str, tuple[Path | None, int | None]] = {}
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -562,6 +591,7 @@ class Bench:
         argv: Sequence[str],
         env: dict[str, str] | None = None,
         pythonpath: Path | None = None,
+        workdir: Path | None = None,
     ) -> Process:
         env = {**os.environ, **(env or {})}
         paths = [str(BENCH_DIR), env.get("PYTHONPATH")]
@@ -570,7 +600,7 @@ class Bench:
             paths.insert(0, str(fcgikit_path.resolve()))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-        process = Process(name, argv, self.workdir, cwd=BENCH_DIR, env=env)
+        process = Process(name, argv, workdir or self.workdir, cwd=BENCH_DIR, env=env)
         self.processes.append(process)
         return process
 
@@ -758,16 +788,8 @@ class Bench:
 
     def _download(self, port: int) -> dict[str, Any]:
         size = self.args.memory_size
-        conn = http.client.HTTPConnection(HOST, port, timeout=600)
-        received = 0
-        try:
-            conn.request("GET", f"/download?bytes={size}")
-            response = conn.getresponse()
-            while block := response.read(MiB):
-                received += len(block)
-        finally:
-            conn.close()
-        return {"status": response.status, "ok": response.status == 200 and received == size}
+        status, received = download(port, size)
+        return {"status": status, "ok": status == 200 and received == size}
 
     def _idle_connections(self, pid: int, port: int) -> dict[str, Any]:
         from fcgikit.protocol import ClientConnection, RequestEnded
@@ -1267,6 +1289,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="one more fcgikit backend, fcgikit-NAME, measured in the same run: keys "
         "threads=N and path=DIR (import fcgikit from DIR/fcgikit); e.g. t4:threads=4",
     )
+    import scenarios
+
+    scenarios.add_arguments(parser)
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="where results.* go")
     parser.add_argument("--keep-workdir", action="store_true", help="keep configs and logs")
     parser.add_argument("--nginx", default=find_binary("nginx"), help=argparse.SUPPRESS)
@@ -1290,7 +1315,7 @@ def add_variant(text: str) -> str:
     backend_name = f"fcgikit-{name}"
     BACKENDS[backend_name] = Backend(
         backend_name, "fastcgi", command, _module_missing("fcgikit", "pip install -e ."),
-        pythonpath=path,
+        pythonpath=path, threads=threads,
     )  # fmt: skip
     return backend_name
 
@@ -1310,6 +1335,8 @@ def apply_quick(args: argparse.Namespace, argv: Sequence[str]) -> None:
             setattr(args, name, value)
     if "--memory" not in given:
         args.memory = False
+    if "--scenarios" not in given:
+        args.scenarios = "none"
 
 
 def raise_fd_limit() -> None:
@@ -1346,6 +1373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing_tools:
         print(f"missing: {', '.join(missing_tools)}; benchmarks/run installs them", file=sys.stderr)
         return 2
+    import scenarios
+
+    scenario_names = scenarios.chosen(args.scenarios)
     variants = [add_variant(text) for text in args.variant]
     backends = [*(args.only or [n for n in BACKENDS if n not in variants]), *variants]
     if "fcgikit" in backends:  # the reference every ratio is taken against goes first
@@ -1380,17 +1410,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells: list[Cell] = []
     memory_results = None
     profiles = None
+    scenario_cells: list[dict[str, Any]] = []
     with work_directory(args.keep_workdir) as workdir:
         bench = Bench(args, workdir)
+        bench.variants = {
+            name: (BACKENDS[name].pythonpath, BACKENDS[name].threads) for name in variants
+        }
         try:
-            bench.start(backends, args.keep, memory)
-            if not args.memory_only:
+            matrix = args.matrix and not args.memory_only
+            bench.start(backends if matrix else [], args.keep, memory)
+            if matrix:
                 cells = bench.measure(backends, apps, args.keep)
             if args.profile and "fcgikit" in backends:
                 profiles = bench.profile(apps, args.out)
             if memory:
                 print("  memory checks ...", file=sys.stderr, flush=True)
                 memory_results = bench.memory_checks()
+            if scenario_names and not args.memory_only:
+                scenario_cells = scenarios.run_scenarios(bench, scenario_names)
         finally:
             bench.stop()
         notes = bench.notes
@@ -1409,8 +1446,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_average_at_end": load_average(),
         "backends": backends,
     }
-    print(f"\n{table}\n")
-    print(targets_table(targets))
+    if cells or memory_results:
+        print(f"\n{table}\n")
+        print(targets_table(targets))
+    if scenario_cells:
+        print(scenarios.scenario_tables(scenario_cells))
     if memory_results:
         print("\nmemory: " + json.dumps(memory_results))
     if profiles:
@@ -1428,6 +1468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": settings,
         "results": [cell.summary() for cell in cells],
         "memory": memory_results,
+        "scenarios": scenario_cells,
         "targets": [asdict(target) for target in targets],
         "profiles": profiles,
         "notes": notes,

@@ -38,9 +38,9 @@ _NGINX_PARAMS = (
 # with 413 before the app sees it; fcgikit spools big bodies to a temp file and has no limit.
 _NGINX_MAX_BODY = "100m"
 
-# Idle connections each nginx worker keeps to the app: as many as fcgikit runs requests at
-# once by default (--threads 16). An idle connection costs fcgikit a file descriptor, not a
-# thread, so several nginx workers keeping 16 each is no burden.
+# Idle connections each nginx worker keeps to the app. An idle connection costs fcgikit a
+# file descriptor, not a thread, so several nginx workers keeping 16 each is no burden; more
+# at once are opened as needed (fcgikit runs up to --threads, 64, requests at once).
 _NGINX_KEEPALIVE = 16
 
 

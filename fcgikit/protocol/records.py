@@ -338,39 +338,71 @@ class RecordReader:
             RemoteProtocolError: a header's version is not 1 (checked as soon as the 8 header
                 bytes are here, so garbage fails fast); or whatever ``on_record`` raises.
         """
-        tail = self._tail
-        if tail:
-            tail += data
-            source: bytes | bytearray | memoryview = tail
-        else:
-            source = data
-        raw = memoryview(source)
+        raw = memoryview(data)
         view = raw if raw.itemsize == 1 and raw.ndim == 1 else raw.cast("B")
-        offset = 0
         try:
-            end = len(view)
-            unpack_header_at = HEADER.unpack_from
-            while end - offset >= FCGI_HEADER_LEN:
-                version, record_type, request_id, content_length, padding_length = unpack_header_at(
-                    view, offset
-                )
-                if version != FCGI_VERSION_1:
-                    raise RemoteProtocolError(
-                        f"record header says FastCGI version {version}, expected 1: "
-                        "the peer is not speaking FastCGI, or the stream is out of step"
-                    )
-                content_start = offset + FCGI_HEADER_LEN
-                content_end = content_start + content_length
-                record_end = content_end + padding_length
-                if record_end > end:
-                    break
-                with view[content_start:content_end] as content:
-                    on_record(record_type, request_id, content)
-                offset = record_end
-            if source is not tail and offset < end:
-                tail += view[offset:]
+            offset = self._finish_tail(view, on_record) if self._tail else 0
+            if offset >= 0:
+                self._cut(view, offset, on_record)
         finally:
             view.release()
             raw.release()
-        if source is tail and offset:
-            del tail[:offset]
+
+    def _finish_tail(self, view: memoryview, on_record: RecordHandler) -> int:
+        """Complete the record waiting in the tail with the start of ``view``; where the rest
+        of ``view`` begins, or -1 when all of it went to the tail. Only that record is copied:
+        a large chunk that ends a body record is not appended to the tail whole."""
+        tail = self._tail
+        taken = 0
+        if len(tail) < FCGI_HEADER_LEN:
+            taken = min(FCGI_HEADER_LEN - len(tail), len(view))
+            tail += view[:taken]
+            if len(tail) < FCGI_HEADER_LEN:
+                return -1
+            _check_version(tail[0])
+        content_length, padding_length = tail[4] << 8 | tail[5], tail[6]
+        record_end = FCGI_HEADER_LEN + content_length + padding_length
+        more = min(record_end - len(tail), len(view) - taken)
+        tail += view[taken : taken + more]
+        taken += more
+        if len(tail) < record_end:
+            return -1
+        try:
+            with (
+                memoryview(tail) as whole,
+                whole[FCGI_HEADER_LEN : FCGI_HEADER_LEN + content_length] as content,
+            ):
+                on_record(tail[1], tail[2] << 8 | tail[3], content)
+        finally:
+            del tail[:]
+        return taken
+
+    def _cut(self, view: memoryview, offset: int, on_record: RecordHandler) -> None:
+        """Call ``on_record`` for each complete record of ``view`` from ``offset``; keep what
+        is left (an incomplete record) in the tail, which is empty."""
+        end = len(view)
+        unpack_header_at = HEADER.unpack_from
+        while end - offset >= FCGI_HEADER_LEN:
+            version, record_type, request_id, content_length, padding_length = unpack_header_at(
+                view, offset
+            )
+            if version != FCGI_VERSION_1:
+                _check_version(version)
+            content_start = offset + FCGI_HEADER_LEN
+            content_end = content_start + content_length
+            record_end = content_end + padding_length
+            if record_end > end:
+                break
+            with view[content_start:content_end] as content:
+                on_record(record_type, request_id, content)
+            offset = record_end
+        if offset < end:
+            self._tail += view[offset:]
+
+
+def _check_version(version: int) -> None:
+    if version != FCGI_VERSION_1:
+        raise RemoteProtocolError(
+            f"record header says FastCGI version {version}, expected 1: "
+            "the peer is not speaking FastCGI, or the stream is out of step"
+        )

@@ -1,11 +1,14 @@
 """``wsgi.input``: the request body, streamed to the app as it arrives.
 
 The connection's I/O thread ``feed``s STDIN chunks in; the app's worker thread reads. A body
-whose CONTENT_LENGTH is over ``spool_threshold`` goes to an anonymous temporary file from its
-first byte; one of unknown length waits in memory until more than ``spool_threshold`` bytes
-are unread, then everything unread moves to the file and stays there (waitress's growing
-buffer in one step). The file is a ``TemporaryFile``, unlinked at creation, so it is gone
-even if the process is killed. Reads
+waits in memory while at most ``spool_threshold`` bytes of it are unread; past that,
+everything unread moves to an anonymous temporary file, and what arrives while the file
+holds unread bytes goes behind them (waitress's growing buffer in one step). Once the app has
+read the file to its end, arriving bytes wait in memory again, and the next overflow reuses
+the file from its start. So an app that reads as fast as the body arrives (an upload
+streamed to storage) never costs a write and a read of the disk, and one that does not keeps
+no more than the threshold in memory. The file is a ``TemporaryFile``, unlinked at creation,
+so it is gone even if the process is killed. Reads
 past CONTENT_LENGTH return EOF, so a body longer than announced never reaches the app (nor
 memory: what comes past it is dropped as it arrives), and a shorter one ends where the web
 server ended it.
@@ -32,8 +35,6 @@ class RequestBody:
         self._limit = content_length
         self._timeout = timeout
         self._threshold = spool_threshold
-        # a known large body is never held in memory, however fast the app reads it
-        self._spool_at_once = content_length is not None and content_length > spool_threshold
         self._lock = threading.Lock()
         # Made by the first read that has to wait: most bodies (every GET's) are complete
         # before the app runs, and a Condition costs time to make (benchmarks/RESULTS.md,
@@ -42,6 +43,8 @@ class RequestBody:
         self._memory = bytearray()
         self._memory_start = 0  # read position inside _memory
         self._spool_fd: int | None = None
+        # the file's unread bytes are [_spool_read, _spool_write); while there are any, the
+        # memory holds none unread (what arrives goes behind them in the file)
         self._spool_read = 0
         self._spool_write = 0
         self._finished = False
@@ -62,13 +65,12 @@ class RequestBody:
                     return
                 data = data[: self._limit - received]
             try:
-                if self._spool_fd is None:
-                    self._memory += data
-                    unread = len(self._memory) - self._memory_start
-                    if self._spool_at_once or unread > self._threshold:
-                        self._move_to_spool()
-                else:
+                if self._spool_write > self._spool_read:
                     self._spool_append(data)
+                else:
+                    self._memory += data
+                    if len(self._memory) - self._memory_start > self._threshold:
+                        self._move_to_spool()
             except OSError as exc:
                 self._spool_failed(exc)
                 raise
@@ -97,8 +99,11 @@ class RequestBody:
         self._fail_locked(f"cannot spool the request body: {exc.strerror or exc}")
 
     def _move_to_spool(self) -> None:
-        with tempfile.TemporaryFile(prefix="fcgikit-body-") as spooled:
-            self._spool_fd = os.dup(spooled.fileno())
+        """Move the unread bytes in memory to the file (which has none unread: reuse it)."""
+        if self._spool_fd is None:
+            with tempfile.TemporaryFile(prefix="fcgikit-body-") as spooled:
+                self._spool_fd = os.dup(spooled.fileno())
+        self._spool_read = self._spool_write = 0
         pending = memoryview(self._memory)[self._memory_start :]
         try:
             self._spool_append(pending)
@@ -118,6 +123,7 @@ class RequestBody:
     def _release_storage(self) -> None:
         self._memory = bytearray()
         self._memory_start = 0
+        self._spool_read = self._spool_write = 0
         if self._spool_fd is not None:
             os.close(self._spool_fd)
             self._spool_fd = None
@@ -135,24 +141,24 @@ class RequestBody:
         """The most bytes of the body memory holds between feeds before the app reads any:
         all of it once it is complete, else what may come before it goes to the spool file
         (nothing, for a body spooled from its first byte)."""
-        if self._spool_fd is not None or self._spool_at_once or self._failure is not None:
+        if self._spool_fd is not None or self._failure is not None:
             return 0
         if self._finished:
             return len(self._memory)
         if self._limit is not None:
-            return self._limit
+            return min(self._limit, self._threshold)
         return self._threshold
 
     def limit_memory(self, size: int) -> None:
         """From now on keep at most ``size`` unread bytes in memory (more go to the spool
-        file, and stay there), however large spool_threshold is.
+        file), however large spool_threshold is.
 
         Raises:
             OSError: the spool file could not be written (the body has failed).
         """
         with self._lock:
             self._threshold = min(self._threshold, size)
-            if self._spool_fd is None and len(self._memory) - self._memory_start > size:
+            if len(self._memory) - self._memory_start > size:
                 try:
                     self._move_to_spool()
                 except OSError as exc:
@@ -175,21 +181,22 @@ class RequestBody:
     # --- the app side (PEP 3333 input stream) ------------------------------------------------
 
     def _available(self) -> int:
-        if self._spool_fd is not None:
-            return self._spool_write - self._spool_read
-        return len(self._memory) - self._memory_start
+        spooled = self._spool_write - self._spool_read
+        return spooled if spooled else len(self._memory) - self._memory_start
 
     def _remaining_allowed(self) -> int | None:
         return None if self._limit is None else self._limit - self._consumed
 
     def _take(self, n: int) -> bytes:
         """Remove up to ``n`` available bytes (lock held)."""
-        if self._spool_fd is not None:
+        if self._spool_write > self._spool_read:
+            assert self._spool_fd is not None
             data = os.pread(self._spool_fd, n, self._spool_read)
             self._spool_read += len(data)
         else:
             start = self._memory_start
-            data = bytes(self._memory[start : start + n])
+            with memoryview(self._memory) as memory:  # one copy, not a slice and a copy
+                data = memory[start : start + n].tobytes()
             self._memory_start = start + len(data)
             if self._memory_start > 65536 and self._memory_start * 2 > len(self._memory):
                 del self._memory[: self._memory_start]
@@ -256,13 +263,14 @@ class RequestBody:
             return b"".join(parts)
 
     def _peek(self, n: int) -> bytes:
-        if self._spool_fd is not None:
+        if self._spool_write > self._spool_read:
+            assert self._spool_fd is not None
             return os.pread(self._spool_fd, min(n, 65536), self._spool_read)
         start = self._memory_start
         return bytes(self._memory[start : start + n])
 
     def _skip(self, n: int) -> None:
-        if self._spool_fd is not None:
+        if self._spool_write > self._spool_read:
             self._spool_read += n
         else:
             self._memory_start += n

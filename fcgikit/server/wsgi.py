@@ -82,7 +82,7 @@ _CGI_DEFAULTS = (
 #: above what tracemalloc measures (tests/server/test_queued_memory.py holds them to it).
 REQUEST_MEMORY = 1024
 DECODED_PAIR_MEMORY = 128
-#: A body of unknown length still arriving when its request is admitted keeps at most this
+#: A body still arriving when its request is admitted keeps at most this
 #: much unread in memory from then on (the rest goes to its spool file): it counts for that.
 WAITING_BODY_MEMORY = 16 * 1024
 
@@ -343,8 +343,8 @@ class WSGIRequest:
 
     def bound_waiting_memory(self) -> int:
         """About the most bytes this request holds until it runs: its params, and what of its
-        body (and FILTER data) may be in memory by then, bounded first for a body of unknown
-        length (WAITING_BODY_MEMORY)."""
+        body (and FILTER data) may be in memory by then, bounded first for a body still
+        arriving (WAITING_BODY_MEMORY)."""
         event = self.event
         memory = REQUEST_MEMORY + event.params_size + self._bound_body_memory(self.body)
         if type(event.params) is dict:
@@ -354,7 +354,7 @@ class WSGIRequest:
         return memory
 
     def _bound_body_memory(self, body: RequestBody) -> int:
-        if body.content_length is None and not body.complete:
+        if not body.complete:
             try:
                 body.limit_memory(WAITING_BODY_MEMORY)
             except OSError as exc:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 import pytest
 
 from fcgikit.errors import RemoteProtocolError
@@ -338,3 +341,28 @@ def test_truncated_pairs_in_params_fail_the_connection() -> None:
     stream = wire.begin() + wire.record(wire.PARAMS, 1, b"\x03\x00ab") + wire.record(wire.PARAMS, 1)
     with pytest.raises(RemoteProtocolError):
         server.receive_data(stream)
+
+
+def test_a_chunk_that_ends_a_record_is_not_copied_whole_into_the_tail() -> None:
+    """An upload arrives as 64 KiB records in reads of 1 MiB that rarely end on a record's
+    end: completing the record left over from the last read copies that record only, not the
+    whole new read (a copy of every byte of the body, and a megabyte buffer, for nothing)."""
+    stream = pack_records(RecordType.STDIN, 1, bytes(range(256)) * 4096 * 8)  # 8 MiB, 128+ records
+    records: list[int] = []
+
+    def on_record(record_type: int, request_id: int, content: memoryview) -> None:
+        records.append(len(content))
+
+    reader = RecordReader()
+    chunk = 1 << 20
+    reader.feed(memoryview(stream)[: chunk - 100], on_record)  # ends inside a record
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for start in range(chunk - 100, len(stream), chunk):
+            reader.feed(memoryview(stream)[start : start + chunk], on_record)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sum(records) == 8 << 20 and reader.buffered == 0
+    assert peak < 256 << 10, f"{peak} bytes at the peak: a whole read was copied"

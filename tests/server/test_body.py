@@ -6,6 +6,8 @@ import os
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fcgikit.errors import FcgikitError
 from fcgikit.server.body import RequestBody, RequestBodyError, RequestBodyTimeout
@@ -106,18 +108,59 @@ def test_a_body_that_stops_arriving_fails_as_an_oserror_an_app_already_catches()
     assert str(caught.value) == "no byte of the request body arrived for 0.01s"
 
 
-def test_known_large_body_spools_from_the_first_byte_even_if_read_at_once() -> None:
-    body = RequestBody(content_length=10, spool_threshold=5)
-    body.feed(b"abc")
-    assert body.spooled  # CONTENT_LENGTH says it will not fit
-    assert body.read(3) == b"abc"
-    small = RequestBody(content_length=5, spool_threshold=5)
-    small.feed(b"abcde")
-    small.finish()
-    assert not small.spooled
-    assert small.read() == b"abcde"
+def test_a_large_body_the_app_keeps_up_with_never_goes_to_the_disk() -> None:
+    """A 100 MiB upload read as it arrives costs no temp file writes and reads: only what
+    the app has not read yet, beyond the threshold, goes to the spool."""
+    body = RequestBody(content_length=20 * 500, spool_threshold=1000)
+    received = []
+    for n in range(20):
+        body.feed(bytes([n]) * 500)
+        received.append(body.read(500))
+    body.finish()
+    assert not body.spooled
+    assert b"".join(received) == b"".join(bytes([n]) * 500 for n in range(20))
     body.close()
-    small.close()
+
+
+def test_a_body_the_app_falls_behind_on_spools_the_rest_and_keeps_every_byte() -> None:
+    body = RequestBody(content_length=None, spool_threshold=1000)
+    body.feed(b"a" * 800)
+    body.feed(b"b" * 800)  # 1,600 unread: over the threshold, to the spool
+    assert body.spooled and body.memory_bound() == 0
+    body.feed(b"c" * 300)  # behind what is spooled already: to the spool too
+    assert body.read(1900) == b"a" * 800 + b"b" * 800 + b"c" * 300
+    body.feed(b"d" * 300)  # the app caught up: memory again, the spool's space reused
+    body.feed(b"e" * 900)
+    body.feed(b"f" * 100)
+    body.finish()
+    assert body.read() == b"d" * 300 + b"e" * 900 + b"f" * 100
+    body.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.booleans(), st.integers(0, 700)), max_size=40),
+    threshold=st.sampled_from([0, 1, 100, 1000]),
+    announced=st.booleans(),
+)
+def test_feeds_and_reads_in_any_order_keep_every_byte_in_order(
+    steps: list[tuple[bool, int]], threshold: int, announced: bool
+) -> None:
+    total = sum(n for is_feed, n in steps if is_feed)
+    body = RequestBody(content_length=total if announced else None, spool_threshold=threshold)
+    sent, read, counter = [], [], 0
+    for is_feed, n in steps:
+        if is_feed:
+            data = bytes((counter + i) % 251 for i in range(n))
+            counter += n
+            sent.append(data)
+            body.feed(data)
+        elif n and body._available():
+            read.append(body.read(min(n, body._available())))
+    body.finish()
+    read.append(body.read())
+    assert b"".join(read) == b"".join(sent)
+    body.close()
 
 
 # --- what a body holds in memory before the app reads it (issue 21, item 4) -----------------
@@ -142,7 +185,7 @@ def test_what_comes_past_content_length_is_not_kept() -> None:
         pytest.param(None, b"", False, 1000, id="unknown length: up to the spool"),
         pytest.param(None, b"abc", True, 3, id="complete: what is there"),
         pytest.param(500, b"abc", False, 500, id="known length: all of it"),
-        pytest.param(2000, b"", False, 0, id="over the threshold: spooled from the start"),
+        pytest.param(2000, b"", False, 1000, id="over the threshold: up to the spool"),
         pytest.param(None, b"a" * 1500, False, 0, id="spooled since"),
     ],
 )
@@ -184,3 +227,14 @@ def test_a_body_limited_in_memory_spools_what_is_beyond_and_keeps_every_byte() -
     already.finish()
     assert already.read() == b"e" * 2000
     already.close()
+
+
+def test_a_read_returns_what_there_is_when_the_body_ends_short() -> None:
+    body = RequestBody(content_length=None, spool_threshold=1 << 20)
+    result: list[bytes] = []
+    reader = threading.Thread(target=lambda: result.append(body.read(65536)))
+    reader.start()
+    body.feed(b"abc")
+    body.finish()
+    reader.join(10)
+    assert result == [b"abc"]

@@ -522,3 +522,45 @@ class QueuedMemory(RuleBasedStateMachine):
 
 TestQueuedMemory = QueuedMemory.TestCase
 TestQueuedMemory.settings = settings(max_examples=30, stateful_step_count=20, deadline=None)
+
+
+def test_with_the_default_settings_63_blocked_requests_leave_a_thread_for_an_instant_one(
+    serve: Callable[..., RunningServer],
+) -> None:
+    """The slow mix nginx brings at 64 connections: with no tuning flags, an app whose
+    requests wait on I/O (a database, an API) may have 63 of them waiting at once, and a quick
+    request still gets a thread at once instead of queueing behind them."""
+    blocked = 63
+    inside = 0
+    arrived = threading.Condition()
+    release = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        nonlocal inside
+        if environ["PATH_INFO"] == "/block":
+            with arrived:
+                inside += 1
+                arrived.notify_all()
+            release.wait(WAIT)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+    running = serve(app)  # the defaults: nothing about threads
+    socks = []
+    try:
+        for _ in range(blocked):
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(WAIT)
+            sock.connect(running.path)
+            sock.sendall(one_write_request("/block"))
+            socks.append(sock)
+        with arrived:
+            arrived.wait_for(lambda: inside == blocked, WAIT)
+            assert inside == blocked, f"only {inside} of {blocked} waiting requests ran at once"
+        reply = running.client(timeout=WAIT).request("GET", "/quick")
+        assert (reply.status, reply.body) == (200, b"/quick")
+    finally:
+        release.set()
+    for sock in socks:
+        assert read_response(sock).endswith(b"/block")
+        sock.close()

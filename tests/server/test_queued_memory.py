@@ -29,7 +29,7 @@ import pytest
 from fcgikit.protocol import ClientConnection, ProtocolStatus, ServerConnection
 from fcgikit.protocol.records import encode_pairs, pack_header, pack_records
 from fcgikit.server.settings import ServerSettings
-from fcgikit.server.wsgi import WSGIRequest
+from fcgikit.server.wsgi import WAITING_BODY_MEMORY, WSGIRequest
 from tests.apps.blocking import params_digest
 from tests.processes import ROOT, Backend, fcgikit_command
 from tests.server.test_hostile import (
@@ -371,3 +371,18 @@ def test_what_a_waiting_request_counts_for_is_at_least_what_it_holds(count: int,
         tracemalloc.stop()
     counted = waiting[0].bound_waiting_memory()
     assert held <= counted <= 2 * held + 1024, (held, counted)
+
+
+def test_a_large_upload_waiting_for_a_thread_keeps_little_of_its_body_in_memory() -> None:
+    """A body of known length streams through memory once its request runs (RequestBody),
+    but while it waits for a thread it counts, and keeps, at most WAITING_BODY_MEMORY: the
+    budget is not spent by a few uploads waiting."""
+    client = ClientConnection()
+    params = {b"REQUEST_METHOD": b"POST", b"CONTENT_LENGTH": b"%d" % (100 * MiB)}
+    received = ServerConnection().receive_data(client.start_request(1, params))[0]
+    request = WSGIRequest(None, received, None, ServerSettings())  # type: ignore[arg-type]
+    counted = request.bound_waiting_memory()
+    assert counted <= WAITING_BODY_MEMORY + 4096, counted
+    request.body.feed(b"x" * MiB)  # what arrives while it waits
+    assert request.body.spooled and request.body.memory_bound() == 0
+    request.body.close()

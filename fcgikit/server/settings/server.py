@@ -88,8 +88,11 @@ class ServerSettings:
         short="-b",
         default_text="the listening socket inherited on fd 0",
     )
+    # 64: behind nginx at 64 connections, with some requests waiting on I/O, quick requests
+    # still find a thread; threads start only when that many requests run at once, and cost
+    # little memory then (benchmarks/RESULTS.md, "Issue 26").
     threads: int = setting(
-        16,
+        64,
         integer(minimum=1),
         "requests run at once, each on a thread (per process with --workers)",
     )

@@ -32,7 +32,7 @@ def config_file(tmp_path: Path, text: str, name: str = "fcgikit.toml") -> str:
 @pytest.mark.parametrize(
     ("argv", "environ", "in_file", "value", "origin"),
     [
-        pytest.param([], {}, None, 16, "default", id="default"),
+        pytest.param([], {}, None, 64, "default", id="default"),
         pytest.param([], {}, 2, 2, "file", id="file"),
         pytest.param([], {"FCGIKIT_THREADS": "3"}, 2, 3, "env:FCGIKIT_THREADS", id="env>file"),
         pytest.param(["--threads", "4"], {}, 2, 4, "command line", id="argv>file"),
@@ -192,7 +192,7 @@ def test_a_wrong_variable_is_named_with_what_it_takes(
 
 def test_variables_that_are_not_settings_are_left_alone() -> None:
     environ = {"FCGIKIT_PURE_PYTHON": "1", "FCGIKIT_TEST_BACKEND": "x", "FCGIKIT_BENCH_PLAIN": "1"}
-    assert serve_settings(environ=environ)["threads"] == 16
+    assert serve_settings(environ=environ)["threads"] == 64
 
 
 @pytest.mark.parametrize(

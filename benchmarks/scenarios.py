@@ -1,0 +1,731 @@
+"""The deployment cells of issue 26, run by ``benchmarks/run`` after (or instead of) its matrix.
+
+Each scenario starts its own nginx (one worker) and its own contenders, each on a site of its
+own, measures them in interleaved rounds (the order rotating each round, as the matrix does)
+and reports the median of the rounds with every row's ratio to the first row, fcgikit's:
+
+- ``procs2``: two processes on the two cores, c64, keep-conn off (nginx's default): fcgikit
+  ``--workers 2``; uWSGI ``--master --processes 2`` with ``--threads 1`` and ``--threads 4``;
+  php-fpm ``pm = static`` with 2 children serving ``hello.php`` (hello only); gunicorn
+  ``gthread`` 2 workers x 4 threads behind ``proxy_pass``. wrk: req/s, p50, p99, and the
+  backend's CPU per request (its children included).
+- ``upload`` / ``download``: ``--transfer-size`` bytes (100 MiB) streamed through nginx with
+  request and response buffering off, one client: MiB/s and the backend's CPU per transfer.
+  Before the rounds, one transfer per contender is checked end to end with SHA-256 (the app
+  hashes the upload, ``/sha256``; the client hashes the download); the timed rounds count
+  bytes only, so that hashing costs neither side CPU that the transfer would be charged for.
+- ``slowmix``: c64 HTTP/1.1 keep-alive clients (asyncio, in this process), a
+  ``--slow-fraction`` of requests sleeping ``--slow-ms`` in the app, the rest the hello; the
+  *instant* requests' p50/p99/p99.9 measured client-side per request. fcgikit ``--threads
+  64`` against uWSGI with 64 threads, and fcgikit with no tuning flags at all.
+- ``pure``: fcgikit compiled against the same tree with ``FCGIKIT_PURE_PYTHON=1`` (what a host
+  without a compiler runs), hello and Flask, keep-conn on, c16.
+- ``startup``: from spawning the process (Flask imported) to the first 200 through nginx,
+  fcgikit against uWSGI, one start per contender per round.
+
+A contender whose software is missing is left out with a note, so the smoke test can run
+the scenarios with fcgikit alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import glob
+import hashlib
+import http.client
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import run
+from run import BENCH_DIR, HOST, MiB, Process, Site, Wrk, WrkResult
+
+SCENARIOS = ("procs2", "upload", "download", "slowmix", "pure", "startup")
+
+Argv = Callable[[Path, Path], list[str]]  # (socket, work dir) -> argv
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    argv: Argv
+    protocol: str = "fastcgi"
+    env: dict[str, str] = field(default_factory=dict)
+    #: what it cannot serve here, or None
+    missing: Callable[[], str | None] = lambda: None
+    #: the apps it serves (php-fpm: hello only)
+    apps: frozenset[str] = frozenset({"hello", "flask"})
+    #: a php-fpm pool: nginx names the script in SCRIPT_FILENAME
+    php: bool = False
+    #: import fcgikit from this directory (a ``--variant`` with ``path=``)
+    pythonpath: Path | None = None
+
+
+def _fcgikit(*options: str) -> Argv:
+    def argv(sock: Path, workdir: Path) -> list[str]:
+        return [
+            sys.executable, "-m", "fcgikit", "serve", "apps:application",
+            "--bind", f"unix:{sock}", "--log-level", "warning", *options,
+        ]  # fmt: skip
+
+    return argv
+
+
+def _uwsgi(*options: str) -> Argv:
+    def argv(sock: Path, workdir: Path) -> list[str]:
+        return [
+            run._bin("uwsgi") or "uwsgi", "--fastcgi-socket", str(sock),
+            "--module", "apps:application", "--pythonpath", str(BENCH_DIR), "--die-on-term",
+            "--disable-logging", "--listen", "1024", "--need-app", "--buffer-size", "32768",
+            *options,
+        ]  # fmt: skip
+
+    return argv
+
+
+def _gunicorn_gthread(sock: Path, workdir: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread",
+        "--threads", "4", "--bind", f"unix:{sock}", "--backlog", "1024",
+        "--log-level", "warning", "--chdir", str(BENCH_DIR), "apps:application",
+    ]  # fmt: skip
+
+
+def php_fpm_binary() -> str | None:
+    """Debian's php-fpm is versioned (``/usr/sbin/php-fpm8.2``); the newest one found."""
+    found = run.find_binary("php-fpm") or next(
+        iter(sorted(glob.glob("/usr/sbin/php-fpm[0-9]*"), reverse=True)), None
+    )
+    return found
+
+
+PHP_FPM_CONF = """\
+[global]
+pid = {workdir}/php-fpm.pid
+error_log = {workdir}/php-fpm-error.log
+daemonize = no
+
+[bench]
+{user}listen = {sock}
+listen.backlog = 1024
+pm = static
+pm.max_children = 2
+pm.max_requests = 0
+"""
+
+
+def _php_fpm(sock: Path, workdir: Path) -> list[str]:
+    conf = workdir / "php-fpm.conf"
+    user = "user = root\ngroup = root\n" if os.geteuid() == 0 else ""
+    conf.write_text(PHP_FPM_CONF.format(workdir=workdir, sock=sock, user=user))
+    binary = php_fpm_binary() or "php-fpm"
+    return [binary, "--nodaemonize", "--fpm-config", str(conf), *(["-R"] * (os.geteuid() == 0))]
+
+
+def _python_module(module: str) -> Callable[[], str | None]:
+    return run._module_missing(module, f"pip install {module}")
+
+
+def _uwsgi_missing() -> str | None:
+    return None if run._bin("uwsgi") else "uwsgi not installed (pip install uwsgi)"
+
+
+def _php_missing() -> str | None:
+    return None if php_fpm_binary() else "php-fpm not installed (Debian package php-fpm)"
+
+
+def contenders(
+    scenario: str, variants: dict[str, tuple[Path | None, int | None]]
+) -> list[Contender]:
+    """The rows of ``scenario``, fcgikit's first (every ratio is taken against it), then each
+    fcgikit row again for each ``--variant`` (``fcgikit-NAME`` -> the directory it imports
+    fcgikit from, and its ``--threads``, which wins over the row's), to compare a change with
+    the tree in the same run."""
+    rows = _contenders(scenario)
+    for variant, (path, threads) in variants.items():
+        rows += [
+            dataclasses.replace(
+                row,
+                name=f"{row.name} [{variant}]",
+                pythonpath=path,
+                argv=row.argv if threads is None else _with_threads(row.argv, threads),
+            )
+            for row in list(rows)
+            if row.name.startswith("fcgikit") and "[" not in row.name
+        ]
+    return rows
+
+
+def _with_threads(argv: Argv, threads: int) -> Argv:
+    return lambda sock, workdir: [*argv(sock, workdir), "--threads", str(threads)]
+
+
+def _contenders(scenario: str) -> list[Contender]:
+    uwsgi_missing = _uwsgi_missing
+    if scenario == "procs2":
+        return [
+            Contender("fcgikit --workers 2", _fcgikit("--workers", "2")),
+            Contender(
+                "uwsgi 2 procs x 1 thread",
+                _uwsgi("--master", "--processes", "2", "--threads", "1"),
+                missing=uwsgi_missing,
+            ),
+            Contender(
+                "uwsgi 2 procs x 4 threads",
+                _uwsgi("--master", "--processes", "2", "--threads", "4"),
+                missing=uwsgi_missing,
+            ),
+            Contender(
+                "php-fpm static 2",
+                _php_fpm,
+                missing=_php_missing,
+                apps=frozenset({"hello"}),
+                php=True,
+            ),
+            Contender(
+                "gunicorn gthread 2x4",
+                _gunicorn_gthread,
+                protocol="http",
+                missing=_python_module("gunicorn"),
+            ),
+        ]
+    if scenario in ("upload", "download"):
+        return [
+            Contender("fcgikit", _fcgikit(), env={"FCGIKIT_BENCH_PLAIN": "1"}),
+            Contender(
+                "uwsgi",
+                _uwsgi("--processes", "1"),
+                env={"FCGIKIT_BENCH_PLAIN": "1"},
+                missing=uwsgi_missing,
+            ),
+        ]
+    if scenario == "slowmix":
+        return [
+            Contender("fcgikit --threads 64", _fcgikit("--threads", "64")),
+            Contender(
+                "uwsgi 1 proc x 64 threads", _uwsgi("--threads", "64"), missing=uwsgi_missing
+            ),
+            Contender("fcgikit defaults", _fcgikit()),
+        ]
+    if scenario == "pure":
+        return [
+            Contender("fcgikit compiled", _fcgikit()),
+            Contender("fcgikit pure Python", _fcgikit(), env={"FCGIKIT_PURE_PYTHON": "1"}),
+        ]
+    if scenario == "startup":
+        return [
+            Contender("fcgikit", _fcgikit()),
+            Contender("uwsgi", _uwsgi("--processes", "1"), missing=uwsgi_missing),
+        ]
+    raise ValueError(scenario)
+
+
+# --------------------------------------------------------------------------- one stage
+
+
+class Stage:
+    """One nginx and the contenders of one scenario, each on a site of its own."""
+
+    def __init__(
+        self,
+        bench: run.Bench,
+        scenario: str,
+        rows: Sequence[Contender],
+        keep: str,
+        streaming: bool = False,
+    ) -> None:
+        self.bench = bench
+        self.workdir = bench.workdir / scenario
+        self.workdir.mkdir()
+        (self.workdir / "nginx-temp").mkdir()
+        self.rows = list(rows)
+        self.sites: dict[str, Site] = {}
+        self.processes: dict[str, Process] = {}
+        self.all_processes: list[Process] = []
+        php = f"        fastcgi_param SCRIPT_FILENAME {BENCH_DIR / 'hello.php'};\n"
+        for index, row in enumerate(self.rows):
+            self.sites[row.name] = Site(
+                f"c{index}",
+                keep,
+                run.free_port(),
+                self.socket(row),
+                streaming,
+                protocol=row.protocol,
+                extra_params=php if row.php else "",
+            )
+        conf = self.workdir / "nginx.conf"
+        conf.write_text(run.nginx_config(self.workdir, list(self.sites.values())))
+        args = bench.args
+        self.nginx = self._spawn("nginx", [args.nginx, "-c", str(conf), "-p", str(self.workdir)])
+
+    def socket(self, row: Contender) -> Path:
+        return self.workdir / f"c{self.rows.index(row)}.sock"
+
+    def _spawn(self, name: str, argv: list[str], row: Contender | None = None) -> Process:
+        process = self.bench.spawn(
+            name,
+            argv,
+            env=row.env if row else None,
+            pythonpath=row.pythonpath if row else None,
+            workdir=self.workdir,
+        )
+        self.all_processes.append(process)
+        return process
+
+    def start(self, row: Contender) -> Process:
+        sock = self.socket(row)
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        name = f"c{self.rows.index(row)}"
+        process = self._spawn(name, row.argv(sock, self.workdir), row)
+        self.processes[row.name] = process
+        return process
+
+    def start_all(self) -> None:
+        for row in self.rows:
+            self.start(row).wait_for_unix_socket(self.socket(row))
+        for site in self.sites.values():
+            self.nginx.wait_for_port(site.port)
+
+    def stop(self, row: Contender) -> None:
+        self.processes.pop(row.name).stop()
+
+    def close(self) -> None:
+        for process in reversed(self.all_processes):
+            process.stop()
+
+    def port(self, row: Contender) -> int:
+        return self.sites[row.name].port
+
+    def pid(self, row: Contender) -> int:
+        return self.processes[row.name].pid
+
+
+def rotations(rows: Sequence[Contender], rounds: int) -> list[list[Contender]]:
+    """Each round's order: every row first once in turn, so that noise hits all alike."""
+    return [list(rows[r % len(rows) :]) + list(rows[: r % len(rows)]) for r in range(rounds)]
+
+
+def progress(text: str) -> None:
+    print(f"  {text}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- wrk cells
+
+
+def wrk_cells(
+    bench: run.Bench, scenario: str, keep: str, connections: int, apps: Sequence[str]
+) -> list[dict[str, Any]]:
+    """req/s, p50, p99 and CPU µs a request for each (app, contender), median of rounds."""
+    args = bench.args
+    stage = Stage(bench, scenario, usable(bench, contenders(scenario, bench.variants)), keep)
+    wrk = Wrk(args.wrk, bench.workdir, args.wrk_threads)
+    results: dict[tuple[str, str], list[tuple[WrkResult, float | None]]] = {}
+    try:
+        stage.start_all()
+        plan = []
+        for app_name in apps:
+            app = run.APPS[app_name]
+            rows = []
+            for row in stage.rows:
+                if app_name not in row.apps:
+                    continue
+                problem = run.sanity_check(stage.sites[row.name], app)
+                if problem is not None:
+                    bench.note(f"{scenario} {row.name} {app_name}: skipped, {problem}")
+                    continue
+                if args.warmup > 0:
+                    wrk.run(app, stage.port(row), connections, args.warmup)
+                rows.append(row)
+            plan.append((app, rows))
+        for number, _ in enumerate(range(args.rounds)):
+            for app, rows in plan:
+                for row in rotations(rows, args.rounds)[number] if rows else []:
+                    before = run.cpu_seconds(stage.pid(row))
+                    result = wrk.run(app, stage.port(row), connections, args.duration)
+                    used = run.cpu_seconds(stage.pid(row)) - before
+                    cpu = used / result.requests * 1e6 if result.requests else None
+                    results.setdefault((app.name, row.name), []).append((result, cpu))
+                    progress(
+                        f"{scenario} round {number + 1} {app.name} {row.name}: "
+                        f"{result.rps:,.0f} req/s, p99 {run._fmt_ms(result.p99_ms)}"
+                    )
+    finally:
+        stage.close()
+    summary = []
+    for (app_name, name), runs in results.items():
+        summary.append(
+            {
+                "scenario": scenario,
+                "app": app_name,
+                "keep_conn": keep,
+                "connections": connections,
+                "contender": name,
+                "rps": _median([r.rps for r, _ in runs]),
+                "p50_ms": _median([r.p50_ms for r, _ in runs]),
+                "p99_ms": _median([r.p99_ms for r, _ in runs]),
+                "cpu_us_per_request": _median([cpu for _, cpu in runs]),
+                "errors": sum(r.errors for r, _ in runs),
+                "rounds": len(runs),
+            }
+        )
+    return summary
+
+
+def usable(bench: run.Bench, rows: Sequence[Contender]) -> list[Contender]:
+    kept = []
+    for row in rows:
+        problem = row.missing()
+        if problem is None:
+            kept.append(row)
+        else:
+            bench.note(f"leaving out {row.name}: {problem}")
+    return kept
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
+
+
+# --------------------------------------------------------------------------- transfers
+
+
+def stream_block(size: int = MiB) -> bytes:
+    """The upload's repeated block: not zeros, so that a misplaced piece changes the hash."""
+    return random.Random(26).randbytes(size)
+
+
+def upload(port: int, size: int, path: str) -> tuple[int, bytes]:
+    block = stream_block()
+    conn = http.client.HTTPConnection(HOST, port, timeout=600)
+    try:
+        conn.putrequest("POST", path)
+        conn.putheader("Content-Type", "application/octet-stream")
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        left = size
+        while left > 0:
+            piece = block if left >= len(block) else block[:left]
+            conn.send(piece)
+            left -= len(piece)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def expected_upload_digest(size: int) -> str:
+    block = stream_block()
+    digest = hashlib.sha256()
+    for offset in range(0, size, len(block)):
+        digest.update(block[: min(len(block), size - offset)])
+    return digest.hexdigest()
+
+
+def check_transfer(kind: str, port: int, size: int) -> str | None:
+    """None when one whole transfer arrives intact (SHA-256), else what went wrong."""
+    if kind == "upload":
+        status, body = upload(port, size, "/sha256")
+        if status != 200 or body.decode("ascii", "replace") != expected_upload_digest(size):
+            return f"upload: status {status}, digest {body[:64]!r}"
+        return None
+    digest = hashlib.sha256()
+    status, received = run.download(port, size, digest)
+    if status != 200 or digest.hexdigest() != hashlib.sha256(bytes(size)).hexdigest():
+        return f"download: status {status}, {received} of {size} bytes, or a wrong digest"
+    return None
+
+
+#: a 100 MiB transfer takes a fraction of a second: each round makes several per contender
+TRANSFERS_A_ROUND = 5
+
+
+def transfer_cells(bench: run.Bench, kind: str) -> list[dict[str, Any]]:
+    args = bench.args
+    size = args.transfer_size
+    stage = Stage(
+        bench, kind, usable(bench, contenders(kind, bench.variants)), "on", streaming=True
+    )
+    runs: dict[str, list[tuple[float, float]]] = {}
+    try:
+        stage.start_all()
+        rows = []
+        for row in stage.rows:
+            problem = check_transfer(kind, stage.port(row), size)
+            if problem is None:
+                rows.append(row)
+            else:
+                bench.note(f"{kind} {row.name}: skipped, {problem}")
+        rounds = args.rounds * TRANSFERS_A_ROUND
+        for number, order in enumerate(rotations(rows, rounds) if rows else []):
+            for row in order:
+                pid, port = stage.pid(row), stage.port(row)
+                cpu_before = run.cpu_seconds(pid)
+                started = time.monotonic()
+                if kind == "upload":
+                    status, body = upload(port, size, "/upload")
+                    ok = status == 200 and body == b"%d" % size
+                else:
+                    status, received = run.download(port, size)
+                    ok = status == 200 and received == size
+                seconds = time.monotonic() - started
+                cpu = run.cpu_seconds(pid) - cpu_before
+                if not ok:
+                    bench.note(f"{kind} {row.name} round {number + 1}: status {status}, wrong")
+                    continue
+                runs.setdefault(row.name, []).append((size / MiB / seconds, cpu))
+                progress(f"{kind} round {number + 1} {row.name}: {size / MiB / seconds:.0f} MiB/s")
+    finally:
+        stage.close()
+    return [
+        {
+            "scenario": kind,
+            "contender": name,
+            "size_mib": size / MiB,
+            "mib_per_s": _median([rate for rate, _ in values]),
+            # summed: one transfer takes a few clock ticks of CPU
+            "cpu_s_per_100_mib": sum(cpu for _, cpu in values) / (len(values) * size / MiB) * 100,
+            "sha256_checked": True,
+            "rounds": len(values),
+        }
+        for name, values in runs.items()
+    ]
+
+
+# --------------------------------------------------------------------------- the slow mix
+
+
+async def _client(
+    port: int, deadline: float, rng: random.Random, fraction: float, slow_ms: int, out: dict
+) -> None:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    instant = f"GET /hello HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    slow = f"GET /slow?ms={slow_ms} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    try:
+        while time.monotonic() < deadline:
+            is_slow = rng.random() < fraction
+            started = time.perf_counter()
+            writer.write(slow if is_slow else instant)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+            elapsed = time.perf_counter() - started
+            if not head.startswith(b"HTTP/1.1 200"):
+                out["errors"] += 1
+            out["slow" if is_slow else "instant"].append(elapsed * 1000)
+    except (OSError, asyncio.IncompleteReadError, ValueError):
+        out["errors"] += 1
+    finally:
+        writer.close()
+
+
+def slow_mix_once(port: int, connections: int, seconds: float, fraction: float, slow_ms: int,
+                  seed: int) -> dict[str, Any]:  # fmt: skip
+    """``connections`` keep-alive clients for ``seconds``: every request's latency."""
+    out: dict[str, Any] = {"instant": [], "slow": [], "errors": 0}
+
+    async def main() -> None:
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(
+            *(
+                _client(port, deadline, random.Random(seed * 1000 + n), fraction, slow_ms, out)
+                for n in range(connections)
+            )
+        )
+
+    asyncio.run(main())
+    return out
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def slow_mix_cells(bench: run.Bench) -> list[dict[str, Any]]:
+    args = bench.args
+    stage = Stage(bench, "slowmix", usable(bench, contenders("slowmix", bench.variants)), "off")
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    try:
+        stage.start_all()
+        for number, order in enumerate(rotations(stage.rows, args.rounds)):
+            for row in order:
+                out = slow_mix_once(
+                    stage.port(row), args.mix_connections, args.duration, args.slow_fraction,
+                    args.slow_ms, number,
+                )  # fmt: skip
+                summary = {
+                    "instant_p50_ms": percentile(out["instant"], 0.50),
+                    "instant_p99_ms": percentile(out["instant"], 0.99),
+                    "instant_p999_ms": percentile(out["instant"], 0.999),
+                    "instant_requests": len(out["instant"]),
+                    "slow_requests": len(out["slow"]),
+                    "errors": out["errors"],
+                }
+                rounds.setdefault(row.name, []).append(summary)
+                progress(
+                    f"slowmix round {number + 1} {row.name}: instant p99 "
+                    f"{run._fmt_ms(summary['instant_p99_ms'])}, "
+                    f"{summary['instant_requests']} instant, {summary['slow_requests']} slow"
+                )
+    finally:
+        stage.close()
+    cells = []
+    for name, values in rounds.items():
+        cell: dict[str, Any] = {"scenario": "slowmix", "contender": name}
+        for key in ("instant_p50_ms", "instant_p99_ms", "instant_p999_ms"):
+            cell[key] = _median([v[key] for v in values])
+        for key in ("instant_requests", "slow_requests", "errors"):
+            cell[key] = sum(v[key] for v in values)
+        cells.append(cell)
+    return cells
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+def first_200_after(port: int, started: float, process: Process, timeout: float) -> float:
+    """Seconds from ``started`` to the first 200 through nginx (it answers 502 until then)."""
+    while True:
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            status, _ = run.http_request(port, "GET", "/hello", timeout=5)
+            if status == 200:
+                return time.monotonic() - started
+        if process.popen.poll() is not None:
+            raise process.fail("exited before answering")
+        if time.monotonic() - started > timeout:
+            raise process.fail(f"no 200 within {timeout:g}s")
+        time.sleep(0.001)  # a benchmark's poll, not a test's synchronisation
+
+
+def startup_cells(bench: run.Bench) -> list[dict[str, Any]]:
+    args = bench.args
+    stage = Stage(bench, "startup", usable(bench, contenders("startup", bench.variants)), "off")
+    times: dict[str, list[float]] = {}
+    try:
+        for site in stage.sites.values():
+            stage.nginx.wait_for_port(site.port)
+        for number, order in enumerate(rotations(stage.rows, args.rounds)):
+            for row in order:
+                started = time.monotonic()
+                process = stage.start(row)
+                seconds = first_200_after(stage.port(row), started, process, run.STARTUP_TIMEOUT)
+                stage.stop(row)
+                times.setdefault(row.name, []).append(seconds * 1000)
+                progress(f"startup round {number + 1} {row.name}: {seconds * 1000:.0f} ms")
+    finally:
+        stage.close()
+    return [
+        {
+            "scenario": "startup",
+            "contender": name,
+            "first_200_ms": statistics.median(values),
+            "rounds": len(values),
+        }
+        for name, values in times.items()
+    ]
+
+
+# --------------------------------------------------------------------------- all of them
+
+
+def run_scenarios(bench: run.Bench, names: Sequence[str]) -> list[dict[str, Any]]:
+    args = bench.args
+    cells: list[dict[str, Any]] = []
+    for name in names:
+        progress(f"scenario {name} ...")
+        if name == "procs2":
+            cells += wrk_cells(bench, "procs2", "off", args.procs_connections, ["hello", "flask"])
+        elif name in ("upload", "download"):
+            cells += transfer_cells(bench, name)
+        elif name == "slowmix":
+            cells += slow_mix_cells(bench)
+        elif name == "pure":
+            cells += wrk_cells(bench, "pure", "on", 16, ["hello", "flask"])
+        elif name == "startup":
+            cells += startup_cells(bench)
+    return cells
+
+
+#: per scenario, the figure a row is judged by and whether more is better
+MEASURES = {
+    "procs2": [("rps", True), ("p99_ms", False), ("cpu_us_per_request", False)],
+    "pure": [("rps", True), ("cpu_us_per_request", False)],
+    "upload": [("mib_per_s", True), ("cpu_s_per_100_mib", False)],
+    "download": [("mib_per_s", True), ("cpu_s_per_100_mib", False)],
+    "slowmix": [("instant_p50_ms", False), ("instant_p99_ms", False), ("instant_p999_ms", False)],
+    "startup": [("first_200_ms", False)],
+}
+
+
+def scenario_tables(cells: Sequence[dict[str, Any]]) -> str:
+    """One markdown table per scenario; "x" columns are each row over the first (fcgikit's)."""
+    out = []
+    for scenario, measures in MEASURES.items():
+        rows = [cell for cell in cells if cell["scenario"] == scenario]
+        if not rows:
+            continue
+        names = [name for name, _ in measures]
+        out.append(f"\n{scenario}:\n")
+        out.append("| cell | contender | " + " | ".join(f"{n} | x" for n in names) + " |")
+        out.append("|---|---|" + "---:|---:|" * len(names))
+        reference: dict[str, dict[str, Any]] = {}
+        for cell in rows:
+            reference.setdefault(cell.get("app", ""), cell)
+        for cell in rows:
+            first = reference[cell.get("app", "")]
+            figures = []
+            for name in names:
+                value, base = cell.get(name), first.get(name)
+                figures.append("-" if value is None else f"{value:,.2f}")
+                figures.append(f"{value / base:.2f}x" if value and base else "-")
+            label = cell.get("app", "") or scenario
+            out.append(f"| {label} | {cell['contender']} | " + " | ".join(figures) + " |")
+    return "\n".join(out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenarios",
+        default="all",
+        metavar="NAMES",
+        help=f"issue 26's cells after the matrix: all, none, or some of {','.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--matrix",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the backend x app x keep x connections matrix (--no-matrix: scenarios only)",
+    )
+    parser.add_argument("--transfer-size", type=int, default=100 * MiB, help="upload/download")
+    parser.add_argument("--procs-connections", type=int, default=64)
+    parser.add_argument("--mix-connections", type=int, default=64)
+    parser.add_argument("--slow-fraction", type=float, default=0.1)
+    parser.add_argument("--slow-ms", type=int, default=200)
+
+
+def chosen(text: str) -> list[str]:
+    if text == "all":
+        return list(SCENARIOS)
+    if text == "none":
+        return []
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"--scenarios: unknown {unknown}; pick from all, none, {SCENARIOS}")
+    return names
