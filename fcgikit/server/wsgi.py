@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived
@@ -74,11 +74,11 @@ _CGI_DEFAULTS = (
 #: connection holds too), and what each param decoded into a dict holds besides its own
 #: bytes (an object for its name and for its value, the dict's entry), in bytes: a little
 #: above what tracemalloc measures (tests/server/test_queued_memory.py holds them to it).
-REQUEST_MEMORY = 1024
-DECODED_PAIR_MEMORY = 128
+REQUEST_MEMORY: Final = 1024
+DECODED_PAIR_MEMORY: Final = 128
 #: A body of unknown length still arriving when its request is admitted keeps at most this
 #: much unread in memory from then on (the rest goes to its spool file): it counts for that.
-WAITING_BODY_MEMORY = 16 * 1024
+WAITING_BODY_MEMORY: Final = 16 * 1024
 
 EnvironFromParams = Callable[
     [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any] | None
@@ -346,9 +346,10 @@ class WSGIRequest:
         body (and FILTER data) may be in memory by then, bounded first for a body of unknown
         length (WAITING_BODY_MEMORY)."""
         event = self.event
+        params = event.params
         memory = REQUEST_MEMORY + event.params_size + self._bound_body_memory(self.body)
-        if type(event.params) is dict:
-            memory += len(event.params) * DECODED_PAIR_MEMORY
+        if type(params) is dict:
+            memory += len(params) * DECODED_PAIR_MEMORY
         if self.filter_data is not None:
             memory += self._bound_body_memory(self.filter_data)
         return memory
