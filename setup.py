@@ -46,6 +46,7 @@ COMPILED = [
     "fcgikit/server/body.py",
     "fcgikit/server/channel.py",
     "fcgikit/server/direct.py",
+    "fcgikit/server/reply.py",
     "fcgikit/server/pool.py",
     "fcgikit/server/wsgi.py",
     "fcgikit/server/poller.py",

@@ -49,6 +49,7 @@ import apps  # next to this file (sys.path above)
 from fcgikit.protocol import ClientConnection, ServerConnection, WholeRequest
 from fcgikit.protocol.records import decode_pairs, encode_pairs
 from fcgikit.server.channel import RECV_SIZE, Channel
+from fcgikit.server.pool import Job
 from fcgikit.server.server import Server, admit
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import WSGIRequest
@@ -87,11 +88,11 @@ class InlinePool:
     """Runs each job at once on the calling thread, as the real pool runs a complete request
     on the loop's thread (without its lock and the watcher's bookkeeping)."""
 
-    def admit(self, job: Callable[[], None], *, ready: bool, memory: int) -> None:
-        job()
-
-    def hold(self, send: Callable[[], None]) -> bool:
-        return False  # one request at a time: its reply goes out at once
+    def admit(self, job: Job, *, ready: bool, memory: int) -> None:
+        reply = job()  # one request at a time: its reply goes out at once
+        if reply is not None:
+            reply.send()
+            reply.done(on_loop=False)
 
 
 def make_channel(app: Any) -> tuple[Channel, socket.socket]:
@@ -102,11 +103,10 @@ def make_channel(app: Any) -> tuple[Channel, socket.socket]:
         settings=settings,
         app=app,
         pool=InlinePool(),
-        unregister=lambda channel, closing=False: None,
+        unregister=lambda channel: None,
         want_write=lambda channel: None,
         request_finished=lambda: None,
         channel_closed=lambda channel: None,
-        close_on_loop=lambda channel: False,
         recv_buffer=memoryview(bytearray(RECV_SIZE)),
         arrived=[],
         overloads=None,  # nothing is refused here

@@ -51,7 +51,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,8 @@ class Backend:
     pythonpath: Path | None = None
     #: a ``--variant``'s ``threads=``
     threads: int | None = None
+    #: environment variables to start it with (a ``--variant`` with ``pure=1``)
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 def _bin(name: str) -> str | None:
@@ -578,6 +580,7 @@ class Bench:
             process = self.spawn(
                 name,
                 backend.command(sys.executable, sock, self.args.threads, self.workdir),
+                env=dict(backend.env),
                 pythonpath=backend.pythonpath,
             )
             process.wait_for_unix_socket(sock)
@@ -1287,7 +1290,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME:KEY=VALUE,...",
         help="one more fcgikit backend, fcgikit-NAME, measured in the same run: keys "
-        "threads=N and path=DIR (import fcgikit from DIR/fcgikit); e.g. t4:threads=4",
+        "threads=N, path=DIR (import fcgikit from DIR/fcgikit) and pure=1 (the pure-Python "
+        "build: FCGIKIT_PURE_PYTHON=1); e.g. t4:threads=4",
     )
     import scenarios
 
@@ -1300,14 +1304,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_variant(text: str) -> str:
-    """Register ``fcgikit-NAME`` from ``NAME:threads=N,path=DIR``; returns its name."""
+    """Register ``fcgikit-NAME`` from ``NAME:threads=N,path=DIR,pure=1``; returns its name."""
     name, _, options = text.partition(":")
     settings = dict(item.split("=", 1) for item in options.split(",") if "=" in item)
-    unknown = set(settings) - {"threads", "path"}
-    if not name.isidentifier() or unknown:
-        raise SystemExit(f"--variant {text!r}: NAME:threads=N,path=DIR (unknown: {unknown})")
+    unknown = set(settings) - {"threads", "path", "pure"}
+    if not name.isidentifier() or unknown or settings.get("pure", "1") not in ("0", "1"):
+        raise SystemExit(f"--variant {text!r}: NAME:threads=N,path=DIR,pure=1 (unknown: {unknown})")
     threads = int(settings["threads"]) if "threads" in settings else None
     path = Path(settings["path"]) if "path" in settings else None
+    env = {"FCGIKIT_PURE_PYTHON": "1"} if settings.get("pure") == "1" else {}
 
     def command(python: str, sock: Path, default_threads: int, workdir: Path) -> list[str]:
         return _fcgikit(python, sock, threads or default_threads, workdir)
@@ -1315,7 +1320,7 @@ def add_variant(text: str) -> str:
     backend_name = f"fcgikit-{name}"
     BACKENDS[backend_name] = Backend(
         backend_name, "fastcgi", command, _module_missing("fcgikit", "pip install -e ."),
-        pythonpath=path, threads=threads,
+        pythonpath=path, threads=threads, env=env,
     )  # fmt: skip
     return backend_name
 

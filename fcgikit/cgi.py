@@ -50,9 +50,9 @@ class CGIOutput:
 
     def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
         if head or body:
-            self._write(head + body)
+            self._write(head + body)  # at once: nothing is left for a pool to send
 
-    def request_done(self, request: WSGIRequest) -> None:
+    def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
         pass
 
     def web_server_gone(self) -> bool:

@@ -26,8 +26,9 @@ from typing import Any
 from protocol_target import Finding, OutputChecker, begins_in, chunks
 
 from fcgikit.protocol import Role
-from fcgikit.server.channel import Channel, overload_log
+from fcgikit.server.channel import Channel
 from fcgikit.server.pool import Refusal
+from fcgikit.server.reply import overload_log
 from fcgikit.server.server import admit
 from fcgikit.server.settings import ServerSettings
 
@@ -82,9 +83,8 @@ class InlinePool:
         self.capacity = capacity
         self.jobs: list[Any] = []
         #: replies held while the harness runs a batch of jobs, as the loop's thread holds
-        #: them while it runs the ready requests (WorkerPool.hold)
+        #: them while it runs the ready requests (WorkerPool.run_ready)
         self.held: list[Any] = []
-        self.holding = False
         self.sock = sock
         self.checker = checker
         self.checked = 0
@@ -101,22 +101,18 @@ class InlinePool:
         self.jobs.append(job)
         return None
 
-    def hold(self, send: Any) -> bool:
-        if self.holding:
-            self.held.append(send)
-        return self.holding
-
     def run_batch(self, jobs: list[Any]) -> None:
-        """Run ``jobs`` one after the other, their replies held until the last is over."""
-        self.holding = True
-        try:
-            for job in jobs:
-                job()
-        finally:
-            self.holding = False
+        """Run ``jobs`` one after the other, their replies held until the last is over, then
+        sent and their requests ended (as by a queued thread: the channel lingers until
+        the peer's EOF)."""
+        for job in jobs:
+            reply = job()
+            if reply is not None:
+                self.held.append(reply)
         held, self.held = self.held, []
-        for send in held:
-            send()
+        for reply in held:
+            reply.send()
+            reply.done(on_loop=False)
 
 
 class FakeServer:
@@ -129,10 +125,11 @@ class FakeServer:
         self.arrived: list[Any] = []
         self.overloads = overload_log()
 
-    def unregister(self, channel: Channel, *, closing: bool = False) -> None:
+    def unregister(self, channel: Channel) -> None:
         channel.registered = False
 
     def channel_closed(self, channel: Channel) -> None:
+        channel.registered = False
         self.closed_channels += 1
 
     def want_write(self, channel: Channel) -> None:
@@ -140,9 +137,6 @@ class FakeServer:
 
     def request_finished(self) -> None:
         pass
-
-    def close_on_loop(self, channel: Channel) -> bool:
-        return False  # as from a queued thread: the channel lingers until the peer's EOF
 
 
 class Boom(Exception):

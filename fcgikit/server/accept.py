@@ -35,11 +35,12 @@ from typing import TYPE_CHECKING
 
 from fcgikit.protocol import Role
 from fcgikit.protocol.whole_request import WholeRequest
-from fcgikit.server.channel import Channel, Connected
+from fcgikit.server.channel import Channel
 from fcgikit.server.direct import DirectChannel
 from fcgikit.server.listeners import describe, peer_allowed, peer_label
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.poller import READABLE, Poller
+from fcgikit.server.reply import Connected
 
 if TYPE_CHECKING:
     from fcgikit.server.server import Server

@@ -8,19 +8,20 @@ under ``_send_lock`` (that is the backpressure); the I/O thread's own small repl
 without waiting, by whichever thread next holds the send lock.
 
 The socket is non-blocking. It is closed only when no worker can still touch it, so a closed
-file descriptor number can never be reused under a worker that is still writing.
+file descriptor number can never be reused under a worker that is still writing; and only on
+the loop's thread while the loop's poller watches it (:meth:`Channel.close`). What it shares
+with the direct lane (the sending of a request's output, the reply the pool sends) is in
+:mod:`fcgikit.server.reply`; what is its own is the protocol state, the reading, the queue of
+the loop's own replies and its close policy (:meth:`Channel.request_done`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import select
 import socket
 import threading
 import time
-from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
@@ -34,9 +35,9 @@ from fcgikit.protocol import (
     StdinData,
     StdinEnded,
 )
-from fcgikit.protocol.constants import COPY_MAX
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.pool import Refusal
+from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
 from fcgikit.server.wsgi import WebServerGone, WSGIRequest, log_spool_failure
 
 if TYPE_CHECKING:
@@ -54,64 +55,12 @@ LINGER_SECONDS = 5.0
 DRAIN_QUIET = 1.0
 #: replies the peer does not read are dropped with the connection past this size
 MAX_PENDING = 1 << 20
-#: output this long (a final body, a streamed block) goes out with sendmsg, framed where it
-#: lies; a shorter one is joined with its head and records and sent whole (sendmsg's iovecs
-#: cost more than copying a few kilobytes; benchmarks/RESULTS.md, "Small costs the code
-#: steps around").
-#: The protocol's threshold for the same trade-off, so that what it frames in one buffer
-#: (RequestOutput) is exactly what this side would have joined.
-SCATTER_MIN = COPY_MAX
 
 
 class Refuses(Protocol):
     """A connection a request arrived on (a Channel, or a DirectChannel)."""
 
     def refuse(self, request: WSGIRequest, refusal: Refusal) -> None: ...
-
-
-def overload_log() -> RateLimitedLog:
-    """Where a server logs the requests it refuses with OVERLOADED (see log_refusal): they
-    come in floods (a web server sending request after request while this one is full)."""
-    return RateLimitedLog(log, "request(s) refused (OVERLOADED): %s", level=logging.WARNING)
-
-
-class _Label:
-    """A request's label, made only if its line is logged: the debug line mostly is not,
-    and the label of a request with many params scans them."""
-
-    __slots__ = ("request",)
-
-    def __init__(self, request: WSGIRequest) -> None:
-        self.request = request
-
-    def __str__(self) -> str:
-        return self.request.label
-
-
-def log_refusal(overloads: RateLimitedLog, request: WSGIRequest, refusal: Refusal) -> None:
-    """The log line for a request refused with OVERLOADED: the reason, rate-limited, and
-    the request itself at debug level."""
-    if refusal is Refusal.THREADS:
-        reason = "all threads busy and --max-queued requests waiting"
-    else:
-        budget = request.settings.max_queued_memory / (1 << 20)
-        reason = (
-            "the requests waiting for a thread would hold more than --max-queued-memory "
-            f"({budget:.3g} MiB)"
-        )
-    log.debug("request %s refused (OVERLOADED): %s", _Label(request), reason)
-    overloads.note(reason, time.monotonic())
-    metrics = request.settings.metrics
-    if metrics is not None:
-        metrics.request_refused("threads" if refusal is Refusal.THREADS else "memory")
-
-
-class HoldsReplies(Protocol):
-    """The part of the pool a channel uses (:class:`~fcgikit.server.pool.WorkerPool`)."""
-
-    def hold(self, send: Callable[[], None]) -> bool:
-        """Keep ``send`` (a finished request's reply) to call once the requests run with it
-        are over; False when the caller is to send now."""
 
 
 class ChannelHost(Protocol):
@@ -127,21 +76,20 @@ class ChannelHost(Protocol):
     #: where refusals that come in floods are logged
     overloads: RateLimitedLog
 
-    @property
-    def pool(self) -> HoldsReplies: ...
+    def unregister(self, channel: Channel) -> None:
+        """Stop reading ``channel``: out of the loop's poller (the loop's thread only)."""
 
-    def unregister(self, channel: Channel, *, closing: bool = False) -> None: ...
     def want_write(self, channel: Channel) -> None: ...
     def request_finished(self) -> None: ...
-    def channel_closed(self, channel: Channel) -> None: ...
-    def close_on_loop(self, channel: Channel) -> bool: ...
+    def channel_closed(self, channel: Channel) -> None:
+        """``channel`` closed (Channel.close): out of the server's connections, and out of
+        the loop's poller if it is in it (then only on the loop's thread)."""
 
 
-class Channel:
+class Channel(ReplySender[ChannelHost]):
     def __init__(self, server: ChannelHost, sock: Connected, peer: str) -> None:
+        super().__init__(server, sock)
         settings = server.settings
-        self.server = server
-        self.sock = sock
         self.peer = peer
         self.fileno = sock.fileno()
         self.conn = ServerConnection(
@@ -165,7 +113,6 @@ class Channel:
         self.registered = True
         #: the events the selector watches it for (the loop's thread keeps this)
         self.selector_events = 0
-        self.closed = False
         self.draining = False
         self.drain_started = 0.0
         #: set once we half-closed the connection and wait for the web server's EOF
@@ -263,18 +210,6 @@ class Channel:
                 request.aborted = True
                 request.fail_input("the web server aborted the request")
 
-    def refuse(self, request: WSGIRequest, refusal: Refusal) -> None:
-        """The pool is full: END_REQUEST OVERLOADED for ``request``, which never runs."""
-        log_refusal(self.server.overloads, request, refusal)
-        with self._state_lock:
-            if self.requests.get(request.request_id) is request:
-                del self.requests[request.request_id]
-            request.ended = True
-            reply = self.conn.end_request(request.request_id, 0, ProtocolStatus.OVERLOADED)
-        request.body.close()
-        self.queue_reply(reply)
-        self._maybe_close_idle()
-
     def on_peer_closed(self, reason: str | None) -> None:
         """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""
         with self._state_lock:
@@ -285,7 +220,6 @@ class Channel:
             if idle:
                 self.draining = True
         if idle:
-            self.server.unregister(self, closing=True)
             self.close()
             return
         self.server.unregister(self)
@@ -374,7 +308,6 @@ class Channel:
         with self._state_lock:
             if self.requests or self._pending or self.closed:
                 return False
-        self.server.unregister(self, closing=True)
         self.close()
         return True
 
@@ -418,6 +351,9 @@ class Channel:
             self.begin_linger()
 
     def close(self) -> None:
+        """Close the connection, and have the server forget it: the one way a channel
+        closes. Only on the loop's thread while the loop's poller watches it (``registered``),
+        and only once no worker can still send on it."""
         with self._state_lock:
             if self.closed:
                 return
@@ -434,48 +370,33 @@ class Channel:
             self.sock.close()
         except OSError:
             pass
+        # After the close: the wake-up it may send is for a loop out of descriptors. Only
+        # the loop's thread accepts, so the number cannot be reused before this returns.
         self.server.channel_closed(self)
 
-    # --- worker threads --------------------------------------------------------------------
+    # --- worker threads: framing and sending (see ReplySender) -----------------------------
 
-    def _send(self, data: bytes | list[bytes | memoryview], *, then_close: bool = False) -> None:
-        """Send ``data``, or the buffers of a ``*_buffers`` protocol call, whole."""
-        if not data:
-            return
+    def send_buffers(self, buffers: Buffers, then_close: bool) -> None:
         with self._send_lock:
             if self.closed:
                 raise WebServerGone("connection closed")
-            if isinstance(data, list):
-                send_all_buffers(self.sock, data, self.server.settings.send_timeout)
-            else:
-                send_all(self.sock, data, self.server.settings.send_timeout)
+            send_whole(self.sock, buffers, self.server.settings.send_timeout)
             if then_close:
                 self.begin_linger()
         if self._pending:
             self._flush_pending()
 
-    def send_output(self, request: WSGIRequest, data: bytes) -> None:
-        if len(data) >= SCATTER_MIN:  # a streamed block: framed where it lies, not copied
-            with self._state_lock:
-                buffers = self.conn.send_stdout_buffers(request.request_id, (data,))
-            if not buffers:
-                raise WebServerGone("request aborted")
-            self._send(buffers)
-            return
+    def _frame_stdout(self, request: WSGIRequest, data: bytes) -> Buffers:
         with self._state_lock:
-            records = self.conn.send_stdout(request.request_id, data)
-        if not records:
-            raise WebServerGone("request aborted")
-        self._send(records)
+            return self.conn.send_stdout_buffers(request.request_id, (data,))
 
-    def send_stderr(self, request: WSGIRequest, data: bytes) -> None:
+    def _frame_stderr(self, request: WSGIRequest, data: bytes) -> bytes:
         with self._state_lock:
-            records = self.conn.send_stderr(request.request_id, data)
-        self._send(records)
+            return self.conn.send_stderr(request.request_id, data)
 
-    def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
-        """The response's last bytes (``head``, the CGI header block if not sent yet, and
-        ``body``), the stream ends and END_REQUEST, in one send."""
+    def _frame_end(
+        self, request: WSGIRequest, head: bytes, body: bytes, app_status: int
+    ) -> tuple[Buffers, bool]:
         with self._state_lock:
             buffers = self.conn.end_request_buffers(
                 request.request_id, app_status, stdout=(head, body)
@@ -492,41 +413,25 @@ class Channel:
                 and (self.draining or request.close_connection)
                 and not self._pending
             )
-        request.bytes_sent += len(head) + len(body)
-        data: bytes | list[bytes | memoryview] = (
-            b"".join(buffers) if len(body) < SCATTER_MIN else buffers
-        )
-        if not last:
-            # Set before the pool can see it: a rescue may hand it to another thread at once.
-            request.reply_held = True
-            if self.server.pool.hold(partial(self._send_held_reply, request, data)):
-                return
-            request.reply_held = False
-        self._send(data, then_close=last)
+        return buffers, last
 
-    def _send_held_reply(
-        self, request: WSGIRequest, data: bytes | list[bytes | memoryview]
-    ) -> None:
-        """Send the reply finish left with the pool, then end the request: request_done
-        left that too, so that a close it decides on comes after the reply."""
-        try:
-            self._send(data)
-        except WebServerGone as exc:
-            log.info(
-                "request %s: the web server went away (%s); output dropped", request.label, exc
-            )
-        self._end_request(request)
+    def _frame_refusal(self, request: WSGIRequest) -> bytes:
+        with self._state_lock:
+            if self.requests.get(request.request_id) is request:
+                del self.requests[request.request_id]
+            request.ended = True
+            return self.conn.end_request(request.request_id, 0, ProtocolStatus.OVERLOADED)
 
-    def web_server_gone(self) -> bool:
-        # Not closed while one of its requests is still to run, so the descriptor is ours.
-        return self.closed or peer_has_closed(self.sock)
+    def _send_refusal(self, records: bytes) -> None:
+        # The loop's thread: queued, and sent as far as the socket takes it without waiting.
+        self.queue_reply(records)
+        self._maybe_close_idle()
 
-    def request_done(self, request: WSGIRequest) -> None:
-        """Called by the worker when the request is over, whatever happened."""
-        if not request.reply_held:
-            self._end_request(request)
+    # --- the close policy ----------------------------------------------------------------
 
-    def _end_request(self, request: WSGIRequest) -> None:
+    def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
+        """The request is over, its reply sent if it had one (see ResponseSink): the id is
+        free again, and the connection closes if that was its last request and it is to."""
         with self._state_lock:
             if not request.ended:
                 # Left without END_REQUEST (aborted, or the web server went away): end it in
@@ -551,101 +456,20 @@ class Channel:
         if not registered:
             self.close()
         elif (
-            asked_to_close
+            on_loop
+            and asked_to_close
             and not request.close_connection
             and request.body.complete
             and not self._pending
-            and self.server.close_on_loop(self)
         ):
             # The web server asked for the close (no FCGI_KEEP_CONN) and sent all of its input,
             # so it sends nothing more: nothing to linger for. That saves a loop round, a
             # read and the EOF's bookkeeping on every request of a connection-per-request
             # web server (nginx without fastcgi_keep_conn).
-            pass
+            self.close()
         else:
             # The loop closes the channel when the web server's EOF arrives.
             self.begin_linger()
-
-
-# --- sending, for any thread holding a socket's send turn ----------------------------------
-
-
-class Sends(Protocol):
-    """What :func:`send_all` needs of a connection: a non-blocking socket, or
-    ``_speedups.Connection``."""
-
-    def send(self, data: bytes, /) -> int: ...
-    def sendmsg(self, buffers: list[bytes | memoryview], /) -> int: ...
-    def fileno(self) -> int: ...
-
-
-class Connected(Sends, Protocol):
-    """An accepted connection: ``_speedups.Connection`` where the C lane is built (no socket
-    object to make, see server.py ``_accept``), else a non-blocking socket."""
-
-    def recv_into(self, buffer: memoryview, /) -> int: ...
-    def shutdown(self, how: int, /) -> None: ...
-    def close(self) -> None: ...
-
-
-def send_all(sock: Sends, data: bytes, send_timeout: float) -> None:
-    """``sendall`` on a non-blocking socket: wait for room up to ``send_timeout`` seconds at
-    a time. Raises WebServerGone when the web server went away or stopped reading."""
-    # Nearly always the socket takes the whole response in one go: no memoryview for it.
-    try:
-        sent = sock.send(data)
-    except BlockingIOError:
-        sent = 0
-    except OSError as exc:
-        raise WebServerGone(exc.strerror or str(exc)) from None
-    if sent < len(data):
-        send_all_buffers(sock, [memoryview(data)[sent:]], send_timeout)
-
-
-def send_all_buffers(sock: Sends, buffers: list[bytes | memoryview], send_timeout: float) -> None:
-    """:func:`send_all` for a list of buffers, with sendmsg: the kernel copies each buffer
-    straight from where it lies (a large response body is never joined)."""
-    poller: select.poll | None = None
-    while buffers:
-        try:
-            sent = sock.sendmsg(buffers)
-        except BlockingIOError:
-            poller = _wait_writable(sock, poller, send_timeout)
-            continue
-        except OSError as exc:
-            raise WebServerGone(exc.strerror or str(exc)) from None
-        # Drop what went out; a buffer sent in part goes on from where it stopped.
-        done = 0
-        while done < len(buffers) and sent >= len(buffers[done]):
-            sent -= len(buffers[done])
-            done += 1
-        del buffers[:done]
-        if sent:
-            buffers[0] = memoryview(buffers[0])[sent:]
-
-
-def _wait_writable(sock: Sends, poller: select.poll | None, send_timeout: float) -> select.poll:
-    """Block until the socket takes more, or raise WebServerGone after send_timeout."""
-    if poller is None:
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLOUT)
-    if not poller.poll(int(send_timeout * 1000)):
-        raise WebServerGone(f"the web server did not read for {send_timeout:g}s")
-    return poller
-
-
-#: poll(2)'s "the peer shut its side down" (Linux); elsewhere only a hang-up or a reset shows
-_PEER_CLOSED = getattr(select, "POLLRDHUP", 0)
-
-
-def peer_has_closed(sock: Sends) -> bool:
-    """Whether the web server closed (or reset) the connection: its EOF waits behind the
-    data, which stays unread. One poll(2) call, so not for every request (see
-    WSGIRequest.waited). A web server that half-closes after its request counts as gone, as
-    everywhere in this server (its EOF aborts the requests of the connection)."""
-    poller = select.poll()
-    poller.register(sock.fileno(), _PEER_CLOSED)
-    return bool(poller.poll(0))
 
 
 def feed_body(request: WSGIRequest, data: bytes) -> None:

@@ -12,31 +12,20 @@ lane").
 
 A DirectChannel is used by the thread that runs its request and by nobody else, except a
 server that stops past its grace period, which shuts the socket down under it, and the thread
-that sends a reply the pool held (:meth:`~fcgikit.server.pool.WorkerPool.hold`) after the
-request is over.
+that sends its reply when the pool held it for a batch (see :mod:`fcgikit.server.pool`),
+after the request has run.
 """
 
 from __future__ import annotations
 
-import logging
 import socket
-from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.protocol import ProtocolStatus
 from fcgikit.protocol.whole_request import WholeRequest
-from fcgikit.server.channel import (
-    SCATTER_MIN,
-    Connected,
-    HoldsReplies,
-    feed_body,
-    log_refusal,
-    peer_has_closed,
-    send_all,
-    send_all_buffers,
-)
+from fcgikit.server.channel import feed_body
 from fcgikit.server.logs import RateLimitedLog
-from fcgikit.server.pool import Refusal
+from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
 from fcgikit.server.wsgi import WebServerGone, WSGIRequest
 
 if TYPE_CHECKING:
@@ -44,29 +33,22 @@ if TYPE_CHECKING:
 
     from fcgikit.server.settings import ServerSettings
 
-log = logging.getLogger("fcgikit.server")
-
 
 class DirectHost(Protocol):
     settings: ServerSettings
     app: WSGIApplication
     overloads: RateLimitedLog
 
-    @property
-    def pool(self) -> HoldsReplies: ...
-
     def request_finished(self) -> None: ...
     def direct_closed(self, channel: DirectChannel) -> None: ...
 
 
-class DirectChannel:
+class DirectChannel(ReplySender[DirectHost]):
     """The :class:`~fcgikit.server.wsgi.ResponseSink` of a request on the direct lane."""
 
     def __init__(self, server: DirectHost, sock: Connected, whole: WholeRequest) -> None:
-        self.server = server
-        self.sock = sock
+        super().__init__(server, sock)
         self.whole = whole
-        self.closed = False
 
     def start_request(self) -> WSGIRequest:
         """The request, its body fed. (Not kept here: the request keeps its channel, and a
@@ -78,70 +60,43 @@ class DirectChannel:
         request.body.finish()
         return request
 
-    def _send(self, data: list[bytes | memoryview]) -> None:
+    # --- framing and sending (see ReplySender) ---------------------------------------------
+
+    def send_buffers(self, buffers: Buffers, then_close: bool) -> None:
+        # (then_close: request_done closes the connection behind every reply)
         if self.closed:
             raise WebServerGone("connection closed")
-        timeout = self.server.settings.send_timeout
-        first = data[0]
-        if len(data) == 1 and type(first) is bytes:
-            send_all(self.sock, first, timeout)
-        else:
-            send_all_buffers(self.sock, data, timeout)
+        send_whole(self.sock, buffers, self.server.settings.send_timeout)
 
-    def send_output(self, request: WSGIRequest, data: bytes) -> None:
-        buffers = self.whole.send_stdout_buffers((data,))
-        if len(data) < SCATTER_MIN:
-            buffers = [b"".join(buffers)]
-        self._send(buffers)
+    def _frame_stdout(self, request: WSGIRequest, data: bytes) -> Buffers:
+        return self.whole.send_stdout_buffers((data,))
 
-    def send_stderr(self, request: WSGIRequest, data: bytes) -> None:
-        records = self.whole.send_stderr(data)
-        if records:
-            self._send([records])
+    def _frame_stderr(self, request: WSGIRequest, data: bytes) -> bytes:
+        return self.whole.send_stderr(data)
 
-    def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
-        buffers = self.whole.end_request_buffers(app_status, stdout=(head, body))
+    def _frame_end(
+        self, request: WSGIRequest, head: bytes, body: bytes, app_status: int
+    ) -> tuple[Buffers, bool]:
         request.ended = True
-        request.bytes_sent += len(head) + len(body)
-        if len(body) < SCATTER_MIN:
-            buffers = [b"".join(buffers)]
-        # Set before the pool can see it: a rescue may hand it to another thread at once.
-        request.reply_held = True
-        if not self.server.pool.hold(partial(self._send_held_reply, request, buffers)):
-            request.reply_held = False
-            self._send(buffers)
+        return self.whole.end_request_buffers(app_status, stdout=(head, body)), False
 
-    def _send_held_reply(self, request: WSGIRequest, buffers: list[bytes | memoryview]) -> None:
-        """Send the reply finish left with the pool, and close: request_done left that too."""
-        try:
-            self._send(buffers)
-        except WebServerGone as exc:
-            log.info(
-                "request %s: the web server went away (%s); output dropped", request.label, exc
-            )
-        self.server.request_finished()
-        self.close()
-
-    def refuse(self, request: WSGIRequest, refusal: Refusal) -> None:
-        """The pool is full: END_REQUEST OVERLOADED, and the request never runs."""
-        log_refusal(self.server.overloads, request, refusal)
-        reply = self.whole.end_request_buffers(0, ProtocolStatus.OVERLOADED)
+    def _frame_refusal(self, request: WSGIRequest) -> bytes:
         request.ended = True
-        request.body.close()
+        return b"".join(self.whole.end_request_buffers(0, ProtocolStatus.OVERLOADED))
+
+    def _send_refusal(self, records: bytes) -> None:
         try:  # noqa: SIM105 (no contextlib object on the way)
-            self._send(reply)
+            self.send_buffers([records], False)
         except WebServerGone:
             pass
         self.close()
 
-    def web_server_gone(self) -> bool:
-        return peer_has_closed(self.sock)
+    # --- the close policy ----------------------------------------------------------------
 
-    def request_done(self, request: WSGIRequest) -> None:
-        # A request left without END_REQUEST (the app failed after its headers went, or the
-        # web server went away) ends with the close: for nginx the sign of a cut response.
-        if request.reply_held:
-            return  # the pool sends it, then closes (_send_held_reply)
+    def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
+        # The connection closes behind every request. One left without END_REQUEST (the app
+        # failed after its headers went, or the web server went away) ends with the close:
+        # for nginx the sign of a cut response.
         self.server.request_finished()
         self.close()
 

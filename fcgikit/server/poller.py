@@ -37,8 +37,9 @@ class Poller:
 
     def unregister(self, fd: int, *, closing: bool = False) -> None:
         """Forget ``fd``; harmless if it was never registered or is closed already.
-        ``closing``: the caller closes it right after, and nothing else holds it, so the
-        close takes it out of an epoll set: one epoll_ctl call less (not so for poll)."""
+        ``closing``: the caller has closed it or closes it right after, and nothing else
+        holds it, so the close takes it out of an epoll set: one epoll_ctl call less (not so
+        for poll)."""
         if self._targets.pop(fd, None) is None or (closing and self._epoll is not None):
             return
         with contextlib.suppress(OSError, KeyError):

@@ -22,14 +22,17 @@ thread tells the watcher which request runs through a
 :class:`~fcgikit.server.watcher.LoopWatch`: where the C lane is built it looks without the
 GIL, so the busy loop thread never hands the GIL to it for nothing.
 
-Replies held for the batch: when several requests are ready at once, a reply that one of them
-finishes on the loop's thread may wait (:meth:`WorkerPool.hold`) until the last of them has
-run, :data:`HELD_MAX` are waiting, or the first has waited :data:`HELD_FOR`; then they go out
-together. A web server that went idle while the app ran would otherwise be woken by every
-reply, and the sender pays for each wake-up (scheduler work billed to our send): sending the
-replies of a batch together halves what the kernel spends on them, ours and the web
-server's (benchmarks/RESULTS.md, "The replies of one round go out together"). A rescue does
-not strand them: the thread that takes the loop role sends them first.
+Replies: a job (a request) returns its :class:`Reply`, framed and not sent yet, and the pool
+sends it. When several requests are ready at once, the reply of one run on the loop's thread
+waits until the last of them has run, :data:`HELD_MAX` are waiting, or the first has waited
+:data:`HELD_FOR`; then they go out together. A web server that went idle while the app ran
+would otherwise be woken by every reply, and the sender pays for each wake-up (scheduler
+work billed to our send): sending the replies of a batch together halves what the kernel
+spends on them, ours and the web server's (benchmarks/RESULTS.md, "The replies of one round
+go out together"). A rescue does not strand them: the thread that takes the loop role sends
+them first. Once a reply is sent the pool tells it its request is over (:meth:`Reply.done`),
+and whether the thread telling it holds the loop role: only that thread may close a
+connection the loop's poller watches.
 
 Accounting: ``running`` counts requests being run, on the loop's thread or by queue, and
 never exceeds ``threads`` (the app may rely on that, like ``RequestTracker`` does); the pool
@@ -50,13 +53,29 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from fcgikit.server import watcher
 from fcgikit.server.watcher import LoopWatch
 
 log = logging.getLogger("fcgikit.server")
 
-Job = Callable[[], None]
+
+class Reply(Protocol):
+    """What a job returns when its request has a reply to send (see the module docstring):
+    a :class:`~fcgikit.server.reply.FramedReply`."""
+
+    def send(self) -> None:
+        """Send it; a failure to is its own to log."""
+
+    def done(self, *, on_loop: bool) -> None:
+        """Its request is over. ``on_loop``: the calling thread holds the loop role and runs
+        no request, so no rescue can take the role meanwhile: it may touch the loop's poller
+        (close a connection at once)."""
+
+
+#: a request to run: its reply, if it has one left to send
+Job = Callable[[], Reply | None]
 
 #: after a rescue, requests go to the queue for this long (seconds)
 INLINE_BACKOFF = 0.1
@@ -99,9 +118,9 @@ class WorkerPool:
         self._queue: deque[tuple[Job, int]] = deque()
         #: requests admitted, waiting to run on the loop's thread (bodies complete)
         self._ready: deque[tuple[Job, int]] = deque()
-        #: the replies that requests run on the loop's thread finished, sent once the ready
-        #: requests have all run (see hold)
-        self._held: list[Job] = []
+        #: the replies of requests run on the loop's thread, sent once the ready requests have
+        #: all run (see run_ready); only the thread that holds the loop role touches them
+        self._held: list[Reply] = []
         #: when the first of them was held (time.monotonic)
         self._held_since = 0.0
         self.running = 0
@@ -197,15 +216,6 @@ class WorkerPool:
                 self._loop_ended.wait(left)
         return True
 
-    def on_loop_thread(self, action: Callable[[], None]) -> bool:
-        """Run ``action`` if this thread holds the loop role (no rescue can take it meanwhile);
-        False, without running it, if not."""
-        with self._lock:
-            if self._leader != threading.get_ident():
-                return False
-            action()
-            return True
-
     # --- requests --------------------------------------------------------------------------
 
     def admit(self, job: Job, *, ready: bool, memory: int = 0) -> Refusal | None:
@@ -226,35 +236,6 @@ class WorkerPool:
                 self._wake_locked()
         return None
 
-    def hold(self, send: Job) -> bool:
-        """Hold a finished request's reply (``send`` sends it) until the requests ready
-        behind it have run; False, holding nothing, unless this thread runs the request on
-        the loop's thread with more to run or more held. The caller then sends at once."""
-        if not self._ready and not self._held:
-            return False  # the batch's only or last request: nothing to gather its reply with
-        me = threading.get_ident()
-        with self._lock:
-            if self._inline_thread != me:
-                return False  # a queued thread, or rescued meanwhile
-            held = self._held
-            if not held:
-                self._held_since = time.monotonic()
-            held.append(send)
-            full = len(held) >= HELD_MAX
-        if full:
-            self.send_held()
-        return True
-
-    def send_held(self) -> None:
-        """Send the held replies; by the loop's thread, when it has no request left to run."""
-        with self._lock:
-            held, self._held = self._held, []
-        for send in held:
-            try:
-                send()
-            except BaseException:  # each logs its own failure, as a request does
-                log.exception("request thread: unexpected error")
-
     def run_ready(self) -> bool:
         """Run the ready requests on this thread (the loop's); False once it lost the role."""
         me = threading.get_ident()
@@ -264,20 +245,32 @@ class WorkerPool:
                 job = self._take_inline_locked(me)
             if job is None:
                 break
-            try:
-                job()
-            except BaseException:  # a job is a whole request; it logs its own failures
-                log.exception("request thread: unexpected error")
+            reply = _run(job)
+            # The batch's only or last reply goes at once, while the watcher still counts its
+            # request as running (a web server slow to read it makes a slow request); the
+            # others wait for the rest of the batch.
+            held = reply is not None and bool(self._ready or self._held)
+            if reply is not None and not held:
+                _send(reply)
             with lock:
                 self.running -= 1
-                if self._leader != me:
-                    # rescued meanwhile: another thread runs the loop now, and sends what
-                    # this one held
-                    return False
-                self._inline_thread = None
-                self._loop_watch.ended()
-                if self._queue:
-                    self._wake_locked()
+                rescued = self._leader != me
+                if not rescued:
+                    self._inline_thread = None
+                    self._loop_watch.ended()
+                    if self._queue:
+                        self._wake_locked()
+            if reply is not None:
+                if rescued:  # another thread runs the loop now (and sends what was held)
+                    if held:
+                        _send(reply)
+                    _done(reply, on_loop=False)
+                elif held:
+                    self._hold(reply)
+                else:
+                    _done(reply, on_loop=True)
+            if rescued:
+                return False
             # Replies wait only for quick requests: once one behind them took a while,
             # they go before the next one runs (which may take as long again).
             if self._held and time.monotonic() - self._held_since >= HELD_FOR:
@@ -285,6 +278,23 @@ class WorkerPool:
         if self._held:
             self.send_held()
         return True
+
+    def _hold(self, reply: Reply) -> None:
+        """Keep ``reply`` until the requests ready behind it have run (the loop's thread)."""
+        held = self._held
+        if not held:
+            self._held_since = time.monotonic()
+        held.append(reply)
+        if len(held) >= HELD_MAX:
+            self.send_held()
+
+    def send_held(self) -> None:
+        """Send the held replies and end their requests: by the thread that holds the loop
+        role, while it runs no request."""
+        held, self._held = self._held, []
+        for reply in held:
+            _send(reply)
+            _done(reply, on_loop=True)
 
     def _take_inline_locked(self, me: int) -> Job | None:
         """The next ready request for the loop's thread ``me`` to run, counted as running;
@@ -355,10 +365,10 @@ class WorkerPool:
                 with self._lock:
                     job = self._take_locked()
                 continue
-            try:
-                job()
-            except BaseException:  # a job is a whole request; it logs its own failures
-                log.exception("request thread: unexpected error")
+            reply = _run(job)
+            if reply is not None:
+                _send(reply)
+                _done(reply, on_loop=False)
             with self._lock:
                 self.running -= 1
                 job = self._take_locked()
@@ -383,3 +393,25 @@ class WorkerPool:
             self._role_free = False
             self._idle = 0
             self._work_ready.notify_all()
+
+
+def _run(job: Job) -> Reply | None:
+    try:
+        return job()
+    except BaseException:  # a job is a whole request; it logs its own failures
+        log.exception("request thread: unexpected error")
+        return None
+
+
+def _send(reply: Reply) -> None:
+    try:
+        reply.send()
+    except BaseException:  # a reply logs its own failures
+        log.exception("request thread: unexpected error")
+
+
+def _done(reply: Reply, *, on_loop: bool) -> None:
+    try:
+        reply.done(on_loop=on_loop)
+    except BaseException:  # a request logs its own failures
+        log.exception("request thread: unexpected error")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.server import signals
 from fcgikit.server.accept import Acceptor
-from fcgikit.server.channel import RECV_SIZE, Channel, Refuses, overload_log
+from fcgikit.server.channel import RECV_SIZE, Channel, Refuses
 from fcgikit.server.direct import DirectChannel
 from fcgikit.server.health import Health
 from fcgikit.server.listeners import open_bound_listeners
@@ -36,7 +36,8 @@ from fcgikit.server.logs import configure_access_log
 from fcgikit.server.memory import tune_malloc
 from fcgikit.server.notify import SystemdNotifier, server_status
 from fcgikit.server.poller import READABLE, WRITABLE, Poller
-from fcgikit.server.pool import Refusal, WorkerPool
+from fcgikit.server.pool import Job, Refusal, WorkerPool
+from fcgikit.server.reply import overload_log
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.stopping import Stopping, adopt_connections
 
@@ -53,7 +54,7 @@ SWEEP_EVERY = 1.0
 
 
 class Admits(Protocol):
-    def admit(self, job: Callable[[], None], *, ready: bool, memory: int) -> Refusal | None: ...
+    def admit(self, job: Job, *, ready: bool, memory: int) -> Refusal | None: ...
 
 
 def admit(
@@ -191,13 +192,17 @@ class Server:
 
     def unregister(self, channel: Channel, *, closing: bool = False) -> None:
         """Forget ``channel`` in the poller. Called by the loop's thread only; ``closing``
-        when the caller closes it right after (see Poller.unregister). A registered channel
+        when its socket is closed, or about to be (see Poller.unregister). A registered channel
         is never closed (so its fd number is not reused) until it is unregistered."""
         if channel.registered:
             channel.registered = False
             self._poller.unregister(channel.fileno, closing=closing)
 
     def channel_closed(self, channel: Channel) -> None:
+        """``channel`` has closed (Channel.close, on the loop's thread while it is
+        registered): out of the poller and the connections, and a loop that waits for a
+        connection to close (to accept again, or to stop) is woken."""
+        self.unregister(channel, closing=True)
         self.forget(channel)
         if self.stopping.begun or self.acceptor.paused:
             self._wake()
@@ -392,7 +397,6 @@ class Server:
                 if channel.linger_deadline is not None and now >= channel.linger_deadline
             ]
         for channel in expired:
-            self.unregister(channel, closing=True)
             channel.close()
 
     def _close_idle(self, now: float) -> None:
@@ -457,13 +461,3 @@ class Server:
         with self._lock:
             self.channels.add(channel)
         self._poller.register(channel.fileno, events, channel)
-
-    def close_on_loop(self, channel: Channel) -> bool:
-        """Close ``channel`` now if this thread runs the loop (a request it ran inline has
-        just ended); False if not: only the loop's thread may touch the poller."""
-
-        def close() -> None:
-            self.unregister(channel, closing=True)
-            channel.close()
-
-        return self.pool.on_loop_thread(close)

@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived
@@ -37,6 +37,7 @@ from fcgikit.server.logs import (
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
+    from fcgikit.server.pool import Reply
     from fcgikit.server.settings import ServerSettings
 
 log = logging.getLogger("fcgikit.server")
@@ -80,11 +81,11 @@ _CGI_DEFAULTS = (
 #: connection holds too), and what each param decoded into a dict holds besides its own
 #: bytes (an object for its name and for its value, the dict's entry), in bytes: a little
 #: above what tracemalloc measures (tests/server/test_queued_memory.py holds them to it).
-REQUEST_MEMORY = 1024
-DECODED_PAIR_MEMORY = 128
+REQUEST_MEMORY: Final = 1024
+DECODED_PAIR_MEMORY: Final = 128
 #: A body still arriving when its request is admitted keeps at most this
 #: much unread in memory from then on (the rest goes to its spool file): it counts for that.
-WAITING_BODY_MEMORY = 16 * 1024
+WAITING_BODY_MEMORY: Final = 16 * 1024
 
 EnvironFromParams = Callable[
     [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any] | None
@@ -132,16 +133,25 @@ ERROR_PAGE = (
 
 
 class ResponseSink(Protocol):
-    """Where a request's output goes: a FastCGI :class:`~fcgikit.server.channel.Channel`, or
-    stdout in CGI mode. Each method raises :class:`WebServerGone` when nobody listens."""
+    """Where a request's output goes: a FastCGI connection (a
+    :class:`~fcgikit.server.reply.ReplySender`), or stdout in CGI mode. Each method raises
+    :class:`WebServerGone` when nobody listens."""
 
     def send_output(self, request: WSGIRequest, data: bytes) -> None: ...
     def send_stderr(self, request: WSGIRequest, data: bytes) -> None: ...
-    def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
+    def finish(
+        self, request: WSGIRequest, head: bytes, body: bytes, app_status: int
+    ) -> Reply | None:
         """End the response: ``head`` (its CGI header block, if not sent yet) and ``body``
-        are its last bytes; ``app_status`` goes in FCGI_END_REQUEST."""
+        are its last bytes; ``app_status`` goes in FCGI_END_REQUEST. Returns what is left to
+        send, for the pool to send and then end the request with (``Reply.done``); None if
+        it went out already."""
 
-    def request_done(self, request: WSGIRequest) -> None: ...
+    def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
+        """The request is over, its reply sent if it had one. ``on_loop``: the calling
+        thread holds the loop role, and no rescue can take it meanwhile (see
+        :class:`~fcgikit.server.pool.Reply`)."""
+
     def web_server_gone(self) -> bool:
         """Whether the web server has closed the connection (its EOF waits behind what was
         read). A system call: only for a request that may have waited long to run."""
@@ -319,11 +329,8 @@ class WSGIRequest:
         self.waited = False
         #: close the connection once this request is over (its input stream is out of step)
         self.close_connection = False
-        #: END_REQUEST went out (or the id was released without one)
+        #: END_REQUEST is framed to go out (or the id was released without one)
         self.ended = False
-        #: the channel left its last reply with the pool (WorkerPool.hold), and ends the
-        #: request when that reply goes out, not in request_done
-        self.reply_held = False
         self._status: str | None = None
         self._headers: list[tuple[str, str]] = []
         self._headers_sent = False
@@ -346,9 +353,10 @@ class WSGIRequest:
         body (and FILTER data) may be in memory by then, bounded first for a body still
         arriving (WAITING_BODY_MEMORY)."""
         event = self.event
+        params = event.params
         memory = REQUEST_MEMORY + event.params_size + self._bound_body_memory(self.body)
-        if type(event.params) is dict:
-            memory += len(event.params) * DECODED_PAIR_MEMORY
+        if type(params) is dict:
+            memory += len(params) * DECODED_PAIR_MEMORY
         if self.filter_data is not None:
             memory += self._bound_body_memory(self.filter_data)
         return memory
@@ -469,7 +477,11 @@ class WSGIRequest:
 
     # --- the whole request -----------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self) -> Reply | None:
+        """Run the request: the job the pool runs. Its reply is returned, for the pool to
+        send and then end the request with (``Reply.done``); a request without one (it was
+        not run, or cut short) is over when this returns."""
+        reply: Reply | None = None
         try:
             if self.aborted or (self.waited and self.channel.web_server_gone()):
                 # Nobody waits for its answer: running it would be work for nothing, or worse
@@ -481,7 +493,7 @@ class WSGIRequest:
                     self.label,
                 )
             else:
-                self._run_app()
+                reply = self._run_app()
         except WebServerGone as exc:
             self.aborted = True
             log.info("request %s: the web server went away (%s); output dropped", self.label, exc)
@@ -494,9 +506,17 @@ class WSGIRequest:
             self.body.close()
             if self.filter_data is not None:
                 self.filter_data.close()
-            self.channel.request_done(self)
-            if self.settings.observe_requests:
-                self._observe(time.monotonic() - self.started)
+            if reply is None:
+                self.done(on_loop=False)
+        return reply
+
+    def done(self, *, on_loop: bool) -> None:
+        """The request is over, its reply sent if it had one: its connection learns it (and
+        may close: ``on_loop``, see ResponseSink.request_done), the status page's counters
+        and the access log (ServerSettings.observe_requests)."""
+        self.channel.request_done(self, on_loop=on_loop)
+        if self.settings.observe_requests:
+            self._observe(time.monotonic() - self.started)
 
     def _observe(self, duration: float) -> None:
         """The request is over, ``duration`` seconds after it arrived: count it for the
@@ -535,23 +555,21 @@ class WSGIRequest:
             )
         access_log.info("%s", line)
 
-    def _run_app(self) -> None:
+    def _run_app(self) -> Reply | None:
+        """Call the app and produce its response; what is left to send (ResponseSink.finish)."""
         environ = self.build_environ()
         try:
             result = self.app(environ, self.start_response)
         except WebServerGone:
             raise
         except RequestBodyTimeout as exc:
-            self._body_stalled(exc)
-            return
+            return self._body_stalled(exc)
         except RequestBodyError as exc:
             if self.aborted:  # the app was reading a body the web server gave up on
                 raise WebServerGone(str(exc)) from exc
-            self._fail(sys.exc_info())
-            return
+            return self._fail(sys.exc_info())
         except BaseException:  # sys.exit() and KeyboardInterrupt too (PROCESS_EXITS)
-            self._fail(sys.exc_info())
-            return
+            return self._fail(sys.exc_info())
         try:
             head, body = self._produce(result)
         except WebServerGone:
@@ -559,22 +577,19 @@ class WSGIRequest:
             raise
         except RequestBodyTimeout as exc:
             self._close_result(result)
-            self._body_stalled(exc)
-            return
+            return self._body_stalled(exc)
         except RequestBodyError as exc:
             self._close_result(result)
             if self.aborted:
                 raise WebServerGone(str(exc)) from exc
-            self._fail(sys.exc_info())
-            return
+            return self._fail(sys.exc_info())
         except BaseException:  # a broken iterable's GeneratorExit too
             self._close_result(result)
-            self._fail(sys.exc_info())
-            return
+            return self._fail(sys.exc_info())
         # close() runs before END_REQUEST, so the app's teardown (Flask's teardown_request,
         # a database commit) is over by the time the web server sees the response complete.
         self._close_result(result)
-        self.channel.finish(self, head, body, 0)
+        return self.channel.finish(self, head, body, 0)
 
     def _produce(self, result: Iterable[bytes]) -> tuple[bytes, bytes]:
         """Send the body; return what is left to go out with END_REQUEST: (head, body)."""
@@ -625,19 +640,18 @@ class WSGIRequest:
             except BaseException:
                 log.exception("request %s: the app's close() raised", self.label)
 
-    def _body_stalled(self, exc: RequestBodyTimeout) -> None:
+    def _body_stalled(self, exc: RequestBodyTimeout) -> Reply | None:
         """One log line, a 408 if nothing was sent yet, and the connection closed after."""
         log.warning("request %s: %s; answering 408, closing the connection", self.label, exc)
         self.close_connection = True
         if self._headers_sent:
-            self.channel.finish(self, b"", b"", 1)
-            return
+            return self.channel.finish(self, b"", b"", 1)
         page = b"Request Timeout: the request body stopped arriving.\n"
         self._status = "408 Request Timeout"
         self._headers = [("Content-Type", "text/plain; charset=utf-8")]
-        self.channel.finish(self, self._encode_head(len(page)), page, 1)
+        return self.channel.finish(self, self._encode_head(len(page)), page, 1)
 
-    def _fail(self, exc_info: Any) -> None:
+    def _fail(self, exc_info: Any) -> Reply | None:
         exc = exc_info[1]
         if isinstance(exc, RequestBodyError):
             pass  # not the app's fault, and already logged where the body failed (a full disk)
@@ -658,11 +672,11 @@ class WSGIRequest:
             # a connection closed before END_REQUEST makes it cut the client off, so the
             # truncation shows. request_done releases the id and closes.
             self.close_connection = True
-            return
+            return None
         page = ERROR_PAGE
         if self.settings.debug:
             text = "".join(traceback.format_exception(*exc_info))
             page += b"<pre>" + html.escape(text).encode("utf-8", "replace") + b"</pre>\n"
         self._status = "500 Internal Server Error"
         self._headers = [("Content-Type", "text/html; charset=utf-8")]
-        self.channel.finish(self, self._encode_head(len(page)), page, 1)
+        return self.channel.finish(self, self._encode_head(len(page)), page, 1)

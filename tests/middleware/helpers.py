@@ -43,7 +43,7 @@ class _NoResponse:
     def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
         raise AssertionError("not run")
 
-    def request_done(self, request: WSGIRequest) -> None:
+    def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
         raise AssertionError("not run")
 
 

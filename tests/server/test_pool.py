@@ -286,6 +286,25 @@ def test_a_web_server_gone_before_its_held_reply_is_logged_and_the_rest_served(
         clients.close()
 
 
+class NotedReply:
+    """A job's reply that notes, when sent, ``name`` in ``sent`` (or sets an Event), and
+    when its request is over, whether the thread that said so held the loop role."""
+
+    def __init__(self, sent: list[str] | threading.Event, name: str = "") -> None:
+        self.sent = sent
+        self.name = name
+        self.done_on_loop: list[bool] = []
+
+    def send(self) -> None:
+        if isinstance(self.sent, threading.Event):
+            self.sent.set()
+        else:
+            self.sent.append(self.name)
+
+    def done(self, *, on_loop: bool) -> None:
+        self.done_on_loop.append(on_loop)
+
+
 def run_pool(pool: WorkerPool, lead: Callable[[], bool]) -> None:
     """Run ``pool`` with ``lead`` as its loop (called each time a thread takes the loop role)
     until it returns True, with the watcher that rescues the loop from slow requests."""
@@ -318,11 +337,13 @@ def test_the_thread_that_takes_the_loop_over_sends_the_held_replies_first() -> N
     sent = threading.Event()
     release = threading.Event()
     sent_before_its_loop: list[bool] = []
+    held_while_slow_ran: list[bool] = []
 
-    def quick() -> None:
-        assert pool.hold(sent.set)  # slow is ready behind it: its reply waits
+    def quick() -> NotedReply:
+        return NotedReply(sent)  # slow is ready behind it: its reply waits
 
     def slow() -> None:
+        held_while_slow_ran.append(not sent.is_set())
         release.wait(WAIT)  # holds the loop's thread until the watcher takes the loop over
 
     def lead() -> bool:
@@ -336,20 +357,92 @@ def test_the_thread_that_takes_the_loop_over_sends_the_held_replies_first() -> N
         return True
 
     run_pool(pool, lead)
+    assert held_while_slow_ran == [True]
     assert sent_before_its_loop == [True]
+
+
+def test_a_request_ends_on_the_loops_thread_only_where_no_rescue_can_take_the_loop() -> None:
+    """Only the thread that holds the loop role, running no request, may close a connection
+    the loop's poller watches: a reply says whether its request ended on such a thread."""
+    pool = WorkerPool(threads=4, max_queued=4)
+    sent: list[str] = []
+    release = threading.Event()
+    names = ("alone", "held", "last", "queued", "rescued")
+    replies = {name: NotedReply(sent, name) for name in names}
+
+    def reply(name: str) -> Callable[[], NotedReply]:
+        return lambda: replies[name]
+
+    def rescued() -> NotedReply:
+        release.wait(WAIT)  # until the thread that took the loop over lets it end
+        return replies["rescued"]
+
+    def lead() -> bool:
+        if pool.rescues == 0:
+            pool.admit(reply("alone"), ready=True)
+            assert pool.run_ready()
+            pool.admit(reply("held"), ready=True)
+            pool.admit(reply("last"), ready=True)
+            assert pool.run_ready()
+            pool.admit(reply("queued"), ready=False)
+            wait_until(lambda: replies["queued"].done_on_loop, WAIT, "the queued request")
+            pool.admit(rescued, ready=True)
+            return pool.run_ready()  # False: rescued lost the loop role
+        release.set()
+        return True
+
+    run_pool(pool, lead)
+    wait_until(lambda: replies["rescued"].done_on_loop, WAIT, "the rescued request to end")
+    assert sent == list(names)
+    assert {name: replies[name].done_on_loop for name in names} == {
+        "alone": [True],
+        "held": [True],
+        "last": [True],
+        "queued": [False],
+        "rescued": [False],
+    }
+
+
+def test_a_reply_the_web_server_is_slow_to_read_loses_the_loop_role_like_a_slow_app() -> None:
+    """The last reply of a batch goes out while the watcher still counts its request as
+    running: a send that blocks (a web server that stopped reading) is rescued from."""
+    pool = WorkerPool(threads=4, max_queued=4)
+    release = threading.Event()
+    loop_taken_over_while_sending: list[bool] = []
+
+    class BlockingReply(NotedReply):
+        def send(self) -> None:
+            release.wait(WAIT)
+            super().send()
+
+    blocking = BlockingReply([], "blocking")
+
+    def lead() -> bool:
+        if pool.rescues == 0:
+            pool.admit(lambda: blocking, ready=True)
+            return pool.run_ready()  # False: its send held the loop's thread
+        loop_taken_over_while_sending.append(not blocking.sent)
+        release.set()
+        return True
+
+    run_pool(pool, lead)
+    wait_until(lambda: blocking.done_on_loop, WAIT, "the blocked reply to go")
+    assert loop_taken_over_while_sending == [True]
+    assert blocking.sent == ["blocking"]
+    assert blocking.done_on_loop == [False]
 
 
 def test_held_replies_go_out_once_there_are_sixteen(patient_holds: None) -> None:
     """A big round (nginx handing over 200 requests at once) does not keep its first
     replies until its last request has run."""
     pool = WorkerPool(threads=4, max_queued=64)
-    sent: list[int] = []
+    sent: list[str] = []
     sent_when_run: list[int] = []
 
-    def request(number: int) -> Callable[[], None]:
-        def run() -> None:
+    def request(number: int) -> Callable[[], NotedReply]:
+        def run() -> NotedReply:
             sent_when_run.append(len(sent))
-            assert pool.hold(lambda: sent.append(number))
+            return NotedReply(sent, str(number))
 
         return run
 
@@ -360,7 +453,7 @@ def test_held_replies_go_out_once_there_are_sixteen(patient_holds: None) -> None
         return True
 
     run_pool(pool, lead)
-    assert sent == list(range(40))
+    assert sent == [str(number) for number in range(40)]
     assert sent_when_run == [0] * HELD_MAX + [HELD_MAX] * HELD_MAX + [2 * HELD_MAX] * 8
 
 
@@ -371,18 +464,16 @@ def test_held_replies_go_out_before_the_next_request_once_one_took_a_while() -> 
     sent: list[str] = []
     sent_when_last_ran: list[list[str]] = []
 
-    def first() -> None:
-        assert pool.hold(lambda: sent.append("first"))
+    def first() -> NotedReply:
+        return NotedReply(sent, "first")
 
-    def takes_a_while() -> None:
+    def takes_a_while() -> NotedReply:
         time.sleep(2 * HELD_FOR)  # the request's own work, not a wait for anything
-        assert pool.hold(lambda: sent.append("takes_a_while"))
+        return NotedReply(sent, "takes_a_while")
 
-    def last() -> None:
+    def last() -> NotedReply:
         sent_when_last_ran.append(list(sent))
-        # nothing held and nothing behind it: sent by its own thread, as a channel does
-        assert not pool.hold(lambda: sent.append("last"))
-        sent.append("last")
+        return NotedReply(sent, "last")  # nothing held and nothing behind it: sent at once
 
     def lead() -> bool:
         for job in (first, takes_a_while, last):
@@ -447,7 +538,11 @@ def test_a_request_run_on_the_loops_thread_stops_counting_when_it_starts() -> No
 def test_a_full_pool_refuses_for_threads_before_memory() -> None:
     pool = WorkerPool(threads=1, max_queued=0, max_queued_memory=10)
     release = threading.Event()
-    assert pool.admit(lambda: release.wait(WAIT), ready=False, memory=5) is None
+
+    def job() -> None:
+        release.wait(WAIT)
+
+    assert pool.admit(job, ready=False, memory=5) is None
     assert pool.admit(lambda: None, ready=False, memory=50) is Refusal.THREADS
     release.set()
     wait_until(lambda: pool.in_flight == 0, WAIT, "the request to run")

@@ -24,6 +24,8 @@ from fcgikit.protocol import (
     StderrData,
     StdoutData,
 )
+from fcgikit.protocol.constants import COPY_MAX
+from fcgikit.server.reply import overload_log
 from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
 from tests.server.test_hostile import wait_until
@@ -599,12 +601,9 @@ class ChannelHost:
         self.app = app
         self.recv_buffer = memoryview(bytearray(65536))
         self.arrived: list[Any] = []
-        self.pool = self  # holds no reply: each goes out at once
+        self.overloads = overload_log()
 
-    def hold(self, send: Any) -> bool:
-        return False
-
-    def unregister(self, channel: Any, *, closing: bool = False) -> None:
+    def unregister(self, channel: Any) -> None:
         channel.registered = False
 
     def want_write(self, channel: Any) -> None:
@@ -614,10 +613,15 @@ class ChannelHost:
         pass
 
     def channel_closed(self, channel: Any) -> None:
-        pass
+        channel.registered = False
 
-    def close_on_loop(self, channel: Any) -> bool:
-        return False
+
+def run_to_the_end(request: Any) -> None:
+    """Run ``request`` as a pool's queued thread does: its reply sent, and then it ends."""
+    reply = request.run()
+    if reply is not None:
+        reply.send()
+        reply.done(on_loop=False)
 
 
 def test_keep_conn_reused_request_id_survives_the_previous_request() -> None:
@@ -652,12 +656,12 @@ def test_keep_conn_reused_request_id_survives_the_previous_request() -> None:
                     return stdout
 
     first = send_request(b"/first")
-    first._run_app()  # the app ran and END_REQUEST went out; request_done has not run yet
+    first._run_app().send()  # the app ran and END_REQUEST went out; the request is not over
     assert b"PATH_INFO=/first\n" in response()
     second = send_request(b"/second")
-    channel.request_done(first)  # late: the id is already the second request's
+    channel.request_done(first, on_loop=False)  # late: the id is already the second request's
     assert channel.requests == {1: second}
-    second.run()
+    run_to_the_end(second)
     assert b"PATH_INFO=/second\n" in response()
     assert not channel.requests
     ours.close()
@@ -683,7 +687,7 @@ def run_through_a_slow_reader(
     theirs.sendall(client.start_request(1, {}, keep_conn=True) + client.end_stdin(1))
     channel.on_readable()
     ((_, request),) = host.arrived
-    runner = threading.Thread(target=request.run)
+    runner = threading.Thread(target=run_to_the_end, args=(request,))
     runner.start()
     stdout = b""
     ended = None
@@ -707,10 +711,8 @@ def test_a_large_body_sent_in_pieces_arrives_whole_through_a_small_socket_buffer
     """A body of 1 MiB goes out with sendmsg, framed in place (a list body at the end, or each
     streamed block); a web server that reads slowly makes each sendmsg take only part of
     it, which must resume at the right byte."""
-    from fcgikit.server.channel import SCATTER_MIN
-
     body = bytes(range(251)) * (1024 * 1024 // 251)  # no period of 8 or 65535 bytes
-    assert len(body) > SCATTER_MIN
+    assert len(body) > COPY_MAX
 
     def app(environ: Environ, start_response: Any) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
@@ -729,13 +731,11 @@ def test_a_large_body_sent_in_pieces_arrives_whole_through_a_small_socket_buffer
 def test_a_small_response_sent_in_pieces_arrives_whole_through_a_tiny_socket_buffer(
     chunks: int,
 ) -> None:
-    """A response under SCATTER_MIN goes out as one joined buffer with send(); when the
+    """A response under COPY_MAX goes out as one joined buffer with send(); when the
     socket takes only part of it (or nothing, EAGAIN), the rest must follow from the right
     byte. Through ``write()`` each chunk takes that path on its own."""
-    from fcgikit.server.channel import SCATTER_MIN
-
     body = bytes(range(251)) * 30  # 7,530 bytes: one send(), bigger than the buffer
-    assert len(body) < SCATTER_MIN
+    assert len(body) < COPY_MAX
 
     def app(environ: Environ, start_response: Any) -> Iterable[bytes]:
         write = start_response("200 OK", [("Content-Type", "application/octet-stream")])

@@ -24,7 +24,7 @@ import pytest
 from fcgikit.addresses import TcpAddress
 from fcgikit.client import FastCGIClient
 from fcgikit.server import accept
-from fcgikit.server.channel import send_all_buffers
+from fcgikit.server.reply import send_all_buffers
 from tests.native import (
     PURE_PYTHON_PASS,
     Call,

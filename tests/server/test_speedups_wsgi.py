@@ -90,7 +90,7 @@ class RecordingSink:
     def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
         self.finished.append((head, body, app_status))
 
-    def request_done(self, request: WSGIRequest) -> None:
+    def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
         pass
 
     def web_server_gone(self) -> bool:

@@ -1,0 +1,289 @@
+"""Sending a request's output, the part both kinds of connection share.
+
+A request is answered through a :class:`~fcgikit.server.channel.Channel` (a connection the
+loop reads) or a :class:`~fcgikit.server.direct.DirectChannel` (one request that arrived
+whole). Both are a :class:`ReplySender`: they frame output with their own protocol state
+(a ``ServerConnection``, or the ``WholeRequest``: both a ``RequestOutput`` per request,
+which also decides when output is joined into one buffer) and keep their own send and close
+policy; what is left is written once, here:
+
+* streamed output (``send_output``, ``send_stderr``) goes out at once, the sending thread
+  blocking while the web server is slow;
+* the end of the response (its last bytes, the ends of the streams and FCGI_END_REQUEST) is
+  framed by ``finish`` and returned as a :class:`FramedReply`, which the pool sends at once
+  or with the rest of its batch (:class:`~fcgikit.server.pool.WorkerPool`); the request is
+  over once it has gone, and its connection decides then whether to close
+  (``request_done``);
+* a request the pool has no room for is refused with FCGI_END_REQUEST OVERLOADED.
+
+The functions below send for any thread that holds a socket's send turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import time
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from fcgikit.server.logs import RateLimitedLog
+from fcgikit.server.pool import Refusal
+from fcgikit.server.wsgi import WebServerGone, WSGIRequest
+
+if TYPE_CHECKING:
+    from fcgikit.server.settings import ServerSettings
+
+log = logging.getLogger("fcgikit.server")
+
+Buffers = list[bytes | memoryview]
+
+
+class Sends(Protocol):
+    """What :func:`send_all` needs of a connection: a non-blocking socket, or
+    ``_speedups_accept.Connection``."""
+
+    def send(self, data: bytes, /) -> int: ...
+    def sendmsg(self, buffers: Buffers, /) -> int: ...
+    def fileno(self) -> int: ...
+
+
+class Connected(Sends, Protocol):
+    """An accepted connection: ``_speedups_accept.Connection`` where the C lane is built (no
+    socket object to make, see accept.py), else a non-blocking socket."""
+
+    def recv_into(self, buffer: memoryview, /) -> int: ...
+    def shutdown(self, how: int, /) -> None: ...
+    def close(self) -> None: ...
+
+
+class ReplyHost(Protocol):
+    """What a connection's sending needs of its server."""
+
+    settings: ServerSettings
+    #: where refusals that come in floods are logged (see log_refusal)
+    overloads: RateLimitedLog
+
+
+HostT = TypeVar("HostT", bound=ReplyHost)
+
+
+class ReplySender(Generic[HostT]):
+    """A connection's output side: the :class:`~fcgikit.server.wsgi.ResponseSink` methods
+    but ``request_done``. A subclass frames (``_frame_*``, with its protocol state), sends
+    (``send_buffers``, ``_send_refusal``) and says what becomes of the connection once a request
+    is over (``request_done``: its close policy)."""
+
+    def __init__(self, server: HostT, sock: Connected) -> None:
+        self.server = server
+        self.sock = sock
+        #: the socket is closed: nothing may be sent on its number any more
+        self.closed = False
+
+    # --- the framing and sending of each kind of connection --------------------------------
+
+    def _frame_stdout(self, request: WSGIRequest, data: bytes) -> Buffers:
+        """``data`` on FCGI_STDOUT; ``[]`` once the request was aborted."""
+        raise NotImplementedError
+
+    def _frame_stderr(self, request: WSGIRequest, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def _frame_end(
+        self, request: WSGIRequest, head: bytes, body: bytes, app_status: int
+    ) -> tuple[Buffers, bool]:
+        """The request's last stdout, the ends of its streams and FCGI_END_REQUEST (``[]``
+        for an aborted request), the request marked ended; and whether the connection is to
+        close right behind them."""
+        raise NotImplementedError
+
+    def _frame_refusal(self, request: WSGIRequest) -> bytes:
+        """FCGI_END_REQUEST OVERLOADED, the request marked ended and forgotten."""
+        raise NotImplementedError
+
+    def send_buffers(self, buffers: Buffers, then_close: bool) -> None:
+        """Send ``buffers`` whole, then (``then_close``) shut our side down behind them.
+        Raises WebServerGone."""
+        raise NotImplementedError
+
+    def _send_refusal(self, records: bytes) -> None:
+        """Send a refusal, on the loop's thread, and close the connection if it was the last."""
+        raise NotImplementedError
+
+    # --- what a request calls --------------------------------------------------------------
+
+    def send_output(self, request: WSGIRequest, data: bytes) -> None:
+        buffers = self._frame_stdout(request, data)
+        if not buffers:
+            raise WebServerGone("request aborted")
+        self.send_buffers(buffers, False)
+
+    def send_stderr(self, request: WSGIRequest, data: bytes) -> None:
+        records = self._frame_stderr(request, data)
+        if records:
+            self.send_buffers([records], False)
+
+    def finish(
+        self, request: WSGIRequest, head: bytes, body: bytes, app_status: int
+    ) -> FramedReply:
+        """The response's last bytes (``head``, its CGI header block if not sent yet, and
+        ``body``), the ends of its streams and FCGI_END_REQUEST, framed for one send: the
+        caller's pool sends them (FramedReply.send), then ends the request."""
+        buffers, then_close = self._frame_end(request, head, body, app_status)
+        request.bytes_sent += len(head) + len(body)
+        return FramedReply(self, request, buffers, then_close)
+
+    def refuse(self, request: WSGIRequest, refusal: Refusal) -> None:
+        """The pool is full: END_REQUEST OVERLOADED for ``request``, which never runs."""
+        log_refusal(self.server.overloads, request, refusal)
+        records = self._frame_refusal(request)
+        request.body.close()
+        self._send_refusal(records)
+
+    def web_server_gone(self) -> bool:
+        # Not closed while one of its requests is still to run, so the descriptor is ours.
+        return self.closed or peer_has_closed(self.sock)
+
+
+class FramedReply:
+    """The end of a request's response, framed and not sent yet (what ReplySender.finish
+    returns): a :class:`~fcgikit.server.pool.Reply`. The pool sends it at once, or with the
+    other replies of its batch, and then says the request is over."""
+
+    __slots__ = ("buffers", "request", "sender", "then_close")
+
+    def __init__(
+        self, sender: ReplySender[Any], request: WSGIRequest, buffers: Buffers, then_close: bool
+    ) -> None:
+        self.sender = sender
+        self.request = request
+        self.buffers = buffers
+        self.then_close = then_close
+
+    def send(self) -> None:
+        """Send it whole. A web server that went away meanwhile is logged; the request ends
+        all the same (done)."""
+        if not self.buffers:
+            return  # aborted: its END_REQUEST went with the abort
+        try:
+            self.sender.send_buffers(self.buffers, self.then_close)
+        except WebServerGone as exc:
+            log.info(
+                "request %s: the web server went away (%s); output dropped",
+                self.request.label,
+                exc,
+            )
+
+    def done(self, *, on_loop: bool) -> None:
+        """Its request is over (see WSGIRequest.done)."""
+        self.request.done(on_loop=on_loop)
+
+
+def overload_log() -> RateLimitedLog:
+    """Where a server logs the requests it refuses with OVERLOADED (see log_refusal): they
+    come in floods (a web server sending request after request while this one is full)."""
+    return RateLimitedLog(log, "request(s) refused (OVERLOADED): %s", level=logging.WARNING)
+
+
+class _Label:
+    """A request's label, made only if its line is logged: the debug line mostly is not,
+    and the label of a request with many params scans them."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: WSGIRequest) -> None:
+        self.request = request
+
+    def __str__(self) -> str:
+        return self.request.label
+
+
+def log_refusal(overloads: RateLimitedLog, request: WSGIRequest, refusal: Refusal) -> None:
+    """The log line for a request refused with OVERLOADED: the reason, rate-limited, and
+    the request itself at debug level."""
+    if refusal is Refusal.THREADS:
+        reason = "all threads busy and --max-queued requests waiting"
+    else:
+        budget = request.settings.max_queued_memory / (1 << 20)
+        reason = (
+            "the requests waiting for a thread would hold more than --max-queued-memory "
+            f"({budget:.3g} MiB)"
+        )
+    log.debug("request %s refused (OVERLOADED): %s", _Label(request), reason)
+    overloads.note(reason, time.monotonic())
+    metrics = request.settings.metrics
+    if metrics is not None:
+        metrics.request_refused("threads" if refusal is Refusal.THREADS else "memory")
+
+
+# --- sending, for any thread holding a socket's send turn ----------------------------------
+
+
+def send_whole(sock: Sends, buffers: Buffers, send_timeout: float) -> None:
+    """Send ``buffers`` whole: one buffer of bytes (what RequestOutput joined) with a plain
+    send, more with sendmsg. Raises WebServerGone."""
+    first = buffers[0]
+    if len(buffers) == 1 and type(first) is bytes:
+        send_all(sock, first, send_timeout)
+    else:
+        send_all_buffers(sock, buffers, send_timeout)
+
+
+def send_all(sock: Sends, data: bytes, send_timeout: float) -> None:
+    """``sendall`` on a non-blocking socket: wait for room up to ``send_timeout`` seconds at
+    a time. Raises WebServerGone when the web server went away or stopped reading."""
+    # Nearly always the socket takes the whole response in one go: no memoryview for it.
+    try:
+        sent = sock.send(data)
+    except BlockingIOError:
+        sent = 0
+    except OSError as exc:
+        raise WebServerGone(exc.strerror or str(exc)) from None
+    if sent < len(data):
+        send_all_buffers(sock, [memoryview(data)[sent:]], send_timeout)
+
+
+def send_all_buffers(sock: Sends, buffers: Buffers, send_timeout: float) -> None:
+    """:func:`send_all` for a list of buffers, with sendmsg: the kernel copies each buffer
+    straight from where it lies (a large response body is never joined). Consumes
+    ``buffers``."""
+    poller: select.poll | None = None
+    while buffers:
+        try:
+            sent = sock.sendmsg(buffers)
+        except BlockingIOError:
+            poller = _wait_writable(sock, poller, send_timeout)
+            continue
+        except OSError as exc:
+            raise WebServerGone(exc.strerror or str(exc)) from None
+        # Drop what went out; a buffer sent in part goes on from where it stopped.
+        done = 0
+        while done < len(buffers) and sent >= len(buffers[done]):
+            sent -= len(buffers[done])
+            done += 1
+        del buffers[:done]
+        if sent:
+            buffers[0] = memoryview(buffers[0])[sent:]
+
+
+def _wait_writable(sock: Sends, poller: select.poll | None, send_timeout: float) -> select.poll:
+    """Block until the socket takes more, or raise WebServerGone after send_timeout."""
+    if poller is None:
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLOUT)
+    if not poller.poll(int(send_timeout * 1000)):
+        raise WebServerGone(f"the web server did not read for {send_timeout:g}s")
+    return poller
+
+
+#: poll(2)'s "the peer shut its side down" (Linux); elsewhere only a hang-up or a reset shows
+_PEER_CLOSED = getattr(select, "POLLRDHUP", 0)
+
+
+def peer_has_closed(sock: Sends) -> bool:
+    """Whether the web server closed (or reset) the connection: its EOF waits behind the
+    data, which stays unread. One poll(2) call, so not for every request (see
+    WSGIRequest.waited). A web server that half-closes after its request counts as gone, as
+    everywhere in this server (its EOF aborts the requests of the connection)."""
+    poller = select.poll()
+    poller.register(sock.fileno(), _PEER_CLOSED)
+    return bool(poller.poll(0))
