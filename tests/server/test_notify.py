@@ -18,6 +18,7 @@ import pytest
 
 from fcgikit.client import FastCGIClient
 from fcgikit.server.notify import SystemdNotifier
+from fcgikit.server.settings import ServerSettings
 from tests.integration.harness import missing
 from tests.processes import ROOT, Backend, fcgikit_command
 
@@ -30,6 +31,9 @@ def app(environ, start_response):
 MODES = [pytest.param([], id="single-process"), pytest.param(["--workers", "2"], id="pool")]
 #: what a service systemd starts must inherit from the suite (the pure-Python pass)
 PASSED = ("FCGIKIT_PURE_PYTHON",)
+
+#: the threads of a server started with the default settings, as its STATUS= line counts them
+THREADS = ServerSettings().threads
 
 
 class Systemd:
@@ -143,7 +147,7 @@ def test_watchdog_and_status(tmp_path: Path, mode: list[str]) -> None:
                 FastCGIClient(f"unix:{path}").request("GET", "/")
             systemd.status_seen("3 requests served")
         else:
-            systemd.status_seen("0 of 16 threads busy, 0 requests waiting, 0 connections")
+            systemd.status_seen(f"0 of {THREADS} threads busy, 0 requests waiting, 0 connections")
     finally:
         backend.stop()
         systemd.close()
@@ -169,7 +173,8 @@ def test_the_status_says_it_stops_while_it_drains(tmp_path: Path, mode: list[str
             # one process: a connection that stays open changes them
             with socket.socket(socket.AF_UNIX) as idle:
                 idle.connect(path)
-                systemd.status_seen("stopping, 0 of 16 threads busy, 0 requests waiting, 1 conn")
+                idle_line = f"stopping, 0 of {THREADS} threads busy, 0 requests waiting, 1 conn"
+                systemd.status_seen(idle_line)
     finally:
         backend.stop()
         systemd.close()
