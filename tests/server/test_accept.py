@@ -246,7 +246,6 @@ def test_a_stop_serves_the_connections_still_queued_on_the_listener(tmp_path: Pa
     assert not serving.is_alive()
 
 
-
 def test_a_server_sharing_its_listener_leaves_connections_to_a_sibling_while_busy(
     serve: Any, tmp_path: Path
 ) -> None:
