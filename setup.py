@@ -24,7 +24,8 @@ from setuptools.command.build_ext import build_ext
 
 #: What mypyc compiles: the protocol's modules, and the server's
 #: per-request path (the connection, the request body, the WSGI request, the loop, the pool
-#: that runs requests). Not fcgikit/protocol/__init__.py, which reports which build was
+#: that runs requests, and what a prefork worker records of each request: the tracker and
+#: the scoreboard it writes). Not fcgikit/protocol/__init__.py, which reports which build was
 #: loaded; not events.py: compiled, its public frozen dataclasses could no longer be copied,
 #: pickled or subclassed, and compiling it gained nothing measurable (benchmarks/hotpath.py);
 #: not errors.py, where RequestBodyError derives from OSError, which mypyc cannot compile.
@@ -53,6 +54,8 @@ COMPILED = [
     "fcgikit/server/accept.py",
     "fcgikit/server/stopping.py",
     "fcgikit/server/server.py",
+    "fcgikit/server/scoreboard.py",
+    "fcgikit/server/tracker.py",
 ]
 #: Hand-written C for the few steps where mypyc's output is still CPython's object model at
 #: work (accepting, parsing a whole ordinary request, building the environ, encoding a

@@ -15,7 +15,8 @@ counters into the pool's and frees its slot under a sequence number (odd while i
 a reader that saw it change reads again: no reader counts the dead worker twice or not at
 all, so the pool's counters never go back.
 
-Layout (little endian, the metrics blocks native)::
+Layout, in the machine's own byte order (the board never leaves it; a worker writes the
+words of its request path through ``memoryview`` casts, see :class:`WorkerSlot`)::
 
     header   64 bytes   pool-wide figures the master writes; its last 4 bytes say
                         whether the pool drains (the workers' ping path answers 503)
@@ -37,7 +38,7 @@ import mmap
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from fcgikit.server.metrics import (
     BLOCK_SIZE,
@@ -53,15 +54,15 @@ from fcgikit.server.metrics import (
 
 # started_wall, started_mono, dead_accepted, dead_slow, dynamic, target, maximum, threads,
 # max_reached
-_HEADER = struct.Struct("<ddQQIIIII")
-_HEADER_SIZE = 64
+_HEADER: Final = struct.Struct("=ddQQIIIII")
+_HEADER_SIZE: Final = 64
 # pid, state, generation, (pad), started_mono, requests, slow, busy, (pad), last_active
-_SLOT = struct.Struct("<iIIIdQQIId")
-_SLOT_SIZE = 64
-_LABEL_SIZE = 246
+_SLOT: Final = struct.Struct("=iIIIdQQIId")
+_SLOT_SIZE: Final = 64
+_LABEL_SIZE: Final = 246
 # start (0: idle), label length, label
-_CELL = struct.Struct(f"<dH{_LABEL_SIZE}s")
-_CELL_SIZE = 256
+_CELL: Final = struct.Struct(f"=dH{_LABEL_SIZE}s")
+_CELL_SIZE: Final = 256
 #: why the master replaced a worker (fcgikit.server.children.restart_reason)
 RESTART_REASONS = (
     "crashed_while_serving",
@@ -72,25 +73,25 @@ RESTART_REASONS = (
     "reload",
     "timeout",
 )
-_SEQUENCE = _HEADER_SIZE
-_RESTARTS = _SEQUENCE + 8
-_DEAD_COUNTERS = _RESTARTS + 8 * len(RESTART_REASONS)
-_SLOTS = _DEAD_COUNTERS + BLOCK_SIZE
-_RESTART_COUNTS = struct.Struct(f"<{len(RESTART_REASONS)}Q")
+_SEQUENCE: Final = _HEADER_SIZE
+_RESTARTS: Final = _SEQUENCE + 8
+_DEAD_COUNTERS: Final = _RESTARTS + 8 * len(RESTART_REASONS)
+_SLOTS: Final = _DEAD_COUNTERS + BLOCK_SIZE
+_RESTART_COUNTS: Final = struct.Struct(f"={len(RESTART_REASONS)}Q")
 
-_PID = struct.Struct("<i")
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
-_NATIVE_U64 = struct.Struct("=Q")  # a word of a metrics block
-_F64 = struct.Struct("<d")
-_OFF_STATE = 4
-_OFF_GENERATION = 8
-_OFF_REQUESTS = 24
-_OFF_SLOW = 32
-_OFF_BUSY = 40
-_OFF_LAST_ACTIVE = 48
+_PID: Final = struct.Struct("=i")
+_U32: Final = struct.Struct("=I")
+_U64: Final = struct.Struct("=Q")
+_NATIVE_U64: Final = struct.Struct("=Q")  # a word of a metrics block
+_F64: Final = struct.Struct("=d")
+_OFF_STATE: Final = 4
+_OFF_GENERATION: Final = 8
+_OFF_REQUESTS: Final = 24
+_OFF_SLOW: Final = 32
+_OFF_BUSY: Final = 40
+_OFF_LAST_ACTIVE: Final = 48
 #: in the header, apart from the figures: the pool drains (see Scoreboard.set_draining)
-_OFF_DRAINING = 60
+_OFF_DRAINING: Final = 60
 
 assert _HEADER.size <= _OFF_DRAINING and _OFF_DRAINING + _U32.size <= _HEADER_SIZE
 
@@ -289,12 +290,25 @@ class Scoreboard:
 
 class WorkerSlot:
     """A worker's handle on its own slot. ``begin``/``end`` run on the worker's threads; the
-    caller serialises them with one lock per process."""
+    caller serialises them with one lock per process.
+
+    ``begin`` and ``end`` run for every request: they write their words through memoryview
+    casts of the slot, an item assignment each, where ``Struct.pack_into`` is a call that
+    costs as much as the rest of the write. The views are made at the first request (a slot
+    handle the master makes for a moment holds none: the board's mmap cannot close while a
+    view of it lives)."""
 
     def __init__(self, board: Scoreboard, index: int) -> None:
         self.board = board
         self.index = index
         self.offset = board._offset(index)
+        self._views: _RequestViews | None = None
+
+    def _request_views(self) -> _RequestViews:
+        views = self._views
+        if views is None:
+            views = self._views = _RequestViews(self.board, self.offset)
+        return views
 
     def set_pid(self, pid: int) -> None:
         _PID.pack_into(self.board.mem, self.offset, pid)
@@ -305,20 +319,27 @@ class WorkerSlot:
     def state(self) -> WorkerState:
         return WorkerState(_U32.unpack_from(self.board.mem, self.offset + _OFF_STATE)[0])
 
-    def begin(self, cell: int, label: str, requests: int, busy: int) -> None:
-        mem, offset = self.board.mem, self.offset
-        _U64.pack_into(mem, offset + _OFF_REQUESTS, requests)
-        _U32.pack_into(mem, offset + _OFF_BUSY, busy)
+    def begin(
+        self, cell: int, label: str, requests: int, busy: int, started: float | None = None
+    ) -> None:
+        """A request began in ``cell`` (at ``started``, time.monotonic; now by default):
+        its label first and its start last (see the module docstring on torn reads)."""
+        views = self._request_views()
+        views.u64s[_OFF_REQUESTS // 8] = requests
+        views.u32s[_OFF_BUSY // 4] = busy
         raw = label.encode("utf-8", "replace")[:_LABEL_SIZE]
-        cell_offset = offset + self.board.cells + cell * _CELL_SIZE
-        _CELL.pack_into(mem, cell_offset, 0.0, len(raw), raw)
-        _F64.pack_into(mem, cell_offset, time.monotonic())
+        at = cell * _CELL_SIZE
+        starts = views.starts
+        starts[at // 8] = 0.0
+        views.lengths[(at + 8) // 2] = len(raw)
+        views.cells[at + 10 : at + 10 + len(raw)] = raw
+        starts[at // 8] = time.monotonic() if started is None else started
 
     def end(self, cell: int, busy: int) -> None:
-        mem, offset = self.board.mem, self.offset
-        _F64.pack_into(mem, offset + self.board.cells + cell * _CELL_SIZE, 0.0)
-        _U32.pack_into(mem, offset + _OFF_BUSY, busy)
-        _F64.pack_into(mem, offset + _OFF_LAST_ACTIVE, time.monotonic())
+        views = self._request_views()
+        views.starts[cell * _CELL_SIZE // 8] = 0.0
+        views.u32s[_OFF_BUSY // 4] = busy
+        views.f64s[_OFF_LAST_ACTIVE // 8] = time.monotonic()
 
     def set_slow(self, slow: int) -> None:
         _U64.pack_into(self.board.mem, self.offset + _OFF_SLOW, slow)
@@ -336,6 +357,21 @@ class WorkerSlot:
             return ProcessCounters(area, self.board.lanes)
         finally:
             area.release()
+
+
+class _RequestViews:
+    """The words of a slot that each request writes, as memoryview casts of the board."""
+
+    def __init__(self, board: Scoreboard, offset: int) -> None:
+        whole = memoryview(board.mem)
+        head = whole[offset : offset + _SLOT_SIZE]
+        cells = whole[offset + board.cells : offset + board.slot_size]
+        self.u64s: memoryview[int] = head.cast("Q")
+        self.u32s: memoryview[int] = head.cast("I")
+        self.f64s: memoryview[float] = head.cast("d")
+        self.cells: memoryview[int] = cells
+        self.starts: memoryview[float] = cells.cast("d")
+        self.lengths: memoryview[int] = cells.cast("H")
 
 
 @dataclass(frozen=True, slots=True)

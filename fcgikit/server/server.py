@@ -234,7 +234,18 @@ class Server:
     def saturated(self) -> bool:
         """A server that shares its listeners has as much work as threads: what it would
         accept now is better left to a sibling."""
-        return self.settings.share_listeners and self._load() >= self.settings.threads
+        settings = self.settings
+        if not settings.share_listeners:
+            return False
+        # Asked before every accept, so first a glance without the lock. A connection that
+        # multiplexes nothing holds two requests at most (a next one may arrive between the
+        # last one's reply going out and its end), so the connections bound the load. Only
+        # the loop's thread (this one) adds connections; others only remove them, so the
+        # glance can only be too high, and then the count decides.
+        connections = 2 * len(self.channels) + len(self.direct)
+        if not settings.multiplexed and connections < settings.threads:
+            return False
+        return self._load() >= settings.threads
 
     def _load(self) -> int:
         """Requests running or waiting here, plus connections that have not sent one yet."""

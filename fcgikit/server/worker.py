@@ -5,9 +5,10 @@ the shared :class:`~fcgikit.server.scoreboard.Scoreboard`.
 What runs in a worker:
 
 * the Server's I/O thread (the main thread) and its pool of request threads;
-* :class:`RequestTracker`, a WSGI wrapper around the app: it writes each request's label and
-  start time into the thread's scoreboard cell (the master's ``--timeout`` reads them), counts
-  requests for ``--max-requests``, and answers the status page;
+* :class:`~fcgikit.server.tracker.RequestTracker`, a WSGI wrapper around the app: it writes
+  each request's label and start time into the thread's scoreboard cell (the master's
+  ``--timeout`` reads them), counts requests for ``--max-requests``, and answers the status
+  page;
 * :class:`Watchdog`, one thread that marks the worker READY once it accepts, writes the Python
   stack of a request slower than ``--slow-log`` to the log (once per request, php-fpm's
   slowlog), and stops the worker if the master disappears.
@@ -32,8 +33,9 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -42,190 +44,16 @@ from fcgikit.server.scoreboard import WorkerSlot, WorkerState
 from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.status import StatusPage
-from fcgikit.server.wsgi import PROCESS_EXITS
+from fcgikit.server.tracker import RequestTracker, _Running, request_label
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIApplication
 
 log = logging.getLogger("fcgikit.server")
 
 #: exit status of a worker that could not load the app. The master does not read it (an app
 #: may exit with any status): such a worker says so in its slot (WorkerState.FAILED).
 EXIT_BOOT_ERROR = 3
-
-
-def request_label(environ: WSGIEnvironment) -> str:
-    """``#id METHOD URI``, the label :class:`~fcgikit.server.wsgi.WSGIRequest` logs with."""
-    uri = environ.get("REQUEST_URI") or (
-        str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
-    )
-    return f"#{environ.get('fcgikit.request_id', '?')} {environ.get('REQUEST_METHOD', '-')} {uri}"
-
-
-@dataclass(slots=True)
-class _Running:
-    thread_id: int
-    label: str
-    started: float
-    reported_slow: bool = False
-
-
-class _ClosingIterable:
-    """The app's response iterable, with the request's end recorded when it is closed, and
-    an exit the app asks for while it is iterated or closed reported to ``on_exit``."""
-
-    def __init__(
-        self,
-        result: Iterable[bytes],
-        on_close: Callable[[], None],
-        on_exit: Callable[[BaseException], None],
-    ) -> None:
-        self._result = result
-        self._on_close = on_close
-        self._on_exit = on_exit
-
-    def __iter__(self) -> Iterator[bytes]:
-        # A for loop, not yield from: closing this generator must not close the app's
-        # iterator too (close() does that, once).
-        try:
-            for chunk in self._result:  # noqa: UP028
-                yield chunk
-        except PROCESS_EXITS as exc:
-            self._on_exit(exc)
-            raise
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._result, "close", None)
-            if close is not None:
-                close()
-        except PROCESS_EXITS as exc:
-            self._on_exit(exc)
-            raise
-        finally:
-            self._on_close()
-
-
-class _ClosingList(list[bytes]):
-    """A list response that records the request's end once it is sent. Still a list, so the
-    server still sends it in one piece with a Content-Length."""
-
-    def __init__(self, result: Iterable[bytes], on_close: Callable[[], None]) -> None:
-        super().__init__(result)
-        self._on_close = on_close
-
-    def close(self) -> None:
-        self._on_close()
-
-
-class RequestTracker:
-    """WSGI wrapper recording each request in the worker's scoreboard slot.
-
-    A request ends when the server closes its response (PEP 3333 guarantees the call), so
-    after the last byte is sent: ``--timeout`` never kills a worker under a response that
-    is still going out.
-
-    The worker retires (the master starts a replacement, then stops this one gracefully)
-    after ``max_requests`` requests, and after a request whose app asked its process to exit
-    (``sys.exit()``, see :data:`~fcgikit.server.wsgi.PROCESS_EXITS`): the server answers
-    that request 500, and the exit the app wanted happens without failing anyone else's.
-    """
-
-    def __init__(
-        self,
-        app: WSGIApplication,
-        slot: WorkerSlot,
-        threads: int,
-        *,
-        max_requests: int = 0,
-        status_page: StatusPage | None = None,
-        notify: Callable[[], None] = lambda: None,
-        report_saturation: bool = True,
-    ) -> None:
-        self.app = app
-        self.report_saturation = report_saturation
-        self.slot = slot
-        self.threads = threads
-        self.max_requests = max_requests
-        self.status_page = status_page
-        self.notify = notify
-        self._lock = threading.Lock()
-        self._free_cells = list(range(threads - 1, -1, -1))
-        self.running: dict[int, _Running] = {}
-        self.accepted = 0
-        self.completed = 0
-        self.slow = 0
-        self.retiring = False
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self.status_page is not None and self.status_page.wants(environ):
-            return self.status_page(environ, start_response)
-        cell = self._begin(request_label(environ))
-        try:
-            result = self.app(environ, start_response)
-        except BaseException as exc:
-            self._end(cell)
-            if isinstance(exc, PROCESS_EXITS):
-                self.app_exited(exc)
-            raise
-        if isinstance(result, list | tuple):
-            return _ClosingList(result, lambda: self._end(cell))
-        return _ClosingIterable(result, lambda: self._end(cell), self.app_exited)
-
-    def app_exited(self, exc: BaseException) -> None:
-        """The app asked its process to exit during a request: retire once it is answered."""
-        self.retire(f"was asked to exit by the app ({type(exc).__name__})")
-
-    def _begin(self, label: str) -> int:
-        with self._lock:
-            # The server never runs more requests at once than it has threads.
-            cell = self._free_cells.pop()
-            self.accepted += 1
-            busy = len(self.running) + 1
-            self.running[cell] = _Running(threading.get_ident(), label, time.monotonic())
-            self.slot.begin(cell, label, self.accepted, busy)
-        if busy >= self.threads and self.report_saturation:
-            self.notify()  # saturated: a dynamic pool may want another worker
-        return cell
-
-    def _end(self, cell: int) -> None:
-        with self._lock:
-            if self.running.pop(cell, None) is None:
-                return
-            self._free_cells.append(cell)
-            self.completed += 1
-            self.slot.end(cell, len(self.running))
-            completed = self.completed
-        if self.max_requests > 0 and completed >= self.max_requests:
-            self.retire(f"served {completed} requests (--max-requests)", "max_requests")
-
-    def retire(self, reason: str, why: str = "app_exit") -> None:
-        """Ask the master for a replacement, once; it stops this worker gracefully (running
-        requests finish) when the replacement is ready. ``why``: the restart's reason for
-        the metrics (one of fcgikit.server.metrics.RETIRE_REASONS)."""
-        with self._lock:
-            if self.retiring:
-                return
-            self.retiring = True
-            self.slot.set_retired_for(why)
-            if self.slot.state() == WorkerState.READY:
-                self.slot.set_state(WorkerState.RETIRING)
-        log.info("worker %d %s; asking for a replacement", os.getpid(), reason)
-        self.notify()
-
-    def slow_requests(self, threshold: float) -> list[_Running]:
-        """Requests running longer than ``threshold`` not reported yet; marks them reported."""
-        now = time.monotonic()
-        found = []
-        with self._lock:
-            for running in self.running.values():
-                if not running.reported_slow and now - running.started > threshold:
-                    running.reported_slow = True
-                    found.append(running)
-            if found:
-                self.slow += len(found)
-                self.slot.set_slow(self.slow)
-        return found
 
 
 class Watchdog(threading.Thread):
@@ -298,12 +126,18 @@ class Watchdog(threading.Thread):
         )
 
 
+#: where the frames above an app's come from: the server's own (interpreted, in the pure
+#: build) and Python's threading module (the request thread's start)
+_SERVER_FILES = (str(Path(__file__).parent) + os.sep, threading.__file__)
+
+
 def app_stack(frame: FrameType) -> str:
-    """The stack from the app's entry down, without the server's frames above it."""
+    """The stack from the app's entry down, without the server's frames above it (compiled,
+    the server has none: only threading's remain to drop)."""
     frames = traceback.extract_stack(frame)
-    for index in range(len(frames) - 1, -1, -1):
-        if frames[index].filename == __file__ and frames[index].name == "__call__":
-            frames = traceback.StackSummary.from_list(frames[index + 1 :])
+    for index, summary in enumerate(frames):
+        if not summary.filename.startswith(_SERVER_FILES):
+            frames = traceback.StackSummary.from_list(frames[index:])
             break
     return "".join(frames.format()).rstrip("\n")
 

@@ -245,3 +245,53 @@ def test_a_stop_serves_the_connections_still_queued_on_the_listener(tmp_path: Pa
         serving.join(10)
     assert not serving.is_alive()
 
+
+def test_a_server_sharing_its_listener_leaves_connections_to_a_sibling_while_busy(
+    serve: Any, tmp_path: Path
+) -> None:
+    """A prefork worker whose threads are all busy accepts nothing more: what arrives waits in
+    the shared backlog for a sibling with a free thread, not behind the busy one."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "shared.sock"))
+    listener.listen(16)
+    address = f"unix:{tmp_path / 'shared.sock'}"
+    entered = threading.Event()
+    release = threading.Event()
+
+    def app_of(name: str) -> Any:
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            if environ["PATH_INFO"] == "/block":
+                entered.set()
+                release.wait(10)
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [name.encode()]
+
+        return app
+
+    def ask(path: str, answers: list[bytes]) -> threading.Thread:
+        def run() -> None:
+            with FastCGIClient(address, timeout=10) as client:
+                answers.append(client.request(path=path).body)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    busy = serve(app_of("busy"), listeners=[listener], share_listeners=True, threads=1)
+    blocked: list[bytes] = []
+    quick: list[bytes] = []
+    threads = [ask("/block", blocked)]
+    try:
+        assert entered.wait(10)
+        threads.append(ask("/quick", quick))
+        # the busy server sees the connection arrive, and stops accepting instead of taking it
+        wait_until(lambda: busy.server.acceptor.paused, what="the busy server to pause")
+        assert busy.server.connection_count() == 1
+        serve(app_of("sibling"), listeners=[listener.dup()], share_listeners=True, threads=1)
+        threads[1].join(10)
+        assert quick == [b"sibling"]
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(10)
+    assert blocked == [b"busy"]

@@ -1,0 +1,151 @@
+"""What a prefork worker (``fcgikit serve --workers N``) adds to a request, in instructions.
+
+    python3 benchmarks/workercost.py                  µs per request, single process and worker
+    python3 benchmarks/workercost.py --callgrind      instructions per request, under valgrind
+    python3 benchmarks/workercost.py --mode worker --requests 1000   one run (what --callgrind runs)
+
+Both modes drive the direct lane (nginx's default: a connection per request) through a real
+:class:`~fcgikit.server.server.Server` in this one process, as its loop does: the
+:class:`~fcgikit.server.accept.Acceptor` accepts from a unix socket, ``admit`` hands the
+request to the real :class:`~fcgikit.server.pool.WorkerPool`, and ``run_ready`` runs it on this
+thread and sends its reply. "single" is ``fcgikit serve`` without ``--workers``; "worker" is
+what :func:`~fcgikit.server.worker.run_worker` builds in a worker: the same server with the
+worker's settings (the listeners shared with siblings) and the app wrapped in a
+:class:`~fcgikit.server.worker.RequestTracker` writing to a real scoreboard slot. No status page,
+slow log or ``--max-requests`` (the benchmark's ``--workers 2`` has none).
+
+Instructions, unlike time, do not depend on what else the machine runs: ``--callgrind`` runs
+each mode twice under ``valgrind --tool=callgrind`` (``--requests`` and five times as many) and
+divides the difference by the extra requests, so start-up cancels out. It counts user space
+only (the system calls are the same in both modes). The client's own calls (connect, send,
+recv, close) are in both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import apps  # next to this file (sys.path above)
+from hotpath import request_bytes
+
+from fcgikit.server.scoreboard import Scoreboard
+from fcgikit.server.server import Server, admit
+from fcgikit.server.settings import ServerSettings
+from fcgikit.server.worker import RequestTracker
+
+MODES = ("single", "worker")
+
+
+def build(mode: str, listener: socket.socket) -> Server:
+    """The server ``fcgikit serve`` runs in ``mode`` (see the module docstring)."""
+    settings = ServerSettings()
+    app: Any = apps.application
+    if mode == "worker":
+        # as run_worker does, without a status page
+        settings = replace(
+            settings, handle_signals=False, multiprocess=True, share_listeners=True, binds=()
+        )
+        board = Scoreboard(1, settings.threads)
+        app = RequestTracker(app, board.slot(0), settings.threads, report_saturation=False)
+    return Server(app, settings, listeners=[listener])
+
+
+def driver(mode: str, directory: str, path: str) -> Callable[[], None]:
+    """One request on a connection of its own, through the server's loop's steps."""
+    address = f"{directory}/{mode}.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(address)
+    listener.listen(64)
+    listener.setblocking(False)
+    server = build(mode, listener)
+    server.acceptor.listen()
+    pool = server.pool
+    pool._leader = threading.get_ident()  # this thread holds the loop role
+    data = request_bytes(path, keep_conn=False)
+
+    def one() -> None:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(address)
+            client.sendall(data)
+            server.acceptor.accept(listener)
+            arrived, server.arrived = server.arrived, []
+            admit(arrived, pool)
+            pool.run_ready()
+            if b"Hello" not in client.recv(65536):
+                raise RuntimeError("no reply")
+        if server.direct:
+            raise RuntimeError("the server did not close the connection")
+
+    one()
+    return one
+
+
+def run(mode: str, requests: int, path: str) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        one = driver(mode, directory, path)
+        for _ in range(requests):
+            one()
+
+
+def instructions(mode: str, requests: int, path: str) -> int:
+    """User-space instructions of this script run under callgrind for ``requests``."""
+    with tempfile.TemporaryDirectory() as directory:
+        out = f"{directory}/callgrind.out"
+        command = [
+            "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+            sys.executable, __file__, "--mode", mode, "--requests", str(requests), "--path", path,
+        ]  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True)
+        summary = re.search(r"^summary: (\d+)", Path(out).read_text(), re.MULTILINE)
+        assert summary is not None
+        return int(summary.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=MODES, help="one run of this mode, for callgrind")
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--path", default="/hello")
+    parser.add_argument("--callgrind", action="store_true", help="instructions per request")
+    args = parser.parse_args(argv)
+    if args.mode is not None:
+        run(args.mode, args.requests, args.path)
+        return 0
+    pure = " (pure Python)" if os.environ.get("FCGIKIT_PURE_PYTHON") == "1" else ""
+    if args.callgrind:
+        print(f"instructions per request, {args.path}{pure}:")
+        for mode in MODES:
+            few = instructions(mode, args.requests, args.path)
+            many = instructions(mode, 5 * args.requests, args.path)
+            print(f"  {mode:7} {(many - few) / (4 * args.requests):10,.0f}")
+        return 0
+    print(f"µs per request, best of 5 x {args.requests}, {args.path}{pure}:")
+    with tempfile.TemporaryDirectory() as directory:
+        for mode in MODES:
+            one = driver(mode, directory, args.path)
+            best = float("inf")
+            for _ in range(5):
+                started = time.perf_counter()
+                for _ in range(args.requests):
+                    one()
+                best = min(best, time.perf_counter() - started)
+            print(f"  {mode:7} {best / args.requests * 1e6:7.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

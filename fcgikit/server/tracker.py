@@ -1,0 +1,209 @@
+"""What a prefork worker records of each request: :class:`RequestTracker`, a WSGI wrapper around
+the app that writes each request's label and start time into the thread's cell of the worker's
+:class:`~fcgikit.server.scoreboard.WorkerSlot` (the master's ``--timeout`` reads them, and the
+status page), counts requests for ``--max-requests``, finds the slow ones for the slow log, and
+answers the status page. The rest of the worker is :mod:`fcgikit.server.worker`.
+
+It runs once per request, so it is compiled with the server's per-request path (setup.py), and
+does as little as it can: one lock taken at the start and one at the end, the scoreboard
+written in place, nothing allocated for a request whose response is a list.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fcgikit.server.scoreboard import WorkerSlot, WorkerState
+from fcgikit.server.status import StatusPage
+from fcgikit.server.wsgi import PROCESS_EXITS
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger("fcgikit.server")
+
+
+def request_label(environ: WSGIEnvironment) -> str:
+    """``#id METHOD URI``, the label :class:`~fcgikit.server.wsgi.WSGIRequest` logs with."""
+    uri = environ.get("REQUEST_URI") or (
+        str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    )
+    return f"#{environ.get('fcgikit.request_id', '?')} {environ.get('REQUEST_METHOD', '-')} {uri}"
+
+
+@dataclass(slots=True)
+class _Running:
+    """A request cell's request, for the slow log; ``started`` 0.0 while the cell is free."""
+
+    thread_id: int = 0
+    label: str = ""
+    started: float = 0.0
+    reported_slow: bool = False
+
+
+class _ClosingIterable:
+    """The app's response iterable, with the request's end recorded when it is closed, and
+    an exit the app asks for while it is iterated or closed reported to the tracker."""
+
+    def __init__(self, result: Iterable[bytes], tracker: RequestTracker, cell: int) -> None:
+        self._result = result
+        self._tracker = tracker
+        self._cell = cell
+
+    def __iter__(self) -> Iterator[bytes]:
+        # A for loop, not yield from: closing this generator must not close the app's
+        # iterator too (close() does that, once).
+        try:
+            for chunk in self._result:  # noqa: UP028
+                yield chunk
+        except PROCESS_EXITS as exc:
+            self._tracker.app_exited(exc)
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._result, "close", None)
+            if close is not None:
+                close()
+        except PROCESS_EXITS as exc:
+            self._tracker.app_exited(exc)
+            raise
+        finally:
+            self._tracker._end(self._cell)
+
+
+class RequestTracker:
+    """WSGI wrapper recording each request in the worker's scoreboard slot.
+
+    A request whose response is an iterable ends when the server closes it (PEP 3333
+    guarantees the call), so after its last byte is sent: ``--timeout`` never kills a worker
+    under a response that is still streaming out. One whose response is a list (or a tuple)
+    ends when the app returns it: the app's part is over, and the server sends the list in
+    one piece with END_REQUEST. It stays the app's own list, so the server's one-send path
+    takes it as it is, with nothing to call at its end (this wrapper runs interpreted, once
+    per request: it does as little as it can).
+
+    The worker retires (the master starts a replacement, then stops this one gracefully)
+    after ``max_requests`` requests, and after a request whose app asked its process to exit
+    (``sys.exit()``, see :data:`~fcgikit.server.wsgi.PROCESS_EXITS`): the server answers
+    that request 500, and the exit the app wanted happens without failing anyone else's.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        slot: WorkerSlot,
+        threads: int,
+        *,
+        max_requests: int = 0,
+        status_page: StatusPage | None = None,
+        notify: Callable[[], None] = lambda: None,
+        report_saturation: bool = True,
+    ) -> None:
+        self.app = app
+        self.report_saturation = report_saturation
+        self.slot = slot
+        self.threads = threads
+        self.max_requests = max_requests
+        self.status_page = status_page
+        self.notify = notify
+        self._lock = threading.Lock()
+        self._free_cells = list(range(threads - 1, -1, -1))
+        #: each request cell's request (see _Running), reused from one request to the next
+        self.running = [_Running() for _ in range(threads)]
+        self.busy = 0
+        self.accepted = 0
+        self.completed = 0
+        self.slow = 0
+        self.retiring = False
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.status_page is not None and self.status_page.wants(environ):
+            return self.status_page(environ, start_response)
+        cell = self._begin(request_label(environ))
+        try:
+            result = self.app(environ, start_response)
+        except BaseException as exc:
+            self._end(cell)
+            if isinstance(exc, PROCESS_EXITS):
+                self.app_exited(exc)
+            raise
+        if type(result) is list or type(result) is tuple:
+            self._end(cell)
+            return result
+        return _ClosingIterable(result, self, cell)
+
+    def app_exited(self, exc: BaseException) -> None:
+        """The app asked its process to exit during a request: retire once it is answered."""
+        self.retire(f"was asked to exit by the app ({type(exc).__name__})")
+
+    def _begin(self, label: str) -> int:
+        started = time.monotonic()
+        with self._lock:
+            # The server never runs more requests at once than it has threads.
+            cell = self._free_cells.pop()
+            self.accepted += 1
+            self.busy = busy = self.busy + 1
+            running = self.running[cell]
+            running.thread_id = threading.get_ident()
+            running.label = label
+            running.reported_slow = False
+            running.started = started
+            self.slot.begin(cell, label, self.accepted, busy, started)
+        if busy >= self.threads and self.report_saturation:
+            self.notify()  # saturated: a dynamic pool may want another worker
+        return cell
+
+    def _end(self, cell: int) -> None:
+        running = self.running[cell]
+        with self._lock:
+            if not running.started:
+                return
+            running.started = 0.0
+            self._free_cells.append(cell)
+            self.completed = completed = self.completed + 1
+            self.busy = busy = self.busy - 1
+            self.slot.end(cell, busy)
+        if self.max_requests > 0 and completed >= self.max_requests:
+            self.retire(f"served {completed} requests (--max-requests)", "max_requests")
+
+    def retire(self, reason: str, why: str = "app_exit") -> None:
+        """Ask the master for a replacement, once; it stops this worker gracefully (running
+        requests finish) when the replacement is ready. ``why``: the restart's reason for
+        the metrics (one of fcgikit.server.metrics.RETIRE_REASONS)."""
+        with self._lock:
+            if self.retiring:
+                return
+            self.retiring = True
+            self.slot.set_retired_for(why)
+            if self.slot.state() == WorkerState.READY:
+                self.slot.set_state(WorkerState.RETIRING)
+        log.info("worker %d %s; asking for a replacement", os.getpid(), reason)
+        self.notify()
+
+    def slow_requests(self, threshold: float) -> list[_Running]:
+        """Requests running longer than ``threshold`` not reported yet; marks them reported."""
+        now = time.monotonic()
+        found = []
+        with self._lock:
+            for running in self.running:
+                if (
+                    running.started
+                    and not running.reported_slow
+                    and now - running.started > threshold
+                ):
+                    running.reported_slow = True
+                    found.append(running)
+            if found:
+                self.slow += len(found)
+                self.slot.set_slow(self.slow)
+        return found
+
+
+__all__ = ["RequestTracker", "request_label"]
