@@ -602,7 +602,12 @@ class Bench:
         if fcgikit_path is not None:
             paths.insert(0, str(fcgikit_path.resolve()))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
-        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        # Bytecode goes to this run's own cache, not next to the sources: the trees measured
+        # stay as they are (a variant's may be read-only), and a process started twice (the
+        # start-up scenario) reads its modules compiled, as an installed package does,
+        # instead of compiling every one that has no __pycache__ at each start.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.setdefault("PYTHONPYCACHEPREFIX", str(self.workdir / "pycache"))
         process = Process(name, argv, workdir or self.workdir, cwd=BENCH_DIR, env=env)
         self.processes.append(process)
         return process

@@ -11,6 +11,8 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from fcgikit._exports import export
+
 __version__ = "0.1.0"
 
 
@@ -93,12 +95,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fcgikit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return export(__name__, _EXPORTS, globals(), name)
 
 
 def __dir__() -> list[str]:

@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from fcgikit import __version__
-from fcgikit.check import add_check_parser, add_request_parser, run_check, run_request
+from fcgikit.check.command import add_check_parser, run_check
+from fcgikit.check.request import add_request_parser, run_request
 from fcgikit.errors import ConfigError
-from fcgikit.middleware import wrap
 from fcgikit.protocol import ACCELERATED
 from fcgikit.serve_command import Fixers, serve_one_process, serve_pool, serve_reloading
 from fcgikit.server.apploader import enter_app_directory
 from fcgikit.server.listeners import exec_with_listeners
-from fcgikit.server.logs import apply_log_config, configure_logging, fcgikit_log
+from fcgikit.server.logs import configure_logging, fcgikit_log
 from fcgikit.server.server import Server
 from fcgikit.server.settings import (
     SERVE_SETTINGS,
@@ -39,7 +39,6 @@ from fcgikit.server.settings.sources import (
     add_options,
     resolve,
 )
-from fcgikit.server.status import DIRECT_CLIENT_PARAM
 
 log = logging.getLogger("fcgikit.cli")
 
@@ -185,6 +184,9 @@ def _fixers(settings: ResolvedSettings) -> Fixers | None:
         )
     if command.mount is None and proxy is None:
         return None
+    # here: werkzeug (ProxyFix's header parsing) and the fixers are for those who ask for them
+    from fcgikit.middleware import wrap
+
     return lambda app: wrap(app, mount=command.mount, proxy=proxy)
 
 
@@ -232,6 +234,9 @@ def _set_up_logging(command: CommandSettings, settings: ResolvedSettings) -> boo
             "--log-file and --log-config: say in the log config file where fcgikit's lines "
             "go (its fcgikit logger, or the root logger), and drop --log-file"
         )
+    # here: logging.config and configparser are for those who bring a file for them
+    from fcgikit.server.log_config import apply_log_config
+
     access_configured = apply_log_config(command.log_config)
     if access_configured and settings["access_log"] is not None:
         raise ConfigError(
@@ -263,6 +268,7 @@ def _reexecute(server: Server, start_directory: str) -> NoReturn:
 
 def _status(args: argparse.Namespace) -> int:
     from fcgikit.client import FastCGIClient
+    from fcgikit.server.status import DIRECT_CLIENT_PARAM
 
     try:
         with FastCGIClient(args.address, timeout=10) as client:

@@ -8,6 +8,10 @@ through :class:`~fcgikit.client.FastCGIGateway`. fcgikit/cli.py decides which, a
 the process when a lone server is asked to reload. Under systemd (``NOTIFY_SOCKET``), the one
 process or the pool's master tells it how it is (:mod:`fcgikit.server.notify`); the reloader
 of ``--reload``, for development, does not.
+
+The pool's, the reloader's and the status page's modules are imported by the function that
+runs them: a lone server, what most starts (and every SIGHUP's re-exec) are, needs none of
+them, and each costs start-up time (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -26,14 +30,15 @@ from typing import TYPE_CHECKING
 from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
 from fcgikit.server.apploader import load_app
-from fcgikit.server.arbiter import Arbiter
-from fcgikit.server.autoreload import Reloader
-from fcgikit.server.listeners import describe, inherited_listener, passed_listeners
+from fcgikit.server.listeners import (
+    describe,
+    inherited_listener,
+    open_bound_listeners,
+    passed_listeners,
+)
 from fcgikit.server.notify import SystemdNotifier
 from fcgikit.server.server import Server
 from fcgikit.server.settings import CommandSettings, PoolSettings, ServerSettings
-from fcgikit.server.sources import make_watcher, watched_directories
-from fcgikit.server.status import one_process_page
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -64,6 +69,8 @@ def serve_pool(
     fixers: Fixers | None,
 ) -> int:
     """--workers: the pool's master, until it stops; its exit status."""
+    from fcgikit.server.arbiter import Arbiter
+
     assert command.app is not None
     server_settings, pool = pool_settings(command, settings, server)
     notifier = SystemdNotifier.from_environ(os.environ)
@@ -79,6 +86,10 @@ def serve_reloading(
 ) -> int:
     """--reload: the pool (one worker unless --workers) under the reloader, which makes it
     reload when the app's files change (fcgikit/server/autoreload.py)."""
+    from fcgikit.server.arbiter import Arbiter
+    from fcgikit.server.autoreload import Reloader
+    from fcgikit.server.sources import make_watcher, watched_directories
+
     assert command.app is not None
     server_settings, pool = pool_settings(command, settings, server)
     if pool.preload:
@@ -128,11 +139,12 @@ def _reload_front_target(settings: ServerSettings) -> tuple[ServerSettings, str 
 
 @dataclass
 class _Listening:
-    """What one process serves: the sockets it was given, or its settings' binds."""
+    """What one process serves: the sockets it was given, or those of its settings' binds."""
 
     settings: ServerSettings
-    listeners: list[socket.socket] | None = None
-    #: unix sockets a previous fcgikit created, removed when this one stops
+    listeners: list[socket.socket]
+    #: unix socket files to remove when this one stops, or fails to load the app: those it
+    #: created, or a previous fcgikit did
     created: list[str] = field(default_factory=list)
     #: idle keep-conn connections a SIGHUP'd fcgikit passed on
     connections: list[int] = field(default_factory=list)
@@ -145,19 +157,30 @@ def _listening(command: CommandSettings, settings: ServerSettings) -> _Listening
     if passed is not None and passed.sockets:
         return _Listening(settings, passed.sockets, passed.created_paths, passed.connections)
     if settings.binds:
-        return _Listening(settings)
+        return _bound(settings)
     listener = inherited_listener(0)
     if listener is not None:
         return _Listening(settings, [listener])
     if command.http is not None:
         directory = tempfile.mkdtemp(prefix="fcgikit-dev-")
         binds = (UnixAddress(os.path.join(directory, "app.sock")),)
-        return _Listening(replace(settings, binds=binds), dev_socket_dir=directory)
+        listening = _bound(replace(settings, binds=binds))
+        listening.dev_socket_dir = directory
+        return listening
     raise ConfigError(
         "nothing to listen on: fd 0 is not a listening socket. Pass --bind "
         "unix:/run/app.sock (or 127.0.0.1:9000), or --http 127.0.0.1:8000 for "
         "a development front"
     )
+
+
+def _bound(settings: ServerSettings) -> _Listening:
+    """The sockets of ``settings.binds``, listening from now on: before the app is imported,
+    which can take seconds, so that meanwhile the web server's connections wait in the
+    backlog to be served instead of being refused (a 502), as they do across a SIGHUP's
+    re-exec, and in a pool, whose master binds before its workers import the app."""
+    listeners, created = open_bound_listeners(settings)
+    return _Listening(settings, listeners, created)
 
 
 def serve_one_process(
@@ -171,6 +194,8 @@ def serve_one_process(
     settings = listening.settings
     page = None
     if settings.status_path is not None:
+        from fcgikit.server.status import one_process_page
+
         page = one_process_page(settings)
         app = page.in_front_of(app)
         settings = replace(settings, metrics=page.counters)

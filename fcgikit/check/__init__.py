@@ -30,13 +30,26 @@ them together in :func:`check`. :mod:`~fcgikit.check.request` is ``fcgikit reque
 
 from __future__ import annotations
 
-from fcgikit.check.command import add_check_parser, run_check
-from fcgikit.check.diagnoses import diagnose, parse_tracebacks
-from fcgikit.check.fcgi_file import check_file
-from fcgikit.check.interpreters import find_module_elsewhere
-from fcgikit.check.request import add_request_parser, run_request
-from fcgikit.check.result import CheckResult, Problem
-from fcgikit.check.run import check
+from typing import TYPE_CHECKING, Any
+
+from fcgikit._exports import export
+
+# The names are imported on first use (PEP 562): ``fcgikit serve`` defines these commands'
+# options (fcgikit/cli.py) but runs none of them, and would otherwise import every part of
+# a check, and what they import, each time it starts.
+_EXPORTS = {
+    "CheckResult": "fcgikit.check.result",
+    "Problem": "fcgikit.check.result",
+    "add_check_parser": "fcgikit.check.command",
+    "add_request_parser": "fcgikit.check.request",
+    "check": "fcgikit.check.run",
+    "check_file": "fcgikit.check.fcgi_file",
+    "diagnose": "fcgikit.check.diagnoses",
+    "find_module_elsewhere": "fcgikit.check.interpreters",
+    "parse_tracebacks": "fcgikit.check.diagnoses",
+    "run_check": "fcgikit.check.command",
+    "run_request": "fcgikit.check.request",
+}
 
 __all__ = [
     "CheckResult",
@@ -51,3 +64,20 @@ __all__ = [
     "run_check",
     "run_request",
 ]
+
+if TYPE_CHECKING:
+    from fcgikit.check.command import add_check_parser, run_check
+    from fcgikit.check.diagnoses import diagnose, parse_tracebacks
+    from fcgikit.check.fcgi_file import check_file
+    from fcgikit.check.interpreters import find_module_elsewhere
+    from fcgikit.check.request import add_request_parser, run_request
+    from fcgikit.check.result import CheckResult, Problem
+    from fcgikit.check.run import check
+
+
+def __getattr__(name: str) -> Any:
+    return export(__name__, _EXPORTS, globals(), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from fcgikit.check.run import check
-
 if TYPE_CHECKING:
     import argparse
 
@@ -45,6 +43,9 @@ def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_check(args: argparse.Namespace) -> int:
     """Run ``fcgikit check`` with its parsed ``args``; the exit status."""
+    # here: every fcgikit command defines this one's options, only this one runs a check
+    from fcgikit.check.run import check
+
     try:
         result = check(
             args.target,

@@ -30,7 +30,6 @@ log = logging.getLogger("fcgikit.reload")
 POLL_INTERVAL = 1.0
 #: directories never looked into (besides hidden ones): caches and installed packages
 SKIPPED_DIRECTORIES = frozenset({"__pycache__", "node_modules", "site-packages"})
-ENGINES = ("auto", "watchfiles", "poll")
 #: how long watchfiles may take to start watching before we poll instead
 WATCHFILES_START = 10.0
 

@@ -1,6 +1,7 @@
 """Tiny apps the CLI tests import by name, the way users name theirs."""
 
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -33,3 +34,9 @@ def signals_its_own_thread(environ: dict[str, Any], start_response: Any) -> list
     signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [f"signalled from {threading.current_thread().name}".encode()]
+
+
+def loaded_modules(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The names of the modules this process has imported, one a line."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["\n".join(sorted(sys.modules)).encode()]

@@ -25,7 +25,10 @@ from fcgikit.server.settings.declaration import (
     text_list,
 )
 from fcgikit.server.settings.pool import parse_workers, workers_problem
-from fcgikit.server.sources import ENGINES
+
+#: ``--reload-engine``'s values, what :func:`fcgikit.server.sources.make_watcher` takes; here,
+#: not there, so that declaring the setting does not import the reloader's module
+ENGINES = ("auto", "watchfiles", "poll")
 
 WORKERS = Kind(
     "N (a static pool) or MIN:MAX (a dynamic one)",

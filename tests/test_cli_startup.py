@@ -1,0 +1,115 @@
+"""What ``fcgikit serve`` does before it serves. Every start and every SIGHUP re-exec pays for
+each module it imports, so what only another command or option needs is imported by that one;
+and it listens before it imports the app, so that the web server's requests wait for the app
+instead of being refused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fcgikit.client import FastCGIClient, connect
+from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
+from tests.processes import ROOT, Backend, fcgikit_command
+
+ENV = {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+
+#: what only the other commands (check, request, status, config) or the options that ask for
+#: it (--workers, --reload, --mount and the proxy options, --status-path, --log-config, --http)
+#: use, and the standard library and werkzeug modules that only they bring in
+NOT_FOR_ONE_PROCESS = (
+    # what runs a check (fcgikit.check.command and .request only declare the commands)
+    "fcgikit.check.run",
+    "fcgikit.check.diagnoses",
+    "fcgikit.client",
+    "fcgikit.deploy",
+    "fcgikit.middleware",
+    "fcgikit.quirks",
+    "fcgikit.testing",
+    "fcgikit.server.arbiter",
+    "fcgikit.server.autoreload",
+    "fcgikit.server.children",
+    "fcgikit.server.scoreboard",
+    "fcgikit.server.sources",
+    "fcgikit.server.status",
+    "fcgikit.server.worker",
+    "werkzeug",
+    "configparser",
+    "logging.config",
+    "http.server",
+    "email",
+    "ssl",
+)
+
+
+def modules_served(tmp_path: Path, *options: str) -> set[str]:
+    """The modules a ``fcgikit serve`` started with ``options`` has loaded once it serves
+    (``/blog/``, which ``--mount /blog`` serves too)."""
+    sock = tmp_path / "app.sock"
+    command = fcgikit_command(
+        "serve", "apps.hello:loaded_modules", "--bind", f"unix:{sock}", *options
+    )
+    backend = Backend(command, env=ENV)
+    try:
+        backend.wait_for("listening on")
+        response = FastCGIClient(f"unix:{sock}").request("GET", "/blog/")
+    finally:
+        assert backend.stop() == 0
+    assert response.status == 200
+    return set(response.body.decode().split("\n"))
+
+
+def loaded_of(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+def test_one_process_loads_nothing_only_other_commands_or_options_use(tmp_path: Path) -> None:
+    modules = modules_served(tmp_path)
+    assert "fcgikit.server.server" in modules  # it did report what it serves with
+    assert loaded_of(modules, NOT_FOR_ONE_PROCESS) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "needed"),
+    [
+        pytest.param(("--mount", "/blog"), "fcgikit.middleware.mount_fix", id="mount"),
+        pytest.param(
+            ("--status-path", "/fcgikit-status"), "fcgikit.server.status", id="status-path"
+        ),
+    ],
+)
+def test_an_option_that_needs_a_module_loads_it(
+    tmp_path: Path, options: tuple[str, ...], needed: str
+) -> None:
+    assert needed in modules_served(tmp_path, *options)
+
+
+def test_a_request_sent_while_the_app_imports_is_answered_once_it_has(tmp_path: Path) -> None:
+    sock = tmp_path / "app.sock"
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    command = fcgikit_command("serve", "apps.slow_import:app", "--bind", f"unix:{sock}")
+    backend = Backend(command, env={**ENV, "APP_IMPORT_GATE": str(gate)})
+    try:
+        backend.wait_for("importing apps.slow_import")
+        client = ClientConnection()
+        # what nginx does at that moment; before, nothing listened yet: a 502
+        with connect(f"unix:{sock}", timeout=30) as early:
+            params = {b"REQUEST_METHOD": b"GET", b"PATH_INFO": b"/early"}
+            early.sendall(client.start_request(1, params) + client.end_stdin(1))
+            with open(gate, "w") as release:
+                release.write("imported")
+            stdout = b""
+            ended = False
+            while not ended:
+                data = early.recv(65536)
+                assert data, "the connection closed before the answer"
+                for event in client.receive_data(data):
+                    if isinstance(event, StdoutData):
+                        stdout += event.data
+                    ended = ended or isinstance(event, RequestEnded)
+    finally:
+        assert backend.stop() == 0
+    assert stdout.endswith(b"hello from /early")
