@@ -150,6 +150,68 @@ def make_notifier(fd: int) -> Callable[[], None]:
     return notify
 
 
+class _WorkerSignals:
+    """A worker's signal handlers, and what they act on: the server and the watchdog once
+    they exist (a SIGTERM while the app loads is remembered until then)."""
+
+    def __init__(self, slot: WorkerSlot, pid: int) -> None:
+        self.slot = slot
+        self.pid = pid
+        self.server: Server | None = None
+        self.watchdog: Watchdog | None = None
+        self.stop_requested = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self.on_term)
+        signal.signal(signal.SIGINT, self.on_quit)
+        signal.signal(signal.SIGQUIT, self.on_quit)
+        signal.signal(signal.SIGUSR1, self.on_usr1)
+        for ignored in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(ignored, signal.SIG_IGN)
+        # The master forked us with its signals blocked (Arbiter._spawn); with our own
+        # handlers in place, whatever arrived meanwhile (a SIGTERM for a stop) is delivered
+        # to them now.
+        signal.pthread_sigmask(
+            signal.SIG_UNBLOCK,
+            {
+                signal.SIGTERM,
+                signal.SIGINT,
+                signal.SIGQUIT,
+                signal.SIGUSR1,
+                signal.SIGHUP,
+                signal.SIGTTIN,
+                signal.SIGTTOU,
+                signal.SIGCHLD,
+            },
+        )
+
+    def on_term(self, signum: int, frame: FrameType | None) -> None:
+        self.slot.set_state(WorkerState.STOPPING)
+        if self.server is not None:
+            self.server.stop(f"worker {self.pid}: stopping")
+        else:
+            self.stop_requested = True
+
+    def on_quit(self, signum: int, frame: FrameType | None) -> None:
+        os._exit(0)
+
+    def on_usr1(self, signum: int, frame: FrameType | None) -> None:
+        if self.watchdog is not None:
+            self.watchdog.reopen_logs = True
+            self.watchdog.wake()
+
+
+def _load_app(load: Callable[[], WSGIApplication], slot: WorkerSlot) -> WSGIApplication | None:
+    """The app, or None (logged, the slot marked FAILED) when it does not load."""
+    try:
+        return load()
+    except (Exception, SystemExit) as exc:  # an app may sys.exit() at import: no setting
+        reason = f"it called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else exc
+        log.error("worker %d failed to start: could not load the app: %s", os.getpid(), reason)
+        slot.set_state(WorkerState.FAILED)
+        return None
+
+
 def run_worker(
     *,
     load: Callable[[], WSGIApplication],
@@ -166,55 +228,12 @@ def run_worker(
     """The body of a forked worker; returns its exit status (the caller ``os._exit``s)."""
     pid = os.getpid()
     slot.set_pid(pid)
-    stop_requested: list[str] = []
-    server_box: list[Server] = []
-    watchdog_box: list[Watchdog] = []
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        slot.set_state(WorkerState.STOPPING)
-        if server_box:
-            server_box[0].stop(f"worker {pid}: stopping")
-        else:
-            stop_requested.append("SIGTERM")
-
-    def on_quit(signum: int, frame: FrameType | None) -> None:
-        os._exit(0)
-
-    def on_usr1(signum: int, frame: FrameType | None) -> None:
-        if watchdog_box:
-            watchdog_box[0].reopen_logs = True
-            watchdog_box[0].wake()
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_quit)
-    signal.signal(signal.SIGQUIT, on_quit)
-    signal.signal(signal.SIGUSR1, on_usr1)
-    for ignored in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-        signal.signal(ignored, signal.SIG_IGN)
-    # The master forked us with its signals blocked (Arbiter._spawn); with our own handlers
-    # in place, whatever arrived meanwhile (a SIGTERM for a stop) is delivered to them now.
-    signal.pthread_sigmask(
-        signal.SIG_UNBLOCK,
-        {
-            signal.SIGTERM,
-            signal.SIGINT,
-            signal.SIGQUIT,
-            signal.SIGUSR1,
-            signal.SIGHUP,
-            signal.SIGTTIN,
-            signal.SIGTTOU,
-            signal.SIGCHLD,
-        },
-    )
-
-    try:
-        app = load()
-    except (Exception, SystemExit) as exc:  # an app may sys.exit() at import: no setting
-        reason = f"it called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else exc
-        log.error("worker %d failed to start: could not load the app: %s", pid, reason)
-        slot.set_state(WorkerState.FAILED)
+    handlers = _WorkerSignals(slot, pid)
+    handlers.install()
+    app = _load_app(load, slot)
+    if app is None:
         return EXIT_BOOT_ERROR
-    if stop_requested:
+    if handlers.stop_requested:
         return 0
     notify = make_notifier(notify_fd)
     tracker = RequestTracker(
@@ -241,11 +260,11 @@ def run_worker(
     server = Server(tracker, worker_settings, listeners, draining=slot.board.draining)
     if counters is not None:
         counters.pool = server.pool
-    server_box.append(server)
-    if stop_requested:  # SIGTERM arrived while the app was loading
+    handlers.server = server
+    if handlers.stop_requested:  # SIGTERM arrived while the app was loading
         return 0
     watchdog = Watchdog(server, tracker, slow_log=slow_log, master_pid=master_pid, notify=notify)
-    watchdog_box.append(watchdog)
+    handlers.watchdog = watchdog
     watchdog.start()
     # The kernel may hand SIGTERM to any thread; without this the main thread would sleep
     # in select() with the handler pending until some connection woke it.
