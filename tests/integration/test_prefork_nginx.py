@@ -93,7 +93,7 @@ location / {
 class Outcome:
     """What the load saw: one entry per request, in the order they finished."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Condition = field(default_factory=threading.Condition)
     pids: list[int] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -101,6 +101,14 @@ class Outcome:
     def count(self) -> int:
         with self.lock:
             return len(self.pids) + len(self.failures)
+
+    def wait_for_more_than(self, count: int) -> None:
+        """Until more than ``count`` requests have finished: the load is flowing."""
+        with self.lock:
+            flowing = self.lock.wait_for(
+                lambda: len(self.pids) + len(self.failures) > count, REQUEST_TIMEOUT
+            )
+        assert flowing, f"no request finished within {REQUEST_TIMEOUT}s after the first {count}"
 
 
 def start_pool(site: Site, *options: str, app_source: str = APP_SOURCE) -> Process:
@@ -199,6 +207,7 @@ def run_load(site: Site, keepalive: bool, outcome: Outcome, done: threading.Even
                     outcome.failures.append(failure)
                 else:
                     outcome.pids.append(int(pid))
+                outcome.lock.notify_all()
         if connection is not None:
             connection.close()
 
@@ -217,6 +226,8 @@ def under_load(site: Site, keepalive: bool, during: Callable[[Outcome], None]) -
     loader = threading.Thread(target=run_load, args=(site, keepalive, outcome, done))
     loader.start()
     try:
+        # Act once the load flows: a reload faster than the first answer would overlap nothing.
+        outcome.wait_for_more_than(0)
         during(outcome)
     finally:
         done.set()
