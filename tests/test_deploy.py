@@ -24,7 +24,7 @@ from fcgikit.cli import _build_parser
 from fcgikit.deploy import SERVERS, Fixer, recommended_fixer, render
 from fcgikit.deploy.haproxy import route_line
 from fcgikit.errors import ConfigError
-from fcgikit.server.arbiter import KILL_MARGIN
+from fcgikit.server.keeper import KILL_MARGIN
 from fcgikit.server.settings import ServerSettings
 from fcgikit.testing import through_fastcgi
 from tests.integration.harness import (

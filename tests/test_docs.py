@@ -38,7 +38,7 @@ from fcgikit.cli import _build_parser, config_text, main
 from fcgikit.client import FastCGIClient
 from fcgikit.deploy import SERVERS, recommended_fixer, render
 from fcgikit.errors import ConfigError
-from fcgikit.server.arbiter import KILL_MARGIN
+from fcgikit.server.keeper import KILL_MARGIN
 from fcgikit.server.settings import SERVE_SETTINGS
 from fcgikit.server.settings.declaration import settings_of
 from fcgikit.server.settings.sources import resolve

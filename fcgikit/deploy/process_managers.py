@@ -11,7 +11,7 @@ import math
 import os
 
 from fcgikit.deploy.target import Target
-from fcgikit.server.arbiter import KILL_MARGIN
+from fcgikit.server.keeper import KILL_MARGIN
 from fcgikit.server.settings import ServerSettings
 
 #: seconds systemd waits beyond fcgikit's own stop before it kills what is left: the time a

@@ -168,7 +168,7 @@ class _WorkerSignals:
         signal.signal(signal.SIGUSR1, self.on_usr1)
         for ignored in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(ignored, signal.SIG_IGN)
-        # The master forked us with its signals blocked (Arbiter._spawn); with our own
+        # The master forked us with its signals blocked (Arbiter._fork); with our own
         # handlers in place, whatever arrived meanwhile (a SIGTERM for a stop) is delivered
         # to them now.
         signal.pthread_sigmask(
