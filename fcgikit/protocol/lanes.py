@@ -89,7 +89,8 @@ C_CONSTANTS: Final[Mapping[str, int]] = {
 }
 
 #: what scan_request finds: request_id, keep_conn, params, duplicate_names (None for none),
-#: stdin_chunks, stdin_ended, params_size
+#: stdin_chunks (the body so far, in pieces: the C lane gives a piece a record, its twin one
+#: for all; where it is cut means nothing), stdin_ended, params_size
 ScannedRequest = tuple[int, bool, dict[bytes, bytes], set[bytes] | None, list[bytes], bool, int]
 ScanRequest = Callable[[bytes | bytearray | memoryview, int, int], ScannedRequest | None]
 FrameEnd = Callable[[int, Sequence[bytes | memoryview], int, int, bool, bool], bytes | None]

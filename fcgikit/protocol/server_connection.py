@@ -194,6 +194,11 @@ class ServerConnection(RecordStream[ServerEvent]):
         #: FCGI_PARAMS bytes held for the requests still sending them
         self._params_buffered = 0
         self._params_overloads = 0
+        #: the contents of the STDIN records of request ``_stdin_run_id`` that make the event
+        #: at ``_stdin_run_at`` (see _on_stdin); empty between two receive_data calls
+        self._stdin_run: list[bytes] = []
+        self._stdin_run_id = 0
+        self._stdin_run_at = 0
 
     # -- input ------------------------------------------------------------------------------
 
@@ -211,7 +216,32 @@ class ServerConnection(RecordStream[ServerEvent]):
             found = scan(data, self._max_params_size, self._max_decoded_pairs)
             if found is not None:
                 return self._ordinary_request(*found)
-        return super().receive_data(data)
+        events = super().receive_data(data)
+        if self._stdin_run:
+            self._end_stdin_run(events)
+        return events
+
+    def _on_stdin(self, request_id: int, data: bytes) -> None:
+        """One event for each run of STDIN records of one request in a read: a web server
+        streams a large body in many records (nginx: 32 KiB each), and each event is a
+        hand-off to the app's thread waiting for the body, a wake-up and a turn of the
+        GIL."""
+        events = self._events
+        if self._stdin_run:
+            if self._stdin_run_id == request_id and self._stdin_run_at == len(events) - 1:
+                self._stdin_run.append(data)
+                return
+            self._end_stdin_run(events)
+        self._stdin_run_id = request_id
+        self._stdin_run_at = len(events)
+        self._stdin_run.append(data)
+        events.append(StdinData(request_id, data))
+
+    def _end_stdin_run(self, events: list[ServerEvent]) -> None:
+        run = self._stdin_run
+        if len(run) > 1:
+            events[self._stdin_run_at] = StdinData(self._stdin_run_id, b"".join(run))
+        self._stdin_run = []
 
     def _ordinary_request(
         self,
@@ -232,8 +262,9 @@ class ServerConnection(RecordStream[ServerEvent]):
         events: list[ServerEvent] = [
             received_from_scan(request_id, keep_conn, params, duplicate_names, params_size)
         ]
-        for chunk in stdin_chunks:
-            events.append(StdinData(request_id, chunk))
+        if stdin_chunks:  # one event, as _on_stdin makes of the records of a read
+            body = stdin_chunks[0] if len(stdin_chunks) == 1 else b"".join(stdin_chunks)
+            events.append(StdinData(request_id, body))
         state = RequestState.INPUT_ENDED if stdin_ended else RequestState.READING_STDIN
         request.state = state
         request.reading = INPUT_STREAMS.get((_RESPONDER, state))
@@ -377,7 +408,7 @@ class ServerConnection(RecordStream[ServerEvent]):
         record_type = stream.record_type
         if len(content):
             if record_type == _STDIN:
-                self._events.append(StdinData(request_id, bytes(content)))
+                self._on_stdin(request_id, bytes(content))
             elif record_type == _PARAMS:
                 size = len(request.params) + len(content)
                 if size > self._max_params_size:

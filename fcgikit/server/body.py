@@ -34,6 +34,8 @@ class RequestBody:
     ) -> None:
         self._limit = content_length
         self._timeout = timeout
+        self._spool_threshold = spool_threshold
+        #: spool_threshold, or less while the request waits for a thread (limit_memory)
         self._threshold = spool_threshold
         self._lock = threading.Lock()
         # Made by the first read that has to wait: most bodies (every GET's) are complete
@@ -150,8 +152,9 @@ class RequestBody:
         return self._threshold
 
     def limit_memory(self, size: int) -> None:
-        """From now on keep at most ``size`` unread bytes in memory (more go to the spool
-        file), however large spool_threshold is.
+        """Keep at most ``size`` unread bytes in memory (more go to the spool file), however
+        large spool_threshold is, until the app reads: the bound of a request waiting for a
+        thread. Once it runs, a body read as it arrives stays in memory again.
 
         Raises:
             OSError: the spool file could not be written (the body has failed).
@@ -229,6 +232,7 @@ class RequestBody:
 
     def read(self, size: int | None = -1) -> bytes:
         with self._lock:
+            self._threshold = self._spool_threshold  # the request runs (see limit_memory)
             if size is None or size < 0:
                 parts = []
                 while self._wait_for_data():
@@ -245,6 +249,7 @@ class RequestBody:
     def readline(self, size: int | None = -1) -> bytes:
         limit = None if size is None or size < 0 else size
         with self._lock:
+            self._threshold = self._spool_threshold
             parts: list[bytes] = []
             got = 0
             while (limit is None or got < limit) and self._wait_for_data():

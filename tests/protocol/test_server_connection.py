@@ -69,6 +69,32 @@ def test_second_request_on_unmultiplexed_connection_gets_cant_mpx_conn() -> None
     assert server.receive_data(wire.record(wire.STDIN, 1, b"ok")) == [StdinData(1, b"ok")]
 
 
+def test_the_stdin_records_of_one_read_arrive_as_one_event_per_run() -> None:
+    # A web server streams a large body in many records (nginx: 32 KiB each); one event per
+    # read, not per record, is one hand-off of the bytes to the app that waits for them.
+    server = ServerConnection(multiplexed=True)
+    receive_request(server, 1, keep_conn=True)
+    receive_request(server, 2, keep_conn=True)
+    stream = (
+        wire.record(wire.STDIN, 1, b"ab")
+        + wire.record(wire.STDIN, 1, b"cd")
+        + wire.record(wire.STDIN, 1, b"e")
+        + wire.record(wire.STDIN, 2, b"xy")
+        + wire.record(wire.STDIN, 1, b"fg")
+        + wire.record(wire.STDIN, 1)
+        + wire.record(wire.STDIN, 2, b"z")
+    )
+    assert server.receive_data(stream) == [
+        StdinData(1, b"abcde"),
+        StdinData(2, b"xy"),
+        StdinData(1, b"fg"),
+        StdinEnded(1),
+        StdinData(2, b"z"),
+    ]
+    # the next read starts a run of its own
+    assert server.receive_data(wire.record(wire.STDIN, 2, b"w")) == [StdinData(2, b"w")]
+
+
 def test_multiplexed_connection_overloads_past_max_active_requests() -> None:
     server = ServerConnection(multiplexed=True, max_active_requests=2)
     receive_request(server, 1, keep_conn=True)

@@ -161,7 +161,18 @@ def test_scan_request_answers_what_its_python_twin_answers(
 ) -> None:
     data, max_params_size = stream
     found = lane.scan_request(kind(data), max_params_size, max_decoded_pairs)
-    assert found == scan_request_py(kind(data), max_params_size, max_decoded_pairs)
+    twin = scan_request_py(kind(data), max_params_size, max_decoded_pairs)
+    assert joined_body(found) == joined_body(twin)
+
+
+def joined_body(found: tuple[object, ...] | None) -> tuple[object, ...] | None:
+    """A scan's answer with its body's chunks joined: where the body is cut is not part of
+    the answer (the lane keeps records apart, the twin has a read's records in one)."""
+    if found is None:
+        return None
+    chunks = found[4]
+    assert isinstance(chunks, list)
+    return (*found[:4], b"".join(chunks), *found[5:])
 
 
 def test_the_lane_takes_ordinary_requests_and_declines_the_rest(scan: ScanRequest) -> None:

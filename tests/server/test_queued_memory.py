@@ -52,6 +52,7 @@ from tests.server.test_hostile import (
 
 ENV = {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
 MiB = 1 << 20
+KiB = 1 << 10
 PAIRS = 100_000
 WAIT = 10.0
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -386,3 +387,25 @@ def test_a_large_upload_waiting_for_a_thread_keeps_little_of_its_body_in_memory(
     request.body.feed(b"x" * MiB)  # what arrives while it waits
     assert request.body.spooled and request.body.memory_bound() == 0
     request.body.close()
+
+
+def test_an_upload_that_waited_for_a_thread_streams_through_memory_once_it_runs() -> None:
+    """The bound is for the wait: once the app reads, what arrives as fast as it reads stays
+    in memory, up to spool_threshold, as for a request that never waited (every streamed
+    upload is admitted as waiting, so all of each went through the temp file)."""
+    client = ClientConnection()
+    length = 8 * KiB + 20 * 256 * KiB
+    params = {b"REQUEST_METHOD": b"POST", b"CONTENT_LENGTH": b"%d" % length}
+    received = ServerConnection().receive_data(client.start_request(1, params))[0]
+    request = WSGIRequest(None, received, None, ServerSettings())  # type: ignore[arg-type]
+    request.bound_waiting_memory()
+    body = request.body
+    body.feed(b"w" * (8 * KiB))  # what arrived while it waited
+    assert body.read(8 * KiB) == b"w" * (8 * KiB)  # it runs
+    for n in range(20):
+        block = bytes([n]) * (256 * KiB)
+        body.feed(block)
+        assert body.read(len(block)) == block
+    assert not body.spooled
+    assert body.read() == b""
+    body.close()
