@@ -295,3 +295,62 @@ def test_a_server_sharing_its_listener_leaves_connections_to_a_sibling_while_bus
         for thread in threads:
             thread.join(10)
     assert blocked == [b"busy"]
+
+
+def test_a_busy_server_leaves_a_connection_to_a_sibling_already_waiting(
+    serve: Any, tmp_path: Path
+) -> None:
+    """A connection arriving on a shared listener wakes one of the processes waiting on it
+    (EPOLLEXCLUSIVE). The busy server, whose one thread a request on a kept connection took
+    after its last accept, must not be that one: the idle sibling serves the connection."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "shared.sock"))
+    listener.listen(16)
+    address = f"unix:{tmp_path / 'shared.sock'}"
+    entered = threading.Event()
+    release = threading.Event()
+
+    def app_of(name: str) -> Any:
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            if environ["PATH_INFO"] == "/block":
+                blocking_thread.append(threading.get_ident())
+                entered.set()
+                release.wait(10)
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [name.encode()]
+
+        return app
+
+    blocking_thread: list[int] = []
+    blocked: list[bytes] = []
+    quick: list[bytes] = []
+    busy = serve(app_of("busy"), listeners=[listener], share_listeners=True, threads=1)
+    kept = FastCGIClient(address, keep_conn=True, timeout=10)
+    assert kept.request(path="/warm").body == b"busy"  # accepted while it had room
+    serve(app_of("sibling"), listeners=[listener.dup()], share_listeners=True, threads=1)
+    blocking = threading.Thread(target=lambda: blocked.append(kept.request(path="/block").body))
+    blocking.start()
+
+    def ask_quick() -> None:
+        with FastCGIClient(address, timeout=10) as client:
+            quick.append(client.request(path="/quick").body)
+
+    asking = threading.Thread(target=ask_quick)
+    try:
+        assert entered.wait(10)
+        # the loop's thread gives the loop role up to a free one and waits for connections
+        wait_until(
+            lambda: busy.server.pool._leader not in (None, blocking_thread[0]),
+            what="the busy server's loop to move off the blocked thread",
+        )
+        asking.start()
+        wait_until(lambda: bool(quick), what="the idle sibling to answer")
+        assert quick == [b"sibling"]
+        assert busy.server.connection_count() == 1  # the kept connection only
+    finally:
+        release.set()
+        blocking.join(10)
+        if asking.is_alive() or asking.ident is not None:
+            asking.join(10)
+        kept.close()
+    assert blocked == [b"busy"]
