@@ -3,8 +3,11 @@
 The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a batch, reads
 what each connection brought already, and starts it: on the direct lane
 (:mod:`fcgikit.server.direct`) when its request is there whole, else as a
-:class:`~fcgikit.server.channel.Channel`. Accepting pauses (the listeners leave the loop's
-poller) in two cases:
+:class:`~fcgikit.server.channel.Channel`. A connection accepted before its first bytes came
+(a prefork worker woken by the connect runs before the web server has written) starts as a
+Channel whose first read goes to the same decision (:meth:`Server.direct_lane_takes`).
+
+Accepting pauses (the listeners leave the loop's poller) in two cases:
 
 * The server shares its listeners with other processes (a prefork pool) and has as much work
   as threads: the connections stay in the shared backlog for a sibling with a free thread.
@@ -33,10 +36,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fcgikit.protocol import Role
-from fcgikit.protocol.whole_request import WholeRequest
 from fcgikit.server.channel import Channel
-from fcgikit.server.direct import DirectChannel
 from fcgikit.server.listeners import describe, peer_allowed, peer_label
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.poller import READABLE, Poller
@@ -105,8 +105,8 @@ class Acceptor:
         self.server = server
         self.listeners = listeners
         self._poller = poller
-        #: whether a request can take the direct lane; WholeRequest.parse says which can
-        self._direct_lane = Role.RESPONDER in server.settings.roles
+        #: the listeners are shared with sibling processes (see listen)
+        self.shared = server.settings.share_listeners
         #: the listeners are out of the poller (see the module docstring)
         self.paused = False
         #: when accepting was last paused (time.monotonic)
@@ -146,10 +146,16 @@ class Acceptor:
         )
 
     def listen(self) -> None:
-        """Put the listeners in the poller, as the loop starts."""
+        """Put the listeners in the poller, as the loop starts.
+
+        A listener shared with sibling processes is registered exclusive: a connect wakes one
+        of the processes waiting on it, not all of them to find one connection (the others
+        went back to sleep, each a context switch for nothing). The one woken must then take
+        the connection, since no other is told of it: so a server with no room is never in
+        the wait (it pauses when it fills up, see accept and Server._lead)."""
         for listener in self.listeners:
             listener.setblocking(False)
-            self._poller.register(listener.fileno(), READABLE, listener)
+            self._poller.register(listener.fileno(), READABLE, listener, exclusive=self.shared)
             kind = (int(listener.family), int(listener.type), listener.proto)
             self._kinds[listener.fileno()] = kind
             log.info("fcgikit: listening on %s", describe(listener))
@@ -206,7 +212,7 @@ class Acceptor:
         self.retry_at = 0.0
         for listener in self.listeners:
             with contextlib.suppress(OSError):
-                self._poller.register(listener.fileno(), READABLE, listener)
+                self._poller.register(listener.fileno(), READABLE, listener, exclusive=self.shared)
 
     def accept(self, listener: socket.socket) -> None:
         """Accept the connections waiting, up to ACCEPT_BATCH: one per round would leave a
@@ -270,16 +276,17 @@ class Acceptor:
             size = -1  # not here yet: the poller reports it
         except OSError:
             size = -2  # the channel reads again, and says what failed
-        if size > 0 and self._direct_lane:
-            whole = WholeRequest.parse(buffer[:size], server.settings.max_params_size)
-            if whole is not None:
-                server.start_direct(DirectChannel(server, conn, whole))
-                return
+        if size > 0 and server.direct_lane_takes(conn, buffer[:size]):
+            return
         channel = Channel(server, conn, peer_label(peer))
         server.start_channel(channel)
         if size >= 0:
             channel.on_received(buffer, size)
-        elif size == -2:
+        elif size == -1:
+            # Accepted before its bytes came (a worker woken by the connect runs before the
+            # web server's write): its first read decides the lane (Channel.on_received).
+            channel.first_read_decides = True
+        else:
             channel.on_readable()
 
     def _accept_one(self, listener: socket.socket, probe: bool) -> tuple[int, object, bool] | None:

@@ -7,6 +7,8 @@ import select
 
 READABLE = select.POLLIN
 WRITABLE = select.POLLOUT
+#: epoll's flag for a descriptor several processes wait on (Linux 4.5); 0 where it lacks it
+EXCLUSIVE: int = getattr(select, "EPOLLEXCLUSIVE", 0)
 
 
 class Poller:
@@ -19,10 +21,12 @@ class Poller:
         self._poll = select.poll() if self._epoll is None else None
         self._targets: dict[int, object] = {}
 
-    def register(self, fd: int, events: int, target: object) -> None:
+    def register(self, fd: int, events: int, target: object, *, exclusive: bool = False) -> None:
+        """``exclusive``: of the pollers (processes) that wait on ``fd`` at once, an event
+        wakes one only (EPOLLEXCLUSIVE), where epoll has it; never ``modify`` such a fd."""
         self._targets[fd] = target
         if self._epoll is not None:
-            self._epoll.register(fd, events)
+            self._epoll.register(fd, events | EXCLUSIVE if exclusive else events)
         else:
             assert self._poll is not None
             self._poll.register(fd, events)

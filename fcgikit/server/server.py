@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from fcgikit.protocol import Role
+from fcgikit.protocol.whole_request import WholeRequest
 from fcgikit.server import signals
 from fcgikit.server.accept import Acceptor
 from fcgikit.server.channel import RECV_SIZE, Channel, Refuses
@@ -37,7 +39,7 @@ from fcgikit.server.memory import tune_malloc
 from fcgikit.server.notify import SystemdNotifier, server_status
 from fcgikit.server.poller import READABLE, WRITABLE, Poller
 from fcgikit.server.pool import Job, Refusal, WorkerPool
-from fcgikit.server.reply import overload_log
+from fcgikit.server.reply import Connected, overload_log
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.stopping import Stopping, adopt_connections
 
@@ -117,6 +119,8 @@ class Server:
         self.recv_buffer = memoryview(bytearray(RECV_SIZE))
         self._poller = Poller()
         self.acceptor = Acceptor(self, self.listeners, self._poller)
+        #: whether a request can take the direct lane; WholeRequest.parse says which can
+        self._direct_lane = Role.RESPONDER in settings.roles
         self.stopping = Stopping(self, keep_listeners_on_reload=keep_listeners_on_reload)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -335,6 +339,11 @@ class Server:
                     health.take_pings(arrived)
                 admit(arrived, pool, waited=acceptor.accepted_late or pool.all_busy())
                 acceptor.accepted_late = False
+                if acceptor.shared and not acceptor.paused and self.saturated():
+                    # A request on a kept connection took the last room: out of the shared
+                    # listener's wait queue now, for a connect wakes one process only
+                    # (Acceptor.listen), and one with no room would leave it unserved.
+                    acceptor.pause()
             if not pool.run_ready():
                 return False
 
@@ -441,12 +450,31 @@ class Server:
 
     # --- connections -----------------------------------------------------------------------
 
-    def start_direct(self, direct: DirectChannel) -> None:
-        """Serve a connection whose request arrived whole (see Acceptor.accept): its request
-        is admitted after this round, like those of the channels."""
+    def direct_lane_takes(self, conn: Connected, data: memoryview) -> bool:
+        """Whether ``data``, the first bytes read from the connection ``conn``, hold one whole
+        ordinary request (WholeRequest.parse), which then runs on the direct lane: the one
+        place the lane is chosen, whether the acceptor read them or a channel did."""
+        if not self._direct_lane:
+            return False
+        whole = WholeRequest.parse(data, self.settings.max_params_size)
+        if whole is None:
+            return False
+        direct = DirectChannel(self, conn, whole)
         with self._lock:
             self.direct.add(direct)
+        # admitted after this round, like the channels' requests
         self.arrived.append((direct, direct.start_request()))
+        return True
+
+    def channel_takes_direct_lane(self, channel: Channel, data: memoryview) -> bool:
+        """A channel accepted before its first bytes came offers them (Channel.on_received):
+        if they hold a whole ordinary request, the connection leaves the loop and the
+        channel, and its request runs on the direct lane (on the loop's thread)."""
+        if not self.direct_lane_takes(channel.sock, data):
+            return False
+        self.unregister(channel)
+        self.forget(channel)
+        return True
 
     def start_channel(self, channel: Channel) -> None:
         """Serve an accepted connection. The poller learns of it only at the start of the

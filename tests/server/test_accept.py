@@ -246,27 +246,43 @@ def test_a_stop_serves_the_connections_still_queued_on_the_listener(tmp_path: Pa
     assert not serving.is_alive()
 
 
+def shared_listener(tmp_path: Path) -> tuple[socket.socket, str]:
+    """A listening unix socket for servers to share, and its address for clients."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "shared.sock"))
+    listener.listen(16)
+    return listener, f"unix:{tmp_path / 'shared.sock'}"
+
+
+def naming_app(
+    name: str, entered: threading.Event, release: threading.Event, threads: list[int] | None = None
+) -> Any:
+    """An app answering its server's ``name``; ``/block`` sets ``entered`` (and notes its
+    thread in ``threads``), then waits for ``release``."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/block":
+            if threads is not None:
+                threads.append(threading.get_ident())
+            entered.set()
+            release.wait(10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [name.encode()]
+
+    return app
+
+
 def test_a_server_sharing_its_listener_leaves_connections_to_a_sibling_while_busy(
     serve: Any, tmp_path: Path
 ) -> None:
     """A prefork worker whose threads are all busy accepts nothing more: what arrives waits in
     the shared backlog for a sibling with a free thread, not behind the busy one."""
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(str(tmp_path / "shared.sock"))
-    listener.listen(16)
-    address = f"unix:{tmp_path / 'shared.sock'}"
+    listener, address = shared_listener(tmp_path)
     entered = threading.Event()
     release = threading.Event()
 
     def app_of(name: str) -> Any:
-        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-            if environ["PATH_INFO"] == "/block":
-                entered.set()
-                release.wait(10)
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [name.encode()]
-
-        return app
+        return naming_app(name, entered, release)
 
     def ask(path: str, answers: list[bytes]) -> threading.Thread:
         def run() -> None:
@@ -294,4 +310,52 @@ def test_a_server_sharing_its_listener_leaves_connections_to_a_sibling_while_bus
         release.set()
         for thread in threads:
             thread.join(10)
+    assert blocked == [b"busy"]
+
+
+def test_a_busy_server_leaves_a_connection_to_a_sibling_already_waiting(
+    serve: Any, tmp_path: Path
+) -> None:
+    """A connection arriving on a shared listener wakes one of the processes waiting on it
+    (EPOLLEXCLUSIVE). The busy server, whose one thread a request on a kept connection took
+    after its last accept, must not be that one: the idle sibling serves the connection."""
+    listener, address = shared_listener(tmp_path)
+    entered = threading.Event()
+    release = threading.Event()
+    blocking_thread: list[int] = []
+
+    def app_of(name: str) -> Any:
+        return naming_app(name, entered, release, blocking_thread)
+
+    blocked: list[bytes] = []
+    quick: list[bytes] = []
+    busy = serve(app_of("busy"), listeners=[listener], share_listeners=True, threads=1)
+    kept = FastCGIClient(address, keep_conn=True, timeout=10)
+    assert kept.request(path="/warm").body == b"busy"  # accepted while it had room
+    serve(app_of("sibling"), listeners=[listener.dup()], share_listeners=True, threads=1)
+    blocking = threading.Thread(target=lambda: blocked.append(kept.request(path="/block").body))
+    blocking.start()
+
+    def ask_quick() -> None:
+        with FastCGIClient(address, timeout=10) as client:
+            quick.append(client.request(path="/quick").body)
+
+    asking = threading.Thread(target=ask_quick)
+    try:
+        assert entered.wait(10)
+        # the loop's thread gives the loop role up to a free one and waits for connections
+        wait_until(
+            lambda: busy.server.pool._leader not in (None, blocking_thread[0]),
+            what="the busy server's loop to move off the blocked thread",
+        )
+        asking.start()
+        wait_until(lambda: bool(quick), what="the idle sibling to answer")
+        assert quick == [b"sibling"]
+        assert busy.server.connection_count() == 1  # the kept connection only
+    finally:
+        release.set()
+        blocking.join(10)
+        if asking.ident is not None:
+            asking.join(10)
+        kept.close()
     assert blocked == [b"busy"]

@@ -825,13 +825,20 @@ def test_a_connection_per_request_is_closed_as_soon_as_it_is_answered(serve: Any
 
 
 @pytest.mark.parametrize(
-    ("keep_conn", "body_later"), [(False, False), (True, False), (False, True)]
+    ("keep_conn", "sent"),
+    [
+        (False, "whole before the accept"),
+        (True, "whole before the accept"),
+        (False, "body after the first read"),
+        (False, "whole after the accept"),
+    ],
 )
 def test_only_a_request_that_arrives_whole_without_keep_conn_takes_the_direct_lane(
-    tmp_path: Path, keep_conn: bool, body_later: bool
+    tmp_path: Path, keep_conn: bool, sent: str
 ) -> None:
-    """nginx's default (a connection per request, sent whole) runs without a Channel; every
-    request gets the same answer whichever way it went."""
+    """nginx's default (a connection per request, sent whole) runs without a Channel, also
+    when the server accepted the connection before its bytes came (a worker woken by the
+    connect); every request gets the same answer whichever way it went."""
     lanes: list[tuple[int, int]] = []
 
     def app(environ: Environ, start_response: Any) -> list[bytes]:
@@ -851,14 +858,17 @@ def test_only_a_request_that_arrives_whole_without_keep_conn_takes_the_direct_la
     thread = threading.Thread(target=server.serve, daemon=True)
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(10)
-        # Connected and sent before the server serves, so that its first read of the
-        # connection has what was sent, and nothing else decides the lane.
+        # Connected (and what is sent before the accept sent) before the server serves, so
+        # that its first read of the connection has it, and nothing else decides the lane.
         sock.connect(path)
-        sock.sendall(head if body_later else head + tail)
+        if sent == "whole before the accept":
+            sock.sendall(head + tail)
+        elif sent == "body after the first read":
+            sock.sendall(head)
         thread.start()
-        if body_later:
-            wait_until(lambda: bool(server.channels), what="the first read")
-            sock.sendall(tail)
+        if sent != "whole before the accept":
+            wait_until(lambda: bool(server.channels), what="the accept and its first read")
+            sock.sendall(tail if sent == "body after the first read" else head + tail)
         events: list[Any] = []
         while not events or not isinstance(events[-1], RequestEnded):
             chunk = sock.recv(65536)
@@ -869,7 +879,8 @@ def test_only_a_request_that_arrives_whole_without_keep_conn_takes_the_direct_la
     server.stop("test over")
     thread.join(10)
     assert not thread.is_alive()
-    direct = not keep_conn and not body_later  # in both builds: the lane's parse is Python
+    # in both builds: the lane's parse is Python
+    direct = not keep_conn and sent != "body after the first read"
     assert lanes == ([(1, 0)] if direct else [(0, 1)])
     stdout = b"".join(e.data for e in events if isinstance(e, StdoutData))
     assert stdout.endswith(b"\r\n\r\ngot data")
