@@ -45,6 +45,12 @@ typedef struct {
     /* began() (when parked) and wake() write a byte here; wait() polls the read end */
     int wake_read;
     int wake_write;
+    /* what the last look of the last wait() saw, and how many looks in a row saw nothing
+     * run: the next wait() goes on from there, so a watcher whose waits return every few
+     * ticks still parks (only wait() touches them, on the one watcher thread) */
+    unsigned long long seen;
+    int seen_running;
+    long quiet;
 } LoopWatch;
 
 static void
@@ -106,6 +112,9 @@ loop_watch_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     atomic_init(&self->parked, 0);
     self->wake_read = -1;
     self->wake_write = -1;
+    self->seen = 0;
+    self->seen_running = 0;
+    self->quiet = 0;
     return (PyObject *)self;
 }
 
@@ -197,7 +206,8 @@ PyDoc_STRVAR(loop_watch_wait_doc,
 "has run on the loop's thread through a whole tick (it overstayed); 0 after `timeout`\n"
 "seconds, on wake(), or when a signal arrived. Either way the Python handlers of the signals\n"
 "that arrived meanwhile run first (their exception propagates).\n"
-"After `park_after` looks that saw no request, sleep until began() instead of looking.");
+"After `park_after` looks in a row that saw no request (counted across waits, so that\n"
+"waits that return every few ticks still park), sleep until began() instead of looking.");
 
 static PyObject *
 loop_watch_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
@@ -234,9 +244,9 @@ loop_watch_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 
     Py_BEGIN_ALLOW_THREADS
     double deadline = monotonic_seconds() + timeout;
-    unsigned long long seen = atomic_load(&self->seq);
-    int seen_running = atomic_load(&self->running);
-    long quiet = 0;
+    unsigned long long seen = self->seen;
+    int seen_running = self->seen_running;
+    long quiet = self->quiet;
     struct pollfd wake = {.fd = self->wake_read, .events = POLLIN};
     for (;;) {
         double left = deadline - monotonic_seconds();
@@ -296,6 +306,9 @@ loop_watch_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         seen_running = now_running;
     }
     atomic_store(&self->parked, 0);
+    self->seen = seen;
+    self->seen_running = seen_running;
+    self->quiet = quiet;
     Py_END_ALLOW_THREADS
 
     if (outcome == WAIT_ERROR) {

@@ -16,8 +16,14 @@ request that has held the loop's thread for a whole tick (a database query, a sl
 long computation) loses the loop role: another thread takes it over,
 and the requests that were waiting behind it go to the queue. This is Go's scheduler's "hand
 off the processor from a blocked thread" applied to one selector. After such a rescue the
-pool runs requests only on queued threads for :data:`INLINE_BACKOFF` seconds, so an app whose
-requests are all slow pays for one rescue per back-off, not one per request. The loop's
+pool sends the next :data:`INLINE_BACKOFF` requests to queued threads (a back-off), so an app
+whose requests are all slow pays for one rescue per back-off, not one per request. Each
+rescue makes the requests stranded behind the slow one wait a tick or two, so when it comes
+before :data:`INLINE_TRUSTED` requests have run on the loop's thread since the last one (slow
+requests are a steady part of the load: an app that waits on something now and then), the
+back-off doubles, up to :data:`INLINE_BACKOFF_MAX` requests; a rescue after as many quick
+ones starts again from :data:`INLINE_BACKOFF`. Counting requests, not time, keeps a back-off
+across a quiet spell: a burst after it finds the loop clear. The loop's
 thread tells the watcher which request runs through a
 :class:`~fcgikit.server.watcher.LoopWatch`: where the C lane is built it looks without the
 GIL, so the busy loop thread never hands the GIL to it for nothing.
@@ -77,8 +83,13 @@ class Reply(Protocol):
 #: a request to run: its reply, if it has one left to send
 Job = Callable[[], Reply | None]
 
-#: after a rescue, requests go to the queue for this long (seconds)
-INLINE_BACKOFF = 0.1
+#: after a rescue, this many requests go to the queue...
+INLINE_BACKOFF = 64
+#: ...twice as many as the last time when at most this many requests ran on the loop's
+#: thread since the last rescue...
+INLINE_TRUSTED = 1000
+#: ...up to this many: once an app's slow requests stop, at most this many pay a hand-off
+INLINE_BACKOFF_MAX = 64 * INLINE_BACKOFF
 #: held replies go out before the next request runs once the first has waited this long
 #: (seconds): fewer wake-ups are worth a millisecond at most, not a slow request's time
 HELD_FOR = 0.001
@@ -132,7 +143,12 @@ class WorkerPool:
         self._inline_seq = 0
         #: the thread running a request while it holds the loop role, if one is
         self._inline_thread: int | None = None
-        self._backoff_until = 0.0
+        #: the requests the back-off still sends to the queue (see _take_inline_locked)
+        self._backoff_left = 0
+        #: the length of the last back-off, in requests (for the curious and the tests)
+        self.backoff = 0
+        #: the loop watch's number of the request the last rescue took the loop from
+        self._rescued_seq = 0
         self._loop_over = False
         self.loop_error: BaseException | None = None
         self._closed = False
@@ -192,7 +208,14 @@ class WorkerPool:
         self._inline_thread = None  # it goes on with its request, as an ordinary thread
         self._loop_watch.ended()
         self._role_free = True
-        self._backoff_until = time.monotonic() + INLINE_BACKOFF
+        # The loop watch numbers the requests run on the loop's thread, and none runs there
+        # during a back-off: the difference is how many ran between the two rescues.
+        if self.rescues > 1 and seq - self._rescued_seq <= INLINE_TRUSTED:
+            self.backoff = min(2 * self.backoff, INLINE_BACKOFF_MAX)
+        else:
+            self.backoff = INLINE_BACKOFF
+        self._rescued_seq = seq
+        self._backoff_left = self.backoff
         self._queue.extend(self._ready)
         self._ready.clear()
         self._wake_locked()
@@ -301,11 +324,9 @@ class WorkerPool:
         None when there is none, or when the ready ones must go to the queue instead."""
         if not self._ready:
             return None
-        if (
-            self._queue
-            or self.running >= self.max_running
-            or (self._backoff_until and self._backing_off())
-        ):
+        if self._queue or self.running >= self.max_running or self._backoff_left:
+            if self._backoff_left:
+                self._backoff_left = max(0, self._backoff_left - len(self._ready))
             self._queue.extend(self._ready)
             self._ready.clear()
             self._wake_locked()
@@ -316,14 +337,6 @@ class WorkerPool:
         self._inline_thread = me
         self._inline_seq = self._loop_watch.began()
         return job
-
-    def _backing_off(self) -> bool:
-        """A rescue's back-off still runs (lock held); once over, it is forgotten, so the
-        requests after it do not read the clock."""
-        if time.monotonic() < self._backoff_until:
-            return True
-        self._backoff_until = 0.0
-        return False
 
     # --- the threads -----------------------------------------------------------------------
 

@@ -33,9 +33,11 @@ if TYPE_CHECKING:
 TICK = 0.005
 #: the watcher stops ticking after this many ticks with no request run on the loop's thread
 PARK_AFTER_TICKS = 50
-#: a wait comes back at least this often (seconds): to see whether the loop is over, and
-#: (the C watcher) to run a signal handler that the kernel gave another thread
-WATCH_RETURN = 0.25
+#: a wait comes back at least this often (seconds), for a signal handler that the kernel
+#: gave another thread (the kernel gives a signal to the main thread, whose wait it ends,
+#: unless that thread blocks it); ``loop_over`` ends the wait itself. It is also how often an
+#: idle server's watcher wakes.
+WATCH_RETURN = 1.0
 
 
 class LoopWatch(Protocol):
@@ -55,9 +57,11 @@ class LoopWatch(Protocol):
     def wait(self, tick: float, park_after: int, timeout: float, /) -> int:
         """Look every ``tick`` seconds. Return the number of a request that has run on the
         loop's thread through a whole tick (it overstayed); 0 after ``timeout`` seconds or
-        on :meth:`wake`. After ``park_after`` looks that saw no request, sleep until
-        :meth:`began` instead of looking. A signal's handler runs while it waits; an
-        exception from it comes out of ``wait`` (the C one returns 0 after a handler ran)."""
+        on :meth:`wake`. After ``park_after`` looks in a row that saw no request, sleep until
+        :meth:`began` instead of looking; the looks count across waits (the watcher's waits
+        return every ``timeout``, and an idle server must still park): one thread waits. A
+        signal's handler runs while it waits; an exception from it comes out of ``wait``
+        (the C one returns 0 after a handler ran)."""
 
     @property
     def parked(self) -> bool:
@@ -81,6 +85,11 @@ class PythonLoopWatch:
         self._parked = False
         #: set by wake(), and by began() while the watcher is parked
         self._wakeup = threading.Event()
+        #: what the last look of the last wait saw, and how many looks in a row saw nothing
+        #: run: the next wait goes on from there
+        self._seen = 0
+        self._seen_running = False
+        self._quiet = 0
 
     def began(self) -> int:
         self._seq += 1
@@ -105,8 +114,7 @@ class PythonLoopWatch:
     def wait(self, tick: float, park_after: int, timeout: float, /) -> int:
         check_wait_arguments(tick, park_after, timeout)
         deadline = time.monotonic() + timeout
-        seen, seen_running = self._seq, self._running
-        quiet = 0
+        seen, seen_running, quiet = self._seen, self._seen_running, self._quiet
         try:
             while (left := deadline - time.monotonic()) > 0.0:
                 if quiet >= park_after:
@@ -125,6 +133,7 @@ class PythonLoopWatch:
             return 0
         finally:
             self._parked = False
+            self._seen, self._seen_running, self._quiet = seen, seen_running, quiet
 
     def _park(self, seen: int, left: float) -> bool:
         """Sleep until a request after ``seen`` begins (True), or until wake() or the

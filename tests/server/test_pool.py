@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import select
 import socket
@@ -19,7 +20,14 @@ from fcgikit.client import FastCGIResponse
 from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
 from fcgikit.server import pool as pool_module
 from fcgikit.server import watcher
-from fcgikit.server.pool import HELD_FOR, HELD_MAX, Refusal, WorkerPool
+from fcgikit.server.pool import (
+    HELD_FOR,
+    HELD_MAX,
+    INLINE_BACKOFF,
+    INLINE_TRUSTED,
+    Refusal,
+    WorkerPool,
+)
 from tests.native import load_lane
 from tests.server.conftest import RunningServer
 from tests.server.test_hostile import wait_until
@@ -314,6 +322,45 @@ def run_pool(pool: WorkerPool, lead: Callable[[], bool]) -> None:
     watcher.join(WAIT)
     pool.shutdown()
     assert not watcher.is_alive(), "the loop did not end"
+
+
+def test_slow_requests_that_keep_coming_keep_off_the_loops_thread_for_longer() -> None:
+    """Each rescue strands the requests behind the slow one for a tick or two: a rescue that
+    comes right after a back-off (no quick request ran on the loop's thread in between)
+    doubles the next back-off, and one after INLINE_TRUSTED quick ones starts again from
+    INLINE_BACKOFF."""
+    pool = WorkerPool(threads=8, max_queued=8)
+    release = threading.Event()
+    backoffs: list[float] = []
+
+    def request(loop_thread: int, slow: bool, on_loop: list[bool], done: threading.Event) -> None:
+        on_loop.append(threading.get_ident() == loop_thread)
+        if on_loop[0] and slow:
+            release.wait(WAIT)  # holds the loop's thread until the test ends
+        done.set()
+
+    def lead() -> bool:
+        loop_thread = threading.get_ident()
+        if pool.rescues:
+            backoffs.append(pool.backoff)
+        if pool.rescues == 4:
+            release.set()
+            return True
+        quick_first = INLINE_TRUSTED if pool.rescues == 3 else 0
+        ran_on_loop = 0
+        while True:  # until a request holds the loop's thread and is rescued from
+            done = threading.Event()
+            on_loop: list[bool] = []
+            slow = ran_on_loop >= quick_first
+            pool.admit(functools.partial(request, loop_thread, slow, on_loop, done), ready=True)
+            if not pool.run_ready():
+                return False
+            assert done.wait(WAIT)
+            ran_on_loop += on_loop[0]  # else it went to the queue: a back-off runs
+
+    run_pool(pool, lead)
+    assert pool.rescues == 4
+    assert backoffs == [INLINE_BACKOFF, 2 * INLINE_BACKOFF, 4 * INLINE_BACKOFF, INLINE_BACKOFF]
 
 
 def test_a_loop_that_fails_ends_with_its_error_logged_for_serve_to_raise(

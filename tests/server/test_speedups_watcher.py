@@ -130,6 +130,36 @@ def test_loop_watch_parks_and_wakes_for_the_next_request(watch_type: Callable[[]
     assert not watch.parked
 
 
+def test_an_idle_watcher_parks_though_each_wait_returns_before_it_would(
+    watch_type: Callable[[], Any],
+) -> None:
+    """The watcher's waits return every WATCH_RETURN, fewer ticks than PARK_AFTER_TICKS: an
+    idle server's watcher must still park (not wake every tick for ever), so the looks that
+    saw nothing run count across waits."""
+    watch = watch_type()
+    stop = threading.Event()
+
+    def watch_like_the_watcher() -> None:
+        while not stop.is_set():
+            watch.wait(0.001, 10, 0.003)  # a few looks a wait, never ten
+
+    thread = threading.Thread(target=watch_like_the_watcher, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: watch.parked, what="the watcher parked")
+        number = watch.began()  # and a request that then overstays is still reported
+        outcome: list[int] = []
+        stop.set()
+        thread.join(WAIT)
+        assert not thread.is_alive()
+        while not outcome or outcome[-1] == 0:
+            outcome.append(watch.wait(0.001, 10, 0.003))
+        assert outcome[-1] == number
+    finally:
+        stop.set()
+        thread.join(WAIT)
+
+
 def test_loop_watch_wake_ends_a_wait(watch_type: Callable[[], Any]) -> None:
     watch = watch_type()
     thread, outcome = watch_in_thread(watch, 0.005, 1, NEVER)
