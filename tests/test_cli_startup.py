@@ -16,13 +16,13 @@ from tests.processes import ROOT, Backend, fcgikit_command
 
 ENV = {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
 
-#: what only the other commands (check, request, status, config) or the options that ask for
-#: it (--workers, --reload, --mount and the proxy options, --status-path, --log-config, --http)
-#: use, and the standard library and werkzeug modules that only they bring in
+#: what only the other commands (check, request, status, config: their parsers too) or the
+#: options that ask for it (--workers, --reload, --mount and the proxy options, --status-path,
+#: --log-config, --http) use, and the standard library and werkzeug modules that only they
+#: bring in
 NOT_FOR_ONE_PROCESS = (
-    # what runs a check (fcgikit.check.command and .request only declare the commands)
-    "fcgikit.check.run",
-    "fcgikit.check.diagnoses",
+    # the check and request commands, their options included
+    "fcgikit.check",
     "fcgikit.client",
     "fcgikit.deploy",
     "fcgikit.middleware",
