@@ -5,6 +5,8 @@ instead of being refused."""
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 from pathlib import Path
 
@@ -113,3 +115,20 @@ def test_a_request_sent_while_the_app_imports_is_answered_once_it_has(tmp_path: 
     finally:
         assert backend.stop() == 0
     assert stdout.endswith(b"hello from /early")
+
+
+def test_the_app_imports_without_cyclic_collections_and_serves_with_them(tmp_path: Path) -> None:
+    # A collection during the import walks every object made so far, and they all live as
+    # long as the process (the server freezes them before it serves, as gunicorn does).
+    sock = tmp_path / "app.sock"
+    command = fcgikit_command("serve", "apps.gc_import:app", "--bind", f"unix:{sock}")
+    backend = Backend(command, env=ENV)
+    try:
+        backend.wait_for("listening on")
+        response = FastCGIClient(f"unix:{sock}").request("GET", "/")
+    finally:
+        assert backend.stop() == 0
+    seen = json.loads(response.body)
+    assert seen["collections_during_import"] == 0
+    assert seen["enabled"] is True
+    assert tuple(seen["threshold"]) == gc.get_threshold()  # the defaults, as before the import
