@@ -14,6 +14,8 @@ from fcgikit.errors import ConfigError
 
 @dataclass(frozen=True, slots=True)
 class UnixAddress:
+    """A unix socket's path (``unix:PATH``)."""
+
     path: str
 
     def __str__(self) -> str:
@@ -22,6 +24,8 @@ class UnixAddress:
 
 @dataclass(frozen=True, slots=True)
 class TcpAddress:
+    """An IPv4 or IPv6 address and a port (``HOST:PORT``, ``[IPv6]:PORT``)."""
+
     host: str
     port: int
 

@@ -12,12 +12,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TypeAlias
 
 from fcgikit import __version__
-from fcgikit.check.command import add_check_parser, run_check
-from fcgikit.check.request import add_request_parser, run_request
 from fcgikit.errors import ConfigError
 from fcgikit.protocol import ACCELERATED
 from fcgikit.serve_command import Fixers, serve_one_process, serve_pool, serve_reloading
@@ -70,7 +68,11 @@ SERVE_GROUPS: dict[type, str] = {
 }
 
 
-def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+#: what each command adds its parser to
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_serve_parser(commands: Commands) -> None:
     """``fcgikit serve``: an option per setting (fcgikit/server/settings), and the file's."""
     serve = commands.add_parser(
         "serve",
@@ -98,18 +100,19 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fcgikit", description="Serve WSGI apps over FastCGI behind a real web server."
-    )
-    build = "compiled" if ACCELERATED else "pure Python"  # see setup.py, FCGIKIT_PURE_PYTHON
-    parser.add_argument("--version", action="version", version=f"fcgikit {__version__} ({build})")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_check_parser(commands: Commands) -> None:
+    from fcgikit.check.command import add_check_parser
 
-    _add_serve_parser(commands)
     add_check_parser(commands)
+
+
+def _add_request_parser(commands: Commands) -> None:
+    from fcgikit.check.request import add_request_parser
+
     add_request_parser(commands)
 
+
+def _add_status_parser(commands: Commands) -> None:
     status = commands.add_parser(
         "status",
         help="print a running server's status page (fcgikit serve --status-path)",
@@ -125,6 +128,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--openmetrics", action="store_true", help="the OpenMetrics form Prometheus scrapes"
     )
 
+
+def _add_config_parser(commands: Commands) -> None:
     config = commands.add_parser("config", help="print a web server config for fcgikit")
     config.add_argument("server", metavar="SERVER")
     config.add_argument("--mount", default="", help="URL prefix, e.g. /yourapplication")
@@ -155,6 +160,34 @@ def _build_parser() -> argparse.ArgumentParser:
         "each server with it (a draining fcgikit goes out of rotation), nginx passes it to "
         "fcgikit when it is outside --mount",
     )
+
+
+#: each command's parser, in the order --help lists them
+COMMANDS: dict[str, Callable[[Commands], None]] = {
+    "serve": _add_serve_parser,
+    "check": _add_check_parser,
+    "request": _add_request_parser,
+    "status": _add_status_parser,
+    "config": _add_config_parser,
+}
+
+
+def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The command line's parser, for ``argv``: when it names a command, with that command's
+    parser only. Every start of ``fcgikit serve``, and every SIGHUP's re-exec, builds it, and
+    the other commands' options (and modules) are for those commands
+    (tests/test_cli_startup.py); any other ``argv`` (``--help``, a misspelt command) gets
+    them all."""
+    parser = argparse.ArgumentParser(
+        prog="fcgikit", description="Serve WSGI apps over FastCGI behind a real web server."
+    )
+    build = "compiled" if ACCELERATED else "pure Python"  # see setup.py, FCGIKIT_PURE_PYTHON
+    parser.add_argument("--version", action="version", version=f"fcgikit {__version__} ({build})")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    asked = argv[0] if argv else None
+    for name, add_parser in COMMANDS.items():
+        if asked not in COMMANDS or name == asked:
+            add_parser(commands)
     return parser
 
 
@@ -315,7 +348,9 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = _build_parser(argv).parse_args(argv)
     try:
         return _run(args)
     except BrokenPipeError:
@@ -330,8 +365,12 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "serve":
             return _serve(args)
         if args.command == "check":
+            from fcgikit.check.command import run_check
+
             return run_check(args)
         if args.command == "request":
+            from fcgikit.check.request import run_request
+
             return run_request(args)
         if args.command == "status":
             return _status(args)

@@ -17,13 +17,14 @@ them, and each costs start-up time (tests/test_cli_startup.py).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -190,7 +191,8 @@ def serve_one_process(
     on its sockets (the caller re-executes fcgikit), else None."""
     assert command.app is not None
     listening = _listening(command, settings)
-    app = _load(command.app, fixers, listening.created)
+    with _no_collections():
+        app = _load(command.app, fixers, listening.created)
     settings = listening.settings
     page = None
     if settings.status_path is not None:
@@ -222,6 +224,25 @@ def serve_one_process(
         if listening.dev_socket_dir is not None:
             os.rmdir(listening.dev_socket_dir)
     return server if reload else None
+
+
+@contextlib.contextmanager
+def _no_collections() -> Iterator[None]:
+    """No automatic cyclic collection while the app loads. Its import makes most of what the
+    process keeps for as long as it runs (modules, classes, functions), and each collection
+    would walk all of that again; at the end it is frozen (``gc.freeze``, as Server.serve
+    freezes what it serves with), which also spares the collection the import would then
+    owe. The price: cyclic garbage the import left (a few hundred objects for Flask) is kept,
+    not freed. An app that sets the thresholds itself meanwhile keeps its own."""
+    thresholds = gc.get_threshold()
+    paused = (0, *thresholds[1:])
+    gc.set_threshold(*paused)
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if gc.get_threshold() == paused:
+            gc.set_threshold(*thresholds)
 
 
 def _load(spec: str, fixers: Fixers | None, created: list[str]) -> WSGIApplication:

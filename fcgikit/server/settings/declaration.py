@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fcgikit.errors import ConfigError
 
@@ -36,8 +35,7 @@ def _no_problem(value: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Kind:
+class Kind(NamedTuple):
     """A kind of value: how it is written as text and in TOML, and what is accepted.
 
     ``parse`` reads the text of the command line, the environment or a TOML string, and
@@ -66,9 +64,12 @@ class Kind:
     writes_none: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One setting, as its field declares it (see :func:`setting`)."""
+class Setting(NamedTuple):
+    """One setting, as its field declares it (see :func:`setting`).
+
+    This and :class:`Kind` are named tuples, immutable as the settings are: every start of
+    ``fcgikit serve`` creates these classes and a hundred of their instances, and a frozen
+    dataclass costs several times as much to create, and to make an instance of."""
 
     kind: Kind
     help: str
@@ -171,7 +172,7 @@ def settings_of(cls: type) -> tuple[Setting, ...]:
     found = _declared.get(cls)
     if found is None:
         found = _declared[cls] = tuple(
-            dataclasses.replace(field.metadata[SETTING], field=field.name)
+            field.metadata[SETTING]._replace(field=field.name)
             for field in dataclasses.fields(cls)
             if SETTING in field.metadata
         )

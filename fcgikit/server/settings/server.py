@@ -79,6 +79,8 @@ def _umask_problem(umask: int) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
+    """What the FastCGI server does (see the module docstring)."""
+
     binds: tuple[Address, ...] = setting(
         (),
         ADDRESSES,

@@ -51,6 +51,8 @@ NOT_SETTINGS_PREFIXES = ("FCGIKIT_TEST_", "FCGIKIT_BENCH_")
 
 @dataclass(frozen=True, slots=True)
 class Value:
+    """A setting's value, and where it came from."""
+
     value: Any
     #: "default", "command line", "env:NAME" or "file:PATH"
     origin: str

@@ -1,0 +1,33 @@
+"""An app that counts the cyclic GC's collections during its own import, as a large app's
+import would trigger them (it makes many container objects), and answers what it saw, and
+how the collector is set while it serves."""
+
+import gc
+import json
+from typing import Any
+
+collections_during_import = 0
+
+
+def _count(phase: str, info: dict[str, int]) -> None:
+    global collections_during_import
+    if phase == "start":
+        collections_during_import += 1
+
+
+gc.callbacks.append(_count)
+# what an import of a framework does: tens of thousands of tracked objects, some in cycles
+_made = [[index] for index in range(50_000)]
+for _item in _made[:1000]:
+    _item.append(_item)
+gc.callbacks.remove(_count)
+
+
+def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "application/json")])
+    seen = {
+        "collections_during_import": collections_during_import,
+        "enabled": gc.isenabled(),
+        "threshold": gc.get_threshold(),
+    }
+    return [json.dumps(seen).encode()]
