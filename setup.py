@@ -23,9 +23,10 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 #: What mypyc compiles: the protocol's modules, and the server's
-#: per-request path (the connection, the request body, the WSGI request, the loop, the pool
-#: that runs requests, and what a prefork worker records of each request: the tracker and
-#: the scoreboard it writes). Not fcgikit/protocol/__init__.py, which reports which build was
+#: per-request path (the connection, the request body, the WSGI request and the modules it
+#: calls into each time: its environ and head codec, its sink, its streams, what it counts for
+#: while it waits and what is recorded of it; the loop, the pool that runs requests, and what
+#: a prefork worker records of each request: the tracker and the scoreboard it writes). Not fcgikit/protocol/__init__.py, which reports which build was
 #: loaded; not events.py: compiled, its public frozen dataclasses could no longer be copied,
 #: pickled or subclassed, and compiling it gained nothing measurable (benchmarks/hotpath.py);
 #: not errors.py, where RequestBodyError derives from OSError, which mypyc cannot compile.
@@ -50,6 +51,11 @@ COMPILED = [
     "fcgikit/server/reply.py",
     "fcgikit/server/pool.py",
     "fcgikit/server/wsgi.py",
+    "fcgikit/server/wsgi_codec.py",
+    "fcgikit/server/sink.py",
+    "fcgikit/server/observe.py",
+    "fcgikit/server/wsgi_streams.py",
+    "fcgikit/server/queued_memory.py",
     "fcgikit/server/poller.py",
     "fcgikit/server/accept.py",
     "fcgikit/server/stopping.py",

@@ -20,7 +20,8 @@ from fcgikit.middleware import guard_stdout
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import RequestReceived
 from fcgikit.server.settings import ServerSettings
-from fcgikit.server.wsgi import WebServerGone, WSGIRequest
+from fcgikit.server.sink import WebServerGone
+from fcgikit.server.wsgi import WSGIRequest
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

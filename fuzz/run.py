@@ -41,18 +41,18 @@ def plug_in_c_lanes() -> None:
     compiled build has them."""
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from fcgikit.protocol import output, server_connection, whole_request
-    from fcgikit.server import wsgi
+    from fcgikit.server import wsgi, wsgi_codec
     from tests.native import load_lane
 
     protocol_lanes = load_lane("fcgikit.protocol._speedups")
-    wsgi_lane = load_lane("fcgikit.server._speedups_wsgi")
+    wsgi_lane = load_lane("fcgikit.server._speedups_wsgi_codec")
     # where each is read: ServerConnection() takes scan_request, as WholeRequest.parse does
     server_connection.scan_request = protocol_lanes.scan_request
     whole_request.scan_request = protocol_lanes.scan_request
     output.frame_end = protocol_lanes.frame_end
-    wsgi.give_header_rules(wsgi_lane._set_header_rules)
-    wsgi._fast_environ = wsgi_lane.environ_from_params
-    wsgi._fast_encode_head = wsgi_lane.encode_head
+    wsgi_codec.give_header_rules(wsgi_lane._set_header_rules)
+    wsgi.fast_environ = wsgi_lane.environ_from_params  # WSGIRequest reads them from wsgi
+    wsgi.fast_encode_head = wsgi_lane.encode_head
 
 
 def main() -> None:

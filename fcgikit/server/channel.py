@@ -38,7 +38,8 @@ from fcgikit.protocol import (
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.pool import Refusal
 from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
-from fcgikit.server.wsgi import WebServerGone, WSGIRequest, log_spool_failure
+from fcgikit.server.sink import WebServerGone
+from fcgikit.server.wsgi import WSGIRequest, log_spool_failure
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

@@ -26,7 +26,8 @@ from fcgikit.protocol.whole_request import WholeRequest
 from fcgikit.server.channel import feed_body
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
-from fcgikit.server.wsgi import WebServerGone, WSGIRequest
+from fcgikit.server.sink import WebServerGone
+from fcgikit.server.wsgi import WSGIRequest
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -44,7 +45,7 @@ class DirectHost(Protocol):
 
 
 class DirectChannel(ReplySender[DirectHost]):
-    """The :class:`~fcgikit.server.wsgi.ResponseSink` of a request on the direct lane."""
+    """The :class:`~fcgikit.server.sink.ResponseSink` of a request on the direct lane."""
 
     def __init__(self, server: DirectHost, sock: Connected, whole: WholeRequest) -> None:
         super().__init__(server, sock)

@@ -6,10 +6,11 @@ contract (STYLE.md, "Fast lanes"):
 * The Python twin is the specification, and the pure-Python build runs it alone. The C
   answers None (or declines) outside the ordinary case, and the Python then does the whole
   work, errors included; so no error message and no rule lives only in C. The rules the C
-  needs are handed over by the Python at import (wsgi.give_header_rules).
+  needs are handed over by the Python at import (wsgi_codec.give_header_rules).
 * Each C module is named ``_speedups_<module>`` after the one Python module that imports it
-  (``wsgi.py`` imports ``_speedups_wsgi``), which runs its twin where the C was not built
-  and under ``FCGIKIT_PURE_PYTHON=1`` (fcgikit/_pure_python.py refuses every such module).
+  (``wsgi_codec.py`` imports ``_speedups_wsgi_codec``), which runs its twin where the C was
+  not built and under ``FCGIKIT_PURE_PYTHON=1`` (fcgikit/_pure_python.py refuses every such
+  module).
 * An equivalence test holds each lane to its twin, in both builds (tests/native.py).
 
 tests/server/test_lanes.py walks :data:`LANES`: every public name of every ``_speedups*.c``
@@ -23,7 +24,8 @@ from typing import NamedTuple
 
 
 class Lane(NamedTuple):
-    #: the C name, as its module and attribute: "fcgikit.server._speedups_wsgi.encode_head"
+    #: the C name, as its module and attribute:
+    #: "fcgikit.server._speedups_wsgi_codec.encode_head"
     c_name: str
     #: the Python that is its spec, as module and attribute
     python_twin: str
@@ -33,15 +35,15 @@ class Lane(NamedTuple):
 
 LANES = (
     Lane(
-        "fcgikit.server._speedups_wsgi.environ_from_params",
-        "fcgikit.server.wsgi._environ_from_params_py",
-        "tests/server/test_speedups_wsgi.py::"
+        "fcgikit.server._speedups_wsgi_codec.environ_from_params",
+        "fcgikit.server.wsgi_codec.environ_from_params_py",
+        "tests/server/test_speedups_wsgi_codec.py::"
         "test_environ_from_params_is_the_python_or_declines_a_reserved_name",
     ),
     Lane(
-        "fcgikit.server._speedups_wsgi.encode_head",
-        "fcgikit.server.wsgi._encode_head_py",
-        "tests/server/test_speedups_wsgi.py::test_encode_head_is_the_python_or_declines",
+        "fcgikit.server._speedups_wsgi_codec.encode_head",
+        "fcgikit.server.wsgi_codec.encode_head_py",
+        "tests/server/test_speedups_wsgi_codec.py::test_encode_head_is_the_python_or_declines",
     ),
     Lane(
         "fcgikit.server._speedups_accept.accept_connection",

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.pool import Refusal
-from fcgikit.server.wsgi import WebServerGone, WSGIRequest
+from fcgikit.server.sink import WebServerGone
+from fcgikit.server.wsgi import WSGIRequest
 
 if TYPE_CHECKING:
     from fcgikit.server.settings import ServerSettings
@@ -68,7 +69,7 @@ HostT = TypeVar("HostT", bound=ReplyHost)
 
 
 class ReplySender(Generic[HostT]):
-    """A connection's output side: the :class:`~fcgikit.server.wsgi.ResponseSink` methods
+    """A connection's output side: the :class:`~fcgikit.server.sink.ResponseSink` methods
     but ``request_done``. A subclass frames (``_frame_*``, with its protocol state), sends
     (``send_buffers``, ``_send_refusal``) and says what becomes of the connection once a request
     is over (``request_done``: its close policy)."""

@@ -39,6 +39,7 @@ from fcgikit.server.memory import tune_malloc
 from fcgikit.server.notify import SystemdNotifier, server_status
 from fcgikit.server.poller import READABLE, WRITABLE, Poller
 from fcgikit.server.pool import Job, Refusal, WorkerPool
+from fcgikit.server.queued_memory import bound_waiting_memory
 from fcgikit.server.reply import Connected, overload_log
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.stopping import Stopping, adopt_connections
@@ -70,7 +71,7 @@ def admit(
         if waited:
             request.waited = True
         ready = request.body.complete and request.filter_data is None
-        refusal = pool.admit(request.run, ready=ready, memory=request.bound_waiting_memory())
+        refusal = pool.admit(request.run, ready=ready, memory=bound_waiting_memory(request))
         if refusal is not None:
             channel.refuse(request, refusal)
 

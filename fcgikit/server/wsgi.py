@@ -3,36 +3,45 @@
 A :class:`WSGIRequest` runs on a worker thread. It builds the environ from the params in one
 pass (names and values decoded latin-1, the PEP 3333 rule), calls the app, validates the
 status and headers, and writes CGI-style output (``Status:`` line, headers, body) through its
-:class:`Channel`. A response whose body is a list goes out with its headers and END_REQUEST in a
-single send; an iterator streams chunk by chunk, each send blocking while the web server is
-slow (backpressure, never a whole body in memory).
+:class:`~fcgikit.server.sink.ResponseSink`. A response whose body is a list goes out with its
+headers and END_REQUEST in a single send; an iterator streams chunk by chunk, each send
+blocking while the web server is slow (backpressure, never a whole body in memory).
+
+Beside it: :mod:`~fcgikit.server.wsgi_codec` turns the params into the environ's text and the
+status and headers into the head's bytes; :mod:`~fcgikit.server.wsgi_streams` holds
+``wsgi.errors`` and ``wsgi.file_wrapper``; :mod:`~fcgikit.server.observe` records the request
+once it is over (the access log, the status page's counters).
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import os
-import re
-import string
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any
 
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived
 from fcgikit.server.body import RequestBody, RequestBodyError, RequestBodyTimeout
-from fcgikit.server.logs import (
-    ACCESS_FORMAT,
-    access_log,
-    combined_line,
-    iso_time,
-    json_line,
-    request_uri,
+from fcgikit.server.observe import observe_request
+from fcgikit.server.sink import ResponseSink, WebServerGone
+from fcgikit.server.wsgi_codec import (
+    DROPPED_PARAMS,
+    InvalidResponse,
+    declared_length,
+    encode_head_py,
+    environ_from_params_py,
+    fill_cgi_defaults,
+    url_scheme,
 )
+from fcgikit.server.wsgi_codec import fast_encode_head as fast_encode_head
+from fcgikit.server.wsgi_codec import fast_environ as fast_environ
+from fcgikit.server.wsgi_streams import ErrorStream
+from fcgikit.server.wsgi_streams import FileWrapper as FileWrapper
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -42,85 +51,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fcgikit.server")
 
+# Exported as well as used: fast_environ and fast_encode_head, the C lane's two steps (None
+# where it was not built), are read per request as globals of this module, where a test or
+# the fuzzer plugs a lane in or takes it out; and FileWrapper was always importable from here.
+
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 
-#: RFC 9110 5.6.2's tchar: what a header name (a token) is made of
-TOKEN_CHARS = "!#$%&'*+-.^_`|~" + string.digits + string.ascii_letters
-#: RFC 9110 5.5 and 15: a field value and a reason phrase hold no control character but HTAB
-#: (CR and LF would split the head; the others reach the HTTP client through nginx as they
-#: are). Latin-1's C1 range is obs-text, which the RFC tolerates.
-FIELD_CONTROLS = "".join(chr(c) for c in (*range(0x09), *range(0x0A, 0x20), 0x7F))
-_TOKEN = re.compile(f"[{re.escape(TOKEN_CHARS)}]+\\Z")
-_STATUS = re.compile(f"[1-9][0-9][0-9](?: [^{re.escape(FIELD_CONTROLS)}]*)?\\Z")
-_BAD_VALUE = re.compile(f"[{re.escape(FIELD_CONTROLS)}]")
-
-_TRUE = frozenset({"on", "1", "yes", "true"})
 #: Role.name is a Python-level property of enum: looked up once here, not per request
 _ROLE_NAMES = {role: role.name for role in Role}
-# These never describe the request body (CGI has CONTENT_*) and HTTP_PROXY is httpoxy.
-_DROPPED_PARAMS = frozenset({"HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_PROXY"})
-#: Environ keys only the server and the middleware set, in any case: a param named so is
-#: dropped, or a peer could forge what the middleware trusts (fcgikit.duplicate_params).
-#: No web server sends such a name unless told to (fastcgi_param, SetEnv).
-RESERVED_PREFIXES = ("wsgi.", "fcgikit.")
-#: The CGI variables PEP 3333 requires, with what the environ gets when the web server did
-#: not send one. The names filled in are listed in environ["fcgikit.missing_params"]: a
-#: fixer must tell "not sent" from "sent empty" (nginx's stock fastcgi_params send no
-#: PATH_INFO and the whole path as SCRIPT_NAME; an empty PATH_INFO means something else).
-_CGI_DEFAULTS = (
-    ("REQUEST_METHOD", "GET"),
-    ("SCRIPT_NAME", ""),
-    ("PATH_INFO", ""),
-    ("QUERY_STRING", ""),
-    ("SERVER_NAME", "localhost"),
-    ("SERVER_PORT", "80"),
-    ("SERVER_PROTOCOL", "HTTP/1.1"),
-)
-#: What a request waiting for a thread holds besides its params and its body's bytes (its
-#: WSGIRequest, RequestBody, event, the pool's entry; not its connection's, which an idle
-#: connection holds too), and what each param decoded into a dict holds besides its own
-#: bytes (an object for its name and for its value, the dict's entry), in bytes: a little
-#: above what tracemalloc measures (tests/server/test_queued_memory.py holds them to it).
-REQUEST_MEMORY: Final = 1024
-DECODED_PAIR_MEMORY: Final = 128
-#: A body still arriving when its request is admitted keeps at most this
-#: much unread in memory from then on (the rest goes to its spool file): it counts for that.
-WAITING_BODY_MEMORY: Final = 16 * 1024
-
-EnvironFromParams = Callable[
-    [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any] | None
-]
-EncodeHead = Callable[[object, object, int | None], bytes | None]
-
-
-def give_header_rules(set_header_rules: Callable[[bytes, bytes, tuple[bytes, ...]], None]) -> None:
-    """Hand the rules above to the C lane (its ``_set_header_rules``), which keeps no copy of
-    its own and answers None until it has them."""
-    set_header_rules(
-        TOKEN_CHARS.encode("latin-1"),
-        FIELD_CONTROLS.encode("latin-1"),
-        tuple(prefix.encode("ascii") for prefix in RESERVED_PREFIXES),
-    )
-
-
-#: The C fast lane (_speedups_wsgi.c) for two steps of every request: building the environ
-#: and encoding the head. None where it was not built, or with FCGIKIT_PURE_PYTHON=1. The
-#: Python functions below are the spec. _fast_environ returns what _environ_from_params_py
-#: returns, or None when a param has a reserved name (RESERVED_PREFIXES); then the Python
-#: drops it. _fast_encode_head returns what _encode_head_py returns, or None for anything
-#: unusual; then _encode_head_py runs and raises its precise error.
-_fast_environ: EnvironFromParams | None
-_fast_encode_head: EncodeHead | None
-try:
-    from fcgikit.server import _speedups_wsgi
-except ImportError:
-    _fast_environ = None
-    _fast_encode_head = None
-else:
-    give_header_rules(_speedups_wsgi._set_header_rules)
-    _fast_environ = _speedups_wsgi.environ_from_params
-    _fast_encode_head = _speedups_wsgi.encode_head
-
 #: What an app raises to have its process exit. A request cannot stop the server: it gets a
 #: 500 like any other error, and the server goes on (a pool worker retires after it, see
 #: fcgikit.server.worker.RequestTracker).
@@ -130,160 +68,6 @@ ERROR_PAGE = (
     b"<!doctype html>\n<title>500 Internal Server Error</title>\n"
     b"<h1>Internal Server Error</h1>\n<p>The application failed to answer this request.</p>\n"
 )
-
-
-class ResponseSink(Protocol):
-    """Where a request's output goes: a FastCGI connection (a
-    :class:`~fcgikit.server.reply.ReplySender`), or stdout in CGI mode. Each method raises
-    :class:`WebServerGone` when nobody listens."""
-
-    def send_output(self, request: WSGIRequest, data: bytes) -> None: ...
-    def send_stderr(self, request: WSGIRequest, data: bytes) -> None: ...
-    def finish(
-        self, request: WSGIRequest, head: bytes, body: bytes, app_status: int
-    ) -> Reply | None:
-        """End the response: ``head`` (its CGI header block, if not sent yet) and ``body``
-        are its last bytes; ``app_status`` goes in FCGI_END_REQUEST. Returns what is left to
-        send, for the pool to send and then end the request with (``Reply.done``); None if
-        it went out already."""
-
-    def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
-        """The request is over, its reply sent if it had one. ``on_loop``: the calling
-        thread holds the loop role, and no rescue can take it meanwhile (see
-        :class:`~fcgikit.server.pool.Reply`)."""
-
-    def web_server_gone(self) -> bool:
-        """Whether the web server has closed the connection (its EOF waits behind what was
-        read). A system call: only for a request that may have waited long to run."""
-
-
-class WebServerGone(Exception):
-    """The web server closed the connection or aborted the request; stop producing output."""
-
-
-class InvalidResponse(Exception):
-    """The app's status or headers cannot be sent (a control character, non-latin-1, a name
-    that is not a token)."""
-
-
-class ErrorStream:
-    """``wsgi.errors``: each write goes to the log and to the request's FCGI_STDERR stream."""
-
-    def __init__(self, request: WSGIRequest) -> None:
-        self._request = request
-
-    def write(self, text: str) -> int:
-        if text:
-            log.warning("request %s: %s", self._request.label, text.rstrip("\n"))
-            self._request.send_stderr(text.encode("utf-8", "replace"))
-        return len(text)
-
-    def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        pass
-
-
-class FileWrapper:
-    """``wsgi.file_wrapper``: iterate a file in blocks and close it when done."""
-
-    def __init__(self, filelike: IO[bytes], blksize: int = 65536) -> None:
-        self.filelike = filelike
-        self.blksize = blksize
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            block = self.filelike.read(self.blksize)
-            if not block:
-                return
-            yield block
-
-    def close(self) -> None:
-        close = getattr(self.filelike, "close", None)
-        if close is not None:
-            close()
-
-
-def url_scheme(environ: dict[str, Any]) -> str:
-    if str(environ.get("HTTPS", "")).lower() in _TRUE:
-        return "https"
-    scheme = str(environ.get("REQUEST_SCHEME", "")).lower()
-    return scheme if scheme in ("http", "https") else "http"
-
-
-def _environ_from_params_py(
-    base: Mapping[str, object], params: dict[bytes, bytes], dropped: frozenset[str]
-) -> dict[str, Any]:
-    """``base`` plus the params in one pass, names and values decoded latin-1 (PEP 3333),
-    except the ``dropped`` names and the reserved ones (RESERVED_PREFIXES)."""
-    environ: dict[str, Any] = dict(base)
-    reserved: list[str] | None = None
-    for name, value in params.items():
-        key = name.decode("latin-1")
-        if key in dropped:
-            continue
-        # A reserved name has a dot, which no CGI or HTTP_* name has: the one test most
-        # names meet, and a cheaper one than any on the first letter.
-        if "." in key and key.lower().startswith(RESERVED_PREFIXES):
-            if reserved is None:
-                reserved = []
-            reserved.append(key)
-            continue
-        environ[key] = value.decode("latin-1")
-    if reserved is not None:
-        log.debug(
-            "dropped %d param(s) with a reserved name (wsgi.*, fcgikit.*): %s",
-            len(reserved),
-            ", ".join(repr(key) for key in reserved[:5]),
-        )
-    return environ
-
-
-def _fill_cgi_defaults(environ: dict[str, Any]) -> None:
-    """Put in the CGI variables the web server did not send (_CGI_DEFAULTS), and name them
-    in ``environ["fcgikit.missing_params"]``."""
-    missing = []
-    for key, default in _CGI_DEFAULTS:
-        if key not in environ:
-            environ[key] = default
-            missing.append(key)
-    environ["fcgikit.missing_params"] = frozenset(missing)
-
-
-def _encode_head_py(status: object, headers: Iterable[object], content_length: int | None) -> bytes:
-    """The CGI head: Status line, headers, a Content-Length when ``content_length`` is given
-    and the app sent none, blank line. Raises InvalidResponse for what cannot be sent."""
-    if not isinstance(status, str) or not _STATUS.match(status):
-        raise InvalidResponse(f"bad status line {status!r}")
-    lines = [f"Status: {status}\r\n"]
-    has_length = False
-    for item in headers:
-        if not (isinstance(item, tuple) and len(item) == 2):
-            raise InvalidResponse(f"a header must be a (name, value) tuple, not {item!r}")
-        name, value = item
-        if not isinstance(name, str) or not _TOKEN.match(name):
-            raise InvalidResponse(f"bad header name {name!r}")
-        if not isinstance(value, str) or _BAD_VALUE.search(value):
-            raise InvalidResponse(f"bad value for header {name}: {value!r}")
-        if name.lower() == "content-length":
-            has_length = True
-        lines.append(f"{name}: {value}\r\n")
-    if content_length is not None and not has_length:
-        lines.append(f"Content-Length: {content_length}\r\n")
-    lines.append("\r\n")
-    try:
-        return "".join(lines).encode("latin-1")
-    except UnicodeEncodeError as exc:
-        raise InvalidResponse(
-            f"a header is not latin-1: {exc.object[exc.start : exc.end]!r}"
-        ) from exc
-
-
-def _content_length(params: Mapping[bytes, bytes]) -> int | None:
-    raw = params.get(b"CONTENT_LENGTH", b"").strip()
-    return int(raw) if raw.isdigit() else None
 
 
 def log_spool_failure(request: WSGIRequest, exc: OSError) -> None:
@@ -309,7 +93,7 @@ class WSGIRequest:
         self.event = event
         self.app = app
         self.settings = settings
-        length = _content_length(event.params)
+        length = declared_length(event.params)
         self.body = RequestBody(
             content_length=length,
             spool_threshold=settings.spool_threshold,
@@ -336,7 +120,8 @@ class WSGIRequest:
         self._headers_sent = False
         self.status_code = 0
         self.bytes_sent = 0
-        self._head_length = 0
+        #: the CGI head's share of bytes_sent, which the access log does not count as body
+        self.head_length = 0
         self.started = time.monotonic() if settings.observe_requests else 0.0
 
     @property
@@ -347,27 +132,6 @@ class WSGIRequest:
             b"PATH_INFO", b""
         )
         return f"#{self.request_id} {method} {uri.decode('latin-1')}"
-
-    def bound_waiting_memory(self) -> int:
-        """About the most bytes this request holds until it runs: its params, and what of its
-        body (and FILTER data) may be in memory by then, bounded first for a body still
-        arriving (WAITING_BODY_MEMORY)."""
-        event = self.event
-        params = event.params
-        memory = REQUEST_MEMORY + event.params_size + self._bound_body_memory(self.body)
-        if type(params) is dict:
-            memory += len(params) * DECODED_PAIR_MEMORY
-        if self.filter_data is not None:
-            memory += self._bound_body_memory(self.filter_data)
-        return memory
-
-    def _bound_body_memory(self, body: RequestBody) -> int:
-        if not body.complete:
-            try:
-                body.limit_memory(WAITING_BODY_MEMORY)
-            except OSError as exc:
-                log_spool_failure(self, exc)
-        return body.memory_bound()
 
     def fail_input(self, reason: str) -> None:
         """The web server has gone or aborted: wake the app out of every input stream."""
@@ -383,10 +147,10 @@ class WSGIRequest:
         if not isinstance(params, dict):  # a request with many params: decoded now, once
             params = params.decode() if isinstance(params, EncodedParams) else dict(params)
         environ = None
-        if _fast_environ is not None:
-            environ = _fast_environ(settings.base_environ, params, _DROPPED_PARAMS)
+        if fast_environ is not None:
+            environ = fast_environ(settings.base_environ, params, DROPPED_PARAMS)
         if environ is None:  # no fast lane, or a reserved name, which the Python drops
-            environ = _environ_from_params_py(settings.base_environ, params, _DROPPED_PARAMS)
+            environ = environ_from_params_py(settings.base_environ, params, DROPPED_PARAMS)
         if not environ.get("CONTENT_LENGTH", "").strip():
             environ.pop("CONTENT_LENGTH", None)
         if not environ.get("CONTENT_TYPE"):
@@ -400,7 +164,7 @@ class WSGIRequest:
             and "SERVER_PORT" in environ
             and "SERVER_PROTOCOL" in environ
         ):
-            _fill_cgi_defaults(environ)
+            fill_cgi_defaults(environ)
         environ["wsgi.version"] = (1, 0)
         environ["wsgi.url_scheme"] = url_scheme(environ)
         environ["wsgi.input"] = self.body
@@ -453,11 +217,11 @@ class WSGIRequest:
         if status is None:
             raise AssertionError("the application returned without calling start_response()")
         head = None
-        if _fast_encode_head is not None:
-            head = _fast_encode_head(status, self._headers, content_length)
+        if fast_encode_head is not None:
+            head = fast_encode_head(status, self._headers, content_length)
         if head is None:  # no fast lane, or something it leaves to the spec (an error, mostly)
-            head = _encode_head_py(status, self._headers, content_length)
-        self._head_length = len(head)
+            head = encode_head_py(status, self._headers, content_length)
+        self.head_length = len(head)
         self._headers_sent = True
         self.status_code = int(status[:3])
         return head
@@ -516,44 +280,7 @@ class WSGIRequest:
         and the access log (ServerSettings.observe_requests)."""
         self.channel.request_done(self, on_loop=on_loop)
         if self.settings.observe_requests:
-            self._observe(time.monotonic() - self.started)
-
-    def _observe(self, duration: float) -> None:
-        """The request is over, ``duration`` seconds after it arrived: count it for the
-        status page, write its access log line (ServerSettings.observe_requests)."""
-        settings = self.settings
-        metrics = settings.metrics
-        if metrics is not None:
-            metrics.request_done(self.status_code, duration)
-        access_format = settings.access_format
-        if access_format == "default":
-            params = self.event.params
-            now = time.time()
-            access_log.info(
-                ACCESS_FORMAT,
-                iso_time(now),
-                params.get(b"REMOTE_ADDR", b"-").decode("latin-1"),
-                params.get(b"REQUEST_METHOD", b"-").decode("latin-1"),
-                request_uri(params).decode("latin-1"),
-                self.status_code,
-                max(0, self.bytes_sent - self._head_length),
-                duration * 1000,
-                os.getpid(),
-            )
-        elif access_format is not None:
-            self._log_access_as(access_format, duration)
-
-    def _log_access_as(self, access_format: str, duration: float) -> None:
-        """The access log line in a format other than the default (--access-log-format)."""
-        params = self.event.params
-        body_bytes = max(0, self.bytes_sent - self._head_length)
-        if access_format == "combined":
-            line = combined_line(params, self.status_code, body_bytes, time.time())
-        else:
-            line = json_line(
-                params, self.request_id, self.status_code, body_bytes, duration, time.time()
-            )
-        access_log.info("%s", line)
+            observe_request(self, time.monotonic() - self.started)
 
     def _run_app(self) -> Reply | None:
         """Call the app and produce its response; what is left to send (ResponseSink.finish)."""

@@ -206,7 +206,7 @@ def test_the_memory_a_body_may_hold_before_the_app_reads_it(
 
 def test_a_body_limited_in_memory_spools_what_is_beyond_and_keeps_every_byte() -> None:
     """A body of unknown length still arriving when its request has to wait keeps little in
-    memory from then on (WSGIRequest.bound_waiting_memory)."""
+    memory from then on (queued_memory.bound_waiting_memory)."""
     body = RequestBody(content_length=None, spool_threshold=1 << 20)
     body.feed(b"a" * 500)
     body.limit_memory(1000)

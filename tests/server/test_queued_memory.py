@@ -28,8 +28,9 @@ import pytest
 
 from fcgikit.protocol import ClientConnection, ProtocolStatus, ServerConnection
 from fcgikit.protocol.records import encode_pairs, pack_header, pack_records
+from fcgikit.server.queued_memory import WAITING_BODY_MEMORY, bound_waiting_memory
 from fcgikit.server.settings import ServerSettings
-from fcgikit.server.wsgi import WAITING_BODY_MEMORY, WSGIRequest
+from fcgikit.server.wsgi import WSGIRequest
 from tests.apps.blocking import params_digest
 from tests.processes import ROOT, Backend, fcgikit_command
 from tests.server.test_hostile import (
@@ -370,7 +371,7 @@ def test_what_a_waiting_request_counts_for_is_at_least_what_it_holds(count: int,
         held = (tracemalloc.get_traced_memory()[0] - before) / len(waiting)
     finally:
         tracemalloc.stop()
-    counted = waiting[0].bound_waiting_memory()
+    counted = bound_waiting_memory(waiting[0])
     assert held <= counted <= 2 * held + 1024, (held, counted)
 
 
@@ -382,7 +383,7 @@ def test_a_large_upload_waiting_for_a_thread_keeps_little_of_its_body_in_memory(
     params = {b"REQUEST_METHOD": b"POST", b"CONTENT_LENGTH": b"%d" % (100 * MiB)}
     received = ServerConnection().receive_data(client.start_request(1, params))[0]
     request = WSGIRequest(None, received, None, ServerSettings())  # type: ignore[arg-type]
-    counted = request.bound_waiting_memory()
+    counted = bound_waiting_memory(request)
     assert counted <= WAITING_BODY_MEMORY + 4096, counted
     request.body.feed(b"x" * MiB)  # what arrives while it waits
     assert request.body.spooled and request.body.memory_bound() == 0
@@ -398,7 +399,7 @@ def test_an_upload_that_waited_for_a_thread_streams_through_memory_once_it_runs(
     params = {b"REQUEST_METHOD": b"POST", b"CONTENT_LENGTH": b"%d" % length}
     received = ServerConnection().receive_data(client.start_request(1, params))[0]
     request = WSGIRequest(None, received, None, ServerSettings())  # type: ignore[arg-type]
-    request.bound_waiting_memory()
+    bound_waiting_memory(request)
     body = request.body
     body.feed(b"w" * (8 * KiB))  # what arrived while it waited
     assert body.read(8 * KiB) == b"w" * (8 * KiB)  # it runs

@@ -1,24 +1,20 @@
 """What a request's WSGI side does with what the app and the web server hand it, through the
 live server on a unix socket: a BaseException from the app (``sys.exit()``,
-KeyboardInterrupt, a broken iterable's GeneratorExit), params with the names only the server
-and the middleware may set (``wsgi.*``, ``fcgikit.*``), and the CGI variables the server
-fills in because the web server did not send them."""
+KeyboardInterrupt, a broken iterable's GeneratorExit), an app that breaks a WSGI rule, and a
+body that stops arriving. What the params become in the environ: test_wsgi_codec.py."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fcgikit.errors import RemoteProtocolError
-from fcgikit.middleware import Normalize, ProxyFix
 from fcgikit.protocol import ProtocolStatus
 from fcgikit.protocol.records import pack_header, pack_records
-from fcgikit.server.wsgi import FileWrapper
 from tests.server.test_hostile import (
     ABORT,
     STDIN,
@@ -190,97 +186,6 @@ def test_a_fault_of_the_server_closes_the_connection_instead_of_leaving_it_waiti
     assert "unexpected error" in line
 
 
-# --- the keys only the server and the middleware set ------------------------------------
-
-FORGED = {
-    "fcgikit.duplicate_params": "HTTP_X_FORWARDED_FOR",
-    "FCGIKIT.orig": "{}",
-    "fcgikit.normalize": "explicit mount",
-    "Fcgikit.Missing_Params": "PATH_INFO",
-    "wsgi.custom": "x",
-    "WSGI.input": "not the body",
-    "Wsgi.Url_Scheme": "https",
-}
-
-
-def show_environ(environ: Environ, start_response: Any) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    lines = [f"{key}={environ[key]!r}" for key in sorted(environ) if "." in key]
-    lines.append(f"input={type(environ['wsgi.input']).__name__}")
-    lines.append(f"REMOTE_ADDR={environ['REMOTE_ADDR']}")
-    return ["\n".join(lines).encode()]
-
-
-def test_params_named_like_the_servers_own_keys_are_dropped(
-    serve: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    running = serve(show_environ)
-    with caplog.at_level(logging.DEBUG, logger="fcgikit.server"):
-        response = running.client().request(
-            "POST", "/", body=b"the body", params={**FORGED, "HTTP_X_FINE": "kept"}
-        )
-    text = response.body.decode()
-    for name in FORGED:
-        assert f"\n{name}=" not in f"\n{text}", text
-    assert "wsgi.url_scheme='http'" in text and "input=RequestBody" in text
-    (line,) = [r.getMessage() for r in caplog.records if "reserved" in r.getMessage()]
-    assert "dropped 7 param(s)" in line
-
-
-def test_a_forged_duplicate_params_key_cannot_make_proxy_fix_refuse(serve: Any) -> None:
-    running = serve(ProxyFix(show_environ, x_for=1))
-    response = running.client().request(
-        "GET",
-        "/",
-        headers={"X-Forwarded-For": "203.0.113.5"},
-        params={"fcgikit.duplicate_params": "HTTP_X_FORWARDED_FOR"},
-    )
-    assert response.status == 200, response.body
-    assert "REMOTE_ADDR=203.0.113.5" in response.body.decode()
-
-
-# --- what the web server did not send ---------------------------------------------------
-
-#: what nginx's stock fastcgi_params send for GET /blog/post%201?x=1: no PATH_INFO, the whole
-#: path in SCRIPT_NAME
-STOCK_NGINX = [
-    (b"QUERY_STRING", b"x=1"),
-    (b"REQUEST_METHOD", b"GET"),
-    (b"SCRIPT_NAME", b"/blog/post 1"),
-    (b"REQUEST_URI", b"/blog/post%201?x=1"),
-    (b"DOCUMENT_URI", b"/blog/post 1"),
-    (b"SERVER_PROTOCOL", b"HTTP/1.1"),
-    (b"SERVER_NAME", b"example.org"),
-    (b"SERVER_PORT", b"443"),
-]
-
-
-def show_split(environ: Environ, start_response: Any) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    missing = sorted(environ.get("fcgikit.missing_params", ()))
-    text = f"{environ['SCRIPT_NAME']}|{environ['PATH_INFO']}|{missing}"
-    return [text.encode("latin-1")]
-
-
-def test_the_cgi_variables_filled_in_are_named_in_missing_params(serve: Any) -> None:
-    running = serve(show_split)
-    sent = running.client().request("GET", "/a", params={"SCRIPT_NAME": "/s"})
-    assert sent.body == b"/s|/a|[]"
-    stock = running.client().request(raw_params=STOCK_NGINX)
-    assert stock.body == b"/blog/post 1||['PATH_INFO']"
-    bare = running.client().request(raw_params=[(b"REQUEST_URI", b"/")])
-    assert bare.body.endswith(
-        b"||['PATH_INFO', 'QUERY_STRING', 'REQUEST_METHOD', 'SCRIPT_NAME', 'SERVER_NAME', "
-        b"'SERVER_PORT', 'SERVER_PROTOCOL']"
-    )
-
-
-def test_normalize_without_a_mount_splits_nginx_stock_params_right(serve: Any) -> None:
-    running = serve(Normalize(show_split))
-    response = running.client().request(raw_params=STOCK_NGINX)
-    assert response.body == b"|/blog/post 1|[]"
-
-
 # --- an app that breaks a WSGI rule ----------------------------------------------------------
 
 
@@ -360,58 +265,6 @@ def test_exc_info_after_the_headers_went_out_cuts_the_response(
     (line,) = error_lines(caplog, "/late")
     assert "ValueError: the database went away" in line
     assert running.client().request("GET", "/ok").status == 200
-
-
-def uses_the_wsgi_extras(environ: Environ, start_response: Any) -> Any:
-    """wsgi.errors (write, writelines, flush) and wsgi.file_wrapper."""
-    errors = environ["wsgi.errors"]
-    errors.write("one\n")
-    errors.writelines(["two\n", "three\n"])
-    errors.flush()
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return environ["wsgi.file_wrapper"](open(environ["FILE"], "rb"), 5)
-
-
-def test_wsgi_errors_goes_to_the_log_and_fcgi_stderr_and_file_wrapper_serves_the_file(
-    serve: Any, caplog: pytest.LogCaptureFixture, tmp_path: Path
-) -> None:
-    served = tmp_path / "served.txt"
-    served.write_bytes(b"a file served in blocks of five bytes")
-    running = serve(uses_the_wsgi_extras)
-    with caplog.at_level(logging.INFO, logger="fcgikit.server"):
-        response = running.client(timeout=ANSWER_WITHIN).request(
-            "GET", "/extras", params={"FILE": str(served)}
-        )
-    assert response.stderr == b"one\ntwo\nthree\n"
-    assert [line.rpartition(": ")[2] for line in error_lines(caplog, "/extras")] == [
-        "one",
-        "two",
-        "three",
-    ]
-    assert response.body == served.read_bytes()
-
-
-def test_wsgi_file_wrapper_closes_the_file_when_done(tmp_path: Path) -> None:
-    path = tmp_path / "f"
-    path.write_bytes(b"0123456789ab")
-    with open(path, "rb") as file:
-        wrapper = FileWrapper(file, 5)
-        assert list(wrapper) == [b"01234", b"56789", b"ab"]
-        wrapper.close()
-        assert file.closed
-
-
-class ReadOnly:
-    """A file-like object with read() and no close()."""
-
-    def read(self, size: int) -> bytes:
-        return b""
-
-
-def test_wsgi_file_wrapper_takes_a_file_like_without_close() -> None:
-    wrapper = FileWrapper(ReadOnly())  # type: ignore[arg-type]
-    assert list(wrapper) == []
-    wrapper.close()  # nothing to close
 
 
 # --- a body that stops arriving --------------------------------------------------------------

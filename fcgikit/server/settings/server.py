@@ -235,7 +235,7 @@ class ServerSettings:
     #: the access log's format when there is an access log, else None (from the above)
     access_format: str | None = field(init=False, default=None, compare=False)
     #: something looks at each request as it ends (the access log, the metrics): it is
-    #: timed, and WSGIRequest calls its _observe (from the above)
+    #: timed, and WSGIRequest.done calls observe.observe_request (from the above)
     observe_requests: bool = field(init=False, default=False, compare=False)
 
     def __post_init__(self) -> None:

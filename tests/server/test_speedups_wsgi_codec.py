@@ -1,10 +1,10 @@
-"""The C fast lane of the WSGI request (fcgikit/server/_speedups_wsgi.c) against its Python spec.
+"""The C fast lane of the WSGI request (fcgikit/server/_speedups_wsgi_codec.c) against its spec.
 
 ``WSGIRequest`` builds the environ with ``environ_from_params`` and encodes the response head
 with ``encode_head`` when the C module is there. The lane must give what
-``_environ_from_params_py`` and ``_encode_head_py`` in wsgi.py give. For a head the Python
+``environ_from_params_py`` and ``encode_head_py`` in wsgi_codec.py give. For a head the Python
 would refuse, it must answer None, so that the Python raises its precise error. The rules
-(token characters, the controls a value may not hold, the reserved prefixes) are wsgi.py's,
+(token characters, the controls a value may not hold, the reserved prefixes) are wsgi_codec's,
 handed to the lane at import: it follows whatever it is given, and answers None until then.
 scripts/test runs this file in both passes: as installed, the lane must be what wsgi.py uses;
 with ``FCGIKIT_PURE_PYTHON=1`` wsgi.py must run the Python alone, and the same requests must
@@ -25,9 +25,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fcgikit.protocol import RequestReceived, Role
-from fcgikit.server import wsgi
+from fcgikit.server import wsgi, wsgi_codec
 from fcgikit.server.settings import ServerSettings
-from fcgikit.server.wsgi import InvalidResponse, WSGIRequest
+from fcgikit.server.wsgi import WSGIRequest
+from fcgikit.server.wsgi_codec import InvalidResponse
 from tests.native import (
     PURE_PYTHON_PASS,
     Call,
@@ -36,14 +37,14 @@ from tests.native import (
     load_lane,
 )
 
-DROPPED = wsgi._DROPPED_PARAMS
-LANE = "fcgikit.server._speedups_wsgi"
+DROPPED = wsgi_codec.DROPPED_PARAMS
+LANE = "fcgikit.server._speedups_wsgi_codec"
 
 
 @pytest.fixture(scope="module")
 def lane() -> ModuleType:
     lane = load_lane(LANE)
-    wsgi.give_header_rules(lane._set_header_rules)  # as wsgi.py does when it imports it
+    wsgi_codec.give_header_rules(lane._set_header_rules)  # as wsgi_codec does at import
     return lane
 
 
@@ -54,22 +55,22 @@ def either_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     Python way runs where no lane was built (the pure wheel) too."""
     if request.param == "C":
         lane = request.getfixturevalue("lane")
-        monkeypatch.setattr(wsgi, "_fast_environ", lane.environ_from_params)
-        monkeypatch.setattr(wsgi, "_fast_encode_head", lane.encode_head)
+        monkeypatch.setattr(wsgi, "fast_environ", lane.environ_from_params)
+        monkeypatch.setattr(wsgi, "fast_encode_head", lane.encode_head)
     else:
-        monkeypatch.setattr(wsgi, "_fast_environ", None)
-        monkeypatch.setattr(wsgi, "_fast_encode_head", None)
+        monkeypatch.setattr(wsgi, "fast_environ", None)
+        monkeypatch.setattr(wsgi, "fast_encode_head", None)
 
 
 def test_the_lane_is_on_exactly_when_the_pass_says(lane: ModuleType) -> None:
     if PURE_PYTHON_PASS:
         with pytest.raises(ImportError):
-            import fcgikit.server._speedups_wsgi  # noqa: F401
-        assert wsgi._fast_environ is None
-        assert wsgi._fast_encode_head is None
+            import fcgikit.server._speedups_wsgi_codec  # noqa: F401
+        assert wsgi_codec.fast_environ is wsgi.fast_environ is None
+        assert wsgi_codec.fast_encode_head is wsgi.fast_encode_head is None
         return
-    assert wsgi._fast_environ is lane.environ_from_params
-    assert wsgi._fast_encode_head is lane.encode_head
+    assert wsgi_codec.fast_environ is wsgi.fast_environ is lane.environ_from_params
+    assert wsgi_codec.fast_encode_head is wsgi.fast_encode_head is lane.encode_head
 
 
 # --- what a request sees, in both passes --------------------------------------------------
@@ -323,7 +324,7 @@ DROPS = st.one_of(
 
 def reserved(name: bytes) -> bool:
     """The names only the server and the middleware may set: ``wsgi.*``, ``fcgikit.*``."""
-    return name.decode("latin-1").lower().startswith(wsgi.RESERVED_PREFIXES)
+    return name.decode("latin-1").lower().startswith(wsgi_codec.RESERVED_PREFIXES)
 
 
 @given(base=BASES, params=PARAMS, dropped=DROPS)
@@ -331,7 +332,7 @@ def reserved(name: bytes) -> bool:
 def test_environ_from_params_is_the_python_or_declines_a_reserved_name(
     lane: ModuleType, base: Any, params: dict[bytes, bytes], dropped: frozenset[str]
 ) -> None:
-    expected = wsgi._environ_from_params_py(base, params, dropped)
+    expected = wsgi_codec.environ_from_params_py(base, params, dropped)
     assert not any(reserved(key.encode("latin-1")) for key in set(expected) - set(base))
     environ = lane.environ_from_params(base, params, dropped)
     if any(reserved(name) for name in params):
@@ -341,7 +342,7 @@ def test_environ_from_params_is_the_python_or_declines_a_reserved_name(
     assert list(environ) == list(expected)  # the same order too
 
 
-@pytest.mark.parametrize("prefix", wsgi.RESERVED_PREFIXES)
+@pytest.mark.parametrize("prefix", wsgi_codec.RESERVED_PREFIXES)
 def test_environ_from_params_declines_each_reserved_prefix_in_any_case(
     lane: ModuleType, prefix: str
 ) -> None:
@@ -361,7 +362,7 @@ def test_a_flood_of_names_keeps_the_environ_right(lane: ModuleType) -> None:
         params[b"L" * 1000] = b"long"
         params[b"HTTP_PROXY"] = b"dropped"
         environ = lane.environ_from_params({}, params, DROPPED)
-        assert environ == wsgi._environ_from_params_py({}, params, DROPPED)
+        assert environ == wsgi_codec.environ_from_params_py({}, params, DROPPED)
     # Another set of dropped names gets its own verdicts.
     params = {b"PATH_INFO": b"/", b"HTTP_PROXY": b"kept"}
     assert lane.environ_from_params({}, params, frozenset({"PATH_INFO"})) == {"HTTP_PROXY": "kept"}
@@ -506,7 +507,7 @@ def heads(draw: st.DrawFn) -> tuple[Any, Any, Any]:
 
 def python_head(status: Any, headers: Any, content_length: Any) -> bytes | None:
     try:
-        return wsgi._encode_head_py(status, headers, content_length)
+        return wsgi_codec.encode_head_py(status, headers, content_length)
     except InvalidResponse:
         return None
 
@@ -559,7 +560,7 @@ def test_encode_head_wants_three_arguments(lane: ModuleType) -> None:
         lane.encode_head("200 OK", [])
 
 
-# --- the rules are wsgi.py's ------------------------------------------------------------------
+# --- the rules are wsgi_codec's --------------------------------------------------------------
 
 
 def test_the_lane_answers_none_until_it_has_the_rules() -> None:
@@ -567,9 +568,9 @@ def test_the_lane_answers_none_until_it_has_the_rules() -> None:
     params = {b"PATH_INFO": b"/"}
     assert fresh.environ_from_params({}, params, DROPPED) is None
     assert fresh.encode_head("200 OK", [("X-A", "b")], 5) is None
-    wsgi.give_header_rules(fresh._set_header_rules)
+    wsgi_codec.give_header_rules(fresh._set_header_rules)
     assert fresh.environ_from_params({}, params, DROPPED) == {"PATH_INFO": "/"}
-    assert fresh.encode_head("200 OK", [("X-A", "b")], 5) == wsgi._encode_head_py(
+    assert fresh.encode_head("200 OK", [("X-A", "b")], 5) == wsgi_codec.encode_head_py(
         "200 OK", [("X-A", "b")], 5
     )
 
@@ -609,7 +610,7 @@ def test_set_header_rules_refuses_wrong_types(args: tuple[Any, ...]) -> None:
 def test_every_reserved_prefix_has_a_dot() -> None:
     # The Python looks for a reserved prefix only in names with a dot (the cheaper test
     # first); the lane looks in every name. The two agree while each prefix has one.
-    assert all("." in prefix for prefix in wsgi.RESERVED_PREFIXES)
+    assert all("." in prefix for prefix in wsgi_codec.RESERVED_PREFIXES)
 
 
 # --- no leaks -------------------------------------------------------------------------------
@@ -629,7 +630,7 @@ def calls(lane: ModuleType) -> Iterator[Call]:
     yield lane.encode_head, ("200 OK", [*headers, ("X-B", "a\nb")], 5)
     yield lane.encode_head, (Text("200 OK"), headers, 2**80)
     rules: list[tuple[bytes, bytes, tuple[bytes, ...]]] = []
-    wsgi.give_header_rules(lambda *given: rules.append(given))
+    wsgi_codec.give_header_rules(lambda *given: rules.append(given))
     yield lane._set_header_rules, rules[0]
     yield lane._set_header_rules, (b"", b"", ("not bytes",))
 

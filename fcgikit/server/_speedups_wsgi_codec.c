@@ -1,14 +1,14 @@
-/* fcgikit.server._speedups_wsgi: the C fast lane of fcgikit/server/wsgi.py for two steps of
- * every request: building the environ and encoding the response head.
+/* fcgikit.server._speedups_wsgi_codec: the C fast lane of fcgikit/server/wsgi_codec.py for
+ * two steps of every request: building the environ and encoding the response head.
  *
- * Why it exists: mypyc compiles wsgi.py, but for these two steps its output still
+ * Why it exists: mypyc compiles wsgi_codec.py, but for these two steps its output still
  * goes through CPython's generic object protocol (a method call per decode, a
  * regex match per header, an f-string and a join per head). Here the head is
  * checked and then written into one bytes object, and each parameter name is
  * decoded once per process instead of once per request.
  *
- * The Python in wsgi.py is the spec: _environ_from_params_py and _encode_head_py.
- * This module must give the same results, and tests/server/test_speedups_wsgi.py uses
+ * The Python in wsgi_codec.py is the spec: environ_from_params_py and encode_head_py.
+ * This module must give the same results, and tests/server/test_speedups_wsgi_codec.py uses
  * hypothesis to check it. encode_head answers None for anything except the
  * ordinary case: a status, header or length that is invalid, or of an unusual
  * type (a str subclass, a list subclass, a huge int). wsgi.py then runs the
@@ -17,15 +17,15 @@
  * environ_from_params has one such case: a param named like the keys only the
  * server and the middleware set (wsgi.*, fcgikit.*), which the Python drops and
  * logs. Every byte string decodes as latin-1. It raises TypeError only when its own
- * caller (wsgi.py) passes the wrong types.
+ * caller (wsgi.py's WSGIRequest) passes the wrong types.
  *
  * The rules themselves (which characters make a header name, which ones a value may not
- * hold, the reserved prefixes) are wsgi.py's: it hands them over once, at import, with
+ * hold, the reserved prefixes) are wsgi_codec.py's: it hands them over once, at import, with
  * _set_header_rules. Until then both functions answer None, so this file holds no copy of a
  * rule that could drift from the Python's.
  *
  * The module is optional: when it is not built, or with FCGIKIT_PURE_PYTHON=1, wsgi.py runs
- * its Python (see setup.py).
+ * the Python of wsgi_codec.py (see setup.py).
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -52,9 +52,9 @@ typedef struct {
     PyObject *name_cache;        /* dict: bytes -> str, or None when dropped */
     PyObject *cached_drops;      /* the frozenset of dropped names the verdicts are for */
     PyObject *reserved_prefixes; /* tuple of lowercase bytes; NULL until _set_header_rules */
-    /* 1 for each latin-1 character wsgi.TOKEN_CHARS holds: a header name's characters */
+    /* 1 for each latin-1 character wsgi_codec.TOKEN_CHARS holds: a header name's characters */
     unsigned char token_char[256];
-    /* 1 for each one in wsgi.FIELD_CONTROLS: what a value or a reason phrase must not hold */
+    /* 1 for each one in wsgi_codec.FIELD_CONTROLS: what a value or a reason phrase must not hold */
     unsigned char field_control[256];
 } module_state;
 
@@ -69,7 +69,7 @@ check_nargs(const char *function, Py_ssize_t nargs, Py_ssize_t expected)
     return 0;
 }
 
-/* --- the rules, from wsgi.py ------------------------------------------------------ */
+/* --- the rules, from wsgi_codec.py ------------------------------------------------ */
 
 /* table[c] = 1 for each byte c of the bytes object chars (the table cleared first). */
 static int
@@ -90,7 +90,7 @@ fill_table(unsigned char table[256], PyObject *chars, const char *what)
 
 PyDoc_STRVAR(set_header_rules_doc,
 "_set_header_rules(token_chars, field_controls, reserved_prefixes, /)\n--\n\n"
-"wsgi.py's rules, latin-1 encoded: the characters of a header name (bytes), the ones a\n"
+"wsgi_codec.py's rules, latin-1 encoded: the characters of a header name (bytes), the ones a\n"
 "header value and a reason phrase must not hold (bytes), and the lowercase prefixes of\n"
 "the names a param may not have (a tuple of bytes). Until this is called, every call\n"
 "answers None.");
@@ -137,7 +137,7 @@ decode_latin1(PyObject *bytes)
 }
 
 /* Whether a param name starts with one of the prefixes only the server and the
- * middleware may use for environ keys (wsgi.RESERVED_PREFIXES), in any case. Such a name
+ * middleware may use for environ keys (wsgi_codec.RESERVED_PREFIXES), in any case. Such a name
  * makes environ_from_params decline, and the Python drops it (and says so in the log). */
 static int
 is_reserved_name(PyObject *prefixes, const char *name, Py_ssize_t length)
@@ -289,7 +289,7 @@ PyDoc_STRVAR(environ_from_params_doc,
 "dict(base) plus each param of the dict params (bytes: bytes), name and value\n"
 "decoded latin-1, in order, except the names in the frozenset dropped; None when\n"
 "a name is reserved (wsgi.*, fcgikit.*, any case): the Python then drops it.\n"
-"wsgi._environ_from_params_py is the spec.");
+"wsgi_codec.environ_from_params_py is the spec.");
 
 static PyObject *
 environ_from_params(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -368,7 +368,7 @@ latin1_data(PyObject *text, Py_ssize_t *length)
     return PyUnicode_1BYTE_DATA(text);
 }
 
-/* _BAD_VALUE: a character in wsgi.FIELD_CONTROLS */
+/* _BAD_VALUE: a character in wsgi_codec.FIELD_CONTROLS */
 static int
 has_bad_value_char(const module_state *state, const Py_UCS1 *data, Py_ssize_t length)
 {
@@ -394,7 +394,7 @@ is_valid_status(const module_state *state, const Py_UCS1 *data, Py_ssize_t lengt
     return data[3] == ' ' && !has_bad_value_char(state, data + 4, length - 4);
 }
 
-/* _TOKEN: one or more of wsgi.TOKEN_CHARS */
+/* _TOKEN: one or more of wsgi_codec.TOKEN_CHARS */
 static int
 is_token(const module_state *state, const Py_UCS1 *data, Py_ssize_t length)
 {
@@ -456,7 +456,7 @@ PyDoc_STRVAR(encode_head_doc,
 "encode_head(status, headers, content_length, /)\n--\n\n"
 "The CGI head (Status line, headers, Content-Length when content_length is\n"
 "not None and the headers have none, blank line) as latin-1 bytes, or None\n"
-"when anything is invalid or unusual: wsgi._encode_head_py then decides.");
+"when anything is invalid or unusual: wsgi_codec.encode_head_py then decides.");
 
 static PyObject *
 encode_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -620,12 +620,12 @@ static PyModuleDef_Slot speedups_slots[] = {
 };
 
 PyDoc_STRVAR(speedups_doc,
-"The C fast lane of fcgikit.server.wsgi (environ building, response head\n"
-"encoding). Optional: the Python in wsgi.py is the spec and the fallback.");
+"The C fast lane of fcgikit.server.wsgi_codec (environ building, response head\n"
+"encoding). Optional: the Python in wsgi_codec.py is the spec and the fallback.");
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "fcgikit.server._speedups_wsgi",
+    .m_name = "fcgikit.server._speedups_wsgi_codec",
     .m_doc = speedups_doc,
     .m_size = sizeof(module_state),
     .m_methods = speedups_methods,
@@ -636,7 +636,7 @@ static struct PyModuleDef speedups_module = {
 };
 
 PyMODINIT_FUNC
-PyInit__speedups_wsgi(void)
+PyInit__speedups_wsgi_codec(void)
 {
     return PyModuleDef_Init(&speedups_module);
 }

@@ -1,5 +1,5 @@
-"""The C fast lane of :mod:`fcgikit.server.wsgi` (``_speedups_wsgi.c``); the Python there is
-the spec."""
+"""The C fast lane of :mod:`fcgikit.server.wsgi_codec` (``_speedups_wsgi_codec.c``); the Python
+there is the spec."""
 
 from collections.abc import Mapping
 from typing import Any

@@ -1,0 +1,52 @@
+"""How much memory a request waiting for a thread may hold: what it counts for in the pool's
+budget for waiting requests (``--max-queued-memory``; see :class:`~fcgikit.server.pool.WorkerPool`).
+
+:func:`~fcgikit.server.server.admit` asks :func:`bound_waiting_memory` of each request it
+hands to the pool. The figure is an upper bound, not a measurement, and it is made true: a
+body still arriving is first held to WAITING_BODY_MEMORY in memory, the rest spooled to its
+file. tests/server/test_queued_memory.py holds the constants to what tracemalloc measures.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from fcgikit.server.wsgi import log_spool_failure
+
+if TYPE_CHECKING:
+    from fcgikit.server.body import RequestBody
+    from fcgikit.server.wsgi import WSGIRequest
+
+#: What a request waiting for a thread holds besides its params and its body's bytes (its
+#: WSGIRequest, RequestBody, event, the pool's entry; not its connection's, which an idle
+#: connection holds too), and what each param decoded into a dict holds besides its own
+#: bytes (an object for its name and for its value, the dict's entry), in bytes: a little
+#: above what tracemalloc measures (tests/server/test_queued_memory.py holds them to it).
+REQUEST_MEMORY: Final = 1024
+DECODED_PAIR_MEMORY: Final = 128
+#: A body still arriving when its request is admitted keeps at most this
+#: much unread in memory from then on (the rest goes to its spool file): it counts for that.
+WAITING_BODY_MEMORY: Final = 16 * 1024
+
+
+def bound_waiting_memory(request: WSGIRequest) -> int:
+    """About the most bytes ``request`` holds until it runs: its params, and what of its
+    body (and FILTER data) may be in memory by then, bounded first for a body still
+    arriving (WAITING_BODY_MEMORY)."""
+    event = request.event
+    params = event.params
+    memory = REQUEST_MEMORY + event.params_size + _bound_body_memory(request, request.body)
+    if type(params) is dict:
+        memory += len(params) * DECODED_PAIR_MEMORY
+    if request.filter_data is not None:
+        memory += _bound_body_memory(request, request.filter_data)
+    return memory
+
+
+def _bound_body_memory(request: WSGIRequest, body: RequestBody) -> int:
+    if not body.complete:
+        try:
+            body.limit_memory(WAITING_BODY_MEMORY)
+        except OSError as exc:
+            log_spool_failure(request, exc)
+    return body.memory_bound()

@@ -1,0 +1,174 @@
+"""Between FastCGI's bytes and WSGI's text, for each request: the environ its params make,
+and the CGI head its status and headers make (PEP 3333: names and values latin-1 both ways).
+
+In, :func:`environ_from_params_py` decodes the params into the environ in one pass, dropping
+what only the server and the middleware may set (RESERVED_PREFIXES) and what never describes
+the request (DROPPED_PARAMS); :func:`fill_cgi_defaults` puts in the CGI variables PEP 3333
+requires that the web server did not send. Out, :func:`encode_head_py` checks the app's status
+and headers against RFC 9110 and encodes the ``Status:`` line and the header block, or raises
+:class:`InvalidResponse`. :class:`~fcgikit.server.wsgi.WSGIRequest` calls them.
+
+The C fast lane ``_speedups_wsgi_codec.c`` does the two per-request steps faster in the ordinary
+case; the Python here is its spec (fcgikit/server/lanes.py), and hands it the rules at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import string
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+log = logging.getLogger("fcgikit.server")
+
+#: RFC 9110 5.6.2's tchar: what a header name (a token) is made of
+TOKEN_CHARS = "!#$%&'*+-.^_`|~" + string.digits + string.ascii_letters
+#: RFC 9110 5.5 and 15: a field value and a reason phrase hold no control character but HTAB
+#: (CR and LF would split the head; the others reach the HTTP client through nginx as they
+#: are). Latin-1's C1 range is obs-text, which the RFC tolerates.
+FIELD_CONTROLS = "".join(chr(c) for c in (*range(0x09), *range(0x0A, 0x20), 0x7F))
+_TOKEN = re.compile(f"[{re.escape(TOKEN_CHARS)}]+\\Z")
+_STATUS = re.compile(f"[1-9][0-9][0-9](?: [^{re.escape(FIELD_CONTROLS)}]*)?\\Z")
+_BAD_VALUE = re.compile(f"[{re.escape(FIELD_CONTROLS)}]")
+
+_TRUE = frozenset({"on", "1", "yes", "true"})
+# These never describe the request body (CGI has CONTENT_*) and HTTP_PROXY is httpoxy.
+DROPPED_PARAMS = frozenset({"HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_PROXY"})
+#: Environ keys only the server and the middleware set, in any case: a param named so is
+#: dropped, or a peer could forge what the middleware trusts (fcgikit.duplicate_params).
+#: No web server sends such a name unless told to (fastcgi_param, SetEnv).
+RESERVED_PREFIXES = ("wsgi.", "fcgikit.")
+#: The CGI variables PEP 3333 requires, with what the environ gets when the web server did
+#: not send one. The names filled in are listed in environ["fcgikit.missing_params"]: a
+#: fixer must tell "not sent" from "sent empty" (nginx's stock fastcgi_params send no
+#: PATH_INFO and the whole path as SCRIPT_NAME; an empty PATH_INFO means something else).
+_CGI_DEFAULTS = (
+    ("REQUEST_METHOD", "GET"),
+    ("SCRIPT_NAME", ""),
+    ("PATH_INFO", ""),
+    ("QUERY_STRING", ""),
+    ("SERVER_NAME", "localhost"),
+    ("SERVER_PORT", "80"),
+    ("SERVER_PROTOCOL", "HTTP/1.1"),
+)
+
+EnvironFromParams = Callable[
+    [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any] | None
+]
+EncodeHead = Callable[[object, object, int | None], bytes | None]
+
+
+def give_header_rules(set_header_rules: Callable[[bytes, bytes, tuple[bytes, ...]], None]) -> None:
+    """Hand the rules above to the C lane (its ``_set_header_rules``), which keeps no copy of
+    its own and answers None until it has them."""
+    set_header_rules(
+        TOKEN_CHARS.encode("latin-1"),
+        FIELD_CONTROLS.encode("latin-1"),
+        tuple(prefix.encode("ascii") for prefix in RESERVED_PREFIXES),
+    )
+
+
+#: The C fast lane (_speedups_wsgi_codec.c) for two steps of every request: building the
+#: environ and encoding the head. None where it was not built, or with FCGIKIT_PURE_PYTHON=1. The
+#: Python functions below are the spec. fast_environ returns what environ_from_params_py
+#: returns, or None when a param has a reserved name (RESERVED_PREFIXES); then the Python
+#: drops it. fast_encode_head returns what encode_head_py returns, or None for anything
+#: unusual; then encode_head_py runs and raises its precise error.
+fast_environ: EnvironFromParams | None
+fast_encode_head: EncodeHead | None
+try:
+    from fcgikit.server import _speedups_wsgi_codec
+except ImportError:
+    fast_environ = None
+    fast_encode_head = None
+else:
+    give_header_rules(_speedups_wsgi_codec._set_header_rules)
+    fast_environ = _speedups_wsgi_codec.environ_from_params
+    fast_encode_head = _speedups_wsgi_codec.encode_head
+
+
+class InvalidResponse(Exception):
+    """The app's status or headers cannot be sent (a control character, non-latin-1, a name
+    that is not a token)."""
+
+
+def url_scheme(environ: dict[str, Any]) -> str:
+    if str(environ.get("HTTPS", "")).lower() in _TRUE:
+        return "https"
+    scheme = str(environ.get("REQUEST_SCHEME", "")).lower()
+    return scheme if scheme in ("http", "https") else "http"
+
+
+def environ_from_params_py(
+    base: Mapping[str, object], params: dict[bytes, bytes], dropped: frozenset[str]
+) -> dict[str, Any]:
+    """``base`` plus the params in one pass, names and values decoded latin-1 (PEP 3333),
+    except the ``dropped`` names and the reserved ones (RESERVED_PREFIXES)."""
+    environ: dict[str, Any] = dict(base)
+    reserved: list[str] | None = None
+    for name, value in params.items():
+        key = name.decode("latin-1")
+        if key in dropped:
+            continue
+        # A reserved name has a dot, which no CGI or HTTP_* name has: the one test most
+        # names meet, and a cheaper one than any on the first letter.
+        if "." in key and key.lower().startswith(RESERVED_PREFIXES):
+            if reserved is None:
+                reserved = []
+            reserved.append(key)
+            continue
+        environ[key] = value.decode("latin-1")
+    if reserved is not None:
+        log.debug(
+            "dropped %d param(s) with a reserved name (wsgi.*, fcgikit.*): %s",
+            len(reserved),
+            ", ".join(repr(key) for key in reserved[:5]),
+        )
+    return environ
+
+
+def fill_cgi_defaults(environ: dict[str, Any]) -> None:
+    """Put in the CGI variables the web server did not send (_CGI_DEFAULTS), and name them
+    in ``environ["fcgikit.missing_params"]``."""
+    missing = []
+    for key, default in _CGI_DEFAULTS:
+        if key not in environ:
+            environ[key] = default
+            missing.append(key)
+    environ["fcgikit.missing_params"] = frozenset(missing)
+
+
+def encode_head_py(status: object, headers: Iterable[object], content_length: int | None) -> bytes:
+    """The CGI head: Status line, headers, a Content-Length when ``content_length`` is given
+    and the app sent none, blank line. Raises InvalidResponse for what cannot be sent."""
+    if not isinstance(status, str) or not _STATUS.match(status):
+        raise InvalidResponse(f"bad status line {status!r}")
+    lines = [f"Status: {status}\r\n"]
+    has_length = False
+    for item in headers:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            raise InvalidResponse(f"a header must be a (name, value) tuple, not {item!r}")
+        name, value = item
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            raise InvalidResponse(f"bad header name {name!r}")
+        if not isinstance(value, str) or _BAD_VALUE.search(value):
+            raise InvalidResponse(f"bad value for header {name}: {value!r}")
+        if name.lower() == "content-length":
+            has_length = True
+        lines.append(f"{name}: {value}\r\n")
+    if content_length is not None and not has_length:
+        lines.append(f"Content-Length: {content_length}\r\n")
+    lines.append("\r\n")
+    try:
+        return "".join(lines).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise InvalidResponse(
+            f"a header is not latin-1: {exc.object[exc.start : exc.end]!r}"
+        ) from exc
+
+
+def declared_length(params: Mapping[bytes, bytes]) -> int | None:
+    """The CONTENT_LENGTH param, or None when there is none or it is not a number."""
+    raw = params.get(b"CONTENT_LENGTH", b"").strip()
+    return int(raw) if raw.isdigit() else None

@@ -1,0 +1,104 @@
+"""What the params become in the environ (fcgikit/server/wsgi_codec.py), through the live
+server on a unix socket: params with the names only the server and the middleware may set
+(``wsgi.*``, ``fcgikit.*``) are dropped, and the CGI variables the web server did not send are
+filled in and named. The C lane against its Python: test_speedups_wsgi_codec.py."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from fcgikit.middleware import Normalize, ProxyFix
+from tests.server.test_wsgi import Environ
+
+# --- the keys only the server and the middleware set ------------------------------------
+
+FORGED = {
+    "fcgikit.duplicate_params": "HTTP_X_FORWARDED_FOR",
+    "FCGIKIT.orig": "{}",
+    "fcgikit.normalize": "explicit mount",
+    "Fcgikit.Missing_Params": "PATH_INFO",
+    "wsgi.custom": "x",
+    "WSGI.input": "not the body",
+    "Wsgi.Url_Scheme": "https",
+}
+
+
+def show_environ(environ: Environ, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    lines = [f"{key}={environ[key]!r}" for key in sorted(environ) if "." in key]
+    lines.append(f"input={type(environ['wsgi.input']).__name__}")
+    lines.append(f"REMOTE_ADDR={environ['REMOTE_ADDR']}")
+    return ["\n".join(lines).encode()]
+
+
+def test_params_named_like_the_servers_own_keys_are_dropped(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = serve(show_environ)
+    with caplog.at_level(logging.DEBUG, logger="fcgikit.server"):
+        response = running.client().request(
+            "POST", "/", body=b"the body", params={**FORGED, "HTTP_X_FINE": "kept"}
+        )
+    text = response.body.decode()
+    for name in FORGED:
+        assert f"\n{name}=" not in f"\n{text}", text
+    assert "wsgi.url_scheme='http'" in text and "input=RequestBody" in text
+    (line,) = [r.getMessage() for r in caplog.records if "reserved" in r.getMessage()]
+    assert "dropped 7 param(s)" in line
+
+
+def test_a_forged_duplicate_params_key_cannot_make_proxy_fix_refuse(serve: Any) -> None:
+    running = serve(ProxyFix(show_environ, x_for=1))
+    response = running.client().request(
+        "GET",
+        "/",
+        headers={"X-Forwarded-For": "203.0.113.5"},
+        params={"fcgikit.duplicate_params": "HTTP_X_FORWARDED_FOR"},
+    )
+    assert response.status == 200, response.body
+    assert "REMOTE_ADDR=203.0.113.5" in response.body.decode()
+
+
+# --- what the web server did not send ---------------------------------------------------
+
+#: what nginx's stock fastcgi_params send for GET /blog/post%201?x=1: no PATH_INFO, the whole
+#: path in SCRIPT_NAME
+STOCK_NGINX = [
+    (b"QUERY_STRING", b"x=1"),
+    (b"REQUEST_METHOD", b"GET"),
+    (b"SCRIPT_NAME", b"/blog/post 1"),
+    (b"REQUEST_URI", b"/blog/post%201?x=1"),
+    (b"DOCUMENT_URI", b"/blog/post 1"),
+    (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+    (b"SERVER_NAME", b"example.org"),
+    (b"SERVER_PORT", b"443"),
+]
+
+
+def show_split(environ: Environ, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    missing = sorted(environ.get("fcgikit.missing_params", ()))
+    text = f"{environ['SCRIPT_NAME']}|{environ['PATH_INFO']}|{missing}"
+    return [text.encode("latin-1")]
+
+
+def test_the_cgi_variables_filled_in_are_named_in_missing_params(serve: Any) -> None:
+    running = serve(show_split)
+    sent = running.client().request("GET", "/a", params={"SCRIPT_NAME": "/s"})
+    assert sent.body == b"/s|/a|[]"
+    stock = running.client().request(raw_params=STOCK_NGINX)
+    assert stock.body == b"/blog/post 1||['PATH_INFO']"
+    bare = running.client().request(raw_params=[(b"REQUEST_URI", b"/")])
+    assert bare.body.endswith(
+        b"||['PATH_INFO', 'QUERY_STRING', 'REQUEST_METHOD', 'SCRIPT_NAME', 'SERVER_NAME', "
+        b"'SERVER_PORT', 'SERVER_PROTOCOL']"
+    )
+
+
+def test_normalize_without_a_mount_splits_nginx_stock_params_right(serve: Any) -> None:
+    running = serve(Normalize(show_split))
+    response = running.client().request(raw_params=STOCK_NGINX)
+    assert response.body == b"|/blog/post 1|[]"
