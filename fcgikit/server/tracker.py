@@ -45,6 +45,8 @@ class _Running:
     label: str = ""
     started: float = 0.0
     reported_slow: bool = False
+    #: requests the cell has run (the readers of the slot add the cells' counts up)
+    requests: int = 0
 
 
 class _ClosingIterable:
@@ -118,7 +120,6 @@ class RequestTracker:
         #: each request cell's request (see _Running), reused from one request to the next
         self.running = [_Running() for _ in range(threads)]
         self.busy = 0
-        self.accepted = 0
         self.completed = 0
         self.slow = 0
         self.retiring = False
@@ -148,14 +149,14 @@ class RequestTracker:
         with self._lock:
             # The server never runs more requests at once than it has threads.
             cell = self._free_cells.pop()
-            self.accepted += 1
             self.busy = busy = self.busy + 1
             running = self.running[cell]
             running.thread_id = threading.get_ident()
             running.label = label
             running.reported_slow = False
             running.started = started
-            self.slot.begin(cell, label, self.accepted, busy, started)
+            running.requests = requests = running.requests + 1
+            self.slot.begin(cell, label, requests, started)
         if busy >= self.threads and self.report_saturation:
             self.notify()  # saturated: a dynamic pool may want another worker
         return cell
@@ -168,8 +169,8 @@ class RequestTracker:
             running.started = 0.0
             self._free_cells.append(cell)
             self.completed = completed = self.completed + 1
-            self.busy = busy = self.busy - 1
-            self.slot.end(cell, busy)
+            self.busy -= 1
+            self.slot.end(cell)
         if self.max_requests > 0 and completed >= self.max_requests:
             self.retire(f"served {completed} requests (--max-requests)", "max_requests")
 
