@@ -43,6 +43,7 @@ import mmap
 import struct
 import time
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any, Final
 
 from fcgikit.server.metrics import (
@@ -68,6 +69,7 @@ _LABEL_SIZE: Final = 246
 # start (0: never used, < 0: free since -start), the cell's requests << 16 | label length
 _CELL_HEAD: Final = struct.Struct("=dQ")
 _CELL_SIZE: Final = 264  # the head, the label, and padding to keep the next cell aligned
+_LABEL_AT: Final = 16  # in a cell
 _LENGTH_BITS: Final = 16
 #: why the master replaced a worker (fcgikit.server.children.restart_reason)
 RESTART_REASONS = (
@@ -99,8 +101,8 @@ _OFF_DRAINING: Final = 60
 assert _HEADER.size <= _OFF_DRAINING and _OFF_DRAINING + _U32.size <= _HEADER_SIZE
 
 assert _HEADER.size <= _HEADER_SIZE and _SLOT.size <= _SLOT_SIZE
-assert _CELL_HEAD.size + _LABEL_SIZE <= _CELL_SIZE and _CELL_SIZE % 8 == 0
-assert _LABEL_SIZE < 1 << _LENGTH_BITS
+assert _CELL_HEAD.size == _LABEL_AT and _LABEL_AT + _LABEL_SIZE <= _CELL_SIZE
+assert _CELL_SIZE % 8 == 0 and _LABEL_SIZE < 1 << _LENGTH_BITS
 
 
 class WorkerState(enum.IntEnum):
@@ -238,7 +240,7 @@ class Scoreboard:
                 last = max(last, -start)
                 continue
             busy += 1
-            label_at = at + _CELL_HEAD.size
+            label_at = at + _LABEL_AT
             raw = mem[label_at : label_at + min(word & 0xFFFF, _LABEL_SIZE)]
             if _F64.unpack_from(mem, at)[0] != start:
                 continue  # rewritten while we read it
@@ -339,12 +341,12 @@ class WorkerSlot:
             raw = raw[:_LABEL_SIZE]
         at = cell * _CELL_SIZE
         views.words[at // 8 + 1] = requests << _LENGTH_BITS | len(raw)
-        views.cells[at + _CELL_HEAD.size : at + _CELL_HEAD.size + len(raw)] = raw
-        views.starts[at // 8] = time.monotonic() if started is None else started
+        views.cells[at + _LABEL_AT : at + _LABEL_AT + len(raw)] = raw
+        views.starts[at // 8] = monotonic() if started is None else started
 
     def end(self, cell: int) -> None:
         """The request in ``cell`` ended: the cell is free, since now."""
-        self._request_views().starts[cell * _CELL_SIZE // 8] = -time.monotonic()
+        self._request_views().starts[cell * _CELL_SIZE // 8] = -monotonic()
 
     def set_slow(self, slow: int) -> None:
         _U64.pack_into(self.board.mem, self.offset + _OFF_SLOW, slow)

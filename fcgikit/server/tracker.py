@@ -15,8 +15,10 @@ import logging
 import os
 import threading
 import time
+from _thread import get_ident
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from fcgikit.server.scoreboard import WorkerSlot, WorkerState
@@ -145,25 +147,33 @@ class RequestTracker:
         self.retire(f"was asked to exit by the app ({type(exc).__name__})")
 
     def _begin(self, label: str) -> int:
-        started = time.monotonic()
-        with self._lock:
+        started = monotonic()
+        # acquire and release, not a with statement: compiled, that looks __enter__ and
+        # __exit__ up and calls them at every request
+        lock = self._lock
+        lock.acquire()
+        try:
             # The server never runs more requests at once than it has threads.
             cell = self._free_cells.pop()
             self.busy = busy = self.busy + 1
             running = self.running[cell]
-            running.thread_id = threading.get_ident()
+            running.thread_id = get_ident()
             running.label = label
             running.reported_slow = False
             running.started = started
             running.requests = requests = running.requests + 1
             self.slot.begin(cell, label, requests, started)
+        finally:
+            lock.release()
         if busy >= self.threads and self.report_saturation:
             self.notify()  # saturated: a dynamic pool may want another worker
         return cell
 
     def _end(self, cell: int) -> None:
         running = self.running[cell]
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if not running.started:
                 return
             running.started = 0.0
@@ -171,6 +181,8 @@ class RequestTracker:
             self.completed = completed = self.completed + 1
             self.busy -= 1
             self.slot.end(cell)
+        finally:
+            lock.release()
         if self.max_requests > 0 and completed >= self.max_requests:
             self.retire(f"served {completed} requests (--max-requests)", "max_requests")
 
