@@ -71,6 +71,7 @@ _CELL_HEAD: Final = struct.Struct("=dQ")
 _CELL_SIZE: Final = 264  # the head, the label, and padding to keep the next cell aligned
 _LABEL_AT: Final = 16  # in a cell
 _LENGTH_BITS: Final = 16
+_LENGTH_MASK: Final = (1 << _LENGTH_BITS) - 1
 #: why the master replaced a worker (fcgikit.server.children.restart_reason)
 RESTART_REASONS = (
     "crashed_while_serving",
@@ -241,7 +242,7 @@ class Scoreboard:
                 continue
             busy += 1
             label_at = at + _LABEL_AT
-            raw = mem[label_at : label_at + min(word & 0xFFFF, _LABEL_SIZE)]
+            raw = mem[label_at : label_at + min(word & _LENGTH_MASK, _LABEL_SIZE)]
             if _F64.unpack_from(mem, at)[0] != start:
                 continue  # rewritten while we read it
             running.append(RunningRequest(cell, raw.decode("utf-8", "replace"), start))
