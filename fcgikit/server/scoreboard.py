@@ -7,10 +7,15 @@ worker writes its own slot with ``struct.pack_into`` (no system call, no lock sh
 another process), the master and the status page (:mod:`~fcgikit.server.status`) only read.
 Each worker slot holds one *request cell* per thread.
 
-Torn reads: a cell is written label first and start time last, and cleared by zeroing the
-start time; a reader reads start, label, start again and drops the cell when the two starts
-differ. Counters are single aligned 8-byte words, written under the worker's own lock (the
-metrics' as :mod:`~fcgikit.server.metrics` says). When a worker dies the master folds its
+A request writes its cell only, and only its own thread writes the cell (a word each, no
+shared counter): the readers derive a worker's busy threads (cells running), its requests (the
+sum of the cells' counts) and when it was last active (the latest end) from its cells.
+
+Torn reads: a cell is written while free (its start zero or negative), label and count first
+and start time last, and freed by writing the negated end time over the start; a reader reads
+start, label, start again and drops the cell when the two starts differ. Counters are single
+aligned 8-byte words (the metrics' as :mod:`~fcgikit.server.metrics` says), so a reader sees
+each one before or after a write. When a worker dies the master folds its
 counters into the pool's and frees its slot under a sequence number (odd while it does), and
 a reader that saw it change reads again: no reader counts the dead worker twice or not at
 all, so the pool's counters never go back.
@@ -25,7 +30,7 @@ words of its request path through ``memoryview`` casts, see :class:`WorkerSlot`)
              + BLOCK_SIZE   the dead workers' counters (metrics.py)
     slot[i]  64 bytes   one worker: pid, state, counters
              + lanes_for(threads) * BLOCK_SIZE   its metrics, a lane per thread (metrics.py)
-             + threads * 256 bytes   one cell per thread: start, label
+             + threads * 264 bytes   one cell per thread: start, count, label
 
 A single process (no ``--workers``) keeps a board of one slot, itself, its cells unused, so that
 its status page comes from the same code.
@@ -38,6 +43,7 @@ import mmap
 import struct
 import time
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any, Final
 
 from fcgikit.server.metrics import (
@@ -56,13 +62,16 @@ from fcgikit.server.metrics import (
 # max_reached
 _HEADER: Final = struct.Struct("=ddQQIIIII")
 _HEADER_SIZE: Final = 64
-# pid, state, generation, (pad), started_mono, requests, slow, busy, (pad), last_active
-_SLOT: Final = struct.Struct("=iIIIdQQIId")
+# pid, state, generation, (pad), started_mono, (unused), slow
+_SLOT: Final = struct.Struct("=iIIId8xQ")
 _SLOT_SIZE: Final = 64
 _LABEL_SIZE: Final = 246
-# start (0: idle), label length, label
-_CELL: Final = struct.Struct(f"=dH{_LABEL_SIZE}s")
-_CELL_SIZE: Final = 256
+# start (0: never used, < 0: free since -start), the cell's requests << 16 | label length
+_CELL_HEAD: Final = struct.Struct("=dQ")
+_CELL_SIZE: Final = 264  # the head, the label, and padding to keep the next cell aligned
+_LABEL_AT: Final = 16  # in a cell
+_LENGTH_BITS: Final = 16
+_LENGTH_MASK: Final = (1 << _LENGTH_BITS) - 1
 #: why the master replaced a worker (fcgikit.server.children.restart_reason)
 RESTART_REASONS = (
     "crashed_while_serving",
@@ -86,16 +95,15 @@ _NATIVE_U64: Final = struct.Struct("=Q")  # a word of a metrics block
 _F64: Final = struct.Struct("=d")
 _OFF_STATE: Final = 4
 _OFF_GENERATION: Final = 8
-_OFF_REQUESTS: Final = 24
 _OFF_SLOW: Final = 32
-_OFF_BUSY: Final = 40
-_OFF_LAST_ACTIVE: Final = 48
 #: in the header, apart from the figures: the pool drains (see Scoreboard.set_draining)
 _OFF_DRAINING: Final = 60
 
 assert _HEADER.size <= _OFF_DRAINING and _OFF_DRAINING + _U32.size <= _HEADER_SIZE
 
-assert _HEADER.size <= _HEADER_SIZE and _SLOT.size <= _SLOT_SIZE and _CELL.size == _CELL_SIZE
+assert _HEADER.size <= _HEADER_SIZE and _SLOT.size <= _SLOT_SIZE
+assert _CELL_HEAD.size == _LABEL_AT and _LABEL_AT + _LABEL_SIZE <= _CELL_SIZE
+assert _CELL_SIZE % 8 == 0 and _LABEL_SIZE < 1 << _LENGTH_BITS
 
 
 class WorkerState(enum.IntEnum):
@@ -125,7 +133,10 @@ class SlotView:
     started: float
     requests: int
     slow: int
+    #: threads running a request, counted from the cells
     busy: int
+    #: when its last request ended (time.monotonic), or when its slot was reset; while it
+    #: runs requests, an earlier end may stand for it (a running cell holds its start only)
     last_active: float
     running: tuple[RunningRequest, ...]
     #: its metrics' counters (metrics.py)
@@ -207,9 +218,8 @@ class Scoreboard:
         """Master, before forking into the slot: everything zero, state BOOTING."""
         offset = self._offset(index)
         self.mem[offset : offset + self.slot_size] = bytes(self.slot_size)
-        now = time.monotonic()
         _SLOT.pack_into(
-            self.mem, offset, 0, WorkerState.BOOTING, generation, 0, now, 0, 0, 0, 0, now
+            self.mem, offset, 0, WorkerState.BOOTING, generation, 0, time.monotonic(), 0
         )
 
     def slot(self, index: int) -> WorkerSlot:
@@ -218,21 +228,24 @@ class Scoreboard:
     def read(self, index: int) -> SlotView:
         mem = self.mem
         offset = self._offset(index)
-        pid, state, generation, _, started, requests, slow, busy, _, last = _SLOT.unpack_from(
-            mem, offset
-        )
+        pid, state, generation, _, started, slow = _SLOT.unpack_from(mem, offset)
         cells = offset + self.cells
         running = []
+        requests = busy = 0
+        last = started
         for cell in range(self.threads):
-            cell_offset = cells + cell * _CELL_SIZE
-            start = _F64.unpack_from(mem, cell_offset)[0]
-            if not start:
+            at = cells + cell * _CELL_SIZE
+            start, word = _CELL_HEAD.unpack_from(mem, at)
+            requests += word >> _LENGTH_BITS
+            if start <= 0.0:
+                last = max(last, -start)
                 continue
-            _, length, raw = _CELL.unpack_from(mem, cell_offset)
-            if _F64.unpack_from(mem, cell_offset)[0] != start:
+            busy += 1
+            label_at = at + _LABEL_AT
+            raw = mem[label_at : label_at + min(word & _LENGTH_MASK, _LABEL_SIZE)]
+            if _F64.unpack_from(mem, at)[0] != start:
                 continue  # rewritten while we read it
-            label = raw[: min(length, _LABEL_SIZE)].decode("utf-8", "replace")
-            running.append(RunningRequest(cell, label, start))
+            running.append(RunningRequest(cell, raw.decode("utf-8", "replace"), start))
         sampled_running, sampled_queued, retired_for = read_gauges(mem, offset + _SLOT_SIZE)
         return SlotView(
             index,
@@ -289,8 +302,8 @@ class Scoreboard:
 
 
 class WorkerSlot:
-    """A worker's handle on its own slot. ``begin``/``end`` run on the worker's threads; the
-    caller serialises them with one lock per process.
+    """A worker's handle on its own slot. ``begin``/``end`` run on the worker's threads, a
+    cell's on one thread at a time (the caller's lock hands the cells out).
 
     ``begin`` and ``end`` run for every request: they write their words through memoryview
     casts of the slot, an item assignment each, where ``Struct.pack_into`` is a call that
@@ -319,27 +332,22 @@ class WorkerSlot:
     def state(self) -> WorkerState:
         return WorkerState(_U32.unpack_from(self.board.mem, self.offset + _OFF_STATE)[0])
 
-    def begin(
-        self, cell: int, label: str, requests: int, busy: int, started: float | None = None
-    ) -> None:
-        """A request began in ``cell`` (at ``started``, time.monotonic; now by default):
-        its label first and its start last (see the module docstring on torn reads)."""
+    def begin(self, cell: int, label: str, requests: int, started: float | None = None) -> None:
+        """A request began in free ``cell`` (at ``started``, time.monotonic; now by default),
+        the cell's ``requests``-th: its label and count first and its start last (see the
+        module docstring on torn reads)."""
         views = self._request_views()
-        views.u64s[_OFF_REQUESTS // 8] = requests
-        views.u32s[_OFF_BUSY // 4] = busy
-        raw = label.encode("utf-8", "replace")[:_LABEL_SIZE]
+        raw = label.encode("utf-8", "replace")
+        if len(raw) > _LABEL_SIZE:
+            raw = raw[:_LABEL_SIZE]
         at = cell * _CELL_SIZE
-        starts = views.starts
-        starts[at // 8] = 0.0
-        views.lengths[(at + 8) // 2] = len(raw)
-        views.cells[at + 10 : at + 10 + len(raw)] = raw
-        starts[at // 8] = time.monotonic() if started is None else started
+        views.words[at // 8 + 1] = requests << _LENGTH_BITS | len(raw)
+        views.cells[at + _LABEL_AT : at + _LABEL_AT + len(raw)] = raw
+        views.starts[at // 8] = monotonic() if started is None else started
 
-    def end(self, cell: int, busy: int) -> None:
-        views = self._request_views()
-        views.starts[cell * _CELL_SIZE // 8] = 0.0
-        views.u32s[_OFF_BUSY // 4] = busy
-        views.f64s[_OFF_LAST_ACTIVE // 8] = time.monotonic()
+    def end(self, cell: int) -> None:
+        """The request in ``cell`` ended: the cell is free, since now."""
+        self._request_views().starts[cell * _CELL_SIZE // 8] = -monotonic()
 
     def set_slow(self, slow: int) -> None:
         _U64.pack_into(self.board.mem, self.offset + _OFF_SLOW, slow)
@@ -363,15 +371,10 @@ class _RequestViews:
     """The words of a slot that each request writes, as memoryview casts of the board."""
 
     def __init__(self, board: Scoreboard, offset: int) -> None:
-        whole = memoryview(board.mem)
-        head = whole[offset : offset + _SLOT_SIZE]
-        cells = whole[offset + board.cells : offset + board.slot_size]
-        self.u64s: memoryview[int] = head.cast("Q")
-        self.u32s: memoryview[int] = head.cast("I")
-        self.f64s: memoryview[float] = head.cast("d")
+        cells = memoryview(board.mem)[offset + board.cells : offset + board.slot_size]
         self.cells: memoryview[int] = cells
         self.starts: memoryview[float] = cells.cast("d")
-        self.lengths: memoryview[int] = cells.cast("H")
+        self.words: memoryview[int] = cells.cast("Q")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,10 @@ import logging
 import os
 import threading
 import time
+from _thread import get_ident
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from fcgikit.server.scoreboard import WorkerSlot, WorkerState
@@ -45,6 +47,8 @@ class _Running:
     label: str = ""
     started: float = 0.0
     reported_slow: bool = False
+    #: requests the cell has run (the readers of the slot add the cells' counts up)
+    requests: int = 0
 
 
 class _ClosingIterable:
@@ -118,7 +122,6 @@ class RequestTracker:
         #: each request cell's request (see _Running), reused from one request to the next
         self.running = [_Running() for _ in range(threads)]
         self.busy = 0
-        self.accepted = 0
         self.completed = 0
         self.slow = 0
         self.retiring = False
@@ -144,32 +147,42 @@ class RequestTracker:
         self.retire(f"was asked to exit by the app ({type(exc).__name__})")
 
     def _begin(self, label: str) -> int:
-        started = time.monotonic()
-        with self._lock:
+        started = monotonic()
+        # acquire and release, not a with statement: compiled, that looks __enter__ and
+        # __exit__ up and calls them at every request
+        lock = self._lock
+        lock.acquire()
+        try:
             # The server never runs more requests at once than it has threads.
             cell = self._free_cells.pop()
-            self.accepted += 1
             self.busy = busy = self.busy + 1
             running = self.running[cell]
-            running.thread_id = threading.get_ident()
+            running.thread_id = get_ident()
             running.label = label
             running.reported_slow = False
             running.started = started
-            self.slot.begin(cell, label, self.accepted, busy, started)
+            running.requests = requests = running.requests + 1
+            self.slot.begin(cell, label, requests, started)
+        finally:
+            lock.release()
         if busy >= self.threads and self.report_saturation:
             self.notify()  # saturated: a dynamic pool may want another worker
         return cell
 
     def _end(self, cell: int) -> None:
         running = self.running[cell]
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if not running.started:
                 return
             running.started = 0.0
             self._free_cells.append(cell)
             self.completed = completed = self.completed + 1
-            self.busy = busy = self.busy - 1
-            self.slot.end(cell, busy)
+            self.busy -= 1
+            self.slot.end(cell)
+        finally:
+            lock.release()
         if self.max_requests > 0 and completed >= self.max_requests:
             self.retire(f"served {completed} requests (--max-requests)", "max_requests")
 

@@ -288,6 +288,47 @@ def test_tracker_records_requests_and_retires_at_max_requests() -> None:
     assert snapshot.accepted == 2 and [w.pid for w in snapshot.workers] == [1234]
 
 
+def test_a_workers_busy_threads_requests_and_last_end_are_read_from_its_cells() -> None:
+    """What the status page and the master's --timeout and idle checks read of a worker,
+    with requests on both of its threads."""
+    board = Scoreboard(slots=1, threads=2)
+    board.reset(0, generation=1)
+    board.slot(0).set_pid(1234)
+    booted = board.read(0).last_active
+
+    def streaming(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        yield b"x"
+
+    tracker = RequestTracker(streaming, board.slot(0), 2)
+    first = tracker(
+        {"REQUEST_METHOD": "GET", "REQUEST_URI": "/a", "fcgikit.request_id": 1}, no_start_response
+    )
+    second = tracker(
+        {"REQUEST_METHOD": "POST", "REQUEST_URI": "/b", "fcgikit.request_id": 2}, no_start_response
+    )
+    view = board.read(0)
+    assert (view.busy, view.requests, view.last_active) == (2, 2, booted)
+    assert sorted(r.label for r in view.running) == ["#1 GET /a", "#2 POST /b"]
+    first.close()  # type: ignore[attr-defined]
+    view = board.read(0)
+    assert (view.busy, view.requests) == (1, 2)
+    assert [r.label for r in view.running] == ["#2 POST /b"]
+    assert view.last_active > booted
+    ended = view.last_active
+    second.close()  # type: ignore[attr-defined]
+    third = tracker(
+        {"REQUEST_METHOD": "GET", "REQUEST_URI": "/c", "fcgikit.request_id": 3}, no_start_response
+    )
+    view = board.read(0)
+    assert (view.busy, view.requests) == (1, 3)
+    assert [r.label for r in view.running] == ["#3 GET /c"]
+    third.close()  # type: ignore[attr-defined]
+    view = board.read(0)
+    assert (view.busy, view.requests, view.running) == (0, 3, ())
+    assert view.last_active > ended
+    assert board.snapshot().accepted == 3
+
+
 def test_tracker_ends_a_request_whose_app_raises() -> None:
     board = Scoreboard(slots=1, threads=1)
     board.reset(0, generation=1)
@@ -334,7 +375,7 @@ def test_status_text_lists_each_worker() -> None:
     board.reset(0, generation=1)
     board.slot(0).set_pid(99)
     board.slot(0).set_state(WorkerState.READY)
-    board.slot(0).begin(0, "#5 GET /x", 1, 1)
+    board.slot(0).begin(0, "#5 GET /x", 1)
     text = render_text(board.snapshot().as_dict())
     assert "pool mode:            dynamic" in text
     assert "busy workers:         1" in text

@@ -23,10 +23,10 @@ def slot_left(state: WorkerState, running: tuple[str, ...] = (), served: int = 0
     slot = board.slot(0)
     slot.set_state(state)
     for number in range(served):
-        slot.begin(0, f"#{number} GET /done", number + 1, 1)
-        slot.end(0, 0)
+        slot.begin(0, f"#{number} GET /done", number + 1)
+        slot.end(0)
     for cell, label in enumerate(running):
-        slot.begin(cell, label, served + cell + 1, cell + 1)
+        slot.begin(cell, label, (served if cell == 0 else 0) + 1)
     return board.read(0)
 
 

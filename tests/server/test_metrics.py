@@ -149,7 +149,7 @@ def slot_left(state: WorkerState, *, running: bool = False, retired_for: str = "
     slot = board.slot(0)
     slot.set_state(state)
     if running:
-        slot.begin(0, "#1 GET /crash", 1, 1)
+        slot.begin(0, "#1 GET /crash", 1)
     if retired_for:
         slot.set_retired_for(retired_for)
     return board.read(0)
@@ -244,7 +244,7 @@ def pool_board() -> Scoreboard:
     counters.connection_refused("fd_exhaustion")
     counters.request_refused("memory")
     counters.release()
-    board.slot(1).begin(0, "#9 GET /busy", 1, 1)
+    board.slot(1).begin(0, "#9 GET /busy", 1)
     board.slot(2).set_state(WorkerState.BOOTING)
     board.release(0, "timeout")
     board.count_max_reached()

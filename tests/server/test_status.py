@@ -23,8 +23,8 @@ def page(allow: TrustedNetworks = NOBODY, **options: Any) -> StatusPage:
     slot = board.slot(0)
     slot.set_pid(4242)
     slot.set_state(WorkerState.READY)
-    slot.begin(0, "#7 GET /reset-password?token=s3cret&user=ann", 1, 1)
-    slot.begin(1, "#8 POST /upload", 2, 2)
+    slot.begin(0, "#7 GET /reset-password?token=s3cret&user=ann", 1)
+    slot.begin(1, "#8 POST /upload", 1)
     return StatusPage(board, "/fcgikit-status", allow, **options)
 
 
@@ -118,6 +118,6 @@ def test_render_text_takes_what_as_dict_gives() -> None:
     board.reset(0, generation=1)
     board.slot(0).set_pid(1)
     board.slot(0).set_state(WorkerState.READY)
-    board.slot(0).begin(0, "#1 GET /a?b=c", 1, 1)
+    board.slot(0).begin(0, "#1 GET /a?b=c", 1)
     assert "#1 GET /a (" in render_text(board.snapshot().as_dict())
     assert "#1 GET /a?b=c (" in render_text(board.snapshot().as_dict(queries=True))
