@@ -23,7 +23,7 @@ import pwd
 import socket
 import stat
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, NoReturn
 
 from fcgikit.addresses import Address, FdAddress, TcpAddress, UnixAddress
@@ -245,7 +245,7 @@ def open_bound_listeners(settings: ServerSettings) -> tuple[list[socket.socket],
     return listeners, created
 
 
-@dataclass(slots=True)
+@frozen_dataclass
 class PassedListeners:
     """The listening sockets passed the systemd way."""
 
