@@ -65,7 +65,8 @@ COMPILED = [
 ]
 #: Hand-written C for the few steps where mypyc's output is still CPython's object model at
 #: work (accepting, parsing a whole ordinary request, building the environ, encoding a
-#: response head, framing a small response's end, watching the loop without the GIL):
+#: response head, framing a small response's end, watching the loop without the GIL, setting
+#: malloc's thresholds without importing ctypes):
 #: each ``_speedups*.c`` file is one extension module, the fast lane of the Python module it
 #: is named after, which imports it and runs its own Python where it is missing. A lane
 #: answers None when its input is anything but the ordinary case, and the Python then does

@@ -7,12 +7,12 @@ also accepts flup's ``bindAddress`` forms (a path string or a ``(host, port)`` t
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
 
 from fcgikit.errors import ConfigError
+from fcgikit.protocol.frozen import frozen_dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class UnixAddress:
     """A unix socket's path (``unix:PATH``)."""
 
@@ -22,7 +22,7 @@ class UnixAddress:
         return f"unix:{self.path}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class TcpAddress:
     """An IPv4 or IPv6 address and a port (``HOST:PORT``, ``[IPv6]:PORT``)."""
 
@@ -38,7 +38,7 @@ class TcpAddress:
         return f"{host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class FdAddress:
     """An already listening socket inherited on a file descriptor (fd 0 from a spawner)."""
 

@@ -25,11 +25,12 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING
 
 from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
+from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.apploader import load_app
 from fcgikit.server.listeners import (
     describe,
@@ -138,7 +139,7 @@ def _reload_front_target(settings: ServerSettings) -> tuple[ServerSettings, str 
     return replace(settings, binds=(address,)), directory, str(address)
 
 
-@dataclass
+@frozen_dataclass
 class _Listening:
     """What one process serves: the sockets it was given, or those of its settings' binds."""
 
@@ -165,9 +166,7 @@ def _listening(command: CommandSettings, settings: ServerSettings) -> _Listening
     if command.http is not None:
         directory = tempfile.mkdtemp(prefix="fcgikit-dev-")
         binds = (UnixAddress(os.path.join(directory, "app.sock")),)
-        listening = _bound(replace(settings, binds=binds))
-        listening.dev_socket_dir = directory
-        return listening
+        return replace(_bound(replace(settings, binds=binds)), dev_socket_dir=directory)
     raise ConfigError(
         "nothing to listen on: fd 0 is not a listening socket. Pass --bind "
         "unix:/run/app.sock (or 127.0.0.1:9000), or --http 127.0.0.1:8000 for "

@@ -14,6 +14,7 @@ import pytest
 
 from fcgikit.client import FastCGIClient, connect
 from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
+from fcgikit.server import memory
 from tests.processes import ROOT, Backend, fcgikit_command
 
 ENV = {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
@@ -74,6 +75,14 @@ def test_one_process_loads_nothing_only_other_commands_or_options_use(tmp_path: 
     modules = modules_served(tmp_path)
     assert "fcgikit.server.server" in modules  # it did report what it serves with
     assert loaded_of(modules, NOT_FOR_ONE_PROCESS) == []
+
+
+def test_one_process_sets_malloc_without_ctypes_where_the_c_lane_is_built(tmp_path: Path) -> None:
+    """ctypes, for one mallopt call, cost more than any other module fcgikit alone imports;
+    the C lane (fcgikit/server/_speedups_memory.c) makes the call, and the pure-Python build
+    (which refuses the lane) still tunes malloc through ctypes."""
+    modules = modules_served(tmp_path)
+    assert ("ctypes" in modules) is (memory._mallopt_c is None)
 
 
 @pytest.mark.parametrize(

@@ -10,78 +10,15 @@ Ends of streams are explicit events, never an empty ``bytes`` sentinel.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import FrozenInstanceError, dataclass
-from typing import Any, TypeVar, dataclass_transform
 
 from fcgikit.protocol.constants import ProtocolStatus, Role
+from fcgikit.protocol.frozen import frozen_dataclass, set_field
 from fcgikit.protocol.records import decode_pairs, find_pair_value
 
-# --- how an event is made -------------------------------------------------------------------
-#
-# Every process that serves imports these classes at start-up, and ``@dataclass(frozen=True,
-# slots=True)`` writes and compiles five methods for each of them then, and builds each class
-# twice (benchmarks/RESULTS.md, "Start-up"). So each event declares its slots and an
-# ``__init__`` itself, and :func:`_event` gives it what such a dataclass would have had:
-# equality and hashing by its fields, the same repr, FrozenInstanceError on assignment,
-# pickling and copying; then ``@dataclass`` with nothing to generate, so that
-# ``dataclasses.fields``, ``replace`` and ``asdict`` and ``match`` work as they did.
-
-_E = TypeVar("_E")
-#: how an event's ``__init__`` stores a field past the ``__setattr__`` that refuses to
-_set = object.__setattr__
-
-
-def _fields(event: Any) -> tuple[Any, ...]:
-    return tuple([getattr(event, name) for name in event.__match_args__])
-
-
-def _repr(event: Any) -> str:
-    shown = ", ".join(f"{name}={getattr(event, name)!r}" for name in event.__match_args__)
-    return f"{type(event).__qualname__}({shown})"
-
-
-def _eq(event: Any, other: object) -> object:
-    if other.__class__ is event.__class__:
-        return _fields(event) == _fields(other)
-    return NotImplemented
-
-
-def _hash(event: Any) -> int:
-    return hash(_fields(event))
-
-
-def _refuse_assignment(event: Any, name: str, value: object = None) -> None:
-    raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-
-def _refuse_deletion(event: Any, name: str) -> None:
-    raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-
-def _reduce(event: Any) -> tuple[type, tuple[Any, ...]]:
-    return type(event), _fields(event)
-
-
-_EVENT_METHODS = {
-    "__repr__": _repr,
-    "__eq__": _eq,
-    "__hash__": _hash,
-    "__setattr__": _refuse_assignment,
-    "__delattr__": _refuse_deletion,
-    "__reduce__": _reduce,
-}
-
-
-# for type checkers: a frozen dataclass, whose fields cannot be assigned
-@dataclass_transform(frozen_default=True)
-def _event(cls: type[_E]) -> type[_E]:
-    """A frozen dataclass of ``cls``, which declares its ``__slots__``, each field's type (in
-    field order), a docstring and an ``__init__`` that stores each argument with
-    :data:`_set`."""
-    for name, method in _EVENT_METHODS.items():
-        setattr(cls, name, method)
-    return dataclass(init=False, repr=False, eq=False)(cls)
-
+# Every process that serves imports these classes at start-up: each declares its slots and an
+# ``__init__`` itself (the server makes events for every request), and
+# :func:`~fcgikit.protocol.frozen.frozen_dataclass` gives it the rest of a frozen dataclass without
+# generating code for it (see there).
 
 # --- received by the application (server side) -------------------------------------------
 
@@ -135,7 +72,7 @@ class EncodedParams(Mapping[bytes, bytes]):
         return f"EncodedParams(<{len(self.encoded)} bytes>)"
 
 
-@_event
+@frozen_dataclass
 class RequestReceived:
     """BEGIN_REQUEST and the whole PARAMS stream have arrived: the app can start.
 
@@ -164,15 +101,15 @@ class RequestReceived:
         duplicate_names: frozenset[bytes],
         params_size: int = 0,
     ) -> None:
-        _set(self, "request_id", request_id)
-        _set(self, "role", role)
-        _set(self, "keep_conn", keep_conn)
-        _set(self, "params", params)
-        _set(self, "duplicate_names", duplicate_names)
-        _set(self, "params_size", params_size)
+        set_field(self, "request_id", request_id)
+        set_field(self, "role", role)
+        set_field(self, "keep_conn", keep_conn)
+        set_field(self, "params", params)
+        set_field(self, "duplicate_names", duplicate_names)
+        set_field(self, "params_size", params_size)
 
 
-@_event
+@frozen_dataclass
 class StdinData:
     """A chunk of the request body (FCGI_STDIN)."""
 
@@ -181,11 +118,11 @@ class StdinData:
     data: bytes
 
     def __init__(self, request_id: int, data: bytes) -> None:
-        _set(self, "request_id", request_id)
-        _set(self, "data", data)
+        set_field(self, "request_id", request_id)
+        set_field(self, "data", data)
 
 
-@_event
+@frozen_dataclass
 class StdinEnded:
     """The request body is complete (the empty FCGI_STDIN record)."""
 
@@ -193,10 +130,10 @@ class StdinEnded:
     request_id: int
 
     def __init__(self, request_id: int) -> None:
-        _set(self, "request_id", request_id)
+        set_field(self, "request_id", request_id)
 
 
-@_event
+@frozen_dataclass
 class FilterData:
     """A chunk of the FCGI_DATA stream (FILTER role: the file to filter)."""
 
@@ -205,11 +142,11 @@ class FilterData:
     data: bytes
 
     def __init__(self, request_id: int, data: bytes) -> None:
-        _set(self, "request_id", request_id)
-        _set(self, "data", data)
+        set_field(self, "request_id", request_id)
+        set_field(self, "data", data)
 
 
-@_event
+@frozen_dataclass
 class FilterDataEnded:
     """The FCGI_DATA stream is complete."""
 
@@ -217,10 +154,10 @@ class FilterDataEnded:
     request_id: int
 
     def __init__(self, request_id: int) -> None:
-        _set(self, "request_id", request_id)
+        set_field(self, "request_id", request_id)
 
 
-@_event
+@frozen_dataclass
 class RequestAborted:
     """ABORT_REQUEST for a request whose app is already running.
 
@@ -232,13 +169,13 @@ class RequestAborted:
     request_id: int
 
     def __init__(self, request_id: int) -> None:
-        _set(self, "request_id", request_id)
+        set_field(self, "request_id", request_id)
 
 
 # --- received by the web server (client side) --------------------------------------------
 
 
-@_event
+@frozen_dataclass
 class StdoutData:
     """A chunk of the response (FCGI_STDOUT): its headers, then its body."""
 
@@ -247,11 +184,11 @@ class StdoutData:
     data: bytes
 
     def __init__(self, request_id: int, data: bytes) -> None:
-        _set(self, "request_id", request_id)
-        _set(self, "data", data)
+        set_field(self, "request_id", request_id)
+        set_field(self, "data", data)
 
 
-@_event
+@frozen_dataclass
 class StderrData:
     """What the app wrote to its error stream (FCGI_STDERR)."""
 
@@ -260,11 +197,11 @@ class StderrData:
     data: bytes
 
     def __init__(self, request_id: int, data: bytes) -> None:
-        _set(self, "request_id", request_id)
-        _set(self, "data", data)
+        set_field(self, "request_id", request_id)
+        set_field(self, "data", data)
 
 
-@_event
+@frozen_dataclass
 class RequestEnded:
     """FCGI_END_REQUEST: the app's exit status and the protocol's."""
 
@@ -274,12 +211,12 @@ class RequestEnded:
     protocol_status: ProtocolStatus
 
     def __init__(self, request_id: int, app_status: int, protocol_status: ProtocolStatus) -> None:
-        _set(self, "request_id", request_id)
-        _set(self, "app_status", app_status)
-        _set(self, "protocol_status", protocol_status)
+        set_field(self, "request_id", request_id)
+        set_field(self, "app_status", app_status)
+        set_field(self, "protocol_status", protocol_status)
 
 
-@_event
+@frozen_dataclass
 class ValuesResult:
     """FCGI_GET_VALUES_RESULT: the values the application answered."""
 
@@ -287,10 +224,10 @@ class ValuesResult:
     values: dict[bytes, bytes]
 
     def __init__(self, values: dict[bytes, bytes]) -> None:
-        _set(self, "values", values)
+        set_field(self, "values", values)
 
 
-@_event
+@frozen_dataclass
 class UnknownTypeReply:
     """FCGI_UNKNOWN_TYPE: the application did not know a management record's type."""
 
@@ -298,7 +235,7 @@ class UnknownTypeReply:
     record_type: int
 
     def __init__(self, record_type: int) -> None:
-        _set(self, "record_type", record_type)
+        set_field(self, "record_type", record_type)
 
 
 ServerEvent = (

@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Final
 
 from fcgikit.protocol.constants import RecordType, Role
@@ -117,12 +116,20 @@ class Action(enum.Enum):
     ERROR_UNDEFINED_TYPE = "!typ"
 
 
-@dataclass(frozen=True, slots=True)
 class InputStream:
-    """The one stream a state reads, and the state its empty (end-of-stream) record leads to."""
+    """The one stream a state reads, and the state its empty (end-of-stream) record leads to.
 
-    record_type: RecordType
-    state_after_end: RequestState
+    A plain class: a dataclass would have Python write and compile its methods at every
+    start, for six instances that nothing compares or prints."""
+
+    __slots__ = ("record_type", "state_after_end")
+
+    def __init__(self, record_type: RecordType, state_after_end: RequestState) -> None:
+        self.record_type: Final = record_type
+        self.state_after_end: Final = state_after_end
+
+    def __repr__(self) -> str:
+        return f"InputStream({self.record_type!r}, {self.state_after_end!r})"
 
 
 #: The key of a row's cell for every record type FastCGI 1.0 does not define.

@@ -58,6 +58,11 @@ LANES = (
         "test_a_connection_receives_and_sends_as_a_socket_does",
     ),
     Lane(
+        "fcgikit.server._speedups_memory.mallopt",
+        "fcgikit.server.memory._mallopt_py",
+        "tests/server/test_memory.py::test_the_c_mallopt_answers_as_the_python",
+    ),
+    Lane(
         "fcgikit.server._speedups_watcher.LoopWatch",
         "fcgikit.server.watcher.PythonLoopWatch",
         "tests/server/test_speedups_watcher.py::test_the_python_watch_answers_as_the_c_one",

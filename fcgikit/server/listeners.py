@@ -23,12 +23,13 @@ import pwd
 import socket
 import stat
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, NoReturn
 
 from fcgikit.addresses import Address, FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
 from fcgikit.networks import TrustedNetworks
+from fcgikit.protocol.frozen import frozen_dataclass
 
 if TYPE_CHECKING:
     from fcgikit.server.settings import ServerSettings
@@ -87,7 +88,7 @@ def inherited_listener(fd: int = 0) -> socket.socket | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class SocketOwner:
     """``--socket-owner USER[:GROUP]``: who a unix socket we create belongs to, by name or
     number. Names are looked up when the socket is created, not here: settings have no side
@@ -244,7 +245,7 @@ def open_bound_listeners(settings: ServerSettings) -> tuple[list[socket.socket],
     return listeners, created
 
 
-@dataclass(slots=True)
+@frozen_dataclass
 class PassedListeners:
     """The listening sockets passed the systemd way."""
 

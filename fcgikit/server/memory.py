@@ -21,7 +21,7 @@ alone. Other C libraries (musl) are left alone too.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 #: blocks this large or larger get their own mmap (glibc's default: 128 KiB, then dynamic)
 MMAP_THRESHOLD = 4 * 1024 * 1024
@@ -35,22 +35,42 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
 
+def _mallopt_py(param: int, value: int) -> int | None:
+    """glibc's mallopt(3) through ctypes: 1 when it took the value, 0 when not; None on
+    another C library (musl's mallopt does nothing). The spec of the C lane's ``mallopt``."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 (glibc only)
+        mallopt = libc.mallopt
+    except (ImportError, OSError, AttributeError):
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return int(mallopt(param, value))
+
+
+_mallopt_c: Callable[[int, int], int | None] | None
+#: The C lane (fcgikit/server/_speedups_memory.c): the same call without importing ctypes;
+#: None where it was not built, and with FCGIKIT_PURE_PYTHON=1.
+try:
+    from fcgikit.server._speedups_memory import mallopt as _mallopt_c
+except ImportError:
+    _mallopt_c = None
+
+
+def _mallopt(param: int, value: int) -> int | None:
+    answer = None if _mallopt_c is None else _mallopt_c(param, value)
+    return _mallopt_py(param, value) if answer is None else answer
+
+
 def tune_malloc(environ: Mapping[str, str] = os.environ) -> bool:
     """Fix glibc's mmap and trim thresholds (see the module docstring); True if they were
     set, False on another C library or when the environment sets either one."""
     if any(name in environ for name in ENVIRONMENT_OVERRIDES):
         return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # noqa: B018 (glibc only; musl's mallopt does nothing)
-        mallopt = libc.mallopt
-    except (ImportError, OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     # mallopt returns 1 on success
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    return _mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and (
+        _mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     )

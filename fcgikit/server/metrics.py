@@ -35,8 +35,9 @@ import bisect
 import struct
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
+
+from fcgikit.protocol.frozen import frozen_dataclass
 
 #: The request-duration histogram's upper bounds, in seconds (Prometheus' ``le``): fine
 #: below a second, where a FastCGI app's requests are, and up to the slow ones.
@@ -175,7 +176,7 @@ class ProcessCounters:
             words.release()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Counts:
     """Counters read from one or more blocks, summed (see :func:`read_counters`)."""
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from fcgikit.server.memory import tune_malloc
+import pytest
+
+from fcgikit.server.memory import _mallopt_py, tune_malloc
+from tests.native import load_lane
 
 # A worker thread that reads a 1 MiB body and builds a few megabytes from it, as a request
 # that echoes its body does; it prints the page faults per request after a warm-up.
@@ -54,3 +57,19 @@ def test_tuned_malloc_keeps_large_blocks_instead_of_faulting_them_in_per_request
 def test_the_operator_s_own_malloc_settings_win() -> None:
     assert tune_malloc({"MALLOC_TRIM_THRESHOLD_": "131072"}) is False
     assert tune_malloc({"MALLOC_MMAP_THRESHOLD_": "131072"}) is False
+
+
+#: mallopt(3)'s M_PERTURB: 0 is its default, so setting it changes nothing in this process
+M_PERTURB = -6
+#: M_MXFAST: glibc refuses one above 80 words (and changes nothing then)
+M_MXFAST = 1
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "answer"),
+    [(M_PERTURB, 0, 1), (M_MXFAST, 1000, 0)],
+    ids=["taken", "refused"],
+)
+def test_the_c_mallopt_answers_as_the_python(param: int, value: int, answer: int) -> None:
+    lane = load_lane("fcgikit.server._speedups_memory")
+    assert lane.mallopt(param, value) == _mallopt_py(param, value) == answer

@@ -2,7 +2,8 @@
 
 :class:`ServerSettings` (the FastCGI server), :class:`PoolSettings` (the process pool) and
 :class:`CommandSettings` (what the command does around them) are frozen dataclasses whose
-fields declare each setting (:mod:`~fcgikit.server.settings.declaration`);
+fields declare each setting (:mod:`~fcgikit.server.settings.declaration`), made by
+:func:`~fcgikit.protocol.frozen.frozen_dataclass` (no code is generated for them at start);
 :mod:`~fcgikit.server.settings.sources` reads them from the command line, the environment and
 a config file. CONTRIBUTING.md says how to add one.
 """

@@ -8,11 +8,10 @@ line, the environment or a config file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from fcgikit.addresses import TcpAddress, parse_address
 from fcgikit.errors import ConfigError
 from fcgikit.networks import TrustedNetworks
+from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.settings.declaration import (
     FLAG,
     Kind,
@@ -61,7 +60,7 @@ FORWARDED_ALLOW_IPS = "FORWARDED_ALLOW_IPS"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class CommandSettings:
     """What ``fcgikit serve`` runs, and how."""
 

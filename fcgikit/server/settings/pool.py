@@ -8,9 +8,8 @@ CommandSettings`): whether there is a pool at all is decided there. Its two numb
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from fcgikit.errors import ConfigError
+from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.settings.declaration import (
     FLAG,
     check_fields,
@@ -41,7 +40,7 @@ def workers_problem(minimum: int, maximum: int) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class PoolSettings:
     """How many worker processes, and when to replace them. Validated on creation.
 

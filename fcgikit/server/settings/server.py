@@ -10,13 +10,14 @@ options; the others are set by code only.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 
 from fcgikit.addresses import Address, parse_address
 from fcgikit.errors import ConfigError
 from fcgikit.networks import TrustedNetworks
 from fcgikit.protocol.constants import Role
+from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.listeners import SocketOwner, socket_mode_problem
 from fcgikit.server.logs import ACCESS_FORMATS
 from fcgikit.server.metrics import ProcessCounters
@@ -77,7 +78,7 @@ def _umask_problem(umask: int) -> str | None:
     return None if 0 <= umask <= 0o777 else f"{umask:o}: permission bits to clear, like 007"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ServerSettings:
     """What the FastCGI server does (see the module docstring)."""
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fcgikit.errors import ConfigError
+from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.settings.declaration import ENV_PREFIX, Setting, settings_of
 
 T = TypeVar("T")
@@ -49,7 +49,7 @@ NOT_SETTINGS = frozenset(
 NOT_SETTINGS_PREFIXES = ("FCGIKIT_TEST_", "FCGIKIT_BENCH_")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Value:
     """A setting's value, and where it came from."""
 
