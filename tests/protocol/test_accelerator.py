@@ -147,14 +147,21 @@ def test_each_c_module_says_whether_free_threaded_python_may_drop_the_gil(source
     assert re.search(declared, text, re.DOTALL), f"{source.name} does not declare its GIL use"
 
 
-def test_the_compiled_modules_name_their_own_files() -> None:
-    if not fcgikit.protocol.ACCELERATED:
-        pytest.skip("this run has no compiled modules")  # the pure-Python pass and wheel
+def test_each_listed_module_runs_from_its_own_file_in_the_build_this_run_uses() -> None:
+    """Every module setup.py compiles is loaded from its own directory, and all of them from
+    the same build: the compiled file where the compiled modules are loaded, the ``.py``
+    in the pure-Python pass and wheel (never a mix, which would run some decisions in one
+    build and some in the other)."""
     package = Path(fcgikit.protocol.__file__ or "").parent.parent
+    compiled = fcgikit.protocol.ACCELERATED
+    if os.environ.get("FCGIKIT_PURE_PYTHON") == "1":
+        assert not compiled
     for name in COMPILED:
         module = importlib.import_module(name)
         expected = package.joinpath(*name.split(".")[1:]).parent
         assert module.__spec__ is not None
+        assert isinstance(module.__loader__, ExtensionFileLoader) is compiled, name
         for where in (module.__file__, module.__spec__.origin):
             assert where is not None and Path(where).is_file(), (name, where)
             assert Path(where).parent == expected, (name, where)
+            assert Path(where).suffix == (".so" if compiled else ".py"), (name, where)
