@@ -416,7 +416,8 @@ def test_reused_request_id_after_its_end_is_a_new_request(serve: Any) -> None:
         assert reply.bodies(1) == [expected(f"/n{n}", b"x" * n) for n in range(3)]
 
 
-def test_stdin_after_its_end_is_closed_and_logged(serve: Any, log: Log) -> None:
+def holding_digest_app() -> tuple[Any, threading.Event, threading.Event]:
+    """digest_app, but a request for /hold sets ``entered`` and waits for ``release``."""
     entered = threading.Event()
     release = threading.Event()
 
@@ -426,6 +427,11 @@ def test_stdin_after_its_end_is_closed_and_logged(serve: Any, log: Log) -> None:
             release.wait(10)
         return digest_app(environ, start_response)
 
+    return app, entered, release
+
+
+def test_stdin_after_its_end_is_closed_and_logged(serve: Any, log: Log) -> None:
+    app, entered, release = holding_digest_app()
     running = serve(app)
     with peer(running) as p:
         # A first request makes the connection a Channel, read while its requests run (a
@@ -449,15 +455,7 @@ def test_direct_lane_reads_a_kept_connection_after(serve: Any, log: Log) -> None
     the peer sends meanwhile is read once it is answered, by the Channel the connection
     becomes. The request is answered; a record for it after that is one for a request
     that is over (ignored and logged), and the connection serves on."""
-    entered = threading.Event()
-    release = threading.Event()
-
-    def app(environ: Environ, start_response: Any) -> list[bytes]:
-        if environ["PATH_INFO"] == "/hold":
-            entered.set()
-            release.wait(10)
-        return digest_app(environ, start_response)
-
+    app, entered, release = holding_digest_app()
     running = serve(app)
     with peer(running) as p:
         p.send(request_bytes(1, "/hold", b"body", keep_conn=True))
