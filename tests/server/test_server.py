@@ -564,6 +564,38 @@ def test_graceful_stop_lets_running_request_finish_and_closes_idle_keepconn(serv
     assert not os.path.exists(running.path)  # our socket file is cleaned up
 
 
+def test_a_keep_conn_request_running_as_the_server_stops_is_answered_then_closed(
+    serve: Any,
+) -> None:
+    """A keep-conn request on a new connection (the direct lane) that is still running when a
+    graceful stop begins gets its answer, then our close right behind it, as one on a kept
+    connection does: the server does not keep a connection it is about to leave."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        entered.set()
+        release.wait(10)
+        start_response("200 OK", [])
+        return [b"done"]
+
+    running = serve(app)
+    client = running.client(keep_conn=True)
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(client.request("GET", "/slow")))
+    worker.start()
+    assert entered.wait(10)
+    with LogWaiter("finishing running requests") as draining:
+        running.server.stop("test")
+        assert draining.seen.wait(10)
+    release.set()
+    worker.join(10)
+    assert result[0].body == b"done"
+    assert client._socket().recv(10) == b""  # closed behind the answer
+    running.thread.join(10)
+    assert not running.thread.is_alive()
+
+
 def test_backpressure_stalls_the_app_and_send_timeout_gives_up(serve: Any) -> None:
     produced: list[int] = []
     stopped = threading.Event()
