@@ -15,8 +15,8 @@ what the threads cost (the hand-off to a worker, the GIL, the select loop).
 "connection life" is what a keep-conn connection that serves one request costs, as nginx's
 connections do when its upstream ``keepalive`` cache overflows (46% of them at 256 wrk
 connections): a client connects to a real :class:`~fcgikit.server.server.Server`'s unix
-socket and sends the request; the server accepts it, runs it, and closes when the client
-does. It includes the client's own calls (connect, send, recv, close), the same in every
+socket and sends the request; the server accepts it, runs it on the direct lane, makes
+the connection a Channel, and closes it when the client does. It includes the client's own calls (connect, send, recv, close), the same in every
 build. "the same without keep-conn" is nginx's default: a connection per request, whose
 request takes the direct lane (:mod:`fcgikit.server.direct`) where it can.
 
@@ -149,9 +149,12 @@ def connection_life(
             client.connect(address)
             client.sendall(data)
             server.acceptor.accept(listener)
-            server._watch_accepted()
             arrived, server.arrived = server.arrived, []
             admit(arrived, pool)
+            # A keep-conn request ran on the direct lane; its connection, a Channel now, was
+            # handed to the loop (off its thread: the pool here is not the loop's) to watch.
+            server._on_woken()
+            server._watch_accepted()
             if not client.recv(65536):
                 raise RuntimeError("no reply")
         for channel, _ in server._poller.wait(0):

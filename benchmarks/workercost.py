@@ -103,16 +103,34 @@ def run(mode: str, requests: int, path: str) -> None:
 
 def instructions(mode: str, requests: int, path: str) -> int:
     """User-space instructions of this script run under callgrind for ``requests``."""
+    return callgrind_instructions(
+        [__file__, "--mode", mode, "--requests", str(requests), "--path", path]
+    )
+
+
+def callgrind_instructions(script_argv: list[str]) -> int:
+    """User-space instructions of ``python script_argv...`` run under callgrind."""
     with tempfile.TemporaryDirectory() as directory:
         out = f"{directory}/callgrind.out"
         command = [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-            sys.executable, __file__, "--mode", mode, "--requests", str(requests), "--path", path,
+            sys.executable, *script_argv,
         ]  # fmt: skip
         subprocess.run(command, check=True, capture_output=True)
         summary = re.search(r"^summary: (\d+)", Path(out).read_text(), re.MULTILINE)
         assert summary is not None
         return int(summary.group(1))
+
+
+def best_microseconds(one: Callable[[], None], requests: int) -> float:
+    """µs per call of ``one``, the best of 5 runs of ``requests`` calls."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(requests):
+            one()
+        best = min(best, time.perf_counter() - started)
+    return best / requests * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,13 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as directory:
         for mode in MODES:
             one = driver(mode, directory, args.path)
-            best = float("inf")
-            for _ in range(5):
-                started = time.perf_counter()
-                for _ in range(args.requests):
-                    one()
-                best = min(best, time.perf_counter() - started)
-            print(f"  {mode:7} {best / args.requests * 1e6:7.1f}")
+            print(f"  {mode:7} {best_microseconds(one, args.requests):7.1f}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""A connection that brought one ordinary request whole, and will bring nothing more.
+"""A connection that brought one ordinary request whole, and nothing more before its answer.
 
 nginx without ``fastcgi_keep_conn`` (its default), like most web servers, opens a connection
 for each request, sends FCGI_BEGIN_REQUEST for a Responder without FCGI_KEEP_CONN, the PARAMS
@@ -7,7 +7,9 @@ connection the server needs nothing of a :class:`~fcgikit.protocol.ServerConnect
 the first read: :meth:`WholeRequest.parse` recognises the request in the connection's first
 bytes, and the WholeRequest, being the request's
 :class:`~fcgikit.protocol.output.RequestOutput`, frames the answer with the very bytes a
-ServerConnection would send.
+ServerConnection would send. A keep-conn web server (nginx with ``fastcgi_keep_conn``) sends
+its first request on a new connection the same way, and nothing more before the answer (it
+multiplexes nothing); what it sends after is a ServerConnection's to read.
 
 The parse is a ServerConnection's: :func:`scan_request_py` gives the bytes to a fresh one,
 record by record, and accepts only the ordinary shape. The C lane ``scan_request``
@@ -137,30 +139,33 @@ class WholeRequest(RequestOutput):
         data: bytes | bytearray | memoryview,
         max_params_size: int,
         max_decoded_pairs: int = MAX_DECODED_PAIRS,
+        *,
+        keep_conn: bool = False,
     ) -> WholeRequest | None:
         """The request ``data`` holds, if it is an ordinary Responder request (see
-        :func:`scan_request_py`) without FCGI_KEEP_CONN, its FCGI_STDIN ended, and nothing
-        after it. None for anything else: give ``data`` to a ServerConnection, which parses
-        it the ordinary way, errors included. Never raises for peer input."""
-        # A keep-conn connection (which may carry more requests) is left to a
-        # ServerConnection without reading its request twice.
+        :func:`scan_request_py`) without FCGI_KEEP_CONN (or with it too: ``keep_conn``), its
+        FCGI_STDIN ended, and nothing after it. None for anything else: give ``data`` to a
+        ServerConnection, which parses it the ordinary way, errors included. Never raises
+        for peer input."""
+        # A keep-conn connection the caller does not take is left to a ServerConnection
+        # without reading its request twice.
         if (
             len(data) < 2 * FCGI_HEADER_LEN
             or data[1] != _BEGIN_REQUEST
-            or data[_FIRST_FLAGS_AT] & FCGI_KEEP_CONN
+            or (data[_FIRST_FLAGS_AT] & FCGI_KEEP_CONN and not keep_conn)
         ):
             return None
         scan = scan_request
         if scan is None:  # the Python: a ServerConnection's reading, as it made it
             read = _read_ordinary_request(data, max_params_size, max_decoded_pairs)
-            if read is None or read[0].keep_conn or not read[2]:
+            if read is None or not read[2]:
                 return None
             return WholeRequest(read[0], read[1])
         found = scan(data, max_params_size, max_decoded_pairs)
         if found is None:
             return None
         request_id, keep_conn, params, duplicate_names, stdin, stdin_ended, params_size = found
-        if keep_conn or not stdin_ended:
+        if not stdin_ended:
             return None
         event = received_from_scan(request_id, keep_conn, params, duplicate_names, params_size)
         return WholeRequest(event, stdin)

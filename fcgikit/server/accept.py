@@ -276,7 +276,7 @@ class Acceptor:
             size = -1  # not here yet: the poller reports it
         except OSError:
             size = -2  # the channel reads again, and says what failed
-        if size > 0 and server.direct_lane_takes(conn, buffer[:size]):
+        if size > 0 and server.direct_lane_takes(conn, buffer[:size], peer):
             return
         channel = Channel(server, conn, peer_label(peer))
         server.start_channel(channel)

@@ -10,6 +10,17 @@ request itself is the same :class:`~fcgikit.server.wsgi.WSGIRequest`, so the app
 difference; the connection costs about half as much (benchmarks/RESULTS.md, "The direct
 lane").
 
+nginx with ``fastcgi_keep_conn`` opens new connections the same way whenever its upstream
+keepalive cache has none idle (under many client connections, for most requests: it closes
+what overflows the cache), only with FCGI_KEEP_CONN set: such a request takes the lane too,
+and once it is answered the connection becomes a Channel for whatever comes next (the
+server's :meth:`~fcgikit.server.server.Server.keep_direct`), unless the server stops. As
+on any connection of the lane, what the web server sends while the request runs is read
+only after it, by that Channel (nginx sends nothing then: it multiplexes nothing, and
+closes a connection rather than abort a request on it). Such a request costs no
+ServerConnection reading and no Channel until it is answered; nginx closes most of those
+connections right after (benchmarks/RESULTS.md, "Keep-conn with 256 connections").
+
 A DirectChannel is used by the thread that runs its request and by nobody else, except a
 server that stops past its grace period, which shuts the socket down under it, and the thread
 that sends its reply when the pool held it for a batch (see :mod:`fcgikit.server.pool`),
@@ -42,14 +53,24 @@ class DirectHost(Protocol):
 
     def request_finished(self) -> None: ...
     def direct_closed(self, channel: DirectChannel) -> None: ...
+    def keep_direct(self, channel: DirectChannel, *, on_loop: bool) -> bool:
+        """Serve the connection of ``channel``'s answered keep-conn request as a Channel
+        from now on; False when the server will not (it is stopping)."""
 
 
 class DirectChannel(ReplySender[DirectHost]):
     """The :class:`~fcgikit.server.sink.ResponseSink` of a request on the direct lane."""
 
-    def __init__(self, server: DirectHost, sock: Connected, whole: WholeRequest) -> None:
+    def __init__(
+        self, server: DirectHost, sock: Connected, whole: WholeRequest, peer: object
+    ) -> None:
         super().__init__(server, sock)
         self.whole = whole
+        #: the web server's address as accept() gave it, or the label a Channel gave it
+        #: (peer_label): for the Channel a keep-conn connection becomes
+        self.peer = peer
+        #: the reply failed to go out whole: the connection is no use any more
+        self.broken = False
 
     def start_request(self) -> WSGIRequest:
         """The request, its body fed. (Not kept here: the request keeps its channel, and a
@@ -67,7 +88,11 @@ class DirectChannel(ReplySender[DirectHost]):
         # (then_close: request_done closes the connection behind every reply)
         if self.closed:
             raise WebServerGone("connection closed")
-        send_whole(self.sock, buffers, self.server.settings.send_timeout)
+        try:
+            send_whole(self.sock, buffers, self.server.settings.send_timeout)
+        except WebServerGone:
+            self.broken = True
+            raise
 
     def _frame_stdout(self, request: WSGIRequest, data: bytes) -> Buffers:
         return self.whole.send_stdout_buffers((data,))
@@ -95,10 +120,17 @@ class DirectChannel(ReplySender[DirectHost]):
     # --- the close policy ----------------------------------------------------------------
 
     def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
-        # The connection closes behind every request. One left without END_REQUEST (the app
-        # failed after its headers went, or the web server went away) ends with the close:
-        # for nginx the sign of a cut response.
+        # Without FCGI_KEEP_CONN the connection closes behind every request. One left without
+        # END_REQUEST (the app failed after its headers went, or the web server went away)
+        # ends with the close: for nginx the sign of a cut response.
         self.server.request_finished()
+        if (
+            self.whole.event.keep_conn
+            and request.ended
+            and not (self.broken or self.closed or request.close_connection)
+            and self.server.keep_direct(self, on_loop=on_loop)
+        ):
+            return
         self.close()
 
     def stop_now(self) -> None:

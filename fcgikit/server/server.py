@@ -3,7 +3,8 @@
 One loop (epoll, or poll) accepts connections and reads every connection; idle keep-conn
 connections therefore cost a file descriptor and a few objects, not a thread. A connection
 that brings one whole request and nothing more (nginx's default) skips even that: its
-request runs on the direct lane (:mod:`fcgikit.server.direct`). The loop runs on
+request runs on the direct lane (:mod:`fcgikit.server.direct`), as does the first request
+of a keep-conn connection, which then becomes an ordinary one. The loop runs on
 one of the :class:`~fcgikit.server.pool.WorkerPool`'s threads at a time, and a request whose
 params and body are in runs on that same thread, with no hand-off, unless it turns out slow
 (the pool's module docstring has the whole scheme). The thread that calls :meth:`Server.serve`
@@ -33,7 +34,7 @@ from fcgikit.server.accept import Acceptor
 from fcgikit.server.channel import RECV_SIZE, Channel, Refuses
 from fcgikit.server.direct import DirectChannel
 from fcgikit.server.health import Health
-from fcgikit.server.listeners import open_bound_listeners
+from fcgikit.server.listeners import open_bound_listeners, peer_label
 from fcgikit.server.logs import configure_access_log
 from fcgikit.server.memory import tune_malloc
 from fcgikit.server.notify import SystemdNotifier, server_status
@@ -122,6 +123,12 @@ class Server:
         self.acceptor = Acceptor(self, self.listeners, self._poller)
         #: whether a request can take the direct lane; WholeRequest.parse says which can
         self._direct_lane = Role.RESPONDER in settings.roles
+        #: a keep-conn request too, the connection kept after it (see direct.py): not when
+        #: the web server may multiplex, for the lane reads nothing while its request runs
+        self._direct_keeps = not settings.multiplexed
+        #: connections kept after a direct request that ended off the loop's thread, for
+        #: the loop to watch (see keep_direct); under _lock
+        self._kept_elsewhere: list[Channel] = []
         self.stopping = Stopping(self, keep_listeners_on_reload=keep_listeners_on_reload)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -391,6 +398,10 @@ class Server:
             while self._wake_r.recv(4096):
                 pass
         self._update_write_interest()
+        if self._kept_elsewhere:
+            with self._lock:
+                self._unwatched += self._kept_elsewhere
+                self._kept_elsewhere.clear()
         if self.acceptor.paused:
             self.acceptor.resume_if_room(stopping=self.stopping.begun)
         if self.signals_queued:
@@ -451,16 +462,21 @@ class Server:
 
     # --- connections -----------------------------------------------------------------------
 
-    def direct_lane_takes(self, conn: Connected, data: memoryview) -> bool:
-        """Whether ``data``, the first bytes read from the connection ``conn``, hold one whole
-        ordinary request (WholeRequest.parse), which then runs on the direct lane: the one
-        place the lane is chosen, whether the acceptor read them or a channel did."""
+    def direct_lane_takes(
+        self, conn: Connected, data: memoryview, peer: object, *, keep_conn: bool = True
+    ) -> bool:
+        """Whether ``data``, the first bytes read from the connection ``conn`` (from
+        ``peer``), hold one whole ordinary request (WholeRequest.parse), which then runs on
+        the direct lane: the one place the lane is chosen, whether the acceptor read them or
+        a channel did. ``keep_conn``: one with FCGI_KEEP_CONN too (see direct.py)."""
         if not self._direct_lane:
             return False
-        whole = WholeRequest.parse(data, self.settings.max_params_size)
+        whole = WholeRequest.parse(
+            data, self.settings.max_params_size, keep_conn=keep_conn and self._direct_keeps
+        )
         if whole is None:
             return False
-        direct = DirectChannel(self, conn, whole)
+        direct = DirectChannel(self, conn, whole, peer)
         with self._lock:
             self.direct.add(direct)
         # admitted after this round, like the channels' requests
@@ -471,10 +487,32 @@ class Server:
         """A channel accepted before its first bytes came offers them (Channel.on_received):
         if they hold a whole ordinary request, the connection leaves the loop and the
         channel, and its request runs on the direct lane (on the loop's thread)."""
-        if not self.direct_lane_takes(channel.sock, data):
+        # (a keep-conn one stays: this channel is in the poller already)
+        if not self.direct_lane_takes(channel.sock, data, channel.peer, keep_conn=False):
             return False
         self.unregister(channel)
         self.forget(channel)
+        return True
+
+    def keep_direct(self, direct: DirectChannel, *, on_loop: bool) -> bool:
+        """The keep-conn request ``direct`` ran on the direct lane is answered: its connection
+        becomes a Channel, watched from the loop's next round (woken for it when this is not
+        the loop's thread), as if it had just been accepted; False when stopping (it closes,
+        as a draining Channel would behind its request)."""
+        if self.stopping.begun:
+            return False
+        peer = direct.peer
+        channel = Channel(self, direct.sock, peer if type(peer) is str else peer_label(peer))
+        channel.requests_received = 1
+        with self._lock:
+            self.direct.discard(direct)
+            self.channels.add(channel)
+            if not on_loop:
+                self._kept_elsewhere.append(channel)
+        if on_loop:
+            self._unwatched.append(channel)
+        else:
+            self._wake()
         return True
 
     def start_channel(self, channel: Channel) -> None:

@@ -57,8 +57,14 @@ def test_a_whole_request_without_keep_conn_is_recognised_in_either_build() -> No
     upload = client.start_request(3, GET_PARAMS) + client.send_stdin(3, b"a" * 70_000)
     whole = WholeRequest.parse(memoryview(bytearray(upload + client.end_stdin(3))), 1 << 20)
     assert whole is not None and b"".join(whole.stdin) == b"a" * 70_000
-    # A keep-conn connection may bring more requests; a body still to come is not whole.
+    # A keep-conn connection may bring more requests: taken only when the caller asks (the
+    # server keeps the connection after it); a body still to come is not whole.
     assert WholeRequest.parse(nginx_get(7, keep_conn=True), 1 << 20) is None
+    kept = WholeRequest.parse(nginx_get(7, keep_conn=True), 1 << 20, keep_conn=True)
+    assert kept is not None
+    assert kept.event == RequestReceived(
+        7, Role.RESPONDER, True, dict(GET_PARAMS), frozenset(), size
+    )
     assert WholeRequest.parse(upload, 1 << 20) is None
     assert WholeRequest.parse(ClientConnection().start_request(1, GET_PARAMS), 1 << 20) is None
 

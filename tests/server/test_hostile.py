@@ -416,7 +416,8 @@ def test_reused_request_id_after_its_end_is_a_new_request(serve: Any) -> None:
         assert reply.bodies(1) == [expected(f"/n{n}", b"x" * n) for n in range(3)]
 
 
-def test_stdin_after_its_end_is_closed_and_logged(serve: Any, log: Log) -> None:
+def holding_digest_app() -> tuple[Any, threading.Event, threading.Event]:
+    """digest_app, but a request for /hold sets ``entered`` and waits for ``release``."""
     entered = threading.Event()
     release = threading.Event()
 
@@ -426,8 +427,18 @@ def test_stdin_after_its_end_is_closed_and_logged(serve: Any, log: Log) -> None:
             release.wait(10)
         return digest_app(environ, start_response)
 
+    return app, entered, release
+
+
+def test_stdin_after_its_end_is_closed_and_logged(serve: Any, log: Log) -> None:
+    app, entered, release = holding_digest_app()
     running = serve(app)
     with peer(running) as p:
+        # A first request makes the connection a Channel, read while its requests run (a
+        # new connection's first request, arrived whole, runs on the direct lane, which reads
+        # nothing more until it is answered: test_direct_lane_reads_a_kept_connection_after)
+        p.send(request_bytes(1, "/first", b"", keep_conn=True))
+        assert p.read_end(1).ends() == [ProtocolStatus.REQUEST_COMPLETE]
         p.send(request_bytes(1, "/hold", b"body", keep_conn=True))
         assert entered.wait(10)
         p.send(pack_records(STDIN, 1, b"more after the end"))
@@ -437,6 +448,29 @@ def test_stdin_after_its_end_is_closed_and_logged(serve: Any, log: Log) -> None:
     release.set()
     assert_settled(running)
     assert_serves(running)
+
+
+def test_direct_lane_reads_a_kept_connection_after(serve: Any, log: Log) -> None:
+    """A keep-conn request that came whole on a new connection runs on the direct lane: what
+    the peer sends meanwhile is read once it is answered, by the Channel the connection
+    becomes. The request is answered; a record for it after that is one for a request
+    that is over (ignored and logged), and the connection serves on."""
+    app, entered, release = holding_digest_app()
+    running = serve(app)
+    with peer(running) as p:
+        p.send(request_bytes(1, "/hold", b"body", keep_conn=True))
+        assert entered.wait(10)
+        p.send(pack_records(STDIN, 1, b"more after the end"))
+        release.set()
+        reply = p.read_end(1)
+        assert reply.ends() == [ProtocolStatus.REQUEST_COMPLETE]
+        assert reply.bodies(1) == [expected("/hold", b"body")]
+        p.send(request_bytes(1, "/next", b"ok", keep_conn=True))
+        reply = p.read(lambda reply: len(reply.ends(1)) == 2)
+        assert not reply.closed
+        assert reply.bodies(1) == [expected("/hold", b"body"), expected("/next", b"ok")]
+    log.wait_for_one("ignored 1 record")
+    assert_settled(running)
 
 
 def test_records_for_unknown_request_ids_are_ignored_and_logged_once(serve: Any, log: Log) -> None:

@@ -564,6 +564,38 @@ def test_graceful_stop_lets_running_request_finish_and_closes_idle_keepconn(serv
     assert not os.path.exists(running.path)  # our socket file is cleaned up
 
 
+def test_a_keep_conn_request_running_as_the_server_stops_is_answered_then_closed(
+    serve: Any,
+) -> None:
+    """A keep-conn request on a new connection (the direct lane) that is still running when a
+    graceful stop begins gets its answer, then our close right behind it, as one on a kept
+    connection does: the server does not keep a connection it is about to leave."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        entered.set()
+        release.wait(10)
+        start_response("200 OK", [])
+        return [b"done"]
+
+    running = serve(app)
+    client = running.client(keep_conn=True)
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(client.request("GET", "/slow")))
+    worker.start()
+    assert entered.wait(10)
+    with LogWaiter("finishing running requests") as draining:
+        running.server.stop("test")
+        assert draining.seen.wait(10)
+    release.set()
+    worker.join(10)
+    assert result[0].body == b"done"
+    assert client._socket().recv(10) == b""  # closed behind the answer
+    running.thread.join(10)
+    assert not running.thread.is_alive()
+
+
 def test_backpressure_stalls_the_app_and_send_timeout_gives_up(serve: Any) -> None:
     produced: list[int] = []
     stopped = threading.Event()
@@ -831,14 +863,17 @@ def test_a_connection_per_request_is_closed_as_soon_as_it_is_answered(serve: Any
         (True, "whole before the accept"),
         (False, "body after the first read"),
         (False, "whole after the accept"),
+        (True, "whole after the accept"),
     ],
 )
-def test_only_a_request_that_arrives_whole_without_keep_conn_takes_the_direct_lane(
+def test_only_a_request_that_arrives_whole_takes_the_direct_lane(
     tmp_path: Path, keep_conn: bool, sent: str
 ) -> None:
     """nginx's default (a connection per request, sent whole) runs without a Channel, also
     when the server accepted the connection before its bytes came (a worker woken by the
-    connect); every request gets the same answer whichever way it went."""
+    connect); so does a keep-conn request on a new connection (nginx's keepalive cache
+    empty), whose connection then stays open for the next request, on a Channel. Every
+    request gets the same answer whichever way it went."""
     lanes: list[tuple[int, int]] = []
 
     def app(environ: Environ, start_response: Any) -> list[bytes]:
@@ -876,12 +911,29 @@ def test_only_a_request_that_arrives_whole_without_keep_conn_takes_the_direct_la
             events += client.receive_data(chunk)
         if not keep_conn:
             assert sock.recv(65536) == b""  # closed right behind END_REQUEST
+        else:  # kept: the next request on it is answered too
+            sock.sendall(
+                client.start_request(
+                    1, {b"REQUEST_METHOD": b"POST", b"CONTENT_LENGTH": b"4"}, keep_conn=True
+                )
+                + client.send_stdin(1, b"data")
+                + client.end_stdin(1)
+            )
+            more: list[Any] = []
+            while not more or not isinstance(more[-1], RequestEnded):
+                chunk = sock.recv(65536)
+                assert chunk, "closed before the second END_REQUEST"
+                more += client.receive_data(chunk)
+            assert b"".join(e.data for e in more if isinstance(e, StdoutData)).endswith(b"got data")
     server.stop("test over")
     thread.join(10)
     assert not thread.is_alive()
-    # in both builds: the lane's parse is Python
-    direct = not keep_conn and sent != "body after the first read"
-    assert lanes == ([(1, 0)] if direct else [(0, 1)])
+    # (a keep-conn connection whose first read comes after the accept is a Channel already)
+    direct = sent == "whole before the accept" or (
+        not keep_conn and sent != "body after the first read"
+    )
+    assert lanes[0] == ((1, 0) if direct else (0, 1))
+    assert lanes[1:] == ([(0, 1)] if keep_conn else [])  # the kept connection: a Channel
     stdout = b"".join(e.data for e in events if isinstance(e, StdoutData))
     assert stdout.endswith(b"\r\n\r\ngot data")
     assert b"".join(e.data for e in events if isinstance(e, StderrData)) == b"note\n"

@@ -1,0 +1,122 @@
+"""What a request costs by the shape of its connection, in instructions (keep-conn's lanes).
+
+    python3 benchmarks/lanecost.py                  µs per request, best of 5
+    python3 benchmarks/lanecost.py --callgrind      instructions per request, under valgrind
+
+Three shapes, each driven through a real :class:`~fcgikit.server.server.Server`'s loop steps
+(``_poll``, ``admit``, ``run_ready``) in this one process, the client on a unix socket:
+
+- ``off``: a connection per request without FCGI_KEEP_CONN (nginx's default): the direct lane;
+- ``fresh``: a connection per request WITH FCGI_KEEP_CONN, closed by the client after its
+  reply, then the server's round that reads that EOF: what nginx does with
+  ``fastcgi_keep_conn`` when its upstream keepalive cache overflows (most requests at 256
+  client connections with ``keepalive 32``);
+- ``kept``: request after request on one keep-conn connection.
+
+The client's own calls are counted too (the same in ``off`` and ``fresh``). ``--callgrind``
+runs each shape twice (``--requests`` and three times as many) and divides the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import apps  # next to this file (sys.path above)
+from hotpath import request_bytes
+from workercost import best_microseconds, callgrind_instructions
+
+from fcgikit.server.poller import READABLE
+from fcgikit.server.server import Server, admit
+from fcgikit.server.settings import ServerSettings
+
+SHAPES = ("off", "fresh", "kept")
+
+
+def driver(shape: str, directory: str) -> Callable[[], None]:
+    address = f"{directory}/{shape}.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(address)
+    listener.listen(64)
+    listener.setblocking(False)
+    server = Server(apps.application, ServerSettings(), listeners=[listener])
+    server.acceptor.listen()
+    server._poller.register(server._wake_r.fileno(), READABLE, server._wake_r)
+    pool = server.pool
+    pool._leader = threading.get_ident()  # this thread holds the loop role
+    data = request_bytes("/hello", keep_conn=shape != "off")
+    kept: list[socket.socket] = []
+
+    def loop_round() -> None:
+        server._poll()
+        arrived, server.arrived = server.arrived, []
+        admit(arrived, pool)
+        pool.run_ready()
+
+    def one() -> None:
+        if shape == "kept":
+            if not kept:
+                kept.append(socket.socket(socket.AF_UNIX))
+                kept[0].connect(address)
+            client = kept[0]
+        else:
+            client = socket.socket(socket.AF_UNIX)
+            client.connect(address)
+        client.sendall(data)
+        loop_round()
+        if b"Hello" not in client.recv(65536):
+            raise RuntimeError("no reply")
+        if shape == "kept":
+            return
+        client.close()
+        if shape == "fresh":
+            loop_round()  # the EOF
+        if server.channels or server.direct:
+            raise RuntimeError("the server did not close the connection")
+
+    one()
+    return one
+
+
+def run(shape: str, requests: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        one = driver(shape, directory)
+        for _ in range(requests):
+            one()
+
+
+def instructions(shape: str, requests: int) -> int:
+    """User-space instructions of this script run under callgrind for ``requests``."""
+    return callgrind_instructions([__file__, "--shape", shape, "--requests", str(requests)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=SHAPES, help="one run of this shape, for callgrind")
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--callgrind", action="store_true", help="instructions per request")
+    args = parser.parse_args(argv)
+    if args.shape is not None:
+        run(args.shape, args.requests)
+        return 0
+    for shape in SHAPES:
+        if args.callgrind:
+            few = instructions(shape, args.requests)
+            many = instructions(shape, 3 * args.requests)
+            print(f"  {shape:6} {(many - few) / (2 * args.requests):10,.0f} instructions/request")
+            continue
+        with tempfile.TemporaryDirectory() as directory:
+            one = driver(shape, directory)
+            print(f"  {shape:6} {best_microseconds(one, args.requests):7.1f} µs/request")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
