@@ -22,7 +22,7 @@ ENV = {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
 #: what only the other commands (check, request, status, config: their parsers too) or the
 #: options that ask for it (--workers, --reload, --mount and the proxy options, --status-path,
 #: --log-config, --http) use, and the standard library and werkzeug modules that only they
-#: bring in
+#: bring in; the serving process is started with an ordinary command line
 NOT_FOR_ONE_PROCESS = (
     # the check and request commands, their options included
     "fcgikit.check",
@@ -38,6 +38,9 @@ NOT_FOR_ONE_PROCESS = (
     "fcgikit.server.sources",
     "fcgikit.server.status",
     "fcgikit.server.worker",
+    # --help and a command line other than the ordinary one (long options written out
+    # whole) are argparse's; this one is read without it
+    "argparse",
     "werkzeug",
     "configparser",
     "logging.config",
