@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NoReturn, TypeAlias, cast
 
 from fcgikit import __version__
 from fcgikit.errors import ConfigError
+from fcgikit.gc_pause import resume_collections
 from fcgikit.protocol import ACCELERATED
 from fcgikit.serve_command import Fixers, serve_one_process, serve_pool, serve_reloading
 from fcgikit.server.apploader import enter_app_directory
@@ -251,6 +252,9 @@ def _serve(args: Arguments) -> int:
     enter_app_directory(command.chdir)
     fixers = _fixers(settings)
     server = settings.build(ServerSettings, access_log_from_logging=access_log_from_logging)
+    if command.reload or settings.starts_pool():
+        # a pool: only one process loads the app (fcgikit/gc_pause.py) without collections
+        resume_collections()
     if command.reload:
         return serve_reloading(command, settings, server, fixers)
     if command.reload_dir or command.reload_engine != "auto":
@@ -382,6 +386,7 @@ def _run(args: Arguments) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        resume_collections()  # only serving starts without them (fcgikit/gc_pause.py)
         parsed = cast("argparse.Namespace", args)  # only serve is read without argparse
         if parsed.command == "check":
             from fcgikit.check.command import run_check
