@@ -118,6 +118,8 @@ def read_ordinary(
             value = next(words, "-")
             if value.startswith("-"):
                 return None
+        elif value == "--":  # argparse drops it, even there: the option gets no value
+            return None
         if how == APPEND:
             found[dest] = [*found.get(dest, ()), value]
         else:

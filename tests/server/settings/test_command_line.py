@@ -55,7 +55,9 @@ OPTION_WORDS = st.one_of(
     st.sampled_from(["--", "-", "--bindd", "--no-threads", "-x"]),
 )
 VALUE_WORDS = st.one_of(
-    st.sampled_from(["app:application", "unix:/run/app.sock", "8", "warning", "-1", "", "a b"]),
+    st.sampled_from(
+        ["app:application", "unix:/run/app.sock", "8", "warning", "-1", "", "a b", "--"]
+    ),
     st.text("ab:-=", max_size=4),
 )
 #: mostly what the reader must decline
@@ -115,6 +117,8 @@ def test_an_ordinary_command_line_needs_no_argparse(argv: list[str]) -> None:
         pytest.param(["serve", "a", "b"], id="two-apps"),
         pytest.param(["serve", "--help"], id="help"),
         pytest.param(["serve", "--reload=yes"], id="flag-with-value"),
+        # argparse drops a "--" even after "=": the option gets an empty list
+        pytest.param(["serve", "--access-log=--"], id="value-dashes"),
         pytest.param(["status", "unix:/a"], id="other-command"),
     ],
 )
