@@ -11,8 +11,6 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-from fcgikit._exports import export
-
 __version__ = "0.1.0"
 
 
@@ -95,6 +93,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    from fcgikit._exports import export  # here: fcgikit serve asks for none of these names
+
     return export(__name__, _EXPORTS, globals(), name)
 
 

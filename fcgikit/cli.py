@@ -7,16 +7,17 @@ fcgikit config nginx --mount /yourapplication --socket unix:/run/app.sock
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TypeAlias
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, NoReturn, TypeAlias, cast
 
 from fcgikit import __version__
 from fcgikit.errors import ConfigError
+from fcgikit.gc_pause import resume_collections
 from fcgikit.protocol import ACCELERATED
 from fcgikit.serve_command import Fixers, serve_one_process, serve_pool, serve_reloading
 from fcgikit.server.apploader import enter_app_directory
@@ -30,13 +31,11 @@ from fcgikit.server.settings import (
     ServerSettings,
 )
 from fcgikit.server.settings.command import FORWARDED_ALLOW_IPS
-from fcgikit.server.settings.sources import (
-    CONFIG_VARIABLE,
-    DEFAULT,
-    ResolvedSettings,
-    add_options,
-    resolve,
-)
+from fcgikit.server.settings.command_line import add_options, read_ordinary
+from fcgikit.server.settings.sources import CONFIG_VARIABLE, DEFAULT, ResolvedSettings, resolve
+
+if TYPE_CHECKING:
+    import argparse
 
 log = logging.getLogger("fcgikit.cli")
 
@@ -71,6 +70,14 @@ SERVE_GROUPS: dict[type, str] = {
 #: what each command adds its parser to
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+#: what argparse makes of the command line, or read_ordinary (the same for ``fcgikit serve``)
+Arguments: TypeAlias = "argparse.Namespace | SimpleNamespace"
+
+#: the options of ``fcgikit serve`` that are no setting (their attributes), with a value
+#: and without one
+SERVE_VALUE_OPTIONS = {"--config": "config"}
+SERVE_SWITCHES = {"--print-config": "print_config"}
+
 
 def _add_serve_parser(commands: Commands) -> None:
     """``fcgikit serve``: an option per setting (fcgikit/server/settings), and the file's."""
@@ -86,14 +93,16 @@ def _add_serve_parser(commands: Commands) -> None:
     )
     for cls in SERVE_SETTINGS:
         add_options(serve.add_argument_group(SERVE_GROUPS[cls]), cls)
+    [config] = SERVE_VALUE_OPTIONS
     serve.add_argument(
-        "--config",
+        config,
         metavar="FILE",
         help="read settings from the [serve] table of this TOML file "
         f"(default: ${CONFIG_VARIABLE}, else none)",
     )
+    [print_config] = SERVE_SWITCHES
     serve.add_argument(
-        "--print-config",
+        print_config,
         action="store_true",
         help="print the settings as fcgikit serve would use them, each with where it "
         "came from (default, file, environment, command line), as a config file; and exit",
@@ -178,6 +187,8 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     the other commands' options (and modules) are for those commands
     (tests/test_cli_startup.py); any other ``argv`` (``--help``, a misspelt command) gets
     them all."""
+    import argparse  # here: the ordinary ``fcgikit serve`` command line needs no parser
+
     parser = argparse.ArgumentParser(
         prog="fcgikit", description="Serve WSGI apps over FastCGI behind a real web server."
     )
@@ -223,7 +234,7 @@ def _fixers(settings: ResolvedSettings) -> Fixers | None:
     return lambda app: wrap(app, mount=command.mount, proxy=proxy)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: Arguments) -> int:
     settings = resolve(SERVE_SETTINGS, args, os.environ)
     if args.print_config:
         sys.stdout.write(settings.as_toml())
@@ -241,6 +252,9 @@ def _serve(args: argparse.Namespace) -> int:
     enter_app_directory(command.chdir)
     fixers = _fixers(settings)
     server = settings.build(ServerSettings, access_log_from_logging=access_log_from_logging)
+    if command.reload or settings.starts_pool():
+        # a pool: only one process loads the app (fcgikit/gc_pause.py) without collections
+        resume_collections()
     if command.reload:
         return serve_reloading(command, settings, server, fixers)
     if command.reload_dir or command.reload_engine != "auto":
@@ -350,7 +364,7 @@ def _config(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    args = _build_parser(argv).parse_args(argv)
+    args = parse_arguments(argv)
     try:
         return _run(args)
     except BrokenPipeError:
@@ -360,21 +374,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def parse_arguments(argv: Sequence[str]) -> Arguments:
+    """``argv`` as argparse reads it (which exits with its message for a wrong one); an
+    ordinary ``fcgikit serve`` command line is read without building the parser, or even
+    importing argparse (fcgikit/server/settings/command_line.py)."""
+    args = read_ordinary(argv, SERVE_SETTINGS, values=SERVE_VALUE_OPTIONS, switches=SERVE_SWITCHES)
+    return _build_parser(argv).parse_args(argv) if args is None else args
+
+
+def _run(args: Arguments) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
-        if args.command == "check":
+        resume_collections()  # only serving starts without them (fcgikit/gc_pause.py)
+        parsed = cast("argparse.Namespace", args)  # only serve is read without argparse
+        if parsed.command == "check":
             from fcgikit.check.command import run_check
 
-            return run_check(args)
-        if args.command == "request":
+            return run_check(parsed)
+        if parsed.command == "request":
             from fcgikit.check.request import run_request
 
-            return run_request(args)
-        if args.command == "status":
-            return _status(args)
-        return _config(args)
+            return run_request(parsed)
+        if parsed.command == "status":
+            return _status(parsed)
+        return _config(parsed)
     except ConfigError as exc:
         print(f"fcgikit: {exc}", file=sys.stderr)
         return 2

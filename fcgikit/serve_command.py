@@ -17,7 +17,6 @@ them, and each costs start-up time (tests/test_cli_startup.py).
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import shutil
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
+from fcgikit.gc_pause import pause_collections, resume_collections
 from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.apploader import load_app
 from fcgikit.server.listeners import (
@@ -227,21 +227,14 @@ def serve_one_process(
 
 @contextlib.contextmanager
 def _no_collections() -> Iterator[None]:
-    """No automatic cyclic collection while the app loads. Its import makes most of what the
-    process keeps for as long as it runs (modules, classes, functions), and each collection
-    would walk all of that again; at the end it is frozen (``gc.freeze``, as Server.serve
-    freezes what it serves with), which also spares the collection the import would then
-    owe. The price: cyclic garbage the import left (a few hundred objects for Flask) is kept,
-    not freed. An app that sets the thresholds itself meanwhile keeps its own."""
-    thresholds = gc.get_threshold()
-    paused = (0, *thresholds[1:])
-    gc.set_threshold(*paused)
+    """No automatic cyclic collection while the app loads (if the command has not paused them
+    since its start already), and what the start made frozen once it has (fcgikit/gc_pause.py):
+    its import makes most of what the process keeps for as long as it runs."""
+    pause_collections()
     try:
         yield
     finally:
-        gc.freeze()
-        if gc.get_threshold() == paused:
-            gc.set_threshold(*thresholds)
+        resume_collections()
 
 
 def _load(spec: str, fixers: Fixers | None, created: list[str]) -> WSGIApplication:

@@ -22,7 +22,7 @@ ENV = {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
 #: what only the other commands (check, request, status, config: their parsers too) or the
 #: options that ask for it (--workers, --reload, --mount and the proxy options, --status-path,
 #: --log-config, --http) use, and the standard library and werkzeug modules that only they
-#: bring in
+#: bring in; the serving process is started with an ordinary command line
 NOT_FOR_ONE_PROCESS = (
     # the check and request commands, their options included
     "fcgikit.check",
@@ -38,6 +38,9 @@ NOT_FOR_ONE_PROCESS = (
     "fcgikit.server.sources",
     "fcgikit.server.status",
     "fcgikit.server.worker",
+    # --help and a command line other than the ordinary one (long options written out
+    # whole) are argparse's; this one is read without it
+    "argparse",
     "werkzeug",
     "configparser",
     "logging.config",
@@ -47,12 +50,12 @@ NOT_FOR_ONE_PROCESS = (
 )
 
 
-def first_answer(tmp_path: Path, app: str, *options: str) -> bytes:
+def first_answer(tmp_path: Path, app: str, *options: str, env: dict[str, str] = ENV) -> bytes:
     """The body a ``fcgikit serve APP`` started with ``options`` answers to its first request
     (``/blog/``, which ``--mount /blog`` serves too), once it listens; then it stops."""
     sock = tmp_path / "app.sock"
     command = fcgikit_command("serve", app, "--bind", f"unix:{sock}", *options)
-    backend = Backend(command, env=ENV)
+    backend = Backend(command, env=env)
     try:
         backend.wait_for("listening on")
         response = FastCGIClient(f"unix:{sock}").request("GET", "/blog/")
@@ -136,3 +139,34 @@ def test_the_app_imports_without_cyclic_collections_and_serves_with_them(tmp_pat
     assert seen["collections_during_import"] == 0
     assert seen["enabled"] is True
     assert tuple(seen["threshold"]) == gc.get_threshold()  # the defaults, as before the import
+
+
+#: a sitecustomize (Python imports it before anything of fcgikit) that counts the automatic
+#: collections from the moment fcgikit's command line module begins to load
+COUNTING_SITECUSTOMIZE = """
+import gc
+import sys
+
+collections_since_cli = 0
+
+
+def _count(phase, info):
+    global collections_since_cli
+    if phase == "start" and "fcgikit.cli" in sys.modules:
+        collections_since_cli += 1
+
+
+gc.callbacks.append(_count)
+"""
+
+
+def test_fcgikit_serve_imports_itself_without_cyclic_collections(tmp_path: Path) -> None:
+    # fcgikit's own modules live as long as the process too: the same reason as the app's
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(COUNTING_SITECUSTOMIZE)
+    env = {"PYTHONPATH": f"{site}{os.pathsep}{ENV['PYTHONPATH']}"}
+    seen = json.loads(first_answer(tmp_path, "apps.gc_import:app", env=env))
+    assert seen["collections_during_start"] == 0
+    assert seen["enabled"] is True
+    assert tuple(seen["threshold"]) == gc.get_threshold()

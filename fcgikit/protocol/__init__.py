@@ -14,9 +14,9 @@ the protocol can be tested and fuzzed on its own and reused by any I/O layer. Pa
 """
 
 from importlib.machinery import ExtensionFileLoader
+from typing import TYPE_CHECKING, Any
 
 from fcgikit.protocol import server_connection as _server_connection
-from fcgikit.protocol.client_connection import ClientConnection
 from fcgikit.protocol.constants import ProtocolStatus, RecordType, Role
 from fcgikit.protocol.events import (
     ClientEvent,
@@ -43,6 +43,24 @@ from fcgikit.protocol.whole_request import WholeRequest
 #: pure-Python one (no accelerator built, or ``FCGIKIT_PURE_PYTHON=1``). The modules are
 #: compiled and loaded all together, so looking at the hot one is enough.
 ACCELERATED: bool = isinstance(_server_connection.__loader__, ExtensionFileLoader)
+
+if TYPE_CHECKING:
+    from fcgikit.protocol.client_connection import ClientConnection
+
+
+def __getattr__(name: str) -> Any:
+    """The client's side, imported on first use (PEP 562): a server never needs it."""
+    if name != "ClientConnection":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from fcgikit.protocol.client_connection import ClientConnection
+
+    globals()[name] = ClientConnection
+    return ClientConnection
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "ClientConnection"})
+
 
 __all__ = [
     "ACCELERATED",

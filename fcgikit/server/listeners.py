@@ -17,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import grp
 import os
-import pwd
 import socket
 import stat
 from collections.abc import Collection, Sequence
@@ -110,6 +108,9 @@ class SocketOwner:
 
     def resolve(self) -> tuple[int, int]:
         """(uid, gid) for ``os.chown``; -1 leaves that one as it is."""
+        import grp  # here: the user and group databases are for --socket-owner
+        import pwd
+
         uid = gid = -1
         if self.user is not None:
             try:

@@ -4,6 +4,7 @@ how the collector is set while it serves."""
 
 import gc
 import json
+import sys
 from typing import Any
 
 collections_during_import = 0
@@ -22,11 +23,17 @@ for _item in _made[:1000]:
     _item.append(_item)
 gc.callbacks.remove(_count)
 
+#: the collections since fcgikit's command line module began to load, up to now, where a
+#: test's sitecustomize counts them (tests/test_cli_startup.py)
+_counter = sys.modules.get("sitecustomize")
+collections_during_start = getattr(_counter, "collections_since_cli", None)
+
 
 def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "application/json")])
     seen = {
         "collections_during_import": collections_during_import,
+        "collections_during_start": collections_during_start,
         "enabled": gc.isenabled(),
         "threshold": gc.get_threshold(),
     }

@@ -3,9 +3,10 @@
 Precedence: the command line, then the environment (``FCGIKIT_THREADS=8``), then the
 ``[serve]`` table of the TOML file ``--config`` names (``threads = 8``), then the default.
 Everything here is read from the declarations (:mod:`~fcgikit.server.settings.declaration`):
-:func:`add_options` makes the argparse options, :func:`resolve` reads the three sources into a
-:class:`ResolvedSettings`, which builds the frozen settings objects and says where each value
-came from (``fcgikit serve --print-config``).
+:mod:`~fcgikit.server.settings.command_line` makes the command line's options (or reads it),
+:func:`resolve` reads the three sources into a :class:`ResolvedSettings`, which builds the
+frozen settings objects and says where each value came from (``fcgikit serve
+--print-config``).
 
 Every source is read whole, and strictly: a value a setting does not accept, a key of the
 file or an ``FCGIKIT_`` variable that names no setting, is a ConfigError that names where it
@@ -15,7 +16,6 @@ silently ignored, not even when a source that wins sets the same setting right.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -127,27 +127,7 @@ def _toml_string(text: str) -> str:
 # --- the command line ---------------------------------------------------------------------
 
 
-def add_options(parser: argparse._ActionsContainer, cls: type) -> None:
-    """An argparse option for each setting ``cls`` declares. None has a default in the
-    namespace: an option is there when it was given, so that it can win over the others."""
-    for declared in settings_of(cls):
-        shown = declared.shown_default()
-        text = declared.help if shown is None else f"{declared.help} (default: {shown})"
-        common: dict[str, Any] = {"default": argparse.SUPPRESS, "help": text.replace("%", "%%")}
-        metavar = declared.metavar or declared.kind.metavar
-        if declared.positional:
-            parser.add_argument(declared.dest, nargs="?", metavar=metavar, **common)
-            continue
-        names = [declared.flag, *([declared.short] if declared.short else [])]
-        if declared.kind.is_flag:
-            action: Any = argparse.BooleanOptionalAction
-        else:
-            action = "append" if declared.kind.is_list else "store"
-            common["metavar"] = metavar
-        parser.add_argument(*names, dest=declared.dest, action=action, **common)
-
-
-def _from_command_line(settings: Iterable[Setting], args: argparse.Namespace) -> dict[str, Value]:
+def _from_command_line(settings: Iterable[Setting], args: object) -> dict[str, Value]:
     found = {}
     for declared in settings:
         if hasattr(args, declared.dest):
@@ -241,12 +221,10 @@ def _from_file(settings: Sequence[Setting], path: str) -> dict[str, Value]:
 # --- all of them --------------------------------------------------------------------------
 
 
-def resolve(
-    classes: Sequence[type], args: argparse.Namespace, environ: Mapping[str, str]
-) -> ResolvedSettings:
-    """Every setting of ``classes``: from ``args`` (made by the options of
-    :func:`add_options`), else ``environ``, else the config file (``args.config``, else
-    ``$FCGIKIT_CONFIG``), else its default."""
+def resolve(classes: Sequence[type], args: object, environ: Mapping[str, str]) -> ResolvedSettings:
+    """Every setting of ``classes``: from ``args`` (the namespace of the command line,
+    :mod:`~fcgikit.server.settings.command_line`), else ``environ``, else the config file
+    (``args.config``, else ``$FCGIKIT_CONFIG``), else its default."""
     settings = [declared for cls in classes for declared in settings_of(cls)]
     config = getattr(args, "config", None) or environ.get(CONFIG_VARIABLE)
     layers = [
@@ -306,7 +284,6 @@ __all__ = [
     "NOT_SETTINGS_PREFIXES",
     "ResolvedSettings",
     "Value",
-    "add_options",
     "environment_value",
     "resolve",
     "toml_value",
