@@ -122,6 +122,11 @@ class Server:
         self.acceptor = Acceptor(self, self.listeners, self._poller)
         #: whether a request can take the direct lane; WholeRequest.parse says which can
         self._direct_lane = Role.RESPONDER in settings.roles
+        #: what saturated() reads before every accept, once here (the settings' attributes
+        #: are an interpreted dataclass's): the threads a server sharing its listeners
+        #: fills, 0 when it shares none; the glance's bound, 0 when multiplexing defeats it
+        self._fills_at = settings.threads if settings.share_listeners else 0
+        self._glance_below = 0 if settings.multiplexed else settings.threads
         self.stopping = Stopping(self, keep_listeners_on_reload=keep_listeners_on_reload)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -239,18 +244,17 @@ class Server:
     def saturated(self) -> bool:
         """A server that shares its listeners has as much work as threads: what it would
         accept now is better left to a sibling."""
-        settings = self.settings
-        if not settings.share_listeners:
+        threads = self._fills_at
+        if not threads:
             return False
         # Asked before every accept, so first a glance without the lock. A connection that
         # multiplexes nothing holds two requests at most (a next one may arrive between the
         # last one's reply going out and its end), so the connections bound the load. Only
         # the loop's thread (this one) adds connections; others only remove them, so the
         # glance can only be too high, and then the count decides.
-        connections = 2 * len(self.channels) + len(self.direct)
-        if not settings.multiplexed and connections < settings.threads:
+        if 2 * len(self.channels) + len(self.direct) < self._glance_below:
             return False
-        return self._load() >= settings.threads
+        return self._load() >= threads
 
     def _load(self) -> int:
         """Requests running or waiting here, plus connections that have not sent one yet."""
