@@ -135,6 +135,11 @@ speedups_exec(PyObject *module)
 
 static PyModuleDef_Slot speedups_slots[] = {
     {Py_mod_exec, speedups_exec},
+#ifdef Py_mod_gil
+    /* Free-threaded CPython (3.13t+): the environ's items are borrowed, and the worker's
+     * request path counts on the GIL (tracker.py). */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
     {0, NULL},
 };
 
