@@ -63,6 +63,12 @@ LANES = (
         "tests/server/test_memory.py::test_the_c_mallopt_answers_as_the_python",
     ),
     Lane(
+        "fcgikit.server._speedups_labels.write_label",
+        "fcgikit.server.labels.write_label_py",
+        "tests/server/test_speedups_labels.py::"
+        "test_whatever_the_lane_writes_is_what_the_twin_writes",
+    ),
+    Lane(
         "fcgikit.server._speedups_watcher.LoopWatch",
         "fcgikit.server.watcher.PythonLoopWatch",
         "tests/server/test_speedups_watcher.py::test_the_python_watch_answers_as_the_c_one",

@@ -44,8 +44,9 @@ import struct
 import time
 from dataclasses import dataclass, field
 from time import monotonic
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from fcgikit.server.labels import encoded_label, write_label, write_label_py
 from fcgikit.server.metrics import (
     BLOCK_SIZE,
     RETIRE_REASONS,
@@ -57,6 +58,9 @@ from fcgikit.server.metrics import (
     read_gauges,
     write_counters,
 )
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 # started_wall, started_mono, dead_accepted, dead_slow, dynamic, target, maximum, threads,
 # max_reached
@@ -337,12 +341,29 @@ class WorkerSlot:
         the cell's ``requests``-th: its label and count first and its start last (see the
         module docstring on torn reads)."""
         views = self._request_views()
-        raw = label.encode("utf-8", "replace")
-        if len(raw) > _LABEL_SIZE:
-            raw = raw[:_LABEL_SIZE]
+        raw = encoded_label(label, _LABEL_SIZE)
         at = cell * _CELL_SIZE
-        views.words[at // 8 + 1] = requests << _LENGTH_BITS | len(raw)
         views.cells[at + _LABEL_AT : at + _LABEL_AT + len(raw)] = raw
+        self._started(views, at, len(raw), requests, started)
+
+    def begin_request(
+        self, cell: int, environ: WSGIEnvironment, requests: int, started: float
+    ) -> None:
+        """:meth:`begin` with the label of the request whose ``environ`` this is, written
+        by the C lane where it can (fcgikit.server.labels)."""
+        views = self._request_views()
+        at = cell * _CELL_SIZE
+        length = None
+        if write_label is not None:
+            length = write_label(views.cells, at + _LABEL_AT, _LABEL_SIZE, environ)
+        if length is None:
+            length = write_label_py(views.cells, at + _LABEL_AT, _LABEL_SIZE, environ)
+        self._started(views, at, length, requests, started)
+
+    def _started(
+        self, views: _RequestViews, at: int, length: int, requests: int, started: float | None
+    ) -> None:
+        views.words[at // 8 + 1] = requests << _LENGTH_BITS | length
         views.starts[at // 8] = monotonic() if started is None else started
 
     def end(self, cell: int) -> None:

@@ -129,6 +129,11 @@ class Server:
         #: connections kept after a direct request that ended off the loop's thread, for
         #: the loop to watch (see keep_direct); under _lock
         self._kept_elsewhere: list[Channel] = []
+        #: what saturated() reads before every accept, once here (the settings' attributes
+        #: are an interpreted dataclass's): the threads a server sharing its listeners
+        #: fills, 0 when it shares none; the glance's bound, 0 when multiplexing defeats it
+        self._fills_at = settings.threads if settings.share_listeners else 0
+        self._glance_below = 0 if settings.multiplexed else settings.threads
         self.stopping = Stopping(self, keep_listeners_on_reload=keep_listeners_on_reload)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -246,18 +251,17 @@ class Server:
     def saturated(self) -> bool:
         """A server that shares its listeners has as much work as threads: what it would
         accept now is better left to a sibling."""
-        settings = self.settings
-        if not settings.share_listeners:
+        threads = self._fills_at
+        if not threads:
             return False
         # Asked before every accept, so first a glance without the lock. A connection that
         # multiplexes nothing holds two requests at most (a next one may arrive between the
         # last one's reply going out and its end), so the connections bound the load. Only
         # the loop's thread (this one) adds connections; others only remove them, so the
         # glance can only be too high, and then the count decides.
-        connections = 2 * len(self.channels) + len(self.direct)
-        if not settings.multiplexed and connections < settings.threads:
+        if 2 * len(self.channels) + len(self.direct) < self._glance_below:
             return False
-        return self._load() >= settings.threads
+        return self._load() >= threads
 
     def _load(self) -> int:
         """Requests running or waiting here, plus connections that have not sent one yet."""
@@ -376,6 +380,8 @@ class Server:
             # Wakes once a sweep to close connections that linger too long, sooner to try
             # accepting again (see Acceptor._failed).
             timeout = self._next_sweep - now
+        if self.arrived:
+            timeout = 0.0  # a late connection's request came (_watch_accepted): run it first
         wake_r = self._wake_r
         for target, events in self._poller.wait(timeout):
             if type(target) is Channel:
@@ -525,9 +531,15 @@ class Server:
 
     def _watch_accepted(self) -> None:
         """Put the connections accepted last round in the poller, unless already closed.
-        Level-triggered, so input that arrived meanwhile is reported at once."""
+        Level-triggered, so input that arrived meanwhile is reported at once.
+
+        One accepted before its bytes came is read first: they have mostly come by now (the
+        round's requests ran meanwhile), and a whole request then takes the direct lane
+        (into :attr:`arrived`) without the poller's two epoll_ctl calls and a round."""
         accepted, self._unwatched = self._unwatched, []
         for channel in accepted:
+            if channel.first_read_decides and channel.registered:
+                channel.on_readable()
             if channel.registered:
                 events = READABLE | WRITABLE if channel.wants_write() else READABLE
                 channel.selector_events = events

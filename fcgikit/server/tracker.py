@@ -5,8 +5,8 @@ status page), counts requests for ``--max-requests``, finds the slow ones for th
 answers the status page. The rest of the worker is :mod:`fcgikit.server.worker`.
 
 It runs once per request, so it is compiled with the server's per-request path (setup.py), and
-does as little as it can: one lock taken at the start and one at the end, the scoreboard
-written in place, nothing allocated for a request whose response is a list.
+does as little as it can: no lock (a cell is taken from a free list and given back), the
+scoreboard written in place, nothing allocated for a request whose response is a list.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING
 
+from fcgikit.server.labels import request_label
 from fcgikit.server.scoreboard import WorkerSlot, WorkerState
 from fcgikit.server.status import StatusPage
 from fcgikit.server.wsgi import PROCESS_EXITS
@@ -31,19 +32,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("fcgikit.server")
 
 
-def request_label(environ: WSGIEnvironment) -> str:
-    """``#id METHOD URI``, the label :class:`~fcgikit.server.wsgi.WSGIRequest` logs with."""
-    uri = environ.get("REQUEST_URI") or (
-        str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
-    )
-    return f"#{environ.get('fcgikit.request_id', '?')} {environ.get('REQUEST_METHOD', '-')} {uri}"
-
-
 @dataclass(slots=True)
 class _Running:
     """A request cell's request, for the slow log; ``started`` 0.0 while the cell is free."""
 
     thread_id: int = 0
+    #: the request's label (labels.request_label), read from the cell when it is reported
     label: str = ""
     started: float = 0.0
     reported_slow: bool = False
@@ -121,7 +115,7 @@ class RequestTracker:
         self._free_cells = list(range(threads - 1, -1, -1))
         #: each request cell's request (see _Running), reused from one request to the next
         self.running = [_Running() for _ in range(threads)]
-        self.busy = 0
+        #: requests ended, counted only for max_requests
         self.completed = 0
         self.slow = 0
         self.retiring = False
@@ -129,7 +123,7 @@ class RequestTracker:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.status_page is not None and self.status_page.wants(environ):
             return self.status_page(environ, start_response)
-        cell = self._begin(request_label(environ))
+        cell = self._begin(environ)
         try:
             result = self.app(environ, start_response)
         except BaseException as exc:
@@ -146,44 +140,38 @@ class RequestTracker:
         """The app asked its process to exit during a request: retire once it is answered."""
         self.retire(f"was asked to exit by the app ({type(exc).__name__})")
 
-    def _begin(self, label: str) -> int:
+    def _begin(self, environ: WSGIEnvironment) -> int:
         started = monotonic()
-        # acquire and release, not a with statement: compiled, that looks __enter__ and
-        # __exit__ up and calls them at every request
-        lock = self._lock
-        lock.acquire()
-        try:
-            # The server never runs more requests at once than it has threads.
-            cell = self._free_cells.pop()
-            self.busy = busy = self.busy + 1
-            running = self.running[cell]
-            running.thread_id = get_ident()
-            running.label = label
-            running.reported_slow = False
-            running.started = started
-            running.requests = requests = running.requests + 1
-            self.slot.begin(cell, label, requests, started)
-        finally:
-            lock.release()
-        if busy >= self.threads and self.report_saturation:
+        # No lock on a request's path: list.pop and list.append are atomic under the GIL
+        # (compiled or interpreted), the cell is this thread's until it is appended back,
+        # and the busy count is the free list's length. The server never runs more requests
+        # at once than it has threads, so a cell is always free here.
+        free = self._free_cells
+        cell = free.pop()
+        running = self.running[cell]
+        running.thread_id = get_ident()
+        running.reported_slow = False
+        running.requests = requests = running.requests + 1
+        running.started = started  # last: slow_requests reads a cell whose start is set
+        self.slot.begin_request(cell, environ, requests, started)
+        if not free and self.report_saturation:
             self.notify()  # saturated: a dynamic pool may want another worker
         return cell
 
     def _end(self, cell: int) -> None:
         running = self.running[cell]
-        lock = self._lock
-        lock.acquire()
-        try:
-            if not running.started:
-                return
-            running.started = 0.0
-            self._free_cells.append(cell)
+        if not running.started:
+            return
+        running.started = 0.0
+        self.slot.end(cell)
+        self._free_cells.append(cell)  # last: another thread may take the cell from here
+        if self.max_requests > 0:
+            self._count_toward_max_requests()
+
+    def _count_toward_max_requests(self) -> None:
+        with self._lock:
             self.completed = completed = self.completed + 1
-            self.busy -= 1
-            self.slot.end(cell)
-        finally:
-            lock.release()
-        if self.max_requests > 0 and completed >= self.max_requests:
+        if completed >= self.max_requests:
             self.retire(f"served {completed} requests (--max-requests)", "max_requests")
 
     def retire(self, reason: str, why: str = "app_exit") -> None:
@@ -204,14 +192,17 @@ class RequestTracker:
         """Requests running longer than ``threshold`` not reported yet; marks them reported."""
         now = time.monotonic()
         found = []
+        # the labels as the status page reads them: a request writes its label to its cell only
+        labels = {r.cell: r.label for r in self.slot.board.read(self.slot.index).running}
         with self._lock:
-            for running in self.running:
+            for cell, running in enumerate(self.running):
                 if (
                     running.started
                     and not running.reported_slow
                     and now - running.started > threshold
                 ):
                     running.reported_slow = True
+                    running.label = labels.get(cell, "")
                     found.append(running)
             if found:
                 self.slow += len(found)

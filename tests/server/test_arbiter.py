@@ -347,7 +347,9 @@ def test_slow_requests_are_reported_once() -> None:
     board = Scoreboard(slots=1, threads=1)
     board.reset(0, generation=1)
     tracker = RequestTracker(hello, board.slot(0), 1)
-    cell = tracker._begin("#1 GET /slow")
+    cell = tracker._begin(
+        {"REQUEST_METHOD": "GET", "REQUEST_URI": "/slow", "fcgikit.request_id": 1}
+    )
     tracker.running[cell].started -= 10
     assert [r.label for r in tracker.slow_requests(5)] == ["#1 GET /slow"]
     assert tracker.slow_requests(5) == []
