@@ -17,8 +17,9 @@ connections do when its upstream ``keepalive`` cache overflows (46% of them at 2
 connections): a client connects to a real :class:`~fcgikit.server.server.Server`'s unix
 socket and sends the request; the server accepts it, runs it on the direct lane, makes
 the connection a Channel, and closes it when the client does. It includes the client's own
-calls (connect, send, recv, close), the same in every build. "the same without keep-conn" is nginx's default: a connection per request, whose
-request takes the direct lane (:mod:`fcgikit.server.direct`) where it can.
+calls (connect, send, recv, close), the same in every build. "the same without keep-conn"
+is nginx's default: a connection per request, whose request takes the direct lane
+(:mod:`fcgikit.server.direct`) where it can.
 
 Unlike wrk through nginx, this is steady on a noisy machine (best of several repeats), so it
 is the number to watch while changing the hot path. One known swing: while ``Channel`` reads
