@@ -22,7 +22,11 @@ rescue makes the requests stranded behind the slow one wait a tick or two, so wh
 before :data:`INLINE_TRUSTED` requests have run on the loop's thread since the last one (slow
 requests are a steady part of the load: an app that waits on something now and then), the
 back-off doubles, up to :data:`INLINE_BACKOFF_MAX` requests; a rescue after as many quick
-ones starts again from :data:`INLINE_BACKOFF`. Counting requests, not time, keeps a back-off
+ones starts again from :data:`INLINE_BACKOFF`. A back-off that has counted its requests
+goes on when a request on a queued thread took a tick, or has run for one: the app's slow
+requests have not stopped, and the next one would hold the loop's thread until its rescue
+(under load a back-off runs out in a fraction of a slow request's time, before any of those
+it sent to the queue could end). Counting requests, not time, keeps a back-off
 across a quiet spell: a burst after it finds the loop clear. The loop's
 thread tells the watcher which request runs through a
 :class:`~fcgikit.server.watcher.LoopWatch`: where the C lane is built it looks without the
@@ -147,6 +151,10 @@ class WorkerPool:
         self._backoff_left = 0
         #: the length of the last back-off, in requests (for the curious and the tests)
         self.backoff = 0
+        #: when the request each queued thread runs began (time.monotonic), by thread
+        self._queued_began: dict[int, float] = {}
+        #: a request on a queued thread took a tick since the last back-off began
+        self._queued_took_a_tick = False
         #: the loop watch's number of the request the last rescue took the loop from
         self._rescued_seq = 0
         self._loop_over = False
@@ -216,6 +224,7 @@ class WorkerPool:
             self.backoff = INLINE_BACKOFF
         self._rescued_seq = seq
         self._backoff_left = self.backoff
+        self._queued_took_a_tick = False
         self._queue.extend(self._ready)
         self._ready.clear()
         self._wake_locked()
@@ -327,6 +336,8 @@ class WorkerPool:
         if self._queue or self.running >= self.max_running or self._backoff_left:
             if self._backoff_left:
                 self._backoff_left = max(0, self._backoff_left - len(self._ready))
+                if not self._backoff_left and self._slow_requests_go_on_locked():
+                    self._backoff_left = self.backoff
             self._queue.extend(self._ready)
             self._ready.clear()
             self._wake_locked()
@@ -337,6 +348,13 @@ class WorkerPool:
         self._inline_thread = me
         self._inline_seq = self._loop_watch.began()
         return job
+
+    def _slow_requests_go_on_locked(self) -> bool:
+        """A request on a queued thread took a tick since the back-off began, or has run for
+        one now (asked once a back-off, when it has counted its requests)."""
+        took_a_tick, self._queued_took_a_tick = self._queued_took_a_tick, False
+        began_by = time.monotonic() - watcher.TICK
+        return took_a_tick or any(began <= began_by for began in self._queued_began.values())
 
     # --- the threads -----------------------------------------------------------------------
 
@@ -352,31 +370,35 @@ class WorkerPool:
                 target=self._work, name=f"fcgikit-thread-{self._threads}", daemon=True
             ).start()
 
-    def _take_locked(self) -> Job | _LeadRole | None:
+    def _take_locked(self, me: int) -> Job | _LeadRole | None:
+        """The next thing for the thread ``me`` to do: the loop role, a queued request (counted
+        as running), or None once the pool is shut down."""
         while True:
             if self._closed:
                 self._threads -= 1
                 return None
             if self._role_free:
                 self._role_free = False
-                self._leader = threading.get_ident()
+                self._leader = me
                 return LEAD
             if self._queue and self.running < self.max_running:
                 self.running += 1
                 job, memory = self._queue.popleft()
                 self.queued_memory -= memory
+                self._queued_began[me] = time.monotonic()
                 return job
             self._idle += 1
             self._work_ready.wait()
 
     def _work(self) -> None:
+        me = threading.get_ident()
         with self._lock:
-            job = self._take_locked()
+            job = self._take_locked(me)
         while job is not None:
             if isinstance(job, _LeadRole):
                 self._run_loop()
                 with self._lock:
-                    job = self._take_locked()
+                    job = self._take_locked(me)
                 continue
             reply = _run(job)
             if reply is not None:
@@ -384,7 +406,9 @@ class WorkerPool:
                 _done(reply, on_loop=False)
             with self._lock:
                 self.running -= 1
-                job = self._take_locked()
+                if time.monotonic() - self._queued_began.pop(me) >= watcher.TICK:
+                    self._queued_took_a_tick = True
+                job = self._take_locked(me)
 
     def _run_loop(self) -> None:
         assert self._lead is not None

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import require_binary
+from tests.server.test_hostile import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -56,6 +57,9 @@ class Stack:
             self.backend.kill()
             raise
         self.stats = soak.ProcessStats(self.backend.proc.pid)
+        # The loop's thread starts a moment after the server says it listens: the baseline
+        # counts it, for the pool holds up to THREADS more (one always free for the loop role).
+        wait_until(lambda: self.stats.snapshot().threads >= 2, what="the loop's thread")
         self.baseline = self.stats.snapshot()
 
     @property

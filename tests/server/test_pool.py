@@ -363,6 +363,85 @@ def test_slow_requests_that_keep_coming_keep_off_the_loops_thread_for_longer() -
     assert backoffs == [INLINE_BACKOFF, 2 * INLINE_BACKOFF, 4 * INLINE_BACKOFF, INLINE_BACKOFF]
 
 
+def test_a_back_off_goes_on_while_requests_on_queued_threads_take_a_tick() -> None:
+    """Under load a back-off counts its requests long before the slow ones it sent to the
+    queue end. While one of them took a tick, or has run for one, the loop's thread keeps out
+    of the requests (the next slow one would hold it until its rescue); once the slow ones
+    stop, it takes them again."""
+    pool = WorkerPool(threads=8, max_queued=8)
+    release_slow = threading.Event()
+    ran_on_loop: list[bool] = []
+
+    def blocks_the_loop() -> None:
+        wait_until(lambda: pool.rescues == 1)  # until the watcher took the loop from it
+
+    def slow(worked: threading.Event, release: threading.Event | None) -> None:
+        time.sleep(2 * watcher.TICK)  # the request's own work...
+        worked.set()
+        if release is not None:
+            release.wait(WAIT)  # ...then a wait on something, as long as the test needs
+
+    def quick(loop_thread: int) -> None:
+        ran_on_loop.append(threading.get_ident() == loop_thread)
+
+    def run_slow(release: threading.Event | None) -> bool:
+        worked = threading.Event()
+        pool.admit(functools.partial(slow, worked, release), ready=True)
+        if not pool.run_ready():  # it ran on the loop's thread, and was rescued from
+            return False
+        assert worked.wait(WAIT)
+        return True
+
+    def quick_over(number: int, others_running: int) -> bool:
+        return len(ran_on_loop) == number and pool.running == others_running
+
+    def run_quick(count: int, others_running: int) -> bool:
+        loop_thread = threading.get_ident()
+        for number in range(len(ran_on_loop) + 1, len(ran_on_loop) + count + 1):
+            pool.admit(functools.partial(quick, loop_thread), ready=True)
+            if not pool.run_ready():
+                return False
+            # over, wherever it ran, before the next one comes
+            wait_until(functools.partial(quick_over, number, others_running))
+        return True
+
+    def lead() -> bool:
+        if not pool.rescues:
+            pool.admit(blocks_the_loop, ready=True)
+            return pool.run_ready()  # False: rescued
+        if pool.rescues > 1:  # a second one: the loop's thread ran a slow request again
+            release_slow.set()
+            return True
+        wait_until(lambda: pool.running == 0)
+        if not run_slow(release=None):  # took a tick, and is over
+            return False
+        wait_until(lambda: pool.running == 0)
+        if not run_quick(INLINE_BACKOFF + 1, others_running=0):
+            return False
+        if not run_slow(release=release_slow):  # has run for a tick, and goes on
+            return False
+        if not run_quick(4 * INLINE_BACKOFF, others_running=1):
+            return False
+        release_slow.set()
+        wait_until(lambda: pool.running == 0)
+        # (the slow one that ended renews the back-off once more, and a quick one that the
+        # machine's load held up for a tick may too: no exact count)
+        for _ in range(8 * INLINE_BACKOFF):
+            if not run_quick(1, others_running=0):
+                return False
+            if ran_on_loop[-1]:
+                break
+        return True
+
+    run_pool(pool, lead)
+    assert pool.rescues == 1
+    after_one_took_a_tick = ran_on_loop[: INLINE_BACKOFF + 1]
+    while_one_runs = ran_on_loop[INLINE_BACKOFF + 1 : 5 * INLINE_BACKOFF + 1]
+    assert not any(after_one_took_a_tick), f"{after_one_took_a_tick.index(True)} went to the queue"
+    assert not any(while_one_runs), f"{while_one_runs.index(True)} went to the queue"
+    assert ran_on_loop[-1], "the back-off did not end once the slow requests did"
+
+
 def test_a_loop_that_fails_ends_with_its_error_logged_for_serve_to_raise(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
