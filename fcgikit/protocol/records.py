@@ -224,7 +224,7 @@ def decode_pairs(data: bytes | bytearray | memoryview) -> list[tuple[bytes, byte
             if name_length < 0x80 and value_length < 0x80:
                 name_start = offset + 2
             else:
-                name_start, name_length, value_length = _long_lengths(raw, offset)
+                name_start, name_length, value_length = _pair_lengths(raw, offset)
             value_start = name_start + name_length
             offset = value_start + value_length
             append((raw[name_start:value_start], raw[value_start:offset]))
@@ -235,23 +235,20 @@ def decode_pairs(data: bytes | bytearray | memoryview) -> list[tuple[bytes, byte
     return _decode_pairs_checked(raw)  # malformed: say exactly what is wrong
 
 
-def _long_lengths(raw: bytes, offset: int) -> tuple[int, int, int]:
+def _pair_lengths(raw: bytes, offset: int) -> tuple[int, int, int]:
     """Where the name of the pair at ``offset`` starts, and its name's and value's lengths,
-    when one of them takes the four-byte form."""
-    unpack = _LONG_LENGTH.unpack_from
-    name_length = raw[offset]
-    if name_length < 0x80:
-        offset += 1
-    else:
-        name_length = unpack(raw, offset)[0] & MAX_PAIR_LENGTH
-        offset += 4
-    value_length = raw[offset]
-    if value_length < 0x80:
-        offset += 1
-    else:
-        value_length = unpack(raw, offset)[0] & MAX_PAIR_LENGTH
-        offset += 4
+    each in the one-byte or the four-byte form."""
+    name_length, offset = _length_at(raw, offset)
+    value_length, offset = _length_at(raw, offset)
     return offset, name_length, value_length
+
+
+def _length_at(raw: bytes, offset: int) -> tuple[int, int]:
+    """The name or value length at ``offset``, and where what follows it starts."""
+    length = raw[offset]
+    if length < 0x80:
+        return length, offset + 1
+    return _LONG_LENGTH.unpack_from(raw, offset)[0] & MAX_PAIR_LENGTH, offset + 4
 
 
 def find_pair_value(data: bytes, name: bytes) -> bytes | None:
@@ -262,22 +259,10 @@ def find_pair_value(data: bytes, name: bytes) -> bytes | None:
     wanted = len(name)
     offset = 0
     found: bytes | None = None
-    unpack = _LONG_LENGTH.unpack_from
     while offset < end:
-        name_length = data[offset]
-        if name_length < 0x80:
-            offset += 1
-        else:
-            name_length = unpack(data, offset)[0] & MAX_PAIR_LENGTH
-            offset += 4
-        value_length = data[offset]
-        if value_length < 0x80:
-            offset += 1
-        else:
-            value_length = unpack(data, offset)[0] & MAX_PAIR_LENGTH
-            offset += 4
-        value_start = offset + name_length
-        if name_length == wanted and data.startswith(name, offset):
+        name_start, name_length, value_length = _pair_lengths(data, offset)
+        value_start = name_start + name_length
+        if name_length == wanted and data.startswith(name, name_start):
             found = data[value_start : value_start + value_length]
         offset = value_start + value_length
     return found
