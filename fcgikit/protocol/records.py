@@ -144,6 +144,13 @@ def frame_records(
     buffers: list[bytes | memoryview] = []
     if not total:
         return buffers
+    if total <= FCGI_MAX_CONTENT_LEN:  # one record (a small response): each piece whole
+        padding = -total & 7
+        buffers.append(HEADER.pack(FCGI_VERSION_1, record_type, request_id, total, padding))
+        buffers.extend(filter(None, pieces))
+        if padding:
+            buffers.append(_PADDING[padding])
+        return buffers
     index = 0
     offset = 0  # into pieces[index]
     left = total
@@ -208,32 +215,40 @@ def decode_pairs(data: bytes | bytearray | memoryview) -> list[tuple[bytes, byte
     offset = 0
     pairs: list[tuple[bytes, bytes]] = []
     append = pairs.append
-    unpack = _LONG_LENGTH.unpack_from
     try:
         while offset < end:
+            # Both lengths under 128 (one byte each) is what web servers send; a pair cut
+            # short shows only at the end, as an offset past it (the slices stop there).
             name_length = raw[offset]
-            if name_length < 0x80:
-                offset += 1
+            value_length = raw[offset + 1]
+            if name_length < 0x80 and value_length < 0x80:
+                name_start = offset + 2
             else:
-                name_length = unpack(raw, offset)[0] & MAX_PAIR_LENGTH
-                offset += 4
-            value_length = raw[offset]
-            if value_length < 0x80:
-                offset += 1
-            else:
-                value_length = unpack(raw, offset)[0] & MAX_PAIR_LENGTH
-                offset += 4
-            value_start = offset + name_length
-            value_end = value_start + value_length
-            if value_end > end:
-                break
-            append((raw[offset:value_start], raw[value_start:value_end]))
-            offset = value_end
-        else:
+                name_start, name_length, value_length = _pair_lengths(raw, offset)
+            value_start = name_start + name_length
+            offset = value_start + value_length
+            append((raw[name_start:value_start], raw[value_start:offset]))
+        if offset == end:
             return pairs
     except (IndexError, struct.error):
         pass
     return _decode_pairs_checked(raw)  # malformed: say exactly what is wrong
+
+
+def _pair_lengths(raw: bytes, offset: int) -> tuple[int, int, int]:
+    """Where the name of the pair at ``offset`` starts, and its name's and value's lengths,
+    each in the one-byte or the four-byte form."""
+    name_length, offset = _length_at(raw, offset)
+    value_length, offset = _length_at(raw, offset)
+    return offset, name_length, value_length
+
+
+def _length_at(raw: bytes, offset: int) -> tuple[int, int]:
+    """The name or value length at ``offset``, and where what follows it starts."""
+    length = raw[offset]
+    if length < 0x80:
+        return length, offset + 1
+    return _LONG_LENGTH.unpack_from(raw, offset)[0] & MAX_PAIR_LENGTH, offset + 4
 
 
 def find_pair_value(data: bytes, name: bytes) -> bytes | None:
@@ -244,22 +259,10 @@ def find_pair_value(data: bytes, name: bytes) -> bytes | None:
     wanted = len(name)
     offset = 0
     found: bytes | None = None
-    unpack = _LONG_LENGTH.unpack_from
     while offset < end:
-        name_length = data[offset]
-        if name_length < 0x80:
-            offset += 1
-        else:
-            name_length = unpack(data, offset)[0] & MAX_PAIR_LENGTH
-            offset += 4
-        value_length = data[offset]
-        if value_length < 0x80:
-            offset += 1
-        else:
-            value_length = unpack(data, offset)[0] & MAX_PAIR_LENGTH
-            offset += 4
-        value_start = offset + name_length
-        if name_length == wanted and data.startswith(name, offset):
+        name_start, name_length, value_length = _pair_lengths(data, offset)
+        value_start = name_start + name_length
+        if name_length == wanted and data.startswith(name, name_start):
             found = data[value_start : value_start + value_length]
         offset = value_start + value_length
     return found
@@ -393,8 +396,9 @@ class RecordReader:
             record_end = content_end + padding_length
             if record_end > end:
                 break
-            with view[content_start:content_end] as content:
-                on_record(record_type, request_id, content)
+            # Not released here (a context manager per record cost more than the parse):
+            # what on_record keeps it copies, and the slice goes with the loop's next turn.
+            on_record(record_type, request_id, view[content_start:content_end])
             offset = record_end
         if offset < end:
             self._tail += view[offset:]

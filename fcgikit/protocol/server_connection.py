@@ -304,6 +304,8 @@ class ServerConnection(RecordStream[ServerEvent]):
 
     def data_to_send(self) -> bytes:
         """Return, and forget, the replies the connection queued by itself."""
+        if not self._outgoing:  # the usual read queues none
+            return b""
         outgoing = bytes(self._outgoing)
         self._outgoing.clear()
         return outgoing
