@@ -30,7 +30,8 @@ from fcgikit.server.children import (
     describe_exit,
     restart_reason,
 )
-from fcgikit.server.scoreboard import Scoreboard, SlotView, WorkerState
+from fcgikit.server.pool_view import SlotView, WorkerState
+from fcgikit.server.scoreboard import Scoreboard
 from fcgikit.server.settings import PoolSettings, ServerSettings
 
 log = logging.getLogger("fcgikit.arbiter")

@@ -32,7 +32,7 @@ from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
 from fcgikit.server.arbiter import Arbiter
 from fcgikit.server.scoreboard import Scoreboard, WorkerState
 from fcgikit.server.settings import PoolSettings, ServerSettings
-from fcgikit.server.status import DIRECT_CLIENT_PARAM, StatusPage, parse_allow, render_text
+from fcgikit.server.status import DIRECT_CLIENT_PARAM, StatusPage, parse_allow
 from fcgikit.server.worker import RequestTracker, request_label
 from tests.integration.harness import missing
 from tests.processes import Backend
@@ -369,19 +369,6 @@ def test_status_page_only_for_allowed_addresses(remote: str, path: str, answered
     page = StatusPage(Scoreboard(1, 1), "/fcgikit-status", parse_allow(["127.0.0.1"]))
     environ = {"REMOTE_ADDR": remote, "SCRIPT_NAME": "", "PATH_INFO": path}
     assert page.wants(environ) is answered
-
-
-def test_status_text_lists_each_worker() -> None:
-    board = Scoreboard(slots=2, threads=1)
-    board.set_pool(dynamic=True, target=1, maximum=3)
-    board.reset(0, generation=1)
-    board.slot(0).set_pid(99)
-    board.slot(0).set_state(WorkerState.READY)
-    board.slot(0).begin(0, "#5 GET /x", 1)
-    text = render_text(board.snapshot().as_dict())
-    assert "pool mode:            dynamic" in text
-    assert "busy workers:         1" in text
-    assert re.search(r"current requests:     #5 GET /x \(\d", text)
 
 
 # --- what the master does when no worker can load the app -----------------------------------
