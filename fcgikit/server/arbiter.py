@@ -32,7 +32,8 @@ and the watchdog's WATCHDOG from this loop (:mod:`~fcgikit.server.notify`).
 
 This module is the master's process: its sockets, signals and loop. Its workers, and the
 steps each round of the loop takes to keep them as wanted (the pool's target, generation and
-crash streak), are the :class:`~fcgikit.server.keeper.PoolKeeper`'s. What else is not the loop
+crash streak), are the :class:`~fcgikit.server.keeper.PoolKeeper`'s and
+:func:`~fcgikit.server.pool_round.keep_pool`'s. What else is not the loop
 lives beside it: the settings (:mod:`fcgikit.server.settings`), the workers' user
 (:mod:`~fcgikit.server.credentials`), the record of each worker and why it died
 (:mod:`~fcgikit.server.children`), the worker's own side (:mod:`~fcgikit.server.worker`).
@@ -63,6 +64,7 @@ from fcgikit.server.listeners import (
 )
 from fcgikit.server.logs import reopen_log_files
 from fcgikit.server.notify import SystemdNotifier
+from fcgikit.server.pool_round import keep_pool
 from fcgikit.server.scoreboard import Scoreboard, WorkerState
 from fcgikit.server.settings import PoolSettings, ServerSettings
 from fcgikit.server.status import StatusPage
@@ -277,7 +279,7 @@ class Arbiter:
                     wait = min(wait, self.notifier.watchdog_every)  # it hears from us meanwhile
                 self._wait(wait)
                 continue
-            self.keeper.manage()
+            keep_pool(self.keeper)
             self._wait(self._tick())
 
     def _tick(self) -> float:

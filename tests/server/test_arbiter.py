@@ -499,39 +499,6 @@ def test_requests_nobody_waits_for_are_not_run_by_a_fresh_worker(
     assert pool.stop() == 0
 
 
-def test_timeout_kills_the_worker_of_a_stuck_request_after_its_neighbours(
-    start_pool: Callable[..., Pool], tmp_path: Path
-) -> None:
-    pool = start_pool(
-        *("--workers", "1", "--threads", "2", "--timeout", "2", "--slow-log", "1"), ready=1
-    )
-    stuck: list[Reply] = []
-    thread = threading.Thread(target=lambda: stuck.append(pool.get("/sleep", "30")))
-    thread.start()
-    victim = int(pool.wait_for(r"sleeping in (\d+): 30").group(1))
-    pool.wait_for("slow request #1 GET /sleep")  # it has run for a second
-    release = tmp_path / "release"
-    neighbour: list[Reply] = []
-    other = threading.Thread(target=lambda: neighbour.append(pool.get("/hold", str(release))))
-    other.start()
-    pool.wait_for("holding in")
-    line = pool.wait_for(
-        r"request #1 GET /sleep\?30 on worker (\d+) exceeded --timeout 2s; killing"
-    )
-    assert int(line.group(1)) == victim
-    pool.wait_for(rf"worker {victim} finishes its 1 other request\(s\) first")
-    release.touch()
-    other.join(POOL_TIMEOUT)
-    thread.join(POOL_TIMEOUT)
-    assert neighbour[0].status == 200  # only the stuck request fails
-    assert stuck[0].status is None  # the web server sees the connection end: a 502
-    pool.wait_for(rf"worker {victim} killed \(--timeout\); starting a replacement")
-    pool.wait_count(r"worker \d+ ready", 2)
-    assert pool.get("/").status == 200
-    assert pool.count("exceeded --timeout") == 1
-    assert pool.stop() == 0
-
-
 def test_slow_log_writes_the_stack_once(start_pool: Callable[..., Pool]) -> None:
     pool = start_pool("--workers", "1", "--threads", "1", "--slow-log", "0.2", ready=1)
     reply = pool.get("/sleep", "0.8")
@@ -575,23 +542,6 @@ def test_ttin_and_ttou_change_the_pool(start_pool: Callable[..., Pool]) -> None:
     assert pool.status()["total_workers"] == 2
     pool.proc.send_signal(signal.SIGTTOU)
     pool.wait_for(r"exited \(fewer workers wanted\)")
-    assert pool.wait_status(lambda s: s["total_workers"] == 1)["target_workers"] == 1
-    assert pool.stop() == 0
-
-
-def test_dynamic_pool_grows_when_busy_and_shrinks_when_idle(
-    start_pool: Callable[..., Pool],
-) -> None:
-    pool = start_pool("--workers", "1:3", "--threads", "1", "--idle-timeout", "0.5", ready=1)
-    assert pool.status()["pool_mode"] == "dynamic"
-    threads = [threading.Thread(target=pool.get, args=("/sleep", "1")) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    pool.wait_for("all 1 workers busy; starting another")
-    pool.wait_count(r"worker \d+ ready", 2)
-    for thread in threads:
-        thread.join(POOL_TIMEOUT)
-    pool.wait_for(r"exited \(idle for 0.5s\)")
     assert pool.wait_status(lambda s: s["total_workers"] == 1)["target_workers"] == 1
     assert pool.stop() == 0
 
