@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pwd
 import re
 import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -652,27 +650,6 @@ def test_pidfile_several_binds_and_sigusr1(start_pool: Callable[..., Pool], tmp_
     assert "SIGUSR1: reopened log files" in log_file.read_text()
     assert pool.stop() == 0
     assert not pidfile.exists() and not second.exists()
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="--user needs root")
-def test_workers_run_as_user_and_group(tmp_path: Path) -> None:
-    nobody = pwd.getpwnam("nobody")
-    # The worker imports the app as nobody: a directory nobody can read.
-    directory = Path(tempfile.mkdtemp(prefix="fcgikit-user-"))
-    try:
-        directory.chmod(0o755)
-        (directory / "prefork_app.py").write_text(APP_SOURCE)
-        (directory / "prefork_app.py").chmod(0o644)
-        pool = Pool(directory, "--workers", "2", "--user", "nobody", "--group", str(nobody.pw_gid))
-        try:
-            pool.wait_count(r"worker \d+ ready", 2)
-            assert pool.get("/uid").body == f"{nobody.pw_uid}:{nobody.pw_gid}".encode()
-            assert os.stat(f"/proc/{pool.proc.pid}").st_uid == 0  # the master stays root
-            assert pool.stop() == 0
-        finally:
-            close(pool)
-    finally:
-        shutil.rmtree(directory)
 
 
 def test_user_needs_an_existing_user(tmp_path: Path) -> None:
