@@ -32,9 +32,12 @@ and the watchdog's WATCHDOG from this loop (:mod:`~fcgikit.server.notify`).
 
 This module is the master's process: its sockets, signals and loop. Its workers, and the
 steps each round of the loop takes to keep them as wanted (the pool's target, generation and
-crash streak), are the :class:`~fcgikit.server.keeper.PoolKeeper`'s. What else is not the loop
-lives beside it: the settings (:mod:`fcgikit.server.settings`), the workers' user
-(:mod:`~fcgikit.server.credentials`), the record of each worker and why it died
+crash streak), are the :class:`~fcgikit.server.keeper.PoolKeeper`'s and
+:func:`~fcgikit.server.pool_round.keep_pool`'s. What else is not the loop lives beside it:
+the settings (:mod:`fcgikit.server.settings`), the signal queue and pipes that wake the loop
+(:mod:`~fcgikit.server.wakeups`), the fork and a worker's first steps
+(:mod:`~fcgikit.server.spawner`), the workers' user (:mod:`~fcgikit.server.credentials`), the
+pid file (:mod:`~fcgikit.server.pidfile`), the record of each worker and why it died
 (:mod:`~fcgikit.server.children`), the worker's own side (:mod:`~fcgikit.server.worker`).
 """
 
@@ -43,12 +46,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from fcgikit.errors import ConfigError
@@ -63,10 +64,12 @@ from fcgikit.server.listeners import (
 )
 from fcgikit.server.logs import reopen_log_files
 from fcgikit.server.notify import SystemdNotifier
-from fcgikit.server.scoreboard import Scoreboard, WorkerState
+from fcgikit.server.pidfile import remove_pidfile, write_pidfile
+from fcgikit.server.pool_round import keep_pool
+from fcgikit.server.scoreboard import Scoreboard
 from fcgikit.server.settings import PoolSettings, ServerSettings
-from fcgikit.server.status import StatusPage
-from fcgikit.server.worker import EXIT_BOOT_ERROR, run_worker
+from fcgikit.server.spawner import WorkerSpawner
+from fcgikit.server.wakeups import MasterWakeups
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -95,17 +98,6 @@ class Arbiter:
             --mount`` wraps it in the URL fixers this way).
         notifier: what to tell systemd, when the master is a ``Type=notify`` service.
     """
-
-    SIGNALS = (
-        signal.SIGHUP,
-        signal.SIGINT,
-        signal.SIGQUIT,
-        signal.SIGTERM,
-        signal.SIGTTIN,
-        signal.SIGTTOU,
-        signal.SIGUSR1,
-        signal.SIGCHLD,
-    )
 
     def __init__(
         self,
@@ -139,11 +131,11 @@ class Arbiter:
         self.stop_deadline = 0.0
         self.killed_all = False
         self.master_pid = 0
-        self.signal_queue: list[int] = []
+        self.wakeups = MasterWakeups()
         self.board: Scoreboard | None = None
-        self._wake_r = self._wake_w = self._notify_r = self._notify_w = -1
         self.credentials: Credentials | None = None
-        self._previous_handlers: dict[int, object] = {}
+        #: forks the workers, once the master is set up
+        self.spawner: WorkerSpawner | None = None
         self.notifier = notifier
         #: time.monotonic() at which a drain (SIGTERM with shutdown_delay) ends
         self.drain_until: float | None = None
@@ -174,26 +166,6 @@ class Arbiter:
                 )
             self.listeners.append(listener)
 
-    def _write_pidfile(self) -> None:
-        path = self.pool.pidfile
-        if path is None:
-            return
-        temp = f"{path}.{os.getpid()}.tmp"
-        try:
-            with open(temp, "w") as file:
-                file.write(f"{os.getpid()}\n")
-            os.replace(temp, path)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the pid file {path}: {exc.strerror}") from exc
-
-    def _remove_pidfile(self) -> None:
-        path = self.pool.pidfile
-        if path is None:
-            return
-        with contextlib.suppress(OSError, ValueError), open(path) as file:
-            if int(file.read().strip()) == os.getpid():
-                os.unlink(path)
-
     def _setup(self) -> None:
         self.master_pid = os.getpid()
         self.credentials = Credentials.resolve(self.pool.user, self.pool.group)
@@ -201,33 +173,35 @@ class Arbiter:
             assert self.app_spec is not None
             self.app = load_app(self.app_spec)
         self._open_listeners()
-        self._write_pidfile()
+        write_pidfile(self.pool.pidfile)
         self.board = self.keeper.open_board()
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._notify_r, self._notify_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        for signum in self.SIGNALS:
-            self._previous_handlers[signum] = signal.signal(signum, self._enqueue_signal)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        self.wakeups.open()
+        self.spawner = WorkerSpawner(
+            app_spec=self.app_spec,
+            app=self.app,
+            wrap_app=self.wrap_app,
+            settings=self.settings,
+            slow_log=self.pool.slow_log,
+            listeners=self.listeners,
+            board=self.board,
+            credentials=self.credentials,
+            wakeups=self.wakeups,
+            master_pid=self.master_pid,
+            report_saturation=self.keeper.dynamic,
+        )
 
     def _teardown(self) -> None:
-        signal.set_wakeup_fd(-1)
-        for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
+        self.wakeups.restore_signals()
         self.keeper.close()
-        for fd in (self._wake_r, self._wake_w, self._notify_r, self._notify_w):
-            if fd >= 0:
-                os.close(fd)
+        self.wakeups.close()
         for listener in self.listeners:
             listener.close()
         for path in self.created_paths:
             with contextlib.suppress(OSError):
                 os.unlink(path)
-        self._remove_pidfile()
+        remove_pidfile(self.pool.pidfile)
 
     # --- the loop --------------------------------------------------------------------------
-
-    def _enqueue_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.signal_queue.append(signum)
 
     def run(self) -> int:
         """Serve until stopped. Returns the exit status: 0 after a stop by signal, 3 when
@@ -275,10 +249,10 @@ class Arbiter:
                 wait = 0.1 if self.killed_all else self.stop_deadline - time.monotonic()
                 if self.notifier is not None and self.notifier.watchdog_every is not None:
                     wait = min(wait, self.notifier.watchdog_every)  # it hears from us meanwhile
-                self._wait(wait)
+                self.wakeups.wait(wait)
                 continue
-            self.keeper.manage()
-            self._wait(self._tick())
+            keep_pool(self.keeper)
+            self.wakeups.wait(self._tick())
 
     def _tick(self) -> float:
         tick = 1.0
@@ -294,21 +268,10 @@ class Arbiter:
             tick = min(tick, self.notifier.watchdog_every)
         return max(0.02, tick)
 
-    def _wait(self, timeout: float) -> None:
-        try:
-            readable, _, _ = select.select(
-                [self._wake_r, self._notify_r], [], [], max(0.0, timeout)
-            )
-        except InterruptedError:
-            return
-        for fd in readable:
-            with contextlib.suppress(BlockingIOError):
-                while os.read(fd, 4096):
-                    pass
-
     def _dispatch_signals(self) -> None:
-        while self.signal_queue:
-            signum = self.signal_queue.pop(0)
+        queue = self.wakeups.signal_queue
+        while queue:
+            signum = queue.pop(0)
             name = signal.Signals(signum).name[3:].lower()
             handler: Callable[[], None] | None = getattr(self, f"handle_{name}", None)
             if handler is not None:
@@ -411,75 +374,8 @@ class Arbiter:
 
     def _fork(self, slot_index: int, max_requests: int) -> int:
         """Start a worker in ``slot_index`` of the scoreboard; returns its pid."""
-        # Signals stay blocked from here until the worker has installed its own handlers
-        # (run_worker unblocks them): a SIGTERM the master sends a just-forked worker would
-        # otherwise reach the master's inherited handler, be queued in the child's copy of
-        # the master's queue and be lost, and the worker would serve on after a stop.
-        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
-        try:
-            pid = os.fork()
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-            raise
-        if pid != 0:
-            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-        if pid == 0:  # the worker; it never returns into the master's code
-            code = 1
-            try:
-                code = self._worker_main(slot_index, max_requests)
-            except BaseException:
-                log.exception("worker %d: unexpected error", os.getpid())
-            finally:
-                with contextlib.suppress(Exception):
-                    logging.shutdown()
-                os._exit(code)
-        return pid
-
-    def _worker_main(self, slot_index: int, max_requests: int) -> int:
-        assert self.board is not None
-        signal.set_wakeup_fd(-1)
-        for signum in self.SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        for fd in (self._wake_r, self._wake_w, self._notify_r):
-            os.close(fd)
-        if self.credentials is not None:
-            try:
-                self.credentials.apply()
-            except OSError as exc:
-                log.error("worker %d failed to start: cannot switch user: %s", os.getpid(), exc)
-                self.board.slot(slot_index).set_state(WorkerState.FAILED)
-                return EXIT_BOOT_ERROR
-        app, spec, wrap_app = self.app, self.app_spec, self.wrap_app
-
-        def load() -> WSGIApplication:
-            if app is not None:
-                loaded = app
-            else:
-                assert spec is not None
-                loaded = load_app(spec)
-            return loaded if wrap_app is None else wrap_app(loaded)
-
-        status_page = None
-        if self.settings.status_path is not None:
-            status_page = StatusPage(
-                self.board,
-                self.settings.status_path,
-                self.settings.status_allow,
-                show_query=self.settings.status_show_query,
-                counters=self.board.slot(slot_index).counters(),
-            )
-        return run_worker(
-            load=load,
-            settings=self.settings,
-            listeners=self.listeners,
-            slot=self.board.slot(slot_index),
-            max_requests=max_requests,
-            slow_log=self.pool.slow_log,
-            status_page=status_page,
-            notify_fd=self._notify_w,
-            master_pid=self.master_pid,
-            report_saturation=self.keeper.dynamic,
-        )
+        assert self.spawner is not None
+        return self.spawner.fork(slot_index, max_requests)
 
     def _hopeless(self) -> None:
         self._begin_stop("stopping: the app cannot be loaded", graceful=False, code=3)

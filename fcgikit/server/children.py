@@ -10,7 +10,7 @@ import enum
 import signal
 from dataclasses import dataclass, field
 
-from fcgikit.server.scoreboard import SlotView, WorkerState
+from fcgikit.server.pool_view import SlotView, WorkerState
 
 
 @dataclass(slots=True, eq=False)

@@ -1,12 +1,12 @@
-"""The prefork master's workers, and the steps that keep them as wanted.
+"""The prefork master's record of its workers, and what it does to one or to all of them.
 
 The :class:`~fcgikit.server.arbiter.Arbiter` owns the master's process: its sockets, signals
 and loop. Each round of that loop, the :class:`PoolKeeper` reaps the workers that exited
-(saying why, from the pool's own bookkeeping), and then takes a few small steps over one shared
-state (the pool's target, generation and crash streak), each reading the pool afresh: note the
-workers that became ready, stop those over ``--timeout``, grow or shrink a dynamic pool, trim to
-the target, start what is missing, retire the replaced ones once their replacements are ready,
-kill those that do not stop in time.
+(saying why, from the pool's own bookkeeping, and backing off a crash loop), and then
+:func:`~fcgikit.server.pool_round.keep_pool` takes its steps over the keeper's one shared
+state (the pool's target, generation and crash streak): the policy of when to start, stop or
+kill a worker is there, the record and the acts themselves here, with what the master's
+signals ask (a reload, a worker more or fewer, a stop).
 
 Starting a worker is the master's (it forks); the keeper only says which slot of the
 scoreboard the new worker gets and records it.
@@ -30,7 +30,8 @@ from fcgikit.server.children import (
     describe_exit,
     restart_reason,
 )
-from fcgikit.server.scoreboard import Scoreboard, SlotView, WorkerState
+from fcgikit.server.pool_view import SlotView
+from fcgikit.server.scoreboard import Scoreboard
 from fcgikit.server.settings import PoolSettings, ServerSettings
 
 log = logging.getLogger("fcgikit.arbiter")
@@ -54,7 +55,8 @@ class PoolKeeper:
         settings: what every worker's server uses (``threads``, ``graceful_timeout``).
         pool: the number of workers and when to replace them.
         fork: starts a worker (see :data:`Fork`).
-        say_ready: tells systemd the pool serves (with why, when not the pool's status).
+        say_ready: tells systemd the pool serves (with why, when not the pool's status);
+            the round's steps call it too (:mod:`~fcgikit.server.pool_round`).
         hopeless: called when no worker can ever load the app: the master stops.
     """
 
@@ -70,7 +72,7 @@ class PoolKeeper:
         self.settings = settings
         self.pool = pool
         self._fork = fork
-        self._say_ready = say_ready
+        self.say_ready = say_ready
         self._hopeless = hopeless
         self.dynamic = pool.dynamic
         self.target = pool.workers_min
@@ -236,7 +238,7 @@ class PoolKeeper:
                 worker.pid,
             )
             if self.reloading:  # systemd must not wait for the READY of a reload that failed
-                self._say_ready("reload failed: the previous workers serve on")
+                self.say_ready("reload failed: the previous workers serve on")
         elif death is Death.BEFORE_READY:
             log.error("worker %d failed to start: %s before it was ready", worker.pid, how)
         else:
@@ -270,155 +272,3 @@ class PoolKeeper:
                 self.crash_streak,
                 delay,
             )
-
-    # --- the steps of one round -----------------------------------------------------------
-
-    def manage(self) -> None:
-        """One round of keeping the pool as wanted, in steps, each reading the pool afresh."""
-        assert self.board is not None
-        now = time.monotonic()
-        views = {pid: self.board.read(w.slot) for pid, w in self.workers.items()}
-        self._note_ready(views, now)
-        if self.pool.timeout is not None:
-            self._check_timeouts(views, now)
-        if self.dynamic and not self.reloading:
-            self._scale(self._active(), views, now)
-        self._trim_to_target()
-        if now >= self.spawn_after:
-            self._spawn_missing()
-        self._retire_replaced()
-        self._kill_overdue(now)
-
-    def _active(self) -> list[WorkerProcess]:
-        """The workers that count towards the target: neither retiring nor stopping."""
-        return [w for w in self.workers.values() if w.retiring is None and w.stop_sent is None]
-
-    def _note_ready(self, views: dict[int, SlotView], now: float) -> None:
-        """Workers that became ready, and those that asked to retire (``--max-requests``,
-        ``sys.exit()`` in a request), as their slots say."""
-        for worker in self.workers.values():
-            view = views[worker.pid]
-            if not worker.ready and view.state in (WorkerState.READY, WorkerState.RETIRING):
-                worker.ready = True
-                worker.ready_at = now
-                self.ever_ready = True
-                log.info("worker %d ready (generation %d)", worker.pid, worker.generation)
-                if not self.reloading:
-                    self._say_ready(None)
-            if view.state == WorkerState.RETIRING and worker.retiring is None:
-                # its own log line said why: --max-requests, or the app's sys.exit()
-                worker.retiring = "retiring"
-
-    def _trim_to_target(self) -> None:
-        """Too many (SIGTTOU): keep the oldest ready ones, stop the newest."""
-        active = sorted(self._active(), key=lambda w: (not w.ready, w.spawned))
-        for worker in active[self.target :]:
-            self.stop(worker, "fewer workers wanted")
-
-    def _spawn_missing(self) -> None:
-        """Start workers up to the target; one at a time while backing off."""
-        for _ in range(self.target - len(self._active())):
-            if not self.spawn() or self.crash_streak >= 2:
-                break
-
-    def _retire_replaced(self) -> None:
-        """Old workers (reload, retiring) stop one for each new one that is ready,
-        never before; a reload is complete when no old generation is left."""
-        ready = sum(1 for w in self._active() if w.ready)
-        waiting = sorted(
-            (w for w in self.workers.values() if w.retiring and w.stop_sent is None),
-            key=lambda w: w.spawned,
-        )
-        for worker in waiting[: max(0, ready + len(waiting) - self.target)]:
-            self.stop(worker, "replaced" if worker.retiring == "reload" else "retiring")
-        if self.reloading and not any(
-            w.generation < self.generation for w in self.workers.values()
-        ):
-            self.reloading = False
-            log.info("reload complete: %d workers of generation %d", ready, self.generation)
-            self._say_ready(None)
-
-    def _kill_overdue(self, now: float) -> None:
-        """A stopping worker gets graceful_timeout (and a margin) to finish, then SIGKILL."""
-        limit = self.settings.graceful_timeout + KILL_MARGIN
-        for worker in self.workers.values():
-            if worker.stop_sent is not None and now - worker.stop_sent > limit:
-                log.warning("worker %d did not stop within %gs; killing it", worker.pid, limit)
-                self.kill(worker, "did not stop in time")
-
-    def _check_timeouts(self, views: dict[int, SlotView], now: float) -> None:
-        assert self.pool.timeout is not None
-        timeout = self.pool.timeout
-        for worker in self.workers.values():
-            if worker.killed is not None:
-                continue
-            view = views[worker.pid]
-            late = [r for r in view.running if now - r.started > timeout]
-            if not late:
-                continue
-            for request in late:
-                key = (request.label, request.started)
-                if key not in worker.timed_out:
-                    worker.timed_out.add(key)
-                    log.error(
-                        "request %s on worker %d exceeded --timeout %gs; killing the worker",
-                        request.label,
-                        worker.pid,
-                        timeout,
-                    )
-            if len(view.running) <= len(late):
-                self.kill(worker, "--timeout")
-            elif worker.stop_sent is None:
-                log.info(
-                    "worker %d finishes its %d other request(s) first",
-                    worker.pid,
-                    len(view.running) - len(late),
-                )
-                self.stop(worker, "--timeout")
-
-    def _scale(self, active: list[WorkerProcess], views: dict[int, SlotView], now: float) -> None:
-        """A dynamic pool: one worker more when every one is busy, one fewer when one has
-        been idle for ``idle_timeout``."""
-        assert self.board is not None
-        booting = any(not w.ready for w in active)
-        saturated = (
-            bool(active)
-            and not booting
-            and len(active) >= self.target
-            and all(views[w.pid].busy >= self.settings.threads for w in active)
-        )
-        if saturated:
-            if self.target < self.maximum:
-                self.target += 1
-                self.publish()
-                log.info(
-                    "all %d workers busy; starting another (dynamic pool, at most %d)",
-                    len(active),
-                    self.maximum,
-                )
-            elif not self.saturated_logged:
-                self.saturated_logged = True
-                self.board.count_max_reached()
-                log.warning(
-                    "all %d workers busy and the pool is at its maximum (--workers %d:%d); "
-                    "requests wait for a free thread",
-                    len(active),
-                    self.minimum,
-                    self.maximum,
-                )
-            return
-        self.saturated_logged = False
-        if self.target <= self.minimum:
-            return
-        idle = [
-            w
-            for w in active
-            if w.ready
-            and views[w.pid].busy == 0
-            and now - max(views[w.pid].last_active, w.ready_at) >= self.pool.idle_timeout
-        ]
-        if idle:
-            worker = max(idle, key=lambda w: w.spawned)
-            self.target -= 1
-            self.publish()
-            self.stop(worker, f"idle for {self.pool.idle_timeout:g}s")

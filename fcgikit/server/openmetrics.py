@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fcgikit.server.metrics import DURATION_BUCKETS
-from fcgikit.server.scoreboard import RESTART_REASONS, PoolView, state_name
+from fcgikit.server.pool_view import PoolView, state_name
+from fcgikit.server.scoreboard import RESTART_REASONS
 
 CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 #: the states a worker is counted in (fcgikit_workers)

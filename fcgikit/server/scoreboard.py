@@ -34,30 +34,33 @@ words of its request path through ``memoryview`` casts, see :class:`WorkerSlot`)
 
 A single process (no ``--workers``) keeps a board of one slot, itself, its cells unused, so that
 its status page comes from the same code.
+
+What a reader gets, the views of a slot and of the pool and the status page's figures made
+from them, is in :mod:`~fcgikit.server.pool_view`; this module is the memory, its layout, its
+writers and the reads that make those views.
 """
 
 from __future__ import annotations
 
-import enum
 import mmap
 import struct
 import time
-from dataclasses import dataclass, field
 from time import monotonic
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from fcgikit.server.labels import encoded_label, write_label, write_label_py
 from fcgikit.server.metrics import (
     BLOCK_SIZE,
     RETIRE_REASONS,
     RETIRED_FOR_OFFSET,
-    Counts,
     ProcessCounters,
     lanes_for,
     read_counters,
     read_gauges,
     write_counters,
 )
+from fcgikit.server.pool_view import PoolView, RunningRequest, SlotView
+from fcgikit.server.pool_view import WorkerState as WorkerState  # the writers import it here
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -108,48 +111,6 @@ assert _HEADER.size <= _OFF_DRAINING and _OFF_DRAINING + _U32.size <= _HEADER_SI
 assert _HEADER.size <= _HEADER_SIZE and _SLOT.size <= _SLOT_SIZE
 assert _CELL_HEAD.size == _LABEL_AT and _LABEL_AT + _LABEL_SIZE <= _CELL_SIZE
 assert _CELL_SIZE % 8 == 0 and _LABEL_SIZE < 1 << _LENGTH_BITS
-
-
-class WorkerState(enum.IntEnum):
-    """A worker's own account of itself (only the worker writes it)."""
-
-    FREE = 0  # no worker in this slot
-    BOOTING = 1  # forked, importing the app
-    READY = 2  # accepting connections
-    RETIRING = 3  # reached --max-requests: accepting until the master stops it
-    STOPPING = 4  # stopping: finishing in-flight requests, accepting nothing
-    FAILED = 5  # could not start (the app did not load, or no user switch): exiting
-
-
-@dataclass(frozen=True, slots=True)
-class RunningRequest:
-    cell: int
-    label: str
-    started: float  # time.monotonic() of the process that wrote it (one clock on Linux)
-
-
-@dataclass(frozen=True, slots=True)
-class SlotView:
-    index: int
-    pid: int
-    state: WorkerState
-    generation: int
-    started: float
-    requests: int
-    slow: int
-    #: threads running a request, counted from the cells
-    busy: int
-    #: when its last request ended (time.monotonic), or when its slot was reset; while it
-    #: runs requests, an earlier end may stand for it (a running cell holds its start only)
-    last_active: float
-    running: tuple[RunningRequest, ...]
-    #: its metrics' counters (metrics.py)
-    counters: Counts = field(default_factory=Counts.zero)
-    #: its requests running and waiting, as last sampled (metrics.py)
-    sampled_running: int = 0
-    sampled_queued: int = 0
-    #: why it asked to be replaced ("max_requests", "app_exit"), or ""
-    retired_for: str = ""
 
 
 class Scoreboard:
@@ -396,86 +357,3 @@ class _RequestViews:
         self.cells: memoryview[int] = cells
         self.starts: memoryview[float] = cells.cast("d")
         self.words: memoryview[int] = cells.cast("Q")
-
-
-@dataclass(frozen=True, slots=True)
-class PoolView:
-    started_wall: float
-    started: float
-    accepted: int
-    slow: int
-    dynamic: bool
-    target: int
-    maximum: int
-    threads: int
-    max_reached: int
-    workers: tuple[SlotView, ...]
-    #: the metrics' counters of every worker, the dead ones' included
-    counters: Counts = field(default_factory=Counts.zero)
-    #: workers replaced, by reason (RESTART_REASONS)
-    restarts: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self, now: float | None = None, *, queries: bool = False) -> dict[str, Any]:
-        """The page's content; ``queries``: the requests' query strings too."""
-        now = time.monotonic() if now is None else now
-        live = [w for w in self.workers if w.state in (WorkerState.READY, WorkerState.RETIRING)]
-        busy = sum(1 for w in live if w.busy)
-        starting = sum(1 for w in self.workers if w.state == WorkerState.BOOTING)
-        return {
-            "pool_mode": "dynamic" if self.dynamic else "static",
-            "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started_wall)),
-            "uptime": round(now - self.started, 3),
-            "accepted_requests": self.accepted,
-            "slow_requests": self.slow,
-            "idle_workers": len(live) - busy,
-            "busy_workers": busy,
-            "starting_workers": starting,
-            "stopping_workers": len(self.workers) - len(live) - starting,
-            "total_workers": len(self.workers),
-            "target_workers": self.target,
-            "max_workers": self.maximum,
-            "threads_per_worker": self.threads,
-            "max_workers_reached": self.max_reached,
-            "workers": [
-                {
-                    "pid": w.pid,
-                    "state": state_name(w),
-                    "generation": w.generation,
-                    "requests": w.requests,
-                    "slow_requests": w.slow,
-                    "busy_threads": w.busy,
-                    "uptime": round(now - w.started, 3),
-                    "current_requests": [
-                        {
-                            "request": r.label if queries else r.label.partition("?")[0],
-                            "duration": round(now - r.started, 3),
-                        }
-                        for r in w.running
-                    ],
-                }
-                for w in sorted(self.workers, key=lambda w: w.pid)
-            ],
-        }
-
-    def single_process_dict(self, now: float | None = None) -> dict[str, Any]:
-        """The page of a single process (no ``--workers``): its own figures, no pool's."""
-        now = time.monotonic() if now is None else now
-        running = sum(w.sampled_running for w in self.workers)
-        finished = sum(count for _, count in self.counters.requests_by_class())
-        return {
-            "pool_mode": "single process",
-            "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started_wall)),
-            "uptime": round(now - self.started, 3),
-            "pid": self.workers[0].pid if self.workers else 0,
-            "threads": self.threads,
-            "accepted_requests": finished + running,
-            "requests_in_flight": running,
-            "queued_requests": sum(w.sampled_queued for w in self.workers),
-            "accepted_connections": self.counters.connections_accepted,
-        }
-
-
-def state_name(view: SlotView) -> str:
-    if view.state in (WorkerState.READY, WorkerState.RETIRING):
-        return "busy" if view.busy else "idle"
-    return view.state.name.lower()

@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pwd
 import re
 import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +30,7 @@ from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
 from fcgikit.server.arbiter import Arbiter
 from fcgikit.server.scoreboard import Scoreboard, WorkerState
 from fcgikit.server.settings import PoolSettings, ServerSettings
-from fcgikit.server.status import DIRECT_CLIENT_PARAM, StatusPage, parse_allow, render_text
+from fcgikit.server.status import DIRECT_CLIENT_PARAM, StatusPage, parse_allow
 from fcgikit.server.worker import RequestTracker, request_label
 from tests.integration.harness import missing
 from tests.processes import Backend
@@ -371,19 +369,6 @@ def test_status_page_only_for_allowed_addresses(remote: str, path: str, answered
     assert page.wants(environ) is answered
 
 
-def test_status_text_lists_each_worker() -> None:
-    board = Scoreboard(slots=2, threads=1)
-    board.set_pool(dynamic=True, target=1, maximum=3)
-    board.reset(0, generation=1)
-    board.slot(0).set_pid(99)
-    board.slot(0).set_state(WorkerState.READY)
-    board.slot(0).begin(0, "#5 GET /x", 1)
-    text = render_text(board.snapshot().as_dict())
-    assert "pool mode:            dynamic" in text
-    assert "busy workers:         1" in text
-    assert re.search(r"current requests:     #5 GET /x \(\d", text)
-
-
 # --- what the master does when no worker can load the app -----------------------------------
 
 
@@ -512,39 +497,6 @@ def test_requests_nobody_waits_for_are_not_run_by_a_fresh_worker(
     assert pool.stop() == 0
 
 
-def test_timeout_kills_the_worker_of_a_stuck_request_after_its_neighbours(
-    start_pool: Callable[..., Pool], tmp_path: Path
-) -> None:
-    pool = start_pool(
-        *("--workers", "1", "--threads", "2", "--timeout", "2", "--slow-log", "1"), ready=1
-    )
-    stuck: list[Reply] = []
-    thread = threading.Thread(target=lambda: stuck.append(pool.get("/sleep", "30")))
-    thread.start()
-    victim = int(pool.wait_for(r"sleeping in (\d+): 30").group(1))
-    pool.wait_for("slow request #1 GET /sleep")  # it has run for a second
-    release = tmp_path / "release"
-    neighbour: list[Reply] = []
-    other = threading.Thread(target=lambda: neighbour.append(pool.get("/hold", str(release))))
-    other.start()
-    pool.wait_for("holding in")
-    line = pool.wait_for(
-        r"request #1 GET /sleep\?30 on worker (\d+) exceeded --timeout 2s; killing"
-    )
-    assert int(line.group(1)) == victim
-    pool.wait_for(rf"worker {victim} finishes its 1 other request\(s\) first")
-    release.touch()
-    other.join(POOL_TIMEOUT)
-    thread.join(POOL_TIMEOUT)
-    assert neighbour[0].status == 200  # only the stuck request fails
-    assert stuck[0].status is None  # the web server sees the connection end: a 502
-    pool.wait_for(rf"worker {victim} killed \(--timeout\); starting a replacement")
-    pool.wait_count(r"worker \d+ ready", 2)
-    assert pool.get("/").status == 200
-    assert pool.count("exceeded --timeout") == 1
-    assert pool.stop() == 0
-
-
 def test_slow_log_writes_the_stack_once(start_pool: Callable[..., Pool]) -> None:
     pool = start_pool("--workers", "1", "--threads", "1", "--slow-log", "0.2", ready=1)
     reply = pool.get("/sleep", "0.8")
@@ -588,23 +540,6 @@ def test_ttin_and_ttou_change_the_pool(start_pool: Callable[..., Pool]) -> None:
     assert pool.status()["total_workers"] == 2
     pool.proc.send_signal(signal.SIGTTOU)
     pool.wait_for(r"exited \(fewer workers wanted\)")
-    assert pool.wait_status(lambda s: s["total_workers"] == 1)["target_workers"] == 1
-    assert pool.stop() == 0
-
-
-def test_dynamic_pool_grows_when_busy_and_shrinks_when_idle(
-    start_pool: Callable[..., Pool],
-) -> None:
-    pool = start_pool("--workers", "1:3", "--threads", "1", "--idle-timeout", "0.5", ready=1)
-    assert pool.status()["pool_mode"] == "dynamic"
-    threads = [threading.Thread(target=pool.get, args=("/sleep", "1")) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    pool.wait_for("all 1 workers busy; starting another")
-    pool.wait_count(r"worker \d+ ready", 2)
-    for thread in threads:
-        thread.join(POOL_TIMEOUT)
-    pool.wait_for(r"exited \(idle for 0.5s\)")
     assert pool.wait_status(lambda s: s["total_workers"] == 1)["target_workers"] == 1
     assert pool.stop() == 0
 
@@ -715,27 +650,6 @@ def test_pidfile_several_binds_and_sigusr1(start_pool: Callable[..., Pool], tmp_
     assert "SIGUSR1: reopened log files" in log_file.read_text()
     assert pool.stop() == 0
     assert not pidfile.exists() and not second.exists()
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="--user needs root")
-def test_workers_run_as_user_and_group(tmp_path: Path) -> None:
-    nobody = pwd.getpwnam("nobody")
-    # The worker imports the app as nobody: a directory nobody can read.
-    directory = Path(tempfile.mkdtemp(prefix="fcgikit-user-"))
-    try:
-        directory.chmod(0o755)
-        (directory / "prefork_app.py").write_text(APP_SOURCE)
-        (directory / "prefork_app.py").chmod(0o644)
-        pool = Pool(directory, "--workers", "2", "--user", "nobody", "--group", str(nobody.pw_gid))
-        try:
-            pool.wait_count(r"worker \d+ ready", 2)
-            assert pool.get("/uid").body == f"{nobody.pw_uid}:{nobody.pw_gid}".encode()
-            assert os.stat(f"/proc/{pool.proc.pid}").st_uid == 0  # the master stays root
-            assert pool.stop() == 0
-        finally:
-            close(pool)
-    finally:
-        shutil.rmtree(directory)
 
 
 def test_user_needs_an_existing_user(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import pytest
 
 from fcgikit.server.children import Death, WorkerProcess, death_of, describe_exit
 from fcgikit.server.keeper import MAX_BACKOFF, PoolKeeper
-from fcgikit.server.scoreboard import Scoreboard, SlotView, WorkerState
+from fcgikit.server.pool_view import SlotView, WorkerState
+from fcgikit.server.scoreboard import Scoreboard
 from fcgikit.server.settings import PoolSettings, ServerSettings
 
 

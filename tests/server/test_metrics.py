@@ -15,7 +15,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from fcgikit.server.children import WorkerProcess, restart_reason
 from fcgikit.server.metrics import DURATION_BUCKETS
 from fcgikit.server.openmetrics import CONTENT_TYPE, render
-from fcgikit.server.scoreboard import RESTART_REASONS, Scoreboard, SlotView, WorkerState
+from fcgikit.server.pool_view import SlotView, WorkerState
+from fcgikit.server.scoreboard import RESTART_REASONS, Scoreboard
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.status import DIRECT_CLIENT_PARAM, StatusPage, one_process_page
 from tests.server.conftest import RunningServer

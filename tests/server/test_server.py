@@ -62,6 +62,21 @@ def hello(environ: Environ, start_response: Any) -> list[bytes]:
     return [b"Hello World!"]
 
 
+def holding_app(body: bytes) -> tuple[Any, threading.Event, threading.Event]:
+    """An app whose every request sets ``entered``, then waits for ``release`` (10 s at
+    most) before it answers ``body``: a request the test holds running."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        entered.set()
+        release.wait(10)
+        start_response("200 OK", [])
+        return [body]
+
+    return app, entered, release
+
+
 def echo_environ(environ: Environ, start_response: Any) -> list[bytes]:
     keys = [
         "SCRIPT_NAME",
@@ -368,15 +383,7 @@ def _raw_exchange(
 
 
 def test_overloaded_when_no_thread_is_free(serve: Any, caplog: pytest.LogCaptureFixture) -> None:
-    release = threading.Event()
-    entered = threading.Event()
-
-    def app(environ: Environ, start_response: Any) -> list[bytes]:
-        entered.set()
-        release.wait(10)
-        start_response("200 OK", [])
-        return [b"slow"]
-
+    app, entered, release = holding_app(b"slow")
     running = serve(app, threads=1, max_queued=0)
     result: list[Any] = []
     first = threading.Thread(target=lambda: result.append(running.client().request()))
@@ -570,15 +577,7 @@ def test_a_keep_conn_request_running_as_the_server_stops_is_answered_then_closed
     """A keep-conn request on a new connection (the direct lane) that is still running when a
     graceful stop begins gets its answer, then our close right behind it, as one on a kept
     connection does: the server does not keep a connection it is about to leave."""
-    entered = threading.Event()
-    release = threading.Event()
-
-    def app(environ: Environ, start_response: Any) -> list[bytes]:
-        entered.set()
-        release.wait(10)
-        start_response("200 OK", [])
-        return [b"done"]
-
+    app, entered, release = holding_app(b"done")
     running = serve(app)
     client = running.client(keep_conn=True)
     result: list[Any] = []
@@ -942,15 +941,7 @@ def test_only_a_request_that_arrives_whole_takes_the_direct_lane(
 
 
 def test_a_stop_past_its_grace_period_cuts_off_a_request_still_running(serve: Any) -> None:
-    entered = threading.Event()
-    release = threading.Event()
-
-    def app(environ: Environ, start_response: Any) -> list[bytes]:
-        entered.set()
-        release.wait(10)
-        start_response("200 OK", [])
-        return [b"too late"]
-
+    app, entered, release = holding_app(b"too late")
     running = serve(app, graceful_timeout=0.2)
     client = ClientConnection()
     with socket.socket(socket.AF_UNIX) as sock:
