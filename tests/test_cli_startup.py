@@ -44,6 +44,12 @@ NOT_FOR_ONE_PROCESS = (
     # the pool's and the SIGHUP re-exec's: it makes enums of every signal number at import;
     # one process handles its signals with _signal's functions and numbers
     "signal",
+    # the rare paths': a misspelt setting's suggestion, the debug error page, a request body
+    # that outgrows memory, --http's socket directory
+    "difflib",
+    "html",
+    "shutil",
+    "tempfile",
     "werkzeug",
     "configparser",
     "logging.config",
