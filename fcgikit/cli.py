@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
@@ -308,6 +307,8 @@ def _reexecute(server: Server, start_directory: str) -> NoReturn:
     )
     # Until the new process handles SIGHUP itself, another one must not kill it: an
     # ignored signal stays ignored across exec.
+    import signal
+
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     connections = [channel.fileno for channel in server.parked]
     exec_with_listeners(argv, server.listeners, server.created_paths, connections)

@@ -19,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import socket
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import field, replace
@@ -116,6 +114,8 @@ def serve_reloading(
         for front in fronts:
             front.shutdown()
         if dev_socket_dir is not None:
+            import shutil  # here, as tempfile: --http's; they load bz2, lzma, random
+
             shutil.rmtree(dev_socket_dir, ignore_errors=True)
 
 
@@ -134,6 +134,8 @@ def _reload_front_target(settings: ServerSettings) -> tuple[ServerSettings, str 
     if listener is not None:
         with listener:
             return settings, None, describe(listener)
+    import tempfile
+
     directory = tempfile.mkdtemp(prefix="fcgikit-dev-")
     address = UnixAddress(os.path.join(directory, "app.sock"))
     return replace(settings, binds=(address,)), directory, str(address)
@@ -164,6 +166,8 @@ def _listening(command: CommandSettings, settings: ServerSettings) -> _Listening
     if listener is not None:
         return _Listening(settings, [listener])
     if command.http is not None:
+        import tempfile
+
         directory = tempfile.mkdtemp(prefix="fcgikit-dev-")
         binds = (UnixAddress(os.path.join(directory, "app.sock")),)
         return replace(_bound(replace(settings, binds=binds)), dev_socket_dir=directory)

@@ -41,6 +41,15 @@ NOT_FOR_ONE_PROCESS = (
     # --help and a command line other than the ordinary one (long options written out
     # whole) are argparse's; this one is read without it
     "argparse",
+    # the pool's and the SIGHUP re-exec's: it makes enums of every signal number at import;
+    # one process handles its signals with _signal's functions and numbers
+    "signal",
+    # the rare paths': a misspelt setting's suggestion, the debug error page, a request body
+    # that outgrows memory, --http's socket directory
+    "difflib",
+    "html",
+    "shutil",
+    "tempfile",
     "werkzeug",
     "configparser",
     "logging.config",

@@ -16,34 +16,32 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import MISSING, FrozenInstanceError
-from typing import Any, NamedTuple, TypeVar, dataclass_transform
+from typing import Any, Final, TypeVar, dataclass_transform
 
 _C = TypeVar("_C")
 #: how an ``__init__`` stores a field past the ``__setattr__`` that refuses to
 set_field = object.__setattr__
 
 
-class _Layout(NamedTuple):
-    """What the methods need of a class's fields, in field order."""
+class _Layout:
+    """What the methods need of a class's fields, in field order (a plain class: a named
+    tuple's class costs a compiled ``__new__`` at every start)."""
 
-    #: ``__init__``'s arguments: (name, default, default factory), MISSING where none
-    arguments: tuple[tuple[str, Any, Any], ...]
-    #: the fields ``__init__`` does not take, set to their default before ``__post_init__``
-    derived: tuple[tuple[str, Any, Any], ...]
-    #: what equality and the hash look at
-    compared: tuple[str, ...]
-    #: what the repr shows
-    shown: tuple[str, ...]
+    __slots__ = ("arguments", "compared", "derived", "shown")
 
-
-def _layout(cls: type) -> _Layout:
-    every = dataclasses.fields(cls)
-    return _Layout(
-        tuple((f.name, f.default, f.default_factory) for f in every if f.init),
-        tuple((f.name, f.default, f.default_factory) for f in every if not f.init),
-        tuple(f.name for f in every if f.compare),
-        tuple(f.name for f in every if f.repr),
-    )
+    def __init__(self, fields: tuple[dataclasses.Field[Any], ...]) -> None:
+        #: ``__init__``'s arguments: (name, default, default factory), MISSING where none
+        self.arguments: Final = tuple(
+            (f.name, f.default, f.default_factory) for f in fields if f.init
+        )
+        #: the fields ``__init__`` does not take, set to their default before ``__post_init__``
+        self.derived: Final = tuple(
+            (f.name, f.default, f.default_factory) for f in fields if not f.init
+        )
+        #: what equality and the hash look at
+        self.compared: Final = tuple(f.name for f in fields if f.compare)
+        #: what the repr shows
+        self.shown: Final = tuple(f.name for f in fields if f.repr)
 
 
 def _init(record: Any, *args: Any, **kwargs: Any) -> None:
@@ -171,7 +169,7 @@ def frozen_dataclass(cls: type[_C]) -> type[_C]:
         setattr(cls, name, method)
     slots = "__slots__" not in cls.__dict__
     made: Any = dataclasses.dataclass(init=False, repr=False, eq=False, slots=slots)(cls)
-    made._frozen_layout = _layout(made)
+    made._frozen_layout = _Layout(dataclasses.fields(made))
     if not own_init:
         made.__signature__ = _Signature()
     return made  # type: ignore[no-any-return]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from types import ModuleType
-from typing import Final, NamedTuple
+from typing import Final
 
 from fcgikit.protocol.constants import (
     COPY_MAX,
@@ -37,15 +37,18 @@ from fcgikit.protocol.records import BEGIN_REQUEST_BODY, END_REQUEST_BODY, LONG_
 __all__ = ["LANES", "Lane", "configure", "frame_end", "request_received", "scan_request"]
 
 
-class Lane(NamedTuple):
-    """One fast lane: its C name, the Python it must agree with, the test that says it does."""
+class Lane:
+    """One fast lane: its C name, the Python it must agree with, the test that says it does.
 
-    #: the name in fcgikit.protocol._speedups
-    c_name: str
-    #: the Python twin, as ``module:qualified.name``
-    python_twin: str
-    #: the property test that holds the lane to its twin, as ``path::function``
-    equivalence_test: str
+    A plain class: a named tuple's class costs a compiled ``__new__`` at every start."""
+
+    def __init__(self, c_name: str, python_twin: str, equivalence_test: str) -> None:
+        #: the name in fcgikit.protocol._speedups
+        self.c_name: Final = c_name
+        #: the Python twin, as ``module:qualified.name``
+        self.python_twin: Final = python_twin
+        #: the property test that holds the lane to its twin, as ``path::function``
+        self.equivalence_test: Final = equivalence_test
 
 
 _TESTS = "tests/protocol/test_speedups.py"

@@ -17,7 +17,6 @@ server ended it.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 
@@ -103,6 +102,10 @@ class RequestBody:
     def _move_to_spool(self) -> None:
         """Move the unread bytes in memory to the file (which has none unread: reuse it)."""
         if self._spool_fd is None:
+            # here: tempfile (with shutil, bz2, lzma, random) is a body's that outgrows memory,
+            # not every start's
+            import tempfile
+
             with tempfile.TemporaryFile(prefix="fcgikit-body-") as spooled:
                 self._spool_fd = os.dup(spooled.fileno())
         self._spool_read = self._spool_write = 0

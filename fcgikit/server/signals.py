@@ -22,26 +22,41 @@ them.
 from __future__ import annotations
 
 import logging
-import signal
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from fcgikit.server.logs import reopen_log_files
 
 if TYPE_CHECKING:
+    import signal
+
     from fcgikit.server.server import Server
+else:
+    # `signal`'s C half: the same functions and numbers. `signal` itself makes enums of them
+    # at import, which a serving process does not need and would pay for at every start.
+    import _signal as signal
 
 log = logging.getLogger("fcgikit.server")
 
 #: the key under which install() keeps the previous wakeup fd
 WAKEUP_FD = -1
+#: the names of the signals handled here, for the log
+NAMES: dict[int, str] = {
+    signal.SIGTERM: "SIGTERM",
+    signal.SIGINT: "SIGINT",
+    signal.SIGQUIT: "SIGQUIT",
+    signal.SIGHUP: "SIGHUP",
+    signal.SIGUSR1: "SIGUSR1",
+    signal.SIGTTIN: "SIGTTIN",
+    signal.SIGTTOU: "SIGTTOU",
+}
 
 
 def install(server: Server) -> dict[int, object]:
     """Handle the signals above for ``server``; what was there before, for restore()."""
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
-        reason = f"received {signal.Signals(signum).name}"
+        reason = f"received {NAMES[signum]}"
         if signum == signal.SIGHUP:
             server.stop(reason, reload=True)
         elif signum == signal.SIGTERM:
@@ -81,5 +96,5 @@ def act_on(queued: list[int]) -> None:
             log.warning(
                 "fcgikit: %s ignored: it adds or removes a worker of a pool (--workers), "
                 "and this server is a single process",
-                signal.Signals(signum).name,
+                NAMES[signum],
             )

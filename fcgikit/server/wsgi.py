@@ -15,7 +15,6 @@ once it is over (the access log, the status page's counters).
 
 from __future__ import annotations
 
-import html
 import logging
 import sys
 import time
@@ -402,6 +401,8 @@ class WSGIRequest:
             return None
         page = ERROR_PAGE
         if self.settings.debug:
+            import html  # here: with html.entities, a start would load it for this page
+
             text = "".join(traceback.format_exception(*exc_info))
             page += b"<pre>" + html.escape(text).encode("utf-8", "replace") + b"</pre>\n"
         self._status = "500 Internal Server Error"

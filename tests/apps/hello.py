@@ -1,6 +1,5 @@
 """Tiny apps the CLI tests import by name, the way users name theirs."""
 
-import signal
 import sys
 import threading
 from typing import Any
@@ -31,6 +30,8 @@ def noisy(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 def signals_its_own_thread(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     """SIGTERM, raised on the thread running the request: as when the kernel picks a thread
     other than the main one, the only one where Python runs handlers."""
+    import signal  # here: loaded_modules reports whether fcgikit loaded it
+
     signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [f"signalled from {threading.current_thread().name}".encode()]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final
 
 from fcgikit.errors import ConfigError
 
@@ -35,7 +35,11 @@ def _no_problem(value: Any) -> str | None:
     return None
 
 
-class Kind(NamedTuple):
+def _as_it_is(value: Any) -> Any:
+    return value
+
+
+class Kind:
     """A kind of value: how it is written as text and in TOML, and what is accepted.
 
     ``parse`` reads the text of the command line, the environment or a TOML string, and
@@ -43,52 +47,92 @@ class Kind(NamedTuple):
     ``check`` judges a value however it was made (the Python API too) and returns what is
     wrong with it, worded to follow the option's name: ``"must be at least 1, not 0"``.
     ``show`` writes a value back the way ``parse`` (or TOML) reads it.
+
+    This and :class:`Setting` are plain classes whose attributes are Final (nothing assigns
+    them after ``__init__``): every start of ``fcgikit serve`` creates both classes and a
+    hundred of their instances, and a named tuple's class costs a compiled ``__new__``, a
+    dataclass's more.
     """
 
-    #: what is accepted, to follow "takes": ``"an integer of at least 1"``
-    accepts: str
-    parse: Callable[[Any], Any]
-    #: the command line's placeholder for the value
-    metavar: str | None = None
-    #: TOML values taken as they are (through ``from_native``); bool is never an int here
-    native: tuple[type, ...] = ()
-    from_native: Callable[[Any], Any] = lambda value: value
-    check: Callable[[Any], str | None] = _no_problem
-    show: Callable[[Any], object] = str
-    #: a list: ``parse`` takes the items (comma-separated text, the option repeated, or a
-    #: TOML array) and makes the field's value of them
-    is_list: bool = False
-    #: on or off: ``--name`` / ``--no-name`` on the command line, no value
-    is_flag: bool = False
-    #: None is a value ``show`` writes (0 for "never"), not "not set"
-    writes_none: bool = False
+    __slots__ = (
+        "accepts", "check", "from_native", "is_flag", "is_list", "metavar", "native", "parse",
+        "show", "writes_none",
+    )
+
+    def __init__(
+        self,
+        accepts: str,
+        parse: Callable[[Any], Any],
+        metavar: str | None = None,
+        native: tuple[type, ...] = (),
+        from_native: Callable[[Any], Any] = _as_it_is,
+        check: Callable[[Any], str | None] = _no_problem,
+        show: Callable[[Any], object] = str,
+        is_list: bool = False,
+        is_flag: bool = False,
+        writes_none: bool = False,
+    ) -> None:
+        #: what is accepted, to follow "takes": ``"an integer of at least 1"``
+        self.accepts: Final = accepts
+        self.parse: Final = parse
+        #: the command line's placeholder for the value
+        self.metavar: Final = metavar
+        #: TOML values taken as they are (through ``from_native``); bool is never an int here
+        self.native: Final = native
+        self.from_native: Final = from_native
+        self.check: Final = check
+        self.show: Final = show
+        #: a list: ``parse`` takes the items (comma-separated text, the option repeated, or a
+        #: TOML array) and makes the field's value of them
+        self.is_list: Final = is_list
+        #: on or off: ``--name`` / ``--no-name`` on the command line, no value
+        self.is_flag: Final = is_flag
+        #: None is a value ``show`` writes (0 for "never"), not "not set"
+        self.writes_none: Final = writes_none
 
 
-class Setting(NamedTuple):
-    """One setting, as its field declares it (see :func:`setting`).
+class Setting:
+    """One setting, as its field declares it (see :func:`setting`); a plain class, as
+    :class:`Kind` is, whose ``field`` :func:`settings_of` fills in."""
 
-    This and :class:`Kind` are named tuples, immutable as the settings are: every start of
-    ``fcgikit serve`` creates these classes and a hundred of their instances, and a frozen
-    dataclass costs several times as much to create, and to make an instance of."""
+    __slots__ = (
+        "default", "default_text", "env_aliases", "field", "help", "kind", "metavar", "named",
+        "positional", "short", "starts_pool",
+    )
 
-    kind: Kind
-    help: str
-    default: Any
-    #: the field's name; filled in by :func:`settings_of`
-    field: str = ""
-    #: the option's name when the field's does not fit (``binds`` is ``--bind``)
-    named: str | None = None
-    metavar: str | None = None
-    #: a one-letter alias of the option (``-w``)
-    short: str | None = None
-    #: given on the command line without an option name (``APP``)
-    positional: bool = False
-    #: other environment variables that set it (a spec's name), after its own ``FCGIKIT_`` one
-    env_aliases: tuple[str, ...] = ()
-    #: the default as the docs and --help say it, when its value does not say it well
-    default_text: str | None = None
-    #: a value other than the default (and 0 / off) makes ``fcgikit serve`` run a pool
-    starts_pool: bool = False
+    def __init__(
+        self,
+        kind: Kind,
+        help: str,
+        default: Any,
+        field: str = "",
+        named: str | None = None,
+        metavar: str | None = None,
+        short: str | None = None,
+        positional: bool = False,
+        env_aliases: tuple[str, ...] = (),
+        default_text: str | None = None,
+        starts_pool: bool = False,
+    ) -> None:
+        self.kind: Final = kind
+        self.help: Final = help
+        self.default: Final = default
+        #: the field's name; :func:`settings_of` fills it in (the one attribute it sets)
+        self.field = field
+        #: the option's name when the field's does not fit (``binds`` is ``--bind``)
+        self.named: Final = named
+        self.metavar: Final = metavar
+        #: a one-letter alias of the option (``-w``)
+        self.short: Final = short
+        #: given on the command line without an option name (``APP``)
+        self.positional: Final = positional
+        #: other environment variables that set it (a spec's name), after its own
+        #: ``FCGIKIT_`` one
+        self.env_aliases: Final = env_aliases
+        #: the default as the docs and --help say it, when its value does not say it well
+        self.default_text: Final = default_text
+        #: a value other than the default (and 0 / off) makes ``fcgikit serve`` run a pool
+        self.starts_pool: Final = starts_pool
 
     @property
     def name(self) -> str:
@@ -171,11 +215,10 @@ def settings_of(cls: type) -> tuple[Setting, ...]:
     """The settings ``cls`` declares, in field order."""
     found = _declared.get(cls)
     if found is None:
-        found = _declared[cls] = tuple(
-            field.metadata[SETTING]._replace(field=field.name)
-            for field in dataclasses.fields(cls)
-            if SETTING in field.metadata
-        )
+        declaring = [field for field in dataclasses.fields(cls) if SETTING in field.metadata]
+        for field in declaring:
+            field.metadata[SETTING].field = field.name
+        found = _declared[cls] = tuple(field.metadata[SETTING] for field in declaring)
     return found
 
 

@@ -16,7 +16,6 @@ silently ignored, not even when a source that wins sets the same setting right.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -272,6 +271,8 @@ def _items(raw: object) -> list[str]:
 
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    import difflib  # here: a misspelt name's, not every start's
+
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 
