@@ -218,16 +218,11 @@ def decode_pairs(data: bytes | bytearray | memoryview) -> list[tuple[bytes, byte
 
 
 def decode_params(data: bytes | bytearray | memoryview) -> tuple[dict[bytes, bytes], int]:
-    """A name-value pair stream as a dict (a name sent twice keeps its last value), and how
-    many pairs it held: a request's params, without a tuple or a list made for each pair.
-
-    Raises:
-        RemoteProtocolError: a length or a name or value is cut short.
-    """
+    """A name-value pair stream as a dict (a name sent twice keeps its last value) and how
+    many pairs it held, with no tuple or list made a pair. Raises what decode_pairs raises."""
     raw = data if type(data) is bytes else bytes(data)
     end = len(raw)
-    offset = 0
-    count = 0
+    offset = count = 0
     params: dict[bytes, bytes] = {}
     try:
         while offset < end:
@@ -285,11 +280,7 @@ def find_pair_value(data: bytes, name: bytes) -> bytes | None:
 
 
 def _decode_pairs_checked(data: bytes | bytearray | memoryview) -> list[tuple[bytes, bytes]]:
-    """Decode a name-value pair stream into ``(name, value)`` pairs, in order, duplicates kept.
-
-    Raises:
-        RemoteProtocolError: a length or a name or value is cut short.
-    """
+    """:func:`decode_pairs`, each length checked as it is read: the precise error."""
     view = memoryview(data)
     end = len(view)
     offset = 0
