@@ -2,6 +2,7 @@
 
     python3 benchmarks/lanecost.py                  µs per request, best of 5
     python3 benchmarks/lanecost.py --callgrind      instructions per request, under valgrind
+    python3 benchmarks/lanecost.py --path /flask    the Flask app (benchmarks/apps.py)
 
 Three shapes, each driven through a real :class:`~fcgikit.server.server.Server`'s loop steps
 (``_poll``, ``admit``, ``run_ready``) in this one process, the client on a unix socket:
@@ -40,7 +41,7 @@ from fcgikit.server.settings import ServerSettings
 SHAPES = ("off", "fresh", "kept")
 
 
-def driver(shape: str, directory: str) -> Callable[[], None]:
+def driver(shape: str, directory: str, path: str = "/hello") -> Callable[[], None]:
     address = f"{directory}/{shape}.sock"
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(address)
@@ -51,7 +52,7 @@ def driver(shape: str, directory: str) -> Callable[[], None]:
     server._poller.register(server._wake_r.fileno(), READABLE, server._wake_r)
     pool = server.pool
     pool._leader = threading.get_ident()  # this thread holds the loop role
-    data = request_bytes("/hello", keep_conn=shape != "off")
+    data = request_bytes(path, keep_conn=shape != "off")
     kept: list[socket.socket] = []
 
     def loop_round() -> None:
@@ -85,16 +86,18 @@ def driver(shape: str, directory: str) -> Callable[[], None]:
     return one
 
 
-def run(shape: str, requests: int) -> None:
+def run(shape: str, requests: int, path: str) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        one = driver(shape, directory)
+        one = driver(shape, directory, path)
         for _ in range(requests):
             one()
 
 
-def instructions(shape: str, requests: int) -> int:
+def instructions(shape: str, requests: int, path: str) -> int:
     """User-space instructions of this script run under callgrind for ``requests``."""
-    return callgrind_instructions([__file__, "--shape", shape, "--requests", str(requests)])
+    return callgrind_instructions(
+        [__file__, "--shape", shape, "--requests", str(requests), "--path", path]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,18 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", choices=SHAPES, help="one run of this shape, for callgrind")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--callgrind", action="store_true", help="instructions per request")
+    parser.add_argument("--path", default="/hello", help="/hello, or /flask for the Flask app")
     args = parser.parse_args(argv)
     if args.shape is not None:
-        run(args.shape, args.requests)
+        run(args.shape, args.requests, args.path)
         return 0
     for shape in SHAPES:
         if args.callgrind:
-            few = instructions(shape, args.requests)
-            many = instructions(shape, 3 * args.requests)
+            few = instructions(shape, args.requests, args.path)
+            many = instructions(shape, 3 * args.requests, args.path)
             print(f"  {shape:6} {(many - few) / (2 * args.requests):10,.0f} instructions/request")
             continue
         with tempfile.TemporaryDirectory() as directory:
-            one = driver(shape, directory)
+            one = driver(shape, directory, args.path)
             print(f"  {shape:6} {best_microseconds(one, args.requests):7.1f} µs/request")
     return 0
 

@@ -670,7 +670,7 @@ static PyMemberDef factory_members[] = {
 PyDoc_STRVAR(factory_doc,
 "SlotsFactory(cls, names)\n--\n\n"
 "Calling it with one value per name makes a cls whose slot of each name holds its value,\n"
-"without cls's __init__ (see connection._request_received).");
+"without cls's __init__ (its Python twin: fcgikit.protocol.lanes.request_received_py).");
 
 static PyType_Slot factory_slots[] = {
     {Py_tp_new, factory_new},

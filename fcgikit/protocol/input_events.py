@@ -14,7 +14,7 @@ from typing import Final
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived, StdinEnded
 from fcgikit.protocol.lanes import request_received
-from fcgikit.protocol.records import decode_pairs
+from fcgikit.protocol.records import decode_pairs, decode_params
 
 __all__ = ["MAX_DECODED_PAIRS", "received_from_params", "received_from_scan", "stdin_ended_event"]
 
@@ -36,19 +36,15 @@ def received_from_params(
     Raises:
         RemoteProtocolError: the pairs are malformed (said now, even when kept encoded).
     """
-    pairs = decode_pairs(encoded)
-    params: Mapping[bytes, bytes]
-    if len(pairs) > max_decoded_pairs:
+    decoded, count = decode_params(encoded)
+    params: Mapping[bytes, bytes] = decoded
+    if count > max_decoded_pairs:
         params = EncodedParams(bytes(encoded))
-        distinct = len({name for name, _ in pairs})
-    else:
-        params = dict(pairs)
-        distinct = len(params)
     duplicate_names: frozenset[bytes] = _NO_NAMES
-    if distinct != len(pairs):
+    if len(decoded) != count:  # a name sent twice: which ones (the middleware may refuse)
         seen: set[bytes] = set()
         duplicates: set[bytes] = set()
-        for name, _ in pairs:
+        for name, _ in decode_pairs(encoded):
             (duplicates if name in seen else seen).add(name)
         duplicate_names = frozenset(duplicates)
     return _request_received(request_id, role, keep_conn, params, duplicate_names, len(encoded))

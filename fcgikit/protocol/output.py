@@ -25,9 +25,15 @@ from collections.abc import Sequence
 from typing import Final
 
 from fcgikit.errors import LocalProtocolError
-from fcgikit.protocol.constants import COPY_MAX, ProtocolStatus, RecordType
+from fcgikit.protocol.constants import COPY_MAX, FCGI_VERSION_1, ProtocolStatus, RecordType
 from fcgikit.protocol.lanes import frame_end
-from fcgikit.protocol.records import END_REQUEST_BODY, frame_records, pack_header, pack_records
+from fcgikit.protocol.records import (
+    END_REQUEST_BODY,
+    HEADER,
+    frame_records,
+    pack_header,
+    pack_records,
+)
 
 __all__ = ["RequestOutput", "checked_status", "end_request_record", "frame_end_py"]
 
@@ -110,12 +116,41 @@ def frame_end_py(
     The Python twin of the C lane ``frame_end`` (lanes.py), which answers the same single
     buffer for pieces that are all bytes, or None.
     """
+    total = _length(pieces)
+    if total and total < COPY_MAX:  # one record, and all of it one buffer
+        if app_status or protocol_status is not _COMPLETE or close_stderr:
+            end = closing_records(request_id, True, close_stderr) + end_request_record(
+                request_id, app_status, protocol_status
+            )
+        else:
+            end = _completed_end(request_id)
+        padding = -total & 7
+        head = HEADER.pack(FCGI_VERSION_1, _STDOUT, request_id, total, padding)
+        return [b"".join((head, *pieces, bytes(padding), end))]
     buffers = frame_records(_STDOUT, request_id, pieces)
     closing = closing_records(request_id, close_stdout or bool(buffers), close_stderr)
     buffers.append(closing + end_request_record(request_id, app_status, protocol_status))
-    if len(buffers) > 1 and _length(pieces) < COPY_MAX:
+    if len(buffers) > 1 and total < COPY_MAX:
         return [b"".join(buffers)]
     return buffers
+
+
+# The empty FCGI_STDOUT and the FCGI_END_REQUEST (REQUEST_COMPLETE, app status 0) that end
+# a request's answer, by request id: the same bytes every time (nginx always uses id 1).
+# Capped: the peer picks the ids.
+COMPLETED_ENDS_CACHED = 64
+_COMPLETED_ENDS: dict[int, bytes] = {}
+
+
+def _completed_end(request_id: int) -> bytes:
+    end = _COMPLETED_ENDS.get(request_id)
+    if end is None:
+        end = closing_records(request_id, True, False) + end_request_record(
+            request_id, 0, _COMPLETE
+        )
+        if len(_COMPLETED_ENDS) < COMPLETED_ENDS_CACHED:
+            _COMPLETED_ENDS[request_id] = end
+    return end
 
 
 class RequestOutput:

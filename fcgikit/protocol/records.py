@@ -42,6 +42,7 @@ __all__ = [
     "RecordHeader",
     "RecordReader",
     "decode_pairs",
+    "decode_params",
     "encode_pairs",
     "find_pair_value",
     "frame_records",
@@ -210,29 +211,39 @@ def decode_pairs(data: bytes | bytearray | memoryview) -> list[tuple[bytes, byte
     Raises:
         RemoteProtocolError: a length or a name or value is cut short.
     """
+    params, count = decode_params(data)
+    if count == len(params):  # no name twice: the dict holds every pair, in order
+        return list(params.items())
+    return _decode_pairs_checked(data)
+
+
+def decode_params(data: bytes | bytearray | memoryview) -> tuple[dict[bytes, bytes], int]:
+    """A name-value pair stream as a dict (a name sent twice keeps its last value) and how
+    many pairs it held, with no tuple or list made a pair. Raises what decode_pairs raises."""
     raw = data if type(data) is bytes else bytes(data)
     end = len(raw)
-    offset = 0
-    pairs: list[tuple[bytes, bytes]] = []
-    append = pairs.append
+    offset = count = 0
+    params: dict[bytes, bytes] = {}
     try:
         while offset < end:
             # Both lengths under 128 (one byte each) is what web servers send; a pair cut
             # short shows only at the end, as an offset past it (the slices stop there).
             name_length = raw[offset]
             value_length = raw[offset + 1]
-            if name_length < 0x80 and value_length < 0x80:
+            if (name_length | value_length) < 0x80:
                 name_start = offset + 2
             else:
                 name_start, name_length, value_length = _pair_lengths(raw, offset)
             value_start = name_start + name_length
             offset = value_start + value_length
-            append((raw[name_start:value_start], raw[value_start:offset]))
+            params[raw[name_start:value_start]] = raw[value_start:offset]
+            count += 1
         if offset == end:
-            return pairs
+            return params, count
     except (IndexError, struct.error):
         pass
-    return _decode_pairs_checked(raw)  # malformed: say exactly what is wrong
+    pairs = _decode_pairs_checked(raw)  # malformed: say exactly what is wrong
+    return dict(pairs), len(pairs)
 
 
 def _pair_lengths(raw: bytes, offset: int) -> tuple[int, int, int]:
@@ -269,11 +280,7 @@ def find_pair_value(data: bytes, name: bytes) -> bytes | None:
 
 
 def _decode_pairs_checked(data: bytes | bytearray | memoryview) -> list[tuple[bytes, bytes]]:
-    """Decode a name-value pair stream into ``(name, value)`` pairs, in order, duplicates kept.
-
-    Raises:
-        RemoteProtocolError: a length or a name or value is cut short.
-    """
+    """:func:`decode_pairs`, each length checked as it is read: the precise error."""
     view = memoryview(data)
     end = len(view)
     offset = 0

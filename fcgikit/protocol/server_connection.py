@@ -51,7 +51,6 @@ from fcgikit.protocol.events import (
     FilterDataEnded,
     RequestAborted,
     RequestEnded,
-    RequestReceived,
     ServerEvent,
     StderrData,
     StdinData,
@@ -435,7 +434,14 @@ class ServerConnection(RecordStream[ServerEvent]):
         if record_type == _STDIN:
             self._events.append(stdin_ended_event(request_id))
         elif record_type == _PARAMS:
-            self._events.append(self._request_received(request_id, request))
+            encoded = request.params
+            request.params = bytearray()
+            self._params_buffered -= len(encoded)
+            self._events.append(
+                received_from_params(
+                    request_id, request.role, request.keep_conn, encoded, self._max_decoded_pairs
+                )
+            )
             if next_state is not RequestState.READING_STDIN:
                 # A role that reads no FCGI_STDIN (the Authorizer) still gets an explicit end
                 # of its empty body, so nothing waits for a stream that will never come.
@@ -452,14 +458,6 @@ class ServerConnection(RecordStream[ServerEvent]):
         self._outgoing += end_request_record(request_id, 0, ProtocolStatus.OVERLOADED)
         if not request.keep_conn:
             self._should_close = True
-
-    def _request_received(self, request_id: int, request: _ServerRequest) -> RequestReceived:
-        encoded = request.params
-        request.params = bytearray()
-        self._params_buffered -= len(encoded)
-        return received_from_params(
-            request_id, request.role, request.keep_conn, encoded, self._max_decoded_pairs
-        )
 
     def _on_begin_request(self, request_id: int, content: memoryview, held: bool) -> None:
         if len(content) != _BEGIN_REQUEST_LEN:

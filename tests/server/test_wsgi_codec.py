@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from fcgikit.middleware import Normalize, ProxyFix
+from fcgikit.server.wsgi_codec import DROPPED_PARAMS, environ_from_params_py
 from tests.server.test_wsgi import Environ
 
 # --- the keys only the server and the middleware set ------------------------------------
@@ -102,3 +103,25 @@ def test_normalize_without_a_mount_splits_nginx_stock_params_right(serve: Any) -
     running = serve(Normalize(show_split))
     response = running.client().request(raw_params=STOCK_NGINX)
     assert response.body == b"|/blog/post 1|[]"
+
+
+def test_a_param_name_seen_before_goes_in_or_is_dropped_as_the_first_time() -> None:
+    # The Python decodes a name it has seen before from memory: the same environ, in the
+    # same order, the dropped and the reserved names dropped again.
+    params = {
+        b"PATH_INFO": b"/caf\xe9",
+        b"HTTP_PROXY": b"http://evil",
+        b"wsgi.input": b"forged",
+        b"HTTP_X_NAME": b"\xe9t\xe9",
+    }
+    expected = {"PATH_INFO": "/café", "HTTP_X_NAME": "été"}
+    for _ in range(3):
+        environ = environ_from_params_py({}, dict(params), DROPPED_PARAMS)
+        assert environ == expected
+        assert list(environ) == list(expected)
+    plain = {b"PATH_INFO": b"/", b"HTTP_X_NAME": b"x"}
+    assert environ_from_params_py({"base": 1}, plain, DROPPED_PARAMS) == {
+        "base": 1,
+        "PATH_INFO": "/",
+        "HTTP_X_NAME": "x",
+    }
