@@ -4,8 +4,12 @@ The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a
 what each connection brought already, and starts it: on the direct lane
 (:mod:`fcgikit.server.direct`) when its request is there whole, else as a
 :class:`~fcgikit.server.channel.Channel`. A connection accepted before its first bytes came
-(a prefork worker woken by the connect runs before the web server has written) starts as a
-Channel whose first read goes to the same decision (:meth:`Server.direct_lane_takes`).
+(a prefork worker woken by the connect runs before the web server has written) waits for
+them in the poller as it is (:class:`Waiting`), and is started the same way when they come:
+no Channel is made for a request that turns out to take the direct lane. One that waits
+past a sweep of the loop, or into a stop, becomes a Channel then (:meth:`Acceptor.promote`),
+which is what the loop's housekeeping (idle timeout, drain, reload hand-over) knows; it
+stays in the poller throughout.
 
 Accepting pauses (the listeners leave the loop's poller) in two cases:
 
@@ -97,6 +101,16 @@ def connection_py(fd: int, kind: tuple[int, int, int]) -> Connected:
     return sock
 
 
+class Waiting:
+    """A connection accepted before its first bytes came, waiting for them in the loop's
+    poller (see :meth:`Acceptor.on_first_bytes`)."""
+
+    def __init__(self, conn: Connected, peer: object) -> None:
+        self.conn = conn
+        self.peer = peer
+        self.fileno = conn.fileno()
+
+
 class Acceptor:
     """The accepting side of a :class:`~fcgikit.server.server.Server`'s loop: its listeners,
     and whether (and since when) accepting is paused. Used by the loop's thread only."""
@@ -122,6 +136,8 @@ class Acceptor:
         self.accepted_late = False
         #: how many connections the last round of accepts found (see accept)
         self._expected = 1
+        #: connections accepted before their first bytes came, in the poller, by fd
+        self.waiting: dict[int, Waiting] = {}
         #: (family, type, proto) of each listener, as ints for _socket.socket()
         self._kinds: dict[int, tuple[int, int, int]] = {}
         #: seconds to wait before accepting again after ACCEPT_RESOURCE_ERRORS, unless a
@@ -181,7 +197,7 @@ class Acceptor:
         """Accept every connection waiting on ``listener``, busy or not: a stop serves them
         (or answers FCGI_OVERLOADED) rather than leave them to be reset."""
         while (accepted := self._accept_one(listener, True)) is not None:
-            self._admit(listener, *accepted)
+            self._admit(listener, *accepted, may_wait=False)
 
     def sweep(self, now: float, *, stopping: bool) -> None:
         """The loop's periodic round: the rate-limited lines, and the retry after running
@@ -242,11 +258,14 @@ class Acceptor:
                 return
             if self._check_backlog:
                 self.accepted_late = True
-            self._admit(listener, *accepted)
+            self._admit(listener, *accepted, may_wait=True)
         self._expected = ACCEPT_BATCH
 
-    def _admit(self, listener: socket.socket, fd: int, peer: object, nonblocking: bool) -> None:
-        """Start serving an accepted connection, or close it if its peer is not allowed."""
+    def _admit(
+        self, listener: socket.socket, fd: int, peer: object, nonblocking: bool, *, may_wait: bool
+    ) -> None:
+        """Start serving an accepted connection, or close it if its peer is not allowed;
+        ``may_wait``: for its first bytes, until the loop's next round (see _start)."""
         if not peer_allowed(peer, self.server.settings.web_server_addrs):
             assert isinstance(peer, tuple)
             self._refused_peers.note(peer[0], time.monotonic())
@@ -261,33 +280,70 @@ class Acceptor:
             conn = Connection(fd)  # the C lane accepted it: no socket object at all
         else:
             conn = connection_py(fd, self._kinds[listener.fileno()])
-        self._start(conn, peer)
+        self._start(conn, peer, may_wait=may_wait)
 
-    def _start(self, conn: Connected, peer: object) -> None:
+    def _start(self, conn: Connected, peer: object, *, may_wait: bool) -> None:
         """Hand a new connection to the server: on the direct lane if its request is here
-        whole, else as a Channel."""
-        server = self.server
+        whole, else as a Channel. ``may_wait``: one whose bytes have not come yet waits for
+        them in the poller without a Channel (not while stopping, which counts on the
+        Channels of the connections it accepts)."""
         # A web server sends its request right after connecting (nginx in the same
         # event-loop turn): it is often here already, and reading it now saves a round.
-        buffer = server.recv_buffer
+        buffer = self.server.recv_buffer
         try:
             size = conn.recv_into(buffer)
         except BlockingIOError:
-            size = -1  # not here yet: the poller reports it
+            size = -1  # not here yet
         except OSError:
             size = -2  # the channel reads again, and says what failed
+        if size == -1 and may_wait:
+            waiting = Waiting(conn, peer)
+            self.waiting[waiting.fileno] = waiting
+            self._poller.register(waiting.fileno, READABLE, waiting)
+        else:
+            self._started(conn, peer, buffer, size, watched=False)
+
+    def _started(
+        self, conn: Connected, peer: object, buffer: memoryview, size: int, *, watched: bool
+    ) -> None:
+        """Start ``conn`` after a read that gave ``size`` bytes in ``buffer`` (-1: none yet,
+        -2: the read failed): on the direct lane, else as a Channel. ``watched``: it is in
+        the poller (a Waiting connection): the direct lane takes it out, a Channel stays."""
+        server = self.server
         if size > 0 and server.direct_lane_takes(conn, buffer[:size], peer):
+            if watched:
+                self._poller.unregister(conn.fileno())
             return
         channel = Channel(server, conn, peer_label(peer))
-        server.start_channel(channel)
+        if watched:
+            channel.selector_events = READABLE
+            self._poller.retarget(channel.fileno, channel)
+        server.start_channel(channel, watched=watched)
         if size >= 0:
             channel.on_received(buffer, size)
-        elif size == -1:
-            # Accepted before its bytes came (a worker woken by the connect runs before the
-            # web server's write): its first read decides the lane (Channel.on_received).
-            channel.first_read_decides = True
-        else:
+        elif size == -2:
             channel.on_readable()
+
+    def on_first_bytes(self, waiting: Waiting) -> None:
+        """The poller reports ``waiting`` readable: its first bytes (or its end) came."""
+        buffer = self.server.recv_buffer
+        try:
+            size = waiting.conn.recv_into(buffer)
+        except BlockingIOError:
+            return  # not yet after all
+        except OSError:
+            size = -2
+        del self.waiting[waiting.fileno]
+        self._started(waiting.conn, waiting.peer, buffer, size, watched=True)
+
+    def promote(self) -> None:
+        """Make every Waiting connection a Channel, for the loop's housekeeping: the sweep
+        (one that waited this long is no web server's ordinary connect), a stop, the end
+        of the loop."""
+        waiting, self.waiting = self.waiting, {}
+        for connection in waiting.values():
+            buffer = self.server.recv_buffer
+            self._started(connection.conn, connection.peer, buffer, -1, watched=True)
 
     def _accept_one(self, listener: socket.socket, probe: bool) -> tuple[int, object, bool] | None:
         """(fd, peer, whether the fd is non-blocking already) of a waiting connection; None

@@ -86,10 +86,6 @@ class ChannelHost(Protocol):
         """``channel`` closed (Channel.close): out of the server's connections, and out of
         the loop's poller if it is in it (then only on the loop's thread)."""
 
-    def channel_takes_direct_lane(self, channel: Channel, data: memoryview) -> bool:
-        """Whether ``data``, ``channel``'s first bytes, start a request on the direct lane,
-        the connection leaving ``channel`` (see ``first_read_decides``)."""
-
 
 class Channel(ReplySender[ChannelHost]):
     def __init__(self, server: ChannelHost, sock: Connected, peer: str) -> None:
@@ -123,10 +119,6 @@ class Channel(ReplySender[ChannelHost]):
         #: set once we half-closed the connection and wait for the web server's EOF
         self.linger_deadline: float | None = None
         self.last_active = time.monotonic()
-        #: accepted before its first bytes came: if they hold one whole ordinary request, it
-        #: runs on the direct lane as if they had been there at the accept (set by the
-        #: acceptor, for the first read only)
-        self.first_read_decides = False
 
     # --- I/O thread --------------------------------------------------------------------------
 
@@ -155,10 +147,6 @@ class Channel(ReplySender[ChannelHost]):
                 log.warning("connection from %s: %s", self.peer, exc)
             self.on_peer_closed(None)
             return
-        if self.first_read_decides:
-            self.first_read_decides = False
-            if self.server.channel_takes_direct_lane(self, data):
-                return
         if self.linger_deadline is not None:
             return  # the tail of a finished request (its empty STDIN): read and dropped
         self.last_active = time.monotonic()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import select
 
 READABLE = select.POLLIN
@@ -31,6 +30,10 @@ class Poller:
             assert self._poll is not None
             self._poll.register(fd, events)
 
+    def retarget(self, fd: int, target: object) -> None:
+        """Dispatch the events of ``fd`` (registered) to ``target`` from now on."""
+        self._targets[fd] = target
+
     def modify(self, fd: int, events: int) -> None:
         if fd in self._targets:
             if self._epoll is not None:
@@ -46,12 +49,16 @@ class Poller:
         for poll)."""
         if self._targets.pop(fd, None) is None or (closing and self._epoll is not None):
             return
-        with contextlib.suppress(OSError, KeyError):
+        # (try, not contextlib.suppress: an interpreted context manager, on the path of
+        # every connection that leaves the poller for the direct lane)
+        try:
             if self._epoll is not None:
                 self._epoll.unregister(fd)
             else:
                 assert self._poll is not None
                 self._poll.unregister(fd)
+        except (OSError, KeyError):
+            pass
 
     def wait(self, timeout: float) -> list[tuple[object, int]]:
         """(target, events) for each ready descriptor; errors and hang-ups count as both

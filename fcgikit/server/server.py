@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 from fcgikit.protocol import Role
 from fcgikit.protocol.whole_request import WholeRequest
 from fcgikit.server import signals
-from fcgikit.server.accept import Acceptor
+from fcgikit.server.accept import Acceptor, Waiting
 from fcgikit.server.channel import RECV_SIZE, Channel, Refuses
 from fcgikit.server.direct import DirectChannel
 from fcgikit.server.health import Health
@@ -246,7 +246,7 @@ class Server:
 
     def connection_count(self) -> int:
         with self._lock:
-            return len(self.channels) + len(self.direct)
+            return len(self.channels) + len(self.direct) + len(self.acceptor.waiting)
 
     def saturated(self) -> bool:
         """A server that shares its listeners has as much work as threads: what it would
@@ -259,12 +259,14 @@ class Server:
         # last one's reply going out and its end), so the connections bound the load. Only
         # the loop's thread (this one) adds connections; others only remove them, so the
         # glance can only be too high, and then the count decides.
-        if 2 * len(self.channels) + len(self.direct) < self._glance_below:
+        waiting = len(self.acceptor.waiting)
+        if 2 * len(self.channels) + len(self.direct) + waiting < self._glance_below:
             return False
-        return self._load() >= threads
+        return self._load() + waiting >= threads
 
     def _load(self) -> int:
-        """Requests running or waiting here, plus connections that have not sent one yet."""
+        """Requests running or waiting here, plus the Channels that have not sent one yet
+        (those accepted before their bytes came, Acceptor.waiting, are counted apart)."""
         with self._lock:
             channels = list(self.channels)
             running_direct = len(self.direct)
@@ -327,6 +329,7 @@ class Server:
             log.warning("fcgikit: the I/O loop did not stop within 1s")
 
     def _close_everything(self) -> None:
+        self.acceptor.promote()  # closed with the Channels
         self.stopping.cut_connections()
         self.pool.shutdown()
         self._poller.close()
@@ -381,7 +384,7 @@ class Server:
             # accepting again (see Acceptor._failed).
             timeout = self._next_sweep - now
         if self.arrived:
-            timeout = 0.0  # a late connection's request came (_watch_accepted): run it first
+            timeout = 0.0  # requests came already (a stop took the queued ones): run them
         wake_r = self._wake_r
         for target, events in self._poller.wait(timeout):
             if type(target) is Channel:
@@ -390,6 +393,8 @@ class Server:
                     self._update_write_interest(target)
                 if events & READABLE and target.registered:
                     target.on_readable()
+            elif type(target) is Waiting:
+                self.acceptor.on_first_bytes(target)
             elif target is wake_r:
                 self._on_woken()
             else:
@@ -415,6 +420,8 @@ class Server:
 
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + self._sweep_every
+        if self.acceptor.waiting:
+            self.acceptor.promote()
         self._close_expired_lingerers(now)
         self._close_idle(now)
         self.overloads.flush(now)
@@ -489,17 +496,6 @@ class Server:
         self.arrived.append((direct, direct.start_request()))
         return True
 
-    def channel_takes_direct_lane(self, channel: Channel, data: memoryview) -> bool:
-        """A channel accepted before its first bytes came offers them (Channel.on_received):
-        if they hold a whole ordinary request, the connection leaves the loop and the
-        channel, and its request runs on the direct lane (on the loop's thread)."""
-        # (a keep-conn one stays: this channel is in the poller already)
-        if not self.direct_lane_takes(channel.sock, data, channel.peer, keep_conn=False):
-            return False
-        self.unregister(channel)
-        self.forget(channel)
-        return True
-
     def keep_direct(self, direct: DirectChannel, *, on_loop: bool) -> bool:
         """The keep-conn request ``direct`` ran on the direct lane is answered: its connection
         becomes a Channel, watched from the loop's next round (woken for it when this is not
@@ -521,25 +517,21 @@ class Server:
             self._wake()
         return True
 
-    def start_channel(self, channel: Channel) -> None:
+    def start_channel(self, channel: Channel, *, watched: bool = False) -> None:
         """Serve an accepted connection. The poller learns of it only at the start of the
         next round: one whose request ran on this thread and closed it by then (a web server
-        without keep-conn, sending its body in pieces) never costs the two epoll_ctl calls."""
+        without keep-conn, sending its body in pieces) never costs the two epoll_ctl calls.
+        ``watched``: it is in the poller already (Acceptor.on_first_bytes)."""
         with self._lock:
             self.channels.add(channel)
-        self._unwatched.append(channel)
+        if not watched:
+            self._unwatched.append(channel)
 
     def _watch_accepted(self) -> None:
         """Put the connections accepted last round in the poller, unless already closed.
-        Level-triggered, so input that arrived meanwhile is reported at once.
-
-        One accepted before its bytes came is read first: they have mostly come by now (the
-        round's requests ran meanwhile), and a whole request then takes the direct lane
-        (into :attr:`arrived`) without the poller's two epoll_ctl calls and a round."""
+        Level-triggered, so input that arrived meanwhile is reported at once."""
         accepted, self._unwatched = self._unwatched, []
         for channel in accepted:
-            if channel.first_read_decides and channel.registered:
-                channel.on_readable()
             if channel.registered:
                 events = READABLE | WRITABLE if channel.wants_write() else READABLE
                 channel.selector_events = events

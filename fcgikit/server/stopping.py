@@ -126,6 +126,7 @@ class Stopping:
         self._deadline = time.monotonic() + server.settings.graceful_timeout
         log.info("fcgikit: %s; finishing running requests", self.reason)
         hand_over = self._parking = self.hands_over_listeners()
+        server.acceptor.promote()  # what drains and hands over is a Channel
         server.acceptor.stop_listening(close=not hand_over)
         if hand_over:
             return  # the connections go on, each set aside between two requests

@@ -27,11 +27,10 @@ import pytest
 
 from fcgikit.addresses import TcpAddress, UnixAddress
 from fcgikit.client import FastCGIClient
-from fcgikit.protocol import ClientConnection, ProtocolStatus
+from fcgikit.protocol import ProtocolStatus
 from fcgikit.protocol.records import RecordReader
 from fcgikit.server import Server, ServerSettings
 from fcgikit.server.listeners import parse_web_server_addrs
-from fcgikit.server.server import admit
 from tests.processes import Backend, cpu_seconds, fcgikit_command
 from tests.server.test_hostile import (
     END,
@@ -360,41 +359,3 @@ def test_a_busy_server_leaves_a_connection_to_a_sibling_already_waiting(
             asking.join(10)
         kept.close()
     assert blocked == [b"busy"]
-
-
-def epoll_set(epoll_fd: int) -> set[int]:
-    """The descriptors registered in this process's epoll set ``epoll_fd``, as the kernel
-    lists them."""
-    info = Path(f"/proc/self/fdinfo/{epoll_fd}").read_text()
-    return {int(fd) for fd in re.findall(r"^tfd:\s+(\d+)", info, re.MULTILINE)}
-
-
-def test_a_connection_accepted_before_its_request_came_is_read_before_it_is_watched(
-    tmp_path: Path,
-) -> None:
-    """A prefork worker woken by nginx's connect accepts before nginx has written. By the
-    loop's next round the request has mostly come: it is read then and goes to the direct
-    lane, and the connection never enters the poller (two epoll_ctl calls and a round)."""
-    path = str(tmp_path / "late.sock")
-    server = Server(hello, ServerSettings(binds=(UnixAddress(path),), handle_signals=False))
-    server.acceptor.listen()  # the loop's steps, on this thread (benchmarks/workercost.py)
-    server.pool._leader = threading.get_ident()
-    epoll_fd = server._poller._epoll.fileno()  # type: ignore[union-attr]
-    client = ClientConnection()
-    request = client.start_request(1, {b"PATH_INFO": b"/late"}) + client.end_stdin(1)
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(10)
-        sock.connect(path)
-        server.acceptor.accept(server.listeners[0])
-        assert len(server.channels) == 1 and not server.arrived  # nothing to read yet
-        (channel,) = server.channels
-        sock.sendall(request)
-        server._watch_accepted()
-        assert channel.fileno not in epoll_set(epoll_fd)
-        assert len(server.arrived) == 1 and not server.channels  # on the direct lane
-        server._poll()  # the round goes on at once: the request is waiting to run
-        admit(server.arrived, server.pool)
-        server.arrived = []
-        server.pool.run_ready()
-        assert answer(sock).endswith(b"hello /late")
-    server._close_everything()
