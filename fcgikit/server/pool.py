@@ -94,6 +94,9 @@ INLINE_BACKOFF = 64
 INLINE_TRUSTED = 1000
 #: ...up to this many: once an app's slow requests stop, at most this many pay a hand-off
 INLINE_BACKOFF_MAX = 64 * INLINE_BACKOFF
+#: at most this many threads are woken for the queue at a time, each that takes a request
+#: waking the next: a burst's threads do not all wake at once to fight for the GIL and lock
+WAKE_AT_ONCE = 4
 #: held replies go out before the next request runs once the first has waited this long
 #: (seconds): fewer wake-ups are worth a millisecond at most, not a slow request's time
 HELD_FOR = 0.001
@@ -141,6 +144,7 @@ class WorkerPool:
         self.running = 0
         self._threads = 0
         self._idle = 0  # threads waiting in _take that no notify() has claimed yet
+        self._waking = 0  # threads woken (or started) that have not looked for work yet
         self._lead: Callable[[], bool] | None = None
         self._role_free = False
         self._leader: int | None = None
@@ -359,20 +363,27 @@ class WorkerPool:
     # --- the threads -----------------------------------------------------------------------
 
     def _wake_locked(self) -> None:
-        wanted = int(self._role_free) + min(len(self._queue), self.max_running - self.running)
+        queued = min(len(self._queue), self.max_running - self.running, WAKE_AT_ONCE)
+        wanted = int(self._role_free) + queued - self._waking
+        if wanted <= 0:
+            return
         woken = min(wanted, self._idle)
         if woken > 0:
             self._idle -= woken
+            self._waking += woken
             self._work_ready.notify(woken)
         for _ in range(min(wanted - woken, self.max_running + 1 - self._threads)):
             self._threads += 1
+            self._waking += 1
             threading.Thread(
                 target=self._work, name=f"fcgikit-thread-{self._threads}", daemon=True
             ).start()
 
-    def _take_locked(self, me: int) -> Job | _LeadRole | None:
+    def _take_locked(self, me: int, *, waking: bool = False) -> Job | _LeadRole | None:
         """The next thing for the thread ``me`` to do: the loop role, a queued request (counted
-        as running), or None once the pool is shut down."""
+        as running), or None once the pool is shut down. ``waking``: ``me`` was just started."""
+        if waking:
+            self._waking -= 1
         while True:
             if self._closed:
                 self._threads -= 1
@@ -380,20 +391,25 @@ class WorkerPool:
             if self._role_free:
                 self._role_free = False
                 self._leader = me
+                if self._queue:
+                    self._wake_locked()
                 return LEAD
             if self._queue and self.running < self.max_running:
                 self.running += 1
                 job, memory = self._queue.popleft()
                 self.queued_memory -= memory
                 self._queued_began[me] = time.monotonic()
+                if self._queue:
+                    self._wake_locked()
                 return job
             self._idle += 1
             self._work_ready.wait()
+            self._waking -= 1
 
     def _work(self) -> None:
         me = threading.get_ident()
         with self._lock:
-            job = self._take_locked(me)
+            job = self._take_locked(me, waking=True)
         while job is not None:
             if isinstance(job, _LeadRole):
                 self._run_loop()
@@ -428,6 +444,7 @@ class WorkerPool:
         with self._lock:
             self._closed = True
             self._role_free = False
+            self._waking += self._idle
             self._idle = 0
             self._work_ready.notify_all()
 

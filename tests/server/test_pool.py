@@ -617,6 +617,41 @@ def test_held_replies_go_out_before_the_next_request_once_one_took_a_while() -> 
 # --- the memory of the requests waiting (issue 21, item 4) ---------------------------------
 
 
+def threads_of(pool: WorkerPool) -> int:
+    """How many threads ``pool`` has started that are alive."""
+    return sum(
+        getattr(getattr(thread, "_target", None), "__self__", None) is pool
+        for thread in threading.enumerate()
+    )
+
+
+def test_requests_queued_together_wake_their_threads_a_few_at_a_time() -> None:
+    """A burst of requests for the queue (a round start's connections during a back-off)
+    wakes WAKE_AT_ONCE threads, and each thread that takes one wakes the next: not a thread
+    for each at once, all then fighting for the GIL and the pool's lock. None is lost."""
+    pool = WorkerPool(threads=16, max_queued=0)
+    release = threading.Event()
+    ran: list[int] = []
+    bounded: list[bool] = []
+
+    def job(number: int) -> None:
+        started = threads_of(pool)  # before running: it only grows
+        bounded.append(started <= pool.running + pool_module.WAKE_AT_ONCE)
+        ran.append(number)
+        release.wait(WAIT)
+
+    try:
+        for number in range(16):
+            assert pool.admit(functools.partial(job, number), ready=False) is None
+        wait_until(lambda: len(ran) == 16)
+    finally:
+        release.set()
+        wait_until(lambda: pool.running == 0)
+        pool.shutdown()
+    assert sorted(ran) == list(range(16))
+    assert all(bounded), f"{bounded.count(False)} requests started among too many threads"
+
+
 def test_the_requests_waiting_hold_at_most_max_queued_memory() -> None:
     """Counted from admission until a thread takes the request; past the budget, refused
     (the count unchanged); the first request waiting is admitted whatever its size."""
