@@ -61,6 +61,7 @@ COMPILED = [
     "fcgikit/server/accept.py",
     "fcgikit/server/stopping.py",
     "fcgikit/server/server.py",
+    "fcgikit/server/loop.py",
     "fcgikit/server/scoreboard.py",
     "fcgikit/server/tracker.py",
 ]
