@@ -25,7 +25,7 @@ from setuptools.command.build_ext import build_ext
 #: What mypyc compiles: the protocol's modules, and the server's
 #: per-request path (the connection, the request body, the WSGI request and the modules it
 #: calls into each time: its environ and head codec, its sink, its streams, what it counts for
-#: while it waits and what is recorded of it; the loop, the pool that runs requests, and what
+#: while it waits and what is recorded of it; the loop, the pool that runs requests (and the replies it holds), and what
 #: a prefork worker records of each request: the tracker and the scoreboard it writes). Not fcgikit/protocol/__init__.py, which reports which build was
 #: loaded; not events.py: compiled, its public frozen dataclasses could no longer be copied,
 #: pickled or subclassed, and compiling it gained nothing measurable (benchmarks/hotpath.py);
@@ -50,6 +50,7 @@ COMPILED = [
     "fcgikit/server/direct.py",
     "fcgikit/server/reply.py",
     "fcgikit/server/pool.py",
+    "fcgikit/server/held_replies.py",
     "fcgikit/server/wsgi.py",
     "fcgikit/server/wsgi_codec.py",
     "fcgikit/server/sink.py",
@@ -60,6 +61,7 @@ COMPILED = [
     "fcgikit/server/accept.py",
     "fcgikit/server/stopping.py",
     "fcgikit/server/server.py",
+    "fcgikit/server/loop.py",
     "fcgikit/server/scoreboard.py",
     "fcgikit/server/tracker.py",
 ]

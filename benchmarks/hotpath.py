@@ -154,11 +154,11 @@ def connection_life(
             admit(arrived, pool)
             # A keep-conn request ran on the direct lane; its connection, a Channel now, was
             # handed to the loop (off its thread: the pool here is not the loop's) to watch.
-            server._on_woken()
-            server._watch_accepted()
+            server.loop.on_woken()
+            server.loop.watch_accepted()
             if not client.recv(65536):
                 raise RuntimeError("no reply")
-        for channel, _ in server._poller.wait(0):
+        for channel, _ in server.loop.poller.wait(0):
             if channel is not listener:
                 channel.on_readable()  # type: ignore[attr-defined]
         if server.channels or server.direct:

@@ -5,7 +5,7 @@
     python3 benchmarks/lanecost.py --path /flask    the Flask app (benchmarks/apps.py)
 
 Three shapes, each driven through a real :class:`~fcgikit.server.server.Server`'s loop steps
-(``_poll``, ``admit``, ``run_ready``) in this one process, the client on a unix socket:
+(``loop.poll``, ``admit``, ``run_ready``) in this one process, the client on a unix socket:
 
 - ``off``: a connection per request without FCGI_KEEP_CONN (nginx's default): the direct lane;
 - ``fresh``: a connection per request WITH FCGI_KEEP_CONN, closed by the client after its
@@ -49,14 +49,14 @@ def driver(shape: str, directory: str, path: str = "/hello") -> Callable[[], Non
     listener.setblocking(False)
     server = Server(apps.application, ServerSettings(), listeners=[listener])
     server.acceptor.listen()
-    server._poller.register(server._wake_r.fileno(), READABLE, server._wake_r)
+    server.loop.poller.register(server.loop.wake_r.fileno(), READABLE, server.loop.wake_r)
     pool = server.pool
     pool._leader = threading.get_ident()  # this thread holds the loop role
     data = request_bytes(path, keep_conn=shape != "off")
     kept: list[socket.socket] = []
 
     def loop_round() -> None:
-        server._poll()
+        server.loop.poll()
         arrived, server.arrived = server.arrived, []
         admit(arrived, pool)
         pool.run_ready()

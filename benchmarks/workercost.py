@@ -70,7 +70,7 @@ def driver(
 ) -> Callable[[], None]:
     """One request on a connection of its own, through the server's loop's steps; ``late``:
     its bytes sent after the accept (a worker woken by the connect runs before the web
-    server's write), the next round of the loop (``_poll``) finding them; ``later``: sent
+    server's write), the next round of the loop (``loop.poll``) finding them; ``later``: sent
     after that next round began, too (an idle worker's next round comes at once: through
     nginx most late connections are still silent then), a further round finding them."""
     address = f"{directory}/{mode}.sock"
@@ -84,8 +84,9 @@ def driver(
     pool._leader = threading.get_ident()  # this thread holds the loop role
     # The sweep, once a second, comes every few hundred requests under valgrind: not at all
     # here (it would also make the connections waiting for their bytes Channels).
-    server._next_sweep = time.monotonic() + 3600
-    server._poller.register(server._wake_r.fileno(), READABLE, server._wake_r)  # as serve()
+    server.loop.next_sweep = time.monotonic() + 3600
+    loop = server.loop
+    loop.poller.register(loop.wake_r.fileno(), READABLE, loop.wake_r)  # as serve()
     data = request_bytes(path, keep_conn=False)
 
     def one() -> None:
@@ -93,14 +94,14 @@ def driver(
             client.connect(address)
             if later:
                 server.acceptor.accept(listener)
-                server._wake()  # a round that finds only the wake-up (both trees pay it)
-                server._poll()
+                server.loop.wake()  # a round that finds only the wake-up (both trees pay it)
+                server.loop.poll()
                 client.sendall(data)
-                server._poll()
+                server.loop.poll()
             elif late:
                 server.acceptor.accept(listener)
                 client.sendall(data)
-                server._poll()
+                server.loop.poll()
             else:
                 client.sendall(data)
                 server.acceptor.accept(listener)

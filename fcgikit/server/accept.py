@@ -168,7 +168,7 @@ class Acceptor:
         of the processes waiting on it, not all of them to find one connection (the others
         went back to sleep, each a context switch for nothing). The one woken must then take
         the connection, since no other is told of it: so a server with no room is never in
-        the wait (it pauses when it fills up, see accept and Server._lead)."""
+        the wait (it pauses when it fills up, see accept and Loop.lead)."""
         for listener in self.listeners:
             listener.setblocking(False)
             self._poller.register(listener.fileno(), READABLE, listener, exclusive=self.shared)
@@ -375,4 +375,4 @@ class Acceptor:
             self.metrics.connection_refused(running_out)
         self.pause()
         self.retry_at = now + self.retry_after
-        self.server.sweep_no_later_than(self.retry_at)
+        self.server.loop.sweep_no_later_than(self.retry_at)

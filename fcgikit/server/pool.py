@@ -32,17 +32,9 @@ thread tells the watcher which request runs through a
 :class:`~fcgikit.server.watcher.LoopWatch`: where the C lane is built it looks without the
 GIL, so the busy loop thread never hands the GIL to it for nothing.
 
-Replies: a job (a request) returns its :class:`Reply`, framed and not sent yet, and the pool
-sends it. When several requests are ready at once, the reply of one run on the loop's thread
-waits until the last of them has run, :data:`HELD_MAX` are waiting, or the first has waited
-:data:`HELD_FOR`; then they go out together. A web server that went idle while the app ran
-would otherwise be woken by every reply, and the sender pays for each wake-up (scheduler
-work billed to our send): sending the replies of a batch together halves what the kernel
-spends on them, ours and the web server's (benchmarks/RESULTS.md, "The replies of one round
-go out together"). A rescue does not strand them: the thread that takes the loop role sends
-them first. Once a reply is sent the pool tells it its request is over (:meth:`Reply.done`),
-and whether the thread telling it holds the loop role: only that thread may close a
-connection the loop's poller watches.
+Replies: a job (a request) returns its :class:`~fcgikit.server.held_replies.Reply`, framed
+and not sent yet, and the pool sends it: the replies of requests that were ready together go
+out together (:mod:`fcgikit.server.held_replies`).
 
 Accounting: ``running`` counts requests being run, on the loop's thread or by queue, and
 never exceeds ``threads`` (the app may rely on that, like ``RequestTracker`` does); the pool
@@ -63,25 +55,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
 
 from fcgikit.server import watcher
+from fcgikit.server.held_replies import HeldReplies, Reply, end_reply, send_reply
 from fcgikit.server.watcher import LoopWatch
 
 log = logging.getLogger("fcgikit.server")
-
-
-class Reply(Protocol):
-    """What a job returns when its request has a reply to send (see the module docstring):
-    a :class:`~fcgikit.server.reply.FramedReply`."""
-
-    def send(self) -> None:
-        """Send it; a failure to is its own to log."""
-
-    def done(self, *, on_loop: bool) -> None:
-        """Its request is over. ``on_loop``: the calling thread holds the loop role and runs
-        no request, so no rescue can take the role meanwhile: it may touch the loop's poller
-        (close a connection at once)."""
 
 
 #: a request to run: its reply, if it has one left to send
@@ -97,13 +76,6 @@ INLINE_BACKOFF_MAX = 64 * INLINE_BACKOFF
 #: at most this many threads are woken for the queue at a time, each that takes a request
 #: waking the next: a burst's threads do not all wake at once to fight for the GIL and lock
 WAKE_AT_ONCE = 4
-#: held replies go out before the next request runs once the first has waited this long
-#: (seconds): fewer wake-ups are worth a millisecond at most, not a slow request's time
-HELD_FOR = 0.001
-#: at most this many replies wait for the rest of their batch (see WorkerPool.hold): past
-#: that, fewer wake-ups save little, and the first replies of a big batch would wait for all
-#: of it (benchmarks/RESULTS.md, "The replies of one round go out together")
-HELD_MAX = 16
 
 
 class Refusal(enum.Enum):
@@ -137,10 +109,8 @@ class WorkerPool:
         #: requests admitted, waiting to run on the loop's thread (bodies complete)
         self._ready: deque[tuple[Job, int]] = deque()
         #: the replies of requests run on the loop's thread, sent once the ready requests have
-        #: all run (see run_ready); only the thread that holds the loop role touches them
-        self._held: list[Reply] = []
-        #: when the first of them was held (time.monotonic)
-        self._held_since = 0.0
+        #: all run (see run_ready)
+        self._held = HeldReplies()
         self.running = 0
         self._threads = 0
         self._idle = 0  # threads waiting in _take that no notify() has claimed yet
@@ -285,9 +255,9 @@ class WorkerPool:
             # The batch's only or last reply goes at once, while the watcher still counts its
             # request as running (a web server slow to read it makes a slow request); the
             # others wait for the rest of the batch.
-            held = reply is not None and bool(self._ready or self._held)
+            held = reply is not None and bool(self._ready or self._held.replies)
             if reply is not None and not held:
-                _send(reply)
+                send_reply(reply)
             with lock:
                 self.running -= 1
                 rescued = self._leader != me
@@ -299,38 +269,19 @@ class WorkerPool:
             if reply is not None:
                 if rescued:  # another thread runs the loop now (and sends what was held)
                     if held:
-                        _send(reply)
-                    _done(reply, on_loop=False)
+                        send_reply(reply)
+                    end_reply(reply, on_loop=False)
                 elif held:
-                    self._hold(reply)
+                    self._held.hold(reply)
                 else:
-                    _done(reply, on_loop=True)
+                    end_reply(reply, on_loop=True)
             if rescued:
                 return False
-            # Replies wait only for quick requests: once one behind them took a while,
-            # they go before the next one runs (which may take as long again).
-            if self._held and time.monotonic() - self._held_since >= HELD_FOR:
-                self.send_held()
-        if self._held:
-            self.send_held()
+            if self._held.replies and self._held.waited_too_long():
+                self._held.send()
+        if self._held.replies:
+            self._held.send()
         return True
-
-    def _hold(self, reply: Reply) -> None:
-        """Keep ``reply`` until the requests ready behind it have run (the loop's thread)."""
-        held = self._held
-        if not held:
-            self._held_since = time.monotonic()
-        held.append(reply)
-        if len(held) >= HELD_MAX:
-            self.send_held()
-
-    def send_held(self) -> None:
-        """Send the held replies and end their requests: by the thread that holds the loop
-        role, while it runs no request."""
-        held, self._held = self._held, []
-        for reply in held:
-            _send(reply)
-            _done(reply, on_loop=True)
 
     def _take_inline_locked(self, me: int) -> Job | None:
         """The next ready request for the loop's thread ``me`` to run, counted as running;
@@ -418,8 +369,8 @@ class WorkerPool:
                 continue
             reply = _run(job)
             if reply is not None:
-                _send(reply)
-                _done(reply, on_loop=False)
+                send_reply(reply)
+                end_reply(reply, on_loop=False)
             with self._lock:
                 self.running -= 1
                 if time.monotonic() - self._queued_began.pop(me) >= watcher.TICK:
@@ -429,8 +380,8 @@ class WorkerPool:
     def _run_loop(self) -> None:
         assert self._lead is not None
         try:
-            if self._held:  # the replies a rescued thread held
-                self.send_held()
+            if self._held.replies:  # the replies a rescued thread held
+                self._held.send()
             over = self._lead()
         except BaseException as exc:
             log.exception("fcgikit: the I/O loop failed")
@@ -455,17 +406,3 @@ def _run(job: Job) -> Reply | None:
     except BaseException:  # a job is a whole request; it logs its own failures
         log.exception("request thread: unexpected error")
         return None
-
-
-def _send(reply: Reply) -> None:
-    try:
-        reply.send()
-    except BaseException:  # a reply logs its own failures
-        log.exception("request thread: unexpected error")
-
-
-def _done(reply: Reply, *, on_loop: bool) -> None:
-    try:
-        reply.done(on_loop=on_loop)
-    except BaseException:  # a request logs its own failures
-        log.exception("request thread: unexpected error")

@@ -1,7 +1,7 @@
 """How much memory a request waiting for a thread may hold: what it counts for in the pool's
 budget for waiting requests (``--max-queued-memory``; see :class:`~fcgikit.server.pool.WorkerPool`).
 
-:func:`~fcgikit.server.server.admit` asks :func:`bound_waiting_memory` of each request it
+:func:`~fcgikit.server.loop.admit` asks :func:`bound_waiting_memory` of each request it
 hands to the pool. The figure is an upper bound, not a measurement, and it is made true: a
 body still arriving is first held to WAITING_BODY_MEMORY in memory, the rest spooled to its
 file. tests/server/test_queued_memory.py holds the constants to what tracemalloc measures.

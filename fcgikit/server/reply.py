@@ -147,8 +147,8 @@ class ReplySender(Generic[HostT]):
 
 class FramedReply:
     """The end of a request's response, framed and not sent yet (what ReplySender.finish
-    returns): a :class:`~fcgikit.server.pool.Reply`. The pool sends it at once, or with the
-    other replies of its batch, and then says the request is over."""
+    returns): a :class:`~fcgikit.server.held_replies.Reply`. The pool sends it at once, or
+    with the other replies of its batch, and then says the request is over."""
 
     __slots__ = ("buffers", "request", "sender", "then_close")
 

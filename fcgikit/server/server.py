@@ -10,37 +10,37 @@ params and body are in runs on that same thread, with no hand-off, unless it tur
 (the pool's module docstring has the whole scheme). The thread that calls :meth:`Server.serve`
 watches for that, and runs the signal handlers.
 
-The parts: :mod:`~fcgikit.server.poller` (readiness), :mod:`~fcgikit.server.accept` (taking
+The parts: :mod:`~fcgikit.server.loop` (the loop's rounds, wake-ups and sweep),
+:mod:`~fcgikit.server.poller` (readiness), :mod:`~fcgikit.server.accept` (taking
 connections, and when not to), :mod:`~fcgikit.server.stopping` (stopping, and the reload's
 hand-over), :mod:`~fcgikit.server.signals` (what each signal asks of a server that serves
-from the main thread); this module holds the loop and what the connections ask of it.
+from the main thread); this module holds what the connections ask of the server, and its
+start and end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from fcgikit.protocol import Role
 from fcgikit.protocol.whole_request import WholeRequest
 from fcgikit.server import signals
-from fcgikit.server.accept import Acceptor, Waiting
+from fcgikit.server.accept import Acceptor
 from fcgikit.server.channel import RECV_SIZE, Channel, Refuses
 from fcgikit.server.direct import DirectChannel
 from fcgikit.server.health import Health
 from fcgikit.server.listeners import open_bound_listeners, peer_label
 from fcgikit.server.logs import configure_access_log
+from fcgikit.server.loop import Loop
+from fcgikit.server.loop import admit as admit  # where the tests and benchmarks take it from
 from fcgikit.server.memory import tune_malloc
 from fcgikit.server.notify import SystemdNotifier, server_status
-from fcgikit.server.poller import READABLE, WRITABLE, Poller
-from fcgikit.server.pool import Job, Refusal, WorkerPool
-from fcgikit.server.queued_memory import bound_waiting_memory
+from fcgikit.server.pool import WorkerPool
 from fcgikit.server.reply import Connected, overload_log
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.stopping import Stopping, adopt_connections
@@ -51,30 +51,6 @@ if TYPE_CHECKING:
     from fcgikit.server.wsgi import WSGIRequest
 
 log = logging.getLogger("fcgikit.server")
-
-#: how often (seconds) the loop sweeps: closes lingering and idle connections, flushes the
-#: rate-limited log lines
-SWEEP_EVERY = 1.0
-
-
-class Admits(Protocol):
-    def admit(self, job: Job, *, ready: bool, memory: int) -> Refusal | None: ...
-
-
-def admit(
-    arrived: Iterable[tuple[Refuses, WSGIRequest]], pool: Admits, *, waited: bool = False
-) -> None:
-    """Hand the requests that arrived in one round of the loop to the pool; refuse (OVERLOADED)
-    those it has no room for, in threads or in memory. One whose body is complete may run on
-    the loop's thread. ``waited``: they may wait long before they run, or have waited
-    already (WSGIRequest.waited)."""
-    for channel, request in arrived:
-        if waited:
-            request.waited = True
-        ready = request.body.complete and request.filter_data is None
-        refusal = pool.admit(request.run, ready=ready, memory=bound_waiting_memory(request))
-        if refusal is not None:
-            channel.refuse(request, refusal)
 
 
 class Server:
@@ -114,40 +90,13 @@ class Server:
             listeners, created = open_bound_listeners(settings)
             self.created_paths += created
         self.listeners = list(listeners)
-        self.channels: set[Channel] = set()
-        #: the connections whose request runs on the direct lane (see direct.py)
-        self.direct: set[DirectChannel] = set()
-        #: what every connection reads into, in the I/O thread (see Channel.on_readable)
-        self.recv_buffer = memoryview(bytearray(RECV_SIZE))
-        self._poller = Poller()
-        self.acceptor = Acceptor(self, self.listeners, self._poller)
-        #: whether a request can take the direct lane; WholeRequest.parse says which can
-        self._direct_lane = Role.RESPONDER in settings.roles
-        #: a keep-conn request too, the connection kept after it (see direct.py): not when
-        #: the web server may multiplex, for the lane reads nothing while its request runs
-        self._direct_keeps = not settings.multiplexed
-        #: connections kept after a direct request that ended off the loop's thread, for
-        #: the loop to watch (see keep_direct); under _lock
-        self._kept_elsewhere: list[Channel] = []
-        #: what saturated() reads before every accept, once here (the settings' attributes
-        #: are an interpreted dataclass's): the threads a server sharing its listeners
-        #: fills, 0 when it shares none; the glance's bound, 0 when multiplexing defeats it
-        self._fills_at = settings.threads if settings.share_listeners else 0
-        self._glance_below = 0 if settings.multiplexed else settings.threads
+        self._init_connections(settings)
+        self.loop = Loop(self, notifier)
+        self.acceptor = Acceptor(self, self.listeners, self.loop.poller)
         self.stopping = Stopping(self, keep_listeners_on_reload=keep_listeners_on_reload)
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._lock = threading.Lock()
-        self._write_wanted: set[Channel] = set()
         #: signals the loop acts on (SIGUSR1, SIGTTIN, SIGTTOU), queued by their handler
         self.signals_queued: list[int] = []
         self._loop_started = False
-        self._next_sweep = 0.0
-        #: requests whose params arrived in this round of the loop, admitted after it
-        self.arrived: list[tuple[Refuses, WSGIRequest]] = []
-        #: connections accepted in the last round, not in the poller yet (see start_channel)
-        self._unwatched: list[Channel] = []
         self.ready = threading.Event()
         #: the ping path's answerer (see health.py); None: nothing of it runs
         self.health: Health | None = None
@@ -156,10 +105,32 @@ class Server:
                 settings.ping_path, settings.ping_response, draining or self.stopping.draining
             )
         self.notifier = notifier
-        #: how often the loop sweeps: also the watchdog's pace when systemd wants it faster
-        self._sweep_every = SWEEP_EVERY
-        if notifier is not None and notifier.watchdog_every is not None:
-            self._sweep_every = min(SWEEP_EVERY, notifier.watchdog_every)
+
+    def _init_connections(self, settings: ServerSettings) -> None:
+        """What the server knows of its connections: those the loop's thread added and no
+        thread has removed yet, and what their requests need of it."""
+        self.channels: set[Channel] = set()
+        #: the connections whose request runs on the direct lane (see direct.py)
+        self.direct: set[DirectChannel] = set()
+        #: guards the connections (channels, direct), and the loop's write_wanted
+        self.lock = threading.Lock()
+        #: what every connection reads into, in the I/O thread (see Channel.on_readable)
+        self.recv_buffer = memoryview(bytearray(RECV_SIZE))
+        #: requests whose params arrived in this round of the loop, admitted after it
+        self.arrived: list[tuple[Refuses, WSGIRequest]] = []
+        #: whether a request can take the direct lane; WholeRequest.parse says which can
+        self._direct_lane = Role.RESPONDER in settings.roles
+        #: a keep-conn request too, the connection kept after it (see direct.py): not when
+        #: the web server may multiplex, for the lane reads nothing while its request runs
+        self._direct_keeps = not settings.multiplexed
+        #: connections kept after a direct request that ended off the loop's thread, for
+        #: the loop to watch (see keep_direct); under the lock
+        self.kept_elsewhere: list[Channel] = []
+        #: what saturated() reads before every accept, once here (the settings' attributes
+        #: are an interpreted dataclass's): the threads a server sharing its listeners
+        #: fills, 0 when it shares none; the glance's bound, 0 when multiplexing defeats it
+        self._fills_at = settings.threads if settings.share_listeners else 0
+        self._glance_below = 0 if settings.multiplexed else settings.threads
 
     @property
     def keep_listeners_on_reload(self) -> bool:
@@ -182,30 +153,26 @@ class Server:
         while a drain waits ends the wait. Safe from signal handlers and other threads."""
         delay = self.settings.shutdown_delay if drain else 0.0
         self.stopping.ask(reason, reload=reload, at_once=at_once, delay=delay)
-        self._wake()
-
-    def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"\0")
+        self.loop.wake()
 
     def want_write(self, channel: Channel) -> None:
-        with self._lock:
-            self._write_wanted.add(channel)
-        self._wake()
+        with self.lock:
+            self.loop.write_wanted.add(channel)
+        self.loop.wake()
 
     def wakeup_fd(self) -> int:
         """For ``signal.set_wakeup_fd``: a signal delivered while another thread runs must
         still wake the I/O thread, which is where Python runs signal handlers."""
-        return self._wake_w.fileno()
+        return self.loop.wake_w.fileno()
 
     def queue_signal(self, signum: int) -> None:
         """For a signal's handler: have the loop act on ``signum`` (signals.act_on)."""
         self.signals_queued.append(signum)
-        self._wake()
+        self.loop.wake()
 
     def request_finished(self) -> None:
         if self.stopping.begun or self.acceptor.paused:
-            self._wake()
+            self.loop.wake()
 
     def unregister(self, channel: Channel, *, closing: bool = False) -> None:
         """Forget ``channel`` in the poller. Called by the loop's thread only; ``closing``
@@ -213,7 +180,7 @@ class Server:
         is never closed (so its fd number is not reused) until it is unregistered."""
         if channel.registered:
             channel.registered = False
-            self._poller.unregister(channel.fileno, closing=closing)
+            self.loop.poller.unregister(channel.fileno, closing=closing)
 
     def channel_closed(self, channel: Channel) -> None:
         """``channel`` has closed (Channel.close, on the loop's thread while it is
@@ -222,30 +189,30 @@ class Server:
         self.unregister(channel, closing=True)
         self.forget(channel)
         if self.stopping.begun or self.acceptor.paused:
-            self._wake()
+            self.loop.wake()
 
     def direct_closed(self, channel: DirectChannel) -> None:
-        with self._lock:
+        with self.lock:
             self.direct.discard(channel)
         if self.stopping.begun or self.acceptor.paused:
-            self._wake()
+            self.loop.wake()
 
     def forget(self, channel: Channel) -> None:
         """Take ``channel`` out of the server's connections (closed, or handed over)."""
-        with self._lock:
+        with self.lock:
             self.channels.discard(channel)
-            self._write_wanted.discard(channel)
+            self.loop.write_wanted.discard(channel)
 
     def snapshot_channels(self) -> list[Channel]:
-        with self._lock:
+        with self.lock:
             return list(self.channels)
 
     def snapshot_connections(self) -> tuple[list[Channel], list[DirectChannel]]:
-        with self._lock:
+        with self.lock:
             return list(self.channels), list(self.direct)
 
     def connection_count(self) -> int:
-        with self._lock:
+        with self.lock:
             return len(self.channels) + len(self.direct) + len(self.acceptor.waiting)
 
     def saturated(self) -> bool:
@@ -267,7 +234,7 @@ class Server:
     def _load(self) -> int:
         """Requests running or waiting here, plus the Channels that have not sent one yet
         (those accepted before their bytes came, Acceptor.waiting, are counted apart)."""
-        with self._lock:
+        with self.lock:
             channels = list(self.channels)
             running_direct = len(self.direct)
         return running_direct + sum(
@@ -290,10 +257,9 @@ class Server:
             configure_access_log(self.settings.access_log)
         try:
             self.acceptor.listen()
-            self._poller.register(self._wake_r.fileno(), READABLE, self._wake_r)
+            self.loop.start()
             if self._handed_connections:
                 adopt_connections(self, self._handed_connections)
-            self._next_sweep = time.monotonic() + self._sweep_every
             if threading.current_thread() is threading.main_thread():
                 # Serving is what this process does from now on, and what is alive now (the
                 # app, its framework, their modules) lives as long as it: keep it out of the
@@ -308,7 +274,7 @@ class Server:
             # The loop runs on the pool's threads (see fcgikit.server.pool); this thread
             # watches it, and runs the signal handlers, as the main thread must.
             self._loop_started = True
-            self.pool.start(self._lead)
+            self.pool.start(self.loop.lead)
             self.pool.watch()
             if self.pool.loop_error is not None:
                 raise self.pool.loop_error
@@ -324,7 +290,7 @@ class Server:
         if not self._loop_started:
             return
         self.stopping.stop_now = True
-        self._wake()
+        self.loop.wake()
         if not self.pool.wait_loop_over(1.0):
             log.warning("fcgikit: the I/O loop did not stop within 1s")
 
@@ -332,146 +298,8 @@ class Server:
         self.acceptor.promote()  # closed with the Channels
         self.stopping.cut_connections()
         self.pool.shutdown()
-        self._poller.close()
-        self._wake_r.close()
-        self._wake_w.close()
+        self.loop.close()
         self.stopping.leave_no_trace()
-
-    # --- the loop --------------------------------------------------------------------------
-
-    def _lead(self) -> bool:
-        """The I/O loop, on whichever pool thread holds the loop role. True: the server is
-        done; False: this thread lost the role to a rescue (a request it ran was slow)."""
-        pool = self.pool
-        acceptor = self.acceptor
-        health = self.health
-        while True:
-            if self._poll():
-                return True
-            if self.arrived:
-                arrived, self.arrived = self.arrived, []
-                if health is not None:
-                    health.take_pings(arrived)
-                admit(arrived, pool, waited=acceptor.accepted_late or pool.all_busy())
-                acceptor.accepted_late = False
-                if acceptor.shared and not acceptor.paused and self.saturated():
-                    # A request on a kept connection took the last room: out of the shared
-                    # listener's wait queue now, for a connect wakes one process only
-                    # (Acceptor.listen), and one with no room would leave it unserved.
-                    acceptor.pause()
-            if not pool.run_ready():
-                return False
-
-    def _poll(self) -> bool:
-        """One round of the loop; True when the server is done."""
-        if self._unwatched:
-            self._watch_accepted()
-        now = time.monotonic()
-        stopping = self.stopping
-        if stopping.stop_now:
-            return True
-        if now >= self._next_sweep:
-            self._sweep(now)
-        if stopping.reason is not None and not stopping.begun:
-            stopping.begin_when_due(now)
-        if stopping.begun:
-            stopping_timeout = stopping.round(now)
-            if stopping_timeout is None:
-                return True
-            timeout = stopping_timeout
-        else:
-            # Wakes once a sweep to close connections that linger too long, sooner to try
-            # accepting again (see Acceptor._failed).
-            timeout = self._next_sweep - now
-        if self.arrived:
-            timeout = 0.0  # requests came already (a stop took the queued ones): run them
-        wake_r = self._wake_r
-        for target, events in self._poller.wait(timeout):
-            if type(target) is Channel:
-                if events & WRITABLE:
-                    target.on_writable()
-                    self._update_write_interest(target)
-                if events & READABLE and target.registered:
-                    target.on_readable()
-            elif type(target) is Waiting:
-                self.acceptor.on_first_bytes(target)
-            elif target is wake_r:
-                self._on_woken()
-            else:
-                assert isinstance(target, socket.socket)
-                self.acceptor.accept(target)
-        return False
-
-    def _on_woken(self) -> None:
-        """Another thread (or a signal) woke the loop: for a channel with output, a stop, a
-        closed connection that makes room to accept again, or a queued signal."""
-        with contextlib.suppress(OSError):
-            while self._wake_r.recv(4096):
-                pass
-        self._update_write_interest()
-        if self._kept_elsewhere:
-            with self._lock:
-                self._unwatched += self._kept_elsewhere
-                self._kept_elsewhere.clear()
-        if self.acceptor.paused:
-            self.acceptor.resume_if_room(stopping=self.stopping.begun)
-        if self.signals_queued:
-            signals.act_on(self.signals_queued)
-
-    def _sweep(self, now: float) -> None:
-        self._next_sweep = now + self._sweep_every
-        if self.acceptor.waiting:
-            self.acceptor.promote()
-        self._close_expired_lingerers(now)
-        self._close_idle(now)
-        self.overloads.flush(now)
-        self.acceptor.sweep(now, stopping=self.stopping.begun)
-        if self.notifier is not None:
-            # here, on the loop's thread: the watchdog hears from the loop itself
-            self.notifier.tick(now, lambda: server_status(self))
-
-    def sweep_no_later_than(self, when: float) -> None:
-        """Have the loop's next sweep come by ``when`` (time.monotonic) at the latest."""
-        self._next_sweep = min(self._next_sweep, when)
-
-    def _close_expired_lingerers(self, now: float) -> None:
-        with self._lock:
-            expired = [
-                channel
-                for channel in self.channels
-                if channel.linger_deadline is not None and now >= channel.linger_deadline
-            ]
-        for channel in expired:
-            channel.close()
-
-    def _close_idle(self, now: float) -> None:
-        """Close connections that received nothing for a while, with no request running."""
-        timeout = self.settings.idle_connection_timeout
-        if timeout is None:
-            return
-        with self._lock:
-            stale = [c for c in self.channels if now - c.last_active > timeout]
-        closed = sum(1 for channel in stale if channel.close_if_idle())
-        if closed:
-            log.info(
-                "fcgikit: closed %d idle connection(s) (nothing received for %gs)", closed, timeout
-            )
-
-    def _update_write_interest(self, only: Channel | None = None) -> None:
-        with self._lock:
-            wanted = [only] if only is not None else list(self._write_wanted)
-            if only is None:
-                self._write_wanted.clear()
-        for channel in wanted:
-            if not channel.registered:
-                continue
-            events = READABLE | WRITABLE if channel.wants_write() else READABLE
-            # The hang-up of a connection with nothing to send reports it writable too:
-            # no epoll_ctl to register what is registered already.
-            if events != channel.selector_events:
-                channel.selector_events = events
-                with contextlib.suppress(OSError):
-                    self._poller.modify(channel.fileno, events)
 
     # --- connections -----------------------------------------------------------------------
 
@@ -490,7 +318,7 @@ class Server:
         if whole is None:
             return False
         direct = DirectChannel(self, conn, whole, peer)
-        with self._lock:
+        with self.lock:
             self.direct.add(direct)
         # admitted after this round, like the channels' requests
         self.arrived.append((direct, direct.start_request()))
@@ -506,15 +334,15 @@ class Server:
         peer = direct.peer
         channel = Channel(self, direct.sock, peer if type(peer) is str else peer_label(peer))
         channel.requests_received = 1
-        with self._lock:
+        with self.lock:
             self.direct.discard(direct)
             self.channels.add(channel)
             if not on_loop:
-                self._kept_elsewhere.append(channel)
+                self.kept_elsewhere.append(channel)
         if on_loop:
-            self._unwatched.append(channel)
+            self.loop.unwatched.append(channel)
         else:
-            self._wake()
+            self.loop.wake()
         return True
 
     def start_channel(self, channel: Channel, *, watched: bool = False) -> None:
@@ -522,24 +350,14 @@ class Server:
         next round: one whose request ran on this thread and closed it by then (a web server
         without keep-conn, sending its body in pieces) never costs the two epoll_ctl calls.
         ``watched``: it is in the poller already (Acceptor.on_first_bytes)."""
-        with self._lock:
+        with self.lock:
             self.channels.add(channel)
         if not watched:
-            self._unwatched.append(channel)
-
-    def _watch_accepted(self) -> None:
-        """Put the connections accepted last round in the poller, unless already closed.
-        Level-triggered, so input that arrived meanwhile is reported at once."""
-        accepted, self._unwatched = self._unwatched, []
-        for channel in accepted:
-            if channel.registered:
-                events = READABLE | WRITABLE if channel.wants_write() else READABLE
-                channel.selector_events = events
-                self._poller.register(channel.fileno, events, channel)
+            self.loop.unwatched.append(channel)
 
     def watch_channel(self, channel: Channel, events: int) -> None:
         """Serve ``channel`` from now on (a connection handed over by a previous process)."""
         channel.selector_events = events
-        with self._lock:
+        with self.lock:
             self.channels.add(channel)
-        self._poller.register(channel.fileno, events, channel)
+        self.loop.poller.register(channel.fileno, events, channel)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from fcgikit.server.pool import Reply
+    from fcgikit.server.held_replies import Reply
     from fcgikit.server.wsgi import WSGIRequest
 
 
@@ -34,7 +34,7 @@ class ResponseSink(Protocol):
     def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
         """The request is over, its reply sent if it had one. ``on_loop``: the calling
         thread holds the loop role, and no rescue can take it meanwhile (see
-        :class:`~fcgikit.server.pool.Reply`)."""
+        :class:`~fcgikit.server.held_replies.Reply`)."""
 
     def web_server_gone(self) -> bool:
         """Whether the web server has closed the connection (its EOF waits behind what was

@@ -89,7 +89,7 @@ class Stopping:
         sweep no later than the end of the drain."""
         self._announce(now)
         if now < self._begin_at:
-            self.server.sweep_no_later_than(self._begin_at)
+            self.server.loop.sweep_no_later_than(self._begin_at)
             return
         self.begin()
 

@@ -45,7 +45,7 @@ from fcgikit.server.wsgi_streams import FileWrapper as FileWrapper
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-    from fcgikit.server.pool import Reply
+    from fcgikit.server.held_replies import Reply
     from fcgikit.server.settings import ServerSettings
 
 log = logging.getLogger("fcgikit.server")

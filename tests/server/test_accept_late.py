@@ -45,7 +45,7 @@ def stepped(tmp_path: Path) -> Iterator[tuple[Server, str]]:
     server = Server(hello, ServerSettings(binds=(UnixAddress(path),), handle_signals=False))
     server.acceptor.listen()
     server.pool._leader = threading.get_ident()  # this thread holds the loop role
-    server._next_sweep = time.monotonic() + 3600  # the tests sweep when they mean to
+    server.loop.next_sweep = time.monotonic() + 3600  # the tests sweep when they mean to
     yield server, path
     server._close_everything()
 
@@ -79,13 +79,13 @@ def test_a_connection_accepted_before_its_request_came_takes_the_direct_lane_wit
     connection out of the poller, and no Channel was made at any step; it counts among the
     server's connections throughout."""
     server, path = stepped
-    epoll_fd = server._poller._epoll.fileno()  # type: ignore[union-attr]
+    epoll_fd = server.loop.poller._epoll.fileno()  # type: ignore[union-attr]
     with accept_late(server, path) as sock:
         assert not server.channels and server.connection_count() == 1  # no Channel made
         (fd,) = server.acceptor.waiting
         assert fd in epoll_set(epoll_fd)
         sock.sendall(request(b"/late"))
-        assert not server._poll()  # the poller reports its bytes
+        assert not server.loop.poll()  # the poller reports its bytes
         assert len(server.arrived) == 1 and not server.channels  # on the direct lane
         assert server.connection_count() == 1 and not server.acceptor.waiting
         assert fd not in epoll_set(epoll_fd)
@@ -101,16 +101,16 @@ def test_a_connection_silent_past_a_sweep_becomes_a_channel_and_is_served(
     timeout and the stop know those), and its request is answered the same."""
     server, path = stepped
     with accept_late(server, path) as sock:
-        server._sweep(time.monotonic())
+        server.loop.sweep(time.monotonic())
         assert not server.acceptor.waiting and len(server.channels) == 1
         sock.sendall(request(b"/later"))
         while not server.arrived:  # the Channel, in the poller as it was, reads the request
-            assert not server._poll()
+            assert not server.loop.poll()
         assert not server.direct
         run_arrived(server)
         reply = sock.recv(65536)
         assert b"hello /later" in reply
-    assert not server._poll()  # the Channel reads the client's close, and closes
+    assert not server.loop.poll()  # the Channel reads the client's close, and closes
     assert server.connection_count() == 0
 
 
@@ -124,11 +124,11 @@ def test_a_stop_answers_a_connection_accepted_before_its_request_came(
         server.stop("test: stopping")
         sock.sendall(request(b"/before-the-stop"))
         while not server.arrived:  # the stop begins; the connection, a Channel now, reads it
-            assert not server._poll()
+            assert not server.loop.poll()
         assert server.stopping.begun
         run_arrived(server)
         assert answer(sock).endswith(b"hello /before-the-stop")  # and closes: it drains
-    assert server._poll()  # nothing left: done
+    assert server.loop.poll()  # nothing left: done
 
 
 def test_a_loop_that_ends_closes_the_connections_accepted_before_their_bytes(
@@ -156,7 +156,7 @@ def test_a_worker_counts_a_connection_accepted_before_its_bytes_as_work(
     server = Server(hello, settings)
     server.acceptor.listen()
     server.pool._leader = threading.get_ident()
-    server._next_sweep = time.monotonic() + 3600
+    server.loop.next_sweep = time.monotonic() + 3600
     try:
         with connect(path) as first, connect(path) as second:
             server.acceptor.accept(server.listeners[0])
@@ -164,7 +164,7 @@ def test_a_worker_counts_a_connection_accepted_before_its_bytes_as_work(
             first.sendall(request(b"/first"))
             second.sendall(request(b"/second"))
             while not server.arrived:
-                assert not server._poll()
+                assert not server.loop.poll()
             run_arrived(server)
             assert answer(first).endswith(b"hello /first")
             server.acceptor.resume_if_room(stopping=False)

@@ -964,7 +964,7 @@ def test_a_stop_past_its_grace_period_cuts_off_a_request_still_running(serve: An
 @pytest.mark.parametrize("backend", ["epoll", "poll"])
 def test_poller_reports_readable_writable_and_forgets_closed_sockets(backend: str) -> None:
     """The loop's poller, with epoll (Linux) and with poll(2) (what other systems get)."""
-    from fcgikit.server.server import READABLE, WRITABLE, Poller
+    from fcgikit.server.poller import READABLE, WRITABLE, Poller
 
     poller = Poller(epoll=backend == "epoll")
     ours, theirs = socket.socketpair()
@@ -989,7 +989,7 @@ def test_poller_reports_readable_writable_and_forgets_closed_sockets(backend: st
 def test_poller_lets_a_closing_socket_leave_with_its_close(backend: str) -> None:
     """unregister(closing=True) skips epoll_ctl: the close takes the socket out of the epoll
     set. Its fd number, reused at once by the next connection, must register afresh."""
-    from fcgikit.server.server import READABLE, Poller
+    from fcgikit.server.poller import READABLE, Poller
 
     poller = Poller(epoll=backend == "epoll")
     ours, theirs = socket.socketpair()

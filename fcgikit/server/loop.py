@@ -1,0 +1,251 @@
+"""The server's I/O loop: its rounds, its wake-ups and its sweep.
+
+A :class:`~fcgikit.server.server.Server` has one :class:`Loop`. It runs on whichever of the
+pool's threads holds the loop role (:mod:`fcgikit.server.pool`): each round waits on the
+poller (:mod:`~fcgikit.server.poller`) for the listeners, the connections and the wake-up
+socket that other threads (and signals) write to, lets each ready connection read or write,
+and hands the requests that arrived to the pool, which runs those whose body is in on this
+same thread. Once a sweep (:data:`SWEEP_EVERY`) it closes the connections that linger or
+sit idle too long, flushes the rate-limited log lines, lets the acceptor retry and tells
+systemd's watchdog that the loop is alive. The server holds what the connections ask of it
+(which there are, on which lane, whether to stop); this module holds how the loop serves them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+from fcgikit.server import signals
+from fcgikit.server.accept import Waiting
+from fcgikit.server.channel import Channel, Refuses
+from fcgikit.server.notify import SystemdNotifier, server_status
+from fcgikit.server.poller import READABLE, WRITABLE, Poller
+from fcgikit.server.pool import Job, Refusal
+from fcgikit.server.queued_memory import bound_waiting_memory
+
+if TYPE_CHECKING:
+    from fcgikit.server.server import Server
+    from fcgikit.server.wsgi import WSGIRequest
+
+log = logging.getLogger("fcgikit.server")
+
+#: how often (seconds) the loop sweeps: closes lingering and idle connections, flushes the
+#: rate-limited log lines
+SWEEP_EVERY = 1.0
+
+
+class Admits(Protocol):
+    def admit(self, job: Job, *, ready: bool, memory: int) -> Refusal | None: ...
+
+
+def admit(
+    arrived: Iterable[tuple[Refuses, WSGIRequest]], pool: Admits, *, waited: bool = False
+) -> None:
+    """Hand the requests that arrived in one round of the loop to the pool; refuse (OVERLOADED)
+    those it has no room for, in threads or in memory. One whose body is complete may run on
+    the loop's thread. ``waited``: they may wait long before they run, or have waited
+    already (WSGIRequest.waited)."""
+    for channel, request in arrived:
+        if waited:
+            request.waited = True
+        ready = request.body.complete and request.filter_data is None
+        refusal = pool.admit(request.run, ready=ready, memory=bound_waiting_memory(request))
+        if refusal is not None:
+            channel.refuse(request, refusal)
+
+
+class Loop:
+    """The I/O loop of ``server``; ``notifier``: what to tell systemd (see notify.py)."""
+
+    def __init__(self, server: Server, notifier: SystemdNotifier | None) -> None:
+        self.server = server
+        self.poller = Poller()
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        #: the connections with output for the loop to watch for (see want_write); under
+        #: the server's lock
+        self.write_wanted: set[Channel] = set()
+        #: connections accepted in the last round, not in the poller yet (see
+        #: Server.start_channel)
+        self.unwatched: list[Channel] = []
+        self.next_sweep = 0.0
+        #: how often the loop sweeps: also the watchdog's pace when systemd wants it faster
+        self.sweep_every = SWEEP_EVERY
+        if notifier is not None and notifier.watchdog_every is not None:
+            self.sweep_every = min(SWEEP_EVERY, notifier.watchdog_every)
+
+    def wake(self) -> None:
+        """Have the loop's next round come now (from any thread)."""
+        with contextlib.suppress(OSError):
+            self.wake_w.send(b"\0")
+
+    def start(self) -> None:
+        """Before the first round: watch for wake-ups; the first sweep a sweep from now."""
+        self.poller.register(self.wake_r.fileno(), READABLE, self.wake_r)
+        self.next_sweep = time.monotonic() + self.sweep_every
+
+    def close(self) -> None:
+        self.poller.close()
+        self.wake_r.close()
+        self.wake_w.close()
+
+    # --- the rounds ------------------------------------------------------------------------
+
+    def lead(self) -> bool:
+        """The I/O loop, on whichever pool thread holds the loop role. True: the server is
+        done; False: this thread lost the role to a rescue (a request it ran was slow)."""
+        server = self.server
+        pool = server.pool
+        acceptor = server.acceptor
+        health = server.health
+        while True:
+            if self.poll():
+                return True
+            if server.arrived:
+                arrived, server.arrived = server.arrived, []
+                if health is not None:
+                    health.take_pings(arrived)
+                admit(arrived, pool, waited=acceptor.accepted_late or pool.all_busy())
+                acceptor.accepted_late = False
+                if acceptor.shared and not acceptor.paused and server.saturated():
+                    # A request on a kept connection took the last room: out of the shared
+                    # listener's wait queue now, for a connect wakes one process only
+                    # (Acceptor.listen), and one with no room would leave it unserved.
+                    acceptor.pause()
+            if not pool.run_ready():
+                return False
+
+    def poll(self) -> bool:
+        """One round of the loop; True when the server is done."""
+        if self.unwatched:
+            self.watch_accepted()
+        now = time.monotonic()
+        server = self.server
+        stopping = server.stopping
+        if stopping.stop_now:
+            return True
+        if now >= self.next_sweep:
+            self.sweep(now)
+        if stopping.reason is not None and not stopping.begun:
+            stopping.begin_when_due(now)
+        if stopping.begun:
+            stopping_timeout = stopping.round(now)
+            if stopping_timeout is None:
+                return True
+            timeout = stopping_timeout
+        else:
+            # Wakes once a sweep to close connections that linger too long, sooner to try
+            # accepting again (see Acceptor._failed).
+            timeout = self.next_sweep - now
+        if server.arrived:
+            timeout = 0.0  # requests came already (a stop took the queued ones): run them
+        wake_r = self.wake_r
+        for target, events in self.poller.wait(timeout):
+            if type(target) is Channel:
+                if events & WRITABLE:
+                    target.on_writable()
+                    self.update_write_interest(target)
+                if events & READABLE and target.registered:
+                    target.on_readable()
+            elif type(target) is Waiting:
+                server.acceptor.on_first_bytes(target)
+            elif target is wake_r:
+                self.on_woken()
+            else:
+                assert isinstance(target, socket.socket)
+                server.acceptor.accept(target)
+        return False
+
+    def on_woken(self) -> None:
+        """Another thread (or a signal) woke the loop: for a channel with output, a stop, a
+        closed connection that makes room to accept again, or a queued signal."""
+        with contextlib.suppress(OSError):
+            while self.wake_r.recv(4096):
+                pass
+        self.update_write_interest()
+        server = self.server
+        if server.kept_elsewhere:
+            with server.lock:
+                self.unwatched += server.kept_elsewhere
+                server.kept_elsewhere.clear()
+        if server.acceptor.paused:
+            server.acceptor.resume_if_room(stopping=server.stopping.begun)
+        if server.signals_queued:
+            signals.act_on(server.signals_queued)
+
+    def update_write_interest(self, only: Channel | None = None) -> None:
+        with self.server.lock:
+            wanted = [only] if only is not None else list(self.write_wanted)
+            if only is None:
+                self.write_wanted.clear()
+        for channel in wanted:
+            if not channel.registered:
+                continue
+            events = READABLE | WRITABLE if channel.wants_write() else READABLE
+            # The hang-up of a connection with nothing to send reports it writable too:
+            # no epoll_ctl to register what is registered already.
+            if events != channel.selector_events:
+                channel.selector_events = events
+                with contextlib.suppress(OSError):
+                    self.poller.modify(channel.fileno, events)
+
+    def watch_accepted(self) -> None:
+        """Put the connections accepted last round in the poller, unless already closed.
+        Level-triggered, so input that arrived meanwhile is reported at once."""
+        accepted, self.unwatched = self.unwatched, []
+        for channel in accepted:
+            if channel.registered:
+                events = READABLE | WRITABLE if channel.wants_write() else READABLE
+                channel.selector_events = events
+                self.poller.register(channel.fileno, events, channel)
+
+    # --- the sweep -------------------------------------------------------------------------
+
+    def sweep(self, now: float) -> None:
+        self.next_sweep = now + self.sweep_every
+        server = self.server
+        if server.acceptor.waiting:
+            server.acceptor.promote()
+        self._close_expired_lingerers(now)
+        self._close_idle(now)
+        server.overloads.flush(now)
+        server.acceptor.sweep(now, stopping=server.stopping.begun)
+        notifier = server.notifier
+        if notifier is not None:
+            # here, on the loop's thread: the watchdog hears from the loop itself
+            notifier.tick(now, lambda: server_status(server))
+
+    def sweep_no_later_than(self, when: float) -> None:
+        """Have the loop's next sweep come by ``when`` (time.monotonic) at the latest."""
+        self.next_sweep = min(self.next_sweep, when)
+
+    def _close_expired_lingerers(self, now: float) -> None:
+        server = self.server
+        with server.lock:
+            expired = [
+                channel
+                for channel in server.channels
+                if channel.linger_deadline is not None and now >= channel.linger_deadline
+            ]
+        for channel in expired:
+            channel.close()
+
+    def _close_idle(self, now: float) -> None:
+        """Close connections that received nothing for a while, with no request running."""
+        server = self.server
+        timeout = server.settings.idle_connection_timeout
+        if timeout is None:
+            return
+        with server.lock:
+            stale = [c for c in server.channels if now - c.last_active > timeout]
+        closed = sum(1 for channel in stale if channel.close_if_idle())
+        if closed:
+            log.info(
+                "fcgikit: closed %d idle connection(s) (nothing received for %gs)", closed, timeout
+            )
