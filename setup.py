@@ -37,6 +37,7 @@ from setuptools.command.build_ext import build_ext
 COMPILED = [
     "fcgikit/protocol/constants.py",
     "fcgikit/protocol/records.py",
+    "fcgikit/protocol/name_value_pairs.py",
     "fcgikit/protocol/state.py",
     "fcgikit/protocol/lanes.py",
     "fcgikit/protocol/output.py",

@@ -63,12 +63,11 @@ from fcgikit.protocol.input_events import (
     stdin_ended_event,
 )
 from fcgikit.protocol.lanes import scan_request
+from fcgikit.protocol.name_value_pairs import decode_pairs, encode_pairs
 from fcgikit.protocol.output import RequestOutput, end_request_record
 from fcgikit.protocol.records import (
     BEGIN_REQUEST_BODY,
     UNKNOWN_TYPE_BODY,
-    decode_pairs,
-    encode_pairs,
     pack_header,
     pack_records,
     record_type_name,
