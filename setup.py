@@ -43,6 +43,7 @@ COMPILED = [
     "fcgikit/protocol/output.py",
     "fcgikit/protocol/input_events.py",
     "fcgikit/protocol/connection.py",
+    "fcgikit/protocol/server_output.py",
     "fcgikit/protocol/server_connection.py",
     "fcgikit/protocol/whole_request.py",
     "fcgikit/protocol/client_connection.py",
