@@ -37,11 +37,13 @@ from setuptools.command.build_ext import build_ext
 COMPILED = [
     "fcgikit/protocol/constants.py",
     "fcgikit/protocol/records.py",
+    "fcgikit/protocol/name_value_pairs.py",
     "fcgikit/protocol/state.py",
     "fcgikit/protocol/lanes.py",
     "fcgikit/protocol/output.py",
     "fcgikit/protocol/input_events.py",
     "fcgikit/protocol/connection.py",
+    "fcgikit/protocol/server_output.py",
     "fcgikit/protocol/server_connection.py",
     "fcgikit/protocol/whole_request.py",
     "fcgikit/protocol/client_connection.py",

@@ -35,7 +35,7 @@ from fcgikit.protocol import (
     StdinData,
     StdinEnded,
     WholeRequest,
-    records,
+    name_value_pairs,
 )
 from fcgikit.protocol.records import END_REQUEST_BODY, RecordReader
 from fcgikit.protocol.state import RequestState
@@ -222,10 +222,10 @@ def _decoded(decode: object, data: bytes) -> object:
 def check_pair_decoders(data: bytes) -> None:
     """The fast name-value decoder and the checked one agree on every input (same pairs, or
     both RemoteProtocolError)."""
-    checked = getattr(records, "_decode_pairs_checked", None)
+    checked = getattr(name_value_pairs, "_decode_pairs_checked", None)
     if checked is None:
         return
-    fast, careful = _decoded(records.decode_pairs, data), _decoded(checked, data)
+    fast, careful = _decoded(name_value_pairs.decode_pairs, data), _decoded(checked, data)
     if fast != careful:
         raise Finding(f"decode_pairs gives {fast!r}, the checked decoder {careful!r}")
 

@@ -34,8 +34,9 @@ from fcgikit.protocol.events import (
     UnknownTypeReply,
     ValuesResult,
 )
+from fcgikit.protocol.name_value_pairs import decode_pairs, encode_pairs
 from fcgikit.protocol.output import RequestOutput
-from fcgikit.protocol.records import decode_pairs, encode_pairs, pack_records
+from fcgikit.protocol.records import pack_records
 from fcgikit.protocol.server_connection import ServerConnection
 from fcgikit.protocol.whole_request import WholeRequest
 

@@ -42,7 +42,7 @@
 #define BEGIN_REQUEST_BODY_LEN 8
 #define END_REQUEST_BODY_LEN 8
 
-/* Given by configure(), from fcgikit/protocol/constants.py and records.py. */
+/* Given by configure(), from fcgikit/protocol/constants.py, records.py and name_value_pairs.py. */
 static int configured = 0;
 static long version_1, keep_conn_flag;
 static long type_begin_request, type_end_request, type_params, type_stdin, type_stdout,

@@ -23,12 +23,11 @@ from fcgikit.protocol.events import (
     UnknownTypeReply,
     ValuesResult,
 )
+from fcgikit.protocol.name_value_pairs import decode_pairs, encode_pairs
 from fcgikit.protocol.records import (
     BEGIN_REQUEST_BODY,
     END_REQUEST_BODY,
     UNKNOWN_TYPE_BODY,
-    decode_pairs,
-    encode_pairs,
     pack_header,
     pack_records,
     record_type_name,

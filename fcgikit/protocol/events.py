@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 
 from fcgikit.protocol.constants import ProtocolStatus, Role
 from fcgikit.protocol.frozen import frozen_dataclass, set_field
-from fcgikit.protocol.records import decode_pairs, find_pair_value
+from fcgikit.protocol.name_value_pairs import decode_pairs, find_pair_value
 
 # Every process that serves imports these classes at start-up: each declares its slots and an
 # ``__init__`` itself (the server makes events for every request), and

@@ -14,7 +14,7 @@ from typing import Final
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived, StdinEnded
 from fcgikit.protocol.lanes import request_received
-from fcgikit.protocol.records import decode_pairs, decode_params
+from fcgikit.protocol.name_value_pairs import decode_pairs, decode_params
 
 __all__ = ["MAX_DECODED_PAIRS", "received_from_params", "received_from_scan", "stdin_ended_event"]
 

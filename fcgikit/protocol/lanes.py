@@ -32,7 +32,8 @@ from fcgikit.protocol.constants import (
     Role,
 )
 from fcgikit.protocol.events import RequestReceived
-from fcgikit.protocol.records import BEGIN_REQUEST_BODY, END_REQUEST_BODY, LONG_LENGTH_FLAG
+from fcgikit.protocol.name_value_pairs import LONG_LENGTH_FLAG
+from fcgikit.protocol.records import BEGIN_REQUEST_BODY, END_REQUEST_BODY
 
 __all__ = ["LANES", "Lane", "configure", "frame_end", "request_received", "scan_request"]
 

@@ -1,4 +1,4 @@
-"""The FastCGI wire format: record headers, padding, name-value pairs, and record framing.
+"""The FastCGI wire format: record headers, padding, and record framing.
 
 Everything here is stateless except :class:`RecordReader`, which only knows where one record
 ends and the next begins. What a record *means* (which ones are allowed when) is the business
@@ -15,22 +15,32 @@ Why it looks the way it does:
   and pads every record to a multiple of 8, as the spec recommends. :func:`frame_records`
   frames content where it lies, as a list of buffers for ``socket.sendmsg``, so a large
   response body is not copied on its way out.
-* Peer input can only ever raise :class:`~fcgikit.errors.RemoteProtocolError`; name-value
-  pairs stay ``bytes`` (the WSGI layer decodes them as latin-1, per PEP 3333).
+* Peer input can only ever raise :class:`~fcgikit.errors.RemoteProtocolError`.
+
+The name-value pairs that FCGI_PARAMS and FCGI_GET_VALUES carry are encoded and decoded by
+:mod:`fcgikit.protocol.name_value_pairs`; its public names stay importable from here too,
+where tests, benchmarks and the integration tests' recorder import them.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from fcgikit.errors import LocalProtocolError, RemoteProtocolError
+from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol.constants import (
     FCGI_HEADER_LEN,
     FCGI_MAX_CONTENT_LEN,
     FCGI_VERSION_1,
     RecordType,
+)
+from fcgikit.protocol.name_value_pairs import (
+    LONG_LENGTH_FLAG,
+    decode_pairs,
+    decode_params,
+    encode_pairs,
+    find_pair_value,
 )
 
 __all__ = [
@@ -61,12 +71,6 @@ END_REQUEST_BODY = struct.Struct(">IB3x")
 #: type, 7 reserved (FCGI_UnknownTypeBody).
 UNKNOWN_TYPE_BODY = struct.Struct(">B7x")
 
-_LONG_LENGTH = struct.Struct(">I")
-#: The high bit of a four-byte name or value length (spec 3.4): a length under 128 takes one
-#: byte, whose high bit is clear.
-LONG_LENGTH_FLAG = 0x80000000
-#: The longest name or value the four-byte length form can describe.
-MAX_PAIR_LENGTH = 0x7FFFFFFF
 #: Padding for each possible content length modulo 8, prebuilt so packing never allocates it.
 _PADDING = tuple(bytes(n) for n in range(8))
 
@@ -179,142 +183,6 @@ def frame_records(
             buffers.append(_PADDING[padding])
         left -= length
     return buffers
-
-
-def _encode_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes((length,))
-    if length > MAX_PAIR_LENGTH:
-        raise LocalProtocolError(
-            f"a FastCGI name or value can be at most {MAX_PAIR_LENGTH} bytes, not {length}"
-        )
-    return _LONG_LENGTH.pack(length | LONG_LENGTH_FLAG)
-
-
-def encode_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """Encode name-value pairs (spec 3.4): lengths under 128 take one byte, others four.
-
-    Duplicated names are kept, in order: the caller decides what to send.
-    """
-    parts: list[bytes] = []
-    for name, value in pairs:
-        parts.append(_encode_length(len(name)))
-        parts.append(_encode_length(len(value)))
-        parts.append(name)
-        parts.append(value)
-    return b"".join(parts)
-
-
-def decode_pairs(data: bytes | bytearray | memoryview) -> list[tuple[bytes, bytes]]:
-    """Decode a name-value pair stream into ``(name, value)`` pairs, in order, duplicates kept.
-
-    Raises:
-        RemoteProtocolError: a length or a name or value is cut short.
-    """
-    params, count = decode_params(data)
-    if count == len(params):  # no name twice: the dict holds every pair, in order
-        return list(params.items())
-    return _decode_pairs_checked(data)
-
-
-def decode_params(data: bytes | bytearray | memoryview) -> tuple[dict[bytes, bytes], int]:
-    """A name-value pair stream as a dict (a name sent twice keeps its last value) and how
-    many pairs it held, with no tuple or list made a pair. Raises what decode_pairs raises."""
-    raw = data if type(data) is bytes else bytes(data)
-    end = len(raw)
-    offset = count = 0
-    params: dict[bytes, bytes] = {}
-    try:
-        while offset < end:
-            # Both lengths under 128 (one byte each) is what web servers send; a pair cut
-            # short shows only at the end, as an offset past it (the slices stop there).
-            name_length = raw[offset]
-            value_length = raw[offset + 1]
-            if (name_length | value_length) < 0x80:
-                name_start = offset + 2
-            else:
-                name_start, name_length, value_length = _pair_lengths(raw, offset)
-            value_start = name_start + name_length
-            offset = value_start + value_length
-            params[raw[name_start:value_start]] = raw[value_start:offset]
-            count += 1
-        if offset == end:
-            return params, count
-    except (IndexError, struct.error):
-        pass
-    pairs = _decode_pairs_checked(raw)  # malformed: say exactly what is wrong
-    return dict(pairs), len(pairs)
-
-
-def _pair_lengths(raw: bytes, offset: int) -> tuple[int, int, int]:
-    """Where the name of the pair at ``offset`` starts, and its name's and value's lengths,
-    each in the one-byte or the four-byte form."""
-    name_length, offset = _length_at(raw, offset)
-    value_length, offset = _length_at(raw, offset)
-    return offset, name_length, value_length
-
-
-def _length_at(raw: bytes, offset: int) -> tuple[int, int]:
-    """The name or value length at ``offset``, and where what follows it starts."""
-    length = raw[offset]
-    if length < 0x80:
-        return length, offset + 1
-    return _LONG_LENGTH.unpack_from(raw, offset)[0] & MAX_PAIR_LENGTH, offset + 4
-
-
-def find_pair_value(data: bytes, name: bytes) -> bytes | None:
-    """The value of the last pair named ``name`` in a pair stream :func:`decode_pairs` has
-    already accepted, or None; the other pairs are skipped, not decoded (no object is made
-    for them)."""
-    end = len(data)
-    wanted = len(name)
-    offset = 0
-    found: bytes | None = None
-    while offset < end:
-        name_start, name_length, value_length = _pair_lengths(data, offset)
-        value_start = name_start + name_length
-        if name_length == wanted and data.startswith(name, name_start):
-            found = data[value_start : value_start + value_length]
-        offset = value_start + value_length
-    return found
-
-
-def _decode_pairs_checked(data: bytes | bytearray | memoryview) -> list[tuple[bytes, bytes]]:
-    """:func:`decode_pairs`, each length checked as it is read: the precise error."""
-    view = memoryview(data)
-    end = len(view)
-    offset = 0
-    pairs: list[tuple[bytes, bytes]] = []
-    while offset < end:
-        lengths: list[int] = []
-        for _ in range(2):
-            if offset >= end:
-                raise RemoteProtocolError(
-                    f"name-value pair cut short at byte {offset} of {end}: a length is missing"
-                )
-            first = view[offset]
-            if first < 0x80:
-                lengths.append(first)
-                offset += 1
-            else:
-                if offset + 4 > end:
-                    raise RemoteProtocolError(
-                        f"name-value pair cut short at byte {offset} of {end}: "
-                        "a four-byte length has fewer than four bytes"
-                    )
-                lengths.append(_LONG_LENGTH.unpack_from(view, offset)[0] & MAX_PAIR_LENGTH)
-                offset += 4
-        name_length, value_length = lengths
-        value_start = offset + name_length
-        value_end = value_start + value_length
-        if value_end > end:
-            raise RemoteProtocolError(
-                f"name-value pair at byte {offset} of {end} says its name and value take "
-                f"{name_length} + {value_length} bytes, but only {end - offset} are left"
-            )
-        pairs.append((bytes(view[offset:value_start]), bytes(view[value_start:value_end])))
-        offset = value_end
-    return pairs
 
 
 #: What :meth:`RecordReader.feed` calls for each complete record: type, request id, content.

@@ -8,10 +8,6 @@ like this:
   unknown management types, refused FCGI_BEGIN_REQUESTs (wrong role, can't multiplex,
   overloaded) and the FCGI_END_REQUEST that answers FCGI_ABORT_REQUEST. They are queued and
   handed out by ``data_to_send``, so the application only ever sees requests it must run.
-* Output methods return the bytes to write instead of buffering them, so a server can write
-  a response from the thread that produced it. Each active request frames its own output
-  (it is a :class:`~fcgikit.protocol.output.RequestOutput`). The connection itself is not
-  thread-safe: the caller serialises calls *and* the writes of what they return.
 * Request ids follow the spec's "Managing Request IDs" (section 3.3): an id is active from
   FCGI_BEGIN_REQUEST until the application's FCGI_END_REQUEST, and records for an inactive id
   are ignored. One guard goes beyond the spec: after FCGI_ABORT_REQUEST the id is inactive
@@ -22,21 +18,19 @@ like this:
   lane ``scan_request`` first (lanes.py), which parses it in one pass or declines; the
   record-by-record path below is the specification, errors included.
 
-This module is one class, and longer than most here because it reads best whole: its input
-and its output share one table of active requests and the rules for their ids (when an id
-is free again, when a refusal or an abort answers, when the connection should close), and
-split in two, each half would reach into the other's state. A third of it is the public
-API's documentation. The framing of output, the events made of input and the rules
-themselves live in output.py, input_events.py and state.py.
+This module is the input: it admits, refuses and aborts requests and hands on what they
+send. What the application sends for them, and their end, which frees their ids, is the base
+class, :class:`~fcgikit.protocol.server_output.ServerOutput` (server_output.py), which holds
+the table of active requests the two halves share. The framing of output, the events made
+of input and the rules themselves live in output.py, input_events.py and state.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Final
 
-from fcgikit.errors import LocalProtocolError, RemoteProtocolError
-from fcgikit.protocol.connection import RecordStream
+from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol.constants import (
     FCGI_KEEP_CONN,
     FCGI_MAX_CONNS,
@@ -50,11 +44,8 @@ from fcgikit.protocol.events import (
     FilterData,
     FilterDataEnded,
     RequestAborted,
-    RequestEnded,
     ServerEvent,
-    StderrData,
     StdinData,
-    StdoutData,
 )
 from fcgikit.protocol.input_events import (
     MAX_DECODED_PAIRS,
@@ -63,16 +54,16 @@ from fcgikit.protocol.input_events import (
     stdin_ended_event,
 )
 from fcgikit.protocol.lanes import scan_request
-from fcgikit.protocol.output import RequestOutput, end_request_record
+from fcgikit.protocol.name_value_pairs import decode_pairs, encode_pairs
+from fcgikit.protocol.output import end_request_record
 from fcgikit.protocol.records import (
     BEGIN_REQUEST_BODY,
     UNKNOWN_TYPE_BODY,
-    decode_pairs,
-    encode_pairs,
     pack_header,
     pack_records,
     record_type_name,
 )
+from fcgikit.protocol.server_output import ServerOutput, ServerRequest
 from fcgikit.protocol.state import (
     ERROR_MESSAGES,
     IGNORED_STREAMS,
@@ -117,22 +108,7 @@ _ROLE_SETS: dict[frozenset[object], frozenset[Role]] = {}
 _VALUES: dict[tuple[int, int, bool], dict[bytes, bytes]] = {}
 
 
-class _ServerRequest(RequestOutput):
-    """An active request: its output (a RequestOutput), and where its input has got to."""
-
-    __slots__ = ("keep_conn", "params", "reading", "role", "state")
-
-    def __init__(self, request_id: int, role: Role, keep_conn: bool) -> None:
-        super().__init__(request_id)
-        self.role = role
-        self.keep_conn = keep_conn
-        self.state = RequestState.READING_PARAMS
-        #: The input stream this state reads (a cache of INPUT_STREAMS[role, state]).
-        self.reading: InputStream | None = INPUT_STREAMS[role, RequestState.READING_PARAMS]
-        self.params = bytearray()
-
-
-class ServerConnection(RecordStream[ServerEvent]):
+class ServerConnection(ServerOutput):
     """The application's end of one FastCGI transport connection.
 
     Args:
@@ -183,9 +159,7 @@ class ServerConnection(RecordStream[ServerEvent]):
         #: read only: shared by the connections with the same settings
         self._values = _values(max_conns, max_reqs, multiplexed)
         super().__init__()
-        self._requests: dict[int, _ServerRequest] = {}
         self._outgoing = bytearray()
-        self._should_close = False
         #: every id a FCGI_BEGIN_REQUEST named on this connection (at most 65,535 of them)
         self._begun_ids: set[int] = set()
         self._stray_records = 0
@@ -198,8 +172,6 @@ class ServerConnection(RecordStream[ServerEvent]):
         self._stdin_run: list[bytes] = []
         self._stdin_run_id = 0
         self._stdin_run_at = 0
-
-    # -- input ------------------------------------------------------------------------------
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[ServerEvent]:
         # An idle connection given a whole ordinary request: the C lane parses it in one
@@ -256,7 +228,7 @@ class ServerConnection(RecordStream[ServerEvent]):
         BEGIN_REQUEST (a Responder), the whole PARAMS stream, then FCGI_STDIN records."""
         self._begun_ids.add(request_id)
         self._last_request_id = request_id
-        request = _ServerRequest(request_id, _RESPONDER, keep_conn)
+        request = ServerRequest(request_id, _RESPONDER, keep_conn)
         self._requests[request_id] = request
         events: list[ServerEvent] = [
             received_from_scan(request_id, keep_conn, params, duplicate_names, params_size)
@@ -310,16 +282,6 @@ class ServerConnection(RecordStream[ServerEvent]):
         return outgoing
 
     @property
-    def should_close(self) -> bool:
-        """True once the application should close the connection.
-
-        That is after a request without FCGI_KEEP_CONN has ended (including one refused or
-        aborted), or after the web server's EOF. Write what was returned and queued first,
-        and with a multiplexed connection wait for :attr:`active_request_ids` to empty.
-        """
-        return self._should_close
-
-    @property
     def between_requests(self) -> bool:
         """True while the connection holds nothing of a request: every one begun has
         ended, no part of a record waits for the rest, no error, no EOF, not to be closed.
@@ -347,15 +309,6 @@ class ServerConnection(RecordStream[ServerEvent]):
         requests still sending them went beyond ``max_params_size`` in all; a caller may log
         them."""
         return self._params_overloads
-
-    @property
-    def active_request_ids(self) -> frozenset[int]:
-        """Requests begun and not yet ended (aborted ones excluded: they are over)."""
-        return frozenset(
-            request_id
-            for request_id, request in self._requests.items()
-            if request.state is not RequestState.ABORTED
-        )
 
     def _on_record(self, record_type: int, request_id: int, content: memoryview) -> None:
         self._last_request_id = request_id
@@ -404,7 +357,7 @@ class ServerConnection(RecordStream[ServerEvent]):
             )
 
     def _on_stream_record(
-        self, request_id: int, request: _ServerRequest, stream: InputStream, content: memoryview
+        self, request_id: int, request: ServerRequest, stream: InputStream, content: memoryview
     ) -> None:
         record_type = stream.record_type
         if len(content):
@@ -449,7 +402,7 @@ class ServerConnection(RecordStream[ServerEvent]):
         else:
             self._events.append(FilterDataEnded(request_id))
 
-    def _refuse_for_params(self, request_id: int, request: _ServerRequest) -> None:
+    def _refuse_for_params(self, request_id: int, request: ServerRequest) -> None:
         """END_REQUEST OVERLOADED for a request still sending its params; what follows for
         it is ignored, as for any id that is no longer active."""
         del self._requests[request_id]
@@ -478,7 +431,7 @@ class ServerConnection(RecordStream[ServerEvent]):
             return
         # _refusal let only our own roles through, so the number is a Role's
         role = _ROLES_BY_NUMBER[role_number]
-        self._requests[request_id] = _ServerRequest(request_id, role, keep_conn)
+        self._requests[request_id] = ServerRequest(request_id, role, keep_conn)
 
     def _refusal(self, role_number: int) -> ProtocolStatus | None:
         if role_number not in self._roles:
@@ -489,7 +442,7 @@ class ServerConnection(RecordStream[ServerEvent]):
             return ProtocolStatus.OVERLOADED
         return None
 
-    def _on_abort_request(self, request_id: int, request: _ServerRequest, forget: bool) -> None:
+    def _on_abort_request(self, request_id: int, request: ServerRequest, forget: bool) -> None:
         if forget:
             del self._requests[request_id]  # the app never heard of it
             self._params_buffered -= len(request.params)
@@ -500,123 +453,6 @@ class ServerConnection(RecordStream[ServerEvent]):
         self._outgoing += request.abort()
         if not request.keep_conn:
             self._should_close = True
-
-    # -- output -----------------------------------------------------------------------------
-
-    def _request_for_output(self, request_id: int, what: str) -> _ServerRequest | None:
-        """The request to send ``what`` for, or None if it was aborted (drop the output)."""
-        request = self._requests.get(request_id)
-        if request is None:
-            raise LocalProtocolError(
-                f"cannot send {what} for request {request_id}: it is not active "
-                "(never begun, refused, or already ended)"
-            )
-        if request.state is RequestState.ABORTED:
-            return None
-        if request.state is RequestState.READING_PARAMS:
-            raise LocalProtocolError(
-                f"cannot send {what} for request {request_id}: its FCGI_PARAMS have not all "
-                "arrived (wait for RequestReceived)"
-            )
-        return request
-
-    def send_stdout(self, request_id: int, data: bytes) -> bytes:
-        """Bytes carrying ``data`` on FCGI_STDOUT; ``b""`` for empty data or an aborted request.
-
-        Raises:
-            LocalProtocolError: the request is not active, or its params are still arriving.
-        """
-        return b"".join(self.send_stdout_buffers(request_id, (data,)))
-
-    def send_stdout_buffers(
-        self, request_id: int, pieces: Sequence[bytes | memoryview]
-    ) -> list[bytes | memoryview]:
-        """:meth:`send_stdout` as buffers for ``socket.sendmsg``, framed where the pieces lie
-        (one buffer under COPY_MAX bytes: see :class:`~fcgikit.protocol.output.RequestOutput`);
-        ``[]`` for no data or an aborted request."""
-        request = self._request_for_output(request_id, "FCGI_STDOUT")
-        if request is None:
-            return []
-        return request.send_stdout_buffers(pieces)
-
-    def send_stderr(self, request_id: int, data: bytes) -> bytes:
-        """Bytes carrying ``data`` on FCGI_STDERR; ``b""`` for empty data or an aborted request.
-
-        Raises:
-            LocalProtocolError: the request is not active, or its params are still arriving.
-        """
-        request = self._request_for_output(request_id, "FCGI_STDERR")
-        if request is None:
-            return b""
-        return request.send_stderr(data)
-
-    def end_request(
-        self,
-        request_id: int,
-        app_status: int = 0,
-        protocol_status: ProtocolStatus | int = ProtocolStatus.REQUEST_COMPLETE,
-        *,
-        stdout: bytes = b"",
-    ) -> bytes:
-        """End a request: final ``stdout``, the ends of its output streams, FCGI_END_REQUEST.
-
-        Refusing a request the app has not answered (``protocol_status`` other than
-        REQUEST_COMPLETE, nothing on stdout) sends FCGI_END_REQUEST alone. The id becomes
-        inactive; without FCGI_KEEP_CONN, :attr:`should_close` becomes true. For an aborted
-        request this returns ``b""`` (its FCGI_END_REQUEST has gone already).
-        ``protocol_status`` may also be a plain number: typed so, a number FastCGI does not
-        define gets the same LocalProtocolError from the compiled build (see setup.py), whose
-        run-time type check would otherwise answer with a TypeError.
-
-        Raises:
-            LocalProtocolError: the request is not active, its params are still arriving,
-                ``app_status`` does not fit in 32 bits, or ``protocol_status`` is no
-                ProtocolStatus.
-        """
-        return b"".join(
-            self.end_request_buffers(request_id, app_status, protocol_status, stdout=(stdout,))
-        )
-
-    def end_request_buffers(
-        self,
-        request_id: int,
-        app_status: int = 0,
-        protocol_status: ProtocolStatus | int = ProtocolStatus.REQUEST_COMPLETE,
-        *,
-        stdout: Sequence[bytes | memoryview] = (),
-    ) -> list[bytes | memoryview]:
-        """:meth:`end_request` as buffers for ``socket.sendmsg``, the final stdout given in
-        pieces (say a response's head and its body): framed where they lie, not copied,
-        unless they are under COPY_MAX bytes (then it is all one buffer). ``[]`` for an
-        aborted request. Raises what :meth:`end_request` raises.
-        """
-        request = self._request_for_output(request_id, "FCGI_END_REQUEST")
-        if request is None:
-            del self._requests[request_id]
-            return []
-        buffers = request.end_request_buffers(app_status, protocol_status, stdout=stdout)
-        del self._requests[request_id]
-        if not request.keep_conn:
-            self._should_close = True
-        return buffers
-
-    def send(self, event: object) -> bytes:
-        """h11-style form of :meth:`send_stdout`, :meth:`send_stderr` and :meth:`end_request`.
-
-        ``event`` is a :class:`StdoutData`, :class:`StderrData` or :class:`RequestEnded`. It is
-        typed ``object`` so that anything else raises LocalProtocolError in the mypyc-compiled
-        build too (compiled code checks argument types itself, with a TypeError).
-
-        Raises:
-            LocalProtocolError: ``event`` is none of those; otherwise as the method it stands for.
-        """
-        if isinstance(event, StdoutData):
-            return self.send_stdout(event.request_id, event.data)
-        if isinstance(event, StderrData):
-            return self.send_stderr(event.request_id, event.data)
-        if isinstance(event, RequestEnded):
-            return self.end_request(event.request_id, event.app_status, event.protocol_status)
-        raise LocalProtocolError(f"an application cannot send {event!r}")
 
 
 def _known_roles(roles: Collection[Role]) -> frozenset[Role]:
