@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol.constants import (
@@ -73,6 +73,8 @@ UNKNOWN_TYPE_BODY = struct.Struct(">B7x")
 
 #: Padding for each possible content length modulo 8, prebuilt so packing never allocates it.
 _PADDING = tuple(bytes(n) for n in range(8))
+#: the content of every empty record (nothing releases it: see RecordReader._cut)
+_NO_CONTENT: Final = memoryview(b"")
 
 
 class RecordHeader(NamedTuple):
@@ -273,7 +275,10 @@ class RecordReader:
                 break
             # Not released here (a context manager per record cost more than the parse):
             # what on_record keeps it copies, and the slice goes with the loop's next turn.
-            on_record(record_type, request_id, view[content_start:content_end])
+            # An empty record (the end of a stream: two of a request's four) gets the one
+            # empty view, not a slice of its own.
+            content = view[content_start:content_end] if content_length else _NO_CONTENT
+            on_record(record_type, request_id, content)
             offset = record_end
         if offset < end:
             self._tail += view[offset:]

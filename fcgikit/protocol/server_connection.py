@@ -89,6 +89,8 @@ _ROLES_BY_NUMBER: Final[dict[int, Role]] = {int(role): role for role in Role}
 _BEGIN_REQUEST_LEN: Final = BEGIN_REQUEST_BODY.size
 _UNKNOWN_TYPE_LEN: Final = UNKNOWN_TYPE_BODY.size
 _RESPONDER: Final = Role.RESPONDER
+#: (an Enum member read from its class costs about a function call, interpreted)
+_READING_STDIN: Final = RequestState.READING_STDIN
 
 # The table's rows and cells the per-record dispatch looks at (state.RULES).
 _MANAGEMENT: Final = RULES[Standing.MANAGEMENT]
@@ -360,23 +362,24 @@ class ServerConnection(ServerOutput):
         self, request_id: int, request: ServerRequest, stream: InputStream, content: memoryview
     ) -> None:
         record_type = stream.record_type
-        if len(content):
+        length = len(content)
+        if length:
             if record_type == _STDIN:
                 self._on_stdin(request_id, bytes(content))
             elif record_type == _PARAMS:
-                size = len(request.params) + len(content)
+                size = len(request.params) + length
                 if size > self._max_params_size:
                     raise RemoteProtocolError(
                         f"FCGI_PARAMS for request {request_id} reached {size} bytes, over the "
                         f"max_params_size cap of {self._max_params_size} bytes"
                     )
-                if self._params_buffered + len(content) > self._max_params_size:
+                if self._params_buffered + length > self._max_params_size:
                     # Only on a multiplexed connection: alone, the request would be over
                     # its own cap first.
                     self._refuse_for_params(request_id, request)
                     return
                 request.params += content
-                self._params_buffered += len(content)
+                self._params_buffered += length
             else:
                 self._events.append(FilterData(request_id, bytes(content)))
             return
@@ -395,7 +398,7 @@ class ServerConnection(ServerOutput):
                     request_id, request.role, request.keep_conn, encoded, self._max_decoded_pairs
                 )
             )
-            if next_state is not RequestState.READING_STDIN:
+            if next_state is not _READING_STDIN:
                 # A role that reads no FCGI_STDIN (the Authorizer) still gets an explicit end
                 # of its empty body, so nothing waits for a stream that will never come.
                 self._events.append(stdin_ended_event(request_id))

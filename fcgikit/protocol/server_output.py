@@ -18,6 +18,7 @@ table of active requests kept here, and the application's end of the request
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from fcgikit.errors import LocalProtocolError
 from fcgikit.protocol.connection import RecordStream
@@ -27,6 +28,11 @@ from fcgikit.protocol.output import RequestOutput
 from fcgikit.protocol.state import INPUT_STREAMS, InputStream, RequestState
 
 __all__ = ["ServerOutput", "ServerRequest"]
+
+# Each request's look-ups: an Enum member read from its class costs, interpreted, as much as
+# a small function call; a module global does not.
+_READING_PARAMS: Final = RequestState.READING_PARAMS
+_ABORTED: Final = RequestState.ABORTED
 
 
 class ServerRequest(RequestOutput):
@@ -38,9 +44,9 @@ class ServerRequest(RequestOutput):
         super().__init__(request_id)
         self.role = role
         self.keep_conn = keep_conn
-        self.state = RequestState.READING_PARAMS
+        self.state = _READING_PARAMS
         #: The input stream this state reads (a cache of INPUT_STREAMS[role, state]).
-        self.reading: InputStream | None = INPUT_STREAMS[role, RequestState.READING_PARAMS]
+        self.reading: InputStream | None = INPUT_STREAMS[role, _READING_PARAMS]
         self.params = bytearray()
 
 
@@ -85,9 +91,9 @@ class ServerOutput(RecordStream[ServerEvent]):
                 f"cannot send {what} for request {request_id}: it is not active "
                 "(never begun, refused, or already ended)"
             )
-        if request.state is RequestState.ABORTED:
+        if request.state is _ABORTED:
             return None
-        if request.state is RequestState.READING_PARAMS:
+        if request.state is _READING_PARAMS:
             raise LocalProtocolError(
                 f"cannot send {what} for request {request_id}: its FCGI_PARAMS have not all "
                 "arrived (wait for RequestReceived)"

@@ -181,22 +181,23 @@ class Channel(ReplySender[ChannelHost]):
             self._dispatch(event)
 
     def _dispatch(self, event: object) -> None:
-        if isinstance(event, StdinData):
-            request = self.requests.get(event.request_id)
-            if request is not None:
-                feed_body(request, event.data)
-        elif isinstance(event, RequestReceived):
+        # Every request's two events first: interpreted, each isinstance is a call.
+        if isinstance(event, RequestReceived):
             self.requests_received += 1
-            request = WSGIRequest(self, event, self.server.app, self.server.settings)
+            received = WSGIRequest(self, event, self.server.app, self.server.settings)
             with self._state_lock:
-                self.requests[event.request_id] = request
+                self.requests[event.request_id] = received
             # Admitted once this round of the loop is over: by then the events after this
             # one (the body's end, usually) are in, and a complete request may run inline.
-            self.server.arrived.append((self, request))
+            self.server.arrived.append((self, received))
         elif isinstance(event, StdinEnded):
             request = self.requests.get(event.request_id)
             if request is not None:
                 request.body.finish()
+        elif isinstance(event, StdinData):
+            request = self.requests.get(event.request_id)
+            if request is not None:
+                feed_body(request, event.data)
         elif isinstance(event, FilterData | FilterDataEnded):
             request = self.requests.get(event.request_id)
             if request is not None and request.filter_data is not None:
@@ -409,10 +410,12 @@ class Channel(ReplySender[ChannelHost]):
             # A web server that asked for the close (no FCGI_KEEP_CONN) sends no next
             # request: request_done closes it, with no shutdown() first (one syscall less
             # on every request of nginx's default setup).
+            # (the generator only when closing: a generator and its frames on every
+            # answer cost more, interpreted, than the rest of this method)
             last = (
-                all(other.ended for other in self.requests.values())
-                and (self.draining or request.close_connection)
+                (self.draining or request.close_connection)
                 and not self._pending
+                and all(other.ended for other in self.requests.values())
             )
         return buffers, last
 

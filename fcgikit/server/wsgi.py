@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived
@@ -29,6 +29,7 @@ from fcgikit.server.body import RequestBody, RequestBodyError, RequestBodyTimeou
 from fcgikit.server.observe import observe_request
 from fcgikit.server.sink import ResponseSink, WebServerGone
 from fcgikit.server.wsgi_codec import (
+    CGI_NAMES,
     DROPPED_PARAMS,
     InvalidResponse,
     declared_length,
@@ -58,6 +59,8 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None,
 
 #: Role.name is a Python-level property of enum: looked up once here, not per request
 _ROLE_NAMES = {role: role.name for role in Role}
+#: (an Enum member read from its class costs about a function call, interpreted)
+_FILTER: Final = Role.FILTER
 #: What an app raises to have its process exit. A request cannot stop the server: it gets a
 #: 500 like any other error, and the server goes on (a pool worker retires after it, see
 #: fcgikit.server.worker.RequestTracker).
@@ -99,7 +102,7 @@ class WSGIRequest:
             timeout=settings.body_timeout,
         )
         self.filter_data: RequestBody | None = None
-        if event.role == Role.FILTER:
+        if event.role == _FILTER:
             data_length = event.params.get(b"FCGI_DATA_LENGTH", b"")
             self.filter_data = RequestBody(
                 content_length=int(data_length) if data_length.isdigit() else None,
@@ -154,15 +157,7 @@ class WSGIRequest:
             environ.pop("CONTENT_LENGTH", None)
         if not environ.get("CONTENT_TYPE"):
             environ.pop("CONTENT_TYPE", None)
-        if not (
-            "PATH_INFO" in environ
-            and "SCRIPT_NAME" in environ
-            and "QUERY_STRING" in environ
-            and "REQUEST_METHOD" in environ
-            and "SERVER_NAME" in environ
-            and "SERVER_PORT" in environ
-            and "SERVER_PROTOCOL" in environ
-        ):
+        if not environ.keys() >= CGI_NAMES:  # one look for the seven
             fill_cgi_defaults(environ)
         environ["wsgi.version"] = (1, 0)
         environ["wsgi.url_scheme"] = url_scheme(environ)
@@ -202,7 +197,7 @@ class WSGIRequest:
 
     def write(self, data: bytes) -> None:
         # (start_response returns this, once it has set the status)
-        if not isinstance(data, bytes | bytearray):
+        if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"response body must be bytes, not {type(data).__name__}")
         if not self._headers_sent:
             self._send_stdout(self._encode_head(None) + data)
@@ -319,7 +314,8 @@ class WSGIRequest:
 
     def _produce(self, result: Iterable[bytes]) -> tuple[bytes, bytes]:
         """Send the body; return what is left to go out with END_REQUEST: (head, body)."""
-        if not self._headers_sent and isinstance(result, list | tuple):
+        # (isinstance with tuples, not ``X | Y``: interpreted, the union is made at each call)
+        if not self._headers_sent and isinstance(result, (list, tuple)):
             body = b"".join(result)
             return self._encode_head(len(body)), body
         # A first chunk as long as the declared Content-Length is the whole body (Flask's
@@ -337,7 +333,7 @@ class WSGIRequest:
             else:
                 self.write(chunk)
         if whole is not None:
-            if not isinstance(whole, bytes | bytearray):
+            if not isinstance(whole, (bytes, bytearray)):
                 raise TypeError(f"response body must be bytes, not {type(whole).__name__}")
             return self._encode_head(None), whole
         return (b"" if self._headers_sent else self._encode_head(0)), b""

@@ -53,6 +53,8 @@ _CGI_DEFAULTS = (
     ("SERVER_PORT", "80"),
     ("SERVER_PROTOCOL", "HTTP/1.1"),
 )
+#: their names: an environ that has them all needs none filled in
+CGI_NAMES = frozenset(name for name, _ in _CGI_DEFAULTS)
 
 EnvironFromParams = Callable[
     [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any] | None
@@ -95,9 +97,14 @@ class InvalidResponse(Exception):
 
 
 def url_scheme(environ: dict[str, Any]) -> str:
-    if str(environ.get("HTTPS", "")).lower() in _TRUE:
+    # No HTTPS param, or an empty one, and REQUEST_SCHEME as nginx sends it: no str() or
+    # lower() to call (each a call, interpreted) in the usual request.
+    https = environ.get("HTTPS")
+    if https and str(https).lower() in _TRUE:
         return "https"
-    scheme = str(environ.get("REQUEST_SCHEME", "")).lower()
+    scheme = environ.get("REQUEST_SCHEME")
+    if scheme != "http" and scheme != "https":
+        scheme = str(scheme or "").lower()
     return scheme if scheme in ("http", "https") else "http"
 
 
@@ -177,7 +184,8 @@ def encode_head_py(status: object, headers: Iterable[object], content_length: in
     if not isinstance(status, str) or not _STATUS.match(status):
         raise InvalidResponse(f"bad status line {status!r}")
     lines = [f"Status: {status}\r\n"]
-    has_length = False
+    # Looked for only when there is a length to add (a lower() a header, interpreted)
+    has_length = content_length is None
     for item in headers:
         if not (isinstance(item, tuple) and len(item) == 2):
             raise InvalidResponse(f"a header must be a (name, value) tuple, not {item!r}")
@@ -186,10 +194,10 @@ def encode_head_py(status: object, headers: Iterable[object], content_length: in
             raise InvalidResponse(f"bad header name {name!r}")
         if not isinstance(value, str) or _BAD_VALUE.search(value):
             raise InvalidResponse(f"bad value for header {name}: {value!r}")
-        if name.lower() == "content-length":
+        if not has_length and name.lower() == "content-length":
             has_length = True
         lines.append(f"{name}: {value}\r\n")
-    if content_length is not None and not has_length:
+    if not has_length:
         lines.append(f"Content-Length: {content_length}\r\n")
     lines.append("\r\n")
     try:

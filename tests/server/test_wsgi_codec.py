@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fcgikit.middleware import Normalize, ProxyFix
-from fcgikit.server.wsgi_codec import DROPPED_PARAMS, environ_from_params_py
+from fcgikit.server.wsgi_codec import DROPPED_PARAMS, environ_from_params_py, url_scheme
 from tests.server.test_wsgi import Environ
 
 # --- the keys only the server and the middleware set ------------------------------------
@@ -125,3 +125,37 @@ def test_a_param_name_seen_before_goes_in_or_is_dropped_as_the_first_time() -> N
         "PATH_INFO": "/",
         "HTTP_X_NAME": "x",
     }
+
+
+# --- wsgi.url_scheme ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "scheme"),
+    [
+        ({}, "http"),
+        ({"REQUEST_SCHEME": "http"}, "http"),
+        ({"REQUEST_SCHEME": "https"}, "https"),
+        ({"REQUEST_SCHEME": "HTTPS"}, "https"),
+        ({"REQUEST_SCHEME": " https"}, "http"),
+        ({"REQUEST_SCHEME": "ftp"}, "http"),
+        ({"REQUEST_SCHEME": ""}, "http"),
+        ({"REQUEST_SCHEME": None}, "http"),
+        ({"HTTPS": "on", "REQUEST_SCHEME": "http"}, "https"),
+        ({"HTTPS": "ON"}, "https"),
+        ({"HTTPS": "1"}, "https"),
+        ({"HTTPS": "yes"}, "https"),
+        ({"HTTPS": "True"}, "https"),
+        ({"HTTPS": 1}, "https"),
+        ({"HTTPS": "", "REQUEST_SCHEME": "https"}, "https"),
+        ({"HTTPS": "off", "REQUEST_SCHEME": "Https"}, "https"),
+        ({"HTTPS": "off"}, "http"),
+        ({"HTTPS": 0}, "http"),
+    ],
+)
+def test_url_scheme_comes_from_https_then_request_scheme(
+    sent: dict[str, object], scheme: str
+) -> None:
+    # HTTPS says https when it is on/1/yes/true in any case; else REQUEST_SCHEME, in any
+    # case, when it is http or https; else http. The usual values take a shorter way there.
+    assert url_scheme(sent) == scheme
