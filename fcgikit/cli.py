@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING, NoReturn, TypeAlias, cast
 from fcgikit import __version__
 from fcgikit.errors import ConfigError
 from fcgikit.gc_pause import resume_collections
-from fcgikit.protocol import ACCELERATED
 from fcgikit.serve_command import Fixers, serve_one_process, serve_pool, serve_reloading
 from fcgikit.server.apploader import enter_app_directory
 from fcgikit.server.listeners import exec_with_listeners
 from fcgikit.server.logs import configure_logging, fcgikit_log
-from fcgikit.server.server import Server
 from fcgikit.server.settings import (
     SERVE_SETTINGS,
     CommandSettings,
@@ -35,6 +33,8 @@ from fcgikit.server.settings.sources import CONFIG_VARIABLE, DEFAULT, ResolvedSe
 
 if TYPE_CHECKING:
     import argparse
+
+    from fcgikit.server.server import Server
 
 log = logging.getLogger("fcgikit.cli")
 
@@ -187,6 +187,8 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     (tests/test_cli_startup.py); any other ``argv`` (``--help``, a misspelt command) gets
     them all."""
     import argparse  # here: the ordinary ``fcgikit serve`` command line needs no parser
+
+    from fcgikit.protocol import ACCELERATED  # here: it loads the protocol's connection
 
     parser = argparse.ArgumentParser(
         prog="fcgikit", description="Serve WSGI apps over FastCGI behind a real web server."

@@ -37,13 +37,13 @@ from fcgikit.server.listeners import (
     passed_listeners,
 )
 from fcgikit.server.notify import SystemdNotifier
-from fcgikit.server.server import Server
 from fcgikit.server.settings import CommandSettings, PoolSettings, ServerSettings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
     from werkzeug.serving import BaseWSGIServer
 
+    from fcgikit.server.server import Server
     from fcgikit.server.settings.sources import ResolvedSettings
 
 log = logging.getLogger("fcgikit.cli")
@@ -194,6 +194,9 @@ def serve_one_process(
     on its sockets (the caller re-executes fcgikit), else None."""
     assert command.app is not None
     listening = _listening(command, settings)
+    # here, once the sockets listen: a request sent while the server's modules load waits
+    from fcgikit.server.server import Server
+
     with _no_collections():
         app = _load(command.app, fixers, listening.created)
     settings = listening.settings

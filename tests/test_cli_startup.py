@@ -50,6 +50,8 @@ NOT_FOR_ONE_PROCESS = (
     "html",
     "shutil",
     "tempfile",
+    # a JSON access log's
+    "json",
     "werkzeug",
     "configparser",
     "logging.config",
@@ -179,3 +181,41 @@ def test_fcgikit_serve_imports_itself_without_cyclic_collections(tmp_path: Path)
     assert seen["collections_during_start"] == 0
     assert seen["enabled"] is True
     assert tuple(seen["threshold"]) == gc.get_threshold()
+
+
+#: a sitecustomize that notes the modules loaded when the process binds its first socket
+BIND_SITECUSTOMIZE = """
+import sys
+
+modules_at_bind = []
+
+
+def _note(event, args):
+    if event == "socket.bind" and not modules_at_bind:
+        modules_at_bind.extend(sorted(sys.modules))
+
+
+sys.addaudithook(_note)
+"""
+
+#: what serving needs but binding does not: the server's and the connection's modules (the
+#: compiled ones' init is most of fcgikit's own start), and json (a JSON access log's)
+LOADED_AFTER_THE_BIND = (
+    "fcgikit.server.server",
+    "fcgikit.server.channel",
+    "fcgikit.protocol.server_connection",
+    "fcgikit.protocol.events",
+    "json",
+)
+
+
+def test_one_process_binds_before_it_loads_the_server(tmp_path: Path) -> None:
+    # a web server's request that arrives while they load waits in the backlog; before,
+    # nginx answered it 502
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BIND_SITECUSTOMIZE)
+    env = {"PYTHONPATH": f"{site}{os.pathsep}{ENV['PYTHONPATH']}"}
+    at_bind = set(first_answer(tmp_path, "apps.hello:modules_at_bind", env=env).decode().split())
+    assert "fcgikit.server.settings" in at_bind  # it did note the bind
+    assert loaded_of(at_bind, LOADED_AFTER_THE_BIND) == []

@@ -13,54 +13,100 @@ the protocol can be tested and fuzzed on its own and reused by any I/O layer. Pa
 ['StdoutData', 'RequestEnded']
 """
 
-from importlib.machinery import ExtensionFileLoader
+from __future__ import annotations
+
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from fcgikit.protocol import server_connection as _server_connection
-from fcgikit.protocol.constants import ProtocolStatus, RecordType, Role
-from fcgikit.protocol.events import (
-    ClientEvent,
-    EncodedParams,
-    FilterData,
-    FilterDataEnded,
-    RequestAborted,
-    RequestEnded,
-    RequestReceived,
-    ServerEvent,
-    StderrData,
-    StdinData,
-    StdinEnded,
-    StdoutData,
-    UnknownTypeReply,
-    ValuesResult,
-)
-from fcgikit.protocol.name_value_pairs import decode_pairs, encode_pairs
-from fcgikit.protocol.output import RequestOutput
-from fcgikit.protocol.records import pack_records
-from fcgikit.protocol.server_connection import ServerConnection
-from fcgikit.protocol.whole_request import WholeRequest
-
-#: True when this process runs the mypyc-compiled protocol (see setup.py), False for the
-#: pure-Python one (no accelerator built, or ``FCGIKIT_PURE_PYTHON=1``). The modules are
-#: compiled and loaded all together, so looking at the hot one is enough.
-ACCELERATED: bool = isinstance(_server_connection.__loader__, ExtensionFileLoader)
+#: where each public name lives; it is imported on first use (PEP 562): the server's settings
+#: use ``fcgikit.protocol.frozen`` and ``.constants`` before ``fcgikit serve`` binds its
+#: sockets, and the connection's modules (most of the protocol's import) can load after that
+_EXPORTS = {
+    "ClientConnection": "fcgikit.protocol.client_connection",
+    "ProtocolStatus": "fcgikit.protocol.constants",
+    "RecordType": "fcgikit.protocol.constants",
+    "Role": "fcgikit.protocol.constants",
+    **dict.fromkeys(
+        (
+            "ClientEvent",
+            "EncodedParams",
+            "FilterData",
+            "FilterDataEnded",
+            "RequestAborted",
+            "RequestEnded",
+            "RequestReceived",
+            "ServerEvent",
+            "StderrData",
+            "StdinData",
+            "StdinEnded",
+            "StdoutData",
+            "UnknownTypeReply",
+            "ValuesResult",
+        ),
+        "fcgikit.protocol.events",
+    ),
+    "decode_pairs": "fcgikit.protocol.name_value_pairs",
+    "encode_pairs": "fcgikit.protocol.name_value_pairs",
+    "RequestOutput": "fcgikit.protocol.output",
+    "pack_records": "fcgikit.protocol.records",
+    "ServerConnection": "fcgikit.protocol.server_connection",
+    "WholeRequest": "fcgikit.protocol.whole_request",
+}
 
 if TYPE_CHECKING:
     from fcgikit.protocol.client_connection import ClientConnection
+    from fcgikit.protocol.constants import ProtocolStatus, RecordType, Role
+    from fcgikit.protocol.events import (
+        ClientEvent,
+        EncodedParams,
+        FilterData,
+        FilterDataEnded,
+        RequestAborted,
+        RequestEnded,
+        RequestReceived,
+        ServerEvent,
+        StderrData,
+        StdinData,
+        StdinEnded,
+        StdoutData,
+        UnknownTypeReply,
+        ValuesResult,
+    )
+    from fcgikit.protocol.name_value_pairs import decode_pairs, encode_pairs
+    from fcgikit.protocol.output import RequestOutput
+    from fcgikit.protocol.records import pack_records
+    from fcgikit.protocol.server_connection import ServerConnection
+    from fcgikit.protocol.whole_request import WholeRequest
+
+    #: True when this process runs the mypyc-compiled protocol (see setup.py), False for the
+    #: pure-Python one (no accelerator built, or ``FCGIKIT_PURE_PYTHON=1``).
+    ACCELERATED: bool
+
+
+def _accelerated() -> bool:
+    """ACCELERATED: the modules are compiled and loaded all together, so looking at the hot
+    one is enough."""
+    from importlib.machinery import ExtensionFileLoader
+
+    from fcgikit.protocol import server_connection
+
+    return isinstance(server_connection.__loader__, ExtensionFileLoader)
 
 
 def __getattr__(name: str) -> Any:
-    """The client's side, imported on first use (PEP 562): a server never needs it."""
-    if name != "ClientConnection":
+    if name == "ACCELERATED":
+        globals()[name] = accelerated = _accelerated()
+        return accelerated
+    module = _EXPORTS.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from fcgikit.protocol.client_connection import ClientConnection
-
-    globals()[name] = ClientConnection
-    return ClientConnection
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once a name
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "ClientConnection"})
+    return sorted({*globals(), *_EXPORTS, "ACCELERATED"})
 
 
 __all__ = [

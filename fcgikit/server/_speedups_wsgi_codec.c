@@ -368,7 +368,7 @@ latin1_data(PyObject *text, Py_ssize_t *length)
     return PyUnicode_1BYTE_DATA(text);
 }
 
-/* _BAD_VALUE: a character in wsgi_codec.FIELD_CONTROLS */
+/* a character in wsgi_codec.FIELD_CONTROLS (head_patterns()'s third) */
 static int
 has_bad_value_char(const module_state *state, const Py_UCS1 *data, Py_ssize_t length)
 {
@@ -380,7 +380,8 @@ has_bad_value_char(const module_state *state, const Py_UCS1 *data, Py_ssize_t le
     return 0;
 }
 
-/* _STATUS: three digits, the first not 0, then nothing or a space and a reason phrase */
+/* a status line (head_patterns()'s second): three digits, the first not 0, then nothing or
+   a space and a reason phrase */
 static int
 is_valid_status(const module_state *state, const Py_UCS1 *data, Py_ssize_t length)
 {
@@ -394,7 +395,7 @@ is_valid_status(const module_state *state, const Py_UCS1 *data, Py_ssize_t lengt
     return data[3] == ' ' && !has_bad_value_char(state, data + 4, length - 4);
 }
 
-/* _TOKEN: one or more of wsgi_codec.TOKEN_CHARS */
+/* one or more of wsgi_codec.TOKEN_CHARS (head_patterns()'s first) */
 static int
 is_token(const module_state *state, const Py_UCS1 *data, Py_ssize_t length)
 {

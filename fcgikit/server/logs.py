@@ -16,7 +16,6 @@ The access log (``fcgikit.access``) writes one line per request in one of
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -192,6 +191,8 @@ def json_line(
 ) -> str:
     """One JSON object (the keys in docs/operations.rst, "Access log"); ASCII only, so a
     client's bytes cannot break the line."""
+    import json  # here: only this format needs it, and a start need not load it before binding
+
     path, _, query = request_uri(params).partition(b"?")
     return json.dumps(
         {

@@ -29,9 +29,25 @@ TOKEN_CHARS = "!#$%&'*+-.^_`|~" + string.digits + string.ascii_letters
 #: (CR and LF would split the head; the others reach the HTTP client through nginx as they
 #: are). Latin-1's C1 range is obs-text, which the RFC tolerates.
 FIELD_CONTROLS = "".join(chr(c) for c in (*range(0x09), *range(0x0A, 0x20), 0x7F))
-_TOKEN = re.compile(f"[{re.escape(TOKEN_CHARS)}]+\\Z")
-_STATUS = re.compile(f"[1-9][0-9][0-9](?: [^{re.escape(FIELD_CONTROLS)}]*)?\\Z")
-_BAD_VALUE = re.compile(f"[{re.escape(FIELD_CONTROLS)}]")
+#: The head's checks (a token, a status line, a control character) as patterns, compiled on
+#: first use: where the C lane is built it checks the ordinary head, so a process that never
+#: sends an unusual one never needs them, and its start does not compile them.
+_HeadPatterns = tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]
+_head_patterns: _HeadPatterns | None = None
+
+
+def head_patterns() -> _HeadPatterns:
+    """The patterns for a header name, a status line and a bad character in a value."""
+    global _head_patterns
+    if _head_patterns is None:
+        controls = re.escape(FIELD_CONTROLS)
+        _head_patterns = (
+            re.compile(f"[{re.escape(TOKEN_CHARS)}]+\\Z"),
+            re.compile(f"[1-9][0-9][0-9](?: [^{controls}]*)?\\Z"),
+            re.compile(f"[{controls}]"),
+        )
+    return _head_patterns
+
 
 _TRUE = frozenset({"on", "1", "yes", "true"})
 # These never describe the request body (CGI has CONTENT_*) and HTTP_PROXY is httpoxy.
@@ -181,7 +197,8 @@ def fill_cgi_defaults(environ: dict[str, Any]) -> None:
 def encode_head_py(status: object, headers: Iterable[object], content_length: int | None) -> bytes:
     """The CGI head: Status line, headers, a Content-Length when ``content_length`` is given
     and the app sent none, blank line. Raises InvalidResponse for what cannot be sent."""
-    if not isinstance(status, str) or not _STATUS.match(status):
+    token, status_line, bad_value = _head_patterns or head_patterns()
+    if not isinstance(status, str) or not status_line.match(status):
         raise InvalidResponse(f"bad status line {status!r}")
     lines = [f"Status: {status}\r\n"]
     # Looked for only when there is a length to add (a lower() a header, interpreted)
@@ -190,9 +207,9 @@ def encode_head_py(status: object, headers: Iterable[object], content_length: in
         if not (isinstance(item, tuple) and len(item) == 2):
             raise InvalidResponse(f"a header must be a (name, value) tuple, not {item!r}")
         name, value = item
-        if not isinstance(name, str) or not _TOKEN.match(name):
+        if not isinstance(name, str) or not token.match(name):
             raise InvalidResponse(f"bad header name {name!r}")
-        if not isinstance(value, str) or _BAD_VALUE.search(value):
+        if not isinstance(value, str) or bad_value.search(value):
             raise InvalidResponse(f"bad value for header {name}: {value!r}")
         if not has_length and name.lower() == "content-length":
             has_length = True

@@ -41,3 +41,10 @@ def loaded_modules(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     """The names of the modules this process has imported, one a line."""
     start_response("200 OK", [("Content-Type", "text/plain")])
     return ["\n".join(sorted(sys.modules)).encode()]
+
+
+def modules_at_bind(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The modules the process had imported when it bound its first socket, one a line, as
+    the test's sitecustomize saw them (tests/test_cli_startup.py)."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["\n".join(sys.modules["sitecustomize"].modules_at_bind).encode()]
