@@ -1,7 +1,9 @@
 """nginx in front of a prefork pool (``fcgikit serve --workers 2``) that reloads under load.
 
 Eight client threads send requests through nginx while the test sends the master SIGHUP three
-times, each time waiting for its ``reload complete`` line; then a pool that replaces each worker
+times, each time while one more request is held in the app (it must be answered by the old
+generation once the new one is ready) and waiting for its ``reload complete`` line; then a
+pool that replaces each worker
 after ``--max-requests 20 --max-requests-jitter 5``. Every response must be a 200 with the
 body the request asked for: a reload or a worker's replacement may never cost a request.
 
@@ -24,7 +26,9 @@ reloads are done, so every reload happens while requests are running.
 
 from __future__ import annotations
 
+import errno
 import http.client
+import os
 import re
 import signal
 import threading
@@ -34,11 +38,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.server.test_hostile import wait_until
+
 from .harness import (
     HOST,
     REQUEST_TIMEOUT,
     Layout,
     Process,
+    Response,
     Scenario,
     Site,
     app_environment,
@@ -54,7 +61,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 THREADS = 8
 MIN_REQUESTS = 400
-MAX_REQUESTS = 4000
+MAX_REQUESTS = 20000
 RELOADS = 3
 
 APP_SOURCE = """\
@@ -62,6 +69,10 @@ import os
 
 
 def app(environ, start_response):
+    if environ["PATH_INFO"].startswith("/hold/"):
+        # held until the test writes to this FIFO: a request still running during a reload
+        with open(environ["PATH_INFO"][len("/hold/"):]) as fifo:
+            fifo.read()
     body = environ["wsgi.input"].read()
     text = f"{os.getpid()} {environ['REQUEST_METHOD']} {environ['PATH_INFO']} {body.decode()}"
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -260,24 +271,63 @@ def assert_all_ok(outcome: Outcome, keepalive: bool) -> None:
     assert outcome.count >= MIN_REQUESTS
 
 
+def open_once_read(fifo: Path) -> int:
+    """The write end of ``fifo``, once the held request's app has opened it to read."""
+    opened: list[int] = []
+
+    def app_reads() -> bool:
+        try:
+            opened.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: nobody reads it yet
+                raise
+        return bool(opened)
+
+    wait_until(app_reads, REQUEST_TIMEOUT, "the held request to reach the app")
+    return opened[0]
+
+
 def test_sighup_three_times_under_load(site: Site, keepalive: bool) -> None:
     backend = start_pool(site)
     start_nginx(site, keepalive)
-    served_during: list[int] = []
+    held: list[tuple[int, Response]] = []
+
+    def reload_while_a_request_runs(number: int) -> None:
+        # A reload takes a few tens of milliseconds, as long as a handful of requests under
+        # load: whether the load's own requests overlap it is luck. So each reload starts
+        # while one request is running in the app, and that request must be answered
+        # (200, by the old generation) after the new workers are ready.
+        fifo = site.layout.dir / f"hold-{number}"
+        os.mkfifo(fifo)
+        answers: list[Response] = []
+        holder = threading.Thread(
+            target=lambda: answers.append(site.get(f"/hold/{fifo.name}")), name="held"
+        )
+        holder.start()
+        release = open_once_read(fifo)
+        try:
+            backend.popen.send_signal(signal.SIGHUP)
+            backend.wait_for_output("ready (generation", count=2 * (number + 1))
+        finally:
+            os.close(release)  # the app's read sees the end: the held request finishes
+        holder.join(REQUEST_TIMEOUT)
+        assert answers, "the request held over the reload got no answer"
+        backend.wait_for_output("reload complete", count=number)
+        held.append((number, answers[0]))
 
     def reload_three_times(outcome: Outcome) -> None:
         for number in range(1, RELOADS + 1):
-            before = outcome.count
-            backend.popen.send_signal(signal.SIGHUP)
-            backend.wait_for_output("reload complete", count=number)
-            served_during.append(outcome.count - before)
+            reload_while_a_request_runs(number)
+        # the load was still running after the last reload: it spanned all three
+        assert outcome.count < MAX_REQUESTS, "the load ran out before the reloads ended"
 
     outcome = under_load(site, keepalive, reload_three_times)
     assert_all_ok(outcome, keepalive)
     assert f"reload complete: 2 workers of generation {RELOADS + 1}" in backend.stderr
-    # Each reload overlapped the load (else this test would prove nothing).
-    assert all(served_during), f"requests answered during each reload: {served_during}"
     by_pid = generations(backend)
+    for number, answer in held:
+        assert answer.status == 200, answer.body
+        assert by_pid[int(answer.body.split()[0])] == number, (number, answer.body)
     seen = {by_pid.get(pid) for pid in outcome.pids}
     assert None not in seen, "a response came from a pid the master never reported ready"
     assert len(seen) >= 2, f"every response came from one generation: {seen}"
