@@ -17,7 +17,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.server import signals
@@ -27,10 +27,10 @@ from fcgikit.server.notify import SystemdNotifier, server_status
 from fcgikit.server.poller import READABLE, WRITABLE, Poller
 from fcgikit.server.pool import Job, Refusal
 from fcgikit.server.queued_memory import bound_waiting_memory
+from fcgikit.server.wsgi import WSGIRequest
 
 if TYPE_CHECKING:
     from fcgikit.server.server import Server
-    from fcgikit.server.wsgi import WSGIRequest
 
 log = logging.getLogger("fcgikit.server")
 
@@ -57,6 +57,17 @@ def admit(
         refusal = pool.admit(request.run, ready=ready, memory=bound_waiting_memory(request))
         if refusal is not None:
             channel.refuse(request, refusal)
+
+
+def route_of(job: Job) -> Hashable | None:
+    """The route of a request :func:`admit` handed the pool (its job is the request's bound
+    ``run``): the path the app sees, SCRIPT_NAME and PATH_INFO as the web server sent them.
+    Asked by the pool's back-off only (see fcgikit.server.pool), never on the ordinary path."""
+    request = getattr(job, "__self__", None)
+    if not isinstance(request, WSGIRequest):
+        return None
+    params = request.event.params
+    return params.get(b"SCRIPT_NAME"), params.get(b"PATH_INFO")
 
 
 class Loop:

@@ -36,7 +36,7 @@ from fcgikit.server.direct import DirectChannel
 from fcgikit.server.health import Health
 from fcgikit.server.listeners import open_bound_listeners, peer_label
 from fcgikit.server.logs import configure_access_log
-from fcgikit.server.loop import Loop
+from fcgikit.server.loop import Loop, route_of
 from fcgikit.server.loop import admit as admit  # where the tests and benchmarks take it from
 from fcgikit.server.memory import tune_malloc
 from fcgikit.server.notify import SystemdNotifier, server_status
@@ -78,7 +78,9 @@ class Server:
         what to tell systemd (see notify.py), for the server that is the service itself."""
         self.app = app
         self.settings = settings
-        self.pool = WorkerPool(settings.threads, settings.max_queued, settings.max_queued_memory)
+        self.pool = WorkerPool(
+            settings.threads, settings.max_queued, settings.max_queued_memory, route_of
+        )
         self._handed_connections = list(connections)
         #: connections set aside, idle, for the re-executed process (see stopping.py)
         self.parked: list[Channel] = []

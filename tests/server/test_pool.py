@@ -95,6 +95,59 @@ def test_a_request_blocked_on_the_loops_thread_does_not_hold_up_the_next(
     assert running.server.pool.rescues == 1
 
 
+def test_a_back_off_sends_the_rescued_route_to_the_queue_and_runs_the_others_on_the_loop(
+    serve: Callable[..., RunningServer], either_watch: None
+) -> None:
+    """After a rescue, the requests of the route that was slow go to queued threads, and
+    those of the app's other routes still run on the loop's thread: an instant request is
+    not handed to another thread because a different page of the app is slow. Nor do they
+    count against the back-off, which would end while the slow route's requests go on."""
+    release = threading.Event()
+    served_by: list[tuple[str, str]] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        served_by.append((path, threading.current_thread().name))
+        if path == "/slow":
+            wait_until(lambda: running.server.pool.rescues >= 1)  # held the loop's thread
+            release.wait(WAIT)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [path.encode()]
+
+    def send(path: str) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(WAIT)
+        sock.connect(running.path)
+        sock.sendall(one_write_request(path))
+        return sock
+
+    running = serve(app, threads=4)
+    socks: list[socket.socket] = []
+    try:
+        socks.append(send("/slow"))
+        wait_until(lambda: running.server.pool.rescues == 1)
+        for _ in range(INLINE_BACKOFF + 1):  # more than a back-off counts
+            quick = send("/quick")
+            assert read_response(quick).endswith(b"/quick")
+            quick.close()
+        socks.append(send("/slow"))
+        wait_until(lambda: len(served_by) == INLINE_BACKOFF + 3)
+    finally:
+        release.set()
+    for sock in socks:
+        assert read_response(sock).endswith(b"/slow")
+        sock.close()
+    # The first /slow ran on the loop's thread (the pool's first) and lost the loop role to
+    # the second thread, which ran every /quick itself, and those did not end the back-off:
+    # the next /slow went to a third thread.
+    assert served_by == [
+        ("/slow", "fcgikit-thread-1"),
+        *[("/quick", "fcgikit-thread-2")] * (INLINE_BACKOFF + 1),
+        ("/slow", "fcgikit-thread-3"),
+    ]
+    assert running.server.pool.rescues == 1
+
+
 def test_never_more_requests_at_once_than_threads(serve: Callable[..., RunningServer]) -> None:
     """Also while requests run on the loop's thread and get rescued: an app may size its
     database pool by --threads (and the prefork scoreboard has one cell per thread)."""
@@ -321,6 +374,60 @@ def test_a_back_off_goes_on_while_requests_on_queued_threads_take_a_tick() -> No
     assert not any(after_one_took_a_tick), f"{after_one_took_a_tick.index(True)} went to the queue"
     assert not any(while_one_runs), f"{while_one_runs.index(True)} went to the queue"
     assert ran_on_loop[-1], "the back-off did not end once the slow requests did"
+
+
+def test_a_route_rescued_again_soon_after_its_back_off_doubles_it_whatever_else_ran() -> None:
+    """The requests of other routes run on the loop's thread during a back-off: they say
+    nothing of whether the slow route's requests stopped. A rescue that comes right after
+    the back-off ended still doubles the next one, however many of them ran during it."""
+    pool = WorkerPool(
+        threads=8, max_queued=8, route_of=lambda job: getattr(job, "keywords", {}).get("route")
+    )
+    release = threading.Event()
+
+    def request(
+        loop_thread: int, hold: bool, on_loop: list[bool], done: threading.Event, route: str
+    ) -> None:
+        on_loop.append(threading.get_ident() == loop_thread)
+        if on_loop[0] and hold:
+            before = pool.rescues
+            wait_until(lambda: pool.rescues > before or release.is_set())  # until rescued
+        done.set()
+
+    def run(route: str, *, hold: bool) -> bool | None:
+        """Run one request of ``route`` and wait for it; whether it ran on the loop's thread
+        (None: it held the loop's thread and was rescued from)."""
+        done = threading.Event()
+        on_loop: list[bool] = []
+        job = functools.partial(request, threading.get_ident(), hold, on_loop, done, route=route)
+        pool.admit(job, ready=True)
+        if not pool.run_ready():
+            return None
+        assert done.wait(WAIT)
+        return on_loop[0]
+
+    def lead() -> bool:
+        if not pool.rescues:
+            return run("/slow", hold=True) is not None  # rescued: False
+        if pool.rescues == 2:
+            release.set()
+            return True
+        for _ in range(INLINE_TRUSTED + 1):  # another route, on the loop's thread
+            assert run("/quick", hold=False)
+        for _ in range(8 * INLINE_BACKOFF):  # /slow goes to the queue until the back-off ends
+            ran_on_loop = run("/slow", hold=True)
+            if ran_on_loop is None:
+                return False
+        release.set()
+        return True
+
+    def request_over() -> bool:
+        return pool.running == 0
+
+    run_pool(pool, lead)
+    wait_until(request_over)
+    assert pool.rescues == 2
+    assert pool.backoff == 2 * INLINE_BACKOFF
 
 
 def test_a_loop_that_fails_ends_with_its_error_logged_for_serve_to_raise(
