@@ -53,6 +53,7 @@ COMPILED = [
     "fcgikit/server/reply.py",
     "fcgikit/server/pool.py",
     "fcgikit/server/held_replies.py",
+    "fcgikit/server/backoff.py",
     "fcgikit/server/wsgi.py",
     "fcgikit/server/wsgi_codec.py",
     "fcgikit/server/sink.py",

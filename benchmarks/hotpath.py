@@ -50,7 +50,7 @@ import apps  # next to this file (sys.path above)
 from fcgikit.protocol import ClientConnection, ServerConnection, WholeRequest
 from fcgikit.protocol.records import decode_pairs, encode_pairs
 from fcgikit.server.channel import RECV_SIZE, Channel
-from fcgikit.server.pool import Job
+from fcgikit.server.held_replies import Job
 from fcgikit.server.server import Server, admit
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import WSGIRequest

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger("fcgikit.server")
@@ -41,6 +42,10 @@ class Reply(Protocol):
         """Its request is over. ``on_loop``: the calling thread holds the loop role and runs
         no request, so no rescue can take the role meanwhile: it may touch the loop's poller
         (close a connection at once)."""
+
+
+#: a request to run: its reply, if it has one left to send
+Job = Callable[[], Reply | None]
 
 
 class HeldReplies:

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Protocol
 from fcgikit.server import signals
 from fcgikit.server.accept import Waiting
 from fcgikit.server.channel import Channel, Refuses
+from fcgikit.server.held_replies import Job
 from fcgikit.server.notify import SystemdNotifier, server_status
 from fcgikit.server.poller import READABLE, WRITABLE, Poller
-from fcgikit.server.pool import Job, Refusal
+from fcgikit.server.pool import Refusal
 from fcgikit.server.queued_memory import bound_waiting_memory
 from fcgikit.server.wsgi import WSGIRequest
 

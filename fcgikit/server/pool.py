@@ -16,21 +16,8 @@ request that has held the loop's thread for a whole tick (a database query, a sl
 long computation) loses the loop role: another thread takes it over,
 and the requests that were waiting behind it go to the queue. This is Go's scheduler's "hand
 off the processor from a blocked thread" applied to one selector. After such a rescue the
-pool sends the next :data:`INLINE_BACKOFF` requests of the rescued request's route (its
-path, as the caller's ``route_of`` tells it; all requests where it cannot) to queued
-threads (a back-off): an app whose requests are all slow pays for one rescue per back-off,
-not one per request, and one with a slow page does not hand every other page's requests
-from the loop's thread to another thread (a second wake-up each) while the slow ones run.
-Each rescue makes the requests stranded behind the slow one wait a tick or two, so when it
-comes before :data:`INLINE_TRUSTED` requests have run on the loop's thread since the last
-back-off ended (slow requests are a steady part of the load: an app that waits on something
-now and then), the back-off doubles, up to :data:`INLINE_BACKOFF_MAX` requests; a rescue
-after as many quick ones starts again from :data:`INLINE_BACKOFF`. A back-off that has
-counted its requests goes on when a request on a queued thread took a tick, or has run for
-one: the app's slow requests have not stopped, and the next one would hold the loop's thread
-until its rescue (under load a back-off runs out in a fraction of a slow request's time,
-before any of those it sent to the queue could end). Counting requests, not time, keeps a
-back-off across a quiet spell: a burst after it finds the loop clear. The loop's
+pool backs off: it sends the rescued request's route to queued threads for a while
+(:mod:`fcgikit.server.backoff`). The loop's
 thread tells the watcher which request runs through a
 :class:`~fcgikit.server.watcher.LoopWatch`: where the C lane is built it looks without the
 GIL, so the busy loop thread never hands the GIL to it for nothing.
@@ -57,32 +44,18 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 
 from fcgikit.server import watcher
-from fcgikit.server.held_replies import HeldReplies, Reply, end_reply, send_reply
+from fcgikit.server.backoff import INLINE_BACKOFF as INLINE_BACKOFF
+from fcgikit.server.backoff import INLINE_TRUSTED as INLINE_TRUSTED
+from fcgikit.server.backoff import BackOff, RouteOf, no_route
+from fcgikit.server.held_replies import HeldReplies, Job, Reply, end_reply, send_reply
 from fcgikit.server.watcher import LoopWatch
 
 log = logging.getLogger("fcgikit.server")
 
 
-#: a request to run: its reply, if it has one left to send
-Job = Callable[[], Reply | None]
-#: a job's route (the requests the app serves with the same code share it), or None
-RouteOf = Callable[[Job], Hashable | None]
-
-
-def no_route(job: Job) -> Hashable | None:
-    return None
-
-
-#: after a rescue, this many requests go to the queue...
-INLINE_BACKOFF = 64
-#: ...twice as many as the last time when at most this many requests ran on the loop's
-#: thread since the last rescue...
-INLINE_TRUSTED = 1000
-#: ...up to this many: once an app's slow requests stop, at most this many pay a hand-off
-INLINE_BACKOFF_MAX = 64 * INLINE_BACKOFF
 #: at most this many threads are woken for the queue at a time, each that takes a request
 #: waking the next: a burst's threads do not all wake at once to fight for the GIL and lock
 WAKE_AT_ONCE = 4
@@ -138,21 +111,9 @@ class WorkerPool:
         #: the thread running a request while it holds the loop role, if one is, and the job
         self._inline_thread: int | None = None
         self._inline_job: Job | None = None
-        self._route_of = route_of
-        #: the routes rescued since the back-off began, which it sends to the queue (a queued
-        #: request's time says less: it includes its wait for the GIL, long in a burst)
-        self._slow_routes: set[Hashable] = set()
-        #: the requests the back-off still sends to the queue (see _take_inline_locked)
-        self._backoff_left = 0
-        #: the length of the last back-off, in requests (for the curious and the tests)
-        self.backoff = 0
+        self._backoff = BackOff(route_of)
         #: when the request each queued thread runs began (time.monotonic), by thread
         self._queued_began: dict[int, float] = {}
-        #: a request on a queued thread took a tick since the last back-off began
-        self._queued_took_a_tick = False
-        #: the loop watch's number of the last request run on the loop's thread when the last
-        #: back-off ended (or began, while it lasts)
-        self._backed_off_seq = 0
         self._loop_over = False
         self.loop_error: BaseException | None = None
         self._closed = False
@@ -164,6 +125,11 @@ class WorkerPool:
         """Every thread runs a request: what is admitted now waits for one (read without
         the lock: a glance, for the rare path)."""
         return self.running >= self.max_running
+
+    @property
+    def backoff(self) -> int:
+        """The length of the last back-off, in requests (for the curious and the tests)."""
+        return self._backoff.length
 
     @property
     def in_flight(self) -> int:
@@ -210,23 +176,10 @@ class WorkerPool:
         self.rescues += 1
         self._leader = None
         self._inline_thread = None  # it goes on with its request, as an ordinary thread
-        if self._inline_job is not None:
-            route = self._route_of(self._inline_job)
-            if route is not None:
-                self._slow_routes.add(route)
-            self._inline_job = None
+        self._backoff.begin(seq, self._inline_job, first=self.rescues == 1)
+        self._inline_job = None
         self._loop_watch.ended()
         self._role_free = True
-        # The loop watch numbers the requests run on the loop's thread: the difference is how
-        # many ran since the last back-off ended (those of other routes during it do not
-        # count: they say nothing of whether the slow ones stopped).
-        if self.rescues > 1 and seq - self._backed_off_seq <= INLINE_TRUSTED:
-            self.backoff = min(2 * self.backoff, INLINE_BACKOFF_MAX)
-        else:
-            self.backoff = INLINE_BACKOFF
-        self._backed_off_seq = seq
-        self._backoff_left = self.backoff
-        self._queued_took_a_tick = False
         self._queue.extend(self._ready)
         self._ready.clear()
         self._wake_locked()
@@ -263,7 +216,10 @@ class WorkerPool:
             if queued_memory > self.max_queued_memory and self.queued_memory:
                 return Refusal.MEMORY
             self.queued_memory = queued_memory
-            if ready and not (self._backoff_left and self._backs_off_locked(job)):
+            backoff = self._backoff
+            if ready and not (
+                backoff.left and backoff.sends_to_queue(job, self._inline_seq, self._queued_began)
+            ):
                 self._ready.append((job, memory))
             else:
                 self._queue.append((job, memory))
@@ -333,29 +289,6 @@ class WorkerPool:
         self._inline_seq = self._loop_watch.began()
         return job
 
-    def _backs_off_locked(self, job: Job) -> bool:
-        """Whether the back-off sends ``job``, complete, to the queue: its route is a slow
-        one, or unknown. Only those count (the back-off renews while the slow requests go
-        on): the others run on the loop's thread, and their coming does not end it."""
-        route = self._route_of(job)
-        if route is not None and route not in self._slow_routes:
-            return False
-        self._backoff_left -= 1
-        if not self._backoff_left:
-            if self._slow_requests_go_on_locked():
-                self._backoff_left = self.backoff
-            else:
-                self._slow_routes.clear()
-                self._backed_off_seq = self._inline_seq
-        return True
-
-    def _slow_requests_go_on_locked(self) -> bool:
-        """A request on a queued thread took a tick since the back-off began, or has run for
-        one now (asked once a back-off, when it has counted its requests)."""
-        took_a_tick, self._queued_took_a_tick = self._queued_took_a_tick, False
-        began_by = time.monotonic() - watcher.TICK
-        return took_a_tick or any(began <= began_by for began in self._queued_began.values())
-
     # --- the threads -----------------------------------------------------------------------
 
     def _wake_locked(self) -> None:
@@ -419,7 +352,7 @@ class WorkerPool:
             with self._lock:
                 self.running -= 1
                 if time.monotonic() - self._queued_began.pop(me) >= watcher.TICK:
-                    self._queued_took_a_tick = True
+                    self._backoff.queued_took_a_tick = True
                 job = self._take_locked(me)
 
     def _run_loop(self) -> None:
