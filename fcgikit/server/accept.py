@@ -316,11 +316,17 @@ class Acceptor:
         buffer = self.server.recv_buffer
         size = read_first(conn, buffer)
         if size == -1 and may_wait:
-            waiting = Waiting(conn, peer)
-            self.waiting[waiting.fileno] = waiting
-            self._poller.register(waiting.fileno, READABLE, waiting)
-        else:
-            self._started(conn, peer, buffer, size, watched=False)
+            # Woken by the connect, this process may have taken the CPU from the web
+            # server between its connect and its write: give it back once, and the request
+            # is likely here (and others queued) instead of a sleep and a second wake-up.
+            os.sched_yield()
+            size = read_first(conn, buffer)
+            if size == -1:
+                waiting = Waiting(conn, peer)
+                self.waiting[waiting.fileno] = waiting
+                self._poller.register(waiting.fileno, READABLE, waiting)
+                return
+        self._started(conn, peer, buffer, size, watched=False)
 
     def _started(
         self, conn: Connected, peer: object, buffer: memoryview, size: int, *, watched: bool
