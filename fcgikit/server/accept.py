@@ -4,8 +4,8 @@ The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a
 what each connection brought already, and starts it: on the direct lane
 (:mod:`fcgikit.server.direct`) when its request is there whole, else as a
 :class:`~fcgikit.server.channel.Channel`. A connection accepted before its first bytes came
-(a prefork worker woken by the connect runs before the web server has written) waits for
-them in the poller as it is (:class:`Waiting`), and is started the same way when they come:
+(a prefork worker woken by the connect ran before the web server wrote; it gave way once)
+waits for them in the poller as it is (:class:`Waiting`), and is started the same way then:
 no Channel is made for a request that turns out to take the direct lane. One that waits
 past a sweep of the loop, or into a stop, becomes a Channel then (:meth:`Acceptor.promote`),
 which is what the loop's housekeeping (idle timeout, drain, reload hand-over) knows; it
