@@ -9,7 +9,9 @@
  * accept_connection_py.
  *
  * Connection is what the server holds for an accepted descriptor in place of a socket
- * object (its twin: accept.py's connection_py, a non-blocking socket).
+ * object (its twin: accept.py's connection_py, a non-blocking socket); read_ready() is a
+ * Connection's first read, -1 where recv_into raises BlockingIOError (its twin:
+ * accept.py's read_ready_py).
  *
  * Neither releases the GIL for long: accept4 on a non-blocking listener does not wait. The
  * module is optional: when it is not built, or with FCGIKIT_PURE_PYTHON=1, accept.py runs
@@ -249,16 +251,27 @@ connection_call(Connection *self, enum connection_io call, void *data, size_t le
 PyDoc_STRVAR(connection_recv_into_doc,
 "recv_into(buffer, /)\n--\n\nsocket.recv_into(buffer): the bytes received into buffer.");
 
+/* The writable buffer a read fills; -1 with socket.recv_into's TypeError for a read-only
+ * one. */
+static int
+writable_buffer(PyObject *buffer, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(buffer, view, PyBUF_WRITABLE) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_BufferError)) { /* read-only: socket's TypeError */
+            PyErr_Format(PyExc_TypeError, "recv_into() needs a writable buffer, not %.100s",
+                         Py_TYPE(buffer)->tp_name);
+        }
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 connection_recv_into(PyObject *op, PyObject *buffer)
 {
     Connection *self = (Connection *)op;
     Py_buffer view;
-    if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) {
-        if (PyErr_ExceptionMatches(PyExc_BufferError)) { /* read-only: socket's TypeError */
-            PyErr_Format(PyExc_TypeError, "recv_into() needs a writable buffer, not %.100s",
-                         Py_TYPE(buffer)->tp_name);
-        }
+    if (writable_buffer(buffer, &view) < 0) {
         return NULL;
     }
     PyObject *result = connection_call(self, CALL_RECV, view.buf, (size_t)view.len);
@@ -366,6 +379,58 @@ connection_close(PyObject *op, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(read_ready_doc,
+"read_ready(connection, buffer, /)\n--\n\n"
+"The bytes a Connection received into buffer; -1 when none came yet, -2 when the read\n"
+"failed (the errno is dropped: the channel reads again and says what failed). None for\n"
+"anything but a Connection.");
+
+/* accept.py's read_ready_py without the exception: a connection accepted before its first
+ * bytes came is no error, and raising BlockingIOError (the OSError subclass looked up from
+ * errno, its strerror formatted, the traceback and the except clause) costs the loop many
+ * times the recv() that found the socket empty. */
+static PyObject *
+read_ready(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "read_ready() takes a connection and a buffer");
+        return NULL;
+    }
+    if (Py_TYPE(args[0])->tp_dealloc != connection_dealloc) {
+        Py_RETURN_NONE;  /* a socket: the Python reads it */
+    }
+    Connection *self = (Connection *)args[0];
+    Py_buffer view;
+    if (writable_buffer(args[1], &view) < 0) {
+        return NULL;
+    }
+    ssize_t done;
+    for (;;) {
+        int fd = self->fd;
+        Py_BEGIN_ALLOW_THREADS
+        if (fd < 0) {
+            errno = EBADF;
+            done = -1;
+        }
+        else {
+            done = recv(fd, view.buf, (size_t)view.len, 0);
+        }
+        Py_END_ALLOW_THREADS
+        if (done >= 0 || errno != EINTR) {
+            break;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+    }
+    PyBuffer_Release(&view);
+    if (done < 0) {
+        done = errno == EAGAIN || errno == EWOULDBLOCK ? -1 : -2;
+    }
+    return PyLong_FromSsize_t(done);
+}
+
 static PyMethodDef connection_methods[] = {
     {"fileno", connection_fileno, METH_NOARGS, connection_fileno_doc},
     {"recv_into", connection_recv_into, METH_O, connection_recv_into_doc},
@@ -402,6 +467,7 @@ static PyMethodDef speedups_methods[] = {
     {"accept_connection", (PyCFunction)(void (*)(void))accept_connection, METH_FASTCALL,
      accept_connection_doc},
 #endif
+    {"read_ready", (PyCFunction)(void (*)(void))read_ready, METH_FASTCALL, read_ready_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,6 +4,7 @@ is the spec."""
 def accept_connection(
     listener_fd: int, probe: bool, /
 ) -> tuple[int, tuple[object, ...] | None] | None: ...
+def read_ready(connection: object, buffer: memoryview, /) -> int | None: ...
 
 class Connection:
     """A connected non-blocking socket's descriptor, with the socket calls a connection makes."""

@@ -4,8 +4,8 @@ The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a
 what each connection brought already, and starts it: on the direct lane
 (:mod:`fcgikit.server.direct`) when its request is there whole, else as a
 :class:`~fcgikit.server.channel.Channel`. A connection accepted before its first bytes came
-(a prefork worker woken by the connect runs before the web server has written) waits for
-them in the poller as it is (:class:`Waiting`), and is started the same way when they come:
+(a prefork worker woken by the connect ran before the web server wrote; it gave way once)
+waits for them in the poller as it is (:class:`Waiting`), and is started the same way then:
 no Channel is made for a request that turns out to take the direct lane. One that waits
 past a sweep of the loop, or into a stop, becomes a Channel then (:meth:`Acceptor.promote`),
 which is what the loop's housekeeping (idle timeout, drain, reload hand-over) knows; it
@@ -24,8 +24,10 @@ enough for their web server to give up on them: the requests accepted until the 
 found empty are marked (``accepted_late``) and looked at before they run.
 
 The C lane (``_speedups_accept.c``): ``accept_connection``, accept4() without the exception
-for an empty queue, and ``Connection``, the descriptor without a socket object; their
-Python twins are :func:`accept_connection_py` and :func:`connection_py`.
+for an empty queue, ``Connection``, the descriptor without a socket object, and
+``read_ready``, a connection's first read without the exception for no bytes yet; their
+Python twins are :func:`accept_connection_py`, :func:`connection_py` and
+:func:`read_ready_py`.
 """
 
 from __future__ import annotations
@@ -71,10 +73,11 @@ AcceptConnection = Callable[[int, bool], tuple[int, tuple[object, ...] | None] |
 #: accept4), and with FCGIKIT_PURE_PYTHON=1.
 accept_connection: AcceptConnection | None
 Connection: Callable[[int], Connected] | None
+read_ready: Callable[[Connected, memoryview], int | None] | None
 try:
-    from fcgikit.server._speedups_accept import Connection, accept_connection
+    from fcgikit.server._speedups_accept import Connection, accept_connection, read_ready
 except ImportError:
-    accept_connection = Connection = None
+    accept_connection = Connection = read_ready = None
 
 
 def accept_connection_py(listener: socket.socket) -> tuple[int, object] | None:
@@ -99,6 +102,27 @@ def connection_py(fd: int, kind: tuple[int, int, int]) -> Connected:
     sock = _socket.socket(family, kind_type, proto, fd)
     sock.setblocking(False)
     return sock
+
+
+def read_ready_py(conn: Connected, buffer: memoryview) -> int:
+    """``read_ready``'s twin: the bytes ``conn`` received into ``buffer``; -1 when none came
+    yet, -2 when the read failed (the channel reads again, and says what failed)."""
+    try:
+        return conn.recv_into(buffer)
+    except BlockingIOError:
+        return -1
+    except OSError:
+        return -2
+
+
+def read_first(conn: Connected, buffer: memoryview) -> int:
+    """A new connection's read, as ``read_ready_py``: a connection accepted before its bytes
+    came (common with prefork workers, see Waiting) costs no exception on the C lane."""
+    if read_ready is not None:
+        size = read_ready(conn, buffer)
+        if size is not None:
+            return size
+    return read_ready_py(conn, buffer)
 
 
 class Waiting:
@@ -290,18 +314,19 @@ class Acceptor:
         # A web server sends its request right after connecting (nginx in the same
         # event-loop turn): it is often here already, and reading it now saves a round.
         buffer = self.server.recv_buffer
-        try:
-            size = conn.recv_into(buffer)
-        except BlockingIOError:
-            size = -1  # not here yet
-        except OSError:
-            size = -2  # the channel reads again, and says what failed
+        size = read_first(conn, buffer)
         if size == -1 and may_wait:
-            waiting = Waiting(conn, peer)
-            self.waiting[waiting.fileno] = waiting
-            self._poller.register(waiting.fileno, READABLE, waiting)
-        else:
-            self._started(conn, peer, buffer, size, watched=False)
+            # Woken by the connect, this process may have taken the CPU from the web
+            # server between its connect and its write: give it back once, and the request
+            # is likely here (and others queued) instead of a sleep and a second wake-up.
+            os.sched_yield()
+            size = read_first(conn, buffer)
+            if size == -1:
+                waiting = Waiting(conn, peer)
+                self.waiting[waiting.fileno] = waiting
+                self._poller.register(waiting.fileno, READABLE, waiting)
+                return
+        self._started(conn, peer, buffer, size, watched=False)
 
     def _started(
         self, conn: Connected, peer: object, buffer: memoryview, size: int, *, watched: bool
@@ -327,12 +352,9 @@ class Acceptor:
     def on_first_bytes(self, waiting: Waiting) -> None:
         """The poller reports ``waiting`` readable: its first bytes (or its end) came."""
         buffer = self.server.recv_buffer
-        try:
-            size = waiting.conn.recv_into(buffer)
-        except BlockingIOError:
+        size = read_first(waiting.conn, buffer)
+        if size == -1:
             return  # not yet after all
-        except OSError:
-            size = -2
         del self.waiting[waiting.fileno]
         self._started(waiting.conn, waiting.peer, buffer, size, watched=True)
 

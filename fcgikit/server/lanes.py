@@ -58,6 +58,12 @@ LANES = (
         "test_a_connection_receives_and_sends_as_a_socket_does",
     ),
     Lane(
+        "fcgikit.server._speedups_accept.read_ready",
+        "fcgikit.server.accept.read_ready_py",
+        "tests/server/test_speedups_accept.py::"
+        "test_read_ready_says_none_yet_without_an_exception_as_its_twin_does",
+    ),
+    Lane(
         "fcgikit.server._speedups_memory.mallopt",
         "fcgikit.server.memory._mallopt_py",
         "tests/server/test_memory.py::test_the_c_mallopt_answers_as_the_python",

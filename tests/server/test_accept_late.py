@@ -10,6 +10,7 @@ is certain: the accept, the client's send, the next round.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -91,6 +92,34 @@ def test_a_connection_accepted_before_its_request_came_takes_the_direct_lane_wit
         assert fd not in epoll_set(epoll_fd)
         run_arrived(server)
         assert answer(sock).endswith(b"hello /late")
+    assert server.connection_count() == 0
+
+
+def test_a_request_written_while_the_acceptor_gives_way_takes_the_direct_lane_at_once(
+    stepped: tuple[Server, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker woken by the connect may run before the web server has written (it took
+    the web server's CPU): it gives the CPU back once and reads again, so a request written
+    meanwhile runs on the direct lane without waiting in the poller for a second wake-up.
+    The web server's turn is played where the acceptor gives way, so that it is certain."""
+    server, path = stepped
+    epoll_fd = server.loop.poller._epoll.fileno()  # type: ignore[union-attr]
+    with connect(path) as sock:
+        turns: list[set[int]] = []
+
+        def web_servers_turn() -> None:
+            turns.append(epoll_set(epoll_fd))
+            sock.sendall(request(b"/written-meanwhile"))
+
+        monkeypatch.setattr(os, "sched_yield", web_servers_turn)
+        server.acceptor.accept(server.listeners[0])
+        monkeypatch.undo()
+        assert len(turns) == 1  # it gave way once, its connection in no poller then
+        assert not server.acceptor.waiting and not server.channels
+        assert len(server.arrived) == 1 and len(server.direct) == 1  # the direct lane
+        assert epoll_set(epoll_fd) == turns[0]  # nor after: not one epoll_ctl
+        run_arrived(server)
+        assert answer(sock).endswith(b"hello /written-meanwhile")
     assert server.connection_count() == 0
 
 

@@ -190,6 +190,39 @@ def test_a_connection_receives_and_sends_as_a_socket_does(
     assert web_server.recv(64) == b""  # the web server sees the response end
 
 
+def read_ready(lane: ModuleType, connection: Any, buffer: memoryview) -> int:
+    """A connection's first read the way the server makes it: the lane for a C Connection
+    (it answers None for a socket), else the twin."""
+    size = lane.read_ready(connection, buffer)
+    if size is None:
+        return accept.read_ready_py(connection, buffer)
+    assert type(connection) is lane.Connection
+    return int(size)
+
+
+def test_read_ready_says_none_yet_without_an_exception_as_its_twin_does(
+    lane: ModuleType, connected: tuple[Any, socket.socket]
+) -> None:
+    connection, web_server = connected
+    buffer = memoryview(bytearray(64))
+    assert read_ready(lane, connection, buffer) == -1  # accepted before its bytes came
+    web_server.sendall(b"request")
+    assert read_ready(lane, connection, buffer) == 7
+    assert buffer[:7] == b"request"
+    web_server.shutdown(socket.SHUT_WR)
+    assert read_ready(lane, connection, buffer) == 0  # the web server's end
+    connection.close()
+    assert read_ready(lane, connection, buffer) == -2  # failed: the channel says what
+
+
+def test_read_ready_leaves_a_socket_to_the_python(lane: ModuleType) -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        assert lane.read_ready(ours, memoryview(bytearray(8))) is None
+        with pytest.raises(TypeError):
+            lane.read_ready(ours)
+
+
 def test_send_all_buffers_sends_more_buffers_than_one_sendmsg_takes(
     connected: tuple[Any, socket.socket],
 ) -> None:
@@ -328,6 +361,9 @@ def calls(lane: ModuleType, listener: socket.socket) -> Iterator[Call]:
     # The third buffer fails after two are held: both must be released.
     yield connection.sendmsg, ([b"held", bytearray(b"held too"), "not a buffer"],)
     yield connection.send, ("not bytes",)
+    yield lane.read_ready, (connection, bytearray(8))  # the peer left: 0
+    yield lane.read_ready, (connection, b"read-only")
+    yield lane.read_ready, (ours, bytearray(8))  # detached: not a Connection
     yield lane.accept_connection, (listener.fileno(), True)  # nothing waits
     yield lane.accept_connection, (listener.fileno(), False)
     connection.close()
