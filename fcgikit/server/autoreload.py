@@ -186,6 +186,11 @@ class Reloader:
                     error,
                 )
         if self.broken:
+            # Each check that reloads nothing ends with this (debug) line, as a reload ends
+            # with SIGHUP: the error itself is said once, and without it nothing would tell
+            # a change that was checked from one still being checked.
+            broken = ", ".join(sorted(map(shown, self.broken)))
+            log.debug("fcgikit reload: not reloading: %s does not compile", broken)
             return
         names = sorted(map(shown, paths))
         more = f" and {len(names) - 3} more" if len(names) > 3 else ""
