@@ -185,7 +185,7 @@ def test_nginx_keep_conn_puts_an_upstream_in_http_and_passes_to_it(mount: str) -
     assert _without_comments(upstream) == [
         "upstream fcgikit_run_yourapplication_fcgi_sock {",
         f"    server unix:{SOCKET};",
-        "    keepalive 16;",
+        "    keepalive 64;",
         "}",
     ]
     assert location.startswith("# nginx, part 2 of 2: put this inside your server { } block.")
@@ -246,7 +246,7 @@ def test_nginx_upstreams_retry_only_what_is_safe(keep_conn: bool) -> None:
     lines = _without_comments(upstream)
     assert lines[0] == "upstream fcgikit_10_0_0_2_9000_10_0_0_3_9000 {"
     assert lines[1:3] == ["    server 10.0.0.2:9000;", "    server 10.0.0.3:9000;"]
-    assert ("    keepalive 16;" in lines) is keep_conn
+    assert ("    keepalive 64;" in lines) is keep_conn
     # the next server gets what failed to reach one; a POST that reached one is not resent
     assert "    fastcgi_next_upstream error timeout;" in _without_comments(location)
     assert "non_idempotent;" not in "\n".join(_without_comments(location))

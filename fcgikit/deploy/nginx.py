@@ -38,10 +38,12 @@ _NGINX_PARAMS = (
 # with 413 before the app sees it; fcgikit spools big bodies to a temp file and has no limit.
 _NGINX_MAX_BODY = "100m"
 
-# Idle connections each nginx worker keeps to the app. An idle connection costs fcgikit a
-# file descriptor, not a thread, so several nginx workers keeping 16 each is no burden; more
-# at once are opened as needed (fcgikit runs up to --threads, 64, requests at once).
-_NGINX_KEEPALIVE = 16
+# Idle connections each nginx worker keeps to the app: as many as fcgikit runs requests at
+# once by default (--threads). When more than this many are idle at once nginx closes the
+# extra ones and opens new ones for the next requests, an accept and a close on both sides
+# each (benchmarks/RESULTS.md, "Keep-conn with 256 connections, again"); an idle connection
+# costs fcgikit a file descriptor, not a thread.
+_NGINX_KEEPALIVE = 64
 
 
 def _nginx_upstream_name(target: Target) -> str:
