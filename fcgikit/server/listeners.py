@@ -191,7 +191,7 @@ def _bind_unix(
                 f"cannot give unix socket {path} to {owner}: {exc.strerror}{hint}"
             ) from exc
     sock.listen(backlog)
-    return _listening(sock)
+    return _as_socket(sock)
 
 
 def _bind_tcp(address: TcpAddress, backlog: int) -> socket.socket:
@@ -206,10 +206,10 @@ def _bind_tcp(address: TcpAddress, backlog: int) -> socket.socket:
         sock.close()
         raise ConfigError(f"cannot listen on {address}: {exc.strerror}") from exc
     sock.listen(backlog)
-    return _listening(sock)
+    return _as_socket(sock)
 
 
-def _listening(sock: _socket.socket) -> socket.socket:
+def _as_socket(sock: _socket.socket) -> socket.socket:
     """``sock``, bound and listening, as the :class:`socket.socket` the server takes."""
     import socket  # here, once it listens: see the module's docstring
 
