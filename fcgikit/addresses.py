@@ -6,7 +6,7 @@ also accepts flup's ``bindAddress`` forms (a path string or a ``(host, port)`` t
 
 from __future__ import annotations
 
-import socket
+import _socket  # the C module's constants: serve binds before socket (its enums) loads
 
 from fcgikit.errors import ConfigError
 from fcgikit.protocol.frozen import frozen_dataclass
@@ -30,8 +30,9 @@ class TcpAddress:
     port: int
 
     @property
-    def family(self) -> socket.AddressFamily:
-        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
+    def family(self) -> int:
+        """``AF_INET6`` or ``AF_INET`` (equal to ``socket.AddressFamily``'s members)."""
+        return _socket.AF_INET6 if ":" in self.host else _socket.AF_INET
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

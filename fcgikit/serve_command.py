@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import field, replace
@@ -40,6 +39,8 @@ from fcgikit.server.notify import SystemdNotifier
 from fcgikit.server.settings import CommandSettings, PoolSettings, ServerSettings
 
 if TYPE_CHECKING:
+    import socket
+
     from _typeshed.wsgi import WSGIApplication
     from werkzeug.serving import BaseWSGIServer
 

@@ -199,13 +199,17 @@ sys.addaudithook(_note)
 """
 
 #: what serving needs but binding does not: the server's and the connection's modules (the
-#: compiled ones' init is most of fcgikit's own start), and json (a JSON access log's)
+#: compiled ones' init is most of fcgikit's own start), json (a JSON access log's), and
+#: socket with selectors (its enums of the C module's constants: the listener is made with
+#: _socket's)
 LOADED_AFTER_THE_BIND = (
     "fcgikit.server.server",
     "fcgikit.server.channel",
     "fcgikit.protocol.server_connection",
     "fcgikit.protocol.events",
     "json",
+    "socket",
+    "selectors",
 )
 
 

@@ -10,15 +10,20 @@ Sockets are passed the systemd way (sd_listen_fds(3): descriptors from 3 on, ``L
 a single process reloaded by SIGHUP re-executes itself on the same listening sockets
 (:func:`exec_with_listeners`), so connections wait in the backlog meanwhile instead of
 meeting a missing socket file.
+
+The sockets of ``--bind`` are made, bound and listening with the C module ``_socket``, and only
+then handed out as :class:`socket.socket`: importing ``socket`` makes enums of the C module's
+constants, and until a socket listens a web server's requests are refused, not queued
+(tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import fcntl
 import os
-import socket
 import stat
 from collections.abc import Collection, Sequence
 from dataclasses import field
@@ -30,6 +35,8 @@ from fcgikit.networks import TrustedNetworks
 from fcgikit.protocol.frozen import frozen_dataclass
 
 if TYPE_CHECKING:
+    import socket
+
     from fcgikit.server.settings import ServerSettings
 
 #: socket mode before the umask is applied: owner and group (the web server's) may connect
@@ -76,6 +83,8 @@ def inherited_listener(fd: int = 0) -> socket.socket | None:
         return None
     if not stat.S_ISSOCK(mode):
         return None
+    import socket  # here: an inherited socket listens already; see the module's docstring
+
     sock = socket.socket(fileno=os.dup(fd))
     try:
         sock.getpeername()
@@ -135,7 +144,7 @@ def _remove_stale_unix_socket(path: str) -> None:
             f"{path} exists and is not a socket; refusing to delete it. "
             "Remove it yourself or choose another socket path."
         )
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         probe.connect(path)
     except OSError:
@@ -153,7 +162,7 @@ def _bind_unix(
         check_socket_mode(mode)
     ids = owner.resolve() if owner is not None else None  # an unknown name fails before bind
     _remove_stale_unix_socket(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     if mode is None:
         current = os.umask(0o077)
         os.umask(current)
@@ -182,22 +191,29 @@ def _bind_unix(
                 f"cannot give unix socket {path} to {owner}: {exc.strerror}{hint}"
             ) from exc
     sock.listen(backlog)
-    return sock
+    return _as_socket(sock)
 
 
 def _bind_tcp(address: TcpAddress, backlog: int) -> socket.socket:
-    sock = socket.socket(address.family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if address.family == socket.AF_INET6:
+    sock = _socket.socket(address.family, _socket.SOCK_STREAM)
+    sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+    if address.family == _socket.AF_INET6:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 1)
     try:
         sock.bind((address.host, address.port))
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on {address}: {exc.strerror}") from exc
     sock.listen(backlog)
-    return sock
+    return _as_socket(sock)
+
+
+def _as_socket(sock: _socket.socket) -> socket.socket:
+    """``sock``, bound and listening, as the :class:`socket.socket` the server takes."""
+    import socket  # here, once it listens: see the module's docstring
+
+    return socket.socket(sock.family, sock.type, sock.proto, sock.detach())
 
 
 def open_listener(
@@ -302,7 +318,7 @@ def exec_with_listeners(
     ``connections``: idle connections (descriptors) the new process is to serve on."""
     names = []
     for listener in listeners:
-        path = listener.getsockname() if listener.family == socket.AF_UNIX else None
+        path = listener.getsockname() if listener.family == _socket.AF_UNIX else None
         names.append(CREATED_SOCKET_NAME if path in created_paths else "passed")
     names += [CONNECTION_NAME] * len(connections)
     count = len(names)
@@ -323,7 +339,7 @@ def exec_with_listeners(
 def describe(sock: socket.socket) -> str:
     """How to write the address ``sock`` listens on, for the log."""
     name = sock.getsockname()
-    if sock.family == socket.AF_UNIX:
+    if sock.family == _socket.AF_UNIX:
         return f"unix:{name if isinstance(name, str) else name.decode()}"
     return str(TcpAddress(name[0], name[1]))
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -62,6 +61,8 @@ class SystemdNotifier:
     def __init__(self, address: str, watchdog_every: float | None = None) -> None:
         self.address = address
         self.watchdog_every = watchdog_every
+        import socket  # here: only a systemd service has a notifier; one binds before it loads
+
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self._socket.setblocking(False)
         self._next_watchdog = 0.0
