@@ -194,7 +194,7 @@ class ServerConnection(ServerOutput):
                 return self._ordinary_request(*found)
         try:
             events = super().receive_data(data)
-        except RemoteProtocolError:
+        except BaseException:
             self._stdin_run = []  # views of data the caller may reuse: never kept
             raise
         if self._stdin_run:
