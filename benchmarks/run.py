@@ -12,10 +12,14 @@ ready when its socket accepts, nginx when its port does.
 
 The FastCGI backends (fcgikit, uWSGI ``--fastcgi-socket``, flup) are reached through
 ``fastcgi_pass`` to a unix socket; gunicorn (sync worker) through ``proxy_pass`` to a unix
-socket, its natural deployment. "keep on" means an ``upstream { keepalive 32; }`` plus
-``fastcgi_keep_conn on`` (HTTP/1.1 and an empty Connection header for gunicorn, whose sync
-worker closes every connection anyway); "keep off" opens one connection per request. The
-``nginx`` row is nginx answering ``return 200`` itself: the ceiling of this machine.
+socket, its natural deployment. "keep on" means an upstream ``keepalive`` pool as big as the
+most connections a cell of the run opens (so nginx, one worker, keeps a connection for every
+request it may have in flight, as docs/deploy/nginx.rst advises) plus ``fastcgi_keep_conn on``
+(HTTP/1.1 and an empty Connection header for gunicorn, whose sync worker closes every
+connection anyway); "keep on32" is the same with the pool of 32 the runs before used (at 256
+connections nginx then closes most idle connections and opens new ones); "keep off" opens one
+connection per request. The ``nginx`` row is nginx answering ``return 200`` itself: the
+ceiling of this machine.
 
 The memory checks start a separate fcgikit process serving ``apps:plain_application`` (no
 Flask), reset its peak RSS through ``/proc/PID/clear_refs`` and read ``VmHWM`` and ``VmRSS``
@@ -91,7 +95,8 @@ APPS = {
         App("echo", "/echo", "1 MiB POST echoed", "POST", body_size=MiB, expect_size=MiB),
     )
 }
-KEEP_MODES = {"on": True, "off": False}
+#: the upstream keepalive pool of each keep mode: None = one for every request in flight
+KEEP_MODES: dict[str, int | None] = {"on": None, "off": 0, "on32": 32}
 
 
 @dataclass(frozen=True)
@@ -328,14 +333,20 @@ class Site:
         return f"{self.backend.replace('-', '_')}_{self.keep}_{self.port}"
 
 
-def nginx_config(workdir: Path, sites: Sequence[Site]) -> str:
+def nginx_config(workdir: Path, sites: Sequence[Site], in_flight: int) -> str:
+    """The one nginx of a run; ``in_flight``: the most requests a cell has in flight at once,
+    the size of the keep-on sites' pool of idle connections."""
     temp = workdir / "nginx-temp"
     upstreams = []
     servers = []
     for site in sites:
-        keep = site.keep == "on"
+        pool = KEEP_MODES[site.keep]
+        keep = pool != 0
         if site.socket is not None:
-            keepalive = "keepalive 32; keepalive_requests 1000000; keepalive_timeout 600s;"
+            keepalive = (
+                f"keepalive {pool or in_flight}; keepalive_requests 1000000; "
+                "keepalive_timeout 600s;"
+            )
             upstreams.append(
                 f"    upstream {site.upstream} {{ server unix:{site.socket}; "
                 f"{keepalive if keep else ''} }}\n"
@@ -555,6 +566,13 @@ class Bench:
 
     # -- setup ---------------------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """The most requests one of this run's cells has in flight through nginx at once."""
+        args = self.args
+        counts = (getattr(args, f"{name}_connections", 0) for name in ("procs", "mix"))
+        return max(*args.connections, *counts)
+
     def start(self, backends: Sequence[str], keep_modes: Sequence[str], memory: bool) -> None:
         (self.workdir / "nginx-temp").mkdir(exist_ok=True)
         sites = []
@@ -570,7 +588,7 @@ class Bench:
             self.memory_site = Site("fcgikit-memory", "on", free_port(), self.memory_socket, True)
             sites.append(self.memory_site)
         conf = self.workdir / "nginx.conf"
-        conf.write_text(nginx_config(self.workdir, sites))
+        conf.write_text(nginx_config(self.workdir, sites, self.in_flight))
         nginx = self.spawn("nginx", [self.args.nginx, "-c", str(conf), "-p", str(self.workdir)])
         for name in backends:
             backend = BACKENDS[name]

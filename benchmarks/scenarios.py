@@ -264,7 +264,7 @@ class Stage:
                 extra_params=php if row.php else "",
             )
         conf = self.workdir / "nginx.conf"
-        conf.write_text(run.nginx_config(self.workdir, list(self.sites.values())))
+        conf.write_text(run.nginx_config(self.workdir, list(self.sites.values()), bench.in_flight))
         args = bench.args
         self.nginx = self._spawn("nginx", [args.nginx, "-c", str(conf), "-p", str(self.workdir)])
 

@@ -9,7 +9,9 @@ out, and that the memory checks ran and answered correctly.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +115,30 @@ def test_hot_path_bench_runs_every_stage(tmp_path: Path) -> None:
     assert "connection life (one request)" in timed
     assert "the app itself" in timed
     assert all(figure > 0 for figure in timed.values()), done.stdout
+
+
+def test_nginx_keeps_a_connection_for_every_request_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/deploy/nginx.rst's advice, followed by the harness for every backend alike: with
+    keep-conn on, the pool holds as many idle connections as a cell has requests in flight,
+    so nginx never closes one to open another; ``on32`` is the pool runs before used."""
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    assert spec is not None and spec.loader is not None
+    run = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, run)  # its dataclasses look themselves up
+    spec.loader.exec_module(run)
+    sites = [
+        run.Site(backend, keep, port, tmp_path / f"{backend}-{keep}.sock")
+        for port, (backend, keep) in enumerate(
+            [("fcgikit", "on"), ("uwsgi", "on"), ("fcgikit", "on32"), ("uwsgi", "off")], 9000
+        )
+    ]
+    config = run.nginx_config(tmp_path, sites, 256)
+    upstreams = {
+        name: re.findall(r"keepalive (\d+);", block)
+        for name, block in re.findall(r"upstream (\w+?)_\d+ \{([^}]*)\}", config)
+    }
+    assert upstreams == {
+        "fcgikit_on": ["256"], "uwsgi_on": ["256"], "fcgikit_on32": ["32"], "uwsgi_off": []
+    }  # fmt: skip

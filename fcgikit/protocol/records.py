@@ -247,14 +247,13 @@ class RecordReader:
         taken += more
         if len(tail) < record_end:
             return -1
-        try:
-            with (
-                memoryview(tail) as whole,
-                whole[FCGI_HEADER_LEN : FCGI_HEADER_LEN + content_length] as content,
-            ):
-                on_record(tail[1], tail[2] << 8 | tail[3], content)
-        finally:
-            del tail[:]
+        record_type, request_id = tail[1], tail[2] << 8 | tail[3]
+        # A copy, not a view of the tail: the tail is emptied now, and on_record may keep
+        # its content until the feed returns, as it may the records cut from ``data``.
+        with memoryview(tail) as whole:
+            content = whole[FCGI_HEADER_LEN : FCGI_HEADER_LEN + content_length].tobytes()
+        del tail[:]
+        on_record(record_type, request_id, memoryview(content))
         return taken
 
     def _cut(self, view: memoryview, offset: int, on_record: RecordHandler) -> None:
@@ -274,7 +273,8 @@ class RecordReader:
             if record_end > end:
                 break
             # Not released here (a context manager per record cost more than the parse):
-            # what on_record keeps it copies, and the slice goes with the loop's next turn.
+            # on_record may keep it until the feed returns (the body's run of records,
+            # joined once), and the slice goes with the loop's next turn.
             # An empty record (the end of a stream: two of a request's four) gets the one
             # empty view, not a slice of its own.
             content = view[content_start:content_end] if content_length else _NO_CONTENT

@@ -91,6 +91,8 @@ _UNKNOWN_TYPE_LEN: Final = UNKNOWN_TYPE_BODY.size
 _RESPONDER: Final = Role.RESPONDER
 #: (an Enum member read from its class costs about a function call, interpreted)
 _READING_STDIN: Final = RequestState.READING_STDIN
+#: the place of a run's StdinData among the events until the run ends (_end_stdin_run)
+_STDIN_RUN_PENDING: Final = StdinData(0, b"")
 
 # The table's rows and cells the per-record dispatch looks at (state.RULES).
 _MANAGEMENT: Final = RULES[Standing.MANAGEMENT]
@@ -170,8 +172,9 @@ class ServerConnection(ServerOutput):
         self._params_buffered = 0
         self._params_overloads = 0
         #: the contents of the STDIN records of request ``_stdin_run_id`` that make the event
-        #: at ``_stdin_run_at`` (see _on_stdin); empty between two receive_data calls
-        self._stdin_run: list[bytes] = []
+        #: at ``_stdin_run_at`` (see _on_stdin), views of the data being received; empty
+        #: between two receive_data calls
+        self._stdin_run: list[memoryview] = []
         self._stdin_run_id = 0
         self._stdin_run_at = 0
 
@@ -189,16 +192,20 @@ class ServerConnection(ServerOutput):
             found = scan(data, self._max_params_size, self._max_decoded_pairs)
             if found is not None:
                 return self._ordinary_request(*found)
-        events = super().receive_data(data)
+        try:
+            events = super().receive_data(data)
+        except BaseException:
+            self._stdin_run = []  # views of data the caller may reuse: never kept
+            raise
         if self._stdin_run:
             self._end_stdin_run(events)
         return events
 
-    def _on_stdin(self, request_id: int, data: bytes) -> None:
+    def _on_stdin(self, request_id: int, data: memoryview) -> None:
         """One event for each run of STDIN records of one request in a read: a web server
         streams a large body in many records (nginx: 32 KiB each), and each event is a
         hand-off to the app's thread waiting for the body, a wake-up and a turn of the
-        GIL."""
+        GIL. The run's contents are copied out of the read once, joined, when it ends."""
         events = self._events
         if self._stdin_run:
             if self._stdin_run_id == request_id and self._stdin_run_at == len(events) - 1:
@@ -208,12 +215,12 @@ class ServerConnection(ServerOutput):
         self._stdin_run_id = request_id
         self._stdin_run_at = len(events)
         self._stdin_run.append(data)
-        events.append(StdinData(request_id, data))
+        events.append(_STDIN_RUN_PENDING)
 
     def _end_stdin_run(self, events: list[ServerEvent]) -> None:
         run = self._stdin_run
-        if len(run) > 1:
-            events[self._stdin_run_at] = StdinData(self._stdin_run_id, b"".join(run))
+        data = run[0].tobytes() if len(run) == 1 else b"".join(run)
+        events[self._stdin_run_at] = StdinData(self._stdin_run_id, data)
         self._stdin_run = []
 
     def _ordinary_request(
@@ -365,7 +372,7 @@ class ServerConnection(ServerOutput):
         length = len(content)
         if length:
             if record_type == _STDIN:
-                self._on_stdin(request_id, bytes(content))
+                self._on_stdin(request_id, content)
             elif record_type == _PARAMS:
                 size = len(request.params) + length
                 if size > self._max_params_size:

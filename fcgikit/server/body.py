@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Iterator
 
 # Defined with the other exceptions, where mypyc does not compile them (an OSError
@@ -41,8 +42,12 @@ class RequestBody:
         # before the app runs, and a Condition costs time to make (benchmarks/RESULTS.md,
         # "Small costs the code steps around").
         self._waiter: threading.Condition | None = None
-        self._memory = bytearray()
-        self._memory_start = 0  # read position inside _memory
+        # The chunks as fed, not copied into one buffer: a read takes its bytes from them
+        # (a slice, or a whole chunk as it is), so each byte is copied once on this side.
+        # Made by the first feed: most bodies are empty.
+        self._chunks: deque[bytes] | None = None
+        self._chunk_start = 0  # read position inside _chunks[0]
+        self._unread = 0  # bytes in _chunks not read yet
         self._spool_fd: int | None = None
         # the file's unread bytes are [_spool_read, _spool_write); while there are any, the
         # memory holds none unread (what arrives goes behind them in the file)
@@ -65,12 +70,19 @@ class RequestBody:
                 if received >= self._limit:
                     return
                 data = data[: self._limit - received]
+            if not data:
+                return
             try:
                 if self._spool_write > self._spool_read:
                     self._spool_append(data)
                 else:
-                    self._memory += data
-                    if len(self._memory) - self._memory_start > self._threshold:
+                    chunks = self._chunks
+                    if chunks is None:
+                        chunks = self._chunks = deque()
+                    # kept as it is: a bytes is immutable, anything else may change under us
+                    chunks.append(data if type(data) is bytes else bytes(data))
+                    self._unread += len(data)
+                    if self._unread > self._threshold:
                         self._move_to_spool()
             except OSError as exc:
                 self._spool_failed(exc)
@@ -109,13 +121,17 @@ class RequestBody:
             with tempfile.TemporaryFile(prefix="fcgikit-body-") as spooled:
                 self._spool_fd = os.dup(spooled.fileno())
         self._spool_read = self._spool_write = 0
-        pending = memoryview(self._memory)[self._memory_start :]
-        try:
-            self._spool_append(pending)
-        finally:
-            pending.release()
-        self._memory = bytearray()
-        self._memory_start = 0
+        start = self._chunk_start
+        for chunk in self._chunks or ():
+            with memoryview(chunk) as view, view[start:] as pending:
+                self._spool_append(pending)
+            start = 0
+        self._drop_chunks()
+
+    def _drop_chunks(self) -> None:
+        self._chunks = None
+        self._chunk_start = 0
+        self._unread = 0
 
     def _spool_append(self, data: bytes | memoryview) -> None:
         assert self._spool_fd is not None
@@ -126,8 +142,7 @@ class RequestBody:
             view = view[written:]
 
     def _release_storage(self) -> None:
-        self._memory = bytearray()
-        self._memory_start = 0
+        self._drop_chunks()
         self._spool_read = self._spool_write = 0
         if self._spool_fd is not None:
             os.close(self._spool_fd)
@@ -149,7 +164,7 @@ class RequestBody:
         if self._spool_fd is not None or self._failure is not None:
             return 0
         if self._finished:
-            return len(self._memory)
+            return self._unread
         if self._limit is not None:
             return min(self._limit, self._threshold)
         return self._threshold
@@ -164,7 +179,7 @@ class RequestBody:
         """
         with self._lock:
             self._threshold = min(self._threshold, size)
-            if len(self._memory) - self._memory_start > size:
+            if self._unread > size:
                 try:
                     self._move_to_spool()
                 except OSError as exc:
@@ -188,7 +203,7 @@ class RequestBody:
 
     def _available(self) -> int:
         spooled = self._spool_write - self._spool_read
-        return spooled if spooled else len(self._memory) - self._memory_start
+        return spooled if spooled else self._unread
 
     def _remaining_allowed(self) -> int | None:
         return None if self._limit is None else self._limit - self._consumed
@@ -200,15 +215,40 @@ class RequestBody:
             data = os.pread(self._spool_fd, n, self._spool_read)
             self._spool_read += len(data)
         else:
-            start = self._memory_start
-            with memoryview(self._memory) as memory:  # one copy, not a slice and a copy
-                data = memory[start : start + n].tobytes()
-            self._memory_start = start + len(data)
-            if self._memory_start > 65536 and self._memory_start * 2 > len(self._memory):
-                del self._memory[: self._memory_start]
-                self._memory_start = 0
+            assert self._chunks is not None  # bytes are available in memory
+            first = self._chunks[0]
+            start = self._chunk_start
+            end = start + n
+            if end < len(first):
+                data = first[start:end]
+                self._chunk_start = end
+            elif end == len(first):  # the rest of the first chunk; all of it, uncopied
+                data = first[start:] if start else first
+                self._chunks.popleft()
+                self._chunk_start = 0
+            else:
+                data = self._take_across_chunks(n)
+            self._unread -= len(data)
         self._consumed += len(data)
         return data
+
+    def _take_across_chunks(self, n: int) -> bytes:
+        """``n`` bytes from the chunks in memory, more than the first holds (lock held)."""
+        parts: list[memoryview] = []
+        chunks = self._chunks
+        assert chunks is not None
+        while n:
+            first = chunks[0]
+            start = self._chunk_start
+            end = min(len(first), start + n)
+            parts.append(memoryview(first)[start:end])  # copied once, by the join
+            n -= end - start
+            if end == len(first):
+                chunks.popleft()
+                self._chunk_start = 0
+            else:
+                self._chunk_start = end
+        return b"".join(parts)
 
     def _wait_for_data(self) -> bool:
         """Block until bytes are available; False at the end of the body (lock held)."""
@@ -274,14 +314,21 @@ class RequestBody:
         if self._spool_write > self._spool_read:
             assert self._spool_fd is not None
             return os.pread(self._spool_fd, min(n, 65536), self._spool_read)
-        start = self._memory_start
-        return bytes(self._memory[start : start + n])
+        assert self._chunks is not None
+        start = self._chunk_start
+        return self._chunks[0][start : start + n]
 
     def _skip(self, n: int) -> None:
+        """Pass over ``n`` bytes ``_peek`` returned (in memory: of the first chunk)."""
         if self._spool_write > self._spool_read:
             self._spool_read += n
         else:
-            self._memory_start += n
+            assert self._chunks is not None
+            self._chunk_start += n
+            self._unread -= n
+            if self._chunk_start == len(self._chunks[0]):
+                self._chunks.popleft()
+                self._chunk_start = 0
         self._consumed += n
 
     def readlines(self, hint: int = -1) -> list[bytes]:

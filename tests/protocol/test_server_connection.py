@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
 
 import pytest
 
@@ -89,6 +90,28 @@ def test_the_stdin_records_of_one_read_arrive_as_one_event_per_run() -> None:
     ]
     # the next read starts a run of its own
     assert server.receive_data(wire.record(wire.STDIN, 2, b"w")) == [StdinData(2, b"w")]
+
+
+def test_a_read_of_body_records_is_copied_out_of_the_read_once() -> None:
+    """A streamed upload's read holds several records of one body: the event's bytes are
+    made from the read in one copy (the records' contents are not copied first, then
+    joined), and nothing else of the read is kept."""
+    server = ServerConnection()
+    receive_request(server, 1, keep_conn=True)
+    contents = [bytes([n]) * 32760 for n in range(8)]
+    read = bytearray(b"".join(wire.record(wire.STDIN, 1, content) for content in contents))
+    # the last record ends in the next read: its content waits in the tail
+    read += wire.record(wire.STDIN, 1, b"next")[:10]
+    body = sum(map(len, contents))
+    tracemalloc.start()
+    try:
+        events = server.receive_data(read)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert events == [StdinData(1, b"".join(contents))]
+    assert peak < body + body // 4, f"{peak} bytes at the peak for a body of {body}"
+    assert server.receive_data(wire.record(wire.STDIN, 1, b"next")[10:]) == [StdinData(1, b"next")]
 
 
 def test_multiplexed_connection_overloads_past_max_active_requests() -> None:

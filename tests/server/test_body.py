@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -120,6 +121,29 @@ def test_a_large_body_the_app_keeps_up_with_never_goes_to_the_disk() -> None:
     assert not body.spooled
     assert b"".join(received) == b"".join(bytes([n]) * 500 for n in range(20))
     body.close()
+
+
+def test_an_upload_read_as_it_arrives_is_in_memory_once() -> None:
+    """Each chunk the web server sends is kept as it arrived, not copied into a buffer of the
+    body's own: memory holds the chunks not read yet, and a read copies only what it returns
+    (a block that spans two chunks included)."""
+    chunk_size, block = 1 << 20, 768 << 10
+    chunks = [bytes([n]) * chunk_size for n in range(6)]
+    expected = memoryview(b"".join(chunks))
+    body = RequestBody(content_length=len(expected), spool_threshold=16 << 20)
+    read = 0
+    tracemalloc.start()
+    try:
+        for fed, chunk in enumerate(chunks, start=1):
+            body.feed(chunk)
+            while read + block <= fed * chunk_size:
+                assert body.read(block) == expected[read : read + block]
+                read += block
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert read == len(expected)
+    assert peak < block + (64 << 10), f"{peak} bytes at the peak for reads of {block}"
 
 
 def test_a_body_the_app_falls_behind_on_spools_the_rest_and_keeps_every_byte() -> None:
