@@ -31,6 +31,7 @@ from collections.abc import Collection
 from typing import Final
 
 from fcgikit.errors import RemoteProtocolError
+from fcgikit.protocol.connection import RecordStream
 from fcgikit.protocol.constants import (
     FCGI_KEEP_CONN,
     FCGI_MAX_CONNS,
@@ -189,7 +190,8 @@ class ServerConnection(ServerOutput):
             found = scan(data, self._max_params_size, self._max_decoded_pairs)
             if found is not None:
                 return self._ordinary_request(*found)
-        events = super().receive_data(data)
+        # (named, not super(): interpreted, super() makes an object at each call)
+        events = RecordStream.receive_data(self, data)
         if self._stdin_run:
             self._end_stdin_run(events)
         return events
