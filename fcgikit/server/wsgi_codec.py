@@ -143,11 +143,13 @@ def environ_from_params_py(
         known: list[str] | None = list(map(_plain_name, params))
     except KeyError:
         known = None
-    if known is not None and dropped.isdisjoint(known):
+    if known is not None:
         values = b"\0".join(params.values()).decode("latin-1").split("\0")
         if len(values) == count:
             decoded: dict[str, Any] = dict(zip(known, values, strict=True))
-            return {**base, **decoded} if base else decoded
+            # (the few dropped names looked up in it, not each of its names in them)
+            if decoded.keys().isdisjoint(dropped):
+                return {**base, **decoded} if base else decoded
     # All names in one decode and all values in another: a decode per name and value cost
     # more than the rest of this function. NUL, the separator, may only be in a peer's
     # mischief, and then the pieces are more than the params.
