@@ -80,19 +80,29 @@ def decode_params(data: bytes | bytearray | memoryview) -> tuple[dict[bytes, byt
     offset = count = 0
     params: dict[bytes, bytes] = {}
     try:
-        while offset < end:
-            # Both lengths under 128 (one byte each) is what web servers send; a pair cut
-            # short shows only at the end, as an offset past it (the slices stop there).
-            name_length = raw[offset]
-            value_length = raw[offset + 1]
-            if (name_length | value_length) < 0x80:
+        if raw.isascii():
+            # No byte has its high bit set, so every length is the one-byte form (what web
+            # servers send for an ASCII request): no look at a length's form, pair by pair.
+            while offset < end:
                 name_start = offset + 2
-            else:
-                name_start, name_length, value_length = _pair_lengths(raw, offset)
-            value_start = name_start + name_length
-            offset = value_start + value_length
-            params[raw[name_start:value_start]] = raw[value_start:offset]
-            count += 1
+                value_start = name_start + raw[offset]
+                offset = value_start + raw[offset + 1]
+                params[raw[name_start:value_start]] = raw[value_start:offset]
+                count += 1
+        else:
+            while offset < end:
+                # Both lengths under 128 (one byte each) is what web servers send; a pair cut
+                # short shows only at the end, as an offset past it (the slices stop there).
+                name_length = raw[offset]
+                value_length = raw[offset + 1]
+                if (name_length | value_length) < 0x80:
+                    name_start = offset + 2
+                else:
+                    name_start, name_length, value_length = _pair_lengths(raw, offset)
+                value_start = name_start + name_length
+                offset = value_start + value_length
+                params[raw[name_start:value_start]] = raw[value_start:offset]
+                count += 1
         if offset == end:
             return params, count
     except (IndexError, struct.error):

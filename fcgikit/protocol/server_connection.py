@@ -31,6 +31,7 @@ from collections.abc import Collection
 from typing import Final
 
 from fcgikit.errors import RemoteProtocolError
+from fcgikit.protocol.connection import RecordStream
 from fcgikit.protocol.constants import (
     FCGI_KEEP_CONN,
     FCGI_MAX_CONNS,
@@ -193,7 +194,8 @@ class ServerConnection(ServerOutput):
             if found is not None:
                 return self._ordinary_request(*found)
         try:
-            events = super().receive_data(data)
+            # (named, not super(): interpreted, super() makes an object at each call)
+            events = RecordStream.receive_data(self, data)
         except BaseException:
             self._stdin_run = []  # views of data the caller may reuse: never kept
             raise

@@ -41,7 +41,8 @@ class ServerRequest(RequestOutput):
     __slots__ = ("keep_conn", "params", "reading", "role", "state")
 
     def __init__(self, request_id: int, role: Role, keep_conn: bool) -> None:
-        super().__init__(request_id)
+        # (named, not super(): interpreted, super() makes an object for each request)
+        RequestOutput.__init__(self, request_id)
         self.role = role
         self.keep_conn = keep_conn
         self.state = _READING_PARAMS

@@ -18,7 +18,6 @@ import logging
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping
-from itertools import repeat
 from typing import Any
 
 log = logging.getLogger("fcgikit.server")
@@ -128,8 +127,8 @@ def url_scheme(environ: dict[str, Any]) -> str:
 #: Keyed by peer input: capped (a web server sends a few dozen names).
 PLAIN_NAMES_CACHED = 256
 _PLAIN_NAMES: dict[bytes, str] = {}
-#: what _PLAIN_NAMES answers for a name it does not hold
-_UNKNOWN = repeat("")
+#: (a KeyError for a name not in it: one look-up a name, and no ``all()`` over them after)
+_plain_name = _PLAIN_NAMES.__getitem__
 
 
 def environ_from_params_py(
@@ -140,12 +139,17 @@ def environ_from_params_py(
     count = len(params)
     # A web server sends the same few names every time: each seen before comes decoded from
     # _PLAIN_NAMES (which holds none with a dot, so none reserved), with its hash known.
-    known = list(map(_PLAIN_NAMES.get, params, _UNKNOWN))
-    if all(known) and dropped.isdisjoint(known):
+    try:
+        known: list[str] | None = list(map(_plain_name, params))
+    except KeyError:
+        known = None
+    if known is not None:
         values = b"\0".join(params.values()).decode("latin-1").split("\0")
         if len(values) == count:
             decoded: dict[str, Any] = dict(zip(known, values, strict=True))
-            return {**base, **decoded} if base else decoded
+            # (the few dropped names looked up in it, not each of its names in them)
+            if decoded.keys().isdisjoint(dropped):
+                return {**base, **decoded} if base else decoded
     # All names in one decode and all values in another: a decode per name and value cost
     # more than the rest of this function. NUL, the separator, may only be in a peer's
     # mischief, and then the pieces are more than the params.

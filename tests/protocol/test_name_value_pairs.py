@@ -4,10 +4,17 @@ bytes kept bytes, and a stream cut short a RemoteProtocolError."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol import ServerConnection
-from fcgikit.protocol.name_value_pairs import decode_pairs, encode_pairs
+from fcgikit.protocol.name_value_pairs import (
+    _decode_pairs_checked,
+    decode_pairs,
+    decode_params,
+    encode_pairs,
+)
 
 from . import wire
 
@@ -69,3 +76,33 @@ def test_truncated_pairs_in_params_fail_the_connection() -> None:
     stream = wire.begin() + wire.record(wire.PARAMS, 1, b"\x03\x00ab") + wire.record(wire.PARAMS, 1)
     with pytest.raises(RemoteProtocolError):
         server.receive_data(stream)
+
+
+#: names and values: ASCII ones (the stream a web server sends), any bytes, and the edges
+_pair_bytes = (
+    st.text(st.characters(max_codepoint=0x7F), max_size=20).map(str.encode)
+    | st.binary(max_size=200)
+    | st.sampled_from([b"", b" A ", b"\xe9", b"x" * 127, b"x" * 128])
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs=st.lists(st.tuples(_pair_bytes, _pair_bytes), max_size=8), cut=st.integers(0, 40))
+def test_params_decode_as_the_checked_reading_says_ascii_or_not(
+    pairs: list[tuple[bytes, bytes]], cut: int
+) -> None:
+    # decode_params reads an ASCII stream (every length one byte) without looking at each
+    # length's form: whatever the stream (non-ASCII bytes, four-byte lengths, a name sent
+    # twice, empty names and values, cut short anywhere), it answers what the pair-by-pair
+    # reading answers.
+    encoded = encode_pairs(pairs)
+    for stream in (encoded, encoded[: max(0, len(encoded) - cut)]):
+        try:
+            expected = _decode_pairs_checked(stream)
+        except RemoteProtocolError:
+            with pytest.raises(RemoteProtocolError):
+                decode_params(stream)
+            continue
+        params, count = decode_params(stream)
+        assert (list(params.items()), count) == (list(dict(expected).items()), len(expected))
+        assert decode_pairs(stream) == expected
