@@ -3,6 +3,7 @@
     python3 benchmarks/workercost.py                  µs per request, single process and worker
     python3 benchmarks/workercost.py --callgrind      instructions per request, under valgrind
     python3 benchmarks/workercost.py --mode worker --requests 1000   one run (what --callgrind runs)
+    python3 benchmarks/workercost.py --callgrind --burst 32   connections 32 at a time (nginx, c64)
 
 Both modes drive the direct lane (nginx's default: a connection per request) through a real
 :class:`~fcgikit.server.server.Server` in this one process, as its loop does: the
@@ -66,13 +67,20 @@ def build(mode: str, listener: socket.socket) -> Server:
 
 
 def driver(
-    mode: str, directory: str, path: str, late: bool = False, later: bool = False
+    mode: str,
+    directory: str,
+    path: str,
+    late: bool = False,
+    later: bool = False,
+    burst_size: int = 0,
 ) -> Callable[[], None]:
     """One request on a connection of its own, through the server's loop's steps; ``late``:
     its bytes sent after the accept (a worker woken by the connect runs before the web
     server's write), the next round of the loop (``loop.poll``) finding them; ``later``: sent
     after that next round began, too (an idle worker's next round comes at once: through
-    nginx most late connections are still silent then), a further round finding them."""
+    nginx most late connections are still silent then), a further round finding them.
+    ``burst_size``: that many connections at once, their requests sent, served by the
+    loop's rounds (``Loop.lead``'s steps) until each is answered: a call serves them all."""
     address = f"{directory}/{mode}.sock"
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(address)
@@ -113,22 +121,60 @@ def driver(
         if server.direct:
             raise RuntimeError("the server did not close the connection")
 
+    def burst() -> None:
+        # nginx at c64 without keep-conn: many connections at once; a worker takes as
+        # many as it has threads, pauses, runs them, and is woken to accept the rest
+        clients = []
+        for _ in range(late_burst):
+            client = socket.socket(socket.AF_UNIX)
+            client.connect(address)
+            client.sendall(data)
+            clients.append(client)
+        for client in clients:
+            while True:
+                try:
+                    reply = client.recv(65536, socket.MSG_DONTWAIT)
+                    break
+                except BlockingIOError:
+                    step()
+            if b"Hello" not in reply:
+                raise RuntimeError("no reply")
+            client.close()
+
+    def step() -> None:
+        # a round of Loop.lead
+        loop.poll()
+        arrived, server.arrived = server.arrived, []
+        admit(arrived, pool)
+        if server.acceptor.shared and not server.acceptor.paused and server.saturated():
+            server.acceptor.pause()
+        pool.run_ready()
+
+    late_burst = burst_size
+    if burst_size:
+        burst()
+        return burst
     one()
     return one
 
 
-def run(mode: str, requests: int, path: str, late: bool, later: bool = False) -> None:
+def run(
+    mode: str, requests: int, path: str, late: bool, later: bool = False, burst: int = 0
+) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        one = driver(mode, directory, path, late, later)
-        for _ in range(requests):
+        one = driver(mode, directory, path, late, later, burst)
+        for _ in range(requests // max(burst, 1)):
             one()
 
 
-def instructions(mode: str, requests: int, path: str, late: bool, later: bool = False) -> int:
+def instructions(
+    mode: str, requests: int, path: str, late: bool, later: bool = False, burst: int = 0
+) -> int:
     """User-space instructions of this script run under callgrind for ``requests``."""
     return callgrind_instructions(
         [__file__, "--mode", mode, "--requests", str(requests), "--path", path,
-         *(["--late"] if late else []), *(["--later"] if later else [])]
+         *(["--late"] if late else []), *(["--later"] if later else []),
+         "--burst", str(burst)]
     )  # fmt: skip
 
 
@@ -167,25 +213,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--later", action="store_true", help="bytes sent after the next round began too"
     )
+    parser.add_argument(
+        "--burst", type=int, default=0, help="connections at once, as nginx at c64 (e.g. 32)"
+    )
     args = parser.parse_args(argv)
     if args.mode is not None:
-        run(args.mode, args.requests, args.path, args.late, args.later)
+        run(args.mode, args.requests, args.path, args.late, args.later, args.burst)
         return 0
     pure = " (pure Python)" if os.environ.get("FCGIKIT_PURE_PYTHON") == "1" else ""
     if args.callgrind:
         late = ", bytes after the accept" if args.late else ""
         late = ", bytes after the next round began" if args.later else late
+        late = f", bursts of {args.burst} connections" if args.burst else late
         print(f"instructions per request, {args.path}{late}{pure}:")
         for mode in MODES:
-            few = instructions(mode, args.requests, args.path, args.late, args.later)
-            many = instructions(mode, 5 * args.requests, args.path, args.late, args.later)
+            few = instructions(mode, args.requests, args.path, args.late, args.later, args.burst)
+            many = instructions(
+                mode, 5 * args.requests, args.path, args.late, args.later, args.burst
+            )
             print(f"  {mode:7} {(many - few) / (4 * args.requests):10,.0f}")
         return 0
     print(f"µs per request, best of 5 x {args.requests}, {args.path}{pure}:")
     with tempfile.TemporaryDirectory() as directory:
         for mode in MODES:
-            one = driver(mode, directory, args.path, args.late, args.later)
-            print(f"  {mode:7} {best_microseconds(one, args.requests):7.1f}")
+            one = driver(mode, directory, args.path, args.late, args.later, args.burst)
+            calls = args.requests // max(args.burst, 1)
+            print(f"  {mode:7} {best_microseconds(one, calls) / max(args.burst, 1):7.1f}")
     return 0
 
 

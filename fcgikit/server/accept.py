@@ -26,8 +26,7 @@ found empty are marked (``accepted_late``) and looked at before they run.
 The C lane (``_speedups_accept.c``): ``accept_connection``, accept4() without the exception
 for an empty queue, ``Connection``, the descriptor without a socket object, and
 ``read_ready``, a connection's first read without the exception for no bytes yet; their
-Python twins are :func:`accept_connection_py`, :func:`connection_py` and
-:func:`read_ready_py`.
+Python twins are :func:`accept_connection_py`, :func:`connection_py`, :func:`read_ready_py`.
 """
 
 from __future__ import annotations
@@ -169,8 +168,8 @@ class Acceptor:
         self.retry_after = ACCEPT_RETRY
         #: when to try accepting again after ACCEPT_RESOURCE_ERRORS (0.0: not waiting)
         self.retry_at = 0.0
-        #: the status page's counters (ServerSettings.metrics), or None
-        self.metrics = server.settings.metrics
+        self.metrics = server.settings.metrics  # the status page's counters, or None
+        self._allowed = server.settings.web_server_addrs  # (FCGI_WEB_SERVER_ADDRS)
         self._refused_peers = RateLimitedLog(
             log,
             "fcgikit: refused connection from %s (not in FCGI_WEB_SERVER_ADDRS)",
@@ -221,7 +220,7 @@ class Acceptor:
         """Accept every connection waiting on ``listener``, busy or not: a stop serves them
         (or answers FCGI_OVERLOADED) rather than leave them to be reset."""
         while (accepted := self._accept_one(listener, True)) is not None:
-            self._admit(listener, *accepted, may_wait=False)
+            self._admit(listener, accepted, may_wait=False)
 
     def sweep(self, now: float, *, stopping: bool) -> None:
         """The loop's periodic round: the rate-limited lines, and the retry after running
@@ -282,15 +281,16 @@ class Acceptor:
                 return
             if self._check_backlog:
                 self.accepted_late = True
-            self._admit(listener, *accepted, may_wait=True)
+            self._admit(listener, accepted, may_wait=True)
         self._expected = ACCEPT_BATCH
 
     def _admit(
-        self, listener: socket.socket, fd: int, peer: object, nonblocking: bool, *, may_wait: bool
+        self, listener: socket.socket, accepted: tuple[int, object, bool], *, may_wait: bool
     ) -> None:
-        """Start serving an accepted connection, or close it if its peer is not allowed;
-        ``may_wait``: for its first bytes, until the loop's next round (see _start)."""
-        if not peer_allowed(peer, self.server.settings.web_server_addrs):
+        """Start serving ``accepted`` (_accept_one's tuple, not *args, which the compiled call
+        would pack anew), or close it if its peer is not allowed; ``may_wait``: see _start."""
+        fd, peer, nonblocking = accepted
+        if not peer_allowed(peer, self._allowed):
             assert isinstance(peer, tuple)
             self._refused_peers.note(peer[0], time.monotonic())
             os.close(fd)

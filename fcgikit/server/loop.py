@@ -80,6 +80,8 @@ class Loop:
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
+        #: a wake-up is written and not yet read back (see wake)
+        self._woken = False
         #: the connections with output for the loop to watch for (see want_write); under
         #: the server's lock
         self.write_wanted: set[Channel] = set()
@@ -93,7 +95,13 @@ class Loop:
             self.sweep_every = min(SWEEP_EVERY, notifier.watchdog_every)
 
     def wake(self) -> None:
-        """Have the loop's next round come now (from any thread)."""
+        """Have the loop's next round come now (from any thread). One written and not yet
+        read back does for any number: a paused worker's requests each make room as they
+        end and their connections close, and the round that reads the wake-up looks at
+        everything any of them changed before it (see on_woken)."""
+        if self._woken:
+            return
+        self._woken = True
         with contextlib.suppress(OSError):
             self.wake_w.send(b"\0")
 
@@ -178,8 +186,12 @@ class Loop:
         """Another thread (or a signal) woke the loop: for a channel with output, a stop, a
         closed connection that makes room to accept again, or a queued signal."""
         with contextlib.suppress(OSError):
-            while self.wake_r.recv(4096):
+            while len(self.wake_r.recv(4096)) == 4096:
                 pass
+        # Read back, then cleared, then acted on: whoever found the flag set before this
+        # changed what the rest of this round looks at; whoever finds it clear writes anew.
+        # (Signals write to the socket without it: a round more at most.)
+        self._woken = False
         self.update_write_interest()
         server = self.server
         if server.kept_elsewhere:

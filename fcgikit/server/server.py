@@ -114,7 +114,9 @@ class Server:
         self.channels: set[Channel] = set()
         #: the connections whose request runs on the direct lane (see direct.py)
         self.direct: set[DirectChannel] = set()
-        #: guards the connections (channels, direct), and the loop's write_wanted
+        #: guards the connections (channels, and a connection's move from direct to
+        #: channels), and the loop's write_wanted. A direct connection's own add and
+        #: discard are one set operation each, atomic under the GIL: they take no lock.
         self.lock = threading.Lock()
         #: what every connection reads into, in the I/O thread (see Channel.on_readable)
         self.recv_buffer = memoryview(bytearray(RECV_SIZE))
@@ -194,8 +196,7 @@ class Server:
             self.loop.wake()
 
     def direct_closed(self, channel: DirectChannel) -> None:
-        with self.lock:
-            self.direct.discard(channel)
+        self.direct.discard(channel)  # (no lock: see _init_connections)
         if self.stopping.begun or self.acceptor.paused:
             self.loop.wake()
 
@@ -320,8 +321,7 @@ class Server:
         if whole is None:
             return False
         direct = DirectChannel(self, conn, whole, peer)
-        with self.lock:
-            self.direct.add(direct)
+        self.direct.add(direct)  # (no lock: see _init_connections)
         # admitted after this round, like the channels' requests
         self.arrived.append((direct, direct.start_request()))
         return True
