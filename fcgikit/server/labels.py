@@ -3,26 +3,19 @@
 scoreboard cell (:meth:`~fcgikit.server.scoreboard.WorkerSlot.begin_request`), where the status
 page, the master's ``--timeout`` message and the slow log read it.
 
-The C lane (``_speedups_labels.c``): ``write_label``, the label's bytes copied from the
-environ's strs into the cell, for every request; it answers None outside the ordinary case
-(see there), and :func:`write_label_py`, its twin and spec, writes the label then.
+:func:`write_label_py` writes it in Python; the C lane of the whole cell's write,
+``_speedups_scoreboard.begin_cell``, writes the same bytes (see
+:func:`~fcgikit.server.scoreboard.begin_cell_py`, its twin).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIEnvironment
+    import mmap
 
-WriteLabel = Callable[[memoryview, int, int, "WSGIEnvironment"], int | None]
-#: The C lane; None where it was not built, and with FCGIKIT_PURE_PYTHON=1.
-write_label: WriteLabel | None
-try:
-    from fcgikit.server._speedups_labels import write_label
-except ImportError:
-    write_label = None
+    from _typeshed.wsgi import WSGIEnvironment
 
 
 def request_label(environ: WSGIEnvironment) -> str:
@@ -38,12 +31,14 @@ def encoded_label(label: str, size: int) -> bytes:
     return label.encode("utf-8", "replace")[:size]
 
 
-def write_label_py(buffer: memoryview, offset: int, size: int, environ: WSGIEnvironment) -> int:
-    """``write_label``'s twin: write what fits of the request's label in ``size`` bytes into
+def write_label_py(
+    buffer: mmap.mmap | memoryview, offset: int, size: int, environ: WSGIEnvironment
+) -> int:
+    """Write what fits of the request's label in ``size`` bytes into
     ``buffer`` at ``offset``; its length in bytes."""
     raw = encoded_label(request_label(environ), size)
     buffer[offset : offset + len(raw)] = raw
     return len(raw)
 
 
-__all__ = ["encoded_label", "request_label", "write_label", "write_label_py"]
+__all__ = ["encoded_label", "request_label", "write_label_py"]

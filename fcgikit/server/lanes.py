@@ -69,10 +69,15 @@ LANES = (
         "tests/server/test_memory.py::test_the_c_mallopt_answers_as_the_python",
     ),
     Lane(
-        "fcgikit.server._speedups_labels.write_label",
-        "fcgikit.server.labels.write_label_py",
-        "tests/server/test_speedups_labels.py::"
+        "fcgikit.server._speedups_scoreboard.begin_cell",
+        "fcgikit.server.scoreboard.begin_cell_py",
+        "tests/server/test_speedups_scoreboard.py::"
         "test_whatever_the_lane_writes_is_what_the_twin_writes",
+    ),
+    Lane(
+        "fcgikit.server._speedups_scoreboard.end_cell",
+        "fcgikit.server.scoreboard.end_cell_py",
+        "tests/server/test_speedups_scoreboard.py::test_the_lane_ends_a_cell_as_the_twin_does",
     ),
     Lane(
         "fcgikit.server._speedups_watcher.LoopWatch",

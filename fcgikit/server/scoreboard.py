@@ -45,10 +45,12 @@ from __future__ import annotations
 import mmap
 import struct
 import time
+from _thread import get_ident
+from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Final
 
-from fcgikit.server.labels import encoded_label, write_label, write_label_py
+from fcgikit.server.labels import encoded_label, write_label_py
 from fcgikit.server.metrics import (
     BLOCK_SIZE,
     RETIRE_REASONS,
@@ -65,6 +67,17 @@ from fcgikit.server.pool_view import WorkerState as WorkerState  # the writers i
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
+#: what a request's cell is written in: the board's memory (a memoryview in the tests)
+Cells = mmap.mmap | memoryview
+#: The C lane of a request's cell (fcgikit/server/_speedups_scoreboard.c): None where it was not
+#: built, and with FCGIKIT_PURE_PYTHON=1; begin_cell_py and end_cell_py are its twins.
+begin_cell: Callable[[Cells, int, int, WSGIEnvironment], int | None] | None
+end_cell: Callable[[Cells, int], bool | None] | None
+try:
+    from fcgikit.server._speedups_scoreboard import begin_cell, end_cell
+except ImportError:
+    begin_cell = end_cell = None
+
 # started_wall, started_mono, dead_accepted, dead_slow, dynamic, target, maximum, threads,
 # max_reached
 _HEADER: Final = struct.Struct("=ddQQIIIII")
@@ -76,7 +89,8 @@ _LABEL_SIZE: Final = 246
 # start (0: never used, < 0: free since -start), the cell's requests << 16 | label length
 _CELL_HEAD: Final = struct.Struct("=dQ")
 _CELL_SIZE: Final = 264  # the head, the label, and padding to keep the next cell aligned
-_LABEL_AT: Final = 16  # in a cell
+_WORD_AT: Final = 8  # in a cell
+_LABEL_AT: Final = 16
 _LENGTH_BITS: Final = 16
 _LENGTH_MASK: Final = (1 << _LENGTH_BITS) - 1
 #: why the master replaced a worker (fcgikit.server.children.restart_reason)
@@ -109,7 +123,8 @@ _OFF_DRAINING: Final = 60
 assert _HEADER.size <= _OFF_DRAINING and _OFF_DRAINING + _U32.size <= _HEADER_SIZE
 
 assert _HEADER.size <= _HEADER_SIZE and _SLOT.size <= _SLOT_SIZE
-assert _CELL_HEAD.size == _LABEL_AT and _LABEL_AT + _LABEL_SIZE <= _CELL_SIZE
+assert _CELL_HEAD.size == _LABEL_AT and _F64.size == _WORD_AT
+assert _LABEL_AT + _LABEL_SIZE <= _CELL_SIZE
 assert _CELL_SIZE % 8 == 0 and _LABEL_SIZE < 1 << _LENGTH_BITS
 
 
@@ -267,20 +282,28 @@ class Scoreboard:
 
 
 class WorkerSlot:
-    """A worker's handle on its own slot. ``begin``/``end`` run on the worker's threads, a
-    cell's on one thread at a time (the caller's lock hands the cells out).
+    """A worker's handle on its own slot. ``begin_request``/``end`` run on the worker's
+    threads, a cell's on one thread at a time (the tracker's free list hands the cells out).
 
-    ``begin`` and ``end`` run for every request: they write their words through memoryview
-    casts of the slot, an item assignment each, where ``Struct.pack_into`` is a call that
-    costs as much as the rest of the write. The views are made at the first request (a slot
-    handle the master makes for a moment holds none: the board's mmap cannot close while a
-    view of it lives)."""
+    ``begin_request`` and ``end`` run for every request: each is one call of the C lane
+    (``begin_cell``, ``end_cell``) that reads the clock and writes the cell's label and words
+    in the board's memory, where each word written from Python is a call or an item
+    assignment that costs as much as the rest of the write. ``begin`` (a label given as a
+    str) writes through memoryview casts of the slot, made at its first call (a slot handle
+    the master makes for a moment holds none: the board's mmap cannot close while a view of
+    it lives)."""
 
     def __init__(self, board: Scoreboard, index: int) -> None:
         self.board = board
         self.index = index
         self.offset = board._offset(index)
         self._views: _RequestViews | None = None
+        cells = self.offset + board.cells
+        #: where each of the slot's request cells begins in the board's memory
+        self._cells_at = [cells + cell * _CELL_SIZE for cell in range(board.threads)]
+        # the C lane, held here: an attribute is read for less than a module's global
+        self._begin_cell = begin_cell
+        self._end_cell = end_cell
 
     def _request_views(self) -> _RequestViews:
         views = self._views
@@ -305,31 +328,32 @@ class WorkerSlot:
         raw = encoded_label(label, _LABEL_SIZE)
         at = cell * _CELL_SIZE
         views.cells[at + _LABEL_AT : at + _LABEL_AT + len(raw)] = raw
-        self._started(views, at, len(raw), requests, started)
-
-    def begin_request(
-        self, cell: int, environ: WSGIEnvironment, requests: int, started: float
-    ) -> None:
-        """:meth:`begin` with the label of the request whose ``environ`` this is, written
-        by the C lane where it can (fcgikit.server.labels)."""
-        views = self._request_views()
-        at = cell * _CELL_SIZE
-        length = None
-        if write_label is not None:
-            length = write_label(views.cells, at + _LABEL_AT, _LABEL_SIZE, environ)
-        if length is None:
-            length = write_label_py(views.cells, at + _LABEL_AT, _LABEL_SIZE, environ)
-        self._started(views, at, length, requests, started)
-
-    def _started(
-        self, views: _RequestViews, at: int, length: int, requests: int, started: float | None
-    ) -> None:
-        views.words[at // 8 + 1] = requests << _LENGTH_BITS | length
+        views.words[(at + _WORD_AT) // 8] = requests << _LENGTH_BITS | len(raw)
         views.starts[at // 8] = monotonic() if started is None else started
 
-    def end(self, cell: int) -> None:
-        """The request in ``cell`` ended: the cell is free, since now."""
-        self._request_views().starts[cell * _CELL_SIZE // 8] = -monotonic()
+    def begin_request(self, cell: int, environ: WSGIEnvironment) -> int:
+        """:meth:`begin` for the request whose ``environ`` this is, now, the cell's next
+        request, written by the C lane where it can; the ident of the thread it runs on."""
+        mem = self.board.mem
+        at = self._cells_at[cell]
+        lane = self._begin_cell
+        if lane is not None:
+            thread = lane(mem, at, _LABEL_SIZE, environ)
+            if thread is not None:
+                return thread
+        return begin_cell_py(mem, at, _LABEL_SIZE, environ)
+
+    def end(self, cell: int) -> bool:
+        """The request in ``cell`` ended: the cell is free, since now. False, and nothing
+        written, when the cell was free already."""
+        mem = self.board.mem
+        at = self._cells_at[cell]
+        lane = self._end_cell
+        if lane is not None:
+            ended = lane(mem, at)
+            if ended is not None:
+                return ended
+        return end_cell_py(mem, at)
 
     def set_slow(self, slow: int) -> None:
         _U64.pack_into(self.board.mem, self.offset + _OFF_SLOW, slow)
@@ -357,3 +381,24 @@ class _RequestViews:
         self.cells: memoryview[int] = cells
         self.starts: memoryview[float] = cells.cast("d")
         self.words: memoryview[int] = cells.cast("Q")
+
+
+def begin_cell_py(cells: Cells, at: int, size: int, environ: WSGIEnvironment) -> int:
+    """``begin_cell``'s twin and spec: a request began in the free cell at ``at`` (its label
+    ``size`` bytes at most): its label and its count (the cell's last plus one) first, its
+    start (now) last, as the module docstring says for torn reads; the calling thread's
+    ident, for the slow log."""
+    length = write_label_py(cells, at + _LABEL_AT, size, environ)
+    requests = (_U64.unpack_from(cells, at + _WORD_AT)[0] >> _LENGTH_BITS) + 1
+    _U64.pack_into(cells, at + _WORD_AT, requests << _LENGTH_BITS | length)
+    _F64.pack_into(cells, at, monotonic())
+    return get_ident()
+
+
+def end_cell_py(cells: Cells, at: int) -> bool:
+    """``end_cell``'s twin and spec: the request in the cell at ``at`` ended, its end (now)
+    negated over its start; False, and nothing written, when the cell was not running."""
+    if _F64.unpack_from(cells, at)[0] <= 0.0:
+        return False
+    _F64.pack_into(cells, at, -monotonic())
+    return True

@@ -6,7 +6,8 @@ answers the status page. The rest of the worker is :mod:`fcgikit.server.worker`.
 
 It runs once per request, so it is compiled with the server's per-request path (setup.py), and
 does as little as it can: no lock (a cell is taken from a free list and given back), the
-scoreboard written in place, nothing allocated for a request whose response is a list.
+scoreboard cell the one record of the request (its label, start and count, written in place
+by one call), nothing allocated for a request whose response is a list.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ import logging
 import os
 import threading
 import time
-from _thread import get_ident
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from time import monotonic
 from typing import TYPE_CHECKING
 
 from fcgikit.server.labels import request_label
@@ -34,15 +33,12 @@ log = logging.getLogger("fcgikit.server")
 
 @dataclass(slots=True)
 class _Running:
-    """A request cell's request, for the slow log; ``started`` 0.0 while the cell is free."""
+    """A slow request, for the slow log: its thread, its label and its start (as its cell
+    holds them)."""
 
-    thread_id: int = 0
-    #: the request's label (labels.request_label), read from the cell when it is reported
-    label: str = ""
-    started: float = 0.0
-    reported_slow: bool = False
-    #: requests the cell has run (the readers of the slot add the cells' counts up)
-    requests: int = 0
+    thread_id: int
+    label: str
+    started: float
 
 
 class _ClosingIterable:
@@ -113,8 +109,10 @@ class RequestTracker:
         self.notify = notify
         self._lock = threading.Lock()
         self._free_cells = list(range(threads - 1, -1, -1))
-        #: each request cell's request (see _Running), reused from one request to the next
-        self.running = [_Running() for _ in range(threads)]
+        #: the thread each cell's request runs on (its last one's while the cell is free)
+        self._thread_ids = [0] * threads
+        #: the start of the request each cell last reported slow (the slow log's "once")
+        self._reported_starts = [0.0] * threads
         #: requests ended, counted only for max_requests
         self.completed = 0
         self.slow = 0
@@ -141,29 +139,20 @@ class RequestTracker:
         self.retire(f"was asked to exit by the app ({type(exc).__name__})")
 
     def _begin(self, environ: WSGIEnvironment) -> int:
-        started = monotonic()
         # No lock on a request's path: list.pop and list.append are atomic under the GIL
         # (compiled or interpreted), the cell is this thread's until it is appended back,
         # and the busy count is the free list's length. The server never runs more requests
         # at once than it has threads, so a cell is always free here.
         free = self._free_cells
         cell = free.pop()
-        running = self.running[cell]
-        running.thread_id = get_ident()
-        running.reported_slow = False
-        running.requests = requests = running.requests + 1
-        running.started = started  # last: slow_requests reads a cell whose start is set
-        self.slot.begin_request(cell, environ, requests, started)
+        self._thread_ids[cell] = self.slot.begin_request(cell, environ)
         if not free and self.report_saturation:
             self.notify()  # saturated: a dynamic pool may want another worker
         return cell
 
     def _end(self, cell: int) -> None:
-        running = self.running[cell]
-        if not running.started:
-            return
-        running.started = 0.0
-        self.slot.end(cell)
+        if not self.slot.end(cell):
+            return  # ended already: the cell must not be given back twice
         self._free_cells.append(cell)  # last: another thread may take the cell from here
         if self.max_requests > 0:
             self._count_toward_max_requests()
@@ -188,22 +177,20 @@ class RequestTracker:
         log.info("worker %d %s; asking for a replacement", os.getpid(), reason)
         self.notify()
 
-    def slow_requests(self, threshold: float) -> list[_Running]:
-        """Requests running longer than ``threshold`` not reported yet; marks them reported."""
-        now = time.monotonic()
+    def slow_requests(self, threshold: float, now: float | None = None) -> list[_Running]:
+        """Requests running longer than ``threshold`` at ``now`` (time.monotonic; by default
+        now) not reported yet; marks them reported."""
+        if now is None:
+            now = time.monotonic()
         found = []
-        # the labels as the status page reads them: a request writes its label to its cell only
-        labels = {r.cell: r.label for r in self.slot.board.read(self.slot.index).running}
+        # read from the cells, as the status page reads them: a request writes only its cell
+        running = self.slot.board.read(self.slot.index).running
         with self._lock:
-            for cell, running in enumerate(self.running):
-                if (
-                    running.started
-                    and not running.reported_slow
-                    and now - running.started > threshold
-                ):
-                    running.reported_slow = True
-                    running.label = labels.get(cell, "")
-                    found.append(running)
+            for request in running:
+                cell, started = request.cell, request.started
+                if now - started > threshold and self._reported_starts[cell] != started:
+                    self._reported_starts[cell] = started
+                    found.append(_Running(self._thread_ids[cell], request.label, started))
             if found:
                 self.slow += len(found)
                 self.slot.set_slow(self.slow)
