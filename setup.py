@@ -42,6 +42,7 @@ COMPILED = [
     "fcgikit/protocol/lanes.py",
     "fcgikit/protocol/output.py",
     "fcgikit/protocol/input_events.py",
+    "fcgikit/protocol/management.py",
     "fcgikit/protocol/connection.py",
     "fcgikit/protocol/server_output.py",
     "fcgikit/protocol/server_connection.py",
