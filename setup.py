@@ -50,6 +50,7 @@ COMPILED = [
     "fcgikit/protocol/client_connection.py",
     "fcgikit/server/body.py",
     "fcgikit/server/channel.py",
+    "fcgikit/server/channel_input.py",
     "fcgikit/server/direct.py",
     "fcgikit/server/reply.py",
     "fcgikit/server/pool.py",
