@@ -163,20 +163,17 @@ class Channel(ReplySender[ChannelHost]):
                 server = self.server
                 note_params_overloads(server.settings, server.overloads, self.peer, refused)
         for event in events:
-            # A request's first event first: interpreted, each isinstance is a call.
-            if isinstance(event, RequestReceived):
-                self._receive_request(event)
-            else:
+            # A request's first event here, the others there: one call for each event.
+            if not isinstance(event, RequestReceived):
                 deliver_input(self.requests, event)
-
-    def _receive_request(self, event: RequestReceived) -> None:
-        self.requests_received += 1
-        received = WSGIRequest(self, event, self.server.app, self.server.settings)
-        with self.state_lock:
-            self.requests[event.request_id] = received
-        # Admitted once this round of the loop is over: by then the events after this
-        # one (the body's end, usually) are in, and a complete request may run inline.
-        self.server.arrived.append((self, received))
+                continue
+            self.requests_received += 1
+            received = WSGIRequest(self, event, self.server.app, self.server.settings)
+            with self.state_lock:
+                self.requests[event.request_id] = received
+            # Admitted once this round of the loop is over: by then the events after this
+            # one (the body's end, usually) are in, and a complete request may run inline.
+            self.server.arrived.append((self, received))
 
     def on_peer_closed(self, reason: str | None) -> None:
         """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""
