@@ -1,4 +1,5 @@
-"""The events a request's input becomes: RequestReceived from its params, StdinEnded.
+"""The events a request's input becomes: RequestReceived from its params, StdinData from its
+body's records (:class:`StdinRuns`), StdinEnded.
 
 Both ways a request is read make them here, so they are the same events: record by record
 (:class:`~fcgikit.protocol.ServerConnection`), and whole, from what the C lane
@@ -12,11 +13,23 @@ from collections.abc import Mapping
 from typing import Final
 
 from fcgikit.protocol.constants import Role
-from fcgikit.protocol.events import EncodedParams, RequestReceived, StdinEnded
+from fcgikit.protocol.events import (
+    EncodedParams,
+    RequestReceived,
+    ServerEvent,
+    StdinData,
+    StdinEnded,
+)
 from fcgikit.protocol.lanes import request_received
 from fcgikit.protocol.name_value_pairs import decode_pairs, decode_params
 
-__all__ = ["MAX_DECODED_PAIRS", "received_from_params", "received_from_scan", "stdin_ended_event"]
+__all__ = [
+    "MAX_DECODED_PAIRS",
+    "StdinRuns",
+    "received_from_params",
+    "received_from_scan",
+    "stdin_ended_event",
+]
 
 #: ServerConnection's default max_decoded_pairs. Web servers send 20 to 40 params; with up
 #: to 128 a dict costs at most ~15 KiB more than the bytes sent. More stay encoded.
@@ -25,6 +38,8 @@ MAX_DECODED_PAIRS = 128
 _NO_NAMES: Final[frozenset[bytes]] = frozenset()
 _RESPONDER: Final = Role.RESPONDER
 _request_received: Final = request_received
+#: the place of a run's StdinData among the events until the run ends (StdinRuns.end)
+_STDIN_RUN_PENDING: Final = StdinData(0, b"")
 
 
 def received_from_params(
@@ -77,3 +92,40 @@ def stdin_ended_event(request_id: int) -> StdinEnded:
         if len(_STDIN_ENDED) < STDIN_ENDED_CACHED:
             _STDIN_ENDED[request_id] = event
     return event
+
+
+class StdinRuns:
+    """One StdinData for each run of STDIN records of one request in a read: a web server
+    streams a large body in many records (nginx: 32 KiB each), and each event is a hand-off
+    to the app's thread waiting for the body, a wake-up and a turn of the GIL. The run's
+    contents are copied out of the read once, joined, when it ends.
+
+    A ServerConnection's, made at its first STDIN record read record by record; it holds a
+    run only during a ``receive_data`` call, which ends the run (:meth:`end`) or drops it.
+    """
+
+    def __init__(self) -> None:
+        #: the contents of the STDIN records of request ``request_id`` that make the event
+        #: at ``at``, views of the data being received; empty between two receive_data calls
+        self.views: list[memoryview] = []
+        self.request_id = 0
+        self.at = 0
+
+    def add(self, events: list[ServerEvent], request_id: int, data: memoryview) -> None:
+        """The contents of a STDIN record that ``events`` (a read's, so far) is followed by."""
+        if self.views:
+            if self.request_id == request_id and self.at == len(events) - 1:
+                self.views.append(data)
+                return
+            self.end(events)
+        self.request_id = request_id
+        self.at = len(events)
+        self.views.append(data)
+        events.append(_STDIN_RUN_PENDING)
+
+    def end(self, events: list[ServerEvent]) -> None:
+        """Put the run's StdinData in its place among ``events``."""
+        views = self.views
+        data = views[0].tobytes() if len(views) == 1 else b"".join(views)
+        events[self.at] = StdinData(self.request_id, data)
+        self.views = []

@@ -5,9 +5,9 @@ its type and where its request id stands, and does what the table says. Why it i
 like this:
 
 * Some replies are the protocol's own business, not the application's: FCGI_GET_VALUES,
-  unknown management types, refused FCGI_BEGIN_REQUESTs (wrong role, can't multiplex,
-  overloaded) and the FCGI_END_REQUEST that answers FCGI_ABORT_REQUEST. They are queued and
-  handed out by ``data_to_send``, so the application only ever sees requests it must run.
+  unknown management types, refused FCGI_BEGIN_REQUESTs and the FCGI_END_REQUEST that
+  answers FCGI_ABORT_REQUEST. They are queued and handed out by ``data_to_send``, so the
+  application only ever sees requests it must run; what they say is management.py's.
 * Request ids follow the spec's "Managing Request IDs" (section 3.3): an id is active from
   FCGI_BEGIN_REQUEST until the application's FCGI_END_REQUEST, and records for an inactive id
   are ignored. One guard goes beyond the spec: after FCGI_ABORT_REQUEST the id is inactive
@@ -22,7 +22,8 @@ This module is the input: it admits, refuses and aborts requests and hands on wh
 send. What the application sends for them, and their end, which frees their ids, is the base
 class, :class:`~fcgikit.protocol.server_output.ServerOutput` (server_output.py), which holds
 the table of active requests the two halves share. The framing of output, the events made
-of input and the rules themselves live in output.py, input_events.py and state.py.
+of input (a read's STDIN records joined among them), the replies to management records and
+the rules themselves live in output.py, input_events.py, management.py and state.py.
 """
 
 from __future__ import annotations
@@ -32,15 +33,7 @@ from typing import Final
 
 from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol.connection import RecordStream
-from fcgikit.protocol.constants import (
-    FCGI_KEEP_CONN,
-    FCGI_MAX_CONNS,
-    FCGI_MAX_REQS,
-    FCGI_MPXS_CONNS,
-    ProtocolStatus,
-    RecordType,
-    Role,
-)
+from fcgikit.protocol.constants import ProtocolStatus, RecordType, Role
 from fcgikit.protocol.events import (
     FilterData,
     FilterDataEnded,
@@ -50,20 +43,22 @@ from fcgikit.protocol.events import (
 )
 from fcgikit.protocol.input_events import (
     MAX_DECODED_PAIRS,
+    StdinRuns,
     received_from_params,
     received_from_scan,
     stdin_ended_event,
 )
 from fcgikit.protocol.lanes import scan_request
-from fcgikit.protocol.name_value_pairs import decode_pairs, encode_pairs
-from fcgikit.protocol.output import end_request_record
-from fcgikit.protocol.records import (
-    BEGIN_REQUEST_BODY,
-    UNKNOWN_TYPE_BODY,
-    pack_header,
-    pack_records,
-    record_type_name,
+from fcgikit.protocol.management import (
+    ROLES_BY_NUMBER,
+    begin_request_body,
+    get_values_result,
+    known_roles,
+    unknown_type_result,
+    values_answered,
 )
+from fcgikit.protocol.output import end_request_record
+from fcgikit.protocol.records import record_type_name
 from fcgikit.protocol.server_output import ServerOutput, ServerRequest
 from fcgikit.protocol.state import (
     ERROR_MESSAGES,
@@ -82,18 +77,9 @@ __all__ = ["MAX_DECODED_PAIRS", "ServerConnection"]
 # Plain ints for the per-record comparisons: cheaper than IntEnum members on the hot path.
 _PARAMS: Final = int(RecordType.PARAMS)
 _STDIN: Final = int(RecordType.STDIN)
-_GET_VALUES_RESULT: Final = int(RecordType.GET_VALUES_RESULT)
-_UNKNOWN_TYPE: Final = int(RecordType.UNKNOWN_TYPE)
-
-#: number -> member without Enum.__call__, which is Python code
-_ROLES_BY_NUMBER: Final[dict[int, Role]] = {int(role): role for role in Role}
-_BEGIN_REQUEST_LEN: Final = BEGIN_REQUEST_BODY.size
-_UNKNOWN_TYPE_LEN: Final = UNKNOWN_TYPE_BODY.size
 _RESPONDER: Final = Role.RESPONDER
 #: (an Enum member read from its class costs about a function call, interpreted)
 _READING_STDIN: Final = RequestState.READING_STDIN
-#: the place of a run's StdinData among the events until the run ends (_end_stdin_run)
-_STDIN_RUN_PENDING: Final = StdinData(0, b"")
 
 # The table's rows and cells the per-record dispatch looks at (state.RULES).
 _MANAGEMENT: Final = RULES[Standing.MANAGEMENT]
@@ -104,13 +90,6 @@ _IGNORE: Final = Action.IGNORE
 _ABORT: Final = Action.ABORT
 _FORGET: Final = Action.FORGET
 _STREAM: Final = Action.STREAM
-
-# A server makes a ServerConnection per connection (per request, for a web server without
-# keep-conn), always with the same settings: what __init__ derives from them is kept here.
-# Keyed by our own configuration, never by peer input; capped anyway.
-_SETTINGS_CACHED = 64
-_ROLE_SETS: dict[frozenset[object], frozenset[Role]] = {}
-_VALUES: dict[tuple[int, int, bool], dict[bytes, bytes]] = {}
 
 
 class ServerConnection(ServerOutput):
@@ -154,7 +133,7 @@ class ServerConnection(ServerOutput):
             raise ValueError(f"max_active_requests must be 1 or more, not {max_active_requests}")
         if max_decoded_pairs < 0:
             raise ValueError(f"max_decoded_pairs must be 0 or more, not {max_decoded_pairs}")
-        self._roles = _known_roles(roles)
+        self._roles = known_roles(roles)
         #: the fast lane, which serves only the Responder role: see receive_data
         self._scan_request = scan_request if Role.RESPONDER in self._roles else None
         self._multiplexed = multiplexed
@@ -162,7 +141,7 @@ class ServerConnection(ServerOutput):
         self._max_active_requests = max_active_requests
         self._max_decoded_pairs = max_decoded_pairs
         #: read only: shared by the connections with the same settings
-        self._values = _values(max_conns, max_reqs, multiplexed)
+        self._values = values_answered(max_conns, max_reqs, multiplexed)
         super().__init__()
         self._outgoing = bytearray()
         #: every id a FCGI_BEGIN_REQUEST named on this connection (at most 65,535 of them)
@@ -172,12 +151,9 @@ class ServerConnection(ServerOutput):
         #: FCGI_PARAMS bytes held for the requests still sending them
         self._params_buffered = 0
         self._params_overloads = 0
-        #: the contents of the STDIN records of request ``_stdin_run_id`` that make the event
-        #: at ``_stdin_run_at`` (see _on_stdin), views of the data being received; empty
-        #: between two receive_data calls
-        self._stdin_run: list[memoryview] = []
-        self._stdin_run_id = 0
-        self._stdin_run_at = 0
+        #: joins a read's STDIN records into events; made at the first one (see
+        #: _on_stream_record), as many connections only take the C lane's whole requests
+        self._stdin_runs: StdinRuns | None = None
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[ServerEvent]:
         # An idle connection given a whole ordinary request: the C lane parses it in one
@@ -197,33 +173,13 @@ class ServerConnection(ServerOutput):
             # (named, not super(): interpreted, super() makes an object at each call)
             events = RecordStream.receive_data(self, data)
         except BaseException:
-            self._stdin_run = []  # views of data the caller may reuse: never kept
+            if self._stdin_runs is not None:
+                self._stdin_runs.views = []  # views of data the caller may reuse: never kept
             raise
-        if self._stdin_run:
-            self._end_stdin_run(events)
+        runs = self._stdin_runs
+        if runs is not None and runs.views:
+            runs.end(events)
         return events
-
-    def _on_stdin(self, request_id: int, data: memoryview) -> None:
-        """One event for each run of STDIN records of one request in a read: a web server
-        streams a large body in many records (nginx: 32 KiB each), and each event is a
-        hand-off to the app's thread waiting for the body, a wake-up and a turn of the
-        GIL. The run's contents are copied out of the read once, joined, when it ends."""
-        events = self._events
-        if self._stdin_run:
-            if self._stdin_run_id == request_id and self._stdin_run_at == len(events) - 1:
-                self._stdin_run.append(data)
-                return
-            self._end_stdin_run(events)
-        self._stdin_run_id = request_id
-        self._stdin_run_at = len(events)
-        self._stdin_run.append(data)
-        events.append(_STDIN_RUN_PENDING)
-
-    def _end_stdin_run(self, events: list[ServerEvent]) -> None:
-        run = self._stdin_run
-        data = run[0].tobytes() if len(run) == 1 else b"".join(run)
-        events[self._stdin_run_at] = StdinData(self._stdin_run_id, data)
-        self._stdin_run = []
 
     def _ordinary_request(
         self,
@@ -244,7 +200,7 @@ class ServerConnection(ServerOutput):
         events: list[ServerEvent] = [
             received_from_scan(request_id, keep_conn, params, duplicate_names, params_size)
         ]
-        if stdin_chunks:  # one event, as _on_stdin makes of the records of a read
+        if stdin_chunks:  # one event, as StdinRuns makes of the records of a read
             body = stdin_chunks[0] if len(stdin_chunks) == 1 else b"".join(stdin_chunks)
             events.append(StdinData(request_id, body))
         state = RequestState.INPUT_ENDED if stdin_ended else RequestState.READING_STDIN
@@ -349,15 +305,9 @@ class ServerConnection(ServerOutput):
                     f"a {request.role.name} {request.state.value}"
                 )
         elif action is Action.ANSWER_VALUES:
-            known = [
-                (name, self._values[name])
-                for name, _ in decode_pairs(content)
-                if name in self._values
-            ]
-            self._outgoing += pack_records(_GET_VALUES_RESULT, 0, encode_pairs(known))
+            self._outgoing += get_values_result(content, self._values)
         elif action is Action.ANSWER_UNKNOWN_TYPE:
-            self._outgoing += pack_header(_UNKNOWN_TYPE, 0, _UNKNOWN_TYPE_LEN)
-            self._outgoing += UNKNOWN_TYPE_BODY.pack(record_type)
+            self._outgoing += unknown_type_result(record_type)
         else:
             raise RemoteProtocolError(
                 ERROR_MESSAGES[action].format(
@@ -374,7 +324,10 @@ class ServerConnection(ServerOutput):
         length = len(content)
         if length:
             if record_type == _STDIN:
-                self._on_stdin(request_id, content)
+                runs = self._stdin_runs
+                if runs is None:
+                    runs = self._stdin_runs = StdinRuns()
+                runs.add(self._events, request_id, content)
             elif record_type == _PARAMS:
                 size = len(request.params) + length
                 if size > self._max_params_size:
@@ -425,13 +378,7 @@ class ServerConnection(ServerOutput):
             self._should_close = True
 
     def _on_begin_request(self, request_id: int, content: memoryview, held: bool) -> None:
-        if len(content) != _BEGIN_REQUEST_LEN:
-            raise RemoteProtocolError(
-                f"FCGI_BEGIN_REQUEST for request {request_id} has {len(content)} bytes of "
-                f"content, the spec says {_BEGIN_REQUEST_LEN}"
-            )
-        role_number, flags = BEGIN_REQUEST_BODY.unpack(content)
-        keep_conn = bool(flags & FCGI_KEEP_CONN)
+        role_number, keep_conn = begin_request_body(request_id, content)
         self._begun_ids.add(request_id)
         refusal = self._refusal(role_number)
         if refusal is None and held:
@@ -442,7 +389,7 @@ class ServerConnection(ServerOutput):
                 self._should_close = True
             return
         # _refusal let only our own roles through, so the number is a Role's
-        role = _ROLES_BY_NUMBER[role_number]
+        role = ROLES_BY_NUMBER[role_number]
         self._requests[request_id] = ServerRequest(request_id, role, keep_conn)
 
     def _refusal(self, role_number: int) -> ProtocolStatus | None:
@@ -465,29 +412,3 @@ class ServerConnection(ServerOutput):
         self._outgoing += request.abort()
         if not request.keep_conn:
             self._should_close = True
-
-
-def _known_roles(roles: Collection[Role]) -> frozenset[Role]:
-    """``roles`` as a frozenset of members (the server passes the same frozenset each time)."""
-    roles_given = roles if type(roles) is frozenset else None
-    known = _ROLE_SETS.get(roles_given) if roles_given is not None else None
-    if known is None:
-        known = frozenset(Role(role) for role in roles)
-        if roles_given is not None and len(_ROLE_SETS) < _SETTINGS_CACHED:
-            _ROLE_SETS[roles_given] = known
-    return known
-
-
-def _values(max_conns: int, max_reqs: int, multiplexed: bool) -> dict[bytes, bytes]:
-    """The answers to FCGI_GET_VALUES for these settings."""
-    key = (max_conns, max_reqs, multiplexed)
-    values = _VALUES.get(key)
-    if values is None:
-        values = {
-            FCGI_MAX_CONNS: str(max_conns).encode("ascii"),
-            FCGI_MAX_REQS: str(max_reqs).encode("ascii"),
-            FCGI_MPXS_CONNS: b"1" if multiplexed else b"0",
-        }
-        if len(_VALUES) < _SETTINGS_CACHED:
-            _VALUES[key] = values
-    return values

@@ -1,6 +1,6 @@
 """One FastCGI connection: its protocol state, its socket, and the requests running on it.
 
-Threads: the server's I/O thread reads (``receive``) and the workers write. ``_state_lock`` is
+Threads: the server's I/O thread reads (``receive``) and the workers write. ``state_lock`` is
 held only for quick protocol bookkeeping, never during a send, so a slow web server on one
 connection cannot stall the I/O thread for everyone. Workers send with a blocking ``sendall``
 under ``_send_lock`` (that is the backpressure); the I/O thread's own small replies
@@ -12,7 +12,9 @@ file descriptor number can never be reused under a worker that is still writing;
 the loop's thread while the loop's poller watches it (:meth:`Channel.close`). What it shares
 with the direct lane (the sending of a request's output, the reply the pool sends) is in
 :mod:`fcgikit.server.reply`; what is its own is the protocol state, the reading, the queue of
-the loop's own replies and its close policy (:meth:`Channel.request_done`).
+the loop's own replies and its close policy (:meth:`Channel.request_done`). What its events do
+to its requests is :mod:`~fcgikit.server.channel_input`'s; how a stopping server drains it or
+hands it over, :mod:`~fcgikit.server.stopping`'s (both under its ``state_lock``).
 """
 
 from __future__ import annotations
@@ -25,21 +27,13 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
-from fcgikit.protocol import (
-    FilterData,
-    FilterDataEnded,
-    ProtocolStatus,
-    RequestAborted,
-    RequestReceived,
-    ServerConnection,
-    StdinData,
-    StdinEnded,
-)
+from fcgikit.protocol import ProtocolStatus, RequestReceived, ServerConnection
+from fcgikit.server.channel_input import deliver_input, note_params_overloads
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.pool import Refusal
 from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
 from fcgikit.server.sink import WebServerGone
-from fcgikit.server.wsgi import WSGIRequest, log_spool_failure
+from fcgikit.server.wsgi import WSGIRequest
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -51,9 +45,6 @@ log = logging.getLogger("fcgikit.server")
 RECV_SIZE = 256 * 1024
 #: after our last byte, how long the web server gets to close its side before we close ours
 LINGER_SECONDS = 5.0
-#: a draining server closes a keep-conn connection that received nothing for this long
-#: (counted from the later of its last request and the start of the drain)
-DRAIN_QUIET = 1.0
 #: replies the peer does not read are dropped with the connection past this size
 MAX_PENDING = 1 << 20
 
@@ -106,7 +97,7 @@ class Channel(ReplySender[ChannelHost]):
         self.requests_received = 0
         #: conn.params_overloads already logged
         self._params_overloads = 0
-        self._state_lock = threading.Lock()
+        self.state_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._pending = bytearray()
         #: the loop watches it (it is in the selector, or goes in at the start of the next
@@ -141,7 +132,7 @@ class Channel(ReplySender[ChannelHost]):
         data = buffer[:size]
         if not size:
             try:
-                with self._state_lock:
+                with self.state_lock:
                     self.conn.receive_eof()
             except RemoteProtocolError as exc:
                 log.warning("connection from %s: %s", self.peer, exc)
@@ -151,7 +142,7 @@ class Channel(ReplySender[ChannelHost]):
             return  # the tail of a finished request (its empty STDIN): read and dropped
         self.last_active = time.monotonic()
         try:
-            with self._state_lock:
+            with self.state_lock:
                 events = self.conn.receive_data(data)
                 replies = self.conn.data_to_send()
         except RemoteProtocolError as exc:
@@ -169,52 +160,24 @@ class Channel(ReplySender[ChannelHost]):
             if self.conn.params_overloads != self._params_overloads:
                 refused = self.conn.params_overloads - self._params_overloads
                 self._params_overloads = self.conn.params_overloads
-                metrics = self.server.settings.metrics
-                if metrics is not None:
-                    metrics.request_refused("params", refused)
-                self.server.overloads.note(
-                    f"the requests multiplexed on a connection from {self.peer} were sending "
-                    f"more than {self.server.settings.max_params_size} bytes of params at once",
-                    time.monotonic(),
-                )
+                server = self.server
+                note_params_overloads(server.settings, server.overloads, self.peer, refused)
         for event in events:
-            self._dispatch(event)
-
-    def _dispatch(self, event: object) -> None:
-        # Every request's two events first: interpreted, each isinstance is a call.
-        if isinstance(event, RequestReceived):
+            # A request's first event here, the others there: one call for each event.
+            if not isinstance(event, RequestReceived):
+                deliver_input(self.requests, event)
+                continue
             self.requests_received += 1
             received = WSGIRequest(self, event, self.server.app, self.server.settings)
-            with self._state_lock:
+            with self.state_lock:
                 self.requests[event.request_id] = received
             # Admitted once this round of the loop is over: by then the events after this
             # one (the body's end, usually) are in, and a complete request may run inline.
             self.server.arrived.append((self, received))
-        elif isinstance(event, StdinEnded):
-            request = self.requests.get(event.request_id)
-            if request is not None:
-                request.body.finish()
-        elif isinstance(event, StdinData):
-            request = self.requests.get(event.request_id)
-            if request is not None:
-                feed_body(request, event.data)
-        elif isinstance(event, FilterData | FilterDataEnded):
-            request = self.requests.get(event.request_id)
-            if request is not None and request.filter_data is not None:
-                if isinstance(event, FilterData):
-                    request.filter_data.feed(event.data)
-                else:
-                    request.filter_data.finish()
-        elif isinstance(event, RequestAborted):
-            request = self.requests.get(event.request_id)
-            if request is not None:
-                log.info("request %s aborted by the web server", request.label)
-                request.aborted = True
-                request.fail_input("the web server aborted the request")
 
     def on_peer_closed(self, reason: str | None) -> None:
         """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""
-        with self._state_lock:
+        with self.state_lock:
             # Nothing runs, and only this thread (the loop's) adds requests: the common case
             # (the web server closed an idle connection) closes it here. Otherwise the
             # workers see it unregistered before they see it draining (request_done).
@@ -225,7 +188,7 @@ class Channel(ReplySender[ChannelHost]):
             self.close()
             return
         self.server.unregister(self)
-        with self._state_lock:
+        with self.state_lock:
             self.draining = True
             close_now = not self.requests
             # a request that already sent its END_REQUEST is over, whatever the peer does now
@@ -244,7 +207,7 @@ class Channel(ReplySender[ChannelHost]):
             self._maybe_close_idle()
 
     def queue_reply(self, data: bytes) -> None:
-        with self._state_lock:
+        with self.state_lock:
             self._pending += data
             too_much = len(self._pending) > MAX_PENDING
         if too_much:
@@ -263,7 +226,7 @@ class Channel(ReplySender[ChannelHost]):
                 # send is short): close() may run on another thread (the loop, at the web
                 # server's EOF), and once it has, the fd number may already be a new
                 # connection's, which these bytes must not reach.
-                with self._state_lock:
+                with self.state_lock:
                     if self.closed:
                         return
                     data = bytes(self._pending)
@@ -283,7 +246,7 @@ class Channel(ReplySender[ChannelHost]):
                 self._send_lock.release()
 
     def _maybe_close_idle(self) -> None:
-        with self._state_lock:
+        with self.state_lock:
             idle = not self.requests and (self.conn.should_close or self.draining)
         if idle and not self._pending:
             self.begin_linger()
@@ -293,7 +256,7 @@ class Channel(ReplySender[ChannelHost]):
         server still sends (the empty STDIN that ends a request we already answered) until it
         closes its side, or LINGER_SECONDS pass. Closing at once would make its last write
         fail (Caddy answers 502, Apache 503) and could reset our response away (RST)."""
-        with self._state_lock:
+        with self.state_lock:
             if self.linger_deadline is not None or self.closed:
                 return
             self.linger_deadline = time.monotonic() + LINGER_SECONDS
@@ -307,56 +270,17 @@ class Channel(ReplySender[ChannelHost]):
 
     def close_if_idle(self) -> bool:
         """Close the connection if no request runs on it and no reply waits (I/O thread)."""
-        with self._state_lock:
+        with self.state_lock:
             if self.requests or self._pending or self.closed:
                 return False
         self.close()
         return True
 
-    def between_requests(self) -> bool:
-        """Nothing of a request on it, nothing left to send, not closing: a reload may hand
-        it over to the next process as it is (Server._park_if_between_requests)."""
-        with self._state_lock:
-            return (
-                not self.requests
-                and not self._pending
-                and not self.closed
-                and not self.draining
-                and self.linger_deadline is None
-                and self.conn.between_requests
-            )
-
-    def drain(self) -> None:
-        """Server is stopping: close once the running requests end.
-
-        An idle keep-conn connection is not closed here: the web server may already have
-        picked it for its next request (nginx takes the most recently used one from its
-        upstream keepalive cache), and a request that meets our FIN is lost: nginx answers
-        502 and does not retry a POST. It closes after its next request instead, our FIN
-        right behind that END_REQUEST, or once it stayed quiet for DRAIN_QUIET seconds
-        (:meth:`close_if_quiet`).
-        """
-        with self._state_lock:
-            if not self.draining:
-                self.draining = True
-                self.drain_started = time.monotonic()
-
-    def close_if_quiet(self, now: float) -> None:
-        """While draining: linger-close an idle connection that received nothing lately."""
-        with self._state_lock:
-            quiet = (
-                self.requests_received > 0
-                and not self.requests
-                and now - max(self.last_active, self.drain_started) >= DRAIN_QUIET
-            )
-        if quiet and not self._pending:
-            self.begin_linger()
-
     def close(self) -> None:
         """Close the connection, and have the server forget it: the one way a channel
         closes. Only on the loop's thread while the loop's poller watches it (``registered``),
         and only once no worker can still send on it."""
-        with self._state_lock:
+        with self.state_lock:
             if self.closed:
                 return
             self.closed = True
@@ -389,17 +313,17 @@ class Channel(ReplySender[ChannelHost]):
             self._flush_pending()
 
     def _frame_stdout(self, request: WSGIRequest, data: bytes) -> Buffers:
-        with self._state_lock:
+        with self.state_lock:
             return self.conn.send_stdout_buffers(request.request_id, (data,))
 
     def _frame_stderr(self, request: WSGIRequest, data: bytes) -> bytes:
-        with self._state_lock:
+        with self.state_lock:
             return self.conn.send_stderr(request.request_id, data)
 
     def _frame_end(
         self, request: WSGIRequest, head: bytes, body: bytes, app_status: int
     ) -> tuple[Buffers, bool]:
-        with self._state_lock:
+        with self.state_lock:
             buffers = self.conn.end_request_buffers(
                 request.request_id, app_status, stdout=(head, body)
             )
@@ -420,7 +344,7 @@ class Channel(ReplySender[ChannelHost]):
         return buffers, last
 
     def _frame_refusal(self, request: WSGIRequest) -> bytes:
-        with self._state_lock:
+        with self.state_lock:
             if self.requests.get(request.request_id) is request:
                 del self.requests[request.request_id]
             request.ended = True
@@ -436,7 +360,7 @@ class Channel(ReplySender[ChannelHost]):
     def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
         """The request is over, its reply sent if it had one (see ResponseSink): the id is
         free again, and the connection closes if that was its last request and it is to."""
-        with self._state_lock:
+        with self.state_lock:
             if not request.ended:
                 # Left without END_REQUEST (aborted, or the web server went away): end it in
                 # the protocol state so the id is free again; there is nobody to send to.
@@ -474,12 +398,3 @@ class Channel(ReplySender[ChannelHost]):
         else:
             # The loop closes the channel when the web server's EOF arrives.
             self.begin_linger()
-
-
-def feed_body(request: WSGIRequest, data: bytes) -> None:
-    """Give ``request`` a chunk of its body. A spool that fails (a full disk) is logged here,
-    and the request fails with 500 when the app reads its body."""
-    try:
-        request.body.feed(data)
-    except OSError as exc:
-        log_spool_failure(request, exc)

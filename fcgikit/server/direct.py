@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.protocol import ProtocolStatus
 from fcgikit.protocol.whole_request import WholeRequest
-from fcgikit.server.channel import feed_body
+from fcgikit.server.channel_input import feed_body
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
 from fcgikit.server.sink import WebServerGone

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from fcgikit.server.channel import DRAIN_QUIET, Channel
+from fcgikit.server.channel import Channel
 from fcgikit.server.listeners import peer_label
 from fcgikit.server.poller import READABLE
 
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from fcgikit.server.server import Server
 
 log = logging.getLogger("fcgikit.server")
+
+#: a draining server closes a keep-conn connection that received nothing for this long
+#: (counted from the later of its last request and the start of the drain)
+DRAIN_QUIET = 1.0
 
 
 class Stopping:
@@ -131,7 +135,7 @@ class Stopping:
         if hand_over:
             return  # the connections go on, each set aside between two requests
         for channel in server.snapshot_channels():
-            channel.drain()
+            drain(channel)
 
     def round(self, now: float) -> float | None:
         """The part of a round of the loop that stopping gracefully adds: how long the
@@ -150,9 +154,9 @@ class Stopping:
                 for listener in server.listeners:
                     listener.close()
                 for channel in draining:
-                    channel.drain()
+                    drain(channel)
             for quiet in draining:
-                quiet.close_if_quiet(now)
+                close_if_quiet(quiet, now)
         remaining = server.connection_count()
         if remaining == 0:
             return None
@@ -170,7 +174,7 @@ class Stopping:
         """Set ``channel`` aside for the next process if no request is on it: the loop
         forgets it, and nothing more is read from it here (a request the web server sends
         meanwhile waits in the socket for the next process)."""
-        if channel.between_requests():
+        if between_requests(channel):
             server = self.server
             server.unregister(channel)
             server.forget(channel)
@@ -226,3 +230,48 @@ def adopt_connections(server: Server, fds: Iterable[int]) -> None:
         channel = Channel(server, sock, peer_label(peer))
         channel.requests_received = 1  # an idle keep-conn connection, not a new one
         server.watch_channel(channel, READABLE)
+
+
+# --- what stopping does to a connection (under its state lock, as its own methods do) -----
+
+
+def drain(channel: Channel) -> None:
+    """The server is stopping: ``channel`` closes once its running requests end.
+
+    An idle keep-conn connection is not closed here: the web server may already have
+    picked it for its next request (nginx takes the most recently used one from its
+    upstream keepalive cache), and a request that meets our FIN is lost: nginx answers
+    502 and does not retry a POST. It closes after its next request instead, our FIN
+    right behind that END_REQUEST, or once it stayed quiet for DRAIN_QUIET seconds
+    (:func:`close_if_quiet`).
+    """
+    with channel.state_lock:
+        if not channel.draining:
+            channel.draining = True
+            channel.drain_started = time.monotonic()
+
+
+def close_if_quiet(channel: Channel, now: float) -> None:
+    """While draining: linger-close ``channel`` if idle and it received nothing lately."""
+    with channel.state_lock:
+        quiet = (
+            channel.requests_received > 0
+            and not channel.requests
+            and now - max(channel.last_active, channel.drain_started) >= DRAIN_QUIET
+        )
+    if quiet and not channel.wants_write():
+        channel.begin_linger()
+
+
+def between_requests(channel: Channel) -> bool:
+    """Nothing of a request on ``channel``, nothing left to send, not closing: a reload may
+    hand it over to the next process as it is (Stopping._park_if_between_requests)."""
+    with channel.state_lock:
+        return (
+            not channel.requests
+            and not channel.wants_write()
+            and not channel.closed
+            and not channel.draining
+            and channel.linger_deadline is None
+            and channel.conn.between_requests
+        )
