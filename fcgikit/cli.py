@@ -121,53 +121,15 @@ def _add_request_parser(commands: Commands) -> None:
 
 
 def _add_status_parser(commands: Commands) -> None:
-    status = commands.add_parser(
-        "status",
-        help="print a running server's status page (fcgikit serve --status-path)",
-        description="Ask a running fcgikit serve (a pool or a single process) for its status "
-        "page over FastCGI, directly on its socket: the page answers such a client whatever "
-        "--status-allow says.",
-    )
-    status.add_argument("address", metavar="ADDR", help="unix:PATH or HOST:PORT it listens on")
-    status.add_argument("--path", default="/fcgikit-status", help="its --status-path")
-    form = status.add_mutually_exclusive_group()
-    form.add_argument("--json", action="store_true", help="the JSON form")
-    form.add_argument(
-        "--openmetrics", action="store_true", help="the OpenMetrics form Prometheus scrapes"
-    )
+    from fcgikit.check.status import add_status_parser
+
+    add_status_parser(commands)
 
 
 def _add_config_parser(commands: Commands) -> None:
-    config = commands.add_parser("config", help="print a web server config for fcgikit")
-    config.add_argument("server", metavar="SERVER")
-    config.add_argument("--mount", default="", help="URL prefix, e.g. /yourapplication")
-    where = config.add_mutually_exclusive_group()
-    where.add_argument("--socket", metavar="unix:PATH")
-    where.add_argument("--port", type=int)
-    config.add_argument(
-        "--spawn", metavar="PATH.fcgi", help="let the web server start this .fcgi file itself"
-    )
-    config.add_argument(
-        "--keep-conn",
-        action="store_true",
-        help="nginx only: reuse FastCGI connections (an upstream block with keepalive, for "
-        "http { }, plus fastcgi_keep_conn on); faster, but a reload can rarely cost a POST a 502",
-    )
-    config.add_argument(
-        "--upstream",
-        action="append",
-        default=[],
-        metavar="HOST:PORT",
-        help="nginx and haproxy: one app server of several (repeat it; unix:PATH works too); "
-        "the web server balances them and skips one it cannot reach",
-    )
-    config.add_argument(
-        "--ping-path",
-        metavar="PATH",
-        help="nginx and haproxy: the app's fcgikit serve --ping-path; HAProxy health-checks "
-        "each server with it (a draining fcgikit goes out of rotation), nginx passes it to "
-        "fcgikit when it is outside --mount",
-    )
+    from fcgikit.deploy.command import add_config_parser
+
+    add_config_parser(commands)
 
 
 #: each command's parser, in the order --help lists them
@@ -316,54 +278,6 @@ def _reexecute(server: Server, start_directory: str) -> NoReturn:
     exec_with_listeners(argv, server.listeners, server.created_paths, connections)
 
 
-def _status(args: argparse.Namespace) -> int:
-    from fcgikit.client import FastCGIClient
-    from fcgikit.server.status import DIRECT_CLIENT_PARAM
-
-    try:
-        with FastCGIClient(args.address, timeout=10) as client:
-            response = client.request(
-                "GET",
-                args.path,
-                query="json" if args.json else "openmetrics" if args.openmetrics else "",
-                params={DIRECT_CLIENT_PARAM: "fcgikit status"},
-            )
-    except OSError as exc:
-        print(f"fcgikit status: cannot reach {args.address}: {exc}", file=sys.stderr)
-        return 1
-    # the page's own mark: any app can answer 200 text/plain at that path
-    if response.status != 200 or response.header("X-Fcgikit-Worker") is None:
-        print(
-            f"fcgikit status: {args.address} answered {response.status} for {args.path}, "
-            "not a status page: is it running with --status-path?",
-            file=sys.stderr,
-        )
-        return 1
-    sys.stdout.write(response.body.decode("utf-8", "replace"))
-    return 0
-
-
-def config_text(args: argparse.Namespace) -> str:
-    """What ``fcgikit config`` prints for its parsed ``args`` (the docs' directive too)."""
-    from fcgikit.deploy import render
-
-    return render(
-        args.server,
-        mount=args.mount,
-        socket=args.socket,
-        port=args.port,
-        spawn=args.spawn,
-        keep_conn=args.keep_conn,
-        upstreams=args.upstream,
-        ping_path=args.ping_path,
-    )
-
-
-def _config(args: argparse.Namespace) -> int:
-    print(config_text(args))
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
@@ -390,18 +304,10 @@ def _run(args: Arguments) -> int:
         if args.command == "serve":
             return _serve(args)
         resume_collections()  # only serving starts without them (fcgikit/gc_pause.py)
+        # every other command's parser names the function that runs it (set_defaults)
         parsed = cast("argparse.Namespace", args)  # only serve is read without argparse
-        if parsed.command == "check":
-            from fcgikit.check.command import run_check
-
-            return run_check(parsed)
-        if parsed.command == "request":
-            from fcgikit.check.request import run_request
-
-            return run_request(parsed)
-        if parsed.command == "status":
-            return _status(parsed)
-        return _config(parsed)
+        run: Callable[[argparse.Namespace], int] = parsed.run
+        return run(parsed)
     except ConfigError as exc:
         print(f"fcgikit: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -15,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from fcgikit.client import FastCGIClient
-from fcgikit.deploy import render
 from tests.processes import ROOT, Backend, fcgikit_command
 
 TESTS = ROOT / "tests"
@@ -281,58 +279,6 @@ def test_guide_fcgi_file_runs_as_cgi_when_stdin_is_not_a_socket(tmp_path: Path) 
     # the app's print() went to stderr (the web server's log), not into the response
     assert b"debug output" not in result.stdout
     assert b"debug output" in result.stderr
-
-
-def test_status_command_reads_the_pool_status_page(tmp_path: Path) -> None:
-    sock = tmp_path / "status.sock"
-    backend = Backend(
-        fcgikit_command(
-            "serve",
-            "apps.hello:app",
-            "--bind",
-            f"unix:{sock}",
-            "--workers",
-            "2",
-            "--status-path",
-            "/fcgikit-status",
-        ),
-        env=ENV,
-    )
-    try:
-        backend.wait_for(r"worker \d+ ready", count=2)
-        text = run_fcgikit("status", f"unix:{sock}")
-        assert text.returncode == 0, text.stderr
-        assert "workers" in text.stdout.lower()
-        as_json = run_fcgikit("status", f"unix:{sock}", "--json")
-        assert as_json.returncode == 0, as_json.stderr
-        assert isinstance(json.loads(as_json.stdout), dict)
-        wrong = run_fcgikit("status", f"unix:{sock}", "--path", "/not-the-status")
-        assert wrong.returncode == 1
-        assert "not a status page" in wrong.stderr
-    finally:
-        assert backend.stop() == 0
-    unreachable = run_fcgikit("status", f"unix:{tmp_path / 'nobody.sock'}")
-    assert unreachable.returncode == 1
-    assert "cannot reach" in unreachable.stderr
-
-
-def test_config_nginx_keep_conn_prints_the_upstream_and_location() -> None:
-    result = run_fcgikit(
-        "config", "nginx", "--keep-conn", "--mount", "/yourapplication", "--port", "9000"
-    )
-    assert result.returncode == 0, result.stderr
-    assert (
-        result.stdout == render("nginx", mount="/yourapplication", port=9000, keep_conn=True) + "\n"
-    )
-    assert "upstream fcgikit_127_0_0_1_9000 {" in result.stdout
-    assert "    fastcgi_keep_conn on;\n" in result.stdout
-
-
-def test_config_keep_conn_for_another_server_is_refused() -> None:
-    result = run_fcgikit("config", "lighttpd", "--keep-conn")
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert "--keep-conn is for nginx only" in result.stderr
 
 
 def test_socket_mode_and_owner(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -76,19 +77,64 @@ def first_answer(tmp_path: Path, app: str, *options: str, env: dict[str, str] = 
     return response.body
 
 
-def modules_served(tmp_path: Path, *options: str) -> set[str]:
-    """The modules a ``fcgikit serve`` started with ``options`` has loaded once it serves."""
-    return set(first_answer(tmp_path, "apps.hello:loaded_modules", *options).decode().split("\n"))
+#: a sitecustomize (imported before anything of fcgikit, importing nothing itself) that notes
+#: what imported each module: the Python frames running when the import system first looked
+#: for it, innermost first, with the imports under way between them (``import tempfile``).
+#: Compiled code has no frames: what a compiled function imports names the Python below it
+#: and the thread. (A compiled module's import of another compiled with it bypasses the
+#: finders: it is not noted.)
+IMPORTERS_SITECUSTOMIZE = """
+import sys
+
+importers = {}
 
 
-def loaded_of(modules: set[str], names: tuple[str, ...]) -> list[str]:
+class NoteImporters:
+    # first of the finders, finding nothing: each import the others then make is noted
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name in importers:
+            return None
+        steps = []
+        frame = sys._getframe().f_back
+        while frame is not None:
+            code = frame.f_code
+            if not code.co_filename.startswith("<frozen importlib"):
+                steps.append(f"{code.co_filename}:{frame.f_lineno} {code.co_name}")
+            elif code.co_name == "_find_and_load":
+                steps.append(f"import {frame.f_locals.get('name')}")
+            frame = frame.f_back
+        threading = sys.modules.get("threading")
+        thread = "" if threading is None else f" (thread {threading.current_thread().name})"
+        importers[name] = " <- ".join(steps[1:]) + thread  # not its own _find_and_load
+        return None
+
+
+sys.meta_path.insert(0, NoteImporters)
+"""
+
+
+def modules_served(tmp_path: Path, *options: str) -> dict[str, str]:
+    """The modules a ``fcgikit serve`` started with ``options`` has loaded once it serves,
+    each with what imported it (IMPORTERS_SITECUSTOMIZE)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(IMPORTERS_SITECUSTOMIZE)
+    env = {"PYTHONPATH": f"{site}{os.pathsep}{ENV['PYTHONPATH']}"}
+    lines = first_answer(tmp_path, "apps.hello:loaded_modules", *options, env=env).decode()
+    return dict(line.partition("\t")[::2] for line in lines.split("\n"))
+
+
+def loaded_of(modules: Iterable[str], names: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
 
 
 def test_one_process_loads_nothing_only_other_commands_or_options_use(tmp_path: Path) -> None:
     modules = modules_served(tmp_path)
     assert "fcgikit.server.server" in modules  # it did report what it serves with
-    assert loaded_of(modules, NOT_FOR_ONE_PROCESS) == []
+    unwanted = loaded_of(modules, NOT_FOR_ONE_PROCESS)
+    # each with its importer: a failure says which code path loaded it
+    assert {name: modules[name] for name in unwanted} == {}
 
 
 def test_one_process_sets_malloc_without_ctypes_where_the_c_lane_is_built(tmp_path: Path) -> None:

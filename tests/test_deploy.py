@@ -42,6 +42,7 @@ from tests.integration.harness import (
     write_lighttpd_config,
     write_nginx_config,
 )
+from tests.test_cli import run_fcgikit
 
 MOUNTS = [pytest.param("", id="root"), pytest.param("/yourapplication", id="prefix")]
 SOCKET = "/run/yourapplication/fcgi.sock"
@@ -608,3 +609,25 @@ def test_haproxy_accepts(tmp_path: Path, mount: str, backend: str, ping_path: st
     rendered = render("haproxy", mount=mount, ping_path=ping_path, **options)  # type: ignore[arg-type]
     conf = write_haproxy_config(layout, rendered)
     assert "Configuration file is valid" in _check([binary, "-c", "-f", str(conf)])
+
+
+# ------------------------------------------------------------------------ the config command
+
+
+def test_config_nginx_keep_conn_prints_the_upstream_and_location() -> None:
+    result = run_fcgikit(
+        "config", "nginx", "--keep-conn", "--mount", "/yourapplication", "--port", "9000"
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout == render("nginx", mount="/yourapplication", port=9000, keep_conn=True) + "\n"
+    )
+    assert "upstream fcgikit_127_0_0_1_9000 {" in result.stdout
+    assert "    fastcgi_keep_conn on;\n" in result.stdout
+
+
+def test_config_keep_conn_for_another_server_is_refused() -> None:
+    result = run_fcgikit("config", "lighttpd", "--keep-conn")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "--keep-conn is for nginx only" in result.stderr

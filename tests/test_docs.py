@@ -34,9 +34,10 @@ import yaml
 from werkzeug.test import Client
 
 from fcgikit.addresses import UnixAddress
-from fcgikit.cli import _build_parser, config_text, main
+from fcgikit.cli import _build_parser, main
 from fcgikit.client import FastCGIClient
 from fcgikit.deploy import SERVERS, recommended_fixer, render
+from fcgikit.deploy.command import config_text
 from fcgikit.errors import ConfigError
 from fcgikit.server.keeper import KILL_MARGIN
 from fcgikit.server.settings import SERVE_SETTINGS

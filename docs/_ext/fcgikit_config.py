@@ -1,9 +1,9 @@
 """``.. fcgikit-config::``: the output of ``fcgikit config ...``, produced while the docs build.
 
 The deployment pages never paste a web server config. They name the command, and this
-directive runs the same code the command runs (``fcgikit.cli.config_text``, which calls
-:func:`fcgikit.deploy.render`), which is the code the integration suite starts real web
-servers with. A config on a page is therefore the config that was tested, and a change to
+directive runs the same code the command runs (``fcgikit.deploy.command.config_text``,
+which calls :func:`fcgikit.deploy.render`), which is the code the integration suite starts
+real web servers with. A config on a page is therefore the config that was tested, and a change to
 ``fcgikit/deploy`` shows up in the docs on the next build.
 
 .. code-block:: rst
@@ -26,7 +26,8 @@ from sphinx.application import Sphinx
 from sphinx.directives.code import container_wrapper
 from sphinx.util.docutils import SphinxDirective
 
-from fcgikit.cli import _build_parser, config_text
+from fcgikit.cli import _build_parser
+from fcgikit.deploy.command import config_text
 from fcgikit.errors import ConfigError
 
 #: Pygments lexer for each server's config language.

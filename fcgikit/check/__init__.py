@@ -1,4 +1,5 @@
-"""``fcgikit check`` and ``fcgikit request``: see a FastCGI app work, or see why it does not.
+"""``fcgikit check``, ``fcgikit request`` and ``fcgikit status``: see a FastCGI app work, or
+see why it does not.
 
 The guide's advice for "premature end of headers" is to become the web server's user and run
 the ``.fcgi`` by hand. ``fcgikit check`` does that properly::
@@ -18,14 +19,15 @@ where the missing module *is* installed). It also catches an ``app.run()`` at im
 ``.fcgi`` that is not executable or has CRLF line endings.
 
 ``fcgikit request ADDR PATH`` is a ``cgi-fcgi``-like client for smoke-testing a running
-backend.
+backend; ``fcgikit status ADDR`` prints a running fcgikit's status page.
 
 The parts, in the order a check runs them: :mod:`~fcgikit.check.fcgi_file` (what the file
 itself shows), :mod:`~fcgikit.check.spawn` (the app started as a web server starts it, with
 :mod:`~fcgikit.check.child` as its bootstrap in the app's own interpreter),
 :mod:`~fcgikit.check.outcome` and :mod:`~fcgikit.check.diagnoses` (what its answer or its
 traceback means), :mod:`~fcgikit.check.result` (the report); :mod:`~fcgikit.check.run` holds
-them together in :func:`check`. :mod:`~fcgikit.check.request` is ``fcgikit request``.
+them together in :func:`check`. :mod:`~fcgikit.check.request` is ``fcgikit request``,
+:mod:`~fcgikit.check.status` ``fcgikit status``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _EXPORTS = {
     "Problem": "fcgikit.check.result",
     "add_check_parser": "fcgikit.check.command",
     "add_request_parser": "fcgikit.check.request",
+    "add_status_parser": "fcgikit.check.status",
     "check": "fcgikit.check.run",
     "check_file": "fcgikit.check.fcgi_file",
     "diagnose": "fcgikit.check.diagnoses",
@@ -49,6 +52,7 @@ _EXPORTS = {
     "parse_tracebacks": "fcgikit.check.diagnoses",
     "run_check": "fcgikit.check.command",
     "run_request": "fcgikit.check.request",
+    "run_status": "fcgikit.check.status",
 }
 
 __all__ = [
@@ -56,6 +60,7 @@ __all__ = [
     "Problem",
     "add_check_parser",
     "add_request_parser",
+    "add_status_parser",
     "check",
     "check_file",
     "diagnose",
@@ -63,6 +68,7 @@ __all__ = [
     "parse_tracebacks",
     "run_check",
     "run_request",
+    "run_status",
 ]
 
 if TYPE_CHECKING:
@@ -73,6 +79,7 @@ if TYPE_CHECKING:
     from fcgikit.check.request import add_request_parser, run_request
     from fcgikit.check.result import CheckResult, Problem
     from fcgikit.check.run import check
+    from fcgikit.check.status import add_status_parser, run_status
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,8 @@ in ``docs/`` and in the research notes the tests cite.
 
 One module per web server writes its config (``nginx``, ``apache``, ``lighttpd``, ``caddy``,
 ``h2o``, ``haproxy``; ``process_managers`` for supervisor and systemd); ``target`` checks where
-the app is, and ``config`` holds :func:`render` and the table of servers.
+the app is, ``config`` holds :func:`render` and the table of servers, and ``command`` is
+``fcgikit config``'s options.
 """
 
 from __future__ import annotations

@@ -169,12 +169,7 @@ def render(
             nginx, ``upstreams`` for a server that cannot balance, or a ``ping_path`` that
             is not a plain path, or for a server other than nginx and haproxy.
     """
-    _check_server(server)
-    if keep_conn and server != "nginx":
-        raise ConfigError(
-            f"--keep-conn is for nginx only (an upstream keepalive pool): drop it for {server}"
-        )
-    _check_ping_path(server, ping_path)
+    _check_options(server, keep_conn=keep_conn, ping_path=ping_path)
     mount = normalize_mount(mount)
     target = make_target(server, socket, port, host, spawn, upstreams)
     _check_spawn(server, target)
@@ -189,6 +184,16 @@ def render(
         text = WEB_SERVERS[server](mount, target)
     first, _, rest = text.partition("\n")
     return f"{first}\n{_comments(server, mount, target, ping_path)}{rest}"
+
+
+def _check_options(server: str, *, keep_conn: bool, ping_path: str | None) -> None:
+    """ConfigError for an unknown ``server``, or one that cannot take these options."""
+    _check_server(server)
+    if keep_conn and server != "nginx":
+        raise ConfigError(
+            f"--keep-conn is for nginx only (an upstream keepalive pool): drop it for {server}"
+        )
+    _check_ping_path(server, ping_path)
 
 
 def _check_ping_path(server: str, ping_path: str | None) -> None:

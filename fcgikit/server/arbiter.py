@@ -24,9 +24,9 @@ status: an app may exit with any.
 Signals: TERM graceful stop, INT / QUIT fast stop, HUP graceful reload, USR1 reopen log
 files, TTIN / TTOU one worker more / fewer.
 
-With ``shutdown_delay``, TERM drains first: the master marks the pool draining in the
-scoreboard, which every worker's ping path reads (503 from then on), and the workers serve on
-for that long before they get their TERM; a second TERM ends the wait. Under systemd
+With ``shutdown_delay``, TERM drains first: the workers serve on for that long, with their
+ping path answering 503, before they get their TERM (:mod:`~fcgikit.server.pool_stopping`
+holds how the pool stops, and when the master stops waiting). Under systemd
 (``NOTIFY_SOCKET``) the master is the service: it says READY, RELOADING, STOPPING, its STATUS
 and the watchdog's WATCHDOG from this loop (:mod:`~fcgikit.server.notify`).
 
@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING
 from fcgikit.errors import ConfigError
 from fcgikit.server.apploader import load_app
 from fcgikit.server.credentials import Credentials
-from fcgikit.server.keeper import KILL_MARGIN, PoolKeeper
+from fcgikit.server.keeper import PoolKeeper
 from fcgikit.server.listeners import (
     describe,
     inherited_listener,
@@ -66,6 +66,7 @@ from fcgikit.server.logs import reopen_log_files
 from fcgikit.server.notify import SystemdNotifier
 from fcgikit.server.pidfile import remove_pidfile, write_pidfile
 from fcgikit.server.pool_round import keep_pool
+from fcgikit.server.pool_stopping import PoolStopping
 from fcgikit.server.scoreboard import Scoreboard
 from fcgikit.server.settings import PoolSettings, ServerSettings
 from fcgikit.server.spawner import WorkerSpawner
@@ -75,9 +76,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 log = logging.getLogger("fcgikit.arbiter")
-
-#: how long workers get to exit after SIGQUIT (fast stop) before SIGKILL
-FAST_STOP = 2.0
 
 
 class Arbiter:
@@ -127,9 +125,8 @@ class Arbiter:
         self.keeper = PoolKeeper(
             settings, pool, fork=self._fork, say_ready=self._say_ready, hopeless=self._hopeless
         )
-        self.exit_code: int | None = None
-        self.stop_deadline = 0.0
-        self.killed_all = False
+        #: how far the pool is in its stop (draining, stopping), and the exit status
+        self.stopping = PoolStopping(self.keeper, settings, notifier)
         self.master_pid = 0
         self.wakeups = MasterWakeups()
         self.board: Scoreboard | None = None
@@ -137,8 +134,6 @@ class Arbiter:
         #: forks the workers, once the master is set up
         self.spawner: WorkerSpawner | None = None
         self.notifier = notifier
-        #: time.monotonic() at which a drain (SIGTERM with shutdown_delay) ends
-        self.drain_until: float | None = None
         #: READY was said for the pool as it is (not before its first worker, nor during a
         #: reload)
         self.said_ready = False
@@ -227,29 +222,19 @@ class Arbiter:
             self._teardown()
 
     def _loop(self) -> int:
+        stopping = self.stopping
         while True:
             self._dispatch_signals()
             self.keeper.reap()
             if self.notifier is not None:
                 self.notifier.tick(time.monotonic(), self._status_line)
-            drained = self.drain_until is not None and time.monotonic() >= self.drain_until
-            if drained and self.exit_code is None:
-                self._begin_stop("drained; stopping gracefully", graceful=True)
-            if self.exit_code is not None:
+            if stopping.drain_over(time.monotonic()):
+                stopping.begin("drained; stopping gracefully", graceful=True)
+            if stopping.exit_code is not None:
                 if not self.keeper.workers:
                     log.info("fcgikit master %d: stopped", self.master_pid)
-                    return self.exit_code
-                if time.monotonic() >= self.stop_deadline and not self.killed_all:
-                    self.killed_all = True
-                    log.warning(
-                        "%d worker(s) still running after the stop deadline; killing them",
-                        len(self.keeper.workers),
-                    )
-                    self.keeper.kill_all("stop deadline")
-                wait = 0.1 if self.killed_all else self.stop_deadline - time.monotonic()
-                if self.notifier is not None and self.notifier.watchdog_every is not None:
-                    wait = min(wait, self.notifier.watchdog_every)  # it hears from us meanwhile
-                self.wakeups.wait(wait)
+                    return stopping.exit_code
+                self.wakeups.wait(stopping.wait_for_workers(time.monotonic()))
                 continue
             keep_pool(self.keeper)
             self.wakeups.wait(self._tick())
@@ -262,8 +247,8 @@ class Arbiter:
             tick = min(tick, self.pool.idle_timeout / 4)
         if self.keeper.spawn_after > time.monotonic():
             tick = min(tick, self.keeper.spawn_after - time.monotonic())
-        if self.drain_until is not None:
-            tick = min(tick, self.drain_until - time.monotonic())
+        if self.stopping.drain_until is not None:
+            tick = min(tick, self.stopping.drain_until - time.monotonic())
         if self.notifier is not None and self.notifier.watchdog_every is not None:
             tick = min(tick, self.notifier.watchdog_every)
         return max(0.02, tick)
@@ -283,37 +268,23 @@ class Arbiter:
         self.keeper.reap()
 
     def handle_term(self) -> None:
-        delay = self.settings.shutdown_delay
-        if self.drain_until is not None or not delay or self.exit_code is not None:
-            self._begin_stop("SIGTERM: stopping gracefully", graceful=True)
-            return
-        assert self.board is not None
-        self.drain_until = time.monotonic() + delay
-        self.board.set_draining()
-        log.info(
-            "fcgikit master %d: SIGTERM: draining: the workers serve on for %gs "
-            "(--shutdown-delay) with the ping path answering 503, then stop gracefully",
-            self.master_pid,
-            delay,
-        )
-        if self.notifier is not None:
-            self.notifier.stopping("draining (SIGTERM)")
+        self.stopping.terminate()
 
     def handle_int(self) -> None:
-        self._begin_stop("SIGINT: stopping now", graceful=False)
+        self.stopping.begin("SIGINT: stopping now", graceful=False)
 
     def handle_quit(self) -> None:
-        self._begin_stop("SIGQUIT: stopping now", graceful=False)
+        self.stopping.begin("SIGQUIT: stopping now", graceful=False)
 
     def handle_hup(self) -> None:
-        if self.exit_code is not None:
+        if self.stopping.begun:
             return
-        if self.drain_until is not None:
+        if self.stopping.draining:
             log.info("SIGHUP ignored: the pool is draining to stop (SIGTERM)")
             return
         if self.stop_on_hup:
             self.restart_requested = True
-            self._begin_stop("SIGHUP: stopping gracefully to be restarted", graceful=True)
+            self.stopping.begin("SIGHUP: stopping gracefully to be restarted", graceful=True)
             return
         keeper = self.keeper
         keeper.begin_reload()
@@ -339,36 +310,19 @@ class Arbiter:
         self.keeper.signal_all(signal.SIGUSR1)
 
     def handle_ttin(self) -> None:
-        if self.exit_code is not None:
+        if self.stopping.begun:
             return
         self.keeper.resize(+1)
         log.info("SIGTTIN: %d workers wanted", self.keeper.target)
 
     def handle_ttou(self) -> None:
-        if self.exit_code is not None:
+        if self.stopping.begun:
             return
         if self.keeper.target <= 1:
             log.info("SIGTTOU: already down to one worker")
             return
         self.keeper.resize(-1)
         log.info("SIGTTOU: %d workers wanted", self.keeper.target)
-
-    def _begin_stop(self, message: str, *, graceful: bool, code: int = 0) -> None:
-        if self.exit_code is not None and graceful:
-            return  # already stopping; a fast stop may still cut a graceful one short
-        log.info("fcgikit master %d: %s", self.master_pid, message)
-        if self.notifier is not None and self.exit_code is None:
-            self.notifier.stopping(message)
-        self.exit_code = code if self.exit_code is None else self.exit_code
-        if self.board is not None:
-            self.board.set_draining()
-        self.keeper.stopping = True
-        if graceful:
-            self.stop_deadline = time.monotonic() + self.settings.graceful_timeout + KILL_MARGIN
-            self.keeper.stop_all("stopping")
-        else:
-            self.stop_deadline = time.monotonic() + FAST_STOP
-            self.keeper.signal_all(signal.SIGQUIT)
 
     # --- workers ----------------------------------------------------------------------------
 
@@ -378,7 +332,7 @@ class Arbiter:
         return self.spawner.fork(slot_index, max_requests)
 
     def _hopeless(self) -> None:
-        self._begin_stop("stopping: the app cannot be loaded", graceful=False, code=3)
+        self.stopping.begin("stopping: the app cannot be loaded", graceful=False, code=3)
 
     def _say_ready(self, why: str | None = None) -> None:
         """Tell systemd the pool serves (once its first worker is ready, once a reload is
@@ -391,10 +345,10 @@ class Arbiter:
         """The pool in a few words (systemd's STATUS=)."""
         assert self.board is not None
         view = self.board.snapshot().as_dict()
-        if self.exit_code is not None:
+        if self.stopping.begun:
             state = "stopping, "
         else:
-            state = "draining, " if self.drain_until is not None else ""
+            state = "draining, " if self.stopping.draining else ""
         if self.keeper.reloading:
             state += f"reloading to generation {self.keeper.generation}, "
         return (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fcgikit.server.metrics import DURATION_BUCKETS
+from fcgikit.server.metrics import DURATION_BUCKETS, Counts
 from fcgikit.server.pool_view import PoolView, state_name
 from fcgikit.server.scoreboard import RESTART_REASONS
 
@@ -22,8 +22,26 @@ WORKER_STATES = ("idle", "busy", "booting", "stopping", "failed")
 
 def render(view: PoolView, *, pool: bool) -> str:
     """The page for ``view``; ``pool``: with the families only a pool has."""
-    counters = view.counters
     lines: list[str] = []
+    _request_families(lines, view)
+    _admission_families(lines, view.counters)
+    _family(
+        lines,
+        "fcgikit_start_time_seconds",
+        "gauge",
+        "When the server (the pool's master) started, in seconds since the epoch",
+        [("", {}, view.started_wall)],
+        unit="seconds",
+    )
+    if pool:
+        _pool_families(lines, view)
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
+
+
+def _request_families(lines: list[str], view: PoolView) -> None:
+    """The requests answered (by status class, by duration), running and waiting."""
+    counters = view.counters
     by_class = dict(counters.requests_by_class())
     labels = [(index, f"{index}xx" if index else "none") for index in range(10)]
     _family(
@@ -49,6 +67,10 @@ def render(view: PoolView, *, pool: bool) -> str:
         "Requests admitted and waiting for a thread",
         [("", {}, queued)],
     )
+
+
+def _admission_families(lines: list[str], counters: Counts) -> None:
+    """The connections accepted, and the connections and requests refused."""
     _family(
         lines,
         "fcgikit_connections_accepted",
@@ -70,18 +92,6 @@ def render(view: PoolView, *, pool: bool) -> str:
         "Requests refused with FCGI_OVERLOADED, by reason",
         (("_total", {"reason": r}, n) for r, n in counters.requests_refused().items()),
     )
-    _family(
-        lines,
-        "fcgikit_start_time_seconds",
-        "gauge",
-        "When the server (the pool's master) started, in seconds since the epoch",
-        [("", {}, view.started_wall)],
-        unit="seconds",
-    )
-    if pool:
-        _pool_families(lines, view)
-    lines.append("# EOF")
-    return "\n".join(lines) + "\n"
 
 
 def _pool_families(lines: list[str], view: PoolView) -> None:

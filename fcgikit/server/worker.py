@@ -49,6 +49,8 @@ from fcgikit.server.tracker import RequestTracker, _Running, request_label
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
+    from fcgikit.server.metrics import ProcessCounters
+
 log = logging.getLogger("fcgikit.server")
 
 #: exit status of a worker that could not load the app. The master does not read it (an app
@@ -212,6 +214,20 @@ def _load_app(load: Callable[[], WSGIApplication], slot: WorkerSlot) -> WSGIAppl
         return None
 
 
+def _as_a_worker(settings: ServerSettings, counters: ProcessCounters | None) -> ServerSettings:
+    """``settings`` as a worker's server runs with them: the master handles the signals and
+    bound the sockets, which every worker accepts on; the status page's ``counters`` (this
+    worker's, in its slot of the scoreboard) count what it serves."""
+    return replace(
+        settings,
+        handle_signals=False,
+        multiprocess=True,
+        share_listeners=True,
+        binds=(),
+        metrics=counters,
+    )
+
+
 def run_worker(
     *,
     load: Callable[[], WSGIApplication],
@@ -246,18 +262,12 @@ def run_worker(
         report_saturation=report_saturation,
     )
     counters = status_page.counters if status_page is not None else None
-    worker_settings = replace(
-        settings,
-        handle_signals=False,
-        multiprocess=True,
-        share_listeners=True,
-        binds=(),
-        metrics=counters,
-    )
     # The ping path answers 503 when the pool drains, which the master says in the board:
     # not when this worker alone stops (replaced by a reload, --max-requests), since the
     # pool goes on serving then.
-    server = Server(tracker, worker_settings, listeners, draining=slot.board.draining)
+    server = Server(
+        tracker, _as_a_worker(settings, counters), listeners, draining=slot.board.draining
+    )
     if counters is not None:
         counters.pool = server.pool
     handlers.server = server

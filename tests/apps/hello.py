@@ -38,9 +38,13 @@ def signals_its_own_thread(environ: dict[str, Any], start_response: Any) -> list
 
 
 def loaded_modules(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    """The names of the modules this process has imported, one a line."""
+    """The names of the modules this process has imported, one a line; each followed by a tab
+    and what imported it, when the test's sitecustomize noted that (tests/test_cli_startup.py)."""
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return ["\n".join(sorted(sys.modules)).encode()]
+    site = sys.modules.get("sitecustomize")
+    importers: dict[str, str] = getattr(site, "importers", {})
+    lines = (f"{name}\t{importers.get(name, '?')}" for name in sorted(sys.modules))
+    return ["\n".join(lines).encode()]
 
 
 def modules_at_bind(environ: dict[str, Any], start_response: Any) -> list[bytes]:

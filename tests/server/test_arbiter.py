@@ -380,7 +380,7 @@ def test_an_app_that_no_worker_can_load_stops_the_master(caplog: pytest.LogCaptu
     caplog.set_level(logging.INFO, logger="fcgikit.arbiter")
     master = Arbiter("app:app", None, ServerSettings(), PoolSettings(workers_min=2, workers_max=2))
     master.keeper.exited(gone(), 3, slot_left(WorkerState.FAILED))
-    assert master.exit_code == 3
+    assert master.stopping.exit_code == 3
     assert "worker 4242 failed to start and no worker ever could; stopping" in caplog.text
 
 

@@ -12,17 +12,8 @@ from fcgikit.addresses import TcpAddress, parse_address
 from fcgikit.errors import ConfigError
 from fcgikit.networks import TrustedNetworks
 from fcgikit.protocol.frozen import frozen_dataclass
-from fcgikit.server.settings.declaration import (
-    FLAG,
-    Kind,
-    check_fields,
-    choice,
-    integer,
-    networks,
-    setting,
-    text,
-    text_list,
-)
+from fcgikit.server.settings.declaration import check_fields, setting
+from fcgikit.server.settings.kinds import FLAG, Kind, choice, integer, networks, text, text_list
 from fcgikit.server.settings.pool import parse_workers, workers_problem
 
 #: ``--reload-engine``'s values, what :func:`fcgikit.server.sources.make_watcher` takes; here,

@@ -10,14 +10,8 @@ from __future__ import annotations
 
 from fcgikit.errors import ConfigError
 from fcgikit.protocol.frozen import frozen_dataclass
-from fcgikit.server.settings.declaration import (
-    FLAG,
-    check_fields,
-    integer,
-    seconds,
-    setting,
-    text,
-)
+from fcgikit.server.settings.declaration import check_fields, setting
+from fcgikit.server.settings.kinds import FLAG, integer, seconds, text
 
 
 def parse_workers(text: str) -> tuple[int, int]:

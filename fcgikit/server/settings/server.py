@@ -21,16 +21,15 @@ from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.listeners import SocketOwner, socket_mode_problem
 from fcgikit.server.logs import ACCESS_FORMATS
 from fcgikit.server.metrics import ProcessCounters
-from fcgikit.server.settings.declaration import (
+from fcgikit.server.settings.declaration import check_fields, setting
+from fcgikit.server.settings.kinds import (
     FLAG,
     Kind,
-    check_fields,
     choice,
     integer,
     networks,
     octal,
     seconds,
-    setting,
     size,
     text,
 )

@@ -15,7 +15,7 @@ from fcgikit.errors import ConfigError
 from fcgikit.networks import TrustedNetworks
 from fcgikit.server.listeners import SocketOwner
 from fcgikit.server.settings import SERVE_SETTINGS, PoolSettings, ServerSettings
-from fcgikit.server.settings.declaration import FLAG, Setting, integer, octal, seconds, settings_of
+from fcgikit.server.settings.declaration import Setting, settings_of
 from fcgikit.server.settings.sources import toml_value
 from tests.server.settings.helpers import serve_settings
 
@@ -179,28 +179,3 @@ def test_which_settings_ask_for_a_pool(argv: list[str], pool: bool) -> None:
 def test_values_made_in_python_are_checked_by_the_same_declaration(make: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         make()
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        *[(word, True) for word in ("1", "true", "YES", " on ")],
-        *[(word, False) for word in ("0", "False", "no", "off")],
-    ],
-)
-def test_flags_read_the_usual_words(text: str, value: bool) -> None:
-    assert FLAG.parse(text) is value
-
-
-@pytest.mark.parametrize("text", ["", "2", "maybe", "enabled"])
-def test_flags_refuse_other_words(text: str) -> None:
-    with pytest.raises(ValueError):
-        FLAG.parse(text)
-
-
-def test_kinds_write_values_the_way_they_read_them() -> None:
-    assert octal().parse(octal().show(0o007)) == 0o007 and octal().show(0o660) == "660"
-    never = seconds(zero_means_never=True)
-    assert never.parse("0") is None and never.show(None) == 0 and never.writes_none
-    assert integer(minimum=1).check(0) == "must be at least 1, not 0"
-    assert integer().check(3) is None
