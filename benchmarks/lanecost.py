@@ -1,6 +1,6 @@
 """What a request costs by the shape of its connection, in instructions (keep-conn's lanes).
 
-    python3 benchmarks/lanecost.py                  µs per request, best of 5
+    python3 benchmarks/lanecost.py                  CPU µs per request and the app's share
     python3 benchmarks/lanecost.py --callgrind      instructions per request, under valgrind
     python3 benchmarks/lanecost.py --path /flask    the Flask app (benchmarks/apps.py)
 
@@ -16,6 +16,11 @@ Three shapes, each driven through a real :class:`~fcgikit.server.server.Server`'
 
 The client's own calls are counted too (the same in ``off`` and ``fresh``). ``--callgrind``
 runs each shape twice (``--requests`` and three times as many) and divides the difference.
+
+Without ``--callgrind``: this thread's CPU time a request, the best of 5 runs, and how much
+of it went inside the app's call. Instructions do not show what the work around the app
+costs the app itself: the same app code runs slower after more work between its calls
+(benchmarks/RESULTS.md, "Issue 26, the pure-Python build, round 7").
 """
 
 from __future__ import annotations
@@ -25,14 +30,15 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import apps  # next to this file (sys.path above)
 from hotpath import request_bytes
-from workercost import best_microseconds, callgrind_instructions
+from workercost import callgrind_instructions
 
 from fcgikit.server.poller import READABLE
 from fcgikit.server.server import Server, admit
@@ -41,13 +47,31 @@ from fcgikit.server.settings import ServerSettings
 SHAPES = ("off", "fresh", "kept")
 
 
-def driver(shape: str, directory: str, path: str = "/hello") -> Callable[[], None]:
+class TimedApp:
+    """The benchmark's app, with the CPU time this thread spent inside its calls."""
+
+    def __init__(self) -> None:
+        self.nanoseconds = 0
+
+    def __call__(
+        self, environ: apps.Environ, start_response: apps.StartResponse
+    ) -> Iterable[bytes]:
+        started = time.thread_time_ns()
+        try:
+            return apps.application(environ, start_response)
+        finally:
+            self.nanoseconds += time.thread_time_ns() - started
+
+
+def driver(
+    shape: str, directory: str, path: str = "/hello", app: apps.WSGIApp = apps.application
+) -> Callable[[], None]:
     address = f"{directory}/{shape}.sock"
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(address)
     listener.listen(64)
     listener.setblocking(False)
-    server = Server(apps.application, ServerSettings(), listeners=[listener])
+    server = Server(app, ServerSettings(), listeners=[listener])
     server.acceptor.listen()
     server.loop.poller.register(server.loop.wake_r.fileno(), READABLE, server.loop.wake_r)
     pool = server.pool
@@ -93,6 +117,21 @@ def run(shape: str, requests: int, path: str) -> None:
             one()
 
 
+def cpu_microseconds(shape: str, requests: int, path: str) -> tuple[float, float]:
+    """CPU µs a request on this thread, and of it inside the app: the best of 5 runs."""
+    app = TimedApp()
+    with tempfile.TemporaryDirectory() as directory:
+        one = driver(shape, directory, path, app)
+        best = (float("inf"), 0.0)
+        for _ in range(5):
+            app.nanoseconds = 0
+            started = time.thread_time_ns()
+            for _ in range(requests):
+                one()
+            best = min(best, (time.thread_time_ns() - started, app.nanoseconds))
+    return best[0] / requests / 1e3, best[1] / requests / 1e3
+
+
 def instructions(shape: str, requests: int, path: str) -> int:
     """User-space instructions of this script run under callgrind for ``requests``."""
     return callgrind_instructions(
@@ -116,9 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             many = instructions(shape, 3 * args.requests, args.path)
             print(f"  {shape:6} {(many - few) / (2 * args.requests):10,.0f} instructions/request")
             continue
-        with tempfile.TemporaryDirectory() as directory:
-            one = driver(shape, directory, args.path)
-            print(f"  {shape:6} {best_microseconds(one, args.requests):7.1f} µs/request")
+        whole, in_app = cpu_microseconds(shape, args.requests, args.path)
+        print(f"  {shape:6} {whole:7.1f} CPU µs/request, {in_app:5.1f} of them in the app")
     return 0
 
 

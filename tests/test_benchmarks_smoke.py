@@ -117,6 +117,27 @@ def test_hot_path_bench_runs_every_stage(tmp_path: Path) -> None:
     assert all(figure > 0 for figure in timed.values()), done.stdout
 
 
+@pytest.mark.timeout(60)
+def test_lane_cost_bench_reports_each_shapes_cpu_and_the_apps_share(tmp_path: Path) -> None:
+    """benchmarks/lanecost.py drives a Server's loop steps by hand: each shape must still
+    serve its requests and say the CPU time a request took, and how much of it the app did
+    (the part instruction counts cannot show moving: RESULTS.md, pure-Python round 7)."""
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "lanecost.py"), "--requests", "3"],
+        capture_output=True, text=True, timeout=50, stdin=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    shapes = {}
+    for line in done.stdout.splitlines():
+        found = re.fullmatch(
+            r"\s*(\w+)\s+([\d.]+) CPU µs/request,\s+([\d.]+) of them in the app", line
+        )
+        assert found, done.stdout
+        shapes[found[1]] = (float(found[2]), float(found[3]))
+    assert set(shapes) == {"off", "fresh", "kept"}
+    assert all(0 < in_app < whole for whole, in_app in shapes.values()), done.stdout
+
+
 def test_nginx_keeps_a_connection_for_every_request_in_flight(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
