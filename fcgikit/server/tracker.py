@@ -1,13 +1,14 @@
 """What a prefork worker records of each request: :class:`RequestTracker`, a WSGI wrapper around
-the app that writes each request's label and start time into the thread's cell of the worker's
-:class:`~fcgikit.server.scoreboard.WorkerSlot` (the master's ``--timeout`` reads them, and the
-status page), counts requests for ``--max-requests``, finds the slow ones for the slow log, and
-answers the status page. The rest of the worker is :mod:`fcgikit.server.worker`.
+the app that writes each request's label, thread and start time into a cell of the worker's
+:class:`~fcgikit.server.scoreboard.WorkerSlot` (:mod:`~fcgikit.server.cells`; the master's
+``--timeout`` reads them, the status page and the slow log), counts requests for
+``--max-requests``, finds the slow ones for the slow log, and answers the status page. The
+rest of the worker is :mod:`fcgikit.server.worker`.
 
 It runs once per request, so it is compiled with the server's per-request path (setup.py), and
 does as little as it can: no lock (a cell is taken from a free list and given back), the
-scoreboard cell the one record of the request (its label, start and count, written in place
-by one call), nothing allocated for a request whose response is a list.
+scoreboard cell the one record of the request (its label, count, thread and start, written
+in place by one call each way), nothing allocated for a request whose response is a list.
 """
 
 from __future__ import annotations
@@ -109,8 +110,10 @@ class RequestTracker:
         self.notify = notify
         self._lock = threading.Lock()
         self._free_cells = list(range(threads - 1, -1, -1))
-        #: the thread each cell's request runs on (its last one's while the cell is free)
-        self._thread_ids = [0] * threads
+        # the C lane's calls held as they are, so that a request makes no look-up for them
+        writer, self._cells = slot.request_cells()
+        self._begin_cell = writer.begin
+        self._end_cell = writer.end
         #: the start of the request each cell last reported slow (the slow log's "once")
         self._reported_starts = [0.0] * threads
         #: requests ended, counted only for max_requests
@@ -145,13 +148,17 @@ class RequestTracker:
         # at once than it has threads, so a cell is always free here.
         free = self._free_cells
         cell = free.pop()
-        self._thread_ids[cell] = self.slot.begin_request(cell, environ)
+        if self._begin_cell(cell, environ) is None:
+            self._cells.begin(cell, environ)  # not the C lane's ordinary case: the twin's
         if not free and self.report_saturation:
             self.notify()  # saturated: a dynamic pool may want another worker
         return cell
 
     def _end(self, cell: int) -> None:
-        if not self.slot.end(cell):
+        ended = self._end_cell(cell)
+        if ended is None:
+            ended = self._cells.end(cell)
+        if not ended:
             return  # ended already: the cell must not be given back twice
         self._free_cells.append(cell)  # last: another thread may take the cell from here
         if self.max_requests > 0:
@@ -190,7 +197,7 @@ class RequestTracker:
                 cell, started = request.cell, request.started
                 if now - started > threshold and self._reported_starts[cell] != started:
                     self._reported_starts[cell] = started
-                    found.append(_Running(self._thread_ids[cell], request.label, started))
+                    found.append(_Running(request.thread, request.label, started))
             if found:
                 self.slow += len(found)
                 self.slot.set_slow(self.slow)
