@@ -5,10 +5,10 @@ the shared :class:`~fcgikit.server.scoreboard.Scoreboard`.
 What runs in a worker:
 
 * the Server's I/O thread (the main thread) and its pool of request threads;
-* :class:`~fcgikit.server.tracker.RequestTracker`, a WSGI wrapper around the app: it writes
-  each request's label and start time into the thread's scoreboard cell (the master's
-  ``--timeout`` reads them), counts requests for ``--max-requests``, and answers the status
-  page;
+* :class:`~fcgikit.server.tracker.RequestTracker`, which the server calls around each request
+  of the app (``ServerSettings.tracker``): it writes the request's label and start time into
+  a scoreboard cell (the master's ``--timeout`` reads them), counts requests for
+  ``--max-requests``, and holds the status page;
 * :class:`Watchdog`, one thread that marks the worker READY once it accepts, writes the Python
   stack of a request slower than ``--slow-log`` to the log (once per request, php-fpm's
   slowlog), and stops the worker if the master disappears.
@@ -237,7 +237,6 @@ def run_worker(
         return 0
     notify = make_notifier(notify_fd)
     tracker = RequestTracker(
-        app,
         slot,
         settings.threads,
         max_requests=max_requests,
@@ -253,11 +252,12 @@ def run_worker(
         share_listeners=True,
         binds=(),
         metrics=counters,
+        tracker=tracker,
     )
     # The ping path answers 503 when the pool drains, which the master says in the board:
     # not when this worker alone stops (replaced by a reload, --max-requests), since the
     # pool goes on serving then.
-    server = Server(tracker, worker_settings, listeners, draining=slot.board.draining)
+    server = Server(app, worker_settings, listeners, draining=slot.board.draining)
     if counters is not None:
         counters.pool = server.pool
     handlers.server = server
