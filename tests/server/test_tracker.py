@@ -21,35 +21,24 @@ from fcgikit.server.sink import WebServerGone
 from fcgikit.server.status import StatusPage, parse_allow
 from fcgikit.server.tracker import RequestTracker
 from fcgikit.server.wsgi import WSGIRequest
+from tests.server.test_speedups_wsgi_codec import RecordingSink
 
 App = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
 
-class Sink:
-    """Stands in for the connection: keeps what the request sends, and can vanish after
-    ``gone_after`` sends of output (the web server closing mid-stream)."""
+class Sink(RecordingSink):
+    """Keeps what the request sends, and can vanish after ``gone_after`` sends of output
+    (the web server closing mid-stream)."""
 
     def __init__(self, gone_after: int | None = None) -> None:
+        super().__init__()
         self.sent: list[bytes] = []
-        self.finished: list[tuple[bytes, bytes, int]] = []
         self.gone_after = gone_after
 
     def send_output(self, request: WSGIRequest, data: bytes) -> None:
         if self.gone_after is not None and len(self.sent) >= self.gone_after:
             raise WebServerGone("the web server closed the connection")
         self.sent.append(data)
-
-    def send_stderr(self, request: WSGIRequest, data: bytes) -> None:
-        pass
-
-    def finish(self, request: WSGIRequest, head: bytes, body: bytes, app_status: int) -> None:
-        self.finished.append((head, body, app_status))
-
-    def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
-        pass
-
-    def web_server_gone(self) -> bool:
-        return False
 
 
 def worker(threads: int = 1, **options: Any) -> tuple[Scoreboard, RequestTracker]:
