@@ -26,7 +26,7 @@ from setuptools.command.build_ext import build_ext
 #: per-request path (the connection, the request body, the WSGI request and the modules it
 #: calls into each time: its environ and head codec, its sink, its streams, what it counts for
 #: while it waits and what is recorded of it; the loop, the pool that runs requests (and the replies it holds), and what
-#: a prefork worker records of each request: the tracker and the scoreboard it writes). Not fcgikit/protocol/__init__.py, which reports which build was
+#: a prefork worker records of each request: the tracker, the scoreboard and the request cells it writes). Not fcgikit/protocol/__init__.py, which reports which build was
 #: loaded; not events.py: compiled, its public frozen dataclasses could no longer be copied,
 #: pickled or subclassed, and compiling it gained nothing measurable (benchmarks/hotpath.py);
 #: not errors.py, where RequestBodyError derives from OSError, which mypyc cannot compile.
@@ -67,6 +67,7 @@ COMPILED = [
     "fcgikit/server/stopping.py",
     "fcgikit/server/server.py",
     "fcgikit/server/loop.py",
+    "fcgikit/server/cells.py",
     "fcgikit/server/scoreboard.py",
     "fcgikit/server/tracker.py",
 ]

@@ -11,9 +11,10 @@ Both modes drive the direct lane (nginx's default: a connection per request) thr
 request to the real :class:`~fcgikit.server.pool.WorkerPool`, and ``run_ready`` runs it on this
 thread and sends its reply. "single" is ``fcgikit serve`` without ``--workers``; "worker" is
 what :func:`~fcgikit.server.worker.run_worker` builds in a worker: the same server with the
-worker's settings (the listeners shared with siblings) and the app wrapped in a
-:class:`~fcgikit.server.worker.RequestTracker` writing to a real scoreboard slot. No status page,
-slow log or ``--max-requests`` (the benchmark's ``--workers 2`` has none).
+worker's settings (the listeners shared with siblings) and a
+:class:`~fcgikit.server.worker.RequestTracker` writing each request to a real scoreboard
+slot. No status page, slow log or ``--max-requests`` (the benchmark's ``--workers 2`` has
+none).
 
 Instructions, unlike time, do not depend on what else the machine runs: ``--callgrind`` runs
 each mode twice under ``valgrind --tool=callgrind`` (``--requests`` and five times as many) and
@@ -58,11 +59,16 @@ def build(mode: str, listener: socket.socket) -> Server:
     app: Any = apps.application
     if mode == "worker":
         # as run_worker does, without a status page
-        settings = replace(
-            settings, handle_signals=False, multiprocess=True, share_listeners=True, binds=()
-        )
         board = Scoreboard(1, settings.threads)
-        app = RequestTracker(app, board.slot(0), settings.threads, report_saturation=False)
+        tracker = RequestTracker(board.slot(0), settings.threads, report_saturation=False)
+        settings = replace(
+            settings,
+            handle_signals=False,
+            multiprocess=True,
+            share_listeners=True,
+            binds=(),
+            tracker=tracker,
+        )
     return Server(app, settings, listeners=[listener])
 
 

@@ -52,6 +52,9 @@ nitpick_ignore_regex = [
     # open_listener's annotations name socket, which fcgikit/server/listeners.py imports only
     # for type checking (it binds before socket loads): autodoc shows them as written
     (r"py:class", r"SocketOwner"),
+    # ServerSettings.tracker's type is a worker's, imported for type checking only (a server
+    # without --workers never loads it), so autodoc shows that class's annotations as written
+    (r"py:class", r"(Role|ProcessCounters|RequestTracker)"),
     (r"py:class", r"'?(tuple|Mapping|dict|list)\[.*"),
     (r"py:class", r"fcgikit\.(addresses|protocol\.constants)\..*"),
     (

@@ -58,6 +58,7 @@ class Health:
         for _, request in arrived:
             if self.is_ping(request.event.params):
                 request.app = self.app
+                request.tracker = None  # not a request of the app's: a worker records none
 
     def app(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         """The ping's answer, as a WSGI app."""

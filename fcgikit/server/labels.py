@@ -1,11 +1,11 @@
 """The label a prefork worker's request is known by: ``#id METHOD URI``, the one
 :class:`~fcgikit.server.wsgi.WSGIRequest` logs with. The worker writes it into the request's
-scoreboard cell (:meth:`~fcgikit.server.scoreboard.WorkerSlot.begin_request`), where the status
-page, the master's ``--timeout`` message and the slow log read it.
+scoreboard cell (:mod:`~fcgikit.server.cells`), where the status page, the master's
+``--timeout`` message and the slow log read it.
 
 :func:`write_label_py` writes it in Python; the C lane of the whole cell's write,
-``_speedups_scoreboard.begin_cell``, writes the same bytes (see
-:func:`~fcgikit.server.scoreboard.begin_cell_py`, its twin).
+``_speedups_cells.RequestCells``, writes the same bytes (see
+:class:`~fcgikit.server.cells.RequestCellsPy`, its twin).
 """
 
 from __future__ import annotations

@@ -69,15 +69,10 @@ LANES = (
         "tests/server/test_memory.py::test_the_c_mallopt_answers_as_the_python",
     ),
     Lane(
-        "fcgikit.server._speedups_scoreboard.begin_cell",
-        "fcgikit.server.scoreboard.begin_cell_py",
-        "tests/server/test_speedups_scoreboard.py::"
+        "fcgikit.server._speedups_cells.RequestCells",
+        "fcgikit.server.cells.RequestCellsPy",
+        "tests/server/test_speedups_cells.py::"
         "test_whatever_the_lane_writes_is_what_the_twin_writes",
-    ),
-    Lane(
-        "fcgikit.server._speedups_scoreboard.end_cell",
-        "fcgikit.server.scoreboard.end_cell_py",
-        "tests/server/test_speedups_scoreboard.py::test_the_lane_ends_a_cell_as_the_twin_does",
     ),
     Lane(
         "fcgikit.server._speedups_watcher.LoopWatch",

@@ -35,6 +35,7 @@ class RunningRequest:
     cell: int
     label: str
     started: float  # time.monotonic() of the process that wrote it (one clock on Linux)
+    thread: int  # the ident of the thread it runs on, in the worker (the slow log's stack)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,21 +7,15 @@ worker writes its own slot with ``struct.pack_into`` (no system call, no lock sh
 another process), the master and the status page (:mod:`~fcgikit.server.status`) only read.
 Each worker slot holds one *request cell* per thread.
 
-A request writes its cell only, and only its own thread writes the cell (a word each, no
-shared counter): the readers derive a worker's busy threads (cells running), its requests (the
-sum of the cells' counts) and when it was last active (the latest end) from its cells.
+A request writes its cell only (:mod:`~fcgikit.server.cells`: the cells' layout, their
+writers and how a reader reads one without a torn value). Counters are single aligned
+8-byte words (the metrics' as :mod:`~fcgikit.server.metrics` says), so a reader sees each
+one before or after a write. When a worker dies the master folds its counters into the
+pool's and frees its slot under a sequence number (odd while it does), and a reader that saw
+it change reads again: no reader counts the dead worker twice or not at all, so the pool's
+counters never go back.
 
-Torn reads: a cell is written while free (its start zero or negative), label and count first
-and start time last, and freed by writing the negated end time over the start; a reader reads
-start, label, start again and drops the cell when the two starts differ. Counters are single
-aligned 8-byte words (the metrics' as :mod:`~fcgikit.server.metrics` says), so a reader sees
-each one before or after a write. When a worker dies the master folds its
-counters into the pool's and frees its slot under a sequence number (odd while it does), and
-a reader that saw it change reads again: no reader counts the dead worker twice or not at
-all, so the pool's counters never go back.
-
-Layout, in the machine's own byte order (the board never leaves it; a worker writes the
-words of its request path through ``memoryview`` casts, see :class:`WorkerSlot`)::
+Layout, in the machine's own byte order (the board never leaves it)::
 
     header   64 bytes   pool-wide figures the master writes; its last 4 bytes say
                         whether the pool drains (the workers' ping path answers 503)
@@ -30,7 +24,7 @@ words of its request path through ``memoryview`` casts, see :class:`WorkerSlot`)
              + BLOCK_SIZE   the dead workers' counters (metrics.py)
     slot[i]  64 bytes   one worker: pid, state, counters
              + lanes_for(threads) * BLOCK_SIZE   its metrics, a lane per thread (metrics.py)
-             + threads * 264 bytes   one cell per thread: start, count, label
+             + threads * CELL_SIZE   one cell per thread (cells.py)
 
 A single process (no ``--workers``) keeps a board of one slot, itself, its cells unused, so that
 its status page comes from the same code.
@@ -45,12 +39,18 @@ from __future__ import annotations
 import mmap
 import struct
 import time
-from _thread import get_ident
-from collections.abc import Callable
-from time import monotonic
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from fcgikit.server.labels import encoded_label, write_label_py
+from fcgikit.server.cells import (
+    CELL_SIZE,
+    LABEL_SIZE,
+    CellWriter,
+    RequestCells,
+    RequestCellsPy,
+    read_cells,
+    write_cell,
+)
+from fcgikit.server.labels import encoded_label
 from fcgikit.server.metrics import (
     BLOCK_SIZE,
     RETIRE_REASONS,
@@ -61,22 +61,8 @@ from fcgikit.server.metrics import (
     read_gauges,
     write_counters,
 )
-from fcgikit.server.pool_view import PoolView, RunningRequest, SlotView
+from fcgikit.server.pool_view import PoolView, SlotView
 from fcgikit.server.pool_view import WorkerState as WorkerState  # the writers import it here
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIEnvironment
-
-#: what a request's cell is written in: the board's memory (a memoryview in the tests)
-Cells = mmap.mmap | memoryview
-#: The C lane of a request's cell (fcgikit/server/_speedups_scoreboard.c): None where it was not
-#: built, and with FCGIKIT_PURE_PYTHON=1; begin_cell_py and end_cell_py are its twins.
-begin_cell: Callable[[Cells, int, int, WSGIEnvironment], int | None] | None
-end_cell: Callable[[Cells, int], bool | None] | None
-try:
-    from fcgikit.server._speedups_scoreboard import begin_cell, end_cell
-except ImportError:
-    begin_cell = end_cell = None
 
 # started_wall, started_mono, dead_accepted, dead_slow, dynamic, target, maximum, threads,
 # max_reached
@@ -85,14 +71,6 @@ _HEADER_SIZE: Final = 64
 # pid, state, generation, (pad), started_mono, (unused), slow
 _SLOT: Final = struct.Struct("=iIIId8xQ")
 _SLOT_SIZE: Final = 64
-_LABEL_SIZE: Final = 246
-# start (0: never used, < 0: free since -start), the cell's requests << 16 | label length
-_CELL_HEAD: Final = struct.Struct("=dQ")
-_CELL_SIZE: Final = 264  # the head, the label, and padding to keep the next cell aligned
-_WORD_AT: Final = 8  # in a cell
-_LABEL_AT: Final = 16
-_LENGTH_BITS: Final = 16
-_LENGTH_MASK: Final = (1 << _LENGTH_BITS) - 1
 #: why the master replaced a worker (fcgikit.server.children.restart_reason)
 RESTART_REASONS = (
     "crashed_while_serving",
@@ -113,7 +91,6 @@ _PID: Final = struct.Struct("=i")
 _U32: Final = struct.Struct("=I")
 _U64: Final = struct.Struct("=Q")
 _NATIVE_U64: Final = struct.Struct("=Q")  # a word of a metrics block
-_F64: Final = struct.Struct("=d")
 _OFF_STATE: Final = 4
 _OFF_GENERATION: Final = 8
 _OFF_SLOW: Final = 32
@@ -123,9 +100,6 @@ _OFF_DRAINING: Final = 60
 assert _HEADER.size <= _OFF_DRAINING and _OFF_DRAINING + _U32.size <= _HEADER_SIZE
 
 assert _HEADER.size <= _HEADER_SIZE and _SLOT.size <= _SLOT_SIZE
-assert _CELL_HEAD.size == _LABEL_AT and _F64.size == _WORD_AT
-assert _LABEL_AT + _LABEL_SIZE <= _CELL_SIZE
-assert _CELL_SIZE % 8 == 0 and _LABEL_SIZE < 1 << _LENGTH_BITS
 
 
 class Scoreboard:
@@ -136,7 +110,7 @@ class Scoreboard:
         self.threads = threads
         self.lanes = lanes_for(threads)
         self.cells = _SLOT_SIZE + self.lanes * BLOCK_SIZE  # where a slot's cells begin
-        self.slot_size = self.cells + threads * _CELL_SIZE
+        self.slot_size = self.cells + threads * CELL_SIZE
         size = _SLOTS + slots * self.slot_size
         self.mem = mmap.mmap(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
         now_wall, now_mono = time.time(), time.monotonic()
@@ -209,23 +183,7 @@ class Scoreboard:
         mem = self.mem
         offset = self._offset(index)
         pid, state, generation, _, started, slow = _SLOT.unpack_from(mem, offset)
-        cells = offset + self.cells
-        running = []
-        requests = busy = 0
-        last = started
-        for cell in range(self.threads):
-            at = cells + cell * _CELL_SIZE
-            start, word = _CELL_HEAD.unpack_from(mem, at)
-            requests += word >> _LENGTH_BITS
-            if start <= 0.0:
-                last = max(last, -start)
-                continue
-            busy += 1
-            label_at = at + _LABEL_AT
-            raw = mem[label_at : label_at + min(word & _LENGTH_MASK, _LABEL_SIZE)]
-            if _F64.unpack_from(mem, at)[0] != start:
-                continue  # rewritten while we read it
-            running.append(RunningRequest(cell, raw.decode("utf-8", "replace"), start))
+        requests, busy, last, running = read_cells(mem, offset + self.cells, self.threads, started)
         sampled_running, sampled_queued, retired_for = read_gauges(mem, offset + _SLOT_SIZE)
         return SlotView(
             index,
@@ -237,7 +195,7 @@ class Scoreboard:
             slow,
             busy,
             last,
-            tuple(running),
+            running,
             read_counters(mem, offset + _SLOT_SIZE, self.lanes),
             sampled_running,
             sampled_queued,
@@ -282,34 +240,14 @@ class Scoreboard:
 
 
 class WorkerSlot:
-    """A worker's handle on its own slot. ``begin_request``/``end`` run on the worker's
-    threads, a cell's on one thread at a time (the tracker's free list hands the cells out).
-
-    ``begin_request`` and ``end`` run for every request: each is one call of the C lane
-    (``begin_cell``, ``end_cell``) that reads the clock and writes the cell's label and words
-    in the board's memory, where each word written from Python is a call or an item
-    assignment that costs as much as the rest of the write. ``begin`` (a label given as a
-    str) writes through memoryview casts of the slot, made at its first call (a slot handle
-    the master makes for a moment holds none: the board's mmap cannot close while a view of
-    it lives)."""
+    """A worker's handle on its own slot: its pid, state and counters, and its request cells
+    (:meth:`request_cells`, written on the worker's threads, a cell by one thread at a
+    time: the tracker's free list hands the cells out)."""
 
     def __init__(self, board: Scoreboard, index: int) -> None:
         self.board = board
         self.index = index
         self.offset = board._offset(index)
-        self._views: _RequestViews | None = None
-        cells = self.offset + board.cells
-        #: where each of the slot's request cells begins in the board's memory
-        self._cells_at = [cells + cell * _CELL_SIZE for cell in range(board.threads)]
-        # the C lane, held here: an attribute is read for less than a module's global
-        self._begin_cell = begin_cell
-        self._end_cell = end_cell
-
-    def _request_views(self) -> _RequestViews:
-        views = self._views
-        if views is None:
-            views = self._views = _RequestViews(self.board, self.offset)
-        return views
 
     def set_pid(self, pid: int) -> None:
         _PID.pack_into(self.board.mem, self.offset, pid)
@@ -320,40 +258,29 @@ class WorkerSlot:
     def state(self) -> WorkerState:
         return WorkerState(_U32.unpack_from(self.board.mem, self.offset + _OFF_STATE)[0])
 
-    def begin(self, cell: int, label: str, requests: int, started: float | None = None) -> None:
-        """A request began in free ``cell`` (at ``started``, time.monotonic; now by default),
-        the cell's ``requests``-th: its label and count first and its start last (see the
-        module docstring on torn reads)."""
-        views = self._request_views()
-        raw = encoded_label(label, _LABEL_SIZE)
-        at = cell * _CELL_SIZE
-        views.cells[at + _LABEL_AT : at + _LABEL_AT + len(raw)] = raw
-        views.words[(at + _WORD_AT) // 8] = requests << _LENGTH_BITS | len(raw)
-        views.starts[at // 8] = monotonic() if started is None else started
+    def request_cells(self) -> tuple[CellWriter, RequestCellsPy]:
+        """The writers of the slot's request cells: the C lane where it was built, and the
+        twin, which writes where the lane answers None. The lane holds the board's memory
+        (which cannot close while it lives): the worker makes it, not the master."""
+        board = self.board
+        args = (board.mem, self.offset + board.cells, board.threads, CELL_SIZE, LABEL_SIZE)
+        twin = RequestCellsPy(*args)
+        return (twin if RequestCells is None else RequestCells(*args)), twin
 
-    def begin_request(self, cell: int, environ: WSGIEnvironment) -> int:
-        """:meth:`begin` for the request whose ``environ`` this is, now, the cell's next
-        request, written by the C lane where it can; the ident of the thread it runs on."""
-        mem = self.board.mem
-        at = self._cells_at[cell]
-        lane = self._begin_cell
-        if lane is not None:
-            thread = lane(mem, at, _LABEL_SIZE, environ)
-            if thread is not None:
-                return thread
-        return begin_cell_py(mem, at, _LABEL_SIZE, environ)
+    def begin(self, cell: int, label: str, requests: int, started: float | None = None) -> None:
+        """A request labelled ``label`` began in free ``cell`` (at ``started``, time.monotonic;
+        now by default), the cell's ``requests``-th: what a request's ``begin`` writes, for
+        the readers' tests."""
+        at = self.offset + self.board.cells + cell * CELL_SIZE
+        raw = encoded_label(label, LABEL_SIZE)
+        now = time.monotonic() if started is None else started
+        write_cell(self.board.mem, at, raw, requests, now)
 
     def end(self, cell: int) -> bool:
-        """The request in ``cell`` ended: the cell is free, since now. False, and nothing
-        written, when the cell was free already."""
-        mem = self.board.mem
-        at = self._cells_at[cell]
-        lane = self._end_cell
-        if lane is not None:
-            ended = lane(mem, at)
-            if ended is not None:
-                return ended
-        return end_cell_py(mem, at)
+        """The request in ``cell`` ended (the cell is free since now), as a request's ``end``."""
+        board = self.board
+        cells = RequestCellsPy(board.mem, self.offset + board.cells, board.threads, CELL_SIZE, 0)
+        return cells.end(cell)
 
     def set_slow(self, slow: int) -> None:
         _U64.pack_into(self.board.mem, self.offset + _OFF_SLOW, slow)
@@ -371,34 +298,3 @@ class WorkerSlot:
             return ProcessCounters(area, self.board.lanes)
         finally:
             area.release()
-
-
-class _RequestViews:
-    """The words of a slot that each request writes, as memoryview casts of the board."""
-
-    def __init__(self, board: Scoreboard, offset: int) -> None:
-        cells = memoryview(board.mem)[offset + board.cells : offset + board.slot_size]
-        self.cells: memoryview[int] = cells
-        self.starts: memoryview[float] = cells.cast("d")
-        self.words: memoryview[int] = cells.cast("Q")
-
-
-def begin_cell_py(cells: Cells, at: int, size: int, environ: WSGIEnvironment) -> int:
-    """``begin_cell``'s twin and spec: a request began in the free cell at ``at`` (its label
-    ``size`` bytes at most): its label and its count (the cell's last plus one) first, its
-    start (now) last, as the module docstring says for torn reads; the calling thread's
-    ident, for the slow log."""
-    length = write_label_py(cells, at + _LABEL_AT, size, environ)
-    requests = (_U64.unpack_from(cells, at + _WORD_AT)[0] >> _LENGTH_BITS) + 1
-    _U64.pack_into(cells, at + _WORD_AT, requests << _LENGTH_BITS | length)
-    _F64.pack_into(cells, at, monotonic())
-    return get_ident()
-
-
-def end_cell_py(cells: Cells, at: int) -> bool:
-    """``end_cell``'s twin and spec: the request in the cell at ``at`` ended, its end (now)
-    negated over its start; False, and nothing written, when the cell was not running."""
-    if _F64.unpack_from(cells, at)[0] <= 0.0:
-        return False
-    _F64.pack_into(cells, at, -monotonic())
-    return True

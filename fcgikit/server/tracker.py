@@ -1,13 +1,16 @@
-"""What a prefork worker records of each request: :class:`RequestTracker`, a WSGI wrapper around
-the app that writes each request's label and start time into the thread's cell of the worker's
-:class:`~fcgikit.server.scoreboard.WorkerSlot` (the master's ``--timeout`` reads them, and the
-status page), counts requests for ``--max-requests``, finds the slow ones for the slow log, and
-answers the status page. The rest of the worker is :mod:`fcgikit.server.worker`.
+"""What a prefork worker records of each request: :class:`RequestTracker` writes each request's
+label, thread and start time into a cell of the worker's
+:class:`~fcgikit.server.scoreboard.WorkerSlot` (:mod:`~fcgikit.server.cells`; the master's
+``--timeout`` reads them, the status page and the slow log), counts requests for
+``--max-requests``, finds the slow ones for the slow log, and holds the status page. The
+server calls it (:meth:`~fcgikit.server.wsgi.WSGIRequest.run`, ``ServerSettings.tracker``):
+it is no WSGI wrapper, so a request makes no object of its own for it. The rest of the
+worker is :mod:`fcgikit.server.worker`.
 
 It runs once per request, so it is compiled with the server's per-request path (setup.py), and
 does as little as it can: no lock (a cell is taken from a free list and given back), the
-scoreboard cell the one record of the request (its label, start and count, written in place
-by one call), nothing allocated for a request whose response is a list.
+scoreboard cell the one record of the request (its label, count, thread and start, written
+in place by one call each way).
 """
 
 from __future__ import annotations
@@ -16,17 +19,16 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fcgikit.server.labels import request_label
 from fcgikit.server.scoreboard import WorkerSlot, WorkerState
 from fcgikit.server.status import StatusPage
-from fcgikit.server.wsgi import PROCESS_EXITS
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIEnvironment
 
 log = logging.getLogger("fcgikit.server")
 
@@ -41,47 +43,14 @@ class _Running:
     started: float
 
 
-class _ClosingIterable:
-    """The app's response iterable, with the request's end recorded when it is closed, and
-    an exit the app asks for while it is iterated or closed reported to the tracker."""
-
-    def __init__(self, result: Iterable[bytes], tracker: RequestTracker, cell: int) -> None:
-        self._result = result
-        self._tracker = tracker
-        self._cell = cell
-
-    def __iter__(self) -> Iterator[bytes]:
-        # A for loop, not yield from: closing this generator must not close the app's
-        # iterator too (close() does that, once).
-        try:
-            for chunk in self._result:  # noqa: UP028
-                yield chunk
-        except PROCESS_EXITS as exc:
-            self._tracker.app_exited(exc)
-            raise
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._result, "close", None)
-            if close is not None:
-                close()
-        except PROCESS_EXITS as exc:
-            self._tracker.app_exited(exc)
-            raise
-        finally:
-            self._tracker._end(self._cell)
-
-
 class RequestTracker:
-    """WSGI wrapper recording each request in the worker's scoreboard slot.
+    """Records each request of a worker's app in the worker's scoreboard slot.
 
-    A request whose response is an iterable ends when the server closes it (PEP 3333
-    guarantees the call), so after its last byte is sent: ``--timeout`` never kills a worker
-    under a response that is still streaming out. One whose response is a list (or a tuple)
-    ends when the app returns it: the app's part is over, and the server sends the list in
-    one piece with END_REQUEST. It stays the app's own list, so the server's one-send path
-    takes it as it is, with nothing to call at its end (this wrapper runs interpreted, once
-    per request: it does as little as it can).
+    The server begins a request's record when it calls the app and ends it when the
+    response is over: its iterable closed (PEP 3333's close(), after its last byte was
+    sent: ``--timeout`` never kills a worker under a response still streaming out), or its
+    error answered, or the web server gone; in every case before its reply goes out. The
+    worker's status page and pings are no requests of the app's: they take no cell.
 
     The worker retires (the master starts a replacement, then stops this one gracefully)
     after ``max_requests`` requests, and after a request whose app asked its process to exit
@@ -91,7 +60,6 @@ class RequestTracker:
 
     def __init__(
         self,
-        app: WSGIApplication,
         slot: WorkerSlot,
         threads: int,
         *,
@@ -100,7 +68,6 @@ class RequestTracker:
         notify: Callable[[], None] = lambda: None,
         report_saturation: bool = True,
     ) -> None:
-        self.app = app
         self.report_saturation = report_saturation
         self.slot = slot
         self.threads = threads
@@ -109,8 +76,10 @@ class RequestTracker:
         self.notify = notify
         self._lock = threading.Lock()
         self._free_cells = list(range(threads - 1, -1, -1))
-        #: the thread each cell's request runs on (its last one's while the cell is free)
-        self._thread_ids = [0] * threads
+        # the C lane's calls held as they are, so that a request makes no look-up for them
+        writer, self._cells = slot.request_cells()
+        self._begin_cell = writer.begin
+        self._end_cell = writer.end
         #: the start of the request each cell last reported slow (the slow log's "once")
         self._reported_starts = [0.0] * threads
         #: requests ended, counted only for max_requests
@@ -118,40 +87,30 @@ class RequestTracker:
         self.slow = 0
         self.retiring = False
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self.status_page is not None and self.status_page.wants(environ):
-            return self.status_page(environ, start_response)
-        cell = self._begin(environ)
-        try:
-            result = self.app(environ, start_response)
-        except BaseException as exc:
-            self._end(cell)
-            if isinstance(exc, PROCESS_EXITS):
-                self.app_exited(exc)
-            raise
-        if type(result) is list or type(result) is tuple:
-            self._end(cell)
-            return result
-        return _ClosingIterable(result, self, cell)
-
     def app_exited(self, exc: BaseException) -> None:
         """The app asked its process to exit during a request: retire once it is answered."""
         self.retire(f"was asked to exit by the app ({type(exc).__name__})")
 
-    def _begin(self, environ: WSGIEnvironment) -> int:
+    def begin(self, environ: WSGIEnvironment) -> int:
+        """A request of the app begins: the cell it holds until :meth:`end`."""
         # No lock on a request's path: list.pop and list.append are atomic under the GIL
         # (compiled or interpreted), the cell is this thread's until it is appended back,
         # and the busy count is the free list's length. The server never runs more requests
         # at once than it has threads, so a cell is always free here.
         free = self._free_cells
         cell = free.pop()
-        self._thread_ids[cell] = self.slot.begin_request(cell, environ)
+        if self._begin_cell(cell, environ) is None:
+            self._cells.begin(cell, environ)  # not the C lane's ordinary case: the twin's
         if not free and self.report_saturation:
             self.notify()  # saturated: a dynamic pool may want another worker
         return cell
 
-    def _end(self, cell: int) -> None:
-        if not self.slot.end(cell):
+    def end(self, cell: int) -> None:
+        """The request holding ``cell`` is over (a second call for it does nothing)."""
+        ended = self._end_cell(cell)
+        if ended is None:
+            ended = self._cells.end(cell)
+        if not ended:
             return  # ended already: the cell must not be given back twice
         self._free_cells.append(cell)  # last: another thread may take the cell from here
         if self.max_requests > 0:
@@ -190,7 +149,7 @@ class RequestTracker:
                 cell, started = request.cell, request.started
                 if now - started > threshold and self._reported_starts[cell] != started:
                     self._reported_starts[cell] = started
-                    found.append(_Running(self._thread_ids[cell], request.label, started))
+                    found.append(_Running(request.thread, request.label, started))
             if found:
                 self.slow += len(found)
                 self.slot.set_slow(self.slow)

@@ -5,10 +5,10 @@ the shared :class:`~fcgikit.server.scoreboard.Scoreboard`.
 What runs in a worker:
 
 * the Server's I/O thread (the main thread) and its pool of request threads;
-* :class:`~fcgikit.server.tracker.RequestTracker`, a WSGI wrapper around the app: it writes
-  each request's label and start time into the thread's scoreboard cell (the master's
-  ``--timeout`` reads them), counts requests for ``--max-requests``, and answers the status
-  page;
+* :class:`~fcgikit.server.tracker.RequestTracker`, which the server calls around each request
+  of the app (``ServerSettings.tracker``): it writes the request's label and start time into
+  a scoreboard cell (the master's ``--timeout`` reads them), counts requests for
+  ``--max-requests``, and holds the status page;
 * :class:`Watchdog`, one thread that marks the worker READY once it accepts, writes the Python
   stack of a request slower than ``--slow-log`` to the log (once per request, php-fpm's
   slowlog), and stops the worker if the master disappears.
@@ -214,10 +214,13 @@ def _load_app(load: Callable[[], WSGIApplication], slot: WorkerSlot) -> WSGIAppl
         return None
 
 
-def _as_a_worker(settings: ServerSettings, counters: ProcessCounters | None) -> ServerSettings:
+def _as_a_worker(
+    settings: ServerSettings, counters: ProcessCounters | None, tracker: RequestTracker
+) -> ServerSettings:
     """``settings`` as a worker's server runs with them: the master handles the signals and
     bound the sockets, which every worker accepts on; the status page's ``counters`` (this
-    worker's, in its slot of the scoreboard) count what it serves."""
+    worker's, in its slot of the scoreboard) count what it serves, and ``tracker`` keeps each
+    request's cell in the board."""
     return replace(
         settings,
         handle_signals=False,
@@ -225,6 +228,7 @@ def _as_a_worker(settings: ServerSettings, counters: ProcessCounters | None) -> 
         share_listeners=True,
         binds=(),
         metrics=counters,
+        tracker=tracker,
     )
 
 
@@ -253,7 +257,6 @@ def run_worker(
         return 0
     notify = make_notifier(notify_fd)
     tracker = RequestTracker(
-        app,
         slot,
         settings.threads,
         max_requests=max_requests,
@@ -266,7 +269,7 @@ def run_worker(
     # not when this worker alone stops (replaced by a reload, --max-requests), since the
     # pool goes on serving then.
     server = Server(
-        tracker, _as_a_worker(settings, counters), listeners, draining=slot.board.draining
+        app, _as_a_worker(settings, counters, tracker), listeners, draining=slot.board.draining
     )
     if counters is not None:
         counters.pool = server.pool

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from fcgikit.server.held_replies import Reply
     from fcgikit.server.settings import ServerSettings
+    from fcgikit.server.tracker import RequestTracker
 
 log = logging.getLogger("fcgikit.server")
 
@@ -95,6 +96,8 @@ class WSGIRequest:
         self.event = event
         self.app = app
         self.settings = settings
+        #: records the request of a pool worker's app (None: not a worker's, or a ping)
+        self.tracker: RequestTracker | None = settings.tracker
         length = declared_length(event.params)
         self.body = RequestBody(
             content_length=length,
@@ -277,10 +280,25 @@ class WSGIRequest:
             observe_request(self, time.monotonic() - self.started)
 
     def _run_app(self) -> Reply | None:
-        """Call the app and produce its response; what is left to send (ResponseSink.finish)."""
+        """Call the app and produce its response; what is left to send (ResponseSink.finish).
+        A pool worker's request holds its tracker's cell until its response is over here
+        (closed, its error answered, or its web server gone), before the reply goes out."""
         environ = self.build_environ()
+        tracker = self.tracker
+        if tracker is None:
+            return self._respond(environ, self.app)
+        page = tracker.status_page
+        if page is not None and page.wants(environ):
+            return self._respond(environ, page)  # the worker's own page: no app request
+        cell = tracker.begin(environ)
         try:
-            result = self.app(environ, self.start_response)
+            return self._respond(environ, self.app)
+        finally:
+            tracker.end(cell)
+
+    def _respond(self, environ: dict[str, Any], app: WSGIApplication) -> Reply | None:
+        try:
+            result = app(environ, self.start_response)
         except WebServerGone:
             raise
         except RequestBodyTimeout as exc:
@@ -359,8 +377,9 @@ class WSGIRequest:
         if close is not None:
             try:
                 close()
-            except BaseException:
+            except BaseException as exc:
                 log.exception("request %s: the app's close() raised", self.label)
+                self._app_raised(exc)
 
     def _body_stalled(self, exc: RequestBodyTimeout) -> Reply | None:
         """One log line, a 408 if nothing was sent yet, and the connection closed after."""
@@ -373,8 +392,14 @@ class WSGIRequest:
         self._headers = [("Content-Type", "text/plain; charset=utf-8")]
         return self.channel.finish(self, self._encode_head(len(page)), page, 1)
 
+    def _app_raised(self, exc: BaseException) -> None:
+        """A pool worker retires after a request whose app asked its process to exit."""
+        if self.tracker is not None and isinstance(exc, PROCESS_EXITS):
+            self.tracker.app_exited(exc)
+
     def _fail(self, exc_info: Any) -> Reply | None:
         exc = exc_info[1]
+        self._app_raised(exc)
         if isinstance(exc, RequestBodyError):
             pass  # not the app's fault, and already logged where the body failed (a full disk)
         elif isinstance(exc, InvalidResponse):

@@ -236,17 +236,6 @@ def test_status_allow_normalises_addresses() -> None:
         parse_allow(["localhost"])
 
 
-def no_start_response(
-    status: str, headers: list[tuple[str, str]], exc_info: Any = None
-) -> Callable[[bytes], object]:
-    return lambda data: None
-
-
-def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    start_response("200 OK", [])
-    return [b"hi"]
-
-
 def test_tracker_records_requests_and_retires_at_max_requests() -> None:
     board = Scoreboard(slots=2, threads=2)
     board.reset(1, generation=3)
@@ -254,31 +243,18 @@ def test_tracker_records_requests_and_retires_at_max_requests() -> None:
     slot.set_pid(1234)
     slot.set_state(WorkerState.READY)
     pokes: list[str] = []
-    tracker = RequestTracker(hello, slot, 2, max_requests=2, notify=lambda: pokes.append("!"))
+    tracker = RequestTracker(slot, 2, max_requests=2, notify=lambda: pokes.append("!"))
     environ = {"REQUEST_METHOD": "GET", "REQUEST_URI": "/a?b", "fcgikit.request_id": 7}
     assert request_label(environ) == "#7 GET /a?b"
 
-    seen: list[Any] = []
-
-    def inner(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
-        seen.append(board.read(1))
-        yield b"x"
-
-    tracker.app = inner
-    result = tracker(environ, no_start_response)
-    assert list(result) == [b"x"]
-    assert board.read(1).busy == 1  # an iterable response ends when it is closed
-    result.close()  # type: ignore[attr-defined]
+    cell = tracker.begin(environ)
+    view = board.read(1)
+    assert view.busy == 1 and [r.label for r in view.running] == ["#7 GET /a?b"]
+    tracker.end(cell)
     view = board.read(1)
     assert (view.busy, view.requests, view.running, view.state) == (0, 1, (), WorkerState.READY)
-    assert seen[0].running[0].label == "#7 GET /a?b"
 
-    answer = [b"hi"]
-    tracker.app = lambda environ, start_response: answer
-    result = tracker(environ, no_start_response)
-    # the app's own list, as the server's one-send path takes it with nothing to close; the
-    # app's part of the request is over
-    assert result is answer
+    tracker.end(tracker.begin(environ))
     assert board.read(1).busy == 0
     assert board.read(1).state == WorkerState.RETIRING
     assert pokes == ["!"]  # the master is told once
@@ -294,66 +270,41 @@ def test_a_workers_busy_threads_requests_and_last_end_are_read_from_its_cells() 
     board.slot(0).set_pid(1234)
     booted = board.read(0).last_active
 
-    def streaming(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
-        yield b"x"
-
-    tracker = RequestTracker(streaming, board.slot(0), 2)
-    first = tracker(
-        {"REQUEST_METHOD": "GET", "REQUEST_URI": "/a", "fcgikit.request_id": 1}, no_start_response
-    )
-    second = tracker(
-        {"REQUEST_METHOD": "POST", "REQUEST_URI": "/b", "fcgikit.request_id": 2}, no_start_response
-    )
+    tracker = RequestTracker(board.slot(0), 2)
+    first = tracker.begin({"REQUEST_METHOD": "GET", "REQUEST_URI": "/a", "fcgikit.request_id": 1})
+    second = tracker.begin({"REQUEST_METHOD": "POST", "REQUEST_URI": "/b", "fcgikit.request_id": 2})
     view = board.read(0)
     assert (view.busy, view.requests, view.last_active) == (2, 2, booted)
     assert sorted(r.label for r in view.running) == ["#1 GET /a", "#2 POST /b"]
-    first.close()  # type: ignore[attr-defined]
-    first.close()  # type: ignore[attr-defined]  # a second close gives no cell back twice
+    tracker.end(first)
+    tracker.end(first)  # a second end gives no cell back twice
     view = board.read(0)
     assert (view.busy, view.requests) == (1, 2) and len(tracker._free_cells) == 1
     assert [r.label for r in view.running] == ["#2 POST /b"]
     assert view.last_active > booted
     ended = view.last_active
-    second.close()  # type: ignore[attr-defined]
-    third = tracker(
-        {"REQUEST_METHOD": "GET", "REQUEST_URI": "/c", "fcgikit.request_id": 3}, no_start_response
-    )
+    tracker.end(second)
+    third = tracker.begin({"REQUEST_METHOD": "GET", "REQUEST_URI": "/c", "fcgikit.request_id": 3})
     view = board.read(0)
     assert (view.busy, view.requests) == (1, 3)
     assert [r.label for r in view.running] == ["#3 GET /c"]
-    third.close()  # type: ignore[attr-defined]
+    tracker.end(third)
     view = board.read(0)
     assert (view.busy, view.requests, view.running) == (0, 3, ())
     assert view.last_active > ended
     assert board.snapshot().accepted == 3
 
 
-def test_tracker_ends_a_request_whose_app_raises() -> None:
-    board = Scoreboard(slots=1, threads=1)
-    board.reset(0, generation=1)
-
-    def broken(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        raise RuntimeError("boom")
-
-    tracker = RequestTracker(broken, board.slot(0), 1)
-    for _ in range(3):  # the thread's cell is given back each time
-        with pytest.raises(RuntimeError):
-            tracker({"REQUEST_METHOD": "GET"}, no_start_response)
-    assert board.read(0).busy == 0 and board.read(0).requests == 3
-
-
 def test_slow_requests_are_reported_once() -> None:
     board = Scoreboard(slots=1, threads=1)
     board.reset(0, generation=1)
-    tracker = RequestTracker(hello, board.slot(0), 1)
-    cell = tracker._begin(
-        {"REQUEST_METHOD": "GET", "REQUEST_URI": "/slow", "fcgikit.request_id": 1}
-    )
+    tracker = RequestTracker(board.slot(0), 1)
+    cell = tracker.begin({"REQUEST_METHOD": "GET", "REQUEST_URI": "/slow", "fcgikit.request_id": 1})
     later = time.monotonic() + 10
     assert [r.label for r in tracker.slow_requests(5, later)] == ["#1 GET /slow"]
     assert tracker.slow_requests(5, later) == []
     assert board.read(0).slow == 1
-    tracker._end(cell)
+    tracker.end(cell)
     assert tracker.slow_requests(5, later) == []
 
 

@@ -3,7 +3,7 @@
 The request is answered 500 by the server like any error; the worker then retires the way a
 worker that reached ``--max-requests`` does: the master starts its replacement and stops it
 gracefully, so no request is lost on the way. In-process through
-:class:`~fcgikit.server.worker.RequestTracker`, and as real processes.
+:class:`~fcgikit.server.worker.RequestTracker` as the server calls it, and as real processes.
 """
 
 from __future__ import annotations
@@ -18,12 +18,9 @@ import pytest
 from fcgikit.server.scoreboard import Scoreboard, WorkerState
 from fcgikit.server.worker import RequestTracker
 from tests.server.test_arbiter import Load, Pool, close
+from tests.server.test_tracker import serve
 
 Environ = dict[str, Any]
-
-
-def no_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-    return lambda data: None
 
 
 class ExitOnClose:
@@ -43,23 +40,14 @@ def interrupt_in_call(environ: Environ, start_response: Any) -> list[bytes]:
 
 
 def exit_in_body(environ: Environ, start_response: Any) -> Iterator[bytes]:
+    start_response("200 OK", [])
     yield b"first"
     sys.exit("from the body")
 
 
 def exit_in_close(environ: Environ, start_response: Any) -> Iterable[bytes]:
+    start_response("200 OK", [])
     return ExitOnClose()
-
-
-def drive(tracker: RequestTracker) -> None:
-    """One request as the server runs it: call, iterate, close, whatever raises."""
-    result: Any = None
-    try:
-        result = tracker({"REQUEST_METHOD": "GET", "REQUEST_URI": "/x"}, no_start_response)
-        list(result)
-    finally:
-        if result is not None:
-            result.close()
 
 
 @pytest.mark.parametrize(
@@ -75,10 +63,9 @@ def test_a_process_exit_from_the_app_retires_the_worker_once(
     slot = board.slot(0)
     slot.set_state(WorkerState.READY)
     pokes: list[str] = []
-    tracker = RequestTracker(app, slot, 2, notify=lambda: pokes.append("!"))
+    tracker = RequestTracker(slot, 2, notify=lambda: pokes.append("!"))
     for _ in range(2):
-        with pytest.raises((SystemExit, KeyboardInterrupt)):  # the server answers it: a 500
-            drive(tracker)
+        serve(tracker, app)  # answered like any error, and the worker goes on meanwhile
     view = board.read(0)
     assert (view.busy, view.requests, view.state) == (0, 2, WorkerState.RETIRING)
     assert pokes == ["!"]  # the master is told once
@@ -91,14 +78,14 @@ def test_other_exceptions_leave_the_worker_serving() -> None:
     slot.set_state(WorkerState.READY)
 
     def broken(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
         yield b"x"
         raise GeneratorExit
 
     tracker = RequestTracker(
-        broken, slot, 1, notify=lambda: pytest.fail("told the master"), report_saturation=False
+        slot, 1, notify=lambda: pytest.fail("told the master"), report_saturation=False
     )
-    with pytest.raises(GeneratorExit):
-        drive(tracker)
+    serve(tracker, broken)
     assert board.read(0).state == WorkerState.READY and not tracker.retiring
 
 

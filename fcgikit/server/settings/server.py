@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from fcgikit.addresses import Address, parse_address
 from fcgikit.errors import ConfigError
@@ -33,6 +34,9 @@ from fcgikit.server.settings.kinds import (
     size,
     text,
 )
+
+if TYPE_CHECKING:
+    from fcgikit.server.tracker import RequestTracker
 
 MiB = 1 << 20
 
@@ -229,6 +233,9 @@ class ServerSettings:
     #: where this process counts what the status page reports (set by code when there is
     #: one: fcgikit.server.status); None: nothing is counted, per request or otherwise
     metrics: ProcessCounters | None = field(default=None, compare=False)
+    #: a prefork worker's record of its requests in the scoreboard, which the server keeps
+    #: from the app's call to the end of the response (set by fcgikit.server.worker)
+    tracker: RequestTracker | None = field(default=None, compare=False)
     #: several processes accept on these sockets (prefork): take a connection only while a
     #: thread is free, and leave the rest in the backlog for an idle sibling
     share_listeners: bool = False
