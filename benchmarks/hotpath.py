@@ -111,7 +111,6 @@ def make_channel(app: Any) -> tuple[Channel, socket.socket]:
         recv_buffer=memoryview(bytearray(RECV_SIZE)),
         arrived=[],
         overloads=None,  # nothing is refused here
-        owed_wakes=[],
     )
     return Channel(server, ours, "bench"), theirs  # type: ignore[arg-type]
 

@@ -124,7 +124,6 @@ class FakeServer:
         self.recv_buffer = memoryview(bytearray(256 * 1024))
         self.arrived: list[Any] = []
         self.overloads = overload_log()
-        self.owed_wakes: list[Any] = []
 
     def unregister(self, channel: Channel) -> None:
         channel.registered = False

@@ -55,32 +55,23 @@ class RequestBody:
         self._spool_write = 0
         self._finished = False
         self._failure: str | None = None
-        #: the app's thread waits for bytes (in _wait_for_data)
-        self._reader_waits = False
-        #: a feed left the waiting reader asleep: the feeder wakes it before it blocks
-        self._wake_owed = False
         self._consumed = 0  # bytes handed to the app, compared with the limit
         self.received = 0  # bytes fed by the web server
 
     # --- the I/O side ----------------------------------------------------------------------
 
-    def feed(self, data: bytes) -> bool:
-        """Take ``data``, a chunk of the body. True when the app's thread waits for bytes and
-        was left asleep, fewer than half the threshold being unread: the caller, which has
-        more to read, owes it :meth:`wake_owed` before it next blocks (once a body, until
-        then). So a reader waits for a batch of the body, not a read of the socket each
-        time: every wake-up costs both threads a few context switches."""
+    def feed(self, data: bytes) -> None:
         with self._lock:
             if self._finished or self._failure is not None:
-                return False
+                return
             received = self.received
             self.received = received + len(data)
             if self._limit is not None and self.received > self._limit:
                 if received >= self._limit:
-                    return False
+                    return
                 data = data[: self._limit - received]
             if not data:
-                return False
+                return
             try:
                 if self._spool_write > self._spool_read:
                     self._spool_append(data)
@@ -96,23 +87,9 @@ class RequestBody:
             except OSError as exc:
                 self._spool_failed(exc)
                 raise
-            if not self._reader_waits:
-                return False
-            if self._unread * 2 < self._threshold and self._spool_write == self._spool_read:
-                owed = not self._wake_owed
-                self._wake_owed = True
-                return owed
             self._wake_reader()
-            return False
-
-    def wake_owed(self) -> None:
-        """Wake the reader a feed left asleep (see feed), if nothing woke it since."""
-        with self._lock:
-            if self._wake_owed:
-                self._wake_reader()
 
     def _wake_reader(self) -> None:
-        self._wake_owed = False
         if self._waiter is not None:
             self._waiter.notify_all()
 
@@ -215,11 +192,6 @@ class RequestBody:
         return self._finished or self._failure is not None
 
     @property
-    def reader_waits(self) -> bool:
-        """The app's thread waits for bytes of the body."""
-        return self._reader_waits
-
-    @property
     def content_length(self) -> int | None:
         return self._limit
 
@@ -292,10 +264,7 @@ class RequestBody:
                 return False
             if self._waiter is None:
                 self._waiter = threading.Condition(self._lock)
-            self._reader_waits = True
-            woken = self._waiter.wait(self._timeout)
-            self._reader_waits = False
-            if not woken:
+            if not self._waiter.wait(self._timeout):
                 raise RequestBodyTimeout(
                     f"no byte of the request body arrived for {self._timeout:g}s"
                 )

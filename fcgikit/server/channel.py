@@ -38,7 +38,6 @@ from fcgikit.server.wsgi import WSGIRequest
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-    from fcgikit.server.body import RequestBody
     from fcgikit.server.settings import ServerSettings
 
 log = logging.getLogger("fcgikit.server")
@@ -68,8 +67,6 @@ class ChannelHost(Protocol):
     arrived: list[tuple[Refuses, WSGIRequest]]
     #: where refusals that come in floods are logged
     overloads: RateLimitedLog
-    #: bodies whose reader is owed a wake-up before the loop blocks (RequestBody.feed)
-    owed_wakes: list[RequestBody]
 
     def unregister(self, channel: Channel) -> None:
         """Stop reading ``channel``: out of the loop's poller (the loop's thread only)."""
@@ -168,7 +165,7 @@ class Channel(ReplySender[ChannelHost]):
         for event in events:
             # A request's first event here, the others there: one call for each event.
             if not isinstance(event, RequestReceived):
-                deliver_input(self.requests, event, self.server.owed_wakes)
+                deliver_input(self.requests, event)
                 continue
             self.requests_received += 1
             received = WSGIRequest(self, event, self.server.app, self.server.settings)

@@ -18,16 +18,14 @@ from fcgikit.protocol import FilterData, FilterDataEnded, RequestAborted, StdinD
 from fcgikit.server.wsgi import WSGIRequest, log_spool_failure
 
 if TYPE_CHECKING:
-    from fcgikit.server.body import RequestBody
     from fcgikit.server.logs import RateLimitedLog
     from fcgikit.server.settings import ServerSettings
 
 log = logging.getLogger("fcgikit.server")
 
 
-def deliver_input(requests: dict[int, WSGIRequest], event: object, owed: list[RequestBody]) -> None:
-    """Give ``event`` (any input event but RequestReceived) to its request in ``requests``;
-    a body whose reader a chunk left asleep goes in ``owed`` (see RequestBody.feed)."""
+def deliver_input(requests: dict[int, WSGIRequest], event: object) -> None:
+    """Give ``event`` (any input event but RequestReceived) to its request in ``requests``."""
     # A request's usual event first: interpreted, each isinstance is a call.
     if isinstance(event, StdinEnded):
         request = requests.get(event.request_id)
@@ -35,14 +33,13 @@ def deliver_input(requests: dict[int, WSGIRequest], event: object, owed: list[Re
             request.body.finish()
     elif isinstance(event, StdinData):
         request = requests.get(event.request_id)
-        if request is not None and feed_body(request, event.data):
-            owed.append(request.body)
+        if request is not None:
+            feed_body(request, event.data)
     elif isinstance(event, FilterData | FilterDataEnded):
         request = requests.get(event.request_id)
         if request is not None and request.filter_data is not None:
             if isinstance(event, FilterData):
-                if request.filter_data.feed(event.data):
-                    owed.append(request.filter_data)
+                request.filter_data.feed(event.data)
             else:
                 request.filter_data.finish()
     elif isinstance(event, RequestAborted):
@@ -53,22 +50,13 @@ def deliver_input(requests: dict[int, WSGIRequest], event: object, owed: list[Re
             request.fail_input("the web server aborted the request")
 
 
-def feed_body(request: WSGIRequest, data: bytes) -> bool:
-    """Give ``request`` a chunk of its body; True: its reader is owed a wake-up (see
-    RequestBody.feed). A spool that fails (a full disk) is logged here, and the request
-    fails with 500 when the app reads its body."""
+def feed_body(request: WSGIRequest, data: bytes) -> None:
+    """Give ``request`` a chunk of its body. A spool that fails (a full disk) is logged here,
+    and the request fails with 500 when the app reads its body."""
     try:
-        return request.body.feed(data)
+        request.body.feed(data)
     except OSError as exc:
         log_spool_failure(request, exc)
-        return False
-
-
-def wake_owed(owed: list[RequestBody]) -> None:
-    """Wake the readers feeds left asleep (the loop's thread, before it blocks)."""
-    for body in owed:
-        body.wake_owed()
-    owed.clear()
 
 
 def note_params_overloads(

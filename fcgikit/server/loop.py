@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Protocol
 from fcgikit.server import signals
 from fcgikit.server.accept import Waiting
 from fcgikit.server.channel import Channel, Refuses
-from fcgikit.server.channel_input import wake_owed
 from fcgikit.server.held_replies import Job
 from fcgikit.server.notify import SystemdNotifier, server_status
 from fcgikit.server.poller import READABLE, WRITABLE, Poller
@@ -39,9 +38,6 @@ log = logging.getLogger("fcgikit.server")
 #: how often (seconds) the loop sweeps: closes lingering and idle connections, flushes the
 #: rate-limited log lines
 SWEEP_EVERY = 1.0
-#: the longest an app's thread waiting for its body is left asleep while bytes for it wait
-#: (see RequestBody.feed): one wake-up for several reads of a streamed upload, not one a read
-WAKE_DELAY = 0.001
 
 
 class Admits(Protocol):
@@ -93,8 +89,6 @@ class Loop:
         #: Server.start_channel)
         self.unwatched: list[Channel] = []
         self.next_sweep = 0.0
-        #: when the first of the wake-ups owed now was owed (time.monotonic), or 0.0
-        self.owed_since = 0.0
         #: how often the loop sweeps: also the watchdog's pace when systemd wants it faster
         self.sweep_every = SWEEP_EVERY
         if notifier is not None and notifier.watchdog_every is not None:
@@ -134,8 +128,6 @@ class Loop:
             if self.poll():
                 return True
             if server.arrived:
-                if server.owed_wakes:  # before a request may run on this thread
-                    self.wake_owed()
                 arrived, server.arrived = server.arrived, []
                 if health is not None:
                     health.take_pings(arrived)
@@ -174,8 +166,7 @@ class Loop:
         if server.arrived:
             timeout = 0.0  # requests came already (a stop took the queued ones): run them
         wake_r = self.wake_r
-        ready = self.wait_owing(timeout, now) if server.owed_wakes else self.poller.wait(timeout)
-        for target, events in ready:
+        for target, events in self.poller.wait(timeout):
             if type(target) is Channel:
                 if events & WRITABLE:
                     target.on_writable()
@@ -190,23 +181,6 @@ class Loop:
                 assert isinstance(target, socket.socket)
                 server.acceptor.accept(target)
         return False
-
-    def wait_owing(self, timeout: float, now: float) -> list[tuple[object, int]]:
-        """The poller's wait while app threads are owed a wake-up (RequestBody.feed): they
-        get it WAKE_DELAY after the first was owed, or at once if the round has to wait
-        no longer than that (requests arrived, or a stop)."""
-        if not self.owed_since:
-            self.owed_since = now
-        grace = self.owed_since + WAKE_DELAY - now
-        ready = self.poller.wait(min(timeout, grace)) if grace > 0 else []
-        if ready and time.monotonic() < self.owed_since + WAKE_DELAY:
-            return ready
-        self.wake_owed()
-        return ready or self.poller.wait(timeout)
-
-    def wake_owed(self) -> None:
-        wake_owed(self.server.owed_wakes)
-        self.owed_since = 0.0
 
     def on_woken(self) -> None:
         """Another thread (or a signal) woke the loop: for a channel with output, a stop, a

@@ -48,7 +48,6 @@ from fcgikit.server.stopping import Stopping, adopt_connections
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-    from fcgikit.server.body import RequestBody
     from fcgikit.server.wsgi import WSGIRequest
 
 log = logging.getLogger("fcgikit.server")
@@ -123,8 +122,6 @@ class Server:
         self.recv_buffer = memoryview(bytearray(RECV_SIZE))
         #: requests whose params arrived in this round of the loop, admitted after it
         self.arrived: list[tuple[Refuses, WSGIRequest]] = []
-        #: bodies whose reader is owed a wake-up before the loop blocks (RequestBody.feed)
-        self.owed_wakes: list[RequestBody] = []
         #: whether a request can take the direct lane; WholeRequest.parse says which can
         self._direct_lane = Role.RESPONDER in settings.roles
         #: a keep-conn request too, the connection kept after it (see direct.py): not when

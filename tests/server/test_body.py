@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from fcgikit.errors import FcgikitError
 from fcgikit.server.body import RequestBody, RequestBodyError, RequestBodyTimeout
-from tests.server.test_hostile import wait_until
 
 
 def open_fds() -> set[str]:
@@ -263,67 +262,3 @@ def test_a_read_returns_what_there_is_when_the_body_ends_short() -> None:
     body.finish()
     reader.join(10)
     assert result == [b"abc"]
-
-
-def reader_of(body: RequestBody, size: int) -> tuple[threading.Thread, list[object]]:
-    """A thread reading ``size`` bytes of ``body`` (as an app does), started and waiting; what
-    it read, or the error it got, goes in the list."""
-    got: list[object] = []
-
-    def read() -> None:
-        try:
-            got.append(body.read(size))
-        except RequestBodyError as exc:
-            got.append(str(exc))
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    wait_until(lambda: body.reader_waits, what="the reader to wait")
-    return reader, got
-
-
-def test_a_waiting_reader_is_woken_once_for_a_batch_of_chunks_not_once_a_chunk() -> None:
-    """The loop's thread feeds a streamed upload a socket read at a time; waking the app's
-    thread for each costs both threads context switches. A chunk that leaves less than half
-    the threshold unread leaves the reader asleep and says the feeder owes it a wake-up
-    (once); the chunk that makes half the threshold wakes it."""
-    body = RequestBody(content_length=None, spool_threshold=1 << 20)
-    reader, got = reader_of(body, 64 << 10)
-    chunk = bytes(range(256)) * 512  # 128 KiB
-    assert body.feed(chunk) is True
-    assert body.feed(chunk) is False  # owed already
-    assert body.feed(chunk) is False
-    assert body.reader_waits and not got
-    assert body.feed(chunk) is False  # 512 KiB unread: woken by this feed
-    reader.join(10)
-    assert got == [chunk[: 64 << 10]]
-    assert not body.spooled
-
-
-def test_a_reader_a_feed_left_asleep_gets_its_bytes_when_the_feeder_wakes_it() -> None:
-    body = RequestBody(content_length=None, spool_threshold=1 << 20)
-    reader, got = reader_of(body, 5)
-    assert body.feed(b"hello") is True
-    body.wake_owed()
-    reader.join(10)
-    assert got == [b"hello"]
-    body.wake_owed()  # owed no more: nobody to wake, nothing happens
-
-
-@pytest.mark.parametrize("end", ["finish", "fail", "close"])
-def test_the_end_of_a_body_wakes_a_reader_a_feed_left_asleep(end: str) -> None:
-    body = RequestBody(content_length=None, spool_threshold=1 << 20)
-    reader, got = reader_of(body, 10)
-    assert body.feed(b"hello") is True
-    if end == "fail":
-        body.fail("the web server aborted the request")
-    else:
-        getattr(body, end)()
-    reader.join(10)
-    assert got == [
-        {
-            "finish": b"hello",
-            "fail": "the web server aborted the request",
-            "close": "the request is over",
-        }[end]
-    ]

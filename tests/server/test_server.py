@@ -633,7 +633,6 @@ class ChannelHost:
         self.recv_buffer = memoryview(bytearray(65536))
         self.arrived: list[Any] = []
         self.overloads = overload_log()
-        self.owed_wakes: list[Any] = []
 
     def unregister(self, channel: Any) -> None:
         channel.registered = False
@@ -1023,9 +1022,10 @@ def test_poller_lets_a_closing_socket_leave_with_its_close(backend: str) -> None
 def test_an_app_reading_a_body_as_it_arrives_gets_each_piece_before_the_rest_is_sent(
     serve: Any,
 ) -> None:
-    """The loop leaves an app's thread asleep while a streamed body arrives in pieces smaller
-    than a batch (RequestBody.feed), but never for good: a piece the web server sends, then
-    waits on an answer, reaches the app, whose answer reaches the web server."""
+    """A piece of a streamed body the web server sends, then waits on an answer to, reaches
+    the app before the rest comes, and the app's answer reaches the web server: whatever
+    batches the hand-off of a body to the app's thread (benchmarks/RESULTS.md, "Upload,
+    round 4") must keep that."""
 
     def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
         stream = environ["wsgi.input"]
