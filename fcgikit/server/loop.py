@@ -173,6 +173,8 @@ class Loop:
                     self.update_write_interest(target)
                 if events & READABLE and target.registered:
                     target.on_readable()
+                    if target.held_body is not None:
+                        self.update_write_interest(target)
             elif type(target) is Waiting:
                 server.acceptor.on_first_bytes(target)
             elif target is wake_r:
@@ -211,7 +213,15 @@ class Loop:
         for channel in wanted:
             if not channel.registered:
                 continue
-            events = READABLE | WRITABLE if channel.wants_write() else READABLE
+            # Not read while its body waits for the app to read (RequestBody.hold_reading).
+            reading = READABLE
+            held = channel.held_body
+            if held is not None:
+                if held.holding:
+                    reading = 0
+                else:
+                    channel.held_body = None
+            events = reading | WRITABLE if channel.wants_write() else reading
             # The hang-up of a connection with nothing to send reports it writable too:
             # no epoll_ctl to register what is registered already.
             if events != channel.selector_events:

@@ -262,3 +262,51 @@ def test_a_read_returns_what_there_is_when_the_body_ends_short() -> None:
     body.finish()
     reader.join(10)
     assert result == [b"abc"]
+
+
+def test_a_body_its_app_reads_holds_its_connection_past_the_threshold_instead_of_spooling() -> None:
+    """With hold_reading (a connection carrying this request alone), what comes past the
+    threshold while the app reads stays in memory and the connection is told to stop
+    reading; it is told to read again once the app has read half of what waits."""
+    body = RequestBody(content_length=None, spool_threshold=1000)
+    resumed: list[int] = []
+    body.hold_reading(lambda: resumed.append(body.received))
+    assert body.feed(b"a" * 10) is False
+    assert body.read(10) == b"a" * 10  # the app's thread reads as the body arrives
+    assert body.feed(b"b" * 900) is False
+    assert body.feed(b"c" * 300) is True  # 1,200 unread: stop reading, not to the spool
+    assert not body.spooled and body.holding
+    assert body.read(600) == b"b" * 600  # 600 wait: still more than half the threshold
+    assert resumed == []
+    assert body.read(100) == b"b" * 100  # 500: read again
+    assert resumed == [1210] and not body.holding
+    body.feed(b"d" * 10)
+    body.finish()
+    assert body.read() == b"b" * 200 + b"c" * 300 + b"d" * 10
+    assert not body.spooled and resumed == [1210]
+    body.close()
+
+
+def test_a_body_not_read_yet_spools_even_when_its_connection_could_hold() -> None:
+    """A request waiting for a thread is not being read: its connection keeps reading and
+    the body goes to the spool, as without hold_reading."""
+    body = RequestBody(content_length=None, spool_threshold=1000)
+    resumed: list[int] = []
+    body.hold_reading(lambda: resumed.append(0))
+    assert body.feed(b"a" * 1500) is False
+    assert body.spooled
+    body.finish()
+    assert body.read() == b"a" * 1500 and resumed == []
+    body.close()
+
+
+def test_a_held_body_that_ends_unread_lets_its_connection_read_again() -> None:
+    body = RequestBody(content_length=None, spool_threshold=1000)
+    resumed: list[int] = []
+    body.hold_reading(lambda: resumed.append(0))
+    body.feed(b"a")
+    body.read(1)
+    assert body.feed(b"b" * 2000) is True
+    body.close()  # the app answered without reading the rest
+    assert resumed == [0] and not body.holding
+    assert body.feed(b"c" * 2000) is False  # the rest is read and dropped
