@@ -8,10 +8,7 @@ read the file to its end, arriving bytes wait in memory again, and the next over
 the file from its start. So an app that reads as fast as the body arrives (an upload
 streamed to storage) never costs a write and a read of the disk, and one that does not keeps
 no more than the threshold in memory. The file is a ``TemporaryFile``, unlinked at creation,
-so it is gone even if the process is killed. A body whose connection carries it alone (see
-:meth:`RequestBody.hold_reading`) does not spool while its app reads it: past the threshold
-its connection stops reading (the socket's buffer and the web server hold the rest), and
-reads again once the app has read half of what waits. Reads
+so it is gone even if the process is killed. Reads
 past CONTENT_LENGTH return EOF, so a body longer than announced never reaches the app (nor
 memory: what comes past it is dropped as it arrives), and a shorter one ends where the web
 server ended it.
@@ -22,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 # Defined with the other exceptions, where mypyc does not compile them (an OSError
 # subclass), and importable from here as before.
@@ -60,37 +57,21 @@ class RequestBody:
         self._failure: str | None = None
         self._consumed = 0  # bytes handed to the app, compared with the limit
         self.received = 0  # bytes fed by the web server
-        #: how to have the connection read again (hold_reading); None: spool instead
-        self._resume: Callable[[], None] | None = None
-        self._reading = False  # the app's thread has begun to read
-        #: past the threshold the connection stopped reading, until the app reads
-        self.holding = False
 
     # --- the I/O side ----------------------------------------------------------------------
 
-    def hold_reading(self, resume: Callable[[], None]) -> None:
-        """The connection carries this request alone, so it may stop reading while the app
-        reads: once the app has begun to, ``feed`` keeps what is past the threshold in
-        memory and answers True (stop reading), and ``resume`` is called (on the app's
-        thread, under the body's lock) when the app has read half of what waits, or the
-        body is over. Bounded all the same: what one read of the connection brought comes
-        on top of the threshold, no more."""
-        self._resume = resume
-
-    def feed(self, data: bytes) -> bool:
-        """Take a chunk of the body; True: its connection should stop reading for now (see
-        hold_reading)."""
+    def feed(self, data: bytes) -> None:
         with self._lock:
             if self._finished or self._failure is not None:
-                return False
+                return
             received = self.received
             self.received = received + len(data)
             if self._limit is not None and self.received > self._limit:
                 if received >= self._limit:
-                    return False
+                    return
                 data = data[: self._limit - received]
             if not data:
-                return False
+                return
             try:
                 if self._spool_write > self._spool_read:
                     self._spool_append(data)
@@ -102,27 +83,11 @@ class RequestBody:
                     chunks.append(data if type(data) is bytes else bytes(data))
                     self._unread += len(data)
                     if self._unread > self._threshold:
-                        if self._reading and self._resume is not None:
-                            self.holding = True
-                        else:
-                            self._move_to_spool()
+                        self._move_to_spool()
             except OSError as exc:
                 self._spool_failed(exc)
                 raise
             self._wake_reader()
-            return self.holding
-
-    def _read_from_memory(self, n: int) -> None:
-        """The app took ``n`` unread bytes from memory: the connection reads again once
-        half of the threshold or less waits (lock held)."""
-        self._unread -= n
-        if self.holding and self._unread <= self._threshold >> 1:
-            self._release_hold()
-
-    def _release_hold(self) -> None:
-        self.holding = False
-        assert self._resume is not None
-        self._resume()
 
     def _wake_reader(self) -> None:
         if self._waiter is not None:
@@ -177,8 +142,6 @@ class RequestBody:
             view = view[written:]
 
     def _release_storage(self) -> None:
-        if self.holding:
-            self._release_hold()  # the rest is read, and dropped
         self._drop_chunks()
         self._spool_read = self._spool_write = 0
         if self._spool_fd is not None:
@@ -265,7 +228,7 @@ class RequestBody:
                 self._chunk_start = 0
             else:
                 data = self._take_across_chunks(n)
-            self._read_from_memory(len(data))
+            self._unread -= len(data)
         self._consumed += len(data)
         return data
 
@@ -313,7 +276,6 @@ class RequestBody:
     def read(self, size: int | None = -1) -> bytes:
         with self._lock:
             self._threshold = self._spool_threshold  # the request runs (see limit_memory)
-            self._reading = True
             if size is None or size < 0:
                 parts = []
                 while self._wait_for_data():
@@ -331,7 +293,6 @@ class RequestBody:
         limit = None if size is None or size < 0 else size
         with self._lock:
             self._threshold = self._spool_threshold
-            self._reading = True
             parts: list[bytes] = []
             got = 0
             while (limit is None or got < limit) and self._wait_for_data():
@@ -364,7 +325,7 @@ class RequestBody:
         else:
             assert self._chunks is not None
             self._chunk_start += n
-            self._read_from_memory(n)
+            self._unread -= n
             if self._chunk_start == len(self._chunks[0]):
                 self._chunks.popleft()
                 self._chunk_start = 0

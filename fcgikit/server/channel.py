@@ -36,11 +36,8 @@ from fcgikit.server.sink import WebServerGone
 from fcgikit.server.wsgi import WSGIRequest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from _typeshed.wsgi import WSGIApplication
 
-    from fcgikit.server.body import RequestBody
     from fcgikit.server.settings import ServerSettings
 
 log = logging.getLogger("fcgikit.server")
@@ -113,13 +110,6 @@ class Channel(ReplySender[ChannelHost]):
         #: set once we half-closed the connection and wait for the web server's EOF
         self.linger_deadline: float | None = None
         self.last_active = time.monotonic()
-        #: the body that stopped this connection's reading (RequestBody.hold_reading), until
-        #: the loop sees it read again; a connection that may carry several requests at
-        #: once never stops for one of them, whose neighbours would stall
-        self.held_body: RequestBody | None = None
-        self._resume: Callable[[], None] | None = (
-            None if settings.multiplexed else self.resume_reading
-        )
 
     # --- I/O thread --------------------------------------------------------------------------
 
@@ -175,24 +165,15 @@ class Channel(ReplySender[ChannelHost]):
         for event in events:
             # A request's first event here, the others there: one call for each event.
             if not isinstance(event, RequestReceived):
-                held = deliver_input(self.requests, event)
-                if held is not None:
-                    self.held_body = held
+                deliver_input(self.requests, event)
                 continue
             self.requests_received += 1
             received = WSGIRequest(self, event, self.server.app, self.server.settings)
-            if self._resume is not None:
-                received.body.hold_reading(self._resume)
             with self.state_lock:
                 self.requests[event.request_id] = received
             # Admitted once this round of the loop is over: by then the events after this
             # one (the body's end, usually) are in, and a complete request may run inline.
             self.server.arrived.append((self, received))
-
-    def resume_reading(self) -> None:
-        """The held body wants more (any thread): the loop looks again at what it watches
-        this connection for, as it does for a connection with output."""
-        self.server.want_write(self)
 
     def on_peer_closed(self, reason: str | None) -> None:
         """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""

@@ -4,10 +4,8 @@ A :class:`~fcgikit.server.channel.Channel` turns each read into protocol events 
 ``ServerConnection``) on the loop's thread. A RequestReceived makes a request, which the
 channel registers itself; every other event belongs to a request already made, and is
 delivered here: its body's chunks and end, a Filter's data file, the web server's abort.
-An event for a request that is gone (answered and forgotten) is dropped. A body that asks
-its connection to stop reading (RequestBody.hold_reading) is handed back to the channel.
-The body is fed the same way on the direct lane (:mod:`fcgikit.server.direct`), which
-reads no events.
+An event for a request that is gone (answered and forgotten) is dropped. The body is fed
+the same way on the direct lane (:mod:`fcgikit.server.direct`), which reads no events.
 """
 
 from __future__ import annotations
@@ -20,16 +18,14 @@ from fcgikit.protocol import FilterData, FilterDataEnded, RequestAborted, StdinD
 from fcgikit.server.wsgi import WSGIRequest, log_spool_failure
 
 if TYPE_CHECKING:
-    from fcgikit.server.body import RequestBody
     from fcgikit.server.logs import RateLimitedLog
     from fcgikit.server.settings import ServerSettings
 
 log = logging.getLogger("fcgikit.server")
 
 
-def deliver_input(requests: dict[int, WSGIRequest], event: object) -> RequestBody | None:
-    """Give ``event`` (any input event but RequestReceived) to its request in ``requests``;
-    the request's body if it asks the connection to stop reading for now."""
+def deliver_input(requests: dict[int, WSGIRequest], event: object) -> None:
+    """Give ``event`` (any input event but RequestReceived) to its request in ``requests``."""
     # A request's usual event first: interpreted, each isinstance is a call.
     if isinstance(event, StdinEnded):
         request = requests.get(event.request_id)
@@ -37,8 +33,8 @@ def deliver_input(requests: dict[int, WSGIRequest], event: object) -> RequestBod
             request.body.finish()
     elif isinstance(event, StdinData):
         request = requests.get(event.request_id)
-        if request is not None and feed_body(request, event.data):
-            return request.body
+        if request is not None:
+            feed_body(request, event.data)
     elif isinstance(event, FilterData | FilterDataEnded):
         request = requests.get(event.request_id)
         if request is not None and request.filter_data is not None:
@@ -52,18 +48,15 @@ def deliver_input(requests: dict[int, WSGIRequest], event: object) -> RequestBod
             log.info("request %s aborted by the web server", request.label)
             request.aborted = True
             request.fail_input("the web server aborted the request")
-    return None
 
 
-def feed_body(request: WSGIRequest, data: bytes) -> bool:
-    """Give ``request`` a chunk of its body; True: stop reading its connection for now
-    (RequestBody.feed). A spool that fails (a full disk) is logged here, and the request
-    fails with 500 when the app reads its body."""
+def feed_body(request: WSGIRequest, data: bytes) -> None:
+    """Give ``request`` a chunk of its body. A spool that fails (a full disk) is logged here,
+    and the request fails with 500 when the app reads its body."""
     try:
-        return request.body.feed(data)
+        request.body.feed(data)
     except OSError as exc:
         log_spool_failure(request, exc)
-        return False
 
 
 def note_params_overloads(

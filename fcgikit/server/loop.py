@@ -173,8 +173,6 @@ class Loop:
                     self.update_write_interest(target)
                 if events & READABLE and target.registered:
                     target.on_readable()
-                    if target.held_body is not None:
-                        self.update_write_interest(target)
             elif type(target) is Waiting:
                 server.acceptor.on_first_bytes(target)
             elif target is wake_r:
@@ -213,15 +211,7 @@ class Loop:
         for channel in wanted:
             if not channel.registered:
                 continue
-            # Not read while its body waits for the app to read (RequestBody.hold_reading).
-            reading = READABLE
-            held = channel.held_body
-            if held is not None:
-                if held.holding:
-                    reading = 0
-                else:
-                    channel.held_body = None
-            events = reading | WRITABLE if channel.wants_write() else reading
+            events = READABLE | WRITABLE if channel.wants_write() else READABLE
             # The hang-up of a connection with nothing to send reports it writable too:
             # no epoll_ctl to register what is registered already.
             if events != channel.selector_events:
