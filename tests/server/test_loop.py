@@ -1,10 +1,14 @@
-"""The loop's sweep: what it closes, and how often it says so; its wake-ups."""
+"""The loop's sweep: what it closes, and how often it says so; its wake-ups; a connection it
+keeps reading while one of its requests falls behind on its body."""
 
 from __future__ import annotations
 
+import hashlib
+import random
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,15 @@ from tests.server.test_hostile import (
     assert_settled,
     begin,
     digest_app,
+    pack_header,
+    pack_records,
+    params,
+    peer,
+    request_bytes,
 )
+
+STDIN = 5
+THRESHOLD = 64 * 1024
 
 
 def test_idle_connections_are_closed_after_idle_connection_timeout(
@@ -82,3 +94,59 @@ def test_a_paused_worker_is_woken_once_for_the_requests_it_finished_itself(
         for client in clients:
             client.close()
         server._close_everything()
+
+
+def streamed(rid: int, path: str, size: int) -> tuple[bytes, bytes]:
+    """A request's head with its body's first byte, and the rest of its body (unframed)."""
+    body = random.Random(rid).randbytes(size)
+    pairs = {b"REQUEST_METHOD": b"POST", b"PATH_INFO": path.encode()}
+    pairs[b"CONTENT_LENGTH"] = str(size).encode()
+    return begin(rid) + params(rid, pairs) + pack_records(STDIN, rid, body[:1]), body[1:]
+
+
+def sha(rid: int, size: int) -> bytes:
+    return hashlib.sha256(random.Random(rid).randbytes(size)).hexdigest().encode()
+
+
+def test_a_multiplexed_connection_keeps_being_read_while_one_request_falls_behind(
+    serve: Any,
+) -> None:
+    """On a connection that may carry several requests at once, one request whose app falls
+    behind on its body does not stop the reading of the others: its body spools instead.
+    (The guard any back-pressure on a connection must pass: benchmarks/RESULTS.md, "Upload,
+    round 5".)"""
+    small_done = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        stream = environ["wsgi.input"]
+        if environ["PATH_INFO"] == "/small":
+            small_done.set()
+            yield b"small"
+            return
+        digest = hashlib.sha256(stream.read(1))
+        yield b"started;"
+        assert small_done.wait(10), "the other request never arrived"
+        while piece := stream.read(4096):
+            digest.update(piece)
+        yield digest.hexdigest().encode()
+
+    size = 1 << 20
+    running = serve(app, spool_threshold=THRESHOLD, multiplexed=True)
+    head, rest = streamed(1, "/big", size)
+    with peer(running) as web_server:
+        web_server.send(head)
+        web_server.read(lambda reply: b"started;" in reply.stdout(1))
+        half = len(rest) // 2
+        records = (
+            pack_records(STDIN, 1, rest[:half])
+            + request_bytes(2, "/small")  # behind more than the threshold of the other's
+            + pack_records(STDIN, 1, rest[half:])
+            + pack_header(STDIN, 1, 0)
+        )
+        sender = threading.Thread(target=web_server.send, args=(records,))
+        sender.start()
+        reply = web_server.read(lambda reply: bool(reply.ends(1)) and bool(reply.ends(2)))
+        sender.join(10)
+    assert reply.bodies(2) == [b"small"]
+    assert reply.bodies(1) == [b"started;" + sha(1, size)]

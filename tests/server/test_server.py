@@ -28,7 +28,7 @@ from fcgikit.protocol.constants import COPY_MAX
 from fcgikit.server.reply import overload_log
 from fcgikit.server.server import Server
 from fcgikit.server.settings import ServerSettings
-from tests.server.test_hostile import wait_until
+from tests.server.test_hostile import begin, pack_header, pack_records, params, peer, wait_until
 
 Environ = dict[str, Any]
 
@@ -1017,3 +1017,30 @@ def test_poller_lets_a_closing_socket_leave_with_its_close(backend: str) -> None
         new_ours.close()
         new_theirs.close()
         poller.close()
+
+
+def test_an_app_reading_a_body_as_it_arrives_gets_each_piece_before_the_rest_is_sent(
+    serve: Any,
+) -> None:
+    """A piece of a streamed body the web server sends, then waits on an answer to, reaches
+    the app before the rest comes, and the app's answer reaches the web server: whatever
+    batches the hand-off of a body to the app's thread (benchmarks/RESULTS.md, "Upload,
+    round 4") must keep that."""
+
+    def app(environ: Environ, start_response: Any) -> Iterator[bytes]:
+        stream = environ["wsgi.input"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield stream.read(5)
+        yield stream.read(5)
+
+    running = serve(app)
+    STDIN = 5
+    pairs = {b"REQUEST_METHOD": b"POST", b"CONTENT_LENGTH": b"10"}
+    with peer(running) as web_server:
+        web_server.send(begin(1) + params(1, pairs) + pack_records(STDIN, 1, b"hello"))
+        web_server.read(lambda reply: reply.stdout(1).endswith(b"hello"))
+        web_server.send(pack_records(STDIN, 1, b"world"))  # the app waits for it
+        web_server.read(lambda reply: reply.stdout(1).endswith(b"world"))
+        web_server.send(pack_header(STDIN, 1, 0))
+        reply = web_server.read_end(1)
+    assert reply.stdout(1).partition(b"\r\n\r\n")[2] == b"helloworld"
