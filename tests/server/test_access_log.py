@@ -160,3 +160,27 @@ def test_json_is_one_object_a_line_with_the_documented_keys(serve: Any, tmp_path
     # the FastCGI request id: the "#N" of fcgikit's own lines about the request
     assert all(isinstance(record["request_id"], int) for record in records.values())
 
+
+def test_a_graceful_stop_waits_for_the_line_of_a_request_it_answered(
+    serve: Any, tmp_path: Path
+) -> None:
+    """A graceful stop ends once no connection is left, and a request's line is written
+    after its reply: its connection stays the server's until then, or the stop could end
+    (and a pool's worker exit: --max-requests, a reload) before the line is written."""
+    log_path = tmp_path / "access.log"
+    running = serve(echo_environ, access_log=str(log_path))
+    connections: list[int] = []
+
+    def count_connections(record: logging.LogRecord) -> bool:
+        connections.append(running.server.connection_count())
+        return True
+
+    access_log.addFilter(count_connections)  # as the line is about to be written
+    try:
+        assert running.client().request("GET", "/last").status == 200
+        running.stop()
+    finally:
+        access_log.removeFilter(count_connections)
+    configure_access_log(None)
+    assert connections == [1]  # the request's own, still open
+    assert '"GET /last" 200 ' in log_path.read_text()
