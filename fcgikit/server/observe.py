@@ -3,7 +3,10 @@ access log line.
 
 :meth:`WSGIRequest.done <fcgikit.server.wsgi.WSGIRequest.done>` calls :func:`observe_request`
 once the reply went out, only when something looks (ServerSettings.observe_requests: an
-access log, or the status page's counters). The line formats are in :mod:`fcgikit.server.logs`.
+access log, or the status page's counters), on the request's thread and before its
+connection lets go of it. So the lines come in the order the requests ended, not always the
+order of their replies (another thread may answer and log the next request meanwhile), and
+a graceful stop waits for them. The line formats are in :mod:`fcgikit.server.logs`.
 """
 
 from __future__ import annotations

@@ -272,12 +272,16 @@ class WSGIRequest:
         return reply
 
     def done(self, *, on_loop: bool) -> None:
-        """The request is over, its reply sent if it had one: its connection learns it (and
-        may close: ``on_loop``, see ResponseSink.request_done), the status page's counters
-        and the access log (ServerSettings.observe_requests)."""
-        self.channel.request_done(self, on_loop=on_loop)
-        if self.settings.observe_requests:
-            observe_request(self, time.monotonic() - self.started)
+        """The request is over, its reply sent if it had one: the status page's counters and
+        the access log see it (ServerSettings.observe_requests), then its connection learns
+        it (and may close: ``on_loop``, see ResponseSink.request_done)."""
+        try:
+            if self.settings.observe_requests:
+                observe_request(self, time.monotonic() - self.started)
+        finally:
+            # Last: a graceful stop ends once no connection is left, so it waits for the
+            # access line too (a pool's worker exits right after).
+            self.channel.request_done(self, on_loop=on_loop)
 
     def _run_app(self) -> Reply | None:
         """Call the app and produce its response; what is left to send (ResponseSink.finish).

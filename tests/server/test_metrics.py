@@ -20,6 +20,7 @@ from fcgikit.server.scoreboard import RESTART_REASONS, Scoreboard
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.status import DIRECT_CLIENT_PARAM, StatusPage, one_process_page
 from tests.server.conftest import RunningServer
+from tests.server.test_hostile import wait_until
 
 
 def ready_slot(board: Scoreboard, index: int, pid: int) -> None:
@@ -366,6 +367,12 @@ def test_a_single_process_counts_what_its_server_serves(serve: Any, tmp_path: An
     release.touch()
     held.join(10)
     waiting.join(10)
+    # Each request is counted after its reply went out (the client may be answered first),
+    # and before the pool and its connection let go of it (WSGIRequest.done).
+    wait_until(
+        lambda: server.server.pool.in_flight == 0 and server.server.connection_count() == 0,
+        what="the answered requests to be over",
+    )
     text = client.request(
         "GET",
         "/fcgikit-status",
