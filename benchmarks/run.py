@@ -333,9 +333,12 @@ class Site:
         return f"{self.backend.replace('-', '_')}_{self.keep}_{self.port}"
 
 
-def nginx_config(workdir: Path, sites: Sequence[Site], in_flight: int) -> str:
+def nginx_config(workdir: Path, sites: Sequence[Site], in_flight: int, workers: str = "1") -> str:
     """The one nginx of a run; ``in_flight``: the most requests a cell has in flight at once,
-    the size of the keep-on sites' pool of idle connections."""
+    the size of the keep-on sites' pool of idle connections; ``workers``: its
+    ``worker_processes``, a number or ``auto`` (one per core). The pool and
+    ``worker_connections`` are per worker, so with several workers a pool still holds every
+    connection its worker has in flight, and none is closed to open another."""
     temp = workdir / "nginx-temp"
     upstreams = []
     servers = []
@@ -376,7 +379,7 @@ def nginx_config(workdir: Path, sites: Sequence[Site], in_flight: int) -> str:
         )
     user = "user root root;\n" if os.geteuid() == 0 else ""
     return (
-        f"{user}worker_processes 1;\ndaemon off;\npid {workdir}/nginx.pid;\n"
+        f"{user}worker_processes {workers};\ndaemon off;\npid {workdir}/nginx.pid;\n"
         f"error_log {workdir}/nginx-error.log warn;\nworker_rlimit_nofile 65536;\n"
         "events { worker_connections 16384; }\n"
         "http {\n    access_log off;\n    keepalive_requests 1000000;\n"
@@ -915,11 +918,21 @@ def cpu_seconds(pid: int) -> float:
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(child) for child in (task / "children").read_text().split()]
         except (OSError, IndexError, ValueError):
             continue
+        pending += children(current)
     return total
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (nginx's workers, a prefork server's)."""
+    found = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(child) for child in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def reset_peak_rss(pid: int) -> bool:

@@ -1,14 +1,16 @@
 """The deployment cells of issue 26, run by ``benchmarks/run`` after (or instead of) its matrix.
 
-Each scenario starts its own nginx (one worker) and its own contenders, each on a site of its
-own, measures them in interleaved rounds (the order rotating each round, as the matrix does)
-and reports the median of the rounds with every row's ratio to the first row, fcgikit's:
+Each scenario starts its own nginx and its own contenders, each on a site of its own,
+measures them in interleaved rounds (the order rotating each round, as the matrix does) and
+reports the median of the rounds with every row's ratio to the first row, fcgikit's:
 
 - ``procs2``: two processes on the two cores, c64, keep-conn off (nginx's default): fcgikit
   ``--workers 2``; uWSGI ``--master --processes 2`` with ``--threads 1`` and ``--threads 4``;
   php-fpm ``pm = static`` with 2 children serving ``hello.php`` (hello only); gunicorn
-  ``gthread`` 2 workers x 4 threads behind ``proxy_pass``. wrk: req/s, p50, p99, and the
-  backend's CPU per request (its children included).
+  ``gthread`` 2 workers x 4 threads behind ``proxy_pass``. nginx runs
+  ``--procs-nginx-workers`` workers (``auto``, one per core, as Debian's nginx.conf has it);
+  every other scenario, one process per backend, runs nginx with one. wrk: req/s, p50, p99,
+  the backend's CPU per request (its children included) and nginx's (its workers').
 - ``upload`` / ``download``: ``--transfer-size`` bytes (100 MiB) streamed through nginx with
   request and response buffering off, one client: MiB/s and the backend's CPU per transfer.
   Before the rounds, one transfer per contender is checked end to end with SHA-256 (the app
@@ -243,6 +245,7 @@ class Stage:
         rows: Sequence[Contender],
         keep: str,
         streaming: bool = False,
+        nginx_workers: str = "1",
     ) -> None:
         self.bench = bench
         self.workdir = bench.workdir / scenario
@@ -264,7 +267,8 @@ class Stage:
                 extra_params=php if row.php else "",
             )
         conf = self.workdir / "nginx.conf"
-        conf.write_text(run.nginx_config(self.workdir, list(self.sites.values()), bench.in_flight))
+        sites = list(self.sites.values())
+        conf.write_text(run.nginx_config(self.workdir, sites, bench.in_flight, nginx_workers))
         args = bench.args
         self.nginx = self._spawn("nginx", [args.nginx, "-c", str(conf), "-p", str(self.workdir)])
 
@@ -324,13 +328,21 @@ def progress(text: str) -> None:
 
 
 def wrk_cells(
-    bench: run.Bench, scenario: str, keep: str, connections: int, apps: Sequence[str]
+    bench: run.Bench,
+    scenario: str,
+    keep: str,
+    connections: int,
+    apps: Sequence[str],
+    nginx_workers: str = "1",
 ) -> list[dict[str, Any]]:
-    """req/s, p50, p99 and CPU µs a request for each (app, contender), median of rounds."""
+    """req/s, p50, p99 and CPU µs a request (the backend's, nginx's) for each (app,
+    contender), median of rounds."""
     args = bench.args
-    stage = Stage(bench, scenario, usable(bench, contenders(scenario, bench.variants)), keep)
+    rows = usable(bench, contenders(scenario, bench.variants))
+    stage = Stage(bench, scenario, rows, keep, nginx_workers=nginx_workers)
     wrk = Wrk(args.wrk, bench.workdir, args.wrk_threads)
-    results: dict[tuple[str, str], list[tuple[WrkResult, float | None]]] = {}
+    results: dict[tuple[str, str], list[tuple[WrkResult, float | None, float | None]]] = {}
+    workers_seen = 0
     try:
         stage.start_all()
         plan = []
@@ -352,14 +364,18 @@ def wrk_cells(
             for app, rows in plan:
                 for row in rotations(rows, args.rounds)[number] if rows else []:
                     before = run.cpu_seconds(stage.pid(row))
+                    nginx_before = run.cpu_seconds(stage.nginx.pid)
                     result = wrk.run(app, stage.port(row), connections, args.duration)
                     used = run.cpu_seconds(stage.pid(row)) - before
-                    cpu = used / result.requests * 1e6 if result.requests else None
-                    results.setdefault((app.name, row.name), []).append((result, cpu))
+                    nginx_used = run.cpu_seconds(stage.nginx.pid) - nginx_before
+                    per = 1e6 / result.requests if result.requests else None
+                    cpu, nginx_cpu = (used * per, nginx_used * per) if per else (None, None)
+                    results.setdefault((app.name, row.name), []).append((result, cpu, nginx_cpu))
                     progress(
                         f"{scenario} round {number + 1} {app.name} {row.name}: "
                         f"{result.rps:,.0f} req/s, p99 {run._fmt_ms(result.p99_ms)}"
                     )
+        workers_seen = len(run.children(stage.nginx.pid))  # all up: they served the rounds
     finally:
         stage.close()
     summary = []
@@ -371,11 +387,13 @@ def wrk_cells(
                 "keep_conn": keep,
                 "connections": connections,
                 "contender": name,
-                "rps": _median([r.rps for r, _ in runs]),
-                "p50_ms": _median([r.p50_ms for r, _ in runs]),
-                "p99_ms": _median([r.p99_ms for r, _ in runs]),
-                "cpu_us_per_request": _median([cpu for _, cpu in runs]),
-                "errors": sum(r.errors for r, _ in runs),
+                "rps": _median([r.rps for r, _, _ in runs]),
+                "p50_ms": _median([r.p50_ms for r, _, _ in runs]),
+                "p99_ms": _median([r.p99_ms for r, _, _ in runs]),
+                "cpu_us_per_request": _median([cpu for _, cpu, _ in runs]),
+                "nginx_cpu_us_per_request": _median([cpu for _, _, cpu in runs]),
+                "nginx_workers": workers_seen,
+                "errors": sum(r.errors for r, _, _ in runs),
                 "rounds": len(runs),
             }
         )
@@ -657,7 +675,14 @@ def run_scenarios(bench: run.Bench, names: Sequence[str]) -> list[dict[str, Any]
     for name in names:
         progress(f"scenario {name} ...")
         if name == "procs2":
-            cells += wrk_cells(bench, "procs2", "off", args.procs_connections, ["hello", "flask"])
+            cells += wrk_cells(
+                bench,
+                "procs2",
+                "off",
+                args.procs_connections,
+                ["hello", "flask"],
+                nginx_workers=args.procs_nginx_workers,
+            )
         elif name in ("upload", "download"):
             cells += transfer_cells(bench, name)
         elif name == "slowmix":
@@ -671,7 +696,12 @@ def run_scenarios(bench: run.Bench, names: Sequence[str]) -> list[dict[str, Any]
 
 #: per scenario, the figure a row is judged by and whether more is better
 MEASURES = {
-    "procs2": [("rps", True), ("p99_ms", False), ("cpu_us_per_request", False)],
+    "procs2": [
+        ("rps", True),
+        ("p99_ms", False),
+        ("cpu_us_per_request", False),
+        ("nginx_cpu_us_per_request", False),
+    ],
     "pure": [("rps", True), ("cpu_us_per_request", False)],
     "upload": [("mib_per_s", True), ("cpu_s_per_100_mib", False)],
     "download": [("mib_per_s", True), ("cpu_s_per_100_mib", False)],
@@ -721,9 +751,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--transfer-size", type=int, default=100 * MiB, help="upload/download")
     parser.add_argument("--procs-connections", type=int, default=64)
+    parser.add_argument(
+        "--procs-nginx-workers",
+        type=nginx_workers,
+        default="auto",
+        metavar="N|auto",
+        help="nginx's worker_processes in procs2, whose backends run several processes: auto "
+        "(one per core, Debian's nginx.conf) or a number (1: the shape runs before used); "
+        "every other cell runs nginx with one worker",
+    )
     parser.add_argument("--mix-connections", type=int, default=64)
     parser.add_argument("--slow-fraction", type=float, default=0.1)
     parser.add_argument("--slow-ms", type=int, default=200)
+
+
+def nginx_workers(text: str) -> str:
+    """An nginx ``worker_processes`` value: ``auto`` or a count of at least one."""
+    if text == "auto" or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: auto or a number of workers, 1 or more")
 
 
 def chosen(text: str) -> list[str]:

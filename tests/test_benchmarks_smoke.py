@@ -14,7 +14,9 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,7 +73,7 @@ def test_harness_runs_every_scenario(tmp_path: Path) -> None:
             sys.executable, str(RUN), "--no-matrix", "--no-memory", "--scenarios", "all",
             "--rounds", "1", "--duration", "1", "--warmup", "0",
             "--transfer-size", str(1 << 20), "--mix-connections", "4", "--slow-ms", "20",
-            "--procs-connections", "4", "--out", str(tmp_path),
+            "--procs-connections", "4", "--procs-nginx-workers", "2", "--out", str(tmp_path),
         ],
         capture_output=True, text=True, timeout=50, stdin=subprocess.DEVNULL, cwd=tmp_path,
     )  # fmt: skip
@@ -85,6 +87,10 @@ def test_harness_runs_every_scenario(tmp_path: Path) -> None:
         assert rows["procs2", app, "fcgikit --workers 2"]["rps"] > 0
         assert rows["procs2", app, "fcgikit --workers 2"]["errors"] == 0
         assert rows["pure", app, "fcgikit pure Python"]["rps"] > 0
+        # the two-process cell ran behind the nginx workers asked for; one process, behind one
+        assert rows["procs2", app, "fcgikit --workers 2"]["nginx_workers"] == 2
+        assert rows["pure", app, "fcgikit pure Python"]["nginx_workers"] == 1
+        assert rows["procs2", app, "fcgikit --workers 2"]["nginx_cpu_us_per_request"] > 0
     assert rows["procs2", "hello", "php-fpm static 2"]["errors"] == 0
     for kind in ("upload", "download"):  # a row only when the SHA-256 check passed
         assert rows[kind, None, "fcgikit"]["sha256_checked"], done.stderr
@@ -163,3 +169,30 @@ def test_nginx_keeps_a_connection_for_every_request_in_flight(
     assert upstreams == {
         "fcgikit_on": ["256"], "uwsgi_on": ["256"], "fcgikit_on32": ["32"], "uwsgi_off": []
     }  # fmt: skip
+
+
+@pytest.fixture
+def bench_modules(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
+    """benchmarks/run.py and scenarios.py imported as the harness imports them."""
+    monkeypatch.syspath_prepend(str(RUN.parent))
+    yield importlib.import_module("run"), importlib.import_module("scenarios")
+    for name in ("run", "scenarios"):
+        sys.modules.pop(name, None)
+
+
+def test_two_process_cells_run_nginx_as_debian_ships_it(
+    tmp_path: Path, bench_modules: tuple[Any, Any]
+) -> None:
+    """procs2 puts nginx's ``worker_processes auto`` (Debian's nginx.conf) in front of every
+    backend alike, unless told a number; the single-process cells keep one worker."""
+    run, _ = bench_modules
+    parser = run.build_parser()
+    sites = [run.Site("fcgikit", "off", 9000, tmp_path / "fcgikit.sock")]
+    chosen = parser.parse_args([]).procs_nginx_workers
+    for workers, asked in (("auto", (chosen,)), ("1", ())):
+        config = run.nginx_config(tmp_path, sites, 64, *asked)
+        assert re.findall(r"^worker_processes (\w+);$", config, re.M) == [workers]
+    assert parser.parse_args(["--procs-nginx-workers", "1"]).procs_nginx_workers == "1"
+    for wrong in ("0", "two", "-1"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--procs-nginx-workers", wrong])
