@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from fcgikit.addresses import UnixAddress
-from fcgikit.server import Server, ServerSettings
+from fcgikit.server import Server, ServerSettings, loop
 from tests.server.test_accept import answer, hello
 from tests.server.test_accept_late import connect, request, run_arrived
 from tests.server.test_hostile import (
+    PARAMS,
     Log,
     Peer,
     assert_serves,
@@ -150,3 +151,74 @@ def test_a_multiplexed_connection_keeps_being_read_while_one_request_falls_behin
         sender.join(10)
     assert reply.bodies(2) == [b"small"]
     assert reply.bodies(1) == [b"started;" + sha(1, size)]
+
+
+def test_a_round_after_a_big_one_reads_the_connections_in_the_order_their_requests_came(
+    tmp_path: Path,
+) -> None:
+    """Under load (a web server keeping a connection for each request in flight) the loop's
+    rounds are big. A connection the last big round read, whose next request came while that
+    round's requests ran, is read after a connection whose request came before it: the
+    order requests run in is the order they came, and none waits a round more. The loop's
+    steps are taken on the test's thread, so the order of the sends is certain."""
+    ran: list[str] = []
+    during: dict[str, Any] = {}
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        ran.append(environ["PATH_INFO"])
+        if (then := during.pop(environ["PATH_INFO"], None)) is not None:
+            then()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    path = str(tmp_path / "fair.sock")
+    server = Server(app, ServerSettings(binds=(UnixAddress(path),), handle_signals=False))
+    server.acceptor.listen()
+    server.pool._leader = threading.get_ident()  # this thread holds the loop role
+    server.loop.start()
+    server.loop.next_sweep = time.monotonic() + 3600
+    # the big round's connections (a request each, not whole yet), the one whose request
+    # runs in it, and one idle then
+    waiting = [Peer(path) for _ in range(loop.FAIR_ROUND)]
+    running, idle = Peer(path), Peer(path)
+    peers = [*waiting, running, idle]
+    try:
+        for number, web_server in enumerate(peers):  # each becomes a kept connection
+            web_server.send(request_bytes(1, f"/warm{number}", keep_conn=True))
+        for _ in peers:  # accepted in one batch, or a few
+            if len(server.arrived) == len(peers):
+                break
+            server.acceptor.accept(server.listeners[0])
+        run_arrived(server)
+        for web_server in peers:
+            web_server.read(lambda reply: len(reply.ends(1)) == 1)
+        heads = [kept_head(f"/waiting{number}") for number in range(len(waiting))]
+        for web_server, (head, _) in zip(waiting, heads, strict=True):
+            web_server.send(head)
+        running.send(request_bytes(1, "/running", keep_conn=True))
+        # while the round's request runs: a request comes on the idle connection, then the
+        # rest of one the round read
+        during["/running"] = lambda: (
+            idle.send(request_bytes(1, "/idle", keep_conn=True)),
+            waiting[0].send(heads[0][1]),
+        )
+        assert not server.loop.poll()
+        assert [request.event.params[b"PATH_INFO"] for _, request in server.arrived] == [
+            b"/running"
+        ]
+        run_arrived(server)
+        assert not server.loop.poll()
+        run_arrived(server)
+        assert ran[-2:] == ["/idle", "/waiting0"]
+    finally:
+        for web_server in peers:
+            web_server.close()
+        server._close_everything()
+
+
+def kept_head(path: str) -> tuple[bytes, bytes]:
+    """A keep-conn GET cut before the end of its params, and the rest of it."""
+    whole = request_bytes(1, path, keep_conn=True)
+    rest = pack_header(PARAMS, 1, 0) + pack_header(STDIN, 1, 0)
+    assert whole.endswith(rest)
+    return whole[: -len(rest)], rest
