@@ -141,10 +141,20 @@ class Channel(ReplySender[ChannelHost]):
         if self.linger_deadline is not None:
             return  # the tail of a finished request (its empty STDIN): read and dropped
         self.last_active = time.monotonic()
+        server = self.server
         try:
             with self.state_lock:
                 events = self.conn.receive_data(data)
                 replies = self.conn.data_to_send()
+                # A request is registered in this hold of the lock, not one of its own, and
+                # admitted after this round of the loop: by then its body's end usually is
+                # in, and a complete request may run inline.
+                for event in events:
+                    if type(event) is RequestReceived:
+                        received = WSGIRequest(self, event, server.app, server.settings)
+                        self.requests[event.request_id] = received
+                        self.requests_received += 1
+                        server.arrived.append((self, received))
         except RemoteProtocolError as exc:
             log.warning("connection from %s: protocol error, closing: %s", self.peer, exc)
             self.on_peer_closed("protocol error")
@@ -160,20 +170,12 @@ class Channel(ReplySender[ChannelHost]):
             if self.conn.params_overloads != self._params_overloads:
                 refused = self.conn.params_overloads - self._params_overloads
                 self._params_overloads = self.conn.params_overloads
-                server = self.server
                 note_params_overloads(server.settings, server.overloads, self.peer, refused)
         for event in events:
-            # A request's first event here, the others there: one call for each event.
-            if not isinstance(event, RequestReceived):
+            # The other events go to the requests they are for, out of the lock: one may
+            # wake an app's thread waiting for its body.
+            if type(event) is not RequestReceived:
                 deliver_input(self.requests, event)
-                continue
-            self.requests_received += 1
-            received = WSGIRequest(self, event, self.server.app, self.server.settings)
-            with self.state_lock:
-                self.requests[event.request_id] = received
-            # Admitted once this round of the loop is over: by then the events after this
-            # one (the body's end, usually) are in, and a complete request may run inline.
-            self.server.arrived.append((self, received))
 
     def on_peer_closed(self, reason: str | None) -> None:
         """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""
