@@ -116,14 +116,16 @@ def frame_end_py(
     The Python twin of the C lane ``frame_end`` (lanes.py), which answers the same single
     buffer for pieces that are all bytes, or None.
     """
-    total = _length(pieces)
+    total = 0  # (not _length: a call costs more than this loop, interpreted)
+    for piece in pieces:
+        total += len(piece)
     if total and total < COPY_MAX:  # one record, and all of it one buffer
         if app_status or protocol_status is not _COMPLETE or close_stderr:
             end = closing_records(request_id, True, close_stderr) + end_request_record(
                 request_id, app_status, protocol_status
             )
         else:
-            end = _completed_end(request_id)
+            end = _COMPLETED_ENDS.get(request_id) or _completed_end(request_id)
         padding = -total & 7
         head = HEADER.pack(FCGI_VERSION_1, _STDOUT, request_id, total, padding)
         return [b"".join((head, *pieces, bytes(padding), end))]
@@ -210,7 +212,11 @@ class RequestOutput:
         """
         if self._ended:
             raise self._ended_error("FCGI_END_REQUEST")
-        status = checked_status(app_status, protocol_status)
+        # The usual end needs no check (a call, interpreted)
+        if protocol_status is _COMPLETE and app_status == 0:
+            status = _COMPLETE
+        else:
+            status = checked_status(app_status, protocol_status)
         self._ended = True
         close_stdout = self.stdout_sent or status is _COMPLETE
         lane = frame_end

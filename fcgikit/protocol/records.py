@@ -218,15 +218,20 @@ class RecordReader:
             RemoteProtocolError: a header's version is not 1 (checked as soon as the 8 header
                 bytes are here, so garbage fails fast); or whatever ``on_record`` raises.
         """
-        raw = memoryview(data)
-        view = raw if raw.itemsize == 1 and raw.ndim == 1 else raw.cast("B")
+        raw: memoryview | None = None
+        if type(data) is memoryview and data.itemsize == 1 and data.ndim == 1:
+            view = data  # the usual read, a slice of the server's buffer: its caller's to release
+        else:
+            raw = memoryview(data)
+            view = raw if raw.itemsize == 1 and raw.ndim == 1 else raw.cast("B")
         try:
             offset = self._finish_tail(view, on_record) if self._tail else 0
             if offset >= 0:
                 self._cut(view, offset, on_record)
         finally:
-            view.release()
-            raw.release()
+            if raw is not None:
+                view.release()
+                raw.release()
 
     def _finish_tail(self, view: memoryview, on_record: RecordHandler) -> int:
         """Complete the record waiting in the tail with the start of ``view``; where the rest

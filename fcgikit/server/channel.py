@@ -3,17 +3,17 @@
 Threads: the server's I/O thread reads (``receive``) and the workers write. ``state_lock`` is
 held only for quick protocol bookkeeping, never during a send, so a slow web server on one
 connection cannot stall the I/O thread for everyone. Workers send with a blocking ``sendall``
-under ``_send_lock`` (that is the backpressure); the I/O thread's own small replies
-(GET_VALUES_RESULT, END_REQUEST for an abort or an overload) go into ``_pending`` and are sent
-without waiting, by whichever thread next holds the send lock.
+under ``_send_lock`` (that is the backpressure); the I/O thread's own small replies go into
+``_pending``, sent without waiting by whichever thread next holds the send lock. (The locks
+are taken with acquire() and release(), not ``with``: half the instructions, interpreted.)
 
-The socket is non-blocking. It is closed only when no worker can still touch it, so a closed
-file descriptor number can never be reused under a worker that is still writing; and only on
-the loop's thread while the loop's poller watches it (:meth:`Channel.close`). What it shares
-with the direct lane (the sending of a request's output, the reply the pool sends) is in
-:mod:`fcgikit.server.reply`; what is its own is the protocol state, the reading, the queue of
-the loop's own replies and its close policy (:meth:`Channel.request_done`). What its events do
-to its requests is :mod:`~fcgikit.server.channel_input`'s; how a stopping server drains it or
+The socket is non-blocking. It is closed only when no worker can still touch it (a closed
+descriptor's number is never reused under a worker still writing), and only on the loop's
+thread while the loop's poller watches it (:meth:`Channel.close`). What it shares with the
+direct lane (the sending of a request's output, the reply the pool sends) is in
+:mod:`fcgikit.server.reply`; its own are the protocol state, the reading, the queue of the
+loop's own replies and its close policy (:meth:`Channel.request_done`). What its events do to
+its requests is :mod:`~fcgikit.server.channel_input`'s; how a stopping server drains it or
 hands it over, :mod:`~fcgikit.server.stopping`'s (both under its ``state_lock``).
 """
 
@@ -74,8 +74,8 @@ class ChannelHost(Protocol):
     def want_write(self, channel: Channel) -> None: ...
     def request_finished(self) -> None: ...
     def channel_closed(self, channel: Channel) -> None:
-        """``channel`` closed (Channel.close): out of the server's connections, and out of
-        the loop's poller if it is in it (then only on the loop's thread)."""
+        """``channel`` closed (Channel.close): out of the server's connections, and of the
+        loop's poller if in it (then on the loop's thread only)."""
 
 
 class Channel(ReplySender[ChannelHost]):
@@ -92,16 +92,15 @@ class Channel(ReplySender[ChannelHost]):
             max_params_size=settings.max_params_size,
         )
         self.requests: dict[int, WSGIRequest] = {}
-        #: a connection that has not sent a request yet is not idle: the web server is
-        #: about to send one, and closing it unread would reset that request
+        #: a connection that has not sent a request yet is not idle: closed unread, the
+        #: request the web server is about to send would be reset
         self.requests_received = 0
         #: conn.params_overloads already logged
         self._params_overloads = 0
         self.state_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._pending = bytearray()
-        #: the loop watches it (it is in the selector, or goes in at the start of the next
-        #: round); False once the loop forgot it
+        #: the loop watches it (in the selector, or from the next round); False once dropped
         self.registered = True
         #: the events the selector watches it for (the loop's thread keeps this)
         self.selector_events = 0
@@ -114,9 +113,8 @@ class Channel(ReplySender[ChannelHost]):
     # --- I/O thread --------------------------------------------------------------------------
 
     def on_readable(self) -> None:
-        # One buffer for every connection, reused: only the I/O thread reads, and the
-        # protocol copies what it keeps. A fresh 256 KiB bytes per recv() cost an
-        # mmap/munmap pair on each call (glibc's threshold).
+        # One buffer for every connection, reused (only the I/O thread reads; the protocol
+        # copies what it keeps): a fresh 256 KiB bytes per recv() cost an mmap/munmap pair.
         buffer = self.server.recv_buffer
         try:
             size = self.sock.recv_into(buffer)
@@ -129,7 +127,6 @@ class Channel(ReplySender[ChannelHost]):
 
     def on_received(self, buffer: memoryview, size: int) -> None:
         """Take the ``size`` bytes the connection's latest read put in ``buffer``."""
-        data = buffer[:size]
         if not size:
             try:
                 with self.state_lock:
@@ -141,10 +138,22 @@ class Channel(ReplySender[ChannelHost]):
         if self.linger_deadline is not None:
             return  # the tail of a finished request (its empty STDIN): read and dropped
         self.last_active = time.monotonic()
+        server = self.server
         try:
-            with self.state_lock:
-                events = self.conn.receive_data(data)
+            self.state_lock.acquire()
+            try:
+                events = self.conn.receive_data(buffer[:size])
                 replies = self.conn.data_to_send()
+                # Registered in this hold of the lock; admitted after this round of the loop,
+                # when its body's end usually is in (a complete request may run inline).
+                for event in events:
+                    if type(event) is RequestReceived:
+                        received = WSGIRequest(self, event, server.app, server.settings)
+                        self.requests[event.request_id] = received
+                        self.requests_received += 1
+                        server.arrived.append((self, received))
+            finally:
+                self.state_lock.release()
         except RemoteProtocolError as exc:
             log.warning("connection from %s: protocol error, closing: %s", self.peer, exc)
             self.on_peer_closed("protocol error")
@@ -153,34 +162,24 @@ class Channel(ReplySender[ChannelHost]):
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
             return
-        # The connection's own replies first: an abort's END_REQUEST must be queued before
-        # RequestAborted wakes the worker, whose request_done may shut the socket down.
+        # Its own replies first: an abort's END_REQUEST is queued before RequestAborted
+        # wakes the worker, whose request_done may shut the socket down.
         if replies:
             self.queue_reply(replies)
             if self.conn.params_overloads != self._params_overloads:
                 refused = self.conn.params_overloads - self._params_overloads
                 self._params_overloads = self.conn.params_overloads
-                server = self.server
                 note_params_overloads(server.settings, server.overloads, self.peer, refused)
-        for event in events:
-            # A request's first event here, the others there: one call for each event.
-            if not isinstance(event, RequestReceived):
+        for event in events:  # the others, out of the lock (one may wake an app's thread)
+            if type(event) is not RequestReceived:
                 deliver_input(self.requests, event)
-                continue
-            self.requests_received += 1
-            received = WSGIRequest(self, event, self.server.app, self.server.settings)
-            with self.state_lock:
-                self.requests[event.request_id] = received
-            # Admitted once this round of the loop is over: by then the events after this
-            # one (the body's end, usually) are in, and a complete request may run inline.
-            self.server.arrived.append((self, received))
 
     def on_peer_closed(self, reason: str | None) -> None:
         """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""
         with self.state_lock:
-            # Nothing runs, and only this thread (the loop's) adds requests: the common case
-            # (the web server closed an idle connection) closes it here. Otherwise the
-            # workers see it unregistered before they see it draining (request_done).
+            # Nothing runs, and only this thread (the loop's) adds requests: the usual case
+            # (an idle connection closed) closes here. Otherwise the workers see it
+            # unregistered before they see it draining (request_done).
             idle = not self.requests
             if idle:
                 self.draining = True
@@ -223,9 +222,8 @@ class Channel(ReplySender[ChannelHost]):
         while self._pending and self._send_lock.acquire(blocking=False):
             try:
                 # The send under the state lock, after a look at ``closed`` (a non-blocking
-                # send is short): close() may run on another thread (the loop, at the web
-                # server's EOF), and once it has, the fd number may already be a new
-                # connection's, which these bytes must not reach.
+                # send is short): once close() ran on another thread (the loop, at the web
+                # server's EOF), the fd number may be a new connection's already.
                 with self.state_lock:
                     if self.closed:
                         return
@@ -252,19 +250,18 @@ class Channel(ReplySender[ChannelHost]):
             self.begin_linger()
 
     def begin_linger(self) -> None:
-        """Close gracefully: send FIN after our last byte, then read and drop whatever the web
-        server still sends (the empty STDIN that ends a request we already answered) until it
-        closes its side, or LINGER_SECONDS pass. Closing at once would make its last write
-        fail (Caddy answers 502, Apache 503) and could reset our response away (RST)."""
+        """Close gracefully: FIN after our last byte, then read and drop what the web server
+        still sends (the empty STDIN ending a request answered) until it closes its side or
+        LINGER_SECONDS pass. Closed at once, its last write fails (Caddy 502, Apache 503)
+        and an RST could take our response away."""
         with self.state_lock:
             if self.linger_deadline is not None or self.closed:
                 return
             self.linger_deadline = time.monotonic() + LINGER_SECONDS
-            # Under the lock that close() sets ``closed`` under: a worker thread lingers
-            # while the loop may close at the web server's EOF, and a shutdown() of a
-            # descriptor closed meanwhile could hit the next connection to get its number
-            # (it did, about once in 50,000 aborted requests under load: that client read
-            # EOF and no reply).
+            # Under the lock close() sets ``closed`` under: a worker thread lingers while
+            # the loop may close at the web server's EOF, and a shutdown() of a descriptor
+            # closed meanwhile could hit the next connection to get its number (it did,
+            # once in 50,000 aborted requests under load: that client read EOF, no reply).
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_WR)
 
@@ -277,9 +274,8 @@ class Channel(ReplySender[ChannelHost]):
         return True
 
     def close(self) -> None:
-        """Close the connection, and have the server forget it: the one way a channel
-        closes. Only on the loop's thread while the loop's poller watches it (``registered``),
-        and only once no worker can still send on it."""
+        """Close the connection and have the server forget it: the one way a channel closes;
+        on the loop's thread while its poller watches it, once no worker can send on it."""
         with self.state_lock:
             if self.closed:
                 return
@@ -296,19 +292,22 @@ class Channel(ReplySender[ChannelHost]):
             self.sock.close()
         except OSError:
             pass
-        # After the close: the wake-up it may send is for a loop out of descriptors. Only
-        # the loop's thread accepts, so the number cannot be reused before this returns.
+        # After the close: the wake-up it may send is for a loop out of descriptors (only
+        # the loop's thread accepts: the number is not reused before this returns).
         self.server.channel_closed(self)
 
     # --- worker threads: framing and sending (see ReplySender) -----------------------------
 
     def send_buffers(self, buffers: Buffers, then_close: bool) -> None:
-        with self._send_lock:
+        self._send_lock.acquire()
+        try:
             if self.closed:
                 raise WebServerGone("connection closed")
             send_whole(self.sock, buffers, self.server.settings.send_timeout)
             if then_close:
                 self.begin_linger()
+        finally:
+            self._send_lock.release()
         if self._pending:
             self._flush_pending()
 
@@ -323,24 +322,23 @@ class Channel(ReplySender[ChannelHost]):
     def _frame_end(
         self, request: WSGIRequest, head: bytes, body: bytes, app_status: int
     ) -> tuple[Buffers, bool]:
-        with self.state_lock:
+        self.state_lock.acquire()
+        try:
             buffers = self.conn.end_request_buffers(
                 request.request_id, app_status, stdout=(head, body)
             )
             request.ended = True
-            # The connection's last reply: our FIN goes right behind this END_REQUEST, in
-            # one go, so a keep-conn web server sees the close before it caches the
-            # connection and gives it its next request (nginx: 502, a POST not retried).
-            # A web server that asked for the close (no FCGI_KEEP_CONN) sends no next
-            # request: request_done closes it, with no shutdown() first (one syscall less
-            # on every request of nginx's default setup).
-            # (the generator only when closing: a generator and its frames on every
-            # answer cost more, interpreted, than the rest of this method)
+            # The connection's last reply: our FIN right behind this END_REQUEST, so a
+            # keep-conn web server sees the close before it gives it a next request (nginx:
+            # 502, a POST not retried). Without FCGI_KEEP_CONN none follows: request_done
+            # closes it, no shutdown() first. (The generator only when closing.)
             last = (
                 (self.draining or request.close_connection)
                 and not self._pending
                 and all(other.ended for other in self.requests.values())
             )
+        finally:
+            self.state_lock.release()
         return buffers, last
 
     def _frame_refusal(self, request: WSGIRequest) -> bytes:
@@ -360,15 +358,16 @@ class Channel(ReplySender[ChannelHost]):
     def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
         """The request is over, its reply sent if it had one (see ResponseSink): the id is
         free again, and the connection closes if that was its last request and it is to."""
-        with self.state_lock:
+        self.state_lock.acquire()
+        try:
             if not request.ended:
-                # Left without END_REQUEST (aborted, or the web server went away): end it in
-                # the protocol state so the id is free again; there is nobody to send to.
+                # Left without END_REQUEST (aborted, or the web server went away): ended in
+                # the protocol state, the id free again, with nobody to send to.
                 request.ended = True
                 with contextlib.suppress(LocalProtocolError):
                     self.conn.end_request(request.request_id, 1)
-            # With keep-conn the web server may already have begun a new request under the
-            # same id (it got our END_REQUEST before this thread got here): leave that one be.
+            # With keep-conn a new request may have begun under the same id already (our
+            # END_REQUEST went before this thread got here): leave that one be.
             if self.requests.get(request.request_id) is request:
                 del self.requests[request.request_id]
             last = not self.requests
@@ -376,6 +375,8 @@ class Channel(ReplySender[ChannelHost]):
             should_close = last and (asked_to_close or self.draining or request.close_connection)
             registered = self.registered
             self.last_active = time.monotonic()
+        finally:
+            self.state_lock.release()
         self.server.request_finished()
         if not should_close:
             return
@@ -390,10 +391,9 @@ class Channel(ReplySender[ChannelHost]):
             and request.body.complete
             and not self._pending
         ):
-            # The web server asked for the close (no FCGI_KEEP_CONN) and sent all of its input,
-            # so it sends nothing more: nothing to linger for. That saves a loop round, a
-            # read and the EOF's bookkeeping on every request of a connection-per-request
-            # web server (nginx without fastcgi_keep_conn).
+            # The web server asked for the close (no FCGI_KEEP_CONN) and sent all its input:
+            # nothing to linger for. A loop round, a read and the EOF's bookkeeping less on
+            # every request of nginx without fastcgi_keep_conn.
             self.close()
         else:
             # The loop closes the channel when the web server's EOF arrives.

@@ -40,7 +40,7 @@ Buffers = list[bytes | memoryview]
 
 
 class Sends(Protocol):
-    """What :func:`send_all` needs of a connection: a non-blocking socket, or
+    """What :func:`send_whole` needs of a connection: a non-blocking socket, or
     ``_speedups_accept.Connection``."""
 
     def send(self, data: bytes, /) -> int: ...
@@ -220,31 +220,26 @@ def log_refusal(overloads: RateLimitedLog, request: WSGIRequest, refusal: Refusa
 
 
 def send_whole(sock: Sends, buffers: Buffers, send_timeout: float) -> None:
-    """Send ``buffers`` whole: one buffer of bytes (what RequestOutput joined) with a plain
-    send, more with sendmsg. Raises WebServerGone."""
+    """Send ``buffers`` whole, waiting for room up to ``send_timeout`` seconds at a time: one
+    buffer of bytes (what RequestOutput joined) with a plain send, more with sendmsg.
+    Raises WebServerGone when the web server went away or stopped reading."""
     first = buffers[0]
-    if len(buffers) == 1 and type(first) is bytes:
-        send_all(sock, first, send_timeout)
-    else:
+    if len(buffers) > 1 or type(first) is not bytes:
         send_all_buffers(sock, buffers, send_timeout)
-
-
-def send_all(sock: Sends, data: bytes, send_timeout: float) -> None:
-    """``sendall`` on a non-blocking socket: wait for room up to ``send_timeout`` seconds at
-    a time. Raises WebServerGone when the web server went away or stopped reading."""
+        return
     # Nearly always the socket takes the whole response in one go: no memoryview for it.
     try:
-        sent = sock.send(data)
+        sent = sock.send(first)
     except BlockingIOError:
         sent = 0
     except OSError as exc:
         raise WebServerGone(exc.strerror or str(exc)) from None
-    if sent < len(data):
-        send_all_buffers(sock, [memoryview(data)[sent:]], send_timeout)
+    if sent < len(first):
+        send_all_buffers(sock, [memoryview(first)[sent:]], send_timeout)
 
 
 def send_all_buffers(sock: Sends, buffers: Buffers, send_timeout: float) -> None:
-    """:func:`send_all` for a list of buffers, with sendmsg: the kernel copies each buffer
+    """:func:`send_whole` for any list of buffers, with sendmsg: the kernel copies each buffer
     straight from where it lies (a large response body is never joined). Consumes
     ``buffers``."""
     poller: select.poll | None = None

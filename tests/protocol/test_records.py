@@ -269,6 +269,20 @@ def test_receive_data_takes_memoryview_and_bytearray() -> None:
         assert len(ServerConnection().receive_data(chunked)) == 1
 
 
+def test_a_read_given_as_a_view_is_left_usable_and_holds_no_export() -> None:
+    """The server feeds a slice of its one read buffer, which the reader cuts where it lies:
+    the view stays the caller's (usable after the feed), and once the caller releases it,
+    nothing of the parse still holds the buffer (which it then may resize)."""
+    buffer = bytearray(wire.begin() + wire.params(1, {b"A": b"1"}))
+    view = memoryview(buffer)[: len(buffer)]
+    events = ServerConnection().receive_data(view)
+    assert [type(event).__name__ for event in events] == ["RequestReceived"]
+    assert events[0].params == {b"A": b"1"}
+    assert view.tobytes() == bytes(buffer)
+    view.release()
+    buffer += b"\0"  # BufferError if a view of it were still exported
+
+
 def test_reader_handles_a_record_split_anywhere() -> None:
     stream = wire.record(wire.STDIN, 3, b"0123456789", 6) * 3
     seen: list[tuple[int, int, bytes]] = []
