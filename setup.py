@@ -62,6 +62,7 @@ COMPILED = [
     "fcgikit/server/observe.py",
     "fcgikit/server/wsgi_streams.py",
     "fcgikit/server/queued_memory.py",
+    "fcgikit/server/request_input.py",
     "fcgikit/server/poller.py",
     "fcgikit/server/accept.py",
     "fcgikit/server/stopping.py",

@@ -89,7 +89,8 @@ def run_cgi(
         params=_environ_as_params(os.environ),
         duplicate_names=frozenset(),
     )
-    request = WSGIRequest(CGIOutput(out), event, app, settings)
+    # the body is read whole from stdin before the app runs: no lock (see RequestBody)
+    request = WSGIRequest(CGIOutput(out), event, app, settings, streamed=False)
     source = stdin if stdin is not None else sys.stdin.buffer
     remaining = request.body.content_length or 0
     while remaining > 0:

@@ -1,17 +1,16 @@
 """``wsgi.input``: the request body, streamed to the app as it arrives.
 
 The connection's I/O thread ``feed``s STDIN chunks in; the app's worker thread reads. A body
-waits in memory while at most ``spool_threshold`` bytes of it are unread; past that,
-everything unread moves to an anonymous temporary file, and what arrives while the file
-holds unread bytes goes behind them (waitress's growing buffer in one step). Once the app has
-read the file to its end, arriving bytes wait in memory again, and the next overflow reuses
-the file from its start. So an app that reads as fast as the body arrives (an upload
-streamed to storage) never costs a write and a read of the disk, and one that does not keeps
-no more than the threshold in memory. The file is a ``TemporaryFile``, unlinked at creation,
-so it is gone even if the process is killed. Reads
-past CONTENT_LENGTH return EOF, so a body longer than announced never reaches the app (nor
-memory: what comes past it is dropped as it arrives), and a shorter one ends where the web
-server ended it.
+waits in memory while at most ``spool_threshold`` bytes of it are unread; past that, everything
+unread moves to an anonymous temporary file, and what arrives while the file holds unread bytes
+goes behind them (waitress's growing buffer in one step). Once the app has read the file to its
+end, arriving bytes wait in memory again, and the next overflow reuses the file from its start.
+So an app that reads as fast as the body arrives (an upload streamed to storage) never costs a
+write and a read of the disk, and one that does not keeps no more than the threshold in memory.
+The file is a ``TemporaryFile``, unlinked at creation, so it is gone even if the process is
+killed. Reads past CONTENT_LENGTH return EOF, so a body longer than announced never reaches the
+app (nor memory: what comes past it is dropped as it arrives), and a shorter one ends where the
+web server ended it.
 """
 
 from __future__ import annotations
@@ -29,15 +28,25 @@ __all__ = ["RequestBody", "RequestBodyError", "RequestBodyTimeout"]
 
 
 class RequestBody:
+    """``streamed``: fed by a connection's loop while the app's thread may read. False: filled
+    before its app runs, by the thread that made it (the request arrived whole), then used by
+    one thread at a time: no lock, whose rounds cost more than the rest of such a body's life
+    (benchmarks/RESULTS.md, "The body, round 9"). Every decision is the same either way."""
+
     def __init__(
-        self, *, content_length: int | None, spool_threshold: int, timeout: float | None = None
+        self,
+        *,
+        content_length: int | None,
+        spool_threshold: int,
+        timeout: float | None = None,
+        streamed: bool = True,
     ) -> None:
         self._limit = content_length
         self._timeout = timeout
         self._spool_threshold = spool_threshold
         #: spool_threshold, or less while the request waits for a thread (limit_memory)
         self._threshold = spool_threshold
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if streamed else None
         # Made by the first read that has to wait: most bodies (every GET's) are complete
         # before the app runs, and a Condition costs time to make (benchmarks/RESULTS.md,
         # "Small costs the code steps around").
@@ -61,55 +70,70 @@ class RequestBody:
     # --- the I/O side ----------------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        with self._lock:
-            if self._finished or self._failure is not None:
+        lock = self._lock
+        if lock is None:
+            self._feed(data)
+        else:
+            with lock:
+                self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        if self._finished or self._failure is not None:
+            return
+        received = self.received
+        self.received = received + len(data)
+        if self._limit is not None and self.received > self._limit:
+            if received >= self._limit:
                 return
-            received = self.received
-            self.received = received + len(data)
-            if self._limit is not None and self.received > self._limit:
-                if received >= self._limit:
-                    return
-                data = data[: self._limit - received]
-            if not data:
-                return
-            try:
-                if self._spool_write > self._spool_read:
-                    self._spool_append(data)
-                else:
-                    chunks = self._chunks
-                    if chunks is None:
-                        chunks = self._chunks = deque()
-                    # kept as it is: a bytes is immutable, anything else may change under us
-                    chunks.append(data if type(data) is bytes else bytes(data))
-                    self._unread += len(data)
-                    if self._unread > self._threshold:
-                        self._move_to_spool()
-            except OSError as exc:
-                self._spool_failed(exc)
-                raise
-            self._wake_reader()
+            data = data[: self._limit - received]
+        if not data:
+            return
+        try:
+            if self._spool_write > self._spool_read:
+                self._spool_append(data)
+            else:
+                chunks = self._chunks
+                if chunks is None:
+                    chunks = self._chunks = deque()
+                # kept as it is: a bytes is immutable, anything else may change under us
+                chunks.append(data if type(data) is bytes else bytes(data))
+                self._unread += len(data)
+                if self._unread > self._threshold:
+                    self._move_to_spool()
+        except OSError as exc:
+            self._spool_failed(exc)
+            raise
+        self._wake_reader()
 
     def _wake_reader(self) -> None:
         if self._waiter is not None:
             self._waiter.notify_all()
 
     def finish(self) -> None:
-        with self._lock:
+        lock = self._lock
+        if lock is None:
             self._finished = True
-            self._wake_reader()
+        else:
+            with lock:
+                self._finished = True
+                self._wake_reader()
 
     def fail(self, reason: str) -> None:
-        with self._lock:
-            self._fail_locked(reason)
+        lock = self._lock
+        if lock is None:
+            self._fail(reason)
+        else:
+            with lock:
+                self._fail(reason)
 
-    def _fail_locked(self, reason: str) -> None:
+    def _fail(self, reason: str) -> None:
         if self._failure is None:
             self._failure = reason
         self._release_storage()
         self._wake_reader()
 
     def _spool_failed(self, exc: OSError) -> None:
-        self._fail_locked(f"cannot spool the request body: {exc.strerror or exc}")
+        self._fail(f"cannot spool the request body: {exc.strerror or exc}")
 
     def _move_to_spool(self) -> None:
         """Move the unread bytes in memory to the file (which has none unread: reuse it)."""
@@ -150,12 +174,16 @@ class RequestBody:
 
     def close(self) -> None:
         """Free memory and the temp file; the request is over."""
-        with self._lock:
-            self._finished = True
-            self._release_storage()
-            if self._failure is None:
-                self._failure = "the request is over"
-            self._wake_reader()
+        lock = self._lock
+        if lock is None:
+            self._close()
+        else:
+            with lock:
+                self._close()
+
+    def _close(self) -> None:
+        self._finished = True
+        self._fail("the request is over")
 
     def memory_bound(self) -> int:
         """The most bytes of the body memory holds between feeds before the app reads any:
@@ -177,14 +205,21 @@ class RequestBody:
         Raises:
             OSError: the spool file could not be written (the body has failed).
         """
-        with self._lock:
-            self._threshold = min(self._threshold, size)
-            if self._unread > size:
-                try:
-                    self._move_to_spool()
-                except OSError as exc:
-                    self._spool_failed(exc)
-                    raise
+        lock = self._lock
+        if lock is None:
+            self._limit_memory(size)
+        else:
+            with lock:
+                self._limit_memory(size)
+
+    def _limit_memory(self, size: int) -> None:
+        self._threshold = min(self._threshold, size)
+        if self._unread > size:
+            try:
+                self._move_to_spool()
+            except OSError as exc:
+                self._spool_failed(exc)
+                raise
 
     @property
     def complete(self) -> bool:
@@ -274,41 +309,53 @@ class RequestBody:
         return n if allowed is None else min(n, allowed)
 
     def read(self, size: int | None = -1) -> bytes:
-        with self._lock:
-            self._threshold = self._spool_threshold  # the request runs (see limit_memory)
-            if size is None or size < 0:
-                parts = []
-                while self._wait_for_data():
-                    parts.append(self._take(self._cap(self._available())))
-                return b"".join(parts)
+        lock = self._lock
+        if lock is None:
+            return self._read(size)
+        with lock:
+            return self._read(size)
+
+    def _read(self, size: int | None) -> bytes:
+        self._threshold = self._spool_threshold  # the request runs (see limit_memory)
+        if size is None or size < 0:
             parts = []
-            wanted = size
-            while wanted > 0 and self._wait_for_data():
-                chunk = self._take(self._cap(min(wanted, self._available())))
-                parts.append(chunk)
-                wanted -= len(chunk)
+            while self._wait_for_data():
+                parts.append(self._take(self._cap(self._available())))
             return b"".join(parts)
+        parts = []
+        wanted = size
+        while wanted > 0 and self._wait_for_data():
+            chunk = self._take(self._cap(min(wanted, self._available())))
+            parts.append(chunk)
+            wanted -= len(chunk)
+        return b"".join(parts)
 
     def readline(self, size: int | None = -1) -> bytes:
+        lock = self._lock
+        if lock is None:
+            return self._readline(size)
+        with lock:
+            return self._readline(size)
+
+    def _readline(self, size: int | None) -> bytes:
         limit = None if size is None or size < 0 else size
-        with self._lock:
-            self._threshold = self._spool_threshold
-            parts: list[bytes] = []
-            got = 0
-            while (limit is None or got < limit) and self._wait_for_data():
-                n = self._cap(self._available())
-                if limit is not None:
-                    n = min(n, limit - got)
-                chunk = self._peek(n)
-                newline = chunk.find(b"\n")
-                if newline >= 0:
-                    chunk = chunk[: newline + 1]
-                self._skip(len(chunk))
-                parts.append(chunk)
-                got += len(chunk)
-                if newline >= 0:
-                    break
-            return b"".join(parts)
+        self._threshold = self._spool_threshold
+        parts: list[bytes] = []
+        got = 0
+        while (limit is None or got < limit) and self._wait_for_data():
+            n = self._cap(self._available())
+            if limit is not None:
+                n = min(n, limit - got)
+            chunk = self._peek(n)
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                chunk = chunk[: newline + 1]
+            self._skip(len(chunk))
+            parts.append(chunk)
+            got += len(chunk)
+            if newline >= 0:
+                break
+        return b"".join(parts)
 
     def _peek(self, n: int) -> bytes:
         if self._spool_write > self._spool_read:

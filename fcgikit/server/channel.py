@@ -32,6 +32,7 @@ from fcgikit.server.channel_input import deliver_input, note_params_overloads
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.pool import Refusal
 from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
+from fcgikit.server.request_input import fail_input
 from fcgikit.server.sink import WebServerGone
 from fcgikit.server.wsgi import WSGIRequest
 
@@ -196,7 +197,7 @@ class Channel(ReplySender[ChannelHost]):
                 request.aborted = True
         for request in running:
             # (no log line here: the worker logs one, "went away", when it notices)
-            request.fail_input(reason or "the web server closed the connection")
+            fail_input(request, reason or "the web server closed the connection")
         if close_now:
             self.close()
 

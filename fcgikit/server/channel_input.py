@@ -4,8 +4,9 @@ A :class:`~fcgikit.server.channel.Channel` turns each read into protocol events 
 ``ServerConnection``) on the loop's thread. A RequestReceived makes a request, which the
 channel registers itself; every other event belongs to a request already made, and is
 delivered here: its body's chunks and end, a Filter's data file, the web server's abort.
-An event for a request that is gone (answered and forgotten) is dropped. The body is fed
-the same way on the direct lane (:mod:`fcgikit.server.direct`), which reads no events.
+An event for a request that is gone (answered and forgotten) is dropped. The body's chunks
+go through :func:`~fcgikit.server.request_input.feed_body`, as on the direct lane
+(:mod:`fcgikit.server.direct`), which reads no events.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import time
 from typing import TYPE_CHECKING
 
 from fcgikit.protocol import FilterData, FilterDataEnded, RequestAborted, StdinData, StdinEnded
-from fcgikit.server.wsgi import WSGIRequest, log_spool_failure
+from fcgikit.server.request_input import fail_input, feed_body
 
 if TYPE_CHECKING:
     from fcgikit.server.logs import RateLimitedLog
     from fcgikit.server.settings import ServerSettings
+    from fcgikit.server.wsgi import WSGIRequest
 
 log = logging.getLogger("fcgikit.server")
 
@@ -47,16 +49,7 @@ def deliver_input(requests: dict[int, WSGIRequest], event: object) -> None:
         if request is not None:
             log.info("request %s aborted by the web server", request.label)
             request.aborted = True
-            request.fail_input("the web server aborted the request")
-
-
-def feed_body(request: WSGIRequest, data: bytes) -> None:
-    """Give ``request`` a chunk of its body. A spool that fails (a full disk) is logged here,
-    and the request fails with 500 when the app reads its body."""
-    try:
-        request.body.feed(data)
-    except OSError as exc:
-        log_spool_failure(request, exc)
+            fail_input(request, "the web server aborted the request")
 
 
 def note_params_overloads(

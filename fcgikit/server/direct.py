@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.protocol import ProtocolStatus
 from fcgikit.protocol.whole_request import WholeRequest
-from fcgikit.server.channel_input import feed_body
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
+from fcgikit.server.request_input import feed_body
 from fcgikit.server.sink import WebServerGone
 from fcgikit.server.wsgi import WSGIRequest
 
@@ -76,7 +76,10 @@ class DirectChannel(ReplySender[DirectHost]):
         """The request, its body fed. (Not kept here: the request keeps its channel, and a
         reference back would make each request a cycle for the garbage collector.)"""
         whole = self.whole
-        request = WSGIRequest(self, whole.event, self.server.app, self.server.settings)
+        # Its body is all here, filled before the app runs: no lock (see RequestBody).
+        request = WSGIRequest(
+            self, whole.event, self.server.app, self.server.settings, streamed=False
+        )
         for chunk in whole.stdin:
             feed_body(request, chunk)
         request.body.finish()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from fcgikit.server.wsgi import log_spool_failure
+from fcgikit.server.request_input import log_spool_failure
 
 if TYPE_CHECKING:
     from fcgikit.server.body import RequestBody

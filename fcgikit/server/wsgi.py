@@ -9,8 +9,9 @@ blocking while the web server is slow (backpressure, never a whole body in memor
 
 Beside it: :mod:`~fcgikit.server.wsgi_codec` turns the params into the environ's text and the
 status and headers into the head's bytes; :mod:`~fcgikit.server.wsgi_streams` holds
-``wsgi.errors`` and ``wsgi.file_wrapper``; :mod:`~fcgikit.server.observe` records the request
-once it is over (the access log, the status page's counters).
+``wsgi.errors`` and ``wsgi.file_wrapper``; :mod:`~fcgikit.server.request_input` makes, fails and
+closes its body (``wsgi.input``); :mod:`~fcgikit.server.observe` records the request once it is
+over (the access log, the status page's counters).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived
-from fcgikit.server.body import RequestBody, RequestBodyError, RequestBodyTimeout
+from fcgikit.server.body import RequestBodyError, RequestBodyTimeout
 from fcgikit.server.observe import observe_request
+from fcgikit.server.request_input import close_input, filter_data, request_body
 from fcgikit.server.sink import ResponseSink, WebServerGone
 from fcgikit.server.wsgi_codec import (
     CGI_NAMES,
     DROPPED_PARAMS,
     InvalidResponse,
-    declared_length,
     encode_head_py,
     environ_from_params_py,
     fill_cgi_defaults,
@@ -73,16 +74,6 @@ ERROR_PAGE = (
 )
 
 
-def log_spool_failure(request: WSGIRequest, exc: OSError) -> None:
-    """A body that could not go to its spool file (a full disk): the app gets a 500 when it
-    reads it."""
-    log.error(
-        "request %s: cannot spool the request body: %s; it fails with 500",
-        request.label,
-        exc.strerror or exc,
-    )
-
-
 class WSGIRequest:
     def __init__(
         self,
@@ -90,6 +81,7 @@ class WSGIRequest:
         event: RequestReceived,
         app: WSGIApplication,
         settings: ServerSettings,
+        streamed: bool = True,
     ) -> None:
         self.channel = channel
         self.request_id = event.request_id
@@ -98,20 +90,8 @@ class WSGIRequest:
         self.settings = settings
         #: records the request of a pool worker's app (None: not a worker's, or a ping)
         self.tracker: RequestTracker | None = settings.tracker
-        length = declared_length(event.params)
-        self.body = RequestBody(
-            content_length=length,
-            spool_threshold=settings.spool_threshold,
-            timeout=settings.body_timeout,
-        )
-        self.filter_data: RequestBody | None = None
-        if event.role == _FILTER:
-            data_length = event.params.get(b"FCGI_DATA_LENGTH", b"")
-            self.filter_data = RequestBody(
-                content_length=int(data_length) if data_length.isdigit() else None,
-                spool_threshold=settings.spool_threshold,
-                timeout=settings.body_timeout,
-            )
+        self.body = request_body(event, settings, streamed)
+        self.filter_data = filter_data(event, settings) if event.role == _FILTER else None
         self.aborted = False
         #: it may have waited long to run (in the listen backlog, or for a free thread), long
         #: enough for its web server to give up on it: run() looks first (web_server_gone)
@@ -137,12 +117,6 @@ class WSGIRequest:
             b"PATH_INFO", b""
         )
         return f"#{self.request_id} {method} {uri.decode('latin-1')}"
-
-    def fail_input(self, reason: str) -> None:
-        """The web server has gone or aborted: wake the app out of every input stream."""
-        self.body.fail(reason)
-        if self.filter_data is not None:
-            self.filter_data.fail(reason)
 
     # --- environ ---------------------------------------------------------------------------
 
@@ -264,9 +238,7 @@ class WSGIRequest:
             log.exception("request %s: unexpected error; closing its connection", self.label)
             self.close_connection = True
         finally:
-            self.body.close()
-            if self.filter_data is not None:
-                self.filter_data.close()
+            close_input(self)
             if reply is None:
                 self.done(on_loop=False)
         return reply
@@ -305,12 +277,6 @@ class WSGIRequest:
             result = app(environ, self.start_response)
         except WebServerGone:
             raise
-        except RequestBodyTimeout as exc:
-            return self._body_stalled(exc)
-        except RequestBodyError as exc:
-            if self.aborted:  # the app was reading a body the web server gave up on
-                raise WebServerGone(str(exc)) from exc
-            return self._fail(sys.exc_info())
         except BaseException:  # sys.exit() and KeyboardInterrupt too (PROCESS_EXITS)
             return self._fail(sys.exc_info())
         try:
@@ -318,14 +284,6 @@ class WSGIRequest:
         except WebServerGone:
             self._close_result(result)
             raise
-        except RequestBodyTimeout as exc:
-            self._close_result(result)
-            return self._body_stalled(exc)
-        except RequestBodyError as exc:
-            self._close_result(result)
-            if self.aborted:
-                raise WebServerGone(str(exc)) from exc
-            return self._fail(sys.exc_info())
         except BaseException:  # a broken iterable's GeneratorExit too
             self._close_result(result)
             return self._fail(sys.exc_info())
@@ -404,8 +362,12 @@ class WSGIRequest:
     def _fail(self, exc_info: Any) -> Reply | None:
         exc = exc_info[1]
         self._app_raised(exc)
-        if isinstance(exc, RequestBodyError):
-            pass  # not the app's fault, and already logged where the body failed (a full disk)
+        if isinstance(exc, RequestBodyError):  # a read of the body failed: not the app's fault
+            if isinstance(exc, RequestBodyTimeout):
+                return self._body_stalled(exc)
+            if self.aborted:  # a body the web server gave up on
+                raise WebServerGone(str(exc)) from exc
+            # else its spool file failed, logged where it did (a full disk): a 500
         elif isinstance(exc, InvalidResponse):
             log.error("request %s: invalid response from the app: %s", self.label, exc)
         else:

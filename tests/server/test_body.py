@@ -1,4 +1,8 @@
-"""wsgi.input on its own: reading, limits, spooling and cleanup, fed from another thread."""
+"""wsgi.input on its own: reading, limits, spooling and cleanup, fed from another thread.
+
+A body filled before its app runs (``streamed=False``: a request that arrived whole) takes no
+lock; every test a single thread can run holds it to the same answers as a streamed one.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +34,9 @@ def test_reads_block_until_data_arrives_from_another_thread() -> None:
     assert got == [b"abcdef"]
 
 
-def test_content_length_caps_what_the_app_sees() -> None:
-    body = RequestBody(content_length=4, spool_threshold=1 << 20)
+@pytest.mark.parametrize("streamed", [True, False])
+def test_content_length_caps_what_the_app_sees(streamed: bool) -> None:
+    body = RequestBody(content_length=4, spool_threshold=1 << 20, streamed=streamed)
     body.feed(b"abcdefgh")  # a web server sending more than it announced
     body.finish()
     assert body.read(2) == b"ab"
@@ -40,15 +45,17 @@ def test_content_length_caps_what_the_app_sees() -> None:
     assert body.readline() == b""
 
 
-def test_shorter_body_than_announced_ends_at_stdin_end() -> None:
-    body = RequestBody(content_length=100, spool_threshold=1 << 20)
+@pytest.mark.parametrize("streamed", [True, False])
+def test_shorter_body_than_announced_ends_at_stdin_end(streamed: bool) -> None:
+    body = RequestBody(content_length=100, spool_threshold=1 << 20, streamed=streamed)
     body.feed(b"short")
     body.finish()
     assert body.read() == b"short"
 
 
-def test_readline_with_size_and_lines() -> None:
-    body = RequestBody(content_length=None, spool_threshold=1 << 20)
+@pytest.mark.parametrize("streamed", [True, False])
+def test_readline_with_size_and_lines(streamed: bool) -> None:
+    body = RequestBody(content_length=None, spool_threshold=1 << 20, streamed=streamed)
     body.feed(b"first line\nsecond\nthird")
     body.finish()
     assert body.readline(5) == b"first"
@@ -56,9 +63,10 @@ def test_readline_with_size_and_lines() -> None:
     assert body.readlines() == [b"second\n", b"third"]
 
 
+@pytest.mark.parametrize("streamed", [True, False])
 @pytest.mark.parametrize("threshold", [0, 10, 100_000])
-def test_spooling_keeps_every_byte_in_order(threshold: int) -> None:
-    body = RequestBody(content_length=None, spool_threshold=threshold)
+def test_spooling_keeps_every_byte_in_order(threshold: int, streamed: bool) -> None:
+    body = RequestBody(content_length=None, spool_threshold=threshold, streamed=streamed)
     parts = [os.urandom(n) for n in (1, 7, 300, 4096, 5)]
     for part in parts:
         body.feed(part)
@@ -67,9 +75,10 @@ def test_spooling_keeps_every_byte_in_order(threshold: int) -> None:
     assert body.readline() + body.read(100) + body.read() == b"".join(parts)
 
 
-def test_close_releases_the_spool_file() -> None:
+@pytest.mark.parametrize("streamed", [True, False])
+def test_close_releases_the_spool_file(streamed: bool) -> None:
     before = open_fds()
-    body = RequestBody(content_length=None, spool_threshold=0)
+    body = RequestBody(content_length=None, spool_threshold=0, streamed=streamed)
     body.feed(b"x" * 1000)
     assert body.spooled
     assert len(open_fds() - before) == 1
@@ -166,12 +175,15 @@ def test_a_body_the_app_falls_behind_on_spools_the_rest_and_keeps_every_byte() -
     steps=st.lists(st.tuples(st.booleans(), st.integers(0, 700)), max_size=40),
     threshold=st.sampled_from([0, 1, 100, 1000]),
     announced=st.booleans(),
+    streamed=st.booleans(),
 )
 def test_feeds_and_reads_in_any_order_keep_every_byte_in_order(
-    steps: list[tuple[bool, int]], threshold: int, announced: bool
+    steps: list[tuple[bool, int]], threshold: int, announced: bool, streamed: bool
 ) -> None:
     total = sum(n for is_feed, n in steps if is_feed)
-    body = RequestBody(content_length=total if announced else None, spool_threshold=threshold)
+    body = RequestBody(
+        content_length=total if announced else None, spool_threshold=threshold, streamed=streamed
+    )
     sent, read, counter = [], [], 0
     for is_feed, n in steps:
         if is_feed:
@@ -190,10 +202,11 @@ def test_feeds_and_reads_in_any_order_keep_every_byte_in_order(
 # --- what a body holds in memory before the app reads it (issue 21, item 4) -----------------
 
 
-def test_what_comes_past_content_length_is_not_kept() -> None:
+@pytest.mark.parametrize("streamed", [True, False])
+def test_what_comes_past_content_length_is_not_kept(streamed: bool) -> None:
     """The app never reads it, so memory does not hold it either: a request announcing a
     small body cannot park a large one in memory while it waits for a thread."""
-    body = RequestBody(content_length=10, spool_threshold=1 << 20)
+    body = RequestBody(content_length=10, spool_threshold=1 << 20, streamed=streamed)
     body.feed(b"x" * 6)
     body.feed(b"y" * 100_000)
     body.feed(b"z" * 100)
@@ -262,3 +275,28 @@ def test_a_read_returns_what_there_is_when_the_body_ends_short() -> None:
     body.finish()
     reader.join(10)
     assert result == [b"abc"]
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_body_read_by_iteration_and_after_its_close(streamed: bool) -> None:
+    body = RequestBody(content_length=14, spool_threshold=1 << 20, streamed=streamed)
+    for part in (b"one\ntw", b"o\n", b"three\nfour"):
+        body.feed(part)
+    body.finish()
+    assert body.complete and body.memory_bound() == 14
+    assert list(body) == [b"one\n", b"two\n", b"three\n"]
+    assert body.read() == b""
+    body.close()
+    assert body.readline() == b""  # all it announced was read: the end, even closed
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_failed_body_raises_the_failure_on_each_read(streamed: bool) -> None:
+    body = RequestBody(content_length=None, spool_threshold=1 << 20, streamed=streamed)
+    body.feed(b"abc")
+    body.finish()
+    body.fail("the web server closed the connection")
+    with pytest.raises(RequestBodyError, match="closed the connection"):
+        body.read(1)
+    body.feed(b"more")  # dropped: the body failed
+    assert body.received == 3 and body.memory_bound() == 0
