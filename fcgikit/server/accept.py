@@ -1,9 +1,8 @@
 """Taking connections from the listening sockets, for the server's loop.
 
 The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a batch (a
-few in a prefork worker), reads
-what each connection brought already, and starts it: on the direct lane
-(:mod:`fcgikit.server.direct`) when its request is there whole, else as a
+few in a prefork worker), reads what each connection brought already, and starts it: on the
+direct lane (:mod:`fcgikit.server.direct`) when its request is there whole, else as a
 :class:`~fcgikit.server.channel.Channel`. A connection accepted before its first bytes came
 (a prefork worker woken by the connect ran before the web server wrote; it gave way once)
 waits for them in the poller as it is (:class:`Waiting`), and is started the same way then:
@@ -56,10 +55,9 @@ log = logging.getLogger("fcgikit.server")
 #: connections accepted per round of the loop at most; the listener is level-triggered, so
 #: more waiting make the next select() return at once
 ACCEPT_BATCH = 64
-#: ...and in a prefork worker: a round's requests run one after another on the loop's thread,
-#: so each waits here for those before it (and for this process's next time slice when it is
-#: preempted) where a free sibling could have started it from the shared backlog; a few a
-#: round still share the round's own cost (benchmarks/RESULTS.md, "Two processes, round 9")
+#: ...and in a prefork worker, whose round runs its requests one after another: each would
+#: wait here (through any preemption) where a free sibling could start it from the shared
+#: backlog; a few share a round's cost (benchmarks/RESULTS.md, "Two processes, round 9")
 SHARED_ACCEPT_BATCH = 4
 #: a server that stopped accepting for this long (seconds; all its threads were busy) looks
 #: whether the web server gave up on the connections it accepts next (see accepted_late)
