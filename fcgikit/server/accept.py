@@ -1,8 +1,8 @@
 """Taking connections from the listening sockets, for the server's loop.
 
-The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a batch, reads
-what each connection brought already, and starts it: on the direct lane
-(:mod:`fcgikit.server.direct`) when its request is there whole, else as a
+The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a batch (a
+few in a prefork worker), reads what each connection brought already, and starts it: on the
+direct lane (:mod:`fcgikit.server.direct`) when its request is there whole, else as a
 :class:`~fcgikit.server.channel.Channel`. A connection accepted before its first bytes came
 (a prefork worker woken by the connect ran before the web server wrote; it gave way once)
 waits for them in the poller as it is (:class:`Waiting`), and is started the same way then:
@@ -55,6 +55,10 @@ log = logging.getLogger("fcgikit.server")
 #: connections accepted per round of the loop at most; the listener is level-triggered, so
 #: more waiting make the next select() return at once
 ACCEPT_BATCH = 64
+#: ...and in a prefork worker, whose round runs its requests one after another: each would
+#: wait here (through any preemption) where a free sibling could start it from the shared
+#: backlog; a few share a round's cost (benchmarks/RESULTS.md, "Two processes, round 9")
+SHARED_ACCEPT_BATCH = 4
 #: a server that stopped accepting for this long (seconds; all its threads were busy) looks
 #: whether the web server gave up on the connections it accepts next (see accepted_late)
 PAUSE_CHECKED_AFTER = 1.0
@@ -144,6 +148,8 @@ class Acceptor:
         self._poller = poller
         #: the listeners are shared with sibling processes (see listen)
         self.shared = server.settings.share_listeners
+        #: connections accepted per round at most (see SHARED_ACCEPT_BATCH)
+        self._batch = SHARED_ACCEPT_BATCH if self.shared else ACCEPT_BATCH
         #: the listeners are out of the poller (see the module docstring)
         self.paused = False
         #: when accepting was last paused (time.monotonic)
@@ -255,7 +261,9 @@ class Acceptor:
 
     def accept(self, listener: socket.socket) -> None:
         """Accept the connections waiting, up to ACCEPT_BATCH: one per round would leave a
-        burst (nginx opening 200 at once) waiting behind whole rounds of requests.
+        burst (nginx opening 200 at once) waiting behind whole rounds of requests. A worker
+        takes SHARED_ACCEPT_BATCH: the rest wait in the shared backlog for whichever process
+        is free first.
 
         An accept() that finds the queue empty costs Linux ten times what poll() costs to
         say the same (benchmarks/RESULTS.md, "Accepting"). So the round accepts as many as
@@ -264,7 +272,7 @@ class Acceptor:
         end with one poll() rather than one failed accept()."""
         server = self.server
         expected = self._expected
-        for accepted_count in range(ACCEPT_BATCH):
+        for accepted_count in range(self._batch):
             if server.saturated():
                 # Leave the connection in the shared backlog for a sibling with a free thread;
                 # a worker grabbing a burst would queue it behind busy threads (and a
@@ -282,7 +290,7 @@ class Acceptor:
             if self._check_backlog:
                 self.accepted_late = True
             self._admit(listener, accepted, may_wait=True)
-        self._expected = ACCEPT_BATCH
+        self._expected = self._batch
 
     def _admit(
         self, listener: socket.socket, accepted: tuple[int, object, bool], *, may_wait: bool

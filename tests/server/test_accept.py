@@ -30,6 +30,7 @@ from fcgikit.client import FastCGIClient
 from fcgikit.protocol import ProtocolStatus
 from fcgikit.protocol.records import RecordReader
 from fcgikit.server import Server, ServerSettings
+from fcgikit.server.accept import SHARED_ACCEPT_BATCH
 from fcgikit.server.listeners import parse_web_server_addrs
 from tests.processes import Backend, cpu_seconds, fcgikit_command
 from tests.server.test_hostile import (
@@ -359,3 +360,45 @@ def test_a_busy_server_leaves_a_connection_to_a_sibling_already_waiting(
             asking.join(10)
         kept.close()
     assert blocked == [b"busy"]
+
+
+def test_a_server_sharing_its_listener_takes_a_few_connections_a_round(tmp_path: Path) -> None:
+    """A prefork worker takes a few connections a round of its loop, not all that wait: the
+    round's requests run one after another on the loop's thread, and one taken beyond those
+    would wait here behind them where the shared backlog could give it to whichever sibling
+    is free first. Connections queued with their requests: when the first starts, the
+    worker has taken SHARED_ACCEPT_BATCH of them; every one is answered."""
+    listener, address = shared_listener(tmp_path)
+    clients = []
+    for number in range(SHARED_ACCEPT_BATCH + 2):
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(address.removeprefix("unix:"))
+        client.sendall(request_bytes(1, f"/{number}"))
+        clients.append(client)
+    servers: list[Server] = []
+    connections_at_start: list[int] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        connections_at_start.append(servers[0].connection_count())
+        return hello(environ, start_response)
+
+    settings = ServerSettings(
+        binds=(UnixAddress(str(tmp_path / "shared.sock")),),
+        handle_signals=False,
+        share_listeners=True,
+        threads=16,
+    )
+    servers.append(Server(app, settings, [listener]))
+    thread = threading.Thread(target=servers[0].serve, daemon=True)
+    thread.start()
+    try:
+        answers = [answer(client) for client in clients]
+    finally:
+        servers[0].stop("test over")
+        thread.join(10)
+        for client in clients:
+            client.close()
+    assert [reply.endswith(b"\r\n\r\nhello /%d" % n) for n, reply in enumerate(answers)] == [
+        True
+    ] * len(clients)
+    assert connections_at_start[0] == SHARED_ACCEPT_BATCH
