@@ -47,6 +47,7 @@ COMPILED = [
     "fcgikit/protocol/server_output.py",
     "fcgikit/protocol/server_connection.py",
     "fcgikit/protocol/whole_request.py",
+    "fcgikit/protocol/text_scan.py",
     "fcgikit/protocol/client_connection.py",
     "fcgikit/server/body.py",
     "fcgikit/server/channel.py",

@@ -40,6 +40,7 @@ _EXPORTS = {
             "StdinData",
             "StdinEnded",
             "StdoutData",
+            "TextParams",
             "UnknownTypeReply",
             "ValuesResult",
         ),
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
         StdinData,
         StdinEnded,
         StdoutData,
+        TextParams,
         UnknownTypeReply,
         ValuesResult,
     )
@@ -129,6 +131,7 @@ __all__ = [
     "StdinData",
     "StdinEnded",
     "StdoutData",
+    "TextParams",
     "UnknownTypeReply",
     "ValuesResult",
     "WholeRequest",

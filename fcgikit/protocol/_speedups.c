@@ -267,6 +267,64 @@ decode_params(const unsigned char *data, Py_ssize_t end, Py_ssize_t pair_count,
     return 0;
 }
 
+/* Decode the pair_count pairs of data, which count_pairs found whole, as text: each name is
+ * looked up in names (the caller's: bytes -> the str to store its value under, or None to
+ * leave the pair out) and its value decoded latin-1 into params; the names seen twice go
+ * into *duplicates as bytes, as decode_params does. 1 when done, 0 for a name names does
+ * not hold (the caller's to decide: the scan declines), -1 on error. */
+static int
+decode_text_params(const unsigned char *data, Py_ssize_t end, Py_ssize_t pair_count,
+                   PyObject *names, PyObject *params, PyObject **duplicates)
+{
+    Py_ssize_t offset = 0;
+    PyObject *left_out = NULL; /* the names left out so far, to tell one sent twice */
+    int result = 1;
+    for (Py_ssize_t count = 0; count < pair_count && result == 1; count++) {
+        Py_ssize_t name_length = pair_length(data, end, &offset);
+        Py_ssize_t value_length = pair_length(data, end, &offset);
+        PyObject *name = name_object(data + offset, name_length);
+        if (name == NULL) {
+            result = -1;
+            break;
+        }
+        PyObject *key = PyDict_GetItemWithError(names, name); /* borrowed */
+        int seen_twice = 0;
+        if (key == NULL) {
+            result = PyErr_Occurred() ? -1 : 0;
+        }
+        else if (key == Py_None) {
+            if (left_out == NULL && (left_out = PySet_New(NULL)) == NULL) {
+                result = -1;
+            }
+            else {
+                Py_ssize_t size = PySet_GET_SIZE(left_out);
+                result = PySet_Add(left_out, name) < 0 ? -1 : 1;
+                seen_twice = PySet_GET_SIZE(left_out) == size;
+            }
+        }
+        else {
+            Py_INCREF(key); /* storing can run code that changes names */
+            PyObject *value = PyUnicode_DecodeLatin1(
+                (const char *)data + offset + name_length, value_length, NULL);
+            Py_ssize_t size = PyDict_GET_SIZE(params);
+            result = value == NULL || PyDict_SetItem(params, key, value) < 0 ? -1 : 1;
+            seen_twice = result == 1 && PyDict_GET_SIZE(params) == size;
+            Py_XDECREF(value);
+            Py_DECREF(key);
+        }
+        if (seen_twice) {
+            if (*duplicates == NULL) {
+                *duplicates = PySet_New(NULL);
+            }
+            result = *duplicates == NULL || PySet_Add(*duplicates, name) < 0 ? -1 : 1;
+        }
+        Py_DECREF(name);
+        offset += name_length + value_length;
+    }
+    Py_XDECREF(left_out);
+    return result;
+}
+
 typedef struct {
     int version;
     int type;
@@ -339,16 +397,19 @@ PyDoc_STRVAR(scan_request_doc,
 "stdin_ended, params_size)``; None for anything else, which the caller then parses the\n"
 "ordinary way. Its Python twin: fcgikit.protocol.whole_request.scan_request_py.");
 
+PyDoc_STRVAR(scan_request_text_doc,
+"scan_request_text(data, max_params_size, max_decoded_pairs, names, room, /)\n--\n\n"
+"What scan_request answers, its params as ``(encoded, text)``: the pairs' bytes, and a dict\n"
+"(with room for ``room`` more keys) of each value decoded latin-1 under the str that\n"
+"``names`` (a dict: bytes name -> str, or None to leave the pair out) gives its name; None\n"
+"as well for a name ``names`` does not hold. Its Python twin:\n"
+"fcgikit.protocol.whole_request.scan_request_text_py.");
+
+/* scan_request, and with names (not NULL) scan_request_text. */
 static PyObject *
-scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+scan(PyObject *const *args, PyObject *names, Py_ssize_t room)
 {
-    (void)module;
     if (!check_configured()) {
-        return NULL;
-    }
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError,
-                        "scan_request() takes data, max_params_size and max_decoded_pairs");
         return NULL;
     }
     Py_ssize_t max_params_size = PyLong_AsSsize_t(args[1]);
@@ -435,12 +496,33 @@ scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     /* Sized for its pairs at once (see _speedups_wsgi_codec.c for _PyDict_NewPresized):
      * PyDict_New() would grow it twice for nginx's 18 params. */
-    params = _PyDict_NewPresized(pair_count);
+    params = _PyDict_NewPresized(pair_count + room);
     if (params == NULL) {
         goto done;
     }
-    if (decode_params(pairs, joined.length, pair_count, params, &duplicates) < 0) {
-        goto done;
+    if (names == NULL) {
+        if (decode_params(pairs, joined.length, pair_count, params, &duplicates) < 0) {
+            goto done;
+        }
+    }
+    else {
+        int decoded =
+            decode_text_params(pairs, joined.length, pair_count, names, params, &duplicates);
+        if (decoded <= 0) {
+            if (decoded == 0) {
+                goto ordinary_path; /* a name the caller has no verdict for */
+            }
+            goto done;
+        }
+        PyObject *encoded = PyBytes_FromStringAndSize((const char *)pairs, joined.length);
+        if (encoded == NULL) {
+            goto done;
+        }
+        Py_SETREF(params, PyTuple_Pack(2, encoded, params));
+        Py_DECREF(encoded);
+        if (params == NULL) {
+            goto done;
+        }
     }
     /* The tuple packed directly: Py_BuildValue parses its format string at every call. */
     PyObject *id = PyLong_FromLong(request_id);
@@ -463,6 +545,41 @@ done:
     Py_XDECREF(stdin_chunks);
     PyBuffer_Release(&buffer);
     return result;
+}
+
+static PyObject *
+scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "scan_request() takes data, max_params_size and max_decoded_pairs");
+        return NULL;
+    }
+    return scan(args, NULL, 0);
+}
+
+static PyObject *
+scan_request_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "scan_request_text() takes data, max_params_size, "
+                                         "max_decoded_pairs, names and room");
+        return NULL;
+    }
+    if (!PyDict_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "scan_request_text(): names must be a dict");
+        return NULL;
+    }
+    Py_ssize_t room = PyLong_AsSsize_t(args[4]);
+    if (room < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "scan_request_text(): room must be 0 or more");
+        }
+        return NULL;
+    }
+    return scan(args, args[3], room);
 }
 
 static unsigned char *
@@ -708,6 +825,8 @@ static PyType_Spec factory_spec = {
 static PyMethodDef methods[] = {
     {"configure", configure, METH_O, configure_doc},
     {"scan_request", (PyCFunction)(void (*)(void))scan_request, METH_FASTCALL, scan_request_doc},
+    {"scan_request_text", (PyCFunction)(void (*)(void))scan_request_text, METH_FASTCALL,
+     scan_request_text_doc},
     {"frame_end", (PyCFunction)(void (*)(void))frame_end, METH_FASTCALL, frame_end_doc},
     {NULL, NULL, 0, NULL},
 };

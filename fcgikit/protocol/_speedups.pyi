@@ -7,6 +7,16 @@ def configure(constants: Mapping[str, int], /) -> None: ...
 def scan_request(
     data: bytes | bytearray | memoryview, max_params_size: int, max_decoded_pairs: int, /
 ) -> tuple[int, bool, dict[bytes, bytes], set[bytes] | None, list[bytes], bool, int] | None: ...
+def scan_request_text(
+    data: bytes | bytearray | memoryview,
+    max_params_size: int,
+    max_decoded_pairs: int,
+    names: dict[bytes, str | None],
+    room: int,
+    /,
+) -> (
+    tuple[int, bool, tuple[bytes, dict[str, str]], set[bytes] | None, list[bytes], bool, int] | None
+): ...
 def frame_end(
     request_id: int,
     pieces: Sequence[bytes | memoryview],

@@ -72,6 +72,31 @@ class EncodedParams(Mapping[bytes, bytes]):
         return f"EncodedParams(<{len(self.encoded)} bytes>)"
 
 
+class TextParams(EncodedParams):
+    """A request's params as FCGI_PARAMS carried them, and decoded once more as text.
+
+    It reads as its EncodedParams does (bytes, the pairs as they came). ``text`` holds the
+    pairs' values decoded latin-1 (one character a byte, nothing lost), each under the str
+    the caller's table of names gave its name (:meth:`WholeRequest.parse
+    <fcgikit.protocol.whole_request.WholeRequest.parse>`), the pairs the table leaves out
+    left out: the caller's to take (setting ``text`` to None) and change, so that what it
+    makes of the params is decoded once, in the same pass as the records, with no dict of
+    bytes between.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, encoded: bytes, text: dict[str, str]) -> None:
+        # (not super().__init__: interpreted, the call costs more than the two fields)
+        self.encoded = encoded
+        self._decoded = None
+        #: the caller's, until it takes it: the Mapping never reads it
+        self.text: dict[str, str] | None = text
+
+    def __repr__(self) -> str:
+        return f"TextParams(<{len(self.encoded)} bytes>)"
+
+
 @frozen_dataclass
 class RequestReceived:
     """BEGIN_REQUEST and the whole PARAMS stream have arrived: the app can start.

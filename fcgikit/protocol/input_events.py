@@ -19,6 +19,7 @@ from fcgikit.protocol.events import (
     ServerEvent,
     StdinData,
     StdinEnded,
+    TextParams,
 )
 from fcgikit.protocol.lanes import request_received
 from fcgikit.protocol.name_value_pairs import decode_pairs, decode_params
@@ -68,11 +69,12 @@ def received_from_params(
 def received_from_scan(
     request_id: int,
     keep_conn: bool,
-    params: dict[bytes, bytes],
+    params: dict[bytes, bytes] | TextParams,
     duplicate_names: set[bytes] | None,
     params_size: int,
 ) -> RequestReceived:
-    """The event of the Responder request ``scan_request`` found (lanes.py)."""
+    """The event of the Responder request ``scan_request`` found (lanes.py), or
+    ``scan_request_text`` (its params made TextParams)."""
     names = frozenset(duplicate_names) if duplicate_names else _NO_NAMES
     return _request_received(request_id, _RESPONDER, keep_conn, params, names, params_size)
 

@@ -11,8 +11,9 @@ record types, the Responder role, the keep-conn flag, COPY_MAX. The sizes its co
 byte by byte (a record header, the bodies of FCGI_BEGIN_REQUEST and FCGI_END_REQUEST) it
 checks against the ones given, and refuses to load if they differ. No number is kept twice.
 
-Without the C module (not built, or ``FCGIKIT_PURE_PYTHON=1``) ``scan_request`` and
-``frame_end`` are None, ``request_received`` is the Python twin, and the Python does the work.
+Without the C module (not built, or ``FCGIKIT_PURE_PYTHON=1``) ``scan_request``,
+``scan_request_text`` and ``frame_end`` are None, ``request_received`` is the Python twin,
+and the Python does the work.
 """
 
 from __future__ import annotations
@@ -35,7 +36,15 @@ from fcgikit.protocol.events import RequestReceived
 from fcgikit.protocol.name_value_pairs import LONG_LENGTH_FLAG
 from fcgikit.protocol.records import BEGIN_REQUEST_BODY, END_REQUEST_BODY
 
-__all__ = ["LANES", "Lane", "configure", "frame_end", "request_received", "scan_request"]
+__all__ = [
+    "LANES",
+    "Lane",
+    "configure",
+    "frame_end",
+    "request_received",
+    "scan_request",
+    "scan_request_text",
+]
 
 
 class Lane:
@@ -59,6 +68,11 @@ LANES: Final[tuple[Lane, ...]] = (
         "scan_request",
         "fcgikit.protocol.whole_request:scan_request_py",
         f"{_TESTS}::test_scan_request_answers_what_its_python_twin_answers",
+    ),
+    Lane(
+        "scan_request_text",
+        "fcgikit.protocol.text_scan:scan_request_text_py",
+        f"{_TESTS}::test_scan_request_text_answers_what_its_python_twin_answers",
     ),
     Lane(
         "frame_end",
@@ -97,6 +111,17 @@ C_CONSTANTS: Final[Mapping[str, int]] = {
 #: for all; where it is cut means nothing), stdin_ended, params_size
 ScannedRequest = tuple[int, bool, dict[bytes, bytes], set[bytes] | None, list[bytes], bool, int]
 ScanRequest = Callable[[bytes | bytearray | memoryview, int, int], ScannedRequest | None]
+#: the caller's verdict on each param name scan_request_text decodes as text: the str to
+#: store its value under (the name decoded latin-1), or None to leave the pair out; a name
+#: not in it makes the scan decline
+NameTable = dict[bytes, str | None]
+#: what scan_request_text finds: as ScannedRequest, the params as the pairs' bytes and their text
+ScannedText = tuple[
+    int, bool, tuple[bytes, dict[str, str]], set[bytes] | None, list[bytes], bool, int
+]
+ScanRequestText = Callable[
+    [bytes | bytearray | memoryview, int, int, NameTable, int], ScannedText | None
+]
 FrameEnd = Callable[[int, Sequence[bytes | memoryview], int, int, bool, bool], bytes | None]
 MakeRequestReceived = Callable[
     [int, Role, bool, Mapping[bytes, bytes], frozenset[bytes], int], RequestReceived
@@ -148,6 +173,8 @@ def configure(module: ModuleType) -> None:
 
 #: _speedups.scan_request (an ordinary request arriving whole, in one pass), or None
 scan_request: ScanRequest | None = None
+#: _speedups.scan_request_text (the same, its params decoded as text), or None
+scan_request_text: ScanRequestText | None = None
 #: _speedups.frame_end (a small response's end, in one buffer), or None
 frame_end: FrameEnd | None = None
 #: makes the RequestReceived of each request: the C factory, or its Python twin
@@ -159,5 +186,6 @@ except ImportError:
 else:
     _speedups.configure(C_CONSTANTS)
     scan_request = _speedups.scan_request
+    scan_request_text = _speedups.scan_request_text
     frame_end = _speedups.frame_end
     request_received = _speedups.SlotsFactory(RequestReceived, FIELD_NAMES)

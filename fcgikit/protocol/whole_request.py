@@ -14,7 +14,9 @@ multiplexes nothing); what it sends after is a ServerConnection's to read.
 The parse is a ServerConnection's: :func:`scan_request_py` gives the bytes to a fresh one,
 record by record, and accepts only the ordinary shape. The C lane ``scan_request``
 (lanes.py) answers the same in one pass over the buffer; a property test holds it to the
-Python (tests/protocol/test_speedups.py).
+Python (tests/protocol/test_speedups.py). Given a table of names, the parse decodes the
+params as text in that pass (``scan_request_text``, and its one-pass Python twin in
+text_scan.py): what a WSGI server makes its environ of, with no dict of bytes made first.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from typing import Final
 
 from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol.constants import FCGI_HEADER_LEN, FCGI_KEEP_CONN, RecordType
-from fcgikit.protocol.events import RequestReceived, StdinData, StdinEnded
+from fcgikit.protocol.events import RequestReceived, StdinData, StdinEnded, TextParams
 from fcgikit.protocol.input_events import MAX_DECODED_PAIRS, received_from_scan
-from fcgikit.protocol.lanes import ScannedRequest, scan_request
+from fcgikit.protocol.lanes import NameTable, ScannedRequest, scan_request, scan_request_text
 from fcgikit.protocol.output import RequestOutput
 from fcgikit.protocol.server_connection import ServerConnection
+from fcgikit.protocol.text_scan import scan_request_text_py
 
 __all__ = ["WholeRequest", "scan_request_py"]
 
@@ -141,12 +144,15 @@ class WholeRequest(RequestOutput):
         max_decoded_pairs: int = MAX_DECODED_PAIRS,
         *,
         keep_conn: bool = False,
+        names: NameTable | None = None,
+        room: int = 0,
     ) -> WholeRequest | None:
         """The request ``data`` holds, if it is an ordinary Responder request (see
         :func:`scan_request_py`) without FCGI_KEEP_CONN (or with it too: ``keep_conn``), its
         FCGI_STDIN ended, and nothing after it. None for anything else: give ``data`` to a
         ServerConnection, which parses it the ordinary way, errors included. Never raises
-        for peer input."""
+        for peer input. With ``names``, its event's params are :class:`TextParams`, decoded
+        in the same pass (``room``: keys the caller will add to their ``text``)."""
         # A keep-conn connection the caller does not take is left to a ServerConnection
         # without reading its request twice.
         if (
@@ -155,6 +161,15 @@ class WholeRequest(RequestOutput):
             or (data[_FIRST_FLAGS_AT] & FCGI_KEEP_CONN and not keep_conn)
         ):
             return None
+        if names is not None:
+            scan_text = scan_request_text or scan_request_text_py
+            text_found = scan_text(data, max_params_size, max_decoded_pairs, names, room)
+            if text_found is None or not text_found[5]:
+                return None
+            request_id, keep_conn, (encoded, text), duplicates, stdin, _, size = text_found
+            params = TextParams(encoded, text)
+            event = received_from_scan(request_id, keep_conn, params, duplicates, size)
+            return WholeRequest(event, stdin)
         scan = scan_request
         if scan is None:  # the Python: a ServerConnection's reading, as it made it
             read = _read_ordinary_request(data, max_params_size, max_decoded_pairs)
@@ -164,8 +179,8 @@ class WholeRequest(RequestOutput):
         found = scan(data, max_params_size, max_decoded_pairs)
         if found is None:
             return None
-        request_id, keep_conn, params, duplicate_names, stdin, stdin_ended, params_size = found
+        request_id, keep_conn, params_dict, duplicate_names, stdin, stdin_ended, size = found
         if not stdin_ended:
             return None
-        event = received_from_scan(request_id, keep_conn, params, duplicate_names, params_size)
+        event = received_from_scan(request_id, keep_conn, params_dict, duplicate_names, size)
         return WholeRequest(event, stdin)

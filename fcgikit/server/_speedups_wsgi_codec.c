@@ -284,6 +284,29 @@ new_environ(PyObject *base, Py_ssize_t param_count)
     }
     return environ;
 }
+PyDoc_STRVAR(name_table_doc,
+"_name_table(dropped, /)\n--\n\n"
+"The verdicts environ_from_params keeps on the param names it has seen, for the frozenset\n"
+"dropped (cleared first if they were for another): a dict of bytes name -> its str key, or\n"
+"None for a dropped name; never a reserved name. The C scan of the protocol reads it\n"
+"(wsgi_codec.environ_names_py is the spec).");
+
+static PyObject *
+name_table(PyObject *module, PyObject *dropped)
+{
+    if (!PyFrozenSet_CheckExact(dropped)) {
+        PyErr_Format(PyExc_TypeError, "dropped must be exactly a frozenset, not %.100s",
+                     Py_TYPE(dropped)->tp_name);
+        return NULL;
+    }
+    module_state *state = PyModule_GetState(module);
+    if (state->cached_drops != dropped) {
+        PyDict_Clear(state->name_cache);
+        Py_XSETREF(state->cached_drops, Py_NewRef(dropped));
+    }
+    return Py_NewRef(state->name_cache);
+}
+
 PyDoc_STRVAR(environ_from_params_doc,
 "environ_from_params(base, params, dropped, /)\n--\n\n"
 "dict(base) plus each param of the dict params (bytes: bytes), name and value\n"
@@ -565,6 +588,7 @@ encode_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef speedups_methods[] = {
     {"environ_from_params", (PyCFunction)(void (*)(void))environ_from_params, METH_FASTCALL,
      environ_from_params_doc},
+    {"_name_table", name_table, METH_O, name_table_doc},
     {"encode_head", (PyCFunction)(void (*)(void))encode_head, METH_FASTCALL, encode_head_doc},
     {"_set_header_rules", (PyCFunction)(void (*)(void))set_header_rules, METH_FASTCALL,
      set_header_rules_doc},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from fcgikit.protocol.events import TextParams
 from fcgikit.server.request_input import log_spool_failure
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ def bound_waiting_memory(request: WSGIRequest) -> int:
     memory = REQUEST_MEMORY + event.params_size + _bound_body_memory(request, request.body)
     if type(params) is dict:
         memory += len(params) * DECODED_PAIR_MEMORY
+    elif type(params) is TextParams and params.text is not None:  # the pairs' text too
+        memory += len(params.text) * DECODED_PAIR_MEMORY
     if request.filter_data is not None:
         memory += _bound_body_memory(request, request.filter_data)
     return memory

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from fcgikit.protocol.events import TextParams
 from fcgikit.server.body import RequestBody
 
 if TYPE_CHECKING:
@@ -28,7 +29,11 @@ def request_body(event: RequestReceived, settings: ServerSettings, streamed: boo
     """``wsgi.input``, CONTENT_LENGTH bytes long if the web server said (a number);
     ``streamed``: see RequestBody."""
     params = event.params
-    if isinstance(params, dict):  # all but a request with many params: dict.get, compiled
+    text = params.text if type(params) is TextParams else None
+    if text is not None:  # its text, not the pairs decoded again (TextParams' Mapping would)
+        value = text.get("CONTENT_LENGTH")
+        raw = value.encode("latin-1") if value is not None else None
+    elif isinstance(params, dict):  # all but a request with many params: dict.get, compiled
         raw = params.get(b"CONTENT_LENGTH")
     else:
         raw = params.get(b"CONTENT_LENGTH")

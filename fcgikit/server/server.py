@@ -44,6 +44,7 @@ from fcgikit.server.pool import WorkerPool
 from fcgikit.server.reply import Connected, overload_log
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.stopping import Stopping, adopt_connections
+from fcgikit.server.wsgi_codec import DROPPED_PARAMS, ENVIRON_EXTRA_KEYS, environ_names
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -315,8 +316,15 @@ class Server:
         a channel did. ``keep_conn``: one with FCGI_KEEP_CONN too (see direct.py)."""
         if not self._direct_lane:
             return False
+        settings = self.settings
         whole = WholeRequest.parse(
-            data, self.settings.max_params_size, keep_conn=keep_conn and self._direct_keeps
+            data,
+            settings.max_params_size,
+            keep_conn=keep_conn and self._direct_keeps,
+            # its params decoded as the environ's text in the same pass (not with a
+            # base_environ, which the environ's builder puts under them)
+            names=None if settings.base_environ else environ_names(DROPPED_PARAMS),
+            room=ENVIRON_EXTRA_KEYS,
         )
         if whole is None:
             return False

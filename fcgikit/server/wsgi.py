@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from fcgikit.protocol.constants import Role
-from fcgikit.protocol.events import EncodedParams, RequestReceived
+from fcgikit.protocol.events import EncodedParams, RequestReceived, TextParams
 from fcgikit.server.body import RequestBodyError, RequestBodyTimeout
 from fcgikit.server.observe import observe_request
 from fcgikit.server.request_input import close_input, filter_data, request_body
@@ -123,19 +123,27 @@ class WSGIRequest:
     def build_environ(self) -> dict[str, Any]:
         settings = self.settings
         params = self.event.params
-        if not isinstance(params, dict):  # a request with many params: decoded now, once
-            params = params.decode() if isinstance(params, EncodedParams) else dict(params)
-        environ = None
-        if fast_environ is not None:
-            environ = fast_environ(settings.base_environ, params, DROPPED_PARAMS)
-        if environ is None:  # no fast lane, or a reserved name, which the Python drops
-            environ = environ_from_params_py(settings.base_environ, params, DROPPED_PARAMS)
+        environ: dict[str, Any] | None = None
+        if type(params) is TextParams:
+            # Decoded as its records were read (WholeRequest.parse, by environ_names'
+            # verdicts): the params' dict becomes the environ, taken from the event it will
+            # refer to (wsgi.errors), which leaves no cycle for the collector.
+            environ, params.text = params.text, None
+        if environ is None:
+            if not isinstance(params, dict):  # a request with many params: decoded now, once
+                params = params.decode() if isinstance(params, EncodedParams) else dict(params)
+            if fast_environ is not None:
+                environ = fast_environ(settings.base_environ, params, DROPPED_PARAMS)
+            if environ is None:  # no fast lane, or a reserved name, which the Python drops
+                environ = environ_from_params_py(settings.base_environ, params, DROPPED_PARAMS)
         if not environ.get("CONTENT_LENGTH", "").strip():
             environ.pop("CONTENT_LENGTH", None)
         if not environ.get("CONTENT_TYPE"):
             environ.pop("CONTENT_TYPE", None)
-        if not environ.keys() >= CGI_NAMES:  # one look for the seven
-            fill_cgi_defaults(environ)
+        for name in CGI_NAMES:  # (compiled, seven look-ups cost less than keys() >= them)
+            if name not in environ:
+                fill_cgi_defaults(environ)
+                break
         environ["wsgi.version"] = (1, 0)
         environ["wsgi.url_scheme"] = url_scheme(environ)
         environ["wsgi.input"] = self.body

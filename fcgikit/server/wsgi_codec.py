@@ -4,7 +4,10 @@ and the CGI head its status and headers make (PEP 3333: names and values latin-1
 In, :func:`environ_from_params_py` decodes the params into the environ in one pass, dropping
 what only the server and the middleware may set (RESERVED_PREFIXES) and what never describes
 the request (DROPPED_PARAMS); :func:`fill_cgi_defaults` puts in the CGI variables PEP 3333
-requires that the web server did not send. Out, :func:`encode_head_py` checks the app's status
+requires that the web server did not send. A request that arrives whole skips the first
+step: its params are decoded into its environ-to-be as its records are read, by the verdicts
+on the names seen so far (:func:`environ_names_py`: the same decisions, made here once a
+name). Out, :func:`encode_head_py` checks the app's status
 and headers against RFC 9110 and encodes the ``Status:`` line and the header block, or raises
 :class:`InvalidResponse`. :class:`~fcgikit.server.wsgi.WSGIRequest` calls them.
 
@@ -18,7 +21,9 @@ import logging
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Final
+
+from fcgikit.protocol.text_scan import text_params
 
 log = logging.getLogger("fcgikit.server")
 
@@ -69,7 +74,7 @@ _CGI_DEFAULTS = (
     ("SERVER_PROTOCOL", "HTTP/1.1"),
 )
 #: their names: an environ that has them all needs none filled in
-CGI_NAMES = frozenset(name for name, _ in _CGI_DEFAULTS)
+CGI_NAMES: Final = tuple(name for name, _ in _CGI_DEFAULTS)
 
 EnvironFromParams = Callable[
     [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any] | None
@@ -87,6 +92,30 @@ def give_header_rules(set_header_rules: Callable[[bytes, bytes, tuple[bytes, ...
     )
 
 
+#: The verdict on each param name seen before, by its bytes: its environ key (the name
+#: decoded), or None for a dropped name; only names with no dot (none reserved), none empty.
+#: The verdicts are for one set of dropped names (_names_dropped; another clears them).
+#: Keyed by peer input: capped (a web server sends a few dozen names).
+PLAIN_NAMES_CACHED = 256
+_PLAIN_NAMES: dict[bytes, str | None] = {}
+_names_dropped: frozenset[str] = frozenset()
+#: The keys build_environ adds to the params' (wsgi.*, FCGI_ROLE, the CGI defaults...): a
+#: dict sized for them from the start never grows (the C lane's ENVIRON_EXTRA_KEYS).
+ENVIRON_EXTRA_KEYS = 24
+
+
+def environ_names_py(dropped: frozenset[str]) -> dict[bytes, str | None]:
+    """The verdicts on the param names seen so far (see _PLAIN_NAMES), for ``dropped``: the
+    table a scan of the params decodes them by, as text, into the environ-to-be
+    (:meth:`~fcgikit.protocol.whole_request.WholeRequest.parse`). A name not in it is for
+    :func:`environ_from_params_py` to decide (and then it is in it)."""
+    global _names_dropped
+    if dropped is not _names_dropped:
+        _PLAIN_NAMES.clear()
+        _names_dropped = dropped
+    return _PLAIN_NAMES
+
+
 #: The C fast lane (_speedups_wsgi_codec.c) for two steps of every request: building the
 #: environ and encoding the head. None where it was not built, or with FCGIKIT_PURE_PYTHON=1. The
 #: Python functions below are the spec. fast_environ returns what environ_from_params_py
@@ -95,15 +124,20 @@ def give_header_rules(set_header_rules: Callable[[bytes, bytes, tuple[bytes, ...
 #: unusual; then encode_head_py runs and raises its precise error.
 fast_environ: EnvironFromParams | None
 fast_encode_head: EncodeHead | None
+#: the table of verdicts on param names that the environ's builder in use keeps (the C lane's,
+#: or environ_names_py's), for a set of dropped names
+environ_names: Callable[[frozenset[str]], dict[bytes, str | None]]
 try:
     from fcgikit.server import _speedups_wsgi_codec
 except ImportError:
     fast_environ = None
     fast_encode_head = None
+    environ_names = environ_names_py
 else:
     give_header_rules(_speedups_wsgi_codec._set_header_rules)
     fast_environ = _speedups_wsgi_codec.environ_from_params
     fast_encode_head = _speedups_wsgi_codec.encode_head
+    environ_names = _speedups_wsgi_codec._name_table
 
 
 class InvalidResponse(Exception):
@@ -123,53 +157,42 @@ def url_scheme(environ: dict[str, Any]) -> str:
     return scheme if scheme in ("http", "https") else "http"
 
 
-#: Param names decoded, by their bytes; only names with no dot (none reserved), none empty.
-#: Keyed by peer input: capped (a web server sends a few dozen names).
-PLAIN_NAMES_CACHED = 256
-_PLAIN_NAMES: dict[bytes, str] = {}
-#: (a KeyError for a name not in it: one look-up a name, and no ``all()`` over them after)
-_plain_name = _PLAIN_NAMES.__getitem__
-
-
 def environ_from_params_py(
     base: Mapping[str, object], params: dict[bytes, bytes], dropped: frozenset[str]
 ) -> dict[str, Any]:
     """``base`` plus the params, names and values decoded latin-1 (PEP 3333), except the
     ``dropped`` names and the reserved ones (RESERVED_PREFIXES)."""
     count = len(params)
-    # A web server sends the same few names every time: each seen before comes decoded from
-    # _PLAIN_NAMES (which holds none with a dot, so none reserved), with its hash known.
-    try:
-        known: list[str] | None = list(map(_plain_name, params))
-    except KeyError:
-        known = None
-    if known is not None:
-        values = b"\0".join(params.values()).decode("latin-1").split("\0")
-        if len(values) == count:
-            decoded: dict[str, Any] = dict(zip(known, values, strict=True))
-            # (the few dropped names looked up in it, not each of its names in them)
-            if decoded.keys().isdisjoint(dropped):
-                return {**base, **decoded} if base else decoded
+    names = environ_names_py(dropped)
+    # A web server sends the same few names every time: each seen before has its verdict in
+    # _PLAIN_NAMES (which holds none with a dot, so none reserved), its key's hash known.
+    decoded: dict[str, Any] | None = text_params(params, names)
+    if decoded is not None:
+        return {**base, **decoded} if base else decoded
     # All names in one decode and all values in another: a decode per name and value cost
     # more than the rest of this function. NUL, the separator, may only be in a peer's
     # mischief, and then the pieces are more than the params.
     names_text = b"\0".join(params).decode("latin-1")
-    names = names_text.split("\0")
+    texts = names_text.split("\0")
     values = b"\0".join(params.values()).decode("latin-1").split("\0")
-    if len(names) != count or len(values) != count:
-        names = [name.decode("latin-1") for name in params]
+    if len(texts) != count or len(values) != count:
+        texts = [name.decode("latin-1") for name in params]
         values = [value.decode("latin-1") for value in params.values()]
-    elif len(_PLAIN_NAMES) + count <= PLAIN_NAMES_CACHED:
-        plain = zip(params, names, strict=True)
-        _PLAIN_NAMES.update((name, text) for name, text in plain if text and "." not in text)
+    elif len(names) + count <= PLAIN_NAMES_CACHED:
+        plain = zip(params, texts, strict=True)
+        names.update(
+            (name, None if text in dropped else text)
+            for name, text in plain
+            if text and "." not in text
+        )
     # A reserved name has a dot, which no CGI or HTTP_* name has: without one, and without
     # a dropped name (the usual request), every param goes in as it is.
-    if "." not in names_text and dropped.isdisjoint(names):
-        decoded = dict(zip(names, values, strict=True))
+    if "." not in names_text and dropped.isdisjoint(texts):
+        decoded = dict(zip(texts, values, strict=True))
         return {**base, **decoded} if base else decoded
     environ: dict[str, Any] = dict(base)
     reserved: list[str] | None = None
-    for key, value in zip(names, values, strict=True):
+    for key, value in zip(texts, values, strict=True):
         if key in dropped:
             continue
         if "." in key and key.lower().startswith(RESERVED_PREFIXES):
@@ -228,8 +251,3 @@ def encode_head_py(status: object, headers: Iterable[object], content_length: in
             f"a header is not latin-1: {exc.object[exc.start : exc.end]!r}"
         ) from exc
 
-
-def declared_length(params: Mapping[bytes, bytes]) -> int | None:
-    """The CONTENT_LENGTH param, or None when there is none or it is not a number."""
-    raw = params.get(b"CONTENT_LENGTH", b"").strip()
-    return int(raw) if raw.isdigit() else None

@@ -37,9 +37,11 @@ from fcgikit.protocol import (
     whole_request,
 )
 from fcgikit.protocol.constants import COPY_MAX
+from fcgikit.protocol.events import TextParams
 from fcgikit.protocol.lanes import FIELD_NAMES, ScanRequest, request_received_py
 from fcgikit.protocol.output import frame_end_py
 from fcgikit.protocol.records import encode_pairs, pack_header
+from fcgikit.protocol.text_scan import scan_request_text_py, text_params
 from fcgikit.protocol.whole_request import scan_request_py
 from tests.native import PURE_PYTHON_PASS, load_lane
 from tests.protocol.peer_streams import GET_PARAMS, PIECES, nginx_get, streams
@@ -163,6 +165,62 @@ def test_scan_request_answers_what_its_python_twin_answers(
     found = lane.scan_request(kind(data), max_params_size, max_decoded_pairs)
     twin = scan_request_py(kind(data), max_params_size, max_decoded_pairs)
     assert joined_body(found) == joined_body(twin)
+
+
+#: a caller's verdicts on some of the names peer_streams sends: each name's own text, None
+#: (left out), or no verdict (the scan declines)
+NAME_TABLES = st.dictionaries(
+    st.sampled_from([b"REQUEST_METHOD", b"PATH_INFO", b"HTTP_X", b"", b"N" * 200, b"\xff"]),
+    st.booleans(),
+).map(lambda verdicts: {n: n.decode("latin-1") if keep else None for n, keep in verdicts.items()})
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.sampled_from([128, 128, 0, 1, 2, 3]), NAME_TABLES, st.integers(0, 30))
+def test_scan_request_text_answers_what_its_python_twin_answers(
+    lane: ModuleType,
+    stream: tuple[bytes, int],
+    max_decoded_pairs: int,
+    names: dict[bytes, str | None],
+    room: int,
+) -> None:
+    data, max_params_size = stream
+    found = lane.scan_request_text(data, max_params_size, max_decoded_pairs, names, room)
+    twin = scan_request_text_py(data, max_params_size, max_decoded_pairs, names, room)
+    assert joined_body(found) == joined_body(twin)
+    if found is not None:  # in the dict's order too: the environ's keys come in it
+        assert list(found[2][1].items()) == list(twin[2][1].items())
+    # What it answers is what scan_request answers, its params read the same way.
+    as_bytes = lane.scan_request(data, max_params_size, max_decoded_pairs)
+    if found is not None:
+        encoded, text = found[2]
+        assert dict(TextParams(encoded, text)) == as_bytes[2]
+        assert text == text_params(as_bytes[2], names)
+        assert (*found[:2], *found[3:]) == (*as_bytes[:2], *as_bytes[3:])
+    elif as_bytes is not None:  # declined only for a name it has no verdict on
+        assert any(name not in names for name in as_bytes[2])
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.sampled_from([128, 128, 0, 1, 2, 3]), NAME_TABLES)
+def test_the_one_pass_twin_takes_what_the_record_by_record_reading_takes(
+    stream: tuple[bytes, int], max_decoded_pairs: int, names: dict[bytes, str | None]
+) -> None:
+    """scan_request_text_py walks the buffer itself (the pure build's one pass): it must
+    take exactly the requests a ServerConnection's reading takes, params as text_params
+    makes them of that reading's dict, and decline the rest."""
+    data, max_params_size = stream
+    spec = scan_request_py(data, max_params_size, max_decoded_pairs)
+    found = scan_request_text_py(data, max_params_size, max_decoded_pairs, names, 0)
+    text = None if spec is None else text_params(spec[2], names)
+    if spec is None or text is None:
+        assert found is None
+        return
+    assert found is not None
+    encoded, found_text = found[2]
+    assert list(found_text.items()) == list(text.items())
+    assert dict(TextParams(encoded, found_text)) == spec[2]
+    assert joined_body((*found[:2], None, *found[3:])) == joined_body((*spec[:2], None, *spec[3:]))
 
 
 def joined_body(found: tuple[object, ...] | None) -> tuple[object, ...] | None:

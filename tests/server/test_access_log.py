@@ -184,3 +184,34 @@ def test_a_graceful_stop_waits_for_the_line_of_a_request_it_answered(
     configure_access_log(None)
     assert connections == [1]  # the request's own, still open
     assert '"GET /last" 200 ' in log_path.read_text()
+
+
+def test_the_line_says_what_the_web_server_sent_whatever_the_app_did_to_its_environ(
+    serve: Any, tmp_path: Path
+) -> None:
+    """A request arriving whole has its params decoded straight into its environ (one dict,
+    made as the records are read): the app rewriting it, as a proxy fixer does, must not
+    change the request the log line describes. The second request is the one whose names
+    the server has seen already (the first teaches them)."""
+    log_path = tmp_path / "access.log"
+
+    def rewrites(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environ["REMOTE_ADDR"] = "203.0.113.9"
+        environ["REQUEST_METHOD"] = "PUT"
+        environ["REQUEST_URI"] = "/rewritten"
+        environ.pop("HTTP_USER_AGENT", None)
+        return echo_environ(environ, start_response)
+
+    running = serve(rewrites, access_log=str(log_path), access_log_format="json")
+    client = running.client()
+    for _ in range(2):
+        response = client.request("GET", "/as-sent", headers={"User-Agent": "curl/8.5.0"})
+        assert b"REQUEST_METHOD=PUT" in response.body  # the app saw its own rewrite
+    running.stop()
+    configure_access_log(None)
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    sent = [
+        (record["method"], record["path"], record["remote_addr"], record["user_agent"])
+        for record in records
+    ]
+    assert sent == [("GET", "/as-sent", "127.0.0.1", "curl/8.5.0")] * 2, records

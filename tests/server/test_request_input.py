@@ -6,23 +6,31 @@ from __future__ import annotations
 import pytest
 
 from fcgikit.protocol.constants import Role
-from fcgikit.protocol.events import EncodedParams, RequestReceived
+from fcgikit.protocol.events import EncodedParams, RequestReceived, TextParams
 from fcgikit.protocol.name_value_pairs import encode_pairs
 from fcgikit.server.request_input import filter_data, request_body
 from fcgikit.server.settings import ServerSettings
 
 
-def received(params: dict[bytes, bytes], *, encoded: bool = False) -> RequestReceived:
+def received(params: dict[bytes, bytes], *, shape: str = "dict") -> RequestReceived:
+    """A request whose params come as the protocol gives them: a dict, the encoded pairs of a
+    request with many, or the pairs with their text (a whole request's one pass)."""
+    given: dict[bytes, bytes] | EncodedParams = params
+    if shape == "encoded":
+        given = EncodedParams(encode_pairs(params.items()))
+    elif shape == "text":
+        text = {name.decode("latin-1"): value.decode("latin-1") for name, value in params.items()}
+        given = TextParams(encode_pairs(params.items()), text)
     return RequestReceived(
         request_id=1,
         role=Role.RESPONDER,
         keep_conn=False,
-        params=EncodedParams(encode_pairs(params.items())) if encoded else params,
+        params=given,
         duplicate_names=frozenset(),
     )
 
 
-@pytest.mark.parametrize("encoded", [False, True], ids=["dict", "encoded"])
+@pytest.mark.parametrize("shape", ["dict", "encoded", "text"])
 @pytest.mark.parametrize(
     ("content_length", "length"),
     [
@@ -36,12 +44,12 @@ def received(params: dict[bytes, bytes], *, encoded: bool = False) -> RequestRec
     ],
 )
 def test_the_body_is_as_long_as_a_numeric_content_length(
-    content_length: bytes | None, length: int | None, encoded: bool
+    content_length: bytes | None, length: int | None, shape: str
 ) -> None:
     params = {b"REQUEST_METHOD": b"POST"}
     if content_length is not None:
         params[b"CONTENT_LENGTH"] = content_length
-    body = request_body(received(params, encoded=encoded), ServerSettings(), streamed=True)
+    body = request_body(received(params, shape=shape), ServerSettings(), streamed=True)
     assert body.content_length == length
 
 
