@@ -5,11 +5,10 @@ few in a prefork worker), reads what each connection brought already, and starts
 direct lane (:mod:`fcgikit.server.direct`) when its request is there whole, else as a
 :class:`~fcgikit.server.channel.Channel`. A connection accepted before its first bytes came
 (a prefork worker woken by the connect ran before the web server wrote; it gave way once)
-waits for them in the poller as it is (:class:`Waiting`), and is started the same way then:
-no Channel is made for a request that turns out to take the direct lane. One that waits
-past a sweep of the loop, or into a stop, becomes a Channel then (:meth:`Acceptor.promote`),
-which is what the loop's housekeeping (idle timeout, drain, reload hand-over) knows; it
-stays in the poller throughout.
+waits for them in the poller as it is (:class:`Waiting`), then is started the same way (no
+Channel for a request that takes the direct lane). One that waits past a sweep of the loop,
+or into a stop, becomes a Channel (:meth:`Acceptor.promote`), what the loop's housekeeping
+(idle timeout, drain, reload hand-over) knows; it stays in the poller throughout.
 
 Accepting pauses (the listeners leave the loop's poller) in two cases:
 
@@ -62,10 +61,8 @@ SHARED_ACCEPT_BATCH = 4
 #: a server that stopped accepting for this long (seconds; all its threads were busy) looks
 #: whether the web server gave up on the connections it accepts next (see accepted_late)
 PAUSE_CHECKED_AFTER = 1.0
-#: accept() errors that leave the connection waiting: the process is out of file descriptors
-#: (or the kernel out of memory). The listener stays readable, and a level-triggered loop
-#: would retry at once, for ever; so accepting pauses until a connection closes, or for
-#: ACCEPT_RETRY seconds
+#: accept() errors that leave the connection waiting, out of file descriptors (or the kernel
+#: out of memory): accepting pauses (see the module docstring, and Acceptor._failed)
 ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 #: those of them that are the process's or the system's file descriptors running out
 FD_ERRORS = frozenset({errno.EMFILE, errno.ENFILE})
@@ -88,8 +85,7 @@ def accept_connection_py(listener: socket.socket) -> tuple[int, object] | None:
     gives them; None when none waits; OSError for any other failure. Unlike the C lane's,
     the fd is blocking, and a unix peer's address is the socket's (the C gives None)."""
     try:
-        # socket.accept() without its wrapper, which converts the listener's family and
-        # type to enums for every connection.
+        # not socket.accept(): its wrapper makes enums of the listener's family and type each call
         fd, peer = listener._accept()  # type: ignore[attr-defined]
     except (BlockingIOError, InterruptedError):
         return None
@@ -97,10 +93,9 @@ def accept_connection_py(listener: socket.socket) -> tuple[int, object] | None:
 
 
 def connection_py(fd: int, kind: tuple[int, int, int]) -> Connected:
-    """``Connection``'s twin: the connection ``fd`` of a listener of ``kind`` (family, type,
-    proto) as the C socket type itself, made non-blocking. socket.socket's Python-level
-    __init__ and close() cost time for each connection (benchmarks/RESULTS.md, "Accepting"),
-    and a channel needs none of what they add (makefile)."""
+    """``Connection``'s twin: ``fd``, of a listener of ``kind`` (family, type, proto), as the
+    C socket type itself, non-blocking: a channel needs nothing socket.socket's Python-level
+    __init__ and close() add, which cost time a connection (benchmarks/RESULTS.md, "Accepting")."""
     family, kind_type, proto = kind
     sock = _socket.socket(family, kind_type, proto, fd)
     sock.setblocking(False)
@@ -154,12 +149,11 @@ class Acceptor:
         self.paused = False
         #: when accepting was last paused (time.monotonic)
         self._paused_at = 0.0
-        #: whether the connections in the listen backlog may have waited there long, long
-        #: enough for their web server to give up on them (nginx closes such a connection,
-        #: but it stays queued with its request): so for a new server (a new worker, after
-        #: the others died, say) and one that stopped accepting for PAUSE_CHECKED_AFTER,
-        #: until an accept finds the backlog empty. Requests accepted meanwhile are marked
-        #: (WSGIRequest.waited) and looked at before they run; the others never pay for it.
+        #: the backlog's connections may have waited long enough for their web server to give
+        #: up (nginx closes one, but it stays queued with its request): in a new server (a new
+        #: worker, say) and after a pause of PAUSE_CHECKED_AFTER, until an accept finds the
+        #: backlog empty. What is accepted meanwhile is marked (WSGIRequest.waited) and looked
+        #: at before it runs; the others never pay for it.
         self._check_backlog = True
         #: a connection was accepted while _check_backlog was set (the loop resets it)
         self.accepted_late = False
@@ -194,10 +188,10 @@ class Acceptor:
         """Put the listeners in the poller, as the loop starts.
 
         A listener shared with sibling processes is registered exclusive: a connect wakes one
-        of the processes waiting on it, not all of them to find one connection (the others
-        went back to sleep, each a context switch for nothing). The one woken must then take
-        the connection, since no other is told of it: so a server with no room is never in
-        the wait (it pauses when it fills up, see accept and Loop.lead)."""
+        process waiting on it, not all of them to find one connection (the others back to
+        sleep, a context switch each for nothing). The one woken must take it (no other is
+        told): so a server with no room is never in the wait (it pauses when full, see accept
+        and Loop.lead)."""
         for listener in self.listeners:
             listener.setblocking(False)
             self._poller.register(listener.fileno(), READABLE, listener, exclusive=self.shared)
@@ -210,10 +204,9 @@ class Acceptor:
         handed over to the next process.
 
         Before closing, the connections queued on a listener are accepted and served: the
-        kernel would reset them, and a web server may have sent its request on one already
-        (nginx resends a GET to another server, but answers a POST 502). A pool's worker
-        leaves them: its listener is shared, closing its copy resets nothing, and a sibling
-        with a free thread serves them sooner."""
+        kernel would reset them, with the request a web server may have sent already (nginx
+        resends a GET elsewhere, answers a POST 502). A pool's worker leaves them: its copy of
+        a shared listener closed resets nothing, and a sibling with a free thread serves sooner."""
         take_queued = close and not self.server.settings.share_listeners
         for listener in self.listeners:
             self._poller.unregister(listener.fileno())
@@ -266,17 +259,15 @@ class Acceptor:
         is free first.
 
         An accept() that finds the queue empty costs Linux ten times what poll() costs to
-        say the same (benchmarks/RESULTS.md, "Accepting"). So the round accepts as many as
-        the last round found without asking, then asks poll() before each further one: under
-        a steady load (nginx without keep-conn opens a connection per request) most rounds
-        end with one poll() rather than one failed accept()."""
+        say the same (benchmarks/RESULTS.md, "Accepting"). So a round accepts as many as the
+        last found without asking, then asks poll() before each further one: under a steady
+        load (nginx without keep-conn connects per request) most rounds end with one poll()."""
         server = self.server
         expected = self._expected
         for accepted_count in range(self._batch):
             if server.saturated():
-                # Leave the connection in the shared backlog for a sibling with a free thread;
-                # a worker grabbing a burst would queue it behind busy threads (and a
-                # --timeout kill would fail the whole burst).
+                # Left in the shared backlog for a sibling with a free thread: grabbed, a burst
+                # would queue behind busy threads (and a --timeout kill would fail it whole).
                 self.pause()
                 if server.saturated():  # a request that ended meanwhile did not wake us
                     return
@@ -315,10 +306,9 @@ class Acceptor:
         self._start(conn, peer, may_wait=may_wait)
 
     def _start(self, conn: Connected, peer: object, *, may_wait: bool) -> None:
-        """Hand a new connection to the server: on the direct lane if its request is here
-        whole, else as a Channel. ``may_wait``: one whose bytes have not come yet waits for
-        them in the poller without a Channel (not while stopping, which counts on the
-        Channels of the connections it accepts)."""
+        """Hand a new connection to the server (see _started). ``may_wait``: one whose bytes
+        have not come yet waits for them in the poller without a Channel (not while stopping,
+        which counts on the Channels of the connections it accepts)."""
         # A web server sends its request right after connecting (nginx in the same
         # event-loop turn): it is often here already, and reading it now saves a round.
         buffer = self.server.recv_buffer

@@ -20,8 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 
-# Defined with the other exceptions, where mypyc does not compile them (an OSError
-# subclass), and importable from here as before.
+# Defined where mypyc does not compile them (OSError subclasses); importable here as before.
 from fcgikit.errors import RequestBodyError, RequestBodyTimeout
 
 __all__ = ["RequestBody", "RequestBodyError", "RequestBodyTimeout"]
@@ -110,13 +109,17 @@ class RequestBody:
             self._waiter.notify_all()
 
     def finish(self) -> None:
+        # (here and in close, every streamed body's: acquire()/release() cost half a ``with``)
         lock = self._lock
         if lock is None:
             self._finished = True
-        else:
-            with lock:
-                self._finished = True
-                self._wake_reader()
+            return
+        lock.acquire()
+        try:
+            self._finished = True
+            self._wake_reader()
+        finally:
+            lock.release()
 
     def fail(self, reason: str) -> None:
         lock = self._lock
@@ -175,15 +178,14 @@ class RequestBody:
     def close(self) -> None:
         """Free memory and the temp file; the request is over."""
         lock = self._lock
-        if lock is None:
-            self._close()
-        else:
-            with lock:
-                self._close()
-
-    def _close(self) -> None:
-        self._finished = True
-        self._fail("the request is over")
+        if lock is not None:
+            lock.acquire()
+        try:
+            self._finished = True
+            self._fail("the request is over")
+        finally:
+            if lock is not None:
+                lock.release()
 
     def memory_bound(self) -> int:
         """The most bytes of the body memory holds between feeds before the app reads any:

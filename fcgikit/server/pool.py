@@ -209,7 +209,9 @@ class WorkerPool:
         """Admit a request, None; or why not (answer OVERLOADED). ``ready``: its body is
         complete, so the loop's thread may run it (run_ready). ``memory``: what it holds
         until it runs, counted in ``queued_memory`` until then."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: see run_ready
+        try:
             if self.running + len(self._queue) + len(self._ready) >= self.capacity:
                 return Refusal.THREADS
             queued_memory = self.queued_memory + memory
@@ -224,6 +226,8 @@ class WorkerPool:
             else:
                 self._queue.append((job, memory))
                 self._wake_locked()
+        finally:
+            lock.release()
         return None
 
     def run_ready(self) -> bool:
@@ -231,8 +235,13 @@ class WorkerPool:
         me = threading.get_ident()
         lock = self._lock
         while True:
-            with lock:
+            # The lock's rounds here and in admit, every request's, are taken with acquire()
+            # and release(), not ``with``: half the instructions, interpreted.
+            lock.acquire()
+            try:
                 job = self._take_inline_locked(me)
+            finally:
+                lock.release()
             if job is None:
                 break
             reply = _run(job)
@@ -242,7 +251,8 @@ class WorkerPool:
             held = reply is not None and bool(self._ready or self._held.replies)
             if reply is not None and not held:
                 send_reply(reply)
-            with lock:
+            lock.acquire()
+            try:
                 self.running -= 1
                 rescued = self._leader != me
                 if not rescued:
@@ -251,6 +261,8 @@ class WorkerPool:
                     self._loop_watch.ended()
                     if self._queue:
                         self._wake_locked()
+            finally:
+                lock.release()
             if reply is not None:
                 if rescued:  # another thread runs the loop now (and sends what was held)
                     if held:
