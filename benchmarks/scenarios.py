@@ -5,12 +5,13 @@ measures them in interleaved rounds (the order rotating each round, as the matri
 reports the median of the rounds with every row's ratio to the first row, fcgikit's:
 
 - ``procs2``: two processes on the two cores, c64, keep-conn off (nginx's default): fcgikit
-  ``--workers 2``; uWSGI ``--master --processes 2`` with ``--threads 1`` and ``--threads 4``;
-  php-fpm ``pm = static`` with 2 children serving ``hello.php`` (hello only); gunicorn
-  ``gthread`` 2 workers x 4 threads behind ``proxy_pass``. nginx runs
-  ``--procs-nginx-workers`` workers (``auto``, one per core, as Debian's nginx.conf has it);
-  every other scenario, one process per backend, runs nginx with one. wrk: req/s, p50, p99,
-  the backend's CPU per request (its children included) and nginx's (its workers').
+  ``--workers 2`` (and one fcgikit process, the reference for a worker's CPU a request);
+  uWSGI ``--master --processes 2`` with ``--threads 1`` and ``--threads 4``; php-fpm
+  ``pm = static`` with 2 children serving ``hello.php`` (hello only); gunicorn ``gthread``
+  2 workers x 4 threads behind ``proxy_pass``. nginx runs ``--procs-nginx-workers`` workers
+  (``auto``, one per core, as Debian's nginx.conf has it); every other scenario, one process
+  per backend, runs nginx with one. wrk: req/s, p50, p99, the backend's CPU per request (its
+  children included) and nginx's (its workers').
 - ``upload`` / ``download``: ``--transfer-size`` bytes (100 MiB) streamed through nginx with
   request and response buffering off, one client: MiB/s and the backend's CPU per transfer.
   Before the rounds, one transfer per contender is checked end to end with SHA-256 (the app
@@ -177,6 +178,9 @@ def _contenders(scenario: str) -> list[Contender]:
     if scenario == "procs2":
         return [
             Contender("fcgikit --workers 2", _fcgikit("--workers", "2")),
+            # The reference for "a worker spends no more CPU a request than one process":
+            # the same nginx, load and cell, so the CPU a request is compared like for like.
+            Contender("fcgikit one process", _fcgikit()),
             Contender(
                 "uwsgi 2 procs x 1 thread",
                 _uwsgi("--master", "--processes", "2", "--threads", "1"),
