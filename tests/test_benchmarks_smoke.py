@@ -91,6 +91,8 @@ def test_harness_runs_every_scenario(tmp_path: Path) -> None:
         assert rows["procs2", app, "fcgikit --workers 2"]["nginx_workers"] == 2
         assert rows["pure", app, "fcgikit pure Python"]["nginx_workers"] == 1
         assert rows["procs2", app, "fcgikit --workers 2"]["nginx_cpu_us_per_request"] > 0
+        # one fcgikit process in the same cell: what a worker's CPU a request is held to
+        assert rows["procs2", app, "fcgikit one process"]["cpu_us_per_request"] > 0
     assert rows["procs2", "hello", "php-fpm static 2"]["errors"] == 0
     for kind in ("upload", "download"):  # a row only when the SHA-256 check passed
         assert rows[kind, None, "fcgikit"]["sha256_checked"], done.stderr
