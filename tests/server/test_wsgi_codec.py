@@ -178,9 +178,7 @@ def test_a_status_or_header_name_seen_before_is_checked_as_the_first_time() -> N
             with pytest.raises(InvalidResponse, match="bad header name"):
                 encode_head_py("200 OK", [(name, "v")], None)
     # a value's check: printable ones, and those the pattern takes (HTAB, latin-1's C1)
-    assert encode_head_py("200 OK", [("X-A", "a\tb\x85")], None).endswith(
-        b"X-A: a\tb\x85\r\n\r\n"
-    )
+    assert encode_head_py("200 OK", [("X-A", "a\tb\x85")], None).endswith(b"X-A: a\tb\x85\r\n\r\n")
     for value in ("a\r\nX-Evil: 1", "a\nb", "\x00", "\x7f"):
         with pytest.raises(InvalidResponse, match="bad value"):
             encode_head_py("200 OK", [("X-A", value)], None)
