@@ -102,10 +102,7 @@ class RequestBody:
         except OSError as exc:
             self._spool_failed(exc)
             raise
-        self._wake_reader()
-
-    def _wake_reader(self) -> None:
-        if self._waiter is not None:
+        if self._waiter is not None:  # a reader waits
             self._waiter.notify_all()
 
     def finish(self) -> None:
@@ -117,7 +114,8 @@ class RequestBody:
         lock.acquire()
         try:
             self._finished = True
-            self._wake_reader()
+            if self._waiter is not None:
+                self._waiter.notify_all()
         finally:
             lock.release()
 
@@ -130,10 +128,14 @@ class RequestBody:
                 self._fail(reason)
 
     def _fail(self, reason: str) -> None:
+        # (the look at what it holds: every request's body is closed so, most of them empty,
+        # and each call saved is worth it interpreted)
         if self._failure is None:
             self._failure = reason
-        self._release_storage()
-        self._wake_reader()
+        if self._chunks is not None or self._spool_fd is not None:
+            self._release_storage()
+        if self._waiter is not None:
+            self._waiter.notify_all()
 
     def _spool_failed(self, exc: OSError) -> None:
         self._fail(f"cannot spool the request body: {exc.strerror or exc}")

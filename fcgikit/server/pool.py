@@ -234,7 +234,9 @@ class WorkerPool:
         """Run the ready requests on this thread (the loop's); False once it lost the role."""
         me = threading.get_ident()
         lock = self._lock
-        while True:
+        # A glance without the lock first: only this thread admits (a rescue only empties
+        # it), so a batch ends without a lock round to find nothing left.
+        while self._ready:
             # The lock's rounds here and in admit, every request's, are taken with acquire()
             # and release(), not ``with``: half the instructions, interpreted.
             lock.acquire()

@@ -103,7 +103,6 @@ class WSGIRequest:
         self._status: str | None = None
         self._headers: list[tuple[str, str]] = []
         self._headers_sent = False
-        self.status_code = 0
         self.bytes_sent = 0
         #: the CGI head's share of bytes_sent, which the access log does not count as body
         self.head_length = 0
@@ -202,8 +201,14 @@ class WSGIRequest:
             head = encode_head_py(status, self._headers, content_length)
         self.head_length = len(head)
         self._headers_sent = True
-        self.status_code = int(status[:3])
         return head
+
+    @property
+    def status_code(self) -> int:
+        """The response's status code once its head is made, else 0 (for the access log and
+        the status page: read only when they look, so not made for every request)."""
+        status = self._status
+        return int(status[:3]) if self._headers_sent and status is not None else 0
 
     def _send_stdout(self, data: bytes) -> None:
         if self.aborted:

@@ -221,11 +221,32 @@ def fill_cgi_defaults(environ: dict[str, Any]) -> None:
     environ["fcgikit.missing_params"] = frozenset(missing)
 
 
+#: The status lines and the header names that passed their pattern before, each in its own
+#: table: an app sends the same few every time, and a look-up costs a fraction of a match,
+#: interpreted (the C lane checks its own). Capped: an app may build them from its input.
+CHECKED_CACHED = 256
+_statuses_checked: set[str] = set()
+_names_checked: set[str] = set()
+
+
+def _matches(text: str, pattern: re.Pattern[str], checked: set[str]) -> bool:
+    """``pattern`` matches ``text``, a status line or a header name not in its table
+    ``checked`` yet; put in the table if it does (a plain str only: a subclass may compare
+    equal to text it is not)."""
+    if pattern.match(text) is None:
+        return False
+    if len(checked) < CHECKED_CACHED and type(text) is str:
+        checked.add(text)
+    return True
+
+
 def encode_head_py(status: object, headers: Iterable[object], content_length: int | None) -> bytes:
     """The CGI head: Status line, headers, a Content-Length when ``content_length`` is given
     and the app sent none, blank line. Raises InvalidResponse for what cannot be sent."""
     token, status_line, bad_value = _head_patterns or head_patterns()
-    if not isinstance(status, str) or not status_line.match(status):
+    if not isinstance(status, str) or not (
+        status in _statuses_checked or _matches(status, status_line, _statuses_checked)
+    ):
         raise InvalidResponse(f"bad status line {status!r}")
     lines = [f"Status: {status}\r\n"]
     # Looked for only when there is a length to add (a lower() a header, interpreted)
@@ -234,9 +255,14 @@ def encode_head_py(status: object, headers: Iterable[object], content_length: in
         if not (isinstance(item, tuple) and len(item) == 2):
             raise InvalidResponse(f"a header must be a (name, value) tuple, not {item!r}")
         name, value = item
-        if not isinstance(name, str) or not token.match(name):
+        if not isinstance(name, str) or not (
+            name in _names_checked or _matches(name, token, _names_checked)
+        ):
             raise InvalidResponse(f"bad header name {name!r}")
-        if not isinstance(value, str) or bad_value.search(value):
+        # (a printable value holds no control character: one call, not a pattern's search)
+        if not isinstance(value, str) or (
+            not value.isprintable() and bad_value.search(value) is not None
+        ):
             raise InvalidResponse(f"bad value for header {name}: {value!r}")
         if not has_length and name.lower() == "content-length":
             has_length = True
@@ -250,4 +276,3 @@ def encode_head_py(status: object, headers: Iterable[object], content_length: in
         raise InvalidResponse(
             f"a header is not latin-1: {exc.object[exc.start : exc.end]!r}"
         ) from exc
-

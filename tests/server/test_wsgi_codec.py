@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from fcgikit.middleware import Normalize, ProxyFix
-from fcgikit.server.wsgi_codec import DROPPED_PARAMS, environ_from_params_py, url_scheme
+from fcgikit.server.wsgi_codec import (
+    DROPPED_PARAMS,
+    InvalidResponse,
+    encode_head_py,
+    environ_from_params_py,
+    url_scheme,
+)
 from tests.server.test_wsgi import Environ
 
 # --- the keys only the server and the middleware set ------------------------------------
@@ -130,6 +136,52 @@ def test_a_param_name_seen_before_goes_in_or_is_dropped_as_the_first_time() -> N
         "PATH_INFO": "/",
         "HTTP_X_NAME": "x",
     }
+
+
+# --- the head ----------------------------------------------------------------------------
+
+
+class Posing(str):
+    """Valid text that hashes as ``posing_as`` and says it equals any str: a table of the
+    checked ones that kept it would take an invalid ``posing_as`` for it."""
+
+    posing_as = ""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return hash(self.posing_as)
+
+
+def test_a_status_or_header_name_seen_before_is_checked_as_the_first_time() -> None:
+    # The Python remembers the status lines and the header names that passed their pattern:
+    # each is judged by its own pattern, a valid name is no valid status, and what was
+    # refused once is refused again.
+    headers = [("Content-Type", "text/plain"), ("X-Count", "3")]
+    for _ in range(3):
+        assert encode_head_py("200 OK", headers, None) == (
+            b"Status: 200 OK\r\nContent-Type: text/plain\r\nX-Count: 3\r\n\r\n"
+        )
+    status_posing = Posing("201 Created")
+    status_posing.posing_as = "2xx"
+    name_posing = Posing("X-Fine")
+    name_posing.posing_as = "X Y"
+    assert encode_head_py(status_posing, [(name_posing, "v")], None)
+    for status in ("Content-Type", "X-Count", "2000 OK", "200 O\nK", "2xx"):
+        for _ in range(2):
+            with pytest.raises(InvalidResponse, match="bad status line"):
+                encode_head_py(status, [], None)
+    assert encode_head_py("404", [("404", "x")], 0).startswith(b"Status: 404\r\n404: x\r\n")
+    for name in ("200 OK", "Bad Name", "X-Count:", "X Y"):
+        for _ in range(2):
+            with pytest.raises(InvalidResponse, match="bad header name"):
+                encode_head_py("200 OK", [(name, "v")], None)
+    # a value's check: printable ones, and those the pattern takes (HTAB, latin-1's C1)
+    assert encode_head_py("200 OK", [("X-A", "a\tb\x85")], None).endswith(b"X-A: a\tb\x85\r\n\r\n")
+    for value in ("a\r\nX-Evil: 1", "a\nb", "\x00", "\x7f"):
+        with pytest.raises(InvalidResponse, match="bad value"):
+            encode_head_py("200 OK", [("X-A", value)], None)
 
 
 # --- wsgi.url_scheme ---------------------------------------------------------------------
