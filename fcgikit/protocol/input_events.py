@@ -2,8 +2,9 @@
 body's records (:class:`StdinRuns`), StdinEnded.
 
 Both ways a request is read make them here, so they are the same events: record by record
-(:class:`~fcgikit.protocol.ServerConnection`), and whole, from what the C lane
-``scan_request`` found (a ServerConnection's ordinary request, and a
+(:class:`~fcgikit.protocol.ServerConnection`), and whole, from what a one-pass scan found
+(``scan_request``, or ``scan_request_text`` and its Python twin: a ServerConnection's
+ordinary request, :func:`scan_events`, and a
 :class:`~fcgikit.protocol.whole_request.WholeRequest`).
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "StdinRuns",
     "received_from_params",
     "received_from_scan",
+    "scan_events",
     "stdin_ended_event",
 ]
 
@@ -77,6 +79,29 @@ def received_from_scan(
     ``scan_request_text`` (its params made TextParams)."""
     names = frozenset(duplicate_names) if duplicate_names else _NO_NAMES
     return _request_received(request_id, _RESPONDER, keep_conn, params, names, params_size)
+
+
+def scan_events(
+    request_id: int,
+    keep_conn: bool,
+    params: dict[bytes, bytes] | TextParams,
+    duplicate_names: set[bytes] | None,
+    stdin_chunks: list[bytes],
+    stdin_ended: bool,
+    params_size: int,
+) -> list[ServerEvent]:
+    """The events of the records a scan found (ScannedRequest, lanes.py), as a
+    ServerConnection reading them would make them: the request, its body so far in one
+    StdinData (as StdinRuns makes of a read's records), and its end if it came."""
+    events: list[ServerEvent] = [
+        received_from_scan(request_id, keep_conn, params, duplicate_names, params_size)
+    ]
+    if stdin_chunks:
+        body = stdin_chunks[0] if len(stdin_chunks) == 1 else b"".join(stdin_chunks)
+        events.append(StdinData(request_id, body))
+    if stdin_ended:
+        events.append(stdin_ended_event(request_id))
+    return events
 
 
 # StdinEnded events by request id. An event is frozen, so one per id serves every request

@@ -14,8 +14,9 @@ like this:
   for the web server, but the application may still be running and will still call
   ``end_request`` with that id, so a new FCGI_BEGIN_REQUEST reusing it is refused (OVERLOADED,
   or CANT_MPX_CONN on a connection that does not multiplex) until the application lets go.
-* An idle connection given an ordinary request whole (the usual read) hands it to the C
-  lane ``scan_request`` first (lanes.py), which parses it in one pass or declines; the
+* An idle connection given an ordinary request whole (the usual read) hands it to a one-pass
+  scan first (lanes.py: ``scan_request``, or with ``names`` ``scan_request_text``, whose
+  Python twin runs where the C was not built), which parses it or declines; the
   record-by-record path below is the specification, errors included.
 
 This module is the input: it admits, refuses and aborts requests and hands on what they
@@ -39,16 +40,16 @@ from fcgikit.protocol.events import (
     FilterDataEnded,
     RequestAborted,
     ServerEvent,
-    StdinData,
+    TextParams,
 )
 from fcgikit.protocol.input_events import (
     MAX_DECODED_PAIRS,
     StdinRuns,
     received_from_params,
-    received_from_scan,
+    scan_events,
     stdin_ended_event,
 )
-from fcgikit.protocol.lanes import scan_request
+from fcgikit.protocol.lanes import NameTable, ScanRequestText, scan_request, scan_request_text
 from fcgikit.protocol.management import (
     ROLES_BY_NUMBER,
     begin_request_body,
@@ -71,6 +72,7 @@ from fcgikit.protocol.state import (
     RequestState,
     Standing,
 )
+from fcgikit.protocol.text_scan import scan_request_text_py
 
 __all__ = ["MAX_DECODED_PAIRS", "ServerConnection"]
 
@@ -80,6 +82,7 @@ _STDIN: Final = int(RecordType.STDIN)
 _RESPONDER: Final = Role.RESPONDER
 #: (an Enum member read from its class costs about a function call, interpreted)
 _READING_STDIN: Final = RequestState.READING_STDIN
+_INPUT_ENDED: Final = RequestState.INPUT_ENDED
 
 # The table's rows and cells the per-record dispatch looks at (state.RULES).
 _MANAGEMENT: Final = RULES[Standing.MANAGEMENT]
@@ -112,6 +115,9 @@ class ServerConnection(ServerOutput):
         max_decoded_pairs: params of up to this many pairs arrive as a dict; more as an
             :class:`~fcgikit.protocol.events.EncodedParams` (about the bytes that were
             sent, a tenth of a dict's memory for tiny pairs), to decode when needed.
+        names: the caller's verdicts on param names (lanes.NameTable): a request the scan
+            takes, each name with a verdict, comes with TextParams, decoded as text in the
+            same pass (a WSGI server's environ); ``room``: keys the caller adds to them.
     """
 
     def __init__(
@@ -124,6 +130,8 @@ class ServerConnection(ServerOutput):
         max_params_size: int = 1 << 20,
         max_active_requests: int = 100,
         max_decoded_pairs: int = MAX_DECODED_PAIRS,
+        names: NameTable | None = None,
+        room: int = 0,
     ) -> None:
         if not roles:
             raise ValueError("roles is empty: pass at least one Role")
@@ -134,8 +142,14 @@ class ServerConnection(ServerOutput):
         if max_decoded_pairs < 0:
             raise ValueError(f"max_decoded_pairs must be 0 or more, not {max_decoded_pairs}")
         self._roles = known_roles(roles)
-        #: the fast lane, which serves only the Responder role: see receive_data
-        self._scan_request = scan_request if Role.RESPONDER in self._roles else None
+        #: the one-pass scans, which serve only the Responder role (see receive_data)
+        responder = Role.RESPONDER in self._roles
+        self._scan_request = scan_request if responder and names is None else None
+        self._scan_text: ScanRequestText | None = None
+        if responder and names is not None:
+            self._scan_text = scan_request_text or scan_request_text_py
+        self._names: NameTable = {} if names is None else names
+        self._room = room
         self._multiplexed = multiplexed
         self._max_params_size = max_params_size
         self._max_active_requests = max_active_requests
@@ -156,19 +170,29 @@ class ServerConnection(ServerOutput):
         self._stdin_runs: StdinRuns | None = None
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[ServerEvent]:
-        # An idle connection given a whole ordinary request: the C lane parses it in one
-        # pass; it declines anything else.
-        scan = self._scan_request
+        # An idle connection given a whole ordinary request: a scan parses it in one pass;
+        # it declines anything else (see the module's docstring).
+        scan, scan_text = self._scan_request, self._scan_text
         if (
-            scan is not None
+            (scan is not None or scan_text is not None)
             and not self._requests
             and not self._reader.buffered
             and self._error is None
             and not self._received_eof
         ):
-            found = scan(data, self._max_params_size, self._max_decoded_pairs)
-            if found is not None:
-                return self._ordinary_request(*found)
+            max_size, max_pairs = self._max_params_size, self._max_decoded_pairs
+            if scan_text is not None:
+                text_found = scan_text(data, max_size, max_pairs, self._names, self._room)
+                if text_found is not None:
+                    rid, keep_conn, (encoded, text), duplicates, stdin, ended, size = text_found
+                    self._ordinary_request(rid, keep_conn, ended)
+                    params = TextParams(encoded, text)
+                    return scan_events(rid, keep_conn, params, duplicates, stdin, ended, size)
+            elif scan is not None:
+                found = scan(data, max_size, max_pairs)
+                if found is not None:
+                    self._ordinary_request(found[0], found[1], found[5])
+                    return scan_events(*found)
         try:
             # (named, not super(): interpreted, super() makes an object at each call)
             events = RecordStream.receive_data(self, data)
@@ -181,34 +205,15 @@ class ServerConnection(ServerOutput):
             runs.end(events)
         return events
 
-    def _ordinary_request(
-        self,
-        request_id: int,
-        keep_conn: bool,
-        params: dict[bytes, bytes],
-        duplicate_names: set[bytes] | None,
-        stdin_chunks: list[bytes],
-        stdin_ended: bool,
-        params_size: int,
-    ) -> list[ServerEvent]:
-        """What the records scan_request found would have done, record by record:
-        BEGIN_REQUEST (a Responder), the whole PARAMS stream, then FCGI_STDIN records."""
+    def _ordinary_request(self, request_id: int, keep_conn: bool, stdin_ended: bool) -> None:
+        """Where the records a scan took leave the connection: BEGIN_REQUEST (a Responder),
+        the whole PARAMS stream, then FCGI_STDIN records, maybe up to its end."""
         self._begun_ids.add(request_id)
         self._last_request_id = request_id
-        request = ServerRequest(request_id, _RESPONDER, keep_conn)
-        self._requests[request_id] = request
-        events: list[ServerEvent] = [
-            received_from_scan(request_id, keep_conn, params, duplicate_names, params_size)
-        ]
-        if stdin_chunks:  # one event, as StdinRuns makes of the records of a read
-            body = stdin_chunks[0] if len(stdin_chunks) == 1 else b"".join(stdin_chunks)
-            events.append(StdinData(request_id, body))
-        state = RequestState.INPUT_ENDED if stdin_ended else RequestState.READING_STDIN
+        request = self._requests[request_id] = ServerRequest(request_id, _RESPONDER, keep_conn)
+        state = _INPUT_ENDED if stdin_ended else _READING_STDIN
         request.state = state
         request.reading = INPUT_STREAMS.get((_RESPONDER, state))
-        if stdin_ended:
-            events.append(stdin_ended_event(request_id))
-        return events
 
     def receive_eof(self) -> None:
         """The web server closed its end.

@@ -1,12 +1,14 @@
 """An ordinary request read whole in one pass, its params decoded as text on the way.
 
 :func:`scan_request_text_py` is the Python twin of the C lane ``scan_request_text``
-(lanes.py): the same walk over the buffer, record by record and pair by pair, taking exactly
-what :func:`~fcgikit.protocol.whole_request.scan_request_py` takes (a ServerConnection's
-ordinary request, which the property tests hold both lanes to), and decoding each value
-once, latin-1, into the dict the caller will make its own (a WSGI server: its environ). Where
-the C lane was not built, the pure-Python server runs this instead of a ServerConnection's
-record-by-record reading and a second pass over the params.
+(lanes.py): one walk over the buffer's records, taking exactly what
+:func:`~fcgikit.protocol.whole_request.scan_request_py` takes (a ServerConnection's ordinary
+request, which the property tests hold both lanes to), its params decoded once, latin-1,
+into the dict the caller will make its own (a WSGI server: its environ). Where the C lane
+was not built, the pure-Python server runs this instead of a ServerConnection's
+record-by-record reading: for a connection's first request (the direct lane) and for each
+that follows on a kept connection
+(:class:`~fcgikit.protocol.server_connection.ServerConnection`'s ``names``).
 
 The caller decides what each name becomes, in its :data:`~fcgikit.protocol.lanes.NameTable`;
 a name it has no verdict on makes the scan decline, and the caller reads the request the
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol.constants import (
     FCGI_HEADER_LEN,
     FCGI_KEEP_CONN,
@@ -26,7 +29,8 @@ from fcgikit.protocol.constants import (
     Role,
 )
 from fcgikit.protocol.lanes import NameTable, ScannedText
-from fcgikit.protocol.name_value_pairs import LONG_LENGTH_FLAG
+from fcgikit.protocol.name_value_pairs import decode_pairs, decode_params
+from fcgikit.protocol.records import BEGIN_REQUEST_BODY, HEADER
 
 __all__ = ["scan_request_text_py", "text_params"]
 
@@ -34,10 +38,13 @@ _BEGIN_REQUEST: Final = int(RecordType.BEGIN_REQUEST)
 _PARAMS: Final = int(RecordType.PARAMS)
 _STDIN: Final = int(RecordType.STDIN)
 _RESPONDER: Final = int(Role.RESPONDER)
-#: the first byte of a length in its four-byte form has this bit (spec 3.4)
-_LONG_FORM: Final = LONG_LENGTH_FLAG >> 24
 #: FCGI_BEGIN_REQUEST's body: role (2 bytes), flags, 5 reserved
 _BEGIN_BODY_LEN: Final = 8
+#: a record's header, and FCGI_BEGIN_REQUEST's body (role, flags), each read in one call
+_read_header: Final = HEADER.unpack_from
+_read_begin_body: Final = BEGIN_REQUEST_BODY.unpack_from
+#: FCGI_BEGIN_REQUEST and the header of the record after it: the least a request can be
+_BEGIN_AND_HEADER: Final = 2 * FCGI_HEADER_LEN + _BEGIN_BODY_LEN
 
 
 def text_params(params: Mapping[bytes, bytes], names: NameTable) -> dict[str, str] | None:
@@ -57,68 +64,132 @@ def text_params(params: Mapping[bytes, bytes], names: NameTable) -> dict[str, st
     return text  # type: ignore[return-value]
 
 
-def _records_end(raw: bytes, offset: int) -> tuple[int, int, int, int] | None:
-    """The record at ``offset``, whole and version 1, as (type, request id, content length,
-    where it ends with its padding); None if not."""
-    if len(raw) - offset < FCGI_HEADER_LEN or raw[offset] != FCGI_VERSION_1:
+def _walk_records(
+    data: bytes | bytearray | memoryview, max_params_size: int
+) -> tuple[int, bool, bytes, list[bytes], bool] | None:
+    """Request id, keep_conn, the FCGI_PARAMS stream's bytes, the body's chunks and whether
+    it ended, of the ordinary request ``data`` holds as whole records; None if it is not one.
+    Each header is read where it lies, and only what is kept is copied: an upload's first
+    read, which ends in a cut record, is declined having copied none of its body."""
+    end = len(data)
+    if end < _BEGIN_AND_HEADER:
         return None
-    length = raw[offset + 4] << 8 | raw[offset + 5]
-    end = offset + FCGI_HEADER_LEN + length + raw[offset + 6]
-    if end > len(raw):
+    version, record_type, request_id, length, padding = _read_header(data, 0)
+    role, flags = _read_begin_body(data, FCGI_HEADER_LEN)
+    if (
+        version != FCGI_VERSION_1
+        or record_type != _BEGIN_REQUEST
+        or request_id == 0
+        or length != _BEGIN_BODY_LEN
+        or role != _RESPONDER
+    ):
         return None
-    return raw[offset + 1], raw[offset + 2] << 8 | raw[offset + 3], length, end
+    offset = FCGI_HEADER_LEN + _BEGIN_BODY_LEN + padding
+    pieces: list[bytes] = []
+    params_size = 0
+    while True:  # FCGI_PARAMS up to its empty record
+        if end - offset < FCGI_HEADER_LEN:
+            return None
+        version, record_type, record_id, length, padding = _read_header(data, offset)
+        start = offset + FCGI_HEADER_LEN
+        offset = start + length + padding
+        if (
+            offset > end
+            or version != FCGI_VERSION_1
+            or record_type != _PARAMS
+            or record_id != request_id
+        ):
+            return None
+        if not length:
+            break
+        params_size += length
+        if params_size > max_params_size:
+            return None
+        pieces.append(bytes(data[start : start + length]))
+    body: list[tuple[int, int]] = []
+    stdin_ended = False
+    while offset < end:  # then FCGI_STDIN, maybe up to its empty record, and nothing more
+        if stdin_ended or end - offset < FCGI_HEADER_LEN:
+            return None
+        version, record_type, record_id, length, padding = _read_header(data, offset)
+        start = offset + FCGI_HEADER_LEN
+        offset = start + length + padding
+        if (
+            offset > end
+            or version != FCGI_VERSION_1
+            or record_type != _STDIN
+            or record_id != request_id
+        ):
+            return None
+        if length:
+            body.append((start, start + length))
+        else:
+            stdin_ended = True
+    encoded = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    chunks = [bytes(data[start:stop]) for start, stop in body]
+    return request_id, bool(flags & FCGI_KEEP_CONN), encoded, chunks, stdin_ended
 
 
-def _text_pairs(
+def _ascii_text_pairs(
+    encoded: bytes, max_pairs: int, names: NameTable
+) -> tuple[dict[str, str], int, int] | None:
+    """The pairs of ``encoded``, an ASCII stream (so every length is the one-byte form), as
+    text by ``names``, with how many pairs there were and how many names it left out; None
+    when they are malformed, more than ``max_pairs``, or a name has no verdict. Each value
+    is sliced from one decode of the whole stream, and no dict of bytes is made."""
+    decoded = encoded.decode("latin-1")
+    text: dict[str, str] = {}
+    left_out: set[bytes] | None = None
+    end = len(encoded)
+    offset = count = 0
+    try:
+        while offset < end:
+            name_start = offset + 2
+            value_start = name_start + encoded[offset]
+            offset = value_start + encoded[offset + 1]
+            name = encoded[name_start:value_start]
+            key = names[name]
+            if key is None:
+                if left_out is None:
+                    left_out = set()
+                left_out.add(name)
+            else:
+                text[key] = decoded[value_start:offset]
+            count += 1
+    except (IndexError, KeyError):
+        return None
+    if offset != end or count > max_pairs:  # cut short (the slices stopped at the end)
+        return None
+    return text, count, len(left_out) if left_out else 0
+
+
+def _text_and_duplicates(
     encoded: bytes, max_pairs: int, names: NameTable
 ) -> tuple[dict[str, str], set[bytes] | None] | None:
     """The pairs of ``encoded`` as text by ``names``, and the names sent twice; None when
     they are malformed, more than ``max_pairs``, or a name has no verdict."""
-    text: dict[str, str] = {}
-    decoded = encoded.decode("latin-1")  # values sliced from it: one decode for all
-    duplicates: set[bytes] | None = None
-    left_out: set[bytes] | None = None
-    end = len(encoded)
-    offset = count = 0
-    while offset < end:
-        lengths = [0, 0]
-        for which in (0, 1):
-            if offset >= end:
-                return None
-            length = encoded[offset]
-            if length & _LONG_FORM:
-                if end - offset < 4:
-                    return None
-                length = int.from_bytes(encoded[offset : offset + 4], "big") & ~LONG_LENGTH_FLAG
-                offset += 4
-            else:
-                offset += 1
-            lengths[which] = length
-        name_length, value_length = lengths
-        value_start = offset + name_length
-        value_end = value_start + value_length
-        if value_end > end:
+    if encoded.isascii():  # what web servers send: one loop, no dict of bytes
+        found = _ascii_text_pairs(encoded, max_pairs, names)
+        if found is None:
             return None
-        count += 1
-        if count > max_pairs:
+        text, count, left_out = found
+        sent_twice = len(text) + left_out != count
+    else:
+        try:
+            pairs, count = decode_params(encoded)
+        except RemoteProtocolError:
             return None
-        name = encoded[offset:value_start]
-        offset = value_end
-        if name not in names:
+        decoded = text_params(pairs, names) if count <= max_pairs else None
+        if decoded is None:
             return None
-        key = names[name]
-        if key is None:
-            if left_out is None:
-                left_out = set()
-            seen_twice = name in left_out
-            left_out.add(name)
-        else:
-            seen_twice = key in text
-            text[key] = decoded[value_start:value_end]
-        if seen_twice:
-            if duplicates is None:
-                duplicates = set()
-            duplicates.add(name)
+        text = decoded
+        sent_twice = len(pairs) != count
+    if not sent_twice:
+        return text, None
+    seen: set[bytes] = set()
+    duplicates: set[bytes] = set()
+    for name, _ in decode_pairs(encoded):
+        (duplicates if name in seen else seen).add(name)
     return text, duplicates
 
 
@@ -133,52 +204,16 @@ def scan_request_text_py(
     ``(encoded, text)``: the FCGI_PARAMS stream's bytes and its pairs as
     :func:`text_params` makes them; None as well for a name ``names`` has no verdict on.
     ``room`` is for the C lane, which sizes its dict for that many more keys. The Python
-    twin of the C lane ``scan_request_text``, in one pass as it is."""
-    raw = data if type(data) is bytes else bytes(data)
-    begin = _records_end(raw, 0)
-    if begin is None:
-        return None
-    record_type, request_id, length, offset = begin
-    if (
-        record_type != _BEGIN_REQUEST
-        or request_id == 0
-        or length != _BEGIN_BODY_LEN
-        or (raw[FCGI_HEADER_LEN] << 8 | raw[FCGI_HEADER_LEN + 1]) != _RESPONDER
-    ):
-        return None
-    keep_conn = bool(raw[FCGI_HEADER_LEN + 2] & FCGI_KEEP_CONN)
-    contents: list[bytes] = []
-    params_size = 0
-    while True:
-        record = _records_end(raw, offset)
-        if record is None or record[0] != _PARAMS or record[1] != request_id:
-            return None
-        length = record[2]
-        if length == 0:
-            offset = record[3]
-            break
-        if length > max_params_size - params_size:
-            return None
-        contents.append(raw[offset + FCGI_HEADER_LEN : offset + FCGI_HEADER_LEN + length])
-        params_size += length
-        offset = record[3]
-    stdin_chunks: list[bytes] = []
-    stdin_ended = False
-    while offset < len(raw):
-        record = _records_end(raw, offset)
-        if stdin_ended or record is None or record[0] != _STDIN or record[1] != request_id:
-            return None
-        if record[2]:
-            stdin_chunks.append(
-                raw[offset + FCGI_HEADER_LEN : offset + FCGI_HEADER_LEN + record[2]]
-            )
-        stdin_ended = record[2] == 0
-        offset = record[3]
-    encoded = contents[0] if len(contents) == 1 else b"".join(contents)
-    found = _text_pairs(encoded, max_decoded_pairs, names)
+    twin of the C lane ``scan_request_text``: one pass over the records, then one over the
+    pairs, each value decoded as text on the way."""
+    found = _walk_records(data, max_params_size)
     if found is None:
         return None
-    text, duplicates = found
+    request_id, keep_conn, encoded, stdin_chunks, stdin_ended = found
+    pairs = _text_and_duplicates(encoded, max_decoded_pairs, names)
+    if pairs is None:
+        return None
+    text, duplicates = pairs
     return (
         request_id,
         keep_conn,
@@ -186,5 +221,5 @@ def scan_request_text_py(
         duplicates,
         stdin_chunks,
         stdin_ended,
-        params_size,
+        len(encoded),
     )

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
 from fcgikit.protocol import ProtocolStatus, RequestReceived, ServerConnection
+from fcgikit.protocol.lanes import NameTable
 from fcgikit.server.channel_input import deliver_input, note_params_overloads
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.pool import Refusal
@@ -35,6 +36,7 @@ from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
 from fcgikit.server.request_input import fail_input
 from fcgikit.server.sink import WebServerGone
 from fcgikit.server.wsgi import WSGIRequest
+from fcgikit.server.wsgi_codec import DROPPED_PARAMS, ENVIRON_EXTRA_KEYS, environ_names
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -48,6 +50,13 @@ RECV_SIZE = 256 * 1024
 LINGER_SECONDS = 5.0
 #: replies the peer does not read are dropped with the connection past this size
 MAX_PENDING = 1 << 20
+
+
+def text_names(settings: ServerSettings) -> NameTable | None:
+    """The table a whole request's params are decoded by, as the environ's text, in the pass
+    that reads its records (WholeRequest.parse, a Channel's ServerConnection): the environ
+    builder's own. None with a base_environ, which the builder puts under them."""
+    return None if settings.base_environ else environ_names(DROPPED_PARAMS)
 
 
 class Refuses(Protocol):
@@ -91,6 +100,8 @@ class Channel(ReplySender[ChannelHost]):
             max_conns=settings.threads + settings.max_queued,
             max_reqs=settings.threads + settings.max_queued,
             max_params_size=settings.max_params_size,
+            names=text_names(settings),
+            room=ENVIRON_EXTRA_KEYS,
         )
         self.requests: dict[int, WSGIRequest] = {}
         #: a connection that has not sent a request yet is not idle: closed unread, the

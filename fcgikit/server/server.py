@@ -31,7 +31,7 @@ from fcgikit.protocol import Role
 from fcgikit.protocol.whole_request import WholeRequest
 from fcgikit.server import signals
 from fcgikit.server.accept import Acceptor
-from fcgikit.server.channel import RECV_SIZE, Channel, Refuses
+from fcgikit.server.channel import RECV_SIZE, Channel, Refuses, text_names
 from fcgikit.server.direct import DirectChannel
 from fcgikit.server.health import Health
 from fcgikit.server.listeners import open_bound_listeners, peer_label
@@ -44,7 +44,7 @@ from fcgikit.server.pool import WorkerPool
 from fcgikit.server.reply import Connected, overload_log
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.stopping import Stopping, adopt_connections
-from fcgikit.server.wsgi_codec import DROPPED_PARAMS, ENVIRON_EXTRA_KEYS, environ_names
+from fcgikit.server.wsgi_codec import ENVIRON_EXTRA_KEYS
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -321,9 +321,7 @@ class Server:
             data,
             settings.max_params_size,
             keep_conn=keep_conn and self._direct_keeps,
-            # its params decoded as the environ's text in the same pass (not with a
-            # base_environ, which the environ's builder puts under them)
-            names=None if settings.base_environ else environ_names(DROPPED_PARAMS),
+            names=text_names(settings),  # its params decoded as the environ's text
             room=ENVIRON_EXTRA_KEYS,
         )
         if whole is None:

@@ -38,7 +38,7 @@ from fcgikit.protocol import (
 )
 from fcgikit.protocol.constants import COPY_MAX
 from fcgikit.protocol.events import TextParams
-from fcgikit.protocol.lanes import FIELD_NAMES, ScanRequest, request_received_py
+from fcgikit.protocol.lanes import FIELD_NAMES, ScanRequest, ScanRequestText, request_received_py
 from fcgikit.protocol.output import frame_end_py
 from fcgikit.protocol.records import encode_pairs, pack_header
 from fcgikit.protocol.text_scan import scan_request_text_py, text_params
@@ -59,6 +59,14 @@ def scan(request: pytest.FixtureRequest) -> ScanRequest:
     if request.param == "lane":
         return request.getfixturevalue("lane").scan_request  # type: ignore[no-any-return]
     return scan_request_py
+
+
+@pytest.fixture(scope="module", params=["lane", "python-twin"])
+def scan_text(request: pytest.FixtureRequest) -> ScanRequestText:
+    """The C ``scan_request_text``, or its Python twin (the pure build's)."""
+    if request.param == "lane":
+        return request.getfixturevalue("lane").scan_request_text  # type: ignore[no-any-return]
+    return scan_request_text_py
 
 
 @contextmanager
@@ -251,6 +259,75 @@ def test_the_lane_takes_ordinary_requests_and_declines_the_rest(scan: ScanReques
     assert scanned(whole, 1 << 20, len(GET_PARAMS) - 1) is None  # more: kept encoded
     authorizer = ClientConnection().start_request(1, {b"A": b"1"}, role=Role.AUTHORIZER)
     assert scanned(authorizer, 1 << 20) is None
+
+
+#: a verdict on each name nginx_get sends: the table a WSGI server has after a request
+GET_NAMES = {name: name.decode("latin-1") for name, _ in GET_PARAMS}
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    streams(),
+    CONNECTION_SETTINGS,
+    st.one_of(NAME_TABLES, st.just(GET_NAMES)),
+    st.sampled_from([b"", nginx_get(1), nginx_get(2)]),
+)
+def test_the_text_lane_gives_what_the_record_by_record_path_gives(
+    scan_text: ScanRequestText,
+    stream: tuple[bytes, int],
+    options: dict[str, object],
+    names: dict[bytes, str | None],
+    then: bytes,
+) -> None:
+    """A connection given a table of names (a kept connection's, in the server) reads a
+    whole request in one pass, its params as text; what a caller sees is what the record
+    path gives, the params read as bytes the same, the text what text_params makes of them."""
+    data, max_params_size = stream
+    with_lane = ServerConnection(max_params_size=max_params_size, names=names, **options)  # type: ignore[arg-type]
+    without = ServerConnection(max_params_size=max_params_size, **options)  # type: ignore[arg-type]
+    if with_lane._scan_text is not None:
+        with_lane._scan_text = scan_text  # the pure-Python pass imports no lane
+    without._scan_request = None
+    seen = observe(with_lane, data, then)
+    assert seen == observe(without, data, then)
+    for event in seen[0][1] if type(seen[0][1]) is list else ():
+        params = getattr(event, "params", None)
+        if type(params) is TextParams:
+            assert params.text == text_params(dict(params), names)
+
+
+def test_a_connection_with_names_reads_a_whole_request_as_text(
+    scan_text: ScanRequestText,
+) -> None:
+    """The lane is taken for nginx's GET on an idle connection, first or after others."""
+    server = ServerConnection(names=GET_NAMES)
+    server._scan_text = scan_text
+    for request_id in (1, 2, 1):
+        received, _ = server.receive_data(nginx_get(request_id))
+        assert isinstance(received, RequestReceived)
+        assert type(received.params) is TextParams
+        assert received.params.text == {name.decode(): value.decode() for name, value in GET_PARAMS}
+        assert dict(received.params) == dict(GET_PARAMS)
+        server.end_request(request_id, 0)
+    # a name it has no verdict on: the record path, params as bytes
+    client = ClientConnection()
+    other = client.start_request(3, [(b"HTTP_NEW", b"1")]) + client.end_stdin(3)
+    received, _ = server.receive_data(other)
+    assert received.params == {b"HTTP_NEW": b"1"}  # type: ignore[union-attr]
+    assert type(received.params) is dict  # type: ignore[union-attr]
+
+
+def test_a_name_left_out_and_sent_twice_is_a_duplicate_in_every_lane(
+    scan_text: ScanRequestText,
+) -> None:
+    client = ClientConnection()
+    pairs = [(b"HTTP_X", b"1"), (b"PATH_INFO", b"/"), (b"HTTP_X", b"2")]
+    data = client.start_request(1, pairs) + client.end_stdin(1)
+    names: dict[bytes, str | None] = {b"HTTP_X": None, b"PATH_INFO": "PATH_INFO"}
+    found = scan_text(data, 1 << 20, 128, names, 0)
+    assert found is not None
+    assert found[2][1] == {"PATH_INFO": "/"}
+    assert found[3] == {b"HTTP_X"}
 
 
 def test_declining_the_first_read_of_an_upload_copies_none_of_it(scan: ScanRequest) -> None:
