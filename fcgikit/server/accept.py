@@ -1,7 +1,7 @@
 """Taking connections from the listening sockets, for the server's loop.
 
-The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a batch (a
-few in a prefork worker), reads what each connection brought already, and starts it: on the
+The loop calls :meth:`Acceptor.accept` when a listener is readable. It accepts a batch (fewer
+in a prefork worker), reads what each connection brought already, and starts it: on the
 direct lane (:mod:`fcgikit.server.direct`) when its request is there whole, else as a
 :class:`~fcgikit.server.channel.Channel`. A connection accepted before its first bytes came
 (a prefork worker woken by the connect ran before the web server wrote; it gave way once)
@@ -56,8 +56,11 @@ log = logging.getLogger("fcgikit.server")
 ACCEPT_BATCH = 64
 #: ...and in a prefork worker, whose round runs its requests one after another: each would
 #: wait here (through any preemption) where a free sibling could start it from the shared
-#: backlog; a few share a round's cost (benchmarks/RESULTS.md, "Two processes, round 9")
-SHARED_ACCEPT_BATCH = 4
+#: backlog. Not too few either: under load a worker's CPU a request follows its rounds, not
+#: its instructions (the end of each round hands the core to the web server's processes and
+#: back), so a round runs as many as the default threads hold
+#: (benchmarks/RESULTS.md, "Two processes, round 9" and "Issue 26, a worker's CPU, round 11")
+SHARED_ACCEPT_BATCH = 16
 #: a server that stopped accepting for this long (seconds; all its threads were busy) looks
 #: whether the web server gave up on the connections it accepts next (see accepted_late)
 PAUSE_CHECKED_AFTER = 1.0

@@ -362,15 +362,13 @@ def test_a_busy_server_leaves_a_connection_to_a_sibling_already_waiting(
     assert blocked == [b"busy"]
 
 
-def test_a_server_sharing_its_listener_takes_a_few_connections_a_round(tmp_path: Path) -> None:
-    """A prefork worker takes a few connections a round of its loop, not all that wait: the
-    round's requests run one after another on the loop's thread, and one taken beyond those
-    would wait here behind them where the shared backlog could give it to whichever sibling
-    is free first. Connections queued with their requests: when the first starts, the
-    worker has taken SHARED_ACCEPT_BATCH of them; every one is answered."""
+def held_when_the_first_request_starts(tmp_path: Path, queued: int, threads: int) -> int:
+    """Queue ``queued`` connections with their requests on a shared listener, then serve
+    them in a prefork worker of ``threads`` threads: how many connections the worker holds
+    when the first request starts (every one answered)."""
     listener, address = shared_listener(tmp_path)
     clients = []
-    for number in range(SHARED_ACCEPT_BATCH + 2):
+    for number in range(queued):
         client = socket.socket(socket.AF_UNIX)
         client.connect(address.removeprefix("unix:"))
         client.sendall(request_bytes(1, f"/{number}"))
@@ -386,7 +384,7 @@ def test_a_server_sharing_its_listener_takes_a_few_connections_a_round(tmp_path:
         binds=(UnixAddress(str(tmp_path / "shared.sock")),),
         handle_signals=False,
         share_listeners=True,
-        threads=16,
+        threads=threads,
     )
     servers.append(Server(app, settings, [listener]))
     thread = threading.Thread(target=servers[0].serve, daemon=True)
@@ -401,4 +399,23 @@ def test_a_server_sharing_its_listener_takes_a_few_connections_a_round(tmp_path:
     assert [reply.endswith(b"\r\n\r\nhello /%d" % n) for n, reply in enumerate(answers)] == [
         True
     ] * len(clients)
-    assert connections_at_start[0] == SHARED_ACCEPT_BATCH
+    return connections_at_start[0]
+
+
+def test_a_server_sharing_its_listener_takes_a_few_connections_a_round(tmp_path: Path) -> None:
+    """A prefork worker takes a few connections a round of its loop, not all that wait: the
+    round's requests run one after another on the loop's thread, and one taken beyond those
+    would wait here behind them where the shared backlog could give it to whichever sibling
+    is free first. Connections queued with their requests: when the first starts, the
+    worker has taken SHARED_ACCEPT_BATCH of them; every one is answered."""
+    held = held_when_the_first_request_starts(tmp_path, SHARED_ACCEPT_BATCH + 1, threads=64)
+    assert held == SHARED_ACCEPT_BATCH
+
+
+def test_a_worker_runs_a_round_of_sixteen_requests_for_one_wake_up(tmp_path: Path) -> None:
+    """Under load a worker's loop goes back to the poller once a round: a round of sixteen
+    requests (what its sixteen default threads hold) runs them back to back on the loop's
+    thread, where rounds of a few hand the core to the web server's processes and back
+    between every few requests, which costs CPU a request. Seventeen queued (what the listener's
+    backlog holds): sixteen taken before the first runs, the last left for a sibling."""
+    assert held_when_the_first_request_starts(tmp_path, 17, threads=64) == 16
