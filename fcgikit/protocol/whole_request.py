@@ -164,12 +164,17 @@ class WholeRequest(RequestOutput):
         if names is not None:
             scan_text = scan_request_text or scan_request_text_py
             text_found = scan_text(data, max_params_size, max_decoded_pairs, names, room)
-            if text_found is None or not text_found[5]:
-                return None
-            request_id, keep_conn, (encoded, text), duplicates, stdin, _, size = text_found
-            params = TextParams(encoded, text)
-            event = received_from_scan(request_id, keep_conn, params, duplicates, size)
-            return WholeRequest(event, stdin)
+            if text_found is not None:
+                if not text_found[5]:
+                    return None
+                request_id, keep_conn, (encoded, text), duplicates, stdin, _, size = text_found
+                params = TextParams(encoded, text)
+                event = received_from_scan(request_id, keep_conn, params, duplicates, size)
+                return WholeRequest(event, stdin)
+            # Declined: not an ordinary request, or a name ``names`` has no verdict on yet (a
+            # server's first requests). The plain reading below takes the latter, its params
+            # bytes, whose decoding gives the table its verdicts; and the C lane's names are
+            # the objects its next scans hand out, so the table's keys are found by identity.
         scan = scan_request
         if scan is None:  # the Python: a ServerConnection's reading, as it made it
             read = _read_ordinary_request(data, max_params_size, max_decoded_pairs)

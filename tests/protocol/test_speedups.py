@@ -502,3 +502,28 @@ def test_the_factory_refuses_what_could_leave_a_field_unset(lane: ModuleType) ->
         factory(1)
     with pytest.raises(TypeError):
         factory(1, b=2)
+
+
+def test_a_value_seen_before_under_a_name_and_a_different_one_both_read_as_sent(
+    scan_text: ScanRequestText,
+) -> None:
+    """Values repeat from request to request (the lane hands out the str it decoded last for
+    the same bytes): a different value, one of another length, a latin-1 one, an empty
+    one, all read as they came, request after request."""
+    names: dict[bytes, str | None] = {b"REQUEST_METHOD": "REQUEST_METHOD", b"HTTP_X": "HTTP_X"}
+    for method, x in [
+        (b"GET", b"caf\xe9"),
+        (b"GET", b"caf\xe9"),
+        (b"PUT", b"cafe"),
+        (b"POST", b""),
+        (b"GET", b"caf\xe9"),
+        (b"G" * 65, b"\xff" * 64),
+        (b"G" * 65, b"\xff" * 64),
+    ]:
+        client = ClientConnection()
+        pairs = [(b"REQUEST_METHOD", method), (b"HTTP_X", x)]
+        data = client.start_request(1, pairs) + client.end_stdin(1)
+        found = scan_text(data, 1 << 20, 128, names, 0)
+        assert found is not None
+        text = {"REQUEST_METHOD": method.decode("latin-1"), "HTTP_X": x.decode("latin-1")}
+        assert found[2][1] == text
