@@ -770,16 +770,24 @@ factory_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     PyTypeObject *cls = (PyTypeObject *)cls_object;
     Py_ssize_t count = PyTuple_GET_SIZE(names);
+    /* The slots of cls and of each base it is laid out on (a base with no slots of its own,
+     * as collections.abc's, adds none), down to object: each must be named. */
     Py_ssize_t members = 0;
-    for (PyMemberDef *member = cls->tp_members; member != NULL && member->name != NULL;
-         member++) {
-        members++;
+    int slots_only = 1;
+    for (PyTypeObject *base = cls; base != &PyBaseObject_Type; base = base->tp_base) {
+        if (base == NULL || base->tp_itemsize != 0 || base->tp_dictoffset != 0) {
+            slots_only = 0;
+            break;
+        }
+        for (PyMemberDef *member = base->tp_members; member != NULL && member->name != NULL;
+             member++) {
+            members++;
+        }
     }
-    if (cls->tp_base != &PyBaseObject_Type || cls->tp_itemsize != 0 || cls->tp_dictoffset != 0 ||
-        count > FACTORY_MAX_FIELDS || count != members) {
+    if (!slots_only || count > FACTORY_MAX_FIELDS || count != members) {
         PyErr_Format(PyExc_TypeError,
-                     "SlotsFactory: %.100s must be a class of object with __slots__ and no "
-                     "__dict__, and names must list each of its %zd slots",
+                     "SlotsFactory: %.100s must be a class with __slots__ and no __dict__, "
+                     "as its bases, and names must list each of its %zd slots",
                      cls->tp_name, members);
         return NULL;
     }
@@ -793,11 +801,13 @@ factory_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyObject *name = PyTuple_GET_ITEM(names, i);
         const char *text = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
         PyMemberDef *found = NULL;
-        for (PyMemberDef *member = cls->tp_members; text != NULL && member->name != NULL;
-             member++) {
-            if (strcmp(member->name, text) == 0 && member->type == T_OBJECT_EX &&
-                !(member->flags & READONLY)) {
-                found = member;
+        for (PyTypeObject *base = cls; base != &PyBaseObject_Type; base = base->tp_base) {
+            for (PyMemberDef *member = base->tp_members;
+                 text != NULL && member != NULL && member->name != NULL; member++) {
+                if (strcmp(member->name, text) == 0 && member->type == T_OBJECT_EX &&
+                    !(member->flags & READONLY)) {
+                    found = member;
+                }
             }
         }
         for (Py_ssize_t j = 0; found != NULL && j < i; j++) {

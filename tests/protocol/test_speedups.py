@@ -38,7 +38,14 @@ from fcgikit.protocol import (
 )
 from fcgikit.protocol.constants import COPY_MAX
 from fcgikit.protocol.events import TextParams
-from fcgikit.protocol.lanes import FIELD_NAMES, ScanRequest, ScanRequestText, request_received_py
+from fcgikit.protocol.lanes import (
+    FIELD_NAMES,
+    TEXT_PARAMS_SLOTS,
+    ScanRequest,
+    ScanRequestText,
+    request_received_py,
+    text_params_py,
+)
 from fcgikit.protocol.output import frame_end_py
 from fcgikit.protocol.records import encode_pairs, pack_header
 from fcgikit.protocol.text_scan import scan_request_text_py, text_params
@@ -461,6 +468,17 @@ def test_the_factory_makes_the_event_its_python_twin_makes(lane: ModuleType) -> 
         assert event.params is params and event.duplicate_names is names
         with pytest.raises(dataclasses.FrozenInstanceError):
             event.role = Role.RESPONDER  # type: ignore[misc]
+    # TextParams, laid out on EncodedParams' slots too (make_text_params)
+    make_text = lane.SlotsFactory(TextParams, TEXT_PARAMS_SLOTS)
+    encoded = encode_pairs([(b"PATH_INFO", b"/"), (b"HTTP_X", b"1")])
+    for made in (
+        make_text(encoded, None, {"PATH_INFO": "/"}),
+        text_params_py(encoded, None, {"PATH_INFO": "/"}),
+    ):
+        assert type(made) is TextParams
+        assert made.text == {"PATH_INFO": "/"} and made.encoded == encoded
+        assert dict(made) == {b"PATH_INFO": b"/", b"HTTP_X": b"1"} and made[b"HTTP_X"] == b"1"
+        assert repr(made) == repr(TextParams(encoded, {}))
     event = make(7, Role.FILTER, True, params, names, 20)
     # Each value is held once more, and let go with the event: nothing leaks.
     counts = [sys.getrefcount(params), sys.getrefcount(names)]
