@@ -888,8 +888,8 @@ PyInit__speedups(void)
         return NULL;
     }
 #ifdef Py_GIL_DISABLED
-    /* Free-threaded CPython must keep the GIL on for this module: name_cache[] is one
-       process-wide array that scan_request fills without a lock. (A single-phase module
+    /* Free-threaded CPython must keep the GIL on for this module: name_cache[] and
+       value_cache[] are process-wide arrays that the scans fill without a lock. (A single-phase module
        says so with this call; Py_mod_gil is the slot of multi-phase ones.) */
     if (PyUnstable_Module_SetGIL(created, Py_MOD_GIL_USED) < 0) {
         Py_DECREF(created);
