@@ -151,9 +151,10 @@ configure(PyObject *module, PyObject *constants)
 static PyObject *name_cache[NAME_SLOTS];
 
 static PyObject *
-name_object(const unsigned char *name, Py_ssize_t length)
+name_object(const unsigned char *name, Py_ssize_t length, Py_ssize_t *slot_index)
 {
     if (length > NAME_MAX_CACHED) {
+        *slot_index = -1;
         return PyBytes_FromStringAndSize((const char *)name, length);
     }
     /* The slot from the length and the first and last eight bytes: CGI names that share a
@@ -170,7 +171,8 @@ name_object(const unsigned char *name, Py_ssize_t length)
     }
     uint64_t mixed =
         ((head ^ (uint64_t)length) * 0x9E3779B97F4A7C15u) ^ (tail * 0xC2B2AE3D27D4EB4Fu);
-    PyObject **slot = &name_cache[mixed >> (64 - NAME_BITS)];
+    *slot_index = (Py_ssize_t)(mixed >> (64 - NAME_BITS));
+    PyObject **slot = &name_cache[*slot_index];
     PyObject *cached = *slot;
     if (cached != NULL && PyBytes_GET_SIZE(cached) == length &&
         memcmp(PyBytes_AS_STRING(cached), name, (size_t)length) == 0) {
@@ -183,6 +185,34 @@ name_object(const unsigned char *name, Py_ssize_t length)
     }
     Py_INCREF(fresh);
     Py_XSETREF(*slot, fresh);
+    return fresh;
+}
+
+/* Values repeat as well (GET, HTTP/1.1, the web server's own address, the Host): the str
+ * decoded last under a name's slot is handed out again while the value's bytes are the same
+ * (latin-1 decodes a byte to a character, so its characters are those bytes), instead of a
+ * new str a value and its deallocation after the request. str is immutable, so sharing it
+ * is safe; a slot two names share only costs a fresh str. With the GIL held only. */
+#define VALUE_MAX_CACHED 64
+static PyObject *value_cache[NAME_SLOTS];
+
+static PyObject *
+text_value(const unsigned char *value, Py_ssize_t length, Py_ssize_t slot_index)
+{
+    if (length == 0 || length > VALUE_MAX_CACHED || slot_index < 0) {
+        return PyUnicode_DecodeLatin1((const char *)value, length, NULL);
+    }
+    PyObject *cached = value_cache[slot_index];
+    if (cached != NULL && PyUnicode_GET_LENGTH(cached) == length &&
+        memcmp(PyUnicode_1BYTE_DATA(cached), value, (size_t)length) == 0) {
+        return Py_NewRef(cached);
+    }
+    PyObject *fresh = PyUnicode_DecodeLatin1((const char *)value, length, NULL);
+    if (fresh != NULL) {
+        /* one byte a character: the compare above reads its data as the bytes it came from */
+        assert(PyUnicode_KIND(fresh) == PyUnicode_1BYTE_KIND);
+        Py_XSETREF(value_cache[slot_index], Py_NewRef(fresh));
+    }
     return fresh;
 }
 
@@ -237,7 +267,8 @@ decode_params(const unsigned char *data, Py_ssize_t end, Py_ssize_t pair_count,
     for (Py_ssize_t count = 0; count < pair_count; count++) {
         Py_ssize_t name_length = pair_length(data, end, &offset);
         Py_ssize_t value_length = pair_length(data, end, &offset);
-        PyObject *name = name_object(data + offset, name_length);
+        Py_ssize_t slot_index;
+        PyObject *name = name_object(data + offset, name_length, &slot_index);
         if (name == NULL) {
             return -1;
         }
@@ -282,7 +313,8 @@ decode_text_params(const unsigned char *data, Py_ssize_t end, Py_ssize_t pair_co
     for (Py_ssize_t count = 0; count < pair_count && result == 1; count++) {
         Py_ssize_t name_length = pair_length(data, end, &offset);
         Py_ssize_t value_length = pair_length(data, end, &offset);
-        PyObject *name = name_object(data + offset, name_length);
+        Py_ssize_t slot_index;
+        PyObject *name = name_object(data + offset, name_length, &slot_index);
         if (name == NULL) {
             result = -1;
             break;
@@ -304,8 +336,7 @@ decode_text_params(const unsigned char *data, Py_ssize_t end, Py_ssize_t pair_co
         }
         else {
             Py_INCREF(key); /* storing can run code that changes names */
-            PyObject *value = PyUnicode_DecodeLatin1(
-                (const char *)data + offset + name_length, value_length, NULL);
+            PyObject *value = text_value(data + offset + name_length, value_length, slot_index);
             Py_ssize_t size = PyDict_GET_SIZE(params);
             result = value == NULL || PyDict_SetItem(params, key, value) < 0 ? -1 : 1;
             seen_twice = result == 1 && PyDict_GET_SIZE(params) == size;
@@ -739,16 +770,24 @@ factory_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     PyTypeObject *cls = (PyTypeObject *)cls_object;
     Py_ssize_t count = PyTuple_GET_SIZE(names);
+    /* The slots of cls and of each base it is laid out on (a base with no slots of its own,
+     * as collections.abc's, adds none), down to object: each must be named. */
     Py_ssize_t members = 0;
-    for (PyMemberDef *member = cls->tp_members; member != NULL && member->name != NULL;
-         member++) {
-        members++;
+    int slots_only = 1;
+    for (PyTypeObject *base = cls; base != &PyBaseObject_Type; base = base->tp_base) {
+        if (base == NULL || base->tp_itemsize != 0 || base->tp_dictoffset != 0) {
+            slots_only = 0;
+            break;
+        }
+        for (PyMemberDef *member = base->tp_members; member != NULL && member->name != NULL;
+             member++) {
+            members++;
+        }
     }
-    if (cls->tp_base != &PyBaseObject_Type || cls->tp_itemsize != 0 || cls->tp_dictoffset != 0 ||
-        count > FACTORY_MAX_FIELDS || count != members) {
+    if (!slots_only || count > FACTORY_MAX_FIELDS || count != members) {
         PyErr_Format(PyExc_TypeError,
-                     "SlotsFactory: %.100s must be a class of object with __slots__ and no "
-                     "__dict__, and names must list each of its %zd slots",
+                     "SlotsFactory: %.100s must be a class with __slots__ and no __dict__, "
+                     "as its bases, and names must list each of its %zd slots",
                      cls->tp_name, members);
         return NULL;
     }
@@ -762,11 +801,13 @@ factory_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyObject *name = PyTuple_GET_ITEM(names, i);
         const char *text = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
         PyMemberDef *found = NULL;
-        for (PyMemberDef *member = cls->tp_members; text != NULL && member->name != NULL;
-             member++) {
-            if (strcmp(member->name, text) == 0 && member->type == T_OBJECT_EX &&
-                !(member->flags & READONLY)) {
-                found = member;
+        for (PyTypeObject *base = cls; base != &PyBaseObject_Type; base = base->tp_base) {
+            for (PyMemberDef *member = base->tp_members;
+                 text != NULL && member != NULL && member->name != NULL; member++) {
+                if (strcmp(member->name, text) == 0 && member->type == T_OBJECT_EX &&
+                    !(member->flags & READONLY)) {
+                    found = member;
+                }
             }
         }
         for (Py_ssize_t j = 0; found != NULL && j < i; j++) {
@@ -847,8 +888,8 @@ PyInit__speedups(void)
         return NULL;
     }
 #ifdef Py_GIL_DISABLED
-    /* Free-threaded CPython must keep the GIL on for this module: name_cache[] is one
-       process-wide array that scan_request fills without a lock. (A single-phase module
+    /* Free-threaded CPython must keep the GIL on for this module: name_cache[] and
+       value_cache[] are process-wide arrays that the scans fill without a lock. (A single-phase module
        says so with this call; Py_mod_gil is the slot of multi-phase ones.) */
     if (PyUnstable_Module_SetGIL(created, Py_MOD_GIL_USED) < 0) {
         Py_DECREF(created);

@@ -28,7 +28,8 @@ def frame_end(
 ) -> bytes | None: ...
 
 class SlotsFactory:
-    """Makes instances of a class with __slots__ (no __dict__) without its __init__."""
+    """Makes instances of a class with __slots__ (no __dict__, nor in its bases), each slot
+    named, without its __init__."""
 
     def __init__(self, cls: type, names: tuple[str, ...], /) -> None: ...
     def __call__(self, *values: Any) -> Any: ...

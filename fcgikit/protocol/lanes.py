@@ -12,8 +12,8 @@ byte by byte (a record header, the bodies of FCGI_BEGIN_REQUEST and FCGI_END_REQ
 checks against the ones given, and refuses to load if they differ. No number is kept twice.
 
 Without the C module (not built, or ``FCGIKIT_PURE_PYTHON=1``) ``scan_request``,
-``scan_request_text`` and ``frame_end`` are None, ``request_received`` is the Python twin,
-and the Python does the work.
+``scan_request_text`` and ``frame_end`` are None, ``request_received`` and
+``make_text_params`` are the Python twins, and the Python does the work.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from fcgikit.protocol.constants import (
     RecordType,
     Role,
 )
-from fcgikit.protocol.events import RequestReceived
+from fcgikit.protocol.events import RequestReceived, TextParams
 from fcgikit.protocol.name_value_pairs import LONG_LENGTH_FLAG
 from fcgikit.protocol.records import BEGIN_REQUEST_BODY, END_REQUEST_BODY
 
@@ -79,7 +79,7 @@ LANES: Final[tuple[Lane, ...]] = (
         "fcgikit.protocol.output:frame_end_py",
         f"{_TESTS}::test_frame_end_frames_what_its_python_twin_frames",
     ),
-    Lane(
+    Lane(  # (its other use, make_text_params, has text_params_py, in the same test)
         "SlotsFactory",
         "fcgikit.protocol.lanes:request_received_py",
         f"{_TESTS}::test_the_factory_makes_the_event_its_python_twin_makes",
@@ -126,6 +126,7 @@ FrameEnd = Callable[[int, Sequence[bytes | memoryview], int, int, bool, bool], b
 MakeRequestReceived = Callable[
     [int, Role, bool, Mapping[bytes, bytes], frozenset[bytes], int], RequestReceived
 ]
+MakeTextParams = Callable[[bytes, None, dict[str, str]], TextParams]
 
 #: RequestReceived's fields, in the order of its __init__'s arguments
 FIELD_NAMES: Final = tuple(field.name for field in fields(RequestReceived))
@@ -165,6 +166,18 @@ def request_received_py(
     return event
 
 
+#: TextParams' slots (its own and EncodedParams'), in make_text_params' order
+TEXT_PARAMS_SLOTS: Final = ("encoded", "_decoded", "text")
+
+
+def text_params_py(encoded: bytes, decoded: None, text: dict[str, str]) -> TextParams:
+    """``TextParams(encoded, text)``, whose ``_decoded`` its __init__ leaves None: the Python
+    twin of the C ``SlotsFactory(TextParams, TEXT_PARAMS_SLOTS)``, which makes it without
+    the interpreted __init__ (a scan's whole request makes one)."""
+    assert decoded is None
+    return TextParams(encoded, text)
+
+
 def configure(module: ModuleType) -> None:
     """Give a ``_speedups`` module (this build's, or one a test loaded from its file) the
     numbers it works with; it raises ValueError if one it lays out differs."""
@@ -179,6 +192,8 @@ scan_request_text: ScanRequestText | None = None
 frame_end: FrameEnd | None = None
 #: makes the RequestReceived of each request: the C factory, or its Python twin
 request_received: MakeRequestReceived = request_received_py
+#: makes the TextParams of a scan's whole request: the C factory, or its Python twin
+make_text_params: MakeTextParams = text_params_py
 try:
     from fcgikit.protocol import _speedups
 except ImportError:
@@ -189,3 +204,4 @@ else:
     scan_request_text = _speedups.scan_request_text
     frame_end = _speedups.frame_end
     request_received = _speedups.SlotsFactory(RequestReceived, FIELD_NAMES)
+    make_text_params = _speedups.SlotsFactory(TextParams, TEXT_PARAMS_SLOTS)

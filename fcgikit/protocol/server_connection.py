@@ -40,7 +40,6 @@ from fcgikit.protocol.events import (
     FilterDataEnded,
     RequestAborted,
     ServerEvent,
-    TextParams,
 )
 from fcgikit.protocol.input_events import (
     MAX_DECODED_PAIRS,
@@ -49,7 +48,13 @@ from fcgikit.protocol.input_events import (
     scan_events,
     stdin_ended_event,
 )
-from fcgikit.protocol.lanes import NameTable, ScanRequestText, scan_request, scan_request_text
+from fcgikit.protocol.lanes import (
+    NameTable,
+    ScanRequestText,
+    make_text_params,
+    scan_request,
+    scan_request_text,
+)
 from fcgikit.protocol.management import (
     ROLES_BY_NUMBER,
     begin_request_body,
@@ -186,7 +191,7 @@ class ServerConnection(ServerOutput):
                 if text_found is not None:
                     rid, keep_conn, (encoded, text), duplicates, stdin, ended, size = text_found
                     self._ordinary_request(rid, keep_conn, ended)
-                    params = TextParams(encoded, text)
+                    params = make_text_params(encoded, None, text)
                     return scan_events(rid, keep_conn, params, duplicates, stdin, ended, size)
             elif scan is not None:
                 found = scan(data, max_size, max_pairs)

@@ -25,9 +25,15 @@ from typing import Final
 
 from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol.constants import FCGI_HEADER_LEN, FCGI_KEEP_CONN, RecordType
-from fcgikit.protocol.events import RequestReceived, StdinData, StdinEnded, TextParams
+from fcgikit.protocol.events import RequestReceived, StdinData, StdinEnded
 from fcgikit.protocol.input_events import MAX_DECODED_PAIRS, received_from_scan
-from fcgikit.protocol.lanes import NameTable, ScannedRequest, scan_request, scan_request_text
+from fcgikit.protocol.lanes import (
+    NameTable,
+    ScannedRequest,
+    make_text_params,
+    scan_request,
+    scan_request_text,
+)
 from fcgikit.protocol.output import RequestOutput
 from fcgikit.protocol.server_connection import ServerConnection
 from fcgikit.protocol.text_scan import scan_request_text_py
@@ -164,12 +170,17 @@ class WholeRequest(RequestOutput):
         if names is not None:
             scan_text = scan_request_text or scan_request_text_py
             text_found = scan_text(data, max_params_size, max_decoded_pairs, names, room)
-            if text_found is None or not text_found[5]:
-                return None
-            request_id, keep_conn, (encoded, text), duplicates, stdin, _, size = text_found
-            params = TextParams(encoded, text)
-            event = received_from_scan(request_id, keep_conn, params, duplicates, size)
-            return WholeRequest(event, stdin)
+            if text_found is not None:
+                if not text_found[5]:
+                    return None
+                request_id, keep_conn, (encoded, text), duplicates, stdin, _, size = text_found
+                params = make_text_params(encoded, None, text)
+                event = received_from_scan(request_id, keep_conn, params, duplicates, size)
+                return WholeRequest(event, stdin)
+            # Declined: not an ordinary request, or a name ``names`` has no verdict on yet (a
+            # server's first requests). The plain reading below takes the latter, its params
+            # bytes, whose decoding gives the table its verdicts; and the C lane's names are
+            # the objects its next scans hand out, so the table's keys are found by identity.
         scan = scan_request
         if scan is None:  # the Python: a ServerConnection's reading, as it made it
             read = _read_ordinary_request(data, max_params_size, max_decoded_pairs)

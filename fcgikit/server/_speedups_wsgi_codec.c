@@ -38,8 +38,10 @@
  * keeps its hash, so inserting it into the environ hashes nothing. The keys are
  * not interned: the peer chooses the names, and the interpreter's table of
  * interned strings would grow to the largest set of them alive at once (every
- * name of a 1 MiB FCGI_PARAMS) and stay that size. Interning would only save the
- * app's look-ups a short memcmp.
+ * name of a 1 MiB FCGI_PARAMS) and stay that size. A name of wsgi_codec.KNOWN_NAMES
+ * (a fixed list: the CGI variables, the common headers) is given that table's str instead,
+ * the very object the app's code and ours hold as a constant: the environ's look-ups of it
+ * find it by identity, with no compare of the characters.
  * The peer chooses the names (HTTP_* comes from its request headers), so the
  * cache is bounded. Long names are never cached. A full cache is cleared, which
  * lets the common names come back after a flood of one-off names.
@@ -52,6 +54,7 @@ typedef struct {
     PyObject *name_cache;        /* dict: bytes -> str, or None when dropped */
     PyObject *cached_drops;      /* the frozenset of dropped names the verdicts are for */
     PyObject *reserved_prefixes; /* tuple of lowercase bytes; NULL until _set_header_rules */
+    PyObject *known_names;       /* dict: str -> the equal str to use as the key; or NULL */
     /* 1 for each latin-1 character wsgi_codec.TOKEN_CHARS holds: a header name's characters */
     unsigned char token_char[256];
     /* 1 for each one in wsgi_codec.FIELD_CONTROLS: what a value or a reason phrase must not hold */
@@ -89,16 +92,23 @@ fill_table(unsigned char table[256], PyObject *chars, const char *what)
 }
 
 PyDoc_STRVAR(set_header_rules_doc,
-"_set_header_rules(token_chars, field_controls, reserved_prefixes, /)\n--\n\n"
+"_set_header_rules(token_chars, field_controls, reserved_prefixes, known_names=None, /)\n--\n\n"
 "wsgi_codec.py's rules, latin-1 encoded: the characters of a header name (bytes), the ones a\n"
 "header value and a reason phrase must not hold (bytes), and the lowercase prefixes of\n"
-"the names a param may not have (a tuple of bytes). Until this is called, every call\n"
+"the names a param may not have (a tuple of bytes); and KNOWN_NAMES (a dict: str -> the\n"
+"equal str an environ key of that name is to be). Until this is called, every call\n"
 "answers None.");
 
 static PyObject *
 set_header_rules(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (check_nargs("_set_header_rules", nargs, 3) < 0) {
+    if (nargs != 4 && check_nargs("_set_header_rules", nargs, 3) < 0) {
+        return NULL;
+    }
+    PyObject *known = nargs == 4 && args[3] != Py_None ? args[3] : NULL;
+    if (known != NULL && !PyDict_CheckExact(known)) {
+        PyErr_Format(PyExc_TypeError, "known_names must be a dict, not %.100s",
+                     Py_TYPE(known)->tp_name);
         return NULL;
     }
     PyObject *prefixes = args[2];
@@ -123,6 +133,7 @@ set_header_rules(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     /* The verdicts cached so far were reached under the old rules. */
     PyDict_Clear(state->name_cache);
+    Py_XSETREF(state->known_names, Py_XNewRef(known));
     state->reserved_prefixes = Py_NewRef(prefixes);
     Py_RETURN_NONE;
 }
@@ -206,6 +217,16 @@ environ_key(module_state *state, PyObject *dropped, PyObject *name, PyObject **k
     }
     if (is_dropped) {
         Py_SETREF(decoded, Py_NewRef(Py_None));
+    }
+    else if (state->known_names != NULL) {
+        PyObject *known = PyDict_GetItemWithError(state->known_names, decoded); /* borrowed */
+        if (known != NULL) {
+            Py_SETREF(decoded, Py_NewRef(known));
+        }
+        else if (PyErr_Occurred()) {
+            Py_DECREF(decoded);
+            return -1;
+        }
     }
     if (cacheable) {
         if (PyDict_GET_SIZE(state->name_cache) >= NAME_CACHE_ENTRIES) {
@@ -476,6 +497,29 @@ put(char *out, const void *data, Py_ssize_t length)
 #define LENGTH_PREFIX "Content-Length: "
 #define LITERAL_LENGTH(literal) ((Py_ssize_t)(sizeof(literal) - 1))
 
+/* value in decimal at out (sign included; 21 bytes at most, no NUL), its length: what
+ * "%lld" prints, without PyOS_snprintf's format parsing, a few hundred instructions a
+ * response for its Content-Length. */
+static Py_ssize_t
+decimal(char *out, long long value)
+{
+    char digits[20];
+    Py_ssize_t count = 0, size = 0;
+    unsigned long long magnitude =
+        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        digits[count++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude != 0);
+    if (value < 0) {
+        out[size++] = '-';
+    }
+    while (count > 0) {
+        out[size++] = digits[--count];
+    }
+    return size;
+}
+
 PyDoc_STRVAR(encode_head_doc,
 "encode_head(status, headers, content_length, /)\n--\n\n"
 "The CGI head (Status line, headers, Content-Length when content_length is\n"
@@ -515,8 +559,7 @@ encode_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_Clear();
             Py_RETURN_NONE;
         }
-        length_text_size = (Py_ssize_t)PyOS_snprintf(length_text, sizeof(length_text), "%lld",
-                                                     value);
+        length_text_size = decimal(length_text, value);
     }
 
     /* First pass: validate everything and compute the size. Python code cannot
@@ -611,6 +654,7 @@ speedups_traverse(PyObject *module, visitproc visit, void *arg)
         Py_VISIT(state->name_cache);
         Py_VISIT(state->cached_drops);
         Py_VISIT(state->reserved_prefixes);
+        Py_VISIT(state->known_names);
     }
     return 0;
 }
@@ -623,6 +667,7 @@ speedups_clear(PyObject *module)
         Py_CLEAR(state->name_cache);
         Py_CLEAR(state->cached_drops);
         Py_CLEAR(state->reserved_prefixes);
+        Py_CLEAR(state->known_names);
     }
     return 0;
 }

@@ -292,7 +292,8 @@ class Acceptor:
         """Start serving ``accepted`` (_accept_one's tuple, not *args, which the compiled call
         would pack anew), or close it if its peer is not allowed; ``may_wait``: see _start."""
         fd, peer, nonblocking = accepted
-        if not peer_allowed(peer, self._allowed):
+        # (peer_allowed is interpreted: not called when no list of addresses was given)
+        if self._allowed is not None and not peer_allowed(peer, self._allowed):
             assert isinstance(peer, tuple)
             self._refused_peers.note(peer[0], time.monotonic())
             os.close(fd)
@@ -375,7 +376,8 @@ class Acceptor:
         try:
             if accept_connection is not None:
                 accepted = accept_connection(listener.fileno(), probe)
-                return None if accepted is None else (*accepted, True)
+                # (indexed, not *accepted: compiled, unpacking builds a list first)
+                return None if accepted is None else (accepted[0], accepted[1], True)
             accepted_py = accept_connection_py(listener)
         except OSError as exc:
             self._failed(exc)

@@ -125,6 +125,9 @@ class Server:
         self.arrived: list[tuple[Refuses, WSGIRequest]] = []
         #: whether a request can take the direct lane; WholeRequest.parse says which can
         self._direct_lane = Role.RESPONDER in settings.roles
+        #: what direct_lane_takes reads for every connection, read once here (the settings'
+        #: attributes are an interpreted dataclass's)
+        self._max_params_size = settings.max_params_size
         #: a keep-conn request too, the connection kept after it (see direct.py): not when
         #: the web server may multiplex, for the lane reads nothing while its request runs
         self._direct_keeps = not settings.multiplexed
@@ -316,12 +319,11 @@ class Server:
         a channel did. ``keep_conn``: one with FCGI_KEEP_CONN too (see direct.py)."""
         if not self._direct_lane:
             return False
-        settings = self.settings
         whole = WholeRequest.parse(
             data,
-            settings.max_params_size,
+            self._max_params_size,
             keep_conn=keep_conn and self._direct_keeps,
-            names=text_names(settings),  # its params decoded as the environ's text
+            names=text_names(self.settings),  # its params decoded as the environ's text
             room=ENVIRON_EXTRA_KEYS,
         )
         if whole is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import string
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -75,6 +76,28 @@ _CGI_DEFAULTS = (
 )
 #: their names: an environ that has them all needs none filled in
 CGI_NAMES: Final = tuple(name for name, _ in _CGI_DEFAULTS)
+#: Param names an app (and build_environ) looks up, each the str its environ key is made:
+#: interned, the very object a constant of that name is in Python code (and in ours,
+#: compiled), so a look-up finds the key by identity instead of comparing its characters.
+#: A fixed list: a name the web server chooses (HTTP_* comes from the client) is never
+#: interned, which would keep every such name alive for good on some Pythons.
+KNOWN_NAMES: Final = {
+    name: name
+    for name in map(
+        sys.intern,
+        (
+            *CGI_NAMES,
+            "CONTENT_TYPE", "CONTENT_LENGTH", "REQUEST_URI", "DOCUMENT_URI", "DOCUMENT_ROOT",
+            "REQUEST_SCHEME", "HTTPS", "GATEWAY_INTERFACE", "SERVER_SOFTWARE", "SERVER_ADDR",
+            "REMOTE_ADDR", "REMOTE_PORT", "REMOTE_USER", "AUTH_TYPE", "HTTP_HOST",
+            "HTTP_USER_AGENT", "HTTP_ACCEPT", "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE",
+            "HTTP_COOKIE", "HTTP_CONNECTION", "HTTP_AUTHORIZATION", "HTTP_REFERER",
+            "HTTP_ORIGIN", "HTTP_CACHE_CONTROL", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_NONE_MATCH",
+            "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
+            "HTTP_X_REQUESTED_WITH",
+        ),
+    )
+}  # fmt: skip
 
 EnvironFromParams = Callable[
     [Mapping[str, object], dict[bytes, bytes], frozenset[str]], dict[str, Any] | None
@@ -82,13 +105,16 @@ EnvironFromParams = Callable[
 EncodeHead = Callable[[object, object, int | None], bytes | None]
 
 
-def give_header_rules(set_header_rules: Callable[[bytes, bytes, tuple[bytes, ...]], None]) -> None:
+def give_header_rules(
+    set_header_rules: Callable[[bytes, bytes, tuple[bytes, ...], dict[str, str]], None],
+) -> None:
     """Hand the rules above to the C lane (its ``_set_header_rules``), which keeps no copy of
     its own and answers None until it has them."""
     set_header_rules(
         TOKEN_CHARS.encode("latin-1"),
         FIELD_CONTROLS.encode("latin-1"),
         tuple(prefix.encode("ascii") for prefix in RESERVED_PREFIXES),
+        KNOWN_NAMES,
     )
 
 
@@ -181,7 +207,7 @@ def environ_from_params_py(
     elif len(names) + count <= PLAIN_NAMES_CACHED:
         plain = zip(params, texts, strict=True)
         names.update(
-            (name, None if text in dropped else text)
+            (name, None if text in dropped else KNOWN_NAMES.get(text, text))
             for name, text in plain
             if text and "." not in text
         )

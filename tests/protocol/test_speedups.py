@@ -38,7 +38,14 @@ from fcgikit.protocol import (
 )
 from fcgikit.protocol.constants import COPY_MAX
 from fcgikit.protocol.events import TextParams
-from fcgikit.protocol.lanes import FIELD_NAMES, ScanRequest, ScanRequestText, request_received_py
+from fcgikit.protocol.lanes import (
+    FIELD_NAMES,
+    TEXT_PARAMS_SLOTS,
+    ScanRequest,
+    ScanRequestText,
+    request_received_py,
+    text_params_py,
+)
 from fcgikit.protocol.output import frame_end_py
 from fcgikit.protocol.records import encode_pairs, pack_header
 from fcgikit.protocol.text_scan import scan_request_text_py, text_params
@@ -461,6 +468,17 @@ def test_the_factory_makes_the_event_its_python_twin_makes(lane: ModuleType) -> 
         assert event.params is params and event.duplicate_names is names
         with pytest.raises(dataclasses.FrozenInstanceError):
             event.role = Role.RESPONDER  # type: ignore[misc]
+    # TextParams, laid out on EncodedParams' slots too (make_text_params)
+    make_text = lane.SlotsFactory(TextParams, TEXT_PARAMS_SLOTS)
+    encoded = encode_pairs([(b"PATH_INFO", b"/"), (b"HTTP_X", b"1")])
+    for made in (
+        make_text(encoded, None, {"PATH_INFO": "/"}),
+        text_params_py(encoded, None, {"PATH_INFO": "/"}),
+    ):
+        assert type(made) is TextParams
+        assert made.text == {"PATH_INFO": "/"} and made.encoded == encoded
+        assert dict(made) == {b"PATH_INFO": b"/", b"HTTP_X": b"1"} and made[b"HTTP_X"] == b"1"
+        assert repr(made) == repr(TextParams(encoded, {}))
     event = make(7, Role.FILTER, True, params, names, 20)
     # Each value is held once more, and let go with the event: nothing leaks.
     counts = [sys.getrefcount(params), sys.getrefcount(names)]
@@ -502,3 +520,28 @@ def test_the_factory_refuses_what_could_leave_a_field_unset(lane: ModuleType) ->
         factory(1)
     with pytest.raises(TypeError):
         factory(1, b=2)
+
+
+def test_a_value_seen_before_under_a_name_and_a_different_one_both_read_as_sent(
+    scan_text: ScanRequestText,
+) -> None:
+    """Values repeat from request to request (the lane hands out the str it decoded last for
+    the same bytes): a different value, one of another length, a latin-1 one, an empty
+    one, all read as they came, request after request."""
+    names: dict[bytes, str | None] = {b"REQUEST_METHOD": "REQUEST_METHOD", b"HTTP_X": "HTTP_X"}
+    for method, x in [
+        (b"GET", b"caf\xe9"),
+        (b"GET", b"caf\xe9"),
+        (b"PUT", b"cafe"),
+        (b"POST", b""),
+        (b"GET", b"caf\xe9"),
+        (b"G" * 65, b"\xff" * 64),
+        (b"G" * 65, b"\xff" * 64),
+    ]:
+        client = ClientConnection()
+        pairs = [(b"REQUEST_METHOD", method), (b"HTTP_X", x)]
+        data = client.start_request(1, pairs) + client.end_stdin(1)
+        found = scan_text(data, 1 << 20, 128, names, 0)
+        assert found is not None
+        text = {"REQUEST_METHOD": method.decode("latin-1"), "HTTP_X": x.decode("latin-1")}
+        assert found[2][1] == text

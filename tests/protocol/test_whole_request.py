@@ -25,6 +25,7 @@ from fcgikit.protocol import (
     WholeRequest,
     whole_request,
 )
+from fcgikit.protocol.events import TextParams
 from fcgikit.protocol.lanes import ScanRequest
 from fcgikit.protocol.records import encode_pairs
 from tests.native import load_lane
@@ -67,6 +68,25 @@ def test_a_whole_request_without_keep_conn_is_recognised_in_either_build() -> No
     )
     assert WholeRequest.parse(upload, 1 << 20) is None
     assert WholeRequest.parse(ClientConnection().start_request(1, GET_PARAMS), 1 << 20) is None
+
+
+def test_a_whole_request_with_a_name_the_table_has_no_verdict_on_is_taken_as_bytes() -> None:
+    """A server's first requests bring names its table of verdicts does not hold yet: the
+    request is still whole, taken with its params as bytes (the caller decodes them, and
+    so learns its verdicts), not left to a connection's record-by-record reading."""
+    names: dict[bytes, str | None] = {b"REQUEST_METHOD": "REQUEST_METHOD"}
+    whole = WholeRequest.parse(nginx_get(7, keep_conn=False), 1 << 20, names=names, room=3)
+    assert whole is not None
+    size = len(encode_pairs(GET_PARAMS))
+    expected = RequestReceived(7, Role.RESPONDER, False, dict(GET_PARAMS), frozenset(), size)
+    assert whole.event == expected
+    assert type(whole.event.params) is dict
+    # every name has its verdict: the params decoded as text in the same pass
+    names.update((name, name.decode()) for name, _ in GET_PARAMS)
+    whole = WholeRequest.parse(nginx_get(7, keep_conn=False), 1 << 20, names=names, room=3)
+    assert whole is not None and type(whole.event.params) is TextParams
+    # what is not one whole ordinary request is declined as before
+    assert WholeRequest.parse(nginx_get(7, keep_conn=True), 1 << 20, names={}) is None
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

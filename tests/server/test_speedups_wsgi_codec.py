@@ -15,6 +15,7 @@ it in the pure-Python pass too), so neither pass can go green by testing the oth
 from __future__ import annotations
 
 import gc
+import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
 from types import MappingProxyType, ModuleType
@@ -637,3 +638,32 @@ def calls(lane: ModuleType) -> Iterator[Call]:
 
 def test_calls_leave_no_reference_and_no_memory_behind(lane: ModuleType) -> None:
     assert_calls_leave_nothing_behind(calls(lane))
+
+
+@pytest.mark.parametrize("builder", ["C", "Python"])
+def test_a_known_name_is_the_apps_own_constant_in_the_environ_and_a_chosen_one_is_not(
+    lane: ModuleType, builder: str
+) -> None:
+    """A param of a name apps look up (KNOWN_NAMES) is keyed by the interned str, the very
+    object a constant in the app's code is, in the table of verdicts the whole request's
+    scan decodes by as well; a name the web server made up is decoded afresh, never
+    interned (it would stay for good)."""
+    made_up = "HTTP_X_" + "Q" * 9  # (built at run time: no constant of the test's to match)
+    params = {b"PATH_INFO": b"/", b"HTTP_HOST": b"h", made_up.encode(): b"1"}
+    if builder == "C":
+        lane._name_table(frozenset({"other"}))  # its verdicts cleared (another dropped set)
+        build = lane.environ_from_params
+        names = lane._name_table(DROPPED)
+    else:
+        wsgi_codec.environ_names_py(frozenset({"other"}))
+        build = wsgi_codec.environ_from_params_py
+        names = wsgi_codec.environ_names_py(DROPPED)
+    build({}, params, DROPPED)  # the first: the verdicts made
+    environ = build({}, params, DROPPED)
+    assert environ == {"PATH_INFO": "/", "HTTP_HOST": "h", made_up: "1"}
+    keys = {key: key for key in environ}
+    assert keys["PATH_INFO"] is "PATH_INFO"  # noqa: F632 (identity is the point)
+    assert keys["HTTP_HOST"] is "HTTP_HOST"  # noqa: F632
+    assert names[b"PATH_INFO"] is "PATH_INFO"  # noqa: F632
+    assert names[made_up.encode()] == made_up
+    assert names[made_up.encode()] is not sys.intern(made_up)
