@@ -2,13 +2,11 @@
 
 The connection's I/O thread ``feed``s STDIN chunks in; the app's worker thread reads. A body
 waits in memory while at most ``spool_threshold`` bytes of it are unread; past that, everything
-unread moves to an anonymous temporary file (waitress's growing buffer in one step). What
-arrives while the file holds unread bytes goes behind them: in the file until the app reads,
-then in memory, up to the threshold again, so that an app that fell behind once (its thread
-kept off a core for a while) catches up from memory instead of having the rest of the body
-written and read back. An emptied file is reused from its start. So an app that reads as fast
-as the body arrives never costs a write and a read of the disk, and one that does not keeps no
-more than the threshold in memory.
+unread moves to an anonymous temporary file, and what arrives while the file holds unread bytes
+goes behind them (waitress's growing buffer in one step). Once the app has read the file to its
+end, arriving bytes wait in memory again, and the next overflow reuses the file from its start.
+So an app that reads as fast as the body arrives (an upload streamed to storage) never costs a
+write and a read of the disk, and one that does not keeps no more than the threshold in memory.
 The file is a ``TemporaryFile``, unlinked at creation, so it is gone even if the process is
 killed. Reads past CONTENT_LENGTH return EOF, so a body longer than announced never reaches the
 app (nor memory: what comes past it is dropped as it arrives), and a shorter one ends where the
@@ -59,12 +57,10 @@ class RequestBody:
         self._chunk_start = 0  # read position inside _chunks[0]
         self._unread = 0  # bytes in _chunks not read yet
         self._spool_fd: int | None = None
-        # the file's unread bytes are [_spool_read, _spool_write); while there are any, they
-        # come before those in memory, which hold none until the app reads (what arrives goes
-        # behind them in the file) and up to the threshold once it does
+        # the file's unread bytes are [_spool_read, _spool_write); while there are any, the
+        # memory holds none unread (what arrives goes behind them in the file)
         self._spool_read = 0
         self._spool_write = 0
-        self._reading = False  # the app has read: the request runs (see limit_memory)
         self._finished = False
         self._failure: str | None = None
         self._consumed = 0  # bytes handed to the app, compared with the limit
@@ -92,7 +88,7 @@ class RequestBody:
         if not data:
             return
         try:
-            if self._spool_write > self._spool_read and not self._reading:
+            if self._spool_write > self._spool_read:
                 self._spool_append(data)
             else:
                 chunks = self._chunks
@@ -145,8 +141,7 @@ class RequestBody:
         self._fail(f"cannot spool the request body: {exc.strerror or exc}")
 
     def _move_to_spool(self) -> None:
-        """Move the unread bytes in memory to the file: behind its unread bytes, or from its
-        start (reused) when it has none."""
+        """Move the unread bytes in memory to the file (which has none unread: reuse it)."""
         if self._spool_fd is None:
             # here: tempfile (with shutil, bz2, lzma, random) is a body's that outgrows memory,
             # not every start's
@@ -154,8 +149,7 @@ class RequestBody:
 
             with tempfile.TemporaryFile(prefix="fcgikit-body-") as spooled:
                 self._spool_fd = os.dup(spooled.fileno())
-        if self._spool_write == self._spool_read:
-            self._spool_read = self._spool_write = 0
+        self._spool_read = self._spool_write = 0
         start = self._chunk_start
         for chunk in self._chunks or ():
             with memoryview(chunk) as view, view[start:] as pending:
@@ -327,7 +321,6 @@ class RequestBody:
 
     def _read(self, size: int | None) -> bytes:
         self._threshold = self._spool_threshold  # the request runs (see limit_memory)
-        self._reading = True
         if size is None or size < 0:
             parts = []
             while self._wait_for_data():
@@ -351,7 +344,6 @@ class RequestBody:
     def _readline(self, size: int | None) -> bytes:
         limit = None if size is None or size < 0 else size
         self._threshold = self._spool_threshold
-        self._reading = True
         parts: list[bytes] = []
         got = 0
         while (limit is None or got < limit) and self._wait_for_data():

@@ -155,61 +155,6 @@ def test_an_upload_read_as_it_arrives_is_in_memory_once() -> None:
     assert peak < block + (64 << 10), f"{peak} bytes at the peak for reads of {block}"
 
 
-@pytest.mark.parametrize("streamed", [True, False])
-def test_an_app_that_fell_behind_once_catches_up_from_memory_not_the_disk(
-    monkeypatch: pytest.MonkeyPatch, streamed: bool
-) -> None:
-    """An upload read as it arrives whose app fell over the threshold behind once (its thread
-    kept off a core for a moment) writes that overflow to the spool file, and what arrives
-    while the app reads it back waits in memory: the rest of the body is not written to the
-    disk and read back because the file still held unread bytes."""
-    written: list[int] = []
-    pwrite = os.pwrite
-
-    def counting_pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
-        done = pwrite(fd, data, offset)
-        written.append(done)
-        return done
-
-    monkeypatch.setattr(os, "pwrite", counting_pwrite)
-    body = RequestBody(content_length=None, spool_threshold=1000, streamed=streamed)
-    body.feed(b"a" * 600)
-    got = [body.read(600)]  # in step with the web server
-    body.feed(b"b" * 600)
-    body.feed(b"c" * 600)  # 1,200 unread: over the threshold, to the spool
-    assert body.spooled and sum(written) == 1200
-    got.append(body.read(600))  # the app reads faster than the body comes: it catches up
-    body.feed(b"d" * 300)
-    got.append(body.read(600))
-    body.feed(b"e" * 300)
-    got.append(body.read(600))
-    for piece in (b"f" * 300, b"g" * 300):
-        body.feed(piece)
-        got.append(body.read(300))
-    body.finish()
-    got.append(body.read())
-    assert b"".join(got) == b"a" * 600 + b"b" * 600 + b"c" * 600 + b"".join(
-        letter * 300 for letter in (b"d", b"e", b"f", b"g")
-    )
-    assert sum(written) == 1200, written  # the overflow only
-    body.close()
-
-
-def test_an_overflow_while_the_app_reads_the_file_goes_behind_it_in_order() -> None:
-    """Memory behind the file overflowing again appends to the file, after its unread bytes."""
-    body = RequestBody(content_length=None, spool_threshold=1000)
-    body.feed(b"a" * 100)
-    assert body.read(100) == b"a" * 100
-    body.feed(b"b" * 1500)  # to the spool
-    assert body.read(200) == b"b" * 200
-    body.feed(b"c" * 600)  # behind the file's 1,300, in memory
-    body.feed(b"d" * 600)  # 1,200 in memory: after the file's bytes in it
-    body.feed(b"e" * 10)
-    body.finish()
-    assert body.read() == b"b" * 1300 + b"c" * 600 + b"d" * 600 + b"e" * 10
-    body.close()
-
-
 def test_a_body_the_app_falls_behind_on_spools_the_rest_and_keeps_every_byte() -> None:
     body = RequestBody(content_length=None, spool_threshold=1000)
     body.feed(b"a" * 800)
