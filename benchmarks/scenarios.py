@@ -474,7 +474,7 @@ def check_transfer(kind: str, port: int, size: int) -> str | None:
 #: One transfer's rate is mostly where the kernel put its three stages (client, nginx, the
 #: backend) on two cores, decided afresh each transfer: a uWSGI upload ran at 2,200-2,500
 #: MiB/s with the client alone on a core and half that with nginx beside the client
-#: (benchmarks/RESULTS.md, "the transfer cells' spread, round 12"). Fifteen a round, so that the
+#: (benchmarks/RESULTS.md, "the transfer cells, round 12"). Fifteen a round, so that the
 #: median and quartiles weigh the placements as often as they happen, not as one lucky run
 #: drew them.
 TRANSFERS_A_ROUND = 15
