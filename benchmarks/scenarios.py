@@ -13,7 +13,8 @@ reports the median of the rounds with every row's ratio to the first row, fcgiki
   per backend, runs nginx with one. wrk: req/s, p50, p99, the backend's CPU per request (its
   children included) and nginx's (its workers').
 - ``upload`` / ``download``: ``--transfer-size`` bytes (100 MiB) streamed through nginx with
-  request and response buffering off, one client: MiB/s and the backend's CPU per transfer.
+  request and response buffering off, one client: MiB/s (median and quartiles of
+  ``TRANSFERS_A_ROUND`` transfers a round) and the backend's CPU per transfer.
   Before the rounds, one transfer per contender is checked end to end with SHA-256 (the app
   hashes the upload, ``/sha256``; the client hashes the download); the timed rounds count
   bytes only, so that hashing costs neither side CPU that the transfer would be charged for.
@@ -469,8 +470,14 @@ def check_transfer(kind: str, port: int, size: int) -> str | None:
     return None
 
 
-#: a 100 MiB transfer takes a fraction of a second: each round makes several per contender
-TRANSFERS_A_ROUND = 5
+#: a 100 MiB transfer takes a fraction of a second: each round makes several per contender.
+#: One transfer's rate is mostly where the kernel put its three stages (client, nginx, the
+#: backend) on two cores, decided afresh each transfer: a uWSGI upload ran at 2,200-2,500
+#: MiB/s with the client alone on a core and half that with nginx beside the client
+#: (benchmarks/RESULTS.md, "the transfer cells, round 12"). Fifteen a round, so that the
+#: median and quartiles weigh the placements as often as they happen, not as one lucky run
+#: drew them.
+TRANSFERS_A_ROUND = 15
 
 
 def transfer_cells(bench: run.Bench, kind: str) -> list[dict[str, Any]]:
@@ -510,19 +517,31 @@ def transfer_cells(bench: run.Bench, kind: str) -> list[dict[str, Any]]:
                 progress(f"{kind} round {number + 1} {row.name}: {size / MiB / seconds:.0f} MiB/s")
     finally:
         stage.close()
-    return [
-        {
-            "scenario": kind,
-            "contender": name,
-            "size_mib": size / MiB,
-            "mib_per_s": _median([rate for rate, _ in values]),
-            # summed: one transfer takes a few clock ticks of CPU
-            "cpu_s_per_100_mib": sum(cpu for _, cpu in values) / (len(values) * size / MiB) * 100,
-            "sha256_checked": True,
-            "rounds": len(values),
-        }
-        for name, values in runs.items()
-    ]
+    return [transfer_row(kind, name, size, values) for name, values in runs.items()]
+
+
+def transfer_row(
+    kind: str, name: str, size: int, values: Sequence[tuple[float, float]]
+) -> dict[str, Any]:
+    """One contender's cell from its transfers' (MiB/s, CPU s): the median rate and its
+    quartiles (the spread the placement of the stages makes: a ratio of medians alone hides
+    whether one side's every transfer is slower or only its median moved), the CPU summed."""
+    rates = [rate for rate, _ in values]
+    low, middle, high = (
+        statistics.quantiles(rates, n=4, method="inclusive") if len(rates) > 1 else rates * 3
+    )
+    return {
+        "scenario": kind,
+        "contender": name,
+        "size_mib": size / MiB,
+        "mib_per_s": middle,
+        "mib_per_s_p25": low,
+        "mib_per_s_p75": high,
+        # summed: one transfer takes a few clock ticks of CPU
+        "cpu_s_per_100_mib": sum(cpu for _, cpu in values) / (len(values) * size / MiB) * 100,
+        "sha256_checked": True,
+        "rounds": len(values),
+    }
 
 
 # --------------------------------------------------------------------------- the slow mix
@@ -707,8 +726,18 @@ MEASURES = {
         ("nginx_cpu_us_per_request", False),
     ],
     "pure": [("rps", True), ("cpu_us_per_request", False)],
-    "upload": [("mib_per_s", True), ("cpu_s_per_100_mib", False)],
-    "download": [("mib_per_s", True), ("cpu_s_per_100_mib", False)],
+    "upload": [
+        ("mib_per_s", True),
+        ("mib_per_s_p25", True),
+        ("mib_per_s_p75", True),
+        ("cpu_s_per_100_mib", False),
+    ],
+    "download": [
+        ("mib_per_s", True),
+        ("mib_per_s_p25", True),
+        ("mib_per_s_p75", True),
+        ("cpu_s_per_100_mib", False),
+    ],
     "slowmix": [("instant_p50_ms", False), ("instant_p99_ms", False), ("instant_p999_ms", False)],
     "startup": [("first_200_ms", False)],
 }

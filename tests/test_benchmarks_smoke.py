@@ -96,7 +96,9 @@ def test_harness_runs_every_scenario(tmp_path: Path) -> None:
     assert rows["procs2", "hello", "php-fpm static 2"]["errors"] == 0
     for kind in ("upload", "download"):  # a row only when the SHA-256 check passed
         assert rows[kind, None, "fcgikit"]["sha256_checked"], done.stderr
-        assert rows[kind, None, "fcgikit"]["mib_per_s"] > 0
+        cell = rows[kind, None, "fcgikit"]
+        assert 0 < cell["mib_per_s_p25"] <= cell["mib_per_s"] <= cell["mib_per_s_p75"]
+        assert cell["rounds"] == 15  # --rounds 1: fifteen transfers, one round
     for name in ("fcgikit --threads 64", "fcgikit defaults"):
         mix = rows["slowmix", None, name]
         assert mix["instant_requests"] > 0 and mix["errors"] == 0
@@ -198,3 +200,31 @@ def test_two_process_cells_run_nginx_as_debian_ships_it(
     for wrong in ("0", "two", "-1"):
         with pytest.raises(SystemExit):
             parser.parse_args(["--procs-nginx-workers", wrong])
+
+
+def test_a_transfer_cell_reports_each_sides_spread_not_only_its_median(
+    bench_modules: tuple[Any, Any],
+) -> None:
+    """A transfer's rate swings with where the kernel puts client, nginx and backend: the
+    cell gives the quartiles of every contender beside its median, and the table their ratios
+    to fcgikit's, so that a ratio of medians is read against the spread of both sides."""
+    _, scenarios = bench_modules
+    size = 100 << 20
+    # a bimodal side (placements at two speeds) and a steady one with the same median
+    lucky = [(rate, 0.02) for rate in (1200, 1250, 1300, 2200, 2250, 2300, 2400)]
+    steady = [(rate, 0.05) for rate in (2150, 2180, 2190, 2200, 2210, 2220, 2250)]
+    cells = [
+        scenarios.transfer_row("upload", "fcgikit", size, steady),
+        scenarios.transfer_row("upload", "uwsgi", size, lucky),
+    ]
+    assert [cell["mib_per_s"] for cell in cells] == [2200, 2200]
+    assert (cells[0]["mib_per_s_p25"], cells[0]["mib_per_s_p75"]) == (2185, 2215)
+    assert (cells[1]["mib_per_s_p25"], cells[1]["mib_per_s_p75"]) == (1275, 2275)
+    assert cells[1]["rounds"] == 7
+    assert round(cells[1]["cpu_s_per_100_mib"], 3) == 0.02
+    table = scenarios.scenario_tables(cells)
+    assert "| cell | contender | mib_per_s | x | mib_per_s_p25 | x | mib_per_s_p75 | x |" in table
+    assert "| upload | uwsgi | 2,200.00 | 1.00x | 1,275.00 | 0.58x | 2,275.00 | 1.03x |" in table
+    # one transfer: its rate is the median and both quartiles
+    (alone,) = [scenarios.transfer_row("download", "fcgikit", size, [(900.0, 0.01)])]
+    assert alone["mib_per_s_p25"] == alone["mib_per_s"] == alone["mib_per_s_p75"] == 900.0
