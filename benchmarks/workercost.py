@@ -55,10 +55,10 @@ from fcgikit.server.worker import RequestTracker
 MODES = ("single", "worker")
 
 
-def build(mode: str, listener: socket.socket, threads: int) -> Server:
-    """The server ``fcgikit serve --threads threads`` runs in ``mode`` (see the module
-    docstring)."""
-    settings = ServerSettings(threads=threads)
+def build(mode: str, listener: socket.socket, threads: int | None) -> Server:
+    """The server ``fcgikit serve`` runs in ``mode`` (see the module docstring), with
+    ``--threads threads`` unless None."""
+    settings = ServerSettings() if threads is None else ServerSettings(threads=threads)
     app: Any = apps.application
     if mode == "worker":
         # as run_worker does, without a status page
@@ -82,7 +82,7 @@ def driver(
     late: bool = False,
     later: bool = False,
     burst_size: int = 0,
-    threads: int = ServerSettings.threads,
+    threads: int | None = None,
 ) -> Callable[[], None]:
     """One request on a connection of its own, through the server's loop's steps; ``late``:
     its bytes sent after the accept (a worker woken by the connect runs before the web
@@ -166,7 +166,7 @@ def driver(
 
 
 def run(
-    mode: str, requests: int, path: str, late: bool, later: bool, burst: int, threads: int
+    mode: str, requests: int, path: str, late: bool, later: bool, burst: int, threads: int | None
 ) -> None:
     with tempfile.TemporaryDirectory() as directory:
         one = driver(mode, directory, path, late, later, burst, threads)
@@ -175,13 +175,13 @@ def run(
 
 
 def instructions(
-    mode: str, requests: int, path: str, late: bool, later: bool, burst: int, threads: int
+    mode: str, requests: int, path: str, late: bool, later: bool, burst: int, threads: int | None
 ) -> int:
     """User-space instructions of this script run under callgrind for ``requests``."""
     return callgrind_instructions(
         [__file__, "--mode", mode, "--requests", str(requests), "--path", path,
          *(["--late"] if late else []), *(["--later"] if later else []),
-         "--burst", str(burst), "--threads", str(threads)]
+         "--burst", str(burst), *(["--threads", str(threads)] if threads else [])]
     )  # fmt: skip
 
 
@@ -223,9 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--burst", type=int, default=0, help="connections at once, as nginx at c64 (e.g. 32)"
     )
-    parser.add_argument(
-        "--threads", type=int, default=ServerSettings.threads, help="the server's --threads"
-    )
+    parser.add_argument("--threads", type=int, help="the server's --threads (its default)")
     args = parser.parse_args(argv)
     shape = (args.path, args.late, args.later, args.burst, args.threads)
     if args.mode is not None:
@@ -236,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         late = ", bytes after the accept" if args.late else ""
         late = ", bytes after the next round began" if args.later else late
         late = f", bursts of {args.burst} connections" if args.burst else late
-        print(f"instructions per request, {args.path}{late}, {args.threads} threads{pure}:")
+        threads = f", {args.threads} threads" if args.threads else ""
+        print(f"instructions per request, {args.path}{late}{threads}{pure}:")
         for mode in MODES:
             few = instructions(mode, args.requests, *shape)
             many = instructions(mode, 5 * args.requests, *shape)

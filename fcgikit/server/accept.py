@@ -156,9 +156,9 @@ class Acceptor:
         #: the backlog's connections may have waited long enough for their web server to give
         #: up (nginx closes one, but it stays queued with its request): in a new server (a new
         #: worker, say) and after a pause of PAUSE_CHECKED_AFTER, until an accept finds the
-        #: backlog empty (or, one that work stops first, after PAUSE_CHECKED_AFTER: see
-        #: accept). What is accepted meanwhile is marked (WSGIRequest.waited) and looked at
-        #: before it runs; the others never pay for it.
+        #: backlog empty (or, where saturation ends every round first, after
+        #: PAUSE_CHECKED_AFTER: see accept). What is accepted meanwhile is marked
+        #: (WSGIRequest.waited) and looked at before it runs; the others never pay for it.
         self._check_backlog = True
         #: when _check_backlog was last set (time.monotonic)
         self._checked_since = time.monotonic()

@@ -169,7 +169,7 @@ class Loop:
             timeout = 0.0  # requests came already (a stop took the queued ones): run them
         acceptor = server.acceptor
         if acceptor.shared and not acceptor.paused and not stopping.begun:
-            acceptor.pause_if_saturated()
+            acceptor.pause_if_saturated()  # only now that the loop waits: see there
         ready = self.poller.wait(timeout)
         self.dispatch(ready)
         if len(ready) >= FAIR_ROUND:
