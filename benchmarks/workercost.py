@@ -4,6 +4,7 @@
     python3 benchmarks/workercost.py --callgrind      instructions per request, under valgrind
     python3 benchmarks/workercost.py --mode worker --requests 1000   one run (what --callgrind runs)
     python3 benchmarks/workercost.py --callgrind --burst 32   connections 32 at a time (nginx, c64)
+    python3 benchmarks/workercost.py --callgrind --burst 32 --threads 1   ... with --threads 1
 
 Both modes drive the direct lane (nginx's default: a connection per request) through a real
 :class:`~fcgikit.server.server.Server` in this one process, as its loop does: the
@@ -54,9 +55,10 @@ from fcgikit.server.worker import RequestTracker
 MODES = ("single", "worker")
 
 
-def build(mode: str, listener: socket.socket) -> Server:
-    """The server ``fcgikit serve`` runs in ``mode`` (see the module docstring)."""
-    settings = ServerSettings()
+def build(mode: str, listener: socket.socket, threads: int | None) -> Server:
+    """The server ``fcgikit serve`` runs in ``mode`` (see the module docstring), with
+    ``--threads threads`` unless None."""
+    settings = ServerSettings() if threads is None else ServerSettings(threads=threads)
     app: Any = apps.application
     if mode == "worker":
         # as run_worker does, without a status page
@@ -80,6 +82,7 @@ def driver(
     late: bool = False,
     later: bool = False,
     burst_size: int = 0,
+    threads: int | None = None,
 ) -> Callable[[], None]:
     """One request on a connection of its own, through the server's loop's steps; ``late``:
     its bytes sent after the accept (a worker woken by the connect runs before the web
@@ -93,7 +96,7 @@ def driver(
     listener.bind(address)
     listener.listen(64)
     listener.setblocking(False)
-    server = build(mode, listener)
+    server = build(mode, listener, threads)
     server.acceptor.listen()
     pool = server.pool
     pool._leader = threading.get_ident()  # this thread holds the loop role
@@ -130,7 +133,7 @@ def driver(
 
     def burst() -> None:
         # nginx at c64 without keep-conn: many connections at once; a worker takes as
-        # many as it has threads, pauses, runs them, and is woken to accept the rest
+        # many as it has threads, runs them, and accepts the rest in its next rounds
         clients = []
         for _ in range(late_burst):
             client = socket.socket(socket.AF_UNIX)
@@ -152,8 +155,6 @@ def driver(
         loop.poll()
         arrived, server.arrived = server.arrived, []
         admit(arrived, pool)
-        if server.acceptor.shared and not server.acceptor.paused and server.saturated():
-            server.acceptor.pause()
         pool.run_ready()
 
     late_burst = burst_size
@@ -165,22 +166,22 @@ def driver(
 
 
 def run(
-    mode: str, requests: int, path: str, late: bool, later: bool = False, burst: int = 0
+    mode: str, requests: int, path: str, late: bool, later: bool, burst: int, threads: int | None
 ) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        one = driver(mode, directory, path, late, later, burst)
+        one = driver(mode, directory, path, late, later, burst, threads)
         for _ in range(requests // max(burst, 1)):
             one()
 
 
 def instructions(
-    mode: str, requests: int, path: str, late: bool, later: bool = False, burst: int = 0
+    mode: str, requests: int, path: str, late: bool, later: bool, burst: int, threads: int | None
 ) -> int:
     """User-space instructions of this script run under callgrind for ``requests``."""
     return callgrind_instructions(
         [__file__, "--mode", mode, "--requests", str(requests), "--path", path,
          *(["--late"] if late else []), *(["--later"] if later else []),
-         "--burst", str(burst)]
+         "--burst", str(burst), *(["--threads", str(threads)] if threads else [])]
     )  # fmt: skip
 
 
@@ -222,27 +223,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--burst", type=int, default=0, help="connections at once, as nginx at c64 (e.g. 32)"
     )
+    parser.add_argument("--threads", type=int, help="the server's --threads (its default)")
     args = parser.parse_args(argv)
+    shape = (args.path, args.late, args.later, args.burst, args.threads)
     if args.mode is not None:
-        run(args.mode, args.requests, args.path, args.late, args.later, args.burst)
+        run(args.mode, args.requests, *shape)
         return 0
     pure = " (pure Python)" if os.environ.get("FCGIKIT_PURE_PYTHON") == "1" else ""
     if args.callgrind:
         late = ", bytes after the accept" if args.late else ""
         late = ", bytes after the next round began" if args.later else late
         late = f", bursts of {args.burst} connections" if args.burst else late
-        print(f"instructions per request, {args.path}{late}{pure}:")
+        threads = f", {args.threads} threads" if args.threads else ""
+        print(f"instructions per request, {args.path}{late}{threads}{pure}:")
         for mode in MODES:
-            few = instructions(mode, args.requests, args.path, args.late, args.later, args.burst)
-            many = instructions(
-                mode, 5 * args.requests, args.path, args.late, args.later, args.burst
-            )
+            few = instructions(mode, args.requests, *shape)
+            many = instructions(mode, 5 * args.requests, *shape)
             print(f"  {mode:7} {(many - few) / (4 * args.requests):10,.0f}")
         return 0
     print(f"µs per request, best of 5 x {args.requests}, {args.path}{pure}:")
     with tempfile.TemporaryDirectory() as directory:
         for mode in MODES:
-            one = driver(mode, directory, args.path, args.late, args.later, args.burst)
+            one = driver(mode, directory, *shape)
             calls = args.requests // max(args.burst, 1)
             print(f"  {mode:7} {best_microseconds(one, calls) / max(args.burst, 1):7.1f}")
     return 0

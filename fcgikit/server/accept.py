@@ -13,7 +13,8 @@ or into a stop, becomes a Channel (:meth:`Acceptor.promote`), what the loop's ho
 Accepting pauses (the listeners leave the loop's poller) in two cases:
 
 * The server shares its listeners with other processes (a prefork pool) and has as much work
-  as threads: the connections stay in the shared backlog for a sibling with a free thread.
+  as threads when its loop is about to wait (:meth:`Acceptor.pause_if_saturated`): the
+  connections stay in the shared backlog for a sibling with a free thread.
 * accept() fails for want of file descriptors or memory: the connection stays queued and
   the listener readable, and a level-triggered loop would retry at once, for ever. Accepting
   resumes when a connection closes, or after :data:`ACCEPT_RETRY` seconds.
@@ -155,9 +156,12 @@ class Acceptor:
         #: the backlog's connections may have waited long enough for their web server to give
         #: up (nginx closes one, but it stays queued with its request): in a new server (a new
         #: worker, say) and after a pause of PAUSE_CHECKED_AFTER, until an accept finds the
-        #: backlog empty. What is accepted meanwhile is marked (WSGIRequest.waited) and looked
-        #: at before it runs; the others never pay for it.
+        #: backlog empty (or, where saturation ends every round first, after
+        #: PAUSE_CHECKED_AFTER: see accept). What is accepted meanwhile is marked
+        #: (WSGIRequest.waited) and looked at before it runs; the others never pay for it.
         self._check_backlog = True
+        #: when _check_backlog was last set (time.monotonic)
+        self._checked_since = time.monotonic()
         #: a connection was accepted while _check_backlog was set (the loop resets it)
         self.accepted_late = False
         #: how many connections the last round of accepts found (see accept)
@@ -240,6 +244,18 @@ class Acceptor:
         for listener in self.listeners:
             self._poller.unregister(listener.fileno())
 
+    def pause_if_saturated(self) -> None:
+        """Pause if the server still has as much work as threads as its loop is about to wait
+        (a connect wakes one process waiting on a shared listener, Acceptor.listen). Not
+        before: a loop's thread running requests waits on nothing, and the kernel passes the
+        connect on to a process that does (ep_poll_callback, fs/eventpoll.c); so requests
+        ending before the loop waits (all, with one thread) cost no pause, resume and wake-up."""
+        server = self.server
+        if server.saturated():
+            self.pause()
+            if not server.saturated():  # a request that ended meanwhile did not wake us
+                self._resume()
+
     def resume_if_room(self, *, stopping: bool) -> None:
         """Accept again after a pause (saturated, or out of descriptors), unless stopping
         or still saturated; out of descriptors, the next accept says whether it still is."""
@@ -248,8 +264,10 @@ class Acceptor:
 
     def _resume(self) -> None:
         self.paused = False
-        if time.monotonic() - self._paused_at >= PAUSE_CHECKED_AFTER:
+        now = time.monotonic()
+        if now - self._paused_at >= PAUSE_CHECKED_AFTER:
             self._check_backlog = True
+            self._checked_since = now
         self.retry_at = 0.0
         for listener in self.listeners:
             with contextlib.suppress(OSError):
@@ -271,10 +289,14 @@ class Acceptor:
             if server.saturated():
                 # Left in the shared backlog for a sibling with a free thread: grabbed, a burst
                 # would queue behind busy threads (and a --timeout kill would fail it whole).
-                self.pause()
-                if server.saturated():  # a request that ended meanwhile did not wake us
-                    return
-                self._resume()
+                # Not paused yet: see pause_if_saturated. A worker that one request fills (one
+                # thread) stops here every round and never finds the backlog empty: it stops
+                # looking at it after PAUSE_CHECKED_AFTER, what a pause lasts to look again.
+                if self._check_backlog and (
+                    time.monotonic() - self._checked_since >= PAUSE_CHECKED_AFTER
+                ):
+                    self._check_backlog = False
+                return
             accepted = self._accept_one(listener, accepted_count >= expected)
             if accepted is None:
                 self._expected = max(accepted_count, 1)

@@ -140,11 +140,6 @@ class Loop:
                     health.take_pings(arrived)
                 admit(arrived, pool, waited=acceptor.accepted_late or pool.all_busy())
                 acceptor.accepted_late = False
-                if acceptor.shared and not acceptor.paused and server.saturated():
-                    # A request on a kept connection took the last room: out of the shared
-                    # listener's wait queue now, for a connect wakes one process only
-                    # (Acceptor.listen), and one with no room would leave it unserved.
-                    acceptor.pause()
             if not pool.run_ready():
                 return False
 
@@ -172,6 +167,9 @@ class Loop:
             timeout = self.next_sweep - now
         if server.arrived:
             timeout = 0.0  # requests came already (a stop took the queued ones): run them
+        acceptor = server.acceptor
+        if acceptor.shared and not acceptor.paused and not stopping.begun:
+            acceptor.pause_if_saturated()  # only now that the loop waits: see there
         ready = self.poller.wait(timeout)
         self.dispatch(ready)
         if len(ready) >= FAIR_ROUND:

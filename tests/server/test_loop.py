@@ -62,8 +62,9 @@ def test_idle_connections_are_closed_after_idle_connection_timeout(
 def test_a_paused_worker_is_woken_once_for_the_requests_it_finished_itself(
     tmp_path: Path,
 ) -> None:
-    """A prefork worker with every thread busy stops accepting; the requests it then runs
-    on the loop's own thread each make room, but one wake-up of the loop's next round is
+    """A prefork worker with as much work as threads as its loop waits stops accepting
+    (here two connections accepted before their bytes came); the requests it then runs on
+    the loop's own thread each make room, but one wake-up of the loop's next round is
     enough to accept again: not two a request (one for its end, one for its connection's
     close), each a system call, and a round to read them back. The loop's steps are taken
     on the test's thread (as in test_accept_late)."""
@@ -78,9 +79,12 @@ def test_a_paused_worker_is_woken_once_for_the_requests_it_finished_itself(
     server.loop.next_sweep = time.monotonic() + 3600
     clients = [connect(path) for _ in range(4)]
     try:
+        server.acceptor.accept(server.listeners[0])
+        assert server.connection_count() == 2 and not server.arrived
         for number, client in enumerate(clients):
             client.sendall(request(f"/{number}".encode()))
-        server.acceptor.accept(server.listeners[0])
+        while len(server.arrived) < 2:
+            assert not server.loop.poll()
         assert server.connection_count() == 2 and server.acceptor.paused
         run_arrived(server)
         # what the loop's next round finds on its wake-up socket

@@ -1,0 +1,105 @@
+"""A prefork worker of one thread (``fcgikit serve --workers N --threads 1``, for an app that
+is not thread-safe): busy with one request, and what that costs its ordinary requests.
+
+Such a worker has as much work as threads from its first request on, so its loop accepts
+no more; the connections wait in the shared backlog for a sibling. The listener need only
+leave the worker's poller when the loop waits while a request still runs (a connect wakes
+one process waiting on a shared listener): not around a request the loop's own thread runs,
+which waits on nothing meanwhile, and the kernel passes the connect on to a sibling that
+does. Taken out and put back around each request, it cost the ordinary request two epoll_ctl
+calls and a wake-up of the loop, written and read back.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fcgikit.addresses import UnixAddress
+from fcgikit.client import FastCGIClient
+from fcgikit.server import Server, ServerSettings, watcher
+from tests.server.test_accept import answer, hello, naming_app, shared_listener
+from tests.server.test_accept_late import connect, epoll_set, request, run_arrived
+
+
+def test_a_worker_of_one_thread_keeps_its_listener_in_the_poller_around_its_requests(
+    tmp_path: Path,
+) -> None:
+    """Each ordinary request (sent with the connect, in one write, as nginx does) runs on the
+    direct lane, on the loop's thread, the listener in the poller throughout, and no wake-up
+    of the loop is owed when it ends. The loop's steps are taken on the test's thread (as in
+    test_accept_late), so that every request comes with its connect. (The first request,
+    whose param names the process may not have met yet, may take a Channel: it teaches the
+    direct lane them.)"""
+    path = str(tmp_path / "shared.sock")
+    settings = ServerSettings(
+        binds=(UnixAddress(path),), handle_signals=False, share_listeners=True, threads=1
+    )
+    seen: list[tuple[set[int], int]] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append((epoll_set(epoll_fd), len(server.direct)))
+        return hello(environ, start_response)
+
+    server = Server(app, settings)
+    server.acceptor.listen()
+    server.pool._leader = threading.get_ident()  # this thread holds the loop role
+    server.loop.start()
+    server.loop.next_sweep = time.monotonic() + 3600
+    epoll_fd = server.loop.poller._epoll.fileno()  # type: ignore[union-attr]
+    watched = {server.listeners[0].fileno(), server.loop.wake_r.fileno()}
+    try:
+        for number in range(4):
+            with connect(path) as client:
+                client.sendall(request(f"/{number}".encode()))
+                while not server.arrived:
+                    assert not server.loop.poll()
+                run_arrived(server)
+                assert answer(client).endswith(b"\r\n\r\nhello /%d" % number)
+            with pytest.raises(BlockingIOError):  # no wake-up written for the next round
+                server.loop.wake_r.recv(1, socket.MSG_PEEK)
+            assert epoll_set(epoll_fd) == watched
+    finally:
+        server._close_everything()
+    assert [listened for listened, _ in seen] == [watched] * 4
+    assert [direct for _, direct in seen[1:]] == [1] * 3
+
+
+def test_a_worker_running_a_request_on_its_loop_thread_leaves_a_connect_to_a_sibling(
+    serve: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The busy worker's listener stays in its poller while its one thread runs a request on
+    the loop's thread (not rescued: the watcher's tick is made long); a connection that
+    arrives then wakes the idle sibling, which serves it, not the busy worker."""
+    monkeypatch.setattr(watcher, "TICK", 60.0)
+    listener, address = shared_listener(tmp_path)
+    entered = threading.Event()
+    release = threading.Event()
+    # queued with its request before the busy worker starts: accepted with its bytes
+    blocking_client = connect(address.removeprefix("unix:"))
+    blocking_client.sendall(request(b"/block"))
+    busy = serve(
+        naming_app("busy", entered, release), listeners=[listener], share_listeners=True, threads=1
+    )
+    blocked: list[bytes] = []
+    blocking = threading.Thread(target=lambda: blocked.append(answer(blocking_client)))
+    blocking.start()
+    try:
+        assert entered.wait(10)
+        sibling = naming_app("sibling", entered, release)
+        serve(sibling, listeners=[listener.dup()], share_listeners=True, threads=1)
+        epoll_fd = busy.server.loop.poller._epoll.fileno()
+        assert listener.fileno() in epoll_set(epoll_fd)  # not paused
+        with FastCGIClient(address, timeout=10) as client:
+            assert client.request(path="/quick").body == b"sibling"
+        assert busy.server.pool.rescues == 0 and busy.server.connection_count() == 1
+    finally:
+        release.set()
+        blocking.join(10)
+        blocking_client.close()
+    assert len(blocked) == 1 and blocked[0].endswith(b"\r\n\r\nbusy")
