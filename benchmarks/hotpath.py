@@ -105,6 +105,8 @@ def make_channel(app: Any) -> tuple[Channel, socket.socket]:
         app=app,
         pool=InlinePool(),
         unregister=lambda channel: None,
+        set_aside=lambda channel: None,
+        take_back=lambda channel: None,
         want_write=lambda channel: None,
         request_finished=lambda: None,
         channel_closed=lambda channel: None,

@@ -138,6 +138,12 @@ class FakeServer:
     def request_finished(self) -> None:
         pass
 
+    def set_aside(self, channel: Channel) -> None:
+        pass
+
+    def take_back(self, channel: Channel) -> None:
+        pass
+
 
 class Boom(Exception):
     pass

@@ -19,11 +19,18 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterator
+from typing import Protocol
 
 # Defined where mypyc does not compile them (OSError subclasses); importable here as before.
 from fcgikit.errors import RequestBodyError, RequestBodyTimeout
 
 __all__ = ["RequestBody", "RequestBodyError", "RequestBodyTimeout"]
+
+
+class BodySource(Protocol):
+    """Where a streamed body's bytes come from (a Channel: see fcgikit.server.handover)."""
+
+    def pull_body(self, body: RequestBody, timeout: float | None) -> bool | None: ...
 
 
 class RequestBody:
@@ -65,6 +72,9 @@ class RequestBody:
         self._failure: str | None = None
         self._consumed = 0  # bytes handed to the app, compared with the limit
         self.received = 0  # bytes fed by the web server
+        #: the connection the reader may read the body from itself, when none is unread
+        self.source: BodySource | None = None
+        self._ask_source = True
 
     # --- the I/O side ----------------------------------------------------------------------
 
@@ -136,6 +146,14 @@ class RequestBody:
             self._release_storage()
         if self._waiter is not None:
             self._waiter.notify_all()
+
+    def wake_reader(self) -> None:
+        """Have the reader ask its source again (the source has changed)."""
+        assert self._lock is not None
+        with self._lock:
+            self._ask_source = True
+            if self._waiter is not None:
+                self._waiter.notify_all()
 
     def _spool_failed(self, exc: OSError) -> None:
         self._fail(f"cannot spool the request body: {exc.strerror or exc}")
@@ -235,6 +253,11 @@ class RequestBody:
         return self._limit
 
     @property
+    def threshold(self) -> int:
+        """The most unread bytes memory holds before the rest goes to the spool file."""
+        return self._threshold
+
+    @property
     def spooled(self) -> bool:
         return self._spool_fd is not None
 
@@ -301,12 +324,35 @@ class RequestBody:
                 raise RequestBodyError(self._failure)
             if self._finished:
                 return False
+            if self.source is not None and self._ask_source:
+                # None: not the reader's; asked again once woken (wake_reader, or bytes
+                # fed). The lock is released meanwhile: everything looked at again after.
+                self._ask_source = False
+                pulled = self._pull(self.source)
+                if pulled is False:
+                    raise RequestBodyTimeout(
+                        f"no byte of the request body arrived for {self._timeout:g}s"
+                    )
+                if pulled:
+                    self._ask_source = True
+                continue
             if self._waiter is None:
                 self._waiter = threading.Condition(self._lock)
             if not self._waiter.wait(self._timeout):
                 raise RequestBodyTimeout(
                     f"no byte of the request body arrived for {self._timeout:g}s"
                 )
+            self._ask_source = True
+
+    def _pull(self, source: BodySource) -> bool | None:
+        """The reader reads the body from its source itself (lock held, released meanwhile)."""
+        lock = self._lock
+        assert lock is not None
+        lock.release()
+        try:
+            return source.pull_body(self, self._timeout)
+        finally:
+            lock.acquire()
 
     def _cap(self, n: int) -> int:
         allowed = self._remaining_allowed()

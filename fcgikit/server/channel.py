@@ -24,24 +24,21 @@ import logging
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
 from fcgikit.protocol import ProtocolStatus, RequestReceived, ServerConnection
-from fcgikit.protocol.lanes import NameTable
+from fcgikit.server import handover
+from fcgikit.server.channel_host import ChannelHost, text_names
 from fcgikit.server.channel_input import deliver_input, note_params_overloads
-from fcgikit.server.logs import RateLimitedLog
-from fcgikit.server.pool import Refusal
 from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
 from fcgikit.server.request_input import fail_input
 from fcgikit.server.sink import WebServerGone
 from fcgikit.server.wsgi import WSGIRequest
-from fcgikit.server.wsgi_codec import DROPPED_PARAMS, ENVIRON_EXTRA_KEYS, environ_names
+from fcgikit.server.wsgi_codec import ENVIRON_EXTRA_KEYS
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
-
-    from fcgikit.server.settings import ServerSettings
+    from fcgikit.server.body import RequestBody
 
 log = logging.getLogger("fcgikit.server")
 
@@ -50,42 +47,6 @@ RECV_SIZE = 256 * 1024
 LINGER_SECONDS = 5.0
 #: replies the peer does not read are dropped with the connection past this size
 MAX_PENDING = 1 << 20
-
-
-def text_names(settings: ServerSettings) -> NameTable | None:
-    """The table a whole request's params are decoded by, as the environ's text, in the pass
-    that reads its records (WholeRequest.parse, a Channel's ServerConnection): the environ
-    builder's own. None with a base_environ, which the builder puts under them."""
-    return None if settings.base_environ else environ_names(DROPPED_PARAMS)
-
-
-class Refuses(Protocol):
-    """A connection a request arrived on (a Channel, or a DirectChannel)."""
-
-    def refuse(self, request: WSGIRequest, refusal: Refusal) -> None: ...
-
-
-class ChannelHost(Protocol):
-    """What a channel needs from its server (:class:`~fcgikit.server.server.Server`; the
-    fuzz harness and the hot-path benchmark pass smaller stand-ins)."""
-
-    settings: ServerSettings
-    app: WSGIApplication
-    #: what every connection reads into, on the loop's thread
-    recv_buffer: memoryview
-    #: requests whose params arrived in this round of the loop, admitted after it
-    arrived: list[tuple[Refuses, WSGIRequest]]
-    #: where refusals that come in floods are logged
-    overloads: RateLimitedLog
-
-    def unregister(self, channel: Channel) -> None:
-        """Stop reading ``channel``: out of the loop's poller (the loop's thread only)."""
-
-    def want_write(self, channel: Channel) -> None: ...
-    def request_finished(self) -> None: ...
-    def channel_closed(self, channel: Channel) -> None:
-        """``channel`` closed (Channel.close): out of the server's connections, and of the
-        loop's poller if in it (then on the loop's thread only)."""
 
 
 class Channel(ReplySender[ChannelHost]):
@@ -121,12 +82,25 @@ class Channel(ReplySender[ChannelHost]):
         #: set once we half-closed the connection and wait for the web server's EOF
         self.linger_deadline: float | None = None
         self.last_active = time.monotonic()
+        #: the request whose thread reads the connection (fcgikit.server.handover), the one
+        #: that asked to; what that thread reads into, and leaves for the loop
+        self.handed_to: WSGIRequest | None = None
+        self.handover_wanted: WSGIRequest | None = None
+        self.handover_buffer: memoryview | None = None
+        self.handed_arrivals: list[WSGIRequest] = []
+        self.handover_failure: RemoteProtocolError | str | None = None
+
+    def pull_body(self, body: RequestBody, timeout: float | None) -> bool | None:
+        """See handover.pull (the app's thread reads its body from the socket itself)."""
+        return handover.pull(self, body, timeout)
 
     # --- I/O thread --------------------------------------------------------------------------
 
     def on_readable(self) -> None:
         # One buffer for every connection, reused (only the I/O thread reads; the protocol
         # copies what it keeps): a fresh 256 KiB bytes per recv() cost an mmap/munmap pair.
+        if self.handover_wanted is not None and handover.grant(self):
+            return
         buffer = self.server.recv_buffer
         try:
             size = self.sock.recv_into(buffer)
@@ -161,18 +135,14 @@ class Channel(ReplySender[ChannelHost]):
                 for event in events:
                     if type(event) is RequestReceived:
                         received = WSGIRequest(self, event, server.app, server.settings)
+                        received.body.source = self
                         self.requests[event.request_id] = received
                         self.requests_received += 1
                         server.arrived.append((self, received))
             finally:
                 self.state_lock.release()
         except RemoteProtocolError as exc:
-            log.warning("connection from %s: protocol error, closing: %s", self.peer, exc)
-            self.on_peer_closed("protocol error")
-            # Tell the peer now, not when the running requests end: shutdown() keeps the fd
-            # number ours (no reuse under a worker), and the workers' sends fail at once.
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
+            self.on_protocol_error(exc)
             return
         # Its own replies first: an abort's END_REQUEST is queued before RequestAborted
         # wakes the worker, whose request_done may shut the socket down.
@@ -185,6 +155,14 @@ class Channel(ReplySender[ChannelHost]):
         for event in events:  # the others, out of the lock (one may wake an app's thread)
             if type(event) is not RequestReceived:
                 deliver_input(self.requests, event)
+
+    def on_protocol_error(self, exc: RemoteProtocolError) -> None:
+        log.warning("connection from %s: protocol error, closing: %s", self.peer, exc)
+        self.on_peer_closed("protocol error")
+        # Tell the peer now, not when the running requests end: shutdown() keeps the fd
+        # number ours (no reuse under a worker), and the workers' sends fail at once.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
     def on_peer_closed(self, reason: str | None) -> None:
         """EOF, reset or garbage: abort what runs here, close once no worker uses the socket."""
@@ -370,6 +348,8 @@ class Channel(ReplySender[ChannelHost]):
     def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
         """The request is over, its reply sent if it had one (see ResponseSink): the id is
         free again, and the connection closes if that was its last request and it is to."""
+        if self.handed_to is request:
+            handover.give_back(self)  # the app stopped reading its body before its end
         self.state_lock.acquire()
         try:
             if not request.ended:

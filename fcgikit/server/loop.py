@@ -20,9 +20,10 @@ import time
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from fcgikit.server import signals
+from fcgikit.server import handover, signals
 from fcgikit.server.accept import Waiting
-from fcgikit.server.channel import Channel, Refuses
+from fcgikit.server.channel import Channel
+from fcgikit.server.channel_host import Refuses
 from fcgikit.server.held_replies import Job
 from fcgikit.server.notify import SystemdNotifier, server_status
 from fcgikit.server.poller import READABLE, WRITABLE, Poller
@@ -218,8 +219,9 @@ class Loop:
         server = self.server
         if server.kept_elsewhere:
             with server.lock:
-                self.unwatched += server.kept_elsewhere
-                server.kept_elsewhere.clear()
+                kept, server.kept_elsewhere = server.kept_elsewhere, []
+            # (kept after a direct request, or given back by an app's thread: handover)
+            self.unwatched += [channel for channel in kept if handover.resume(channel)]
         if server.acceptor.paused:
             server.acceptor.resume_if_room(stopping=server.stopping.begun)
         if server.signals_queued:

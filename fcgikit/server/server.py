@@ -31,7 +31,8 @@ from fcgikit.protocol import Role
 from fcgikit.protocol.whole_request import WholeRequest
 from fcgikit.server import signals
 from fcgikit.server.accept import Acceptor
-from fcgikit.server.channel import RECV_SIZE, Channel, Refuses, text_names
+from fcgikit.server.channel import RECV_SIZE, Channel
+from fcgikit.server.channel_host import Refuses, text_names
 from fcgikit.server.direct import DirectChannel
 from fcgikit.server.health import Health
 from fcgikit.server.listeners import open_bound_listeners, peer_label
@@ -189,6 +190,19 @@ class Server:
         if channel.registered:
             channel.registered = False
             self.loop.poller.unregister(channel.fileno, closing=closing)
+
+    def set_aside(self, channel: Channel) -> None:
+        """Out of the poller while an app's thread reads it (fcgikit.server.handover); the
+        loop's thread only."""
+        channel.selector_events = 0
+        self.loop.poller.unregister(channel.fileno)
+
+    def take_back(self, channel: Channel) -> None:
+        """Watched again from the loop's next round, once an app's thread read it (see
+        Loop.on_woken); from any thread."""
+        with self.lock:
+            self.kept_elsewhere.append(channel)
+        self.loop.wake()
 
     def channel_closed(self, channel: Channel) -> None:
         """``channel`` has closed (Channel.close, on the loop's thread while it is

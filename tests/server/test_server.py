@@ -643,6 +643,12 @@ class ChannelHost:
     def request_finished(self) -> None:
         pass
 
+    def set_aside(self, channel: Any) -> None:
+        pass
+
+    def take_back(self, channel: Any) -> None:
+        pass
+
     def channel_closed(self, channel: Any) -> None:
         channel.registered = False
 

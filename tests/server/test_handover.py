@@ -1,0 +1,199 @@
+"""A body its app reads as it arrives is read from the connection by the app's own thread
+(fcgikit.server.handover), through a live server over a real socket: the loop's poller lets
+go of the connection meanwhile, no spool file holds what the app has not read yet, and
+everything that can happen during a body (its end, a stall, an abort, EOF, a stop, the next
+request on a kept connection) ends as it always did."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from typing import Any
+
+import pytest
+
+from fcgikit.errors import RequestBodyError
+from fcgikit.protocol import ProtocolStatus
+from fcgikit.protocol.records import pack_header, pack_records
+from tests.server.test_hostile import (
+    ABORT,
+    STDIN,
+    Log,
+    assert_settled,
+    begin,
+    expected,
+    params,
+    peer,
+    request_bytes,
+    wait_until,
+)
+
+Environ = dict[str, Any]
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> Log:
+    return Log(caplog)
+
+
+def handed_over(running: Any) -> bool:
+    """The server's one connection is read by a request's thread, out of the loop's poller."""
+    channels = list(running.server.channels)
+    if len(channels) != 1:
+        return False
+    channel = channels[0]
+    in_poller = channel.fileno in running.server.loop.poller._targets
+    return getattr(channel, "handed_to", None) is not None and not in_poller
+
+
+def head(rid: int, length: int, path: str = "/up", keep_conn: bool = False) -> bytes:
+    pairs = {
+        b"REQUEST_METHOD": b"POST",
+        b"PATH_INFO": path.encode(),
+        b"CONTENT_LENGTH": str(length).encode(),
+    }
+    return begin(rid, keep_conn=keep_conn) + params(rid, pairs)
+
+
+@pytest.mark.parametrize("threads", [1, 8])
+def test_an_upload_read_as_it_arrives_is_read_by_the_apps_thread_unspooled(
+    serve: Any, threads: int
+) -> None:
+    """4 MiB through a 256 KiB spool threshold, the app reading it in small pieces while the
+    peer sends it: the connection is the app thread's meanwhile, nothing goes to a spool
+    file, the body is byte-exact, and the kept connection serves its next request."""
+    seen: list[tuple[bool, bool]] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"]
+        digest = hashlib.sha256()
+        size = 0
+        during = False
+        while chunk := body.read(4096):
+            digest.update(chunk)
+            size += len(chunk)
+            during = during or handed_over(running)
+        seen.append((during, body.spooled))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{environ['PATH_INFO']} {size} {digest.hexdigest()}".encode()]
+
+    running = serve(app, spool_threshold=256 * 1024, threads=threads)
+    data = os.urandom(4 << 20)
+    with peer(running) as p:
+        p.send(head(1, len(data), keep_conn=True))
+        # the app waits for its first byte: the loop hands the connection over at it
+        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
+        p.send(pack_records(STDIN, 1, data) + pack_header(STDIN, 1, 0))
+        reply = p.read_end(1)
+        assert reply.bodies(1) == [expected("/up", data)]
+        assert seen == [(True, False)]
+        # the connection is the loop's again: its next request is served
+        p.send(request_bytes(2, "/next", b"after", keep_conn=True))
+        reply = p.read_end(2)
+        assert reply.bodies(2) == [expected("/next", b"after")]
+
+
+def echo_app(environ: Environ, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["PATH_INFO"].encode() + b" " + environ["wsgi.input"].read()]
+
+
+def failures_app(failures: list[str]) -> Any:
+    """Reads its body; a failure to read it is noted, then raised on (as an app would)."""
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        try:
+            data = environ["wsgi.input"].read()
+        except RequestBodyError as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
+            raise
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [expected(environ["PATH_INFO"], data)]
+
+    return app
+
+
+def test_a_body_that_stops_arriving_times_out_as_before(serve: Any, log: Log) -> None:
+    failures: list[str] = []
+    running = serve(failures_app(failures), body_timeout=0.5)
+    with peer(running) as p:
+        p.send(head(1, 100_000) + pack_records(STDIN, 1, b"x" * 1000))
+        wait_until(lambda: any(c.handover_wanted or c.handed_to for c in running.server.channels))
+        p.send(pack_records(STDIN, 1, b"y" * 1000))  # handed over at these; then nothing
+        reply = p.read_until_closed()
+    assert b"408" in reply.stdout(1)
+    assert failures == ["RequestBodyTimeout: no byte of the request body arrived for 0.5s"]
+    log.wait_for_one("answering 408")
+    assert_settled(running)
+
+
+def test_an_abort_during_the_body_is_answered_and_fails_the_read(serve: Any, log: Log) -> None:
+    failures: list[str] = []
+    running = serve(failures_app(failures))
+    with peer(running) as p:
+        p.send(head(1, 100_000) + pack_records(STDIN, 1, b"x" * 1000))
+        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
+        p.send(pack_records(STDIN, 1, b"y" * 1000))
+        wait_until(lambda: handed_over(running), what="the app's thread to read its body")
+        p.send(pack_header(ABORT, 1, 0))
+        reply = p.read(lambda r: bool(r.ends(1)) or r.closed)
+    assert reply.ends(1) == [ProtocolStatus.REQUEST_COMPLETE]
+    wait_until(lambda: bool(failures), what="the app's read to fail")
+    assert failures == ["RequestBodyError: the web server aborted the request"]
+    log.wait_for_one("aborted by the web server")
+    assert_settled(running)
+
+
+def test_eof_during_the_body_fails_the_read_as_before(serve: Any) -> None:
+    failures: list[str] = []
+    running = serve(failures_app(failures))
+    with peer(running) as p:
+        p.send(head(1, 100_000) + pack_records(STDIN, 1, b"x" * 1000))
+        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
+        p.send(pack_records(STDIN, 1, b"y" * 1000))
+        wait_until(lambda: handed_over(running), what="the app's thread to read its body")
+    wait_until(lambda: bool(failures), what="the app's read to fail")
+    assert failures == ["RequestBodyError: the web server closed the connection"]
+    assert_settled(running)
+
+
+def test_a_stop_during_an_upload_ends_the_apps_wait(serve: Any) -> None:
+    """Bodies wait for ever (body_timeout 0): only the stop, its grace period over, ends the
+    app thread's wait on the socket."""
+    failures: list[str] = []
+    running = serve(failures_app(failures), body_timeout=None, graceful_timeout=0.2)
+    with peer(running) as p:
+        p.send(head(1, 100_000) + pack_records(STDIN, 1, b"x" * 1000))
+        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
+        p.send(pack_records(STDIN, 1, b"y" * 1000))
+        wait_until(lambda: handed_over(running), what="the app's thread to read its body")
+        running.stop()
+        wait_until(lambda: bool(failures), what="the app's read to fail")
+    assert failures == ["RequestBodyError: the server is stopping"]
+
+
+def test_a_body_that_arrived_whole_is_not_handed_over(serve: Any) -> None:
+    running = serve(echo_app)
+    with peer(running) as p:
+        p.send(request_bytes(1, "/whole", b"all of it", keep_conn=True))
+        assert p.read_end(1).bodies(1) == [b"/whole all of it"]
+    assert not any(getattr(c, "handed_to", None) for c in running.server.channels)
+
+
+def test_many_uploads_on_many_threads_stay_byte_exact(serve: Any) -> None:
+    running = serve(failures_app([]), threads=4)
+    bodies = [os.urandom(300_000 + i) for i in range(8)]
+    results: list[bool] = []
+
+    def one(i: int) -> None:
+        client = running.client(timeout=10)
+        response = client.request("POST", f"/m{i}", body=bodies[i])
+        results.append(response.body == expected(f"/m{i}", bodies[i]))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == [True] * 8
