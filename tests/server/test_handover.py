@@ -128,14 +128,20 @@ def test_a_body_that_stops_arriving_times_out_as_before(serve: Any, log: Log) ->
     assert_settled(running)
 
 
+def hand_over_a_body(running: Any, p: Any) -> None:
+    """Begin request 1 with a body that has not all come, and wait until its app's thread
+    reads it from the socket itself."""
+    p.send(head(1, 100_000) + pack_records(STDIN, 1, b"x" * 1000))
+    wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
+    p.send(pack_records(STDIN, 1, b"y" * 1000))
+    wait_until(lambda: handed_over(running), what="the app's thread to read its body")
+
+
 def test_an_abort_during_the_body_is_answered_and_fails_the_read(serve: Any, log: Log) -> None:
     failures: list[str] = []
     running = serve(failures_app(failures))
     with peer(running) as p:
-        p.send(head(1, 100_000) + pack_records(STDIN, 1, b"x" * 1000))
-        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
-        p.send(pack_records(STDIN, 1, b"y" * 1000))
-        wait_until(lambda: handed_over(running), what="the app's thread to read its body")
+        hand_over_a_body(running, p)
         p.send(pack_header(ABORT, 1, 0))
         reply = p.read(lambda r: bool(r.ends(1)) or r.closed)
     assert reply.ends(1) == [ProtocolStatus.REQUEST_COMPLETE]
@@ -149,10 +155,7 @@ def test_eof_during_the_body_fails_the_read_as_before(serve: Any) -> None:
     failures: list[str] = []
     running = serve(failures_app(failures))
     with peer(running) as p:
-        p.send(head(1, 100_000) + pack_records(STDIN, 1, b"x" * 1000))
-        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
-        p.send(pack_records(STDIN, 1, b"y" * 1000))
-        wait_until(lambda: handed_over(running), what="the app's thread to read its body")
+        hand_over_a_body(running, p)
     wait_until(lambda: bool(failures), what="the app's read to fail")
     assert failures == ["RequestBodyError: the web server closed the connection"]
     assert_settled(running)
@@ -164,10 +167,7 @@ def test_a_stop_during_an_upload_ends_the_apps_wait(serve: Any) -> None:
     failures: list[str] = []
     running = serve(failures_app(failures), body_timeout=None, graceful_timeout=0.2)
     with peer(running) as p:
-        p.send(head(1, 100_000) + pack_records(STDIN, 1, b"x" * 1000))
-        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
-        p.send(pack_records(STDIN, 1, b"y" * 1000))
-        wait_until(lambda: handed_over(running), what="the app's thread to read its body")
+        hand_over_a_body(running, p)
         running.stop()
         wait_until(lambda: bool(failures), what="the app's read to fail")
     assert failures == ["RequestBodyError: the server is stopping"]
