@@ -911,17 +911,23 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and its live descendants (gunicorn's worker)."""
-    total = 0.0
+    return sum(cpu_times(pid))
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of ``pid`` and its live descendants."""
+    user = system = 0.0
     pending = [pid]
     while pending:
         current = pending.pop()
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+            user += int(fields[11]) / _CLOCK_TICKS  # utime
+            system += int(fields[12]) / _CLOCK_TICKS  # stime
         except (OSError, IndexError, ValueError):
             continue
         pending += children(current)
-    return total
+    return user, system
 
 
 def children(pid: int) -> list[int]:
