@@ -930,6 +930,27 @@ def cpu_times(pid: int) -> tuple[float, float]:
     return user, system
 
 
+def context_switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of every thread of ``pid`` and its live
+    descendants: a request handed between threads shows as voluntary ones, a thread
+    preempted as involuntary ones."""
+    voluntary = involuntary = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        voluntary += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        involuntary += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+        pending += children(current)
+    return voluntary, involuntary
+
+
 def children(pid: int) -> list[int]:
     """The live child processes of ``pid`` (nginx's workers, a prefork server's)."""
     found = []

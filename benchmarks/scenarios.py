@@ -378,9 +378,11 @@ def wrk_cells(
             for app, rows in plan:
                 for row in rotations(rows, args.rounds)[number] if rows else []:
                     user, system = run.cpu_times(stage.pid(row))
+                    voluntary, involuntary = run.context_switches(stage.pid(row))
                     nginx_before = run.cpu_seconds(stage.nginx.pid)
                     result = wrk.run(app, stage.port(row), connections, args.duration)
                     user_after, system_after = run.cpu_times(stage.pid(row))
+                    voluntary_after, involuntary_after = run.context_switches(stage.pid(row))
                     nginx_used = run.cpu_seconds(stage.nginx.pid) - nginx_before
                     results.setdefault((app.name, row.name), []).append(
                         CellRound(
@@ -388,6 +390,8 @@ def wrk_cells(
                             user_after - user,
                             system_after - system,
                             nginx_used,
+                            voluntary_after - voluntary,
+                            involuntary_after - involuntary,
                         )
                     )
                     progress(
@@ -413,6 +417,10 @@ def wrk_cells(
                 "cpu_user_us_per_request": _median([r.per_request(r.user) for r in runs]),
                 "cpu_sys_us_per_request": _median([r.per_request(r.system) for r in runs]),
                 "nginx_cpu_us_per_request": _median([r.per_request(r.nginx) for r in runs]),
+                # per request, the backend's threads': a request handed to another thread
+                # switches voluntarily; a thread preempted, involuntarily
+                "voluntary_switches_per_request": _median([r.each(r.voluntary) for r in runs]),
+                "involuntary_switches_per_request": _median([r.each(r.involuntary) for r in runs]),
                 "nginx_workers": workers_seen,
                 "errors": sum(r.wrk.errors for r in runs),
                 "rounds": len(runs),
@@ -431,9 +439,16 @@ class CellRound:
     system: float
     #: nginx's, its workers'
     nginx: float
+    #: the backend's context switches, its threads' and its children's
+    voluntary: int = 0
+    involuntary: int = 0
 
     def per_request(self, seconds: float) -> float | None:
-        return seconds * 1e6 / self.wrk.requests if self.wrk.requests else None
+        """µs a request."""
+        return self.each(seconds * 1e6)
+
+    def each(self, count: float) -> float | None:
+        return count / self.wrk.requests if self.wrk.requests else None
 
 
 #: Worker mode's cost (issue 26, item 2: "a worker spends no more CPU a request than a single
@@ -446,6 +461,9 @@ WORKER_MODE = (
     ("fcgikit", "fcgikit --workers 2", "fcgikit --workers 1", "fcgikit one process"),
     ("uwsgi", "uwsgi 2 procs x 1 thread", None, "uwsgi 1 proc x 1 thread"),
 )
+
+
+SWITCHES = ("voluntary_switches_per_request", "involuntary_switches_per_request")
 
 
 def worker_mode_cells(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -468,6 +486,8 @@ def worker_mode_cells(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 }  # fmt: skip
                 for kind, name in (("two_procs", two), ("one_worker", one_worker)):
                     cell = found.get((app, (name or "") + suffix))
+                    for key in SWITCHES:
+                        row[f"{kind}_{key}"] = (cell or {}).get(key)
                     for part in ("", "user_", "sys_"):
                         key = f"cpu_{part}us_per_request"
                         mine, theirs = (cell or {}).get(key), reference.get(key)
@@ -477,6 +497,8 @@ def worker_mode_cells(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                         )
                 for part in ("", "user_", "sys_"):
                     key = f"cpu_{part}us_per_request"
+                    row[f"one_process_{key}"] = reference.get(key)
+                for key in SWITCHES:
                     row[f"one_process_{key}"] = reference.get(key)
                 out.append(row)
     return out
@@ -871,11 +893,16 @@ def worker_mode_table(cells: Sequence[dict[str, Any]]) -> list[str]:
         parts = [f"{value:.2f}x" if value else "-" for value in (user, system)]
         return f"**{total:.2f}x** ({parts[0]} / {parts[1]})"
 
+    def switches(row: dict[str, Any], kind: str) -> str:
+        found = [row.get(f"{kind}_{key}") for key in SWITCHES]
+        return "-" if None in found else " / ".join(f"{value:.2f}" for value in found)
+
     out = [
-        "\nprocs2, worker mode: the backend's CPU µs a request (user / sys), over one process's:\n",
+        "\nprocs2, worker mode: the backend's CPU µs a request (user / sys), over one process's;"
+        " its context switches a request (voluntary / involuntary):\n",
         "| app | server | one process | one worker + master | / one process "
-        "| two busy processes | / one process |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| two busy processes | / one process | switches: one process | one worker | two |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         figures = [
@@ -884,6 +911,9 @@ def worker_mode_table(cells: Sequence[dict[str, Any]]) -> list[str]:
             ratio(row, "one_worker"),
             cpu(row, "two_procs"),
             ratio(row, "two_procs"),
+            switches(row, "one_process"),
+            switches(row, "one_worker"),
+            switches(row, "two_procs"),
         ]
         out.append(f"| {row['app']} | {row['contender']} | " + " | ".join(figures) + " |")
     return out

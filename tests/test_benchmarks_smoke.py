@@ -99,6 +99,7 @@ def test_harness_runs_every_scenario(tmp_path: Path) -> None:
         for kind in ("one_worker", "two_procs"):
             assert mode[f"{kind}_cpu_us_per_request"] > 0
             assert mode[f"{kind}_over_one_process"] > 0
+            assert mode[f"{kind}_voluntary_switches_per_request"] >= 0
     assert rows["procs2", "hello", "php-fpm static 2"]["errors"] == 0
     for kind in ("upload", "download"):  # a row only when the SHA-256 check passed
         assert rows[kind, None, "fcgikit"]["sha256_checked"], done.stderr
@@ -250,7 +251,8 @@ def test_worker_mode_reading_compares_each_server_with_its_own_single_process(
         return {
             "scenario": "procs2", "app": app, "contender": contender,
             "cpu_us_per_request": user + system, "cpu_user_us_per_request": user,
-            "cpu_sys_us_per_request": system,
+            "cpu_sys_us_per_request": system, "voluntary_switches_per_request": 0.05,
+            "involuntary_switches_per_request": user / 60,
         }  # fmt: skip
 
     cells = [
@@ -280,6 +282,8 @@ def test_worker_mode_reading_compares_each_server_with_its_own_single_process(
     table = scenarios.scenario_tables([*cells, *mode.values()])
     assert (
         "| flask | fcgikit | 66.00 (60.00 / 6.00) | 66.00 (60.00 / 6.00) | **1.00x** (1.00x / "
-        "1.00x) | 76.00 (66.00 / 10.00) | **1.15x** (1.10x / 1.67x) |"
+        "1.00x) | 76.00 (66.00 / 10.00) | **1.15x** (1.10x / 1.67x) | 0.05 / 1.00 | 0.05 / 1.00 "
+        "| 0.05 / 1.10 |"
     ) in table
     assert "| flask | uwsgi | 68.00 (60.00 / 8.00) | - | - | 79.00 (63.00 / 16.00) |" in table
+    assert mode["flask", "uwsgi"]["two_procs_involuntary_switches_per_request"] == 63 / 60
