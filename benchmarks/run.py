@@ -911,17 +911,44 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and its live descendants (gunicorn's worker)."""
-    total = 0.0
+    return sum(cpu_times(pid))
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of ``pid`` and its live descendants."""
+    user = system = 0.0
     pending = [pid]
     while pending:
         current = pending.pop()
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+            user += int(fields[11]) / _CLOCK_TICKS  # utime
+            system += int(fields[12]) / _CLOCK_TICKS  # stime
         except (OSError, IndexError, ValueError):
             continue
         pending += children(current)
-    return total
+    return user, system
+
+
+def context_switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of every thread of ``pid`` and its live
+    descendants: a request handed between threads shows as voluntary ones, a thread
+    preempted as involuntary ones."""
+    voluntary = involuntary = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        voluntary += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        involuntary += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+        pending += children(current)
+    return voluntary, involuntary
 
 
 def children(pid: int) -> list[int]:

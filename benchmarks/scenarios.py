@@ -182,9 +182,18 @@ def _contenders(scenario: str) -> list[Contender]:
             # The reference for "a worker spends no more CPU a request than one process":
             # the same nginx, load and cell, so the CPU a request is compared like for like.
             Contender("fcgikit one process", _fcgikit()),
+            # Worker mode's own cost, without a second busy CPU (WORKER_MODE).
+            Contender("fcgikit --workers 1", _fcgikit("--workers", "1")),
             Contender(
                 "uwsgi 2 procs x 1 thread",
                 _uwsgi("--master", "--processes", "2", "--threads", "1"),
+                missing=uwsgi_missing,
+            ),
+            # What two busy processes cost a request over one, for a server that is not
+            # fcgikit: the machine's share of a worker's excess (WORKER_MODE).
+            Contender(
+                "uwsgi 1 proc x 1 thread",
+                _uwsgi("--master", "--processes", "1", "--threads", "1"),
                 missing=uwsgi_missing,
             ),
             Contender(
@@ -346,7 +355,7 @@ def wrk_cells(
     rows = usable(bench, contenders(scenario, bench.variants))
     stage = Stage(bench, scenario, rows, keep, nginx_workers=nginx_workers)
     wrk = Wrk(args.wrk, bench.workdir, args.wrk_threads)
-    results: dict[tuple[str, str], list[tuple[WrkResult, float | None, float | None]]] = {}
+    results: dict[tuple[str, str], list[CellRound]] = {}
     workers_seen = 0
     try:
         stage.start_all()
@@ -368,14 +377,23 @@ def wrk_cells(
         for number, _ in enumerate(range(args.rounds)):
             for app, rows in plan:
                 for row in rotations(rows, args.rounds)[number] if rows else []:
-                    before = run.cpu_seconds(stage.pid(row))
+                    user, system = run.cpu_times(stage.pid(row))
+                    voluntary, involuntary = run.context_switches(stage.pid(row))
                     nginx_before = run.cpu_seconds(stage.nginx.pid)
                     result = wrk.run(app, stage.port(row), connections, args.duration)
-                    used = run.cpu_seconds(stage.pid(row)) - before
+                    user_after, system_after = run.cpu_times(stage.pid(row))
+                    voluntary_after, involuntary_after = run.context_switches(stage.pid(row))
                     nginx_used = run.cpu_seconds(stage.nginx.pid) - nginx_before
-                    per = 1e6 / result.requests if result.requests else None
-                    cpu, nginx_cpu = (used * per, nginx_used * per) if per else (None, None)
-                    results.setdefault((app.name, row.name), []).append((result, cpu, nginx_cpu))
+                    results.setdefault((app.name, row.name), []).append(
+                        CellRound(
+                            result,
+                            user_after - user,
+                            system_after - system,
+                            nginx_used,
+                            voluntary_after - voluntary,
+                            involuntary_after - involuntary,
+                        )
+                    )
                     progress(
                         f"{scenario} round {number + 1} {app.name} {row.name}: "
                         f"{result.rps:,.0f} req/s, p99 {run._fmt_ms(result.p99_ms)}"
@@ -392,17 +410,98 @@ def wrk_cells(
                 "keep_conn": keep,
                 "connections": connections,
                 "contender": name,
-                "rps": _median([r.rps for r, _, _ in runs]),
-                "p50_ms": _median([r.p50_ms for r, _, _ in runs]),
-                "p99_ms": _median([r.p99_ms for r, _, _ in runs]),
-                "cpu_us_per_request": _median([cpu for _, cpu, _ in runs]),
-                "nginx_cpu_us_per_request": _median([cpu for _, _, cpu in runs]),
+                "rps": _median([r.wrk.rps for r in runs]),
+                "p50_ms": _median([r.wrk.p50_ms for r in runs]),
+                "p99_ms": _median([r.wrk.p99_ms for r in runs]),
+                "cpu_us_per_request": _median([r.per_request(r.user + r.system) for r in runs]),
+                "cpu_user_us_per_request": _median([r.per_request(r.user) for r in runs]),
+                "cpu_sys_us_per_request": _median([r.per_request(r.system) for r in runs]),
+                "nginx_cpu_us_per_request": _median([r.per_request(r.nginx) for r in runs]),
+                # per request, the backend's threads': a request handed to another thread
+                # switches voluntarily; a thread preempted, involuntarily
+                "voluntary_switches_per_request": _median([r.each(r.voluntary) for r in runs]),
+                "involuntary_switches_per_request": _median([r.each(r.involuntary) for r in runs]),
                 "nginx_workers": workers_seen,
-                "errors": sum(r.errors for r, _, _ in runs),
+                "errors": sum(r.wrk.errors for r in runs),
                 "rounds": len(runs),
             }
         )
     return summary
+
+
+@dataclass(frozen=True)
+class CellRound:
+    """One round of one cell: wrk's figures and the CPU seconds it cost."""
+
+    wrk: WrkResult
+    #: the backend's, its children included
+    user: float
+    system: float
+    #: nginx's, its workers'
+    nginx: float
+    #: the backend's context switches, its threads' and its children's
+    voluntary: int = 0
+    involuntary: int = 0
+
+    def per_request(self, seconds: float) -> float | None:
+        """µs a request."""
+        return self.each(seconds * 1e6)
+
+    def each(self, count: float) -> float | None:
+        return count / self.wrk.requests if self.wrk.requests else None
+
+
+#: Worker mode's cost (issue 26, item 2: "a worker spends no more CPU a request than a single
+#: process does"), read from procs2's rows of the same app, per server: (the label, its two
+#: busy processes, its one worker with its master, its one plain process). Over one process,
+#: ``--workers 1`` is what worker mode itself costs; ``--workers 2`` adds a second busy CPU
+#: (nginx's wake-ups then preempt a worker, and the two share the caches). uWSGI's 2x1
+#: against its own 1x1 shows what that second busy CPU costs a server that is not fcgikit.
+WORKER_MODE = (
+    ("fcgikit", "fcgikit --workers 2", "fcgikit --workers 1", "fcgikit one process"),
+    ("uwsgi", "uwsgi 2 procs x 1 thread", None, "uwsgi 1 proc x 1 thread"),
+)
+
+
+SWITCHES = ("voluntary_switches_per_request", "involuntary_switches_per_request")
+
+
+def worker_mode_cells(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The worker-mode reading of procs2's cells: for each app and server (each ``--variant``
+    of fcgikit too), the backend's CPU µs a request (all, user, system) with two busy
+    processes, one worker and one process, and the first two over the last."""
+    found = {
+        (cell["app"], cell["contender"]): cell for cell in cells if cell["scenario"] == "procs2"
+    }
+    suffixes = sorted({name[name.index(" [") :] for _, name in found if " [" in name})
+    out = []
+    for app in dict.fromkeys(app for app, _ in found):
+        for label, two, one_worker, single in WORKER_MODE:
+            for suffix in ["", *suffixes] if label == "fcgikit" else [""]:
+                reference = found.get((app, single + suffix))
+                if reference is None:
+                    continue
+                row: dict[str, Any] = {
+                    "scenario": "procs2 worker mode", "app": app, "contender": label + suffix,
+                }  # fmt: skip
+                for kind, name in (("two_procs", two), ("one_worker", one_worker)):
+                    cell = found.get((app, (name or "") + suffix))
+                    for key in SWITCHES:
+                        row[f"{kind}_{key}"] = (cell or {}).get(key)
+                    for part in ("", "user_", "sys_"):
+                        key = f"cpu_{part}us_per_request"
+                        mine, theirs = (cell or {}).get(key), reference.get(key)
+                        row[f"{kind}_{key}"] = mine
+                        row[f"{kind}_{part}over_one_process"] = (
+                            mine / theirs if mine and theirs else None
+                        )
+                for part in ("", "user_", "sys_"):
+                    key = f"cpu_{part}us_per_request"
+                    row[f"one_process_{key}"] = reference.get(key)
+                for key in SWITCHES:
+                    row[f"one_process_{key}"] = reference.get(key)
+                out.append(row)
+    return out
 
 
 def usable(bench: run.Bench, rows: Sequence[Contender]) -> list[Contender]:
@@ -698,7 +797,7 @@ def run_scenarios(bench: run.Bench, names: Sequence[str]) -> list[dict[str, Any]
     for name in names:
         progress(f"scenario {name} ...")
         if name == "procs2":
-            cells += wrk_cells(
+            procs = wrk_cells(
                 bench,
                 "procs2",
                 "off",
@@ -706,6 +805,7 @@ def run_scenarios(bench: run.Bench, names: Sequence[str]) -> list[dict[str, Any]
                 ["hello", "flask"],
                 nginx_workers=args.procs_nginx_workers,
             )
+            cells += procs + worker_mode_cells(procs)
         elif name in ("upload", "download"):
             cells += transfer_cells(bench, name)
         elif name == "slowmix":
@@ -766,7 +866,57 @@ def scenario_tables(cells: Sequence[dict[str, Any]]) -> str:
                 figures.append(f"{value / base:.2f}x" if value and base else "-")
             label = cell.get("app", "") or scenario
             out.append(f"| {label} | {cell['contender']} | " + " | ".join(figures) + " |")
+    out += worker_mode_table(cells)
     return "\n".join(out)
+
+
+def worker_mode_table(cells: Sequence[dict[str, Any]]) -> list[str]:
+    """procs2's worker-mode reading (``worker_mode_cells``) as markdown lines."""
+    rows = [cell for cell in cells if cell["scenario"] == "procs2 worker mode"]
+    if not rows:
+        return []
+
+    def cpu(row: dict[str, Any], kind: str) -> str:
+        total, user, system = (
+            row.get(f"{kind}_cpu_{part}us_per_request") for part in ("", "user_", "sys_")
+        )
+        if total is None:
+            return "-"
+        return f"{total:,.2f} ({user or 0:,.2f} / {system or 0:,.2f})"
+
+    def ratio(row: dict[str, Any], kind: str) -> str:
+        total, user, system = (
+            row.get(f"{kind}_{part}over_one_process") for part in ("", "user_", "sys_")
+        )
+        if total is None:
+            return "-"
+        parts = [f"{value:.2f}x" if value else "-" for value in (user, system)]
+        return f"**{total:.2f}x** ({parts[0]} / {parts[1]})"
+
+    def switches(row: dict[str, Any], kind: str) -> str:
+        found = [row.get(f"{kind}_{key}") for key in SWITCHES]
+        return "-" if None in found else " / ".join(f"{value:.2f}" for value in found)
+
+    out = [
+        "\nprocs2, worker mode: the backend's CPU µs a request (user / sys), over one process's;"
+        " its context switches a request (voluntary / involuntary):\n",
+        "| app | server | one process | one worker + master | / one process "
+        "| two busy processes | / one process | switches: one process | one worker | two |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        figures = [
+            cpu(row, "one_process"),
+            cpu(row, "one_worker"),
+            ratio(row, "one_worker"),
+            cpu(row, "two_procs"),
+            ratio(row, "two_procs"),
+            switches(row, "one_process"),
+            switches(row, "one_worker"),
+            switches(row, "two_procs"),
+        ]
+        out.append(f"| {row['app']} | {row['contender']} | " + " | ".join(figures) + " |")
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -93,6 +93,13 @@ def test_harness_runs_every_scenario(tmp_path: Path) -> None:
         assert rows["procs2", app, "fcgikit --workers 2"]["nginx_cpu_us_per_request"] > 0
         # one fcgikit process in the same cell: what a worker's CPU a request is held to
         assert rows["procs2", app, "fcgikit one process"]["cpu_us_per_request"] > 0
+        assert rows["procs2", app, "fcgikit --workers 1"]["errors"] == 0
+        # worker mode's own cost, read from those rows: one worker and two against one process
+        mode = rows["procs2 worker mode", app, "fcgikit"]
+        for kind in ("one_worker", "two_procs"):
+            assert mode[f"{kind}_cpu_us_per_request"] > 0
+            assert mode[f"{kind}_over_one_process"] > 0
+            assert mode[f"{kind}_voluntary_switches_per_request"] >= 0
     assert rows["procs2", "hello", "php-fpm static 2"]["errors"] == 0
     for kind in ("upload", "download"):  # a row only when the SHA-256 check passed
         assert rows[kind, None, "fcgikit"]["sha256_checked"], done.stderr
@@ -105,6 +112,7 @@ def test_harness_runs_every_scenario(tmp_path: Path) -> None:
         assert mix["instant_p99_ms"] is not None
     assert rows["startup", None, "fcgikit"]["first_200_ms"] > 0
     assert "| hello | php-fpm static 2 |" in done.stdout
+    assert "| flask | fcgikit | " in done.stdout.split("procs2, worker mode")[1]
 
 
 @pytest.mark.timeout(60)
@@ -228,3 +236,54 @@ def test_a_transfer_cell_reports_each_sides_spread_not_only_its_median(
     # one transfer: its rate is the median and both quartiles
     (alone,) = [scenarios.transfer_row("download", "fcgikit", size, [(900.0, 0.01)])]
     assert alone["mib_per_s_p25"] == alone["mib_per_s"] == alone["mib_per_s_p75"] == 900.0
+
+
+def test_worker_mode_reading_compares_each_server_with_its_own_single_process(
+    bench_modules: tuple[Any, Any],
+) -> None:
+    """procs2's worker-mode reading: for each app, fcgikit's one worker (with its master) and
+    two workers over one plain process, each ``--variant``'s over its own, and uWSGI's 2x1
+    over its own 1x1, in CPU a request, user and system apart, so that what worker mode
+    costs is told from what a second busy CPU costs any server."""
+    _, scenarios = bench_modules
+
+    def cell(app: str, contender: str, user: float, system: float) -> dict[str, Any]:
+        return {
+            "scenario": "procs2", "app": app, "contender": contender,
+            "cpu_us_per_request": user + system, "cpu_user_us_per_request": user,
+            "cpu_sys_us_per_request": system, "voluntary_switches_per_request": 0.05,
+            "involuntary_switches_per_request": user / 60,
+        }  # fmt: skip
+
+    cells = [
+        cell("flask", "fcgikit --workers 2", 66.0, 10.0),
+        cell("flask", "fcgikit one process", 60.0, 6.0),
+        cell("flask", "fcgikit --workers 1", 60.0, 6.0),
+        cell("flask", "uwsgi 2 procs x 1 thread", 63.0, 16.0),
+        cell("flask", "uwsgi 1 proc x 1 thread", 60.0, 8.0),
+        cell("flask", "fcgikit --workers 2 [base]", 69.0, 11.0),
+        cell("flask", "fcgikit one process [base]", 60.0, 5.0),
+        # a variant without its one-worker row still gets its two-process ratio
+        cell("hello", "fcgikit --workers 2", 12.0, 2.0),
+        cell("hello", "fcgikit one process", 10.0, 2.0),
+    ]
+    mode = {(row["app"], row["contender"]): row for row in scenarios.worker_mode_cells(cells)}
+    assert set(mode) == {
+        ("flask", "fcgikit"), ("flask", "fcgikit [base]"), ("flask", "uwsgi"), ("hello", "fcgikit")
+    }  # fmt: skip
+    flask = mode["flask", "fcgikit"]
+    assert flask["one_worker_over_one_process"] == 1.0
+    assert flask["two_procs_over_one_process"] == 76.0 / 66.0
+    assert flask["two_procs_user_over_one_process"] == 1.1
+    assert mode["flask", "uwsgi"]["two_procs_sys_over_one_process"] == 2.0
+    assert mode["flask", "uwsgi"]["one_worker_over_one_process"] is None
+    assert mode["flask", "fcgikit [base]"]["two_procs_over_one_process"] == 80.0 / 65.0
+    assert mode["hello", "fcgikit"]["one_worker_cpu_us_per_request"] is None
+    table = scenarios.scenario_tables([*cells, *mode.values()])
+    assert (
+        "| flask | fcgikit | 66.00 (60.00 / 6.00) | 66.00 (60.00 / 6.00) | **1.00x** (1.00x / "
+        "1.00x) | 76.00 (66.00 / 10.00) | **1.15x** (1.10x / 1.67x) | 0.05 / 1.00 | 0.05 / 1.00 "
+        "| 0.05 / 1.10 |"
+    ) in table
+    assert "| flask | uwsgi | 68.00 (60.00 / 8.00) | - | - | 79.00 (63.00 / 16.00) |" in table
+    assert mode["flask", "uwsgi"]["two_procs_involuntary_switches_per_request"] == 63 / 60

@@ -40,6 +40,9 @@ typedef struct {
     atomic_ullong seq;
     /* a request runs on the loop's thread now */
     atomic_int running;
+    /* the thread that began the latest request (PyThread_get_thread_ident): the watcher
+     * asks the kernel whether it ran before it rescues its request */
+    atomic_ulong thread;
     /* the watcher sleeps until began() or wake(): nothing ran for a while */
     atomic_int parked;
     /* began() (when parked) and wake() write a byte here; wait() polls the read end */
@@ -110,6 +113,7 @@ loop_watch_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     atomic_init(&self->seq, 0);
     atomic_init(&self->running, 0);
     atomic_init(&self->parked, 0);
+    atomic_init(&self->thread, 0);
     self->wake_read = -1;
     self->wake_write = -1;
     self->seen = 0;
@@ -152,6 +156,7 @@ loop_watch_began(PyObject *op, PyObject *Py_UNUSED(ignored))
     if (!loop_watch_ready(self)) {
         return NULL;
     }
+    atomic_store(&self->thread, PyThread_get_thread_ident());
     unsigned long long number = atomic_fetch_add(&self->seq, 1) + 1;
     atomic_store(&self->running, 1);
     /* after the seq: a watcher that parks re-reads the seq once parked, so either it sees
@@ -334,9 +339,18 @@ loop_watch_get_parked(PyObject *op, void *Py_UNUSED(closure))
     return PyBool_FromLong(atomic_load(&((LoopWatch *)op)->parked));
 }
 
+static PyObject *
+loop_watch_get_thread(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLong(atomic_load(&((LoopWatch *)op)->thread));
+}
+
 static PyGetSetDef loop_watch_getset[] = {
     {"parked", loop_watch_get_parked, NULL,
      "The watcher sleeps until a request begins (for the tests and the curious).", NULL},
+    {"thread", loop_watch_get_thread, NULL,
+     "The ident (threading.get_ident) of the thread that began the latest request; 0 before "
+     "the first.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

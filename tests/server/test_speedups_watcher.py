@@ -119,6 +119,23 @@ def test_loop_watch_reports_a_request_that_overstays(watch_type: Callable[[], An
     assert watch.wait(0.005, 50, 0.05) == 0
 
 
+def test_loop_watch_names_the_thread_that_began_the_request(
+    watch_type: Callable[[], Any],
+) -> None:
+    """The watcher asks the kernel about that thread before it rescues its request."""
+    watch = watch_type()
+    assert watch.thread == 0
+    thread, _ = watch_in_thread(watch, 0.005, 50, 0.0)  # any other thread
+    thread.join(WAIT)
+    began_elsewhere: list[int] = []
+    other = threading.Thread(target=lambda: began_elsewhere.append(watch.began()))
+    other.start()
+    other.join(WAIT)
+    assert began_elsewhere == [1] and watch.thread == other.ident
+    watch.began()
+    assert watch.thread == threading.get_ident()
+
+
 def test_loop_watch_parks_and_wakes_for_the_next_request(watch_type: Callable[[], Any]) -> None:
     watch = watch_type()
     thread, outcome = watch_in_thread(watch, 0.005, 1, NEVER)

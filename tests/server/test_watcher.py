@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 from fcgikit.client import FastCGIClient
+from fcgikit.server import watcher
+from fcgikit.server.watcher import HeldLoop, PythonLoopWatch, run_queue_wait
 from tests.processes import ROOT, Backend, fcgikit_command
 
 ENV = {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
@@ -32,3 +36,62 @@ def test_a_sigterm_that_hits_a_request_thread_still_stops_the_server(tmp_path: P
         backend.kill()
     assert code == 0
     assert not sock.exists()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_quick_request_kept_off_the_cpu_keeps_the_loop_role() -> None:
+    """On a machine whose CPUs are all busy the loop's thread is now and then kept off a CPU
+    for a tick in the middle of a quick request. Rescuing it helps no one (the next loop
+    thread waits for the same CPUs) and sends the requests behind it to the queue, each
+    through two thread switches: the watcher lets it be while its thread waits for a CPU."""
+    loop_watch, clock = PythonLoopWatch(), Clock()
+    waited = {"seconds": 1.0}
+    held = HeldLoop(loop_watch, lambda ident: waited["seconds"], clock)
+    seq = loop_watch.began()
+    for _ in range(20):  # tick after tick, the thread runnable, never on a CPU
+        assert not held.through(seq)
+        clock.now += watcher.TICK
+        waited["seconds"] += watcher.TICK
+    # a tick on a CPU: it holds the loop now, and loses it
+    clock.now += watcher.TICK
+    assert held.through(seq)
+
+
+def test_a_request_that_holds_its_thread_loses_the_loop_role_a_tick_later() -> None:
+    """A slow request (a query, a sleep, a computation) does not wait for a CPU: it is
+    rescued at the next look; the next request is judged afresh."""
+    loop_watch, clock = PythonLoopWatch(), Clock()
+    held = HeldLoop(loop_watch, lambda ident: 0.25, clock)
+    first = loop_watch.began()
+    assert not held.through(first)
+    clock.now += watcher.TICK
+    assert held.through(first)
+    second = loop_watch.began()
+    assert not held.through(second)
+    clock.now += watcher.TICK
+    assert held.through(second)
+
+
+def test_where_the_kernel_does_not_say_a_request_that_overstays_is_rescued_at_once() -> None:
+    loop_watch = PythonLoopWatch()
+    seq = loop_watch.began()
+    assert HeldLoop(loop_watch, lambda ident: None).through(seq)
+    # a thread that threading does not know: nothing to ask about
+    assert run_queue_wait(0) is None
+
+
+def test_the_kernel_counts_a_threads_wait_for_a_cpu() -> None:
+    if not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/schedstat"):
+        return  # not Linux: the watcher rescues by the clock alone
+    first = run_queue_wait(threading.get_ident())
+    assert first is not None and first >= 0.0
+    time.sleep(0)
+    later = run_queue_wait(threading.get_ident())
+    assert later is not None and later >= first
