@@ -184,21 +184,28 @@ def watch(pool: WorkerPool) -> None:
             pool.rescue(overstayed)
 
 
-#: where the kernel says how long a thread of this process ran on a CPU and how long it
-#: waited, runnable, for one (nanoseconds, the first two fields)
+#: where the kernel says what a thread of this process is doing (its state, the third field)
+#: and how long it ran on a CPU and waited, runnable, for one (nanoseconds, the first two)
+THREAD_STAT = "/proc/self/task/{}/stat"
 SCHEDSTAT = "/proc/self/task/{}/schedstat"
 
+#: what the kernel says of a thread: its state letter (``R`` running or runnable, ``S``
+#: sleeping, ...) and the seconds it has waited for a CPU since it began
+ThreadReading = tuple[str, float]
 
-def run_queue_wait(ident: int) -> float | None:
-    """Seconds the thread ``ident`` (``threading.get_ident``) has waited for a CPU, runnable,
-    since it began; None where the kernel does not say (not Linux), or for a thread that
-    ``threading`` does not know."""
+
+def read_thread(ident: int) -> ThreadReading | None:
+    """What the kernel says of the thread ``ident`` (``threading.get_ident``); None where it
+    does not say (not Linux), or for a thread that ``threading`` does not know."""
     native_id = next((t.native_id for t in threading.enumerate() if t.ident == ident), None)
     if native_id is None:
         return None
     try:
+        with open(THREAD_STAT.format(native_id), "rb") as stat:
+            # the name in parentheses may hold spaces; the state follows the last ')'
+            state = stat.read().rsplit(b")", 1)[1].split()[0].decode("ascii")
         with open(SCHEDSTAT.format(native_id), "rb") as stats:
-            return int(stats.read().split()[1]) / 1e9
+            return state, int(stats.read().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return None
 
@@ -213,29 +220,32 @@ class HeldLoop:
     for a tick in the middle of a quick request; rescuing that request helps no one, since
     the thread that takes the loop role waits for the same CPUs and for the GIL the preempted
     one holds, and it sends the requests behind it to the queue (two thread switches each,
-    and the back-off's requests after them). So a request seen overstaying is rescued once
-    its thread has held it for half a tick more, as the kernel counts (``wait``: seconds a
-    thread has waited for a CPU, ``run_queue_wait``); where the kernel does not say, at
-    once, as before. A slow request is rescued a tick later than by the clock alone.
+    and the back-off's after them). So a thread that sleeps (a query, a sleep, a lock, the
+    GIL) is rescued at once, as before; a runnable one once it has held its request for half
+    a tick more, as the kernel counts (time waiting for a CPU not counted): a request busy
+    on a CPU is rescued a tick later than by the clock alone. Where the kernel does not say,
+    at once, as before.
     """
 
     def __init__(
         self,
         loop_watch: LoopWatch,
-        wait: Callable[[int], float | None] = run_queue_wait,
+        read: Callable[[int], ThreadReading | None] = read_thread,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.loop_watch = loop_watch
-        self.wait = wait
+        self.read = read
         self.clock = clock
         #: the request under suspicion: its number, when, and its thread's wait by then
         self.suspect: tuple[int, float, float] | None = None
 
     def through(self, seq: int) -> bool:
         """Request ``seq`` was seen through a tick: whether to rescue it now."""
-        waited = self.wait(self.loop_watch.thread)
-        if waited is None:
+        reading = self.read(self.loop_watch.thread)
+        if reading is None or reading[0] != "R":
+            self.suspect = None
             return True
+        waited = reading[1]
         now = self.clock()
         suspect = self.suspect
         if suspect is None or suspect[0] != seq:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fcgikit.client import FastCGIClient
 from fcgikit.server import watcher
-from fcgikit.server.watcher import HeldLoop, PythonLoopWatch, run_queue_wait
+from fcgikit.server.watcher import HeldLoop, PythonLoopWatch, read_thread
 from tests.processes import ROOT, Backend, fcgikit_command
 
 ENV = {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
@@ -53,7 +53,7 @@ def test_a_quick_request_kept_off_the_cpu_keeps_the_loop_role() -> None:
     through two thread switches: the watcher lets it be while its thread waits for a CPU."""
     loop_watch, clock = PythonLoopWatch(), Clock()
     waited = {"seconds": 1.0}
-    held = HeldLoop(loop_watch, lambda ident: waited["seconds"], clock)
+    held = HeldLoop(loop_watch, lambda ident: ("R", waited["seconds"]), clock)
     seq = loop_watch.began()
     for _ in range(20):  # tick after tick, the thread runnable, never on a CPU
         assert not held.through(seq)
@@ -64,11 +64,11 @@ def test_a_quick_request_kept_off_the_cpu_keeps_the_loop_role() -> None:
     assert held.through(seq)
 
 
-def test_a_request_that_holds_its_thread_loses_the_loop_role_a_tick_later() -> None:
-    """A slow request (a query, a sleep, a computation) does not wait for a CPU: it is
-    rescued at the next look; the next request is judged afresh."""
+def test_a_request_that_computes_on_its_cpu_loses_the_loop_role_a_tick_later() -> None:
+    """A slow request busy on a CPU does not wait for one: it is rescued at the next look;
+    the next request is judged afresh."""
     loop_watch, clock = PythonLoopWatch(), Clock()
-    held = HeldLoop(loop_watch, lambda ident: 0.25, clock)
+    held = HeldLoop(loop_watch, lambda ident: ("R", 0.25), clock)
     first = loop_watch.began()
     assert not held.through(first)
     clock.now += watcher.TICK
@@ -79,19 +79,47 @@ def test_a_request_that_holds_its_thread_loses_the_loop_role_a_tick_later() -> N
     assert held.through(second)
 
 
+def test_a_request_whose_thread_sleeps_loses_the_loop_role_at_the_first_look() -> None:
+    """A request waiting for something of its own (a query, a sleep, a lock) cannot be kept
+    off a CPU: it is rescued as soon as it is seen overstaying, as before, so the requests
+    behind it wait no longer than they did."""
+    loop_watch, clock = PythonLoopWatch(), Clock()
+    for state in ("S", "D"):
+        held = HeldLoop(loop_watch, lambda ident, state=state: (state, 0.25), clock)
+        assert held.through(loop_watch.began())
+
+
 def test_where_the_kernel_does_not_say_a_request_that_overstays_is_rescued_at_once() -> None:
     loop_watch = PythonLoopWatch()
     seq = loop_watch.began()
     assert HeldLoop(loop_watch, lambda ident: None).through(seq)
     # a thread that threading does not know: nothing to ask about
-    assert run_queue_wait(0) is None
+    assert read_thread(0) is None
 
 
 def test_the_kernel_counts_a_threads_wait_for_a_cpu() -> None:
     if not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/schedstat"):
         return  # not Linux: the watcher rescues by the clock alone
-    first = run_queue_wait(threading.get_ident())
-    assert first is not None and first >= 0.0
+    first = read_thread(threading.get_ident())
+    assert first is not None and first[0] == "R" and first[1] >= 0.0  # this thread runs
     time.sleep(0)
-    later = run_queue_wait(threading.get_ident())
-    assert later is not None and later >= first
+    later = read_thread(threading.get_ident())
+    assert later is not None and later[1] >= first[1]
+
+
+def test_the_kernel_says_a_thread_waiting_on_a_lock_sleeps() -> None:
+    if not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/stat"):
+        return  # not Linux: the watcher rescues by the clock alone
+    release = threading.Event()
+    waiting = threading.Thread(target=release.wait)
+    waiting.start()
+    try:
+        assert waiting.ident is not None
+        reading = read_thread(waiting.ident)
+        # it may not have reached the wait yet: then it runs; once there, it sleeps
+        while reading is not None and reading[0] == "R":
+            reading = read_thread(waiting.ident)
+        assert reading is not None and reading[0] == "S"
+    finally:
+        release.set()
+        waiting.join()
