@@ -52,6 +52,7 @@ COMPILED = [
     "fcgikit/server/body.py",
     "fcgikit/server/channel.py",
     "fcgikit/server/channel_input.py",
+    "fcgikit/server/handover.py",
     "fcgikit/server/direct.py",
     "fcgikit/server/reply.py",
     "fcgikit/server/pool.py",

@@ -57,10 +57,11 @@ class RequestBody:
         # before the app runs, and a Condition costs time to make (benchmarks/RESULTS.md,
         # "Small costs the code steps around").
         self._waiter: threading.Condition | None = None
-        # The chunks as fed, not copied into one buffer: a read takes its bytes from them
-        # (a slice, or a whole chunk as it is), so each byte is copied once on this side.
-        # Made by the first feed: most bodies are empty.
-        self._chunks: deque[bytes] | None = None
+        # The chunks as fed, not copied into one buffer: a read takes views of them and
+        # joins them (or a whole chunk as it is), so each byte is copied once on this side.
+        # Made by the first feed: most bodies are empty. The views feed_views gives are of
+        # its caller's buffers (see there).
+        self._chunks: deque[bytes | memoryview] | None = None
         self._chunk_start = 0  # read position inside _chunks[0]
         self._unread = 0  # bytes in _chunks not read yet
         self._spool_fd: int | None = None
@@ -75,6 +76,10 @@ class RequestBody:
         #: the connection the reader may read the body from itself, when none is unread
         self.source: BodySource | None = None
         self._ask_source = True
+        #: feed_views calls so far, and what the read under way has taken (see _settle)
+        self._view_feeds = 0
+        self._parts: list[bytes | memoryview] | None = None
+        self._parts_feed = -1
 
     # --- the I/O side ----------------------------------------------------------------------
 
@@ -86,7 +91,20 @@ class RequestBody:
             with lock:
                 self._feed(data)
 
-    def _feed(self, data: bytes) -> None:
+    def feed_views(self, views: list[memoryview]) -> None:
+        """Feed the app's own thread's read of the body from its source (the thread that
+        reads it, so no other thread waits for these): views of a buffer that its source
+        writes again at its read after the next one, not before (two buffers, alternating
+        each call), so kept uncopied until the app's read copies them into what it returns
+        (see _settle)."""
+        lock = self._lock
+        assert lock is not None
+        with lock:
+            self._view_feeds += 1
+            for view in views:
+                self._feed(view, True)
+
+    def _feed(self, data: bytes | memoryview, keep: bool = False) -> None:
         if self._finished or self._failure is not None:
             return
         received = self.received
@@ -105,7 +123,7 @@ class RequestBody:
                 if chunks is None:
                     chunks = self._chunks = deque()
                 # kept as it is: a bytes is immutable, anything else may change under us
-                chunks.append(data if type(data) is bytes else bytes(data))
+                chunks.append(data if keep or type(data) is bytes else bytes(data))
                 self._unread += len(data)
                 if self._unread > self._threshold:
                     self._move_to_spool()
@@ -258,6 +276,11 @@ class RequestBody:
         return self._threshold
 
     @property
+    def view_feeds(self) -> int:
+        """How many times :meth:`feed_views` was called."""
+        return self._view_feeds
+
+    @property
     def spooled(self) -> bool:
         return self._spool_fd is not None
 
@@ -270,47 +293,46 @@ class RequestBody:
     def _remaining_allowed(self) -> int | None:
         return None if self._limit is None else self._limit - self._consumed
 
-    def _take(self, n: int) -> bytes:
-        """Remove up to ``n`` available bytes (lock held)."""
+    def _take(self, parts: list[bytes | memoryview], n: int) -> int:
+        """Append up to ``n`` available bytes to ``parts`` and remove them (lock held): views
+        of the chunks, a whole chunk as it is, or a read of the spool file; how many."""
         if self._spool_write > self._spool_read:
             assert self._spool_fd is not None
             data = os.pread(self._spool_fd, n, self._spool_read)
             self._spool_read += len(data)
-        else:
-            assert self._chunks is not None  # bytes are available in memory
-            first = self._chunks[0]
-            start = self._chunk_start
-            end = start + n
-            if end < len(first):
-                data = first[start:end]
-                self._chunk_start = end
-            elif end == len(first):  # the rest of the first chunk; all of it, uncopied
-                data = first[start:] if start else first
-                self._chunks.popleft()
-                self._chunk_start = 0
-            else:
-                data = self._take_across_chunks(n)
-            self._unread -= len(data)
-        self._consumed += len(data)
-        return data
-
-    def _take_across_chunks(self, n: int) -> bytes:
-        """``n`` bytes from the chunks in memory, more than the first holds (lock held)."""
-        parts: list[memoryview] = []
+            parts.append(data)
+            self._consumed += len(data)
+            return len(data)
         chunks = self._chunks
-        assert chunks is not None
-        while n:
+        assert chunks is not None  # bytes are available in memory
+        taken = 0
+        while taken < n:
             first = chunks[0]
+            if self._parts_feed < 0 and type(first) is memoryview:
+                self._parts_feed = self._view_feeds
             start = self._chunk_start
-            end = min(len(first), start + n)
-            parts.append(memoryview(first)[start:end])  # copied once, by the join
-            n -= end - start
-            if end == len(first):
+            end = min(len(first), start + n - taken)
+            if end < len(first):
+                parts.append(memoryview(first)[start:end])  # copied once, by the read's join
+                self._chunk_start = end
+            else:  # the rest of the first chunk; all of it, as it is
+                parts.append(memoryview(first)[start:] if start else first)
                 chunks.popleft()
                 self._chunk_start = 0
-            else:
-                self._chunk_start = end
-        return b"".join(parts)
+            taken += end - start
+        self._unread -= taken
+        self._consumed += taken
+        return taken
+
+    def _settle(self) -> None:
+        """Before a read of the source (lock held): the views the read under way took of a
+        buffer that read may write again (fed before the last feed_views) become bytes."""
+        parts = self._parts
+        if parts and 0 <= self._parts_feed != self._view_feeds:
+            joined = b"".join(parts)
+            parts.clear()
+            parts.append(joined)
+            self._parts_feed = -1
 
     def _wait_for_data(self) -> bool:
         """Block until bytes are available; False at the end of the body (lock held)."""
@@ -328,6 +350,7 @@ class RequestBody:
                 # None: not the reader's; asked again once woken (wake_reader, or bytes
                 # fed). The lock is released meanwhile: everything looked at again after.
                 self._ask_source = False
+                self._settle()
                 pulled = self._pull(self.source)
                 if pulled is False:
                     raise RequestBodyTimeout(
@@ -367,17 +390,20 @@ class RequestBody:
 
     def _read(self, size: int | None) -> bytes:
         self._threshold = self._spool_threshold  # the request runs (see limit_memory)
-        if size is None or size < 0:
-            parts = []
-            while self._wait_for_data():
-                parts.append(self._take(self._cap(self._available())))
-            return b"".join(parts)
-        parts = []
-        wanted = size
-        while wanted > 0 and self._wait_for_data():
-            chunk = self._take(self._cap(min(wanted, self._available())))
-            parts.append(chunk)
-            wanted -= len(chunk)
+        parts: list[bytes | memoryview] = []
+        self._parts = parts
+        self._parts_feed = -1
+        try:
+            if size is None or size < 0:
+                while self._wait_for_data():
+                    self._take(parts, self._cap(self._available()))
+            else:
+                wanted = size
+                while wanted > 0 and self._wait_for_data():
+                    wanted -= self._take(parts, self._cap(min(wanted, self._available())))
+        finally:
+            self._parts = None
+        # (one part that is a whole chunk: the join returns it as it is)
         return b"".join(parts)
 
     def readline(self, size: int | None = -1) -> bytes:
@@ -413,7 +439,7 @@ class RequestBody:
             return os.pread(self._spool_fd, min(n, 65536), self._spool_read)
         assert self._chunks is not None
         start = self._chunk_start
-        return self._chunks[0][start : start + n]
+        return bytes(self._chunks[0][start : start + n])
 
     def _skip(self, n: int) -> None:
         """Pass over ``n`` bytes ``_peek`` returned (in memory: of the first chunk)."""
