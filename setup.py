@@ -49,6 +49,7 @@ COMPILED = [
     "fcgikit/protocol/whole_request.py",
     "fcgikit/protocol/text_scan.py",
     "fcgikit/protocol/client_connection.py",
+    "fcgikit/server/body_storage.py",
     "fcgikit/server/body.py",
     "fcgikit/server/channel.py",
     "fcgikit/server/channel_input.py",

@@ -15,7 +15,6 @@ web server ended it.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Protocol
 
 # Defined where mypyc does not compile them (OSError subclasses); importable here as before.
 from fcgikit.errors import RequestBodyError, RequestBodyTimeout
+from fcgikit.server.body_storage import BodyStorage
 
 __all__ = ["RequestBody", "RequestBodyError", "RequestBodyTimeout"]
 
@@ -33,7 +33,7 @@ class BodySource(Protocol):
     def pull_body(self, body: RequestBody, timeout: float | None) -> bool | None: ...
 
 
-class RequestBody:
+class RequestBody(BodyStorage):
     """``streamed``: fed by a connection's loop while the app's thread may read. False: filled
     before its app runs, by the thread that made it (the request arrived whole), then used by
     one thread at a time: no lock, whose rounds cost more than the rest of such a body's life
@@ -47,6 +47,7 @@ class RequestBody:
         timeout: float | None = None,
         streamed: bool = True,
     ) -> None:
+        super().__init__()
         self._limit = content_length
         self._timeout = timeout
         self._spool_threshold = spool_threshold
@@ -57,29 +58,12 @@ class RequestBody:
         # before the app runs, and a Condition costs time to make (benchmarks/RESULTS.md,
         # "Small costs the code steps around").
         self._waiter: threading.Condition | None = None
-        # The chunks as fed, not copied into one buffer: a read takes views of them and
-        # joins them (or a whole chunk as it is), so each byte is copied once on this side.
-        # Made by the first feed: most bodies are empty. The views feed_views gives are of
-        # its caller's buffers (see there).
-        self._chunks: deque[bytes | memoryview] | None = None
-        self._chunk_start = 0  # read position inside _chunks[0]
-        self._unread = 0  # bytes in _chunks not read yet
-        self._spool_fd: int | None = None
-        # the file's unread bytes are [_spool_read, _spool_write); while there are any, the
-        # memory holds none unread (what arrives goes behind them in the file)
-        self._spool_read = 0
-        self._spool_write = 0
         self._finished = False
         self._failure: str | None = None
-        self._consumed = 0  # bytes handed to the app, compared with the limit
         self.received = 0  # bytes fed by the web server
         #: the connection the reader may read the body from itself, when none is unread
         self.source: BodySource | None = None
         self._ask_source = True
-        #: feed_views calls so far, and what the read under way has taken (see _settle)
-        self._view_feeds = 0
-        self._parts: list[bytes | memoryview] | None = None
-        self._parts_feed = -1
 
     # --- the I/O side ----------------------------------------------------------------------
 
@@ -176,43 +160,6 @@ class RequestBody:
     def _spool_failed(self, exc: OSError) -> None:
         self._fail(f"cannot spool the request body: {exc.strerror or exc}")
 
-    def _move_to_spool(self) -> None:
-        """Move the unread bytes in memory to the file (which has none unread: reuse it)."""
-        if self._spool_fd is None:
-            # here: tempfile (with shutil, bz2, lzma, random) is a body's that outgrows memory,
-            # not every start's
-            import tempfile
-
-            with tempfile.TemporaryFile(prefix="fcgikit-body-") as spooled:
-                self._spool_fd = os.dup(spooled.fileno())
-        self._spool_read = self._spool_write = 0
-        start = self._chunk_start
-        for chunk in self._chunks or ():
-            with memoryview(chunk) as view, view[start:] as pending:
-                self._spool_append(pending)
-            start = 0
-        self._drop_chunks()
-
-    def _drop_chunks(self) -> None:
-        self._chunks = None
-        self._chunk_start = 0
-        self._unread = 0
-
-    def _spool_append(self, data: bytes | memoryview) -> None:
-        assert self._spool_fd is not None
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self._spool_fd, view, self._spool_write)
-            self._spool_write += written
-            view = view[written:]
-
-    def _release_storage(self) -> None:
-        self._drop_chunks()
-        self._spool_read = self._spool_write = 0
-        if self._spool_fd is not None:
-            os.close(self._spool_fd)
-            self._spool_fd = None
-
     def close(self) -> None:
         """Free memory and the temp file; the request is over."""
         lock = self._lock
@@ -280,59 +227,10 @@ class RequestBody:
         """How many times :meth:`feed_views` was called."""
         return self._view_feeds
 
-    @property
-    def spooled(self) -> bool:
-        return self._spool_fd is not None
-
     # --- the app side (PEP 3333 input stream) ------------------------------------------------
-
-    def _available(self) -> int:
-        spooled = self._spool_write - self._spool_read
-        return spooled if spooled else self._unread
 
     def _remaining_allowed(self) -> int | None:
         return None if self._limit is None else self._limit - self._consumed
-
-    def _take(self, parts: list[bytes | memoryview], n: int) -> int:
-        """Append up to ``n`` available bytes to ``parts`` and remove them (lock held): views
-        of the chunks, a whole chunk as it is, or a read of the spool file; how many."""
-        if self._spool_write > self._spool_read:
-            assert self._spool_fd is not None
-            data = os.pread(self._spool_fd, n, self._spool_read)
-            self._spool_read += len(data)
-            parts.append(data)
-            self._consumed += len(data)
-            return len(data)
-        chunks = self._chunks
-        assert chunks is not None  # bytes are available in memory
-        taken = 0
-        while taken < n:
-            first = chunks[0]
-            if self._parts_feed < 0 and type(first) is memoryview:
-                self._parts_feed = self._view_feeds
-            start = self._chunk_start
-            end = min(len(first), start + n - taken)
-            if end < len(first):
-                parts.append(memoryview(first)[start:end])  # copied once, by the read's join
-                self._chunk_start = end
-            else:  # the rest of the first chunk; all of it, as it is
-                parts.append(memoryview(first)[start:] if start else first)
-                chunks.popleft()
-                self._chunk_start = 0
-            taken += end - start
-        self._unread -= taken
-        self._consumed += taken
-        return taken
-
-    def _settle(self) -> None:
-        """Before a read of the source (lock held): the views the read under way took of a
-        buffer that read may write again (fed before the last feed_views) become bytes."""
-        parts = self._parts
-        if parts and 0 <= self._parts_feed != self._view_feeds:
-            joined = b"".join(parts)
-            parts.clear()
-            parts.append(joined)
-            self._parts_feed = -1
 
     def _wait_for_data(self) -> bool:
         """Block until bytes are available; False at the end of the body (lock held)."""
@@ -432,27 +330,6 @@ class RequestBody:
             if newline >= 0:
                 break
         return b"".join(parts)
-
-    def _peek(self, n: int) -> bytes:
-        if self._spool_write > self._spool_read:
-            assert self._spool_fd is not None
-            return os.pread(self._spool_fd, min(n, 65536), self._spool_read)
-        assert self._chunks is not None
-        start = self._chunk_start
-        return bytes(self._chunks[0][start : start + n])
-
-    def _skip(self, n: int) -> None:
-        """Pass over ``n`` bytes ``_peek`` returned (in memory: of the first chunk)."""
-        if self._spool_write > self._spool_read:
-            self._spool_read += n
-        else:
-            assert self._chunks is not None
-            self._chunk_start += n
-            self._unread -= n
-            if self._chunk_start == len(self._chunks[0]):
-                self._chunks.popleft()
-                self._chunk_start = 0
-        self._consumed += n
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         lines: list[bytes] = []
