@@ -11,7 +11,7 @@ ordinary request, :func:`scan_events`, and a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, cast
 
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import (
@@ -28,6 +28,7 @@ from fcgikit.protocol.name_value_pairs import decode_pairs, decode_params
 __all__ = [
     "MAX_DECODED_PAIRS",
     "StdinRuns",
+    "StdinViews",
     "received_from_params",
     "received_from_scan",
     "scan_events",
@@ -121,11 +122,26 @@ def stdin_ended_event(request_id: int) -> StdinEnded:
     return event
 
 
+class StdinViews:
+    """A run of one request's FCGI_STDIN contents, not joined: views of the bytes given to
+    :meth:`~fcgikit.protocol.ServerConnection.receive_data_keeping_views` (and of the
+    reader's own copy of a record that began in an earlier read), valid for as long as the
+    caller leaves those bytes unchanged. Made only by that call, whose caller copies each
+    byte once, into what its reader asks for (fcgikit.server.handover)."""
+
+    __slots__ = ("request_id", "views")
+
+    def __init__(self, request_id: int, views: list[memoryview]) -> None:
+        self.request_id = request_id
+        self.views = views
+
+
 class StdinRuns:
     """One StdinData for each run of STDIN records of one request in a read: a web server
     streams a large body in many records (nginx: 32 KiB each), and each event is a hand-off
     to the app's thread waiting for the body, a wake-up and a turn of the GIL. The run's
-    contents are copied out of the read once, joined, when it ends.
+    contents are copied out of the read once, joined, when it ends; or, with
+    ``keep_views``, not at all: the run is a :class:`StdinViews`.
 
     A ServerConnection's, made at its first STDIN record read record by record; it holds a
     run only during a ``receive_data`` call, which ends the run (:meth:`end`) or drops it.
@@ -137,6 +153,8 @@ class StdinRuns:
         self.views: list[memoryview] = []
         self.request_id = 0
         self.at = 0
+        #: end a run as a StdinViews (during receive_data_keeping_views)
+        self.keep_views = False
 
     def add(self, events: list[ServerEvent], request_id: int, data: memoryview) -> None:
         """The contents of a STDIN record that ``events`` (a read's, so far) is followed by."""
@@ -153,6 +171,10 @@ class StdinRuns:
     def end(self, events: list[ServerEvent]) -> None:
         """Put the run's StdinData in its place among ``events``."""
         views = self.views
+        self.views = []
+        if self.keep_views:
+            # (the one caller that asks for these reads them as such: not a ServerEvent)
+            events[self.at] = cast(ServerEvent, StdinViews(self.request_id, views))
+            return
         data = views[0].tobytes() if len(views) == 1 else b"".join(views)
         events[self.at] = StdinData(self.request_id, data)
-        self.views = []

@@ -253,12 +253,12 @@ class RecordReader:
         if len(tail) < record_end:
             return -1
         record_type, request_id = tail[1], tail[2] << 8 | tail[3]
-        # A copy, not a view of the tail: the tail is emptied now, and on_record may keep
-        # its content until the feed returns, as it may the records cut from ``data``.
-        with memoryview(tail) as whole:
-            content = whole[FCGI_HEADER_LEN : FCGI_HEADER_LEN + content_length].tobytes()
-        del tail[:]
-        on_record(record_type, request_id, memoryview(content))
+        # A view of this tail, which a new one replaces (not emptied: on_record may keep its
+        # content beyond the call, as a run of body records does until the feed returns, or
+        # longer: ServerConnection.receive_data_keeping_views): no copy of the record here.
+        self._tail = bytearray()
+        content = memoryview(tail)[FCGI_HEADER_LEN : FCGI_HEADER_LEN + content_length]
+        on_record(record_type, request_id, content)
         return taken
 
     def _cut(self, view: memoryview, offset: int, on_record: RecordHandler) -> None:

@@ -30,7 +30,7 @@ the rules themselves live in output.py, input_events.py, management.py and state
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Final
+from typing import Final, cast
 
 from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol.connection import RecordStream
@@ -44,6 +44,7 @@ from fcgikit.protocol.events import (
 from fcgikit.protocol.input_events import (
     MAX_DECODED_PAIRS,
     StdinRuns,
+    StdinViews,
     received_from_params,
     scan_events,
     stdin_ended_event,
@@ -209,6 +210,24 @@ class ServerConnection(ServerOutput):
         if runs is not None and runs.views:
             runs.end(events)
         return events
+
+    def receive_data_keeping_views(self, data: memoryview) -> list[ServerEvent | StdinViews]:
+        """:meth:`receive_data`, but each run of a request's FCGI_STDIN contents comes as a
+        :class:`~fcgikit.protocol.input_events.StdinViews` (views of ``data``, not joined
+        into a StdinData), for a caller that copies them once into what its reader asks for
+        and leaves ``data`` unchanged while it holds them. The rest is receive_data's.
+
+        Raises:
+            RemoteProtocolError: as receive_data.
+        """
+        runs = self._stdin_runs
+        if runs is None:
+            runs = self._stdin_runs = StdinRuns()
+        runs.keep_views = True
+        try:
+            return cast("list[ServerEvent | StdinViews]", self.receive_data(data))
+        finally:
+            runs.keep_views = False
 
     def _ordinary_request(self, request_id: int, keep_conn: bool, stdin_ended: bool) -> None:
         """Where the records a scan took leave the connection: BEGIN_REQUEST (a Responder),

@@ -15,7 +15,6 @@ web server ended it.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Protocol
 
 # Defined where mypyc does not compile them (OSError subclasses); importable here as before.
 from fcgikit.errors import RequestBodyError, RequestBodyTimeout
+from fcgikit.server.body_storage import BodyStorage
 
 __all__ = ["RequestBody", "RequestBodyError", "RequestBodyTimeout"]
 
@@ -33,7 +33,7 @@ class BodySource(Protocol):
     def pull_body(self, body: RequestBody, timeout: float | None) -> bool | None: ...
 
 
-class RequestBody:
+class RequestBody(BodyStorage):
     """``streamed``: fed by a connection's loop while the app's thread may read. False: filled
     before its app runs, by the thread that made it (the request arrived whole), then used by
     one thread at a time: no lock, whose rounds cost more than the rest of such a body's life
@@ -47,6 +47,7 @@ class RequestBody:
         timeout: float | None = None,
         streamed: bool = True,
     ) -> None:
+        super().__init__()
         self._limit = content_length
         self._timeout = timeout
         self._spool_threshold = spool_threshold
@@ -57,20 +58,8 @@ class RequestBody:
         # before the app runs, and a Condition costs time to make (benchmarks/RESULTS.md,
         # "Small costs the code steps around").
         self._waiter: threading.Condition | None = None
-        # The chunks as fed, not copied into one buffer: a read takes its bytes from them
-        # (a slice, or a whole chunk as it is), so each byte is copied once on this side.
-        # Made by the first feed: most bodies are empty.
-        self._chunks: deque[bytes] | None = None
-        self._chunk_start = 0  # read position inside _chunks[0]
-        self._unread = 0  # bytes in _chunks not read yet
-        self._spool_fd: int | None = None
-        # the file's unread bytes are [_spool_read, _spool_write); while there are any, the
-        # memory holds none unread (what arrives goes behind them in the file)
-        self._spool_read = 0
-        self._spool_write = 0
         self._finished = False
         self._failure: str | None = None
-        self._consumed = 0  # bytes handed to the app, compared with the limit
         self.received = 0  # bytes fed by the web server
         #: the connection the reader may read the body from itself, when none is unread
         self.source: BodySource | None = None
@@ -86,7 +75,20 @@ class RequestBody:
             with lock:
                 self._feed(data)
 
-    def _feed(self, data: bytes) -> None:
+    def feed_views(self, views: list[memoryview]) -> None:
+        """Feed the app's own thread's read of the body from its source (the thread that
+        reads it, so no other thread waits for these): views of a buffer that its source
+        writes again at its read after the next one, not before (two buffers, alternating
+        each call), so kept uncopied until the app's read copies them into what it returns
+        (see _settle)."""
+        lock = self._lock
+        assert lock is not None
+        with lock:
+            self._view_feeds += 1
+            for view in views:
+                self._feed(view, True)
+
+    def _feed(self, data: bytes | memoryview, keep: bool = False) -> None:
         if self._finished or self._failure is not None:
             return
         received = self.received
@@ -105,7 +107,7 @@ class RequestBody:
                 if chunks is None:
                     chunks = self._chunks = deque()
                 # kept as it is: a bytes is immutable, anything else may change under us
-                chunks.append(data if type(data) is bytes else bytes(data))
+                chunks.append(data if keep or type(data) is bytes else bytes(data))
                 self._unread += len(data)
                 if self._unread > self._threshold:
                     self._move_to_spool()
@@ -157,43 +159,6 @@ class RequestBody:
 
     def _spool_failed(self, exc: OSError) -> None:
         self._fail(f"cannot spool the request body: {exc.strerror or exc}")
-
-    def _move_to_spool(self) -> None:
-        """Move the unread bytes in memory to the file (which has none unread: reuse it)."""
-        if self._spool_fd is None:
-            # here: tempfile (with shutil, bz2, lzma, random) is a body's that outgrows memory,
-            # not every start's
-            import tempfile
-
-            with tempfile.TemporaryFile(prefix="fcgikit-body-") as spooled:
-                self._spool_fd = os.dup(spooled.fileno())
-        self._spool_read = self._spool_write = 0
-        start = self._chunk_start
-        for chunk in self._chunks or ():
-            with memoryview(chunk) as view, view[start:] as pending:
-                self._spool_append(pending)
-            start = 0
-        self._drop_chunks()
-
-    def _drop_chunks(self) -> None:
-        self._chunks = None
-        self._chunk_start = 0
-        self._unread = 0
-
-    def _spool_append(self, data: bytes | memoryview) -> None:
-        assert self._spool_fd is not None
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self._spool_fd, view, self._spool_write)
-            self._spool_write += written
-            view = view[written:]
-
-    def _release_storage(self) -> None:
-        self._drop_chunks()
-        self._spool_read = self._spool_write = 0
-        if self._spool_fd is not None:
-            os.close(self._spool_fd)
-            self._spool_fd = None
 
     def close(self) -> None:
         """Free memory and the temp file; the request is over."""
@@ -258,59 +223,14 @@ class RequestBody:
         return self._threshold
 
     @property
-    def spooled(self) -> bool:
-        return self._spool_fd is not None
+    def view_feeds(self) -> int:
+        """How many times :meth:`feed_views` was called."""
+        return self._view_feeds
 
     # --- the app side (PEP 3333 input stream) ------------------------------------------------
 
-    def _available(self) -> int:
-        spooled = self._spool_write - self._spool_read
-        return spooled if spooled else self._unread
-
     def _remaining_allowed(self) -> int | None:
         return None if self._limit is None else self._limit - self._consumed
-
-    def _take(self, n: int) -> bytes:
-        """Remove up to ``n`` available bytes (lock held)."""
-        if self._spool_write > self._spool_read:
-            assert self._spool_fd is not None
-            data = os.pread(self._spool_fd, n, self._spool_read)
-            self._spool_read += len(data)
-        else:
-            assert self._chunks is not None  # bytes are available in memory
-            first = self._chunks[0]
-            start = self._chunk_start
-            end = start + n
-            if end < len(first):
-                data = first[start:end]
-                self._chunk_start = end
-            elif end == len(first):  # the rest of the first chunk; all of it, uncopied
-                data = first[start:] if start else first
-                self._chunks.popleft()
-                self._chunk_start = 0
-            else:
-                data = self._take_across_chunks(n)
-            self._unread -= len(data)
-        self._consumed += len(data)
-        return data
-
-    def _take_across_chunks(self, n: int) -> bytes:
-        """``n`` bytes from the chunks in memory, more than the first holds (lock held)."""
-        parts: list[memoryview] = []
-        chunks = self._chunks
-        assert chunks is not None
-        while n:
-            first = chunks[0]
-            start = self._chunk_start
-            end = min(len(first), start + n)
-            parts.append(memoryview(first)[start:end])  # copied once, by the join
-            n -= end - start
-            if end == len(first):
-                chunks.popleft()
-                self._chunk_start = 0
-            else:
-                self._chunk_start = end
-        return b"".join(parts)
 
     def _wait_for_data(self) -> bool:
         """Block until bytes are available; False at the end of the body (lock held)."""
@@ -328,6 +248,7 @@ class RequestBody:
                 # None: not the reader's; asked again once woken (wake_reader, or bytes
                 # fed). The lock is released meanwhile: everything looked at again after.
                 self._ask_source = False
+                self._settle()
                 pulled = self._pull(self.source)
                 if pulled is False:
                     raise RequestBodyTimeout(
@@ -367,17 +288,20 @@ class RequestBody:
 
     def _read(self, size: int | None) -> bytes:
         self._threshold = self._spool_threshold  # the request runs (see limit_memory)
-        if size is None or size < 0:
-            parts = []
-            while self._wait_for_data():
-                parts.append(self._take(self._cap(self._available())))
-            return b"".join(parts)
-        parts = []
-        wanted = size
-        while wanted > 0 and self._wait_for_data():
-            chunk = self._take(self._cap(min(wanted, self._available())))
-            parts.append(chunk)
-            wanted -= len(chunk)
+        parts: list[bytes | memoryview] = []
+        self._parts = parts
+        self._parts_feed = -1
+        try:
+            if size is None or size < 0:
+                while self._wait_for_data():
+                    self._take(parts, self._cap(self._available()))
+            else:
+                wanted = size
+                while wanted > 0 and self._wait_for_data():
+                    wanted -= self._take(parts, self._cap(min(wanted, self._available())))
+        finally:
+            self._parts = None
+        # (one part that is a whole chunk: the join returns it as it is)
         return b"".join(parts)
 
     def readline(self, size: int | None = -1) -> bytes:
@@ -406,27 +330,6 @@ class RequestBody:
             if newline >= 0:
                 break
         return b"".join(parts)
-
-    def _peek(self, n: int) -> bytes:
-        if self._spool_write > self._spool_read:
-            assert self._spool_fd is not None
-            return os.pread(self._spool_fd, min(n, 65536), self._spool_read)
-        assert self._chunks is not None
-        start = self._chunk_start
-        return self._chunks[0][start : start + n]
-
-    def _skip(self, n: int) -> None:
-        """Pass over ``n`` bytes ``_peek`` returned (in memory: of the first chunk)."""
-        if self._spool_write > self._spool_read:
-            self._spool_read += n
-        else:
-            assert self._chunks is not None
-            self._chunk_start += n
-            self._unread -= n
-            if self._chunk_start == len(self._chunks[0]):
-                self._chunks.popleft()
-                self._chunk_start = 0
-        self._consumed += n
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         lines: list[bytes] = []

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol import RequestReceived, StdinData, StdinEnded
+from fcgikit.protocol.input_events import StdinViews
 
 if TYPE_CHECKING:
     from fcgikit.server.body import RequestBody
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from fcgikit.server.wsgi import WSGIRequest
 
 #: what the app's thread reads into at a time: the most of a handed-over body memory holds
+#: unread (in one of two such buffers: see pull)
 READ_SIZE = 256 * 1024
 
 
@@ -61,12 +63,17 @@ def pull(channel: Channel, body: RequestBody, timeout: float | None) -> bool | N
         if request is not None and channel.handed_to is None:
             channel.handover_wanted = request  # granted at the loop's next read of it
         return None
-    buffer = channel.handover_buffer
-    if buffer is None:
+    buffers = channel.handover_buffer
+    if buffers is None:
         # Under what memory may hold unread (the app reads it all before the next read),
         # with a record's content the previous read began.
         size = min(READ_SIZE, max(body.threshold // 2, 4096))
-        buffer = channel.handover_buffer = memoryview(bytearray(size))
+        buffers = channel.handover_buffer = memoryview(bytearray(2 * size))
+    # Two halves, in turn: the body keeps views of what a read fed until the app's read
+    # copies them, which may take in the next read too (RequestBody.feed_views); the half
+    # a read goes to moves on when the body was fed views of it.
+    half = len(buffers) // 2
+    buffer = buffers[half:] if body.view_feeds & 1 else buffers[:half]
     try:
         # (the socket is non-blocking: a read first, the wait only when it has nothing)
         size = channel.sock.recv_into(buffer)
@@ -103,13 +110,14 @@ def _take(channel: Channel, request: WSGIRequest, buffer: memoryview, size: int)
     """Feed what the app's thread read, as Channel.on_received would; the connection goes
     back to the loop unless all of it was this request's body, not its end."""
     from fcgikit.server.channel_input import deliver_input
+    from fcgikit.server.request_input import log_spool_failure
     from fcgikit.server.wsgi import WSGIRequest
 
     server = channel.server
     channel.last_active = time.monotonic()
     channel.state_lock.acquire()
     try:
-        events = channel.conn.receive_data(buffer[:size])
+        events = channel.conn.receive_data_keeping_views(buffer[:size])
         replies = channel.conn.data_to_send()
         for event in events:
             if type(event) is RequestReceived:  # after an abort: for the loop to admit
@@ -128,6 +136,15 @@ def _take(channel: Channel, request: WSGIRequest, buffer: memoryview, size: int)
     rid = request.request_id
     alone = True
     for event in events:
+        if type(event) is StdinViews:
+            if event.request_id == rid:
+                try:
+                    request.body.feed_views(event.views)
+                except OSError as exc:  # as feed_body
+                    log_spool_failure(request, exc)
+                continue
+            # (another request's, which no other thread may hold views of this buffer for)
+            event = StdinData(event.request_id, b"".join(event.views))
         if type(event) is not RequestReceived:
             deliver_input(channel.requests, event)
         if not (type(event) in (StdinData, StdinEnded) and event.request_id == rid):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tracemalloc
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
 from fcgikit.protocol import (
@@ -449,3 +452,58 @@ def test_not_between_requests_after_eof_or_an_error() -> None:
     with pytest.raises(RemoteProtocolError):
         broken.receive_data(b"\x02" + bytes(7))  # version 2
     assert not broken.between_requests
+
+
+# --- a body's runs as views ----------------------------------------------------------------
+
+
+def stdin_as_received(events: list[object]) -> list[object]:
+    """``events`` with each StdinViews as the StdinData receive_data makes of it."""
+    return [
+        StdinData(e.request_id, b"".join(e.views)) if isinstance(e, input_events.StdinViews) else e
+        for e in events
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.binary(max_size=3000),
+    record_size=st.integers(1, 700),
+    padding=st.integers(0, 7),
+    cuts=st.lists(st.integers(0, 4000), max_size=8),
+    abort=st.booleans(),
+)
+def test_a_body_received_as_views_is_the_body_received_joined(
+    body: bytes, record_size: int, padding: int, cuts: list[int], abort: bool
+) -> None:
+    """receive_data_keeping_views gives what receive_data gives, read for read, a run of
+    FCGI_STDIN contents as views of what it was given instead of one bytes, however the
+    stream is cut into reads (records split across reads included)."""
+    stream = wire.begin(1, keep_conn=True) + wire.params(1)
+    for start in range(0, len(body), record_size):
+        stream += wire.record(wire.STDIN, 1, body[start : start + record_size], padding)
+    stream += wire.record(wire.ABORT, 1) if abort else wire.record(wire.STDIN, 1)
+    joined, viewed = ServerConnection(), ServerConnection()
+    bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+    for start, end in itertools.pairwise(bounds):
+        read = bytearray(stream[start:end])  # a buffer its caller may write again
+        expected = joined.receive_data(bytes(read))
+        events = viewed.receive_data_keeping_views(memoryview(read))
+        assert stdin_as_received(events) == expected
+        for event in events:
+            if isinstance(event, input_events.StdinViews):
+                assert all(type(view) is memoryview for view in event.views)
+        assert viewed.data_to_send() == joined.data_to_send()
+
+
+def test_a_body_received_as_views_is_not_copied() -> None:
+    """A run of records wholly in a read comes as views of the caller's buffer, not copies:
+    the copy is the caller's to make, once."""
+    server = ServerConnection()
+    receive_request(server)
+    read = bytearray(wire.record(wire.STDIN, 1, b"a" * 100) + wire.record(wire.STDIN, 1, b"b" * 50))
+    [event] = server.receive_data_keeping_views(memoryview(read))
+    assert isinstance(event, input_events.StdinViews)
+    assert b"".join(event.views) == b"a" * 100 + b"b" * 50
+    read[8:12] = b"zzzz"  # the caller writes its buffer again: the views show it
+    assert bytes(event.views[0][:4]) == b"zzzz"

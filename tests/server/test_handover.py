@@ -94,6 +94,37 @@ def test_an_upload_read_as_it_arrives_is_read_by_the_apps_thread_unspooled(
         assert reply.bodies(2) == [expected("/next", b"after")]
 
 
+@pytest.mark.parametrize("size", [200_000, -1])
+def test_reads_larger_than_what_the_apps_thread_reads_at_a_time_keep_every_byte(
+    serve: Any, size: int
+) -> None:
+    """The app's reads each take in several of its thread's reads of the socket (64 KiB at
+    this spool threshold, into a buffer written again at every other one): every byte
+    arrives, in order, unspooled."""
+    seen: list[tuple[int, bool]] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"]
+        digest = hashlib.sha256()
+        total = 0
+        while chunk := body.read(size):
+            digest.update(chunk)
+            total += len(chunk)
+        seen.append((total, body.spooled))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{environ['PATH_INFO']} {total} {digest.hexdigest()}".encode()]
+
+    running = serve(app, spool_threshold=128 * 1024)
+    data = os.urandom(3 << 20)
+    with peer(running) as p:
+        p.send(head(1, len(data)))
+        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
+        p.send(pack_records(STDIN, 1, data) + pack_header(STDIN, 1, 0))
+        reply = p.read_end(1)
+    assert reply.bodies(1) == [expected("/up", data)]
+    assert seen == [(len(data), False)]
+
+
 def echo_app(environ: Environ, start_response: Any) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [environ["PATH_INFO"].encode() + b" " + environ["wsgi.input"].read()]
