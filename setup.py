@@ -60,6 +60,7 @@ COMPILED = [
     "fcgikit/server/held_replies.py",
     "fcgikit/server/backoff.py",
     "fcgikit/server/wsgi.py",
+    "fcgikit/server/request_settings.py",
     "fcgikit/server/wsgi_codec.py",
     "fcgikit/server/sink.py",
     "fcgikit/server/observe.py",

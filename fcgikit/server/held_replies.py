@@ -16,8 +16,8 @@ holds the loop role: only that thread may close a connection the loop's poller w
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
+from time import monotonic  # (compiled: a global's look-up, not the module's attribute)
 from typing import Protocol
 
 log = logging.getLogger("fcgikit.server")
@@ -44,6 +44,21 @@ class Reply(Protocol):
         (close a connection at once)."""
 
 
+class ServerReply:
+    """A :class:`Reply` of the server's own (:class:`~fcgikit.server.reply.FramedReply`):
+    a compiled class, so that :func:`send_reply` and :func:`end_reply` call it directly
+    rather than look its methods up by name each request, as a call through the protocol
+    does. Any other Reply (a test's) is called through the protocol."""
+
+    __slots__ = ()
+
+    def send(self) -> None:
+        raise NotImplementedError
+
+    def done(self, *, on_loop: bool) -> None:
+        raise NotImplementedError
+
+
 #: a request to run: its reply, if it has one left to send
 Job = Callable[[], Reply | None]
 
@@ -61,7 +76,7 @@ class HeldReplies:
         """Keep ``reply`` until the requests ready behind it have run (the loop's thread)."""
         replies = self.replies
         if not replies:
-            self.since = time.monotonic()
+            self.since = monotonic()
         replies.append(reply)
         if len(replies) >= HELD_MAX:
             self.send()
@@ -69,7 +84,7 @@ class HeldReplies:
     def waited_too_long(self) -> bool:
         """Replies wait only for quick requests: once one behind them took :data:`HELD_FOR`,
         they go before the next one runs (which may take as long again)."""
-        return time.monotonic() - self.since >= HELD_FOR
+        return monotonic() - self.since >= HELD_FOR
 
     def send(self) -> None:
         """Send the held replies and end their requests: by the thread that holds the loop
@@ -82,13 +97,19 @@ class HeldReplies:
 
 def send_reply(reply: Reply) -> None:
     try:
-        reply.send()
+        if isinstance(reply, ServerReply):
+            reply.send()  # (compiled: a direct call, see ServerReply)
+        else:
+            reply.send()
     except BaseException:  # a reply logs its own failures
         log.exception("request thread: unexpected error")
 
 
 def end_reply(reply: Reply, *, on_loop: bool) -> None:
     try:
-        reply.done(on_loop=on_loop)
+        if isinstance(reply, ServerReply):
+            reply.done(on_loop=on_loop)  # (compiled: a direct call, see ServerReply)
+        else:
+            reply.done(on_loop=on_loop)
     except BaseException:  # a request logs its own failures
         log.exception("request thread: unexpected error")

@@ -27,7 +27,7 @@ from fcgikit.server.channel_host import Refuses
 from fcgikit.server.held_replies import Job
 from fcgikit.server.notify import SystemdNotifier, server_status
 from fcgikit.server.poller import READABLE, WRITABLE, Poller
-from fcgikit.server.pool import Refusal
+from fcgikit.server.pool import Refusal, WorkerPool
 from fcgikit.server.queued_memory import bound_waiting_memory
 from fcgikit.server.wsgi import WSGIRequest
 
@@ -63,7 +63,11 @@ def admit(
         if waited:
             request.waited = True
         ready = request.body.complete and request.filter_data is None
-        refusal = pool.admit(request.run, ready=ready, memory=bound_waiting_memory(request))
+        memory = bound_waiting_memory(request)
+        if isinstance(pool, WorkerPool):  # (compiled: a direct call, not one by name)
+            refusal = pool.admit(request.run, ready=ready, memory=memory)
+        else:
+            refusal = pool.admit(request.run, ready=ready, memory=memory)
         if refusal is not None:
             channel.refuse(request, refusal)
 

@@ -91,6 +91,7 @@ class WorkerPool:
         #: the memory of the requests admitted and not running yet (see admit)
         self.queued_memory = 0
         self._lock = threading.Lock()
+        self._acquire, self._release = self._lock.acquire, self._lock.release
         self._work_ready = threading.Condition(self._lock)
         self._loop_ended = threading.Condition(self._lock)
         #: requests admitted, waiting for a queued thread, with their memory
@@ -209,8 +210,8 @@ class WorkerPool:
         """Admit a request, None; or why not (answer OVERLOADED). ``ready``: its body is
         complete, so the loop's thread may run it (run_ready). ``memory``: what it holds
         until it runs, counted in ``queued_memory`` until then."""
-        lock = self._lock
-        lock.acquire()  # not ``with``: see run_ready
+        acquire, release = self._acquire, self._release
+        acquire()  # not ``with``: see run_ready
         try:
             if self.running + len(self._queue) + len(self._ready) >= self.capacity:
                 return Refusal.THREADS
@@ -227,23 +228,23 @@ class WorkerPool:
                 self._queue.append((job, memory))
                 self._wake_locked()
         finally:
-            lock.release()
+            release()
         return None
 
     def run_ready(self) -> bool:
         """Run the ready requests on this thread (the loop's); False once it lost the role."""
         me = threading.get_ident()
-        lock = self._lock
+        acquire, release = self._acquire, self._release
         # A glance without the lock first: only this thread admits (a rescue only empties
         # it), so a batch ends without a lock round to find nothing left.
         while self._ready:
-            # The lock's rounds here and in admit, every request's, are taken with acquire()
-            # and release(), not ``with``: half the instructions, interpreted.
-            lock.acquire()
+            # Every request's lock rounds (and admit's): acquire() and release(), not ``with``
+            # (half the instructions, interpreted), bound in __init__ (compiled: no look-ups).
+            acquire()
             try:
                 job = self._take_inline_locked(me)
             finally:
-                lock.release()
+                release()
             if job is None:
                 break
             reply = _run(job)
@@ -253,7 +254,7 @@ class WorkerPool:
             held = reply is not None and bool(self._ready or self._held.replies)
             if reply is not None and not held:
                 send_reply(reply)
-            lock.acquire()
+            acquire()
             try:
                 self.running -= 1
                 rescued = self._leader != me
@@ -264,7 +265,7 @@ class WorkerPool:
                     if self._queue:
                         self._wake_locked()
             finally:
-                lock.release()
+                release()
             if reply is not None:
                 if rescued:  # another thread runs the loop now (and sends what was held)
                     if held:

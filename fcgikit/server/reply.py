@@ -26,9 +26,10 @@ import select
 import time
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from fcgikit.server.held_replies import ServerReply
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.pool import Refusal
-from fcgikit.server.sink import WebServerGone
+from fcgikit.server.sink import ServerSink, WebServerGone
 from fcgikit.server.wsgi import WSGIRequest
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class ReplyHost(Protocol):
 HostT = TypeVar("HostT", bound=ReplyHost)
 
 
-class ReplySender(Generic[HostT]):
+class ReplySender(ServerSink, Generic[HostT]):
     """A connection's output side: the :class:`~fcgikit.server.sink.ResponseSink` methods
     but ``request_done``. A subclass frames (``_frame_*``, with its protocol state), sends
     (``send_buffers``, ``_send_refusal``) and says what becomes of the connection once a request
@@ -145,7 +146,7 @@ class ReplySender(Generic[HostT]):
         return self.closed or peer_has_closed(self.sock)
 
 
-class FramedReply:
+class FramedReply(ServerReply):
     """The end of a request's response, framed and not sent yet (what ReplySender.finish
     returns): a :class:`~fcgikit.server.held_replies.Reply`. The pool sends it at once, or
     with the other replies of its batch, and then says the request is over."""

@@ -41,5 +41,31 @@ class ResponseSink(Protocol):
         read). A system call: only for a request that may have waited long to run."""
 
 
+class ServerSink:
+    """The server's own ResponseSinks' base (:class:`~fcgikit.server.reply.ReplySender`):
+    a compiled class, so that a request calls it directly, not by name as through the
+    protocol (CGI's sink, a test's). A ResponseSink itself, so that a request's
+    ``isinstance(channel, ServerSink)`` makes the compiled call."""
+
+    __slots__ = ()
+
+    def send_output(self, request: WSGIRequest, data: bytes) -> None:
+        raise NotImplementedError
+
+    def send_stderr(self, request: WSGIRequest, data: bytes) -> None:
+        raise NotImplementedError
+
+    def web_server_gone(self) -> bool:
+        raise NotImplementedError
+
+    def finish(
+        self, request: WSGIRequest, head: bytes, body: bytes, app_status: int
+    ) -> Reply | None:
+        raise NotImplementedError
+
+    def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
+        raise NotImplementedError
+
+
 class WebServerGone(Exception):
     """The web server closed the connection or aborted the request; stop producing output."""

@@ -11,7 +11,9 @@ Beside it: :mod:`~fcgikit.server.wsgi_codec` turns the params into the environ's
 status and headers into the head's bytes; :mod:`~fcgikit.server.wsgi_streams` holds
 ``wsgi.errors`` and ``wsgi.file_wrapper``; :mod:`~fcgikit.server.request_input` makes, fails and
 closes its body (``wsgi.input``); :mod:`~fcgikit.server.observe` records the request once it is
-over (the access log, the status page's counters).
+over (the access log, the status page's counters); :mod:`~fcgikit.server.wsgi_failures` says
+what a failed app's request logs and answers; :mod:`~fcgikit.server.request_settings` holds
+what a request reads of its server's settings.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -29,11 +30,12 @@ from fcgikit.protocol.events import EncodedParams, RequestReceived, TextParams
 from fcgikit.server.body import RequestBodyError, RequestBodyTimeout
 from fcgikit.server.observe import observe_request
 from fcgikit.server.request_input import close_input, filter_data, request_body
-from fcgikit.server.sink import ResponseSink, WebServerGone
+from fcgikit.server.request_settings import request_settings
+from fcgikit.server.sink import ResponseSink, ServerSink, WebServerGone
 from fcgikit.server.wsgi_codec import (
     CGI_NAMES,
     DROPPED_PARAMS,
-    InvalidResponse,
+    declares_length,
     encode_head_py,
     environ_from_params_py,
     fill_cgi_defaults,
@@ -41,6 +43,8 @@ from fcgikit.server.wsgi_codec import (
 )
 from fcgikit.server.wsgi_codec import fast_encode_head as fast_encode_head
 from fcgikit.server.wsgi_codec import fast_environ as fast_environ
+from fcgikit.server.wsgi_failures import PROCESS_EXITS as PROCESS_EXITS
+from fcgikit.server.wsgi_failures import error_page, log_app_failure
 from fcgikit.server.wsgi_streams import ErrorStream
 from fcgikit.server.wsgi_streams import FileWrapper as FileWrapper
 
@@ -63,15 +67,6 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None,
 _ROLE_NAMES = {role: role.name for role in Role}
 #: (an Enum member read from its class costs about a function call, interpreted)
 _FILTER: Final = Role.FILTER
-#: What an app raises to have its process exit. A request cannot stop the server: it gets a
-#: 500 like any other error, and the server goes on (a pool worker retires after it, see
-#: fcgikit.server.worker.RequestTracker).
-PROCESS_EXITS = (SystemExit, KeyboardInterrupt)
-
-ERROR_PAGE = (
-    b"<!doctype html>\n<title>500 Internal Server Error</title>\n"
-    b"<h1>Internal Server Error</h1>\n<p>The application failed to answer this request.</p>\n"
-)
 
 
 class WSGIRequest:
@@ -88,10 +83,13 @@ class WSGIRequest:
         self.event = event
         self.app = app
         self.settings = settings
+        self._settings = fixed = request_settings(settings)
         #: records the request of a pool worker's app (None: not a worker's, or a ping)
-        self.tracker: RequestTracker | None = settings.tracker
+        self.tracker: RequestTracker | None = fixed.tracker
         self.body = request_body(event, settings, streamed)
-        self.filter_data = filter_data(event, settings) if event.role == _FILTER else None
+        #: the request's FastCGI role (the event's, read once)
+        self.role = role = event.role
+        self.filter_data = filter_data(event, settings) if role == _FILTER else None
         self.aborted = False
         #: it may have waited long to run (in the listen backlog, or for a free thread), long
         #: enough for its web server to give up on it: run() looks first (web_server_gone)
@@ -106,7 +104,7 @@ class WSGIRequest:
         self.bytes_sent = 0
         #: the CGI head's share of bytes_sent, which the access log does not count as body
         self.head_length = 0
-        self.started = time.monotonic() if settings.observe_requests else 0.0
+        self.started = time.monotonic() if fixed.observe_requests else 0.0
 
     @property
     def label(self) -> str:
@@ -120,7 +118,7 @@ class WSGIRequest:
     # --- environ ---------------------------------------------------------------------------
 
     def build_environ(self) -> dict[str, Any]:
-        settings = self.settings
+        settings = self._settings
         params = self.event.params
         environ: dict[str, Any] | None = None
         if type(params) is TextParams:
@@ -152,11 +150,11 @@ class WSGIRequest:
         environ["wsgi.input"] = self.body
         environ["wsgi.input_terminated"] = True
         environ["wsgi.errors"] = ErrorStream(self)
-        environ["wsgi.multithread"] = settings.threads > 1
+        environ["wsgi.multithread"] = settings.multithread
         environ["wsgi.multiprocess"] = settings.multiprocess
         environ["wsgi.run_once"] = False
         environ["wsgi.file_wrapper"] = FileWrapper
-        environ["FCGI_ROLE"] = _ROLE_NAMES[self.event.role]
+        environ["FCGI_ROLE"] = _ROLE_NAMES[self.role]
         environ["fcgikit.request_id"] = self.request_id
         if self.filter_data is not None:
             environ["fcgikit.filter_data"] = self.filter_data
@@ -265,12 +263,16 @@ class WSGIRequest:
         the access log see it (ServerSettings.observe_requests), then its connection learns
         it (and may close: ``on_loop``, see ResponseSink.request_done)."""
         try:
-            if self.settings.observe_requests:
+            if self._settings.observe_requests:
                 observe_request(self, time.monotonic() - self.started)
         finally:
             # Last: a graceful stop ends once no connection is left, so it waits for the
             # access line too (a pool's worker exits right after).
-            self.channel.request_done(self, on_loop=on_loop)
+            channel = self.channel
+            if isinstance(channel, ServerSink):
+                channel.request_done(self, on_loop=on_loop)  # (compiled: a direct call)
+            else:
+                channel.request_done(self, on_loop=on_loop)
 
     def _run_app(self) -> Reply | None:
         """Call the app and produce its response; what is left to send (ResponseSink.finish).
@@ -307,7 +309,10 @@ class WSGIRequest:
         # close() runs before END_REQUEST, so the app's teardown (Flask's teardown_request,
         # a database commit) is over by the time the web server sees the response complete.
         self._close_result(result)
-        return self.channel.finish(self, head, body, 0)
+        channel = self.channel
+        if isinstance(channel, ServerSink):
+            return channel.finish(self, head, body, 0)  # (compiled: a direct call)
+        return channel.finish(self, head, body, 0)
 
     def _produce(self, result: Iterable[bytes]) -> tuple[bytes, bytes]:
         """Send the body; return what is left to go out with END_REQUEST: (head, body)."""
@@ -324,7 +329,7 @@ class WSGIRequest:
             if whole is not None:  # more than it declared: stream after all
                 self.write(whole)
                 whole = None
-            if not self._headers_sent and self._declares_length(len(chunk)):
+            if not self._headers_sent and declares_length(self._headers, len(chunk)):
                 whole = chunk
             else:
                 self.write(chunk)
@@ -333,20 +338,6 @@ class WSGIRequest:
                 raise TypeError(f"response body must be bytes, not {type(whole).__name__}")
             return self._encode_head(None), whole
         return (b"" if self._headers_sent else self._encode_head(0)), b""
-
-    def _declares_length(self, size: int) -> bool:
-        """The headers say Content-Length: ``size`` (malformed ones are _encode_head's job)."""
-        if ("Content-Length", str(size)) in self._headers:  # werkzeug's: no calls a header
-            return True
-        for item in self._headers:
-            if (
-                isinstance(item, tuple)
-                and len(item) == 2
-                and isinstance(item[0], str)
-                and item[0].lower() == "content-length"
-            ):
-                return str(item[1]).strip() == str(size)
-        return False
 
     def _close_result(self, result: Iterable[bytes]) -> None:
         if type(result) is list:
@@ -385,17 +376,8 @@ class WSGIRequest:
             if self.aborted:  # a body the web server gave up on
                 raise WebServerGone(str(exc)) from exc
             # else its spool file failed, logged where it did (a full disk): a 500
-        elif isinstance(exc, InvalidResponse):
-            log.error("request %s: invalid response from the app: %s", self.label, exc)
         else:
-            log.error(
-                "request %s: the app raised %s: %s%s",
-                self.label,
-                type(exc).__name__,
-                exc,
-                " (a request does not stop the server)" if isinstance(exc, PROCESS_EXITS) else "",
-                exc_info=exc_info,
-            )
+            log_app_failure(self.label, exc_info)
         if self._headers_sent:
             # Too late for a 500. nginx ignores FCGI_END_REQUEST's appStatus and would end
             # the client's response normally (a final chunk, a complete-looking body); only
@@ -403,12 +385,7 @@ class WSGIRequest:
             # truncation shows. request_done releases the id and closes.
             self.close_connection = True
             return None
-        page = ERROR_PAGE
-        if self.settings.debug:
-            import html  # here: with html.entities, a start would load it for this page
-
-            text = "".join(traceback.format_exception(*exc_info))
-            page += b"<pre>" + html.escape(text).encode("utf-8", "replace") + b"</pre>\n"
+        page = error_page(exc_info, debug=self.settings.debug)
         self._status = "500 Internal Server Error"
         self._headers = [("Content-Type", "text/html; charset=utf-8")]
         return self.channel.finish(self, self._encode_head(len(page)), page, 1)

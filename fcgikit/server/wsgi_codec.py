@@ -302,3 +302,19 @@ def encode_head_py(status: object, headers: Iterable[object], content_length: in
         raise InvalidResponse(
             f"a header is not latin-1: {exc.object[exc.start : exc.end]!r}"
         ) from exc
+
+
+def declares_length(headers: list[tuple[str, str]], size: int) -> bool:
+    """``headers`` (an app's, as start_response got them) say Content-Length: ``size``
+    (malformed ones are encode_head's job)."""
+    if ("Content-Length", str(size)) in headers:  # werkzeug's: no calls a header
+        return True
+    for item in headers:
+        if (
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and item[0].lower() == "content-length"
+        ):
+            return str(item[1]).strip() == str(size)
+    return False

@@ -23,6 +23,7 @@ import pytest
 from fcgikit.addresses import UnixAddress
 from fcgikit.client import FastCGIClient
 from fcgikit.server import Server, ServerSettings, watcher
+from fcgikit.server.server import admit
 from tests.server.test_accept import answer, hello, naming_app, shared_listener
 from tests.server.test_accept_late import connect, epoll_set, request, run_arrived
 
@@ -103,3 +104,50 @@ def test_a_worker_running_a_request_on_its_loop_thread_leaves_a_connect_to_a_sib
         blocking.join(10)
         blocking_client.close()
     assert len(blocked) == 1 and blocked[0].endswith(b"\r\n\r\nbusy")
+
+
+def test_a_worker_of_one_thread_stops_looking_at_its_backlog_after_its_first_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new worker looks, before running it, whether the web server gave up on a
+    connection it accepted (one may have waited in the backlog since before the worker
+    started), until an accept finds the backlog empty. One thread stops its every round at
+    its first request, with the next still queued, so it never finds it empty: it stops
+    looking once PAUSE_CHECKED_AFTER has passed. Three connections whose web server closed
+    them after sending their request, one a round of the loop (the loop's steps taken here,
+    the clock the test's): the first two, accepted within the first second, are not run;
+    the third, accepted after it, is."""
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    path = str(tmp_path / "shared.sock")
+    settings = ServerSettings(
+        binds=(UnixAddress(path),), handle_signals=False, share_listeners=True, threads=1
+    )
+    ran: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        ran.append(environ["PATH_INFO"])
+        return hello(environ, start_response)
+
+    server = Server(app, settings)
+    server.acceptor.listen()
+    server.pool._leader = threading.get_ident()  # this thread holds the loop role
+    server.loop.next_sweep = now[0] + 3600
+    clients = [connect(path) for _ in range(4)]
+    try:
+        for number, client in enumerate(clients[:3]):
+            client.sendall(request(f"/{number}".encode()))
+            client.close()  # the web server gave up on it
+        clients[3].sendall(request(b"/3"))  # keeps the backlog from running empty
+        for at in (0.5, 1.5, 1.6):  # seconds after the worker started
+            now[0] = 100.0 + at
+            server.acceptor.accept(server.listeners[0])
+            assert len(server.arrived) == 1  # stopped at its first: saturated
+            arrived, server.arrived = server.arrived, []
+            admit(arrived, server.pool, waited=server.acceptor.accepted_late)  # as Loop.lead
+            server.acceptor.accepted_late = False
+            server.pool.run_ready()
+    finally:
+        server._close_everything()
+        clients[3].close()
+    assert ran == ["/2"]
