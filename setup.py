@@ -45,6 +45,7 @@ COMPILED = [
     "fcgikit/protocol/management.py",
     "fcgikit/protocol/connection.py",
     "fcgikit/protocol/server_output.py",
+    "fcgikit/protocol/server_admission.py",
     "fcgikit/protocol/server_connection.py",
     "fcgikit/protocol/whole_request.py",
     "fcgikit/protocol/text_scan.py",
