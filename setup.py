@@ -69,6 +69,7 @@ COMPILED = [
     "fcgikit/server/queued_memory.py",
     "fcgikit/server/request_input.py",
     "fcgikit/server/poller.py",
+    "fcgikit/server/accept_pauses.py",
     "fcgikit/server/accept.py",
     "fcgikit/server/stopping.py",
     "fcgikit/server/server.py",
