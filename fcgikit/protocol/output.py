@@ -28,9 +28,9 @@ from fcgikit.errors import LocalProtocolError
 from fcgikit.protocol.constants import COPY_MAX, FCGI_VERSION_1, ProtocolStatus, RecordType
 from fcgikit.protocol.lanes import frame_end
 from fcgikit.protocol.records import (
-    _PADDING,
     END_REQUEST_BODY,
     HEADER,
+    PADDING,
     frame_records,
     pack_header,
     pack_records,
@@ -129,7 +129,7 @@ def frame_end_py(
             end = _COMPLETED_ENDS.get(request_id) or _completed_end(request_id)
         padding = -total & 7
         head = HEADER.pack(FCGI_VERSION_1, _STDOUT, request_id, total, padding)
-        return [b"".join([head, *pieces, _PADDING[padding], end])]
+        return [b"".join([head, *pieces, PADDING[padding], end])]
     buffers = frame_records(_STDOUT, request_id, pieces)
     closing = closing_records(request_id, close_stdout or bool(buffers), close_stderr)
     buffers.append(closing + end_request_record(request_id, app_status, protocol_status))

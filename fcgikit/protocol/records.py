@@ -48,6 +48,7 @@ __all__ = [
     "END_REQUEST_BODY",
     "HEADER",
     "LONG_LENGTH_FLAG",
+    "PADDING",
     "UNKNOWN_TYPE_BODY",
     "RecordHeader",
     "RecordReader",
@@ -71,8 +72,9 @@ END_REQUEST_BODY = struct.Struct(">IB3x")
 #: type, 7 reserved (FCGI_UnknownTypeBody).
 UNKNOWN_TYPE_BODY = struct.Struct(">B7x")
 
-#: Padding for each possible content length modulo 8, prebuilt so packing never allocates it.
-_PADDING = tuple(bytes(n) for n in range(8))
+#: Padding for each possible content length modulo 8, prebuilt so framing never allocates it
+#: (records.py and output.py frame records).
+PADDING = tuple(bytes(n) for n in range(8))
 #: the content of every empty record (nothing releases it: see RecordReader._cut)
 _NO_CONTENT: Final = memoryview(b"")
 
@@ -121,7 +123,7 @@ def pack_records(
             (
                 HEADER.pack(FCGI_VERSION_1, record_type, request_id, length, padding),
                 content,
-                _PADDING[padding],
+                PADDING[padding],
             )
         )
     view = memoryview(content)
@@ -131,7 +133,7 @@ def pack_records(
         padding = -len(chunk) & 7
         parts.append(HEADER.pack(FCGI_VERSION_1, record_type, request_id, len(chunk), padding))
         parts.append(chunk)
-        parts.append(_PADDING[padding])
+        parts.append(PADDING[padding])
     return b"".join(parts)
 
 
@@ -156,7 +158,7 @@ def frame_records(
         buffers.append(HEADER.pack(FCGI_VERSION_1, record_type, request_id, total, padding))
         buffers.extend(filter(None, pieces))
         if padding:
-            buffers.append(_PADDING[padding])
+            buffers.append(PADDING[padding])
         return buffers
     index = 0
     offset = 0  # into pieces[index]
@@ -182,7 +184,7 @@ def frame_records(
             need -= taken
             offset += taken
         if padding:
-            buffers.append(_PADDING[padding])
+            buffers.append(PADDING[padding])
         left -= length
     return buffers
 

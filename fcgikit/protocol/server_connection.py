@@ -19,12 +19,15 @@ like this:
   Python twin runs where the C was not built), which parses it or declines; the
   record-by-record path below is the specification, errors included.
 
-This module is the input: it admits, refuses and aborts requests and hands on what they
-send. What the application sends for them, and their end, which frees their ids, is the base
-class, :class:`~fcgikit.protocol.server_output.ServerOutput` (server_output.py), which holds
-the table of active requests the two halves share. The framing of output, the events made
-of input (a read's STDIN records joined among them), the replies to management records and
-the rules themselves live in output.py, input_events.py, management.py and state.py.
+This module is the input: it reads the records, follows the table, and hands on what the
+requests send. Admitting, refusing and aborting them, and the replies the connection queues by
+itself, are its base class's,
+:class:`~fcgikit.protocol.server_admission.ServerAdmission` (server_admission.py). What the
+application sends for them, and their end, which frees their ids, is that one's base class,
+:class:`~fcgikit.protocol.server_output.ServerOutput` (server_output.py), which holds the table
+of active requests they all share. The framing of output, the events made of input (a read's
+STDIN records joined among them), the replies to management records and the rules themselves
+live in output.py, input_events.py, management.py and state.py.
 """
 
 from __future__ import annotations
@@ -34,11 +37,10 @@ from typing import Final, cast
 
 from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol.connection import RecordStream
-from fcgikit.protocol.constants import ProtocolStatus, RecordType, Role
+from fcgikit.protocol.constants import RecordType, Role
 from fcgikit.protocol.events import (
     FilterData,
     FilterDataEnded,
-    RequestAborted,
     ServerEvent,
 )
 from fcgikit.protocol.input_events import (
@@ -57,16 +59,14 @@ from fcgikit.protocol.lanes import (
     scan_request_text,
 )
 from fcgikit.protocol.management import (
-    ROLES_BY_NUMBER,
-    begin_request_body,
     get_values_result,
     known_roles,
     unknown_type_result,
     values_answered,
 )
-from fcgikit.protocol.output import end_request_record
 from fcgikit.protocol.records import record_type_name
-from fcgikit.protocol.server_output import ServerOutput, ServerRequest
+from fcgikit.protocol.server_admission import ServerAdmission
+from fcgikit.protocol.server_output import ServerRequest
 from fcgikit.protocol.state import (
     ERROR_MESSAGES,
     IGNORED_STREAMS,
@@ -85,10 +85,8 @@ __all__ = ["MAX_DECODED_PAIRS", "ServerConnection"]
 # Plain ints for the per-record comparisons: cheaper than IntEnum members on the hot path.
 _PARAMS: Final = int(RecordType.PARAMS)
 _STDIN: Final = int(RecordType.STDIN)
-_RESPONDER: Final = Role.RESPONDER
 #: (an Enum member read from its class costs about a function call, interpreted)
 _READING_STDIN: Final = RequestState.READING_STDIN
-_INPUT_ENDED: Final = RequestState.INPUT_ENDED
 
 # The table's rows and cells the per-record dispatch looks at (state.RULES).
 _MANAGEMENT: Final = RULES[Standing.MANAGEMENT]
@@ -101,7 +99,7 @@ _FORGET: Final = Action.FORGET
 _STREAM: Final = Action.STREAM
 
 
-class ServerConnection(ServerOutput):
+class ServerConnection(ServerAdmission):
     """The application's end of one FastCGI transport connection.
 
     Args:
@@ -164,11 +162,9 @@ class ServerConnection(ServerOutput):
         self._values = values_answered(max_conns, max_reqs, multiplexed)
         super().__init__()
         self._outgoing = bytearray()
-        #: every id a FCGI_BEGIN_REQUEST named on this connection (at most 65,535 of them)
-        self._begun_ids: set[int] = set()
+        self._begun_ids = set()
         self._stray_records = 0
         self._last_request_id = 0
-        #: FCGI_PARAMS bytes held for the requests still sending them
         self._params_buffered = 0
         self._params_overloads = 0
         #: joins a read's STDIN records into events; made at the first one (see
@@ -229,16 +225,6 @@ class ServerConnection(ServerOutput):
         finally:
             runs.keep_views = False
 
-    def _ordinary_request(self, request_id: int, keep_conn: bool, stdin_ended: bool) -> None:
-        """Where the records a scan took leave the connection: BEGIN_REQUEST (a Responder),
-        the whole PARAMS stream, then FCGI_STDIN records, maybe up to its end."""
-        self._begun_ids.add(request_id)
-        self._last_request_id = request_id
-        request = self._requests[request_id] = ServerRequest(request_id, _RESPONDER, keep_conn)
-        state = _INPUT_ENDED if stdin_ended else _READING_STDIN
-        request.state = state
-        request.reading = INPUT_STREAMS.get((_RESPONDER, state))
-
     def receive_eof(self) -> None:
         """The web server closed its end.
 
@@ -269,14 +255,6 @@ class ServerConnection(ServerOutput):
             request is None or request.state is RequestState.ABORTED
         )
 
-    def data_to_send(self) -> bytes:
-        """Return, and forget, the replies the connection queued by itself."""
-        if not self._outgoing:  # the usual read queues none
-            return b""
-        outgoing = bytes(self._outgoing)
-        self._outgoing.clear()
-        return outgoing
-
     @property
     def between_requests(self) -> bool:
         """True while the connection holds nothing of a request: every one begun has
@@ -298,13 +276,6 @@ class ServerConnection(ServerOutput):
         app did not wait for has a begun id), so a caller may log the count once.
         """
         return self._stray_records
-
-    @property
-    def params_overloads(self) -> int:
-        """Requests refused (OVERLOADED) because the params arriving on this connection for
-        requests still sending them went beyond ``max_params_size`` in all; a caller may log
-        them."""
-        return self._params_overloads
 
     def _on_record(self, record_type: int, request_id: int, content: memoryview) -> None:
         self._last_request_id = request_id
@@ -395,49 +366,3 @@ class ServerConnection(ServerOutput):
                 self._events.append(stdin_ended_event(request_id))
         else:
             self._events.append(FilterDataEnded(request_id))
-
-    def _refuse_for_params(self, request_id: int, request: ServerRequest) -> None:
-        """END_REQUEST OVERLOADED for a request still sending its params; what follows for
-        it is ignored, as for any id that is no longer active."""
-        del self._requests[request_id]
-        self._params_buffered -= len(request.params)
-        self._params_overloads += 1
-        self._outgoing += end_request_record(request_id, 0, ProtocolStatus.OVERLOADED)
-        if not request.keep_conn:
-            self._should_close = True
-
-    def _on_begin_request(self, request_id: int, content: memoryview, held: bool) -> None:
-        role_number, keep_conn = begin_request_body(request_id, content)
-        self._begun_ids.add(request_id)
-        refusal = self._refusal(role_number)
-        if refusal is None and held:
-            refusal = ProtocolStatus.OVERLOADED  # the aborted request's app still runs
-        if refusal is not None:
-            self._outgoing += end_request_record(request_id, 0, refusal)
-            if not keep_conn:
-                self._should_close = True
-            return
-        # _refusal let only our own roles through, so the number is a Role's
-        role = ROLES_BY_NUMBER[role_number]
-        self._requests[request_id] = ServerRequest(request_id, role, keep_conn)
-
-    def _refusal(self, role_number: int) -> ProtocolStatus | None:
-        if role_number not in self._roles:
-            return ProtocolStatus.UNKNOWN_ROLE
-        if not self._multiplexed and self._requests:
-            return ProtocolStatus.CANT_MPX_CONN
-        if len(self._requests) >= self._max_active_requests:
-            return ProtocolStatus.OVERLOADED
-        return None
-
-    def _on_abort_request(self, request_id: int, request: ServerRequest, forget: bool) -> None:
-        if forget:
-            del self._requests[request_id]  # the app never heard of it
-            self._params_buffered -= len(request.params)
-        else:
-            self._events.append(RequestAborted(request_id))
-            request.state = RequestState.ABORTED
-            request.reading = None
-        self._outgoing += request.abort()
-        if not request.keep_conn:
-            self._should_close = True

@@ -1,9 +1,10 @@
 """The output half of the application's end of a connection: what the application sends.
 
 :class:`~fcgikit.protocol.ServerConnection` (server_connection.py) is a :class:`ServerOutput`
-that reads input: each FCGI_BEGIN_REQUEST it admits puts a :class:`ServerRequest` in the
-table of active requests kept here, and the application's end of the request
-(:meth:`ServerOutput.end_request`) takes it out. Why the output is shaped like this:
+that reads input: each FCGI_BEGIN_REQUEST it admits (server_admission.py) puts a
+:class:`ServerRequest` in the table of active requests kept here, and the application's end
+of the request (:meth:`ServerOutput.end_request`) takes it out. Why the output is shaped like
+this:
 
 * Output methods return the bytes to write instead of buffering them, so a server can write
   a response from the thread that produced it. Each active request frames its own output

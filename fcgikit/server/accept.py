@@ -10,18 +10,10 @@ Channel for a request that takes the direct lane). One that waits past a sweep o
 or into a stop, becomes a Channel (:meth:`Acceptor.promote`), what the loop's housekeeping
 (idle timeout, drain, reload hand-over) knows; it stays in the poller throughout.
 
-Accepting pauses (the listeners leave the loop's poller) in two cases:
-
-* The server shares its listeners with other processes (a prefork pool) and has as much work
-  as threads when its loop is about to wait (:meth:`Acceptor.pause_if_saturated`): the
-  connections stay in the shared backlog for a sibling with a free thread.
-* accept() fails for want of file descriptors or memory: the connection stays queued and
-  the listener readable, and a level-triggered loop would retry at once, for ever. Accepting
-  resumes when a connection closes, or after :data:`ACCEPT_RETRY` seconds.
-
-After a long pause, and in a new server, the connections in the backlog may have waited long
-enough for their web server to give up on them: the requests accepted until the backlog is
-found empty are marked (``accepted_late``) and looked at before they run.
+Accepting pauses (the listeners leave the loop's poller) when the server has as much work as
+threads, or runs out of file descriptors; when it does, and how the connections accepted after
+a long pause are marked (``accepted_late``), is the base class's,
+:class:`~fcgikit.server.accept_pauses.AcceptPauses` (accept_pauses.py).
 
 The C lane (``_speedups_accept.c``): ``accept_connection``, accept4() without the exception
 for an empty queue, ``Connection``, the descriptor without a socket object, and
@@ -32,8 +24,6 @@ Python twins are :func:`accept_connection_py`, :func:`connection_py`, :func:`rea
 from __future__ import annotations
 
 import _socket
-import contextlib
-import errno
 import logging
 import os
 import socket
@@ -41,8 +31,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from fcgikit.server.accept_pauses import PAUSE_CHECKED_AFTER, AcceptPauses
 from fcgikit.server.channel import Channel
-from fcgikit.server.listeners import describe, peer_allowed, peer_label
+from fcgikit.server.listeners import peer_allowed, peer_label
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.poller import READABLE, Poller
 from fcgikit.server.reply import Connected
@@ -62,15 +53,6 @@ ACCEPT_BATCH = 64
 #: back), so a round runs as many as the default threads hold
 #: (benchmarks/RESULTS.md, "Two processes, round 9" and "Issue 26, a worker's CPU, round 11")
 SHARED_ACCEPT_BATCH = 16
-#: a server that stopped accepting for this long (seconds; all its threads were busy) looks
-#: whether the web server gave up on the connections it accepts next (see accepted_late)
-PAUSE_CHECKED_AFTER = 1.0
-#: accept() errors that leave the connection waiting, out of file descriptors (or the kernel
-#: out of memory): accepting pauses (see the module docstring, and Acceptor._failed)
-ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-#: those of them that are the process's or the system's file descriptors running out
-FD_ERRORS = frozenset({errno.EMFILE, errno.ENFILE})
-ACCEPT_RETRY = 0.25
 
 AcceptConnection = Callable[[int, bool], tuple[int, tuple[object, ...] | None] | None]
 #: The C lane (fcgikit/server/_speedups_accept.c); None where it was not built (or has no
@@ -137,74 +119,28 @@ class Waiting:
         self.fileno = conn.fileno()
 
 
-class Acceptor:
+class Acceptor(AcceptPauses):
     """The accepting side of a :class:`~fcgikit.server.server.Server`'s loop: its listeners,
-    and whether (and since when) accepting is paused. Used by the loop's thread only."""
+    and whether (and since when) accepting is paused (the base class's, accept_pauses.py).
+    Used by the loop's thread only."""
 
     def __init__(self, server: Server, listeners: list[socket.socket], poller: Poller) -> None:
-        self.server = server
-        self.listeners = listeners
-        self._poller = poller
-        #: the listeners are shared with sibling processes (see listen)
-        self.shared = server.settings.share_listeners
+        super().__init__(server, listeners, poller)
         #: connections accepted per round at most (see SHARED_ACCEPT_BATCH)
         self._batch = SHARED_ACCEPT_BATCH if self.shared else ACCEPT_BATCH
-        #: the listeners are out of the poller (see the module docstring)
-        self.paused = False
-        #: when accepting was last paused (time.monotonic)
-        self._paused_at = 0.0
-        #: the backlog's connections may have waited long enough for their web server to give
-        #: up (nginx closes one, but it stays queued with its request): in a new server (a new
-        #: worker, say) and after a pause of PAUSE_CHECKED_AFTER, until an accept finds the
-        #: backlog empty (or, where saturation ends every round first, after
-        #: PAUSE_CHECKED_AFTER: see accept). What is accepted meanwhile is marked
-        #: (WSGIRequest.waited) and looked at before it runs; the others never pay for it.
-        self._check_backlog = True
-        #: when _check_backlog was last set (time.monotonic)
-        self._checked_since = time.monotonic()
-        #: a connection was accepted while _check_backlog was set (the loop resets it)
+        #: a connection was accepted while _check_backlog was set (the loop resets it; see
+        #: AcceptPauses)
         self.accepted_late = False
         #: how many connections the last round of accepts found (see accept)
         self._expected = 1
         #: connections accepted before their first bytes came, in the poller, by fd
         self.waiting: dict[int, Waiting] = {}
-        #: (family, type, proto) of each listener, as ints for _socket.socket()
-        self._kinds: dict[int, tuple[int, int, int]] = {}
-        #: seconds to wait before accepting again after ACCEPT_RESOURCE_ERRORS, unless a
-        #: connection closes first
-        self.retry_after = ACCEPT_RETRY
-        #: when to try accepting again after ACCEPT_RESOURCE_ERRORS (0.0: not waiting)
-        self.retry_at = 0.0
-        self.metrics = server.settings.metrics  # the status page's counters, or None
         self._allowed = server.settings.web_server_addrs  # (FCGI_WEB_SERVER_ADDRS)
         self._refused_peers = RateLimitedLog(
             log,
             "fcgikit: refused connection from %s (not in FCGI_WEB_SERVER_ADDRS)",
             level=logging.WARNING,
         )
-        self._failures = RateLimitedLog(log, "fcgikit: accept failed: %s", level=logging.ERROR)
-        self._out_of_resources = RateLimitedLog(
-            log,
-            "fcgikit: cannot accept connections (%s); those waiting are accepted as others "
-            "close. Out of file descriptors: raise the limit (ulimit -n, or LimitNOFILE= "
-            "under systemd)",
-            level=logging.ERROR,
-        )
-
-    def listen(self) -> None:
-        """Put the listeners in the poller, as the loop starts.
-
-        A listener shared with sibling processes is registered exclusive: a connect wakes one
-        process waiting on it, not all of them to find one connection (the others back to
-        sleep, a context switch each for nothing). The one woken must take it (no other is
-        told): so a server with no room is never in the wait (it pauses when full, see accept
-        and Loop.lead)."""
-        for listener in self.listeners:
-            listener.setblocking(False)
-            self._poller.register(listener.fileno(), READABLE, listener, exclusive=self.shared)
-            kind = (int(listener.family), int(listener.type), listener.proto)
-            self._kinds[listener.fileno()] = kind
-            log.info("fcgikit: listening on %s", describe(listener))
 
     def stop_listening(self, *, close: bool) -> None:
         """Take the listeners out of the poller for good; ``close`` them too unless they are
@@ -237,41 +173,6 @@ class Acceptor:
         if self.retry_at and now >= self.retry_at:
             self.retry_at = 0.0
             self.resume_if_room(stopping=stopping)
-
-    def pause(self) -> None:
-        self.paused = True
-        self._paused_at = time.monotonic()
-        for listener in self.listeners:
-            self._poller.unregister(listener.fileno())
-
-    def pause_if_saturated(self) -> None:
-        """Pause if the server still has as much work as threads as its loop is about to wait
-        (a connect wakes one process waiting on a shared listener, Acceptor.listen). Not
-        before: a loop's thread running requests waits on nothing, and the kernel passes the
-        connect on to a process that does (ep_poll_callback, fs/eventpoll.c); so requests
-        ending before the loop waits (all, with one thread) cost no pause, resume and wake-up."""
-        server = self.server
-        if server.saturated():
-            self.pause()
-            if not server.saturated():  # a request that ended meanwhile did not wake us
-                self._resume()
-
-    def resume_if_room(self, *, stopping: bool) -> None:
-        """Accept again after a pause (saturated, or out of descriptors), unless stopping
-        or still saturated; out of descriptors, the next accept says whether it still is."""
-        if self.paused and not stopping and not self.server.saturated():
-            self._resume()
-
-    def _resume(self) -> None:
-        self.paused = False
-        now = time.monotonic()
-        if now - self._paused_at >= PAUSE_CHECKED_AFTER:
-            self._check_backlog = True
-            self._checked_since = now
-        self.retry_at = 0.0
-        for listener in self.listeners:
-            with contextlib.suppress(OSError):
-                self._poller.register(listener.fileno(), READABLE, listener, exclusive=self.shared)
 
     def accept(self, listener: socket.socket) -> None:
         """Accept the connections waiting, up to ACCEPT_BATCH: one per round would leave a
@@ -405,21 +306,3 @@ class Acceptor:
             self._failed(exc)
             return None
         return None if accepted_py is None else (*accepted_py, False)
-
-    def _failed(self, exc: OSError) -> None:
-        """Log a failed accept, rate-limited. Out of descriptors or memory, the connection
-        stays queued and the listener readable: stop polling it until a connection closes
-        (the wake-up in Server.channel_closed resumes) or ``retry_after`` seconds pass (the
-        loop's sweep)."""
-        now = time.monotonic()
-        detail = exc.strerror or str(exc)
-        if exc.errno not in ACCEPT_RESOURCE_ERRORS:
-            self._failures.note(detail, now)
-            return
-        self._out_of_resources.note(detail, now)
-        if self.metrics is not None:
-            running_out = "fd_exhaustion" if exc.errno in FD_ERRORS else "out_of_memory"
-            self.metrics.connection_refused(running_out)
-        self.pause()
-        self.retry_at = now + self.retry_after
-        self.server.loop.sweep_no_later_than(self.retry_at)
