@@ -8,9 +8,9 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-from fcgikit.protocol import RequestReceived, Role
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import WSGIRequest
+from tests.server.test_request_input import received
 from tests.server.test_speedups_wsgi_codec import RecordingSink
 
 
@@ -23,13 +23,7 @@ def environ_under(settings: ServerSettings) -> dict[str, Any]:
         start_response("200 OK", [])
         return [b""]
 
-    event = RequestReceived(
-        request_id=1,
-        role=Role.RESPONDER,
-        keep_conn=False,
-        params={b"PATH_INFO": b"/"},
-        duplicate_names=frozenset(),
-    )
+    event = received({b"PATH_INFO": b"/"})
     WSGIRequest(RecordingSink(), event, app, settings).run()
     return seen[0]
 
