@@ -200,6 +200,11 @@ def read_thread(ident: int) -> ThreadReading | None:
     native_id = next((t.native_id for t in threading.enumerate() if t.ident == ident), None)
     if native_id is None:
         return None
+    # The watcher asks with the GIL, which a thread busy in Python has handed it and now
+    # waits for, asleep. Each file read below releases the GIL first, which wakes that
+    # thread (runnable, R) before the kernel writes its state: it reads as running, not as
+    # sleeping. A reading taken while holding the GIL throughout would read it asleep now
+    # and then, and rescue requests busy on a CPU at once (tests/server/test_watcher.py).
     try:
         with open(THREAD_STAT.format(native_id), "rb") as stat:
             # the name in parentheses may hold spaces; the state follows the last ')'

@@ -6,12 +6,18 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from fcgikit.client import FastCGIClient
 from fcgikit.server import watcher
 from fcgikit.server.watcher import HeldLoop, PythonLoopWatch, read_thread
+from tests.native import load_lane
 from tests.processes import ROOT, Backend, fcgikit_command
 
+#: long enough for any wait that should end at once
+WAIT = 10.0
 ENV = {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
 
 
@@ -123,3 +129,92 @@ def test_the_kernel_says_a_thread_waiting_on_a_lock_sleeps() -> None:
     finally:
         release.set()
         waiting.join()
+
+
+def loop_watch_of(lane: str) -> Any:
+    """The C LoopWatch (loaded in the pure-Python pass too) or its Python twin."""
+    if lane == "C":
+        return load_lane("fcgikit.server._speedups_watcher").LoopWatch()
+    return PythonLoopWatch()
+
+
+def spinning_request(loop_watch: Any) -> tuple[threading.Thread, threading.Event]:
+    """A thread that begins a request on ``loop_watch`` and runs Python until told to stop:
+    a request busy on its CPU, holding the GIL but when asked for it."""
+    began, stop = threading.Event(), threading.Event()
+
+    def spin() -> None:
+        loop_watch.began()
+        began.set()
+        while not stop.is_set():
+            pass
+        loop_watch.ended()
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    began.wait()
+    return thread, stop
+
+
+@pytest.mark.parametrize("lane", ["C", "Python"])
+def test_a_request_busy_in_python_is_read_as_running_though_the_watcher_took_the_gil(
+    lane: str,
+) -> None:
+    """The watcher reads the loop thread's state with the GIL, which the busy loop thread
+    gave up for it and now waits for: were that wait read as sleeping, every request busy on
+    a CPU would be rescued at the first look, the ones kept off a CPU too. The reading's own
+    file reads release the GIL, which wakes the loop thread before the kernel writes its
+    state: it reads as running, and keeps the loop role until it has held it half a tick
+    more."""
+    if not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/stat"):
+        return  # not Linux: the watcher rescues by the clock alone
+    loop_watch = loop_watch_of(lane)
+    thread, stop = spinning_request(loop_watch)
+    try:
+        for _ in range(20):
+            # as watch() asks: the first look that sees the request overstay
+            overstayed = loop_watch.wait(watcher.TICK, watcher.PARK_AFTER_TICKS, WAIT)
+            assert overstayed == 1
+            assert not HeldLoop(loop_watch).through(overstayed)
+    finally:
+        stop.set()
+        thread.join(WAIT)
+
+
+@pytest.mark.parametrize("lane", ["C", "Python"])
+def test_a_request_that_sleeps_in_the_app_is_rescued_at_the_first_look(lane: str) -> None:
+    """The same reading of a request waiting for something of its own (here a lock, as a
+    query or a sleep would) says it sleeps: rescued at once."""
+    if not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/stat"):
+        return  # not Linux: the watcher rescues by the clock alone
+    loop_watch = loop_watch_of(lane)
+    release, began = threading.Event(), threading.Event()
+
+    def sleep_in_app() -> None:
+        loop_watch.began()
+        began.set()
+        release.wait()
+        loop_watch.ended()
+
+    thread = threading.Thread(target=sleep_in_app)
+    thread.start()
+    began.wait()
+    try:
+        states: list[str] = []
+
+        def read(ident: int) -> watcher.ThreadReading | None:
+            reading = read_thread(ident)
+            states.append("?" if reading is None else reading[0])
+            return reading
+
+        held = HeldLoop(loop_watch, read)
+        overstayed = loop_watch.wait(watcher.TICK, watcher.PARK_AFTER_TICKS, WAIT)
+        # it may be seen before it reached its wait (runnable then); once there, it sleeps
+        while not held.through(overstayed):
+            overstayed = loop_watch.wait(watcher.TICK, watcher.PARK_AFTER_TICKS, WAIT)
+        assert overstayed == 1
+        # rescued at the first look that found it asleep
+        assert states[-1] == "S" and "S" not in states[:-1]
+    finally:
+        release.set()
+        thread.join(WAIT)
