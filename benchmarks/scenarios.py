@@ -704,6 +704,16 @@ def slow_mix_cells(bench: run.Bench) -> list[dict[str, Any]]:
     rounds: dict[str, list[dict[str, Any]]] = {}
     try:
         stage.start_all()
+        # Each contender serves the mix for --warmup seconds first, as every other cell does:
+        # a cold server's first timed round read 2-4x or more its later rounds' instant p99
+        # (its threads and nginx's connections to it made on demand), always one contender's.
+        if args.warmup > 0:
+            for row in stage.rows:
+                progress(f"slowmix warm-up {row.name}: {args.warmup:g} s, untimed")
+                slow_mix_once(
+                    stage.port(row), args.mix_connections, args.warmup, args.slow_fraction,
+                    args.slow_ms, args.rounds,
+                )  # fmt: skip
         for number, order in enumerate(rotations(stage.rows, args.rounds)):
             for row in order:
                 out = slow_mix_once(

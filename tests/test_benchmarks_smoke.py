@@ -115,6 +115,29 @@ def test_harness_runs_every_scenario(tmp_path: Path) -> None:
     assert "| flask | fcgikit | " in done.stdout.split("procs2, worker mode")[1]
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_slow_mix_serves_each_contender_untimed_before_its_first_round(tmp_path: Path) -> None:
+    """A cold server's first timed round read several times its later rounds' instant p99,
+    and always the same contender's: each is warmed up with the mix first, as every other
+    cell is with wrk."""
+    require_binary("nginx")
+    done = subprocess.run(
+        [
+            sys.executable, str(RUN), "--no-matrix", "--no-memory", "--scenarios", "slowmix",
+            "--rounds", "1", "--duration", "0.5", "--warmup", "0.2", "--mix-connections", "4",
+            "--slow-ms", "20", "--out", str(tmp_path),
+        ],
+        capture_output=True, text=True, timeout=50, stdin=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    lines = done.stderr.splitlines()
+    for name in ("fcgikit --threads 64", "fcgikit defaults"):
+        warm_up = lines.index(f"  slowmix warm-up {name}: 0.2 s, untimed")
+        timed = next(n for n, line in enumerate(lines) if f"slowmix round 1 {name}:" in line)
+        assert warm_up < timed
+
+
 @pytest.mark.timeout(60)
 def test_hot_path_bench_runs_every_stage(tmp_path: Path) -> None:
     """benchmarks/hotpath.py drives fcgikit's internals, so it is the one most likely to break
