@@ -86,7 +86,7 @@ class Channel(ReplySender[ChannelHost]):
         #: that asked to; what that thread reads into, and leaves for the loop
         self.handed_to: WSGIRequest | None = None
         self.handover_wanted: WSGIRequest | None = None
-        self.handover_buffer: memoryview | None = None
+        self.handover_reading: handover.Reading | None = None
         self.handed_arrivals: list[WSGIRequest] = []
         self.handover_failure: RemoteProtocolError | str | None = None
 

@@ -52,6 +52,20 @@ def _eligible(channel: Channel, request: WSGIRequest) -> bool:
     )
 
 
+class Reading:
+    """What the app's thread keeps between its reads of a connection handed over to it."""
+
+    def __init__(self, size: int, fileno: int) -> None:
+        #: two halves of ``size`` bytes, read into in turn (see pull)
+        self.buffers = memoryview(bytearray(2 * size))
+        self.poller = select.poll()
+        self.poller.register(fileno, select.POLLIN)
+        #: the last read took less than the buffer holds, so (nearly always) all the socket
+        #: had: the next one waits for bytes first, not after a read that finds none (which
+        #: raises BlockingIOError, a system call and an exception for nothing)
+        self.drained = False
+
+
 def pull(channel: Channel, body: RequestBody, timeout: float | None) -> bool | None:
     """The app's thread, wanting bytes of ``body`` (none unread, its end not in, no lock
     held): True once it read and fed some (or the body ended or failed: look again); False
@@ -63,26 +77,27 @@ def pull(channel: Channel, body: RequestBody, timeout: float | None) -> bool | N
         if request is not None and channel.handed_to is None:
             channel.handover_wanted = request  # granted at the loop's next read of it
         return None
-    buffers = channel.handover_buffer
-    if buffers is None:
+    reading = channel.handover_reading
+    if reading is None:
         # Under what memory may hold unread (the app reads it all before the next read),
         # with a record's content the previous read began.
         size = min(READ_SIZE, max(body.threshold // 2, 4096))
-        buffers = channel.handover_buffer = memoryview(bytearray(2 * size))
+        reading = channel.handover_reading = Reading(size, channel.fileno)
     # Two halves, in turn: the body keeps views of what a read fed until the app's read
     # copies them, which may take in the next read too (RequestBody.feed_views); the half
     # a read goes to moves on when the body was fed views of it.
+    buffers = reading.buffers
     half = len(buffers) // 2
     buffer = buffers[half:] if body.view_feeds & 1 else buffers[:half]
+    if reading.drained and not reading.poller.poll(
+        None if timeout is None else timeout * 1000.0
+    ):
+        give_back(channel)
+        return False
     try:
-        # (the socket is non-blocking: a read first, the wait only when it has nothing)
         size = channel.sock.recv_into(buffer)
-    except BlockingIOError:
-        poller = select.poll()
-        poller.register(channel.fileno, select.POLLIN)
-        if not poller.poll(None if timeout is None else timeout * 1000.0):
-            give_back(channel)
-            return False
+    except BlockingIOError:  # (the socket is non-blocking)
+        reading.drained = True  # the next pull waits first; look again meanwhile
         return True
     except OSError as exc:
         channel.handover_failure = f"read failed: {exc.strerror or exc}"
@@ -91,6 +106,7 @@ def pull(channel: Channel, body: RequestBody, timeout: float | None) -> bool | N
     if not size:
         give_back(channel)  # the loop reads the EOF again, and ends what runs as it does
         return None
+    reading.drained = size < len(buffer)
     return _take(channel, request, buffer, size)
 
 
@@ -184,7 +200,7 @@ def give_back(channel: Channel) -> None:
     finally:
         channel.state_lock.release()
     if handed:
-        channel.handover_buffer = None
+        channel.handover_reading = None
         channel.server.take_back(channel)
 
 

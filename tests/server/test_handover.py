@@ -125,6 +125,60 @@ def test_reads_larger_than_what_the_apps_thread_reads_at_a_time_keep_every_byte(
     assert seen == [(len(data), False)]
 
 
+class CountsEmptyReads:
+    """A connection's socket that notes each read that finds nothing (all else as it is)."""
+
+    def __init__(self, sock: Any, empty_reads: list[int]) -> None:
+        self._sock = sock
+        self._empty_reads = empty_reads
+
+    def recv_into(self, buffer: memoryview, /) -> int:
+        try:
+            return int(self._sock.recv_into(buffer))
+        except BlockingIOError:
+            self._empty_reads.append(len(buffer))
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def test_after_a_read_that_emptied_the_socket_the_apps_thread_waits_before_reading(
+    serve: Any,
+) -> None:
+    """A body sent in pieces, each read by the app before the next comes: after a read that
+    took all the socket had, the app's thread waits for bytes before it reads again, instead
+    of first making a read that finds nothing (a system call and a BlockingIOError each
+    time the socket runs dry: hundreds a large upload); every byte arrives."""
+    empty_reads: list[int] = []
+    received: list[int] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        (channel,) = running.server.channels
+        channel.sock = CountsEmptyReads(channel.sock, empty_reads)
+        body = environ["wsgi.input"]
+        digest = hashlib.sha256()
+        while chunk := body.read(4096):
+            digest.update(chunk)
+            received.append(len(chunk))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{environ['PATH_INFO']} {sum(received)} {digest.hexdigest()}".encode()]
+
+    running = serve(app)
+    piece = 3 * 4096  # (a read of 4096 returns once it has them all)
+    data = os.urandom(20 * piece)
+    with peer(running) as p:
+        p.send(head(1, len(data)))
+        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
+        for end in range(piece, len(data) + 1, piece):
+            p.send(pack_records(STDIN, 1, data[end - piece : end]))
+            wait_until(lambda end=end: sum(received) == end, what="the app to read the piece")
+        p.send(pack_header(STDIN, 1, 0))
+        reply = p.read_end(1)
+    assert reply.bodies(1) == [expected("/up", data)]
+    assert empty_reads == []
+
+
 def echo_app(environ: Environ, start_response: Any) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [environ["PATH_INFO"].encode() + b" " + environ["wsgi.input"].read()]
