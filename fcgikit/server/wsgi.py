@@ -86,10 +86,10 @@ class WSGIRequest:
         self._settings = fixed = request_settings(settings)
         #: records the request of a pool worker's app (None: not a worker's, or a ping)
         self.tracker: RequestTracker | None = fixed.tracker
-        self.body = request_body(event, settings, streamed)
+        self.body = request_body(event, fixed, streamed)
         #: the request's FastCGI role (the event's, read once)
         self.role = role = event.role
-        self.filter_data = filter_data(event, settings) if role == _FILTER else None
+        self.filter_data = filter_data(event, fixed) if role == _FILTER else None
         self.aborted = False
         #: it may have waited long to run (in the listen backlog, or for a free thread), long
         #: enough for its web server to give up on it: run() looks first (web_server_gone)
