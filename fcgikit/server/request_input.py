@@ -18,6 +18,8 @@ from fcgikit.protocol.events import TextParams
 from fcgikit.server.body import RequestBody
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from fcgikit.protocol.events import RequestReceived
     from fcgikit.server.request_settings import RequestSettings
     from fcgikit.server.wsgi import WSGIRequest
@@ -25,11 +27,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("fcgikit.server")
 
 
-def request_body(event: RequestReceived, settings: RequestSettings, streamed: bool) -> RequestBody:
-    """``wsgi.input``, CONTENT_LENGTH bytes long if the web server said (a number);
-    ``streamed``: see RequestBody. (``settings``: the request's copy of its server's, read
-    as native attributes where compiled.)"""
-    params = event.params
+def request_body(
+    params: Mapping[bytes, bytes], settings: RequestSettings, streamed: bool
+) -> RequestBody:
+    """``wsgi.input`` of a request with ``params``, CONTENT_LENGTH bytes long if the web
+    server said (a number); ``streamed``: see RequestBody. (``settings``: the request's copy
+    of its server's, read as native attributes where compiled.)"""
     text = params.text if type(params) is TextParams else None
     if text is not None:  # its text, not the pairs decoded again (TextParams' Mapping would)
         value = text.get("CONTENT_LENGTH")

@@ -81,12 +81,15 @@ class WSGIRequest:
         self.channel = channel
         self.request_id = event.request_id
         self.event = event
+        #: the event's params (read once: compiled, each read of the interpreted event's
+        #: attribute is a look-up by name)
+        self.params = params = event.params
         self.app = app
         self.settings = settings
         self._settings = fixed = request_settings(settings)
         #: records the request of a pool worker's app (None: not a worker's, or a ping)
         self.tracker: RequestTracker | None = fixed.tracker
-        self.body = request_body(event, fixed, streamed)
+        self.body = request_body(params, fixed, streamed)
         #: the request's FastCGI role (the event's, read once)
         self.role = role = event.role
         self.filter_data = filter_data(event, fixed) if role == _FILTER else None
@@ -119,7 +122,7 @@ class WSGIRequest:
 
     def build_environ(self) -> dict[str, Any]:
         settings = self._settings
-        params = self.event.params
+        params = self.params
         environ: dict[str, Any] | None = None
         if type(params) is TextParams:
             # Decoded as its records were read (WholeRequest.parse, by environ_names'

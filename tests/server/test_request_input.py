@@ -51,7 +51,7 @@ def test_the_body_is_as_long_as_a_numeric_content_length(
     if content_length is not None:
         params[b"CONTENT_LENGTH"] = content_length
     body = request_body(
-        received(params, shape=shape), request_settings(ServerSettings()), streamed=True
+        received(params, shape=shape).params, request_settings(ServerSettings()), streamed=True
     )
     assert body.content_length == length
 
@@ -59,7 +59,7 @@ def test_the_body_is_as_long_as_a_numeric_content_length(
 @pytest.mark.parametrize("streamed", [True, False])
 def test_a_body_reads_the_same_whether_it_streamed_in_or_arrived_whole(streamed: bool) -> None:
     settings = request_settings(ServerSettings(spool_threshold=8))
-    body = request_body(received({b"CONTENT_LENGTH": b"20"}), settings, streamed=streamed)
+    body = request_body(received({b"CONTENT_LENGTH": b"20"}).params, settings, streamed=streamed)
     for chunk in (b"line one\n", b"line two\nand the rest"):
         body.feed(chunk)
     body.finish()
