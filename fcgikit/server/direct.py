@@ -30,40 +30,25 @@ after the request has run.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from fcgikit.protocol import ProtocolStatus
 from fcgikit.protocol.whole_request import WholeRequest
-from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
 from fcgikit.server.request_input import feed_body
 from fcgikit.server.sink import WebServerGone
 from fcgikit.server.wsgi import WSGIRequest
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
-
-    from fcgikit.server.settings import ServerSettings
-
-
-class DirectHost(Protocol):
-    settings: ServerSettings
-    app: WSGIApplication
-    overloads: RateLimitedLog
-
-    def request_finished(self) -> None: ...
-    def direct_closed(self, channel: DirectChannel) -> None: ...
-    def keep_direct(self, channel: DirectChannel, *, on_loop: bool) -> bool:
-        """Serve the connection of ``channel``'s answered keep-conn request as a Channel
-        from now on; False when the server will not (it is stopping)."""
+    # Only the Server makes a DirectChannel. Typed as itself, not as a Protocol: compiled,
+    # its methods and attributes are then read directly, not looked up by name each request.
+    from fcgikit.server.server import Server
 
 
-class DirectChannel(ReplySender[DirectHost]):
+class DirectChannel(ReplySender["Server"]):
     """The :class:`~fcgikit.server.sink.ResponseSink` of a request on the direct lane."""
 
-    def __init__(
-        self, server: DirectHost, sock: Connected, whole: WholeRequest, peer: object
-    ) -> None:
+    def __init__(self, server: Server, sock: Connected, whole: WholeRequest, peer: object) -> None:
         super().__init__(server, sock)
         self.whole = whole
         #: the web server's address as accept() gave it, or the label a Channel gave it

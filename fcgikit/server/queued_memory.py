@@ -34,13 +34,14 @@ def bound_waiting_memory(request: WSGIRequest) -> int:
     """About the most bytes ``request`` holds until it runs: its params, and what of its
     body (and FILTER data) may be in memory by then, bounded first for a body still
     arriving (WAITING_BODY_MEMORY)."""
-    event = request.event
-    params = event.params
-    memory = REQUEST_MEMORY + event.params_size + _bound_body_memory(request, request.body)
+    params = request.params
+    memory = REQUEST_MEMORY + request.event.params_size + _bound_body_memory(request, request.body)
     if type(params) is dict:
         memory += len(params) * DECODED_PAIR_MEMORY
-    elif type(params) is TextParams and params.text is not None:  # the pairs' text too
-        memory += len(params.text) * DECODED_PAIR_MEMORY
+    elif type(params) is TextParams:
+        text = params.text  # (an interpreted object's attribute: read once)
+        if text is not None:  # the pairs' text too
+            memory += len(text) * DECODED_PAIR_MEMORY
     if request.filter_data is not None:
         memory += _bound_body_memory(request, request.filter_data)
     return memory

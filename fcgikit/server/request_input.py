@@ -18,17 +18,21 @@ from fcgikit.protocol.events import TextParams
 from fcgikit.server.body import RequestBody
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from fcgikit.protocol.events import RequestReceived
-    from fcgikit.server.settings import ServerSettings
+    from fcgikit.server.request_settings import RequestSettings
     from fcgikit.server.wsgi import WSGIRequest
 
 log = logging.getLogger("fcgikit.server")
 
 
-def request_body(event: RequestReceived, settings: ServerSettings, streamed: bool) -> RequestBody:
-    """``wsgi.input``, CONTENT_LENGTH bytes long if the web server said (a number);
-    ``streamed``: see RequestBody."""
-    params = event.params
+def request_body(
+    params: Mapping[bytes, bytes], settings: RequestSettings, streamed: bool
+) -> RequestBody:
+    """``wsgi.input`` of a request with ``params``, CONTENT_LENGTH bytes long if the web
+    server said (a number); ``streamed``: see RequestBody. (``settings``: the request's copy
+    of its server's, read as native attributes where compiled.)"""
     text = params.text if type(params) is TextParams else None
     if text is not None:  # its text, not the pairs decoded again (TextParams' Mapping would)
         value = text.get("CONTENT_LENGTH")
@@ -50,7 +54,7 @@ def request_body(event: RequestReceived, settings: ServerSettings, streamed: boo
     )
 
 
-def filter_data(event: RequestReceived, settings: ServerSettings) -> RequestBody:
+def filter_data(event: RequestReceived, settings: RequestSettings) -> RequestBody:
     """A Filter's data file (``fcgikit.filter_data``), FCGI_DATA_LENGTH bytes long if the web
     server said; it never arrives whole."""
     data_length = event.params.get(b"FCGI_DATA_LENGTH", b"")

@@ -1,9 +1,9 @@
 """What each request reads of its server's settings, read from them once.
 
 A :class:`~fcgikit.server.wsgi.WSGIRequest` reads a few of its server's settings (whether
-requests are observed, the base environ, its worker's tracker). The settings are a frozen
-dataclass, interpreted, where each read is a look-up in the instance's ``__dict__``;
-compiled, a :class:`RequestSettings`' are native attribute reads.
+requests are observed, the base environ, its worker's tracker, how its body is kept). The
+settings are a frozen dataclass, interpreted, where each read is a look-up in the instance's
+``__dict__``; compiled, a :class:`RequestSettings`' are native attribute reads.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ class RequestSettings:
         self.base_environ = settings.base_environ
         self.multithread = settings.threads > 1
         self.multiprocess = settings.multiprocess
+        #: (for the request's body: fcgikit.server.request_input)
+        self.spool_threshold = settings.spool_threshold
+        self.body_timeout = settings.body_timeout
 
 
 #: the last settings a request was made with (a server's requests all share theirs)

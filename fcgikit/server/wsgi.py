@@ -81,15 +81,18 @@ class WSGIRequest:
         self.channel = channel
         self.request_id = event.request_id
         self.event = event
+        #: the event's params (read once: compiled, each read of the interpreted event's
+        #: attribute is a look-up by name)
+        self.params = params = event.params
         self.app = app
         self.settings = settings
         self._settings = fixed = request_settings(settings)
         #: records the request of a pool worker's app (None: not a worker's, or a ping)
         self.tracker: RequestTracker | None = fixed.tracker
-        self.body = request_body(event, settings, streamed)
+        self.body = request_body(params, fixed, streamed)
         #: the request's FastCGI role (the event's, read once)
         self.role = role = event.role
-        self.filter_data = filter_data(event, settings) if role == _FILTER else None
+        self.filter_data = filter_data(event, fixed) if role == _FILTER else None
         self.aborted = False
         #: it may have waited long to run (in the listen backlog, or for a free thread), long
         #: enough for its web server to give up on it: run() looks first (web_server_gone)
@@ -119,7 +122,7 @@ class WSGIRequest:
 
     def build_environ(self) -> dict[str, Any]:
         settings = self._settings
-        params = self.event.params
+        params = self.params
         environ: dict[str, Any] | None = None
         if type(params) is TextParams:
             # Decoded as its records were read (WholeRequest.parse, by environ_names'

@@ -9,6 +9,7 @@ from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived, TextParams
 from fcgikit.protocol.name_value_pairs import encode_pairs
 from fcgikit.server.request_input import filter_data, request_body
+from fcgikit.server.request_settings import request_settings
 from fcgikit.server.settings import ServerSettings
 
 
@@ -49,14 +50,16 @@ def test_the_body_is_as_long_as_a_numeric_content_length(
     params = {b"REQUEST_METHOD": b"POST"}
     if content_length is not None:
         params[b"CONTENT_LENGTH"] = content_length
-    body = request_body(received(params, shape=shape), ServerSettings(), streamed=True)
+    body = request_body(
+        received(params, shape=shape).params, request_settings(ServerSettings()), streamed=True
+    )
     assert body.content_length == length
 
 
 @pytest.mark.parametrize("streamed", [True, False])
 def test_a_body_reads_the_same_whether_it_streamed_in_or_arrived_whole(streamed: bool) -> None:
-    settings = ServerSettings(spool_threshold=8)
-    body = request_body(received({b"CONTENT_LENGTH": b"20"}), settings, streamed=streamed)
+    settings = request_settings(ServerSettings(spool_threshold=8))
+    body = request_body(received({b"CONTENT_LENGTH": b"20"}).params, settings, streamed=streamed)
     for chunk in (b"line one\n", b"line two\nand the rest"):
         body.feed(chunk)
     body.finish()
@@ -75,7 +78,7 @@ def test_a_filter_s_data_is_as_long_as_fcgi_data_length() -> None:
         params={b"FCGI_DATA_LENGTH": b"3"},
         duplicate_names=frozenset(),
     )
-    data = filter_data(event, ServerSettings())
+    data = filter_data(event, request_settings(ServerSettings()))
     data.feed(b"abcdef")
     data.finish()
     assert data.read() == b"abc"

@@ -36,3 +36,18 @@ def test_requests_of_two_servers_made_in_turn_each_see_their_own_servers_setting
         for environ in map(environ_under, [one, two, one, two])
     ]
     assert seen == [("one", False, False), ("two", True, True)] * 2
+
+
+def test_a_requests_body_is_kept_as_its_own_servers_settings_say() -> None:
+    # the body's spool threshold comes from the request's copy of the settings too
+    small = ServerSettings(spool_threshold=4)
+    large = replace(small, spool_threshold=1024)
+    spooled = []
+    for settings in [small, large, small, large]:
+        event = received({b"CONTENT_LENGTH": b"10"})
+        request = WSGIRequest(RecordingSink(), event, lambda e, s: [], settings, streamed=False)
+        request.body.feed(b"0123456789")
+        request.body.finish()
+        spooled.append(request.body.spooled)
+        request.body.close()
+    assert spooled == [True, False, True, False]
