@@ -58,6 +58,11 @@ class RequestBody(BodyStorage):
         # before the app runs, and a Condition costs time to make (benchmarks/RESULTS.md,
         # "Small costs the code steps around").
         self._waiter: threading.Condition | None = None
+        # How many readers are inside its wait: the feeds notify only then. Once a read has
+        # waited, the Condition stays, and notify_all (interpreted, however few wait) would
+        # otherwise cost every feed after it, each view a reader reading its own socket
+        # feeds too (benchmarks/RESULTS.md, "the streamed upload, round 14", helper upload14b).
+        self._waiting = 0
         self._finished = False
         self._failure: str | None = None
         self.received = 0  # bytes fed by the web server
@@ -83,10 +88,13 @@ class RequestBody(BodyStorage):
         (see _settle)."""
         lock = self._lock
         assert lock is not None
-        with lock:
+        lock.acquire()
+        try:
             self._view_feeds += 1
             for view in views:
                 self._feed(view, True)
+        finally:
+            lock.release()
 
     def _feed(self, data: bytes | memoryview, keep: bool = False) -> None:
         if self._finished or self._failure is not None:
@@ -114,8 +122,8 @@ class RequestBody(BodyStorage):
         except OSError as exc:
             self._spool_failed(exc)
             raise
-        if self._waiter is not None:  # a reader waits
-            self._waiter.notify_all()
+        if self._waiting:  # a reader waits
+            self._notify()
 
     def finish(self) -> None:
         # (here and in close, every streamed body's: acquire()/release() cost half a ``with``)
@@ -126,8 +134,8 @@ class RequestBody(BodyStorage):
         lock.acquire()
         try:
             self._finished = True
-            if self._waiter is not None:
-                self._waiter.notify_all()
+            if self._waiting:
+                self._notify()
         finally:
             lock.release()
 
@@ -146,16 +154,21 @@ class RequestBody(BodyStorage):
             self._failure = reason
         if self._chunks is not None or self._spool_fd is not None:
             self._release_storage()
-        if self._waiter is not None:
-            self._waiter.notify_all()
+        if self._waiting:
+            self._notify()
 
     def wake_reader(self) -> None:
         """Have the reader ask its source again (the source has changed)."""
         assert self._lock is not None
         with self._lock:
             self._ask_source = True
-            if self._waiter is not None:
-                self._waiter.notify_all()
+            if self._waiting:
+                self._notify()
+
+    def _notify(self) -> None:
+        """Wake the readers waiting (lock held; only called when there are some)."""
+        assert self._waiter is not None
+        self._waiter.notify_all()
 
     def _spool_failed(self, exc: OSError) -> None:
         self._fail(f"cannot spool the request body: {exc.strerror or exc}")
@@ -257,9 +270,15 @@ class RequestBody(BodyStorage):
                 if pulled:
                     self._ask_source = True
                 continue
-            if self._waiter is None:
-                self._waiter = threading.Condition(self._lock)
-            if not self._waiter.wait(self._timeout):
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = threading.Condition(self._lock)
+            self._waiting += 1
+            try:
+                woken = waiter.wait(self._timeout)
+            finally:
+                self._waiting -= 1
+            if not woken:
                 raise RequestBodyTimeout(
                     f"no byte of the request body arrived for {self._timeout:g}s"
                 )
@@ -280,11 +299,16 @@ class RequestBody(BodyStorage):
         return n if allowed is None else min(n, allowed)
 
     def read(self, size: int | None = -1) -> bytes:
+        # (acquire()/release(), not ``with``: every read of an upload comes here, and the
+        # context manager's two look-ups by name cost more than the rest of the method)
         lock = self._lock
         if lock is None:
             return self._read(size)
-        with lock:
+        lock.acquire()
+        try:
             return self._read(size)
+        finally:
+            lock.release()
 
     def _read(self, size: int | None) -> bytes:
         self._threshold = self._spool_threshold  # the request runs (see limit_memory)

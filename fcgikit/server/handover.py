@@ -27,10 +27,15 @@ from fcgikit.errors import RemoteProtocolError
 from fcgikit.protocol import RequestReceived, StdinData, StdinEnded
 from fcgikit.protocol.input_events import StdinViews
 
+# (here, not in _take: none of them imports this module, and an import inside the function
+# ran at each of the app thread's reads)
+from fcgikit.server.channel_input import deliver_input
+from fcgikit.server.request_input import log_spool_failure
+from fcgikit.server.wsgi import WSGIRequest
+
 if TYPE_CHECKING:
     from fcgikit.server.body import RequestBody
     from fcgikit.server.channel import Channel
-    from fcgikit.server.wsgi import WSGIRequest
 
 #: what the app's thread reads into at a time: the most of a handed-over body memory holds
 #: unread (in one of two such buffers: see pull)
@@ -125,10 +130,6 @@ def _owner(channel: Channel, body: RequestBody) -> WSGIRequest | None:
 def _take(channel: Channel, request: WSGIRequest, buffer: memoryview, size: int) -> bool | None:
     """Feed what the app's thread read, as Channel.on_received would; the connection goes
     back to the loop unless all of it was this request's body, not its end."""
-    from fcgikit.server.channel_input import deliver_input
-    from fcgikit.server.request_input import log_spool_failure
-    from fcgikit.server.wsgi import WSGIRequest
-
     server = channel.server
     channel.last_active = time.monotonic()
     channel.state_lock.acquire()
