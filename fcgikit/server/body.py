@@ -61,7 +61,7 @@ class RequestBody(BodyStorage):
         # How many readers are inside its wait: the feeds notify only then. Once a read has
         # waited, the Condition stays, and notify_all (interpreted, however few wait) would
         # otherwise cost every feed after it, each view a reader reading its own socket
-        # feeds too (benchmarks/RESULTS.md, "the streamed upload, round 14", helper upload14b).
+        # feeds too (benchmarks/RESULTS.md, "the streamed upload, round 14").
         self._waiting = 0
         self._finished = False
         self._failure: str | None = None

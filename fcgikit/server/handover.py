@@ -94,9 +94,7 @@ def pull(channel: Channel, body: RequestBody, timeout: float | None) -> bool | N
     buffers = reading.buffers
     half = len(buffers) // 2
     buffer = buffers[half:] if body.view_feeds & 1 else buffers[:half]
-    if reading.drained and not reading.poller.poll(
-        None if timeout is None else timeout * 1000.0
-    ):
+    if reading.drained and not reading.poller.poll(None if timeout is None else timeout * 1000.0):
         give_back(channel)
         return False
     try:
