@@ -117,6 +117,22 @@ class PoolAdmission:
         finally:
             release()
 
+    def admit_all(self, jobs: list[tuple[Job, bool, int]]) -> list[tuple[int, Refusal]]:
+        """Admit the requests of one round of the loop, each ``(job, ready, memory)`` as
+        :meth:`admit` takes them, in order, in one round of the lock; the refused ones, by
+        their index, with why."""
+        refused: list[tuple[int, Refusal]] = []
+        acquire, release = self._acquire, self._release
+        acquire()
+        try:
+            for index, (job, ready, memory) in enumerate(jobs):
+                refusal = self._admit_locked(job, ready, memory)
+                if refusal is not None:
+                    refused.append((index, refusal))
+        finally:
+            release()
+        return refused
+
     def _admit_locked(self, job: Job, ready: bool, memory: int) -> Refusal | None:
         if self.running + len(self._queue) + len(self._ready) >= self.capacity:
             return Refusal.THREADS

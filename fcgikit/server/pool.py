@@ -131,28 +131,36 @@ class WorkerPool(PoolAdmission):
         """Run the ready requests on this thread (the loop's); False once it lost the role."""
         me = threading.get_ident()
         acquire, release = self._acquire, self._release
+        held_replies = self._held
+        job: Job | None = None
         # A glance without the lock first: only this thread admits (a rescue only empties
         # it), so a batch ends without a lock round to find nothing left.
-        while self._ready:
+        while job is not None or self._ready:
             # Every request's lock rounds (and admit's): acquire() and release(), not ``with``
             # (half the instructions, interpreted), bound in __init__ (compiled: no look-ups).
-            acquire()
-            try:
-                job = self._take_inline_locked(me)
-            finally:
-                release()
             if job is None:
-                break
+                acquire()
+                try:
+                    job = self._take_inline_locked(me)
+                finally:
+                    release()
+                if job is None:
+                    break
             reply = _run(job)
             # The batch's only or last reply goes at once, while the watcher still counts its
             # request as running (a web server slow to read it makes a slow request); the
             # others wait for the rest of the batch.
-            held = reply is not None and bool(self._ready or self._held.replies)
+            held = reply is not None and bool(self._ready or held_replies.replies)
             if reply is not None and not held:
                 send_reply(reply)
+            # The next ready request is taken in the round that ends this one, unless the
+            # held replies go out between the two (outside any request's watch); a reply
+            # sent at once leaves none ready (only this thread admits).
+            take_next = bool(self._ready) and not held_replies.due(adding=held)
             acquire()
             try:
                 rescued = self._end_inline_locked(me)
+                job = self._take_inline_locked(me) if take_next and not rescued else None
             finally:
                 release()
             if reply is not None:
@@ -161,15 +169,15 @@ class WorkerPool(PoolAdmission):
                         send_reply(reply)
                     end_reply(reply, on_loop=False)
                 elif held:
-                    self._held.hold(reply)
+                    held_replies.hold(reply)
                 else:
                     end_reply(reply, on_loop=True)
             if rescued:
                 return False
-            if self._held.replies and self._held.waited_too_long():
-                self._held.send()
-        if self._held.replies:
-            self._held.send()
+            if job is None and held_replies.replies and held_replies.waited_too_long():
+                held_replies.send()
+        if held_replies.replies:
+            held_replies.send()
         return True
 
     # --- the threads -----------------------------------------------------------------------
