@@ -174,8 +174,8 @@ class WorkerPool(PoolAdmission):
                     end_reply(reply, on_loop=True)
             if rescued:
                 return False
-            if job is None and held_replies.replies and held_replies.waited_too_long():
-                held_replies.send()
+            if job is None and self._ready and held_replies.replies:
+                held_replies.send()  # due (see take_next): none ready is the batch's end
         if held_replies.replies:
             held_replies.send()
         return True
