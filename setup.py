@@ -57,6 +57,7 @@ COMPILED = [
     "fcgikit/server/handover.py",
     "fcgikit/server/direct.py",
     "fcgikit/server/reply.py",
+    "fcgikit/server/admission.py",
     "fcgikit/server/pool.py",
     "fcgikit/server/held_replies.py",
     "fcgikit/server/backoff.py",

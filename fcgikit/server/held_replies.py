@@ -86,6 +86,14 @@ class HeldReplies:
         they go before the next one runs (which may take as long again)."""
         return monotonic() - self.since >= HELD_FOR
 
+    def due(self, *, adding: bool) -> bool:
+        """The held replies (and one more, ``adding``) go out before the next request runs:
+        :data:`HELD_MAX` would wait, or the first has waited :data:`HELD_FOR`."""
+        replies = self.replies
+        if len(replies) + adding >= HELD_MAX:
+            return True
+        return bool(replies) and self.waited_too_long()
+
     def send(self) -> None:
         """Send the held replies and end their requests: by the thread that holds the loop
         role, while it runs no request."""

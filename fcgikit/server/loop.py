@@ -17,7 +17,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Protocol
 
 from fcgikit.server import handover, signals
@@ -53,23 +53,30 @@ class Admits(Protocol):
 
 
 def admit(
-    arrived: Iterable[tuple[Refuses, WSGIRequest]], pool: Admits, *, waited: bool = False
+    arrived: list[tuple[Refuses, WSGIRequest]], pool: Admits, *, waited: bool = False
 ) -> None:
     """Hand the requests that arrived in one round of the loop to the pool; refuse (OVERLOADED)
     those it has no room for, in threads or in memory. One whose body is complete may run on
     the loop's thread. ``waited``: they may wait long before they run, or have waited
     already (WSGIRequest.waited)."""
-    for channel, request in arrived:
+    jobs: list[tuple[Job, bool, int]] = []
+    for _, request in arrived:
         if waited:
             request.waited = True
         ready = request.body.complete and request.filter_data is None
-        memory = bound_waiting_memory(request)
-        if isinstance(pool, WorkerPool):  # (compiled: a direct call, not one by name)
-            refusal = pool.admit(request.run, ready=ready, memory=memory)
-        else:
-            refusal = pool.admit(request.run, ready=ready, memory=memory)
-        if refusal is not None:
-            channel.refuse(request, refusal)
+        # (before the pool's lock: bounding a body still arriving may write to its file)
+        jobs.append((request.run, ready, bound_waiting_memory(request)))
+    if isinstance(pool, WorkerPool):  # all in one round of its lock (and a direct call)
+        refused = pool.admit_all(jobs)
+    else:
+        refused = []
+        for index, (job, ready, memory) in enumerate(jobs):
+            refusal = pool.admit(job, ready=ready, memory=memory)
+            if refusal is not None:
+                refused.append((index, refusal))
+    for index, refusal in refused:
+        channel, request = arrived[index]
+        channel.refuse(request, refusal)
 
 
 def route_of(job: Job) -> Hashable | None:

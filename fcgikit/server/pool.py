@@ -26,32 +26,27 @@ Replies: a job (a request) returns its :class:`~fcgikit.server.held_replies.Repl
 and not sent yet, and the pool sends it: the replies of requests that were ready together go
 out together (:mod:`fcgikit.server.held_replies`).
 
-Accounting: ``running`` counts requests being run, on the loop's thread or by queue, and
-never exceeds ``threads`` (the app may rely on that, like ``RequestTracker`` does); the pool
-holds at most ``threads + 1`` threads, so one is always free to take the loop role.
-``threads + max_queued`` requests may be admitted at once; the next one is refused
-(END_REQUEST OVERLOADED). So is one whose memory (its params and the body it keeps in
-memory, as the caller counts it) would take what the admitted requests not yet running hold
-beyond ``max_queued_memory``; a request's memory stops counting when it starts to run, and
-the first request waiting is admitted whatever its size.
+Admission and its accounting, the loop's thread's turns (what the watcher sees) and the
+rescue are :class:`~fcgikit.server.admission.PoolAdmission`'s, which :class:`WorkerPool`
+extends with the threads that act on them; the pool holds at most ``threads + 1`` threads,
+so one is always free to take the loop role.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 from fcgikit.server import watcher
+from fcgikit.server.admission import PoolAdmission
+from fcgikit.server.admission import Refusal as Refusal
 from fcgikit.server.backoff import INLINE_BACKOFF as INLINE_BACKOFF
 from fcgikit.server.backoff import INLINE_TRUSTED as INLINE_TRUSTED
-from fcgikit.server.backoff import BackOff, RouteOf, no_route
-from fcgikit.server.held_replies import HeldReplies, Job, Reply, end_reply, send_reply
-from fcgikit.server.watcher import LoopWatch
+from fcgikit.server.backoff import RouteOf, no_route
+from fcgikit.server.held_replies import Job, Reply, end_reply, send_reply
 
 log = logging.getLogger("fcgikit.server")
 
@@ -61,15 +56,6 @@ log = logging.getLogger("fcgikit.server")
 WAKE_AT_ONCE = 4
 
 
-class Refusal(enum.Enum):
-    """Why :meth:`WorkerPool.admit` turned a request away (it gets END_REQUEST OVERLOADED)."""
-
-    #: ``threads + max_queued`` requests are admitted already
-    THREADS = "all threads busy"
-    #: the requests waiting would hold more than ``max_queued_memory``
-    MEMORY = "the requests waiting for a thread hold --max-queued-memory"
-
-
 class _LeadRole:
     """The job that means "run the I/O loop"."""
 
@@ -77,7 +63,9 @@ class _LeadRole:
 LEAD = _LeadRole()
 
 
-class WorkerPool:
+class WorkerPool(PoolAdmission):
+    """The threads that run requests: one holds the loop role at a time (see the module)."""
+
     def __init__(
         self,
         threads: int,
@@ -85,57 +73,16 @@ class WorkerPool:
         max_queued_memory: int = sys.maxsize,
         route_of: RouteOf = no_route,
     ) -> None:
-        self.max_running = threads
-        self.capacity = threads + max_queued
-        self.max_queued_memory = max_queued_memory
-        #: the memory of the requests admitted and not running yet (see admit)
-        self.queued_memory = 0
-        self._lock = threading.Lock()
-        self._acquire, self._release = self._lock.acquire, self._lock.release
+        super().__init__(threads, max_queued, max_queued_memory, route_of)
         self._work_ready = threading.Condition(self._lock)
         self._loop_ended = threading.Condition(self._lock)
-        #: requests admitted, waiting for a queued thread, with their memory
-        self._queue: deque[tuple[Job, int]] = deque()
-        #: requests admitted, waiting to run on the loop's thread (bodies complete)
-        self._ready: deque[tuple[Job, int]] = deque()
-        #: the replies of requests run on the loop's thread, sent once the ready requests have
-        #: all run (see run_ready)
-        self._held = HeldReplies()
-        self.running = 0
         self._threads = 0
         self._idle = 0  # threads waiting in _take that no notify() has claimed yet
         self._waking = 0  # threads woken (or started) that have not looked for work yet
         self._lead: Callable[[], bool] | None = None
-        self._role_free = False
-        self._leader: int | None = None
-        self._inline_seq = 0
-        #: the thread running a request while it holds the loop role, if one is, and the job
-        self._inline_thread: int | None = None
-        self._inline_job: Job | None = None
-        self._backoff = BackOff(route_of)
-        #: when the request each queued thread runs began (time.monotonic), by thread
-        self._queued_began: dict[int, float] = {}
         self._loop_over = False
         self.loop_error: BaseException | None = None
         self._closed = False
-        #: how often a request lost the loop role (for the curious and the tests)
-        self.rescues = 0
-        self._loop_watch = watcher.new_loop_watch()
-
-    def all_busy(self) -> bool:
-        """Every thread runs a request: what is admitted now waits for one (read without
-        the lock: a glance, for the rare path)."""
-        return self.running >= self.max_running
-
-    @property
-    def backoff(self) -> int:
-        """The length of the last back-off, in requests (for the curious and the tests)."""
-        return self._backoff.length
-
-    @property
-    def in_flight(self) -> int:
-        """Requests admitted and not over: running, queued or waiting for the loop's thread."""
-        return self.running + len(self._queue) + len(self._ready)
 
     # --- the loop role ---------------------------------------------------------------------
 
@@ -155,35 +102,9 @@ class WorkerPool:
 
     # --- for the watcher (fcgikit.server.watcher) ------------------------------------------
 
-    @property
-    def loop_watch(self) -> LoopWatch:
-        """What the loop's thread tells the watcher: which request runs on it."""
-        return self._loop_watch
-
     def is_loop_over(self) -> bool:
         with self._lock:
             return self._loop_over
-
-    def rescue(self, seq: int) -> None:
-        """Take the loop role from the request that began as ``seq``, if it still runs."""
-        with self._lock:
-            self._rescue_locked(seq)
-
-    def _rescue_locked(self, seq: int) -> None:
-        # A rescue names the request it saw overstay: if that one is over, the loop's thread
-        # has moved on and there is nothing to take.
-        if self._inline_thread is None or self._inline_seq != seq:
-            return
-        self.rescues += 1
-        self._leader = None
-        self._inline_thread = None  # it goes on with its request, as an ordinary thread
-        self._backoff.begin(seq, self._inline_job, first=self.rescues == 1)
-        self._inline_job = None
-        self._loop_watch.ended()
-        self._role_free = True
-        self._queue.extend(self._ready)
-        self._ready.clear()
-        self._wake_locked()
 
     def loop_over(self, error: BaseException | None = None) -> None:
         with self._lock:
@@ -206,64 +127,40 @@ class WorkerPool:
 
     # --- requests --------------------------------------------------------------------------
 
-    def admit(self, job: Job, *, ready: bool, memory: int = 0) -> Refusal | None:
-        """Admit a request, None; or why not (answer OVERLOADED). ``ready``: its body is
-        complete, so the loop's thread may run it (run_ready). ``memory``: what it holds
-        until it runs, counted in ``queued_memory`` until then."""
-        acquire, release = self._acquire, self._release
-        acquire()  # not ``with``: see run_ready
-        try:
-            if self.running + len(self._queue) + len(self._ready) >= self.capacity:
-                return Refusal.THREADS
-            queued_memory = self.queued_memory + memory
-            if queued_memory > self.max_queued_memory and self.queued_memory:
-                return Refusal.MEMORY
-            self.queued_memory = queued_memory
-            backoff = self._backoff
-            if ready and not (
-                backoff.left and backoff.sends_to_queue(job, self._inline_seq, self._queued_began)
-            ):
-                self._ready.append((job, memory))
-            else:
-                self._queue.append((job, memory))
-                self._wake_locked()
-        finally:
-            release()
-        return None
-
     def run_ready(self) -> bool:
         """Run the ready requests on this thread (the loop's); False once it lost the role."""
         me = threading.get_ident()
         acquire, release = self._acquire, self._release
+        held_replies = self._held
+        job: Job | None = None
         # A glance without the lock first: only this thread admits (a rescue only empties
         # it), so a batch ends without a lock round to find nothing left.
-        while self._ready:
+        while job is not None or self._ready:
             # Every request's lock rounds (and admit's): acquire() and release(), not ``with``
             # (half the instructions, interpreted), bound in __init__ (compiled: no look-ups).
-            acquire()
-            try:
-                job = self._take_inline_locked(me)
-            finally:
-                release()
             if job is None:
-                break
+                acquire()
+                try:
+                    job = self._take_inline_locked(me)
+                finally:
+                    release()
+                if job is None:
+                    break
             reply = _run(job)
             # The batch's only or last reply goes at once, while the watcher still counts its
             # request as running (a web server slow to read it makes a slow request); the
             # others wait for the rest of the batch.
-            held = reply is not None and bool(self._ready or self._held.replies)
+            held = reply is not None and bool(self._ready or held_replies.replies)
             if reply is not None and not held:
                 send_reply(reply)
+            # The next ready request is taken in the round that ends this one, unless the
+            # held replies go out between the two (outside any request's watch); a reply
+            # sent at once leaves none ready (only this thread admits).
+            take_next = bool(self._ready) and not held_replies.due(adding=held)
             acquire()
             try:
-                self.running -= 1
-                rescued = self._leader != me
-                if not rescued:
-                    self._inline_thread = None
-                    self._inline_job = None
-                    self._loop_watch.ended()
-                    if self._queue:
-                        self._wake_locked()
+                rescued = self._end_inline_locked(me)
+                job = self._take_inline_locked(me) if take_next and not rescued else None
             finally:
                 release()
             if reply is not None:
@@ -272,37 +169,16 @@ class WorkerPool:
                         send_reply(reply)
                     end_reply(reply, on_loop=False)
                 elif held:
-                    self._held.hold(reply)
+                    held_replies.hold(reply)
                 else:
                     end_reply(reply, on_loop=True)
             if rescued:
                 return False
-            if self._held.replies and self._held.waited_too_long():
-                self._held.send()
-        if self._held.replies:
-            self._held.send()
+            if job is None and self._ready and held_replies.replies:
+                held_replies.send()  # due (see take_next): none ready is the batch's end
+        if held_replies.replies:
+            held_replies.send()
         return True
-
-    def _take_inline_locked(self, me: int) -> Job | None:
-        """The next ready request for the loop's thread ``me`` to run, counted as running;
-        None when there is none, or when the ready ones must go to the queue instead."""
-        ready = self._ready
-        if not ready:
-            return None
-        # Queued requests come first: each has a thread coming, and the loop's thread takes
-        # a ready one only when a thread is left for it after them.
-        if self.running + len(self._queue) >= self.max_running:
-            self._queue.extend(ready)
-            ready.clear()
-            self._wake_locked()
-            return None
-        job, memory = ready.popleft()
-        self.queued_memory -= memory
-        self.running += 1
-        self._inline_thread = me
-        self._inline_job = job
-        self._inline_seq = self._loop_watch.began()
-        return job
 
     # --- the threads -----------------------------------------------------------------------
 

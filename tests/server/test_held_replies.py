@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fcgikit.server import held_replies
+from fcgikit.server import held_replies, watcher
 from fcgikit.server.held_replies import HELD_FOR, HELD_MAX
 from fcgikit.server.pool import WorkerPool
 from tests.server.conftest import RunningServer
@@ -226,3 +226,38 @@ def test_held_replies_go_out_before_the_next_request_once_one_took_a_while() -> 
     pool.shutdown()
     assert sent_when_last_ran == [["first", "takes_a_while"]]
     assert sent == ["first", "takes_a_while", "last"]
+
+
+def test_held_replies_go_out_while_no_request_runs_on_the_loops_thread(
+    patient_holds: None,
+) -> None:
+    """Held replies go out between two requests, never while the watcher counts the next one
+    as running: a web server slow to read them is not taken for a slow request of the next
+    one's (a rescue, and a back-off against its route)."""
+    pool = WorkerPool(threads=4, max_queued=64)
+    sent: list[str] = []
+    ran: list[int] = []
+
+    class SlowToRead(NotedReply):
+        def send(self) -> None:
+            time.sleep(10 * watcher.TICK)  # the web server's pace, not a wait for anything
+            super().send()
+
+    def request(number: int) -> Callable[[], NotedReply]:
+        def run() -> NotedReply:
+            ran.append(number)
+            return (SlowToRead if number == 0 else NotedReply)(sent, str(number))
+
+        return run
+
+    def lead() -> bool:
+        if ran:  # a rescue's thread: the batch is over (or was taken over)
+            return True
+        for number in range(HELD_MAX + 1):  # the first HELD_MAX go out before the last runs
+            pool.admit(request(number), ready=True)
+        return pool.run_ready()
+
+    run_pool(pool, lead)
+    wait_until(lambda: len(sent) == HELD_MAX + 1, WAIT, "every reply to go")
+    assert pool.rescues == 0
+    assert ran == list(range(HELD_MAX + 1))

@@ -613,6 +613,28 @@ def test_a_full_pool_refuses_for_threads_before_memory() -> None:
     pool.shutdown()
 
 
+def test_a_rounds_arrivals_admitted_together_are_refused_as_each_would_be_in_turn() -> None:
+    """The loop hands a round's requests over at once (one round of the pool's lock): each
+    is admitted or refused in order, as if handed over one by one."""
+    pool = WorkerPool(threads=1, max_queued=2, max_queued_memory=100)
+    release = threading.Event()
+
+    def job() -> None:
+        release.wait(WAIT)
+
+    refused = pool.admit_all(
+        [(job, False, 60), (job, False, 50), (job, False, 40), (job, False, 0), (job, True, 0)]
+    )
+    # 60 and 50 would wait with more than 100, 60 and 40 do not; then threads + max_queued
+    # are in
+    assert refused == [(1, Refusal.MEMORY), (4, Refusal.THREADS)]
+    assert pool.in_flight == 3
+    release.set()
+    wait_until(lambda: pool.in_flight == 0, WAIT, "the requests to run")
+    assert pool.queued_memory == 0
+    pool.shutdown()
+
+
 class QueuedMemory(RuleBasedStateMachine):
     """Requests admitted, refused, started and finished in any order, against a model: once
     the threads have taken what they can, the memory counted is the memory of the requests
