@@ -16,21 +16,24 @@ start_pool = test_arbiter.start_pool  # the fixture, where pytest looks for it
 def test_timeout_kills_the_worker_of_a_stuck_request_after_its_neighbours(
     start_pool: Callable[..., Pool], tmp_path: Path
 ) -> None:
+    # The neighbour must arrive before the stuck request's --timeout and finish before its
+    # own: arriving at half the timeout leaves each side half of it (less the master's check
+    # interval, a quarter), room a loaded machine's delays fit in.
     pool = start_pool(
-        *("--workers", "1", "--threads", "2", "--timeout", "2", "--slow-log", "1"), ready=1
+        *("--workers", "1", "--threads", "2", "--timeout", "6", "--slow-log", "3"), ready=1
     )
     stuck: list[Reply] = []
     thread = threading.Thread(target=lambda: stuck.append(pool.get("/sleep", "30")))
     thread.start()
     victim = int(pool.wait_for(r"sleeping in (\d+): 30").group(1))
-    pool.wait_for("slow request #1 GET /sleep")  # it has run for a second
+    pool.wait_for("slow request #1 GET /sleep")  # it has run for half its timeout
     release = tmp_path / "release"
     neighbour: list[Reply] = []
     other = threading.Thread(target=lambda: neighbour.append(pool.get("/hold", str(release))))
     other.start()
     pool.wait_for("holding in")
     line = pool.wait_for(
-        r"request #1 GET /sleep\?30 on worker (\d+) exceeded --timeout 2s; killing"
+        r"request #1 GET /sleep\?30 on worker (\d+) exceeded --timeout 6s; killing"
     )
     assert int(line.group(1)) == victim
     pool.wait_for(rf"worker {victim} finishes its 1 other request\(s\) first")
