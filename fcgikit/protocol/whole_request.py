@@ -46,6 +46,14 @@ _CONTENT_LENGTH_AT: Final = 4
 _PADDING_LENGTH_AT: Final = 6
 #: BEGIN_REQUEST's flags byte, when it is the first record: after its header and the role
 _FIRST_FLAGS_AT: Final = FCGI_HEADER_LEN + 2
+# Read per request by parse (compiled, a Final is read natively, a global imported from
+# another module looked up by name): the shortest request, the flag, and the text scan's lane
+# and its TextParams' factory, fixed when the lanes load (the plain scan's lane stays a
+# global: a test plugs it in and out).
+_SHORTEST: Final = 2 * FCGI_HEADER_LEN
+_KEEP_CONN: Final = FCGI_KEEP_CONN
+_SCAN_TEXT: Final = scan_request_text or scan_request_text_py
+_MAKE_TEXT_PARAMS: Final = make_text_params
 
 
 def _whole_records(data: bytes | bytearray | memoryview) -> bool:
@@ -135,13 +143,20 @@ class WholeRequest(RequestOutput):
     [<class 'bytes'>]
     """
 
-    __slots__ = ("event", "stdin")
+    __slots__ = ("event", "keep_conn", "stdin")
 
-    def __init__(self, event: RequestReceived, stdin: list[bytes]) -> None:
-        super().__init__(event.request_id)
+    def __init__(
+        self, event: RequestReceived, stdin: list[bytes], scanned: tuple[int, bool] | None = None
+    ) -> None:
+        # scanned: the event's request_id and keep_conn, from the caller that made it (compiled,
+        # each read of the interpreted event's attribute is a look-up by name)
+        request_id, keep_conn = (event.request_id, event.keep_conn) if scanned is None else scanned
+        super().__init__(request_id)
         #: what a ServerConnection would have said: the request, then its body's chunks
         self.event = event
         self.stdin = stdin
+        #: the event's keep_conn
+        self.keep_conn = keep_conn
 
     @staticmethod
     def parse(
@@ -162,21 +177,20 @@ class WholeRequest(RequestOutput):
         # A keep-conn connection the caller does not take is left to a ServerConnection
         # without reading its request twice.
         if (
-            len(data) < 2 * FCGI_HEADER_LEN
+            len(data) < _SHORTEST
             or data[1] != _BEGIN_REQUEST
-            or (data[_FIRST_FLAGS_AT] & FCGI_KEEP_CONN and not keep_conn)
+            or (data[_FIRST_FLAGS_AT] & _KEEP_CONN and not keep_conn)
         ):
             return None
         if names is not None:
-            scan_text = scan_request_text or scan_request_text_py
-            text_found = scan_text(data, max_params_size, max_decoded_pairs, names, room)
+            text_found = _SCAN_TEXT(data, max_params_size, max_decoded_pairs, names, room)
             if text_found is not None:
                 if not text_found[5]:
                     return None
                 request_id, keep_conn, (encoded, text), duplicates, stdin, _, size = text_found
-                params = make_text_params(encoded, None, text)
+                params = _MAKE_TEXT_PARAMS(encoded, None, text)
                 event = received_from_scan(request_id, keep_conn, params, duplicates, size)
-                return WholeRequest(event, stdin)
+                return WholeRequest(event, stdin, (request_id, keep_conn))
             # Declined: not an ordinary request, or a name ``names`` has no verdict on yet (a
             # server's first requests). The plain reading below takes the latter, its params
             # bytes, whose decoding gives the table its verdicts; and the C lane's names are
@@ -194,4 +208,4 @@ class WholeRequest(RequestOutput):
         if not stdin_ended:
             return None
         event = received_from_scan(request_id, keep_conn, params_dict, duplicate_names, size)
-        return WholeRequest(event, stdin)
+        return WholeRequest(event, stdin, (request_id, keep_conn))

@@ -77,7 +77,7 @@ class DirectChannel(ReplySender["Server"]):
         if self.closed:
             raise WebServerGone("connection closed")
         try:
-            send_whole(self.sock, buffers, self.server.settings.send_timeout)
+            send_whole(self.sock, buffers, self.server.send_timeout)
         except WebServerGone:
             self.broken = True
             raise
@@ -113,7 +113,7 @@ class DirectChannel(ReplySender["Server"]):
         # ends with the close: for nginx the sign of a cut response.
         self.server.request_finished()
         if (
-            self.whole.event.keep_conn
+            self.whole.keep_conn
             and request.ended
             and not (self.broken or self.closed or request.close_connection)
             and self.server.keep_direct(self, on_loop=on_loop)

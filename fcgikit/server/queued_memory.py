@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from fcgikit.protocol.events import TextParams
 from fcgikit.server.request_input import log_spool_failure
 
 if TYPE_CHECKING:
@@ -36,12 +35,11 @@ def bound_waiting_memory(request: WSGIRequest) -> int:
     arriving (WAITING_BODY_MEMORY)."""
     params = request.params
     memory = REQUEST_MEMORY + request.event.params_size + _bound_body_memory(request, request.body)
-    if type(params) is dict:
+    text = request.text
+    if text is not None:  # TextParams' text, which the request took (see WSGIRequest.text)
+        memory += len(text) * DECODED_PAIR_MEMORY
+    elif type(params) is dict:
         memory += len(params) * DECODED_PAIR_MEMORY
-    elif type(params) is TextParams:
-        text = params.text  # (an interpreted object's attribute: read once)
-        if text is not None:  # the pairs' text too
-            memory += len(text) * DECODED_PAIR_MEMORY
     if request.filter_data is not None:
         memory += _bound_body_memory(request, request.filter_data)
     return memory

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from fcgikit.protocol.events import TextParams
 from fcgikit.server.body import RequestBody
 
 if TYPE_CHECKING:
@@ -28,12 +27,15 @@ log = logging.getLogger("fcgikit.server")
 
 
 def request_body(
-    params: Mapping[bytes, bytes], settings: RequestSettings, streamed: bool
+    params: Mapping[bytes, bytes],
+    settings: RequestSettings,
+    streamed: bool,
+    text: dict[str, str] | None = None,
 ) -> RequestBody:
     """``wsgi.input`` of a request with ``params``, CONTENT_LENGTH bytes long if the web
     server said (a number); ``streamed``: see RequestBody. (``settings``: the request's copy
-    of its server's, read as native attributes where compiled.)"""
-    text = params.text if type(params) is TextParams else None
+    of its server's, read as native attributes where compiled; ``text``: the params' text,
+    when the request took it from its :class:`~fcgikit.protocol.events.TextParams`.)"""
     if text is not None:  # its text, not the pairs decoded again (TextParams' Mapping would)
         value = text.get("CONTENT_LENGTH")
         raw = value.encode("latin-1") if value is not None else None

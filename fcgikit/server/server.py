@@ -45,7 +45,7 @@ from fcgikit.server.pool import WorkerPool
 from fcgikit.server.reply import Connected, overload_log
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.stopping import Stopping, adopt_connections
-from fcgikit.server.wsgi_codec import ENVIRON_EXTRA_KEYS
+from fcgikit.server.wsgi_codec import ENVIRON_EXTRA_KEYS, plain_names
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -132,6 +132,11 @@ class Server:
         #: a keep-conn request too, the connection kept after it (see direct.py): not when
         #: the web server may multiplex, for the lane reads nothing while its request runs
         self._direct_keeps = not settings.multiplexed
+        #: whether a whole request's params are decoded as text (text_names says, by the
+        #: settings): the table itself is asked for each request (see plain_names)
+        self._decodes_text = text_names(settings) is not None
+        #: what a DirectChannel sends its reply with (see send_whole), read once
+        self.send_timeout: float = settings.send_timeout
         #: connections kept after a direct request that ended off the loop's thread, for
         #: the loop to watch (see keep_direct); under the lock
         self.kept_elsewhere: list[Channel] = []
@@ -337,7 +342,9 @@ class Server:
             data,
             self._max_params_size,
             keep_conn=keep_conn and self._direct_keeps,
-            names=text_names(self.settings),  # its params decoded as the environ's text
+            # its params decoded as the environ's text (text_names(self.settings), whose
+            # reading of the interpreted settings is made once, in __init__)
+            names=plain_names() if self._decodes_text else None,
             room=ENVIRON_EXTRA_KEYS,
         )
         if whole is None:

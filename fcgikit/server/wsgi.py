@@ -64,7 +64,7 @@ log = logging.getLogger("fcgikit.server")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 
 #: Role.name is a Python-level property of enum: looked up once here, not per request
-_ROLE_NAMES = {role: role.name for role in Role}
+_ROLE_NAMES: Final = {role: role.name for role in Role}
 #: (an Enum member read from its class costs about a function call, interpreted)
 _FILTER: Final = Role.FILTER
 
@@ -84,12 +84,18 @@ class WSGIRequest:
         #: the event's params (read once: compiled, each read of the interpreted event's
         #: attribute is a look-up by name)
         self.params = params = event.params
+        #: the params' text when they are TextParams (see there), the request's from now on:
+        #: taken once here, for the body, the queued-memory bound and the environ (compiled,
+        #: each read of the interpreted params' attribute is a look-up by name)
+        self.text: dict[str, str] | None = None
+        if type(params) is TextParams:
+            self.text, params.text = params.text, None
         self.app = app
         self.settings = settings
         self._settings = fixed = request_settings(settings)
         #: records the request of a pool worker's app (None: not a worker's, or a ping)
         self.tracker: RequestTracker | None = fixed.tracker
-        self.body = request_body(params, fixed, streamed)
+        self.body = request_body(params, fixed, streamed, self.text)
         #: the request's FastCGI role (the event's, read once)
         self.role = role = event.role
         self.filter_data = filter_data(event, fixed) if role == _FILTER else None
@@ -123,12 +129,11 @@ class WSGIRequest:
     def build_environ(self) -> dict[str, Any]:
         settings = self._settings
         params = self.params
-        environ: dict[str, Any] | None = None
-        if type(params) is TextParams:
-            # Decoded as its records were read (WholeRequest.parse, by environ_names'
-            # verdicts): the params' dict becomes the environ, taken from the event it will
-            # refer to (wsgi.errors), which leaves no cycle for the collector.
-            environ, params.text = params.text, None
+        # Decoded as its records were read (WholeRequest.parse, by environ_names' verdicts):
+        # the params' text becomes the environ, taken from the request it will refer to
+        # (wsgi.errors), which leaves no cycle for the collector.
+        environ: dict[str, Any] | None = self.text
+        self.text = None
         if environ is None:
             if not isinstance(params, dict):  # a request with many params: decoded now, once
                 params = params.decode() if isinstance(params, EncodedParams) else dict(params)
@@ -200,8 +205,9 @@ class WSGIRequest:
         if status is None:
             raise AssertionError("the application returned without calling start_response()")
         head = None
-        if fast_encode_head is not None:
-            head = fast_encode_head(status, self._headers, content_length)
+        lane = fast_encode_head  # (a global, looked up by name: once)
+        if lane is not None:
+            head = lane(status, self._headers, content_length)
         if head is None:  # no fast lane, or something it leaves to the spec (an error, mostly)
             head = encode_head_py(status, self._headers, content_length)
         self.head_length = len(head)

@@ -56,7 +56,7 @@ def head_patterns() -> _HeadPatterns:
 
 _TRUE = frozenset({"on", "1", "yes", "true"})
 # These never describe the request body (CGI has CONTENT_*) and HTTP_PROXY is httpoxy.
-DROPPED_PARAMS = frozenset({"HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_PROXY"})
+DROPPED_PARAMS: Final = frozenset({"HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_PROXY"})
 #: Environ keys only the server and the middleware set, in any case: a param named so is
 #: dropped, or a peer could forge what the middleware trusts (fcgikit.duplicate_params).
 #: No web server sends such a name unless told to (fastcgi_param, SetEnv).
@@ -127,7 +127,7 @@ _PLAIN_NAMES: dict[bytes, str | None] = {}
 _names_dropped: frozenset[str] = frozenset()
 #: The keys build_environ adds to the params' (wsgi.*, FCGI_ROLE, the CGI defaults...): a
 #: dict sized for them from the start never grows (the C lane's ENVIRON_EXTRA_KEYS).
-ENVIRON_EXTRA_KEYS = 24
+ENVIRON_EXTRA_KEYS: Final = 24
 
 
 def environ_names_py(dropped: frozenset[str]) -> dict[bytes, str | None]:
@@ -164,6 +164,14 @@ else:
     fast_environ = _speedups_wsgi_codec.environ_from_params
     fast_encode_head = _speedups_wsgi_codec.encode_head
     environ_names = _speedups_wsgi_codec._name_table
+#: (compiled: a Final is read natively, a global looked up by name)
+_environ_names: Final = environ_names
+
+
+def plain_names() -> dict[bytes, str | None]:
+    """``environ_names(DROPPED_PARAMS)``: the table of the environ's builder in use, for the
+    names build_environ drops (asked each time: a table kept for another set is cleared)."""
+    return _environ_names(DROPPED_PARAMS)
 
 
 class InvalidResponse(Exception):

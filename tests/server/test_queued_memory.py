@@ -27,10 +27,13 @@ from typing import Any
 import pytest
 
 from fcgikit.protocol import ClientConnection, ProtocolStatus, ServerConnection
+from fcgikit.protocol.events import TextParams
 from fcgikit.protocol.records import encode_pairs, pack_header, pack_records
+from fcgikit.protocol.whole_request import WholeRequest
 from fcgikit.server.queued_memory import WAITING_BODY_MEMORY, bound_waiting_memory
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import WSGIRequest
+from fcgikit.server.wsgi_codec import ENVIRON_EXTRA_KEYS, plain_names
 from tests.apps.blocking import params_digest
 from tests.processes import ROOT, Backend, fcgikit_command
 from tests.server.test_hostile import (
@@ -373,6 +376,34 @@ def test_what_a_waiting_request_counts_for_is_at_least_what_it_holds(count: int,
         tracemalloc.stop()
     counted = bound_waiting_memory(waiting[0])
     assert held <= counted <= 2 * held + 1024, (held, counted)
+
+
+def test_a_whole_requests_text_counts_while_it_waits_and_becomes_its_environ() -> None:
+    """A request that arrived whole, its params decoded as text in the same pass (the direct
+    lane's): waiting, it counts for that text as a decoded request counts for its dict, its
+    body is as long as the text says, and once it runs the text is its environ."""
+    client = ClientConnection()
+    pairs = [(b"HTTP_X_%d" % n, b"v" * 30) for n in range(24)]
+    data = client.start_request(1, [*pairs, (b"CONTENT_LENGTH", b"3")])
+    data += client.send_stdin(1, b"abc") + client.end_stdin(1)
+    settings = ServerSettings()
+
+    def made() -> WSGIRequest:
+        whole = WholeRequest.parse(data, 1 << 20, names=plain_names(), room=ENVIRON_EXTRA_KEYS)
+        assert whole is not None
+        return WSGIRequest(None, whole.event, None, settings)  # type: ignore[arg-type]
+
+    made().build_environ()  # the server's first request: the table learns these names
+    as_text = made()
+    event = ServerConnection().receive_data(data)[0]
+    as_dict = WSGIRequest(None, event, None, settings)  # type: ignore[arg-type]
+    assert type(as_text.params) is TextParams and type(as_dict.params) is dict
+    assert bound_waiting_memory(as_text) == bound_waiting_memory(as_dict)
+    assert as_text.body.content_length == 3
+    environ = as_text.build_environ()
+    assert environ["HTTP_X_23"] == "v" * 30 and environ["wsgi.input"] is as_text.body
+    assert environ == {**as_dict.build_environ(), "wsgi.errors": environ["wsgi.errors"],
+                       "wsgi.input": environ["wsgi.input"]}  # fmt: skip
 
 
 def test_a_large_upload_waiting_for_a_thread_keeps_little_of_its_body_in_memory() -> None:
