@@ -50,8 +50,10 @@ __all__ = [
     "LONG_LENGTH_FLAG",
     "PADDING",
     "UNKNOWN_TYPE_BODY",
+    "CutRun",
     "RecordHeader",
     "RecordReader",
+    "cut_run_py",
     "decode_pairs",
     "decode_params",
     "encode_pairs",
@@ -194,13 +196,63 @@ def frame_records(
 RecordHandler = Callable[[int, int, memoryview], None]
 
 
+#: cut_run_py, or its C lane (fcgikit.protocol.lanes.cut_run), which may answer None
+CutRun = Callable[[memoryview, int, int, int, list[memoryview]], int | None]
+
+
+def cut_run_py(
+    view: memoryview, offset: int, record_type: int, request_id: int, views: list[memoryview]
+) -> int:
+    """From ``offset``, append to ``views`` the content of each complete, non-empty, version-1
+    record of ``record_type`` for ``request_id``, one after the other (as slices of ``view``);
+    where the first record that is not one of them, or the end, begins. What
+    :meth:`RecordReader.feed` does for the records a :meth:`~RecordReader.follow` names,
+    without a call of its handler for each (the Python twin of ``_speedups.cut_run``)."""
+    end = len(view)
+    while end - offset >= FCGI_HEADER_LEN:
+        version, type_, id_, content_length, padding_length = HEADER.unpack_from(view, offset)
+        content_start = offset + FCGI_HEADER_LEN
+        record_end = content_start + content_length + padding_length
+        if (
+            version != FCGI_VERSION_1
+            or type_ != record_type
+            or id_ != request_id
+            or not content_length
+            or record_end > end
+        ):
+            break
+        views.append(view[content_start : content_start + content_length])
+        offset = record_end
+    return offset
+
+
 class RecordReader:
     """Cuts a byte stream into records and keeps the incomplete tail for the next chunk."""
 
-    __slots__ = ("_tail",)
+    __slots__ = ("_run_cutter", "_run_id", "_run_type", "_run_views", "_tail")
 
     def __init__(self) -> None:
         self._tail = bytearray()
+        # What follow() asked for: until the handler is called again in this feed, the
+        # contents of the records of this type and id go to this list, not to the handler.
+        self._run_views: list[memoryview] | None = None
+        self._run_type = 0
+        self._run_id = 0
+        self._run_cutter: CutRun = cut_run_py
+
+    def follow(
+        self, cut: CutRun, record_type: int, request_id: int, views: list[memoryview]
+    ) -> None:
+        """Called by a record handler: append the contents of the records that follow the
+        one just handled and are, like it, non-empty records of ``record_type`` for
+        ``request_id`` to ``views`` (the handler would do just that with each), without a
+        call for each, until another record or the end of this feed. A web server sends a
+        body as a stream of such records (nginx: 32 KiB each), a few in every read; ``cut``
+        (cut_run_py, or its C lane) cuts them."""
+        self._run_views = views
+        self._run_type = record_type
+        self._run_id = request_id
+        self._run_cutter = cut
 
     @property
     def buffered(self) -> int:
@@ -226,6 +278,7 @@ class RecordReader:
         else:
             raw = memoryview(data)
             view = raw if raw.itemsize == 1 and raw.ndim == 1 else raw.cast("B")
+        self._run_views = None  # (a follow() lasts one feed)
         try:
             offset = self._finish_tail(view, on_record) if self._tail else 0
             if offset >= 0:
@@ -269,6 +322,11 @@ class RecordReader:
         end = len(view)
         unpack_header_at = HEADER.unpack_from
         while end - offset >= FCGI_HEADER_LEN:
+            run = self._run_views
+            if run is not None:
+                offset = self._cut_run(view, offset, run)
+                if end - offset < FCGI_HEADER_LEN:
+                    break
             version, record_type, request_id, content_length, padding_length = unpack_header_at(
                 view, offset
             )
@@ -285,10 +343,19 @@ class RecordReader:
             # An empty record (the end of a stream: two of a request's four) gets the one
             # empty view, not a slice of its own.
             content = view[content_start:content_end] if content_length else _NO_CONTENT
+            self._run_views = None  # (the handler may follow() again)
             on_record(record_type, request_id, content)
             offset = record_end
         if offset < end:
             self._tail += view[offset:]
+
+    def _cut_run(self, view: memoryview, offset: int, run: list[memoryview]) -> int:
+        """Where the records follow() names end, from ``offset``, their contents in ``run``."""
+        record_type, request_id = self._run_type, self._run_id
+        cut = self._run_cutter(view, offset, record_type, request_id, run)
+        if cut is None:  # (the lane declined: not a view of contiguous bytes)
+            cut = cut_run_py(view, offset, record_type, request_id, run)
+        return cut
 
 
 def _check_version(version: int) -> None:
