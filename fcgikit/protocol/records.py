@@ -10,7 +10,8 @@ Why it looks the way it does:
   :meth:`RecordReader.feed` parses all complete records of a chunk in one loop with
   ``struct.unpack_from`` over a ``memoryview`` and hands each record's content on as a
   zero-copy slice. A chunk that holds only whole records is never copied into the buffer;
-  only a partial tail (at most one record, 65,798 bytes) is kept.
+  only a partial tail (at most one record, 65,798 bytes) is kept, and not even that of a
+  body's record (:meth:`RecordReader.follow`).
 * Writing splits content at 65,535 bytes (``contentLength`` is 16 bits; fcgiproto forgot this)
   and pads every record to a multiple of 8, as the spec recommends. :func:`frame_records`
   frames content where it lies, as a list of buffers for ``socket.sendmsg``, so a large
@@ -204,22 +205,16 @@ def cut_run_py(
     view: memoryview, offset: int, record_type: int, request_id: int, views: list[memoryview]
 ) -> int:
     """From ``offset``, append to ``views`` the content of each complete, non-empty, version-1
-    record of ``record_type`` for ``request_id``, one after the other (as slices of ``view``);
-    where the first record that is not one of them, or the end, begins. What
-    :meth:`RecordReader.feed` does for the records a :meth:`~RecordReader.follow` names,
-    without a call of its handler for each (the Python twin of ``_speedups.cut_run``)."""
+    record of ``record_type`` for ``request_id`` (slices of ``view``), one after the other;
+    where the first other record, or the end, begins (:meth:`RecordReader.follow`)."""
     end = len(view)
     while end - offset >= FCGI_HEADER_LEN:
         version, type_, id_, content_length, padding_length = HEADER.unpack_from(view, offset)
         content_start = offset + FCGI_HEADER_LEN
         record_end = content_start + content_length + padding_length
-        if (
-            version != FCGI_VERSION_1
-            or type_ != record_type
-            or id_ != request_id
-            or not content_length
-            or record_end > end
-        ):
+        if record_end > end or not content_length or version != FCGI_VERSION_1:
+            break
+        if type_ != record_type or id_ != request_id:
             break
         views.append(view[content_start : content_start + content_length])
         offset = record_end
@@ -229,7 +224,16 @@ def cut_run_py(
 class RecordReader:
     """Cuts a byte stream into records and keeps the incomplete tail for the next chunk."""
 
-    __slots__ = ("_run_cutter", "_run_id", "_run_type", "_run_views", "_tail")
+    __slots__ = (
+        "_pass_arrived",
+        "_pass_content",
+        "_pass_padding",
+        "_run_cutter",
+        "_run_id",
+        "_run_type",
+        "_run_views",
+        "_tail",
+    )
 
     def __init__(self) -> None:
         self._tail = bytearray()
@@ -239,6 +243,10 @@ class RecordReader:
         self._run_type = 0
         self._run_id = 0
         self._run_cutter: CutRun = cut_run_py
+        # A followed record a feed ended inside, passed on as it arrives (_pass_later; its
+        # type and id stay _run_type's and _run_id's): the bytes of it still to come
+        # (content, then padding), and those that came.
+        self._pass_content = self._pass_padding = self._pass_arrived = 0
 
     def follow(
         self, cut: CutRun, record_type: int, request_id: int, views: list[memoryview]
@@ -248,7 +256,9 @@ class RecordReader:
         ``request_id`` to ``views`` (the handler would do just that with each), without a
         call for each, until another record or the end of this feed. A web server sends a
         body as a stream of such records (nginx: 32 KiB each), a few in every read; ``cut``
-        (cut_run_py, or its C lane) cuts them."""
+        (cut_run_py, or its C lane) cuts them. The handler takes their contents as a stream:
+        one the feed ends inside goes to ``views`` as far as it came, and its rest to the
+        handler, as a record of that content, as it comes (not kept until it is whole)."""
         self._run_views = views
         self._run_type = record_type
         self._run_id = request_id
@@ -256,12 +266,15 @@ class RecordReader:
 
     @property
     def buffered(self) -> int:
-        """How many bytes of an incomplete record are waiting for the rest of it."""
-        return len(self._tail)
+        """How many bytes of an incomplete record arrived (kept, or passed on) before the
+        rest of it."""
+        return len(self._tail) + self._pass_arrived
 
     @property
     def partial_request_id(self) -> int | None:
         """The request id of the incomplete record waiting, once its header has it."""
+        if self._pass_arrived:
+            return self._run_id
         tail = self._tail
         return tail[2] << 8 | tail[3] if len(tail) >= 4 else None
 
@@ -280,13 +293,31 @@ class RecordReader:
             view = raw if raw.itemsize == 1 and raw.ndim == 1 else raw.cast("B")
         self._run_views = None  # (a follow() lasts one feed)
         try:
-            offset = self._finish_tail(view, on_record) if self._tail else 0
+            if self._pass_arrived:
+                offset = self._pass_on(view, on_record)
+            else:
+                offset = self._finish_tail(view, on_record) if self._tail else 0
             if offset >= 0:
                 self._cut(view, offset, on_record)
         finally:
             if raw is not None:
                 view.release()
                 raw.release()
+
+    def _pass_on(self, view: memoryview, on_record: RecordHandler) -> int:
+        """What ``view`` holds of the rest of the record passed on: its content to the handler
+        (as a record of that content), its padding skipped; where the rest begins."""
+        taken = min(self._pass_content, len(view))
+        if taken:
+            self._pass_content -= taken
+            on_record(self._run_type, self._run_id, view[:taken])
+        if not self._pass_content:
+            skipped = min(self._pass_padding, len(view) - taken)
+            self._pass_padding -= skipped
+            taken += skipped
+        passing = self._pass_content or self._pass_padding
+        self._pass_arrived = self._pass_arrived + taken if passing else 0
+        return taken
 
     def _finish_tail(self, view: memoryview, on_record: RecordHandler) -> int:
         """Complete the record waiting in the tail with the start of ``view``; where the rest
@@ -336,6 +367,14 @@ class RecordReader:
             content_end = content_start + content_length
             record_end = content_end + padding_length
             if record_end > end:
+                if (
+                    run is not None
+                    and record_type == self._run_type
+                    and request_id == self._run_id
+                    and content_length
+                ):
+                    self._pass_later(view, offset, run)
+                    return
                 break
             # Not released here (a context manager per record cost more than the parse):
             # on_record may keep it until the feed returns (the body's run of records,
@@ -348,6 +387,20 @@ class RecordReader:
             offset = record_end
         if offset < end:
             self._tail += view[offset:]
+
+    def _pass_later(self, view: memoryview, offset: int, run: list[memoryview]) -> None:
+        """The feed ends inside a record follow() names, at ``offset``: what came of its
+        content goes to ``run`` now, the rest to the handler as it comes (_pass_on), not
+        copied into the tail (a web server's body record, which most reads end inside)."""
+        end = len(view)
+        content_start = offset + FCGI_HEADER_LEN
+        content_length = view[offset + 4] << 8 | view[offset + 5]
+        arrived = min(content_length, end - content_start)
+        if arrived > 0:
+            run.append(view[content_start : content_start + arrived])
+        self._pass_content = content_length - max(arrived, 0)
+        self._pass_padding = view[offset + 6] - max(end - content_start - content_length, 0)
+        self._pass_arrived = end - offset
 
     def _cut_run(self, view: memoryview, offset: int, run: list[memoryview]) -> int:
         """Where the records follow() names end, from ``offset``, their contents in ``run``."""
