@@ -225,6 +225,7 @@ class RecordReader:
     """Cuts a byte stream into records and keeps the incomplete tail for the next chunk."""
 
     __slots__ = (
+        "_following",
         "_pass_arrived",
         "_pass_content",
         "_pass_padding",
@@ -237,8 +238,11 @@ class RecordReader:
 
     def __init__(self) -> None:
         self._tail = bytearray()
-        # What follow() asked for: until the handler is called again in this feed, the
-        # contents of the records of this type and id go to this list, not to the handler.
+        # What follow() asked for: until the handler is called again, records of this type
+        # and id are a stream, whose contents go to this list in this feed, not to the
+        # handler. (_following: as long as the handler is not called again, whatever the
+        # feeds, so that what is passed on does not depend on where the reads fall.)
+        self._following = False
         self._run_views: list[memoryview] | None = None
         self._run_type = 0
         self._run_id = 0
@@ -258,7 +262,9 @@ class RecordReader:
         body as a stream of such records (nginx: 32 KiB each), a few in every read; ``cut``
         (cut_run_py, or its C lane) cuts them. The handler takes their contents as a stream:
         one the feed ends inside goes to ``views`` as far as it came, and its rest to the
-        handler, as a record of that content, as it comes (not kept until it is whole)."""
+        handler, as a record of that content, as it comes (not kept until it is whole); so
+        does one that the next feed ends inside, if no other record came between."""
+        self._following = True
         self._run_views = views
         self._run_type = record_type
         self._run_id = request_id
@@ -310,6 +316,7 @@ class RecordReader:
         taken = min(self._pass_content, len(view))
         if taken:
             self._pass_content -= taken
+            self._following = False  # (the handler follows again)
             on_record(self._run_type, self._run_id, view[:taken])
         if not self._pass_content:
             skipped = min(self._pass_padding, len(view) - taken)
@@ -331,6 +338,12 @@ class RecordReader:
             if len(tail) < FCGI_HEADER_LEN:
                 return -1
             _check_version(tail[0])
+            if self._follows(tail[1], tail[2] << 8 | tail[3], tail[4] << 8 | tail[5]):
+                self._tail = bytearray()  # (its header only: nothing has views of it)
+                self._pass_content, self._pass_padding = tail[4] << 8 | tail[5], tail[6]
+                self._pass_arrived = FCGI_HEADER_LEN
+                with view[taken:] as rest:
+                    return taken + self._pass_on(rest, on_record)
         content_length, padding_length = tail[4] << 8 | tail[5], tail[6]
         record_end = FCGI_HEADER_LEN + content_length + padding_length
         more = min(record_end - len(tail), len(view) - taken)
@@ -344,6 +357,7 @@ class RecordReader:
         # longer: ServerConnection.receive_data_keeping_views): no copy of the record here.
         self._tail = bytearray()
         content = memoryview(tail)[FCGI_HEADER_LEN : FCGI_HEADER_LEN + content_length]
+        self._following = False
         on_record(record_type, request_id, content)
         return taken
 
@@ -367,13 +381,8 @@ class RecordReader:
             content_end = content_start + content_length
             record_end = content_end + padding_length
             if record_end > end:
-                if (
-                    run is not None
-                    and record_type == self._run_type
-                    and request_id == self._run_id
-                    and content_length
-                ):
-                    self._pass_later(view, offset, run)
+                if self._follows(record_type, request_id, content_length):
+                    self._pass_later(view, offset, on_record)
                     return
                 break
             # Not released here (a context manager per record cost more than the parse):
@@ -383,24 +392,41 @@ class RecordReader:
             # empty view, not a slice of its own.
             content = view[content_start:content_end] if content_length else _NO_CONTENT
             self._run_views = None  # (the handler may follow() again)
+            self._following = False
             on_record(record_type, request_id, content)
             offset = record_end
         if offset < end:
             self._tail += view[offset:]
 
-    def _pass_later(self, view: memoryview, offset: int, run: list[memoryview]) -> None:
+    def _follows(self, record_type: int, request_id: int, content_length: int) -> bool:
+        """A record with this header is one follow() names."""
+        return (
+            self._following
+            and record_type == self._run_type
+            and request_id == self._run_id
+            and content_length > 0
+        )
+
+    def _pass_later(self, view: memoryview, offset: int, on_record: RecordHandler) -> None:
         """The feed ends inside a record follow() names, at ``offset``: what came of its
-        content goes to ``run`` now, the rest to the handler as it comes (_pass_on), not
-        copied into the tail (a web server's body record, which most reads end inside)."""
+        content goes to the run (or the handler) now, the rest to the handler as it comes
+        (_pass_on), not copied into the tail (a web server's body record, which most reads
+        end inside)."""
         end = len(view)
         content_start = offset + FCGI_HEADER_LEN
         content_length = view[offset + 4] << 8 | view[offset + 5]
         arrived = min(content_length, end - content_start)
-        if arrived > 0:
-            run.append(view[content_start : content_start + arrived])
         self._pass_content = content_length - max(arrived, 0)
         self._pass_padding = view[offset + 6] - max(end - content_start - content_length, 0)
         self._pass_arrived = end - offset
+        if arrived > 0:
+            content = view[content_start : content_start + arrived]
+            run = self._run_views
+            if run is not None:
+                run.append(content)
+            else:  # (the first record of this feed)
+                self._following = False
+                on_record(self._run_type, self._run_id, content)
 
     def _cut_run(self, view: memoryview, offset: int, run: list[memoryview]) -> int:
         """Where the records follow() names end, from ``offset``, their contents in ``run``."""
