@@ -863,12 +863,97 @@ static PyType_Spec factory_spec = {
     .slots = factory_slots,
 };
 
+/* --- cut_run: a run of one request's stream records, one view each ------------------- */
+
+PyDoc_STRVAR(cut_run_doc,
+"cut_run(view, offset, record_type, request_id, views, /)\n"
+"--\n\n"
+"From ``offset`` in ``view`` (a 1-D memoryview of bytes), append to ``views`` a slice of\n"
+"``view`` for the content of each complete, non-empty, version-1 record of ``record_type``\n"
+"for ``request_id``, one after the other; return where the first record that is not one\n"
+"of them (another type or id, an empty or incomplete one, a bad version) or the end begins.\n"
+"None for a view that is not contiguous bytes, or an offset outside it. Its Python twin:\n"
+"fcgikit.protocol.records.cut_run_py.");
+
+static PyObject *
+cut_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "cut_run() takes view, offset, record_type, request_id and views");
+        return NULL;
+    }
+    if (!check_configured()) {
+        return NULL;
+    }
+    PyObject *view = args[0], *views = args[4];
+    if (!PyMemoryView_Check(view) || !PyList_Check(views)) {
+        PyErr_SetString(PyExc_TypeError, "cut_run(): view must be a memoryview, views a list");
+        return NULL;
+    }
+    Py_ssize_t offset = PyLong_AsSsize_t(args[1]);
+    if (offset == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long record_type = PyLong_AsLong(args[2]);
+    if (record_type == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long request_id = PyLong_AsLong(args[3]);
+    if (request_id == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer *shape = PyMemoryView_GET_BUFFER(view);
+    Py_buffer buffer;
+    /* (a released view fails here; its twin raises what slicing it raises) */
+    if (shape->ndim != 1 || shape->itemsize != 1 ||
+        PyObject_GetBuffer(view, &buffer, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    const unsigned char *data = buffer.buf;
+    Py_ssize_t end = buffer.len;
+    if (offset < 0 || offset > end) { /* (never given: the twin's would count from the end) */
+        PyBuffer_Release(&buffer);
+        Py_RETURN_NONE;
+    }
+    PyObject *result = NULL;
+    while (end - offset >= HEADER_LEN) {
+        const unsigned char *header = data + offset;
+        Py_ssize_t content_length = (Py_ssize_t)header[4] << 8 | header[5];
+        Py_ssize_t content_start = offset + HEADER_LEN;
+        Py_ssize_t record_end = content_start + content_length + header[6];
+        if (header[0] != version_1 || header[1] != record_type ||
+            ((long)header[2] << 8 | header[3]) != request_id || content_length == 0 ||
+            record_end > end) {
+            break;
+        }
+        PyObject *content = PySequence_GetSlice(view, content_start,
+                                                content_start + content_length);
+        if (content == NULL) {
+            goto done;
+        }
+        int appended = PyList_Append(views, content);
+        Py_DECREF(content);
+        if (appended < 0) {
+            goto done;
+        }
+        offset = record_end;
+    }
+    result = PyLong_FromSsize_t(offset);
+done:
+    PyBuffer_Release(&buffer);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"configure", configure, METH_O, configure_doc},
     {"scan_request", (PyCFunction)(void (*)(void))scan_request, METH_FASTCALL, scan_request_doc},
     {"scan_request_text", (PyCFunction)(void (*)(void))scan_request_text, METH_FASTCALL,
      scan_request_text_doc},
     {"frame_end", (PyCFunction)(void (*)(void))frame_end, METH_FASTCALL, frame_end_doc},
+    {"cut_run", (PyCFunction)(void (*)(void))cut_run, METH_FASTCALL, cut_run_doc},
     {NULL, NULL, 0, NULL},
 };
 

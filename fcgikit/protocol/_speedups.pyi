@@ -26,6 +26,9 @@ def frame_end(
     close_stderr: bool,
     /,
 ) -> bytes | None: ...
+def cut_run(
+    view: memoryview, offset: int, record_type: int, request_id: int, views: list[memoryview], /
+) -> int | None: ...
 
 class SlotsFactory:
     """Makes instances of a class with __slots__ (no __dict__, nor in its bases), each slot

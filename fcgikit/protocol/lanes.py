@@ -12,7 +12,7 @@ byte by byte (a record header, the bodies of FCGI_BEGIN_REQUEST and FCGI_END_REQ
 checks against the ones given, and refuses to load if they differ. No number is kept twice.
 
 Without the C module (not built, or ``FCGIKIT_PURE_PYTHON=1``) ``scan_request``,
-``scan_request_text`` and ``frame_end`` are None, ``request_received`` and
+``scan_request_text`` and ``frame_end`` are None, ``cut_run``, ``request_received`` and
 ``make_text_params`` are the Python twins, and the Python does the work.
 """
 
@@ -34,12 +34,13 @@ from fcgikit.protocol.constants import (
 )
 from fcgikit.protocol.events import RequestReceived, TextParams
 from fcgikit.protocol.name_value_pairs import LONG_LENGTH_FLAG
-from fcgikit.protocol.records import BEGIN_REQUEST_BODY, END_REQUEST_BODY
+from fcgikit.protocol.records import BEGIN_REQUEST_BODY, END_REQUEST_BODY, CutRun, cut_run_py
 
 __all__ = [
     "LANES",
     "Lane",
     "configure",
+    "cut_run",
     "frame_end",
     "request_received",
     "scan_request",
@@ -78,6 +79,11 @@ LANES: Final[tuple[Lane, ...]] = (
         "frame_end",
         "fcgikit.protocol.output:frame_end_py",
         f"{_TESTS}::test_frame_end_frames_what_its_python_twin_frames",
+    ),
+    Lane(
+        "cut_run",
+        "fcgikit.protocol.records:cut_run_py",
+        f"{_TESTS}::test_cut_run_cuts_what_its_python_twin_cuts",
     ),
     Lane(  # (its other use, make_text_params, has text_params_py, in the same test)
         "SlotsFactory",
@@ -190,6 +196,8 @@ scan_request: ScanRequest | None = None
 scan_request_text: ScanRequestText | None = None
 #: _speedups.frame_end (a small response's end, in one buffer), or None
 frame_end: FrameEnd | None = None
+#: cuts a run of a body's records in a read (RecordReader.follow): the C lane, or its twin
+cut_run: CutRun = cut_run_py
 #: makes the RequestReceived of each request: the C factory, or its Python twin
 request_received: MakeRequestReceived = request_received_py
 #: makes the TextParams of a scan's whole request: the C factory, or its Python twin
@@ -203,5 +211,6 @@ else:
     scan_request = _speedups.scan_request
     scan_request_text = _speedups.scan_request_text
     frame_end = _speedups.frame_end
+    cut_run = _speedups.cut_run
     request_received = _speedups.SlotsFactory(RequestReceived, FIELD_NAMES)
     make_text_params = _speedups.SlotsFactory(TextParams, TEXT_PARAMS_SLOTS)

@@ -54,6 +54,7 @@ from fcgikit.protocol.input_events import (
 from fcgikit.protocol.lanes import (
     NameTable,
     ScanRequestText,
+    cut_run,
     make_text_params,
     scan_request,
     scan_request_text,
@@ -87,6 +88,7 @@ _PARAMS: Final = int(RecordType.PARAMS)
 _STDIN: Final = int(RecordType.STDIN)
 #: (an Enum member read from its class costs about a function call, interpreted)
 _READING_STDIN: Final = RequestState.READING_STDIN
+_cut_run: Final = cut_run
 
 # The table's rows and cells the per-record dispatch looks at (state.RULES).
 _MANAGEMENT: Final = RULES[Standing.MANAGEMENT]
@@ -328,6 +330,8 @@ class ServerConnection(ServerAdmission):
                 if runs is None:
                     runs = self._stdin_runs = StdinRuns()
                 runs.add(self._events, request_id, content)
+                # the rest of the run in this read: to the run, without a call each
+                self._reader.follow(_cut_run, _STDIN, request_id, runs.views)
             elif record_type == _PARAMS:
                 size = len(request.params) + length
                 if size > self._max_params_size:

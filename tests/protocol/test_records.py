@@ -15,6 +15,7 @@ from fcgikit.protocol import (
     RequestEnded,
     ServerConnection,
     StdinData,
+    StdinEnded,
     pack_records,
 )
 from fcgikit.protocol.records import (
@@ -258,9 +259,42 @@ def test_many_records_in_one_call_and_a_partial_tail_kept() -> None:
     server = ServerConnection()
     stream = wire.begin() + wire.params(1, {b"A": b"1"}) + wire.record(wire.STDIN, 1, b"abc")
     stream += wire.record(wire.STDIN, 1, b"defgh")
-    events = server.receive_data(stream[:-3])
+    # (a cut inside the params' record: kept until it is whole)
+    assert server.receive_data(stream[:20]) == []
+    events = server.receive_data(stream[20:])
     assert [type(event).__name__ for event in events] == ["RequestReceived", "StdinData"]
-    assert server.receive_data(stream[-3:]) == [StdinData(1, b"defgh")]
+    assert events[1] == StdinData(1, b"abcdefgh")
+
+
+def _reading_a_body() -> ServerConnection:
+    server = ServerConnection()
+    stream = wire.begin() + wire.params(1, {b"A": b"1"}) + wire.record(wire.STDIN, 1, b"abc")
+    assert len(server.receive_data(stream)) == 2
+    return server
+
+
+@pytest.mark.parametrize("cut", [0, 3, 8, 9, 12, 19, 20, 23])
+def test_a_body_record_a_read_ends_inside_comes_as_it_arrives(cut: int) -> None:
+    """After the body's records before it in the same read, not kept until it is whole (a
+    copy of most of a web server's reads' last record): the body is a stream."""
+    server = _reading_a_body()
+    body = b"defghijklmn"
+    record = wire.record(wire.STDIN, 1, body, padding=5)
+    content = body[: max(cut - 8, 0)]
+    read = wire.record(wire.STDIN, 1, b"xy") + record[:cut]
+    assert server.receive_data(read) == [StdinData(1, b"xy" + content)]
+    rest = server.receive_data(record[cut:] + wire.record(wire.STDIN, 1, b"op"))
+    assert rest == [StdinData(1, body[len(content) :] + b"op")]
+    assert server.receive_data(wire.record(wire.STDIN, 1)) == [StdinEnded(1)]
+
+
+@pytest.mark.parametrize("cut", [3, 8, 9, 23])
+def test_a_body_record_cut_by_the_end_of_the_connection_is_an_error(cut: int) -> None:
+    server = _reading_a_body()
+    server.receive_data(wire.record(wire.STDIN, 1, b"defghijklmn", padding=5)[:cut])
+    assert not server.between_requests
+    with pytest.raises(RemoteProtocolError, match=f"middle of a record .{cut} bytes"):
+        server.receive_eof()
 
 
 def test_receive_data_takes_memoryview_and_bytearray() -> None:

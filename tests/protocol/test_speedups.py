@@ -47,7 +47,7 @@ from fcgikit.protocol.lanes import (
     text_params_py,
 )
 from fcgikit.protocol.output import frame_end_py
-from fcgikit.protocol.records import encode_pairs, pack_header
+from fcgikit.protocol.records import cut_run_py, encode_pairs, pack_header
 from fcgikit.protocol.text_scan import scan_request_text_py, text_params
 from fcgikit.protocol.whole_request import scan_request_py
 from tests.native import PURE_PYTHON_PASS, load_lane
@@ -545,3 +545,61 @@ def test_a_value_seen_before_under_a_name_and_a_different_one_both_read_as_sent(
         assert found is not None
         text = {"REQUEST_METHOD": method.decode("latin-1"), "HTTP_X": x.decode("latin-1")}
         assert found[2][1] == text
+
+
+# --- a run of a body's records -------------------------------------------------------------
+
+#: a record as the run cutter sees it: version, type, request id, content, padding; the
+#: ordinary one is a version-1 FCGI_STDIN record for request 1, with content
+RUN_RECORDS = st.tuples(
+    st.sampled_from([1, 1, 1, 1, 2]),
+    st.sampled_from([5, 5, 5, 5, 4, 6]),
+    st.sampled_from([1, 1, 1, 1, 2, 0x0101]),
+    st.binary(max_size=40) | st.sampled_from([b"", b"x" * 300]),
+    st.integers(0, 9),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    records=st.lists(RUN_RECORDS, max_size=8),
+    cut_at=st.integers(0, 2000),
+    offset=st.integers(0, 60),
+    record_type=st.sampled_from([5, 4]),
+    request_id=st.sampled_from([1, 0x0101]),
+)
+def test_cut_run_cuts_what_its_python_twin_cuts(
+    lane: ModuleType,
+    records: list[tuple[int, int, int, bytes, int]],
+    cut_at: int,
+    offset: int,
+    record_type: int,
+    request_id: int,
+) -> None:
+    stream = b"".join(
+        bytes(
+            [version, type_, rid >> 8, rid & 0xFF, len(content) >> 8, len(content) & 0xFF, pad, 0]
+        )
+        + content
+        + bytes(pad)
+        for version, type_, rid, content, pad in records
+    )
+    data = memoryview(stream)[: min(cut_at, len(stream))]
+    start = min(offset, len(data))
+    runs: list[list[memoryview]] = [[], []]
+    cut = lane.cut_run(data, start, record_type, request_id, runs[0])
+    twin = cut_run_py(data, start, record_type, request_id, runs[1])
+    assert cut == twin
+    assert [bytes(view) for view in runs[0]] == [bytes(view) for view in runs[1]]
+    # views of the caller's bytes, not copies
+    assert all(view.obj is stream for view in runs[0])
+
+
+def test_cut_run_declines_a_view_it_cannot_cut_in_bytes(lane: ModuleType) -> None:
+    record = pack_header(5, 1, 8) + b"12345678"
+    views: list[memoryview] = []
+    assert lane.cut_run(memoryview(record).cast("H"), 0, 5, 1, views) is None
+    assert lane.cut_run(memoryview(record), 17, 5, 1, views) is None
+    assert views == []
+    assert lane.cut_run(memoryview(record), 0, 5, 1, views) == 16
+    assert [bytes(view) for view in views] == [b"12345678"]
