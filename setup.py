@@ -36,6 +36,7 @@ from setuptools.command.build_ext import build_ext
 #: never stopped on reload).
 COMPILED = [
     "fcgikit/protocol/constants.py",
+    "fcgikit/protocol/record_reader.py",
     "fcgikit/protocol/records.py",
     "fcgikit/protocol/name_value_pairs.py",
     "fcgikit/protocol/state.py",

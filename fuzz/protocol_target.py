@@ -37,7 +37,8 @@ from fcgikit.protocol import (
     WholeRequest,
     name_value_pairs,
 )
-from fcgikit.protocol.records import END_REQUEST_BODY, RecordReader
+from fcgikit.protocol.record_reader import RecordReader
+from fcgikit.protocol.records import END_REQUEST_BODY
 from fcgikit.protocol.state import RequestState
 
 

@@ -873,7 +873,7 @@ PyDoc_STRVAR(cut_run_doc,
 "for ``request_id``, one after the other; return where the first record that is not one\n"
 "of them (another type or id, an empty or incomplete one, a bad version) or the end begins.\n"
 "None for a view that is not contiguous bytes, or an offset outside it. Its Python twin:\n"
-"fcgikit.protocol.records.cut_run_py.");
+"fcgikit.protocol.record_reader.cut_run_py.");
 
 static PyObject *
 cut_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)

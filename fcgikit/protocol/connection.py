@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
-from fcgikit.protocol.records import RecordReader
+from fcgikit.protocol.record_reader import RecordReader
 
 __all__ = ["RecordStream"]
 

@@ -34,7 +34,8 @@ from fcgikit.protocol.constants import (
 )
 from fcgikit.protocol.events import RequestReceived, TextParams
 from fcgikit.protocol.name_value_pairs import LONG_LENGTH_FLAG
-from fcgikit.protocol.records import BEGIN_REQUEST_BODY, END_REQUEST_BODY, CutRun, cut_run_py
+from fcgikit.protocol.record_reader import CutRun, cut_run_py
+from fcgikit.protocol.records import BEGIN_REQUEST_BODY, END_REQUEST_BODY
 
 __all__ = [
     "LANES",
@@ -82,7 +83,7 @@ LANES: Final[tuple[Lane, ...]] = (
     ),
     Lane(
         "cut_run",
-        "fcgikit.protocol.records:cut_run_py",
+        "fcgikit.protocol.record_reader:cut_run_py",
         f"{_TESTS}::test_cut_run_cuts_what_its_python_twin_cuts",
     ),
     Lane(  # (its other use, make_text_params, has text_params_py, in the same test)

@@ -18,7 +18,8 @@ import threading
 from typing import Any
 
 from fcgikit.protocol.constants import FCGI_KEEP_CONN, RecordType
-from fcgikit.protocol.records import RecordReader, decode_pairs, pack_records
+from fcgikit.protocol.record_reader import RecordReader
+from fcgikit.protocol.records import decode_pairs, pack_records
 
 
 class _Request:

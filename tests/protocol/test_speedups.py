@@ -47,7 +47,8 @@ from fcgikit.protocol.lanes import (
     text_params_py,
 )
 from fcgikit.protocol.output import frame_end_py
-from fcgikit.protocol.records import cut_run_py, encode_pairs, pack_header
+from fcgikit.protocol.record_reader import cut_run_py
+from fcgikit.protocol.records import encode_pairs, pack_header
 from fcgikit.protocol.text_scan import scan_request_text_py, text_params
 from fcgikit.protocol.whole_request import scan_request_py
 from tests.native import PURE_PYTHON_PASS, load_lane

@@ -28,7 +28,7 @@ import pytest
 from fcgikit.addresses import TcpAddress, UnixAddress
 from fcgikit.client import FastCGIClient
 from fcgikit.protocol import ProtocolStatus
-from fcgikit.protocol.records import RecordReader
+from fcgikit.protocol.record_reader import RecordReader
 from fcgikit.server import Server, ServerSettings
 from fcgikit.server.accept import SHARED_ACCEPT_BATCH
 from fcgikit.server.listeners import parse_web_server_addrs

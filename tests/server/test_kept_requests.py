@@ -22,7 +22,7 @@ import pytest
 from fcgikit.addresses import UnixAddress
 from fcgikit.protocol import ClientConnection
 from fcgikit.protocol.events import TextParams
-from fcgikit.protocol.records import RecordReader
+from fcgikit.protocol.record_reader import RecordReader
 from fcgikit.server import Server, ServerSettings
 from tests.server.test_accept_late import connect, run_arrived
 from tests.server.test_hostile import END, STDOUT
