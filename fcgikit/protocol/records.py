@@ -77,6 +77,8 @@ UNKNOWN_TYPE_BODY = struct.Struct(">B7x")
 PADDING = tuple(bytes(n) for n in range(8))
 #: the content of every empty record (nothing releases it: see RecordReader._cut)
 _NO_CONTENT: Final = memoryview(b"")
+#: HEADER.pack bound once: frame_records calls it for every record of a streamed response
+_PACK_HEADER: Final = HEADER.pack
 
 
 class RecordHeader(NamedTuple):
@@ -160,32 +162,35 @@ def frame_records(
         if padding:
             buffers.append(PADDING[padding])
         return buffers
-    index = 0
-    offset = 0  # into pieces[index]
-    left = total
-    while left:
-        length = min(left, FCGI_MAX_CONTENT_LEN)
-        padding = -length & 7
-        buffers.append(HEADER.pack(FCGI_VERSION_1, record_type, request_id, length, padding))
-        need = length
-        while need:
-            piece = pieces[index]
-            available = len(piece) - offset
-            if available <= 0:
-                index += 1
-                offset = 0
-                continue
-            if offset == 0 and available <= need:
+    # Each piece is cut where records end: whole where a record holds all of it, else as
+    # slices of one view of it.
+    room = 0  # content still to come in the record whose header went last
+    padding = 0
+    for piece in pieces:
+        size = len(piece)
+        start = 0
+        view: memoryview | None = None
+        while start < size:
+            if not room:
+                if padding:
+                    buffers.append(PADDING[padding])
+                room = min(total, FCGI_MAX_CONTENT_LEN)
+                total -= room
+                padding = -room & 7
+                buffers.append(_PACK_HEADER(FCGI_VERSION_1, record_type, request_id, room, padding))
+            taken = size - start
+            if taken > room:
+                taken = room
+            if taken == size:
                 buffers.append(piece)
-                taken = available
             else:
-                taken = min(available, need)
-                buffers.append(memoryview(piece)[offset : offset + taken])
-            need -= taken
-            offset += taken
-        if padding:
-            buffers.append(PADDING[padding])
-        left -= length
+                if view is None:
+                    view = memoryview(piece)
+                buffers.append(view[start : start + taken])
+            start += taken
+            room -= taken
+    if padding:
+        buffers.append(PADDING[padding])
     return buffers
 
 
