@@ -163,7 +163,11 @@ def frame_records(
             buffers.append(PADDING[padding])
         return buffers
     # Each piece is cut where records end: whole where a record holds all of it, else as
-    # slices of one view of it.
+    # slices of one view of it. (The module's names as locals: compiled, each use of a
+    # global is a look-up in the module's dict.)
+    most = FCGI_MAX_CONTENT_LEN
+    version = FCGI_VERSION_1
+    paddings = PADDING
     room = 0  # content still to come in the record whose header went last
     padding = 0
     for piece in pieces:
@@ -173,11 +177,11 @@ def frame_records(
         while start < size:
             if not room:
                 if padding:
-                    buffers.append(PADDING[padding])
-                room = min(total, FCGI_MAX_CONTENT_LEN)
+                    buffers.append(paddings[padding])
+                room = min(total, most)
                 total -= room
                 padding = -room & 7
-                buffers.append(_PACK_HEADER(FCGI_VERSION_1, record_type, request_id, room, padding))
+                buffers.append(_PACK_HEADER(version, record_type, request_id, room, padding))
             taken = size - start
             if taken > room:
                 taken = room
@@ -190,7 +194,7 @@ def frame_records(
             start += taken
             room -= taken
     if padding:
-        buffers.append(PADDING[padding])
+        buffers.append(paddings[padding])
     return buffers
 
 
