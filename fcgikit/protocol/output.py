@@ -97,7 +97,9 @@ def frame_stdout(request_id: int, pieces: Sequence[bytes | memoryview]) -> list[
     """``pieces`` on FCGI_STDOUT: one buffer under COPY_MAX bytes, else framed where they lie;
     ``[]`` for no data."""
     buffers = frame_records(_STDOUT, request_id, pieces)
-    if len(buffers) > 1 and _length(pieces) < COPY_MAX:
+    # Under COPY_MAX bytes is one record: its header, the pieces and maybe its padding. More
+    # buffers than that is a large body, which is not measured again.
+    if 1 < len(buffers) <= len(pieces) + 2 and _length(pieces) < COPY_MAX:
         return [b"".join(buffers)]
     return buffers
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from fcgikit.protocol.constants import (
     FCGI_MAX_CONTENT_LEN,
@@ -67,6 +67,8 @@ UNKNOWN_TYPE_BODY = struct.Struct(">B7x")
 #: Padding for each possible content length modulo 8, prebuilt so framing never allocates it
 #: (records.py and output.py frame records).
 PADDING = tuple(bytes(n) for n in range(8))
+#: HEADER.pack bound once: frame_records calls it for every record of a streamed response
+_PACK_HEADER: Final = HEADER.pack
 
 
 class RecordHeader(NamedTuple):
@@ -150,30 +152,37 @@ def frame_records(
         if padding:
             buffers.append(PADDING[padding])
         return buffers
-    index = 0
-    offset = 0  # into pieces[index]
-    left = total
-    while left:
-        length = min(left, FCGI_MAX_CONTENT_LEN)
-        padding = -length & 7
-        buffers.append(HEADER.pack(FCGI_VERSION_1, record_type, request_id, length, padding))
-        need = length
-        while need:
-            piece = pieces[index]
-            available = len(piece) - offset
-            if available <= 0:
-                index += 1
-                offset = 0
-                continue
-            if offset == 0 and available <= need:
+    # Each piece is cut where records end: whole where a record holds all of it, else as
+    # slices of one view of it. (The module's names as locals: compiled, each use of a
+    # global is a look-up in the module's dict.)
+    most = FCGI_MAX_CONTENT_LEN
+    version = FCGI_VERSION_1
+    paddings = PADDING
+    room = 0  # content still to come in the record whose header went last
+    padding = 0
+    for piece in pieces:
+        size = len(piece)
+        start = 0
+        view: memoryview | None = None
+        while start < size:
+            if not room:
+                if padding:
+                    buffers.append(paddings[padding])
+                room = min(total, most)
+                total -= room
+                padding = -room & 7
+                buffers.append(_PACK_HEADER(version, record_type, request_id, room, padding))
+            taken = size - start
+            if taken > room:
+                taken = room
+            if taken == size:
                 buffers.append(piece)
-                taken = available
             else:
-                taken = min(available, need)
-                buffers.append(memoryview(piece)[offset : offset + taken])
-            need -= taken
-            offset += taken
-        if padding:
-            buffers.append(PADDING[padding])
-        left -= length
+                if view is None:
+                    view = memoryview(piece)
+                buffers.append(view[start : start + taken])
+            start += taken
+            room -= taken
+    if padding:
+        buffers.append(paddings[padding])
     return buffers

@@ -243,23 +243,33 @@ def send_all_buffers(sock: Sends, buffers: Buffers, send_timeout: float) -> None
     """:func:`send_whole` for any list of buffers, with sendmsg: the kernel copies each buffer
     straight from where it lies (a large response body is never joined). Consumes
     ``buffers``."""
+    left = 0
+    for buffer in buffers:
+        left += len(buffer)
+    if not left:
+        return
     poller: select.poll | None = None
-    while buffers:
+    while True:
         try:
             sent = sock.sendmsg(buffers)
         except BlockingIOError:
-            poller = _wait_writable(sock, poller, send_timeout)
-            continue
+            sent = 0
         except OSError as exc:
             raise WebServerGone(exc.strerror or str(exc)) from None
+        if sent == left:
+            return
+        left -= sent
         # Drop what went out; a buffer sent in part goes on from where it stopped.
         done = 0
-        while done < len(buffers) and sent >= len(buffers[done]):
+        while sent >= len(buffers[done]):
             sent -= len(buffers[done])
             done += 1
         del buffers[:done]
         if sent:
             buffers[0] = memoryview(buffers[0])[sent:]
+        # The socket took all it had room for: a send now would only find it full (EAGAIN),
+        # so wait for room first.
+        poller = _wait_writable(sock, poller, send_timeout)
 
 
 def _wait_writable(sock: Sends, poller: select.poll | None, send_timeout: float) -> select.poll:
