@@ -32,10 +32,10 @@ import pytest
 
 from fcgikit.addresses import TcpAddress
 from fcgikit.protocol import ProtocolStatus, Role
+from fcgikit.protocol.record_reader import RecordReader
 from fcgikit.protocol.records import (
     BEGIN_REQUEST_BODY,
     END_REQUEST_BODY,
-    RecordReader,
     encode_pairs,
     pack_header,
     pack_records,
