@@ -310,3 +310,31 @@ def test_worker_mode_reading_compares_each_server_with_its_own_single_process(
     ) in table
     assert "| flask | uwsgi | 68.00 (60.00 / 8.00) | - | - | 79.00 (63.00 / 16.00) |" in table
     assert mode["flask", "uwsgi"]["two_procs_involuntary_switches_per_request"] == 63 / 60
+
+
+def test_free_port_never_gives_one_port_to_two_sites(
+    bench_modules: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel that hands a just-released port out again (it did: nginx refused the procs2
+    stage's config, "duplicate listen options") must not give two sites one port."""
+    run, _ = bench_modules
+    kernel_ports = iter([41000, 41000, 41001])
+
+    class Socket:
+        def __init__(self, *args: object) -> None:
+            self.port = next(kernel_ports)
+
+        def __enter__(self) -> Socket:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def bind(self, address: tuple[str, int]) -> None:
+            pass
+
+        def getsockname(self) -> tuple[str, int]:
+            return (run.HOST, self.port)
+
+    monkeypatch.setattr(run.socket, "socket", Socket)
+    assert [run.free_port(), run.free_port()] == [41000, 41001]
