@@ -186,6 +186,15 @@ class RequestOutput:
             self.stdout_sent = True
         return buffers
 
+    def open_stdout(self) -> int:
+        """For FCGI_STDOUT framed by its sender (a streamed response's large block, see
+        fcgikit/server/reply.py's send_stdout): the stream marked open, and the request's id
+        to frame the records with. The caller frames non-empty data as frame_stdout does."""
+        if self._ended:
+            raise self._ended_error("FCGI_STDOUT")
+        self.stdout_sent = True
+        return self.request_id
+
     def send_stderr(self, data: bytes) -> bytes:
         """``data`` on FCGI_STDERR; ``b""`` for no data (which opens no stream)."""
         if self._ended:

@@ -121,6 +121,18 @@ class ServerOutput(RecordStream[ServerEvent]):
             return []
         return request.send_stdout_buffers(pieces)
 
+    def open_stdout(self, request_id: int) -> int | None:
+        """:meth:`RequestOutput.open_stdout` for the request ``request_id``; None once it was
+        aborted (drop the output).
+
+        Raises:
+            LocalProtocolError: the request is not active, or its params are still arriving.
+        """
+        request = self._request_for_output(request_id, "FCGI_STDOUT")
+        if request is None:
+            return None
+        return request.open_stdout()
+
     def send_stderr(self, request_id: int, data: bytes) -> bytes:
         """Bytes carrying ``data`` on FCGI_STDERR; ``b""`` for empty data or an aborted request.
 

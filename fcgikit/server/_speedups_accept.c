@@ -11,7 +11,8 @@
  * Connection is what the server holds for an accepted descriptor in place of a socket
  * object (its twin: accept.py's connection_py, a non-blocking socket); read_ready() is a
  * Connection's first read, -1 where recv_into raises BlockingIOError (its twin:
- * accept.py's read_ready_py).
+ * accept.py's read_ready_py); send_stdout() frames a streamed response's block as
+ * FCGI_STDOUT records and sends them in one call (its twin: accept.py's send_stdout_py).
  *
  * Neither releases the GIL for long: accept4 on a non-blocking listener does not wait. The
  * module is optional: when it is not built, or with FCGIKIT_PURE_PYTHON=1, accept.py runs
@@ -431,6 +432,92 @@ read_ready(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromSsize_t(done);
 }
 
+PyDoc_STRVAR(send_stdout_doc,
+"send_stdout(connection, request_id, data, /)\n--\n\n"
+"data (non-empty bytes) framed as FCGI_STDOUT records and sent with one sendmsg() on a\n"
+"Connection: the bytes of the records still to send (0: all went, all of them: the socket\n"
+"was full). None for anything else, nothing sent: not a Connection, not bytes, empty, an id\n"
+"out of range, a failed send (the Python sends again and says what failed).");
+
+/* FCGI_STDOUT records: version 1, type 6; content at most 65,535 bytes a record, padded to
+ * a multiple of 8 (records.py's frame_records, the spec of these bytes). */
+#define STDOUT_RECORD_MAX 65535
+/* records one call frames: three buffers each (header, content, padding) */
+#define STDOUT_RECORDS_A_SEND (CONNECTION_IOV_MAX / 3)
+
+static const unsigned char stdout_padding[8];
+
+/* accept.py's send_stdout_py, without a Python object for the headers, the slices of data
+ * or the list of buffers: the FCGI_STDOUT records of a streamed response's block (an app's
+ * yield of 64 KiB, say) from headers on the stack and data where it lies. A block of more
+ * records than one call frames sends its first ones, and the caller sends the rest. */
+static PyObject *
+send_stdout(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "send_stdout() takes a connection, an id and data");
+        return NULL;
+    }
+    if (Py_TYPE(args[0])->tp_dealloc != connection_dealloc || !PyBytes_CheckExact(args[2])
+        || !PyLong_CheckExact(args[1])) {
+        Py_RETURN_NONE;
+    }
+    long request_id = PyLong_AsLong(args[1]);
+    if (request_id == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t length = PyBytes_GET_SIZE(args[2]);
+    if (request_id < 0 || request_id > 0xFFFF || length == 0) {
+        Py_RETURN_NONE;
+    }
+    const char *data = PyBytes_AS_STRING(args[2]);
+    Py_ssize_t records = (length + STDOUT_RECORD_MAX - 1) / STDOUT_RECORD_MAX;
+    Py_ssize_t last = length - (records - 1) * STDOUT_RECORD_MAX;
+    /* every full record has 1 byte of padding, the last one -last & 7 */
+    Py_ssize_t total = length + 8 * records + (records - 1) + ((8 - (last & 7)) & 7);
+    unsigned char headers[STDOUT_RECORDS_A_SEND][8];
+    struct iovec vectors[CONNECTION_IOV_MAX];
+    size_t count = 0;
+    for (Py_ssize_t record = 0; record < records && record < STDOUT_RECORDS_A_SEND; record++) {
+        size_t content = record == records - 1 ? (size_t)last : STDOUT_RECORD_MAX;
+        size_t padding = (8 - (content & 7)) & 7;
+        unsigned char *header = headers[record];
+        header[0] = 1;
+        header[1] = 6;
+        header[2] = (unsigned char)(request_id >> 8);
+        header[3] = (unsigned char)request_id;
+        header[4] = (unsigned char)(content >> 8);
+        header[5] = (unsigned char)content;
+        header[6] = (unsigned char)padding;
+        header[7] = 0;
+        vectors[count].iov_base = header;
+        vectors[count++].iov_len = 8;
+        vectors[count].iov_base = (void *)(data + record * STDOUT_RECORD_MAX);
+        vectors[count++].iov_len = content;
+        if (padding) {
+            vectors[count].iov_base = (void *)stdout_padding;
+            vectors[count++].iov_len = padding;
+        }
+    }
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = vectors;
+    message.msg_iovlen = count;
+    int fd = ((Connection *)args[0])->fd;
+    ssize_t sent;
+    Py_BEGIN_ALLOW_THREADS
+    sent = fd < 0 ? (errno = EBADF, -1) : sendmsg(fd, &message, MSG_NOSIGNAL);
+    Py_END_ALLOW_THREADS
+    if (sent < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return PyLong_FromSsize_t(total);
+        }
+        Py_RETURN_NONE; /* EINTR too: the Python's send runs the signal handlers */
+    }
+    return PyLong_FromSsize_t(total - sent);
+}
+
 static PyMethodDef connection_methods[] = {
     {"fileno", connection_fileno, METH_NOARGS, connection_fileno_doc},
     {"recv_into", connection_recv_into, METH_O, connection_recv_into_doc},
@@ -468,6 +555,7 @@ static PyMethodDef speedups_methods[] = {
      accept_connection_doc},
 #endif
     {"read_ready", (PyCFunction)(void (*)(void))read_ready, METH_FASTCALL, read_ready_doc},
+    {"send_stdout", (PyCFunction)(void (*)(void))send_stdout, METH_FASTCALL, send_stdout_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -18,7 +18,9 @@ a long pause are marked (``accepted_late``), is the base class's,
 The C lane (``_speedups_accept.c``): ``accept_connection``, accept4() without the exception
 for an empty queue, ``Connection``, the descriptor without a socket object, and
 ``read_ready``, a connection's first read without the exception for no bytes yet; their
-Python twins are :func:`accept_connection_py`, :func:`connection_py`, :func:`read_ready_py`.
+Python twins are :func:`accept_connection_py`, :func:`connection_py`, :func:`read_ready_py`,
+and :func:`send_stdout_py` for ``send_stdout`` (a streamed block's FCGI_STDOUT records, framed
+and sent in one call: reply.py's send_stdout calls it).
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from fcgikit.protocol.output import frame_stdout
 from fcgikit.server.accept_pauses import PAUSE_CHECKED_AFTER, AcceptPauses
 from fcgikit.server.channel import Channel
 from fcgikit.server.listeners import peer_allowed, peer_label
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.poller import READABLE, Poller
-from fcgikit.server.reply import Connected
+from fcgikit.server.reply import Connected, StdoutLane, take_stdout_lane
 
 if TYPE_CHECKING:
     from fcgikit.server.server import Server
@@ -60,10 +63,17 @@ AcceptConnection = Callable[[int, bool], tuple[int, tuple[object, ...] | None] |
 accept_connection: AcceptConnection | None
 Connection: Callable[[int], Connected] | None
 read_ready: Callable[[Connected, memoryview], int | None] | None
+send_stdout: StdoutLane | None
 try:
-    from fcgikit.server._speedups_accept import Connection, accept_connection, read_ready
+    from fcgikit.server._speedups_accept import (
+        Connection,
+        accept_connection,
+        read_ready,
+        send_stdout,
+    )
 except ImportError:
-    accept_connection = Connection = read_ready = None
+    accept_connection = Connection = read_ready = send_stdout = None
+take_stdout_lane(send_stdout)  # reply.py's send_stdout calls it (it cannot import this module)
 
 
 def accept_connection_py(listener: socket.socket) -> tuple[int, object] | None:
@@ -97,6 +107,25 @@ def read_ready_py(conn: Connected, buffer: memoryview) -> int:
         return -1
     except OSError:
         return -2
+
+
+def send_stdout_py(conn: Connected, request_id: int, data: bytes) -> int | None:
+    """``send_stdout``'s twin: ``data`` (not empty) framed as FCGI_STDOUT records
+    (frame_stdout) and sent with one sendmsg; the bytes of the records left to send (0: all
+    went; all of them: the socket was full); None where the send failed (the caller sends
+    again, and says what failed). The C does it without a Python object for the headers,
+    the slices or the list of buffers, for a Connection and bytes only (else None)."""
+    buffers = frame_stdout(request_id, (data,))
+    total = 0
+    for buffer in buffers:
+        total += len(buffer)
+    try:
+        sent = conn.sendmsg(buffers)
+    except BlockingIOError:
+        return total
+    except OSError:
+        return None
+    return total - sent
 
 
 def read_first(conn: Connected, buffer: memoryview) -> int:

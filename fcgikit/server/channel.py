@@ -31,7 +31,7 @@ from fcgikit.protocol import ProtocolStatus, RequestReceived, ServerConnection
 from fcgikit.server import handover
 from fcgikit.server.channel_host import ChannelHost, text_names
 from fcgikit.server.channel_input import deliver_input, note_params_overloads
-from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
+from fcgikit.server.reply import Buffers, Connected, ReplySender, send_stdout, send_whole
 from fcgikit.server.request_input import fail_input
 from fcgikit.server.sink import WebServerGone
 from fcgikit.server.wsgi import WSGIRequest
@@ -304,6 +304,21 @@ class Channel(ReplySender[ChannelHost]):
     def _frame_stdout(self, request: WSGIRequest, data: bytes) -> Buffers:
         with self.state_lock:
             return self.conn.send_stdout_buffers(request.request_id, (data,))
+
+    def _open_stdout(self, request: WSGIRequest) -> int | None:
+        with self.state_lock:
+            return self.conn.open_stdout(request.request_id)
+
+    def send_stdout(self, request_id: int, data: bytes) -> None:
+        self._send_lock.acquire()
+        try:
+            if self.closed:
+                raise WebServerGone("connection closed")
+            send_stdout(self.sock, request_id, data, self.server.settings.send_timeout)
+        finally:
+            self._send_lock.release()
+        if self._pending:
+            self._flush_pending()
 
     def _frame_stderr(self, request: WSGIRequest, data: bytes) -> bytes:
         with self.state_lock:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from fcgikit.protocol import ProtocolStatus
 from fcgikit.protocol.whole_request import WholeRequest
-from fcgikit.server.reply import Buffers, Connected, ReplySender, send_whole
+from fcgikit.server.reply import Buffers, Connected, ReplySender, send_stdout, send_whole
 from fcgikit.server.request_input import feed_body
 from fcgikit.server.sink import WebServerGone
 from fcgikit.server.wsgi import WSGIRequest
@@ -84,6 +84,18 @@ class DirectChannel(ReplySender["Server"]):
 
     def _frame_stdout(self, request: WSGIRequest, data: bytes) -> Buffers:
         return self.whole.send_stdout_buffers((data,))
+
+    def _open_stdout(self, request: WSGIRequest) -> int | None:
+        return self.whole.open_stdout()
+
+    def send_stdout(self, request_id: int, data: bytes) -> None:
+        if self.closed:
+            raise WebServerGone("connection closed")
+        try:
+            send_stdout(self.sock, request_id, data, self.server.send_timeout)
+        except WebServerGone:
+            self.broken = True
+            raise
 
     def _frame_stderr(self, request: WSGIRequest, data: bytes) -> bytes:
         return self.whole.send_stderr(data)

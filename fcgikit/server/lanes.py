@@ -64,6 +64,11 @@ LANES = (
         "test_read_ready_says_none_yet_without_an_exception_as_its_twin_does",
     ),
     Lane(
+        "fcgikit.server._speedups_accept.send_stdout",
+        "fcgikit.server.accept.send_stdout_py",
+        "tests/server/test_send_stdout.py::test_send_stdout_puts_the_python_records_on_the_wire",
+    ),
+    Lane(
         "fcgikit.server._speedups_memory.mallopt",
         "fcgikit.server.memory._mallopt_py",
         "tests/server/test_memory.py::test_the_c_mallopt_answers_as_the_python",

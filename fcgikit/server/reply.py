@@ -24,8 +24,11 @@ from __future__ import annotations
 import logging
 import select
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from fcgikit.protocol.constants import COPY_MAX
+from fcgikit.protocol.output import frame_stdout
 from fcgikit.server.held_replies import ServerReply
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.pool import Refusal
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("fcgikit.server")
 
 Buffers = list[bytes | memoryview]
+#: the C lane ``_speedups_accept.send_stdout`` (its twin: accept.py's send_stdout_py)
+StdoutLane = Callable[[Any, int, bytes], "int | None"]
 
 
 class Sends(Protocol):
@@ -111,9 +116,25 @@ class ReplySender(ServerSink, Generic[HostT]):
         """Send a refusal, on the loop's thread, and close the connection if it was the last."""
         raise NotImplementedError
 
+    def _open_stdout(self, request: WSGIRequest) -> int | None:
+        """The request's FCGI_STDOUT marked open for data framed by send_stdout: the id to
+        frame it with; None once the request was aborted."""
+        raise NotImplementedError
+
+    def send_stdout(self, request_id: int, data: bytes) -> None:
+        """``data`` (not empty) on FCGI_STDOUT, framed and sent by :func:`send_stdout`, as
+        send_buffers sends. Raises WebServerGone."""
+        raise NotImplementedError
+
     # --- what a request calls --------------------------------------------------------------
 
     def send_output(self, request: WSGIRequest, data: bytes) -> None:
+        if len(data) >= COPY_MAX:  # framed where it lies, by the sending (see send_stdout)
+            request_id = self._open_stdout(request)
+            if request_id is None:
+                raise WebServerGone("request aborted")
+            self.send_stdout(request_id, data)
+            return
         buffers = self._frame_stdout(request, data)
         if not buffers:
             raise WebServerGone("request aborted")
@@ -239,6 +260,52 @@ def send_whole(sock: Sends, buffers: Buffers, send_timeout: float) -> None:
         send_all_buffers(sock, [memoryview(first)[sent:]], send_timeout)
 
 
+#: the C lane that sends a block's FCGI_STDOUT records (accept.py hands it over when it is
+#: imported: it imports this module); None: send_stdout frames and sends in Python
+_stdout_lane: StdoutLane | None = None
+
+
+def take_stdout_lane(lane: StdoutLane | None) -> None:
+    """Use ``lane`` (``_speedups_accept.send_stdout``) in :func:`send_stdout`."""
+    global _stdout_lane
+    _stdout_lane = lane
+
+
+def send_stdout(sock: Sends, request_id: int, data: bytes, send_timeout: float) -> None:
+    """``data`` (not empty) as the FCGI_STDOUT records of the request ``request_id``, sent
+    whole as :func:`send_all_buffers` sends (its errors, its timeout).
+
+    The C lane (accept.py's ``send_stdout``) frames and sends the records in one call where
+    ``sock`` is a ``_speedups_accept.Connection`` and ``data`` bytes: nearly always they all
+    go. Else, and from wherever it stopped (a full socket), its Python twin here does the
+    work: frame_stdout's buffers, sent by send_all_buffers."""
+    lane = _stdout_lane
+    left = lane(sock, request_id, data) if lane is not None else None
+    if left == 0:
+        return
+    buffers = frame_stdout(request_id, (data,))
+    if left is not None:
+        total = 0
+        for buffer in buffers:
+            total += len(buffer)
+        _drop_sent(buffers, total - left)
+        # The socket took all it had room for: wait for more, as send_all_buffers does.
+        _wait_writable(sock, None, send_timeout)
+    send_all_buffers(sock, buffers, send_timeout)
+
+
+def _drop_sent(buffers: Buffers, sent: int) -> None:
+    """Drop the first ``sent`` bytes of ``buffers``; a buffer sent in part goes on from
+    where it stopped."""
+    done = 0
+    while sent >= len(buffers[done]):
+        sent -= len(buffers[done])
+        done += 1
+    del buffers[:done]
+    if sent:
+        buffers[0] = memoryview(buffers[0])[sent:]
+
+
 def send_all_buffers(sock: Sends, buffers: Buffers, send_timeout: float) -> None:
     """:func:`send_whole` for any list of buffers, with sendmsg: the kernel copies each buffer
     straight from where it lies (a large response body is never joined). Consumes
@@ -259,14 +326,7 @@ def send_all_buffers(sock: Sends, buffers: Buffers, send_timeout: float) -> None
         if sent == left:
             return
         left -= sent
-        # Drop what went out; a buffer sent in part goes on from where it stopped.
-        done = 0
-        while sent >= len(buffers[done]):
-            sent -= len(buffers[done])
-            done += 1
-        del buffers[:done]
-        if sent:
-            buffers[0] = memoryview(buffers[0])[sent:]
+        _drop_sent(buffers, sent)
         # The socket took all it had room for: a send now would only find it full (EAGAIN),
         # so wait for room first.
         poller = _wait_writable(sock, poller, send_timeout)

@@ -364,6 +364,9 @@ def calls(lane: ModuleType, listener: socket.socket) -> Iterator[Call]:
     yield lane.read_ready, (connection, bytearray(8))  # the peer left: 0
     yield lane.read_ready, (connection, b"read-only")
     yield lane.read_ready, (ours, bytearray(8))  # detached: not a Connection
+    yield lane.send_stdout, (connection, 1, b"x" * 70_000)  # the peer left: None
+    yield lane.send_stdout, (connection, 1 << 16, b"x")  # no request id
+    yield lane.send_stdout, (ours, 1, b"x")  # not a Connection
     yield lane.accept_connection, (listener.fileno(), True)  # nothing waits
     yield lane.accept_connection, (listener.fileno(), False)
     connection.close()
