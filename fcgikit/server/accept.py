@@ -39,7 +39,7 @@ from fcgikit.server.channel import Channel
 from fcgikit.server.listeners import peer_allowed, peer_label
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.poller import READABLE, Poller
-from fcgikit.server.reply import Connected, StdoutLane, take_stdout_lane
+from fcgikit.server.reply import Connected, StdoutLane
 
 if TYPE_CHECKING:
     from fcgikit.server.server import Server
@@ -73,7 +73,6 @@ try:
     )
 except ImportError:
     accept_connection = Connection = read_ready = send_stdout = None
-take_stdout_lane(send_stdout)  # reply.py's send_stdout calls it (it cannot import this module)
 
 
 def accept_connection_py(listener: socket.socket) -> tuple[int, object] | None:

@@ -260,22 +260,21 @@ def send_whole(sock: Sends, buffers: Buffers, send_timeout: float) -> None:
         send_all_buffers(sock, [memoryview(first)[sent:]], send_timeout)
 
 
-#: the C lane that sends a block's FCGI_STDOUT records (accept.py hands it over when it is
-#: imported: it imports this module); None: send_stdout frames and sends in Python
-_stdout_lane: StdoutLane | None = None
-
-
-def take_stdout_lane(lane: StdoutLane | None) -> None:
-    """Use ``lane`` (``_speedups_accept.send_stdout``) in :func:`send_stdout`."""
-    global _stdout_lane
-    _stdout_lane = lane
+#: the C lane that frames and sends a block's FCGI_STDOUT records (fcgikit/server/lanes.py;
+#: its twin is accept.py's send_stdout_py); None where it was not built, and with
+#: FCGIKIT_PURE_PYTHON=1: send_stdout then frames and sends in Python
+_stdout_lane: StdoutLane | None
+try:
+    from fcgikit.server._speedups_accept import send_stdout as _stdout_lane
+except ImportError:
+    _stdout_lane = None
 
 
 def send_stdout(sock: Sends, request_id: int, data: bytes, send_timeout: float) -> None:
     """``data`` (not empty) as the FCGI_STDOUT records of the request ``request_id``, sent
     whole as :func:`send_all_buffers` sends (its errors, its timeout).
 
-    The C lane (accept.py's ``send_stdout``) frames and sends the records in one call where
+    The C lane (``_speedups_accept.send_stdout``) frames and sends the records in one call where
     ``sock`` is a ``_speedups_accept.Connection`` and ``data`` bytes: nearly always they all
     go. Else, and from wherever it stopped (a full socket), its Python twin here does the
     work: frame_stdout's buffers, sent by send_all_buffers."""
