@@ -18,12 +18,14 @@ from fcgikit.protocol import (
     FilterData,
     FilterDataEnded,
     ProtocolStatus,
+    RecordType,
     RequestReceived,
     Role,
     ServerConnection,
     StdinData,
     StdinEnded,
 )
+from fcgikit.protocol.record_reader import RecordReader
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Seen:
 
     received: RequestReceived
     stdin: bytearray = field(default_factory=bytearray)
+    #: the content length of each non-empty FCGI_STDIN record as it came on the wire (a
+    #: StdinData event may carry several: the protocol passes a read's run of them on at once)
     stdin_records: list[int] = field(default_factory=list)
     data: bytearray = field(default_factory=bytearray)
 
@@ -108,7 +112,13 @@ class TinyResponder:
 
     def _handle(self, sock: socket.socket) -> None:
         server = ServerConnection(roles=list(Role))
+        records = RecordReader()  # the same bytes again, for the sizes of the body's records
         requests: dict[int, Seen] = {}
+
+        def count_record(record_type: int, request_id: int, content: memoryview) -> None:
+            if record_type == RecordType.STDIN and content and request_id in requests:
+                requests[request_id].stdin_records.append(len(content))
+
         while not self._stop.is_set():
             try:
                 data = sock.recv(65536)
@@ -131,7 +141,6 @@ class TinyResponder:
                     continue  # answered early; the rest of its input is of no interest
                 elif isinstance(event, StdinData):
                     requests[event.request_id].stdin += event.data
-                    requests[event.request_id].stdin_records.append(len(event.data))
                 elif isinstance(event, FilterData):
                     requests[event.request_id].data += event.data
                 elif self.answer_at == "input" and (
@@ -142,6 +151,7 @@ class TinyResponder:
                     )
                 ):
                     out += self._answer(server, requests[event.request_id])
+            records.feed(data, count_record)
             if out:
                 try:
                     sock.sendall(out)
