@@ -39,6 +39,9 @@ NOT_FOR_ONE_PROCESS = (
     "fcgikit.server.sources",
     "fcgikit.server.status",
     "fcgikit.server.worker",
+    # the status page's counters (--status-path, a pool's workers) and --ping-path's answerer
+    "fcgikit.server.metrics",
+    "fcgikit.server.health",
     # --help and a command line other than the ordinary one (long options written out
     # whole) are argparse's; this one is read without it
     "argparse",
@@ -152,6 +155,10 @@ def test_one_process_sets_malloc_without_ctypes_where_the_c_lane_is_built(tmp_pa
         pytest.param(
             ("--status-path", "/fcgikit-status"), "fcgikit.server.status", id="status-path"
         ),
+        pytest.param(
+            ("--status-path", "/fcgikit-status"), "fcgikit.server.metrics", id="status-counters"
+        ),
+        pytest.param(("--ping-path", "/ping"), "fcgikit.server.health", id="ping-path"),
     ],
 )
 def test_an_option_that_needs_a_module_loads_it(

@@ -34,7 +34,6 @@ from fcgikit.server.accept import Acceptor
 from fcgikit.server.channel import RECV_SIZE, Channel
 from fcgikit.server.channel_host import Refuses, text_names
 from fcgikit.server.direct import DirectChannel
-from fcgikit.server.health import Health
 from fcgikit.server.listeners import open_bound_listeners, peer_label
 from fcgikit.server.logs import configure_access_log
 from fcgikit.server.loop import Loop, route_of
@@ -50,6 +49,7 @@ from fcgikit.server.wsgi_codec import ENVIRON_EXTRA_KEYS, plain_names
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
+    from fcgikit.server.health import Health
     from fcgikit.server.wsgi import WSGIRequest
 
 log = logging.getLogger("fcgikit.server")
@@ -105,6 +105,8 @@ class Server:
         #: the ping path's answerer (see health.py); None: nothing of it runs
         self.health: Health | None = None
         if settings.ping_path is not None:
+            from fcgikit.server.health import Health  # here: only --ping-path needs it
+
             self.health = Health(
                 settings.ping_path, settings.ping_response, draining or self.stopping.draining
             )

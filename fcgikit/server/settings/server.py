@@ -21,7 +21,6 @@ from fcgikit.protocol.constants import Role
 from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.listeners import SocketOwner, socket_mode_problem
 from fcgikit.server.logs import ACCESS_FORMATS
-from fcgikit.server.metrics import ProcessCounters
 from fcgikit.server.settings.declaration import check_fields, setting
 from fcgikit.server.settings.kinds import (
     FLAG,
@@ -36,6 +35,9 @@ from fcgikit.server.settings.kinds import (
 )
 
 if TYPE_CHECKING:
+    # only annotations: a process that keeps no counters (no --status-path, not a pool's
+    # worker) does not load them
+    from fcgikit.server.metrics import ProcessCounters
     from fcgikit.server.tracker import RequestTracker
 
 MiB = 1 << 20
