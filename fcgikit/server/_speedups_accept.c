@@ -472,44 +472,14 @@ drop_sent(struct iovec *vectors, size_t *first, size_t sent)
     vectors[*first].iov_len -= sent;
 }
 
-/* reply.py's send_stdout_py, without a Python object for the headers, the slices of data
- * or the list of buffers: the FCGI_STDOUT records of a streamed response's block (an app's
- * yield of 64 KiB, say) from headers on the stack and data where it lies, sent whole. After
- * a send the socket took in part (the web server reads slower than the app writes, as in
- * every large download) it waits for room in poll() and sends the rest, with the GIL
- * released and no Python between: what a blocking write does, the send timeout its twin's. */
-static PyObject *
-send_stdout(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+/* The FCGI_STDOUT records of data (at most STDOUT_RECORDS_A_SEND) as vectors: headers in
+ * headers, the content where it lies, static padding; the number of vectors. */
+static size_t
+frame_stdout_records(struct iovec *vectors, unsigned char (*headers)[8], long request_id,
+                     const char *data, Py_ssize_t length)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError,
-                        "send_stdout() takes a connection, an id, data and a timeout");
-        return NULL;
-    }
-    if (Py_TYPE(args[0])->tp_dealloc != connection_dealloc || !PyBytes_CheckExact(args[2])
-        || !PyLong_CheckExact(args[1]) || !PyFloat_CheckExact(args[3])) {
-        Py_RETURN_NONE;
-    }
-    long request_id = PyLong_AsLong(args[1]);
-    if (request_id == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    /* as select.poll().poll(int(send_timeout * 1000)) takes it */
-    double milliseconds = PyFloat_AS_DOUBLE(args[3]) * 1000;
-    Py_ssize_t length = PyBytes_GET_SIZE(args[2]);
     Py_ssize_t records = (length + STDOUT_RECORD_MAX - 1) / STDOUT_RECORD_MAX;
-    if (request_id < 0 || request_id > 0xFFFF || length == 0 || records > STDOUT_RECORDS_A_SEND
-        || !(milliseconds >= 0 && milliseconds < INT_MAX)) {
-        Py_RETURN_NONE;
-    }
-    int timeout = (int)milliseconds;
-    const char *data = PyBytes_AS_STRING(args[2]);
     Py_ssize_t last = length - (records - 1) * STDOUT_RECORD_MAX;
-    /* every full record has 1 byte of padding, the last one -last & 7 */
-    size_t left = (size_t)(length + 8 * records + (records - 1) + ((8 - (last & 7)) & 7));
-    unsigned char headers[STDOUT_RECORDS_A_SEND][8];
-    struct iovec vectors[CONNECTION_IOV_MAX];
     size_t count = 0;
     for (Py_ssize_t record = 0; record < records; record++) {
         size_t content = record == records - 1 ? (size_t)last : STDOUT_RECORD_MAX;
@@ -532,6 +502,14 @@ send_stdout(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
             vectors[count++].iov_len = padding;
         }
     }
+    return count;
+}
+
+/* The vectors sent whole on the Connection, waiting for room up to timeout milliseconds at a
+ * time (send_stdout's answer: 0, the bytes left when a wait found none, NULL with OSError). */
+static PyObject *
+send_waiting(PyObject *connection, struct iovec *vectors, size_t count, size_t left, int timeout)
+{
     struct msghdr message;
     memset(&message, 0, sizeof(message));
     size_t first = 0;
@@ -540,7 +518,7 @@ send_stdout(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     for (;;) {
         /* read with the GIL held each time, as the socket module does: a close on another
          * thread makes it -1 (EBADF), never a number the process has reused */
-        int fd = ((Connection *)args[0])->fd;
+        int fd = ((Connection *)connection)->fd;
         int failure = 0;
         int ready = 1;
         ssize_t sent = 0;
@@ -592,6 +570,48 @@ send_stdout(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
             deadline.tv_nsec -= 1000000000L;
         }
     }
+}
+
+/* accept.py's send_stdout_py, without a Python object for the headers, the slices of data
+ * or the list of buffers: the FCGI_STDOUT records of a streamed response's block (an app's
+ * yield of 64 KiB, say) from headers on the stack and data where it lies, sent whole. After
+ * a send the socket took in part (the web server reads slower than the app writes, as in
+ * every large download) it waits for room in poll() and sends the rest, with the GIL
+ * released and no Python between: what a blocking write does, the send timeout its twin's. */
+static PyObject *
+send_stdout(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "send_stdout() takes a connection, an id, data and a timeout");
+        return NULL;
+    }
+    if (Py_TYPE(args[0])->tp_dealloc != connection_dealloc || !PyBytes_CheckExact(args[2])
+        || !PyLong_CheckExact(args[1]) || !PyFloat_CheckExact(args[3])) {
+        Py_RETURN_NONE;
+    }
+    long request_id = PyLong_AsLong(args[1]);
+    if (request_id == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    /* as select.poll().poll(int(send_timeout * 1000)) takes it */
+    double milliseconds = PyFloat_AS_DOUBLE(args[3]) * 1000;
+    Py_ssize_t length = PyBytes_GET_SIZE(args[2]);
+    Py_ssize_t records = (length + STDOUT_RECORD_MAX - 1) / STDOUT_RECORD_MAX;
+    if (request_id < 0 || request_id > 0xFFFF || length == 0 || records > STDOUT_RECORDS_A_SEND
+        || !(milliseconds >= 0 && milliseconds < INT_MAX)) {
+        Py_RETURN_NONE;
+    }
+    int timeout = (int)milliseconds;
+    const char *data = PyBytes_AS_STRING(args[2]);
+    Py_ssize_t last = length - (records - 1) * STDOUT_RECORD_MAX;
+    /* every full record has 1 byte of padding, the last one -last & 7 */
+    size_t left = (size_t)(length + 8 * records + (records - 1) + ((8 - (last & 7)) & 7));
+    unsigned char headers[STDOUT_RECORDS_A_SEND][8];
+    struct iovec vectors[CONNECTION_IOV_MAX];
+    size_t count = frame_stdout_records(vectors, headers, request_id, data, length);
+    return send_waiting(args[0], vectors, count, left, timeout);
 }
 
 static PyMethodDef connection_methods[] = {
