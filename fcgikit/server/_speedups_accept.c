@@ -12,7 +12,7 @@
  * object (its twin: accept.py's connection_py, a non-blocking socket); read_ready() is a
  * Connection's first read, -1 where recv_into raises BlockingIOError (its twin:
  * accept.py's read_ready_py); send_stdout() frames a streamed response's block as
- * FCGI_STDOUT records and sends them in one call (its twin: accept.py's send_stdout_py).
+ * FCGI_STDOUT records and sends them whole (its twin: reply.py's send_stdout_py).
  *
  * Neither releases the GIL for long: accept4 on a non-blocking listener does not wait. The
  * module is optional: when it is not built, or with FCGIKIT_PURE_PYTHON=1, accept.py runs
@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* --- accept_connection ------------------------------------------------------------ */
@@ -433,11 +434,12 @@ read_ready(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 }
 
 PyDoc_STRVAR(send_stdout_doc,
-"send_stdout(connection, request_id, data, /)\n--\n\n"
-"data (non-empty bytes) framed as FCGI_STDOUT records and sent with one sendmsg() on a\n"
-"Connection: the bytes of the records still to send (0: all went, all of them: the socket\n"
-"was full). None for anything else, nothing sent: not a Connection, not bytes, empty, an id\n"
-"out of range, a failed send (the Python sends again and says what failed).");
+"send_stdout(connection, request_id, data, send_timeout, /)\n--\n\n"
+"data (non-empty bytes) framed as FCGI_STDOUT records and sent whole on a Connection,\n"
+"waiting for room up to send_timeout seconds at a time: 0 when all went, the bytes of the\n"
+"records still to send when a wait found no room; OSError for a failed send. None for\n"
+"anything else, nothing sent: not a Connection, not bytes, empty, an id or a timeout out of\n"
+"range, more records than one call frames (the Python twin sends those).");
 
 /* FCGI_STDOUT records: version 1, type 6; content at most 65,535 bytes a record, padded to
  * a multiple of 8 (records.py's frame_records, the spec of these bytes). */
@@ -447,39 +449,39 @@ PyDoc_STRVAR(send_stdout_doc,
 
 static const unsigned char stdout_padding[8];
 
-/* accept.py's send_stdout_py, without a Python object for the headers, the slices of data
- * or the list of buffers: the FCGI_STDOUT records of a streamed response's block (an app's
- * yield of 64 KiB, say) from headers on the stack and data where it lies. A block of more
- * records than one call frames sends its first ones, and the caller sends the rest. */
-static PyObject *
-send_stdout(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+/* Milliseconds from now to deadline, rounded up, at least 0 (poll()'s timeout). */
+static int
+milliseconds_to(const struct timespec *deadline)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "send_stdout() takes a connection, an id and data");
-        return NULL;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long left = (long long)(deadline->tv_sec - now.tv_sec) * 1000000000LL
+                     + (deadline->tv_nsec - now.tv_nsec);
+    return left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+}
+
+/* Drop the first sent bytes of the vectors from *first on. */
+static void
+drop_sent(struct iovec *vectors, size_t *first, size_t sent)
+{
+    while (sent >= vectors[*first].iov_len && sent) {
+        sent -= vectors[*first].iov_len;
+        (*first)++;
     }
-    if (Py_TYPE(args[0])->tp_dealloc != connection_dealloc || !PyBytes_CheckExact(args[2])
-        || !PyLong_CheckExact(args[1])) {
-        Py_RETURN_NONE;
-    }
-    long request_id = PyLong_AsLong(args[1]);
-    if (request_id == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    Py_ssize_t length = PyBytes_GET_SIZE(args[2]);
-    if (request_id < 0 || request_id > 0xFFFF || length == 0) {
-        Py_RETURN_NONE;
-    }
-    const char *data = PyBytes_AS_STRING(args[2]);
+    vectors[*first].iov_base = (char *)vectors[*first].iov_base + sent;
+    vectors[*first].iov_len -= sent;
+}
+
+/* The FCGI_STDOUT records of data (at most STDOUT_RECORDS_A_SEND) as vectors: headers in
+ * headers, the content where it lies, static padding; the number of vectors. */
+static size_t
+frame_stdout_records(struct iovec *vectors, unsigned char (*headers)[8], long request_id,
+                     const char *data, Py_ssize_t length)
+{
     Py_ssize_t records = (length + STDOUT_RECORD_MAX - 1) / STDOUT_RECORD_MAX;
     Py_ssize_t last = length - (records - 1) * STDOUT_RECORD_MAX;
-    /* every full record has 1 byte of padding, the last one -last & 7 */
-    Py_ssize_t total = length + 8 * records + (records - 1) + ((8 - (last & 7)) & 7);
-    unsigned char headers[STDOUT_RECORDS_A_SEND][8];
-    struct iovec vectors[CONNECTION_IOV_MAX];
     size_t count = 0;
-    for (Py_ssize_t record = 0; record < records && record < STDOUT_RECORDS_A_SEND; record++) {
+    for (Py_ssize_t record = 0; record < records; record++) {
         size_t content = record == records - 1 ? (size_t)last : STDOUT_RECORD_MAX;
         size_t padding = (8 - (content & 7)) & 7;
         unsigned char *header = headers[record];
@@ -500,22 +502,116 @@ send_stdout(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
             vectors[count++].iov_len = padding;
         }
     }
+    return count;
+}
+
+/* The vectors sent whole on the Connection, waiting for room up to timeout milliseconds at a
+ * time (send_stdout's answer: 0, the bytes left when a wait found none, NULL with OSError). */
+static PyObject *
+send_waiting(PyObject *connection, struct iovec *vectors, size_t count, size_t left, int timeout)
+{
     struct msghdr message;
     memset(&message, 0, sizeof(message));
-    message.msg_iov = vectors;
-    message.msg_iovlen = count;
-    int fd = ((Connection *)args[0])->fd;
-    ssize_t sent;
-    Py_BEGIN_ALLOW_THREADS
-    sent = fd < 0 ? (errno = EBADF, -1) : sendmsg(fd, &message, MSG_NOSIGNAL);
-    Py_END_ALLOW_THREADS
-    if (sent < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            return PyLong_FromSsize_t(total);
+    size_t first = 0;
+    int waiting = 0;
+    struct timespec deadline = {0, 0};
+    for (;;) {
+        /* read with the GIL held each time, as the socket module does: a close on another
+         * thread makes it -1 (EBADF), never a number the process has reused */
+        int fd = ((Connection *)connection)->fd;
+        int failure = 0;
+        int ready = 1;
+        ssize_t sent = 0;
+        message.msg_iov = vectors + first;
+        message.msg_iovlen = count - first;
+        Py_BEGIN_ALLOW_THREADS
+        if (waiting) {
+            struct pollfd room = {.fd = fd, .events = POLLOUT, .revents = 0};
+            ready = fd < 0 ? (errno = EBADF, -1) : poll(&room, 1, milliseconds_to(&deadline));
+            if (ready < 0) {
+                failure = errno;
+            }
         }
-        Py_RETURN_NONE; /* EINTR too: the Python's send runs the signal handlers */
+        if (ready > 0) {
+            waiting = 0;
+            sent = fd < 0 ? (errno = EBADF, -1) : sendmsg(fd, &message, MSG_NOSIGNAL);
+            if (sent < 0) {
+                failure = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : errno;
+                sent = 0;
+            }
+        }
+        Py_END_ALLOW_THREADS
+        if (failure == EINTR) {
+            /* PEP 475, as the socket module: the handlers run, then the same call again */
+            if (PyErr_CheckSignals() < 0) {
+                return NULL;
+            }
+            continue;
+        }
+        if (failure) {
+            errno = failure;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (ready == 0) {
+            return PyLong_FromSize_t(left); /* no room for send_timeout */
+        }
+        left -= (size_t)sent;
+        if (left == 0) {
+            return PyLong_FromLong(0);
+        }
+        drop_sent(vectors, &first, (size_t)sent);
+        /* the socket took all it had room for: a send now would only find it full */
+        waiting = 1;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout / 1000;
+        deadline.tv_nsec += (long)(timeout % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
     }
-    return PyLong_FromSsize_t(total - sent);
+}
+
+/* accept.py's send_stdout_py, without a Python object for the headers, the slices of data
+ * or the list of buffers: the FCGI_STDOUT records of a streamed response's block (an app's
+ * yield of 64 KiB, say) from headers on the stack and data where it lies, sent whole. After
+ * a send the socket took in part (the web server reads slower than the app writes, as in
+ * every large download) it waits for room in poll() and sends the rest, with the GIL
+ * released and no Python between: what a blocking write does, the send timeout its twin's. */
+static PyObject *
+send_stdout(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "send_stdout() takes a connection, an id, data and a timeout");
+        return NULL;
+    }
+    if (Py_TYPE(args[0])->tp_dealloc != connection_dealloc || !PyBytes_CheckExact(args[2])
+        || !PyLong_CheckExact(args[1]) || !PyFloat_CheckExact(args[3])) {
+        Py_RETURN_NONE;
+    }
+    long request_id = PyLong_AsLong(args[1]);
+    if (request_id == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    /* as select.poll().poll(int(send_timeout * 1000)) takes it */
+    double milliseconds = PyFloat_AS_DOUBLE(args[3]) * 1000;
+    Py_ssize_t length = PyBytes_GET_SIZE(args[2]);
+    Py_ssize_t records = (length + STDOUT_RECORD_MAX - 1) / STDOUT_RECORD_MAX;
+    if (request_id < 0 || request_id > 0xFFFF || length == 0 || records > STDOUT_RECORDS_A_SEND
+        || !(milliseconds >= 0 && milliseconds < INT_MAX)) {
+        Py_RETURN_NONE;
+    }
+    int timeout = (int)milliseconds;
+    const char *data = PyBytes_AS_STRING(args[2]);
+    Py_ssize_t last = length - (records - 1) * STDOUT_RECORD_MAX;
+    /* every full record has 1 byte of padding, the last one -last & 7 */
+    size_t left = (size_t)(length + 8 * records + (records - 1) + ((8 - (last & 7)) & 7));
+    unsigned char headers[STDOUT_RECORDS_A_SEND][8];
+    struct iovec vectors[CONNECTION_IOV_MAX];
+    size_t count = frame_stdout_records(vectors, headers, request_id, data, length);
+    return send_waiting(args[0], vectors, count, left, timeout);
 }
 
 static PyMethodDef connection_methods[] = {

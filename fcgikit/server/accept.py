@@ -20,7 +20,8 @@ for an empty queue, ``Connection``, the descriptor without a socket object, and
 ``read_ready``, a connection's first read without the exception for no bytes yet; their
 Python twins are :func:`accept_connection_py`, :func:`connection_py`, :func:`read_ready_py`,
 and :func:`send_stdout_py` for ``send_stdout`` (a streamed block's FCGI_STDOUT records, framed
-and sent in one call: reply.py's send_stdout calls it).
+and sent whole, waiting for room: reply.py's send_stdout calls the lane, and where it is not
+built does what the twin does).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from fcgikit.server.channel import Channel
 from fcgikit.server.listeners import peer_allowed, peer_label
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.poller import READABLE, Poller
-from fcgikit.server.reply import Connected, StdoutLane
+from fcgikit.server.reply import Connected, send_waiting
 
 if TYPE_CHECKING:
     from fcgikit.server.server import Server
@@ -63,16 +64,14 @@ AcceptConnection = Callable[[int, bool], tuple[int, tuple[object, ...] | None] |
 accept_connection: AcceptConnection | None
 Connection: Callable[[int], Connected] | None
 read_ready: Callable[[Connected, memoryview], int | None] | None
-send_stdout: StdoutLane | None
 try:
     from fcgikit.server._speedups_accept import (
         Connection,
         accept_connection,
         read_ready,
-        send_stdout,
     )
 except ImportError:
-    accept_connection = Connection = read_ready = send_stdout = None
+    accept_connection = Connection = read_ready = None
 
 
 def accept_connection_py(listener: socket.socket) -> tuple[int, object] | None:
@@ -108,23 +107,14 @@ def read_ready_py(conn: Connected, buffer: memoryview) -> int:
         return -2
 
 
-def send_stdout_py(conn: Connected, request_id: int, data: bytes) -> int | None:
+def send_stdout_py(conn: Connected, request_id: int, data: bytes, send_timeout: float) -> int:
     """``send_stdout``'s twin: ``data`` (not empty) framed as FCGI_STDOUT records
-    (frame_stdout) and sent with one sendmsg; the bytes of the records left to send (0: all
-    went; all of them: the socket was full); None where the send failed (the caller sends
-    again, and says what failed). The C does it without a Python object for the headers,
-    the slices or the list of buffers, for a Connection and bytes only (else None)."""
-    buffers = frame_stdout(request_id, (data,))
-    total = 0
-    for buffer in buffers:
-        total += len(buffer)
-    try:
-        sent = conn.sendmsg(buffers)
-    except BlockingIOError:
-        return total
-    except OSError:
-        return None
-    return total - sent
+    (frame_stdout) and sent whole by reply.py's send_waiting, waiting for room up to
+    ``send_timeout`` seconds at a time: 0 when all went, the bytes left when a wait found no
+    room; OSError for a failed send. The C does it without a Python object for the headers,
+    the slices or the list of buffers, and waits and sends the rest without coming back to
+    Python, for a Connection and bytes only (else None)."""
+    return send_waiting(conn, frame_stdout(request_id, (data,)), send_timeout)
 
 
 def read_first(conn: Connected, buffer: memoryview) -> int:

@@ -42,7 +42,7 @@ log = logging.getLogger("fcgikit.server")
 
 Buffers = list[bytes | memoryview]
 #: the C lane ``_speedups_accept.send_stdout`` (its twin: accept.py's send_stdout_py)
-StdoutLane = Callable[[Any, int, bytes], "int | None"]
+StdoutLane = Callable[[Any, int, bytes, float], "int | None"]
 
 
 class Sends(Protocol):
@@ -262,7 +262,7 @@ def send_whole(sock: Sends, buffers: Buffers, send_timeout: float) -> None:
 
 #: the C lane that frames and sends a block's FCGI_STDOUT records (fcgikit/server/lanes.py;
 #: its twin is accept.py's send_stdout_py); None where it was not built, and with
-#: FCGIKIT_PURE_PYTHON=1: send_stdout then frames and sends in Python
+#: FCGIKIT_PURE_PYTHON=1: send_stdout then does what the twin does
 _stdout_lane: StdoutLane | None
 try:
     from fcgikit.server._speedups_accept import send_stdout as _stdout_lane
@@ -272,25 +272,19 @@ except ImportError:
 
 def send_stdout(sock: Sends, request_id: int, data: bytes, send_timeout: float) -> None:
     """``data`` (not empty) as the FCGI_STDOUT records of the request ``request_id``, sent
-    whole as :func:`send_all_buffers` sends (its errors, its timeout).
-
-    The C lane (``_speedups_accept.send_stdout``) frames and sends the records in one call where
-    ``sock`` is a ``_speedups_accept.Connection`` and ``data`` bytes: nearly always they all
-    go. Else, and from wherever it stopped (a full socket), its Python twin here does the
-    work: frame_stdout's buffers, sent by send_all_buffers."""
+    whole as :func:`send_all_buffers` sends (its errors, its timeout): by the C lane
+    (``_speedups_accept.send_stdout``) where ``sock`` is a ``_speedups_accept.Connection``
+    and ``data`` bytes, else as its twin (accept.py's send_stdout_py, which imports this
+    module) does: frame_stdout's buffers sent by :func:`send_waiting`."""
     lane = _stdout_lane
-    left = lane(sock, request_id, data) if lane is not None else None
-    if left == 0:
-        return
-    buffers = frame_stdout(request_id, (data,))
-    if left is not None:
-        total = 0
-        for buffer in buffers:
-            total += len(buffer)
-        _drop_sent(buffers, total - left)
-        # The socket took all it had room for: wait for more, as send_all_buffers does.
-        _wait_writable(sock, None, send_timeout)
-    send_all_buffers(sock, buffers, send_timeout)
+    try:
+        left = lane(sock, request_id, data, send_timeout) if lane is not None else None
+        if left is None:
+            left = send_waiting(sock, frame_stdout(request_id, (data,)), send_timeout)
+    except OSError as exc:
+        raise WebServerGone(exc.strerror or str(exc)) from None
+    if left:
+        raise WebServerGone(not_reading(send_timeout))
 
 
 def _drop_sent(buffers: Buffers, sent: int) -> None:
@@ -309,36 +303,45 @@ def send_all_buffers(sock: Sends, buffers: Buffers, send_timeout: float) -> None
     """:func:`send_whole` for any list of buffers, with sendmsg: the kernel copies each buffer
     straight from where it lies (a large response body is never joined). Consumes
     ``buffers``."""
+    try:
+        left = send_waiting(sock, buffers, send_timeout)
+    except OSError as exc:
+        raise WebServerGone(exc.strerror or str(exc)) from None
+    if left:
+        raise WebServerGone(not_reading(send_timeout))
+
+
+def not_reading(send_timeout: float) -> str:
+    """Why a send gave up: a wait for room found none for ``send_timeout`` seconds."""
+    return f"the web server did not read for {send_timeout:g}s"
+
+
+def send_waiting(sock: Sends, buffers: Buffers, send_timeout: float) -> int:
+    """Send ``buffers`` whole, waiting for room up to ``send_timeout`` seconds at a time: 0
+    when all went, the bytes left when a wait found no room. OSError for a failed send.
+    Consumes ``buffers``."""
     left = 0
     for buffer in buffers:
         left += len(buffer)
     if not left:
-        return
+        return 0
     poller: select.poll | None = None
     while True:
         try:
             sent = sock.sendmsg(buffers)
         except BlockingIOError:
             sent = 0
-        except OSError as exc:
-            raise WebServerGone(exc.strerror or str(exc)) from None
         if sent == left:
-            return
+            return 0
         left -= sent
         _drop_sent(buffers, sent)
         # The socket took all it had room for: a send now would only find it full (EAGAIN),
         # so wait for room first.
-        poller = _wait_writable(sock, poller, send_timeout)
-
-
-def _wait_writable(sock: Sends, poller: select.poll | None, send_timeout: float) -> select.poll:
-    """Block until the socket takes more, or raise WebServerGone after send_timeout."""
-    if poller is None:
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLOUT)
-    if not poller.poll(int(send_timeout * 1000)):
-        raise WebServerGone(f"the web server did not read for {send_timeout:g}s")
-    return poller
+        if poller is None:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLOUT)
+        if not poller.poll(int(send_timeout * 1000)):
+            return left
 
 
 #: poll(2)'s "the peer shut its side down" (Linux); elsewhere only a hang-up or a reset shows
