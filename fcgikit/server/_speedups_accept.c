@@ -12,10 +12,10 @@
  * object (its twin: accept.py's connection_py, a non-blocking socket); read_ready() is a
  * Connection's first read, -1 where recv_into raises BlockingIOError (its twin:
  * accept.py's read_ready_py); send_stdout() frames a streamed response's block as
- * FCGI_STDOUT records and sends them whole (its twin: reply.py's send_stdout_py).
+ * FCGI_STDOUT records and sends them whole (its twin: accept.py's send_stdout_py).
  *
- * Neither releases the GIL for long: accept4 on a non-blocking listener does not wait. The
- * module is optional: when it is not built, or with FCGIKIT_PURE_PYTHON=1, accept.py runs
+ * Each releases the GIL around its system calls; only send_stdout waits in them (for room in
+ * the socket, up to the send timeout, as its twin's poll does). The module is optional: when it is not built, or with FCGIKIT_PURE_PYTHON=1, accept.py runs
  * its Python (see setup.py).
  */
 

@@ -175,7 +175,7 @@ class Loop:
             timeout = stopping_timeout
         else:
             # Wakes once a sweep to close connections that linger too long, sooner to try
-            # accepting again (see Acceptor._failed).
+            # accepting again (see AcceptPauses._failed).
             timeout = self.next_sweep - now
         if server.arrived:
             timeout = 0.0  # requests came already (a stop took the queued ones): run them
