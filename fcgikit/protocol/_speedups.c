@@ -150,7 +150,56 @@ configure(PyObject *module, PyObject *constants)
 #define NAME_MAX_CACHED 64
 static PyObject *name_cache[NAME_SLOTS];
 
-static PyObject *
+/* The verdict the caller's names table gave each slot's name (scan_request_text): one
+ * look-up in the table a name, not one a pair, while the table is the dict the verdicts came
+ * from and unchanged since. A dict's version tag tells: every change to any dict gives it a
+ * new one, never given before (CPython 3.11; 3.12 deprecated the tag, and there every pair
+ * is looked up). The verdicts are borrowed from the table, which holds them while it is
+ * unchanged; the table is held so that its address is never another dict's. */
+#if PY_VERSION_HEX < 0x030C0000
+#define VERDICTS_KEPT 1
+static PyObject *verdicts_from;
+static uint64_t verdicts_version;
+static PyObject *verdicts[NAME_SLOTS];
+#endif
+
+static inline void
+forget_verdict(Py_ssize_t slot_index)
+{
+#ifdef VERDICTS_KEPT
+    verdicts[slot_index] = NULL;
+#else
+    (void)slot_index;
+#endif
+}
+
+/* Whether the length bytes at a and b are the same: a name or value is a few bytes, which
+ * two overlapping loads compare without a call to memcmp. */
+static inline Py_ALWAYS_INLINE int
+same_bytes(const unsigned char *a, const unsigned char *b, Py_ssize_t length)
+{
+    if (length >= 8 && length <= 16) {
+        uint64_t a_head, b_head, a_tail, b_tail;
+        memcpy(&a_head, a, 8);
+        memcpy(&b_head, b, 8);
+        memcpy(&a_tail, a + length - 8, 8);
+        memcpy(&b_tail, b + length - 8, 8);
+        return ((a_head ^ b_head) | (a_tail ^ b_tail)) == 0;
+    }
+    if (length >= 4 && length < 8) {
+        uint32_t a_head, b_head, a_tail, b_tail;
+        memcpy(&a_head, a, 4);
+        memcpy(&b_head, b, 4);
+        memcpy(&a_tail, a + length - 4, 4);
+        memcpy(&b_tail, b + length - 4, 4);
+        return ((a_head ^ b_head) | (a_tail ^ b_tail)) == 0;
+    }
+    return memcmp(a, b, (size_t)length) == 0;
+}
+
+/* A new reference to the bytes object for name, the one made before if in its slot
+ * (*slot_index, or -1 for a name too long to keep). */
+static inline Py_ALWAYS_INLINE PyObject *
 name_object(const unsigned char *name, Py_ssize_t length, Py_ssize_t *slot_index)
 {
     if (length > NAME_MAX_CACHED) {
@@ -175,7 +224,7 @@ name_object(const unsigned char *name, Py_ssize_t length, Py_ssize_t *slot_index
     PyObject **slot = &name_cache[*slot_index];
     PyObject *cached = *slot;
     if (cached != NULL && PyBytes_GET_SIZE(cached) == length &&
-        memcmp(PyBytes_AS_STRING(cached), name, (size_t)length) == 0) {
+        same_bytes((const unsigned char *)PyBytes_AS_STRING(cached), name, length)) {
         Py_INCREF(cached);
         return cached;
     }
@@ -185,6 +234,7 @@ name_object(const unsigned char *name, Py_ssize_t length, Py_ssize_t *slot_index
     }
     Py_INCREF(fresh);
     Py_XSETREF(*slot, fresh);
+    forget_verdict(*slot_index);
     return fresh;
 }
 
@@ -196,7 +246,7 @@ name_object(const unsigned char *name, Py_ssize_t length, Py_ssize_t *slot_index
 #define VALUE_MAX_CACHED 64
 static PyObject *value_cache[NAME_SLOTS];
 
-static PyObject *
+static inline Py_ALWAYS_INLINE PyObject *
 text_value(const unsigned char *value, Py_ssize_t length, Py_ssize_t slot_index)
 {
     if (length == 0 || length > VALUE_MAX_CACHED || slot_index < 0) {
@@ -204,7 +254,7 @@ text_value(const unsigned char *value, Py_ssize_t length, Py_ssize_t slot_index)
     }
     PyObject *cached = value_cache[slot_index];
     if (cached != NULL && PyUnicode_GET_LENGTH(cached) == length &&
-        memcmp(PyUnicode_1BYTE_DATA(cached), value, (size_t)length) == 0) {
+        same_bytes(PyUnicode_1BYTE_DATA(cached), value, length)) {
         return Py_NewRef(cached);
     }
     PyObject *fresh = PyUnicode_DecodeLatin1((const char *)value, length, NULL);
@@ -216,8 +266,54 @@ text_value(const unsigned char *value, Py_ssize_t length, Py_ssize_t slot_index)
     return fresh;
 }
 
+#ifdef VERDICTS_KEPT
+/* Whether the verdicts kept are names' at version, which names still is. */
+static inline int
+verdicts_are_for(PyObject *names, uint64_t version)
+{
+    return verdicts_from == names && verdicts_version == version &&
+           ((PyDictObject *)names)->ma_version_tag == version;
+}
+#endif
+
+/* What names says of name, the object name_object gave for slot_index (borrowed); NULL
+ * for no verdict, with an error set if the look-up failed. A look-up can run code (a key's
+ * __eq__, freeing the table before), which can change names or the verdicts kept: they are
+ * only read and kept while verdicts_are_for says so. */
+static PyObject *
+verdict(PyObject *names, PyObject *name, Py_ssize_t slot_index)
+{
+#ifdef VERDICTS_KEPT
+    if (slot_index < 0) {
+        return PyDict_GetItemWithError(names, name);
+    }
+    uint64_t version = ((PyDictObject *)names)->ma_version_tag;
+    if (!verdicts_are_for(names, version)) {
+        memset(verdicts, 0, sizeof(verdicts));
+        PyObject *before = verdicts_from;
+        verdicts_from = Py_NewRef(names);
+        verdicts_version = version;
+        Py_XDECREF(before);
+        if (!verdicts_are_for(names, version)) {
+            return PyDict_GetItemWithError(names, name);
+        }
+    }
+    PyObject *known = verdicts[slot_index];
+    if (known == NULL) {
+        known = PyDict_GetItemWithError(names, name);
+        if (known != NULL && verdicts_are_for(names, version)) {
+            verdicts[slot_index] = known;
+        }
+    }
+    return known;
+#else
+    (void)slot_index;
+    return PyDict_GetItemWithError(names, name);
+#endif
+}
+
 /* Read one pair length at *offset; -1 when the buffer ends first. */
-static Py_ssize_t
+static inline Py_ALWAYS_INLINE Py_ssize_t
 pair_length(const unsigned char *data, Py_ssize_t end, Py_ssize_t *offset)
 {
     Py_ssize_t at = *offset;
@@ -319,7 +415,7 @@ decode_text_params(const unsigned char *data, Py_ssize_t end, Py_ssize_t pair_co
             result = -1;
             break;
         }
-        PyObject *key = PyDict_GetItemWithError(names, name); /* borrowed */
+        PyObject *key = verdict(names, name, slot_index); /* borrowed */
         int seen_twice = 0;
         if (key == NULL) {
             result = PyErr_Occurred() ? -1 : 0;
@@ -366,7 +462,7 @@ typedef struct {
 } Record;
 
 /* The record at offset, if it is whole and version 1; 0 if not. */
-static int
+static inline Py_ALWAYS_INLINE int
 read_record(const unsigned char *data, Py_ssize_t end, Py_ssize_t offset, Record *record)
 {
     if (end - offset < HEADER_LEN || data[offset] != version_1) {
@@ -549,22 +645,32 @@ scan(PyObject *const *args, PyObject *names, Py_ssize_t room)
         if (encoded == NULL) {
             goto done;
         }
-        Py_SETREF(params, PyTuple_Pack(2, encoded, params));
-        Py_DECREF(encoded);
-        if (params == NULL) {
+        PyObject *pair = PyTuple_New(2);
+        if (pair == NULL) {
+            Py_DECREF(encoded);
             goto done;
         }
+        PyTuple_SET_ITEM(pair, 0, encoded);
+        PyTuple_SET_ITEM(pair, 1, params);
+        params = pair;
     }
-    /* The tuple packed directly: Py_BuildValue parses its format string at every call. */
+    /* The tuple filled directly: Py_BuildValue parses its format string at every call, and
+     * PyTuple_Pack walks its varargs. */
     PyObject *id = PyLong_FromLong(request_id);
     PyObject *params_size = PyLong_FromSsize_t(joined.length);
-    if (id != NULL && params_size != NULL) {
-        result = PyTuple_Pack(7, id, keep_conn ? Py_True : Py_False, params,
-                              duplicates != NULL ? duplicates : Py_None, stdin_chunks,
-                              stdin_ended ? Py_True : Py_False, params_size);
+    result = id != NULL && params_size != NULL ? PyTuple_New(7) : NULL;
+    if (result == NULL) {
+        Py_XDECREF(id);
+        Py_XDECREF(params_size);
+        goto done;
     }
-    Py_XDECREF(id);
-    Py_XDECREF(params_size);
+    PyTuple_SET_ITEM(result, 0, id);
+    PyTuple_SET_ITEM(result, 1, Py_NewRef(keep_conn ? Py_True : Py_False));
+    PyTuple_SET_ITEM(result, 2, Py_NewRef(params));
+    PyTuple_SET_ITEM(result, 3, Py_NewRef(duplicates != NULL ? duplicates : Py_None));
+    PyTuple_SET_ITEM(result, 4, Py_NewRef(stdin_chunks));
+    PyTuple_SET_ITEM(result, 5, Py_NewRef(stdin_ended ? Py_True : Py_False));
+    PyTuple_SET_ITEM(result, 6, params_size);
     goto done;
 
 ordinary_path:

@@ -548,6 +548,37 @@ def test_a_value_seen_before_under_a_name_and_a_different_one_both_read_as_sent(
         assert found[2][1] == text
 
 
+def test_a_verdict_changed_in_the_table_is_the_one_the_next_scan_follows(
+    scan_text: ScanRequestText,
+) -> None:
+    """The lane keeps the table's verdicts from scan to scan while the table is unchanged: a
+    verdict changed, a name taken out, a table emptied and filled again, another table, each
+    read as the table says at the time of the scan."""
+    client = ClientConnection()
+    pairs = [(b"REQUEST_METHOD", b"GET"), (b"HTTP_X", b"1")]
+    data = client.start_request(1, pairs) + client.end_stdin(1)
+    names: dict[bytes, str | None] = {b"REQUEST_METHOD": "REQUEST_METHOD", b"HTTP_X": "HTTP_X"}
+    other: dict[bytes, str | None] = {b"REQUEST_METHOD": "METHOD", b"HTTP_X": "X"}
+
+    def text(table: dict[bytes, str | None]) -> dict[str, str] | None:
+        found = scan_text(data, 1 << 20, 128, table, 0)
+        return None if found is None else found[2][1]
+
+    assert text(names) == {"REQUEST_METHOD": "GET", "HTTP_X": "1"}
+    assert text(names) == {"REQUEST_METHOD": "GET", "HTTP_X": "1"}
+    names[b"HTTP_X"] = None
+    assert text(names) == {"REQUEST_METHOD": "GET"}
+    names[b"HTTP_X"] = "HTTP_Y"
+    assert text(names) == {"REQUEST_METHOD": "GET", "HTTP_Y": "1"}
+    assert text(other) == {"METHOD": "GET", "X": "1"}
+    assert text(names) == {"REQUEST_METHOD": "GET", "HTTP_Y": "1"}
+    del names[b"HTTP_X"]
+    assert text(names) is None  # no verdict on HTTP_X: declined
+    names.clear()
+    names.update({b"REQUEST_METHOD": "M", b"HTTP_X": "HTTP_X"})
+    assert text(names) == {"M": "GET", "HTTP_X": "1"}
+
+
 # --- a run of a body's records -------------------------------------------------------------
 
 #: a record as the run cutter sees it: version, type, request id, content, padding; the
