@@ -36,7 +36,7 @@ _clock: Final = monotonic
 
 class Reply(Protocol):
     """What a job returns when its request has a reply to send (see the module docstring):
-    a :class:`~fcgikit.server.reply.FramedReply`."""
+    the request itself (:class:`~fcgikit.server.wsgi.WSGIRequest`)."""
 
     def send(self) -> None:
         """Send it; a failure to is its own to log."""
@@ -48,7 +48,7 @@ class Reply(Protocol):
 
 
 class ServerReply:
-    """A :class:`Reply` of the server's own (:class:`~fcgikit.server.reply.FramedReply`):
+    """A :class:`Reply` of the server's own (:class:`~fcgikit.server.wsgi.WSGIRequest`):
     a compiled class, so that :func:`send_reply` and :func:`end_reply` call it directly
     rather than look its methods up by name each request, as a call through the protocol
     does. Any other Reply (a test's) is called through the protocol."""
