@@ -106,7 +106,7 @@ class InlinePool:
         sent and their requests ended (as by a queued thread: the channel lingers until
         the peer's EOF)."""
         for job in jobs:
-            reply = job()
+            reply = job.run()  # (a request is its own job)
             if reply is not None:
                 self.held.append(reply)
         held, self.held = self.held, []

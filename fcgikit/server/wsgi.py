@@ -71,8 +71,10 @@ _FILTER: Final = Role.FILTER
 
 
 class WSGIRequest(ServerReply):
-    """One request; also its own job (``__call__``) and, once its sink's ``finish`` framed
-    it, its own :class:`~fcgikit.server.held_replies.Reply`: no objects to make per request."""
+    """One request; also its own job (``run``), its app's ``start_response`` (``__call__``)
+    and, once its sink's ``finish`` framed it, its own
+    :class:`~fcgikit.server.held_replies.Reply`: no objects to make for them per request
+    (compiled, a bound method read as an attribute is a new object each time)."""
 
     def __init__(
         self,
@@ -198,6 +200,12 @@ class WSGIRequest(ServerReply):
         self._headers = list(headers)
         return self.write
 
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        """start_response: the request is what its app gets for it."""
+        return self.start_response(status, headers, exc_info)
+
     def write(self, data: bytes) -> None:
         # (start_response returns this, once it has set the status)
         if not isinstance(data, (bytes, bytearray)):
@@ -276,10 +284,6 @@ class WSGIRequest(ServerReply):
                 self.done(on_loop=False)
         return reply
 
-    def __call__(self) -> Reply | None:
-        """:meth:`run`, for the pool (no bound method made: compiled, each is a new object)."""
-        return self.run()
-
     def send(self) -> None:
         """Send its reply (what its sink's finish framed) whole. A web server that went
         away meanwhile is logged; the request ends all the same (done)."""
@@ -328,7 +332,7 @@ class WSGIRequest(ServerReply):
 
     def _respond(self, environ: dict[str, Any], app: WSGIApplication) -> Reply | None:
         try:
-            result = app(environ, self.start_response)
+            result = app(environ, self)  # (its start_response: __call__)
         except WebServerGone:
             raise
         except BaseException:  # sys.exit() and KeyboardInterrupt too (PROCESS_EXITS)
