@@ -95,7 +95,7 @@ class InlinePool:
 
     def admit(self, job: Any, *, ready: bool, memory: int) -> Refusal | None:
         self.check_output()
-        self.checker.begun(job.__self__.request_id)
+        self.checker.begun(job.request_id)  # (a request is its own job)
         if len(self.jobs) >= self.capacity:
             return Refusal.THREADS
         self.jobs.append(job)
@@ -106,7 +106,7 @@ class InlinePool:
         sent and their requests ended (as by a queued thread: the channel lingers until
         the peer's EOF)."""
         for job in jobs:
-            reply = job()
+            reply = job.run()  # (a request is its own job)
             if reply is not None:
                 self.held.append(reply)
         held, self.held = self.held, []
@@ -208,7 +208,7 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
 
 
 def _runnable(job: Any) -> bool:
-    request = job.__self__
+    request = job  # (a request is its own job)
     for body in (request.body, request.filter_data):
         if body is not None and not (body._finished or body._failure is not None):
             return False
@@ -253,7 +253,7 @@ def server_input(data: bytes) -> None:
         pool.run_batch(batch)
     for job in pool.jobs:  # after EOF every body has failed, so nothing blocks
         if not _runnable(job):
-            request = job.__self__
+            request = job  # (a request is its own job)
             if KNOWN_BUGS and request.body._failure is not None:
                 # Known bug (fuzz/README.md, finding 1): on EOF or ABORT the channel fails
                 # wsgi.input but not fcgikit.filter_data, so a Filter app waits for ever.

@@ -36,7 +36,7 @@ _clock: Final = monotonic
 
 class Reply(Protocol):
     """What a job returns when its request has a reply to send (see the module docstring):
-    a :class:`~fcgikit.server.reply.FramedReply`."""
+    the request itself (:class:`~fcgikit.server.wsgi.WSGIRequest`)."""
 
     def send(self) -> None:
         """Send it; a failure to is its own to log."""
@@ -48,12 +48,16 @@ class Reply(Protocol):
 
 
 class ServerReply:
-    """A :class:`Reply` of the server's own (:class:`~fcgikit.server.reply.FramedReply`):
-    a compiled class, so that :func:`send_reply` and :func:`end_reply` call it directly
-    rather than look its methods up by name each request, as a call through the protocol
-    does. Any other Reply (a test's) is called through the protocol."""
+    """A job and :class:`Reply` of the server's own (:class:`~fcgikit.server.wsgi.WSGIRequest`):
+    a compiled class, so that the pool runs it (``run``, not a call of the job) and
+    :func:`send_reply` and :func:`end_reply` call it directly rather than look its methods up
+    by name each request, as a call through the protocol does. Any other job or Reply (a
+    test's) is called through the protocol."""
 
     __slots__ = ()
+
+    def run(self) -> Reply | None:
+        raise NotImplementedError
 
     def send(self) -> None:
         raise NotImplementedError
@@ -62,8 +66,8 @@ class ServerReply:
         raise NotImplementedError
 
 
-#: a request to run: its reply, if it has one left to send
-Job = Callable[[], Reply | None]
+#: a request to run (called, or a ServerReply's run): its reply, if it has one left to send
+Job = Callable[[], Reply | None] | ServerReply
 
 
 class HeldReplies:

@@ -65,7 +65,7 @@ def admit(
             request.waited = True
         ready = request.body.complete and request.filter_data is None
         # (before the pool's lock: bounding a body still arriving may write to its file)
-        jobs.append((request.run, ready, bound_waiting_memory(request)))
+        jobs.append((request, ready, bound_waiting_memory(request)))  # (its job: run)
     if isinstance(pool, WorkerPool):  # all in one round of its lock (and a direct call)
         refused = pool.admit_all(jobs)
     else:
@@ -80,10 +80,11 @@ def admit(
 
 
 def route_of(job: Job) -> Hashable | None:
-    """The route of a request :func:`admit` handed the pool (its job is the request's bound
-    ``run``): the path the app sees, SCRIPT_NAME and PATH_INFO as the web server sent them.
-    Asked by the pool's back-off only (see fcgikit.server.pool), never on the ordinary path."""
-    request = getattr(job, "__self__", None)
+    """The route of a request :func:`admit` handed the pool (its job is the request itself,
+    see ServerReply): the path the app sees, SCRIPT_NAME and PATH_INFO as the web
+    server sent them. Asked by the pool's back-off only (see fcgikit.server.pool), never on
+    the ordinary path."""
+    request = job
     if not isinstance(request, WSGIRequest):
         return None
     params = request.event.params

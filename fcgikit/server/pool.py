@@ -46,7 +46,7 @@ from fcgikit.server.admission import Refusal as Refusal
 from fcgikit.server.backoff import INLINE_BACKOFF as INLINE_BACKOFF
 from fcgikit.server.backoff import INLINE_TRUSTED as INLINE_TRUSTED
 from fcgikit.server.backoff import RouteOf, no_route
-from fcgikit.server.held_replies import Job, Reply, end_reply, send_reply
+from fcgikit.server.held_replies import Job, Reply, ServerReply, end_reply, send_reply
 
 log = logging.getLogger("fcgikit.server")
 
@@ -271,6 +271,8 @@ class WorkerPool(PoolAdmission):
 
 def _run(job: Job) -> Reply | None:
     try:
+        if isinstance(job, ServerReply):
+            return job.run()  # (compiled: a direct call, see ServerReply)
         return job()
     except BaseException:  # a job is a whole request; it logs its own failures
         log.exception("request thread: unexpected error")

@@ -10,10 +10,10 @@ policy; what is left is written once, here:
 * streamed output (``send_output``, ``send_stderr``) goes out at once, the sending thread
   blocking while the web server is slow;
 * the end of the response (its last bytes, the ends of the streams and FCGI_END_REQUEST) is
-  framed by ``finish`` and returned as a :class:`FramedReply`, which the pool sends at once
-  or with the rest of its batch (:class:`~fcgikit.server.pool.WorkerPool`); the request is
-  over once it has gone, and its connection decides then whether to close
-  (``request_done``);
+  framed by ``finish`` and kept by the request, its own reply
+  (:class:`~fcgikit.server.held_replies.Reply`), which the pool sends at once or with the rest
+  of its batch (:class:`~fcgikit.server.pool.WorkerPool`); the request is over once it has
+  gone, and its connection decides then whether to close (``request_done``);
 * a request the pool has no room for is refused with FCGI_END_REQUEST OVERLOADED.
 
 The functions below send for any thread that holds a socket's send turn.
@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from fcgikit.protocol.constants import COPY_MAX
 from fcgikit.protocol.output import frame_stdout
-from fcgikit.server.held_replies import ServerReply
 from fcgikit.server.logs import RateLimitedLog
 from fcgikit.server.pool import Refusal
 from fcgikit.server.sink import ServerSink, WebServerGone
@@ -107,11 +106,6 @@ class ReplySender(ServerSink, Generic[HostT]):
         """FCGI_END_REQUEST OVERLOADED, the request marked ended and forgotten."""
         raise NotImplementedError
 
-    def send_buffers(self, buffers: Buffers, then_close: bool) -> None:
-        """Send ``buffers`` whole, then (``then_close``) shut our side down behind them.
-        Raises WebServerGone."""
-        raise NotImplementedError
-
     def _send_refusal(self, records: bytes) -> None:
         """Send a refusal, on the loop's thread, and close the connection if it was the last."""
         raise NotImplementedError
@@ -147,13 +141,16 @@ class ReplySender(ServerSink, Generic[HostT]):
 
     def finish(
         self, request: WSGIRequest, head: bytes, body: bytes, app_status: int
-    ) -> FramedReply:
+    ) -> WSGIRequest:
         """The response's last bytes (``head``, its CGI header block if not sent yet, and
-        ``body``), the ends of its streams and FCGI_END_REQUEST, framed for one send: the
-        caller's pool sends them (FramedReply.send), then ends the request."""
+        ``body``), the ends of its streams and FCGI_END_REQUEST, framed for one send and
+        kept by the request, which is its own reply: the caller's pool sends them
+        (WSGIRequest.send), then ends the request."""
         buffers, then_close = self._frame_end(request, head, body, app_status)
         request.bytes_sent += len(head) + len(body)
-        return FramedReply(self, request, buffers, then_close)
+        request.reply_buffers = buffers
+        request.reply_then_close = then_close
+        return request
 
     def refuse(self, request: WSGIRequest, refusal: Refusal) -> None:
         """The pool is full: END_REQUEST OVERLOADED for ``request``, which never runs."""
@@ -165,40 +162,6 @@ class ReplySender(ServerSink, Generic[HostT]):
     def web_server_gone(self) -> bool:
         # Not closed while one of its requests is still to run, so the descriptor is ours.
         return self.closed or peer_has_closed(self.sock)
-
-
-class FramedReply(ServerReply):
-    """The end of a request's response, framed and not sent yet (what ReplySender.finish
-    returns): a :class:`~fcgikit.server.held_replies.Reply`. The pool sends it at once, or
-    with the other replies of its batch, and then says the request is over."""
-
-    __slots__ = ("buffers", "request", "sender", "then_close")
-
-    def __init__(
-        self, sender: ReplySender[Any], request: WSGIRequest, buffers: Buffers, then_close: bool
-    ) -> None:
-        self.sender = sender
-        self.request = request
-        self.buffers = buffers
-        self.then_close = then_close
-
-    def send(self) -> None:
-        """Send it whole. A web server that went away meanwhile is logged; the request ends
-        all the same (done)."""
-        if not self.buffers:
-            return  # aborted: its END_REQUEST went with the abort
-        try:
-            self.sender.send_buffers(self.buffers, self.then_close)
-        except WebServerGone as exc:
-            log.info(
-                "request %s: the web server went away (%s); output dropped",
-                self.request.label,
-                exc,
-            )
-
-    def done(self, *, on_loop: bool) -> None:
-        """Its request is over (see WSGIRequest.done)."""
-        self.request.done(on_loop=on_loop)
 
 
 def overload_log() -> RateLimitedLog:

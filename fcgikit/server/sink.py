@@ -66,6 +66,11 @@ class ServerSink:
     def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
         raise NotImplementedError
 
+    def send_buffers(self, buffers: list[bytes | memoryview], then_close: bool) -> None:
+        """Send ``buffers`` whole, then (``then_close``) shut our side down behind them: a
+        reply ``finish`` framed (WSGIRequest.send). Raises WebServerGone."""
+        raise NotImplementedError
+
 
 class WebServerGone(Exception):
     """The web server closed the connection or aborted the request; stop producing output."""

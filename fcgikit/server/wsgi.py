@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived, TextParams
 from fcgikit.server.body import RequestBodyError, RequestBodyTimeout
+from fcgikit.server.held_replies import ServerReply
 from fcgikit.server.observe import observe_request
 from fcgikit.server.request_input import close_input, filter_data, request_body
 from fcgikit.server.request_settings import request_settings
@@ -69,7 +70,12 @@ _ROLE_NAMES: Final = {role: role.name for role in Role}
 _FILTER: Final = Role.FILTER
 
 
-class WSGIRequest:
+class WSGIRequest(ServerReply):
+    """One request; also its own job (``run``), its app's ``start_response`` (``__call__``)
+    and, once its sink's ``finish`` framed it, its own
+    :class:`~fcgikit.server.held_replies.Reply`: no objects to make for them per request
+    (compiled, a bound method read as an attribute is a new object each time)."""
+
     def __init__(
         self,
         channel: ResponseSink,
@@ -114,6 +120,11 @@ class WSGIRequest:
         #: the CGI head's share of bytes_sent, which the access log does not count as body
         self.head_length = 0
         self.started = time.monotonic() if fixed.observe_requests else 0.0
+        #: its reply, framed by its sink's finish and not sent yet (see send); [] once the
+        #: request was aborted (its END_REQUEST went with the abort)
+        self.reply_buffers: list[bytes | memoryview] = []
+        #: the connection closes right behind the reply (the sink's verdict)
+        self.reply_then_close = False
 
     @property
     def label(self) -> str:
@@ -188,6 +199,12 @@ class WSGIRequest:
         self._status = status
         self._headers = list(headers)
         return self.write
+
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        """start_response: the request is what its app gets for it."""
+        return self.start_response(status, headers, exc_info)
 
     def write(self, data: bytes) -> None:
         # (start_response returns this, once it has set the status)
@@ -267,6 +284,19 @@ class WSGIRequest:
                 self.done(on_loop=False)
         return reply
 
+    def send(self) -> None:
+        """Send its reply (what its sink's finish framed) whole. A web server that went
+        away meanwhile is logged; the request ends all the same (done)."""
+        buffers = self.reply_buffers
+        if not buffers:
+            return  # aborted: its END_REQUEST went with the abort
+        channel = self.channel
+        try:
+            if isinstance(channel, ServerSink):  # (only a ServerSink's finish returns it)
+                channel.send_buffers(buffers, self.reply_then_close)
+        except WebServerGone as exc:
+            log.info("request %s: the web server went away (%s); output dropped", self.label, exc)
+
     def done(self, *, on_loop: bool) -> None:
         """The request is over, its reply sent if it had one: the status page's counters and
         the access log see it (ServerSettings.observe_requests), then its connection learns
@@ -302,7 +332,7 @@ class WSGIRequest:
 
     def _respond(self, environ: dict[str, Any], app: WSGIApplication) -> Reply | None:
         try:
-            result = app(environ, self.start_response)
+            result = app(environ, self)  # (its start_response: __call__)
         except WebServerGone:
             raise
         except BaseException:  # sys.exit() and KeyboardInterrupt too (PROCESS_EXITS)

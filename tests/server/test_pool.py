@@ -745,3 +745,36 @@ def test_with_the_default_settings_63_blocked_requests_leave_a_thread_for_an_ins
     for sock in socks:
         assert read_response(sock).endswith(b"/block")
         sock.close()
+
+
+def test_the_job_admit_hands_the_pool_runs_its_request_and_tells_its_route() -> None:
+    """The job of a request (what admit hands the pool) runs it when the pool runs it, and
+    the back-off reads the request's route from it (SCRIPT_NAME and PATH_INFO as sent)."""
+    from fcgikit.protocol import RequestReceived, Role
+    from fcgikit.server.loop import admit, route_of
+    from fcgikit.server.settings import ServerSettings
+    from fcgikit.server.wsgi import WSGIRequest
+    from tests.server.test_speedups_wsgi_codec import RecordingSink
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+    params = {b"REQUEST_METHOD": b"GET", b"SCRIPT_NAME": b"/app", b"PATH_INFO": b"/slow"}
+    event = RequestReceived(
+        request_id=1, role=Role.RESPONDER, keep_conn=False, params=params,
+        duplicate_names=frozenset(),
+    )  # fmt: skip
+    sink = RecordingSink()
+    request = WSGIRequest(sink, event, app, ServerSettings())
+    jobs: list[Callable[[], Any]] = []
+
+    class Pool:
+        def admit(self, job: Callable[[], Any], *, ready: bool, memory: int = 0) -> None:
+            jobs.append(job)
+
+    admit([(sink, request)], Pool())  # type: ignore[list-item, arg-type]
+    [job] = jobs
+    assert route_of(job) == (b"/app", b"/slow")
+    pool_module._run(job)  # as a pool's thread runs it
+    assert [body for _, body, _ in sink.finished] == [b"/slow"]
