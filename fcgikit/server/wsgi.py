@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived, TextParams
-from fcgikit.server.body import RequestBodyError, RequestBodyTimeout
 from fcgikit.server.held_replies import ServerReply
 from fcgikit.server.observe import observe_request
 from fcgikit.server.request_input import close_input, filter_data, request_body
@@ -45,7 +44,7 @@ from fcgikit.server.wsgi_codec import (
 from fcgikit.server.wsgi_codec import fast_encode_head as fast_encode_head
 from fcgikit.server.wsgi_codec import fast_environ as fast_environ
 from fcgikit.server.wsgi_failures import PROCESS_EXITS as PROCESS_EXITS
-from fcgikit.server.wsgi_failures import error_page, log_app_failure
+from fcgikit.server.wsgi_failures import answer_failure, app_raised
 from fcgikit.server.wsgi_streams import ErrorStream
 from fcgikit.server.wsgi_streams import FileWrapper as FileWrapper
 
@@ -115,7 +114,8 @@ class WSGIRequest(ServerReply):
         self.ended = False
         self._status: str | None = None
         self._headers: list[tuple[str, str]] = []
-        self._headers_sent = False
+        #: the response's head went out (too late for another status)
+        self.headers_sent = False
         self.bytes_sent = 0
         #: the CGI head's share of bytes_sent, which the access log does not count as body
         self.head_length = 0
@@ -190,7 +190,7 @@ class WSGIRequest(ServerReply):
     ) -> Callable[[bytes], object]:
         if exc_info is not None and exc_info[1] is not None:
             try:
-                if self._headers_sent:
+                if self.headers_sent:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None  # no reference cycle through the traceback
@@ -210,7 +210,7 @@ class WSGIRequest(ServerReply):
         # (start_response returns this, once it has set the status)
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"response body must be bytes, not {type(data).__name__}")
-        if not self._headers_sent:
+        if not self.headers_sent:
             self._send_stdout(self._encode_head(None) + data)
         elif data:
             self._send_stdout(bytes(data))
@@ -228,7 +228,7 @@ class WSGIRequest(ServerReply):
         if head is None:  # no fast lane, or something it leaves to the spec (an error, mostly)
             head = encode_head_py(status, self._headers, content_length)
         self.head_length = len(head)
-        self._headers_sent = True
+        self.headers_sent = True
         return head
 
     @property
@@ -236,7 +236,7 @@ class WSGIRequest(ServerReply):
         """The response's status code once its head is made, else 0 (for the access log and
         the status page: read only when they look, so not made for every request)."""
         status = self._status
-        return int(status[:3]) if self._headers_sent and status is not None else 0
+        return int(status[:3]) if self.headers_sent and status is not None else 0
 
     def _send_stdout(self, data: bytes) -> None:
         if self.aborted:
@@ -336,7 +336,7 @@ class WSGIRequest(ServerReply):
         except WebServerGone:
             raise
         except BaseException:  # sys.exit() and KeyboardInterrupt too (PROCESS_EXITS)
-            return self._fail(sys.exc_info())
+            return answer_failure(self, sys.exc_info())
         try:
             head, body = self._produce(result)
         except WebServerGone:
@@ -344,7 +344,7 @@ class WSGIRequest(ServerReply):
             raise
         except BaseException:  # a broken iterable's GeneratorExit too
             self._close_result(result)
-            return self._fail(sys.exc_info())
+            return answer_failure(self, sys.exc_info())
         # close() runs before END_REQUEST, so the app's teardown (Flask's teardown_request,
         # a database commit) is over by the time the web server sees the response complete.
         self._close_result(result)
@@ -356,7 +356,7 @@ class WSGIRequest(ServerReply):
     def _produce(self, result: Iterable[bytes]) -> tuple[bytes, bytes]:
         """Send the body; return what is left to go out with END_REQUEST: (head, body)."""
         # (isinstance with tuples, not ``X | Y``: interpreted, the union is made at each call)
-        if not self._headers_sent and isinstance(result, (list, tuple)):
+        if not self.headers_sent and isinstance(result, (list, tuple)):
             body = b"".join(result)
             return self._encode_head(len(body)), body
         # A first chunk as long as the declared Content-Length is the whole body (Flask's
@@ -368,7 +368,7 @@ class WSGIRequest(ServerReply):
             if whole is not None:  # more than it declared: stream after all
                 self.write(whole)
                 whole = None
-            if not self._headers_sent and declares_length(self._headers, len(chunk)):
+            if not self.headers_sent and declares_length(self._headers, len(chunk)):
                 whole = chunk
             else:
                 self.write(chunk)
@@ -376,7 +376,7 @@ class WSGIRequest(ServerReply):
             if not isinstance(whole, (bytes, bytearray)):
                 raise TypeError(f"response body must be bytes, not {type(whole).__name__}")
             return self._encode_head(None), whole
-        return (b"" if self._headers_sent else self._encode_head(0)), b""
+        return (b"" if self.headers_sent else self._encode_head(0)), b""
 
     def _close_result(self, result: Iterable[bytes]) -> None:
         if type(result) is list:
@@ -388,43 +388,11 @@ class WSGIRequest(ServerReply):
                 close()
             except BaseException as exc:
                 log.exception("request %s: the app's close() raised", self.label)
-                self._app_raised(exc)
+                app_raised(self, exc)
 
-    def _body_stalled(self, exc: RequestBodyTimeout) -> Reply | None:
-        """One log line, a 408 if nothing was sent yet, and the connection closed after."""
-        log.warning("request %s: %s; answering 408, closing the connection", self.label, exc)
-        self.close_connection = True
-        if self._headers_sent:
-            return self.channel.finish(self, b"", b"", 1)
-        page = b"Request Timeout: the request body stopped arriving.\n"
-        self._status = "408 Request Timeout"
-        self._headers = [("Content-Type", "text/plain; charset=utf-8")]
-        return self.channel.finish(self, self._encode_head(len(page)), page, 1)
-
-    def _app_raised(self, exc: BaseException) -> None:
-        """A pool worker retires after a request whose app asked its process to exit."""
-        if self.tracker is not None and isinstance(exc, PROCESS_EXITS):
-            self.tracker.app_exited(exc)
-
-    def _fail(self, exc_info: Any) -> Reply | None:
-        exc = exc_info[1]
-        self._app_raised(exc)
-        if isinstance(exc, RequestBodyError):  # a read of the body failed: not the app's fault
-            if isinstance(exc, RequestBodyTimeout):
-                return self._body_stalled(exc)
-            if self.aborted:  # a body the web server gave up on
-                raise WebServerGone(str(exc)) from exc
-            # else its spool file failed, logged where it did (a full disk): a 500
-        else:
-            log_app_failure(self.label, exc_info)
-        if self._headers_sent:
-            # Too late for a 500. nginx ignores FCGI_END_REQUEST's appStatus and would end
-            # the client's response normally (a final chunk, a complete-looking body); only
-            # a connection closed before END_REQUEST makes it cut the client off, so the
-            # truncation shows. request_done releases the id and closes.
-            self.close_connection = True
-            return None
-        page = error_page(exc_info, debug=self.settings.debug)
-        self._status = "500 Internal Server Error"
-        self._headers = [("Content-Type", "text/html; charset=utf-8")]
+    def answer_page(self, status: str, content_type: str, page: bytes) -> Reply | None:
+        """The whole response ``page``, with ``status``, in place of the app's (whose
+        failure wsgi_failures.answer_failure answers)."""
+        self._status = status
+        self._headers = [("Content-Type", content_type)]
         return self.channel.finish(self, self._encode_head(len(page)), page, 1)

@@ -1,17 +1,22 @@
-"""What a request whose app failed logs, and the page it answers (500 Internal Server Error).
-
-:meth:`fcgikit.server.wsgi.WSGIRequest._fail` decides whether a failure is answered at all
-(a body the web server gave up on is not; a response whose head went out is cut instead);
-this module says what the log line and the page say.
+"""What a request whose app failed logs and answers (500 Internal Server Error, or 408 for a
+body that stopped arriving), and whether it answers at all: a body the web server gave up on
+is not answered; a response whose head went out is cut instead. WSGIRequest's ``_respond``
+calls :func:`answer_failure` with whatever its app raised.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fcgikit.server.body import RequestBodyError, RequestBodyTimeout
+from fcgikit.server.sink import WebServerGone
 from fcgikit.server.wsgi_codec import InvalidResponse
+
+if TYPE_CHECKING:
+    from fcgikit.server.held_replies import Reply
+    from fcgikit.server.wsgi import WSGIRequest
 
 log = logging.getLogger("fcgikit.server")
 
@@ -51,3 +56,43 @@ def error_page(exc_info: Any, *, debug: bool) -> bytes:
         text = "".join(traceback.format_exception(*exc_info))
         page += b"<pre>" + html.escape(text).encode("utf-8", "replace") + b"</pre>\n"
     return page
+
+
+def answer_failure(request: WSGIRequest, exc_info: Any) -> Reply | None:
+    """What ``request`` answers for the failure ``exc_info`` (its app raised, broke a WSGI
+    rule, or its body failed to arrive): what is left to send (ResponseSink.finish)."""
+    exc = exc_info[1]
+    app_raised(request, exc)
+    if isinstance(exc, RequestBodyError):  # a read of the body failed: not the app's fault
+        if isinstance(exc, RequestBodyTimeout):
+            return _body_stalled(request, exc)
+        if request.aborted:  # a body the web server gave up on
+            raise WebServerGone(str(exc)) from exc
+        # else its spool file failed, logged where it did (a full disk): a 500
+    else:
+        log_app_failure(request.label, exc_info)
+    if request.headers_sent:
+        # Too late for a 500. nginx ignores FCGI_END_REQUEST's appStatus and would end
+        # the client's response normally (a final chunk, a complete-looking body); only
+        # a connection closed before END_REQUEST makes it cut the client off, so the
+        # truncation shows. request_done releases the id and closes.
+        request.close_connection = True
+        return None
+    page = error_page(exc_info, debug=request.settings.debug)
+    return request.answer_page("500 Internal Server Error", "text/html; charset=utf-8", page)
+
+
+def app_raised(request: WSGIRequest, exc: BaseException) -> None:
+    """A pool worker retires after a request whose app asked its process to exit."""
+    if request.tracker is not None and isinstance(exc, PROCESS_EXITS):
+        request.tracker.app_exited(exc)
+
+
+def _body_stalled(request: WSGIRequest, exc: RequestBodyTimeout) -> Reply | None:
+    """One log line, a 408 if nothing was sent yet, and the connection closed after."""
+    log.warning("request %s: %s; answering 408, closing the connection", request.label, exc)
+    request.close_connection = True
+    if request.headers_sent:
+        return request.channel.finish(request, b"", b"", 1)
+    page = b"Request Timeout: the request body stopped arriving.\n"
+    return request.answer_page("408 Request Timeout", "text/plain; charset=utf-8", page)
