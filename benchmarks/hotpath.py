@@ -50,7 +50,7 @@ import apps  # next to this file (sys.path above)
 from fcgikit.protocol import ClientConnection, ServerConnection, WholeRequest
 from fcgikit.protocol.records import decode_pairs, encode_pairs
 from fcgikit.server.channel import RECV_SIZE, Channel
-from fcgikit.server.held_replies import Job
+from fcgikit.server.held_replies import Job, ServerReply
 from fcgikit.server.server import Server, admit
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import WSGIRequest
@@ -90,7 +90,9 @@ class InlinePool:
     on the loop's thread (without its lock and the watcher's bookkeeping)."""
 
     def admit(self, job: Job, *, ready: bool, memory: int) -> None:
-        reply = job()  # one request at a time: its reply goes out at once
+        # one request at a time: its reply goes out at once (a request is run, as pool.py's
+        # _run runs it; any other job is called)
+        reply = job.run() if isinstance(job, ServerReply) else job()
         if reply is not None:
             reply.send()
             reply.done(on_loop=False)
