@@ -45,6 +45,8 @@ NOT_FOR_ONE_PROCESS = (
     # --help and a command line other than the ordinary one (long options written out
     # whole) are argparse's; this one is read without it
     "argparse",
+    # the SIGHUP re-exec's, to move the listeners' descriptors: a C module nothing else loads
+    "fcntl",
     # the pool's and the SIGHUP re-exec's: it makes enums of every signal number at import;
     # one process handles its signals with _signal's functions and numbers
     "signal",
