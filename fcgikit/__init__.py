@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import TYPE_CHECKING, Any
+
+#: typing's, without importing typing: ``python -m fcgikit`` imports this package before the
+#: command's first line (fcgikit/__main__.py), and what is imported here asks ``sys.path``
+#: before the command drops its repeated entries
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -76,6 +80,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from fcgikit.compat import WSGIServer
     from fcgikit.middleware import (
         HeaderFix,

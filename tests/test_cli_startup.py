@@ -45,6 +45,8 @@ NOT_FOR_ONE_PROCESS = (
     # --help and a command line other than the ordinary one (long options written out
     # whole) are argparse's; this one is read without it
     "argparse",
+    # the SIGHUP re-exec's, to move the listeners' descriptors: a C module nothing else loads
+    "fcntl",
     # the pool's and the SIGHUP re-exec's: it makes enums of every signal number at import;
     # one process handles its signals with _signal's functions and numbers
     "signal",
@@ -276,3 +278,30 @@ def test_one_process_binds_before_it_loads_the_server(tmp_path: Path) -> None:
     at_bind = set(first_answer(tmp_path, "apps.hello:modules_at_bind", env=env).decode().split())
     assert "fcgikit.server.settings" in at_bind  # it did note the bind
     assert loaded_of(at_bind, LOADED_AFTER_THE_BIND) == []
+
+
+#: an app that answers the ``sys.path`` it was imported with
+PATH_APP = """
+import json
+import sys
+
+seen = list(sys.path)
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(seen).encode()]
+"""
+
+
+def test_fcgikit_serve_asks_a_repeated_path_entry_once(tmp_path: Path) -> None:
+    # Every import of a top-level module asks each entry before the one that has it: a
+    # directory in PYTHONPATH twice (or also the current one, with ``python -m``) was asked
+    # twice by each import of the start, fcgikit's and the app's.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "path_app.py").write_text(PATH_APP)
+    env = {"PYTHONPATH": os.pathsep.join([str(site), ENV["PYTHONPATH"], str(site)])}
+    seen = json.loads(first_answer(tmp_path, "path_app:app", env=env))
+    assert str(site) in seen
+    assert [entry for entry in seen if seen.count(entry) > 1] == []

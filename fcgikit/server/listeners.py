@@ -22,7 +22,6 @@ from __future__ import annotations
 import _socket
 import contextlib
 import errno
-import fcntl
 import os
 import stat
 from collections.abc import Collection, Sequence
@@ -322,6 +321,7 @@ def exec_with_listeners(
         names.append(CREATED_SOCKET_NAME if path in created_paths else "passed")
     names += [CONNECTION_NAME] * len(connections)
     count = len(names)
+    import fcntl  # here: only a reload re-executes, and no other start loads this C module
     # First above the range, so that no dup2() into it replaces a descriptor not yet moved.
     above = [
         fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, LISTEN_FDS_START + count)
