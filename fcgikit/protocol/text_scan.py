@@ -126,7 +126,8 @@ def _walk_records(
         else:
             stdin_ended = True
     encoded = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-    chunks = [bytes(data[start:stop]) for start, stop in body]
+    # (a GET's body is empty: no comprehension, which is a call of its own, interpreted)
+    chunks = [bytes(data[start:stop]) for start, stop in body] if body else []
     return request_id, bool(flags & FCGI_KEEP_CONN), encoded, chunks, stdin_ended
 
 

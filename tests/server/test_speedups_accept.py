@@ -82,12 +82,12 @@ def test_accept_connection_is_the_python_without_the_exception(
     with listener:
         # Nothing waiting: None from both, where socket.accept() raises BlockingIOError.
         assert lane.accept_connection(listener.fileno(), probe) is None
-        assert accept.accept_connection_py(listener) is None
+        assert accept.accept_connection_py(listener, probe) is None
         with pytest.raises(BlockingIOError):
             listener.accept()
         clients = [socket.create_connection(listener.getsockname()[:2]) for _ in range(2)]
         fd, peer = lane.accept_connection(listener.fileno(), probe)
-        accepted_py = accept.accept_connection_py(listener)
+        accepted_py = accept.accept_connection_py(listener, probe)
         assert accepted_py is not None
         python_fd, python_peer = accepted_py
         try:
@@ -135,7 +135,7 @@ def test_accept_connection_raises_what_accept_raises(lane: ModuleType, probe: bo
         with pytest.raises(OSError) as lane_error:
             lane.accept_connection(not_listening.fileno(), probe)
         with pytest.raises(OSError) as python_error:
-            accept.accept_connection_py(not_listening)
+            accept.accept_connection_py(not_listening, probe)
     assert lane_error.value.errno == python_error.value.errno == errno.EINVAL
     with pytest.raises(ValueError):
         lane.accept_connection(-1, probe)
