@@ -277,11 +277,12 @@ def _matches(text: str, pattern: re.Pattern[str], checked: set[str]) -> bool:
 #: The heads made before, by what they were made of: (status, content_length, *headers). An
 #: app sends the same few heads again and again, and their look-up costs a quarter of
 #: checking and formatting one, interpreted (the C lane makes its own). Only heads made of
-#: plain str (and tuples) go in, so a hit is the head the checks would make of equal text
-#: (a str subclass that lies about its equality gets a valid head, never an invalid one).
+#: plain str, tuples and int go in, so a hit is the head the checks would make of equal
+#: plain values (a subclass equal to one, say True for 1, gets that one's head: valid).
 #: Emptied when full: an app that varies a header (a date, a cookie) fills it with heads
-#: seen once, and the steady ones come back.
+#: seen once, and the steady ones come back. A long head (cookies, say) is not kept.
 HEADS_CACHED = 256
+HEAD_CACHED_MAX = 1024
 _heads: dict[tuple[object, ...], bytes] = {}
 
 
@@ -297,9 +298,16 @@ def encode_head_py(status: object, headers: Iterable[object], content_length: in
         return _encode_head(status, headers, content_length)
     if head is None:
         head = _encode_head(status, headers, content_length)
-        if type(status) is str and all(
-            type(item) is tuple and type(item[0]) is str and type(item[1]) is str
-            for item in headers
+        if (
+            len(head) <= HEAD_CACHED_MAX
+            and type(status) is str
+            # (the key's, an object: compiled, content_length narrowed to int is unboxed,
+            # and True boxes again as 1)
+            and (content_length is None or type(key[1]) is int)
+            and all(
+                type(item) is tuple and type(item[0]) is str and type(item[1]) is str
+                for item in headers
+            )
         ):
             if len(_heads) >= HEADS_CACHED:
                 _heads.clear()
