@@ -185,9 +185,10 @@ class WSGIRequest(ServerReply):
 
     # --- the WSGI callables ----------------------------------------------------------------
 
-    def start_response(
+    def __call__(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
     ) -> Callable[[bytes], object]:
+        """start_response: the request is what its app gets for it."""
         if exc_info is not None and exc_info[1] is not None:
             try:
                 if self.headers_sent:
@@ -199,12 +200,6 @@ class WSGIRequest(ServerReply):
         self._status = status
         self._headers = list(headers)
         return self.write
-
-    def __call__(
-        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
-    ) -> Callable[[bytes], object]:
-        """start_response: the request is what its app gets for it."""
-        return self.start_response(status, headers, exc_info)
 
     def write(self, data: bytes) -> None:
         # (start_response returns this, once it has set the status)

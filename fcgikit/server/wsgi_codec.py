@@ -274,9 +274,48 @@ def _matches(text: str, pattern: re.Pattern[str], checked: set[str]) -> bool:
     return True
 
 
+#: The heads made before, by what they were made of: (status, content_length, *headers). An
+#: app sends the same few heads again and again, and their look-up costs a quarter of
+#: checking and formatting one, interpreted (the C lane makes its own). Only heads made of
+#: plain str, tuples and int go in, so a hit is the head the checks would make of equal
+#: plain values (a subclass equal to one, say True for 1, gets that one's head: valid).
+#: Emptied when full: an app that varies a header (a date, a cookie) fills it with heads
+#: seen once, and the steady ones come back. A long head (cookies, say) is not kept.
+HEADS_CACHED = 256
+HEAD_CACHED_MAX = 1024
+_heads: dict[tuple[object, ...], bytes] = {}
+
+
 def encode_head_py(status: object, headers: Iterable[object], content_length: int | None) -> bytes:
     """The CGI head: Status line, headers, a Content-Length when ``content_length`` is given
     and the app sent none, blank line. Raises InvalidResponse for what cannot be sent."""
+    if type(headers) is not list:  # (an iterator would be spent by its key)
+        return _encode_head(status, headers, content_length)
+    key = (status, content_length, *headers)
+    try:
+        head = _heads.get(key)
+    except TypeError:  # an unhashable header (a list, say): the checks say what is wrong
+        return _encode_head(status, headers, content_length)
+    if head is None:
+        head = _encode_head(status, headers, content_length)
+        if (
+            len(head) <= HEAD_CACHED_MAX
+            and type(status) is str
+            # (the key's, an object: compiled, content_length narrowed to int is unboxed,
+            # and True boxes again as 1)
+            and (content_length is None or type(key[1]) is int)
+            and all(
+                type(item) is tuple and type(item[0]) is str and type(item[1]) is str
+                for item in headers
+            )
+        ):
+            if len(_heads) >= HEADS_CACHED:
+                _heads.clear()
+            _heads[key] = head
+    return head
+
+
+def _encode_head(status: object, headers: Iterable[object], content_length: int | None) -> bytes:
     token, status_line, bad_value = _head_patterns or head_patterns()
     if not isinstance(status, str) or not (
         status in _statuses_checked or _matches(status, status_line, _statuses_checked)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from fcgikit.middleware import Normalize, ProxyFix
+from fcgikit.server import wsgi_codec
 from fcgikit.server.wsgi_codec import (
     DROPPED_PARAMS,
     InvalidResponse,
@@ -182,6 +183,45 @@ def test_a_status_or_header_name_seen_before_is_checked_as_the_first_time() -> N
     for value in ("a\r\nX-Evil: 1", "a\nb", "\x00", "\x7f"):
         with pytest.raises(InvalidResponse, match="bad value"):
             encode_head_py("200 OK", [("X-A", value)], None)
+
+
+class Loud(str):
+    """A str subclass whose f-string is not its text (as test_speedups_wsgi_codec's Shouting)."""
+
+    def __str__(self) -> str:
+        return self.upper()
+
+
+def test_a_head_made_before_is_the_head_the_checks_make() -> None:
+    # The Python keeps the heads it made: the same head again, a head with one header changed
+    # is made anew, more heads than the table holds are all still right, and what was refused
+    # once is refused again (never stored).
+    headers = [("Content-Type", "text/plain"), ("Content-Length", "5")]
+    first = encode_head_py("200 OK", headers, None)
+    assert first == b"Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+    assert encode_head_py("200 OK", list(headers), None) == first
+    assert encode_head_py("200 OK", [("Content-Type", "text/plain")], 7).endswith(
+        b"Content-Length: 7\r\n\r\n"
+    )
+    assert encode_head_py("200 OK", [("Content-Type", "text/plain")], 8).endswith(
+        b"Content-Length: 8\r\n\r\n"
+    )
+    for n in range(wsgi_codec.HEADS_CACHED + 3):
+        assert encode_head_py("200 OK", [("X-N", str(n))], None) == (
+            f"Status: 200 OK\r\nX-N: {n}\r\n\r\n".encode()
+        )
+    assert encode_head_py("200 OK", headers, None) == first
+    for _ in range(2):
+        with pytest.raises(InvalidResponse, match="bad value"):
+            encode_head_py("200 OK", [("X-A", "a\nb")], None)
+        with pytest.raises(InvalidResponse, match="must be a"):
+            encode_head_py("200 OK", [["X-A", "b"]], None)
+    # A str subclass's head (its f-string, interpreted; its text, compiled) is not kept for
+    # the plain text it equals.
+    assert encode_head_py(Loud("200 ok"), [(Loud("x-a"), Loud("b"))], None)
+    assert encode_head_py("200 ok", [("x-a", "b")], None) == b"Status: 200 ok\r\nx-a: b\r\n\r\n"
+    assert encode_head_py("200 OK", [], True)  # a bool's head is not kept for 1's
+    assert encode_head_py("200 OK", [], 1) == b"Status: 200 OK\r\nContent-Length: 1\r\n\r\n"
 
 
 # --- wsgi.url_scheme ---------------------------------------------------------------------
