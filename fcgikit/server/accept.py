@@ -75,9 +75,7 @@ except ImportError:
     accept_connection = Connection = read_ready = None
 
 
-def accept_connection_py(
-    listener: socket.socket, probe: bool = False
-) -> tuple[int, object] | None:
+def accept_connection_py(listener: socket.socket, probe: bool = False) -> tuple[int, object] | None:
     """``accept_connection``'s twin: (fd, peer) of a waiting connection, as socket.accept()
     gives them; None when none waits; OSError for any other failure. Unlike the C lane's,
     the fd is blocking, and a unix peer's address is the socket's (the C gives None).

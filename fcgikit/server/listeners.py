@@ -322,6 +322,7 @@ def exec_with_listeners(
     names += [CONNECTION_NAME] * len(connections)
     count = len(names)
     import fcntl  # here: only a reload re-executes, and no other start loads this C module
+
     # First above the range, so that no dup2() into it replaces a descriptor not yet moved.
     above = [
         fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, LISTEN_FDS_START + count)
