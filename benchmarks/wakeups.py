@@ -2,6 +2,7 @@
 
     python3 benchmarks/wakeups.py capture --pids PID,PID,... --seconds 0.25 --out trace.txt
     python3 benchmarks/wakeups.py report trace.txt
+    python3 benchmarks/wakeups.py nginx trace.txt
 
 ``capture`` records, in a tracing instance of its own (``/sys/kernel/tracing/instances``), the
 scheduler's switches and wake-ups of the whole machine and the system calls of the given
@@ -14,6 +15,13 @@ from ``accept4`` (each return is a request, keep-conn off), and it prints per re
 * how often a loop thread woke an nginx worker, in which call, and onto which CPU (the
   waker's or the other);
 * how many events an nginx worker took from each ``epoll_wait`` return.
+
+``nginx`` reads the same trace from nginx's side (a request is a ``connect`` of an nginx
+worker, keep-conn off): its system calls a request, its sleeps and who woke it (which thread,
+in which call), and its event-loop rounds: the calls between two ``epoll_wait`` returns, with
+``U`` or ``C`` for the upstream (backend) or client connection and ``0``/``+`` for a read's
+result, so a round that read the reply and its end of file together shows as
+``recvfromU+ readvU0 closeU writevC``.
 
 This is how round 12 found what costs a prefork worker its CPU behind nginx
 (benchmarks/RESULTS.md, "a worker's preemptions"). Time is not measured here: the trace's
@@ -42,17 +50,28 @@ SYSCALLS = {
     1: "write",
     3: "close",
     7: "poll",
+    16: "ioctl",
+    19: "readv",
+    20: "writev",
+    24: "sched_yield",
+    41: "socket",
+    42: "connect",
     44: "sendto",
     45: "recvfrom",
     46: "sendmsg",
     47: "recvmsg",
+    55: "getsockopt",
     232: "epoll_wait",
+    233: "epoll_ctl",
     288: "accept4",
 }
 ACCEPT4 = 288
 EPOLL_WAIT = 232
 LINE = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+(\S+)\s+[\d.]+: (\w+): (.*)$")
 SWITCH = re.compile(r"prev_pid=(\d+) .*prev_state=(\S+) ==> next_comm=(\S+)")
+CONNECT = 42
+READS = {0, 19, 45, 47}
+FIRST_ARG = re.compile(r"\((\w+)")
 WAKING = re.compile(r"comm=(\S+) pid=\d+ .*target_cpu=(\d+)")
 
 
@@ -138,6 +157,88 @@ def report(trace: Path) -> None:
         print(f"nginx: {events / returns:.2f} events an epoll_wait return ({returns} returns)")
 
 
+class NginxSide:
+    """nginx's side of a traced window (see ``nginx`` in the module docstring)."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.rounds: Counter[str] = Counter()
+        self.woken: Counter[tuple[str, str]] = Counter()
+        self.sleeps = self.preempted = self.requests = 0
+        self.round: dict[str, list[str]] = {}
+        self.upstream: dict[str, set[int]] = {}
+        self.fd: dict[str, int] = {}
+        self.in_call: dict[str, int] = {}
+
+    def enter(self, tid: str, rest: str) -> None:
+        self.in_call[tid] = int(rest.split()[1])
+        first = FIRST_ARG.search(rest)
+        self.fd[tid] = int(first.group(1), 16) if first else -1
+
+    def exit(self, tid: str, rest: str) -> None:
+        number, result = int(rest.split()[1]), int(rest.rsplit("= ", 1)[1])
+        self.in_call.pop(tid, None)
+        fd, name = self.fd.get(tid, -1), _syscall(number)
+        self.calls[name] += 1
+        upstream = self.upstream.setdefault(tid, set())
+        if number == EPOLL_WAIT:
+            if self.round.get(tid):
+                self.rounds[" ".join(self.round[tid])] += 1
+            self.round[tid] = [f"ep={result}"]
+            return
+        if number == CONNECT:
+            self.requests += 1
+            upstream.add(fd)
+        side = "U" if fd in upstream else "C"
+        if number in READS:
+            side += "0" if result == 0 else "+" if result > 0 else "-"
+        self.round.setdefault(tid, []).append(name + side)
+        if number == 3:
+            upstream.discard(fd)
+
+    def print(self) -> None:
+        n = self.requests
+        print(f"{n} requests (connects of nginx's workers)")
+        calls = ", ".join(f"{name} {k / n:.3f}" for name, k in self.calls.most_common())
+        print(f"calls a request: {calls}")
+        print(f"slept {self.sleeps / n:.3f} a request, preempted {self.preempted / n:.3f}")
+        for (by, call), k in self.woken.most_common(6):
+            print(f"  woken {k / n:.3f} a request by {by}, in {call}")
+        print("rounds a request (the calls between two epoll_wait returns):")
+        for calls, k in self.rounds.most_common(10):
+            print(f"  {k / n:.3f}  {calls[:150]}")
+
+
+def nginx(trace: Path) -> None:
+    lines = [m.groups() for m in map(LINE.match, trace.read_text().splitlines()) if m]
+    workers = {tid for comm, tid, *_ in lines if comm == "nginx"}
+    side = NginxSide()
+    in_call: dict[str, int] = {}
+    for comm, tid, _cpu, _flags, event, rest in lines:
+        if event == "sys_enter":
+            in_call[tid] = int(rest.split()[1])
+            if tid in workers:
+                side.enter(tid, rest)
+        elif event == "sys_exit":
+            in_call.pop(tid, None)
+            if tid in workers:
+                side.exit(tid, rest)
+        elif event == "sched_switch":
+            switch = SWITCH.search(rest)
+            if switch and switch.group(1) in workers:
+                if switch.group(2).startswith("S"):
+                    side.sleeps += 1
+                else:
+                    side.preempted += 1
+        elif event == "sched_waking" and tid not in workers:
+            woken = re.search(r"pid=(\d+)", rest)
+            if woken and woken.group(1) in workers:
+                side.woken[(comm, _syscall(in_call.get(tid)))] += 1
+    if not side.requests:
+        raise SystemExit("no connect by nginx in the trace: keep-conn off, nginx traced?")
+    side.print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,9 +248,13 @@ def main() -> None:
     cap.add_argument("--out", type=Path, required=True)
     rep = sub.add_parser("report")
     rep.add_argument("trace", type=Path)
+    ngx = sub.add_parser("nginx")
+    ngx.add_argument("trace", type=Path)
     args = parser.parse_args()
     if args.command == "capture":
         capture([int(p) for p in args.pids.split(",")], args.seconds, args.out)
+    elif args.command == "nginx":
+        nginx(args.trace)
     else:
         report(args.trace)
 
