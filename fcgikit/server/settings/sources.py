@@ -17,10 +17,9 @@ silently ignored, not even when a source that wins sets the same setting right.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from fcgikit.errors import ConfigError
-from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.settings.declaration import ENV_PREFIX, Setting, settings_of
 
 T = TypeVar("T")
@@ -48,13 +47,21 @@ NOT_SETTINGS = frozenset(
 NOT_SETTINGS_PREFIXES = ("FCGIKIT_TEST_", "FCGIKIT_BENCH_")
 
 
-@frozen_dataclass
 class Value:
-    """A setting's value, and where it came from."""
+    """A setting's value, and where it came from. A plain class, as
+    :class:`~fcgikit.server.settings.declaration.Setting` is: every start makes one for each
+    setting and only reads them, and a frozen dataclass's class and its generic ``__init__``
+    cost a start more than the two attributes are worth."""
 
-    value: Any
-    #: "default", "command line", "env:NAME" or "file:PATH"
-    origin: str
+    __slots__ = ("origin", "value")
+
+    def __init__(self, value: Any, origin: str) -> None:
+        self.value: Final = value
+        #: "default", "command line", "env:NAME" or "file:PATH"
+        self.origin: Final = origin
+
+    def __repr__(self) -> str:
+        return f"Value({self.value!r}, {self.origin!r})"
 
 
 class ResolvedSettings:
