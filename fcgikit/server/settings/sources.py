@@ -150,21 +150,24 @@ def _from_environment(
 ) -> dict[str, Value]:
     """The settings the environment sets; ``strict``: an ``FCGIKIT_`` variable that is no
     setting is an error."""
+    # The names, once: os.environ answers each name it lacks (most settings') with a
+    # KeyError raised and caught inside its ``in``.
+    present = set(environ)
     if strict:
-        _refuse_unknown_variables(settings, environ)
+        _refuse_unknown_variables(settings, present)
     found = {}
     for declared in settings:
         for name in declared.env_names:
-            if name in environ:
+            if name in present:
                 value = _convert(declared, environ[name], f"the environment variable {name}")
                 found[declared.field] = Value(value, f"env:{name}")
                 break
     return found
 
 
-def _refuse_unknown_variables(settings: Sequence[Setting], environ: Mapping[str, str]) -> None:
+def _refuse_unknown_variables(settings: Sequence[Setting], names: Iterable[str]) -> None:
     known = {declared.env for declared in settings}
-    for name in sorted(environ):
+    for name in sorted(names):
         if (
             name.startswith(ENV_PREFIX)
             and name not in known
