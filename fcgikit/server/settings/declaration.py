@@ -74,6 +74,8 @@ class Setting:
         self.kind: Final = kind
         self.help: Final = help
         self.default: Final = default
+        #: the field's name; :func:`settings_of` fills it in, with the names below
+        self.field = field
         #: the option's name when the field's does not fit (``binds`` is ``--bind``)
         self.named: Final = named
         self.metavar: Final = metavar
@@ -95,7 +97,6 @@ class Setting:
         """Name the setting after its field (:func:`settings_of` does, once the dataclass is
         made), and with it its option, attribute and variable: a start reads each of them
         for every setting, several times, so they are made once, here."""
-        #: the field's name
         self.field = field
         #: ``max-queued``: the long option without its dashes, and the config file's key
         self.name = self.named or field.replace("_", "-")
