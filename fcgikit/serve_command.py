@@ -21,13 +21,12 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import field, replace
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Final
 
 from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
 from fcgikit.gc_pause import pause_collections, resume_collections
-from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.apploader import load_app
 from fcgikit.server.listeners import (
     describe,
@@ -142,19 +141,30 @@ def _reload_front_target(settings: ServerSettings) -> tuple[ServerSettings, str 
     return replace(settings, binds=(address,)), directory, str(address)
 
 
-@frozen_dataclass
 class _Listening:
-    """What one process serves: the sockets it was given, or those of its settings' binds."""
+    """What one process serves: the sockets it was given, or those of its settings' binds.
+    A plain class: one is made a start, and read once (a frozen dataclass's class costs the
+    start more than that)."""
 
-    settings: ServerSettings
-    listeners: list[socket.socket]
-    #: unix socket files to remove when this one stops, or fails to load the app: those it
-    #: created, or a previous fcgikit did
-    created: list[str] = field(default_factory=list)
-    #: idle keep-conn connections a SIGHUP'd fcgikit passed on
-    connections: list[int] = field(default_factory=list)
-    #: the temporary directory of the development front's socket, removed afterwards
-    dev_socket_dir: str | None = None
+    __slots__ = ("connections", "created", "dev_socket_dir", "listeners", "settings")
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        listeners: list[socket.socket],
+        created: list[str] | None = None,
+        connections: list[int] | None = None,
+        dev_socket_dir: str | None = None,
+    ) -> None:
+        self.settings: Final = settings
+        self.listeners: Final = listeners
+        #: unix socket files to remove when this one stops, or fails to load the app: those
+        #: it created, or a previous fcgikit did
+        self.created: Final = [] if created is None else created
+        #: idle keep-conn connections a SIGHUP'd fcgikit passed on
+        self.connections: Final = [] if connections is None else connections
+        #: the temporary directory of the development front's socket, removed afterwards
+        self.dev_socket_dir: Final = dev_socket_dir
 
 
 def _listening(command: CommandSettings, settings: ServerSettings) -> _Listening:
@@ -171,7 +181,7 @@ def _listening(command: CommandSettings, settings: ServerSettings) -> _Listening
 
         directory = tempfile.mkdtemp(prefix="fcgikit-dev-")
         binds = (UnixAddress(os.path.join(directory, "app.sock")),)
-        return replace(_bound(replace(settings, binds=binds)), dev_socket_dir=directory)
+        return _bound(replace(settings, binds=binds), dev_socket_dir=directory)
     raise ConfigError(
         "nothing to listen on: fd 0 is not a listening socket. Pass --bind "
         "unix:/run/app.sock (or 127.0.0.1:9000), or --http 127.0.0.1:8000 for "
@@ -179,13 +189,13 @@ def _listening(command: CommandSettings, settings: ServerSettings) -> _Listening
     )
 
 
-def _bound(settings: ServerSettings) -> _Listening:
+def _bound(settings: ServerSettings, dev_socket_dir: str | None = None) -> _Listening:
     """The sockets of ``settings.binds``, listening from now on: before the app is imported,
     which can take seconds, so that meanwhile the web server's connections wait in the
     backlog to be served instead of being refused (a 502), as they do across a SIGHUP's
     re-exec, and in a pool, whose master binds before its workers import the app."""
     listeners, created = open_bound_listeners(settings)
-    return _Listening(settings, listeners, created)
+    return _Listening(settings, listeners, created, dev_socket_dir=dev_socket_dir)
 
 
 def serve_one_process(

@@ -113,3 +113,16 @@ def test_the_module_example_runs() -> None:
 
     result = doctest.testmod(fcgikit.networks)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_forwarded_allow_ips_default_is_written_as_parse_reads_it() -> None:
+    """The default is made from its addresses as parse() writes them back, not parsed at
+    every start: it must be what parsing them makes, in --help and in what it trusts."""
+    from fcgikit.server.settings import CommandSettings
+    from fcgikit.server.settings.command import DEFAULT_FORWARDED_ALLOW_IPS
+
+    default = CommandSettings().forwarded_allow_ips
+    parsed = TrustedNetworks.parse(",".join(DEFAULT_FORWARDED_ALLOW_IPS), "")
+    assert default == parsed
+    assert default.entries() == parsed.entries() == ["127.0.0.1", "::1"]
+    assert "0:0:0:0:0:0:0:1" in default and "::ffff:127.0.0.1" in default

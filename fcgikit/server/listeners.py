@@ -25,8 +25,7 @@ import errno
 import os
 import stat
 from collections.abc import Collection, Sequence
-from dataclasses import field
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 from fcgikit.addresses import Address, FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
@@ -261,16 +260,20 @@ def open_bound_listeners(settings: ServerSettings) -> tuple[list[socket.socket],
     return listeners, created
 
 
-@frozen_dataclass
 class PassedListeners:
-    """The listening sockets passed the systemd way."""
+    """The listening sockets passed the systemd way. A plain class: every start that serves
+    makes the class (a frozen dataclass's costs it more than its lists are worth), and only
+    a re-executed or socket-activated one an instance, which nothing compares or copies."""
 
-    sockets: list[socket.socket]
-    #: the files of those that are unix sockets fcgikit created (before a re-exec): remove
-    #: them when serving stops
-    created_paths: list[str] = field(default_factory=list)
-    #: descriptors of web servers' connections handed over between two requests
-    connections: list[int] = field(default_factory=list)
+    __slots__ = ("connections", "created_paths", "sockets")
+
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self.sockets: Final = sockets
+        #: the files of those that are unix sockets fcgikit created (before a re-exec):
+        #: remove them when serving stops
+        self.created_paths: Final[list[str]] = []
+        #: descriptors of web servers' connections handed over between two requests
+        self.connections: Final[list[int]] = []
 
 
 def passed_listeners() -> PassedListeners | None:

@@ -140,15 +140,19 @@ def request_uri(params: Mapping[bytes, bytes]) -> bytes:
 
 #: what nginx escapes in its combined log, as \xHH: control characters, '"', '\\' and
 #: every byte past ASCII (the request line and the headers are the client's: a newline or a
-#: quote would forge a line or a field)
-_ESCAPES = {
-    code: f"\\x{code:02X}" for code in (*range(0x20), ord('"'), ord("\\"), *range(0x7F, 0x100))
-}
+#: quote would forge a line or a field). Filled by the first line that needs it: its 163
+#: entries cost a start as much as a class, and most servers write no combined log.
+_ESCAPES: dict[int, str] = {}
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def _escaped(raw: bytes | None) -> str:
-    return "-" if not raw else raw.decode("latin-1").translate(_ESCAPES)
+    if not raw:
+        return "-"
+    if not _ESCAPES:  # the same entries from any thread that gets here first
+        escaped = (*range(0x20), ord('"'), ord("\\"), *range(0x7F, 0x100))
+        _ESCAPES.update({code: f"\\x{code:02X}" for code in escaped})
+    return raw.decode("latin-1").translate(_ESCAPES)
 
 
 def combined_line(params: Mapping[bytes, bytes], status: int, body_bytes: int, now: float) -> str:

@@ -42,8 +42,10 @@ HOST_AND_PORT = Kind("HOST:PORT or [IPv6]:PORT", _host_and_port, metavar="HOST:P
 
 
 #: whose proxy headers are believed when neither --forwarded-allow-ips nor FORWARDED_ALLOW_IPS
-#: says: gunicorn's default, a proxy on this host (docs/operations.rst says why)
-DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
+#: says: gunicorn's default, a proxy on this host (docs/operations.rst says why). Written as
+#: TrustedNetworks.parse writes addresses back (tests/test_networks.py holds them to it), so
+#: that every start does not run ipaddress's parsers for a default it seldom uses.
+DEFAULT_FORWARDED_ALLOW_IPS = ("127.0.0.1", "::1")
 #: the variable gunicorn users know for --forwarded-allow-ips
 FORWARDED_ALLOW_IPS = "FORWARDED_ALLOW_IPS"
 
@@ -102,7 +104,7 @@ class CommandSettings:
         "to X-Forwarded-* when both are there",
     )
     forwarded_allow_ips: TrustedNetworks = setting(
-        TrustedNetworks.parse(DEFAULT_FORWARDED_ALLOW_IPS, "the default"),
+        TrustedNetworks(DEFAULT_FORWARDED_ALLOW_IPS),
         networks(),
         "whose proxy headers --proxy-hops and --forwarded believe, by REMOTE_ADDR: IP "
         "addresses and networks (10.0.0.0/8, fd00::/8), or * for anyone; also read from "

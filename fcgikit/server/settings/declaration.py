@@ -35,17 +35,22 @@ ENV_PREFIX = "FCGIKIT_"
 
 class Setting:
     """One setting, as its field declares it (see :func:`setting`); a plain class, as
-    :class:`~fcgikit.server.settings.kinds.Kind` is, whose ``field`` :func:`settings_of`
-    fills in."""
+    :class:`~fcgikit.server.settings.kinds.Kind` is, whose ``field`` and the names that
+    follow from it :func:`settings_of` fills in (:meth:`name_field`)."""
 
     __slots__ = (
         "default",
         "default_text",
+        "dest",
+        "env",
         "env_aliases",
+        "env_names",
         "field",
+        "flag",
         "help",
         "kind",
         "metavar",
+        "name",
         "named",
         "positional",
         "short",
@@ -69,7 +74,7 @@ class Setting:
         self.kind: Final = kind
         self.help: Final = help
         self.default: Final = default
-        #: the field's name; :func:`settings_of` fills it in (the one attribute it sets)
+        #: the field's name; :func:`settings_of` fills it in, with the names below
         self.field = field
         #: the option's name when the field's does not fit (``binds`` is ``--bind``)
         self.named: Final = named
@@ -85,29 +90,24 @@ class Setting:
         self.default_text: Final = default_text
         #: a value other than the default (and 0 / off) makes ``fcgikit serve`` run a pool
         self.starts_pool: Final = starts_pool
+        if field:  # else settings_of names it, once its dataclass is made
+            self.name_field(field)
 
-    @property
-    def name(self) -> str:
-        """``max-queued``: the long option without its dashes, and the config file's key."""
-        return self.named or self.field.replace("_", "-")
-
-    @property
-    def dest(self) -> str:
-        """Its attribute in argparse's namespace."""
-        return self.name.replace("-", "_")
-
-    @property
-    def flag(self) -> str:
-        return self.name.upper() if self.positional else f"--{self.name}"
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.dest.upper()
-
-    @property
-    def env_names(self) -> tuple[str, ...]:
-        """The variables that set it, the one that wins first."""
-        return (self.env, *self.env_aliases)
+    def name_field(self, field: str) -> None:
+        """Name the setting after its field (:func:`settings_of` does, once the dataclass is
+        made), and with it its option, attribute and variable: a start reads each of them
+        for every setting, several times, so they are made once, here."""
+        self.field = field
+        #: ``max-queued``: the long option without its dashes, and the config file's key
+        self.name = self.named or field.replace("_", "-")
+        #: its attribute in argparse's namespace
+        self.dest = self.name.replace("-", "_")
+        #: ``--max-queued``, or ``APP`` for a positional argument
+        self.flag = self.name.upper() if self.positional else f"--{self.name}"
+        #: its environment variable, ``FCGIKIT_MAX_QUEUED``
+        self.env = ENV_PREFIX + self.dest.upper()
+        #: the variables that set it, the one that wins first
+        self.env_names = (self.env, *self.env_aliases)
 
     def shown_default(self) -> str | None:
         """The default for --help and the docs; None when there is nothing to say."""
@@ -169,7 +169,7 @@ def settings_of(cls: type) -> tuple[Setting, ...]:
     if found is None:
         declaring = [field for field in dataclasses.fields(cls) if SETTING in field.metadata]
         for field in declaring:
-            field.metadata[SETTING].field = field.name
+            field.metadata[SETTING].name_field(field.name)
         found = _declared[cls] = tuple(field.metadata[SETTING] for field in declaring)
     return found
 

@@ -17,10 +17,9 @@ silently ignored, not even when a source that wins sets the same setting right.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from fcgikit.errors import ConfigError
-from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.settings.declaration import ENV_PREFIX, Setting, settings_of
 
 T = TypeVar("T")
@@ -48,13 +47,21 @@ NOT_SETTINGS = frozenset(
 NOT_SETTINGS_PREFIXES = ("FCGIKIT_TEST_", "FCGIKIT_BENCH_")
 
 
-@frozen_dataclass
 class Value:
-    """A setting's value, and where it came from."""
+    """A setting's value, and where it came from. A plain class, as
+    :class:`~fcgikit.server.settings.declaration.Setting` is: every start makes one for each
+    setting and only reads them, and a frozen dataclass's class and its generic ``__init__``
+    cost a start more than the two attributes are worth."""
 
-    value: Any
-    #: "default", "command line", "env:NAME" or "file:PATH"
-    origin: str
+    __slots__ = ("origin", "value")
+
+    def __init__(self, value: Any, origin: str) -> None:
+        self.value: Final = value
+        #: "default", "command line", "env:NAME" or "file:PATH"
+        self.origin: Final = origin
+
+    def __repr__(self) -> str:
+        return f"Value({self.value!r}, {self.origin!r})"
 
 
 class ResolvedSettings:
@@ -143,21 +150,24 @@ def _from_environment(
 ) -> dict[str, Value]:
     """The settings the environment sets; ``strict``: an ``FCGIKIT_`` variable that is no
     setting is an error."""
+    # The names, once: os.environ answers each name it lacks (most settings') with a
+    # KeyError raised and caught inside its ``in``.
+    present = set(environ)
     if strict:
-        _refuse_unknown_variables(settings, environ)
+        _refuse_unknown_variables(settings, present)
     found = {}
     for declared in settings:
         for name in declared.env_names:
-            if name in environ:
+            if name in present:
                 value = _convert(declared, environ[name], f"the environment variable {name}")
                 found[declared.field] = Value(value, f"env:{name}")
                 break
     return found
 
 
-def _refuse_unknown_variables(settings: Sequence[Setting], environ: Mapping[str, str]) -> None:
+def _refuse_unknown_variables(settings: Sequence[Setting], names: Iterable[str]) -> None:
     known = {declared.env for declared in settings}
-    for name in sorted(environ):
+    for name in sorted(names):
         if (
             name.startswith(ENV_PREFIX)
             and name not in known
