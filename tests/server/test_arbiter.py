@@ -25,8 +25,9 @@ from typing import Any
 
 import pytest
 
+import fcgikit
 from fcgikit.errors import ConfigError
-from fcgikit.protocol import ClientConnection, RequestEnded, StdoutData
+from fcgikit.protocol import ACCELERATED, ClientConnection, RequestEnded, StdoutData
 from fcgikit.server.arbiter import Arbiter
 from fcgikit.server.scoreboard import Scoreboard, WorkerState
 from fcgikit.server.settings import PoolSettings, ServerSettings
@@ -613,20 +614,46 @@ def test_user_needs_an_existing_user(tmp_path: Path) -> None:
     assert "no such user" in pool.stderr or "need the master to start as root" in pool.stderr
 
 
+#: what the suite's environment may hold that a socket-activated server is to run with too
+SUITE_VARIABLES = ("FCGIKIT_PURE_PYTHON", "PYTHONDONTWRITEBYTECODE")
+
+#: the socket-activated server's app: it answers which fcgikit serves it (checkout, build)
+WHICH_FCGIKIT_APP = """
+import fcgikit
+from fcgikit.protocol import ACCELERATED
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{fcgikit.__file__} {'compiled' if ACCELERATED else 'pure Python'}".encode()]
+"""
+
+
 def test_systemd_socket_activation(tmp_path: Path) -> None:
     if shutil.which("systemd-socket-activate") is None:
         missing("systemd-socket-activate not found: install the Debian package systemd")
-    (tmp_path / "prefork_app.py").write_text(APP_SOURCE)
+    (tmp_path / "activated_app.py").write_text(WHICH_FCGIKIT_APP)
     address = str(tmp_path / "activated.sock")
+    # systemd-socket-activate gives the service a fresh environment (PATH, HOME, TERM, USER and
+    # LISTEN_*): without the suite's, it would serve whatever checkout pip installed editable
+    # (PYTHONPATH names this one, tests/processes.py), in the compiled build in a pure-Python
+    # run, and write bytecode into the checkout.
+    passed = ["PYTHONPATH", "PYTHONUNBUFFERED"]  # (Backend sets them)
+    passed += [name for name in SUITE_VARIABLES if name in os.environ]
     command = [
-        *("systemd-socket-activate", "-l", address, sys.executable, "-m"),
-        *("fcgikit", "serve", "prefork_app:app", "--workers", "2"),
+        *("systemd-socket-activate", "-l", address),
+        *(f"--setenv={name}" for name in passed),
+        *(sys.executable, "-m", "fcgikit", "serve", "activated_app:app", "--workers", "2"),
     ]
     backend = Backend(command, cwd=tmp_path)
     try:
         backend.wait_for("Listening on")
         # systemd-socket-activate starts the service on the first connection.
-        assert fcgi_get(address, "/").status == 200
+        reply = fcgi_get(address, "/")
+        # (a service that dies before it serves takes the only listening socket with it, and
+        # the kernel resets the connection queued there: its log says why)
+        assert reply.status == 200, backend.stderr
+        build = "compiled" if ACCELERATED else "pure Python"
+        assert reply.body.decode() == f"{fcgikit.__file__} {build}"
         backend.wait_for(r"static pool of 2 workers x \d+ threads on unix:" + re.escape(address))
         assert all(fcgi_get(address, "/").status == 200 for _ in range(10))
         assert backend.stop(signal.SIGTERM) == 0
