@@ -32,7 +32,7 @@ from fcgikit.protocol.constants import (
     RecordType,
     Role,
 )
-from fcgikit.protocol.events import RequestReceived, TextParams
+from fcgikit.protocol.events import ReceivedFields, RequestReceived, TextParams
 from fcgikit.protocol.name_value_pairs import LONG_LENGTH_FLAG
 from fcgikit.protocol.record_reader import CutRun, cut_run_py
 from fcgikit.protocol.records import BEGIN_REQUEST_BODY, END_REQUEST_BODY
@@ -137,11 +137,10 @@ MakeTextParams = Callable[[bytes, None, dict[str, str]], TextParams]
 
 #: RequestReceived's fields, in the order of its __init__'s arguments
 FIELD_NAMES: Final = tuple(field.name for field in fields(RequestReceived))
-# Each slot's own descriptor sets its field; the frozen dataclass's generated __init__
-# goes through object.__setattr__ for each, which costs more.
-_FIELD_SETTERS: Final[tuple[Callable[[object, object], None], ...]] = tuple(
-    getattr(RequestReceived, name).__set__ for name in FIELD_NAMES
-)
+
+
+#: (read once: interpreted, ``object.__new__`` is two look-ups in types each call)
+_new_object: Final = object.__new__
 
 
 def request_received_py(
@@ -154,23 +153,17 @@ def request_received_py(
 ) -> RequestReceived:
     """``RequestReceived(request_id, role, keep_conn, params, duplicate_names, params_size)``
     without the dataclass's __init__ (which only stores its arguments): the Python twin of
-    the C ``SlotsFactory(RequestReceived, FIELD_NAMES)``."""
-    event = object.__new__(RequestReceived)
-    (
-        set_request_id,
-        set_role,
-        set_keep_conn,
-        set_params,
-        set_duplicate_names,
-        set_params_size,
-    ) = _FIELD_SETTERS
-    set_request_id(event, request_id)
-    set_role(event, role)
-    set_keep_conn(event, keep_conn)
-    set_params(event, params)
-    set_duplicate_names(event, duplicate_names)
-    set_params_size(event, params_size)
-    return event
+    the C ``SlotsFactory(RequestReceived, FIELD_NAMES)``. The fields go into a
+    ReceivedFields, which then becomes the event (see there)."""
+    event = _new_object(ReceivedFields)
+    event.request_id = request_id
+    event.role = role
+    event.keep_conn = keep_conn
+    event.params = params
+    event.duplicate_names = duplicate_names
+    event.params_size = params_size
+    event.__class__ = RequestReceived  # type: ignore[assignment]
+    return event  # type: ignore[return-value]
 
 
 #: TextParams' slots (its own and EncodedParams'), in make_text_params' order
@@ -180,9 +173,13 @@ TEXT_PARAMS_SLOTS: Final = ("encoded", "_decoded", "text")
 def text_params_py(encoded: bytes, decoded: None, text: dict[str, str]) -> TextParams:
     """``TextParams(encoded, text)``, whose ``_decoded`` its __init__ leaves None: the Python
     twin of the C ``SlotsFactory(TextParams, TEXT_PARAMS_SLOTS)``, which makes it without
-    the interpreted __init__ (a scan's whole request makes one)."""
-    assert decoded is None
-    return TextParams(encoded, text)
+    the interpreted __init__ (a scan's whole request makes one): so does this (interpreted,
+    a class's call of its __init__ costs more than its three fields)."""
+    params = _new_object(TextParams)
+    params.encoded = encoded
+    params._decoded = decoded
+    params.text = text
+    return params
 
 
 def configure(module: ModuleType) -> None:

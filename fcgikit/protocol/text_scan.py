@@ -17,6 +17,7 @@ ordinary way (and then has one).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from typing import Final
 
@@ -40,9 +41,10 @@ _STDIN: Final = int(RecordType.STDIN)
 _RESPONDER: Final = int(Role.RESPONDER)
 #: FCGI_BEGIN_REQUEST's body: role (2 bytes), flags, 5 reserved
 _BEGIN_BODY_LEN: Final = 8
-#: a record's header, and FCGI_BEGIN_REQUEST's body (role, flags), each read in one call
+#: a record's header, read in one call; and the first record's, with its FCGI_BEGIN_REQUEST
+#: body (role, flags) behind it, in one call too
 _read_header: Final = HEADER.unpack_from
-_read_begin_body: Final = BEGIN_REQUEST_BODY.unpack_from
+_read_begin: Final = struct.Struct(HEADER.format + BEGIN_REQUEST_BODY.format[1:]).unpack_from
 #: FCGI_BEGIN_REQUEST and the header of the record after it: the least a request can be
 _BEGIN_AND_HEADER: Final = 2 * FCGI_HEADER_LEN + _BEGIN_BODY_LEN
 
@@ -74,8 +76,7 @@ def _walk_records(
     end = len(data)
     if end < _BEGIN_AND_HEADER:
         return None
-    version, record_type, request_id, length, padding = _read_header(data, 0)
-    role, flags = _read_begin_body(data, FCGI_HEADER_LEN)
+    version, record_type, request_id, length, padding, role, flags = _read_begin(data, 0)
     if (
         version != FCGI_VERSION_1
         or record_type != _BEGIN_REQUEST
@@ -167,31 +168,26 @@ def _ascii_text_pairs(
 def _text_and_duplicates(
     encoded: bytes, max_pairs: int, names: NameTable
 ) -> tuple[dict[str, str], set[bytes] | None] | None:
-    """The pairs of ``encoded`` as text by ``names``, and the names sent twice; None when
-    they are malformed, more than ``max_pairs``, or a name has no verdict."""
-    if encoded.isascii():  # what web servers send: one loop, no dict of bytes
-        found = _ascii_text_pairs(encoded, max_pairs, names)
-        if found is None:
-            return None
-        text, count, left_out = found
-        sent_twice = len(text) + left_out != count
-    else:
-        try:
-            pairs, count = decode_params(encoded)
-        except RemoteProtocolError:
-            return None
-        decoded = text_params(pairs, names) if count <= max_pairs else None
-        if decoded is None:
-            return None
-        text = decoded
-        sent_twice = len(pairs) != count
-    if not sent_twice:
-        return text, None
+    """The pairs of ``encoded``, a stream with a byte over 127 (a four-byte length, or a
+    value's non-ASCII text), as text by ``names``, and the names sent twice; None when they
+    are malformed, more than ``max_pairs``, or a name has no verdict."""
+    try:
+        pairs, count = decode_params(encoded)
+    except RemoteProtocolError:
+        return None
+    text = text_params(pairs, names) if count <= max_pairs else None
+    if text is None:
+        return None
+    return text, (None if len(pairs) == count else _sent_twice(encoded))
+
+
+def _sent_twice(encoded: bytes) -> set[bytes]:
+    """The names the pairs of ``encoded`` (well-formed) hold more than once."""
     seen: set[bytes] = set()
     duplicates: set[bytes] = set()
     for name, _ in decode_pairs(encoded):
         (duplicates if name in seen else seen).add(name)
-    return text, duplicates
+    return duplicates
 
 
 def scan_request_text_py(
@@ -211,10 +207,17 @@ def scan_request_text_py(
     if found is None:
         return None
     request_id, keep_conn, encoded, stdin_chunks, stdin_ended = found
-    pairs = _text_and_duplicates(encoded, max_decoded_pairs, names)
-    if pairs is None:
-        return None
-    text, duplicates = pairs
+    if encoded.isascii():  # what web servers send: one loop, no dict of bytes
+        ascii_pairs = _ascii_text_pairs(encoded, max_decoded_pairs, names)
+        if ascii_pairs is None:
+            return None
+        text, count, left_out = ascii_pairs
+        duplicates = None if len(text) + left_out == count else _sent_twice(encoded)
+    else:
+        pairs = _text_and_duplicates(encoded, max_decoded_pairs, names)
+        if pairs is None:
+            return None
+        text, duplicates = pairs
     return (
         request_id,
         keep_conn,

@@ -151,7 +151,8 @@ class WholeRequest(RequestOutput):
         # scanned: the event's request_id and keep_conn, from the caller that made it (compiled,
         # each read of the interpreted event's attribute is a look-up by name)
         request_id, keep_conn = (event.request_id, event.keep_conn) if scanned is None else scanned
-        super().__init__(request_id)
+        # (not super().__init__: interpreted, the super object costs more than the call)
+        RequestOutput.__init__(self, request_id)
         #: what a ServerConnection would have said: the request, then its body's chunks
         self.event = event
         self.stdin = stdin

@@ -47,7 +47,8 @@ class RequestBody(BodyStorage):
         timeout: float | None = None,
         streamed: bool = True,
     ) -> None:
-        super().__init__()
+        # (not super().__init__: interpreted, the super object costs more than the call)
+        BodyStorage.__init__(self)
         self._limit = content_length
         self._timeout = timeout
         self._spool_threshold = spool_threshold

@@ -49,7 +49,8 @@ class DirectChannel(ReplySender["Server"]):
     """The :class:`~fcgikit.server.sink.ResponseSink` of a request on the direct lane."""
 
     def __init__(self, server: Server, sock: Connected, whole: WholeRequest, peer: object) -> None:
-        super().__init__(server, sock)
+        # (not super().__init__: interpreted, the super object costs more than the call)
+        ReplySender.__init__(self, server, sock)
         self.whole = whole
         #: the web server's address as accept() gave it, or the label a Channel gave it
         #: (peer_label): for the Channel a keep-conn connection becomes
