@@ -232,6 +232,24 @@ def _as_a_worker(
     )
 
 
+def schedule_as_batch() -> None:
+    """Have the kernel schedule this worker, and every thread it starts, as a batch process
+    (SCHED_BATCH): woken by the web server's connect(), a worker would otherwise take the CPU
+    from the web server between its connect() and its write of the request, find nothing to
+    read, and sleep again; a batch process does not preempt on waking, so the web server
+    writes first and the worker reads the request in one go (benchmarks/RESULTS.md, "two busy
+    workers, round 18"). Its nice value still applies. A policy the operator chose (``chrt``)
+    is left as it is, as is a platform without the policy."""
+    batch = getattr(os, "SCHED_BATCH", None)
+    if batch is None:
+        return
+    try:
+        if os.sched_getscheduler(0) == os.SCHED_OTHER:
+            os.sched_setscheduler(0, batch, os.sched_param(0))
+    except OSError as exc:  # a sandbox that forbids it: the default policy serves as well
+        log.debug("worker %d keeps its scheduling policy: %s", os.getpid(), exc)
+
+
 def run_worker(
     *,
     load: Callable[[], WSGIApplication],
@@ -248,6 +266,7 @@ def run_worker(
     """The body of a forked worker; returns its exit status (the caller ``os._exit``s)."""
     pid = os.getpid()
     slot.set_pid(pid)
+    schedule_as_batch()
     handlers = _WorkerSignals(slot, pid)
     handlers.install()
     app = _load_app(load, slot)

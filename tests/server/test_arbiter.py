@@ -64,6 +64,9 @@ def app(environ, start_response):
         environ["wsgi.errors"].write(f"app log line from {os.getpid()}\\n")
     elif path == "/crash":
         os._exit(3)
+    elif path == "/policy":  # the scheduling policy of the thread that runs the request
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.sched_getscheduler(0)).encode()]
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
 """
@@ -354,6 +357,36 @@ def test_static_pool_serves_and_reports_status(start_pool: Callable[..., Pool]) 
     assert pool.get("/fcgikit-status", "json", remote="203.0.113.9").body.isdigit()
     assert pool.stop() == 0
     assert not os.path.exists(pool.address)
+
+
+def test_workers_run_as_batch_processes_and_the_master_as_it_was_started(
+    start_pool: Callable[..., Pool],
+) -> None:
+    """A worker woken by the web server's connect must not take the CPU from it before it
+    has written the request: the workers and their request threads run SCHED_BATCH."""
+    pool = start_pool("--workers", "2", "--threads", "2", ready=2)
+    assert {pool.get("/policy").body for _ in range(10)} == {str(os.SCHED_BATCH).encode()}
+    assert os.sched_getscheduler(pool.proc.pid) == os.SCHED_OTHER
+    assert pool.stop() == 0
+
+
+def test_a_scheduling_policy_the_operator_chose_is_kept(tmp_path: Path) -> None:
+    """``chrt --idle 0 fcgikit serve ...``: the workers stay SCHED_IDLE."""
+    (tmp_path / "prefork_app.py").write_text(APP_SOURCE)
+    address = str(tmp_path / "idle.sock")
+    launcher = (
+        "import os, sys\n"
+        "os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'fcgikit', 'serve', 'prefork_app:app',"
+        f" '--workers', '2', '--bind', 'unix:{address}'])\n"
+    )
+    backend = Backend([sys.executable, "-c", launcher], cwd=tmp_path)
+    try:
+        backend.wait_for(r"static pool of 2 workers x \d+ threads on unix:" + re.escape(address))
+        assert fcgi_get(address, "/policy").body == str(os.SCHED_IDLE).encode()
+        assert backend.stop(signal.SIGTERM) == 0
+    finally:
+        close(backend)
 
 
 def test_sighup_three_times_under_load_every_response_200(start_pool: Callable[..., Pool]) -> None:
