@@ -4,8 +4,8 @@
  * accept_connection() is the loop's accept: accept4() with SOCK_NONBLOCK (no setblocking()
  * ioctl afterwards), and None when no connection waits, where socket.accept() raises
  * BlockingIOError (CPython formats its strerror, and the caught exception builds a
- * traceback): once per round of accepts, on a quiet server once per connection. With probe,
- * it asks poll() first (see accept_connection). Its Python twin is accept.py's
+ * traceback) when a round of accepts meets the end of the queue (accept.py asks poll()
+ * first where it expects none: backlog_probe). Its Python twin is accept.py's
  * accept_connection_py.
  *
  * Connection is what the server holds for an accepted descriptor in place of a socket
@@ -65,16 +65,15 @@ peer_address(const struct sockaddr_storage *address, socklen_t length)
 }
 
 PyDoc_STRVAR(accept_connection_doc,
-"accept_connection(listener_fd, probe, /)\n--\n\n"
+"accept_connection(listener_fd, /)\n--\n\n"
 "accept4() a connection, non-blocking and close-on-exec, as (fd, peer); None when none is\n"
-"waiting (or a signal interrupted the call), without raising; OSError for anything else.\n"
-"probe: ask poll() first whether one waits, and return None at once if none does.");
+"waiting (or a signal interrupted the call), without raising; OSError for anything else.");
 
 static PyObject *
 accept_connection(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "accept_connection() takes exactly 2 arguments");
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "accept_connection() takes exactly 1 argument");
         return NULL;
     }
     long listener_fd = PyLong_AsLong(args[0]);
@@ -84,21 +83,6 @@ accept_connection(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t
     if (listener_fd < 0 || listener_fd > INT_MAX) {
         PyErr_SetString(PyExc_ValueError, "accept_connection(): not a file descriptor");
         return NULL;
-    }
-    int probe = PyObject_IsTrue(args[1]);
-    if (probe < 0) {
-        return NULL;
-    }
-    if (probe) {
-        /* Linux's accept() makes the new socket (inode, file, dentry) before it looks at the
-         * queue, and frees it again when the queue is empty: ten times what poll() costs for
-         * the same answer (benchmarks/RESULTS.md, "Accepting"). Anything but "nothing waits"
-         * (an error, a hang-up) goes on to accept4(), which reports it. */
-        struct pollfd waiting = {.fd = (int)listener_fd, .events = POLLIN, .revents = 0};
-        int ready = poll(&waiting, 1, 0);
-        if (ready == 0 || (ready < 0 && errno == EINTR)) {
-            Py_RETURN_NONE;
-        }
     }
     struct sockaddr_storage address;
     socklen_t length = sizeof(address);

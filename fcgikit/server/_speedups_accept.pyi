@@ -1,9 +1,7 @@
 """The C fast lane of :mod:`fcgikit.server.accept` (``_speedups_accept.c``); the Python there
 is the spec."""
 
-def accept_connection(
-    listener_fd: int, probe: bool, /
-) -> tuple[int, tuple[object, ...] | None] | None: ...
+def accept_connection(listener_fd: int, /) -> tuple[int, tuple[object, ...] | None] | None: ...
 def read_ready(connection: object, buffer: memoryview, /) -> int | None: ...
 def send_stdout(
     connection: object, request_id: int, data: bytes, send_timeout: float, /

@@ -59,7 +59,7 @@ ACCEPT_BATCH = 64
 #: (benchmarks/RESULTS.md, "Two processes, round 9" and "Issue 26, a worker's CPU, round 11")
 SHARED_ACCEPT_BATCH = 16
 
-AcceptConnection = Callable[[int, bool], tuple[int, tuple[object, ...] | None] | None]
+AcceptConnection = Callable[[int], tuple[int, tuple[object, ...] | None] | None]
 #: The C lane (fcgikit/server/_speedups_accept.c); None where it was not built (or has no
 #: accept4), and with FCGIKIT_PURE_PYTHON=1.
 accept_connection: AcceptConnection | None
@@ -75,26 +75,27 @@ except ImportError:
     accept_connection = Connection = read_ready = None
 
 
-def accept_connection_py(listener: socket.socket, probe: bool = False) -> tuple[int, object] | None:
+def accept_connection_py(listener: socket.socket) -> tuple[int, object] | None:
     """``accept_connection``'s twin: (fd, peer) of a waiting connection, as socket.accept()
     gives them; None when none waits; OSError for any other failure. Unlike the C lane's,
-    the fd is blocking, and a unix peer's address is the socket's (the C gives None).
-    ``probe``: ask poll() first, as the C lane does."""
-    if probe:
-        # An accept() that finds the queue empty costs Linux ten times what poll() costs, and
-        # here the BlockingIOError besides (its strerror formatted, then caught): more than
-        # a poll object made for the question. Anything but "nothing waits" goes on to
-        # accept(), which reports it.
-        waiting = select.poll()
-        waiting.register(listener, select.POLLIN)
-        if not waiting.poll(0):
-            return None
+    the fd is blocking, and a unix peer's address is the socket's (the C gives None)."""
     try:
         # not socket.accept(): its wrapper makes enums of the listener's family and type each call
         fd, peer = listener._accept()  # type: ignore[attr-defined]
     except (BlockingIOError, InterruptedError):
         return None
     return fd, peer
+
+
+def backlog_probe(listener: socket.socket) -> select.poll:
+    """A poll object that says whether a connection waits on ``listener`` (``poll(0)``
+    answers nothing when none does). An accept() that finds the queue empty costs Linux ten
+    times what poll() costs to say the same (benchmarks/RESULTS.md, "Accepting"), and
+    socket.accept() the BlockingIOError besides; made once a listener, as asking is once a
+    round of accepts."""
+    probe = select.poll()
+    probe.register(listener, select.POLLIN)
+    return probe
 
 
 def connection_py(fd: int, kind: tuple[int, int, int]) -> Connected:
@@ -164,6 +165,8 @@ class Acceptor(AcceptPauses):
         self._expected = 1
         #: connections accepted before their first bytes came, in the poller, by fd
         self.waiting: dict[int, Waiting] = {}
+        #: each listener's backlog_probe (see accept)
+        self._probes = {listener: backlog_probe(listener) for listener in listeners}
         self._allowed = server.settings.web_server_addrs  # (FCGI_WEB_SERVER_ADDRS)
         self._refused_peers = RateLimitedLog(
             log,
@@ -190,7 +193,8 @@ class Acceptor(AcceptPauses):
     def _take_queued(self, listener: socket.socket) -> None:
         """Accept every connection waiting on ``listener``, busy or not: a stop serves them
         (or answers FCGI_OVERLOADED) rather than leave them to be reset."""
-        while (accepted := self._accept_one(listener, True)) is not None:
+        probe = self._probes[listener]
+        while probe.poll(0) and (accepted := self._accept_one(listener)) is not None:
             self._admit(listener, accepted, may_wait=False)
 
     def sweep(self, now: float, *, stopping: bool) -> None:
@@ -212,11 +216,16 @@ class Acceptor(AcceptPauses):
         An accept() that finds the queue empty costs Linux ten times what poll() costs to
         say the same (benchmarks/RESULTS.md, "Accepting"). So a round accepts as many as the
         last found without asking, then asks poll() before each further one: under a steady
-        load (nginx without keep-conn connects per request) most rounds end with one poll()."""
+        load (nginx without keep-conn connects per request) most rounds end with one poll().
+        Asked first, before saturated: a round that finds the backlog empty ends there,
+        without the questions an accept needs (which cost the pure-Python build a call each)."""
         server = self.server
         expected = self._expected
+        probe = self._probes[listener]
         for accepted_count in range(self._batch):
-            if server.saturated():
+            if accepted_count >= expected and not probe.poll(0):
+                accepted = None  # the backlog is empty
+            elif server.saturated():
                 # Left in the shared backlog for a sibling with a free thread: grabbed, a burst
                 # would queue behind busy threads (and a --timeout kill would fail it whole).
                 # Not paused yet: see pause_if_saturated. A worker that one request fills (one
@@ -227,7 +236,8 @@ class Acceptor(AcceptPauses):
                 ):
                     self._check_backlog = False
                 return
-            accepted = self._accept_one(listener, accepted_count >= expected)
+            else:
+                accepted = self._accept_one(listener)
             if accepted is None:
                 self._expected = max(accepted_count, 1)
                 if not self.paused:  # the backlog is empty (accept did not fail)
@@ -242,7 +252,10 @@ class Acceptor(AcceptPauses):
         self, listener: socket.socket, accepted: tuple[int, object, bool], *, may_wait: bool
     ) -> None:
         """Start serving ``accepted`` (_accept_one's tuple, not *args, which the compiled call
-        would pack anew), or close it if its peer is not allowed; ``may_wait``: see _start."""
+        would pack anew), or close it if its peer is not allowed; then hand it to the server
+        (see _started). ``may_wait``: one whose bytes have not come yet waits for them in the
+        poller without a Channel (not while stopping, which counts on the Channels of the
+        connections it accepts)."""
         fd, peer, nonblocking = accepted
         # (peer_allowed is interpreted: not called when no list of addresses was given)
         if self._allowed is not None and not peer_allowed(peer, self._allowed):
@@ -259,12 +272,6 @@ class Acceptor(AcceptPauses):
             conn = Connection(fd)  # the C lane accepted it: no socket object at all
         else:
             conn = connection_py(fd, self._kinds[listener.fileno()])
-        self._start(conn, peer, may_wait=may_wait)
-
-    def _start(self, conn: Connected, peer: object, *, may_wait: bool) -> None:
-        """Hand a new connection to the server (see _started). ``may_wait``: one whose bytes
-        have not come yet waits for them in the poller without a Channel (not while stopping,
-        which counts on the Channels of the connections it accepts)."""
         # A web server sends its request right after connecting (nginx in the same
         # event-loop turn): it is often here already, and reading it now saves a round.
         buffer = self.server.recv_buffer
@@ -321,15 +328,15 @@ class Acceptor(AcceptPauses):
             buffer = self.server.recv_buffer
             self._started(connection.conn, connection.peer, buffer, -1, watched=True)
 
-    def _accept_one(self, listener: socket.socket, probe: bool) -> tuple[int, object, bool] | None:
+    def _accept_one(self, listener: socket.socket) -> tuple[int, object, bool] | None:
         """(fd, peer, whether the fd is non-blocking already) of a waiting connection; None
-        when none waits, or accept failed (logged). ``probe``: poll() first."""
+        when none waits, or accept failed (logged)."""
         try:
             if accept_connection is not None:
-                accepted = accept_connection(listener.fileno(), probe)
+                accepted = accept_connection(listener.fileno())
                 # (indexed, not *accepted: compiled, unpacking builds a list first)
                 return None if accepted is None else (accepted[0], accepted[1], True)
-            accepted_py = accept_connection_py(listener, probe)
+            accepted_py = accept_connection_py(listener)
         except OSError as exc:
             self._failed(exc)
             return None

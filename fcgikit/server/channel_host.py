@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from fcgikit.server.wsgi_codec import plain_names
+from fcgikit.server.wsgi_codec import DROPPED_PARAMS, environ_names
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -23,7 +23,7 @@ def text_names(settings: ServerSettings) -> NameTable | None:
     """The table a whole request's params are decoded by, as the environ's text, in the pass
     that reads its records (WholeRequest.parse, a Channel's ServerConnection): the environ
     builder's own. None with a base_environ, which the builder puts under them."""
-    return None if settings.base_environ else plain_names()
+    return None if settings.base_environ else environ_names(DROPPED_PARAMS)
 
 
 class Refuses(Protocol):

@@ -62,10 +62,10 @@ class DirectChannel(ReplySender["Server"]):
         """The request, its body fed. (Not kept here: the request keeps its channel, and a
         reference back would make each request a cycle for the garbage collector.)"""
         whole = self.whole
-        # Its body is all here, filled before the app runs: no lock (see RequestBody).
-        request = WSGIRequest(
-            self, whole.event, self.server.app, self.server.settings, streamed=False
-        )
+        server = self.server
+        # streamed False: its body is all here, filled before the app runs: no lock (see
+        # RequestBody). (Positional: interpreted, a class called with a keyword makes a dict.)
+        request = WSGIRequest(self, whole.event, server.app, server.settings, False)
         for chunk in whole.stdin:
             feed_body(request, chunk)
         request.body.finish()
@@ -123,14 +123,17 @@ class DirectChannel(ReplySender["Server"]):
     def request_done(self, request: WSGIRequest, *, on_loop: bool) -> None:
         # Without FCGI_KEEP_CONN the connection closes behind every request. One left without
         # END_REQUEST (the app failed after its headers went, or the web server went away)
-        # ends with the close: for nginx the sign of a cut response.
-        self.server.request_finished()
-        if (
+        # ends with the close: for nginx the sign of a cut response. The server learns that
+        # the request is over from the close (direct_closed wakes its loop as
+        # request_finished would), else from request_finished: one call either way.
+        server = self.server
+        if self.closed or (
             self.whole.keep_conn
             and request.ended
-            and not (self.broken or self.closed or request.close_connection)
-            and self.server.keep_direct(self, on_loop=on_loop)
+            and not (self.broken or request.close_connection)
+            and server.keep_direct(self, on_loop=on_loop)
         ):
+            server.request_finished()
             return
         self.close()
 

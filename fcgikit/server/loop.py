@@ -63,9 +63,10 @@ def admit(
     for _, request in arrived:
         if waited:
             request.waited = True
-        ready = request.body.complete and request.filter_data is None
+        complete = request.body.complete
+        ready = complete and request.filter_data is None
         # (before the pool's lock: bounding a body still arriving may write to its file)
-        jobs.append((request, ready, bound_waiting_memory(request)))  # (its job: run)
+        jobs.append((request, ready, bound_waiting_memory(request, complete)))  # (its job: run)
     if isinstance(pool, WorkerPool):  # all in one round of its lock (and a direct call)
         refused = pool.admit_all(jobs)
     else:

@@ -29,26 +29,32 @@ DECODED_PAIR_MEMORY: Final = 128
 WAITING_BODY_MEMORY: Final = 16 * 1024
 
 
-def bound_waiting_memory(request: WSGIRequest) -> int:
+def bound_waiting_memory(request: WSGIRequest, complete: bool) -> int:
     """About the most bytes ``request`` holds until it runs: its params, and what of its
     body (and FILTER data) may be in memory by then, bounded first for a body still
-    arriving (WAITING_BODY_MEMORY)."""
+    arriving (WAITING_BODY_MEMORY). ``complete``: its body's ``complete``, which the caller
+    asked already (admit: whether it may run on the loop's thread); a property of the
+    interpreted body is a call each time, for every request."""
     params = request.params
-    memory = REQUEST_MEMORY + request.event.params_size + _bound_body_memory(request, request.body)
+    body = request.body
+    if not complete:
+        _limit_arriving(request, body)
+    memory = REQUEST_MEMORY + request.event.params_size + body.memory_bound()
     text = request.text
     if text is not None:  # TextParams' text, which the request took (see WSGIRequest.text)
         memory += len(text) * DECODED_PAIR_MEMORY
     elif type(params) is dict:
         memory += len(params) * DECODED_PAIR_MEMORY
-    if request.filter_data is not None:
-        memory += _bound_body_memory(request, request.filter_data)
+    filter_data = request.filter_data
+    if filter_data is not None:
+        if not filter_data.complete:
+            _limit_arriving(request, filter_data)
+        memory += filter_data.memory_bound()
     return memory
 
 
-def _bound_body_memory(request: WSGIRequest, body: RequestBody) -> int:
-    if not body.complete:
-        try:
-            body.limit_memory(WAITING_BODY_MEMORY)
-        except OSError as exc:
-            log_spool_failure(request, exc)
-    return body.memory_bound()
+def _limit_arriving(request: WSGIRequest, body: RequestBody) -> None:
+    try:
+        body.limit_memory(WAITING_BODY_MEMORY)
+    except OSError as exc:
+        log_spool_failure(request, exc)

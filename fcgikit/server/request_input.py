@@ -91,10 +91,3 @@ def fail_input(request: WSGIRequest, reason: str) -> None:
     request.body.fail(reason)
     if request.filter_data is not None:
         request.filter_data.fail(reason)
-
-
-def close_input(request: WSGIRequest) -> None:
-    """The request is over: free its input streams' memory and spool files."""
-    request.body.close()
-    if request.filter_data is not None:
-        request.filter_data.close()

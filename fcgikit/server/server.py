@@ -44,7 +44,7 @@ from fcgikit.server.pool import WorkerPool
 from fcgikit.server.reply import Connected, overload_log
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.stopping import Stopping, adopt_connections
-from fcgikit.server.wsgi_codec import ENVIRON_EXTRA_KEYS, plain_names
+from fcgikit.server.wsgi_codec import DROPPED_PARAMS, ENVIRON_EXTRA_KEYS, environ_names
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -135,7 +135,8 @@ class Server:
         #: the web server may multiplex, for the lane reads nothing while its request runs
         self._direct_keeps = not settings.multiplexed
         #: whether a whole request's params are decoded as text (text_names says, by the
-        #: settings): the table itself is asked for each request (see plain_names)
+        #: settings): the table itself is asked for each request (a table kept for another set
+        #: of dropped names is cleared: see environ_names_py)
         self._decodes_text = text_names(settings) is not None
         #: what a DirectChannel sends its reply with (see send_whole), read once
         self.send_timeout: float = settings.send_timeout
@@ -346,7 +347,7 @@ class Server:
             keep_conn=keep_conn and self._direct_keeps,
             # its params decoded as the environ's text (text_names(self.settings), whose
             # reading of the interpreted settings is made once, in __init__)
-            names=plain_names() if self._decodes_text else None,
+            names=environ_names(DROPPED_PARAMS) if self._decodes_text else None,
             room=ENVIRON_EXTRA_KEYS,
         )
         if whole is None:

@@ -29,7 +29,7 @@ from fcgikit.protocol.constants import Role
 from fcgikit.protocol.events import EncodedParams, RequestReceived, TextParams
 from fcgikit.server.held_replies import ServerReply
 from fcgikit.server.observe import observe_request
-from fcgikit.server.request_input import close_input, filter_data, request_body
+from fcgikit.server.request_input import filter_data, request_body
 from fcgikit.server.request_settings import request_settings
 from fcgikit.server.sink import ResponseSink, ServerSink, WebServerGone
 from fcgikit.server.wsgi_codec import (
@@ -264,17 +264,24 @@ class WSGIRequest(ServerReply):
                     self.label,
                 )
             else:
-                reply = self._run_app()
+                tracker = self.tracker
+                if tracker is None:
+                    reply = self._respond(self.build_environ(), self.app)
+                else:
+                    reply = self._run_tracked(tracker)
         except WebServerGone as exc:
             self.aborted = True
             log.info("request %s: the web server went away (%s); output dropped", self.label, exc)
         except BaseException:
-            # A fault of the server's own (_run_app answers all of the app's): the web server
+            # A fault of the server's own (_respond answers all of the app's): the web server
             # must not wait for an END_REQUEST that will never come, so the connection closes.
             log.exception("request %s: unexpected error; closing its connection", self.label)
             self.close_connection = True
         finally:
-            close_input(self)
+            # The request is over: its input streams' memory and spool files are freed.
+            self.body.close()
+            if self.filter_data is not None:
+                self.filter_data.close()
             if reply is None:
                 self.done(on_loop=False)
         return reply
@@ -308,14 +315,11 @@ class WSGIRequest(ServerReply):
             else:
                 channel.request_done(self, on_loop=on_loop)
 
-    def _run_app(self) -> Reply | None:
-        """Call the app and produce its response; what is left to send (ResponseSink.finish).
-        A pool worker's request holds its tracker's cell until its response is over here
-        (closed, its error answered, or its web server gone), before the reply goes out."""
+    def _run_tracked(self, tracker: RequestTracker) -> Reply | None:
+        """run's call of the app for a pool worker's request: it holds its tracker's cell
+        until its response is over here (closed, its error answered, or its web server
+        gone), before the reply goes out."""
         environ = self.build_environ()
-        tracker = self.tracker
-        if tracker is None:
-            return self._respond(environ, self.app)
         page = tracker.status_page
         if page is not None and page.wants(environ):
             return self._respond(environ, page)  # the worker's own page: no app request
@@ -326,6 +330,7 @@ class WSGIRequest(ServerReply):
             tracker.end(cell)
 
     def _respond(self, environ: dict[str, Any], app: WSGIApplication) -> Reply | None:
+        """Call the app and produce its response; what is left to send (ResponseSink.finish)."""
         try:
             result = app(environ, self)  # (its start_response: __call__)
         except WebServerGone:

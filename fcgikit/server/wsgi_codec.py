@@ -164,14 +164,6 @@ else:
     fast_environ = _speedups_wsgi_codec.environ_from_params
     fast_encode_head = _speedups_wsgi_codec.encode_head
     environ_names = _speedups_wsgi_codec._name_table
-#: (compiled: a Final is read natively, a global looked up by name)
-_environ_names: Final = environ_names
-
-
-def plain_names() -> dict[bytes, str | None]:
-    """``environ_names(DROPPED_PARAMS)``: the table of the environ's builder in use, for the
-    names build_environ drops (asked each time: a table kept for another set is cleared)."""
-    return _environ_names(DROPPED_PARAMS)
 
 
 class InvalidResponse(Exception):

@@ -33,7 +33,7 @@ from fcgikit.protocol.whole_request import WholeRequest
 from fcgikit.server.queued_memory import WAITING_BODY_MEMORY, bound_waiting_memory
 from fcgikit.server.settings import ServerSettings
 from fcgikit.server.wsgi import WSGIRequest
-from fcgikit.server.wsgi_codec import ENVIRON_EXTRA_KEYS, plain_names
+from fcgikit.server.wsgi_codec import DROPPED_PARAMS, ENVIRON_EXTRA_KEYS, environ_names
 from tests.apps.blocking import params_digest
 from tests.processes import ROOT, Backend, fcgikit_command
 from tests.server.test_hostile import (
@@ -374,7 +374,7 @@ def test_what_a_waiting_request_counts_for_is_at_least_what_it_holds(count: int,
         held = (tracemalloc.get_traced_memory()[0] - before) / len(waiting)
     finally:
         tracemalloc.stop()
-    counted = bound_waiting_memory(waiting[0])
+    counted = bound_waiting_memory(waiting[0], waiting[0].body.complete)
     assert held <= counted <= 2 * held + 1024, (held, counted)
 
 
@@ -389,7 +389,8 @@ def test_a_whole_requests_text_counts_while_it_waits_and_becomes_its_environ() -
     settings = ServerSettings()
 
     def made() -> WSGIRequest:
-        whole = WholeRequest.parse(data, 1 << 20, names=plain_names(), room=ENVIRON_EXTRA_KEYS)
+        names = environ_names(DROPPED_PARAMS)
+        whole = WholeRequest.parse(data, 1 << 20, names=names, room=ENVIRON_EXTRA_KEYS)
         assert whole is not None
         return WSGIRequest(None, whole.event, None, settings)  # type: ignore[arg-type]
 
@@ -398,7 +399,8 @@ def test_a_whole_requests_text_counts_while_it_waits_and_becomes_its_environ() -
     event = ServerConnection().receive_data(data)[0]
     as_dict = WSGIRequest(None, event, None, settings)  # type: ignore[arg-type]
     assert type(as_text.params) is TextParams and type(as_dict.params) is dict
-    assert bound_waiting_memory(as_text) == bound_waiting_memory(as_dict)
+    complete = as_text.body.complete
+    assert bound_waiting_memory(as_text, complete) == bound_waiting_memory(as_dict, complete)
     assert as_text.body.content_length == 3
     environ = as_text.build_environ()
     assert environ["HTTP_X_23"] == "v" * 30 and environ["wsgi.input"] is as_text.body
@@ -414,7 +416,7 @@ def test_a_large_upload_waiting_for_a_thread_keeps_little_of_its_body_in_memory(
     params = {b"REQUEST_METHOD": b"POST", b"CONTENT_LENGTH": b"%d" % (100 * MiB)}
     received = ServerConnection().receive_data(client.start_request(1, params))[0]
     request = WSGIRequest(None, received, None, ServerSettings())  # type: ignore[arg-type]
-    counted = bound_waiting_memory(request)
+    counted = bound_waiting_memory(request, request.body.complete)
     assert counted <= WAITING_BODY_MEMORY + 4096, counted
     request.body.feed(b"x" * MiB)  # what arrives while it waits
     assert request.body.spooled and request.body.memory_bound() == 0
@@ -430,7 +432,7 @@ def test_an_upload_that_waited_for_a_thread_streams_through_memory_once_it_runs(
     params = {b"REQUEST_METHOD": b"POST", b"CONTENT_LENGTH": b"%d" % length}
     received = ServerConnection().receive_data(client.start_request(1, params))[0]
     request = WSGIRequest(None, received, None, ServerSettings())  # type: ignore[arg-type]
-    bound_waiting_memory(request)
+    bound_waiting_memory(request, request.body.complete)
     body = request.body
     body.feed(b"w" * (8 * KiB))  # what arrived while it waited
     assert body.read(8 * KiB) == b"w" * (8 * KiB)  # it runs

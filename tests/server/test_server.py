@@ -693,7 +693,8 @@ def test_keep_conn_reused_request_id_survives_the_previous_request() -> None:
                     return stdout
 
     first = send_request(b"/first")
-    first._run_app().send()  # the app ran and END_REQUEST went out; the request is not over
+    # the app ran and END_REQUEST went out; the request is not over
+    first._respond(first.build_environ(), first.app).send()
     assert b"PATH_INFO=/first\n" in response()
     second = send_request(b"/second")
     channel.request_done(first, on_loop=False)  # late: the id is already the second request's

@@ -65,14 +65,9 @@ def listening(family: int) -> socket.socket:
 FAMILIES = [socket.AF_INET] + ([socket.AF_INET6] if socket.has_ipv6 else [])
 
 
-#: probe=True asks poll() first; what the caller sees is the same either way
-PROBES = pytest.mark.parametrize("probe", [False, True], ids=["accept", "probed"])
-
-
-@PROBES
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: socket.AddressFamily(f).name)
 def test_accept_connection_is_the_python_without_the_exception(
-    lane: ModuleType, family: int, probe: bool
+    lane: ModuleType, family: int
 ) -> None:
     try:
         listener = listening(family)
@@ -81,13 +76,13 @@ def test_accept_connection_is_the_python_without_the_exception(
         return
     with listener:
         # Nothing waiting: None from both, where socket.accept() raises BlockingIOError.
-        assert lane.accept_connection(listener.fileno(), probe) is None
-        assert accept.accept_connection_py(listener, probe) is None
+        assert lane.accept_connection(listener.fileno()) is None
+        assert accept.accept_connection_py(listener) is None
         with pytest.raises(BlockingIOError):
             listener.accept()
         clients = [socket.create_connection(listener.getsockname()[:2]) for _ in range(2)]
-        fd, peer = lane.accept_connection(listener.fileno(), probe)
-        accepted_py = accept.accept_connection_py(listener, probe)
+        fd, peer = lane.accept_connection(listener.fileno())
+        accepted_py = accept.accept_connection_py(listener)
         assert accepted_py is not None
         python_fd, python_peer = accepted_py
         try:
@@ -113,34 +108,41 @@ def test_accept_connection_is_the_python_without_the_exception(
                 client.close()
 
 
-@PROBES
-def test_accept_connection_gives_a_unix_peer_as_none(
-    lane: ModuleType, tmp_path: Path, probe: bool
-) -> None:
+def test_accept_connection_gives_a_unix_peer_as_none(lane: ModuleType, tmp_path: Path) -> None:
     path = str(tmp_path / "fcgi.sock")
     with socket.socket(socket.AF_UNIX) as listener, socket.socket(socket.AF_UNIX) as client:
         listener.bind(path)
         listener.listen(1)
         client.connect(path)
-        fd, peer = lane.accept_connection(listener.fileno(), probe)
+        fd, peer = lane.accept_connection(listener.fileno())
         os.close(fd)
         assert peer is None  # the server labels it "unix socket" and never filters it
 
 
-@PROBES
-def test_accept_connection_raises_what_accept_raises(lane: ModuleType, probe: bool) -> None:
+def test_accept_connection_raises_what_accept_raises(lane: ModuleType) -> None:
     with socket.socket() as not_listening:
-        # (poll() reports a socket that is not listening as hung up: the probe lets accept4
-        # say what is wrong)
         with pytest.raises(OSError) as lane_error:
-            lane.accept_connection(not_listening.fileno(), probe)
+            lane.accept_connection(not_listening.fileno())
         with pytest.raises(OSError) as python_error:
-            accept.accept_connection_py(not_listening, probe)
+            accept.accept_connection_py(not_listening)
     assert lane_error.value.errno == python_error.value.errno == errno.EINVAL
     with pytest.raises(ValueError):
-        lane.accept_connection(-1, probe)
+        lane.accept_connection(-1)
     with pytest.raises(TypeError):
-        lane.accept_connection(not_listening.fileno())
+        lane.accept_connection(not_listening.fileno(), True)
+
+
+def test_the_backlog_probe_says_whether_a_connection_waits() -> None:
+    with listening(socket.AF_INET) as listener, socket.socket() as not_listening:
+        probe = accept.backlog_probe(listener)
+        assert not probe.poll(0)  # nothing waits: the round of accepts ends without accept()
+        with socket.create_connection(listener.getsockname()[:2]):
+            assert probe.poll(0)
+            assert accept.accept_connection_py(listener) is not None
+            assert not probe.poll(0)  # asked again, after the accept
+        # poll() reports a socket that is not listening as hung up: the probe lets accept()
+        # say what is wrong rather than take it for an empty queue
+        assert accept.backlog_probe(not_listening).poll(0)
 
 
 # --- Connection: the accepted socket -------------------------------------------------------
@@ -373,8 +375,7 @@ def calls(lane: ModuleType, listener: socket.socket) -> Iterator[Call]:
     yield send_stdout_to_a_peer_gone, (connection, 1, b"x" * 70_000, 1.0)  # the OSError
     yield lane.send_stdout, (connection, 1 << 16, b"x", 1.0)  # no request id
     yield lane.send_stdout, (ours, 1, b"x", 1.0)  # not a Connection
-    yield lane.accept_connection, (listener.fileno(), True)  # nothing waits
-    yield lane.accept_connection, (listener.fileno(), False)
+    yield lane.accept_connection, (listener.fileno(),)  # nothing waits
     connection.close()
 
 
