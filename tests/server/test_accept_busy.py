@@ -151,3 +151,48 @@ def test_a_worker_of_one_thread_stops_looking_at_its_backlog_after_its_first_sec
         server._close_everything()
         clients[3].close()
     assert ran == ["/2"]
+
+
+def test_a_worker_of_one_thread_that_finds_its_backlog_empty_stops_looking_at_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look before a request runs lasts until an accept finds the backlog empty, in a
+    worker of one thread too: its first request fills it, and the round that took it asks
+    the backlog before it stops, so a request accepted later in its first second runs
+    without the look (here a connection whose web server closed it after sending its
+    request: looked at, it would not run)."""
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    path = str(tmp_path / "shared.sock")
+    settings = ServerSettings(
+        binds=(UnixAddress(path),), handle_signals=False, share_listeners=True, threads=1
+    )
+    ran: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        ran.append(environ["PATH_INFO"])
+        return hello(environ, start_response)
+
+    server = Server(app, settings)
+    server.acceptor.listen()
+    server.pool._leader = threading.get_ident()  # this thread holds the loop role
+    server.loop.next_sweep = now[0] + 3600
+    first = connect(path)
+    try:
+        first.sendall(request(b"/0"))
+        for at, late in ((0.1, False), (0.5, True)):  # seconds after the worker started
+            now[0] = 100.0 + at
+            if late:
+                second = connect(path)
+                second.sendall(request(b"/1"))
+                second.close()  # the web server gave up on it
+            server.acceptor.accept(server.listeners[0])
+            assert len(server.arrived) == 1
+            arrived, server.arrived = server.arrived, []
+            admit(arrived, server.pool, waited=server.acceptor.accepted_late)  # as Loop.lead
+            server.acceptor.accepted_late = False
+            server.pool.run_ready()
+    finally:
+        server._close_everything()
+        first.close()
+    assert ran == ["/0", "/1"]
