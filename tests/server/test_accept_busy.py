@@ -120,19 +120,8 @@ def test_a_worker_of_one_thread_stops_looking_at_its_backlog_after_its_first_sec
     now = [100.0]
     monkeypatch.setattr(time, "monotonic", lambda: now[0])
     path = str(tmp_path / "shared.sock")
-    settings = ServerSettings(
-        binds=(UnixAddress(path),), handle_signals=False, share_listeners=True, threads=1
-    )
     ran: list[str] = []
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        ran.append(environ["PATH_INFO"])
-        return hello(environ, start_response)
-
-    server = Server(app, settings)
-    server.acceptor.listen()
-    server.pool._leader = threading.get_ident()  # this thread holds the loop role
-    server.loop.next_sweep = now[0] + 3600
+    server = worker_of_one_thread(path, ran, now[0])
     clients = [connect(path) for _ in range(4)]
     try:
         for number, client in enumerate(clients[:3]):
@@ -141,12 +130,7 @@ def test_a_worker_of_one_thread_stops_looking_at_its_backlog_after_its_first_sec
         clients[3].sendall(request(b"/3"))  # keeps the backlog from running empty
         for at in (0.5, 1.5, 1.6):  # seconds after the worker started
             now[0] = 100.0 + at
-            server.acceptor.accept(server.listeners[0])
-            assert len(server.arrived) == 1  # stopped at its first: saturated
-            arrived, server.arrived = server.arrived, []
-            admit(arrived, server.pool, waited=server.acceptor.accepted_late)  # as Loop.lead
-            server.acceptor.accepted_late = False
-            server.pool.run_ready()
+            assert one_round_of_the_loop(server) == 1  # stopped at its first: saturated
     finally:
         server._close_everything()
         clients[3].close()
@@ -164,19 +148,8 @@ def test_a_worker_of_one_thread_that_finds_its_backlog_empty_stops_looking_at_it
     now = [100.0]
     monkeypatch.setattr(time, "monotonic", lambda: now[0])
     path = str(tmp_path / "shared.sock")
-    settings = ServerSettings(
-        binds=(UnixAddress(path),), handle_signals=False, share_listeners=True, threads=1
-    )
     ran: list[str] = []
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        ran.append(environ["PATH_INFO"])
-        return hello(environ, start_response)
-
-    server = Server(app, settings)
-    server.acceptor.listen()
-    server.pool._leader = threading.get_ident()  # this thread holds the loop role
-    server.loop.next_sweep = now[0] + 3600
+    server = worker_of_one_thread(path, ran, now[0])
     first = connect(path)
     try:
         first.sendall(request(b"/0"))
@@ -186,13 +159,36 @@ def test_a_worker_of_one_thread_that_finds_its_backlog_empty_stops_looking_at_it
                 second = connect(path)
                 second.sendall(request(b"/1"))
                 second.close()  # the web server gave up on it
-            server.acceptor.accept(server.listeners[0])
-            assert len(server.arrived) == 1
-            arrived, server.arrived = server.arrived, []
-            admit(arrived, server.pool, waited=server.acceptor.accepted_late)  # as Loop.lead
-            server.acceptor.accepted_late = False
-            server.pool.run_ready()
+            assert one_round_of_the_loop(server) == 1
     finally:
         server._close_everything()
         first.close()
     assert ran == ["/0", "/1"]
+
+
+def worker_of_one_thread(path: str, ran: list[str], now: float) -> Server:
+    """A prefork worker of one thread on ``path``, listening, this thread its loop's, its
+    app noting each request's path in ``ran``; no sweep before an hour after ``now``."""
+    settings = ServerSettings(
+        binds=(UnixAddress(path),), handle_signals=False, share_listeners=True, threads=1
+    )
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        ran.append(environ["PATH_INFO"])
+        return hello(environ, start_response)
+
+    server = Server(app, settings)
+    server.acceptor.listen()
+    server.pool._leader = threading.get_ident()  # this thread holds the loop role
+    server.loop.next_sweep = now + 3600
+    return server
+
+
+def one_round_of_the_loop(server: Server) -> int:
+    """The loop's steps, as Loop.lead takes them: accept, admit, run; how many arrived."""
+    server.acceptor.accept(server.listeners[0])
+    arrived, server.arrived = server.arrived, []
+    admit(arrived, server.pool, waited=server.acceptor.accepted_late)
+    server.acceptor.accepted_late = False
+    server.pool.run_ready()
+    return len(arrived)
