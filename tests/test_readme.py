@@ -31,6 +31,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.user_commands]
 
 #: Installing compiles fcgikit (mypyc, then C) for Debian's Python: generous, but bounded.
 INSTALL_TIMEOUT = 600
+#: How long the example may take to answer, each time it starts.
+SERVE_TIMEOUT = 120
 
 
 def free_port() -> int:
@@ -120,6 +122,10 @@ def test_serve_example_says_when_the_port_is_taken(checkout: Path) -> None:
     assert not (checkout / ".venv").exists()  # refused before installing anything
 
 
+# The test bounds each of its steps itself; pytest's own per-test timeout (pyproject) is shorter
+# than the install alone may take on a busy machine, and would cut it off without the step's
+# output. So this test's bound is the sum of its steps' bounds.
+@pytest.mark.timeout(INSTALL_TIMEOUT + 2 * (SERVE_TIMEOUT + 30 + 60))  # + answer + stop
 def test_test_then_serve_example_with_debians_python(checkout: Path) -> None:
     before = installed_distributions()
     tests = run_script(
@@ -140,7 +146,7 @@ def test_test_then_serve_example_with_debians_python(checkout: Path) -> None:
     port = free_port()
     example = run_script(checkout, "scripts/serve-example", env={"PORT": str(port)})
     try:
-        example.wait_for(rf"nginx on http://127\.0\.0\.1:{port}/", timeout=120)
+        example.wait_for(rf"nginx on http://127\.0\.0\.1:{port}/", timeout=SERVE_TIMEOUT)
         assert "installed and current" in example.stderr  # .venv reused, nothing installed
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as reply:
             body = reply.read()
@@ -157,7 +163,9 @@ def test_test_then_serve_example_with_debians_python(checkout: Path) -> None:
         checkout, "scripts/serve-example", env={"PORT": str(port), "PATH": no_nginx}
     )
     try:
-        example.wait_for(rf"development front on http://127\.0\.0\.1:{port}/", timeout=120)
+        example.wait_for(
+            rf"development front on http://127\.0\.0\.1:{port}/", timeout=SERVE_TIMEOUT
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/hello/World", timeout=30) as reply:
             assert b"World" in reply.read()
     finally:
