@@ -30,7 +30,7 @@ from tests.processes import DEBIAN_PYTHON, SOURCE_TREE, Backend, require_debian_
 pytestmark = [pytest.mark.integration, pytest.mark.user_commands]
 
 #: Installing compiles fcgikit (mypyc, then C) for Debian's Python: generous, but bounded.
-INSTALL_TIMEOUT = 600
+INSTALL_TIMEOUT = 900
 #: How long the example may take to answer, each time it starts.
 SERVE_TIMEOUT = 120
 
