@@ -97,15 +97,22 @@ class BodyStorage:
         taken = 0
         while taken < n:
             first = chunks[0]
-            if self._parts_feed < 0 and type(first) is memoryview:
+            # (a view, of the app's own read of its socket, is sliced as it is: another view
+            # of it first cost as much as the rest of the step)
+            is_view = type(first) is memoryview
+            if is_view and self._parts_feed < 0:
                 self._parts_feed = self._view_feeds
             start = self._chunk_start
-            end = min(len(first), start + n - taken)
-            if end < len(first):
-                parts.append(memoryview(first)[start:end])  # copied once, by the read's join
+            length = len(first)
+            end = min(length, start + n - taken)
+            if end < length:  # copied once, by the read's join
+                parts.append((first if is_view else memoryview(first))[start:end])
                 self._chunk_start = end
             else:  # the rest of the first chunk; all of it, as it is
-                parts.append(memoryview(first)[start:] if start else first)
+                if start:
+                    parts.append((first if is_view else memoryview(first))[start:])
+                else:
+                    parts.append(first)
                 chunks.popleft()
                 self._chunk_start = 0
             taken += end - start

@@ -6,6 +6,7 @@ lock; every test a single thread can run holds it to the same answers as a strea
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import tracemalloc
@@ -350,3 +351,36 @@ def test_lines_read_from_views_of_a_reused_buffer_keep_every_byte() -> None:
     lines = list(body)
     assert b"".join(lines) == data
     assert all(type(line) is bytes for line in lines)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(max_size=3000),
+    cuts=st.lists(st.integers(0, 3000), max_size=12),
+    per_read=st.integers(1, 4),
+    announced=st.one_of(st.none(), st.integers(0, 3500)),
+    threshold=st.sampled_from([0, 100, 1000, 1 << 20]),
+)
+def test_a_body_fed_views_keeps_what_a_body_fed_bytes_keeps(
+    data: bytes, cuts: list[int], per_read: int, announced: int | None, threshold: int
+) -> None:
+    """The reads of a socket the app's thread feeds as views (several a read, some empty)
+    end as the same bytes fed one by one would: past the announced length dropped, past the
+    threshold spooled, every byte in order."""
+    bounds = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
+    pieces = [data[start:end] for start, end in itertools.pairwise(bounds)] + [b""]
+    viewed = RequestBody(content_length=announced, spool_threshold=threshold)
+    fed = RequestBody(content_length=announced, spool_threshold=threshold)
+    for start in range(0, len(pieces), per_read):
+        read = pieces[start : start + per_read]
+        buffer = memoryview(bytearray(b"".join(read)))  # (a buffer of this read's own)
+        views, offset = [], 0
+        for piece in read:
+            views.append(buffer[offset : offset + len(piece)])
+            offset += len(piece)
+            fed.feed(piece)
+        viewed.feed_views(views)
+    for body in (viewed, fed):
+        body.finish()
+    assert (viewed.received, viewed.spooled) == (fed.received, fed.spooled)
+    assert viewed.read() == fed.read() == data[: len(data) if announced is None else announced]
