@@ -92,30 +92,6 @@ class RequestBody(BodyStorage):
         lock.acquire()
         try:
             self._view_feeds += 1
-            chunks = self._chunks
-            size = 0
-            empty = False
-            for view in views:
-                length = len(view)
-                size += length
-                empty = empty or not length
-            # What _feed would do with each, at once, when none of its cases apply (no
-            # failure, no spool, within the length and the threshold, no reader waiting):
-            # a read brings a few records' views, and a call each cost as much as the rest.
-            if (
-                chunks is not None
-                and not self._finished
-                and self._failure is None
-                and self._spool_write == self._spool_read
-                and (self._limit is None or self.received + size <= self._limit)
-                and self._unread + size <= self._threshold
-                and not self._waiting
-                and not empty
-            ):
-                chunks.extend(views)
-                self.received += size
-                self._unread += size
-                return
             for view in views:
                 self._feed(view, True)
         finally:
