@@ -44,6 +44,26 @@ def test_serve_on_a_unix_socket_then_sigterm_exits_0(tmp_path: Path) -> None:
     assert not sock.exists()
 
 
+def test_a_relative_socket_path_is_relative_to_chdir(tmp_path: Path) -> None:
+    # the sockets listen before the app's directory goes on sys.path, but after --chdir
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "here.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'from the app directory']\n"
+    )
+    command = fcgikit_command("serve", "here:app", "--chdir", str(app_dir), "--bind", "unix:a.sock")
+    backend = Backend(command, cwd=tmp_path, env=ENV)
+    try:
+        backend.wait_for("listening on unix:a.sock")
+        response = FastCGIClient(f"unix:{app_dir / 'a.sock'}").request("GET", "/")
+    finally:
+        assert backend.stop(signal.SIGTERM) == 0
+    assert response.body == b"from the app directory"
+    assert not (tmp_path / "a.sock").exists()
+
+
 def test_mount_option_rebuilds_script_name_from_request_uri(tmp_path: Path) -> None:
     sock = tmp_path / "app.sock"
     backend = Backend(
