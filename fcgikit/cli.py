@@ -7,9 +7,10 @@ fcgikit config nginx --mount /yourapplication --socket unix:/run/app.sock
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, NoReturn, TypeAlias, cast
 
@@ -215,11 +216,14 @@ def _serve(args: Arguments) -> int:
         return _serve_pool(command, settings)
     if command.reload_dir or command.reload_engine != "auto":
         raise ConfigError("--reload-dir and --reload-engine go with --reload")
-    if command.chdir is not None:
+    if command.chdir:
         _enter_app_directory(command.chdir)  # first: a relative socket path is relative to it
     listening = listen(command, settings.build(ServerSettings))
     try:
-        access_log_from_logging = _set_up_logging(command, settings)
+        # --log-file's and --log-config's paths (and those the file names) are from where
+        # fcgikit started, as when logging was set up before --chdir
+        with _working_directory(start_directory):
+            access_log_from_logging = _set_up_logging(command, settings)
         _enter_app_directory(None)  # the working directory on sys.path, as with --chdir
         fixers = _fixers(settings)
     except BaseException:
@@ -250,6 +254,20 @@ def _serve_pool(command: CommandSettings, settings: ResolvedSettings) -> int:
     if command.http is not None:
         raise ConfigError("--http is a development front; use it without --workers")
     return serve_pool(command, settings, server, fixers)
+
+
+@contextlib.contextmanager
+def _working_directory(directory: str) -> Iterator[None]:
+    """In ``directory`` for a while, then back where the process was."""
+    here = os.getcwd()
+    if here == directory:
+        yield
+        return
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 def _enter_app_directory(directory: str | None) -> None:

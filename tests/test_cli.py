@@ -44,8 +44,11 @@ def test_serve_on_a_unix_socket_then_sigterm_exits_0(tmp_path: Path) -> None:
     assert not sock.exists()
 
 
-def test_a_relative_socket_path_is_relative_to_chdir(tmp_path: Path) -> None:
-    # the sockets listen before the app's directory goes on sys.path, but after --chdir
+def test_a_relative_socket_path_is_from_chdir_and_a_log_file_from_the_start(
+    tmp_path: Path,
+) -> None:
+    # the socket listens once fcgikit is in --chdir, before it sets up its logging, whose
+    # file is still named from where it started
     app_dir = tmp_path / "app"
     app_dir.mkdir()
     (app_dir / "here.py").write_text(
@@ -53,15 +56,19 @@ def test_a_relative_socket_path_is_relative_to_chdir(tmp_path: Path) -> None:
         "    start_response('200 OK', [])\n"
         "    return [b'from the app directory']\n"
     )
-    command = fcgikit_command("serve", "here:app", "--chdir", str(app_dir), "--bind", "unix:a.sock")
+    os.mkfifo(tmp_path / "fcgikit.log")  # opened below once fcgikit opens it
+    command = fcgikit_command(
+        "serve", "here:app", "--chdir", "app", "--bind", "unix:a.sock", "--log-file", "fcgikit.log"
+    )
     backend = Backend(command, cwd=tmp_path, env=ENV)
     try:
-        backend.wait_for("listening on unix:a.sock")
-        response = FastCGIClient(f"unix:{app_dir / 'a.sock'}").request("GET", "/")
+        with open(tmp_path / "fcgikit.log") as lines:
+            response = FastCGIClient(f"unix:{app_dir / 'a.sock'}").request("GET", "/")
+            assert "listening on unix:a.sock" in lines.readline()
     finally:
         assert backend.stop(signal.SIGTERM) == 0
     assert response.body == b"from the app directory"
-    assert not (tmp_path / "a.sock").exists()
+    assert not (app_dir / "fcgikit.log").exists()
 
 
 def test_mount_option_rebuilds_script_name_from_request_uri(tmp_path: Path) -> None:
