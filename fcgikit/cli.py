@@ -7,20 +7,18 @@ fcgikit config nginx --mount /yourapplication --socket unix:/run/app.sock
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, NoReturn, TypeAlias, cast
 
 from fcgikit import __version__
 from fcgikit.errors import ConfigError
 from fcgikit.gc_pause import resume_collections
-from fcgikit.serve_command import Fixers, serve_one_process, serve_pool, serve_reloading
-from fcgikit.server.apploader import enter_app_directory
+from fcgikit.serve_command import Fixers, listen, serve_one_process
 from fcgikit.server.listeners import exec_with_listeners
-from fcgikit.server.logs import configure_logging, fcgikit_log
 from fcgikit.server.settings import (
     SERVE_SETTINGS,
     CommandSettings,
@@ -36,7 +34,8 @@ if TYPE_CHECKING:
 
     from fcgikit.server.server import Server
 
-log = logging.getLogger("fcgikit.cli")
+#: fcgikit's own logger of the command (logging is imported once the sockets listen)
+LOG_NAME = "fcgikit.cli"
 
 #: what each signal does to ``fcgikit serve``, one process or a pool: the end of its --help,
 #: and word for word in the README and docs/operations.rst (tests/server/test_signals.py)
@@ -180,7 +179,9 @@ def _fixers(settings: ResolvedSettings) -> Fixers | None:
             "trusted": command.forwarded_allow_ips,
         }
     elif trust_origin == f"env:{FORWARDED_ALLOW_IPS}":
-        log.warning(
+        import logging
+
+        logging.getLogger(LOG_NAME).warning(
             "fcgikit: FORWARDED_ALLOW_IPS is set, but no proxy header is trusted without "
             "--proxy-hops N or --forwarded N"
         )
@@ -203,7 +204,6 @@ def _serve(args: Arguments) -> int:
         sys.stdout.write(settings.as_toml())
         return 0
     command = settings.build(CommandSettings)
-    access_log_from_logging = _set_up_logging(command, settings)
     if command.app is None:
         raise ConfigError(
             "which app? Name it: fcgikit serve yourapplication:app (or app = ... in the "
@@ -212,29 +212,77 @@ def _serve(args: Arguments) -> int:
     # A re-executed fcgikit (SIGHUP) starts where this one did, so that a relative --chdir,
     # --config or socket path means what it meant.
     start_directory = os.getcwd()
-    enter_app_directory(command.chdir)
-    fixers = _fixers(settings)
-    server = settings.build(ServerSettings, access_log_from_logging=access_log_from_logging)
     if command.reload or settings.starts_pool():
-        # a pool: only one process loads the app (fcgikit/gc_pause.py) without collections
-        resume_collections()
-    if command.reload:
-        return serve_reloading(command, settings, server, fixers)
+        return _serve_pool(command, settings)
     if command.reload_dir or command.reload_engine != "auto":
         raise ConfigError("--reload-dir and --reload-engine go with --reload")
-    if settings.starts_pool():
-        if command.http is not None:
-            raise ConfigError("--http is a development front; use it without --workers")
-        return serve_pool(command, settings, server, fixers)
-    restart = serve_one_process(command, server, fixers)
+    if command.chdir:
+        _enter_app_directory(command.chdir)  # first: a relative socket path is relative to it
+    listening = listen(command, settings.build(ServerSettings))
+    try:
+        # --log-file's and --log-config's paths (and those the file names) are from where
+        # fcgikit started, as when logging was set up before --chdir
+        with _working_directory(start_directory):
+            access_log_from_logging = _set_up_logging(command, settings)
+        _enter_app_directory(None)  # the working directory on sys.path, as with --chdir
+        fixers = _fixers(settings)
+    except BaseException:
+        listening.abandon()
+        raise
+    restart = serve_one_process(
+        command, listening, fixers, access_log_from_logging=access_log_from_logging
+    )
     if restart is not None:
         _reexecute(restart, start_directory)
     return 0
 
 
+def _serve_pool(command: CommandSettings, settings: ResolvedSettings) -> int:
+    """--workers or --reload: the pool's master (which binds), until it stops."""
+    from fcgikit.serve_command import serve_pool, serve_reloading
+
+    access_log_from_logging = _set_up_logging(command, settings)
+    _enter_app_directory(command.chdir)
+    fixers = _fixers(settings)
+    server = settings.build(ServerSettings, access_log_from_logging=access_log_from_logging)
+    # a pool: only one process loads the app (fcgikit/gc_pause.py) without collections
+    resume_collections()
+    if command.reload:
+        return serve_reloading(command, settings, server, fixers)
+    if command.reload_dir or command.reload_engine != "auto":
+        raise ConfigError("--reload-dir and --reload-engine go with --reload")
+    if command.http is not None:
+        raise ConfigError("--http is a development front; use it without --workers")
+    return serve_pool(command, settings, server, fixers)
+
+
+@contextlib.contextmanager
+def _working_directory(directory: str) -> Iterator[None]:
+    """In ``directory`` for a while, then back where the process was."""
+    here = os.getcwd()
+    if here == directory:
+        yield
+        return
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+def _enter_app_directory(directory: str | None) -> None:
+    from fcgikit.server.apploader import enter_app_directory  # it loads logging
+
+    enter_app_directory(directory)
+
+
 def _set_up_logging(command: CommandSettings, settings: ResolvedSettings) -> bool:
     """fcgikit's own logging (--log-level, --log-file), or the operator's --log-config
     instead; True when that file configures the access log (the fcgikit.access logger)."""
+    import logging
+
+    from fcgikit.server.logs import configure_logging, fcgikit_log
+
     level = getattr(logging, command.log_level.upper())
     if command.log_config is None:
         configure_logging(level, command.log_file)
@@ -260,6 +308,9 @@ def _set_up_logging(command: CommandSettings, settings: ResolvedSettings) -> boo
 
 def _reexecute(server: Server, start_directory: str) -> NoReturn:
     """SIGHUP without a pool: this process becomes a new fcgikit, on the same sockets."""
+    import logging
+
+    log = logging.getLogger(LOG_NAME)
     argv = [sys.executable, "-m", "fcgikit", *sys.argv[1:]]
     os.chdir(start_directory)
     if not server.keep_listeners_on_reload:

@@ -17,9 +17,7 @@ them, and each costs start-up time (tests/test_cli_startup.py).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final
@@ -27,14 +25,12 @@ from typing import TYPE_CHECKING, Final
 from fcgikit.addresses import FdAddress, TcpAddress, UnixAddress
 from fcgikit.errors import ConfigError
 from fcgikit.gc_pause import pause_collections, resume_collections
-from fcgikit.server.apploader import load_app
 from fcgikit.server.listeners import (
     describe,
     inherited_listener,
     open_bound_listeners,
     passed_listeners,
 )
-from fcgikit.server.notify import SystemdNotifier
 from fcgikit.server.settings import CommandSettings, PoolSettings, ServerSettings
 
 if TYPE_CHECKING:
@@ -45,8 +41,6 @@ if TYPE_CHECKING:
 
     from fcgikit.server.server import Server
     from fcgikit.server.settings.sources import ResolvedSettings
-
-log = logging.getLogger("fcgikit.cli")
 
 #: Wraps the loaded app in the URL fixers --mount, --proxy-hops and --forwarded ask for.
 Fixers = Callable[["WSGIApplication"], "WSGIApplication"]
@@ -70,6 +64,7 @@ def serve_pool(
 ) -> int:
     """--workers: the pool's master, until it stops; its exit status."""
     from fcgikit.server.arbiter import Arbiter
+    from fcgikit.server.notify import SystemdNotifier
 
     assert command.app is not None
     server_settings, pool = pool_settings(command, settings, server)
@@ -141,7 +136,7 @@ def _reload_front_target(settings: ServerSettings) -> tuple[ServerSettings, str 
     return replace(settings, binds=(address,)), directory, str(address)
 
 
-class _Listening:
+class Listening:
     """What one process serves: the sockets it was given, or those of its settings' binds.
     A plain class: one is made a start, and read once (a frozen dataclass's class costs the
     start more than that)."""
@@ -166,16 +161,33 @@ class _Listening:
         #: the temporary directory of the development front's socket, removed afterwards
         self.dev_socket_dir: Final = dev_socket_dir
 
+    def abandon(self) -> None:
+        """No server will serve these: the socket files in ``created`` are removed (and the
+        development front's directory), so that the web server's connections are refused
+        rather than left waiting; the sockets close when the process exits."""
+        for path in self.created:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        if self.dev_socket_dir is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.dev_socket_dir)
 
-def _listening(command: CommandSettings, settings: ServerSettings) -> _Listening:
+
+def listen(command: CommandSettings, settings: ServerSettings) -> Listening:
+    """The sockets one process serves, listening from now on: as soon as the settings are
+    read, before logging is set up, the server's modules load and the app is imported, which
+    can take seconds, so that meanwhile the web server's connections wait in the backlog to be
+    served instead of being refused (a 502), as they do across a SIGHUP's re-exec, and in a
+    pool, whose master binds before its workers import the app. Whatever fails after this
+    and before the server runs calls :meth:`Listening.abandon`."""
     passed = passed_listeners()  # ours, re-executed by SIGHUP, or systemd's
     if passed is not None and passed.sockets:
-        return _Listening(settings, passed.sockets, passed.created_paths, passed.connections)
+        return Listening(settings, passed.sockets, passed.created_paths, passed.connections)
     if settings.binds:
         return _bound(settings)
     listener = inherited_listener(0)
     if listener is not None:
-        return _Listening(settings, [listener])
+        return Listening(settings, [listener])
     if command.http is not None:
         import tempfile
 
@@ -189,28 +201,31 @@ def _listening(command: CommandSettings, settings: ServerSettings) -> _Listening
     )
 
 
-def _bound(settings: ServerSettings, dev_socket_dir: str | None = None) -> _Listening:
-    """The sockets of ``settings.binds``, listening from now on: before the app is imported,
-    which can take seconds, so that meanwhile the web server's connections wait in the
-    backlog to be served instead of being refused (a 502), as they do across a SIGHUP's
-    re-exec, and in a pool, whose master binds before its workers import the app."""
+def _bound(settings: ServerSettings, dev_socket_dir: str | None = None) -> Listening:
     listeners, created = open_bound_listeners(settings)
-    return _Listening(settings, listeners, created, dev_socket_dir=dev_socket_dir)
+    return Listening(settings, listeners, created, dev_socket_dir=dev_socket_dir)
 
 
 def serve_one_process(
-    command: CommandSettings, settings: ServerSettings, fixers: Fixers | None
+    command: CommandSettings,
+    listening: Listening,
+    fixers: Fixers | None,
+    *,
+    access_log_from_logging: bool = False,
 ) -> Server | None:
-    """Serve in this process until stopped; the server, if SIGHUP asked for a new process
-    on its sockets (the caller re-executes fcgikit), else None."""
+    """Serve ``listening`` (:func:`listen`) in this process until stopped; the server, if
+    SIGHUP asked for a new process on its sockets (the caller re-executes fcgikit), else
+    None. ``access_log_from_logging``: the --log-config file configures the access log."""
     assert command.app is not None
-    listening = _listening(command, settings)
     # here, once the sockets listen: a request sent while the server's modules load waits
+    from fcgikit.server.notify import SystemdNotifier
     from fcgikit.server.server import Server
 
     with _no_collections():
-        app = _load(command.app, fixers, listening.created)
+        app = _load(command.app, fixers, listening)
     settings = listening.settings
+    if access_log_from_logging:
+        settings = replace(settings, access_log_from_logging=True)
     page = None
     if settings.status_path is not None:
         from fcgikit.server.status import one_process_page
@@ -255,21 +270,24 @@ def _no_collections() -> Iterator[None]:
         resume_collections()
 
 
-def _load(spec: str, fixers: Fixers | None, created: list[str]) -> WSGIApplication:
-    """The app, wrapped in ``fixers``; if it cannot be loaded, the unix sockets a previous
-    fcgikit created (``created``) are removed: the server that would have will not run."""
+def _load(spec: str, fixers: Fixers | None, listening: Listening) -> WSGIApplication:
+    """The app, wrapped in ``fixers``; if it cannot be loaded, ``listening`` is abandoned:
+    the server that would have served it will not run."""
+    from fcgikit.server.apploader import load_app  # here: after the bind, as the app's import
+
     try:
         app = load_app(spec)
     except BaseException:
-        for path in created:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        listening.abandon()
         raise
     return app if fixers is None else fixers(app)
 
 
 def _start_dev_front(address: TcpAddress, target: str) -> BaseWSGIServer:
     """werkzeug's server on ``address``, forwarding to the FastCGI socket ``target``."""
+    import logging
+    import threading
+
     from werkzeug.serving import make_server
 
     from fcgikit.client import FastCGIGateway
@@ -277,7 +295,7 @@ def _start_dev_front(address: TcpAddress, target: str) -> BaseWSGIServer:
     front = make_server(address.host, address.port, FastCGIGateway(target), threaded=True)
     thread = threading.Thread(target=front.serve_forever, name="fcgikit-dev-front", daemon=True)
     thread.start()
-    log.warning(
+    logging.getLogger("fcgikit.cli").warning(
         "fcgikit: development front on http://%s:%d -> %s (for development only; "
         "put nginx, Apache or lighttpd in front in production)",
         address.host,

@@ -44,6 +44,33 @@ def test_serve_on_a_unix_socket_then_sigterm_exits_0(tmp_path: Path) -> None:
     assert not sock.exists()
 
 
+def test_a_relative_socket_path_is_from_chdir_and_a_log_file_from_the_start(
+    tmp_path: Path,
+) -> None:
+    # the socket listens once fcgikit is in --chdir, before it sets up its logging, whose
+    # file is still named from where it started
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "here.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'from the app directory']\n"
+    )
+    os.mkfifo(tmp_path / "fcgikit.log")  # opened below once fcgikit opens it
+    command = fcgikit_command(
+        "serve", "here:app", "--chdir", "app", "--bind", "unix:a.sock", "--log-file", "fcgikit.log"
+    )
+    backend = Backend(command, cwd=tmp_path, env=ENV)
+    try:
+        with open(tmp_path / "fcgikit.log") as lines:
+            response = FastCGIClient(f"unix:{app_dir / 'a.sock'}").request("GET", "/")
+            assert "listening on unix:a.sock" in lines.readline()
+    finally:
+        assert backend.stop(signal.SIGTERM) == 0
+    assert response.body == b"from the app directory"
+    assert not (app_dir / "fcgikit.log").exists()
+
+
 def test_mount_option_rebuilds_script_name_from_request_uri(tmp_path: Path) -> None:
     sock = tmp_path / "app.sock"
     backend = Backend(

@@ -198,6 +198,27 @@ def test_a_request_sent_while_the_app_imports_is_answered_once_it_has(tmp_path: 
     assert stdout.endswith(b"hello from /early")
 
 
+def test_a_request_sent_while_the_log_file_opens_is_answered_once_it_has(tmp_path: Path) -> None:
+    # The socket listens as soon as the settings are read, before logging is set up (and its
+    # module imported); a log file that cannot be opened yet (a FIFO nobody reads) holds the
+    # start there. Before, nothing listened yet: a 502.
+    sock = tmp_path / "app.sock"
+    log_file = tmp_path / "fcgikit.log"
+    os.mkfifo(log_file)
+    command = fcgikit_command(
+        "serve", "apps.hello:app", "--bind", f"unix:{sock}", "--log-file", str(log_file)
+    )
+    backend = Backend(command, env=ENV)
+    try:
+        # opened once fcgikit opens it to write its lines, which then go on
+        with open(log_file) as lines:
+            response = FastCGIClient(f"unix:{sock}").request("GET", "/early")
+            assert "listening on" in lines.readline()
+    finally:
+        assert backend.stop() == 0
+    assert response.status == 200
+
+
 def test_the_app_imports_without_cyclic_collections_and_serves_with_them(tmp_path: Path) -> None:
     # A collection during the import walks every object made so far, and they all live as
     # long as the process (the server freezes them before it serves, as gunicorn does).
@@ -253,11 +274,16 @@ def _note(event, args):
 sys.addaudithook(_note)
 """
 
-#: what serving needs but binding does not: the server's and the connection's modules (the
+#: what serving needs but binding does not: logging (fcgikit's set-up of it follows the bind),
+#: the app's loader, the server's and the connection's modules (the
 #: compiled ones' init is most of fcgikit's own start), json (a JSON access log's), and
 #: socket with selectors (its enums of the C module's constants: the listener is made with
 #: _socket's)
 LOADED_AFTER_THE_BIND = (
+    "logging",
+    "fcgikit.server.logs",
+    "fcgikit.server.notify",
+    "fcgikit.server.apploader",
     "fcgikit.server.server",
     "fcgikit.server.channel",
     "fcgikit.protocol.server_connection",

@@ -11,7 +11,8 @@ An operator's ``--log-config`` file replaces those defaults
 (:func:`fcgikit.server.log_config.apply_log_config`).
 
 The access log (``fcgikit.access``) writes one line per request in one of
-:data:`ACCESS_FORMATS`, only where one is configured: otherwise nothing of it runs.
+the formats ``--access-log-format`` names (:data:`ACCESS_FORMAT`, ``combined_line``,
+``json_line``), only where one is configured: otherwise nothing of it runs.
 """
 
 from __future__ import annotations
@@ -105,9 +106,6 @@ def reopen_log_files() -> None:
 #: ``"METHOD REQUEST_URI"``, status, response body bytes, duration in ms, worker pid:
 #: ``2026-11-21T07:30:00.123Z 127.0.0.1 "GET /x?y=1" 200 12 0.4ms 12345``
 ACCESS_FORMAT = '%s %s "%s %s" %d %d %.1fms %d'
-#: --access-log-format's names: ACCESS_FORMAT above, Apache's and nginx's "combined"
-#: (combined_line), and one JSON object a line (json_line)
-ACCESS_FORMATS = ("default", "combined", "json")
 
 access_log = logging.getLogger("fcgikit.access")
 

@@ -311,3 +311,5 @@ def test_a_log_config_that_cannot_be_used_is_refused_with_a_clear_line(
     [line] = result.stderr.splitlines()
     assert line.startswith("fcgikit: --")
     assert re.search(message, line), line
+    # the socket listened before the logging was set up; no server will serve it now
+    assert not (tmp_path / "s").exists()

@@ -20,7 +20,6 @@ from fcgikit.networks import TrustedNetworks
 from fcgikit.protocol.constants import Role
 from fcgikit.protocol.frozen import frozen_dataclass
 from fcgikit.server.listeners import SocketOwner, socket_mode_problem
-from fcgikit.server.logs import ACCESS_FORMATS
 from fcgikit.server.settings.declaration import check_fields, setting
 from fcgikit.server.settings.kinds import (
     FLAG,
@@ -41,6 +40,11 @@ if TYPE_CHECKING:
     from fcgikit.server.tracker import RequestTracker
 
 MiB = 1 << 20
+
+#: --access-log-format's names: fcgikit.server.logs.ACCESS_FORMAT, Apache's and nginx's
+#: "combined" (its combined_line), and one JSON object a line (its json_line). Here, not
+#: there: the command reads its settings before it listens, and logging comes after that
+ACCESS_FORMATS = ("default", "combined", "json")
 
 #: where to listen (``--bind``)
 ADDRESSES = Kind(
