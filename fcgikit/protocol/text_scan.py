@@ -41,12 +41,18 @@ _STDIN: Final = int(RecordType.STDIN)
 _RESPONDER: Final = int(Role.RESPONDER)
 #: FCGI_BEGIN_REQUEST's body: role (2 bytes), flags, 5 reserved
 _BEGIN_BODY_LEN: Final = 8
-#: a record's header, read in one call; and the first record's, with its FCGI_BEGIN_REQUEST
-#: body (role, flags) behind it, in one call too
+#: a record's header, read in one call
 _read_header: Final = HEADER.unpack_from
-_read_begin: Final = struct.Struct(HEADER.format + BEGIN_REQUEST_BODY.format[1:]).unpack_from
 #: FCGI_BEGIN_REQUEST and the header of the record after it: the least a request can be
 _BEGIN_AND_HEADER: Final = 2 * FCGI_HEADER_LEN + _BEGIN_BODY_LEN
+#: the first record's header, its FCGI_BEGIN_REQUEST body (role, flags) and the next
+#: record's header, in one call
+_read_begin_and_header: Final = struct.Struct(
+    HEADER.format + BEGIN_REQUEST_BODY.format[1:] + HEADER.format[1:]
+).unpack_from
+#: two records' headers in one call: what ends a GET's params, in the usual GET
+_read_two_headers: Final = struct.Struct(HEADER.format + HEADER.format[1:]).unpack_from
+_TWO_HEADERS_LEN: Final = 2 * FCGI_HEADER_LEN
 
 
 def text_params(params: Mapping[bytes, bytes], names: NameTable) -> dict[str, str] | None:
@@ -76,7 +82,22 @@ def _walk_records(
     end = len(data)
     if end < _BEGIN_AND_HEADER:
         return None
-    version, record_type, request_id, length, padding, role, flags = _read_begin(data, 0)
+    # FCGI_BEGIN_REQUEST and the first FCGI_PARAMS header in one call (interpreted, a call
+    # and its tuple cost more than the fields' checks)
+    (
+        version,
+        record_type,
+        request_id,
+        length,
+        begin_padding,
+        role,
+        flags,
+        params_version,
+        params_type,
+        params_id,
+        params_length,
+        params_padding,
+    ) = _read_begin_and_header(data, 0)
     if (
         version != FCGI_VERSION_1
         or record_type != _BEGIN_REQUEST
@@ -85,28 +106,51 @@ def _walk_records(
         or role != _RESPONDER
     ):
         return None
-    offset = FCGI_HEADER_LEN + _BEGIN_BODY_LEN + padding
+    offset = FCGI_HEADER_LEN + _BEGIN_BODY_LEN + begin_padding
+    if begin_padding:  # (no web server pads it: the body is 8 bytes) the header is further
+        if end - offset < FCGI_HEADER_LEN:
+            return None
+        params_version, params_type, params_id, params_length, params_padding = _read_header(
+            data, offset
+        )
+    keep_conn = bool(flags & FCGI_KEEP_CONN)
+    # The usual GET: its params in one record, then the stream's end and an empty
+    # FCGI_STDIN, the two headers read and checked in one call and one comparison.
+    start = offset + FCGI_HEADER_LEN
+    offset = start + params_length + params_padding
+    if (
+        end - offset == _TWO_HEADERS_LEN
+        and 0 < params_length <= max_params_size
+        and params_version == FCGI_VERSION_1
+        and params_type == _PARAMS
+        and params_id == request_id
+        and _read_two_headers(data, offset)
+        == (FCGI_VERSION_1, _PARAMS, request_id, 0, 0, FCGI_VERSION_1, _STDIN, request_id, 0, 0)
+    ):
+        return request_id, keep_conn, bytes(data[start : start + params_length]), [], True
     pieces: list[bytes] = []
     params_size = 0
     while True:  # FCGI_PARAMS up to its empty record
-        if end - offset < FCGI_HEADER_LEN:
-            return None
-        version, record_type, record_id, length, padding = _read_header(data, offset)
-        start = offset + FCGI_HEADER_LEN
-        offset = start + length + padding
         if (
             offset > end
-            or version != FCGI_VERSION_1
-            or record_type != _PARAMS
-            or record_id != request_id
+            or params_version != FCGI_VERSION_1
+            or params_type != _PARAMS
+            or params_id != request_id
         ):
             return None
-        if not length:
+        if not params_length:
             break
-        params_size += length
+        params_size += params_length
         if params_size > max_params_size:
             return None
-        pieces.append(bytes(data[start : start + length]))
+        pieces.append(bytes(data[start : start + params_length]))
+        if end - offset < FCGI_HEADER_LEN:
+            return None
+        params_version, params_type, params_id, params_length, params_padding = _read_header(
+            data, offset
+        )
+        start = offset + FCGI_HEADER_LEN
+        offset = start + params_length + params_padding
     body: list[tuple[int, int]] = []
     stdin_ended = False
     while offset < end:  # then FCGI_STDIN, maybe up to its empty record, and nothing more
@@ -129,7 +173,7 @@ def _walk_records(
     encoded = pieces[0] if len(pieces) == 1 else b"".join(pieces)
     # (a GET's body is empty: no comprehension, which is a call of its own, interpreted)
     chunks = [bytes(data[start:stop]) for start, stop in body] if body else []
-    return request_id, bool(flags & FCGI_KEEP_CONN), encoded, chunks, stdin_ended
+    return request_id, keep_conn, encoded, chunks, stdin_ended
 
 
 def _ascii_text_pairs(
@@ -140,6 +184,9 @@ def _ascii_text_pairs(
     when they are malformed, more than ``max_pairs``, or a name has no verdict. Each value
     is sliced from one decode of the whole stream, and no dict of bytes is made."""
     decoded = encoded.decode("latin-1")
+    # each pair's value length at its name length's index: an add less a pair (an int add
+    # allocates once offsets pass 256)
+    value_lengths = encoded[1:]
     text: dict[str, str] = {}
     left_out: set[bytes] | None = None
     end = len(encoded)
@@ -148,13 +195,12 @@ def _ascii_text_pairs(
         while offset < end:
             name_start = offset + 2
             value_start = name_start + encoded[offset]
-            offset = value_start + encoded[offset + 1]
-            name = encoded[name_start:value_start]
-            key = names[name]
+            offset = value_start + value_lengths[offset]
+            key = names[encoded[name_start:value_start]]
             if key is None:
                 if left_out is None:
                     left_out = set()
-                left_out.add(name)
+                left_out.add(encoded[name_start:value_start])
             else:
                 text[key] = decoded[value_start:offset]
             count += 1
