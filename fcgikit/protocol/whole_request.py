@@ -24,13 +24,14 @@ from __future__ import annotations
 from typing import Final
 
 from fcgikit.errors import RemoteProtocolError
-from fcgikit.protocol.constants import FCGI_HEADER_LEN, FCGI_KEEP_CONN, RecordType
+from fcgikit.protocol.constants import FCGI_HEADER_LEN, FCGI_KEEP_CONN, RecordType, Role
 from fcgikit.protocol.events import RequestReceived, StdinData, StdinEnded
 from fcgikit.protocol.input_events import MAX_DECODED_PAIRS, received_from_scan
 from fcgikit.protocol.lanes import (
     NameTable,
     ScannedRequest,
     make_text_params,
+    request_received,
     scan_request,
     scan_request_text,
 )
@@ -54,6 +55,9 @@ _SHORTEST: Final = 2 * FCGI_HEADER_LEN
 _KEEP_CONN: Final = FCGI_KEEP_CONN
 _SCAN_TEXT: Final = scan_request_text or scan_request_text_py
 _MAKE_TEXT_PARAMS: Final = make_text_params
+_REQUEST_RECEIVED: Final = request_received
+_RESPONDER: Final = Role.RESPONDER
+_NO_NAMES: Final[frozenset[bytes]] = frozenset()
 
 
 def _whole_records(data: bytes | bytearray | memoryview) -> bool:
@@ -189,8 +193,15 @@ class WholeRequest(RequestOutput):
                 if not text_found[5]:
                     return None
                 request_id, keep_conn, (encoded, text), duplicates, stdin, _, size = text_found
-                params = _MAKE_TEXT_PARAMS(encoded, None, text)
-                event = received_from_scan(request_id, keep_conn, params, duplicates, size)
+                # (the event made here, not by received_from_scan: a call less, interpreted)
+                event = _REQUEST_RECEIVED(
+                    request_id,
+                    _RESPONDER,
+                    keep_conn,
+                    _MAKE_TEXT_PARAMS(encoded, None, text),
+                    frozenset(duplicates) if duplicates else _NO_NAMES,
+                    size,
+                )
                 return WholeRequest(event, stdin, (request_id, keep_conn))
             # Declined: not an ordinary request, or a name ``names`` has no verdict on yet (a
             # server's first requests). The plain reading below takes the latter, its params

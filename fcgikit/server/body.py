@@ -41,7 +41,6 @@ class RequestBody(BodyStorage):
 
     def __init__(
         self,
-        *,
         content_length: int | None,
         spool_threshold: int,
         timeout: float | None = None,

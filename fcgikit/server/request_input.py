@@ -38,7 +38,7 @@ def request_body(
     when the request took it from its :class:`~fcgikit.protocol.events.TextParams`.)"""
     if text is not None:  # its text, not the pairs decoded again (TextParams' Mapping would)
         value = text.get("CONTENT_LENGTH")
-        raw = value.encode("latin-1") if value is not None else None
+        raw = value.encode("latin-1") if value else None  # (a GET's is empty: no call)
     elif isinstance(params, dict):  # all but a request with many params: dict.get, compiled
         raw = params.get(b"CONTENT_LENGTH")
     else:
@@ -48,12 +48,8 @@ def request_body(
         raw = raw.strip()
         if raw.isdigit():
             length = int(raw)
-    return RequestBody(
-        content_length=length,
-        spool_threshold=settings.spool_threshold,
-        timeout=settings.body_timeout,
-        streamed=streamed,
-    )
+    # (positional: interpreted, a class called with keywords makes a dict for its __init__)
+    return RequestBody(length, settings.spool_threshold, settings.body_timeout, streamed)
 
 
 def filter_data(event: RequestReceived, settings: RequestSettings) -> RequestBody:

@@ -46,6 +46,16 @@ def test_content_length_caps_what_the_app_sees(streamed: bool) -> None:
     assert body.readline() == b""
 
 
+def test_a_body_made_positionally_is_the_one_its_keywords_make() -> None:
+    # (request_input makes each request's body so: interpreted, keywords cost a dict a call)
+    body = RequestBody(4, 1 << 20, 0.5, False)
+    body.feed(b"abcdefgh")
+    body.finish()
+    assert body.read() == b"abcd"
+    with pytest.raises(RequestBodyTimeout):
+        RequestBody(4, 1 << 20, 0.01).read()
+
+
 @pytest.mark.parametrize("streamed", [True, False])
 def test_shorter_body_than_announced_ends_at_stdin_end(streamed: bool) -> None:
     body = RequestBody(content_length=100, spool_threshold=1 << 20, streamed=streamed)

@@ -83,7 +83,7 @@ def test_an_upload_read_as_it_arrives_is_read_by_the_apps_thread_unspooled(
     with peer(running) as p:
         p.send(head(1, len(data), keep_conn=True))
         # the app waits for its first byte: the loop hands the connection over at it
-        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
+        wait_until(lambda: any(c.handover_wanted for c in list(running.server.channels)))
         p.send(pack_records(STDIN, 1, data) + pack_header(STDIN, 1, 0))
         reply = p.read_end(1)
         assert reply.bodies(1) == [expected("/up", data)]
@@ -118,7 +118,7 @@ def test_reads_larger_than_what_the_apps_thread_reads_at_a_time_keep_every_byte(
     data = os.urandom(3 << 20)
     with peer(running) as p:
         p.send(head(1, len(data)))
-        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
+        wait_until(lambda: any(c.handover_wanted for c in list(running.server.channels)))
         p.send(pack_records(STDIN, 1, data) + pack_header(STDIN, 1, 0))
         reply = p.read_end(1)
     assert reply.bodies(1) == [expected("/up", data)]
@@ -169,7 +169,7 @@ def test_after_a_read_that_emptied_the_socket_the_apps_thread_waits_before_readi
     data = os.urandom(20 * piece)
     with peer(running) as p:
         p.send(head(1, len(data)))
-        wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
+        wait_until(lambda: any(c.handover_wanted for c in list(running.server.channels)))
         for end in range(piece, len(data) + 1, piece):
             p.send(pack_records(STDIN, 1, data[end - piece : end]))
             wait_until(lambda end=end: sum(received) == end, what="the app to read the piece")
@@ -204,7 +204,9 @@ def test_a_body_that_stops_arriving_times_out_as_before(serve: Any, log: Log) ->
     running = serve(failures_app(failures), body_timeout=0.5)
     with peer(running) as p:
         p.send(head(1, 100_000) + pack_records(STDIN, 1, b"x" * 1000))
-        wait_until(lambda: any(c.handover_wanted or c.handed_to for c in running.server.channels))
+        wait_until(
+            lambda: any(c.handover_wanted or c.handed_to for c in list(running.server.channels))
+        )
         p.send(pack_records(STDIN, 1, b"y" * 1000))  # handed over at these; then nothing
         reply = p.read_until_closed()
     assert b"408" in reply.stdout(1)
@@ -217,7 +219,7 @@ def hand_over_a_body(running: Any, p: Any) -> None:
     """Begin request 1 with a body that has not all come, and wait until its app's thread
     reads it from the socket itself."""
     p.send(head(1, 100_000) + pack_records(STDIN, 1, b"x" * 1000))
-    wait_until(lambda: any(c.handover_wanted for c in running.server.channels))
+    wait_until(lambda: any(c.handover_wanted for c in list(running.server.channels)))
     p.send(pack_records(STDIN, 1, b"y" * 1000))
     wait_until(lambda: handed_over(running), what="the app's thread to read its body")
 
@@ -263,7 +265,7 @@ def test_a_body_that_arrived_whole_is_not_handed_over(serve: Any) -> None:
     with peer(running) as p:
         p.send(request_bytes(1, "/whole", b"all of it", keep_conn=True))
         assert p.read_end(1).bodies(1) == [b"/whole all of it"]
-    assert not any(getattr(c, "handed_to", None) for c in running.server.channels)
+    assert not any(getattr(c, "handed_to", None) for c in list(running.server.channels))
 
 
 def test_many_uploads_on_many_threads_stay_byte_exact(serve: Any) -> None:
