@@ -64,7 +64,7 @@ def test_a_gets_records_are_read_as_the_record_by_record_reading_reads_them(
     if spec is None or found is None:
         assert found is spec
         return
-    encoded, text = found[2]
+    text = found[2][1]
     assert dict(TextParams(encoded, text)) == spec[2]
     assert text == {name.decode(): value.decode() for name, value in GET_PARAMS}
     assert (*found[:2], *found[3:4], b"".join(found[4]), *found[5:]) == (
@@ -89,3 +89,31 @@ def test_the_usual_gets_params_are_held_to_the_cap() -> None:
     data = begin() + params() + params(b"") + stdin()
     assert scan_request_text_py(data, len(PARAMS), 128, NAMES, 0) is not None
     assert scan_request_text_py(data, len(PARAMS) - 1, 128, NAMES, 0) is None
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        pytest.param([*GET_PARAMS, (b"SCRIPT_NAME", b"/app")], id="nginx's SCRIPT_NAME twice"),
+        pytest.param([(b"PATH_INFO", b"/a"), *GET_PARAMS], id="the first name twice"),
+        pytest.param([*GET_PARAMS, (b"HTTP_HOST", b"a"), (b"HTTP_HOST", b"b")], id="three times"),
+        pytest.param([*GET_PARAMS, *GET_PARAMS], id="every name twice"),
+        pytest.param([*GET_PARAMS, (b"X", b"1"), (b"X", b"2")], id="a name left out, twice"),
+        pytest.param([(b"", b""), *GET_PARAMS, (b"", b"v")], id="an empty name twice"),
+    ],
+)
+def test_the_names_sent_twice_are_listed_as_the_record_by_record_reading_lists_them(
+    pairs: list[tuple[bytes, bytes]],
+) -> None:
+    """A name sent twice (nginx's usual configuration sends SCRIPT_NAME twice) is listed,
+    and the last value wins, as the reading of the records one by one has it."""
+    client = ClientConnection()
+    data = client.start_request(1, pairs, keep_conn=True) + client.end_stdin(1)
+    names = {**NAMES, b"X": None, b"": None}
+    spec = scan_request_py(data, 1 << 20, 128)
+    found = scan_request_text_py(data, 1 << 20, 128, names, 0)
+    assert spec is not None and found is not None
+    assert found[3] == spec[3]
+    text = found[2][1]
+    kept = {name: value for name, value in spec[2].items() if names[name] is not None}
+    assert text == {name.decode(): value.decode() for name, value in kept.items()}
