@@ -64,7 +64,7 @@ def test_a_gets_records_are_read_as_the_record_by_record_reading_reads_them(
     if spec is None or found is None:
         assert found is spec
         return
-    text = found[2][1]
+    encoded, text = found[2]
     assert dict(TextParams(encoded, text)) == spec[2]
     assert text == {name.decode(): value.decode() for name, value in GET_PARAMS}
     assert (*found[:2], *found[3:4], b"".join(found[4]), *found[5:]) == (
