@@ -132,7 +132,8 @@ class WorkerPool(PoolAdmission):
         me = threading.get_ident()
         acquire, release = self._acquire, self._release
         held_replies = self._held
-        job: Job | None = None
+        # the request admit_all took for this thread, if it took one (counted as running)
+        job, self._taken = self._taken, None
         # A glance without the lock first: only this thread admits (a rescue only empties
         # it), so a batch ends without a lock round to find nothing left.
         while job is not None or self._ready:
