@@ -24,11 +24,20 @@ import enum
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from fcgikit.server import watcher
 from fcgikit.server.backoff import BackOff, RouteOf, no_route
 from fcgikit.server.held_replies import HeldReplies, Job
 from fcgikit.server.watcher import LoopWatch
+
+#: what a request holds while it waits, asked by admit_all of a job given without it
+MemoryOf = Callable[[Job], int]
+
+
+def no_memory(job: Job) -> int:
+    """The memory of a job given without it, when nobody says: none."""
+    return 0
 
 
 class Refusal(enum.Enum):
@@ -73,6 +82,8 @@ class PoolAdmission:
         #: the thread running a request while it holds the loop role, if one is, and the job
         self._inline_thread: int | None = None
         self._inline_job: Job | None = None
+        #: the ready request admit_all gave the loop's thread at once: run_ready runs it first
+        self._taken: Job | None = None
         self._backoff = BackOff(route_of)
         #: when the request each queued thread runs began (time.monotonic), by thread
         self._queued_began: dict[int, float] = {}
@@ -117,21 +128,45 @@ class PoolAdmission:
         finally:
             release()
 
-    def admit_all(self, jobs: list[tuple[Job, bool, int]]) -> list[tuple[int, Refusal]]:
+    def admit_all(
+        self, jobs: list[tuple[Job, bool, int | None]], memory_of: MemoryOf = no_memory
+    ) -> list[tuple[int, Refusal]]:
         """Admit the requests of one round of the loop, each ``(job, ready, memory)`` as
         :meth:`admit` takes them, in order, in one round of the lock; the refused ones, by
-        their index, with why."""
+        their index, with why. A memory of None is asked of ``memory_of`` if the request
+        waits. Called by the loop's thread: the first ready request, when nothing waits
+        before it and a thread is free for it, is that thread's at once (run_ready runs it
+        first), as run_ready would take it: it never waits, so it holds no memory here."""
         refused: list[tuple[int, Refusal]] = []
         acquire, release = self._acquire, self._release
         acquire()
         try:
             for index, (job, ready, memory) in enumerate(jobs):
+                if ready and self._taken is None and self._take_at_once_locked(job):
+                    continue
+                if memory is None:
+                    memory = memory_of(job)
                 refusal = self._admit_locked(job, ready, memory)
                 if refusal is not None:
                     refused.append((index, refusal))
         finally:
             release()
         return refused
+
+    def _take_at_once_locked(self, job: Job) -> bool:
+        # Nothing ready before it, no back-off that may send it to the queue, and a thread
+        # left after the queued requests (see _take_inline_locked)
+        leader = self._leader
+        if (
+            self._ready
+            or self._backoff.left
+            or leader is None
+            or self.running + len(self._queue) >= self.max_running
+        ):
+            return False
+        self._begin_inline_locked(leader, job)
+        self._taken = job
+        return True
 
     def _admit_locked(self, job: Job, ready: bool, memory: int) -> Refusal | None:
         if self.running + len(self._queue) + len(self._ready) >= self.capacity:
@@ -167,11 +202,15 @@ class PoolAdmission:
             return None
         job, memory = ready.popleft()
         self.queued_memory -= memory
+        self._begin_inline_locked(me, job)
+        return job
+
+    def _begin_inline_locked(self, me: int, job: Job) -> None:
+        """``job`` runs on the loop's thread ``me`` from now: counted as running, watched."""
         self.running += 1
         self._inline_thread = me
         self._inline_job = job
         self._inline_seq = self._loop_watch.began()
-        return job
 
     def _end_inline_locked(self, me: int) -> bool:
         """The request the loop's thread ``me`` ran is over; True when a rescue took the loop

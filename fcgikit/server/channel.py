@@ -27,7 +27,7 @@ import time
 from typing import TYPE_CHECKING
 
 from fcgikit.errors import LocalProtocolError, RemoteProtocolError
-from fcgikit.protocol import ProtocolStatus, RequestReceived, ServerConnection
+from fcgikit.protocol import ProtocolStatus, RequestReceived, ServerConnection, StdinEnded
 from fcgikit.server import handover
 from fcgikit.server.channel_host import ChannelHost, text_names
 from fcgikit.server.channel_input import deliver_input, note_params_overloads
@@ -152,9 +152,15 @@ class Channel(ReplySender[ChannelHost]):
                 refused = self.conn.params_overloads - self._params_overloads
                 self._params_overloads = self.conn.params_overloads
                 note_params_overloads(server.settings, server.overloads, self.peer, refused)
+        requests = self.requests
         for event in events:  # the others, out of the lock (one may wake an app's thread)
-            if type(event) is not RequestReceived:
-                deliver_input(self.requests, event)
+            event_type = type(event)
+            if event_type is StdinEnded:  # a body's end, the usual: no deliver_input call
+                request = requests.get(event.request_id)
+                if request is not None:
+                    request.body.finish()
+            elif event_type is not RequestReceived:
+                deliver_input(requests, event)
 
     def on_protocol_error(self, exc: RemoteProtocolError) -> None:
         log.warning("connection from %s: protocol error, closing: %s", self.peer, exc)

@@ -59,25 +59,36 @@ def admit(
     those it has no room for, in threads or in memory. One whose body is complete may run on
     the loop's thread. ``waited``: they may wait long before they run, or have waited
     already (WSGIRequest.waited)."""
-    jobs: list[tuple[Job, bool, int]] = []
+    jobs: list[tuple[Job, bool, int | None]] = []
     for _, request in arrived:
         if waited:
             request.waited = True
         complete = request.body.complete
         ready = complete and request.filter_data is None
-        # (before the pool's lock: bounding a body still arriving may write to its file)
-        jobs.append((request, ready, bound_waiting_memory(request, complete)))  # (its job: run)
+        # A body still arriving is bounded before the pool's lock (it may write to its file);
+        # a ready request's memory is asked by the pool only if it waits (ready_memory).
+        memory = None if ready else bound_waiting_memory(request, complete)
+        jobs.append((request, ready, memory))  # (its job: run)
     if isinstance(pool, WorkerPool):  # all in one round of its lock (and a direct call)
-        refused = pool.admit_all(jobs)
+        refused = pool.admit_all(jobs, ready_memory)
     else:
         refused = []
         for index, (job, ready, memory) in enumerate(jobs):
+            if memory is None:
+                memory = ready_memory(job)
             refusal = pool.admit(job, ready=ready, memory=memory)
             if refusal is not None:
                 refused.append((index, refusal))
     for index, refusal in refused:
         channel, request = arrived[index]
         channel.refuse(request, refusal)
+
+
+def ready_memory(job: Job) -> int:
+    """What a request :func:`admit` handed the pool holds while it waits, its body complete
+    (bounding it writes nothing): asked by the pool only of one that waits."""
+    assert isinstance(job, WSGIRequest)  # (admit's jobs are its requests)
+    return bound_waiting_memory(job, True)
 
 
 def route_of(job: Job) -> Hashable | None:

@@ -580,23 +580,72 @@ def test_the_requests_waiting_hold_at_most_max_queued_memory() -> None:
     pool.shutdown()
 
 
-def test_a_request_run_on_the_loops_thread_stops_counting_when_it_starts() -> None:
-    pool = WorkerPool(threads=2, max_queued=4, max_queued_memory=1000)
+def counted_as_they_run(
+    pool: WorkerPool, admit: Callable[[Callable[[], None]], None]
+) -> tuple[int, list[int]]:
+    """The memory ``pool`` counts once ``admit`` (on the loop's thread) has handed it a round
+    of ready requests, each of them ``job``, and as each of them starts to run."""
+    admitted: list[int] = []
     counted_when_run: list[int] = []
 
     def job() -> None:
         counted_when_run.append(pool.queued_memory)
 
     def lead() -> bool:
-        assert pool.admit(job, ready=True, memory=300) is None
-        assert pool.admit(job, ready=True, memory=200) is None
-        assert pool.queued_memory == 500
+        admit(job)
+        admitted.append(pool.queued_memory)
         assert pool.run_ready()
         return True
 
     run_pool(pool, lead)
-    assert counted_when_run == [200, 0]
     assert pool.queued_memory == 0
+    return admitted[0], counted_when_run
+
+
+def test_a_request_run_on_the_loops_thread_stops_counting_when_it_starts() -> None:
+    pool = WorkerPool(threads=2, max_queued=4, max_queued_memory=1000)
+
+    def admit(job: Callable[[], None]) -> None:
+        assert pool.admit(job, ready=True, memory=300) is None
+        assert pool.admit(job, ready=True, memory=200) is None
+
+    assert counted_as_they_run(pool, admit) == (500, [200, 0])
+
+
+def test_the_request_the_loops_thread_runs_at_once_leaves_the_budget_to_the_others() -> None:
+    """A round's first ready request, a thread free for it, is the loop's thread's at once:
+    it never waits, so the one behind it is not refused for the memory it does not hold."""
+    pool = WorkerPool(threads=2, max_queued=4, max_queued_memory=100)
+
+    def admit(job: Callable[[], None]) -> None:
+        assert pool.admit_all([(job, True, 80), (job, True, 80)]) == []
+
+    assert counted_as_they_run(pool, admit) == (80, [80, 0])
+
+
+def test_a_ready_requests_memory_is_asked_only_if_it_waits() -> None:
+    pool = WorkerPool(threads=2, max_queued=4, max_queued_memory=100)
+    ran: list[str] = []
+    asked: list[str] = []
+
+    def memory_of(job: Callable[[], Any]) -> int:
+        asked.append(job.__name__)
+        return 30
+
+    def first() -> None:
+        ran.append("first")
+
+    def second() -> None:
+        ran.append("second")
+
+    def lead() -> bool:
+        assert pool.admit_all([(first, True, None), (second, True, None)], memory_of) == []
+        assert pool.queued_memory == 30
+        assert pool.run_ready()
+        return True
+
+    run_pool(pool, lead)
+    assert (ran, asked) == (["first", "second"], ["second"])
 
 
 def test_a_full_pool_refuses_for_threads_before_memory() -> None:
