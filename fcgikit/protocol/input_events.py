@@ -94,14 +94,17 @@ def scan_events(
     """The events of the records a scan found (ScannedRequest, lanes.py), as a
     ServerConnection reading them would make them: the request, its body so far in one
     StdinData (as StdinRuns makes of a read's records), and its end if it came."""
+    # (the factory called here, not through received_from_scan, and the shared StdinEnded
+    # looked up here: interpreted, each call a layer costs more than what it does)
+    names = frozenset(duplicate_names) if duplicate_names else _NO_NAMES
     events: list[ServerEvent] = [
-        received_from_scan(request_id, keep_conn, params, duplicate_names, params_size)
+        _request_received(request_id, _RESPONDER, keep_conn, params, names, params_size)
     ]
     if stdin_chunks:
         body = stdin_chunks[0] if len(stdin_chunks) == 1 else b"".join(stdin_chunks)
         events.append(StdinData(request_id, body))
     if stdin_ended:
-        events.append(stdin_ended_event(request_id))
+        events.append(_STDIN_ENDED.get(request_id) or stdin_ended_event(request_id))
     return events
 
 

@@ -208,7 +208,6 @@ class RequestOutput:
         self,
         app_status: int = 0,
         protocol_status: ProtocolStatus | int = _COMPLETE,
-        *,
         stdout: Sequence[bytes | memoryview] = (),
     ) -> list[bytes | memoryview]:
         """The request's last ``stdout`` (given in pieces, say a response's head and body),

@@ -184,11 +184,15 @@ class ServerOutput(RecordStream[ServerEvent]):
         unless they are under COPY_MAX bytes (then it is all one buffer). ``[]`` for an
         aborted request. Raises what :meth:`end_request` raises.
         """
-        request = self._request_for_output(request_id, "FCGI_END_REQUEST")
-        if request is None:
-            del self._requests[request_id]
-            return []
-        buffers = request.end_request_buffers(app_status, protocol_status, stdout=stdout)
+        request = self._requests.get(request_id)
+        # A request reading its body, or past it: the usual end, whose checks are these two
+        # (interpreted, _request_for_output is a call; it says what is wrong with the others)
+        if request is None or request.state is _READING_PARAMS or request.state is _ABORTED:
+            request = self._request_for_output(request_id, "FCGI_END_REQUEST")
+            if request is None:
+                del self._requests[request_id]
+                return []
+        buffers = request.end_request_buffers(app_status, protocol_status, stdout)
         del self._requests[request_id]
         if not request.keep_conn:
             self._should_close = True

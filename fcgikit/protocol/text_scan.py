@@ -178,17 +178,17 @@ def _walk_records(
 
 def _ascii_text_pairs(
     encoded: bytes, max_pairs: int, names: NameTable
-) -> tuple[dict[str, str], int, int] | None:
+) -> tuple[dict[str | None, str], int] | None:
     """The pairs of ``encoded``, an ASCII stream (so every length is the one-byte form), as
-    text by ``names``, with how many pairs there were and how many names it left out; None
-    when they are malformed, more than ``max_pairs``, or a name has no verdict. Each value
-    is sliced from one decode of the whole stream, and no dict of bytes is made."""
+    text by ``names``, with how many pairs there were; None when they are malformed, more
+    than ``max_pairs``, or a name has no verdict. The pairs ``names`` leaves out are all
+    under the key None (the caller's to drop). Each value is sliced from one decode of the
+    whole stream, and no dict of bytes is made."""
     decoded = encoded.decode("latin-1")
     # each pair's value length at its name length's index: an add less a pair (an int add
     # allocates once offsets pass 256)
     value_lengths = encoded[1:]
-    text: dict[str, str] = {}
-    left_out: set[bytes] | None = None
+    text: dict[str | None, str] = {}
     end = len(encoded)
     offset = count = 0
     try:
@@ -196,19 +196,15 @@ def _ascii_text_pairs(
             name_start = offset + 2
             value_start = name_start + encoded[offset]
             offset = value_start + value_lengths[offset]
-            key = names[encoded[name_start:value_start]]
-            if key is None:
-                if left_out is None:
-                    left_out = set()
-                left_out.add(encoded[name_start:value_start])
-            else:
-                text[key] = decoded[value_start:offset]
+            # stored under the name's verdict, None too: no local and no test a pair
+            # (interpreted, each is a step of every pair; the left-out share one key)
+            text[names[encoded[name_start:value_start]]] = decoded[value_start:offset]
             count += 1
     except (IndexError, KeyError):
         return None
     if offset != end or count > max_pairs:  # cut short (the slices stopped at the end)
         return None
-    return text, count, len(left_out) if left_out else 0
+    return text, count
 
 
 def _text_and_duplicates(
@@ -276,8 +272,13 @@ def scan_request_text_py(
         ascii_pairs = _ascii_text_pairs(encoded, max_decoded_pairs, names)
         if ascii_pairs is None:
             return None
-        text, count, left_out = ascii_pairs
-        duplicates = None if len(text) + left_out == count else _ascii_sent_twice(encoded)
+        kept, count = ascii_pairs
+        # A key a pair: no name twice. Fewer: a name twice, or two names left out (under
+        # None both); the walk of the names says which (none, for the latter).
+        duplicates = None if len(kept) == count else (_ascii_sent_twice(encoded) or None)
+        if None in kept:
+            del kept[None]
+        text: dict[str, str] = kept  # type: ignore[assignment]  # (no None key left)
     else:
         pairs = _text_and_duplicates(encoded, max_decoded_pairs, names)
         if pairs is None:

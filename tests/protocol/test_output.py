@@ -35,6 +35,16 @@ def test_a_small_response_ends_in_one_buffer(frame_end: ModuleType | None) -> No
     assert framed[-24:] == pack_header(6, 1, 0) + pack_header(3, 1, 8) + bytes(8)
 
 
+def test_the_last_stdout_may_be_given_in_its_place(frame_end: ModuleType | None) -> None:
+    """``stdout`` third, where the connection's end passes it (no keyword: a call cheaper,
+    interpreted), frames what the keyword frames."""
+    with framing_with(frame_end):
+        by_place = RequestOutput(1).end_request_buffers(0, 0, (HEAD, b"hello"))
+        by_name = RequestOutput(1).end_request_buffers(0, 0, stdout=(HEAD, b"hello"))
+    assert by_place == by_name
+    assert b"".join(by_place).count(HEAD + b"hello") == 1
+
+
 def test_a_large_response_is_framed_where_it_lies(frame_end: ModuleType | None) -> None:
     """Past COPY_MAX bytes the body goes out as it is, for sendmsg: not copied."""
     big = b"z" * COPY_MAX

@@ -100,6 +100,9 @@ def test_the_usual_gets_params_are_held_to_the_cap() -> None:
         pytest.param([*GET_PARAMS, *GET_PARAMS], id="every name twice"),
         pytest.param([*GET_PARAMS, (b"X", b"1"), (b"X", b"2")], id="a name left out, twice"),
         pytest.param([(b"", b""), *GET_PARAMS, (b"", b"v")], id="an empty name twice"),
+        pytest.param([*GET_PARAMS, (b"X", b"1")], id="a name left out"),
+        pytest.param([(b"Y", b"1"), *GET_PARAMS, (b"X", b"1")], id="two names left out, once"),
+        pytest.param([(b"X", b""), *GET_PARAMS, (b"X", b"1"), (b"Y", b"")], id="left out, twice"),
     ],
 )
 def test_the_names_sent_twice_are_listed_as_the_record_by_record_reading_lists_them(
@@ -109,7 +112,7 @@ def test_the_names_sent_twice_are_listed_as_the_record_by_record_reading_lists_t
     and the last value wins, as the reading of the records one by one has it."""
     client = ClientConnection()
     data = client.start_request(1, pairs, keep_conn=True) + client.end_stdin(1)
-    names = {**NAMES, b"X": None, b"": None}
+    names = {**NAMES, b"X": None, b"Y": None, b"": None}
     spec = scan_request_py(data, 1 << 20, 128)
     found = scan_request_text_py(data, 1 << 20, 128, names, 0)
     assert spec is not None and found is not None
