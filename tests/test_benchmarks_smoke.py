@@ -111,6 +111,7 @@ def test_harness_runs_every_scenario(tmp_path: Path) -> None:
         assert mix["instant_requests"] > 0 and mix["errors"] == 0
         assert mix["instant_p99_ms"] is not None
     assert rows["startup", None, "fcgikit"]["first_200_ms"] > 0
+    assert rows["startup", None, "fcgikit"]["rounds"] == 5  # --rounds 1: five starts
     assert "| hello | php-fpm static 2 |" in done.stdout
     assert "| flask | fcgikit | " in done.stdout.split("procs2, worker mode")[1]
 
